@@ -1,0 +1,36 @@
+//! cordon's audit ledger: an append-only, tamper-evident log of every access decision.
+//!
+//! Entries are hashed into an RFC 6962 Merkle tree stored in the C2SP tlog-tiles layout,
+//! with C2SP checkpoints signed by Ed25519 and receipts in the C2SP tlog-proof format, so any
+//! outside tool that speaks those formats can audit it. Appends are durable (group-committed
+//! to a write-ahead log with fdatasync) before they are acknowledged.
+//!
+//! The ledger stores opaque bytes. It knows nothing of customers, HTTP or SQL: what goes in
+//! an entry, and keeping personal data out of it, is the caller's business.
+
+mod checkpoint;
+mod error;
+mod hash;
+mod layout;
+mod ledger;
+mod note;
+mod proof;
+mod store;
+mod tile;
+mod tree;
+mod verify;
+mod wal;
+
+pub use checkpoint::{Checkpoint, CheckpointError, format_receipt, verify_receipt};
+pub use error::LedgerError;
+pub use hash::{HASH_SIZE, Hash, empty_root, leaf_hash, node_hash};
+pub use layout::{CHECKPOINT_FILE, SIGNING_KEY_FILE, VERIFIER_KEY_FILE};
+pub use ledger::{Appending, Ledger, LedgerConfig};
+pub use note::{NoteError, Signer, Verifier};
+pub use proof::{
+    ProofError, SubtreeSource, consistency_proof, inclusion_proof, range_hash, verify_consistency, verify_inclusion,
+};
+pub use store::{LogReader, SignedCheckpoint};
+pub use tile::{ENTRY_SIZE_MAX, TileId, TileKind, index_path};
+pub use tree::{FullTile, TILE_WIDTH, TileStack};
+pub use verify::{VerifyError, VerifySummary, verify_log};

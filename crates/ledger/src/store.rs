@@ -1,0 +1,180 @@
+//! Reading a log's public files: checkpoints, hash tiles and entry bundles, and proofs
+//! computed from them. Readers need no lock; they read what the writer has published.
+
+use std::collections::HashMap;
+use std::fs;
+use std::io;
+use std::path::Path;
+
+use crate::checkpoint::{Checkpoint, CheckpointError, format_receipt};
+use crate::error::LedgerError;
+use crate::hash::{Hash, perfect_root};
+use crate::layout::{CHECKPOINT_FILE, Layout};
+use crate::proof::{SubtreeSource, consistency_proof, inclusion_proof};
+use crate::tile::{TileId, decode_bundle, decode_hashes};
+use crate::tree::{TILE_HEIGHT, TILE_WIDTH};
+
+/// A checkpoint with the signed note it came from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SignedCheckpoint {
+    pub checkpoint: Checkpoint,
+    pub note: String,
+}
+
+impl SignedCheckpoint {
+    /// Reads the body of a signed note without checking signatures; for the log's own files.
+    pub fn parse_unverified(note: &str) -> Result<SignedCheckpoint, CheckpointError> {
+        let body_end = note.find("\n\n").ok_or(CheckpointError::Malformed("no blank line before the signatures"))?;
+        let body = note.get(..=body_end).ok_or(CheckpointError::Malformed("no body"))?;
+        Ok(SignedCheckpoint { checkpoint: Checkpoint::parse(body)?, note: note.to_string() })
+    }
+}
+
+/// Read access to a log directory's public files.
+#[derive(Debug, Clone)]
+pub struct LogReader {
+    layout: Layout,
+}
+
+impl LogReader {
+    pub fn new(dir: &Path) -> LogReader {
+        LogReader { layout: Layout::new(dir) }
+    }
+
+    pub fn layout(&self) -> &Layout {
+        &self.layout
+    }
+
+    /// The current signed checkpoint, as published (signatures not checked here).
+    pub fn checkpoint(&self) -> Result<SignedCheckpoint, LedgerError> {
+        let path = self.layout.path(CHECKPOINT_FILE);
+        let note = fs::read_to_string(&path).map_err(|error| {
+            if error.kind() == io::ErrorKind::NotFound {
+                LedgerError::NotALog {
+                    dir: self.layout.root().to_path_buf(),
+                    reason: "it has no `checkpoint` file".into(),
+                }
+            } else {
+                LedgerError::io("read", &path)(error)
+            }
+        })?;
+        SignedCheckpoint::parse_unverified(&note).map_err(|error| LedgerError::corrupt(path, error.to_string()))
+    }
+
+    /// The inclusion proof of entry `index` in the tree of `size` (at most the published size).
+    pub fn inclusion_proof(&self, index: u64, size: u64) -> Result<Vec<Hash>, LedgerError> {
+        if index >= size {
+            return Err(LedgerError::OutOfRange { index, size });
+        }
+        inclusion_proof(&mut TileCache::new(&self.layout, size), index, size)
+    }
+
+    /// The consistency proof from the tree of `old_size` to the tree of `new_size`.
+    pub fn consistency_proof(&self, old_size: u64, new_size: u64) -> Result<Vec<Hash>, LedgerError> {
+        if old_size > new_size {
+            return Err(LedgerError::OutOfRange { index: old_size, size: new_size });
+        }
+        consistency_proof(&mut TileCache::new(&self.layout, new_size), old_size, new_size)
+    }
+
+    /// A C2SP tlog-proof receipt for entry `index` against the current checkpoint.
+    pub fn receipt(&self, index: u64) -> Result<String, LedgerError> {
+        let signed = self.checkpoint()?;
+        let proof = self.inclusion_proof(index, signed.checkpoint.size)?;
+        Ok(format_receipt(index, &proof, &signed.note))
+    }
+
+    /// The entry at `index`, read from its bundle in the tree of `size`.
+    pub fn entry(&self, index: u64, size: u64) -> Result<Vec<u8>, LedgerError> {
+        if index >= size {
+            return Err(LedgerError::OutOfRange { index, size });
+        }
+        let tile = index / TILE_WIDTH as u64;
+        let id = TileId::entries(tile, tile_width(size, 0, tile));
+        let (bytes, fallback) = read_tile_file(&self.layout, id)?;
+        let entries = decode_bundle(&bytes, id.width, fallback)
+            .map_err(|defect| LedgerError::corrupt(self.layout.path(id.path()), format!("{defect:?}")))?;
+        let position = (index % TILE_WIDTH as u64) as usize;
+        entries
+            .get(position)
+            .map(|entry| entry.to_vec())
+            .ok_or_else(|| LedgerError::corrupt(self.layout.path(id.path()), "the bundle is short"))
+    }
+}
+
+/// Width of tile `index` at `level` in a tree of `size`: 256 if full, else the partial width.
+pub fn tile_width(size: u64, level: u8, index: u64) -> usize {
+    let hashes_at_level = size >> (TILE_HEIGHT * u32::from(level));
+    let full_tiles = hashes_at_level / TILE_WIDTH as u64;
+    if index < full_tiles { TILE_WIDTH } else { (hashes_at_level % TILE_WIDTH as u64) as usize }
+}
+
+/// Reads a tile file. A missing partial tile falls back to the full one (the log deletes a
+/// partial once its full tile exists); the flag says whether that happened.
+pub fn read_tile_file(layout: &Layout, id: TileId) -> Result<(Vec<u8>, bool), LedgerError> {
+    let path = layout.path(id.path());
+    match fs::read(&path) {
+        Ok(bytes) => Ok((bytes, false)),
+        Err(error) if error.kind() == io::ErrorKind::NotFound && !id.is_full() => {
+            let full_path = layout.path(id.full().path());
+            match fs::read(&full_path) {
+                Ok(bytes) => Ok((bytes, true)),
+                Err(error) if error.kind() == io::ErrorKind::NotFound => {
+                    Err(LedgerError::corrupt(path, "the tile is missing (and so is its full tile)"))
+                }
+                Err(error) => Err(LedgerError::io("read", full_path)(error)),
+            }
+        }
+        Err(error) if error.kind() == io::ErrorKind::NotFound => Err(LedgerError::corrupt(path, "the tile is missing")),
+        Err(error) => Err(LedgerError::io("read", path)(error)),
+    }
+}
+
+/// Reads the hashes of tile `index` at `level` in the tree of `size`.
+pub fn read_hash_tile(layout: &Layout, level: u8, index: u64, size: u64) -> Result<Vec<Hash>, LedgerError> {
+    let id = TileId::hashes(level, index, tile_width(size, level, index));
+    let (bytes, fallback) = read_tile_file(layout, id)?;
+    decode_hashes(&bytes, id.width, fallback).ok_or_else(|| {
+        LedgerError::corrupt(
+            layout.path(id.path()),
+            format!("expected {} hashes ({} bytes), found {} bytes", id.width, id.width * 32, bytes.len()),
+        )
+    })
+}
+
+/// Perfect-subtree hashes from stored tiles, caching each tile read during one proof.
+struct TileCache<'a> {
+    layout: &'a Layout,
+    size: u64,
+    tiles: HashMap<(u8, u64), Vec<Hash>>,
+}
+
+impl<'a> TileCache<'a> {
+    fn new(layout: &'a Layout, size: u64) -> TileCache<'a> {
+        TileCache { layout, size, tiles: HashMap::new() }
+    }
+}
+
+impl SubtreeSource for TileCache<'_> {
+    type Error = LedgerError;
+
+    fn subtree(&mut self, height: u32, index: u64) -> Result<Hash, LedgerError> {
+        // A subtree of height h is hashed from 2^(h mod 8) hashes of tile level h / 8.
+        let level = (height / TILE_HEIGHT) as u8;
+        let within = height % TILE_HEIGHT;
+        let first = index << within;
+        let count = 1usize << within;
+        let tile = first / TILE_WIDTH as u64;
+        let offset = (first % TILE_WIDTH as u64) as usize;
+        if !self.tiles.contains_key(&(level, tile)) {
+            let hashes = read_hash_tile(self.layout, level, tile, self.size)?;
+            self.tiles.insert((level, tile), hashes);
+        }
+        let hashes = self.tiles.get(&(level, tile)).map(Vec::as_slice).unwrap_or(&[]);
+        let Some(run) = hashes.get(offset..offset + count) else {
+            return Err(LedgerError::OutOfRange { index: first, size: self.size });
+        };
+        let mut scratch = run.to_vec();
+        Ok(perfect_root(&mut scratch))
+    }
+}

@@ -1,0 +1,143 @@
+//! The C2SP tlog-tiles layout: where tiles and entry bundles live, and their byte formats.
+
+use std::path::PathBuf;
+
+use crate::hash::{HASH_SIZE, Hash};
+use crate::tree::TILE_WIDTH;
+
+/// The largest entry the log accepts: an entry bundle stores lengths as big-endian uint16.
+pub const ENTRY_SIZE_MAX: usize = u16::MAX as usize;
+
+/// Which tile file: a hash tile at a level, or an entry bundle.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum TileKind {
+    Hashes { level: u8 },
+    Entries,
+}
+
+/// One tile resource: its kind, index within its level, and width (256 for a full tile).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct TileId {
+    pub kind: TileKind,
+    pub index: u64,
+    pub width: usize,
+}
+
+impl TileId {
+    pub fn hashes(level: u8, index: u64, width: usize) -> TileId {
+        TileId { kind: TileKind::Hashes { level }, index, width }
+    }
+
+    pub fn entries(index: u64, width: usize) -> TileId {
+        TileId { kind: TileKind::Entries, index, width }
+    }
+
+    pub fn is_full(&self) -> bool {
+        self.width == TILE_WIDTH
+    }
+
+    /// The same tile at full width.
+    pub fn full(&self) -> TileId {
+        TileId { width: TILE_WIDTH, ..*self }
+    }
+
+    /// The path relative to the log directory, e.g. `tile/0/x001/x234/067.p/5`.
+    pub fn path(&self) -> PathBuf {
+        let mut path = String::from("tile/");
+        match self.kind {
+            TileKind::Hashes { level } => path.push_str(&level.to_string()),
+            TileKind::Entries => path.push_str("entries"),
+        }
+        path.push('/');
+        path.push_str(&index_path(self.index));
+        if !self.is_full() {
+            path.push_str(&format!(".p/{}", self.width));
+        }
+        PathBuf::from(path)
+    }
+}
+
+impl std::fmt::Display for TileId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}", self.path().display())
+    }
+}
+
+/// Encodes a tile index as zero-padded 3-digit path elements, all but the last prefixed
+/// with `x`: 1234067 becomes `x001/x234/067`.
+pub fn index_path(index: u64) -> String {
+    let mut groups = Vec::new();
+    let mut remaining = index;
+    loop {
+        groups.push(remaining % 1000);
+        remaining /= 1000;
+        if remaining == 0 {
+            break;
+        }
+    }
+    let last = groups.len() - 1;
+    groups
+        .iter()
+        .rev()
+        .enumerate()
+        .map(|(position, group)| if position == last { format!("{group:03}") } else { format!("x{group:03}") })
+        .collect::<Vec<_>>()
+        .join("/")
+}
+
+/// The bytes of a hash tile: its hashes concatenated.
+pub fn encode_hashes(hashes: &[Hash]) -> Vec<u8> {
+    let mut bytes = Vec::with_capacity(hashes.len() * HASH_SIZE);
+    for hash in hashes {
+        bytes.extend_from_slice(hash.as_bytes());
+    }
+    bytes
+}
+
+/// Reads `width` hashes from a tile's bytes. A longer file is accepted only when it is the
+/// full tile standing in for a deleted partial one (`allow_prefix`).
+pub fn decode_hashes(bytes: &[u8], width: usize, allow_prefix: bool) -> Option<Vec<Hash>> {
+    let needed = width * HASH_SIZE;
+    if bytes.len() < needed || (!allow_prefix && bytes.len() != needed) {
+        return None;
+    }
+    bytes.get(..needed)?.chunks_exact(HASH_SIZE).map(Hash::from_slice).collect()
+}
+
+/// Appends one entry to an entry bundle: `uint16_be(len) || entry`.
+pub fn push_bundle_entry(bundle: &mut Vec<u8>, entry: &[u8]) {
+    debug_assert!(entry.len() <= ENTRY_SIZE_MAX, "entry length is checked before it is sequenced");
+    bundle.extend_from_slice(&(entry.len() as u16).to_be_bytes());
+    bundle.extend_from_slice(entry);
+}
+
+/// Why an entry bundle could not be read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum BundleDefect {
+    /// The bytes end inside entry `position` (0-based within the bundle).
+    Truncated { position: usize },
+    /// Bytes remain after the expected number of entries.
+    TrailingBytes { count: usize },
+}
+
+/// Splits an entry bundle into `width` entries. With `allow_prefix`, a full bundle standing
+/// in for a deleted partial one may hold more.
+pub fn decode_bundle(bytes: &[u8], width: usize, allow_prefix: bool) -> Result<Vec<&[u8]>, BundleDefect> {
+    let mut entries = Vec::with_capacity(width);
+    let mut rest = bytes;
+    for position in 0..width {
+        let (length, tail) = match rest {
+            [high, low, tail @ ..] => (usize::from(u16::from_be_bytes([*high, *low])), tail),
+            _ => return Err(BundleDefect::Truncated { position }),
+        };
+        let Some(entry) = tail.get(..length) else {
+            return Err(BundleDefect::Truncated { position });
+        };
+        entries.push(entry);
+        rest = tail.get(length..).unwrap_or(&[]);
+    }
+    if !allow_prefix && !rest.is_empty() {
+        return Err(BundleDefect::TrailingBytes { count: rest.len() });
+    }
+    Ok(entries)
+}
