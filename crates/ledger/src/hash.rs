@@ -99,11 +99,12 @@ pub(crate) fn perfect_root(hashes: &mut [Hash]) -> Hash {
     hashes.first().copied().unwrap_or_else(empty_root)
 }
 
-/// The RFC 6962 root of a sequence of equal-height subtree roots of any count: the
-/// decomposition into perfect subtrees, largest first, folded from the right.
-pub(crate) fn range_root(hashes: &[Hash]) -> Option<Hash> {
+/// Folds a sequence of equal-height subtree roots of any count into `right`, the hash of
+/// everything to their right (`None` when nothing is): the RFC 6962 decomposition into
+/// perfect subtrees, largest first, folded from the right.
+pub(crate) fn fold_range(hashes: &[Hash], right: Option<Hash>) -> Option<Hash> {
     let mut scratch = [Hash::default(); 256];
-    let mut right: Option<Hash> = None;
+    let mut right = right;
     let mut end = hashes.len();
     while end > 0 {
         // The rightmost perfect subtree is the lowest set bit of the remaining count.

@@ -6,7 +6,7 @@
 //! C2SP tlog-tiles shape, so what the stack holds at any size is what the partial tiles of a
 //! checkpoint at that size contain.
 
-use crate::hash::{Hash, empty_root, node_hash, perfect_root, range_root};
+use crate::hash::{Hash, empty_root, fold_range, perfect_root};
 
 /// Hashes in a full tile.
 pub const TILE_WIDTH: usize = 256;
@@ -88,14 +88,10 @@ impl TileStack {
 
     /// The RFC 6962 root of the tree.
     pub fn root(&self) -> Hash {
+        // Lower levels hold the smaller subtrees, which sit to the right of higher ones.
         let mut right: Option<Hash> = None;
         for hashes in &self.levels {
-            if let Some(level_root) = range_root(hashes) {
-                right = Some(match right {
-                    None => level_root,
-                    Some(right) => node_hash(&level_root, &right),
-                });
-            }
+            right = fold_range(hashes, right);
         }
         right.unwrap_or_else(empty_root)
     }

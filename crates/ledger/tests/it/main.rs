@@ -1,1 +1,11 @@
+//! Integration tests of the ledger through its public interface.
 
+// A failing test should stop loudly where it failed; the no-panic lints are for library code.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
+
+mod crash;
+mod notes;
+mod roundtrip;
+mod support;
+mod tamper;
+mod vectors;
