@@ -1,1 +1,6 @@
+//! The `cordon` binary, driven as a user drives it.
 
+// A failing test should stop loudly where it failed; the no-panic lints are for library code.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
+
+mod log;

@@ -1,0 +1,118 @@
+//! `cordon log …`: the audit ledger from the command line.
+
+use std::fs;
+use std::io::{Read as _, Write as _};
+use std::path::Path;
+
+use anyhow::{Context as _, bail};
+use cordon_ledger::{ENTRY_SIZE_MAX, Ledger, LedgerConfig, LogReader, Verifier, verify_log};
+
+use crate::cli::LogCommand;
+
+/// Entries submitted to the ledger in one request; several are in flight at once.
+const APPEND_CHUNK_ENTRIES: usize = 4096;
+
+pub fn run(command: LogCommand) -> anyhow::Result<()> {
+    let mut stdout = std::io::stdout().lock();
+    match command {
+        LogCommand::Init { dir, origin } => {
+            let verifier = Ledger::create(&dir, &origin)?;
+            writeln!(stdout, "{verifier}")?;
+        }
+        LogCommand::Append { dir, file } => {
+            let size = append_lines(&dir, file.as_deref())?;
+            writeln!(stdout, "{size}")?;
+        }
+        LogCommand::Checkpoint { dir } => {
+            write!(stdout, "{}", LogReader::new(&dir).checkpoint()?.note)?;
+        }
+        LogCommand::Prove { dir, index } => {
+            write!(stdout, "{}", LogReader::new(&dir).receipt(index)?)?;
+        }
+        LogCommand::Consistency { dir, old } => {
+            let reader = LogReader::new(&dir);
+            let size = reader.checkpoint()?.checkpoint.size;
+            if old == 0 || old > size {
+                bail!("`--old {old}` must be between 1 and the current tree size {size}");
+            }
+            for hash in reader.consistency_proof(old, size)? {
+                writeln!(stdout, "{hash}")?;
+            }
+        }
+        LogCommand::Verify { dir, vkey, trusted } => {
+            let verifier = read_verifier(&vkey)?;
+            let trusted = trusted
+                .map(|path| {
+                    fs::read_to_string(&path)
+                        .with_context(|| format!("cannot read trusted checkpoint `{}`", path.display()))
+                })
+                .transpose()?;
+            let summary = verify_log(&dir, &verifier, trusted.as_deref())?;
+            let consistency = match summary.consistent_with {
+                Some(size) => format!(", consistent with the trusted checkpoint at size {size}"),
+                None => String::new(),
+            };
+            writeln!(
+                stdout,
+                "ok: log `{}` verified: {} entries, {} tiles, root {}, signed by {}{consistency}",
+                summary.origin,
+                summary.size,
+                summary.tiles_checked,
+                summary.root,
+                verifier.name()
+            )?;
+        }
+    }
+    Ok(())
+}
+
+/// Reads all input first and checks every line, so a bad line appends nothing.
+fn append_lines(dir: &Path, file: Option<&Path>) -> anyhow::Result<u64> {
+    let (input, source) = match file {
+        Some(path) => {
+            (fs::read(path).with_context(|| format!("cannot read `{}`", path.display()))?, path.display().to_string())
+        }
+        None => {
+            let mut input = Vec::new();
+            std::io::stdin().read_to_end(&mut input).context("cannot read standard input")?;
+            (input, "standard input".to_string())
+        }
+    };
+    let body = input.strip_suffix(b"\n").unwrap_or(&input);
+    let lines: Vec<&[u8]> = if input.is_empty() { Vec::new() } else { body.split(|&byte| byte == b'\n').collect() };
+    if let Some((number, line)) = lines.iter().enumerate().find(|(_, line)| line.len() > ENTRY_SIZE_MAX) {
+        bail!(
+            "line {} of {source} is {} bytes; an entry may be at most {ENTRY_SIZE_MAX} bytes (nothing was appended)",
+            number + 1,
+            line.len()
+        );
+    }
+    let ledger = Ledger::open(dir, LedgerConfig::default())?;
+    let pending: Vec<_> = lines
+        .chunks(APPEND_CHUNK_ENTRIES)
+        .map(|chunk| ledger.append_batch(chunk.iter().map(|line| line.to_vec()).collect()))
+        .collect();
+    for appending in pending {
+        appending.wait()?;
+    }
+    let published = ledger.publish()?;
+    ledger.close()?;
+    Ok(published.checkpoint.size)
+}
+
+/// A verifier key given inline, or the path of a file that holds one.
+fn read_verifier(argument: &str) -> anyhow::Result<Verifier> {
+    match Verifier::parse(argument) {
+        Ok(verifier) => Ok(verifier),
+        Err(parse_error) => {
+            let path = Path::new(argument);
+            if path.is_file() {
+                let text =
+                    fs::read_to_string(path).with_context(|| format!("cannot read verifier key file `{argument}`"))?;
+                Verifier::parse(text.trim()).with_context(|| format!("verifier key file `{argument}`"))
+            } else {
+                Err(parse_error).with_context(|| format!("`--vkey {argument}` is neither a verifier key nor a file"))
+            }
+        }
+    }
+}
