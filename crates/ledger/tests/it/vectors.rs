@@ -57,14 +57,33 @@ fn proof_hashes(proof: &Option<Vec<String>>) -> Option<Vec<Hash>> {
     proof.iter().flatten().map(|hash| Hash::from_slice(&bytes(hash))).collect()
 }
 
-#[test]
-fn inclusion_vectors() {
-    let files = json_files(&vectors_dir().join("rfc6962/inclusion"));
-    assert_eq!(files.len(), 98, "the shared inclusion vector set has 98 files");
+/// Runs every vector file under `folder` through `check`, which returns the vector's
+/// description, whether it wants an error, and the outcome. Both outcomes must occur, so a
+/// verifier that accepts or rejects everything cannot pass.
+fn check_vector_set<V: serde::de::DeserializeOwned>(
+    folder: &str,
+    expected_files: usize,
+    check: impl Fn(&V) -> (String, bool, Result<(), String>),
+) {
+    let files = json_files(&vectors_dir().join(folder));
+    assert_eq!(files.len(), expected_files, "the shared set `{folder}` has {expected_files} files");
     let mut accepted = 0;
     let mut failures = Vec::new();
     for file in &files {
-        let vector: InclusionVector = serde_json::from_str(&fs::read_to_string(file).unwrap()).unwrap();
+        let vector: V = serde_json::from_str(&fs::read_to_string(file).unwrap()).unwrap();
+        let (description, want_error, outcome) = check(&vector);
+        accepted += usize::from(outcome.is_ok());
+        if outcome.is_err() != want_error {
+            failures.push(format!("{}: {description} (wantErr {want_error}, got {outcome:?})", file.display()));
+        }
+    }
+    assert!(accepted > 0 && accepted < files.len(), "both outcomes occur: {accepted} accepted");
+    assert!(failures.is_empty(), "{} of {} vectors failed:\n{}", failures.len(), files.len(), failures.join("\n"));
+}
+
+#[test]
+fn inclusion_vectors() {
+    check_vector_set("rfc6962/inclusion", 98, |vector: &InclusionVector| {
         let outcome = match (proof_hashes(&vector.proof), Hash::from_slice(&bytes(&vector.leaf_hash))) {
             (Some(proof), Some(leaf)) => {
                 verify_inclusion(vector.leaf_idx, vector.tree_size, &leaf, &proof, &bytes(&vector.root))
@@ -72,34 +91,13 @@ fn inclusion_vectors() {
             }
             _ => Err("malformed hash".to_string()),
         };
-        accepted += usize::from(outcome.is_ok());
-        if outcome.is_err() != vector.want_err {
-            failures.push(format!(
-                "{}: {} (wantErr {}, got {outcome:?})",
-                file.display(),
-                vector.desc,
-                vector.want_err
-            ));
-        }
-    }
-    assert!(accepted > 0 && accepted < files.len(), "both outcomes occur: {accepted} accepted");
-    assert!(
-        failures.is_empty(),
-        "{} of {} inclusion vectors failed:\n{}",
-        failures.len(),
-        files.len(),
-        failures.join("\n")
-    );
+        (vector.desc.clone(), vector.want_err, outcome)
+    });
 }
 
 #[test]
 fn consistency_vectors() {
-    let files = json_files(&vectors_dir().join("rfc6962/consistency"));
-    assert_eq!(files.len(), 98, "the shared consistency vector set has 98 files");
-    let mut accepted = 0;
-    let mut failures = Vec::new();
-    for file in &files {
-        let vector: ConsistencyVector = serde_json::from_str(&fs::read_to_string(file).unwrap()).unwrap();
+    check_vector_set("rfc6962/consistency", 98, |vector: &ConsistencyVector| {
         let outcome = match proof_hashes(&vector.proof) {
             Some(proof) => {
                 verify_consistency(vector.size1, vector.size2, &proof, &bytes(&vector.root1), &bytes(&vector.root2))
@@ -107,24 +105,8 @@ fn consistency_vectors() {
             }
             None => Err("malformed hash".to_string()),
         };
-        accepted += usize::from(outcome.is_ok());
-        if outcome.is_err() != vector.want_err {
-            failures.push(format!(
-                "{}: {} (wantErr {}, got {outcome:?})",
-                file.display(),
-                vector.desc,
-                vector.want_err
-            ));
-        }
-    }
-    assert!(accepted > 0 && accepted < files.len(), "both outcomes occur: {accepted} accepted");
-    assert!(
-        failures.is_empty(),
-        "{} of {} consistency vectors failed:\n{}",
-        failures.len(),
-        files.len(),
-        failures.join("\n")
-    );
+        (vector.desc.clone(), vector.want_err, outcome)
+    });
 }
 
 #[derive(Deserialize)]
