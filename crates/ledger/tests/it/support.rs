@@ -10,8 +10,11 @@ pub fn project_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
 }
 
+/// The shared test vectors, which sit beside the project checkout as `../shared/vectors`.
 pub fn vectors_dir() -> PathBuf {
-    project_root().join("../shared/vectors")
+    let dir = project_root().join("../shared/vectors");
+    assert!(dir.is_dir(), "the shared test vectors are missing: expected them at `{}`", dir.display());
+    dir
 }
 
 /// RFC 6962's MTH computed by its recursive definition, independent of the tile code.
