@@ -5,6 +5,7 @@
 
 mod crash;
 mod notes;
+mod recovery;
 mod roundtrip;
 mod support;
 mod tamper;

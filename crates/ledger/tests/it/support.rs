@@ -77,3 +77,17 @@ pub fn grow_to_sizes(ledger: &Ledger, sizes: &[u64]) -> Vec<SignedCheckpoint> {
 pub fn reference_leaves(size: u64) -> Vec<Hash> {
     (0..size).map(|index| leaf_hash(&test_entry(index))).collect()
 }
+
+/// Copies a folder tree, files and all.
+pub fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for item in std::fs::read_dir(from).unwrap() {
+        let item = item.unwrap();
+        let target = to.join(item.file_name());
+        if item.file_type().unwrap().is_dir() {
+            copy_dir(&item.path(), &target);
+        } else {
+            std::fs::copy(item.path(), target).unwrap();
+        }
+    }
+}

@@ -6,7 +6,7 @@ use std::path::Path;
 
 use cordon_ledger::{Checkpoint, Signer, verify_log};
 
-use crate::support::{TestLog, grow_to_sizes};
+use crate::support::{TestLog, copy_dir, grow_to_sizes};
 
 /// 66,000 entries: 257 full bundles and level-0 tiles, a partial of width 208, a full
 /// level-1 tile, and partial level-1 and level-2 tiles.
@@ -31,19 +31,6 @@ fn swap_first_entries(path: &Path) {
     swapped.extend_from_slice(&bytes[..length]);
     swapped.extend_from_slice(&bytes[2 * length..]);
     fs::write(path, swapped).unwrap();
-}
-
-fn copy_dir(from: &Path, to: &Path) {
-    fs::create_dir_all(to).unwrap();
-    for item in fs::read_dir(from).unwrap() {
-        let item = item.unwrap();
-        let target = to.join(item.file_name());
-        if item.file_type().unwrap().is_dir() {
-            copy_dir(&item.path(), &target);
-        } else {
-            fs::copy(item.path(), target).unwrap();
-        }
-    }
 }
 
 #[test]
