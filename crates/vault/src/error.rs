@@ -1,0 +1,15 @@
+//! The vault's errors. None of them carries a field value.
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum VaultError {
+    #[error("the {0} is not usable")]
+    BadKey(&'static str),
+    #[error("cannot decrypt the {what} of customer `{customer}`: wrong key, or the ciphertext was altered or moved")]
+    Undecryptable { customer: String, what: String },
+    #[error("a sealed record is damaged: {0}")]
+    BadRecord(&'static str),
+    #[error("field `{field}` of customer `{customer}` is not {expected}")]
+    BadValue { customer: String, field: String, expected: &'static str },
+    #[error("the system random source failed: {0}")]
+    Randomness(String),
+}

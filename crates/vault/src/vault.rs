@@ -1,0 +1,119 @@
+//! The vault: seals a customer's fields, opens the ones a caller was allowed, and computes
+//! their blind indexes.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use serde_json::Value;
+
+use crate::blind::{BlindIndexKey, Digest};
+use crate::catalogue::{Field, SearchKey};
+use crate::envelope::{DataKey, KeyEncryptionKey, SealedRecord};
+use crate::error::VaultError;
+use crate::normalize::check_shape;
+
+/// A customer as stored: the wrapped data key, which KEK wrapped it, and the sealed fields.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SealedCustomer {
+    pub kek_id: String,
+    pub wrapped_key: Vec<u8>,
+    pub record: SealedRecord,
+}
+
+#[derive(Clone)]
+pub struct Vault {
+    kek: Arc<dyn KeyEncryptionKey>,
+    blind: Arc<BlindIndexKey>,
+}
+
+impl std::fmt::Debug for Vault {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Vault(kek {})", self.kek.id())
+    }
+}
+
+impl Vault {
+    pub fn new(kek: Arc<dyn KeyEncryptionKey>, blind: BlindIndexKey) -> Vault {
+        Vault { kek, blind: Arc::new(blind) }
+    }
+
+    pub fn kek_id(&self) -> &str {
+        self.kek.id()
+    }
+
+    /// Checks every value's shape and seals them under a fresh data key.
+    pub fn seal(&self, customer: &str, fields: &BTreeMap<Field, Value>) -> Result<SealedCustomer, VaultError> {
+        for (field, value) in fields {
+            check_shape(*field, value).map_err(|expected| VaultError::BadValue {
+                customer: customer.to_string(),
+                field: field.name().to_string(),
+                expected,
+            })?;
+        }
+        let key = DataKey::generate()?;
+        let mut record = SealedRecord::default();
+        for (field, value) in fields {
+            let plaintext = zeroize::Zeroizing::new(serde_json::to_vec(value).unwrap_or_default());
+            record.insert(*field, key.seal(customer, *field, &plaintext)?);
+        }
+        Ok(SealedCustomer { kek_id: self.kek.id().to_string(), wrapped_key: self.kek.wrap(customer, &key)?, record })
+    }
+
+    /// Decrypts the requested fields that the customer has.
+    pub fn open(
+        &self,
+        customer: &str,
+        sealed: &SealedCustomer,
+        fields: &[Field],
+    ) -> Result<BTreeMap<Field, Value>, VaultError> {
+        let key = self.kek.unwrap(customer, &sealed.wrapped_key)?;
+        let mut opened = BTreeMap::new();
+        for &field in fields {
+            if let Some(ciphertext) = sealed.record.get(field) {
+                let plaintext = key.open(customer, field, ciphertext)?;
+                let value =
+                    serde_json::from_slice(&plaintext).map_err(|_| VaultError::BadRecord("a value is not JSON"))?;
+                opened.insert(field, value);
+            }
+        }
+        Ok(opened)
+    }
+
+    /// Re-wraps the data key under `new_kek`; the fields are untouched.
+    pub fn rewrap(
+        &self,
+        customer: &str,
+        sealed: &SealedCustomer,
+        new_kek: &dyn KeyEncryptionKey,
+    ) -> Result<SealedCustomer, VaultError> {
+        let key = self.kek.unwrap(customer, &sealed.wrapped_key)?;
+        Ok(SealedCustomer {
+            kek_id: new_kek.id().to_string(),
+            wrapped_key: new_kek.wrap(customer, &key)?,
+            record: sealed.record.clone(),
+        })
+    }
+
+    /// The digest a search for `value` by `kind` looks up.
+    pub fn search_digest(&self, kind: SearchKey, value: &str) -> Option<Digest> {
+        self.blind.digest(kind, value)
+    }
+
+    /// The blind-index entries of a customer: its id, email, phone and every wallet address.
+    pub fn index_entries(&self, customer: &str, fields: &BTreeMap<Field, Value>) -> Vec<(SearchKey, Digest)> {
+        let mut entries = Vec::new();
+        entries.extend(self.blind.digest(SearchKey::AccountId, customer).map(|digest| (SearchKey::AccountId, digest)));
+        if let Some(email) = fields.get(&Field::Email).and_then(Value::as_str) {
+            entries.extend(self.blind.digest(SearchKey::Email, email).map(|digest| (SearchKey::Email, digest)));
+        }
+        if let Some(phone) = fields.get(&Field::Phone).and_then(Value::as_str) {
+            entries.extend(self.blind.digest(SearchKey::Phone, phone).map(|digest| (SearchKey::Phone, digest)));
+        }
+        for address in fields.get(&Field::WalletAddresses).and_then(Value::as_array).into_iter().flatten() {
+            if let Some(address) = address.as_str() {
+                entries.extend(self.blind.digest(SearchKey::Wallet, address).map(|digest| (SearchKey::Wallet, digest)));
+            }
+        }
+        entries
+    }
+}
