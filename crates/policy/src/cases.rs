@@ -195,10 +195,10 @@ pub fn run_cases(engine: &PolicyEngine, categories: &CategoryTable, cases: &[Pol
             let mut failure = None;
             if got != case.expect {
                 failure = Some(format!("expected {}, got {got} ({})", case.expect, decision.reason));
-            } else if let Some(policy) = &case.expect_policy {
-                if !decision.policies.contains(policy) {
-                    failure = Some(format!("expected policy `{policy}` among {:?}", decision.policies));
-                }
+            } else if let Some(policy) = &case.expect_policy
+                && !decision.policies.contains(policy)
+            {
+                failure = Some(format!("expected policy `{policy}` among {:?}", decision.policies));
             }
             CaseOutcome { name: case.name.clone(), expected: case.expect.clone(), decision: Some(decision), failure }
         })

@@ -282,10 +282,10 @@ fn explain_default_deny(request: &AccessRequest) -> String {
             if !["open", "pending"].contains(&ticket.status.as_str()) {
                 return format!("ticket `{}` is {}", ticket.id, ticket.status);
             }
-            if let Some(field) = &request.field {
-                if !ticket.needed_fields.contains(field) {
-                    return format!("tickets of category `{}` do not need field `{field}`", ticket.category);
-                }
+            if let Some(field) = &request.field
+                && !ticket.needed_fields.contains(field)
+            {
+                return format!("tickets of category `{}` do not need field `{field}`", ticket.category);
             }
             if request.action == Action::Reveal && request.reason.trim().is_empty() {
                 return "a reveal needs a reason".into();
