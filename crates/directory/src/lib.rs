@@ -1,0 +1,140 @@
+//! cordon's directory: the agents who ask for access, the tickets that justify it, and the
+//! approvals that stand in for a ticket (break-glass) or add a second pair of eyes.
+//!
+//! Plain values with their invariants; no IO. The store persists them, the gateway turns
+//! them into policy facts.
+
+use std::fmt;
+use std::str::FromStr;
+
+/// An identifier given by the exchange: non-empty, at most 128 characters, printable ASCII
+/// without spaces, so it is safe in paths, logs and Cedar entity ids.
+pub fn check_id(kind: &'static str, id: &str) -> Result<(), DirectoryError> {
+    let valid = !id.is_empty() && id.len() <= 128 && id.bytes().all(|byte| byte.is_ascii_graphic() && byte != b'"');
+    if valid { Ok(()) } else { Err(DirectoryError::BadId { kind, id: id.chars().take(64).collect() }) }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum DirectoryError {
+    #[error("{kind} id `{id}` is not valid: use 1 to 128 printable characters without spaces or quotes")]
+    BadId { kind: &'static str, id: String },
+    #[error("`{value}` is not a valid {what}; expected one of: {expected}")]
+    BadValue { what: &'static str, value: String, expected: &'static str },
+    #[error("shift hours must be 0 to 23, got {0}")]
+    BadShift(u8),
+}
+
+macro_rules! named_enum {
+    ($(#[$meta:meta])* $name:ident, $what:literal, { $($variant:ident => $text:literal),+ $(,)? }) => {
+        $(#[$meta])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+        pub enum $name { $($variant),+ }
+
+        impl $name {
+            pub fn name(self) -> &'static str {
+                match self { $($name::$variant => $text),+ }
+            }
+        }
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(self.name())
+            }
+        }
+
+        impl FromStr for $name {
+            type Err = DirectoryError;
+
+            fn from_str(text: &str) -> Result<$name, DirectoryError> {
+                match text {
+                    $($text => Ok($name::$variant),)+
+                    _ => Err(DirectoryError::BadValue {
+                        what: $what,
+                        value: text.chars().take(64).collect(),
+                        expected: concat!($($text, " "),+),
+                    }),
+                }
+            }
+        }
+    };
+}
+
+named_enum!(
+    /// What an agent may do at all; policies refine it.
+    Role, "role", { Agent => "agent", Analyst => "analyst", Admin => "admin" }
+);
+named_enum!(AgentStatus, "agent status", { Active => "active", Suspended => "suspended", Offboarded => "offboarded" });
+named_enum!(TicketStatus, "ticket status", { Open => "open", Pending => "pending", Closed => "closed" });
+named_enum!(ApprovalKind, "approval kind", { BreakGlass => "break_glass", SecondApprover => "second_approver" });
+named_enum!(ApprovalStatus, "approval status", { Requested => "requested", Approved => "approved", Rejected => "rejected" });
+
+/// A support agent (or analyst, or administrator).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Agent {
+    pub id: String,
+    pub name: String,
+    pub team: String,
+    pub site: String,
+    /// `staff`, or the vendor that employs the agent.
+    pub employer: String,
+    /// Working hours in UTC, `[start, end)`; a shift may wrap midnight.
+    pub shift: Shift,
+    pub role: Role,
+    pub status: AgentStatus,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Shift {
+    pub start_hour: u8,
+    pub end_hour: u8,
+}
+
+impl Shift {
+    pub fn new(start_hour: u8, end_hour: u8) -> Result<Shift, DirectoryError> {
+        for hour in [start_hour, end_hour] {
+            if hour > 23 {
+                return Err(DirectoryError::BadShift(hour));
+            }
+        }
+        Ok(Shift { start_hour, end_hour })
+    }
+
+    pub fn contains(self, hour: u8) -> bool {
+        if self.start_hour <= self.end_hour {
+            (self.start_hour..self.end_hour).contains(&hour)
+        } else {
+            hour >= self.start_hour || hour < self.end_hour
+        }
+    }
+}
+
+/// A support ticket: the reason the system can check.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Ticket {
+    pub id: String,
+    /// The customer who raised it.
+    pub requester: String,
+    pub category: String,
+    pub status: TicketStatus,
+    pub assignee: Option<String>,
+    /// Unix seconds.
+    pub created_at: i64,
+    pub updated_at: i64,
+}
+
+/// A request for break-glass access or a second approver, and its decision.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Approval {
+    pub id: String,
+    pub kind: ApprovalKind,
+    pub requester: String,
+    pub customer: String,
+    pub status: ApprovalStatus,
+    pub approver: Option<String>,
+    pub created_at: i64,
+    pub decided_at: Option<i64>,
+    pub expires_at: Option<i64>,
+}
+
+/// The longest an approval may last.
+pub const APPROVAL_SECONDS_MAX: i64 = 3600;

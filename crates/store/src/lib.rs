@@ -1,0 +1,11 @@
+//! cordon's storage: customers (sealed), the blind-index search table, agents, tickets,
+//! approvals and the per-customer index of access events. This is the only crate that
+//! speaks SQL; the embedded default is SQLite (bundled, nothing to install).
+//!
+//! The store holds no plaintext customer value: customers arrive sealed by the vault and
+//! leave sealed. Secure delete is on, so a deleted customer's wrapped key is overwritten.
+
+mod schema;
+mod store;
+
+pub use store::{AccessEvent, CustomerRow, Store, StoreError, StoredCustomer};

@@ -1,0 +1,595 @@
+//! The SQLite store. One writer connection and a few readers, each behind its own lock;
+//! WAL mode lets the readers run while the writer commits.
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Mutex, MutexGuard, PoisonError};
+
+use cordon_directory::{Agent, AgentStatus, Approval, ApprovalKind, ApprovalStatus, Shift, Ticket};
+use cordon_vault::{Digest, SealedCustomer, SealedRecord, SearchKey};
+use rusqlite::{Connection, OptionalExtension as _, params};
+
+use crate::schema::{SCHEMA, SCHEMA_VERSION};
+
+const READERS: usize = 2;
+
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum StoreError {
+    #[error("database `{path}`: {action}: {message}")]
+    Sql { path: PathBuf, action: &'static str, message: String },
+    #[error("database `{path}` holds a damaged row: {reason}")]
+    Corrupt { path: PathBuf, reason: String },
+}
+
+/// A customer to write: sealed fields and their blind-index entries.
+#[derive(Debug, Clone)]
+pub struct CustomerRow {
+    pub id: String,
+    pub sealed: SealedCustomer,
+    pub index: Vec<(SearchKey, Digest)>,
+    pub canary: bool,
+}
+
+/// A customer as read back. `sealed` is `None` once the customer has been deleted.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredCustomer {
+    pub id: String,
+    pub sealed: Option<SealedCustomer>,
+    pub canary: bool,
+}
+
+/// One decision about a customer, indexed for that customer's access history. The ledger
+/// entry at `ledger_index` is the authoritative record; this is a lookup table.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AccessEvent {
+    pub ledger_index: u64,
+    pub time: i64,
+    pub agent_id: String,
+    pub customer_id: Option<String>,
+    pub ticket_id: Option<String>,
+    pub action: String,
+    pub fields: Vec<String>,
+    pub allowed: bool,
+    pub policies: Vec<String>,
+    pub request_id: String,
+}
+
+pub struct Store {
+    path: PathBuf,
+    writer: Mutex<Connection>,
+    readers: Vec<Mutex<Connection>>,
+    next_reader: AtomicUsize,
+}
+
+impl std::fmt::Debug for Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Store({})", self.path.display())
+    }
+}
+
+impl Store {
+    /// Opens (creating if needed) the database at `path` and applies the schema.
+    pub fn open(path: &Path) -> Result<Store, StoreError> {
+        let writer = connect(path)?;
+        let version: i64 = writer
+            .query_row("PRAGMA user_version", [], |row| row.get(0))
+            .map_err(sql_error(path, "read the schema version"))?;
+        if version > SCHEMA_VERSION {
+            return Err(StoreError::Corrupt {
+                path: path.to_path_buf(),
+                reason: format!("schema version {version} is newer than this cordon understands ({SCHEMA_VERSION})"),
+            });
+        }
+        writer.execute_batch(SCHEMA).map_err(sql_error(path, "apply the schema"))?;
+        writer
+            .execute_batch(&format!("PRAGMA user_version = {SCHEMA_VERSION}"))
+            .map_err(sql_error(path, "record the schema version"))?;
+        let readers = (0..READERS).map(|_| connect(path).map(Mutex::new)).collect::<Result<Vec<_>, _>>()?;
+        Ok(Store { path: path.to_path_buf(), writer: Mutex::new(writer), readers, next_reader: AtomicUsize::new(0) })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    fn write(&self) -> MutexGuard<'_, Connection> {
+        self.writer.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn read(&self) -> MutexGuard<'_, Connection> {
+        let slot = self.next_reader.fetch_add(1, Ordering::Relaxed) % self.readers.len().max(1);
+        match self.readers.get(slot) {
+            Some(reader) => reader.lock().unwrap_or_else(PoisonError::into_inner),
+            None => self.write(),
+        }
+    }
+
+    fn error(&self, action: &'static str) -> impl Fn(rusqlite::Error) -> StoreError + '_ {
+        sql_error(&self.path, action)
+    }
+
+    // ---- meta ----
+
+    pub fn meta(&self, key: &str) -> Result<Option<String>, StoreError> {
+        self.read()
+            .query_row("SELECT value FROM meta WHERE key = ?1", [key], |row| row.get(0))
+            .optional()
+            .map_err(self.error("read a setting"))
+    }
+
+    pub fn set_meta(&self, key: &str, value: &str) -> Result<(), StoreError> {
+        self.write()
+            .execute(
+                "INSERT INTO meta (key, value) VALUES (?1, ?2) ON CONFLICT (key) DO UPDATE SET value = ?2",
+                [key, value],
+            )
+            .map(drop)
+            .map_err(self.error("write a setting"))
+    }
+
+    // ---- customers ----
+
+    /// Writes customers in one transaction, replacing any with the same id (re-imports are
+    /// safe) together with their search entries.
+    pub fn upsert_customers(&self, rows: &[CustomerRow], now: i64) -> Result<(), StoreError> {
+        let mut connection = self.write();
+        let transaction = connection.transaction().map_err(self.error("begin a transaction"))?;
+        {
+            let mut upsert = transaction
+                .prepare_cached(
+                    "INSERT INTO customers (id, kek_id, wrapped_key, sealed, canary, deleted_at, updated_at)
+                     VALUES (?1, ?2, ?3, ?4, ?5, NULL, ?6)
+                     ON CONFLICT (id) DO UPDATE SET kek_id = ?2, wrapped_key = ?3, sealed = ?4, canary = ?5,
+                        deleted_at = NULL, updated_at = ?6",
+                )
+                .map_err(self.error("prepare the customer upsert"))?;
+            let mut clear_index = transaction
+                .prepare_cached("DELETE FROM search_index WHERE customer_id = ?1")
+                .map_err(self.error("prepare the search index update"))?;
+            let mut add_index = transaction
+                .prepare_cached("INSERT OR IGNORE INTO search_index (kind, digest, customer_id) VALUES (?1, ?2, ?3)")
+                .map_err(self.error("prepare the search index update"))?;
+            for row in rows {
+                upsert
+                    .execute(params![
+                        row.id,
+                        row.sealed.kek_id,
+                        row.sealed.wrapped_key,
+                        row.sealed.record.encode(),
+                        row.canary,
+                        now
+                    ])
+                    .map_err(self.error("write a customer"))?;
+                clear_index.execute([&row.id]).map_err(self.error("update the search index"))?;
+                for (kind, digest) in &row.index {
+                    add_index
+                        .execute(params![kind.name(), digest.as_slice(), row.id])
+                        .map_err(self.error("update the search index"))?;
+                }
+            }
+        }
+        transaction.commit().map_err(self.error("commit customers"))
+    }
+
+    pub fn customer(&self, id: &str) -> Result<Option<StoredCustomer>, StoreError> {
+        let row = self
+            .read()
+            .query_row("SELECT kek_id, wrapped_key, sealed, canary FROM customers WHERE id = ?1", [id], |row| {
+                Ok((
+                    row.get::<_, String>(0)?,
+                    row.get::<_, Option<Vec<u8>>>(1)?,
+                    row.get::<_, Option<Vec<u8>>>(2)?,
+                    row.get::<_, bool>(3)?,
+                ))
+            })
+            .optional()
+            .map_err(self.error("read a customer"))?;
+        let Some((kek_id, wrapped_key, sealed, canary)) = row else { return Ok(None) };
+        let sealed = match (wrapped_key, sealed) {
+            (Some(wrapped_key), Some(sealed)) => {
+                let record = SealedRecord::decode(&sealed).map_err(|error| StoreError::Corrupt {
+                    path: self.path.clone(),
+                    reason: format!("customer `{id}`: {error}"),
+                })?;
+                Some(SealedCustomer { kek_id, wrapped_key, record })
+            }
+            _ => None,
+        };
+        Ok(Some(StoredCustomer { id: id.to_string(), sealed, canary }))
+    }
+
+    /// Crypto-shreds a customer: the wrapped data key and sealed fields are erased (secure
+    /// delete overwrites them), the search entries removed; the id stays for the audit trail.
+    pub fn delete_customer(&self, id: &str, now: i64) -> Result<bool, StoreError> {
+        let mut connection = self.write();
+        let transaction = connection.transaction().map_err(self.error("begin a transaction"))?;
+        let changed = transaction
+            .execute(
+                "UPDATE customers SET wrapped_key = NULL, sealed = NULL, deleted_at = ?2, updated_at = ?2
+                 WHERE id = ?1 AND deleted_at IS NULL",
+                params![id, now],
+            )
+            .map_err(self.error("delete a customer"))?;
+        transaction
+            .execute("DELETE FROM search_index WHERE customer_id = ?1", [id])
+            .map_err(self.error("delete a customer's search entries"))?;
+        transaction.commit().map_err(self.error("commit a deletion"))?;
+        Ok(changed > 0)
+    }
+
+    /// Customer ids matching a blind-index digest (exact match only).
+    pub fn search(&self, kind: SearchKey, digest: &Digest) -> Result<Vec<String>, StoreError> {
+        let connection = self.read();
+        let mut statement = connection
+            .prepare_cached(
+                "SELECT customer_id FROM search_index WHERE kind = ?1 AND digest = ?2 ORDER BY customer_id LIMIT 100",
+            )
+            .map_err(self.error("prepare a search"))?;
+        let ids = statement
+            .query_map(params![kind.name(), digest.as_slice()], |row| row.get(0))
+            .map_err(self.error("search"))?
+            .collect::<Result<Vec<String>, _>>()
+            .map_err(self.error("search"))?;
+        Ok(ids)
+    }
+
+    pub fn customer_count(&self) -> Result<u64, StoreError> {
+        self.read()
+            .query_row("SELECT count(*) FROM customers WHERE deleted_at IS NULL", [], |row| row.get::<_, i64>(0))
+            .map(|count| count.max(0) as u64)
+            .map_err(self.error("count customers"))
+    }
+
+    /// Live customers after `after` (by id) whose data key is wrapped by a KEK other than
+    /// `kek_id`, for rotation in batches.
+    pub fn customers_to_rewrap(
+        &self,
+        kek_id: &str,
+        after: &str,
+        limit: usize,
+    ) -> Result<Vec<StoredCustomer>, StoreError> {
+        let ids: Vec<String> = {
+            let connection = self.read();
+            let mut statement = connection
+                .prepare_cached(
+                    "SELECT id FROM customers WHERE id > ?1 AND kek_id != ?2 AND deleted_at IS NULL ORDER BY id LIMIT ?3",
+                )
+                .map_err(self.error("list customers to rewrap"))?;
+            statement
+                .query_map(params![after, kek_id, limit as i64], |row| row.get(0))
+                .map_err(self.error("list customers to rewrap"))?
+                .collect::<Result<_, _>>()
+                .map_err(self.error("list customers to rewrap"))?
+        };
+        let mut customers = Vec::with_capacity(ids.len());
+        for id in ids {
+            customers.extend(self.customer(&id)?);
+        }
+        Ok(customers)
+    }
+
+    pub fn set_wrapped_keys(&self, updates: &[(String, String, Vec<u8>)]) -> Result<(), StoreError> {
+        let mut connection = self.write();
+        let transaction = connection.transaction().map_err(self.error("begin a transaction"))?;
+        {
+            let mut update = transaction
+                .prepare_cached(
+                    "UPDATE customers SET kek_id = ?2, wrapped_key = ?3 WHERE id = ?1 AND deleted_at IS NULL",
+                )
+                .map_err(self.error("prepare a key update"))?;
+            for (id, kek_id, wrapped) in updates {
+                update.execute(params![id, kek_id, wrapped]).map_err(self.error("update a wrapped key"))?;
+            }
+        }
+        transaction.commit().map_err(self.error("commit key updates"))
+    }
+
+    // ---- agents ----
+
+    pub fn upsert_agents(&self, agents: &[Agent]) -> Result<(), StoreError> {
+        let mut connection = self.write();
+        let transaction = connection.transaction().map_err(self.error("begin a transaction"))?;
+        {
+            let mut upsert = transaction
+                .prepare_cached(
+                    "INSERT INTO agents (id, name, team, site, employer, shift_start, shift_end, role, status)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)
+                     ON CONFLICT (id) DO UPDATE SET name = ?2, team = ?3, site = ?4, employer = ?5,
+                        shift_start = ?6, shift_end = ?7, role = ?8, status = ?9",
+                )
+                .map_err(self.error("prepare the agent upsert"))?;
+            for agent in agents {
+                upsert
+                    .execute(params![
+                        agent.id,
+                        agent.name,
+                        agent.team,
+                        agent.site,
+                        agent.employer,
+                        agent.shift.start_hour,
+                        agent.shift.end_hour,
+                        agent.role.name(),
+                        agent.status.name()
+                    ])
+                    .map_err(self.error("write an agent"))?;
+            }
+        }
+        transaction.commit().map_err(self.error("commit agents"))
+    }
+
+    pub fn agent(&self, id: &str) -> Result<Option<Agent>, StoreError> {
+        let row = self
+            .read()
+            .query_row(
+                "SELECT name, team, site, employer, shift_start, shift_end, role, status FROM agents WHERE id = ?1",
+                [id],
+                |row| {
+                    Ok((
+                        row.get::<_, String>(0)?,
+                        row.get::<_, String>(1)?,
+                        row.get::<_, String>(2)?,
+                        row.get::<_, String>(3)?,
+                        row.get::<_, u8>(4)?,
+                        row.get::<_, u8>(5)?,
+                        row.get::<_, String>(6)?,
+                        row.get::<_, String>(7)?,
+                    ))
+                },
+            )
+            .optional()
+            .map_err(self.error("read an agent"))?;
+        let Some((name, team, site, employer, start, end, role, status)) = row else { return Ok(None) };
+        let corrupt =
+            |reason: String| StoreError::Corrupt { path: self.path.clone(), reason: format!("agent `{id}`: {reason}") };
+        Ok(Some(Agent {
+            id: id.to_string(),
+            name,
+            team,
+            site,
+            employer,
+            shift: Shift::new(start, end).map_err(|error| corrupt(error.to_string()))?,
+            role: role.parse().map_err(|error: cordon_directory::DirectoryError| corrupt(error.to_string()))?,
+            status: status.parse().map_err(|error: cordon_directory::DirectoryError| corrupt(error.to_string()))?,
+        }))
+    }
+
+    /// Sets an agent's status; false if there is no such agent.
+    pub fn set_agent_status(&self, id: &str, status: AgentStatus) -> Result<bool, StoreError> {
+        self.write()
+            .execute("UPDATE agents SET status = ?2 WHERE id = ?1", params![id, status.name()])
+            .map(|changed| changed > 0)
+            .map_err(self.error("update an agent"))
+    }
+
+    // ---- tickets ----
+
+    pub fn upsert_tickets(&self, tickets: &[Ticket]) -> Result<(), StoreError> {
+        let mut connection = self.write();
+        let transaction = connection.transaction().map_err(self.error("begin a transaction"))?;
+        {
+            let mut upsert = transaction
+                .prepare_cached(
+                    "INSERT INTO tickets (id, requester, category, status, assignee, created_at, updated_at)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
+                     ON CONFLICT (id) DO UPDATE SET requester = ?2, category = ?3, status = ?4, assignee = ?5,
+                        updated_at = ?7",
+                )
+                .map_err(self.error("prepare the ticket upsert"))?;
+            for ticket in tickets {
+                upsert
+                    .execute(params![
+                        ticket.id,
+                        ticket.requester,
+                        ticket.category,
+                        ticket.status.name(),
+                        ticket.assignee,
+                        ticket.created_at,
+                        ticket.updated_at
+                    ])
+                    .map_err(self.error("write a ticket"))?;
+            }
+        }
+        transaction.commit().map_err(self.error("commit tickets"))
+    }
+
+    pub fn ticket(&self, id: &str) -> Result<Option<Ticket>, StoreError> {
+        let row = self
+            .read()
+            .query_row(
+                "SELECT requester, category, status, assignee, created_at, updated_at FROM tickets WHERE id = ?1",
+                [id],
+                |row| {
+                    Ok((
+                        row.get::<_, String>(0)?,
+                        row.get::<_, String>(1)?,
+                        row.get::<_, String>(2)?,
+                        row.get::<_, Option<String>>(3)?,
+                        row.get::<_, i64>(4)?,
+                        row.get::<_, i64>(5)?,
+                    ))
+                },
+            )
+            .optional()
+            .map_err(self.error("read a ticket"))?;
+        let Some((requester, category, status, assignee, created_at, updated_at)) = row else { return Ok(None) };
+        let status = status.parse().map_err(|error: cordon_directory::DirectoryError| StoreError::Corrupt {
+            path: self.path.clone(),
+            reason: format!("ticket `{id}`: {error}"),
+        })?;
+        Ok(Some(Ticket { id: id.to_string(), requester, category, status, assignee, created_at, updated_at }))
+    }
+
+    // ---- approvals ----
+
+    pub fn put_approval(&self, approval: &Approval) -> Result<(), StoreError> {
+        self.write()
+            .execute(
+                "INSERT INTO approvals (id, kind, requester, customer_id, status, approver, created_at, decided_at, expires_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)
+                 ON CONFLICT (id) DO UPDATE SET status = ?5, approver = ?6, decided_at = ?8, expires_at = ?9",
+                params![
+                    approval.id,
+                    approval.kind.name(),
+                    approval.requester,
+                    approval.customer,
+                    approval.status.name(),
+                    approval.approver,
+                    approval.created_at,
+                    approval.decided_at,
+                    approval.expires_at
+                ],
+            )
+            .map(drop)
+            .map_err(self.error("write an approval"))
+    }
+
+    pub fn approval(&self, id: &str) -> Result<Option<Approval>, StoreError> {
+        let connection = self.read();
+        let mut statement = connection
+            .prepare_cached(
+                "SELECT id, kind, requester, customer_id, status, approver, created_at, decided_at, expires_at
+                 FROM approvals WHERE id = ?1",
+            )
+            .map_err(self.error("read an approval"))?;
+        let mut rows = statement.query_map([id], approval_columns).map_err(self.error("read an approval"))?;
+        rows.next().transpose().map_err(self.error("read an approval"))?.map(|raw| self.approval_from(raw)).transpose()
+    }
+
+    /// The granted, unexpired approval of `kind` for `requester` on `customer`, if any.
+    pub fn approval_in_force(
+        &self,
+        requester: &str,
+        customer: &str,
+        kind: ApprovalKind,
+        now: i64,
+    ) -> Result<Option<Approval>, StoreError> {
+        let connection = self.read();
+        let mut statement = connection
+            .prepare_cached(
+                "SELECT id, kind, requester, customer_id, status, approver, created_at, decided_at, expires_at
+                 FROM approvals
+                 WHERE requester = ?1 AND customer_id = ?2 AND kind = ?3 AND status = 'approved' AND expires_at > ?4
+                 ORDER BY expires_at DESC LIMIT 1",
+            )
+            .map_err(self.error("look up approvals"))?;
+        let mut rows = statement
+            .query_map(params![requester, customer, kind.name(), now], approval_columns)
+            .map_err(self.error("look up approvals"))?;
+        rows.next().transpose().map_err(self.error("look up approvals"))?.map(|raw| self.approval_from(raw)).transpose()
+    }
+
+    fn approval_from(&self, raw: RawApproval) -> Result<Approval, StoreError> {
+        let corrupt = |error: cordon_directory::DirectoryError| StoreError::Corrupt {
+            path: self.path.clone(),
+            reason: format!("approval `{}`: {error}", raw.0),
+        };
+        Ok(Approval {
+            kind: raw.1.parse().map_err(corrupt)?,
+            status: raw.4.parse::<ApprovalStatus>().map_err(corrupt)?,
+            id: raw.0.clone(),
+            requester: raw.2,
+            customer: raw.3,
+            approver: raw.5,
+            created_at: raw.6,
+            decided_at: raw.7,
+            expires_at: raw.8,
+        })
+    }
+
+    // ---- access events ----
+
+    pub fn add_access_event(&self, event: &AccessEvent) -> Result<(), StoreError> {
+        let connection = self.write();
+        let mut statement = connection
+            .prepare_cached(
+                "INSERT OR REPLACE INTO access_events
+                 (ledger_index, time, agent_id, customer_id, ticket_id, action, fields, allowed, policies, request_id)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+            )
+            .map_err(self.error("prepare an access event"))?;
+        statement
+            .execute(params![
+                event.ledger_index as i64,
+                event.time,
+                event.agent_id,
+                event.customer_id,
+                event.ticket_id,
+                event.action,
+                event.fields.join(","),
+                event.allowed,
+                event.policies.join(","),
+                event.request_id
+            ])
+            .map(drop)
+            .map_err(self.error("write an access event"))
+    }
+
+    /// Every recorded access to `customer`, oldest first, at most `limit`.
+    pub fn access_history(&self, customer: &str, limit: usize) -> Result<Vec<AccessEvent>, StoreError> {
+        let connection = self.read();
+        let mut statement = connection
+            .prepare_cached(
+                "SELECT ledger_index, time, agent_id, customer_id, ticket_id, action, fields, allowed, policies, request_id
+                 FROM access_events WHERE customer_id = ?1 ORDER BY ledger_index LIMIT ?2",
+            )
+            .map_err(self.error("read access history"))?;
+        let split = |text: String| -> Vec<String> {
+            if text.is_empty() { Vec::new() } else { text.split(',').map(str::to_string).collect() }
+        };
+        let events = statement
+            .query_map(params![customer, limit as i64], |row| {
+                Ok(AccessEvent {
+                    ledger_index: row.get::<_, i64>(0)? as u64,
+                    time: row.get(1)?,
+                    agent_id: row.get(2)?,
+                    customer_id: row.get(3)?,
+                    ticket_id: row.get(4)?,
+                    action: row.get(5)?,
+                    fields: split(row.get(6)?),
+                    allowed: row.get(7)?,
+                    policies: split(row.get(8)?),
+                    request_id: row.get(9)?,
+                })
+            })
+            .map_err(self.error("read access history"))?
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(self.error("read access history"))?;
+        Ok(events)
+    }
+}
+
+type RawApproval = (String, String, String, String, String, Option<String>, i64, Option<i64>, Option<i64>);
+
+fn approval_columns(row: &rusqlite::Row<'_>) -> rusqlite::Result<RawApproval> {
+    Ok((
+        row.get(0)?,
+        row.get(1)?,
+        row.get(2)?,
+        row.get(3)?,
+        row.get(4)?,
+        row.get(5)?,
+        row.get(6)?,
+        row.get(7)?,
+        row.get(8)?,
+    ))
+}
+
+fn connect(path: &Path) -> Result<Connection, StoreError> {
+    let connection = Connection::open(path).map_err(sql_error(path, "open"))?;
+    // WAL lets readers run beside the writer; NORMAL sync keeps commits cheap and the file
+    // consistent. The ledger, not this database, is the durable record of every access.
+    connection
+        .execute_batch(
+            "PRAGMA journal_mode = WAL;
+             PRAGMA synchronous = NORMAL;
+             PRAGMA secure_delete = ON;
+             PRAGMA busy_timeout = 5000;",
+        )
+        .map_err(sql_error(path, "configure"))?;
+    Ok(connection)
+}
+
+fn sql_error(path: &Path, action: &'static str) -> impl Fn(rusqlite::Error) -> StoreError {
+    let path = path.to_path_buf();
+    move |error| StoreError::Sql { path: path.clone(), action, message: error.to_string() }
+}
