@@ -99,8 +99,11 @@ impl Shift {
         Ok(Shift { start_hour, end_hour })
     }
 
+    /// Whether `hour` is within the shift; equal start and end hours mean all day.
     pub fn contains(self, hour: u8) -> bool {
-        if self.start_hour <= self.end_hour {
+        if self.start_hour == self.end_hour {
+            true
+        } else if self.start_hour < self.end_hour {
             (self.start_hour..self.end_hour).contains(&hour)
         } else {
             hour >= self.start_hour || hour < self.end_hour

@@ -6,6 +6,10 @@ pub enum VaultError {
     BadKey(&'static str),
     #[error("cannot decrypt the {what} of customer `{customer}`: wrong key, or the ciphertext was altered or moved")]
     Undecryptable { customer: String, what: String },
+    #[error(
+        "the data key of customer `{customer}` is wrapped by key-encryption key `{kek_id}`, which is not the one loaded"
+    )]
+    WrongKek { customer: String, kek_id: String },
     #[error("a sealed record is damaged: {0}")]
     BadRecord(&'static str),
     #[error("field `{field}` of customer `{customer}` is not {expected}")]

@@ -66,7 +66,7 @@ impl Vault {
         sealed: &SealedCustomer,
         fields: &[Field],
     ) -> Result<BTreeMap<Field, Value>, VaultError> {
-        let key = self.kek.unwrap(customer, &sealed.wrapped_key)?;
+        let key = self.unwrap_key(customer, sealed)?;
         let mut opened = BTreeMap::new();
         for &field in fields {
             if let Some(ciphertext) = sealed.record.get(field) {
@@ -86,12 +86,19 @@ impl Vault {
         sealed: &SealedCustomer,
         new_kek: &dyn KeyEncryptionKey,
     ) -> Result<SealedCustomer, VaultError> {
-        let key = self.kek.unwrap(customer, &sealed.wrapped_key)?;
+        let key = self.unwrap_key(customer, sealed)?;
         Ok(SealedCustomer {
             kek_id: new_kek.id().to_string(),
             wrapped_key: new_kek.wrap(customer, &key)?,
             record: sealed.record.clone(),
         })
+    }
+
+    fn unwrap_key(&self, customer: &str, sealed: &SealedCustomer) -> Result<crate::envelope::DataKey, VaultError> {
+        if sealed.kek_id != self.kek.id() {
+            return Err(VaultError::WrongKek { customer: customer.to_string(), kek_id: sealed.kek_id.clone() });
+        }
+        self.kek.unwrap(customer, &sealed.wrapped_key)
     }
 
     /// The digest a search for `value` by `kind` looks up.

@@ -1,0 +1,108 @@
+//! Audit entries and where they go. Every decision becomes one entry, appended and durable
+//! before the caller hears anything. Entries are canonical JSON (fields in a fixed order, no
+//! spaces), versioned by `v`, and hold identifiers only: never a field value, never a search
+//! value, never a free-text reason (which an agent could fill with customer data).
+
+use std::future::Future;
+use std::pin::Pin;
+
+use cordon_ledger::Ledger;
+use serde::Serialize;
+
+/// The version of the entry encoding.
+pub const ENTRY_VERSION: u8 = 1;
+
+pub type AuditFuture = Pin<Box<dyn Future<Output = Result<u64, AuditError>> + Send>>;
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("the audit log cannot record this request: {0}")]
+pub struct AuditError(pub String);
+
+/// Where entries go. The ledger in production; tests put a failing log here to show that a
+/// request that cannot be audited reveals nothing.
+pub trait AuditLog: Send + Sync {
+    /// Appends one entry; resolves to its index once it is durable.
+    fn append(&self, entry: Vec<u8>) -> AuditFuture;
+    /// The latest signed checkpoint note.
+    fn checkpoint(&self) -> String;
+    /// A tlog-proof receipt for entry `index`, publishing a checkpoint first if needed.
+    fn receipt(&self, index: u64) -> Result<String, AuditError>;
+}
+
+/// The audit ledger as an `AuditLog`.
+#[derive(Debug)]
+pub struct LedgerAudit {
+    ledger: Ledger,
+}
+
+impl LedgerAudit {
+    pub fn new(ledger: Ledger) -> LedgerAudit {
+        LedgerAudit { ledger }
+    }
+
+    pub fn ledger(&self) -> &Ledger {
+        &self.ledger
+    }
+}
+
+impl AuditLog for LedgerAudit {
+    fn append(&self, entry: Vec<u8>) -> AuditFuture {
+        let appending = self.ledger.append(entry);
+        Box::pin(async move { appending.await.map_err(|error| AuditError(error.to_string())) })
+    }
+
+    fn checkpoint(&self) -> String {
+        self.ledger.checkpoint().note
+    }
+
+    fn receipt(&self, index: u64) -> Result<String, AuditError> {
+        if index >= self.ledger.checkpoint().checkpoint.size {
+            self.ledger.publish().map_err(|error| AuditError(error.to_string()))?;
+        }
+        self.ledger.reader().receipt(index).map_err(|error| AuditError(error.to_string()))
+    }
+}
+
+/// An access decision: search, view, reveal, verify, approve.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct AccessEntry {
+    pub v: u8,
+    pub kind: &'static str,
+    pub time_ms: i64,
+    pub request: String,
+    pub agent: String,
+    pub action: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub customer: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ticket: Option<String>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub fields: Vec<String>,
+    /// For searches: what kind of value was searched (never the value) and the matches.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub search_by: Option<&'static str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub matches: Option<Vec<String>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub approval: Option<String>,
+    pub decision: &'static str,
+    pub policies: Vec<String>,
+}
+
+/// A change to the directory, customers, keys or policy.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct ChangeEntry {
+    pub v: u8,
+    pub kind: &'static str,
+    pub time_ms: i64,
+    pub request: String,
+    pub actor: String,
+    pub change: &'static str,
+    pub target: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub detail: Option<String>,
+}
+
+pub fn encode<T: Serialize>(entry: &T) -> Vec<u8> {
+    serde_json::to_vec(entry).unwrap_or_default()
+}

@@ -1,0 +1,102 @@
+//! `cordon.toml`: what a deployment may change, with defaults for everything.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Default)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    pub server: ServerConfig,
+    pub ledger: LedgerSettings,
+    pub limits: Limits,
+    pub tokens: TokenSettings,
+    pub policy: PolicyFiles,
+    /// Ticket category → the field names it needs. Empty means the built-in table.
+    pub categories: BTreeMap<String, Vec<String>>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct ServerConfig {
+    pub listen: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct LedgerSettings {
+    /// The log's name in its checkpoints.
+    pub origin: String,
+    pub checkpoint_interval_ms: u64,
+    pub batch_delay_ms_max: u64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct Limits {
+    pub request_body_bytes_max: usize,
+    pub fields_per_request_max: usize,
+    pub value_bytes_max: usize,
+    pub history_events_max: usize,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct TokenSettings {
+    pub lifetime_seconds: i64,
+}
+
+/// Policy and schema files to load instead of the built-in defaults (from `policies/`).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Default)]
+#[serde(deny_unknown_fields, default)]
+pub struct PolicyFiles {
+    pub policies: Option<String>,
+    pub schema: Option<String>,
+}
+
+impl Default for ServerConfig {
+    fn default() -> ServerConfig {
+        ServerConfig { listen: "127.0.0.1:8080".into() }
+    }
+}
+
+impl Default for LedgerSettings {
+    fn default() -> LedgerSettings {
+        LedgerSettings { origin: "cordon.local/audit".into(), checkpoint_interval_ms: 1000, batch_delay_ms_max: 0 }
+    }
+}
+
+impl Default for Limits {
+    fn default() -> Limits {
+        Limits {
+            request_body_bytes_max: 64 * 1024,
+            fields_per_request_max: 14,
+            value_bytes_max: 4096,
+            history_events_max: 10_000,
+        }
+    }
+}
+
+impl Default for TokenSettings {
+    fn default() -> TokenSettings {
+        TokenSettings { lifetime_seconds: 12 * 3600 }
+    }
+}
+
+impl Config {
+    /// Reads `path`, then applies `CORDON_LISTEN` from the environment if set.
+    pub fn load(path: &Path) -> Result<Config, String> {
+        let text =
+            std::fs::read_to_string(path).map_err(|error| format!("cannot read `{}`: {error}", path.display()))?;
+        let mut config: Config = toml::from_str(&text).map_err(|error| format!("`{}`: {error}", path.display()))?;
+        if let Ok(listen) = std::env::var("CORDON_LISTEN") {
+            config.server.listen = listen;
+        }
+        Ok(config)
+    }
+
+    pub fn to_toml(&self) -> String {
+        toml::to_string_pretty(self).unwrap_or_default()
+    }
+}

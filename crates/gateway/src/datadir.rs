@@ -1,0 +1,260 @@
+//! A data directory: `cordon.toml`, `keys/` (mode 0700, files 0600), `cordon.sqlite` and the
+//! audit ledger in `ledger/`. Creating one, opening it into a `Gateway`, and rotating its
+//! key-encryption key.
+
+use std::fs::{self, OpenOptions};
+use std::io::Write as _;
+use std::os::unix::fs::{DirBuilderExt as _, OpenOptionsExt as _};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use cordon_ledger::{Ledger, LedgerConfig};
+use cordon_policy::{CategoryTable, DEFAULT_POLICIES, DEFAULT_SCHEMA, PolicyEngine};
+use cordon_store::Store;
+use cordon_vault::{BlindIndexKey, LocalKek, Vault};
+use zeroize::Zeroizing;
+
+use crate::audit::{AuditLog, LedgerAudit};
+use crate::clock::Clock;
+use crate::config::Config;
+use crate::error::GatewayError;
+use crate::service::{Gateway, random_id};
+use crate::token::{TokenKey, TokenRole};
+
+pub const CONFIG_FILE: &str = "cordon.toml";
+pub const DATABASE_FILE: &str = "cordon.sqlite";
+pub const LEDGER_DIR: &str = "ledger";
+pub const KEYS_DIR: &str = "keys";
+const BLIND_INDEX_KEY: &str = "blind-index";
+const TOKEN_KEY: &str = "token-signing";
+const CURRENT_KEK: &str = "kek.current";
+const NEXT_KEK: &str = "kek.next";
+const POLICY_HASH: &str = "policy.sha256";
+
+/// What `init` made.
+#[derive(Debug)]
+pub struct Initialized {
+    pub admin_token: String,
+    pub verifier_key: String,
+}
+
+/// What a key rotation did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Rotated {
+    pub from: String,
+    pub to: String,
+    pub customers: u64,
+}
+
+#[derive(Debug, Clone)]
+pub struct DataDir {
+    root: PathBuf,
+}
+
+impl DataDir {
+    pub fn new(root: &Path) -> DataDir {
+        DataDir { root: root.to_path_buf() }
+    }
+
+    pub fn path(&self, relative: &str) -> PathBuf {
+        self.root.join(relative)
+    }
+
+    /// Creates a data directory in `root` (absent or empty) and returns an admin token.
+    pub fn init(&self, origin: Option<&str>, clock: Arc<dyn Clock>) -> Result<Initialized, GatewayError> {
+        if self.root.exists() && fs::read_dir(&self.root).map_err(io_error(&self.root))?.next().is_some() {
+            return Err(GatewayError::Conflict(format!(
+                "`{}` exists and is not empty; cordon init needs a new folder",
+                self.root.display()
+            )));
+        }
+        fs::create_dir_all(&self.root).map_err(io_error(&self.root))?;
+        let mut config = Config::default();
+        if let Some(origin) = origin {
+            config.ledger.origin = origin.to_string();
+        }
+        let keys = self.path(KEYS_DIR);
+        fs::DirBuilder::new().mode(0o700).create(&keys).map_err(io_error(&keys))?;
+        let kek_id = format!("kek-{}", random_id()?);
+        write_key(&keys.join(&kek_id))?;
+        write_key(&keys.join(BLIND_INDEX_KEY))?;
+        write_key(&keys.join(TOKEN_KEY))?;
+        let verifier = Ledger::create(&self.path(LEDGER_DIR), &config.ledger.origin)
+            .map_err(|error| GatewayError::Internal(error.to_string()))?;
+        let store = Store::open(&self.path(DATABASE_FILE))?;
+        store.set_meta(CURRENT_KEK, &kek_id)?;
+        drop(store);
+        fs::write(self.path(CONFIG_FILE), config.to_toml()).map_err(io_error(&self.path(CONFIG_FILE)))?;
+        let gateway = self.open(clock)?;
+        let admin_token = gateway.issue_role_token(TokenRole::Admin)?;
+        Ok(Initialized { admin_token, verifier_key: verifier.to_string() })
+    }
+
+    /// Opens the directory with its own audit ledger.
+    pub fn open(&self, clock: Arc<dyn Clock>) -> Result<Gateway, GatewayError> {
+        let config = self.config()?;
+        let ledger = Ledger::open(
+            &self.path(LEDGER_DIR),
+            LedgerConfig {
+                checkpoint_interval_ms: config.ledger.checkpoint_interval_ms,
+                batch_delay_ms_max: config.ledger.batch_delay_ms_max,
+                ..LedgerConfig::default()
+            },
+        )
+        .map_err(|error| GatewayError::Internal(error.to_string()))?;
+        self.open_with_audit(config, Arc::new(LedgerAudit::new(ledger)), clock)
+    }
+
+    /// Opens the directory with the given audit log in place of its ledger (tests use this to
+    /// make the audit log fail).
+    pub fn open_with_audit(
+        &self,
+        config: Config,
+        audit: Arc<dyn AuditLog>,
+        clock: Arc<dyn Clock>,
+    ) -> Result<Gateway, GatewayError> {
+        let store = Store::open(&self.path(DATABASE_FILE))?;
+        let kek_id = store
+            .meta(CURRENT_KEK)?
+            .ok_or_else(|| GatewayError::Internal("the database does not name its key-encryption key".into()))?;
+        let kek_bytes = read_key(&self.path(KEYS_DIR).join(&kek_id))?;
+        let kek = LocalKek::new(&kek_id, &kek_bytes)?;
+        let blind = BlindIndexKey::new(&read_key(&self.path(KEYS_DIR).join(BLIND_INDEX_KEY))?)?;
+        let tokens = TokenKey::new(&read_key(&self.path(KEYS_DIR).join(TOKEN_KEY))?);
+        let (policies, schema) = match (&config.policy.policies, &config.policy.schema) {
+            (None, None) => (DEFAULT_POLICIES.to_string(), DEFAULT_SCHEMA.to_string()),
+            (policies, schema) => {
+                (read_text(policies.as_deref(), DEFAULT_POLICIES)?, read_text(schema.as_deref(), DEFAULT_SCHEMA)?)
+            }
+        };
+        let policy =
+            PolicyEngine::load(&policies, &schema).map_err(|error| GatewayError::BadRequest(error.to_string()))?;
+        let categories = if config.categories.is_empty() {
+            CategoryTable::default()
+        } else {
+            CategoryTable::from_names(&config.categories).map_err(GatewayError::BadRequest)?
+        };
+        let policy_hash = policy.hash().to_string();
+        let applied = store.meta(POLICY_HASH)?;
+        let gateway = Gateway {
+            store,
+            vault: Vault::new(Arc::new(kek), blind),
+            policy,
+            categories,
+            audit,
+            clock,
+            limits: config.limits.clone(),
+            tokens,
+            token_lifetime_seconds: config.tokens.lifetime_seconds,
+        };
+        // Applying a policy set is itself recorded, with its hash.
+        if applied.as_deref() != Some(policy_hash.as_str()) {
+            let index = futures_block_on(gateway.change_entry("cordon", "policy.apply", &policy_hash, None, "start"))?;
+            gateway.store.set_meta(POLICY_HASH, &policy_hash)?;
+            let _ = index;
+        }
+        Ok(gateway)
+    }
+
+    pub fn config(&self) -> Result<Config, GatewayError> {
+        Config::load(&self.path(CONFIG_FILE)).map_err(GatewayError::BadRequest)
+    }
+
+    /// Generates a new key-encryption key and rewraps every customer's data key under it;
+    /// field ciphertexts are untouched. Resumable: a rotation cut short continues with the
+    /// same new key. The old key file is removed at the end.
+    pub fn rotate_kek(&self, clock: Arc<dyn Clock>) -> Result<Rotated, GatewayError> {
+        let gateway = self.open(clock)?;
+        let store = &gateway.store;
+        let from = store.meta(CURRENT_KEK)?.unwrap_or_default();
+        let to = match store.meta(NEXT_KEK)? {
+            Some(next) => next,
+            None => {
+                let next = format!("kek-{}", random_id()?);
+                write_key(&self.path(KEYS_DIR).join(&next))?;
+                store.set_meta(NEXT_KEK, &next)?;
+                next
+            }
+        };
+        let new_kek = LocalKek::new(&to, &read_key(&self.path(KEYS_DIR).join(&to))?)?;
+        let mut after = String::new();
+        let mut customers = 0u64;
+        loop {
+            let batch = store.customers_to_rewrap(&to, &after, 1000)?;
+            let Some(last) = batch.last() else { break };
+            after = last.id.clone();
+            let mut updates = Vec::with_capacity(batch.len());
+            for customer in &batch {
+                if let Some(sealed) = &customer.sealed {
+                    let rewrapped = gateway.vault.rewrap(&customer.id, sealed, &new_kek)?;
+                    updates.push((customer.id.clone(), rewrapped.kek_id, rewrapped.wrapped_key));
+                }
+            }
+            customers += updates.len() as u64;
+            store.set_wrapped_keys(&updates)?;
+        }
+        store.set_meta(CURRENT_KEK, &to)?;
+        futures_block_on(gateway.change_entry("cordon", "keys.rotate", &to, Some(format!("from {from}")), "rotate"))?;
+        let old = self.path(KEYS_DIR).join(&from);
+        if from != to && old.exists() {
+            fs::remove_file(&old).map_err(io_error(&old))?;
+        }
+        store.set_meta(NEXT_KEK, "")?;
+        Ok(Rotated { from, to, customers })
+    }
+}
+
+/// Runs a future to completion on this thread. Used where the gateway is opened outside an
+/// async runtime; the futures here only wait on the ledger's own threads.
+pub fn futures_block_on<F: std::future::Future>(future: F) -> F::Output {
+    use std::task::{Context, Poll, Wake, Waker};
+
+    struct ThreadWaker(std::thread::Thread);
+    impl Wake for ThreadWaker {
+        fn wake(self: Arc<Self>) {
+            self.0.unpark();
+        }
+    }
+    let waker = Waker::from(Arc::new(ThreadWaker(std::thread::current())));
+    let mut context = Context::from_waker(&waker);
+    let mut future = std::pin::pin!(future);
+    loop {
+        match future.as_mut().poll(&mut context) {
+            Poll::Ready(output) => return output,
+            Poll::Pending => std::thread::park(),
+        }
+    }
+}
+
+fn write_key(path: &Path) -> Result<(), GatewayError> {
+    let mut key = Zeroizing::new([0u8; 32]);
+    getrandom::fill(key.as_mut()).map_err(|error| GatewayError::Internal(format!("random source failed: {error}")))?;
+    let hex = Zeroizing::new(key.iter().map(|byte| format!("{byte:02x}")).collect::<String>());
+    let mut file = OpenOptions::new().write(true).create_new(true).mode(0o600).open(path).map_err(io_error(path))?;
+    file.write_all(hex.as_bytes()).map_err(io_error(path))?;
+    file.sync_all().map_err(io_error(path))
+}
+
+fn read_key(path: &Path) -> Result<Zeroizing<Vec<u8>>, GatewayError> {
+    let text = Zeroizing::new(fs::read_to_string(path).map_err(io_error(path))?);
+    let hex = text.trim();
+    let bytes: Option<Vec<u8>> = (0..hex.len())
+        .step_by(2)
+        .map(|at| hex.get(at..at + 2).and_then(|pair| u8::from_str_radix(pair, 16).ok()))
+        .collect();
+    match bytes {
+        Some(bytes) if bytes.len() == 32 => Ok(Zeroizing::new(bytes)),
+        _ => Err(GatewayError::Internal(format!("key file `{}` does not hold 32 hex-encoded bytes", path.display()))),
+    }
+}
+
+fn read_text(path: Option<&str>, default: &str) -> Result<String, GatewayError> {
+    match path {
+        Some(path) => fs::read_to_string(path).map_err(io_error(Path::new(path))),
+        None => Ok(default.to_string()),
+    }
+}
+
+fn io_error(path: &Path) -> impl Fn(std::io::Error) -> GatewayError + '_ {
+    move |error| GatewayError::Internal(format!("`{}`: {error}", path.display()))
+}

@@ -1,0 +1,259 @@
+//! Bulk import of customers, agents and tickets from JSONL files. Lines are streamed; a bad
+//! line is reported with its number and nothing from it is stored; the rest go in batches,
+//! replacing any earlier record with the same id, so an import can be run again safely.
+
+use std::collections::BTreeMap;
+use std::io::{BufRead, Read as _};
+
+use cordon_directory::{Agent, Role, Shift, Ticket};
+use cordon_vault::Field;
+use serde::Deserialize;
+use serde_json::Value;
+
+use crate::datadir::futures_block_on;
+use crate::error::GatewayError;
+use crate::service::Gateway;
+
+const BATCH_RECORDS: usize = 2000;
+/// Lines longer than this are refused rather than read into memory whole.
+const LINE_BYTES_MAX: usize = 1 << 20;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ImportKind {
+    Customers,
+    Agents,
+    Tickets,
+}
+
+impl ImportKind {
+    pub fn name(self) -> &'static str {
+        match self {
+            ImportKind::Customers => "customers",
+            ImportKind::Agents => "agents",
+            ImportKind::Tickets => "tickets",
+        }
+    }
+}
+
+/// A line that was not imported.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Rejected {
+    pub line: u64,
+    pub reason: String,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ImportReport {
+    pub imported: u64,
+    pub rejected: Vec<Rejected>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AgentLine {
+    id: String,
+    name: String,
+    team: String,
+    site: String,
+    #[serde(default = "staff")]
+    employer: String,
+    /// `[start, end)` in UTC hours; equal hours mean all day.
+    #[serde(default)]
+    shift: Option<[u8; 2]>,
+    #[serde(default = "agent_role")]
+    role: String,
+    #[serde(default = "active")]
+    status: String,
+}
+
+fn staff() -> String {
+    "staff".into()
+}
+
+fn agent_role() -> String {
+    "agent".into()
+}
+
+fn active() -> String {
+    "active".into()
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TicketLine {
+    id: String,
+    requester: String,
+    category: String,
+    #[serde(default = "open")]
+    status: String,
+    assignee: Option<String>,
+    created_at: Option<i64>,
+}
+
+fn open() -> String {
+    "open".into()
+}
+
+/// Imports `input`, calling `progress` with the bytes read so far after each batch.
+pub fn import(
+    gateway: &Gateway,
+    kind: ImportKind,
+    input: impl BufRead,
+    mut progress: impl FnMut(u64),
+) -> Result<ImportReport, GatewayError> {
+    let mut report = ImportReport::default();
+    let mut batch = Batch::default();
+    let mut bytes_read = 0u64;
+    let mut reader = input;
+    let mut line_number = 0u64;
+    let mut buffer = Vec::new();
+    loop {
+        buffer.clear();
+        let read = reader
+            .by_ref()
+            .take(LINE_BYTES_MAX as u64 + 1)
+            .read_until(b'\n', &mut buffer)
+            .map_err(|error| GatewayError::BadRequest(format!("cannot read the input: {error}")))?;
+        if read == 0 {
+            break;
+        }
+        bytes_read += read as u64;
+        line_number += 1;
+        if buffer.len() > LINE_BYTES_MAX && !buffer.ends_with(b"\n") {
+            // Skip the rest of an overlong line.
+            let mut rest = Vec::new();
+            let skipped =
+                reader.read_until(b'\n', &mut rest).map_err(|error| GatewayError::BadRequest(error.to_string()))?;
+            bytes_read += skipped as u64;
+            report
+                .rejected
+                .push(Rejected { line: line_number, reason: format!("the line is over {LINE_BYTES_MAX} bytes") });
+            continue;
+        }
+        let text = match std::str::from_utf8(&buffer) {
+            Ok(text) => text.trim(),
+            Err(_) => {
+                report.rejected.push(Rejected { line: line_number, reason: "the line is not UTF-8".into() });
+                continue;
+            }
+        };
+        if text.is_empty() {
+            continue;
+        }
+        if let Err(reason) = batch.add(gateway, kind, text) {
+            report.rejected.push(Rejected { line: line_number, reason });
+            continue;
+        }
+        if batch.len() >= BATCH_RECORDS {
+            report.imported += batch.flush(gateway, kind)?;
+            progress(bytes_read);
+        }
+    }
+    report.imported += batch.flush(gateway, kind)?;
+    progress(bytes_read);
+    Ok(report)
+}
+
+#[derive(Default)]
+struct Batch {
+    customers: Vec<cordon_store::CustomerRow>,
+    agents: Vec<Agent>,
+    tickets: Vec<Ticket>,
+}
+
+impl Batch {
+    fn len(&self) -> usize {
+        self.customers.len() + self.agents.len() + self.tickets.len()
+    }
+
+    fn add(&mut self, gateway: &Gateway, kind: ImportKind, line: &str) -> Result<(), String> {
+        match kind {
+            ImportKind::Customers => {
+                let value: Value = serde_json::from_str(line).map_err(|error| format!("not a JSON object: {error}"))?;
+                let Value::Object(mut object) = value else { return Err("not a JSON object".into()) };
+                let id = match object.remove("id") {
+                    Some(Value::String(id)) => id,
+                    _ => return Err("`id` is missing or not a string".into()),
+                };
+                let canary = match object.remove("canary") {
+                    None => false,
+                    Some(Value::Bool(canary)) => canary,
+                    Some(_) => return Err(format!("customer `{id}`: `canary` must be true or false")),
+                };
+                let mut fields = BTreeMap::new();
+                for (name, value) in object {
+                    let field: Field = name.parse().map_err(|error| format!("customer `{id}`: {error}"))?;
+                    fields.insert(field, value);
+                }
+                let row = gateway.seal_customer(&id, &fields, canary).map_err(|error| error.to_string())?;
+                self.customers.push(row);
+            }
+            ImportKind::Agents => {
+                let line: AgentLine = serde_json::from_str(line).map_err(|error| error.to_string())?;
+                cordon_directory::check_id("agent", &line.id).map_err(|error| error.to_string())?;
+                let [start, end] = line.shift.unwrap_or([0, 0]);
+                let role: Role = line.role.parse().map_err(|error| format!("agent `{}`: {error}", line.id))?;
+                let agent = Agent {
+                    shift: Shift::new(start, end).map_err(|error| format!("agent `{}`: {error}", line.id))?,
+                    role,
+                    status: line.status.parse().map_err(|error| format!("agent `{}`: {error}", line.id))?,
+                    id: line.id,
+                    name: line.name,
+                    team: line.team,
+                    site: line.site,
+                    employer: line.employer,
+                };
+                self.agents.push(agent);
+            }
+            ImportKind::Tickets => {
+                let line: TicketLine = serde_json::from_str(line).map_err(|error| error.to_string())?;
+                cordon_directory::check_id("ticket", &line.id).map_err(|error| error.to_string())?;
+                if !gateway.categories().knows(&line.category) {
+                    return Err(format!("ticket `{}`: unknown category `{}`", line.id, line.category));
+                }
+                let now = gateway.now_ms().div_euclid(1000);
+                let ticket = Ticket {
+                    status: line.status.parse().map_err(|error| format!("ticket `{}`: {error}", line.id))?,
+                    id: line.id,
+                    requester: line.requester,
+                    category: line.category,
+                    assignee: line.assignee.filter(|assignee| !assignee.is_empty()),
+                    created_at: line.created_at.unwrap_or(now),
+                    updated_at: now,
+                };
+                self.tickets.push(ticket);
+            }
+        }
+        Ok(())
+    }
+
+    /// Records the batch in the audit log, then stores it.
+    fn flush(&mut self, gateway: &Gateway, kind: ImportKind) -> Result<u64, GatewayError> {
+        let ids: Vec<&str> = match kind {
+            ImportKind::Customers => self.customers.iter().map(|row| row.id.as_str()).collect(),
+            ImportKind::Agents => self.agents.iter().map(|agent| agent.id.as_str()).collect(),
+            ImportKind::Tickets => self.tickets.iter().map(|ticket| ticket.id.as_str()).collect(),
+        };
+        let (Some(first), Some(last)) = (ids.first(), ids.last()) else { return Ok(0) };
+        let count = ids.len() as u64;
+        let change = match kind {
+            ImportKind::Customers => "import.customers",
+            ImportKind::Agents => "import.agents",
+            ImportKind::Tickets => "import.tickets",
+        };
+        futures_block_on(gateway.change_entry(
+            "import",
+            change,
+            &format!("{count} records"),
+            Some(format!("{first}..{last}")),
+            "import",
+        ))?;
+        let now = gateway.now_ms().div_euclid(1000);
+        match kind {
+            ImportKind::Customers => gateway.store().upsert_customers(&std::mem::take(&mut self.customers), now)?,
+            ImportKind::Agents => gateway.store().upsert_agents(&std::mem::take(&mut self.agents))?,
+            ImportKind::Tickets => gateway.store().upsert_tickets(&std::mem::take(&mut self.tickets))?,
+        }
+        Ok(count)
+    }
+}

@@ -1,0 +1,23 @@
+//! cordon's gateway: the service behind every route of the API, and the one path from a
+//! caller to customer data. For each request it gathers the facts (store), asks the policy
+//! engine, appends the decision to the audit ledger and waits until it is durable, and only
+//! then opens the vault. It speaks neither HTTP nor SQL: the server crate wraps it for HTTP,
+//! the simulator calls it in-process.
+
+mod audit;
+mod clock;
+mod config;
+mod datadir;
+mod error;
+mod import;
+mod service;
+mod token;
+
+pub use audit::{AccessEntry, AuditError, AuditFuture, AuditLog, ChangeEntry, ENTRY_VERSION, LedgerAudit};
+pub use clock::{Clock, SystemClock};
+pub use config::{Config, Limits};
+pub use datadir::{CONFIG_FILE, DATABASE_FILE, DataDir, Initialized, LEDGER_DIR, Rotated, futures_block_on};
+pub use error::GatewayError;
+pub use import::{ImportKind, ImportReport, Rejected, import};
+pub use service::{Card, Gateway, Revealed, SearchHit, Verified};
+pub use token::{Claims, TokenError, TokenKey, TokenRole};

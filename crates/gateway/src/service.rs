@@ -1,0 +1,915 @@
+//! The gateway: the only path from a caller to customer data. Every method gathers the facts,
+//! asks the policy engine, appends the decision to the audit log and waits until it is
+//! durable, and only then, if allowed, opens the vault.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+
+use cordon_directory::{APPROVAL_SECONDS_MAX, Agent, AgentStatus, Approval, ApprovalKind, ApprovalStatus, Ticket};
+use cordon_policy::{
+    AccessRequest, Action, AgentFacts, ApprovalFacts, CategoryTable, CustomerFacts, Decision, PolicyEngine, TicketFacts,
+};
+use cordon_store::{AccessEvent, CustomerRow, Store, StoredCustomer};
+use cordon_vault::{BalanceBand, Date, Field, SealedCustomer, SearchKey, Vault, mask, normalize};
+use serde_json::Value;
+
+use crate::audit::{AccessEntry, AuditLog, ChangeEntry, ENTRY_VERSION, encode};
+use crate::clock::Clock;
+use crate::config::Limits;
+use crate::error::GatewayError;
+use crate::token::{Claims, TokenKey, TokenRole};
+
+/// A search hit: the customer id and the masked name.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SearchHit {
+    pub customer: String,
+    pub masked_name: String,
+}
+
+/// The masked card of a customer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Card {
+    pub customer: String,
+    pub fields: Vec<(Field, String)>,
+    pub ledger_index: u64,
+}
+
+/// Revealed values, with the ledger index of the entry that recorded the reveal.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Revealed {
+    pub values: BTreeMap<Field, Value>,
+    pub ledger_index: u64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Verified {
+    pub matched: bool,
+    pub ledger_index: u64,
+}
+
+/// Everything the gateway works with.
+pub struct Gateway {
+    pub(crate) store: Store,
+    pub(crate) vault: Vault,
+    pub(crate) policy: PolicyEngine,
+    pub(crate) categories: CategoryTable,
+    pub(crate) audit: Arc<dyn AuditLog>,
+    pub(crate) clock: Arc<dyn Clock>,
+    pub(crate) limits: Limits,
+    pub(crate) tokens: TokenKey,
+    pub(crate) token_lifetime_seconds: i64,
+}
+
+impl std::fmt::Debug for Gateway {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Gateway({:?}, {:?})", self.store, self.policy)
+    }
+}
+
+/// What one access decision covers, for the audit entry and the access history.
+struct Recorded<'a> {
+    request: &'a str,
+    agent: &'a str,
+    action: Action,
+    customer: Option<&'a str>,
+    ticket: Option<&'a str>,
+    fields: Vec<String>,
+    search_by: Option<&'static str>,
+    matches: Option<Vec<String>>,
+    approval: Option<String>,
+    allowed: bool,
+    policies: Vec<String>,
+}
+
+impl Gateway {
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    pub fn vault(&self) -> &Vault {
+        &self.vault
+    }
+
+    pub fn policy(&self) -> &PolicyEngine {
+        &self.policy
+    }
+
+    pub fn categories(&self) -> &CategoryTable {
+        &self.categories
+    }
+
+    pub fn limits(&self) -> &Limits {
+        &self.limits
+    }
+
+    pub fn audit(&self) -> &Arc<dyn AuditLog> {
+        &self.audit
+    }
+
+    pub fn now_ms(&self) -> i64 {
+        self.clock.now_ms()
+    }
+
+    // ---- tokens ----
+
+    /// Verifies a bearer token.
+    pub fn authenticate(&self, token: &str) -> Result<Claims, GatewayError> {
+        self.tokens
+            .verify(token, self.clock.now_seconds())
+            .map_err(|error| GatewayError::Unauthenticated(error.to_string()))
+    }
+
+    /// Issues a token for a directory agent (its role comes from the directory).
+    pub fn issue_agent_token(&self, agent_id: &str) -> Result<String, GatewayError> {
+        let agent = self.store.agent(agent_id)?.ok_or_else(|| GatewayError::NotFound {
+            what: "agent",
+            id: agent_id.to_string(),
+            ledger_index: None,
+        })?;
+        let role = match agent.role {
+            cordon_directory::Role::Agent => TokenRole::Agent,
+            cordon_directory::Role::Analyst => TokenRole::Analyst,
+            cordon_directory::Role::Admin => TokenRole::Admin,
+        };
+        self.issue_token(agent_id, role)
+    }
+
+    /// Issues a token for a role that is not a directory agent (`admin`, `analyst`, `service`).
+    pub fn issue_role_token(&self, role: TokenRole) -> Result<String, GatewayError> {
+        self.issue_token(&format!("role:{}", role.name()), role)
+    }
+
+    fn issue_token(&self, subject: &str, role: TokenRole) -> Result<String, GatewayError> {
+        let now = self.clock.now_seconds();
+        Ok(self.tokens.issue(&Claims {
+            sub: subject.to_string(),
+            role,
+            iat: now,
+            exp: now + self.token_lifetime_seconds,
+            jti: random_id()?,
+        }))
+    }
+
+    // ---- data access ----
+
+    /// Exact-match search on a blind index; every hit is shown as its masked name.
+    pub async fn search(
+        &self,
+        who: &Claims,
+        by: &str,
+        value: &str,
+        request: &str,
+    ) -> Result<Vec<SearchHit>, GatewayError> {
+        let kind: SearchKey = by.parse().map_err(|_| {
+            GatewayError::BadRequest(format!("`by` must be email, phone, account_id or wallet, not `{by}`"))
+        })?;
+        self.check_value_length(value)?;
+        let agent = self.acting_agent(who)?;
+        let decision = self.policy.decide(&self.request(&agent, Action::Search, None, None, None, "", None, None));
+        let digest = self.vault.search_digest(kind, value);
+        let ids = match (decision.allowed, digest) {
+            (true, Some(digest)) => self.store.search(kind, &digest)?,
+            _ => Vec::new(),
+        };
+        let index = self
+            .record(
+                Recorded {
+                    request,
+                    agent: &agent.id,
+                    action: Action::Search,
+                    customer: None,
+                    ticket: None,
+                    fields: Vec::new(),
+                    search_by: Some(kind.name()),
+                    matches: Some(ids.clone()),
+                    approval: None,
+                    allowed: decision.allowed,
+                    policies: decision.policies.clone(),
+                },
+                None,
+            )
+            .await?;
+        if !decision.allowed {
+            return Err(denied(decision, index));
+        }
+        if digest.is_none() {
+            return Err(GatewayError::BadRequest(format!("the value is not a valid {}", kind.name())));
+        }
+        let today = self.today();
+        let mut hits = Vec::with_capacity(ids.len());
+        for id in ids {
+            let Some(StoredCustomer { sealed: Some(sealed), .. }) = self.store.customer(&id)? else { continue };
+            let name = self.vault.open(&id, &sealed, &[Field::FullName])?;
+            let masked_name =
+                name.get(&Field::FullName).map(|value| mask(Field::FullName, value, today)).unwrap_or_default();
+            hits.push(SearchHit { customer: id, masked_name });
+        }
+        Ok(hits)
+    }
+
+    /// The masked card of a customer.
+    pub async fn view(
+        &self,
+        who: &Claims,
+        customer: &str,
+        ticket: Option<&str>,
+        request: &str,
+    ) -> Result<Card, GatewayError> {
+        let agent = self.acting_agent(who)?;
+        let (stored, sealed) = self.existing_customer(&agent, Action::View, customer, ticket, request).await?;
+        let context = self.access_context(&agent, &stored, &sealed, ticket)?;
+        let decision = self.policy.decide(&self.request(
+            &agent,
+            Action::View,
+            Some(context.customer.clone()),
+            context.ticket.clone(),
+            None,
+            "",
+            context.approval.clone(),
+            None,
+        ));
+        let index = self
+            .record(
+                Recorded {
+                    request,
+                    agent: &agent.id,
+                    action: Action::View,
+                    customer: Some(customer),
+                    ticket,
+                    fields: Vec::new(),
+                    search_by: None,
+                    matches: None,
+                    approval: context.approval_id.clone(),
+                    allowed: decision.allowed,
+                    policies: decision.policies.clone(),
+                },
+                Some(customer),
+            )
+            .await?;
+        if !decision.allowed {
+            return Err(denied(decision, index));
+        }
+        let fields: Vec<Field> = sealed.record.fields().collect();
+        let values = self.vault.open(customer, &sealed, &fields)?;
+        let today = self.today();
+        let masked = values.iter().map(|(field, value)| (*field, mask(*field, value, today))).collect();
+        Ok(Card { customer: customer.to_string(), fields: masked, ledger_index: index })
+    }
+
+    /// Reveals fields in the clear. Every field must be allowed, or none is revealed.
+    pub async fn reveal(
+        &self,
+        who: &Claims,
+        customer: &str,
+        ticket: Option<&str>,
+        field_names: &[String],
+        reason: &str,
+        request: &str,
+    ) -> Result<Revealed, GatewayError> {
+        let fields = self.parse_fields(field_names)?;
+        self.check_value_length(reason)?;
+        let agent = self.acting_agent(who)?;
+        let (stored, sealed) = self.existing_customer(&agent, Action::Reveal, customer, ticket, request).await?;
+        let context = self.access_context(&agent, &stored, &sealed, ticket)?;
+        let decisions: Vec<Decision> = fields
+            .iter()
+            .map(|field| {
+                self.policy.decide(&self.request(
+                    &agent,
+                    Action::Reveal,
+                    Some(context.customer.clone()),
+                    context.ticket.clone(),
+                    Some(field.name().to_string()),
+                    reason,
+                    context.approval.clone(),
+                    None,
+                ))
+            })
+            .collect();
+        let decision = combine(&fields, decisions);
+        let index = self
+            .record(
+                Recorded {
+                    request,
+                    agent: &agent.id,
+                    action: Action::Reveal,
+                    customer: Some(customer),
+                    ticket,
+                    fields: fields.iter().map(|field| field.name().to_string()).collect(),
+                    search_by: None,
+                    matches: None,
+                    approval: context.approval_id.clone(),
+                    allowed: decision.allowed,
+                    policies: decision.policies.clone(),
+                },
+                Some(customer),
+            )
+            .await?;
+        if !decision.allowed {
+            return Err(denied(decision, index));
+        }
+        let values = self.vault.open(customer, &sealed, &fields)?;
+        Ok(Revealed { values, ledger_index: index })
+    }
+
+    /// Checks a value the caller states against the stored one, revealing only whether it
+    /// matches. A four-character statement is checked against the last four characters of
+    /// identifier fields (the "last 4 of the SSN" a caller is asked for).
+    pub async fn verify(
+        &self,
+        who: &Claims,
+        customer: &str,
+        ticket: Option<&str>,
+        field_name: &str,
+        stated: &str,
+        request: &str,
+    ) -> Result<Verified, GatewayError> {
+        let field = self
+            .parse_fields(&[field_name.to_string()])?
+            .into_iter()
+            .next()
+            .ok_or_else(|| GatewayError::BadRequest("a field to verify is needed".into()))?;
+        self.check_value_length(stated)?;
+        let agent = self.acting_agent(who)?;
+        let (stored, sealed) = self.existing_customer(&agent, Action::Verify, customer, ticket, request).await?;
+        let context = self.access_context(&agent, &stored, &sealed, ticket)?;
+        let decision = self.policy.decide(&self.request(
+            &agent,
+            Action::Verify,
+            Some(context.customer.clone()),
+            context.ticket.clone(),
+            Some(field.name().to_string()),
+            "",
+            context.approval.clone(),
+            None,
+        ));
+        let index = self
+            .record(
+                Recorded {
+                    request,
+                    agent: &agent.id,
+                    action: Action::Verify,
+                    customer: Some(customer),
+                    ticket,
+                    fields: vec![field.name().to_string()],
+                    search_by: None,
+                    matches: None,
+                    approval: context.approval_id.clone(),
+                    allowed: decision.allowed,
+                    policies: decision.policies.clone(),
+                },
+                Some(customer),
+            )
+            .await?;
+        if !decision.allowed {
+            return Err(denied(decision, index));
+        }
+        let values = self.vault.open(customer, &sealed, &[field])?;
+        let matched = values.get(&field).is_some_and(|value| statement_matches(field, value, stated));
+        Ok(Verified { matched, ledger_index: index })
+    }
+
+    /// Every recorded access to a customer (service role: the customer-facing app).
+    pub fn access_history(&self, who: &Claims, customer: &str) -> Result<Vec<AccessEvent>, GatewayError> {
+        if who.role != TokenRole::Service {
+            return Err(GatewayError::WrongRole { needed: "service" });
+        }
+        Ok(self.store.access_history(customer, self.limits.history_events_max)?)
+    }
+
+    // ---- administration ----
+
+    pub async fn put_agent(&self, who: &Claims, agent: Agent, request: &str) -> Result<u64, GatewayError> {
+        cordon_directory::check_id("agent", &agent.id).map_err(|error| GatewayError::BadRequest(error.to_string()))?;
+        let index = self
+            .administer(
+                who,
+                "agent.put",
+                &agent.id,
+                Some(format!("{} {} {}", agent.team, agent.site, agent.role)),
+                request,
+            )
+            .await?;
+        self.store.upsert_agents(&[agent])?;
+        Ok(index)
+    }
+
+    /// Suspends or reinstates an agent; the change holds from the agent's next request.
+    pub async fn set_agent_status(
+        &self,
+        who: &Claims,
+        agent: &str,
+        status: AgentStatus,
+        request: &str,
+    ) -> Result<u64, GatewayError> {
+        if self.store.agent(agent)?.is_none() {
+            return Err(GatewayError::NotFound { what: "agent", id: agent.to_string(), ledger_index: None });
+        }
+        let change = match status {
+            AgentStatus::Active => "agent.reinstate",
+            AgentStatus::Suspended => "agent.suspend",
+            AgentStatus::Offboarded => "agent.offboard",
+        };
+        let index = self.administer(who, change, agent, None, request).await?;
+        self.store.set_agent_status(agent, status)?;
+        Ok(index)
+    }
+
+    pub async fn put_ticket(&self, who: &Claims, ticket: Ticket, request: &str) -> Result<u64, GatewayError> {
+        cordon_directory::check_id("ticket", &ticket.id)
+            .map_err(|error| GatewayError::BadRequest(error.to_string()))?;
+        if !self.categories.knows(&ticket.category) {
+            return Err(GatewayError::BadRequest(format!("unknown ticket category `{}`", ticket.category)));
+        }
+        let detail = format!("{} {} {}", ticket.status, ticket.category, ticket.assignee.as_deref().unwrap_or("-"));
+        let index = self.administer(who, "ticket.put", &ticket.id, Some(detail), request).await?;
+        self.store.upsert_tickets(&[ticket])?;
+        Ok(index)
+    }
+
+    pub async fn put_customer(
+        &self,
+        who: &Claims,
+        id: &str,
+        fields: &BTreeMap<Field, Value>,
+        canary: bool,
+        request: &str,
+    ) -> Result<u64, GatewayError> {
+        let row = self.seal_customer(id, fields, canary)?;
+        let index = self.administer(who, "customer.put", id, None, request).await?;
+        self.store.upsert_customers(&[row], self.clock.now_seconds())?;
+        Ok(index)
+    }
+
+    /// Deletes a customer by destroying its data key; the audit trail keeps its id.
+    pub async fn delete_customer(&self, who: &Claims, id: &str, request: &str) -> Result<u64, GatewayError> {
+        let index = self.administer(who, "customer.delete", id, None, request).await?;
+        if !self.store.delete_customer(id, self.clock.now_seconds())? {
+            return Err(GatewayError::NotFound { what: "customer", id: id.to_string(), ledger_index: Some(index) });
+        }
+        Ok(index)
+    }
+
+    /// Seals a customer for storage (used by the API and by bulk import).
+    pub fn seal_customer(
+        &self,
+        id: &str,
+        fields: &BTreeMap<Field, Value>,
+        canary: bool,
+    ) -> Result<CustomerRow, GatewayError> {
+        cordon_directory::check_id("customer", id).map_err(|error| GatewayError::BadRequest(error.to_string()))?;
+        let sealed = self.vault.seal(id, fields)?;
+        let index = self.vault.index_entries(id, fields);
+        Ok(CustomerRow { id: id.to_string(), sealed, index, canary })
+    }
+
+    // ---- approvals ----
+
+    /// An agent asks for break-glass access to a customer, or a second approver.
+    pub async fn request_approval(
+        &self,
+        who: &Claims,
+        kind: ApprovalKind,
+        customer: &str,
+        request: &str,
+    ) -> Result<Approval, GatewayError> {
+        let agent = self.acting_agent(who)?;
+        if self.store.customer(customer)?.is_none() {
+            return Err(GatewayError::NotFound { what: "customer", id: customer.to_string(), ledger_index: None });
+        }
+        let approval = Approval {
+            id: format!("ap-{}", random_id()?),
+            kind,
+            requester: agent.id.clone(),
+            customer: customer.to_string(),
+            status: ApprovalStatus::Requested,
+            approver: None,
+            created_at: self.clock.now_seconds(),
+            decided_at: None,
+            expires_at: None,
+        };
+        self.change_entry(&agent.id, "approval.request", &approval.id, Some(format!("{kind} {customer}")), request)
+            .await?;
+        self.store.put_approval(&approval)?;
+        Ok(approval)
+    }
+
+    /// An analyst other than the requester grants an approval for at most an hour.
+    pub async fn approve(
+        &self,
+        who: &Claims,
+        approval_id: &str,
+        seconds: i64,
+        request: &str,
+    ) -> Result<Approval, GatewayError> {
+        if !(1..=APPROVAL_SECONDS_MAX).contains(&seconds) {
+            return Err(GatewayError::BadRequest(format!(
+                "an approval lasts 1 to {APPROVAL_SECONDS_MAX} seconds, not {seconds}"
+            )));
+        }
+        let mut approval = self.store.approval(approval_id)?.ok_or_else(|| GatewayError::NotFound {
+            what: "approval",
+            id: approval_id.to_string(),
+            ledger_index: None,
+        })?;
+        if approval.status != ApprovalStatus::Requested {
+            return Err(GatewayError::Conflict(format!("approval `{approval_id}` is already {}", approval.status)));
+        }
+        let approver = self.principal_facts(who)?;
+        let decision = self.policy.decide(&self.request(
+            &approver,
+            Action::Approve,
+            None,
+            None,
+            None,
+            "",
+            None,
+            Some(approval.requester.clone()),
+        ));
+        let index = self
+            .record(
+                Recorded {
+                    request,
+                    agent: &approver.id,
+                    action: Action::Approve,
+                    customer: Some(&approval.customer),
+                    ticket: None,
+                    fields: Vec::new(),
+                    search_by: None,
+                    matches: None,
+                    approval: Some(approval.id.clone()),
+                    allowed: decision.allowed,
+                    policies: decision.policies.clone(),
+                },
+                None,
+            )
+            .await?;
+        if !decision.allowed {
+            return Err(denied(decision, index));
+        }
+        let now = self.clock.now_seconds();
+        approval.status = ApprovalStatus::Approved;
+        approval.approver = Some(approver.id);
+        approval.decided_at = Some(now);
+        approval.expires_at = Some(now + seconds);
+        self.store.put_approval(&approval)?;
+        Ok(approval)
+    }
+
+    // ---- internals ----
+
+    async fn administer(
+        &self,
+        who: &Claims,
+        change: &'static str,
+        target: &str,
+        detail: Option<String>,
+        request: &str,
+    ) -> Result<u64, GatewayError> {
+        let actor = self.principal_facts(who)?;
+        let decision = self.policy.decide(&self.request(&actor, Action::Administer, None, None, None, "", None, None));
+        if !decision.allowed {
+            let index = self
+                .record(
+                    Recorded {
+                        request,
+                        agent: &actor.id,
+                        action: Action::Administer,
+                        customer: None,
+                        ticket: None,
+                        fields: Vec::new(),
+                        search_by: None,
+                        matches: None,
+                        approval: None,
+                        allowed: false,
+                        policies: decision.policies.clone(),
+                    },
+                    None,
+                )
+                .await?;
+            return Err(denied(decision, index));
+        }
+        self.change_entry(&actor.id, change, target, detail, request).await
+    }
+
+    pub(crate) async fn change_entry(
+        &self,
+        actor: &str,
+        change: &'static str,
+        target: &str,
+        detail: Option<String>,
+        request: &str,
+    ) -> Result<u64, GatewayError> {
+        let entry = ChangeEntry {
+            v: ENTRY_VERSION,
+            kind: "change",
+            time_ms: self.clock.now_ms(),
+            request: request.to_string(),
+            actor: actor.to_string(),
+            change,
+            target: target.to_string(),
+            detail,
+        };
+        self.audit.append(encode(&entry)).await.map_err(|error| GatewayError::AuditUnavailable(error.0))
+    }
+
+    /// Appends the decision and waits until it is durable; then indexes it for the
+    /// customer's access history. Any failure means the caller gets nothing.
+    async fn record(&self, recorded: Recorded<'_>, history_for: Option<&str>) -> Result<u64, GatewayError> {
+        let time_ms = self.clock.now_ms();
+        let entry = AccessEntry {
+            v: ENTRY_VERSION,
+            kind: "access",
+            time_ms,
+            request: recorded.request.to_string(),
+            agent: recorded.agent.to_string(),
+            action: recorded.action.name(),
+            customer: recorded.customer.map(str::to_string),
+            ticket: recorded.ticket.map(str::to_string),
+            fields: recorded.fields.clone(),
+            search_by: recorded.search_by,
+            matches: recorded.matches,
+            approval: recorded.approval,
+            decision: if recorded.allowed { "allow" } else { "deny" },
+            policies: recorded.policies.clone(),
+        };
+        let index = self.audit.append(encode(&entry)).await.map_err(|error| GatewayError::AuditUnavailable(error.0))?;
+        if let Some(customer) = history_for {
+            self.store.add_access_event(&AccessEvent {
+                ledger_index: index,
+                time: time_ms,
+                agent_id: recorded.agent.to_string(),
+                customer_id: Some(customer.to_string()),
+                ticket_id: recorded.ticket.map(str::to_string),
+                action: recorded.action.name().to_string(),
+                fields: recorded.fields,
+                allowed: recorded.allowed,
+                policies: recorded.policies,
+                request_id: recorded.request.to_string(),
+            })?;
+        }
+        Ok(index)
+    }
+
+    /// The customer, or a recorded denial: asking for a customer that does not exist is
+    /// itself an access attempt worth keeping.
+    async fn existing_customer(
+        &self,
+        agent: &AgentFacts,
+        action: Action,
+        customer: &str,
+        ticket: Option<&str>,
+        request: &str,
+    ) -> Result<(StoredCustomer, SealedCustomer), GatewayError> {
+        if let Some(StoredCustomer { sealed: Some(sealed), id, canary }) = self.store.customer(customer)? {
+            return Ok((StoredCustomer { sealed: None, id, canary }, sealed));
+        }
+        let index = self
+            .record(
+                Recorded {
+                    request,
+                    agent: &agent.id,
+                    action,
+                    customer: Some(customer),
+                    ticket,
+                    fields: Vec::new(),
+                    search_by: None,
+                    matches: None,
+                    approval: None,
+                    allowed: false,
+                    policies: Vec::new(),
+                },
+                None,
+            )
+            .await?;
+        Err(GatewayError::NotFound { what: "customer", id: customer.to_string(), ledger_index: Some(index) })
+    }
+
+    fn access_context(
+        &self,
+        agent: &AgentFacts,
+        stored: &StoredCustomer,
+        sealed: &SealedCustomer,
+        ticket: Option<&str>,
+    ) -> Result<AccessContext, GatewayError> {
+        let balance = self.vault.open(&stored.id, sealed, &[Field::BalanceUsd])?;
+        let high_balance = balance
+            .get(&Field::BalanceUsd)
+            .and_then(Value::as_f64)
+            .and_then(BalanceBand::of)
+            .is_some_and(|band| band == BalanceBand::OverOneMillion);
+        let ticket = match ticket {
+            Some(id) => match self.store.ticket(id)? {
+                Some(ticket) => Some(self.ticket_facts(&ticket)),
+                // An unknown ticket id is kept in the request so the denial names it.
+                None => Some(TicketFacts {
+                    id: id.to_string(),
+                    requester: String::new(),
+                    assignee: None,
+                    status: "unknown".into(),
+                    category: String::new(),
+                    needed_fields: Vec::new(),
+                }),
+            },
+            None => None,
+        };
+        // With a ticket, a second approver is what can be in force; without, break-glass.
+        let kind = if ticket.is_some() { ApprovalKind::SecondApprover } else { ApprovalKind::BreakGlass };
+        let approval = self.store.approval_in_force(&agent.id, &stored.id, kind, self.clock.now_seconds())?;
+        Ok(AccessContext {
+            customer: CustomerFacts { id: stored.id.clone(), high_balance },
+            ticket,
+            approval_id: approval.as_ref().map(|approval| approval.id.clone()),
+            approval: approval.map(|approval| ApprovalFacts {
+                kind: approval.kind.name().to_string(),
+                requester: approval.requester,
+                approver: approval.approver.unwrap_or_default(),
+                customer: approval.customer,
+                expires_at: approval.expires_at.unwrap_or_default(),
+            }),
+        })
+    }
+
+    fn ticket_facts(&self, ticket: &Ticket) -> TicketFacts {
+        TicketFacts {
+            id: ticket.id.clone(),
+            requester: ticket.requester.clone(),
+            assignee: ticket.assignee.clone(),
+            status: ticket.status.name().to_string(),
+            category: ticket.category.clone(),
+            needed_fields: self
+                .categories
+                .needs(&ticket.category)
+                .iter()
+                .map(|field| field.name().to_string())
+                .collect(),
+        }
+    }
+
+    /// The directory agent behind a token; data access needs one.
+    fn acting_agent(&self, who: &Claims) -> Result<AgentFacts, GatewayError> {
+        if who.sub.starts_with("role:") {
+            return Err(GatewayError::WrongRole { needed: "agent (a token issued for a directory agent)" });
+        }
+        let agent = self
+            .store
+            .agent(&who.sub)?
+            .ok_or_else(|| GatewayError::Unauthenticated(format!("agent `{}` is not in the directory", who.sub)))?;
+        Ok(agent_facts(&agent))
+    }
+
+    /// The facts of whoever holds the token: a directory agent, or a role identity.
+    fn principal_facts(&self, who: &Claims) -> Result<AgentFacts, GatewayError> {
+        if who.sub.starts_with("role:") {
+            return Ok(AgentFacts {
+                id: who.sub.clone(),
+                team: String::new(),
+                site: String::new(),
+                employer: "staff".into(),
+                role: who.role.name().to_string(),
+                status: "active".into(),
+            });
+        }
+        self.acting_agent(who)
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn request(
+        &self,
+        agent: &AgentFacts,
+        action: Action,
+        customer: Option<CustomerFacts>,
+        ticket: Option<TicketFacts>,
+        field: Option<String>,
+        reason: &str,
+        approval: Option<ApprovalFacts>,
+        approval_requester: Option<String>,
+    ) -> AccessRequest {
+        AccessRequest {
+            agent: agent.clone(),
+            action,
+            customer,
+            ticket,
+            field,
+            reason: reason.to_string(),
+            approval,
+            approval_requester,
+            now: self.clock.now_seconds(),
+        }
+    }
+
+    fn parse_fields(&self, names: &[String]) -> Result<Vec<Field>, GatewayError> {
+        if names.is_empty() {
+            return Err(GatewayError::BadRequest("`fields` must name at least one field".into()));
+        }
+        if names.len() > self.limits.fields_per_request_max {
+            return Err(GatewayError::BadRequest(format!(
+                "`fields` names {} fields; at most {} per request",
+                names.len(),
+                self.limits.fields_per_request_max
+            )));
+        }
+        let mut seen = BTreeSet::new();
+        names
+            .iter()
+            .filter(|name| seen.insert(name.as_str()))
+            .map(|name| name.parse::<Field>().map_err(|error| GatewayError::BadRequest(error.to_string())))
+            .collect()
+    }
+
+    fn check_value_length(&self, value: &str) -> Result<(), GatewayError> {
+        if value.len() > self.limits.value_bytes_max {
+            return Err(GatewayError::BadRequest(format!(
+                "a value of {} bytes is over the limit of {}",
+                value.len(),
+                self.limits.value_bytes_max
+            )));
+        }
+        Ok(())
+    }
+
+    fn today(&self) -> Date {
+        Date::from_unix_seconds(self.clock.now_seconds())
+    }
+}
+
+struct AccessContext {
+    customer: CustomerFacts,
+    ticket: Option<TicketFacts>,
+    approval: Option<ApprovalFacts>,
+    approval_id: Option<String>,
+}
+
+pub(crate) fn agent_facts(agent: &Agent) -> AgentFacts {
+    AgentFacts {
+        id: agent.id.clone(),
+        team: agent.team.clone(),
+        site: agent.site.clone(),
+        employer: agent.employer.clone(),
+        role: agent.role.name().to_string(),
+        status: agent.status.name().to_string(),
+    }
+}
+
+/// One decision for a multi-field request: allowed only if every field is; the reason is the
+/// first denial's, naming its field.
+fn combine(fields: &[Field], decisions: Vec<Decision>) -> Decision {
+    let mut policies = BTreeSet::new();
+    let mut errors = Vec::new();
+    let mut first_denial = None;
+    let mut first_reason = None;
+    for (field, decision) in fields.iter().zip(decisions) {
+        policies.extend(decision.policies.iter().cloned());
+        errors.extend(decision.errors.iter().cloned());
+        if !decision.allowed && first_denial.is_none() {
+            first_denial = Some(format!("{field}: {}", decision.reason));
+        }
+        first_reason.get_or_insert(decision.reason);
+    }
+    Decision {
+        allowed: first_denial.is_none(),
+        policies: policies.into_iter().collect(),
+        reason: first_denial.or(first_reason).unwrap_or_default(),
+        errors,
+    }
+}
+
+fn denied(decision: Decision, ledger_index: u64) -> GatewayError {
+    GatewayError::Denied { reason: decision.reason, policies: decision.policies, ledger_index }
+}
+
+/// Whether a stated value matches the stored one, after normalising both.
+fn statement_matches(field: Field, stored: &Value, stated: &str) -> bool {
+    let canonical = |text: &str| -> String {
+        match field {
+            Field::Email => normalize(SearchKey::Email, text).unwrap_or_default(),
+            Field::Phone => normalize(SearchKey::Phone, text).unwrap_or_default(),
+            _ => text.chars().filter(|character| character.is_alphanumeric()).flat_map(char::to_lowercase).collect(),
+        }
+    };
+    let stored_text = match (field, stored) {
+        (_, Value::String(text)) => text.clone(),
+        (Field::TwoFactorMethod, Value::Object(fields)) => {
+            fields.get("type").and_then(Value::as_str).unwrap_or_default().to_string()
+        }
+        (Field::DateOfBirth | Field::BalanceUsd, value) => value.to_string(),
+        _ => return false,
+    };
+    let (stored_canonical, stated_canonical) = (canonical(&stored_text), canonical(stated));
+    if stated_canonical.is_empty() {
+        return false;
+    }
+    if stored_canonical == stated_canonical {
+        return true;
+    }
+    let last_four_fields = [Field::GovernmentIdNumber, Field::TaxId, Field::BankAccount, Field::Phone];
+    last_four_fields.contains(&field)
+        && stated_canonical.chars().count() == 4
+        && stored_canonical.ends_with(&stated_canonical)
+}
+
+pub(crate) fn random_id() -> Result<String, GatewayError> {
+    let mut bytes = [0u8; 8];
+    getrandom::fill(&mut bytes).map_err(|error| GatewayError::Internal(format!("random source failed: {error}")))?;
+    Ok(bytes.iter().map(|byte| format!("{byte:02x}")).collect())
+}
