@@ -17,9 +17,96 @@ pub struct Arguments {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Create a data directory: config, keys, database and audit ledger; prints an admin token.
+    Init {
+        /// Folder to create (absent or empty).
+        dir: PathBuf,
+        /// The audit ledger's name in its checkpoints.
+        #[arg(long)]
+        origin: Option<String>,
+    },
+    /// Serve the HTTP API until SIGINT or SIGTERM.
+    Serve {
+        #[arg(long)]
+        data: PathBuf,
+        /// Address to listen on (default from cordon.toml, 127.0.0.1:8080).
+        #[arg(long)]
+        listen: Option<String>,
+        /// Write logs as JSON lines instead of text.
+        #[arg(long)]
+        log_json: bool,
+    },
+    /// Bulk-load a JSONL file; bad lines are reported with their number and skipped.
+    Import {
+        kind: ImportWhat,
+        file: PathBuf,
+        #[arg(long)]
+        data: PathBuf,
+    },
+    /// Bearer tokens.
+    #[command(subcommand)]
+    Token(TokenCommand),
+    /// Access policies: validate and test them before applying.
+    #[command(subcommand)]
+    Policy(PolicyCommand),
+    /// Encryption keys.
+    #[command(subcommand)]
+    Keys(KeysCommand),
     /// The tamper-evident audit ledger: create, append, prove, verify.
     #[command(subcommand)]
     Log(LogCommand),
+}
+
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+pub enum ImportWhat {
+    Customers,
+    Agents,
+    Tickets,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TokenCommand {
+    /// Print a signed, expiring bearer token for an agent or a role.
+    Issue {
+        #[arg(long)]
+        data: PathBuf,
+        /// A directory agent; the token carries the agent's role.
+        #[arg(long, conflicts_with = "role", required_unless_present = "role")]
+        agent: Option<String>,
+        /// A role identity: admin, analyst or service.
+        #[arg(long)]
+        role: Option<String>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum PolicyCommand {
+    /// Check that the policies parse, carry ids, and validate against the schema.
+    Validate {
+        /// Policy file (default: the built-in set from `policies/default.cedar`).
+        #[arg(long)]
+        policies: Option<PathBuf>,
+        /// Schema file (default: the built-in `policies/cordon.cedarschema`).
+        #[arg(long)]
+        schema: Option<PathBuf>,
+    },
+    /// Run a TOML file of request cases and their expected decisions.
+    Test {
+        file: PathBuf,
+        #[arg(long)]
+        policies: Option<PathBuf>,
+        #[arg(long)]
+        schema: Option<PathBuf>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum KeysCommand {
+    /// Make a new key-encryption key and rewrap every customer's data key under it.
+    Rotate {
+        #[arg(long)]
+        data: PathBuf,
+    },
 }
 
 #[derive(Debug, Subcommand)]

@@ -27,6 +27,10 @@ pub trait AuditLog: Send + Sync {
     fn checkpoint(&self) -> String;
     /// A tlog-proof receipt for entry `index`, publishing a checkpoint first if needed.
     fn receipt(&self, index: u64) -> Result<String, AuditError>;
+    /// Group-commit counters, for metrics.
+    fn stats(&self) -> cordon_ledger::LedgerStats {
+        cordon_ledger::LedgerStats::default()
+    }
 }
 
 /// The audit ledger as an `AuditLog`.
@@ -60,6 +64,10 @@ impl AuditLog for LedgerAudit {
             self.ledger.publish().map_err(|error| AuditError(error.to_string()))?;
         }
         self.ledger.reader().receipt(index).map_err(|error| AuditError(error.to_string()))
+    }
+
+    fn stats(&self) -> cordon_ledger::LedgerStats {
+        self.ledger.stats()
     }
 }
 

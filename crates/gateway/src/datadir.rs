@@ -19,7 +19,7 @@ use crate::clock::Clock;
 use crate::config::Config;
 use crate::error::GatewayError;
 use crate::service::{Gateway, random_id};
-use crate::token::{TokenKey, TokenRole};
+use crate::token::{TokenKey, TokenRole, issue};
 
 pub const CONFIG_FILE: &str = "cordon.toml";
 pub const DATABASE_FILE: &str = "cordon.sqlite";
@@ -154,6 +154,32 @@ impl DataDir {
             let _ = index;
         }
         Ok(gateway)
+    }
+
+    /// Issues a token without opening the ledger, so it works while the server runs: for a
+    /// directory agent (`agent`) or a role identity (`role`).
+    pub fn issue_token(
+        &self,
+        agent: Option<&str>,
+        role: Option<TokenRole>,
+        clock: &dyn Clock,
+    ) -> Result<String, GatewayError> {
+        let config = self.config()?;
+        let key = TokenKey::new(&read_key(&self.path(KEYS_DIR).join(TOKEN_KEY))?);
+        let (subject, role) = match (agent, role) {
+            (Some(agent), None) => {
+                let store = Store::open(&self.path(DATABASE_FILE))?;
+                let found = store.agent(agent)?.ok_or_else(|| GatewayError::NotFound {
+                    what: "agent",
+                    id: agent.to_string(),
+                    ledger_index: None,
+                })?;
+                (agent.to_string(), TokenRole::from(found.role))
+            }
+            (None, Some(role)) => (format!("role:{}", role.name()), role),
+            _ => return Err(GatewayError::BadRequest("give either an agent or a role".into())),
+        };
+        issue(&key, &subject, role, clock.now_seconds(), config.tokens.lifetime_seconds)
     }
 
     pub fn config(&self) -> Result<Config, GatewayError> {

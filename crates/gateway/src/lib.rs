@@ -16,6 +16,7 @@ mod token;
 pub use audit::{AccessEntry, AuditError, AuditFuture, AuditLog, ChangeEntry, ENTRY_VERSION, LedgerAudit};
 pub use clock::{Clock, SystemClock};
 pub use config::{Config, Limits};
+pub use cordon_ledger::LedgerStats;
 pub use datadir::{CONFIG_FILE, DATABASE_FILE, DataDir, Initialized, LEDGER_DIR, Rotated, futures_block_on};
 pub use error::GatewayError;
 pub use import::{ImportKind, ImportReport, Rejected, import};

@@ -119,35 +119,31 @@ impl Gateway {
             .map_err(|error| GatewayError::Unauthenticated(error.to_string()))
     }
 
-    /// Issues a token for a directory agent (its role comes from the directory).
+    /// Issues a token for a role that is not a directory agent (`admin`, `analyst`, `service`).
+    pub fn issue_role_token(&self, role: TokenRole) -> Result<String, GatewayError> {
+        crate::token::issue(
+            &self.tokens,
+            &format!("role:{}", role.name()),
+            role,
+            self.clock.now_seconds(),
+            self.token_lifetime_seconds,
+        )
+    }
+
+    /// Issues a token for a directory agent; its role comes from the directory.
     pub fn issue_agent_token(&self, agent_id: &str) -> Result<String, GatewayError> {
         let agent = self.store.agent(agent_id)?.ok_or_else(|| GatewayError::NotFound {
             what: "agent",
             id: agent_id.to_string(),
             ledger_index: None,
         })?;
-        let role = match agent.role {
-            cordon_directory::Role::Agent => TokenRole::Agent,
-            cordon_directory::Role::Analyst => TokenRole::Analyst,
-            cordon_directory::Role::Admin => TokenRole::Admin,
-        };
-        self.issue_token(agent_id, role)
-    }
-
-    /// Issues a token for a role that is not a directory agent (`admin`, `analyst`, `service`).
-    pub fn issue_role_token(&self, role: TokenRole) -> Result<String, GatewayError> {
-        self.issue_token(&format!("role:{}", role.name()), role)
-    }
-
-    fn issue_token(&self, subject: &str, role: TokenRole) -> Result<String, GatewayError> {
-        let now = self.clock.now_seconds();
-        Ok(self.tokens.issue(&Claims {
-            sub: subject.to_string(),
-            role,
-            iat: now,
-            exp: now + self.token_lifetime_seconds,
-            jti: random_id()?,
-        }))
+        crate::token::issue(
+            &self.tokens,
+            agent_id,
+            TokenRole::from(agent.role),
+            self.clock.now_seconds(),
+            self.token_lifetime_seconds,
+        )
     }
 
     // ---- data access ----

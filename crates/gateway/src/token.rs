@@ -31,6 +31,47 @@ impl TokenRole {
     }
 }
 
+impl From<cordon_directory::Role> for TokenRole {
+    fn from(role: cordon_directory::Role) -> TokenRole {
+        match role {
+            cordon_directory::Role::Agent => TokenRole::Agent,
+            cordon_directory::Role::Analyst => TokenRole::Analyst,
+            cordon_directory::Role::Admin => TokenRole::Admin,
+        }
+    }
+}
+
+impl std::str::FromStr for TokenRole {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<TokenRole, String> {
+        match text {
+            "agent" => Ok(TokenRole::Agent),
+            "analyst" => Ok(TokenRole::Analyst),
+            "admin" => Ok(TokenRole::Admin),
+            "service" => Ok(TokenRole::Service),
+            other => Err(format!("`{other}` is not a role: use admin, analyst or service")),
+        }
+    }
+}
+
+/// Signs a token for `subject` with `role`, valid from `now` for `lifetime_seconds`.
+pub fn issue(
+    key: &TokenKey,
+    subject: &str,
+    role: TokenRole,
+    now: i64,
+    lifetime_seconds: i64,
+) -> Result<String, crate::error::GatewayError> {
+    Ok(key.issue(&Claims {
+        sub: subject.to_string(),
+        role,
+        iat: now,
+        exp: now + lifetime_seconds,
+        jti: crate::service::random_id()?,
+    }))
+}
+
 /// Who is calling, from a verified token.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Claims {

@@ -25,7 +25,7 @@ pub use checkpoint::{Checkpoint, CheckpointError, format_receipt, verify_receipt
 pub use error::LedgerError;
 pub use hash::{HASH_SIZE, Hash, empty_root, leaf_hash, node_hash};
 pub use layout::{CHECKPOINT_FILE, SIGNING_KEY_FILE, VERIFIER_KEY_FILE};
-pub use ledger::{Appending, Ledger, LedgerConfig};
+pub use ledger::{Appending, Ledger, LedgerConfig, LedgerStats};
 pub use note::{NoteError, Signer, Verifier};
 pub use proof::{
     ProofError, SubtreeSource, consistency_proof, inclusion_proof, range_hash, verify_consistency, verify_inclusion,

@@ -1,12 +1,20 @@
 //! One module per subcommand group; each turns parsed arguments into calls on the library
 //! crates and prints the result.
 
+mod data;
 mod log;
+mod policy;
 
 use crate::cli::{Arguments, Command};
 
 pub fn run(arguments: Arguments) -> anyhow::Result<()> {
     match arguments.command {
+        Command::Init { dir, origin } => data::init(&dir, origin.as_deref()),
+        Command::Serve { data, listen, log_json } => data::serve(&data, listen, log_json),
+        Command::Import { kind, file, data } => data::import(kind, &file, &data),
+        Command::Token(command) => data::token(command),
+        Command::Keys(command) => data::keys(command),
+        Command::Policy(command) => policy::run(command),
         Command::Log(command) => log::run(command),
     }
 }

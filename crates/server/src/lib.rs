@@ -1,0 +1,11 @@
+//! cordon's HTTP API: JSON requests and responses under `/v1`, RFC 9457 problem+json
+//! errors with stable type codes, bearer-token authentication, Prometheus metrics and the
+//! OpenAPI document. Only this crate speaks HTTP and JSON; it owns its request and response
+//! types and converts them to and from the gateway's.
+
+mod metrics;
+mod problem;
+mod routes;
+
+pub use metrics::Metrics;
+pub use routes::{AppState, app, serve};

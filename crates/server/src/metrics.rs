@@ -1,0 +1,89 @@
+//! Prometheus metrics, in an explicit registry: requests by route and status, access
+//! decisions by action and outcome, and the audit ledger's group commits.
+
+use std::sync::Mutex;
+
+use prometheus_client::encoding::text::encode;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::registry::Registry;
+
+type Labels = Vec<(String, String)>;
+
+pub struct Metrics {
+    registry: Mutex<Registry>,
+    requests: Family<Labels, Counter>,
+    latency: Family<Labels, Histogram>,
+    decisions: Family<Labels, Counter>,
+    ledger_groups: Gauge,
+    ledger_entries: Gauge,
+    ledger_commit_micros: Gauge,
+}
+
+impl std::fmt::Debug for Metrics {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Metrics")
+    }
+}
+
+impl Default for Metrics {
+    fn default() -> Metrics {
+        let mut registry = Registry::default();
+        let requests = Family::<Labels, Counter>::default();
+        let latency =
+            Family::<Labels, Histogram>::new_with_constructor(|| Histogram::new(exponential_buckets(0.0001, 2.0, 16)));
+        let decisions = Family::<Labels, Counter>::default();
+        let (ledger_groups, ledger_entries, ledger_commit_micros) =
+            (Gauge::default(), Gauge::default(), Gauge::default());
+        registry.register("cordon_http_requests", "HTTP requests by route and status", requests.clone());
+        registry.register("cordon_http_request_seconds", "HTTP request latency by route", latency.clone());
+        registry.register("cordon_decisions", "Access decisions by action and outcome", decisions.clone());
+        registry.register(
+            "cordon_ledger_groups",
+            "Audit ledger group commits (one fdatasync each)",
+            ledger_groups.clone(),
+        );
+        registry.register(
+            "cordon_ledger_entries",
+            "Audit entries made durable in group commits",
+            ledger_entries.clone(),
+        );
+        registry.register(
+            "cordon_ledger_commit_microseconds",
+            "Time spent writing and syncing audit groups",
+            ledger_commit_micros.clone(),
+        );
+        Metrics {
+            registry: Mutex::new(registry),
+            requests,
+            latency,
+            decisions,
+            ledger_groups,
+            ledger_entries,
+            ledger_commit_micros,
+        }
+    }
+}
+
+impl Metrics {
+    pub fn observe_request(&self, route: &str, status: u16, seconds: f64) {
+        self.requests.get_or_create(&vec![("route".into(), route.into()), ("status".into(), status.to_string())]).inc();
+        self.latency.get_or_create(&vec![("route".into(), route.into())]).observe(seconds);
+    }
+
+    pub fn observe_decision(&self, action: &str, outcome: &str) {
+        self.decisions.get_or_create(&vec![("action".into(), action.into()), ("outcome".into(), outcome.into())]).inc();
+    }
+
+    pub fn render(&self, stats: cordon_gateway::LedgerStats) -> String {
+        self.ledger_groups.set(stats.groups as i64);
+        self.ledger_entries.set(stats.entries as i64);
+        self.ledger_commit_micros.set(stats.commit_micros as i64);
+        let mut text = String::new();
+        let registry = self.registry.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let _ = encode(&mut text, &registry);
+        text
+    }
+}

@@ -1,0 +1,605 @@
+//! Routes, request and response bodies, authentication and the serving loop.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Instant;
+
+use axum::extract::rejection::{JsonRejection, QueryRejection};
+use axum::extract::{DefaultBodyLimit, FromRequestParts, MatchedPath, Path, Query, Request, State};
+use axum::http::request::Parts;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post, put};
+use axum::{Json, Router};
+use cordon_directory::{Agent, AgentStatus, ApprovalKind, Role, Shift, Ticket, TicketStatus};
+use cordon_gateway::{Claims, Gateway, GatewayError, TokenRole};
+use cordon_vault::Field;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::metrics::Metrics;
+use crate::problem::Problem;
+
+const OPENAPI: &str = include_str!("openapi.json");
+
+/// What every handler shares.
+#[derive(Debug)]
+pub struct AppState {
+    pub gateway: Gateway,
+    pub metrics: Metrics,
+}
+
+/// The router, without a socket, so tests can drive it directly.
+pub fn app(state: Arc<AppState>) -> Router {
+    let body_limit = state.gateway.limits().request_body_bytes_max;
+    Router::new()
+        .route("/healthz", get(healthz))
+        .route("/openapi.json", get(openapi))
+        .route("/metrics", get(metrics))
+        .route("/v1/search", post(search))
+        .route("/v1/customers/{id}", get(view).put(put_customer).delete(delete_customer))
+        .route("/v1/customers/{id}/reveal", post(reveal))
+        .route("/v1/customers/{id}/verify", post(verify))
+        .route("/v1/customers/{id}/access-history", get(access_history))
+        .route("/v1/agents/{id}", put(put_agent))
+        .route("/v1/agents/{id}/suspend", post(suspend_agent))
+        .route("/v1/agents/{id}/reinstate", post(reinstate_agent))
+        .route("/v1/tickets/{id}", put(put_ticket))
+        .route("/v1/approvals", post(request_approval))
+        .route("/v1/approvals/{id}/approve", post(approve))
+        .route("/v1/ledger/checkpoint", get(checkpoint))
+        .route("/v1/ledger/proof/{index}", get(proof))
+        .fallback(not_found)
+        .layer(DefaultBodyLimit::max(body_limit))
+        .layer(middleware::from_fn_with_state(Arc::clone(&state), observe))
+        .with_state(state)
+}
+
+/// Serves until SIGINT or SIGTERM; in-flight requests finish, then the state (and with it
+/// the ledger, which publishes a final checkpoint) is dropped.
+pub async fn serve(state: Arc<AppState>, listener: tokio::net::TcpListener) -> std::io::Result<()> {
+    let router = app(Arc::clone(&state));
+    axum::serve(listener, router.into_make_service_with_connect_info::<SocketAddr>())
+        .with_graceful_shutdown(shutdown_signal())
+        .await
+}
+
+async fn shutdown_signal() {
+    let interrupt = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    tokio::select! {
+        _ = interrupt => {},
+        _ = terminate => {},
+    }
+    tracing::info!("shutting down: finishing in-flight requests");
+}
+
+/// Logs and counts every request by its route template (never its body), and tags the
+/// response with a request id.
+async fn observe(State(state): State<Arc<AppState>>, mut request: Request, next: Next) -> Response {
+    let started = Instant::now();
+    let route = request
+        .extensions()
+        .get::<MatchedPath>()
+        .map(|path| path.as_str().to_string())
+        .unwrap_or_else(|| "unmatched".into());
+    let request_id = random_request_id();
+    request.extensions_mut().insert(RequestId(request_id.clone()));
+    let method = request.method().clone();
+    let mut response = next.run(request).await;
+    let status = response.status().as_u16();
+    let seconds = started.elapsed().as_secs_f64();
+    state.metrics.observe_request(&route, status, seconds);
+    if let Ok(value) = HeaderValue::from_str(&request_id) {
+        response.headers_mut().insert("x-request-id", value);
+    }
+    tracing::info!(%method, %route, status, micros = (seconds * 1e6) as u64, request = %request_id, "request");
+    response
+}
+
+#[derive(Debug, Clone)]
+struct RequestId(String);
+
+fn random_request_id() -> String {
+    let mut bytes = [0u8; 8];
+    let _ = getrandom::fill(&mut bytes);
+    bytes.iter().map(|byte| format!("{byte:02x}")).collect()
+}
+
+/// The verified bearer token and the request id of a request.
+struct Caller {
+    claims: Claims,
+    request: String,
+}
+
+impl FromRequestParts<Arc<AppState>> for Caller {
+    type Rejection = Problem;
+
+    async fn from_request_parts(parts: &mut Parts, state: &Arc<AppState>) -> Result<Caller, Problem> {
+        let request = parts.extensions.get::<RequestId>().map(|id| id.0.clone()).unwrap_or_else(random_request_id);
+        let header = parts.headers.get(header::AUTHORIZATION).ok_or_else(|| {
+            Problem::new(StatusCode::UNAUTHORIZED, "unauthenticated", "an `Authorization: Bearer` token is needed")
+        })?;
+        let token = header.to_str().ok().and_then(|value| value.strip_prefix("Bearer ")).ok_or_else(|| {
+            Problem::new(
+                StatusCode::UNAUTHORIZED,
+                "unauthenticated",
+                "the Authorization header is not `Bearer <token>`",
+            )
+        })?;
+        let claims = state.gateway.authenticate(token)?;
+        Ok(Caller { claims, request })
+    }
+}
+
+/// A JSON body, with a problem+json error that says what is wrong with it.
+struct Body<T>(T);
+
+impl<T, S> axum::extract::FromRequest<S> for Body<T>
+where
+    T: serde::de::DeserializeOwned,
+    S: Send + Sync,
+{
+    type Rejection = Problem;
+
+    async fn from_request(request: Request, state: &S) -> Result<Body<T>, Problem> {
+        match Json::<T>::from_request(request, state).await {
+            Ok(Json(value)) => Ok(Body(value)),
+            Err(rejection) => Err(json_problem(rejection)),
+        }
+    }
+}
+
+fn json_problem(rejection: JsonRejection) -> Problem {
+    let status = rejection.status();
+    let code = if status == StatusCode::PAYLOAD_TOO_LARGE { "body-too-large" } else { "bad-request" };
+    Problem::new(status, code, rejection.body_text())
+}
+
+fn query_problem(rejection: QueryRejection) -> Problem {
+    Problem::bad_request(rejection.body_text())
+}
+
+fn observe_decision(state: &AppState, action: &str, outcome: &Result<impl Sized, GatewayError>) {
+    let label = match outcome {
+        Ok(_) => "allow",
+        Err(GatewayError::Denied { .. }) | Err(GatewayError::NotFound { ledger_index: Some(_), .. }) => "deny",
+        Err(GatewayError::AuditUnavailable(_)) => "audit-unavailable",
+        Err(_) => "error",
+    };
+    state.metrics.observe_decision(action, label);
+}
+
+// ---- public ----
+
+async fn healthz() -> &'static str {
+    "ok\n"
+}
+
+async fn openapi() -> Response {
+    ([(header::CONTENT_TYPE, "application/json")], OPENAPI).into_response()
+}
+
+async fn not_found() -> Problem {
+    Problem::new(StatusCode::NOT_FOUND, "not-found", "no such route; see /openapi.json")
+}
+
+async fn checkpoint(State(state): State<Arc<AppState>>) -> Response {
+    ([(header::CONTENT_TYPE, "text/plain; charset=utf-8")], state.gateway.audit().checkpoint()).into_response()
+}
+
+// ---- data access ----
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SearchBody {
+    by: String,
+    value: String,
+}
+
+#[derive(Serialize)]
+struct SearchResponse {
+    matches: Vec<SearchMatch>,
+}
+
+#[derive(Serialize)]
+struct SearchMatch {
+    customer: String,
+    masked_name: String,
+}
+
+async fn search(
+    State(state): State<Arc<AppState>>,
+    caller: Caller,
+    Body(body): Body<SearchBody>,
+) -> Result<Json<SearchResponse>, Problem> {
+    let outcome = state.gateway.search(&caller.claims, &body.by, &body.value, &caller.request).await;
+    observe_decision(&state, "search", &outcome);
+    let hits = outcome?;
+    Ok(Json(SearchResponse {
+        matches: hits
+            .into_iter()
+            .map(|hit| SearchMatch { customer: hit.customer, masked_name: hit.masked_name })
+            .collect(),
+    }))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TicketQuery {
+    ticket: Option<String>,
+}
+
+#[derive(Serialize)]
+struct CardResponse {
+    customer: String,
+    fields: BTreeMap<&'static str, String>,
+    ledger_index: u64,
+}
+
+async fn view(
+    State(state): State<Arc<AppState>>,
+    caller: Caller,
+    Path(id): Path<String>,
+    query: Result<Query<TicketQuery>, QueryRejection>,
+) -> Result<Json<CardResponse>, Problem> {
+    let Query(query) = query.map_err(query_problem)?;
+    let outcome = state.gateway.view(&caller.claims, &id, query.ticket.as_deref(), &caller.request).await;
+    observe_decision(&state, "view", &outcome);
+    let card = outcome?;
+    Ok(Json(CardResponse {
+        customer: card.customer,
+        fields: card.fields.into_iter().map(|(field, masked)| (field.name(), masked)).collect(),
+        ledger_index: card.ledger_index,
+    }))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RevealBody {
+    ticket: Option<String>,
+    fields: Vec<String>,
+    #[serde(default)]
+    reason: String,
+}
+
+#[derive(Serialize)]
+struct RevealResponse {
+    customer: String,
+    values: BTreeMap<&'static str, Value>,
+    ledger_index: u64,
+}
+
+async fn reveal(
+    State(state): State<Arc<AppState>>,
+    caller: Caller,
+    Path(id): Path<String>,
+    Body(body): Body<RevealBody>,
+) -> Result<Json<RevealResponse>, Problem> {
+    let outcome = state
+        .gateway
+        .reveal(&caller.claims, &id, body.ticket.as_deref(), &body.fields, &body.reason, &caller.request)
+        .await;
+    observe_decision(&state, "reveal", &outcome);
+    let revealed = outcome?;
+    Ok(Json(RevealResponse {
+        customer: id,
+        values: revealed.values.into_iter().map(|(field, value)| (field.name(), value)).collect(),
+        ledger_index: revealed.ledger_index,
+    }))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct VerifyBody {
+    ticket: Option<String>,
+    field: String,
+    value: String,
+}
+
+#[derive(Serialize)]
+struct VerifyResponse {
+    #[serde(rename = "match")]
+    matched: bool,
+    ledger_index: u64,
+}
+
+async fn verify(
+    State(state): State<Arc<AppState>>,
+    caller: Caller,
+    Path(id): Path<String>,
+    Body(body): Body<VerifyBody>,
+) -> Result<Json<VerifyResponse>, Problem> {
+    let outcome = state
+        .gateway
+        .verify(&caller.claims, &id, body.ticket.as_deref(), &body.field, &body.value, &caller.request)
+        .await;
+    observe_decision(&state, "verify", &outcome);
+    let verified = outcome?;
+    Ok(Json(VerifyResponse { matched: verified.matched, ledger_index: verified.ledger_index }))
+}
+
+#[derive(Serialize)]
+struct HistoryResponse {
+    customer: String,
+    events: Vec<HistoryEvent>,
+}
+
+#[derive(Serialize)]
+struct HistoryEvent {
+    ledger_index: u64,
+    time_ms: i64,
+    agent: String,
+    ticket: Option<String>,
+    action: String,
+    fields: Vec<String>,
+    decision: &'static str,
+    policies: Vec<String>,
+}
+
+async fn access_history(
+    State(state): State<Arc<AppState>>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<Json<HistoryResponse>, Problem> {
+    let events = state.gateway.access_history(&caller.claims, &id)?;
+    Ok(Json(HistoryResponse {
+        customer: id,
+        events: events
+            .into_iter()
+            .map(|event| HistoryEvent {
+                ledger_index: event.ledger_index,
+                time_ms: event.time,
+                agent: event.agent_id,
+                ticket: event.ticket_id,
+                action: event.action,
+                fields: event.fields,
+                decision: if event.allowed { "allow" } else { "deny" },
+                policies: event.policies,
+            })
+            .collect(),
+    }))
+}
+
+// ---- administration ----
+
+#[derive(Serialize)]
+struct Recorded {
+    ledger_index: u64,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AgentBody {
+    name: String,
+    team: String,
+    site: String,
+    #[serde(default = "staff")]
+    employer: String,
+    #[serde(default)]
+    shift: Option<[u8; 2]>,
+    #[serde(default = "agent_role")]
+    role: String,
+    #[serde(default = "active")]
+    status: String,
+}
+
+fn staff() -> String {
+    "staff".into()
+}
+
+fn agent_role() -> String {
+    "agent".into()
+}
+
+fn active() -> String {
+    "active".into()
+}
+
+async fn put_agent(
+    State(state): State<Arc<AppState>>,
+    caller: Caller,
+    Path(id): Path<String>,
+    Body(body): Body<AgentBody>,
+) -> Result<Json<Recorded>, Problem> {
+    let [start, end] = body.shift.unwrap_or([0, 0]);
+    let agent = Agent {
+        id,
+        name: body.name,
+        team: body.team,
+        site: body.site,
+        employer: body.employer,
+        shift: Shift::new(start, end).map_err(|error| Problem::bad_request(error.to_string()))?,
+        role: body.role.parse::<Role>().map_err(|error| Problem::bad_request(error.to_string()))?,
+        status: body.status.parse::<AgentStatus>().map_err(|error| Problem::bad_request(error.to_string()))?,
+    };
+    let index = state.gateway.put_agent(&caller.claims, agent, &caller.request).await?;
+    Ok(Json(Recorded { ledger_index: index }))
+}
+
+async fn suspend_agent(
+    State(state): State<Arc<AppState>>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<Json<Recorded>, Problem> {
+    let index = state.gateway.set_agent_status(&caller.claims, &id, AgentStatus::Suspended, &caller.request).await?;
+    Ok(Json(Recorded { ledger_index: index }))
+}
+
+async fn reinstate_agent(
+    State(state): State<Arc<AppState>>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<Json<Recorded>, Problem> {
+    let index = state.gateway.set_agent_status(&caller.claims, &id, AgentStatus::Active, &caller.request).await?;
+    Ok(Json(Recorded { ledger_index: index }))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TicketBody {
+    requester: String,
+    category: String,
+    #[serde(default = "open")]
+    status: String,
+    assignee: Option<String>,
+}
+
+fn open() -> String {
+    "open".into()
+}
+
+async fn put_ticket(
+    State(state): State<Arc<AppState>>,
+    caller: Caller,
+    Path(id): Path<String>,
+    Body(body): Body<TicketBody>,
+) -> Result<Json<Recorded>, Problem> {
+    let now = state.gateway.now_ms().div_euclid(1000);
+    let existing = state.gateway.store().ticket(&id).map_err(GatewayError::from)?;
+    let ticket = Ticket {
+        created_at: existing.map(|ticket| ticket.created_at).unwrap_or(now),
+        id,
+        requester: body.requester,
+        category: body.category,
+        status: body.status.parse::<TicketStatus>().map_err(|error| Problem::bad_request(error.to_string()))?,
+        assignee: body.assignee.filter(|assignee| !assignee.is_empty()),
+        updated_at: now,
+    };
+    let index = state.gateway.put_ticket(&caller.claims, ticket, &caller.request).await?;
+    Ok(Json(Recorded { ledger_index: index }))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CustomerBody {
+    fields: BTreeMap<String, Value>,
+    #[serde(default)]
+    canary: bool,
+}
+
+async fn put_customer(
+    State(state): State<Arc<AppState>>,
+    caller: Caller,
+    Path(id): Path<String>,
+    Body(body): Body<CustomerBody>,
+) -> Result<Json<Recorded>, Problem> {
+    let mut fields = BTreeMap::new();
+    for (name, value) in body.fields {
+        let field: Field =
+            name.parse().map_err(|error: cordon_vault::UnknownField| Problem::bad_request(error.to_string()))?;
+        fields.insert(field, value);
+    }
+    let index = state.gateway.put_customer(&caller.claims, &id, &fields, body.canary, &caller.request).await?;
+    Ok(Json(Recorded { ledger_index: index }))
+}
+
+async fn delete_customer(
+    State(state): State<Arc<AppState>>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<Json<Recorded>, Problem> {
+    let index = state.gateway.delete_customer(&caller.claims, &id, &caller.request).await?;
+    Ok(Json(Recorded { ledger_index: index }))
+}
+
+// ---- approvals ----
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ApprovalRequestBody {
+    kind: String,
+    customer: String,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ApproveBody {
+    #[serde(default = "one_hour")]
+    seconds: i64,
+}
+
+fn one_hour() -> i64 {
+    3600
+}
+
+#[derive(Serialize)]
+struct ApprovalResponse {
+    id: String,
+    kind: &'static str,
+    requester: String,
+    customer: String,
+    status: &'static str,
+    approver: Option<String>,
+    expires_at: Option<i64>,
+}
+
+impl From<cordon_directory::Approval> for ApprovalResponse {
+    fn from(approval: cordon_directory::Approval) -> ApprovalResponse {
+        ApprovalResponse {
+            id: approval.id,
+            kind: approval.kind.name(),
+            requester: approval.requester,
+            customer: approval.customer,
+            status: approval.status.name(),
+            approver: approval.approver,
+            expires_at: approval.expires_at,
+        }
+    }
+}
+
+async fn request_approval(
+    State(state): State<Arc<AppState>>,
+    caller: Caller,
+    Body(body): Body<ApprovalRequestBody>,
+) -> Result<Json<ApprovalResponse>, Problem> {
+    let kind: ApprovalKind =
+        body.kind.parse().map_err(|error: cordon_directory::DirectoryError| Problem::bad_request(error.to_string()))?;
+    let approval = state.gateway.request_approval(&caller.claims, kind, &body.customer, &caller.request).await?;
+    Ok(Json(approval.into()))
+}
+
+async fn approve(
+    State(state): State<Arc<AppState>>,
+    caller: Caller,
+    Path(id): Path<String>,
+    Body(body): Body<ApproveBody>,
+) -> Result<Json<ApprovalResponse>, Problem> {
+    let outcome = state.gateway.approve(&caller.claims, &id, body.seconds, &caller.request).await;
+    observe_decision(&state, "approve", &outcome);
+    Ok(Json(outcome?.into()))
+}
+
+// ---- ledger and operations ----
+
+async fn proof(
+    State(state): State<Arc<AppState>>,
+    _caller: Caller,
+    Path(index): Path<String>,
+) -> Result<Response, Problem> {
+    let index: u64 = index.parse().map_err(|_| Problem::bad_request(format!("`{index}` is not a ledger index")))?;
+    let audit = Arc::clone(state.gateway.audit());
+    let receipt = tokio::task::spawn_blocking(move || audit.receipt(index))
+        .await
+        .map_err(|error| Problem::from(GatewayError::Internal(error.to_string())))?
+        .map_err(|error| Problem::new(StatusCode::NOT_FOUND, "not-found", error.0))?;
+    Ok(([(header::CONTENT_TYPE, "text/plain; charset=utf-8")], receipt).into_response())
+}
+
+async fn metrics(State(state): State<Arc<AppState>>, caller: Caller) -> Result<Response, Problem> {
+    if !matches!(caller.claims.role, TokenRole::Service | TokenRole::Admin) {
+        return Err(GatewayError::WrongRole { needed: "service or admin" }.into());
+    }
+    let text = state.metrics.render(state.gateway.audit().stats());
+    Ok(([(header::CONTENT_TYPE, "application/openmetrics-text; version=1.0.0; charset=utf-8")], text).into_response())
+}
