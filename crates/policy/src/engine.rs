@@ -268,6 +268,11 @@ fn explain_default_deny(request: &AccessRequest) -> String {
                     return "a break-glass approval must come from someone else".into();
                 }
             }
+            let reveal_without_reason = request.action == Action::Reveal && request.reason.trim().is_empty();
+            if reveal_without_reason && request.approval.as_ref().is_some_and(|approval| approval.kind == "break_glass")
+            {
+                return "a reveal needs a reason, even under break-glass".into();
+            }
             let Some(ticket) = &request.ticket else {
                 return format!(
                     "no ticket given: access to customer `{customer}` needs an open ticket assigned to you, or a break-glass approval"

@@ -50,6 +50,7 @@ fn denials_say_why_in_plain_words() {
         ("reveal without a reason", "a reveal needs a reason"),
         ("reveal a field the category does not need", "do not need field `bank_account`"),
         ("break-glass after the approval expired", "has expired"),
+        ("break-glass reveal without a reason", "needs a reason, even under break-glass"),
         ("analyst approves their own request", "nobody may approve their own request"),
         ("suspended agent with a valid ticket views", "suspended or offboarded"),
         ("vendor agent reveals a bank account", "vendor staff never reveal"),

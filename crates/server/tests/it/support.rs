@@ -1,0 +1,135 @@
+//! A data directory with a server over it, a clock the test controls, and a request helper.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, Ordering};
+
+use axum::body::Body;
+use axum::http::{Method, Request, StatusCode};
+use cordon_gateway::{AuditLog, Clock, DataDir, Gateway};
+use cordon_server::{AppState, Metrics, app};
+use http_body_util::BodyExt as _;
+use serde_json::{Value, json};
+use tower::ServiceExt as _;
+
+/// A clock that moves only when told to.
+#[derive(Debug)]
+pub struct TestClock(AtomicI64);
+
+impl TestClock {
+    pub fn advance_seconds(&self, seconds: i64) {
+        self.0.fetch_add(seconds * 1000, Ordering::SeqCst);
+    }
+}
+
+impl Clock for TestClock {
+    fn now_ms(&self) -> i64 {
+        self.0.load(Ordering::SeqCst)
+    }
+}
+
+pub struct Harness {
+    pub dir: tempfile::TempDir,
+    pub clock: Arc<TestClock>,
+    pub state: Arc<AppState>,
+    pub admin: String,
+}
+
+/// A full customer record with distinctive values.
+pub fn customer_fields(name: &str, email: &str, balance_usd: f64) -> Value {
+    json!({
+        "full_name": name,
+        "date_of_birth": "1988-04-01",
+        "postal_address": {"street": "7 Quay Street", "city": "Dublin", "postal_code": "D02 X285", "country": "IE"},
+        "email": email,
+        "phone": "+353 86 555 0199",
+        "government_id_number": "PPS7654321W",
+        "id_document_image": "kyc/passport-scan-771.jpg",
+        "tax_id": "IE9876543Q",
+        "bank_account": "IE29AIBK93115212345678",
+        "balance_usd": balance_usd,
+        "wallet_addresses": ["bc1qar0srrr7xfkvy5l643lydnw9re59gtzzwf5mdq"],
+        "transaction_history": [{"date": "2026-11-01", "asset": "BTC", "amount": 0.1}],
+        "two_factor_method": {"type": "totp"},
+        "last_login_ip": "203.0.113.77"
+    })
+}
+
+impl Harness {
+    pub fn new() -> Harness {
+        let dir = tempfile::tempdir().unwrap();
+        let clock = Arc::new(TestClock(AtomicI64::new(1_795_000_000_000)));
+        let data = DataDir::new(&dir.path().join("data"));
+        let made = data.init(None, clock.clone()).unwrap();
+        let gateway = data.open(clock.clone()).unwrap();
+        Harness {
+            state: Arc::new(AppState { gateway, metrics: Metrics::default() }),
+            dir,
+            clock,
+            admin: made.admin_token,
+        }
+    }
+
+    pub fn data(&self) -> DataDir {
+        DataDir::new(&self.dir.path().join("data"))
+    }
+
+    /// Another server over the same data directory, with `audit` in place of the ledger.
+    pub fn with_audit(&self, audit: Arc<dyn AuditLog>) -> Arc<AppState> {
+        let data = self.data();
+        let gateway: Gateway = data.open_with_audit(data.config().unwrap(), audit, self.clock.clone()).unwrap();
+        Arc::new(AppState { gateway, metrics: Metrics::default() })
+    }
+
+    pub fn agent_token(&self, agent: &str) -> String {
+        self.state.gateway.issue_agent_token(agent).unwrap()
+    }
+
+    pub async fn call(
+        &self,
+        method: Method,
+        path: &str,
+        token: Option<&str>,
+        body: Option<Value>,
+    ) -> (StatusCode, Value) {
+        call(&self.state, method, path, token, body.map(|body| body.to_string())).await
+    }
+
+    /// Calls as the administrator and insists on success.
+    pub async fn admin(&self, method: Method, path: &str, body: Value) -> Value {
+        let (status, answer) = self.call(method, path, Some(&self.admin.clone()), Some(body)).await;
+        assert!(status.is_success(), "{path}: {status} {answer}");
+        answer
+    }
+
+    pub async fn put_agent(&self, id: &str, agent: Value) {
+        self.admin(Method::PUT, &format!("/v1/agents/{id}"), agent).await;
+    }
+
+    pub async fn put_customer(&self, id: &str, fields: Value) {
+        self.admin(Method::PUT, &format!("/v1/customers/{id}"), json!({ "fields": fields })).await;
+    }
+}
+
+pub async fn call(
+    state: &Arc<AppState>,
+    method: Method,
+    path: &str,
+    token: Option<&str>,
+    body: Option<String>,
+) -> (StatusCode, Value) {
+    let mut request = Request::builder().method(method).uri(path).header("content-type", "application/json");
+    if let Some(token) = token {
+        request = request.header("authorization", format!("Bearer {token}"));
+    }
+    let request = request.body(body.map(Body::from).unwrap_or_else(Body::empty)).unwrap();
+    let response = app(Arc::clone(state)).oneshot(request).await.unwrap();
+    let status = response.status();
+    let bytes = response.into_body().collect().await.unwrap().to_bytes();
+    let value =
+        serde_json::from_slice(&bytes).unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into_owned()));
+    (status, value)
+}
+
+pub fn problem_type(body: &Value) -> &str {
+    body.get("type").and_then(Value::as_str).unwrap_or("")
+}
