@@ -3,4 +3,5 @@
 // A failing test should stop loudly where it failed; the no-panic lints are for library code.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
 
+mod gateway;
 mod log;
