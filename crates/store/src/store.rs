@@ -576,6 +576,13 @@ fn approval_columns(row: &rusqlite::Row<'_>) -> rusqlite::Result<RawApproval> {
 
 fn connect(path: &Path) -> Result<Connection, StoreError> {
     let connection = Connection::open(path).map_err(sql_error(path, "open"))?;
+    // Sealed records are useless without the keys, but the database is still nobody else's.
+    if let Ok(metadata) = std::fs::metadata(path) {
+        use std::os::unix::fs::PermissionsExt as _;
+        if metadata.permissions().mode() & 0o077 != 0 {
+            let _ = std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600));
+        }
+    }
     // WAL lets readers run beside the writer; NORMAL sync keeps commits cheap and the file
     // consistent. The ledger, not this database, is the durable record of every access.
     connection

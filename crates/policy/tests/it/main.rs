@@ -90,3 +90,19 @@ fn malformed_case_files_are_refused_clearly() {
     let outcomes = run_cases(&PolicyEngine::default_set().unwrap(), &CategoryTable::default(), &file.cases);
     assert!(outcomes[0].failure.as_ref().unwrap().contains("unknown action `peek`"));
 }
+
+#[test]
+fn team_membership_works_in_custom_policies() {
+    // The engine builds team membership only when a policy names a Team; this one does.
+    let policies = format!(
+        "{DEFAULT_POLICIES}\n@id(\"kyc-team-searches-only\")\nforbid (principal, action == Action::\"search\", resource) unless {{ principal in Team::\"kyc-review\" }};"
+    );
+    let engine = PolicyEngine::load(&policies, DEFAULT_SCHEMA).unwrap();
+    let file = CaseFile::parse(
+        "[[case]]\nname = \"l1 searches\"\naction = \"search\"\nexpect = \"deny\"\nexpect_policy = \"kyc-team-searches-only\"\n\n[[case]]\nname = \"kyc searches\"\naction = \"search\"\nagent = { team = \"kyc-review\" }\nexpect = \"allow\"\n",
+    )
+    .unwrap();
+    for outcome in run_cases(&engine, &CategoryTable::default(), &file.cases) {
+        assert!(outcome.failure.is_none(), "{}: {:?}", outcome.name, outcome.failure);
+    }
+}
