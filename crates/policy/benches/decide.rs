@@ -32,13 +32,13 @@ fn request(number: usize, categories: &CategoryTable) -> AccessRequest {
         agent: AgentFacts {
             id: agent.clone(),
             team: teams[number % teams.len()].into(),
-            site: if number % 7 == 0 { "vendor-bpo-1".into() } else { "us-sf".into() },
-            employer: if number % 7 == 0 { "vendor-bpo-1".into() } else { "staff".into() },
+            site: if number.is_multiple_of(7) { "vendor-bpo-1".into() } else { "us-sf".into() },
+            employer: if number.is_multiple_of(7) { "vendor-bpo-1".into() } else { "staff".into() },
             role: "agent".into(),
             status: "active".into(),
         },
-        action: if number % 3 == 0 { Action::View } else { Action::Reveal },
-        customer: Some(CustomerFacts { id: customer.clone(), high_balance: number % 50 == 0 }),
+        action: if number.is_multiple_of(3) { Action::View } else { Action::Reveal },
+        customer: Some(CustomerFacts { id: customer.clone(), high_balance: number.is_multiple_of(50) }),
         ticket: Some(TicketFacts {
             id: format!("ticket-{number}"),
             requester: customer.clone(),
@@ -49,7 +49,7 @@ fn request(number: usize, categories: &CategoryTable) -> AccessRequest {
         }),
         field: Some(field),
         reason: "customer called about their account".into(),
-        approval: (number % 50 == 0).then(|| ApprovalFacts {
+        approval: number.is_multiple_of(50).then(|| ApprovalFacts {
             kind: "second_approver".into(),
             requester: agent,
             approver: "analyst-1".into(),
