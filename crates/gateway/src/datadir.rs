@@ -136,7 +136,10 @@ impl DataDir {
         };
         let policy_hash = policy.hash().to_string();
         let applied = store.meta(POLICY_HASH)?;
+        let store = Arc::new(store);
         let gateway = Gateway {
+            directory: crate::directory_cache::DirectoryCache::load(&store)?,
+            indexer: crate::indexer::Indexer::start(Arc::clone(&store)),
             store,
             vault: Vault::new(Arc::new(kek), blind),
             policy,

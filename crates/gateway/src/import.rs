@@ -251,8 +251,16 @@ impl Batch {
         let now = gateway.now_ms().div_euclid(1000);
         match kind {
             ImportKind::Customers => gateway.store().upsert_customers(&std::mem::take(&mut self.customers), now)?,
-            ImportKind::Agents => gateway.store().upsert_agents(&std::mem::take(&mut self.agents))?,
-            ImportKind::Tickets => gateway.store().upsert_tickets(&std::mem::take(&mut self.tickets))?,
+            ImportKind::Agents => {
+                let agents = std::mem::take(&mut self.agents);
+                gateway.store().upsert_agents(&agents)?;
+                gateway.directory.agents_changed(&agents.iter().map(|agent| agent.id.as_str()).collect::<Vec<_>>());
+            }
+            ImportKind::Tickets => {
+                let tickets = std::mem::take(&mut self.tickets);
+                gateway.store().upsert_tickets(&tickets)?;
+                gateway.directory.tickets_changed(&tickets.iter().map(|ticket| ticket.id.as_str()).collect::<Vec<_>>());
+            }
         }
         Ok(count)
     }

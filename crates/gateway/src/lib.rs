@@ -8,8 +8,10 @@ mod audit;
 mod clock;
 mod config;
 mod datadir;
+mod directory_cache;
 mod error;
 mod import;
+mod indexer;
 mod service;
 mod token;
 

@@ -49,7 +49,9 @@ pub struct Verified {
 
 /// Everything the gateway works with.
 pub struct Gateway {
-    pub(crate) store: Store,
+    pub(crate) store: Arc<Store>,
+    pub(crate) indexer: crate::indexer::Indexer,
+    pub(crate) directory: crate::directory_cache::DirectoryCache,
     pub(crate) vault: Vault,
     pub(crate) policy: PolicyEngine,
     pub(crate) categories: CategoryTable,
@@ -370,6 +372,7 @@ impl Gateway {
         if who.role != TokenRole::Service {
             return Err(GatewayError::WrongRole { needed: "service" });
         }
+        self.indexer.flush();
         Ok(self.store.access_history(customer, self.limits.history_events_max)?)
     }
 
@@ -386,7 +389,9 @@ impl Gateway {
                 request,
             )
             .await?;
+        let id = agent.id.clone();
         self.store.upsert_agents(&[agent])?;
+        self.directory.agents_changed(&[&id]);
         Ok(index)
     }
 
@@ -408,6 +413,7 @@ impl Gateway {
         };
         let index = self.administer(who, change, agent, None, request).await?;
         self.store.set_agent_status(agent, status)?;
+        self.directory.agents_changed(&[agent]);
         Ok(index)
     }
 
@@ -419,7 +425,9 @@ impl Gateway {
         }
         let detail = format!("{} {} {}", ticket.status, ticket.category, ticket.assignee.as_deref().unwrap_or("-"));
         let index = self.administer(who, "ticket.put", &ticket.id, Some(detail), request).await?;
+        let id = ticket.id.clone();
         self.store.upsert_tickets(&[ticket])?;
+        self.directory.tickets_changed(&[&id]);
         Ok(index)
     }
 
@@ -549,6 +557,7 @@ impl Gateway {
         approval.decided_at = Some(now);
         approval.expires_at = Some(now + seconds);
         self.store.put_approval(&approval)?;
+        self.directory.approval_granted(&approval.requester);
         Ok(approval)
     }
 
@@ -631,7 +640,7 @@ impl Gateway {
         };
         let index = self.audit.append(encode(&entry)).await.map_err(|error| GatewayError::AuditUnavailable(error.0))?;
         if let Some(customer) = history_for {
-            self.store.add_access_event(&AccessEvent {
+            self.indexer.add(AccessEvent {
                 ledger_index: index,
                 time: time_ms,
                 agent_id: recorded.agent.to_string(),
@@ -642,7 +651,7 @@ impl Gateway {
                 allowed: recorded.allowed,
                 policies: recorded.policies,
                 request_id: recorded.request.to_string(),
-            })?;
+            });
         }
         Ok(index)
     }
@@ -695,7 +704,7 @@ impl Gateway {
             .and_then(BalanceBand::of)
             .is_some_and(|band| band == BalanceBand::OverOneMillion);
         let ticket = match ticket {
-            Some(id) => match self.store.ticket(id)? {
+            Some(id) => match self.directory.ticket(&self.store, id)? {
                 Some(ticket) => Some(self.ticket_facts(&ticket)),
                 // An unknown ticket id is kept in the request so the denial names it.
                 None => Some(TicketFacts {
@@ -711,7 +720,11 @@ impl Gateway {
         };
         // With a ticket, a second approver is what can be in force; without, break-glass.
         let kind = if ticket.is_some() { ApprovalKind::SecondApprover } else { ApprovalKind::BreakGlass };
-        let approval = self.store.approval_in_force(&agent.id, &stored.id, kind, self.clock.now_seconds())?;
+        let approval = if self.directory.may_hold_approval(&agent.id) {
+            self.store.approval_in_force(&agent.id, &stored.id, kind, self.clock.now_seconds())?
+        } else {
+            None
+        };
         Ok(AccessContext {
             customer: CustomerFacts { id: stored.id.clone(), high_balance },
             ticket,
@@ -747,9 +760,7 @@ impl Gateway {
         if who.sub.starts_with("role:") {
             return Err(GatewayError::WrongRole { needed: "agent (a token issued for a directory agent)" });
         }
-        let agent = self
-            .store
-            .agent(&who.sub)?
+        let agent = self.directory.agent(&self.store, &who.sub)?
             .ok_or_else(|| GatewayError::Unauthenticated(format!("agent `{}` is not in the directory", who.sub)))?;
         Ok(agent_facts(&agent))
     }

@@ -111,10 +111,10 @@ impl Store {
     // ---- meta ----
 
     pub fn meta(&self, key: &str) -> Result<Option<String>, StoreError> {
-        self.read()
-            .query_row("SELECT value FROM meta WHERE key = ?1", [key], |row| row.get(0))
-            .optional()
-            .map_err(self.error("read a setting"))
+        let connection = self.read();
+        let mut statement =
+            connection.prepare_cached("SELECT value FROM meta WHERE key = ?1").map_err(self.error("read a setting"))?;
+        statement.query_row([key], |row| row.get(0)).optional().map_err(self.error("read a setting"))
     }
 
     pub fn set_meta(&self, key: &str, value: &str) -> Result<(), StoreError> {
@@ -172,9 +172,12 @@ impl Store {
     }
 
     pub fn customer(&self, id: &str) -> Result<Option<StoredCustomer>, StoreError> {
-        let row = self
-            .read()
-            .query_row("SELECT kek_id, wrapped_key, sealed, canary FROM customers WHERE id = ?1", [id], |row| {
+        let connection = self.read();
+        let mut statement = connection
+            .prepare_cached("SELECT kek_id, wrapped_key, sealed, canary FROM customers WHERE id = ?1")
+            .map_err(self.error("read a customer"))?;
+        let row = statement
+            .query_row([id], |row| {
                 Ok((
                     row.get::<_, String>(0)?,
                     row.get::<_, Option<Vec<u8>>>(1)?,
@@ -184,6 +187,8 @@ impl Store {
             })
             .optional()
             .map_err(self.error("read a customer"))?;
+        drop(statement);
+        drop(connection);
         let Some((kek_id, wrapped_key, sealed, canary)) = row else { return Ok(None) };
         let sealed = match (wrapped_key, sealed) {
             (Some(wrapped_key), Some(sealed)) => {
@@ -318,26 +323,29 @@ impl Store {
     }
 
     pub fn agent(&self, id: &str) -> Result<Option<Agent>, StoreError> {
-        let row = self
-            .read()
-            .query_row(
+        let connection = self.read();
+        let mut statement = connection
+            .prepare_cached(
                 "SELECT name, team, site, employer, shift_start, shift_end, role, status FROM agents WHERE id = ?1",
-                [id],
-                |row| {
-                    Ok((
-                        row.get::<_, String>(0)?,
-                        row.get::<_, String>(1)?,
-                        row.get::<_, String>(2)?,
-                        row.get::<_, String>(3)?,
-                        row.get::<_, u8>(4)?,
-                        row.get::<_, u8>(5)?,
-                        row.get::<_, String>(6)?,
-                        row.get::<_, String>(7)?,
-                    ))
-                },
             )
+            .map_err(self.error("read an agent"))?;
+        let row = statement
+            .query_row([id], |row| {
+                Ok((
+                    row.get::<_, String>(0)?,
+                    row.get::<_, String>(1)?,
+                    row.get::<_, String>(2)?,
+                    row.get::<_, String>(3)?,
+                    row.get::<_, u8>(4)?,
+                    row.get::<_, u8>(5)?,
+                    row.get::<_, String>(6)?,
+                    row.get::<_, String>(7)?,
+                ))
+            })
             .optional()
             .map_err(self.error("read an agent"))?;
+        drop(statement);
+        drop(connection);
         let Some((name, team, site, employer, start, end, role, status)) = row else { return Ok(None) };
         let corrupt =
             |reason: String| StoreError::Corrupt { path: self.path.clone(), reason: format!("agent `{id}`: {reason}") };
@@ -393,24 +401,27 @@ impl Store {
     }
 
     pub fn ticket(&self, id: &str) -> Result<Option<Ticket>, StoreError> {
-        let row = self
-            .read()
-            .query_row(
+        let connection = self.read();
+        let mut statement = connection
+            .prepare_cached(
                 "SELECT requester, category, status, assignee, created_at, updated_at FROM tickets WHERE id = ?1",
-                [id],
-                |row| {
-                    Ok((
-                        row.get::<_, String>(0)?,
-                        row.get::<_, String>(1)?,
-                        row.get::<_, String>(2)?,
-                        row.get::<_, Option<String>>(3)?,
-                        row.get::<_, i64>(4)?,
-                        row.get::<_, i64>(5)?,
-                    ))
-                },
             )
+            .map_err(self.error("read a ticket"))?;
+        let row = statement
+            .query_row([id], |row| {
+                Ok((
+                    row.get::<_, String>(0)?,
+                    row.get::<_, String>(1)?,
+                    row.get::<_, String>(2)?,
+                    row.get::<_, Option<String>>(3)?,
+                    row.get::<_, i64>(4)?,
+                    row.get::<_, i64>(5)?,
+                ))
+            })
             .optional()
             .map_err(self.error("read a ticket"))?;
+        drop(statement);
+        drop(connection);
         let Some((requester, category, status, assignee, created_at, updated_at)) = row else { return Ok(None) };
         let status = status.parse().map_err(|error: cordon_directory::DirectoryError| StoreError::Corrupt {
             path: self.path.clone(),
@@ -455,7 +466,9 @@ impl Store {
         rows.next().transpose().map_err(self.error("read an approval"))?.map(|raw| self.approval_from(raw)).transpose()
     }
 
-    /// The granted, unexpired approval of `kind` for `requester` on `customer`, if any.
+    /// The granted, unexpired approval of `kind` for `requester` on `customer`, if any. The
+    /// query is plain equality, with expiry checked here: a range on a bound expiry made
+    /// SQLite re-plan the statement on every call, and this runs on every data access.
     pub fn approval_in_force(
         &self,
         requester: &str,
@@ -463,19 +476,44 @@ impl Store {
         kind: ApprovalKind,
         now: i64,
     ) -> Result<Option<Approval>, StoreError> {
+        let raws: Vec<RawApproval> = {
+            let connection = self.read();
+            let mut statement = connection
+                .prepare_cached(
+                    "SELECT id, kind, requester, customer_id, status, approver, created_at, decided_at, expires_at
+                     FROM approvals WHERE requester = ?1 AND customer_id = ?2 AND kind = ?3 AND status = 'approved'",
+                )
+                .map_err(self.error("look up approvals"))?;
+            statement
+                .query_map(params![requester, customer, kind.name()], approval_columns)
+                .map_err(self.error("look up approvals"))?
+                .collect::<Result<_, _>>()
+                .map_err(self.error("look up approvals"))?
+        };
+        let mut best: Option<Approval> = None;
+        for raw in raws {
+            let approval = self.approval_from(raw)?;
+            if approval.expires_at.is_some_and(|expires_at| expires_at > now)
+                && best.as_ref().is_none_or(|current| approval.expires_at > current.expires_at)
+            {
+                best = Some(approval);
+            }
+        }
+        Ok(best)
+    }
+
+    /// Agents who have been granted any approval.
+    pub fn agents_with_granted_approvals(&self) -> Result<std::collections::HashSet<String>, StoreError> {
         let connection = self.read();
         let mut statement = connection
-            .prepare_cached(
-                "SELECT id, kind, requester, customer_id, status, approver, created_at, decided_at, expires_at
-                 FROM approvals
-                 WHERE requester = ?1 AND customer_id = ?2 AND kind = ?3 AND status = 'approved' AND expires_at > ?4
-                 ORDER BY expires_at DESC LIMIT 1",
-            )
-            .map_err(self.error("look up approvals"))?;
-        let mut rows = statement
-            .query_map(params![requester, customer, kind.name(), now], approval_columns)
-            .map_err(self.error("look up approvals"))?;
-        rows.next().transpose().map_err(self.error("look up approvals"))?.map(|raw| self.approval_from(raw)).transpose()
+            .prepare_cached("SELECT DISTINCT requester FROM approvals WHERE status = 'approved'")
+            .map_err(self.error("list approvals"))?;
+        let agents = statement
+            .query_map([], |row| row.get(0))
+            .map_err(self.error("list approvals"))?
+            .collect::<Result<_, _>>()
+            .map_err(self.error("list approvals"))?;
+        Ok(agents)
     }
 
     fn approval_from(&self, raw: RawApproval) -> Result<Approval, StoreError> {
@@ -499,29 +537,39 @@ impl Store {
     // ---- access events ----
 
     pub fn add_access_event(&self, event: &AccessEvent) -> Result<(), StoreError> {
-        let connection = self.write();
-        let mut statement = connection
-            .prepare_cached(
-                "INSERT OR REPLACE INTO access_events
+        self.add_access_events(std::slice::from_ref(event))
+    }
+
+    /// Writes access events in one transaction.
+    pub fn add_access_events(&self, events: &[AccessEvent]) -> Result<(), StoreError> {
+        let mut connection = self.write();
+        let transaction = connection.transaction().map_err(self.error("begin a transaction"))?;
+        {
+            let mut statement = transaction
+                .prepare_cached(
+                    "INSERT OR REPLACE INTO access_events
                  (ledger_index, time, agent_id, customer_id, ticket_id, action, fields, allowed, policies, request_id)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
-            )
-            .map_err(self.error("prepare an access event"))?;
-        statement
-            .execute(params![
-                event.ledger_index as i64,
-                event.time,
-                event.agent_id,
-                event.customer_id,
-                event.ticket_id,
-                event.action,
-                event.fields.join(","),
-                event.allowed,
-                event.policies.join(","),
-                event.request_id
-            ])
-            .map(drop)
-            .map_err(self.error("write an access event"))
+                )
+                .map_err(self.error("prepare an access event"))?;
+            for event in events {
+                statement
+                    .execute(params![
+                        event.ledger_index as i64,
+                        event.time,
+                        event.agent_id,
+                        event.customer_id,
+                        event.ticket_id,
+                        event.action,
+                        event.fields.join(","),
+                        event.allowed,
+                        event.policies.join(","),
+                        event.request_id
+                    ])
+                    .map_err(self.error("write an access event"))?;
+            }
+        }
+        transaction.commit().map_err(self.error("commit access events"))
     }
 
     /// Every recorded access to `customer`, oldest first, at most `limit`.
@@ -590,7 +638,8 @@ fn connect(path: &Path) -> Result<Connection, StoreError> {
             "PRAGMA journal_mode = WAL;
              PRAGMA synchronous = NORMAL;
              PRAGMA secure_delete = ON;
-             PRAGMA busy_timeout = 5000;",
+             PRAGMA busy_timeout = 5000;
+             PRAGMA cache_size = -16384;",
         )
         .map_err(sql_error(path, "configure"))?;
     Ok(connection)
