@@ -41,10 +41,10 @@ impl Indexer {
     /// Waits until every event queued so far is written.
     pub(crate) fn flush(&self) {
         let (reply, done) = mpsc::sync_channel(1);
-        if let Some(sender) = &self.sender {
-            if sender.send(Message::Flush(reply)).is_ok() {
-                let _ = done.recv();
-            }
+        if let Some(sender) = &self.sender
+            && sender.send(Message::Flush(reply)).is_ok()
+        {
+            let _ = done.recv();
         }
     }
 }

@@ -760,7 +760,9 @@ impl Gateway {
         if who.sub.starts_with("role:") {
             return Err(GatewayError::WrongRole { needed: "agent (a token issued for a directory agent)" });
         }
-        let agent = self.directory.agent(&self.store, &who.sub)?
+        let agent = self
+            .directory
+            .agent(&self.store, &who.sub)?
             .ok_or_else(|| GatewayError::Unauthenticated(format!("agent `{}` is not in the directory", who.sub)))?;
         Ok(agent_facts(&agent))
     }
