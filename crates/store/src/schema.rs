@@ -57,6 +57,11 @@ CREATE TABLE IF NOT EXISTS approvals (
     expires_at INTEGER
 );
 CREATE INDEX IF NOT EXISTS approvals_in_force ON approvals (requester, customer_id, kind, status);
+"#;
+
+/// The access index lives in its own file: its steady stream of inserts would otherwise
+/// invalidate the page caches of the connections that read customers and the directory.
+pub const INDEX_SCHEMA: &str = r#"
 CREATE TABLE IF NOT EXISTS access_events (
     ledger_index INTEGER PRIMARY KEY,
     time INTEGER NOT NULL,

@@ -9,7 +9,7 @@ use cordon_directory::{Agent, AgentStatus, Approval, ApprovalKind, ApprovalStatu
 use cordon_vault::{Digest, SealedCustomer, SealedRecord, SearchKey};
 use rusqlite::{Connection, OptionalExtension as _, params};
 
-use crate::schema::{SCHEMA, SCHEMA_VERSION};
+use crate::schema::{INDEX_SCHEMA, SCHEMA, SCHEMA_VERSION};
 
 const READERS: usize = 2;
 
@@ -59,6 +59,8 @@ pub struct Store {
     writer: Mutex<Connection>,
     readers: Vec<Mutex<Connection>>,
     next_reader: AtomicUsize,
+    /// The access index, in `<name>-access.sqlite` beside the main file.
+    index: Mutex<Connection>,
 }
 
 impl std::fmt::Debug for Store {
@@ -85,7 +87,16 @@ impl Store {
             .execute_batch(&format!("PRAGMA user_version = {SCHEMA_VERSION}"))
             .map_err(sql_error(path, "record the schema version"))?;
         let readers = (0..READERS).map(|_| connect(path).map(Mutex::new)).collect::<Result<Vec<_>, _>>()?;
-        Ok(Store { path: path.to_path_buf(), writer: Mutex::new(writer), readers, next_reader: AtomicUsize::new(0) })
+        let index_path = index_path(path);
+        let index = connect(&index_path)?;
+        index.execute_batch(INDEX_SCHEMA).map_err(sql_error(&index_path, "apply the index schema"))?;
+        Ok(Store {
+            path: path.to_path_buf(),
+            writer: Mutex::new(writer),
+            readers,
+            next_reader: AtomicUsize::new(0),
+            index: Mutex::new(index),
+        })
     }
 
     pub fn path(&self) -> &Path {
@@ -542,7 +553,7 @@ impl Store {
 
     /// Writes access events in one transaction.
     pub fn add_access_events(&self, events: &[AccessEvent]) -> Result<(), StoreError> {
-        let mut connection = self.write();
+        let mut connection = self.index.lock().unwrap_or_else(PoisonError::into_inner);
         let transaction = connection.transaction().map_err(self.error("begin a transaction"))?;
         {
             let mut statement = transaction
@@ -574,7 +585,7 @@ impl Store {
 
     /// Every recorded access to `customer`, oldest first, at most `limit`.
     pub fn access_history(&self, customer: &str, limit: usize) -> Result<Vec<AccessEvent>, StoreError> {
-        let connection = self.read();
+        let connection = self.index.lock().unwrap_or_else(PoisonError::into_inner);
         let mut statement = connection
             .prepare_cached(
                 "SELECT ledger_index, time, agent_id, customer_id, ticket_id, action, fields, allowed, policies, request_id
@@ -620,6 +631,12 @@ fn approval_columns(row: &rusqlite::Row<'_>) -> rusqlite::Result<RawApproval> {
         row.get(7)?,
         row.get(8)?,
     ))
+}
+
+/// `data/cordon.sqlite` → `data/cordon-access.sqlite`.
+fn index_path(path: &Path) -> PathBuf {
+    let stem = path.file_stem().map(|stem| stem.to_string_lossy().into_owned()).unwrap_or_else(|| "cordon".into());
+    path.with_file_name(format!("{stem}-access.sqlite"))
 }
 
 fn connect(path: &Path) -> Result<Connection, StoreError> {
