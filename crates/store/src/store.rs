@@ -73,6 +73,13 @@ impl Store {
     /// Opens (creating if needed) the database at `path` and applies the schema.
     pub fn open(path: &Path) -> Result<Store, StoreError> {
         let writer = connect(path)?;
+        // Bulk writes checkpoint the WAL into the database less often (the default is every
+        // 1,000 pages); readers are unaffected.
+        // The writer also gets a larger page cache: a million customers' search index is
+        // about 300 MB of randomly placed digests, and inserts into it missed the default cache.
+        writer
+            .execute_batch("PRAGMA wal_autocheckpoint = 10000; PRAGMA cache_size = -262144;")
+            .map_err(sql_error(path, "configure"))?;
         let version: i64 = writer
             .query_row("PRAGMA user_version", [], |row| row.get(0))
             .map_err(sql_error(path, "read the schema version"))?;

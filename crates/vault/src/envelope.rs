@@ -12,7 +12,7 @@ use crate::catalogue::Field;
 use crate::error::VaultError;
 
 const SEAL_VERSION: u8 = 1;
-const NONCE_SIZE: usize = 12;
+pub(crate) const NONCE_SIZE: usize = 12;
 const FIELD_CONTEXT: &[u8] = b"cordon field v1";
 const WRAP_CONTEXT: &[u8] = b"cordon data key v1";
 
@@ -42,7 +42,22 @@ impl DataKey {
 
     /// Encrypts one field value of `customer`: `version || nonce || ciphertext and tag`.
     pub fn seal(&self, customer: &str, field: Field, plaintext: &[u8]) -> Result<Vec<u8>, VaultError> {
-        seal_with(&self.cipher, &field_context(customer, field), plaintext)
+        let mut nonce = [0u8; NONCE_SIZE];
+        random_fill(&mut nonce)?;
+        self.seal_with_nonce(customer, field, plaintext, nonce)
+    }
+
+    /// As `seal`, with a nonce the caller drew from the system random source (so that a
+    /// customer's fields take one system call, not one each). A nonce must never repeat
+    /// under the same key.
+    pub(crate) fn seal_with_nonce(
+        &self,
+        customer: &str,
+        field: Field,
+        plaintext: &[u8],
+        nonce: [u8; NONCE_SIZE],
+    ) -> Result<Vec<u8>, VaultError> {
+        seal_with_nonce(&self.cipher, &field_context(customer, field), plaintext, nonce)
     }
 
     /// Decrypts what `seal` produced for the same customer and field.
@@ -165,6 +180,15 @@ fn wrap_context(customer: &str) -> Vec<u8> {
 fn seal_with(cipher: &Aes256Gcm, aad: &[u8], plaintext: &[u8]) -> Result<Vec<u8>, VaultError> {
     let mut nonce = [0u8; NONCE_SIZE];
     random_fill(&mut nonce)?;
+    seal_with_nonce(cipher, aad, plaintext, nonce)
+}
+
+fn seal_with_nonce(
+    cipher: &Aes256Gcm,
+    aad: &[u8],
+    plaintext: &[u8],
+    nonce: [u8; NONCE_SIZE],
+) -> Result<Vec<u8>, VaultError> {
     let ciphertext = cipher
         .encrypt(&Nonce::from(nonce), Payload { msg: plaintext, aad })
         .map_err(|_| VaultError::BadKey("encryption failed"))?;

@@ -8,7 +8,7 @@ use serde_json::Value;
 
 use crate::blind::{BlindIndexKey, Digest};
 use crate::catalogue::{Field, SearchKey};
-use crate::envelope::{DataKey, KeyEncryptionKey, SealedRecord};
+use crate::envelope::{DataKey, KeyEncryptionKey, NONCE_SIZE, SealedRecord};
 use crate::error::VaultError;
 use crate::normalize::check_shape;
 
@@ -51,10 +51,14 @@ impl Vault {
             })?;
         }
         let key = DataKey::generate()?;
+        // One draw from the system random source for every field's nonce.
+        let mut nonces = vec![0u8; fields.len() * NONCE_SIZE];
+        crate::envelope::random_fill(&mut nonces)?;
         let mut record = SealedRecord::default();
-        for (field, value) in fields {
+        for ((field, value), nonce) in fields.iter().zip(nonces.chunks_exact(NONCE_SIZE)) {
             let plaintext = zeroize::Zeroizing::new(serde_json::to_vec(value).unwrap_or_default());
-            record.insert(*field, key.seal(customer, *field, &plaintext)?);
+            let nonce: [u8; NONCE_SIZE] = nonce.try_into().map_err(|_| VaultError::BadKey("nonce"))?;
+            record.insert(*field, key.seal_with_nonce(customer, *field, &plaintext, nonce)?);
         }
         Ok(SealedCustomer { kek_id: self.kek.id().to_string(), wrapped_key: self.kek.wrap(customer, &key)?, record })
     }

@@ -1,1 +1,65 @@
-//! placeholder, replaced below
+//! The gateway's data directory through its public interface.
+
+// A failing test should stop loudly where it failed; the no-panic lints are for library code.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use cordon_gateway::{DataDir, SystemClock, TokenRole, futures_block_on};
+use cordon_vault::Field;
+use serde_json::json;
+
+fn key_files(data: &DataDir) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(data.path("keys"))
+        .unwrap()
+        .map(|item| item.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|name| name.starts_with("kek-"))
+        .collect();
+    names.sort();
+    names
+}
+
+#[test]
+fn rotating_the_kek_rewraps_every_data_key_and_keeps_every_field() {
+    let scratch = tempfile::tempdir().unwrap();
+    let data = DataDir::new(&scratch.path().join("data"));
+    data.init(None, Arc::new(SystemClock)).unwrap();
+    let before = {
+        let gateway = data.open(Arc::new(SystemClock)).unwrap();
+        let admin = gateway.authenticate(&gateway.issue_role_token(TokenRole::Admin).unwrap()).unwrap();
+        for index in 0..2500 {
+            let fields = BTreeMap::from([
+                (Field::FullName, json!(format!("Customer {index}"))),
+                (Field::Email, json!(format!("c{index}@example.org"))),
+            ]);
+            futures_block_on(gateway.put_customer(&admin, &format!("cus-{index}"), &fields, false, "test")).unwrap();
+        }
+        let sealed = gateway.store().customer("cus-7").unwrap().unwrap().sealed.unwrap();
+        (sealed, gateway.vault().kek_id().to_string())
+    };
+    let old_keys = key_files(&data);
+    assert_eq!(old_keys, vec![before.1.clone()]);
+
+    let rotated = data.rotate_kek(Arc::new(SystemClock)).unwrap();
+    assert_eq!((rotated.from.as_str(), rotated.customers), (before.1.as_str(), 2500));
+    assert_eq!(key_files(&data), vec![rotated.to.clone()], "the old key file is gone");
+
+    let gateway = data.open(Arc::new(SystemClock)).unwrap();
+    assert_eq!(gateway.vault().kek_id(), rotated.to);
+    let after = gateway.store().customer("cus-7").unwrap().unwrap().sealed.unwrap();
+    assert_eq!(after.record, before.0.record, "field ciphertexts are untouched");
+    assert_ne!(after.wrapped_key, before.0.wrapped_key, "the data key is wrapped anew");
+    for index in [0, 7, 1999, 2499] {
+        let customer = gateway.store().customer(&format!("cus-{index}")).unwrap().unwrap().sealed.unwrap();
+        let opened = gateway.vault().open(&format!("cus-{index}"), &customer, &[Field::Email]).unwrap();
+        assert_eq!(opened[&Field::Email], json!(format!("c{index}@example.org")));
+    }
+    // The rotation is in the audit ledger.
+    drop(gateway);
+    let ledger = cordon_ledger::LogReader::new(&data.path("ledger"));
+    let size = ledger.checkpoint().unwrap().checkpoint.size;
+    let last = String::from_utf8(ledger.entry(size - 1, size).unwrap()).unwrap();
+    assert!(last.contains("\"change\":\"keys.rotate\""), "{last}");
+    assert!(!last.contains("Customer"), "entries hold identifiers only: {last}");
+}
