@@ -83,6 +83,25 @@ struct Recorded<'a> {
     policies: Vec<String>,
 }
 
+impl<'a> Recorded<'a> {
+    /// A decision with nothing but who, what and the outcome; callers add the rest.
+    fn new(request: &'a str, agent: &'a str, action: Action, decision: &Decision) -> Recorded<'a> {
+        Recorded {
+            request,
+            agent,
+            action,
+            customer: None,
+            ticket: None,
+            fields: Vec::new(),
+            search_by: None,
+            matches: None,
+            approval: None,
+            allowed: decision.allowed,
+            policies: decision.policies.clone(),
+        }
+    }
+}
+
 impl Gateway {
     pub fn store(&self) -> &Store {
         &self.store
@@ -172,17 +191,9 @@ impl Gateway {
         let index = self
             .record(
                 Recorded {
-                    request,
-                    agent: &agent.id,
-                    action: Action::Search,
-                    customer: None,
-                    ticket: None,
-                    fields: Vec::new(),
                     search_by: Some(kind.name()),
                     matches: Some(ids.clone()),
-                    approval: None,
-                    allowed: decision.allowed,
-                    policies: decision.policies.clone(),
+                    ..Recorded::new(request, &agent.id, Action::Search, &decision)
                 },
                 None,
             )
@@ -229,17 +240,10 @@ impl Gateway {
         let index = self
             .record(
                 Recorded {
-                    request,
-                    agent: &agent.id,
-                    action: Action::View,
                     customer: Some(customer),
-                    ticket,
-                    fields: Vec::new(),
-                    search_by: None,
-                    matches: None,
+                    ticket: ticket,
                     approval: context.approval_id.clone(),
-                    allowed: decision.allowed,
-                    policies: decision.policies.clone(),
+                    ..Recorded::new(request, &agent.id, Action::View, &decision)
                 },
                 Some(customer),
             )
@@ -288,17 +292,11 @@ impl Gateway {
         let index = self
             .record(
                 Recorded {
-                    request,
-                    agent: &agent.id,
-                    action: Action::Reveal,
                     customer: Some(customer),
-                    ticket,
+                    ticket: ticket,
                     fields: fields.iter().map(|field| field.name().to_string()).collect(),
-                    search_by: None,
-                    matches: None,
                     approval: context.approval_id.clone(),
-                    allowed: decision.allowed,
-                    policies: decision.policies.clone(),
+                    ..Recorded::new(request, &agent.id, Action::Reveal, &decision)
                 },
                 Some(customer),
             )
@@ -344,17 +342,11 @@ impl Gateway {
         let index = self
             .record(
                 Recorded {
-                    request,
-                    agent: &agent.id,
-                    action: Action::Verify,
                     customer: Some(customer),
-                    ticket,
+                    ticket: ticket,
                     fields: vec![field.name().to_string()],
-                    search_by: None,
-                    matches: None,
                     approval: context.approval_id.clone(),
-                    allowed: decision.allowed,
-                    policies: decision.policies.clone(),
+                    ..Recorded::new(request, &agent.id, Action::Verify, &decision)
                 },
                 Some(customer),
             )
@@ -533,17 +525,9 @@ impl Gateway {
         let index = self
             .record(
                 Recorded {
-                    request,
-                    agent: &approver.id,
-                    action: Action::Approve,
                     customer: Some(&approval.customer),
-                    ticket: None,
-                    fields: Vec::new(),
-                    search_by: None,
-                    matches: None,
                     approval: Some(approval.id.clone()),
-                    allowed: decision.allowed,
-                    policies: decision.policies.clone(),
+                    ..Recorded::new(request, &approver.id, Action::Approve, &decision)
                 },
                 None,
             )
@@ -574,24 +558,7 @@ impl Gateway {
         let actor = self.principal_facts(who)?;
         let decision = self.policy.decide(&self.request(&actor, Action::Administer, None, None, None, "", None, None));
         if !decision.allowed {
-            let index = self
-                .record(
-                    Recorded {
-                        request,
-                        agent: &actor.id,
-                        action: Action::Administer,
-                        customer: None,
-                        ticket: None,
-                        fields: Vec::new(),
-                        search_by: None,
-                        matches: None,
-                        approval: None,
-                        allowed: false,
-                        policies: decision.policies.clone(),
-                    },
-                    None,
-                )
-                .await?;
+            let index = self.record(Recorded::new(request, &actor.id, Action::Administer, &decision), None).await?;
             return Err(denied(decision, index));
         }
         self.change_entry(&actor.id, change, target, detail, request).await

@@ -7,8 +7,8 @@ use serde_json::{Value, json};
 
 use crate::support::{Harness, customer_fields, problem_type};
 
-#[tokio::test]
-async fn refusals_name_the_problem() {
+/// A customer `cus-1`, an agent `agt-1`, and ticket `t-1` from the one assigned to the other.
+async fn with_assigned_ticket() -> Harness {
     let harness = Harness::new();
     harness.put_customer("cus-1", customer_fields("Nina Simone", "nina@example.org", 10.0)).await;
     harness.put_agent("agt-1", json!({"name": "A", "team": "l1-chat", "site": "us-sf"})).await;
@@ -19,6 +19,12 @@ async fn refusals_name_the_problem() {
             json!({"requester": "cus-1", "category": "general_inquiry", "assignee": "agt-1"}),
         )
         .await;
+    harness
+}
+
+#[tokio::test]
+async fn refusals_name_the_problem() {
+    let harness = with_assigned_ticket().await;
     let agent = harness.agent_token("agt-1");
     let service = harness.state.gateway.issue_role_token(TokenRole::Service).unwrap();
     let huge = json!({"ticket": "t-1", "fields": ["email"], "reason": "x".repeat(70_000)}).to_string();
@@ -245,16 +251,7 @@ async fn refusals_name_the_problem() {
 
 #[tokio::test]
 async fn suspension_holds_from_the_next_request() {
-    let harness = Harness::new();
-    harness.put_customer("cus-1", customer_fields("Nina Simone", "nina@example.org", 10.0)).await;
-    harness.put_agent("agt-1", json!({"name": "A", "team": "l1-chat", "site": "us-sf"})).await;
-    harness
-        .admin(
-            Method::PUT,
-            "/v1/tickets/t-1",
-            json!({"requester": "cus-1", "category": "general_inquiry", "assignee": "agt-1"}),
-        )
-        .await;
+    let harness = with_assigned_ticket().await;
     let agent = harness.agent_token("agt-1");
     let view = "/v1/customers/cus-1?ticket=t-1";
     assert_eq!(harness.call(Method::GET, view, Some(&agent), None).await.0, StatusCode::OK);
@@ -268,16 +265,7 @@ async fn suspension_holds_from_the_next_request() {
 
 #[tokio::test]
 async fn deleting_a_customer_destroys_its_data_but_not_its_history() {
-    let harness = Harness::new();
-    harness.put_customer("cus-1", customer_fields("Nina Simone", "nina@example.org", 10.0)).await;
-    harness.put_agent("agt-1", json!({"name": "A", "team": "l1-chat", "site": "us-sf"})).await;
-    harness
-        .admin(
-            Method::PUT,
-            "/v1/tickets/t-1",
-            json!({"requester": "cus-1", "category": "general_inquiry", "assignee": "agt-1"}),
-        )
-        .await;
+    let harness = with_assigned_ticket().await;
     let agent = harness.agent_token("agt-1");
     assert_eq!(harness.call(Method::GET, "/v1/customers/cus-1?ticket=t-1", Some(&agent), None).await.0, StatusCode::OK);
     harness.admin(Method::DELETE, "/v1/customers/cus-1", json!({})).await;
