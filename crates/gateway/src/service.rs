@@ -241,7 +241,7 @@ impl Gateway {
             .record(
                 Recorded {
                     customer: Some(customer),
-                    ticket: ticket,
+                    ticket,
                     approval: context.approval_id.clone(),
                     ..Recorded::new(request, &agent.id, Action::View, &decision)
                 },
@@ -293,7 +293,7 @@ impl Gateway {
             .record(
                 Recorded {
                     customer: Some(customer),
-                    ticket: ticket,
+                    ticket,
                     fields: fields.iter().map(|field| field.name().to_string()).collect(),
                     approval: context.approval_id.clone(),
                     ..Recorded::new(request, &agent.id, Action::Reveal, &decision)
@@ -343,7 +343,7 @@ impl Gateway {
             .record(
                 Recorded {
                     customer: Some(customer),
-                    ticket: ticket,
+                    ticket,
                     fields: vec![field.name().to_string()],
                     approval: context.approval_id.clone(),
                     ..Recorded::new(request, &agent.id, Action::Verify, &decision)
