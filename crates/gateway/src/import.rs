@@ -250,7 +250,11 @@ impl Batch {
         ))?;
         let now = gateway.now_ms().div_euclid(1000);
         match kind {
-            ImportKind::Customers => gateway.store().upsert_customers(&std::mem::take(&mut self.customers), now)?,
+            ImportKind::Customers => {
+                let customers = std::mem::take(&mut self.customers);
+                gateway.store().upsert_customers(&customers, now)?;
+                gateway.directory.customers_changed(&customers.iter().map(|row| row.id.as_str()).collect::<Vec<_>>());
+            }
             ImportKind::Agents => {
                 let agents = std::mem::take(&mut self.agents);
                 gateway.store().upsert_agents(&agents)?;

@@ -207,7 +207,9 @@ impl Gateway {
         let today = self.today();
         let mut hits = Vec::with_capacity(ids.len());
         for id in ids {
-            let Some(StoredCustomer { sealed: Some(sealed), .. }) = self.store.customer(&id)? else { continue };
+            let Some(StoredCustomer { sealed: Some(sealed), .. }) = self.directory.customer(&self.store, &id)? else {
+                continue;
+            };
             let name = self.vault.open(&id, &sealed, &[Field::FullName])?;
             let masked_name =
                 name.get(&Field::FullName).map(|value| mask(Field::FullName, value, today)).unwrap_or_default();
@@ -434,13 +436,16 @@ impl Gateway {
         let row = self.seal_customer(id, fields, canary)?;
         let index = self.administer(who, "customer.put", id, None, request).await?;
         self.store.upsert_customers(&[row], self.clock.now_seconds())?;
+        self.directory.customers_changed(&[id]);
         Ok(index)
     }
 
     /// Deletes a customer by destroying its data key; the audit trail keeps its id.
     pub async fn delete_customer(&self, who: &Claims, id: &str, request: &str) -> Result<u64, GatewayError> {
         let index = self.administer(who, "customer.delete", id, None, request).await?;
-        if !self.store.delete_customer(id, self.clock.now_seconds())? {
+        let deleted = self.store.delete_customer(id, self.clock.now_seconds())?;
+        self.directory.customers_changed(&[id]);
+        if !deleted {
             return Err(GatewayError::NotFound { what: "customer", id: id.to_string(), ledger_index: Some(index) });
         }
         Ok(index)
@@ -633,7 +638,9 @@ impl Gateway {
         ticket: Option<&str>,
         request: &str,
     ) -> Result<(StoredCustomer, SealedCustomer), GatewayError> {
-        if let Some(StoredCustomer { sealed: Some(sealed), id, canary }) = self.store.customer(customer)? {
+        if let Some(StoredCustomer { sealed: Some(sealed), id, canary }) =
+            self.directory.customer(&self.store, customer)?
+        {
             return Ok((StoredCustomer { sealed: None, id, canary }, sealed));
         }
         let index = self
