@@ -95,11 +95,67 @@ fn open() -> String {
 }
 
 /// Imports `input`, calling `progress` with the bytes read so far after each batch.
+///
+/// Customers go through two threads: one parses and seals (the CPU-heavy part), the caller's
+/// thread records each batch in the ledger and writes it to SQLite. One sealing thread keeps
+/// the file's order, so when an id repeats, the later line wins.
 pub fn import(
     gateway: &Gateway,
     kind: ImportKind,
-    input: impl BufRead,
+    input: impl BufRead + Send,
     mut progress: impl FnMut(u64),
+) -> Result<ImportReport, GatewayError> {
+    if kind != ImportKind::Customers {
+        return import_lines(gateway, kind, input, |batch, _| batch.flush(gateway, kind), &mut progress);
+    }
+    let (sender, receiver) = std::sync::mpsc::sync_channel::<(Batch, u64)>(4);
+    std::thread::scope(|scope| {
+        let sealer = scope.spawn(move || {
+            import_lines(
+                gateway,
+                kind,
+                input,
+                |batch, bytes_read| {
+                    let count = batch.len() as u64;
+                    // The bytes read so far travel with each batch, for the progress bar.
+                    sender
+                        .send((std::mem::take(batch), bytes_read))
+                        .map_err(|_| GatewayError::Internal("the import writer stopped".into()))?;
+                    Ok(count)
+                },
+                &mut |_| {},
+            )
+        });
+        let mut written = Ok(0u64);
+        for (mut batch, bytes_read) in receiver.iter() {
+            match batch.flush(gateway, kind) {
+                Ok(count) => {
+                    if let Ok(total) = &mut written {
+                        *total += count;
+                    }
+                    progress(bytes_read);
+                }
+                Err(error) => {
+                    written = Err(error);
+                    break;
+                }
+            }
+        }
+        drop(receiver);
+        let sealed = sealer.join().map_err(|_| GatewayError::Internal("the sealing thread failed".into()))?;
+        // A writer failure stops the sealer too; the writer's error is the cause to report.
+        let imported = written?;
+        Ok(ImportReport { imported, rejected: sealed?.rejected })
+    })
+}
+
+/// Reads lines, adds each to a batch, and hands full batches (and the last) to `flush`.
+fn import_lines(
+    gateway: &Gateway,
+    kind: ImportKind,
+    input: impl BufRead,
+    mut flush: impl FnMut(&mut Batch, u64) -> Result<u64, GatewayError>,
+    progress: &mut dyn FnMut(u64),
 ) -> Result<ImportReport, GatewayError> {
     let mut report = ImportReport::default();
     let mut batch = Batch::default();
@@ -145,17 +201,17 @@ pub fn import(
             continue;
         }
         if batch.len() >= BATCH_RECORDS {
-            report.imported += batch.flush(gateway, kind)?;
+            report.imported += flush(&mut batch, bytes_read)?;
             progress(bytes_read);
         }
     }
-    report.imported += batch.flush(gateway, kind)?;
+    report.imported += flush(&mut batch, bytes_read)?;
     progress(bytes_read);
     Ok(report)
 }
 
 #[derive(Default)]
-struct Batch {
+pub(crate) struct Batch {
     customers: Vec<cordon_store::CustomerRow>,
     agents: Vec<Agent>,
     tickets: Vec<Ticket>,
