@@ -14,6 +14,9 @@ CREATE TABLE IF NOT EXISTS customers (
     wrapped_key BLOB,
     sealed BLOB,
     canary INTEGER NOT NULL DEFAULT 0,
+    -- The customer's blind-index rows (kind code and digest, repeated), so that replacing or
+    -- deleting a customer removes exactly those rows without a second index to keep.
+    search_digests BLOB,
     deleted_at INTEGER,
     updated_at INTEGER NOT NULL
 );
@@ -23,7 +26,6 @@ CREATE TABLE IF NOT EXISTS search_index (
     customer_id TEXT NOT NULL,
     PRIMARY KEY (kind, digest, customer_id)
 ) WITHOUT ROWID;
-CREATE INDEX IF NOT EXISTS search_index_by_customer ON search_index (customer_id);
 CREATE TABLE IF NOT EXISTS agents (
     id TEXT PRIMARY KEY,
     name TEXT NOT NULL,

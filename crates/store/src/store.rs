@@ -153,21 +153,33 @@ impl Store {
         let mut connection = self.write();
         let transaction = connection.transaction().map_err(self.error("begin a transaction"))?;
         {
+            let mut old_digests = transaction
+                .prepare_cached("SELECT search_digests FROM customers WHERE id = ?1")
+                .map_err(self.error("prepare the customer upsert"))?;
             let mut upsert = transaction
                 .prepare_cached(
-                    "INSERT INTO customers (id, kek_id, wrapped_key, sealed, canary, deleted_at, updated_at)
-                     VALUES (?1, ?2, ?3, ?4, ?5, NULL, ?6)
+                    "INSERT INTO customers (id, kek_id, wrapped_key, sealed, canary, search_digests, deleted_at, updated_at)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, NULL, ?7)
                      ON CONFLICT (id) DO UPDATE SET kek_id = ?2, wrapped_key = ?3, sealed = ?4, canary = ?5,
-                        deleted_at = NULL, updated_at = ?6",
+                        search_digests = ?6, deleted_at = NULL, updated_at = ?7",
                 )
                 .map_err(self.error("prepare the customer upsert"))?;
-            let mut clear_index = transaction
-                .prepare_cached("DELETE FROM search_index WHERE customer_id = ?1")
+            let mut remove_index = transaction
+                .prepare_cached("DELETE FROM search_index WHERE kind = ?1 AND digest = ?2 AND customer_id = ?3")
                 .map_err(self.error("prepare the search index update"))?;
             let mut add_index = transaction
                 .prepare_cached("INSERT OR IGNORE INTO search_index (kind, digest, customer_id) VALUES (?1, ?2, ?3)")
                 .map_err(self.error("prepare the search index update"))?;
             for row in rows {
+                let old: Option<Option<Vec<u8>>> = old_digests
+                    .query_row([&row.id], |found| found.get(0))
+                    .optional()
+                    .map_err(self.error("read a customer"))?;
+                for (kind, digest) in decode_digests(old.flatten().as_deref().unwrap_or(&[])) {
+                    remove_index
+                        .execute(params![kind.name(), digest.as_slice(), row.id])
+                        .map_err(self.error("update the search index"))?;
+                }
                 upsert
                     .execute(params![
                         row.id,
@@ -175,10 +187,10 @@ impl Store {
                         row.sealed.wrapped_key,
                         row.sealed.record.encode(),
                         row.canary,
+                        encode_digests(&row.index),
                         now
                     ])
                     .map_err(self.error("write a customer"))?;
-                clear_index.execute([&row.id]).map_err(self.error("update the search index"))?;
                 for (kind, digest) in &row.index {
                     add_index
                         .execute(params![kind.name(), digest.as_slice(), row.id])
@@ -226,16 +238,25 @@ impl Store {
     pub fn delete_customer(&self, id: &str, now: i64) -> Result<bool, StoreError> {
         let mut connection = self.write();
         let transaction = connection.transaction().map_err(self.error("begin a transaction"))?;
+        let digests: Option<Option<Vec<u8>>> = transaction
+            .query_row("SELECT search_digests FROM customers WHERE id = ?1", [id], |row| row.get(0))
+            .optional()
+            .map_err(self.error("read a customer"))?;
+        for (kind, digest) in decode_digests(digests.flatten().as_deref().unwrap_or(&[])) {
+            transaction
+                .execute(
+                    "DELETE FROM search_index WHERE kind = ?1 AND digest = ?2 AND customer_id = ?3",
+                    params![kind.name(), digest.as_slice(), id],
+                )
+                .map_err(self.error("delete a customer's search entries"))?;
+        }
         let changed = transaction
             .execute(
-                "UPDATE customers SET wrapped_key = NULL, sealed = NULL, deleted_at = ?2, updated_at = ?2
+                "UPDATE customers SET wrapped_key = NULL, sealed = NULL, search_digests = NULL, deleted_at = ?2, updated_at = ?2
                  WHERE id = ?1 AND deleted_at IS NULL",
                 params![id, now],
             )
             .map_err(self.error("delete a customer"))?;
-        transaction
-            .execute("DELETE FROM search_index WHERE customer_id = ?1", [id])
-            .map_err(self.error("delete a customer's search entries"))?;
         transaction.commit().map_err(self.error("commit a deletion"))?;
         Ok(changed > 0)
     }
@@ -638,6 +659,28 @@ fn approval_columns(row: &rusqlite::Row<'_>) -> rusqlite::Result<RawApproval> {
         row.get(7)?,
         row.get(8)?,
     ))
+}
+
+/// A customer's blind-index rows as stored beside it: a kind code and a digest, repeated.
+fn encode_digests(entries: &[(SearchKey, Digest)]) -> Vec<u8> {
+    let mut bytes = Vec::with_capacity(entries.len() * 33);
+    for (kind, digest) in entries {
+        let code = SearchKey::ALL.iter().position(|known| known == kind).unwrap_or(0) as u8;
+        bytes.push(code);
+        bytes.extend_from_slice(digest);
+    }
+    bytes
+}
+
+fn decode_digests(bytes: &[u8]) -> Vec<(SearchKey, Digest)> {
+    bytes
+        .chunks_exact(33)
+        .filter_map(|chunk| {
+            let (code, digest) = chunk.split_first()?;
+            let kind = SearchKey::ALL.get(usize::from(*code))?;
+            Some((*kind, <[u8; 32]>::try_from(digest).ok()?))
+        })
+        .collect()
 }
 
 /// `data/cordon.sqlite` → `data/cordon-access.sqlite`.
