@@ -19,11 +19,11 @@ const CUSTOMERS_CACHED_MAX: usize = 100_000;
 
 #[derive(Default)]
 pub(crate) struct DirectoryCache {
-    agents: RwLock<HashMap<String, Option<Agent>>>,
-    tickets: RwLock<HashMap<String, Option<Ticket>>>,
+    agents: Cache<Agent>,
+    tickets: Cache<Ticket>,
     /// Customers as stored: sealed fields and wrapped key, never a plaintext value. An agent
     /// searches, views and reveals the same customer within seconds.
-    customers: RwLock<HashMap<String, Option<StoredCustomer>>>,
+    customers: Cache<StoredCustomer>,
     /// Agents who have ever been granted an approval; others need no approval lookup.
     approved_agents: RwLock<HashSet<String>>,
 }
@@ -37,62 +37,30 @@ impl DirectoryCache {
     }
 
     pub(crate) fn agent(&self, store: &Store, id: &str) -> Result<Option<Agent>, StoreError> {
-        if let Some(agent) = self.agents.read().unwrap_or_else(PoisonError::into_inner).get(id) {
-            return Ok(agent.clone());
-        }
-        let agent = store.agent(id)?;
-        self.agents.write().unwrap_or_else(PoisonError::into_inner).insert(id.to_string(), agent.clone());
-        Ok(agent)
+        cached(&self.agents, id, usize::MAX, || store.agent(id))
     }
 
     pub(crate) fn ticket(&self, store: &Store, id: &str) -> Result<Option<Ticket>, StoreError> {
-        if let Some(ticket) = self.tickets.read().unwrap_or_else(PoisonError::into_inner).get(id) {
-            return Ok(ticket.clone());
-        }
-        let ticket = store.ticket(id)?;
-        let mut tickets = self.tickets.write().unwrap_or_else(PoisonError::into_inner);
-        if tickets.len() >= TICKETS_CACHED_MAX {
-            tickets.clear();
-        }
-        tickets.insert(id.to_string(), ticket.clone());
-        Ok(ticket)
+        cached(&self.tickets, id, TICKETS_CACHED_MAX, || store.ticket(id))
     }
 
     pub(crate) fn customer(&self, store: &Store, id: &str) -> Result<Option<StoredCustomer>, StoreError> {
-        if let Some(customer) = self.customers.read().unwrap_or_else(PoisonError::into_inner).get(id) {
-            return Ok(customer.clone());
-        }
-        let customer = store.customer(id)?;
-        let mut customers = self.customers.write().unwrap_or_else(PoisonError::into_inner);
-        if customers.len() >= CUSTOMERS_CACHED_MAX {
-            customers.clear();
-        }
-        customers.insert(id.to_string(), customer.clone());
-        Ok(customer)
-    }
-
-    /// Forgets cached customers (after any customer write or deletion).
-    pub(crate) fn customers_changed(&self, ids: &[&str]) {
-        let mut customers = self.customers.write().unwrap_or_else(PoisonError::into_inner);
-        for id in ids {
-            customers.remove(*id);
-        }
+        cached(&self.customers, id, CUSTOMERS_CACHED_MAX, || store.customer(id))
     }
 
     /// Forgets cached agents (after any agent write).
     pub(crate) fn agents_changed(&self, ids: &[&str]) {
-        let mut agents = self.agents.write().unwrap_or_else(PoisonError::into_inner);
-        for id in ids {
-            agents.remove(*id);
-        }
+        forget(&self.agents, ids);
     }
 
     /// Forgets cached tickets (after any ticket write).
     pub(crate) fn tickets_changed(&self, ids: &[&str]) {
-        let mut tickets = self.tickets.write().unwrap_or_else(PoisonError::into_inner);
-        for id in ids {
-            tickets.remove(*id);
-        }
+        forget(&self.tickets, ids);
+    }
+
+    /// Forgets cached customers (after any customer write or deletion).
+    pub(crate) fn customers_changed(&self, ids: &[&str]) {
+        forget(&self.customers, ids);
     }
 
     pub(crate) fn may_hold_approval(&self, agent: &str) -> bool {
@@ -101,5 +69,34 @@ impl DirectoryCache {
 
     pub(crate) fn approval_granted(&self, agent: &str) {
         self.approved_agents.write().unwrap_or_else(PoisonError::into_inner).insert(agent.to_string());
+    }
+}
+
+type Cache<T> = RwLock<HashMap<String, Option<T>>>;
+
+/// The cached value for `id`, or `load` it and keep it; past `entries_max` the cache starts
+/// over. Absence is cached too, until a write for that id says otherwise.
+fn cached<T: Clone>(
+    cache: &Cache<T>,
+    id: &str,
+    entries_max: usize,
+    load: impl FnOnce() -> Result<Option<T>, StoreError>,
+) -> Result<Option<T>, StoreError> {
+    if let Some(value) = cache.read().unwrap_or_else(PoisonError::into_inner).get(id) {
+        return Ok(value.clone());
+    }
+    let value = load()?;
+    let mut entries = cache.write().unwrap_or_else(PoisonError::into_inner);
+    if entries.len() >= entries_max {
+        entries.clear();
+    }
+    entries.insert(id.to_string(), value.clone());
+    Ok(value)
+}
+
+fn forget<T>(cache: &Cache<T>, ids: &[&str]) {
+    let mut entries = cache.write().unwrap_or_else(PoisonError::into_inner);
+    for id in ids {
+        entries.remove(*id);
     }
 }
