@@ -14,7 +14,7 @@ use crate::datadir::futures_block_on;
 use crate::error::GatewayError;
 use crate::service::Gateway;
 
-const BATCH_RECORDS: usize = 2000;
+const BATCH_RECORDS: usize = 10_000;
 /// Lines longer than this are refused rather than read into memory whole.
 const LINE_BYTES_MAX: usize = 1 << 20;
 
