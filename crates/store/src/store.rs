@@ -122,6 +122,19 @@ impl Store {
         }
     }
 
+    /// Runs a single-row query on a reader connection; `None` when no row matches.
+    fn query_one<T>(
+        &self,
+        sql: &str,
+        parameters: impl rusqlite::Params,
+        action: &'static str,
+        row: impl FnOnce(&rusqlite::Row<'_>) -> rusqlite::Result<T>,
+    ) -> Result<Option<T>, StoreError> {
+        let connection = self.read();
+        let mut statement = connection.prepare_cached(sql).map_err(self.error(action))?;
+        statement.query_row(parameters, row).optional().map_err(self.error(action))
+    }
+
     fn error(&self, action: &'static str) -> impl Fn(rusqlite::Error) -> StoreError + '_ {
         sql_error(&self.path, action)
     }
@@ -129,10 +142,7 @@ impl Store {
     // ---- meta ----
 
     pub fn meta(&self, key: &str) -> Result<Option<String>, StoreError> {
-        let connection = self.read();
-        let mut statement =
-            connection.prepare_cached("SELECT value FROM meta WHERE key = ?1").map_err(self.error("read a setting"))?;
-        statement.query_row([key], |row| row.get(0)).optional().map_err(self.error("read a setting"))
+        self.query_one("SELECT value FROM meta WHERE key = ?1", [key], "read a setting", |row| row.get(0))
     }
 
     pub fn set_meta(&self, key: &str, value: &str) -> Result<(), StoreError> {
@@ -207,23 +217,19 @@ impl Store {
     }
 
     pub fn customer(&self, id: &str) -> Result<Option<StoredCustomer>, StoreError> {
-        let connection = self.read();
-        let mut statement = connection
-            .prepare_cached("SELECT kek_id, wrapped_key, sealed, canary FROM customers WHERE id = ?1")
-            .map_err(self.error("read a customer"))?;
-        let row = statement
-            .query_row([id], |row| {
+        let row = self.query_one(
+            "SELECT kek_id, wrapped_key, sealed, canary FROM customers WHERE id = ?1",
+            [id],
+            "read a customer",
+            |row| {
                 Ok((
                     row.get::<_, String>(0)?,
                     row.get::<_, Option<Vec<u8>>>(1)?,
                     row.get::<_, Option<Vec<u8>>>(2)?,
                     row.get::<_, bool>(3)?,
                 ))
-            })
-            .optional()
-            .map_err(self.error("read a customer"))?;
-        drop(statement);
-        drop(connection);
+            },
+        )?;
         let Some((kek_id, wrapped_key, sealed, canary)) = row else { return Ok(None) };
         let sealed = match (wrapped_key, sealed) {
             (Some(wrapped_key), Some(sealed)) => {
@@ -367,14 +373,11 @@ impl Store {
     }
 
     pub fn agent(&self, id: &str) -> Result<Option<Agent>, StoreError> {
-        let connection = self.read();
-        let mut statement = connection
-            .prepare_cached(
-                "SELECT name, team, site, employer, shift_start, shift_end, role, status FROM agents WHERE id = ?1",
-            )
-            .map_err(self.error("read an agent"))?;
-        let row = statement
-            .query_row([id], |row| {
+        let row = self.query_one(
+            "SELECT name, team, site, employer, shift_start, shift_end, role, status FROM agents WHERE id = ?1",
+            [id],
+            "read an agent",
+            |row| {
                 Ok((
                     row.get::<_, String>(0)?,
                     row.get::<_, String>(1)?,
@@ -385,11 +388,8 @@ impl Store {
                     row.get::<_, String>(6)?,
                     row.get::<_, String>(7)?,
                 ))
-            })
-            .optional()
-            .map_err(self.error("read an agent"))?;
-        drop(statement);
-        drop(connection);
+            },
+        )?;
         let Some((name, team, site, employer, start, end, role, status)) = row else { return Ok(None) };
         let corrupt =
             |reason: String| StoreError::Corrupt { path: self.path.clone(), reason: format!("agent `{id}`: {reason}") };
@@ -445,14 +445,11 @@ impl Store {
     }
 
     pub fn ticket(&self, id: &str) -> Result<Option<Ticket>, StoreError> {
-        let connection = self.read();
-        let mut statement = connection
-            .prepare_cached(
-                "SELECT requester, category, status, assignee, created_at, updated_at FROM tickets WHERE id = ?1",
-            )
-            .map_err(self.error("read a ticket"))?;
-        let row = statement
-            .query_row([id], |row| {
+        let row = self.query_one(
+            "SELECT requester, category, status, assignee, created_at, updated_at FROM tickets WHERE id = ?1",
+            [id],
+            "read a ticket",
+            |row| {
                 Ok((
                     row.get::<_, String>(0)?,
                     row.get::<_, String>(1)?,
@@ -461,11 +458,8 @@ impl Store {
                     row.get::<_, i64>(4)?,
                     row.get::<_, i64>(5)?,
                 ))
-            })
-            .optional()
-            .map_err(self.error("read a ticket"))?;
-        drop(statement);
-        drop(connection);
+            },
+        )?;
         let Some((requester, category, status, assignee, created_at, updated_at)) = row else { return Ok(None) };
         let status = status.parse().map_err(|error: cordon_directory::DirectoryError| StoreError::Corrupt {
             path: self.path.clone(),
