@@ -5,6 +5,7 @@
 #
 #   bench/http-reveal.sh [seconds] [connections] [customers]
 #
+# CORDON=PATH runs that binary instead of building this checkout.
 # Needs wrk (Debian package `wrk`; installed here if missing) and python3.
 set -euo pipefail
 seconds=${1:-15}
@@ -16,8 +17,9 @@ port=18080
 if ! command -v wrk >/dev/null; then
   apt-get install -y -qq wrk >/dev/null || { apt-get update -qq && apt-get install -y -qq wrk >/dev/null; }
 fi
-cargo build --release -q -p cordon-cli --manifest-path "$root/Cargo.toml"
-cordon="$root/target/release/cordon"
+# CORDON=path runs another build of the binary, for side-by-side comparisons.
+if [ -z "${CORDON:-}" ]; then cargo build --release -q -p cordon-cli --manifest-path "$root/Cargo.toml"; fi
+cordon="${CORDON:-$root/target/release/cordon}"
 
 work=$(mktemp -d)
 trap 'kill "$server" 2>/dev/null || true; rm -rf "$work"' EXIT

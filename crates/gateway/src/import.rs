@@ -14,7 +14,11 @@ use crate::datadir::futures_block_on;
 use crate::error::GatewayError;
 use crate::service::Gateway;
 
-const BATCH_RECORDS: usize = 10_000;
+/// Records per SQLite transaction and per ledger entry. Large on purpose: each commit writes
+/// every search-index page its randomly placed digests touch, so at a million customers a
+/// batch of 10,000 rewrote most of the index each time (20 GB written for a 1.6 GB file);
+/// 50,000 cut the import from 58.6 to 35.7 s. A batch of customers holds about 85 MB.
+const BATCH_RECORDS: usize = 50_000;
 /// Lines longer than this are refused rather than read into memory whole.
 const LINE_BYTES_MAX: usize = 1 << 20;
 
@@ -108,7 +112,8 @@ pub fn import(
     if kind != ImportKind::Customers {
         return import_lines(gateway, kind, input, |batch, _| batch.flush(gateway, kind), &mut progress);
     }
-    let (sender, receiver) = std::sync::mpsc::sync_channel::<(Batch, u64)>(4);
+    // One batch waiting while one is written and one is sealed bounds the memory in flight.
+    let (sender, receiver) = std::sync::mpsc::sync_channel::<(Batch, u64)>(1);
     std::thread::scope(|scope| {
         let sealer = scope.spawn(move || {
             import_lines(
