@@ -102,6 +102,36 @@ impl LogReader {
     }
 }
 
+impl LogReader {
+    /// Calls `visit` with each entry's index and bytes, from `from` up to `size`, reading each
+    /// bundle once: scans (the simulator's story, replays, scope) go through here rather
+    /// than one `entry` call, and one bundle read, per entry.
+    pub fn for_each_entry(
+        &self,
+        from: u64,
+        size: u64,
+        mut visit: impl FnMut(u64, &[u8]) -> Result<(), LedgerError>,
+    ) -> Result<(), LedgerError> {
+        let mut index = from;
+        while index < size {
+            let tile = index / TILE_WIDTH as u64;
+            let id = TileId::entries(tile, tile_width(size, 0, tile));
+            let (bytes, fallback) = read_tile_file(&self.layout, id)?;
+            let entries = decode_bundle(&bytes, id.width, fallback)
+                .map_err(|defect| LedgerError::corrupt(self.layout.path(id.path()), format!("{defect:?}")))?;
+            let start = (index % TILE_WIDTH as u64) as usize;
+            for entry in entries.iter().skip(start) {
+                visit(index, entry)?;
+                index += 1;
+            }
+            if entries.len() <= start {
+                return Err(LedgerError::corrupt(self.layout.path(id.path()), "the bundle is short"));
+            }
+        }
+        Ok(())
+    }
+}
+
 /// Width of tile `index` at `level` in a tree of `size`: 256 if full, else the partial width.
 pub fn tile_width(size: u64, level: u8, index: u64) -> usize {
     let hashes_at_level = size >> (TILE_HEIGHT * u32::from(level));

@@ -66,6 +66,31 @@ fn receipts_verify_offline_and_entries_read_back() {
 }
 
 #[test]
+fn scans_visit_each_entry_once_in_order() {
+    let log = TestLog::new("scan.example/log");
+    let ledger = log.open();
+    grow_to_sizes(&ledger, &[600]);
+    let reader = ledger.reader();
+    // (from, size): from the start, mid-bundle, across the partial bundle, empty ranges.
+    for (from, size) in [(0, 600), (0, 256), (255, 257), (300, 600), (599, 600), (600, 600), (0, 0), (10, 5)] {
+        let mut seen = Vec::new();
+        reader
+            .for_each_entry(from, size, |index, entry| {
+                assert_eq!(entry, test_entry(index).as_slice(), "entry {index}");
+                seen.push(index);
+                Ok(())
+            })
+            .unwrap();
+        let expected: Vec<u64> = (from..size).collect();
+        assert_eq!(seen, expected, "scan of {from}..{size}");
+    }
+    let stop = reader.for_each_entry(0, 600, |index, _| {
+        if index == 3 { Err(LedgerError::OutOfRange { index, size: 3 }) } else { Ok(()) }
+    });
+    assert!(matches!(stop, Err(LedgerError::OutOfRange { index: 3, .. })), "a visitor's error stops the scan");
+}
+
+#[test]
 fn reopening_continues_the_same_tree() {
     let log = TestLog::new("reopen.example/log");
     let first = {
