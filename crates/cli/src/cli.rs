@@ -55,6 +55,36 @@ pub enum Command {
     /// The tamper-evident audit ledger: create, append, prove, verify.
     #[command(subcommand)]
     Log(LogCommand),
+    /// Simulate an exchange's support operation from a scenario file into a new data directory.
+    Sim {
+        /// Scenario file (see `scenarios/` and docs/SCENARIOS.md).
+        #[arg(long)]
+        scenario: PathBuf,
+        /// Folder to create (absent or empty).
+        #[arg(long)]
+        data: PathBuf,
+        /// Use this seed instead of the scenario's.
+        #[arg(long)]
+        seed: Option<u64>,
+    },
+    /// The whole story out of the box: simulate a Kraken-style insider leak, tell what
+    /// happened from the ledger, then serve the API over the result.
+    Demo {
+        /// Folder for the demo's data (default `./cordon-demo`).
+        dir: Option<PathBuf>,
+        /// Scenario file (default: the built-in `scenarios/kraken-2026.toml`).
+        #[arg(long)]
+        scenario: Option<PathBuf>,
+        /// Replace the folder if it holds an earlier demo.
+        #[arg(long)]
+        replace: bool,
+        /// Stop after the story instead of serving.
+        #[arg(long)]
+        no_serve: bool,
+        /// Address to serve on.
+        #[arg(long, default_value = "127.0.0.1:8080")]
+        listen: String,
+    },
 }
 
 #[derive(Debug, Clone, Copy, clap::ValueEnum)]

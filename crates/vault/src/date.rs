@@ -37,6 +37,18 @@ impl Date {
         Date { year, month, day }
     }
 
+    /// Days since 1970-01-01 (negative before it); the inverse of `from_unix_seconds`.
+    pub fn unix_days(self) -> i64 {
+        // Howard Hinnant's days-from-civil algorithm.
+        let year = i64::from(self.year) - i64::from(self.month <= 2);
+        let era = year.div_euclid(400);
+        let year_of_era = year - era * 400;
+        let month = i64::from(self.month);
+        let day_of_year = (153 * (if month > 2 { month - 3 } else { month + 9 }) + 2) / 5 + i64::from(self.day) - 1;
+        let day_of_era = year_of_era * 365 + year_of_era / 4 - year_of_era / 100 + day_of_year;
+        era * 146_097 + day_of_era - 719_468
+    }
+
     /// Whole years from `self` to `on` (an age on a given day).
     pub fn years_until(self, on: Date) -> i32 {
         let mut years = on.year - self.year;

@@ -23,6 +23,11 @@ pub fn init(dir: &Path, origin: Option<&str>) -> anyhow::Result<()> {
 
 pub fn serve(dir: &Path, listen: Option<String>, log_json: bool) -> anyhow::Result<()> {
     init_logging(log_json);
+    serve_quietly(dir, listen)
+}
+
+/// Serves without setting up logging (the demo sets it up, or leaves it off, itself).
+pub fn serve_quietly(dir: &Path, listen: Option<String>) -> anyhow::Result<()> {
     let data = DataDir::new(dir);
     let config = data.config()?;
     let listen = listen.unwrap_or(config.server.listen);

@@ -4,6 +4,7 @@
 mod data;
 mod log;
 mod policy;
+mod sim;
 
 use crate::cli::{Arguments, Command};
 
@@ -16,5 +17,9 @@ pub fn run(arguments: Arguments) -> anyhow::Result<()> {
         Command::Keys(command) => data::keys(command),
         Command::Policy(command) => policy::run(command),
         Command::Log(command) => log::run(command),
+        Command::Sim { scenario, data, seed } => sim::sim(&scenario, &data, seed),
+        Command::Demo { dir, scenario, replace, no_serve, listen } => {
+            sim::demo(dir.as_deref(), scenario.as_deref(), replace, no_serve, &listen)
+        }
     }
 }

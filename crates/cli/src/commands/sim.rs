@@ -1,0 +1,98 @@
+//! `cordon sim` and `cordon demo`: run a scenario, tell its story from the ledger, serve it.
+
+use std::path::{Path, PathBuf};
+use anyhow::{Context as _, bail};
+use cordon_gateway::{DataDir, SystemClock, TokenRole};
+use cordon_sim::{Phase, Scenario, Story};
+use indicatif::{ProgressBar, ProgressStyle};
+
+/// The scenario `cordon demo` runs when given none.
+const DEMO_SCENARIO: &str = include_str!("../../../../scenarios/kraken-2026.toml");
+
+pub fn sim(scenario_path: &Path, data: &Path, seed: Option<u64>) -> anyhow::Result<()> {
+    let mut scenario = Scenario::load(scenario_path)?;
+    if let Some(seed) = seed {
+        scenario.seed = seed;
+    }
+    let (story, report) = simulate(&scenario, data)?;
+    print!("{}", story.render(&scenario, Some(&report)));
+    println!("Data         {} (ground truth in {})", data.display(), data.join(cordon_sim::TRUTH_FILE).display());
+    Ok(())
+}
+
+pub fn demo(dir: Option<&Path>, scenario_path: Option<&Path>, replace: bool, no_serve: bool, listen: &str) -> anyhow::Result<()> {
+    let dir: PathBuf = dir.map(Path::to_path_buf).unwrap_or_else(|| PathBuf::from("cordon-demo"));
+    let scenario = match scenario_path {
+        Some(path) => Scenario::load(path)?,
+        None => Scenario::parse(DEMO_SCENARIO).context("the built-in demo scenario")?,
+    };
+    if dir.exists() && std::fs::read_dir(&dir).map(|mut entries| entries.next().is_some()).unwrap_or(true) {
+        if !dir.join(cordon_sim::TRUTH_FILE).exists() {
+            bail!("`{}` exists and is not an earlier demo; give another folder", dir.display());
+        }
+        if !replace {
+            bail!("`{}` holds an earlier demo; pass --replace to run it again there, or give another folder", dir.display());
+        }
+        std::fs::remove_dir_all(&dir).with_context(|| format!("cannot remove the earlier demo in `{}`", dir.display()))?;
+    }
+    println!("cordon demo: simulating `{}` into `{}`", scenario.name, dir.display());
+    let (story, report) = simulate(&scenario, &dir)?;
+    println!();
+    print!("{}", story.render(&scenario, Some(&report)));
+    println!();
+    let data = DataDir::new(&dir);
+    let touched = story
+        .insiders
+        .iter()
+        .find_map(|insider| insider.example_customer.clone())
+        .unwrap_or_else(|| cordon_sim::customer_id(1));
+    let service = data.issue_token(None, Some(TokenRole::Service), &SystemClock)?;
+    let analyst = data.issue_token(None, Some(TokenRole::Analyst), &SystemClock)?;
+    let base = format!("http://{listen}");
+    println!("Try it       (tokens last as long as cordon.toml's [tokens] says)");
+    println!("  export SERVICE_TOKEN={service}");
+    println!("  export ANALYST_TOKEN={analyst}");
+    println!("  curl -s {base}/v1/ledger/checkpoint");
+    println!(
+        "  curl -s -H \"authorization: Bearer $SERVICE_TOKEN\" {base}/v1/customers/{touched}/access-history"
+    );
+    println!("  curl -s -H \"authorization: Bearer $ANALYST_TOKEN\" {base}/metrics | head");
+    println!("  cordon log verify {}/ledger --vkey {}/ledger/private/verifier-key", dir.display(), dir.display());
+    if no_serve {
+        return Ok(());
+    }
+    println!();
+    crate::commands::data::serve_quietly(&dir, Some(listen.to_string()))
+}
+
+/// Runs the simulation with a progress bar per phase, then reads the story back.
+fn simulate(scenario: &Scenario, data: &Path) -> anyhow::Result<(Story, cordon_sim::RunReport)> {
+    let hidden = !std::io::IsTerminal::is_terminal(&std::io::stderr());
+    let style = ProgressStyle::with_template("{prefix:>10} [{bar:40}] {pos}/{len} {elapsed}")
+        .unwrap_or_else(|_| ProgressStyle::default_bar())
+        .progress_chars("=> ");
+    let customers = ProgressBar::new(scenario.customers).with_style(style.clone()).with_prefix("customers");
+    let days = ProgressBar::new(u64::from(scenario.days)).with_style(style).with_prefix("days");
+    if hidden {
+        customers.set_draw_target(indicatif::ProgressDrawTarget::hidden());
+        days.set_draw_target(indicatif::ProgressDrawTarget::hidden());
+    }
+    let report = cordon_sim::run(scenario, data, &mut |phase, done, total| match phase {
+        Phase::Customers => {
+            customers.set_length(total);
+            customers.set_position(done);
+            if done >= total {
+                customers.finish();
+            }
+        }
+        Phase::Traffic => {
+            days.set_position(done);
+            if done >= total {
+                days.finish();
+            }
+        }
+    })
+    .with_context(|| format!("simulating `{}` into `{}`", scenario.name, data.display()))?;
+    let story = cordon_sim::tell(scenario, data)?;
+    Ok((story, report))
+}

@@ -1,0 +1,347 @@
+//! Runs a scenario against a fresh data directory: creates it, imports the population,
+//! then plays each day's plan through the gateway in waves, and writes the ground truth.
+
+use std::collections::{BTreeSet, VecDeque};
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Instant;
+
+use cordon_directory::Role;
+use cordon_gateway::{Claims, DataDir, Gateway, GatewayError, ImportKind, TokenRole};
+use serde::Serialize;
+
+use crate::SimError;
+use crate::exec::{Request, SimClock, run_wave};
+use crate::people::People;
+use crate::plan::{Act, InsiderAgent, Planned, Planner};
+use crate::rng::Rng;
+use crate::scenario::{Behaviour, PolicyChoice, Scenario};
+use crate::world::{SimAgent, agents};
+
+/// Where the ground truth goes, inside the data directory. The gateway never reads it.
+pub const TRUTH_FILE: &str = "sim/truth.json";
+/// Today's support tooling, for scenarios that model an exchange without cordon's rules.
+pub const PERMISSIVE_POLICIES: &str = include_str!("../../../policies/permissive.cedar");
+/// Requests started together, within this much simulated time, share a group commit.
+const WAVE_MS: i64 = 60_000;
+
+/// Progress of a run, for a progress bar.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Phase {
+    Customers,
+    Traffic,
+}
+
+/// Which agents were insiders and which requests were theirs.
+#[derive(Debug, Clone, Serialize, serde::Deserialize, PartialEq)]
+pub struct Truth {
+    pub scenario: String,
+    pub seed: u64,
+    pub policy: String,
+    pub customers: u64,
+    pub canaries: Vec<String>,
+    pub high_balance_usd: f64,
+    pub insiders: Vec<TruthInsider>,
+}
+
+#[derive(Debug, Clone, Serialize, serde::Deserialize, PartialEq)]
+pub struct TruthInsider {
+    pub agent: String,
+    pub label: String,
+    pub behaviour: String,
+    pub team: String,
+    pub site: String,
+    pub start_day: u32,
+    pub stop_day: u32,
+    /// The day the gateway stopped the agent (suspended), if it did.
+    pub stopped_day: Option<u32>,
+    /// Request ids of the insider's own moves (not its cover work); each names one entry.
+    pub malicious_requests: Vec<String>,
+}
+
+/// Counts and timings of a run.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct RunReport {
+    pub customers_seconds: f64,
+    pub traffic_seconds: f64,
+    pub requests: u64,
+    pub denied: u64,
+    pub tickets: u64,
+    pub waves: u64,
+}
+
+/// Simulates `scenario` into `data` (absent or empty).
+pub fn run(scenario: &Scenario, data: &Path, progress: &mut dyn FnMut(Phase, u64, u64)) -> Result<RunReport, SimError> {
+    let clock = Arc::new(SimClock::default());
+    let people = People::new(scenario.seed, scenario.customers, scenario.canaries);
+    let day0_ms = scenario.start.unix_days() * 86_400_000;
+    clock.set(day0_ms - 3_600_000);
+    let dir = DataDir::new(data);
+    dir.init(None, clock.clone())?;
+    if scenario.policy == PolicyChoice::Permissive {
+        use_permissive_policies(&dir, data)?;
+    }
+    let gateway = dir.open(clock.clone())?;
+    let all_agents = agents(scenario);
+    let mut report = RunReport::default();
+
+    // Staff first (new hires join on their day), then the customer base.
+    let started = Instant::now();
+    let mut lines = Vec::new();
+    for agent in all_agents.iter().filter(|agent| agent.joins_day == 0) {
+        let agent = &agent.agent;
+        let shift = [agent.shift.start_hour, agent.shift.end_hour];
+        let line = serde_json::json!({"id": agent.id, "name": agent.name, "team": agent.team, "site": agent.site,
+            "employer": agent.employer, "shift": shift, "role": agent.role.name()});
+        lines.push(line.to_string());
+    }
+    let imported = cordon_gateway::import(&gateway, ImportKind::Agents, lines.join("\n").as_bytes(), |_| {})?;
+    reject_any(&imported, "agents")?;
+    import_customers(&gateway, &people, progress)?;
+    report.customers_seconds = started.elapsed().as_secs_f64();
+
+    let started = Instant::now();
+    let insiders = choose_insiders(scenario, &all_agents)?;
+    let categories = gateway.categories().clone();
+    let mut planner = Planner::new(scenario, &people, &all_agents, &categories, insiders);
+    let mut truth_insiders: Vec<TruthInsider> = planner
+        .insiders
+        .iter()
+        .filter_map(|insider| {
+            let spec = scenario.insiders.get(insider.spec)?;
+            let agent = &all_agents.get(insider.agent)?.agent;
+            Some(TruthInsider {
+                agent: agent.id.clone(),
+                label: spec.label.clone(),
+                behaviour: spec.behaviour.name().to_string(),
+                team: agent.team.clone(),
+                site: agent.site.clone(),
+                start_day: spec.start_day,
+                stop_day: spec.stop_day,
+                stopped_day: None,
+                malicious_requests: Vec::new(),
+            })
+        })
+        .collect();
+    let helpdesk = Claims { sub: "role:admin".into(), role: TokenRole::Admin, iat: 0, exp: i64::MAX, jti: "sim".into() };
+    let claims: Vec<Claims> = all_agents
+        .iter()
+        .map(|agent| Claims {
+            sub: agent.agent.id.clone(),
+            role: TokenRole::from(agent.agent.role),
+            iat: 0,
+            exp: i64::MAX,
+            jti: "sim".into(),
+        })
+        .collect();
+    let mut stopped: BTreeSet<usize> = BTreeSet::new();
+    let mut request_number = 0u64;
+    for day in 0..scenario.days {
+        let plan = planner.day(day, &stopped);
+        let mut queue: VecDeque<Planned> = plan.into();
+        while let Some(first) = queue.front() {
+            // A wave: what starts within the window, one request per agent, in plan order.
+            let window_end = first.time_ms + WAVE_MS;
+            let mut taken = BTreeSet::new();
+            let mut wave = Vec::new();
+            let mut deferred = VecDeque::new();
+            while let Some(planned) = queue.pop_front() {
+                if planned.time_ms >= window_end {
+                    queue.push_front(planned);
+                    break;
+                }
+                if stopped.contains(&planned.agent) && !matches!(planned.act, Act::PutAgent(_)) {
+                    continue;
+                }
+                if taken.insert(planned.agent) {
+                    wave.push(planned);
+                } else {
+                    deferred.push_back(planned);
+                }
+            }
+            while let Some(planned) = deferred.pop_back() {
+                queue.push_front(planned);
+            }
+            let mut requests: Vec<(i64, Request<'_, Result<(), GatewayError>>)> = Vec::with_capacity(wave.len());
+            let mut ids = Vec::with_capacity(wave.len());
+            for planned in &wave {
+                request_number += 1;
+                let request_id = format!("sim-{request_number:09}");
+                ids.push(request_id.clone());
+                let who = if planned.admin { helpdesk.clone() } else { claims.get(planned.agent).cloned().unwrap_or_else(|| helpdesk.clone()) };
+                requests.push((planned.time_ms, start(&gateway, who, planned.act.clone(), request_id)));
+            }
+            report.waves += 1;
+            let results = run_wave(&clock, requests);
+            for ((planned, result), request_id) in wave.iter().zip(results).zip(ids) {
+                report.requests += 1;
+                if let Err(error) = &result {
+                    match error {
+                        GatewayError::Denied { policies, .. } => {
+                            report.denied += 1;
+                            if policies.iter().any(|policy| policy == "inactive-agent-does-nothing") {
+                                // Suspended: the agent's requests fail from here on, so it stops.
+                                if stopped.insert(planned.agent)
+                                    && let Some(position) = planner.insiders.iter().position(|insider| insider.agent == planned.agent)
+                                    && let Some(truth) = truth_insiders.get_mut(position)
+                                {
+                                    truth.stopped_day = Some(day);
+                                }
+                            }
+                        }
+                        GatewayError::NotFound { .. } => {}
+                        GatewayError::BadRequest(_) => {}
+                        other => return Err(SimError::Gateway(other.clone())),
+                    }
+                }
+                if let Some(position) = planned.insider
+                    && let Some(truth) = truth_insiders.get_mut(position)
+                {
+                    truth.malicious_requests.push(request_id);
+                }
+            }
+        }
+        progress(Phase::Traffic, u64::from(day) + 1, u64::from(scenario.days));
+    }
+    report.tickets = planner.tickets;
+    report.traffic_seconds = started.elapsed().as_secs_f64();
+    let truth = Truth {
+        scenario: scenario.name.clone(),
+        seed: scenario.seed,
+        policy: scenario.policy.name().to_string(),
+        customers: scenario.customers,
+        canaries: (people.ordinary_count() + 1..=people.count()).map(crate::people::customer_id).collect(),
+        high_balance_usd: crate::plan::HIGH_BALANCE_USD,
+        insiders: truth_insiders,
+    };
+    write_truth(data, &truth)?;
+    // Closing the gateway publishes the final checkpoint.
+    drop(gateway);
+    Ok(report)
+}
+
+/// Starts one request; the future appends its audit entry on its first poll.
+fn start<'a>(gateway: &'a Gateway, who: Claims, act: Act, request: String) -> Request<'a, Result<(), GatewayError>> {
+    Box::pin(async move {
+        match act {
+            Act::PutAgent(agent) => gateway.put_agent(&who, agent, &request).await.map(|_| ()),
+            Act::PutTicket(ticket) => gateway.put_ticket(&who, ticket, &request).await.map(|_| ()),
+            Act::Search { by, value } => gateway.search(&who, by, &value, &request).await.map(|_| ()),
+            Act::View { customer, ticket } => gateway.view(&who, &customer, ticket.as_deref(), &request).await.map(|_| ()),
+            Act::Reveal { customer, ticket, fields, reason } => {
+                gateway.reveal(&who, &customer, ticket.as_deref(), &fields, reason, &request).await.map(|_| ())
+            }
+            Act::Verify { customer, ticket, field, value } => {
+                gateway.verify(&who, &customer, ticket.as_deref(), &field, &value, &request).await.map(|_| ())
+            }
+        }
+    })
+}
+
+fn reject_any(report: &cordon_gateway::ImportReport, what: &str) -> Result<(), SimError> {
+    match report.rejected.first() {
+        None => Ok(()),
+        Some(rejected) => Err(SimError::Internal(format!("simulated {what}: line {} was refused: {}", rejected.line, rejected.reason))),
+    }
+}
+
+/// Streams the generated customers through the same JSONL import an exchange would use.
+fn import_customers(gateway: &Gateway, people: &People, progress: &mut dyn FnMut(Phase, u64, u64)) -> Result<(), SimError> {
+    let (reader, writer) = std::io::pipe().map_err(|error| SimError::Internal(format!("cannot open a pipe: {error}")))?;
+    let generated = AtomicU64::new(0);
+    let total = people.count();
+    std::thread::scope(|scope| {
+        let generator = scope.spawn(|| -> std::io::Result<()> {
+            let mut out = std::io::BufWriter::with_capacity(1 << 20, writer);
+            for number in 1..=total {
+                serde_json::to_writer(&mut out, &people.customer(number).record)?;
+                out.write_all(b"\n")?;
+                generated.store(number, Ordering::Relaxed);
+            }
+            out.flush()
+        });
+        let imported = cordon_gateway::import(gateway, ImportKind::Customers, std::io::BufReader::new(reader), |_| {
+            progress(Phase::Customers, generated.load(Ordering::Relaxed), total)
+        });
+        let written = generator.join().map_err(|_| SimError::Internal("the customer generator failed".into()))?;
+        let imported = imported?;
+        written.map_err(|error| SimError::Internal(format!("generating customers: {error}")))?;
+        reject_any(&imported, "customers")?;
+        progress(Phase::Customers, total, total);
+        Ok(())
+    })
+}
+
+/// Points the data directory at the permissive policy set (today's tooling).
+fn use_permissive_policies(dir: &DataDir, data: &Path) -> Result<(), SimError> {
+    let root = data.canonicalize().map_err(|error| SimError::Internal(format!("`{}`: {error}", data.display())))?;
+    let policies = root.join("policies");
+    std::fs::create_dir_all(&policies).map_err(|error| SimError::Internal(format!("`{}`: {error}", policies.display())))?;
+    let path = policies.join("permissive.cedar");
+    std::fs::write(&path, PERMISSIVE_POLICIES).map_err(|error| SimError::Internal(format!("`{}`: {error}", path.display())))?;
+    let mut config = dir.config()?;
+    config.policy.policies = Some(path.display().to_string());
+    let config_path = dir.path(cordon_gateway::CONFIG_FILE);
+    std::fs::write(&config_path, config.to_toml())
+        .map_err(|error| SimError::Internal(format!("`{}`: {error}", config_path.display())))
+}
+
+/// Picks the agents who turn, one spec at a time, from ordinary agents present from day 0.
+fn choose_insiders(scenario: &Scenario, agents: &[SimAgent]) -> Result<Vec<InsiderAgent>, SimError> {
+    let mut rng = Rng::stream(scenario.seed, "insiders");
+    let mut chosen: Vec<InsiderAgent> = Vec::new();
+    for (position, spec) in scenario.insiders.iter().enumerate() {
+        // A ring's members share a site: a vendor site unless the scenario names one.
+        let site = match (&spec.site, spec.behaviour) {
+            (Some(site), _) => Some(site.clone()),
+            (None, Behaviour::Ring) => Some("vendor-bpo-1".to_string()),
+            (None, _) => None,
+        };
+        let mut candidates: Vec<usize> = agents
+            .iter()
+            .enumerate()
+            .filter(|(index, agent)| {
+                agent.agent.role == Role::Agent
+                    && agent.joins_day == 0
+                    && spec.team.as_ref().is_none_or(|team| &agent.agent.team == team)
+                    && site.as_ref().is_none_or(|site| &agent.agent.site == site)
+                    && !chosen.iter().any(|insider| insider.agent == *index)
+            })
+            .map(|(index, _)| index)
+            .collect();
+        rng.shuffle(&mut candidates);
+        if candidates.len() < spec.agents as usize {
+            return Err(SimError::Scenario(format!(
+                "insider {} ({}): only {} agents match team {} and site {}, {} needed",
+                position + 1,
+                spec.behaviour.name(),
+                candidates.len(),
+                spec.team.as_deref().unwrap_or("any"),
+                site.as_deref().unwrap_or("any"),
+                spec.agents
+            )));
+        }
+        for &agent in candidates.iter().take(spec.agents as usize) {
+            chosen.push(InsiderAgent { spec: position, agent, taken: BTreeSet::new(), next_number: 0 });
+        }
+    }
+    Ok(chosen)
+}
+
+fn write_truth(data: &Path, truth: &Truth) -> Result<(), SimError> {
+    let path: PathBuf = data.join(TRUTH_FILE);
+    if let Some(parent) = path.parent() {
+        std::fs::create_dir_all(parent).map_err(|error| SimError::Internal(format!("`{}`: {error}", parent.display())))?;
+    }
+    let text = serde_json::to_string_pretty(truth).map_err(|error| SimError::Internal(error.to_string()))?;
+    std::fs::write(&path, text).map_err(|error| SimError::Internal(format!("`{}`: {error}", path.display())))
+}
+
+/// Reads the ground truth a run wrote.
+pub fn read_truth(data: &Path) -> Result<Truth, SimError> {
+    let path = data.join(TRUTH_FILE);
+    let text = std::fs::read_to_string(&path).map_err(|error| SimError::Internal(format!("`{}`: {error}", path.display())))?;
+    serde_json::from_str(&text).map_err(|error| SimError::Internal(format!("`{}`: {error}", path.display())))
+}

@@ -1,0 +1,333 @@
+//! The story of a run, read back from the ledger: the population, the traffic, what each
+//! insider touched, and whether the ledger verifies. Every count here comes from the
+//! ledger's entries; the ground truth only says which agents were insiders.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt::Write as _;
+use std::path::Path;
+
+use cordon_ledger::{LogReader, VERIFIER_KEY_FILE, Verifier, verify_log};
+use serde::{Deserialize, Serialize};
+
+use crate::SimError;
+use crate::engine::{RunReport, Truth, read_truth};
+use crate::people::People;
+use crate::scenario::Scenario;
+
+/// The parts of an audit entry the story counts.
+#[derive(Deserialize)]
+struct Entry {
+    kind: String,
+    #[serde(default)]
+    request: String,
+    #[serde(default)]
+    action: String,
+    #[serde(default)]
+    customer: Option<String>,
+    #[serde(default)]
+    fields: Vec<String>,
+    #[serde(default)]
+    decision: String,
+    #[serde(default)]
+    change: String,
+    #[serde(default)]
+    target: String,
+    #[serde(default)]
+    detail: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, Serialize, PartialEq)]
+pub struct InsiderStory {
+    pub label: String,
+    pub behaviour: String,
+    pub agent: String,
+    pub team: String,
+    pub site: String,
+    pub start_day: u32,
+    /// Distinct customers whose card was shown or a field revealed by the insider's own moves
+    /// (its cover work on real tickets is not counted).
+    pub customers_exposed: u64,
+    /// Of those, customers with at least one field revealed in the clear.
+    pub customers_revealed: u64,
+    /// Distinct customers per revealed field.
+    pub fields: BTreeMap<String, u64>,
+    pub high_balance_exposed: u64,
+    pub canaries_touched: u64,
+    pub denied: u64,
+    pub stopped_day: Option<u32>,
+    /// One customer the insider saw, for examples (the access history of a victim).
+    pub example_customer: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, Serialize, PartialEq)]
+pub struct Story {
+    pub scenario: String,
+    pub seed: u64,
+    pub policy: String,
+    pub customers: u64,
+    pub canaries: u64,
+    pub agents: u64,
+    pub teams: u64,
+    pub sites: u64,
+    pub days: u32,
+    pub tickets: u64,
+    pub entries: u64,
+    /// Access decisions by action, allowed and denied.
+    pub decisions: BTreeMap<String, [u64; 2]>,
+    pub insiders: Vec<InsiderStory>,
+    /// Distinct customers any insider exposed.
+    pub exposed_total: u64,
+    pub ledger_root: String,
+    pub ledger_origin: String,
+}
+
+/// Reads the ledger and ground truth of a simulated data directory.
+pub fn tell(scenario: &Scenario, data: &Path) -> Result<Story, SimError> {
+    let truth: Truth = read_truth(data)?;
+    let ledger = data.join(cordon_gateway::LEDGER_DIR);
+    let key_path = ledger.join(VERIFIER_KEY_FILE);
+    let key = std::fs::read_to_string(&key_path)
+        .map_err(|error| SimError::Internal(format!("`{}`: {error}", key_path.display())))?;
+    let verifier = Verifier::parse(key.trim()).map_err(|error| SimError::Internal(format!("`{}`: {error}", key_path.display())))?;
+    let verified = verify_log(&ledger, &verifier, None).map_err(|error| SimError::Internal(format!("the ledger does not verify: {error}")))?;
+
+    let people = People::new(scenario.seed, scenario.customers, scenario.canaries);
+    // The insiders' own moves, by request id; their cover work (real tickets) is not counted.
+    let insider_position: BTreeMap<&str, usize> = truth
+        .insiders
+        .iter()
+        .enumerate()
+        .flat_map(|(position, insider)| insider.malicious_requests.iter().map(move |request| (request.as_str(), position)))
+        .collect();
+    let mut exposed: Vec<BTreeSet<String>> = vec![BTreeSet::new(); truth.insiders.len()];
+    let mut revealed: Vec<BTreeSet<String>> = vec![BTreeSet::new(); truth.insiders.len()];
+    let mut fields: Vec<BTreeMap<String, BTreeSet<String>>> = vec![BTreeMap::new(); truth.insiders.len()];
+    let mut denied = vec![0u64; truth.insiders.len()];
+    let mut story = Story {
+        scenario: truth.scenario.clone(),
+        seed: truth.seed,
+        policy: truth.policy.clone(),
+        customers: truth.customers,
+        canaries: truth.canaries.len() as u64,
+        days: scenario.days,
+        entries: verified.size,
+        ledger_root: verified.root.to_base64(),
+        ledger_origin: verified.origin.clone(),
+        ..Story::default()
+    };
+    let mut agents = BTreeSet::new();
+    let mut teams = BTreeSet::new();
+    let mut sites = BTreeSet::new();
+    let mut tickets = BTreeSet::new();
+    let mut unreadable = None;
+    LogReader::new(&ledger)
+        .for_each_entry(0, verified.size, |index, bytes| {
+            let Ok(entry) = serde_json::from_slice::<Entry>(bytes) else {
+                unreadable.get_or_insert(index);
+                return Ok(());
+            };
+            match entry.kind.as_str() {
+                "change" => {
+                    if entry.change == "agent.put" {
+                        agents.insert(entry.target.clone());
+                        let detail = entry.detail.unwrap_or_default();
+                        let mut parts = detail.split(' ');
+                        teams.extend(parts.next().map(str::to_string));
+                        sites.extend(parts.next().map(str::to_string));
+                    }
+                    if entry.change == "ticket.put" {
+                        tickets.insert(entry.target);
+                    }
+                }
+                "access" => {
+                    let allowed = entry.decision == "allow";
+                    let counts = story.decisions.entry(entry.action.clone()).or_insert([0, 0]);
+                    if let Some(count) = counts.get_mut(usize::from(!allowed)) {
+                        *count += 1;
+                    }
+                    let Some(&position) = insider_position.get(entry.request.as_str()) else { return Ok(()) };
+                    if !allowed {
+                        if let Some(count) = denied.get_mut(position) {
+                            *count += 1;
+                        }
+                        return Ok(());
+                    }
+                    let Some(customer) = entry.customer else { return Ok(()) };
+                    if matches!(entry.action.as_str(), "view" | "reveal") {
+                        if let Some(set) = exposed.get_mut(position) {
+                            set.insert(customer.clone());
+                        }
+                    }
+                    if entry.action == "reveal" {
+                        if let Some(set) = revealed.get_mut(position) {
+                            set.insert(customer.clone());
+                        }
+                        if let Some(map) = fields.get_mut(position) {
+                            for field in entry.fields {
+                                map.entry(field).or_default().insert(customer.clone());
+                            }
+                        }
+                    }
+                }
+                _ => {}
+            }
+            Ok(())
+        })
+        .map_err(|error| SimError::Internal(error.to_string()))?;
+    if let Some(index) = unreadable {
+        return Err(SimError::Internal(format!("ledger entry {index} is not a cordon audit entry")));
+    }
+    // Agents imported in bulk have no agent.put entry of their own; count them from the
+    // scenario's directory, which the import put in one entry.
+    let directory = crate::world::agents(scenario);
+    story.agents = (directory.len() as u64).max(agents.len() as u64);
+    teams.extend(directory.iter().map(|agent| agent.agent.team.clone()));
+    sites.extend(directory.iter().map(|agent| agent.agent.site.clone()));
+    story.teams = teams.len() as u64;
+    story.sites = sites.len() as u64;
+    story.tickets = tickets.len() as u64;
+    let canaries: BTreeSet<&str> = truth.canaries.iter().map(String::as_str).collect();
+    let mut union = BTreeSet::new();
+    for (position, insider) in truth.insiders.iter().enumerate() {
+        let seen = exposed.get(position).cloned().unwrap_or_default();
+        let high = seen
+            .iter()
+            .filter(|customer| {
+                customer
+                    .strip_prefix("cus-")
+                    .and_then(|number| number.parse::<u64>().ok())
+                    .is_some_and(|number| people.summary(number).balance_usd >= truth.high_balance_usd)
+            })
+            .count() as u64;
+        story.insiders.push(InsiderStory {
+            label: insider.label.clone(),
+            behaviour: insider.behaviour.clone(),
+            agent: insider.agent.clone(),
+            team: insider.team.clone(),
+            site: insider.site.clone(),
+            start_day: insider.start_day,
+            customers_exposed: seen.len() as u64,
+            customers_revealed: revealed.get(position).map_or(0, |set| set.len() as u64),
+            fields: fields
+                .get(position)
+                .map(|map| map.iter().map(|(field, customers)| (field.clone(), customers.len() as u64)).collect())
+                .unwrap_or_default(),
+            high_balance_exposed: high,
+            canaries_touched: seen.iter().filter(|customer| canaries.contains(customer.as_str())).count() as u64,
+            denied: denied.get(position).copied().unwrap_or(0),
+            stopped_day: insider.stopped_day,
+            example_customer: seen.iter().next().cloned(),
+        });
+        union.extend(seen);
+    }
+    story.exposed_total = union.len() as u64;
+    Ok(story)
+}
+
+fn thousands(value: u64) -> String {
+    let digits = value.to_string();
+    let mut out = String::new();
+    for (position, digit) in digits.chars().enumerate() {
+        if position > 0 && (digits.len() - position) % 3 == 0 {
+            out.push(',');
+        }
+        out.push(digit);
+    }
+    out
+}
+
+impl Story {
+    /// The story as a person reads it on a terminal.
+    pub fn render(&self, scenario: &Scenario, report: Option<&RunReport>) -> String {
+        let mut out = String::new();
+        let _ = writeln!(out, "Scenario     {} (seed {}): {}", self.scenario, self.seed, scenario.description.trim());
+        let _ = writeln!(
+            out,
+            "Population   {} customers ({} canaries), {} agents in {} teams at {} sites",
+            thousands(self.customers),
+            self.canaries,
+            thousands(self.agents),
+            self.teams,
+            self.sites
+        );
+        let total: u64 = self.decisions.values().map(|[allowed, denied]| allowed + denied).sum();
+        let denied: u64 = self.decisions.values().map(|[_, denied]| denied).sum();
+        let by_action: Vec<String> = self
+            .decisions
+            .iter()
+            .map(|(action, [allowed, denied])| format!("{action} {}", thousands(allowed + denied)))
+            .collect();
+        let _ = writeln!(
+            out,
+            "Traffic      {} days from {}: {} tickets, {} access decisions ({}), {} denied",
+            self.days,
+            scenario.start,
+            thousands(self.tickets),
+            thousands(total),
+            by_action.join(", "),
+            thousands(denied)
+        );
+        let policy = match self.policy.as_str() {
+            "permissive" => "permissive: today's tooling, any agent may open any customer (policies/permissive.cedar)",
+            _ => "cordon's default: a view or reveal needs an assigned open ticket from that customer",
+        };
+        let _ = writeln!(out, "Policy       {policy}");
+        let _ = writeln!(out);
+        if self.insiders.is_empty() {
+            let _ = writeln!(out, "Insiders     none in this scenario");
+        }
+        for insider in &self.insiders {
+            let fields: Vec<String> =
+                insider.fields.iter().map(|(field, count)| format!("{field} {}", thousands(*count))).collect();
+            let _ = writeln!(
+                out,
+                "Insider      {} ({}), {} {} at {}, from day {}:",
+                insider.label, insider.behaviour, insider.agent, insider.team, insider.site, insider.start_day
+            );
+            let _ = writeln!(
+                out,
+                "               exposed {} customers ({} with fields revealed, {} high-balance, {} canaries); {} requests denied{}",
+                thousands(insider.customers_exposed),
+                thousands(insider.customers_revealed),
+                thousands(insider.high_balance_exposed),
+                insider.canaries_touched,
+                thousands(insider.denied),
+                match insider.stopped_day {
+                    Some(day) => format!("; suspended on day {day}"),
+                    None => String::new(),
+                }
+            );
+            if !fields.is_empty() {
+                let _ = writeln!(out, "               revealed: {}", fields.join(", "));
+            }
+        }
+        if !self.insiders.is_empty() {
+            let share = self.exposed_total as f64 * 100.0 / self.customers.max(1) as f64;
+            let _ = writeln!(
+                out,
+                "Exposed      {} distinct customers ({share:.2}% of the base) were seen by insiders",
+                thousands(self.exposed_total)
+            );
+        }
+        let _ = writeln!(out);
+        let _ = writeln!(
+            out,
+            "Ledger       {} entries verify from the tiles up: root {} ({})",
+            thousands(self.entries),
+            self.ledger_root,
+            self.ledger_origin
+        );
+        if let Some(report) = report {
+            let rate = report.requests as f64 / report.traffic_seconds.max(1e-9);
+            let _ = writeln!(
+                out,
+                "Timing       customers {:.1} s, traffic {:.1} s ({} requests, {rate:.0}/s, in {} waves)",
+                report.customers_seconds,
+                report.traffic_seconds,
+                thousands(report.requests),
+                thousands(report.waves)
+            );
+        }
+        out
+    }
+}
