@@ -24,8 +24,11 @@ use crate::world::{SimAgent, agents};
 pub const TRUTH_FILE: &str = "sim/truth.json";
 /// Today's support tooling, for scenarios that model an exchange without cordon's rules.
 pub const PERMISSIVE_POLICIES: &str = include_str!("../../../policies/permissive.cedar");
-/// Requests started together, within this much simulated time, share a group commit.
-const WAVE_MS: i64 = 60_000;
+/// Requests planned within this much simulated time start together and share group
+/// commits; an agent's own requests stay in order, one per wave. Five minutes ran a
+/// 92,000-request scenario 1.4x faster than one minute (15.3 s against 22.0 s). Entries of
+/// different agents may therefore sit up to this far out of time order in the ledger.
+const WAVE_MS: i64 = 300_000;
 
 /// Progress of a run, for a progress bar.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -125,7 +128,8 @@ pub fn run(scenario: &Scenario, data: &Path, progress: &mut dyn FnMut(Phase, u64
             })
         })
         .collect();
-    let helpdesk = Claims { sub: "role:admin".into(), role: TokenRole::Admin, iat: 0, exp: i64::MAX, jti: "sim".into() };
+    let helpdesk =
+        Claims { sub: "role:admin".into(), role: TokenRole::Admin, iat: 0, exp: i64::MAX, jti: "sim".into() };
     let claims: Vec<Claims> = all_agents
         .iter()
         .map(|agent| Claims {
@@ -170,7 +174,11 @@ pub fn run(scenario: &Scenario, data: &Path, progress: &mut dyn FnMut(Phase, u64
                 request_number += 1;
                 let request_id = format!("sim-{request_number:09}");
                 ids.push(request_id.clone());
-                let who = if planned.admin { helpdesk.clone() } else { claims.get(planned.agent).cloned().unwrap_or_else(|| helpdesk.clone()) };
+                let who = if planned.admin {
+                    helpdesk.clone()
+                } else {
+                    claims.get(planned.agent).cloned().unwrap_or_else(|| helpdesk.clone())
+                };
                 requests.push((planned.time_ms, start(&gateway, who, planned.act.clone(), request_id)));
             }
             report.waves += 1;
@@ -184,7 +192,8 @@ pub fn run(scenario: &Scenario, data: &Path, progress: &mut dyn FnMut(Phase, u64
                             if policies.iter().any(|policy| policy == "inactive-agent-does-nothing") {
                                 // Suspended: the agent's requests fail from here on, so it stops.
                                 if stopped.insert(planned.agent)
-                                    && let Some(position) = planner.insiders.iter().position(|insider| insider.agent == planned.agent)
+                                    && let Some(position) =
+                                        planner.insiders.iter().position(|insider| insider.agent == planned.agent)
                                     && let Some(truth) = truth_insiders.get_mut(position)
                                 {
                                     truth.stopped_day = Some(day);
@@ -229,7 +238,9 @@ fn start<'a>(gateway: &'a Gateway, who: Claims, act: Act, request: String) -> Re
             Act::PutAgent(agent) => gateway.put_agent(&who, agent, &request).await.map(|_| ()),
             Act::PutTicket(ticket) => gateway.put_ticket(&who, ticket, &request).await.map(|_| ()),
             Act::Search { by, value } => gateway.search(&who, by, &value, &request).await.map(|_| ()),
-            Act::View { customer, ticket } => gateway.view(&who, &customer, ticket.as_deref(), &request).await.map(|_| ()),
+            Act::View { customer, ticket } => {
+                gateway.view(&who, &customer, ticket.as_deref(), &request).await.map(|_| ())
+            }
             Act::Reveal { customer, ticket, fields, reason } => {
                 gateway.reveal(&who, &customer, ticket.as_deref(), &fields, reason, &request).await.map(|_| ())
             }
@@ -243,13 +254,21 @@ fn start<'a>(gateway: &'a Gateway, who: Claims, act: Act, request: String) -> Re
 fn reject_any(report: &cordon_gateway::ImportReport, what: &str) -> Result<(), SimError> {
     match report.rejected.first() {
         None => Ok(()),
-        Some(rejected) => Err(SimError::Internal(format!("simulated {what}: line {} was refused: {}", rejected.line, rejected.reason))),
+        Some(rejected) => Err(SimError::Internal(format!(
+            "simulated {what}: line {} was refused: {}",
+            rejected.line, rejected.reason
+        ))),
     }
 }
 
 /// Streams the generated customers through the same JSONL import an exchange would use.
-fn import_customers(gateway: &Gateway, people: &People, progress: &mut dyn FnMut(Phase, u64, u64)) -> Result<(), SimError> {
-    let (reader, writer) = std::io::pipe().map_err(|error| SimError::Internal(format!("cannot open a pipe: {error}")))?;
+fn import_customers(
+    gateway: &Gateway,
+    people: &People,
+    progress: &mut dyn FnMut(Phase, u64, u64),
+) -> Result<(), SimError> {
+    let (reader, writer) =
+        std::io::pipe().map_err(|error| SimError::Internal(format!("cannot open a pipe: {error}")))?;
     let generated = AtomicU64::new(0);
     let total = people.count();
     std::thread::scope(|scope| {
@@ -278,9 +297,11 @@ fn import_customers(gateway: &Gateway, people: &People, progress: &mut dyn FnMut
 fn use_permissive_policies(dir: &DataDir, data: &Path) -> Result<(), SimError> {
     let root = data.canonicalize().map_err(|error| SimError::Internal(format!("`{}`: {error}", data.display())))?;
     let policies = root.join("policies");
-    std::fs::create_dir_all(&policies).map_err(|error| SimError::Internal(format!("`{}`: {error}", policies.display())))?;
+    std::fs::create_dir_all(&policies)
+        .map_err(|error| SimError::Internal(format!("`{}`: {error}", policies.display())))?;
     let path = policies.join("permissive.cedar");
-    std::fs::write(&path, PERMISSIVE_POLICIES).map_err(|error| SimError::Internal(format!("`{}`: {error}", path.display())))?;
+    std::fs::write(&path, PERMISSIVE_POLICIES)
+        .map_err(|error| SimError::Internal(format!("`{}`: {error}", path.display())))?;
     let mut config = dir.config()?;
     config.policy.policies = Some(path.display().to_string());
     let config_path = dir.path(cordon_gateway::CONFIG_FILE);
@@ -333,7 +354,8 @@ fn choose_insiders(scenario: &Scenario, agents: &[SimAgent]) -> Result<Vec<Insid
 fn write_truth(data: &Path, truth: &Truth) -> Result<(), SimError> {
     let path: PathBuf = data.join(TRUTH_FILE);
     if let Some(parent) = path.parent() {
-        std::fs::create_dir_all(parent).map_err(|error| SimError::Internal(format!("`{}`: {error}", parent.display())))?;
+        std::fs::create_dir_all(parent)
+            .map_err(|error| SimError::Internal(format!("`{}`: {error}", parent.display())))?;
     }
     let text = serde_json::to_string_pretty(truth).map_err(|error| SimError::Internal(error.to_string()))?;
     std::fs::write(&path, text).map_err(|error| SimError::Internal(format!("`{}`: {error}", path.display())))
@@ -342,6 +364,7 @@ fn write_truth(data: &Path, truth: &Truth) -> Result<(), SimError> {
 /// Reads the ground truth a run wrote.
 pub fn read_truth(data: &Path) -> Result<Truth, SimError> {
     let path = data.join(TRUTH_FILE);
-    let text = std::fs::read_to_string(&path).map_err(|error| SimError::Internal(format!("`{}`: {error}", path.display())))?;
+    let text =
+        std::fs::read_to_string(&path).map_err(|error| SimError::Internal(format!("`{}`: {error}", path.display())))?;
     serde_json::from_str(&text).map_err(|error| SimError::Internal(format!("`{}`: {error}", path.display())))
 }

@@ -22,7 +22,7 @@ pub use plan::HIGH_BALANCE_USD;
 pub use rng::Rng;
 pub use scenario::{Behaviour, EnumerationMode, InsiderSpec, PolicyChoice, Scenario, Traffic};
 pub use story::{InsiderStory, Story, tell};
-pub use world::{SITES, Site, SimAgent, agents};
+pub use world::{SITES, SimAgent, Site, agents};
 
 #[derive(Debug, thiserror::Error)]
 pub enum SimError {

@@ -102,8 +102,18 @@ const COUNTRIES: [Country; 8] = [
     },
 ];
 
-const STREETS: [&str; 10] =
-    ["Main St", "High Street", "Oak Avenue", "Station Road", "Park Lane", "Rua Nova", "Lindenstraße", "Rue de la Paix", "Church Road", "Harbour View"];
+const STREETS: [&str; 10] = [
+    "Main St",
+    "High Street",
+    "Oak Avenue",
+    "Station Road",
+    "Park Lane",
+    "Rua Nova",
+    "Lindenstraße",
+    "Rue de la Paix",
+    "Church Road",
+    "Harbour View",
+];
 const ASSETS: [&str; 6] = ["BTC", "ETH", "USDC", "SOL", "USDT", "XRP"];
 const TWO_FACTOR: [(&str, f64); 4] = [("totp", 0.55), ("sms", 0.25), ("u2f", 0.12), ("email", 0.08)];
 
@@ -186,7 +196,8 @@ impl People {
             _ => format!("{given} {family}"),
         };
         let id = customer_id(number);
-        let domain = rng.pick(&["example.com", "example.org", "example.net", "mail.example"]).copied().unwrap_or("example.com");
+        let domain =
+            rng.pick(&["example.com", "example.org", "example.net", "mail.example"]).copied().unwrap_or("example.com");
         let email = format!("{}.{}{}@{domain}", ascii_lower(given), ascii_lower(family), number);
         let phone = format!(
             "{}{:0width$}",
@@ -201,14 +212,11 @@ impl People {
         let postal_code = format!("{:05}", rng.below(100_000));
         let government_id = format!("{}-{:09}", country.code, rng.below(1_000_000_000));
         let tax_id = format!("T{}{:010}", country.code, rng.below(10_000_000_000));
-        let bank_account = format!("{}{:02}CRDN{:014}", country.iban_prefix, 10 + rng.below(90), rng.below(100_000_000_000_000));
+        let bank_account =
+            format!("{}{:02}CRDN{:014}", country.iban_prefix, 10 + rng.below(90), rng.below(100_000_000_000_000));
         let wallets: Vec<String> = (0..1 + rng.below(3))
             .map(|_| {
-                if rng.chance(0.6) {
-                    format!("bc1q{}", hex(&mut rng, 19))
-                } else {
-                    format!("0x{}", hex(&mut rng, 20))
-                }
+                if rng.chance(0.6) { format!("bc1q{}", hex(&mut rng, 19)) } else { format!("0x{}", hex(&mut rng, 20)) }
             })
             .collect();
         let transactions: Vec<Value> = (0..rng.below(6))
@@ -223,7 +231,13 @@ impl People {
             .collect();
         let weights: Vec<f64> = TWO_FACTOR.iter().map(|(_, weight)| *weight).collect();
         let two_factor = TWO_FACTOR.get(rng.weighted(&weights)).map(|(name, _)| *name).unwrap_or("totp");
-        let ip = format!("{}.{}.{}.{}", [198, 203, 192].get(rng.index(3)).copied().unwrap_or(198), rng.below(256), rng.below(256), 1 + rng.below(254));
+        let ip = format!(
+            "{}.{}.{}.{}",
+            [198, 203, 192].get(rng.index(3)).copied().unwrap_or(198),
+            rng.below(256),
+            rng.below(256),
+            1 + rng.below(254)
+        );
         let record = json!({
             "id": id,
             "full_name": full_name,

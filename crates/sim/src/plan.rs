@@ -112,7 +112,15 @@ impl<'a> Planner<'a> {
         }
     }
 
-    fn push(&mut self, plan: &mut Vec<Planned>, time_ms: i64, agent: usize, admin: bool, act: Act, insider: Option<usize>) {
+    fn push(
+        &mut self,
+        plan: &mut Vec<Planned>,
+        time_ms: i64,
+        agent: usize,
+        admin: bool,
+        act: Act,
+        insider: Option<usize>,
+    ) {
         self.seq += 1;
         plan.push(Planned { time_ms, seq: self.seq, agent, admin, act, insider });
     }
@@ -170,9 +178,9 @@ impl<'a> Planner<'a> {
             }
         }
         if traffic.qa_sweep_days.contains(&day)
-            && let Some(&reviewer) = working.iter().find(|&&index| {
-                self.agents.get(index).is_some_and(|agent| agent.agent.role == Role::Analyst)
-            })
+            && let Some(&reviewer) = working
+                .iter()
+                .find(|&&index| self.agents.get(index).is_some_and(|agent| agent.agent.role == Role::Analyst))
         {
             let Some(agent) = self.agents.get(reviewer) else { return plan };
             let mut time = day_start + self.shift_offset_ms(&mut rng, agent);
@@ -215,7 +223,8 @@ impl<'a> Planner<'a> {
         let Some(agent) = self.agents.get(first) else { return 1 };
         let team = agent.agent.team.clone();
         let weights: Vec<f64> = team_categories(&team).iter().map(|(_, weight)| *weight).collect();
-        let category = team_categories(&team).get(rng.weighted(&weights)).map(|(name, _)| *name).unwrap_or("general_inquiry");
+        let category =
+            team_categories(&team).get(rng.weighted(&weights)).map(|(name, _)| *name).unwrap_or("general_inquiry");
         let number = if team == "vip-desk" && !self.high_balance.is_empty() {
             self.high_balance.get(rng.index(self.high_balance.len())).copied().unwrap_or(1)
         } else {
@@ -261,7 +270,14 @@ impl<'a> Planner<'a> {
         };
         self.push(plan, time, handler, false, Act::Search { by, value }, None);
         time += 20_000 + rng.below(40_000) as i64;
-        self.push(plan, time, handler, false, Act::View { customer: customer.clone(), ticket: Some(ticket_id.clone()) }, None);
+        self.push(
+            plan,
+            time,
+            handler,
+            false,
+            Act::View { customer: customer.clone(), ticket: Some(ticket_id.clone()) },
+            None,
+        );
         let insider = self.insiders.iter().position(|insider| insider.agent == handler);
         // A piggybacking insider uses the real ticket as cover for another customer.
         if let Some(position) = insider
@@ -276,7 +292,12 @@ impl<'a> Planner<'a> {
                 let view = Act::View { customer: other_id.clone(), ticket: Some(ticket_id.clone()) };
                 self.push(plan, at, handler, false, view, Some(position));
                 if !fields.is_empty() {
-                    let act = Act::Reveal { customer: other_id, ticket: Some(ticket_id.clone()), fields, reason: "customer request" };
+                    let act = Act::Reveal {
+                        customer: other_id,
+                        ticket: Some(ticket_id.clone()),
+                        fields,
+                        reason: "customer request",
+                    };
                     self.push(plan, at + 15_000, handler, false, act, Some(position));
                 }
             }
@@ -291,19 +312,44 @@ impl<'a> Planner<'a> {
             .collect();
         if (high || rng.chance(self.scenario.traffic.verify_share)) && !checkable.is_empty() {
             let field = checkable.get(rng.index(checkable.len())).copied().unwrap_or(Field::Email);
-            let mut value = fake.record.get(field.name()).and_then(|value| value.as_str()).unwrap_or_default().to_string();
+            let mut value =
+                fake.record.get(field.name()).and_then(|value| value.as_str()).unwrap_or_default().to_string();
             if rng.chance(0.15) {
                 // Callers misremember now and then.
                 value.push('x');
             }
-            self.push(plan, time, handler, false, Act::Verify { customer: customer.clone(), ticket: Some(ticket_id.clone()), field: field.name().into(), value }, None);
+            self.push(
+                plan,
+                time,
+                handler,
+                false,
+                Act::Verify {
+                    customer: customer.clone(),
+                    ticket: Some(ticket_id.clone()),
+                    field: field.name().into(),
+                    value,
+                },
+                None,
+            );
         } else if !high && !needs.is_empty() {
             let mut fields: Vec<Field> = needs.clone();
             rng.shuffle(&mut fields);
             fields.truncate(1 + rng.index(needs.len().min(3)));
             fields.sort();
             let names = fields.iter().map(|field| field.name().to_string()).collect();
-            self.push(plan, time, handler, false, Act::Reveal { customer: customer.clone(), ticket: Some(ticket_id.clone()), fields: names, reason: "ticket work" }, None);
+            self.push(
+                plan,
+                time,
+                handler,
+                false,
+                Act::Reveal {
+                    customer: customer.clone(),
+                    ticket: Some(ticket_id.clone()),
+                    fields: names,
+                    reason: "ticket work",
+                },
+                None,
+            );
         }
         time += 180_000 + rng.below(720_000) as i64;
         ticket.status = TicketStatus::Closed;
@@ -330,12 +376,15 @@ impl<'a> Planner<'a> {
     }
 
     fn insider_fields(&self, position: usize) -> Vec<String> {
-        self.insider_spec(position).map(|spec| spec.fields.iter().map(|field| field.name().to_string()).collect()).unwrap_or_default()
+        self.insider_spec(position)
+            .map(|spec| spec.fields.iter().map(|field| field.name().to_string()).collect())
+            .unwrap_or_default()
     }
 
     fn piggybacks(&self, position: usize, day: u32) -> bool {
-        self.insider_spec(position)
-            .is_some_and(|spec| spec.behaviour == Behaviour::Piggyback && (spec.start_day..spec.stop_day).contains(&day))
+        self.insider_spec(position).is_some_and(|spec| {
+            spec.behaviour == Behaviour::Piggyback && (spec.start_day..spec.stop_day).contains(&day)
+        })
     }
 
     /// A customer this insider has not taken yet, chosen the way its behaviour chooses.
@@ -391,8 +440,11 @@ impl<'a> Planner<'a> {
         match (spec.behaviour, spec.mode) {
             (Behaviour::Enumerator, EnumerationMode::Sequential) => {
                 // Ids walked one after another, tens of seconds apart, from where it stopped.
-                let start =
-                    if insider.next_number == 0 { 1 + rng.below(self.people.ordinary_count() / 2) } else { insider.next_number };
+                let start = if insider.next_number == 0 {
+                    1 + rng.below(self.people.ordinary_count() / 2)
+                } else {
+                    insider.next_number
+                };
                 if let Some(state) = self.insiders.get_mut(position) {
                     state.next_number = start + count;
                 }
@@ -409,7 +461,14 @@ impl<'a> Planner<'a> {
                     // Four guesses miss for each that hits a real customer.
                     for guess in 0..4 {
                         let value = self.people.guessed_email(rng);
-                        self.push(plan, time + guess * 3_000, index, false, Act::Search { by: "email", value }, Some(position));
+                        self.push(
+                            plan,
+                            time + guess * 3_000,
+                            index,
+                            false,
+                            Act::Search { by: "email", value },
+                            Some(position),
+                        );
                     }
                     let number = self.fresh_target(rng, position);
                     let value = self.people.customer(number).email;
@@ -420,7 +479,8 @@ impl<'a> Planner<'a> {
             _ => {
                 let mut targets: Vec<u64> = Vec::new();
                 if spec.behaviour == Behaviour::CanaryToucher && day == spec.start_day {
-                    targets.extend((0..u64::from(spec.canaries)).map(|canary| self.people.ordinary_count() + 1 + canary));
+                    targets
+                        .extend((0..u64::from(spec.canaries)).map(|canary| self.people.ordinary_count() + 1 + canary));
                 }
                 for _ in 0..count {
                     targets.push(self.fresh_target(rng, position));
@@ -439,7 +499,15 @@ impl<'a> Planner<'a> {
     }
 
     /// An insider opens a customer's card and, unless only browsing, reveals fields.
-    fn insider_touch(&mut self, plan: &mut Vec<Planned>, time: i64, agent: usize, position: usize, number: u64, fields: &[String]) {
+    fn insider_touch(
+        &mut self,
+        plan: &mut Vec<Planned>,
+        time: i64,
+        agent: usize,
+        position: usize,
+        number: u64,
+        fields: &[String],
+    ) {
         let customer = customer_id(number);
         self.push(plan, time, agent, false, Act::View { customer: customer.clone(), ticket: None }, Some(position));
         if !fields.is_empty() {

@@ -174,18 +174,24 @@ mod tests {
 
     #[test]
     fn streams_are_reproducible_and_distinct() {
-        let first: Vec<u64> = (0..4).map({
-            let mut rng = Rng::stream(7, "customers");
-            move |_| rng.next_u64()
-        }).collect();
-        let again: Vec<u64> = (0..4).map({
-            let mut rng = Rng::stream(7, "customers");
-            move |_| rng.next_u64()
-        }).collect();
-        let other: Vec<u64> = (0..4).map({
-            let mut rng = Rng::stream(7, "agents");
-            move |_| rng.next_u64()
-        }).collect();
+        let first: Vec<u64> = (0..4)
+            .map({
+                let mut rng = Rng::stream(7, "customers");
+                move |_| rng.next_u64()
+            })
+            .collect();
+        let again: Vec<u64> = (0..4)
+            .map({
+                let mut rng = Rng::stream(7, "customers");
+                move |_| rng.next_u64()
+            })
+            .collect();
+        let other: Vec<u64> = (0..4)
+            .map({
+                let mut rng = Rng::stream(7, "agents");
+                move |_| rng.next_u64()
+            })
+            .collect();
         assert_eq!(first, again);
         assert_ne!(first, other);
     }

@@ -245,7 +245,10 @@ impl Scenario {
             return bad(format!("`customers` must be between 100 and 10,000,000, not {}", file.customers));
         }
         if file.canaries == 0 || file.canaries * 10 > file.customers {
-            return bad(format!("`canaries` must be at least 1 and at most a tenth of the customers, not {}", file.canaries));
+            return bad(format!(
+                "`canaries` must be at least 1 and at most a tenth of the customers, not {}",
+                file.canaries
+            ));
         }
         if file.agents < 10 || file.agents > 20_000 {
             return bad(format!("`agents` must be between 10 and 20,000, not {}", file.agents));
@@ -261,7 +264,10 @@ impl Scenario {
             }
         }
         if !(0.0..=200.0).contains(&traffic.tickets_per_agent_day) {
-            return bad(format!("`traffic.tickets_per_agent_day` must be between 0 and 200, not {}", traffic.tickets_per_agent_day));
+            return bad(format!(
+                "`traffic.tickets_per_agent_day` must be between 0 and 200, not {}",
+                traffic.tickets_per_agent_day
+            ));
         }
         if !(0.0..=20.0).contains(&traffic.surge_factor) || !(0.0..=5.0).contains(&traffic.weekend_factor) {
             return bad("`traffic.surge_factor` must be 0..20 and `traffic.weekend_factor` 0..5".into());
@@ -329,7 +335,10 @@ impl Scenario {
         }
         let insider_agents: u32 = insiders.iter().map(|insider| insider.agents).sum();
         if insider_agents * 4 > file.agents {
-            return bad(format!("{insider_agents} insider agents among {} agents is too many (at most a quarter)", file.agents));
+            return bad(format!(
+                "{insider_agents} insider agents among {} agents is too many (at most a quarter)",
+                file.agents
+            ));
         }
         Ok(Scenario {
             name: file.name,

@@ -88,8 +88,10 @@ pub fn tell(scenario: &Scenario, data: &Path) -> Result<Story, SimError> {
     let key_path = ledger.join(VERIFIER_KEY_FILE);
     let key = std::fs::read_to_string(&key_path)
         .map_err(|error| SimError::Internal(format!("`{}`: {error}", key_path.display())))?;
-    let verifier = Verifier::parse(key.trim()).map_err(|error| SimError::Internal(format!("`{}`: {error}", key_path.display())))?;
-    let verified = verify_log(&ledger, &verifier, None).map_err(|error| SimError::Internal(format!("the ledger does not verify: {error}")))?;
+    let verifier = Verifier::parse(key.trim())
+        .map_err(|error| SimError::Internal(format!("`{}`: {error}", key_path.display())))?;
+    let verified = verify_log(&ledger, &verifier, None)
+        .map_err(|error| SimError::Internal(format!("the ledger does not verify: {error}")))?;
 
     let people = People::new(scenario.seed, scenario.customers, scenario.canaries);
     // The insiders' own moves, by request id; their cover work (real tickets) is not counted.
@@ -97,7 +99,9 @@ pub fn tell(scenario: &Scenario, data: &Path) -> Result<Story, SimError> {
         .insiders
         .iter()
         .enumerate()
-        .flat_map(|(position, insider)| insider.malicious_requests.iter().map(move |request| (request.as_str(), position)))
+        .flat_map(|(position, insider)| {
+            insider.malicious_requests.iter().map(move |request| (request.as_str(), position))
+        })
         .collect();
     let mut exposed: Vec<BTreeSet<String>> = vec![BTreeSet::new(); truth.insiders.len()];
     let mut revealed: Vec<BTreeSet<String>> = vec![BTreeSet::new(); truth.insiders.len()];
@@ -153,10 +157,10 @@ pub fn tell(scenario: &Scenario, data: &Path) -> Result<Story, SimError> {
                         return Ok(());
                     }
                     let Some(customer) = entry.customer else { return Ok(()) };
-                    if matches!(entry.action.as_str(), "view" | "reveal") {
-                        if let Some(set) = exposed.get_mut(position) {
-                            set.insert(customer.clone());
-                        }
+                    if matches!(entry.action.as_str(), "view" | "reveal")
+                        && let Some(set) = exposed.get_mut(position)
+                    {
+                        set.insert(customer.clone());
                     }
                     if entry.action == "reveal" {
                         if let Some(set) = revealed.get_mut(position) {
@@ -228,7 +232,7 @@ fn thousands(value: u64) -> String {
     let digits = value.to_string();
     let mut out = String::new();
     for (position, digit) in digits.chars().enumerate() {
-        if position > 0 && (digits.len() - position) % 3 == 0 {
+        if position > 0 && (digits.len() - position).is_multiple_of(3) {
             out.push(',');
         }
         out.push(digit);

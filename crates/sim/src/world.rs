@@ -39,8 +39,29 @@ const GIVEN: [&str; 24] = [
     "Omar", "Hana", "Luis", "Erin", "Chidi", "Sofia", "Ivan", "Maya", "Paulo", "Grace",
 ];
 const FAMILY: [&str; 24] = [
-    "Ortiz", "Menon", "Fischer", "Reyes", "Okafor", "Tanaka", "Silva", "Nguyen", "Kowalski", "Haddad", "Moreau",
-    "Santos", "Chen", "Murphy", "Rossi", "Dubois", "Park", "Cruz", "Mensah", "Novak", "Lindqvist", "Costa", "Ali",
+    "Ortiz",
+    "Menon",
+    "Fischer",
+    "Reyes",
+    "Okafor",
+    "Tanaka",
+    "Silva",
+    "Nguyen",
+    "Kowalski",
+    "Haddad",
+    "Moreau",
+    "Santos",
+    "Chen",
+    "Murphy",
+    "Rossi",
+    "Dubois",
+    "Park",
+    "Cruz",
+    "Mensah",
+    "Novak",
+    "Lindqvist",
+    "Costa",
+    "Ali",
     "Byrne",
 ];
 
@@ -75,7 +96,8 @@ pub fn agents(scenario: &Scenario) -> Vec<SimAgent> {
     let weights: Vec<f64> = TEAM_MIX.iter().map(|(_, share, _)| *share).collect();
     for number in 0..workers {
         // Every team gets at least two agents; the rest follow the mix.
-        let team_index = if (number as usize) < TEAMS.len() * 2 { number as usize % TEAMS.len() } else { rng.weighted(&weights) };
+        let team_index =
+            if (number as usize) < TEAMS.len() * 2 { number as usize % TEAMS.len() } else { rng.weighted(&weights) };
         let Some((team, _, sites)) = TEAM_MIX.get(team_index) else { continue };
         let site_name = rng.pick(sites).copied().unwrap_or("us-sf");
         agents.push(make_agent(&mut rng, agents.len(), team, site_name, Role::Agent, 0));

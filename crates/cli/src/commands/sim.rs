@@ -1,10 +1,10 @@
 //! `cordon sim` and `cordon demo`: run a scenario, tell its story from the ledger, serve it.
 
-use std::path::{Path, PathBuf};
 use anyhow::{Context as _, bail};
 use cordon_gateway::{DataDir, SystemClock, TokenRole};
 use cordon_sim::{Phase, Scenario, Story};
 use indicatif::{ProgressBar, ProgressStyle};
+use std::path::{Path, PathBuf};
 
 /// The scenario `cordon demo` runs when given none.
 const DEMO_SCENARIO: &str = include_str!("../../../../scenarios/kraken-2026.toml");
@@ -20,7 +20,13 @@ pub fn sim(scenario_path: &Path, data: &Path, seed: Option<u64>) -> anyhow::Resu
     Ok(())
 }
 
-pub fn demo(dir: Option<&Path>, scenario_path: Option<&Path>, replace: bool, no_serve: bool, listen: &str) -> anyhow::Result<()> {
+pub fn demo(
+    dir: Option<&Path>,
+    scenario_path: Option<&Path>,
+    replace: bool,
+    no_serve: bool,
+    listen: &str,
+) -> anyhow::Result<()> {
     let dir: PathBuf = dir.map(Path::to_path_buf).unwrap_or_else(|| PathBuf::from("cordon-demo"));
     let scenario = match scenario_path {
         Some(path) => Scenario::load(path)?,
@@ -31,9 +37,13 @@ pub fn demo(dir: Option<&Path>, scenario_path: Option<&Path>, replace: bool, no_
             bail!("`{}` exists and is not an earlier demo; give another folder", dir.display());
         }
         if !replace {
-            bail!("`{}` holds an earlier demo; pass --replace to run it again there, or give another folder", dir.display());
+            bail!(
+                "`{}` holds an earlier demo; pass --replace to run it again there, or give another folder",
+                dir.display()
+            );
         }
-        std::fs::remove_dir_all(&dir).with_context(|| format!("cannot remove the earlier demo in `{}`", dir.display()))?;
+        std::fs::remove_dir_all(&dir)
+            .with_context(|| format!("cannot remove the earlier demo in `{}`", dir.display()))?;
     }
     println!("cordon demo: simulating `{}` into `{}`", scenario.name, dir.display());
     let (story, report) = simulate(&scenario, &dir)?;
@@ -47,16 +57,12 @@ pub fn demo(dir: Option<&Path>, scenario_path: Option<&Path>, replace: bool, no_
         .find_map(|insider| insider.example_customer.clone())
         .unwrap_or_else(|| cordon_sim::customer_id(1));
     let service = data.issue_token(None, Some(TokenRole::Service), &SystemClock)?;
-    let analyst = data.issue_token(None, Some(TokenRole::Analyst), &SystemClock)?;
     let base = format!("http://{listen}");
-    println!("Try it       (tokens last as long as cordon.toml's [tokens] says)");
+    println!("Try it       (the token is for the service role: access histories and metrics)");
     println!("  export SERVICE_TOKEN={service}");
-    println!("  export ANALYST_TOKEN={analyst}");
     println!("  curl -s {base}/v1/ledger/checkpoint");
-    println!(
-        "  curl -s -H \"authorization: Bearer $SERVICE_TOKEN\" {base}/v1/customers/{touched}/access-history"
-    );
-    println!("  curl -s -H \"authorization: Bearer $ANALYST_TOKEN\" {base}/metrics | head");
+    println!("  curl -s -H \"authorization: Bearer $SERVICE_TOKEN\" {base}/v1/customers/{touched}/access-history");
+    println!("  curl -s -H \"authorization: Bearer $SERVICE_TOKEN\" {base}/metrics | grep cordon_decisions");
     println!("  cordon log verify {}/ledger --vkey {}/ledger/private/verifier-key", dir.display(), dir.display());
     if no_serve {
         return Ok(());
