@@ -3,5 +3,6 @@
 // A failing test should stop loudly where it failed; the no-panic lints are for library code.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
 
+mod demo;
 mod gateway;
 mod log;
