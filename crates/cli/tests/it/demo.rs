@@ -27,7 +27,7 @@ start_day = 2
 customers_per_day = 10
 "#;
 
-fn number_after<'a>(text: &'a str, marker: &str) -> u64 {
+fn number_after(text: &str, marker: &str) -> u64 {
     let rest = &text[text.find(marker).unwrap_or_else(|| panic!("`{marker}` in:\n{text}")) + marker.len()..];
     let digits: String = rest
         .trim_start()
