@@ -2,14 +2,14 @@
 //! front of the store. Every
 //! data access needs the agent and the ticket; reading them from SQLite was most of a
 //! reveal's database time. While a gateway serves, it is the only writer of the directory
-//! (the ledger's lock keeps any other process out), and each write here also replaces the
-//! cached copy, so a suspension holds from the agent's very next request.
+//! (the ledger's lock keeps any other process out), and its writes go through here, each
+//! replacing the cached copy, so a suspension holds from the agent's very next request.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::{PoisonError, RwLock};
 
-use cordon_directory::{Agent, Ticket};
-use cordon_store::{Store, StoreError, StoredCustomer};
+use cordon_directory::{Agent, AgentStatus, Approval, ApprovalStatus, Ticket};
+use cordon_store::{CustomerRow, Store, StoreError, StoredCustomer};
 
 /// Past this many cached tickets the cache starts over, bounding memory.
 const TICKETS_CACHED_MAX: usize = 1_000_000;
@@ -48,27 +48,51 @@ impl DirectoryCache {
         cached(&self.customers, id, CUSTOMERS_CACHED_MAX, || store.customer(id))
     }
 
-    /// Forgets cached agents (after any agent write).
-    pub(crate) fn agents_changed(&self, ids: &[&str]) {
-        forget(&self.agents, ids);
+    // Writes go through here, each replacing the cached copies it makes stale, so no
+    // caller can write the store and forget the cache.
+
+    pub(crate) fn put_agents(&self, store: &Store, agents: &[Agent]) -> Result<(), StoreError> {
+        store.upsert_agents(agents)?;
+        forget(&self.agents, agents.iter().map(|agent| agent.id.as_str()));
+        Ok(())
     }
 
-    /// Forgets cached tickets (after any ticket write).
-    pub(crate) fn tickets_changed(&self, ids: &[&str]) {
-        forget(&self.tickets, ids);
+    pub(crate) fn set_agent_status(&self, store: &Store, id: &str, status: AgentStatus) -> Result<bool, StoreError> {
+        let found = store.set_agent_status(id, status)?;
+        forget(&self.agents, [id]);
+        Ok(found)
     }
 
-    /// Forgets cached customers (after any customer write or deletion).
-    pub(crate) fn customers_changed(&self, ids: &[&str]) {
-        forget(&self.customers, ids);
+    pub(crate) fn put_tickets(&self, store: &Store, tickets: &[Ticket]) -> Result<(), StoreError> {
+        store.upsert_tickets(tickets)?;
+        forget(&self.tickets, tickets.iter().map(|ticket| ticket.id.as_str()));
+        Ok(())
+    }
+
+    pub(crate) fn put_customers(&self, store: &Store, rows: &[CustomerRow], now: i64) -> Result<(), StoreError> {
+        store.upsert_customers(rows, now)?;
+        forget(&self.customers, rows.iter().map(|row| row.id.as_str()));
+        Ok(())
+    }
+
+    /// Destroys a customer's data key; whether the customer existed.
+    pub(crate) fn delete_customer(&self, store: &Store, id: &str, now: i64) -> Result<bool, StoreError> {
+        let deleted = store.delete_customer(id, now)?;
+        forget(&self.customers, [id]);
+        Ok(deleted)
+    }
+
+    /// Stores an approval; once one is granted, its requester's requests look approvals up.
+    pub(crate) fn put_approval(&self, store: &Store, approval: &Approval) -> Result<(), StoreError> {
+        store.put_approval(approval)?;
+        if approval.status == ApprovalStatus::Approved {
+            self.approved_agents.write().unwrap_or_else(PoisonError::into_inner).insert(approval.requester.clone());
+        }
+        Ok(())
     }
 
     pub(crate) fn may_hold_approval(&self, agent: &str) -> bool {
         self.approved_agents.read().unwrap_or_else(PoisonError::into_inner).contains(agent)
-    }
-
-    pub(crate) fn approval_granted(&self, agent: &str) {
-        self.approved_agents.write().unwrap_or_else(PoisonError::into_inner).insert(agent.to_string());
     }
 }
 
@@ -94,9 +118,9 @@ fn cached<T: Clone>(
     Ok(value)
 }
 
-fn forget<T>(cache: &Cache<T>, ids: &[&str]) {
+fn forget<'a, T>(cache: &Cache<T>, ids: impl IntoIterator<Item = &'a str>) {
     let mut entries = cache.write().unwrap_or_else(PoisonError::into_inner);
     for id in ids {
-        entries.remove(*id);
+        entries.remove(id);
     }
 }

@@ -290,43 +290,53 @@ impl Batch {
 
     /// Records the batch in the audit log, then stores it.
     fn flush(&mut self, gateway: &Gateway, kind: ImportKind) -> Result<u64, GatewayError> {
-        let ids: Vec<&str> = match kind {
-            ImportKind::Customers => self.customers.iter().map(|row| row.id.as_str()).collect(),
-            ImportKind::Agents => self.agents.iter().map(|agent| agent.id.as_str()).collect(),
-            ImportKind::Tickets => self.tickets.iter().map(|ticket| ticket.id.as_str()).collect(),
-        };
-        let (Some(first), Some(last)) = (ids.first(), ids.last()) else { return Ok(0) };
-        let count = ids.len() as u64;
-        let change = match kind {
-            ImportKind::Customers => "import.customers",
-            ImportKind::Agents => "import.agents",
-            ImportKind::Tickets => "import.tickets",
-        };
-        futures_block_on(gateway.change_entry(
-            "import",
-            change,
-            &format!("{count} records"),
-            Some(format!("{first}..{last}")),
-            "import",
-        ))?;
-        let now = gateway.now_ms().div_euclid(1000);
         match kind {
-            ImportKind::Customers => {
-                let customers = std::mem::take(&mut self.customers);
-                gateway.store().upsert_customers(&customers, now)?;
-                gateway.directory.customers_changed(&customers.iter().map(|row| row.id.as_str()).collect::<Vec<_>>());
-            }
-            ImportKind::Agents => {
-                let agents = std::mem::take(&mut self.agents);
-                gateway.store().upsert_agents(&agents)?;
-                gateway.directory.agents_changed(&agents.iter().map(|agent| agent.id.as_str()).collect::<Vec<_>>());
-            }
-            ImportKind::Tickets => {
-                let tickets = std::mem::take(&mut self.tickets);
-                gateway.store().upsert_tickets(&tickets)?;
-                gateway.directory.tickets_changed(&tickets.iter().map(|ticket| ticket.id.as_str()).collect::<Vec<_>>());
-            }
+            ImportKind::Customers => store_customers(gateway, &std::mem::take(&mut self.customers)),
+            ImportKind::Agents => import_agents(gateway, &std::mem::take(&mut self.agents)),
+            ImportKind::Tickets => store_tickets(gateway, &std::mem::take(&mut self.tickets)),
         }
-        Ok(count)
     }
+}
+
+/// Stores agents the way an import does: one ledger entry for the batch, then the rows.
+/// The simulator seeds its staff through here.
+pub fn import_agents(gateway: &Gateway, agents: &[Agent]) -> Result<u64, GatewayError> {
+    let ids: Vec<&str> = agents.iter().map(|agent| agent.id.as_str()).collect();
+    if !record_batch(gateway, "import.agents", &ids)? {
+        return Ok(0);
+    }
+    gateway.directory.put_agents(gateway.store(), agents)?;
+    Ok(ids.len() as u64)
+}
+
+fn store_customers(gateway: &Gateway, rows: &[cordon_store::CustomerRow]) -> Result<u64, GatewayError> {
+    let ids: Vec<&str> = rows.iter().map(|row| row.id.as_str()).collect();
+    if !record_batch(gateway, "import.customers", &ids)? {
+        return Ok(0);
+    }
+    gateway.directory.put_customers(gateway.store(), rows, gateway.now_ms().div_euclid(1000))?;
+    Ok(ids.len() as u64)
+}
+
+fn store_tickets(gateway: &Gateway, tickets: &[Ticket]) -> Result<u64, GatewayError> {
+    let ids: Vec<&str> = tickets.iter().map(|ticket| ticket.id.as_str()).collect();
+    if !record_batch(gateway, "import.tickets", &ids)? {
+        return Ok(0);
+    }
+    gateway.directory.put_tickets(gateway.store(), tickets)?;
+    Ok(ids.len() as u64)
+}
+
+/// One audit entry for a batch: how many records and the first and last id. False for an
+/// empty batch, which is neither recorded nor stored.
+fn record_batch(gateway: &Gateway, change: &'static str, ids: &[&str]) -> Result<bool, GatewayError> {
+    let (Some(first), Some(last)) = (ids.first(), ids.last()) else { return Ok(false) };
+    futures_block_on(gateway.change_entry(
+        "import",
+        change,
+        &format!("{} records", ids.len()),
+        Some(format!("{first}..{last}")),
+        "import",
+    ))?;
+    Ok(true)
 }

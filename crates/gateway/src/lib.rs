@@ -21,6 +21,6 @@ pub use config::{Config, Limits};
 pub use cordon_ledger::LedgerStats;
 pub use datadir::{CONFIG_FILE, DATABASE_FILE, DataDir, Initialized, LEDGER_DIR, Rotated, futures_block_on};
 pub use error::GatewayError;
-pub use import::{ImportKind, ImportReport, Rejected, import};
+pub use import::{ImportKind, ImportReport, Rejected, import, import_agents};
 pub use service::{Card, Gateway, Revealed, SearchHit, Verified};
 pub use token::{Claims, TokenError, TokenKey, TokenRole};

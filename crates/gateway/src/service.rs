@@ -383,9 +383,7 @@ impl Gateway {
                 request,
             )
             .await?;
-        let id = agent.id.clone();
-        self.store.upsert_agents(&[agent])?;
-        self.directory.agents_changed(&[&id]);
+        self.directory.put_agents(&self.store, &[agent])?;
         Ok(index)
     }
 
@@ -406,8 +404,7 @@ impl Gateway {
             AgentStatus::Offboarded => "agent.offboard",
         };
         let index = self.administer(who, change, agent, None, request).await?;
-        self.store.set_agent_status(agent, status)?;
-        self.directory.agents_changed(&[agent]);
+        self.directory.set_agent_status(&self.store, agent, status)?;
         Ok(index)
     }
 
@@ -419,9 +416,7 @@ impl Gateway {
         }
         let detail = format!("{} {} {}", ticket.status, ticket.category, ticket.assignee.as_deref().unwrap_or("-"));
         let index = self.administer(who, "ticket.put", &ticket.id, Some(detail), request).await?;
-        let id = ticket.id.clone();
-        self.store.upsert_tickets(&[ticket])?;
-        self.directory.tickets_changed(&[&id]);
+        self.directory.put_tickets(&self.store, &[ticket])?;
         Ok(index)
     }
 
@@ -435,16 +430,14 @@ impl Gateway {
     ) -> Result<u64, GatewayError> {
         let row = self.seal_customer(id, fields, canary)?;
         let index = self.administer(who, "customer.put", id, None, request).await?;
-        self.store.upsert_customers(&[row], self.clock.now_seconds())?;
-        self.directory.customers_changed(&[id]);
+        self.directory.put_customers(&self.store, &[row], self.clock.now_seconds())?;
         Ok(index)
     }
 
     /// Deletes a customer by destroying its data key; the audit trail keeps its id.
     pub async fn delete_customer(&self, who: &Claims, id: &str, request: &str) -> Result<u64, GatewayError> {
         let index = self.administer(who, "customer.delete", id, None, request).await?;
-        let deleted = self.store.delete_customer(id, self.clock.now_seconds())?;
-        self.directory.customers_changed(&[id]);
+        let deleted = self.directory.delete_customer(&self.store, id, self.clock.now_seconds())?;
         if !deleted {
             return Err(GatewayError::NotFound { what: "customer", id: id.to_string(), ledger_index: Some(index) });
         }
@@ -491,7 +484,7 @@ impl Gateway {
         };
         self.change_entry(&agent.id, "approval.request", &approval.id, Some(format!("{kind} {customer}")), request)
             .await?;
-        self.store.put_approval(&approval)?;
+        self.directory.put_approval(&self.store, &approval)?;
         Ok(approval)
     }
 
@@ -545,8 +538,7 @@ impl Gateway {
         approval.approver = Some(approver.id);
         approval.decided_at = Some(now);
         approval.expires_at = Some(now + seconds);
-        self.store.put_approval(&approval)?;
-        self.directory.approval_granted(&approval.requester);
+        self.directory.put_approval(&self.store, &approval)?;
         Ok(approval)
     }
 

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
 
-use cordon_directory::Role;
+use cordon_directory::{Agent, Role};
 use cordon_gateway::{Claims, DataDir, Gateway, GatewayError, ImportKind, TokenRole};
 use serde::Serialize;
 
@@ -70,8 +70,6 @@ pub struct RunReport {
     pub customers_seconds: f64,
     pub traffic_seconds: f64,
     pub requests: u64,
-    pub denied: u64,
-    pub tickets: u64,
     pub waves: u64,
 }
 
@@ -92,16 +90,9 @@ pub fn run(scenario: &Scenario, data: &Path, progress: &mut dyn FnMut(Phase, u64
 
     // Staff first (new hires join on their day), then the customer base.
     let started = Instant::now();
-    let mut lines = Vec::new();
-    for agent in all_agents.iter().filter(|agent| agent.joins_day == 0) {
-        let agent = &agent.agent;
-        let shift = [agent.shift.start_hour, agent.shift.end_hour];
-        let line = serde_json::json!({"id": agent.id, "name": agent.name, "team": agent.team, "site": agent.site,
-            "employer": agent.employer, "shift": shift, "role": agent.role.name()});
-        lines.push(line.to_string());
-    }
-    let imported = cordon_gateway::import(&gateway, ImportKind::Agents, lines.join("\n").as_bytes(), |_| {})?;
-    reject_any(&imported, "agents")?;
+    let staff: Vec<Agent> =
+        all_agents.iter().filter(|agent| agent.joins_day == 0).map(|agent| agent.agent.clone()).collect();
+    cordon_gateway::import_agents(&gateway, &staff)?;
     import_customers(&gateway, &people, progress)?;
     report.customers_seconds = started.elapsed().as_secs_f64();
 
@@ -156,7 +147,7 @@ pub fn run(scenario: &Scenario, data: &Path, progress: &mut dyn FnMut(Phase, u64
                     queue.push_front(planned);
                     break;
                 }
-                if stopped.contains(&planned.agent) && !matches!(planned.act, Act::PutAgent(_)) {
+                if stopped.contains(&planned.agent) {
                     continue;
                 }
                 if taken.insert(planned.agent) {
@@ -183,27 +174,24 @@ pub fn run(scenario: &Scenario, data: &Path, progress: &mut dyn FnMut(Phase, u64
             }
             report.waves += 1;
             let results = run_wave(&clock, requests);
+            report.requests += wave.len() as u64;
             for ((planned, result), request_id) in wave.iter().zip(results).zip(ids) {
-                report.requests += 1;
-                if let Err(error) = &result {
-                    match error {
-                        GatewayError::Denied { policies, .. } => {
-                            report.denied += 1;
-                            if policies.iter().any(|policy| policy == "inactive-agent-does-nothing") {
-                                // Suspended: the agent's requests fail from here on, so it stops.
-                                if stopped.insert(planned.agent)
-                                    && let Some(position) =
-                                        planner.insiders.iter().position(|insider| insider.agent == planned.agent)
-                                    && let Some(truth) = truth_insiders.get_mut(position)
-                                {
-                                    truth.stopped_day = Some(day);
-                                }
-                            }
+                match result {
+                    Ok(()) | Err(GatewayError::NotFound { .. } | GatewayError::BadRequest(_)) => {}
+                    // Suspended: the agent's requests fail from here on, so it stops.
+                    Err(GatewayError::Denied { policies, .. })
+                        if policies.iter().any(|policy| policy == "inactive-agent-does-nothing") =>
+                    {
+                        if stopped.insert(planned.agent)
+                            && let Some(position) =
+                                planner.insiders.iter().position(|insider| insider.agent == planned.agent)
+                            && let Some(truth) = truth_insiders.get_mut(position)
+                        {
+                            truth.stopped_day = Some(day);
                         }
-                        GatewayError::NotFound { .. } => {}
-                        GatewayError::BadRequest(_) => {}
-                        other => return Err(SimError::Gateway(other.clone())),
                     }
+                    Err(GatewayError::Denied { .. }) => {}
+                    Err(other) => return Err(SimError::Gateway(other)),
                 }
                 if let Some(position) = planned.insider
                     && let Some(truth) = truth_insiders.get_mut(position)
@@ -214,7 +202,6 @@ pub fn run(scenario: &Scenario, data: &Path, progress: &mut dyn FnMut(Phase, u64
         }
         progress(Phase::Traffic, u64::from(day) + 1, u64::from(scenario.days));
     }
-    report.tickets = planner.tickets;
     report.traffic_seconds = started.elapsed().as_secs_f64();
     let truth = Truth {
         scenario: scenario.name.clone(),
@@ -251,16 +238,6 @@ fn start<'a>(gateway: &'a Gateway, who: Claims, act: Act, request: String) -> Re
     })
 }
 
-fn reject_any(report: &cordon_gateway::ImportReport, what: &str) -> Result<(), SimError> {
-    match report.rejected.first() {
-        None => Ok(()),
-        Some(rejected) => Err(SimError::Internal(format!(
-            "simulated {what}: line {} was refused: {}",
-            rejected.line, rejected.reason
-        ))),
-    }
-}
-
 /// Streams the generated customers through the same JSONL import an exchange would use.
 fn import_customers(
     gateway: &Gateway,
@@ -287,7 +264,12 @@ fn import_customers(
         let written = generator.join().map_err(|_| SimError::Internal("the customer generator failed".into()))?;
         let imported = imported?;
         written.map_err(|error| SimError::Internal(format!("generating customers: {error}")))?;
-        reject_any(&imported, "customers")?;
+        if let Some(rejected) = imported.rejected.first() {
+            return Err(SimError::Internal(format!(
+                "simulated customers: line {} was refused: {}",
+                rejected.line, rejected.reason
+            )));
+        }
         progress(Phase::Customers, total, total);
         Ok(())
     })

@@ -123,6 +123,11 @@ pub fn customer_id(number: u64) -> String {
     format!("cus-{number:07}")
 }
 
+/// The number in a customer id made by `customer_id`.
+pub fn customer_number(id: &str) -> Option<u64> {
+    id.strip_prefix("cus-")?.parse().ok()
+}
+
 /// The facts about a customer that the simulation itself uses to choose who to touch.
 #[derive(Debug, Clone, Copy)]
 pub struct CustomerSummary {
@@ -175,8 +180,8 @@ impl People {
     /// Country and balance without building the whole record.
     pub fn summary(&self, number: u64) -> CustomerSummary {
         let mut rng = self.rng(number);
-        let weights: Vec<f64> = COUNTRIES.iter().map(|country| country.weight).collect();
-        let country = rng.weighted(&weights);
+        // Called for every customer, often: the weights stay on the stack.
+        let country = rng.weighted(&COUNTRIES.each_ref().map(|country| country.weight));
         // Most balances are modest; one customer in 2,000 is a whale.
         let balance = if rng.chance(0.0005) { rng.log_normal(14.5, 0.8) } else { rng.log_normal(7.2, 2.0) };
         CustomerSummary { balance_usd: (balance * 100.0).round() / 100.0, country, canary: self.is_canary(number) }
@@ -229,11 +234,10 @@ impl People {
                 })
             })
             .collect();
-        let weights: Vec<f64> = TWO_FACTOR.iter().map(|(_, weight)| *weight).collect();
-        let two_factor = TWO_FACTOR.get(rng.weighted(&weights)).map(|(name, _)| *name).unwrap_or("totp");
+        let two_factor = rng.pick_weighted(&TWO_FACTOR).copied().unwrap_or("totp");
         let ip = format!(
             "{}.{}.{}.{}",
-            [198, 203, 192].get(rng.index(3)).copied().unwrap_or(198),
+            rng.pick(&[198, 203, 192]).copied().unwrap_or(198),
             rng.below(256),
             rng.below(256),
             1 + rng.below(254)

@@ -31,8 +31,6 @@ pub enum Act {
 #[derive(Debug, Clone)]
 pub struct Planned {
     pub time_ms: i64,
-    /// Tie-break for equal times: the order of planning.
-    pub seq: u64,
     /// The agent (index) whose actions must stay in order; also who acts, unless `admin`.
     pub agent: usize,
     /// Done by the helpdesk integration (an admin identity), not by the agent.
@@ -67,7 +65,6 @@ pub struct Planner<'a> {
     pub day0_unix_ms: i64,
     pub weekday_of_day0: u32,
     pub tickets: u64,
-    seq: u64,
 }
 
 impl<'a> Planner<'a> {
@@ -108,7 +105,6 @@ impl<'a> Planner<'a> {
             // 1970-01-01 was a Thursday (3 with Monday = 0).
             weekday_of_day0: ((day0_days + 3).rem_euclid(7)) as u32,
             tickets: 0,
-            seq: 0,
         }
     }
 
@@ -121,8 +117,7 @@ impl<'a> Planner<'a> {
         act: Act,
         insider: Option<usize>,
     ) {
-        self.seq += 1;
-        plan.push(Planned { time_ms, seq: self.seq, agent, admin, act, insider });
+        plan.push(Planned { time_ms, agent, admin, act, insider });
     }
 
     /// Everything planned for `day`, in time order. `stopped` agents (suspended) do nothing.
@@ -166,7 +161,7 @@ impl<'a> Planner<'a> {
             for _ in 0..unexplained {
                 let number = match rng.pick(&requesters) {
                     Some(&number) if rng.chance(0.7) => number,
-                    _ => 1 + rng.below(self.people.ordinary_count()),
+                    _ => self.any_customer(&mut rng),
                 };
                 let time = day_start + self.shift_offset_ms(&mut rng, agent);
                 let customer = customer_id(number);
@@ -185,7 +180,7 @@ impl<'a> Planner<'a> {
             let Some(agent) = self.agents.get(reviewer) else { return plan };
             let mut time = day_start + self.shift_offset_ms(&mut rng, agent);
             for _ in 0..traffic.qa_sweep_customers {
-                let customer = customer_id(1 + rng.below(self.people.ordinary_count()));
+                let customer = customer_id(self.any_customer(&mut rng));
                 self.push(&mut plan, time, reviewer, false, Act::View { customer, ticket: None }, None);
                 time += 60_000 + rng.below(120_000) as i64;
             }
@@ -193,7 +188,8 @@ impl<'a> Planner<'a> {
         for position in 0..self.insiders.len() {
             self.insider_day(&mut rng, &mut plan, day, day_start, position, stopped);
         }
-        plan.sort_by_key(|planned| (planned.time_ms, planned.seq));
+        // A stable sort: equal times keep the order they were planned in.
+        plan.sort_by_key(|planned| planned.time_ms);
         plan
     }
 
@@ -222,13 +218,14 @@ impl<'a> Planner<'a> {
     ) -> u64 {
         let Some(agent) = self.agents.get(first) else { return 1 };
         let team = agent.agent.team.clone();
-        let weights: Vec<f64> = team_categories(&team).iter().map(|(_, weight)| *weight).collect();
-        let category =
-            team_categories(&team).get(rng.weighted(&weights)).map(|(name, _)| *name).unwrap_or("general_inquiry");
-        let number = if team == "vip-desk" && !self.high_balance.is_empty() {
-            self.high_balance.get(rng.index(self.high_balance.len())).copied().unwrap_or(1)
+        let category = rng.pick_weighted(team_categories(&team)).copied().unwrap_or("general_inquiry");
+        // The vip desk's tickets come from high-balance customers.
+        let number = if team == "vip-desk"
+            && let Some(&number) = rng.pick(&self.high_balance)
+        {
+            number
         } else {
-            1 + rng.below(self.people.ordinary_count())
+            self.any_customer(rng)
         };
         self.tickets += 1;
         let ticket_id = format!("tkt-{day:03}-{:07}", self.tickets);
@@ -311,7 +308,7 @@ impl<'a> Planner<'a> {
             .filter(|field| matches!(field, Field::Email | Field::Phone | Field::DateOfBirth | Field::FullName))
             .collect();
         if (high || rng.chance(self.scenario.traffic.verify_share)) && !checkable.is_empty() {
-            let field = checkable.get(rng.index(checkable.len())).copied().unwrap_or(Field::Email);
+            let field = rng.pick(&checkable).copied().unwrap_or(Field::Email);
             let mut value =
                 fake.record.get(field.name()).and_then(|value| value.as_str()).unwrap_or_default().to_string();
             if rng.chance(0.15) {
@@ -390,20 +387,19 @@ impl<'a> Planner<'a> {
     /// A customer this insider has not taken yet, chosen the way its behaviour chooses.
     fn fresh_target(&mut self, rng: &mut Rng, position: usize) -> u64 {
         let Some(spec) = self.insider_spec(position).cloned() else { return 1 };
-        let ordinary = self.people.ordinary_count();
         for _ in 0..64 {
             let number = match spec.behaviour {
                 Behaviour::Targeted if !self.high_balance.is_empty() => {
-                    self.high_balance.get(rng.index(self.high_balance.len())).copied().unwrap_or(1)
+                    rng.pick(&self.high_balance).copied().unwrap_or(1)
                 }
                 Behaviour::Ring => {
                     let pool = self.insiders.get(position).and_then(|insider| self.ring_pools.get(insider.spec));
-                    match pool {
-                        Some(pool) if !pool.is_empty() => pool.get(rng.index(pool.len())).copied().unwrap_or(1),
-                        _ => 1 + rng.below(ordinary),
+                    match pool.and_then(|pool| rng.pick(pool)) {
+                        Some(&number) => number,
+                        None => self.any_customer(rng),
                     }
                 }
-                _ => 1 + rng.below(ordinary),
+                _ => self.any_customer(rng),
             };
             if let Some(insider) = self.insiders.get_mut(position)
                 && insider.taken.insert(number)
@@ -411,7 +407,12 @@ impl<'a> Planner<'a> {
                 return number;
             }
         }
-        1 + rng.below(ordinary)
+        self.any_customer(rng)
+    }
+
+    /// A customer that real work may reach (never a canary), uniformly.
+    fn any_customer(&self, rng: &mut Rng) -> u64 {
+        1 + rng.below(self.people.ordinary_count())
     }
 
     fn insider_day(
@@ -435,7 +436,7 @@ impl<'a> Planner<'a> {
         }
         let base = u64::from(spec.customers_per_day);
         let count = if base == 0 { 0 } else { rng.between(base * 4 / 5, base * 6 / 5).max(1) };
-        let fields: Vec<String> = spec.fields.iter().map(|field| field.name().to_string()).collect();
+        let fields = self.insider_fields(position);
         let index = insider.agent;
         match (spec.behaviour, spec.mode) {
             (Behaviour::Enumerator, EnumerationMode::Sequential) => {

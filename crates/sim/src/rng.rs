@@ -96,6 +96,12 @@ impl Rng {
         weights.len().saturating_sub(1)
     }
 
+    /// An item of `(item, weight)` pairs, drawn in proportion to the weights.
+    pub fn pick_weighted<'a, T>(&mut self, items: &'a [(T, f64)]) -> Option<&'a T> {
+        let weights: Vec<f64> = items.iter().map(|(_, weight)| *weight).collect();
+        items.get(self.weighted(&weights)).map(|(item, _)| item)
+    }
+
     /// Approximately standard normal: the Irwin–Hall sum of twelve uniforms, less six.
     pub fn normal(&mut self) -> f64 {
         (0..12).map(|_| self.unit()).sum::<f64>() - 6.0

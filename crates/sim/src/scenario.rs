@@ -221,8 +221,6 @@ pub struct Scenario {
     pub insiders: Vec<InsiderSpec>,
 }
 
-pub const TEAMS: [&str; 5] = ["l1-chat", "account-recovery", "kyc-review", "vip-desk", "fraud-investigations"];
-
 impl Scenario {
     pub fn load(path: &Path) -> Result<Scenario, SimError> {
         let text = std::fs::read_to_string(path)
@@ -278,9 +276,10 @@ impl Scenario {
             let behaviour = insider.behaviour;
             let what = format!("insider {number} ({})", behaviour.name());
             if let Some(team) = &insider.team
-                && !TEAMS.contains(&team.as_str())
+                && !crate::world::teams().any(|known| known == team)
             {
-                return bad(format!("{what}: unknown team `{team}`; teams are {}", TEAMS.join(", ")));
+                let names: Vec<&str> = crate::world::teams().collect();
+                return bad(format!("{what}: unknown team `{team}`; teams are {}", names.join(", ")));
             }
             if let Some(site) = &insider.site
                 && !crate::world::SITES.iter().any(|known| known.name == site)

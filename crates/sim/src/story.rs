@@ -1,6 +1,7 @@
 //! The story of a run, read back from the ledger: the population, the traffic, what each
-//! insider touched, and whether the ledger verifies. Every count here comes from the
-//! ledger's entries; the ground truth only says which agents were insiders.
+//! insider touched, and whether the ledger verifies. Traffic and exposure are counted from
+//! the ledger's entries; the ground truth only says which requests were insiders' moves, and
+//! the staff is the scenario's.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
@@ -11,7 +12,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::SimError;
 use crate::engine::{RunReport, Truth, read_truth};
-use crate::people::People;
+use crate::people::{People, customer_number};
 use crate::scenario::Scenario;
 
 /// The parts of an audit entry the story counts.
@@ -32,8 +33,15 @@ struct Entry {
     change: String,
     #[serde(default)]
     target: String,
-    #[serde(default)]
-    detail: Option<String>,
+}
+
+/// What one insider's own moves reached, as the ledger is read.
+#[derive(Default, Clone)]
+struct Tally {
+    exposed: BTreeSet<String>,
+    revealed: BTreeSet<String>,
+    fields: BTreeMap<String, BTreeSet<String>>,
+    denied: u64,
 }
 
 #[derive(Debug, Clone, Default, Serialize, PartialEq)]
@@ -103,10 +111,7 @@ pub fn tell(scenario: &Scenario, data: &Path) -> Result<Story, SimError> {
             insider.malicious_requests.iter().map(move |request| (request.as_str(), position))
         })
         .collect();
-    let mut exposed: Vec<BTreeSet<String>> = vec![BTreeSet::new(); truth.insiders.len()];
-    let mut revealed: Vec<BTreeSet<String>> = vec![BTreeSet::new(); truth.insiders.len()];
-    let mut fields: Vec<BTreeMap<String, BTreeSet<String>>> = vec![BTreeMap::new(); truth.insiders.len()];
-    let mut denied = vec![0u64; truth.insiders.len()];
+    let mut tallies = vec![Tally::default(); truth.insiders.len()];
     let mut story = Story {
         scenario: truth.scenario.clone(),
         seed: truth.seed,
@@ -119,9 +124,6 @@ pub fn tell(scenario: &Scenario, data: &Path) -> Result<Story, SimError> {
         ledger_origin: verified.origin.clone(),
         ..Story::default()
     };
-    let mut agents = BTreeSet::new();
-    let mut teams = BTreeSet::new();
-    let mut sites = BTreeSet::new();
     let mut tickets = BTreeSet::new();
     let mut unreadable = None;
     LogReader::new(&ledger)
@@ -131,17 +133,8 @@ pub fn tell(scenario: &Scenario, data: &Path) -> Result<Story, SimError> {
                 return Ok(());
             };
             match entry.kind.as_str() {
-                "change" => {
-                    if entry.change == "agent.put" {
-                        agents.insert(entry.target.clone());
-                        let detail = entry.detail.unwrap_or_default();
-                        let mut parts = detail.split(' ');
-                        teams.extend(parts.next().map(str::to_string));
-                        sites.extend(parts.next().map(str::to_string));
-                    }
-                    if entry.change == "ticket.put" {
-                        tickets.insert(entry.target);
-                    }
+                "change" if entry.change == "ticket.put" => {
+                    tickets.insert(entry.target);
                 }
                 "access" => {
                     let allowed = entry.decision == "allow";
@@ -149,28 +142,24 @@ pub fn tell(scenario: &Scenario, data: &Path) -> Result<Story, SimError> {
                     if let Some(count) = counts.get_mut(usize::from(!allowed)) {
                         *count += 1;
                     }
-                    let Some(&position) = insider_position.get(entry.request.as_str()) else { return Ok(()) };
+                    let Some(tally) =
+                        insider_position.get(entry.request.as_str()).and_then(|&position| tallies.get_mut(position))
+                    else {
+                        return Ok(());
+                    };
                     if !allowed {
-                        if let Some(count) = denied.get_mut(position) {
-                            *count += 1;
-                        }
+                        tally.denied += 1;
                         return Ok(());
                     }
                     let Some(customer) = entry.customer else { return Ok(()) };
-                    if matches!(entry.action.as_str(), "view" | "reveal")
-                        && let Some(set) = exposed.get_mut(position)
-                    {
-                        set.insert(customer.clone());
+                    if matches!(entry.action.as_str(), "view" | "reveal") {
+                        tally.exposed.insert(customer.clone());
                     }
                     if entry.action == "reveal" {
-                        if let Some(set) = revealed.get_mut(position) {
-                            set.insert(customer.clone());
+                        for field in entry.fields {
+                            tally.fields.entry(field).or_default().insert(customer.clone());
                         }
-                        if let Some(map) = fields.get_mut(position) {
-                            for field in entry.fields {
-                                map.entry(field).or_default().insert(customer.clone());
-                            }
-                        }
+                        tally.revealed.insert(customer);
                     }
                 }
                 _ => {}
@@ -181,27 +170,20 @@ pub fn tell(scenario: &Scenario, data: &Path) -> Result<Story, SimError> {
     if let Some(index) = unreadable {
         return Err(SimError::Internal(format!("ledger entry {index} is not a cordon audit entry")));
     }
-    // Agents imported in bulk have no agent.put entry of their own; count them from the
-    // scenario's directory, which the import put in one entry.
+    // The staff is the scenario's: most of it came in one import entry, which names no teams.
     let directory = crate::world::agents(scenario);
-    story.agents = (directory.len() as u64).max(agents.len() as u64);
-    teams.extend(directory.iter().map(|agent| agent.agent.team.clone()));
-    sites.extend(directory.iter().map(|agent| agent.agent.site.clone()));
-    story.teams = teams.len() as u64;
-    story.sites = sites.len() as u64;
+    story.agents = directory.len() as u64;
+    story.teams = directory.iter().map(|agent| agent.agent.team.as_str()).collect::<BTreeSet<_>>().len() as u64;
+    story.sites = directory.iter().map(|agent| agent.agent.site.as_str()).collect::<BTreeSet<_>>().len() as u64;
     story.tickets = tickets.len() as u64;
     let canaries: BTreeSet<&str> = truth.canaries.iter().map(String::as_str).collect();
     let mut union = BTreeSet::new();
-    for (position, insider) in truth.insiders.iter().enumerate() {
-        let seen = exposed.get(position).cloned().unwrap_or_default();
+    for (insider, tally) in truth.insiders.iter().zip(tallies) {
+        let seen = tally.exposed;
         let high = seen
             .iter()
-            .filter(|customer| {
-                customer
-                    .strip_prefix("cus-")
-                    .and_then(|number| number.parse::<u64>().ok())
-                    .is_some_and(|number| people.summary(number).balance_usd >= truth.high_balance_usd)
-            })
+            .filter_map(|customer| customer_number(customer))
+            .filter(|&number| people.summary(number).balance_usd >= truth.high_balance_usd)
             .count() as u64;
         story.insiders.push(InsiderStory {
             label: insider.label.clone(),
@@ -211,14 +193,11 @@ pub fn tell(scenario: &Scenario, data: &Path) -> Result<Story, SimError> {
             site: insider.site.clone(),
             start_day: insider.start_day,
             customers_exposed: seen.len() as u64,
-            customers_revealed: revealed.get(position).map_or(0, |set| set.len() as u64),
-            fields: fields
-                .get(position)
-                .map(|map| map.iter().map(|(field, customers)| (field.clone(), customers.len() as u64)).collect())
-                .unwrap_or_default(),
+            customers_revealed: tally.revealed.len() as u64,
+            fields: tally.fields.iter().map(|(field, customers)| (field.clone(), customers.len() as u64)).collect(),
             high_balance_exposed: high,
             canaries_touched: seen.iter().filter(|customer| canaries.contains(customer.as_str())).count() as u64,
-            denied: denied.get(position).copied().unwrap_or(0),
+            denied: tally.denied,
             stopped_day: insider.stopped_day,
             example_customer: seen.iter().next().cloned(),
         });
@@ -242,7 +221,7 @@ fn thousands(value: u64) -> String {
 
 impl Story {
     /// The story as a person reads it on a terminal.
-    pub fn render(&self, scenario: &Scenario, report: Option<&RunReport>) -> String {
+    pub fn render(&self, scenario: &Scenario, report: &RunReport) -> String {
         let mut out = String::new();
         let _ = writeln!(out, "Scenario     {} (seed {}): {}", self.scenario, self.seed, scenario.description.trim());
         let _ = writeln!(
@@ -321,17 +300,15 @@ impl Story {
             self.ledger_root,
             self.ledger_origin
         );
-        if let Some(report) = report {
-            let rate = report.requests as f64 / report.traffic_seconds.max(1e-9);
-            let _ = writeln!(
-                out,
-                "Timing       customers {:.1} s, traffic {:.1} s ({} requests, {rate:.0}/s, in {} waves)",
-                report.customers_seconds,
-                report.traffic_seconds,
-                thousands(report.requests),
-                thousands(report.waves)
-            );
-        }
+        let rate = report.requests as f64 / report.traffic_seconds.max(1e-9);
+        let _ = writeln!(
+            out,
+            "Timing       customers {:.1} s, traffic {:.1} s ({} requests, {rate:.0}/s, in {} waves)",
+            report.customers_seconds,
+            report.traffic_seconds,
+            thousands(report.requests),
+            thousands(report.waves)
+        );
         out
     }
 }

@@ -3,7 +3,7 @@
 use cordon_directory::{Agent, AgentStatus, Role, Shift};
 
 use crate::rng::Rng;
-use crate::scenario::{Scenario, TEAMS};
+use crate::scenario::Scenario;
 
 /// A place agents work from, with its employer and the UTC shifts worked there.
 #[derive(Debug, Clone, Copy)]
@@ -30,6 +30,11 @@ const TEAM_MIX: [(&str, f64, &[&str]); 5] = [
     ("vip-desk", 0.09, &["us-sf", "eu-dub", "apac-sg"]),
     ("fraud-investigations", 0.08, &["us-sf", "eu-dub"]),
 ];
+
+/// The support teams, in the order of `TEAM_MIX`.
+pub fn teams() -> impl Iterator<Item = &'static str> {
+    TEAM_MIX.iter().map(|(team, _, _)| *team)
+}
 
 /// Analysts (approvers, alert reviewers) are this share of the staff, at staff sites.
 const ANALYST_SHARE: f64 = 0.04;
@@ -96,8 +101,11 @@ pub fn agents(scenario: &Scenario) -> Vec<SimAgent> {
     let weights: Vec<f64> = TEAM_MIX.iter().map(|(_, share, _)| *share).collect();
     for number in 0..workers {
         // Every team gets at least two agents; the rest follow the mix.
-        let team_index =
-            if (number as usize) < TEAMS.len() * 2 { number as usize % TEAMS.len() } else { rng.weighted(&weights) };
+        let team_index = if (number as usize) < TEAM_MIX.len() * 2 {
+            number as usize % TEAM_MIX.len()
+        } else {
+            rng.weighted(&weights)
+        };
         let Some((team, _, sites)) = TEAM_MIX.get(team_index) else { continue };
         let site_name = rng.pick(sites).copied().unwrap_or("us-sf");
         agents.push(make_agent(&mut rng, agents.len(), team, site_name, Role::Agent, 0));

@@ -15,7 +15,7 @@ pub fn sim(scenario_path: &Path, data: &Path, seed: Option<u64>) -> anyhow::Resu
         scenario.seed = seed;
     }
     let (story, report) = simulate(&scenario, data)?;
-    print!("{}", story.render(&scenario, Some(&report)));
+    print!("{}", story.render(&scenario, &report));
     println!("Data         {} (ground truth in {})", data.display(), data.join(cordon_sim::TRUTH_FILE).display());
     Ok(())
 }
@@ -48,7 +48,7 @@ pub fn demo(
     println!("cordon demo: simulating `{}` into `{}`", scenario.name, dir.display());
     let (story, report) = simulate(&scenario, &dir)?;
     println!();
-    print!("{}", story.render(&scenario, Some(&report)));
+    print!("{}", story.render(&scenario, &report));
     println!();
     let data = DataDir::new(&dir);
     let touched = story
