@@ -167,6 +167,28 @@ impl Gateway {
         )
     }
 
+    /// Issues a session token for a directory agent on behalf of an administrator (an
+    /// identity-provider bridge, or the simulator driving a server): policy decides, the
+    /// issue is a ledger entry, and the role comes from the directory, never the caller.
+    /// Inactive agents get none.
+    pub async fn grant_agent_token(
+        &self,
+        who: &Claims,
+        agent_id: &str,
+        request: &str,
+    ) -> Result<(u64, String), GatewayError> {
+        let agent = self.store.agent(agent_id)?.ok_or_else(|| GatewayError::NotFound {
+            what: "agent",
+            id: agent_id.to_string(),
+            ledger_index: None,
+        })?;
+        if agent.status != AgentStatus::Active {
+            return Err(GatewayError::Conflict(format!("agent `{agent_id}` is {}; it gets no token", agent.status)));
+        }
+        let index = self.administer(who, "token.issue", agent_id, Some(agent.role.to_string()), request).await?;
+        Ok((index, self.issue_agent_token(agent_id)?))
+    }
+
     // ---- data access ----
 
     /// Exact-match search on a blind index; every hit is shown as its masked name.

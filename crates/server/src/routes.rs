@@ -46,6 +46,7 @@ pub fn app(state: Arc<AppState>) -> Router {
         .route("/v1/agents/{id}", put(put_agent))
         .route("/v1/agents/{id}/suspend", post(suspend_agent))
         .route("/v1/agents/{id}/reinstate", post(reinstate_agent))
+        .route("/v1/agents/{id}/token", post(agent_token))
         .route("/v1/tickets/{id}", put(put_ticket))
         .route("/v1/approvals", post(request_approval))
         .route("/v1/approvals/{id}/approve", post(approve))
@@ -443,6 +444,24 @@ async fn reinstate_agent(
 ) -> Result<Json<Recorded>, Problem> {
     let index = state.gateway.set_agent_status(&caller.claims, &id, AgentStatus::Active, &caller.request).await?;
     Ok(Json(Recorded { ledger_index: index }))
+}
+
+#[derive(Serialize)]
+struct AgentToken {
+    agent: String,
+    role: TokenRole,
+    token: String,
+    ledger_index: u64,
+}
+
+async fn agent_token(
+    State(state): State<Arc<AppState>>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<Json<AgentToken>, Problem> {
+    let (ledger_index, token) = state.gateway.grant_agent_token(&caller.claims, &id, &caller.request).await?;
+    let claims = state.gateway.authenticate(&token)?;
+    Ok(Json(AgentToken { agent: id, role: claims.role, token, ledger_index }))
 }
 
 #[derive(Deserialize)]

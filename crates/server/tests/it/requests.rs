@@ -297,3 +297,35 @@ async fn every_documented_route_exists() {
         }
     }
 }
+
+#[tokio::test]
+async fn an_admin_can_issue_an_agent_token_and_the_issue_is_on_record() {
+    let harness = with_assigned_ticket().await;
+    harness.put_agent("agt-2", json!({"name": "B", "team": "l1-chat", "site": "us-sf", "status": "suspended"})).await;
+    let issued = harness.admin(Method::POST, "/v1/agents/agt-1/token", json!({})).await;
+    assert_eq!(issued["role"], "agent", "{issued}");
+    let token = issued["token"].as_str().unwrap().to_string();
+    let (status, card) = harness.call(Method::GET, "/v1/customers/cus-1?ticket=t-1", Some(&token), None).await;
+    assert_eq!(status, StatusCode::OK, "the issued token works: {card}");
+
+    let cases: [(&str, &str, StatusCode, &str); 3] = [
+        ("an agent cannot issue tokens", "/v1/agents/agt-1/token", StatusCode::FORBIDDEN, "denied"),
+        ("an unknown agent gets none", "/v1/agents/agt-9/token", StatusCode::NOT_FOUND, "agt-9"),
+        ("a suspended agent gets none", "/v1/agents/agt-2/token", StatusCode::CONFLICT, "suspended"),
+    ];
+    for (what, path, expected, fragment) in cases {
+        let caller = if expected == StatusCode::FORBIDDEN { token.clone() } else { harness.admin.clone() };
+        let (status, answer) = harness.call(Method::POST, path, Some(&caller), Some(json!({}))).await;
+        assert_eq!(status, expected, "{what}: {answer}");
+        let detail = answer["detail"].as_str().unwrap_or_default();
+        assert!(detail.contains(fragment), "{what}: `{detail}` should contain `{fragment}`");
+    }
+
+    let index = issued["ledger_index"].as_u64().unwrap();
+    let Harness { dir, state, .. } = harness;
+    drop(state);
+    let ledger = cordon_ledger::LogReader::new(&dir.path().join("data/ledger"));
+    let size = ledger.checkpoint().unwrap().checkpoint.size;
+    let entry: Value = serde_json::from_slice(&ledger.entry(index, size).unwrap()).unwrap();
+    assert_eq!((entry["change"].as_str(), entry["target"].as_str()), (Some("token.issue"), Some("agt-1")), "{entry}");
+}
