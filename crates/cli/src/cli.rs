@@ -55,14 +55,24 @@ pub enum Command {
     /// The tamper-evident audit ledger: create, append, prove, verify.
     #[command(subcommand)]
     Log(LogCommand),
-    /// Simulate an exchange's support operation from a scenario file into a new data directory.
+    /// Simulate an exchange's support operation from a scenario file: into a new data
+    /// directory in this process, or against a running server over HTTP.
     Sim {
         /// Scenario file (see `scenarios/` and docs/SCENARIOS.md).
         #[arg(long)]
         scenario: PathBuf,
         /// Folder to create (absent or empty).
-        #[arg(long)]
-        data: PathBuf,
+        #[arg(long, required_unless_present = "http", conflicts_with = "http")]
+        data: Option<PathBuf>,
+        /// Drive the server at this address (http://HOST:PORT) instead.
+        #[arg(long, requires = "token_file")]
+        http: Option<String>,
+        /// With --http: file holding an admin token for that server (`cordon token issue --role admin`).
+        #[arg(long, requires = "http")]
+        token_file: Option<PathBuf>,
+        /// With --http: where to write the ground truth.
+        #[arg(long, requires = "http", default_value = "cordon-sim-truth.json")]
+        truth: PathBuf,
         /// Use this seed instead of the scenario's.
         #[arg(long)]
         seed: Option<u64>,

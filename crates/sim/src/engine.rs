@@ -3,19 +3,21 @@
 
 use std::collections::{BTreeSet, VecDeque};
 use std::io::Write as _;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
 
 use cordon_directory::{Agent, Role};
-use cordon_gateway::{Claims, DataDir, Gateway, GatewayError, ImportKind, TokenRole};
+use cordon_gateway::{DataDir, Gateway, ImportKind};
+use cordon_policy::CategoryTable;
 use serde::Serialize;
 
 use crate::SimError;
-use crate::exec::{Request, SimClock, run_wave};
+use crate::driver::{Call, Driver, InProcess, Outcome};
+use crate::exec::SimClock;
 use crate::people::People;
-use crate::plan::{Act, InsiderAgent, Planned, Planner};
+use crate::plan::{InsiderAgent, Planned, Planner};
 use crate::rng::Rng;
 use crate::scenario::{Behaviour, PolicyChoice, Scenario};
 use crate::world::{SimAgent, agents};
@@ -97,9 +99,35 @@ pub fn run(scenario: &Scenario, data: &Path, progress: &mut dyn FnMut(Phase, u64
     report.customers_seconds = started.elapsed().as_secs_f64();
 
     let started = Instant::now();
-    let insiders = choose_insiders(scenario, &all_agents)?;
-    let categories = gateway.categories().clone();
-    let mut planner = Planner::new(scenario, &people, &all_agents, &categories, insiders);
+    let mut driver = InProcess::new(&gateway, &clock, &all_agents);
+    let played = play(scenario, &people, &all_agents, gateway.categories(), &mut driver, progress)?;
+    report.traffic_seconds = started.elapsed().as_secs_f64();
+    report.requests = played.requests;
+    report.waves = played.waves;
+    write_truth(&data.join(TRUTH_FILE), &truth(scenario, &people, played.insiders))?;
+    // Closing the gateway publishes the final checkpoint.
+    drop(gateway);
+    Ok(report)
+}
+
+/// What playing the days gave: the insiders' truth and the request counts.
+pub(crate) struct Played {
+    pub insiders: Vec<TruthInsider>,
+    pub requests: u64,
+    pub waves: u64,
+}
+
+/// Plays every day's plan through `driver`, in waves, and keeps the insiders' truth.
+pub(crate) fn play(
+    scenario: &Scenario,
+    people: &People,
+    all_agents: &[SimAgent],
+    categories: &CategoryTable,
+    driver: &mut dyn Driver,
+    progress: &mut dyn FnMut(Phase, u64, u64),
+) -> Result<Played, SimError> {
+    let insiders = choose_insiders(scenario, all_agents)?;
+    let mut planner = Planner::new(scenario, people, all_agents, categories, insiders);
     let mut truth_insiders: Vec<TruthInsider> = planner
         .insiders
         .iter()
@@ -119,20 +147,8 @@ pub fn run(scenario: &Scenario, data: &Path, progress: &mut dyn FnMut(Phase, u64
             })
         })
         .collect();
-    let helpdesk =
-        Claims { sub: "role:admin".into(), role: TokenRole::Admin, iat: 0, exp: i64::MAX, jti: "sim".into() };
-    let claims: Vec<Claims> = all_agents
-        .iter()
-        .map(|agent| Claims {
-            sub: agent.agent.id.clone(),
-            role: TokenRole::from(agent.agent.role),
-            iat: 0,
-            exp: i64::MAX,
-            jti: "sim".into(),
-        })
-        .collect();
+    let mut played = Played { insiders: Vec::new(), requests: 0, waves: 0 };
     let mut stopped: BTreeSet<usize> = BTreeSet::new();
-    let mut request_number = 0u64;
     for day in 0..scenario.days {
         let plan = planner.day(day, &stopped);
         let mut queue: VecDeque<Planned> = plan.into();
@@ -159,39 +175,26 @@ pub fn run(scenario: &Scenario, data: &Path, progress: &mut dyn FnMut(Phase, u64
             while let Some(planned) = deferred.pop_back() {
                 queue.push_front(planned);
             }
-            let mut requests: Vec<(i64, Request<'_, Result<(), GatewayError>>)> = Vec::with_capacity(wave.len());
-            let mut ids = Vec::with_capacity(wave.len());
-            for planned in &wave {
-                request_number += 1;
-                let request_id = format!("sim-{request_number:09}");
-                ids.push(request_id.clone());
-                let who = if planned.admin {
-                    helpdesk.clone()
-                } else {
-                    claims.get(planned.agent).cloned().unwrap_or_else(|| helpdesk.clone())
-                };
-                requests.push((planned.time_ms, start(&gateway, who, planned.act.clone(), request_id)));
-            }
-            report.waves += 1;
-            let results = run_wave(&clock, requests);
-            report.requests += wave.len() as u64;
-            for ((planned, result), request_id) in wave.iter().zip(results).zip(ids) {
-                match result {
-                    Ok(()) | Err(GatewayError::NotFound { .. } | GatewayError::BadRequest(_)) => {}
-                    // Suspended: the agent's requests fail from here on, so it stops.
-                    Err(GatewayError::Denied { policies, .. })
-                        if policies.iter().any(|policy| policy == "inactive-agent-does-nothing") =>
-                    {
-                        if stopped.insert(planned.agent)
-                            && let Some(position) =
-                                planner.insiders.iter().position(|insider| insider.agent == planned.agent)
-                            && let Some(truth) = truth_insiders.get_mut(position)
-                        {
-                            truth.stopped_day = Some(day);
-                        }
-                    }
-                    Err(GatewayError::Denied { .. }) => {}
-                    Err(other) => return Err(SimError::Gateway(other)),
+            let calls = wave
+                .iter()
+                .map(|planned| Call {
+                    time_ms: planned.time_ms,
+                    agent: planned.agent,
+                    admin: planned.admin,
+                    act: planned.act.clone(),
+                })
+                .collect();
+            played.waves += 1;
+            played.requests += wave.len() as u64;
+            let results = driver.wave(calls)?;
+            for (planned, (outcome, request_id)) in wave.iter().zip(results) {
+                // Suspended: the agent's requests fail from here on, so it stops.
+                if outcome == Outcome::Suspended
+                    && stopped.insert(planned.agent)
+                    && let Some(position) = planner.insiders.iter().position(|insider| insider.agent == planned.agent)
+                    && let Some(truth) = truth_insiders.get_mut(position)
+                {
+                    truth.stopped_day = Some(day);
                 }
                 if let Some(position) = planned.insider
                     && let Some(truth) = truth_insiders.get_mut(position)
@@ -202,40 +205,21 @@ pub fn run(scenario: &Scenario, data: &Path, progress: &mut dyn FnMut(Phase, u64
         }
         progress(Phase::Traffic, u64::from(day) + 1, u64::from(scenario.days));
     }
-    report.traffic_seconds = started.elapsed().as_secs_f64();
-    let truth = Truth {
+    played.insiders = truth_insiders;
+    Ok(played)
+}
+
+/// The ground truth of a run.
+pub(crate) fn truth(scenario: &Scenario, people: &People, insiders: Vec<TruthInsider>) -> Truth {
+    Truth {
         scenario: scenario.name.clone(),
         seed: scenario.seed,
         policy: scenario.policy.name().to_string(),
         customers: scenario.customers,
         canaries: (people.ordinary_count() + 1..=people.count()).map(crate::people::customer_id).collect(),
         high_balance_usd: crate::plan::HIGH_BALANCE_USD,
-        insiders: truth_insiders,
-    };
-    write_truth(data, &truth)?;
-    // Closing the gateway publishes the final checkpoint.
-    drop(gateway);
-    Ok(report)
-}
-
-/// Starts one request; the future appends its audit entry on its first poll.
-fn start<'a>(gateway: &'a Gateway, who: Claims, act: Act, request: String) -> Request<'a, Result<(), GatewayError>> {
-    Box::pin(async move {
-        match act {
-            Act::PutAgent(agent) => gateway.put_agent(&who, agent, &request).await.map(|_| ()),
-            Act::PutTicket(ticket) => gateway.put_ticket(&who, ticket, &request).await.map(|_| ()),
-            Act::Search { by, value } => gateway.search(&who, by, &value, &request).await.map(|_| ()),
-            Act::View { customer, ticket } => {
-                gateway.view(&who, &customer, ticket.as_deref(), &request).await.map(|_| ())
-            }
-            Act::Reveal { customer, ticket, fields, reason } => {
-                gateway.reveal(&who, &customer, ticket.as_deref(), &fields, reason, &request).await.map(|_| ())
-            }
-            Act::Verify { customer, ticket, field, value } => {
-                gateway.verify(&who, &customer, ticket.as_deref(), &field, &value, &request).await.map(|_| ())
-            }
-        }
-    })
+        insiders,
+    }
 }
 
 /// Streams the generated customers through the same JSONL import an exchange would use.
@@ -333,14 +317,13 @@ fn choose_insiders(scenario: &Scenario, agents: &[SimAgent]) -> Result<Vec<Insid
     Ok(chosen)
 }
 
-fn write_truth(data: &Path, truth: &Truth) -> Result<(), SimError> {
-    let path: PathBuf = data.join(TRUTH_FILE);
+pub(crate) fn write_truth(path: &Path, truth: &Truth) -> Result<(), SimError> {
     if let Some(parent) = path.parent() {
         std::fs::create_dir_all(parent)
             .map_err(|error| SimError::Internal(format!("`{}`: {error}", parent.display())))?;
     }
     let text = serde_json::to_string_pretty(truth).map_err(|error| SimError::Internal(error.to_string()))?;
-    std::fs::write(&path, text).map_err(|error| SimError::Internal(format!("`{}`: {error}", path.display())))
+    std::fs::write(path, text).map_err(|error| SimError::Internal(format!("`{}`: {error}", path.display())))
 }
 
 /// Reads the ground truth a run wrote.

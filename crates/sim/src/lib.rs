@@ -6,8 +6,10 @@
 //! and audited like a real one. The same scenario and seed give the same ledger root on any
 //! machine. `story` reads the ledger back and tells what happened.
 
+mod driver;
 mod engine;
 mod exec;
+mod http;
 mod people;
 mod plan;
 mod rng;
@@ -17,6 +19,7 @@ mod world;
 
 pub use engine::{PERMISSIVE_POLICIES, Phase, RunReport, TRUTH_FILE, Truth, TruthInsider, read_truth, run};
 pub use exec::SimClock;
+pub use http::{HttpTarget, run_over_http};
 pub use people::{CustomerSummary, FakeCustomer, People, customer_id};
 pub use plan::HIGH_BALANCE_USD;
 pub use rng::Rng;

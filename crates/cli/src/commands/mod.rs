@@ -17,7 +17,11 @@ pub fn run(arguments: Arguments) -> anyhow::Result<()> {
         Command::Keys(command) => data::keys(command),
         Command::Policy(command) => policy::run(command),
         Command::Log(command) => log::run(command),
-        Command::Sim { scenario, data, seed } => sim::sim(&scenario, &data, seed),
+        Command::Sim { scenario, data, http, token_file, truth, seed } => match (data, http, token_file) {
+            (Some(data), _, _) => sim::sim(&scenario, &data, seed),
+            (None, Some(url), Some(token_file)) => sim::sim_over_http(&scenario, &url, &token_file, &truth, seed),
+            _ => anyhow::bail!("give --data DIR, or --http URL with --token-file FILE"),
+        },
         Command::Demo { dir, scenario, replace, no_serve, listen } => {
             sim::demo(dir.as_deref(), scenario.as_deref(), replace, no_serve, &listen)
         }

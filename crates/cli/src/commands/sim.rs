@@ -2,7 +2,7 @@
 
 use anyhow::{Context as _, bail};
 use cordon_gateway::{DataDir, SystemClock, TokenRole};
-use cordon_sim::{Phase, Scenario, Story};
+use cordon_sim::{HttpTarget, Phase, PolicyChoice, Scenario, Story};
 use indicatif::{ProgressBar, ProgressStyle};
 use std::path::{Path, PathBuf};
 
@@ -17,6 +17,51 @@ pub fn sim(scenario_path: &Path, data: &Path, seed: Option<u64>) -> anyhow::Resu
     let (story, report) = simulate(&scenario, data)?;
     print!("{}", story.render(&scenario, &report));
     println!("Data         {} (ground truth in {})", data.display(), data.join(cordon_sim::TRUTH_FILE).display());
+    Ok(())
+}
+
+pub fn sim_over_http(
+    scenario_path: &Path,
+    url: &str,
+    token_file: &Path,
+    truth: &Path,
+    seed: Option<u64>,
+) -> anyhow::Result<()> {
+    let mut scenario = Scenario::load(scenario_path)?;
+    if let Some(seed) = seed {
+        scenario.seed = seed;
+    }
+    let token = std::fs::read_to_string(token_file)
+        .with_context(|| format!("cannot read the token file `{}`", token_file.display()))?;
+    let target = HttpTarget::new(url, &token).with_context(|| format!("token file `{}`", token_file.display()))?;
+    if scenario.policy == PolicyChoice::Permissive {
+        println!("note: the scenario asks for today's permissive tooling; over HTTP the server's own policies decide");
+    }
+    let bars = Bars::new(&scenario);
+    let (report, truth_read) =
+        cordon_sim::run_over_http(&scenario, &target, truth, &mut |phase, done, total| bars.show(phase, done, total))
+            .with_context(|| format!("simulating `{}` against {url}", scenario.name))?;
+    println!(
+        "Simulated `{}` against {url}: {} customers and staff in {:.1} s; {} requests in {:.1} s ({:.0}/s)",
+        scenario.name,
+        scenario.customers,
+        report.customers_seconds,
+        report.requests,
+        report.traffic_seconds,
+        report.requests as f64 / report.traffic_seconds.max(1e-9)
+    );
+    for insider in &truth_read.insiders {
+        let stopped = insider.stopped_day.map(|day| format!(", stopped on day {day}")).unwrap_or_default();
+        println!(
+            "  insider {} ({}, {} at {}): {} requests{stopped}",
+            insider.agent,
+            insider.behaviour,
+            insider.team,
+            insider.site,
+            insider.malicious_requests.len()
+        );
+    }
+    println!("Ground truth {} (request ids match the server's ledger entries)", truth.display());
     Ok(())
 }
 
@@ -73,32 +118,42 @@ pub fn demo(
 
 /// Runs the simulation with a progress bar per phase, then reads the story back.
 fn simulate(scenario: &Scenario, data: &Path) -> anyhow::Result<(Story, cordon_sim::RunReport)> {
-    let hidden = !std::io::IsTerminal::is_terminal(&std::io::stderr());
-    let style = ProgressStyle::with_template("{prefix:>10} [{bar:40}] {pos}/{len} {elapsed}")
-        .unwrap_or_else(|_| ProgressStyle::default_bar())
-        .progress_chars("=> ");
-    let customers = ProgressBar::new(scenario.customers).with_style(style.clone()).with_prefix("customers");
-    let days = ProgressBar::new(u64::from(scenario.days)).with_style(style).with_prefix("days");
-    if hidden {
-        customers.set_draw_target(indicatif::ProgressDrawTarget::hidden());
-        days.set_draw_target(indicatif::ProgressDrawTarget::hidden());
-    }
-    let report = cordon_sim::run(scenario, data, &mut |phase, done, total| match phase {
-        Phase::Customers => {
-            customers.set_length(total);
-            customers.set_position(done);
-            if done >= total {
-                customers.finish();
-            }
-        }
-        Phase::Traffic => {
-            days.set_position(done);
-            if done >= total {
-                days.finish();
-            }
-        }
-    })
-    .with_context(|| format!("simulating `{}` into `{}`", scenario.name, data.display()))?;
+    let bars = Bars::new(scenario);
+    let report = cordon_sim::run(scenario, data, &mut |phase, done, total| bars.show(phase, done, total))
+        .with_context(|| format!("simulating `{}` into `{}`", scenario.name, data.display()))?;
     let story = cordon_sim::tell(scenario, data)?;
     Ok((story, report))
+}
+
+/// A progress bar per phase, hidden when stderr is not a terminal.
+struct Bars {
+    customers: ProgressBar,
+    days: ProgressBar,
+}
+
+impl Bars {
+    fn new(scenario: &Scenario) -> Bars {
+        let style = ProgressStyle::with_template("{prefix:>10} [{bar:40}] {pos}/{len} {elapsed}")
+            .unwrap_or_else(|_| ProgressStyle::default_bar())
+            .progress_chars("=> ");
+        let customers = ProgressBar::new(scenario.customers).with_style(style.clone()).with_prefix("customers");
+        let days = ProgressBar::new(u64::from(scenario.days)).with_style(style).with_prefix("days");
+        if !std::io::IsTerminal::is_terminal(&std::io::stderr()) {
+            customers.set_draw_target(indicatif::ProgressDrawTarget::hidden());
+            days.set_draw_target(indicatif::ProgressDrawTarget::hidden());
+        }
+        Bars { customers, days }
+    }
+
+    fn show(&self, phase: Phase, done: u64, total: u64) {
+        let bar = match phase {
+            Phase::Customers => &self.customers,
+            Phase::Traffic => &self.days,
+        };
+        bar.set_length(total);
+        bar.set_position(done);
+        if done >= total {
+            bar.finish();
+        }
+    }
 }

@@ -2,4 +2,5 @@
 
 mod behaviours;
 mod determinism;
+mod http;
 mod support;
