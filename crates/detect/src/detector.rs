@@ -1,0 +1,739 @@
+//! The detector: per-agent days, baselines, risk and escalation.
+
+use std::collections::{HashMap, VecDeque};
+
+use crate::observation::{Action, Observation, Why};
+use crate::stats::{mad, median};
+use crate::thresholds::Thresholds;
+
+const DAY_MS: i64 = 86_400_000;
+const HOUR_MS: i64 = 3_600_000;
+/// Days of an agent's own history kept for its baseline.
+const HISTORY_DAYS: usize = 28;
+/// Customer numbers remembered per agent to spot walks through consecutive ids.
+const RECENT_NUMBERS: usize = 8;
+/// Ledger indexes kept per agent as evidence for its next alert.
+const EVIDENCE_MAX: usize = 24;
+
+/// How far the response to an agent has gone.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Level {
+    Normal,
+    Alert,
+    /// Each reveal needs an approver.
+    StepUp,
+    Suspend,
+}
+
+impl Level {
+    pub fn name(self) -> &'static str {
+        match self {
+            Level::Normal => "normal",
+            Level::Alert => "alert",
+            Level::StepUp => "step-up",
+            Level::Suspend => "suspend",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<Level> {
+        [Level::Normal, Level::Alert, Level::StepUp, Level::Suspend].into_iter().find(|level| level.name() == text)
+    }
+}
+
+/// One reason an agent's risk rose: what was observed against what was expected.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Signal {
+    pub name: &'static str,
+    pub observed: f64,
+    pub baseline: f64,
+    pub points: f64,
+}
+
+/// An escalation, with its explanation.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Alert {
+    /// Numbered from 1 in the order raised; replay gives the same numbers.
+    pub id: u64,
+    pub agent: String,
+    pub time_ms: i64,
+    pub level: Level,
+    pub risk: f64,
+    /// Signals since the agent's previous alert, one per kind, points summed.
+    pub signals: Vec<Signal>,
+    /// Ledger indexes of the accesses that scored, oldest first.
+    pub evidence: Vec<u64>,
+}
+
+/// What to do about the current request, and any escalations it caused.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Verdict {
+    /// Refuse the current request: the agent is suspended, or stepped up and revealing
+    /// without an approver.
+    pub deny: Option<Level>,
+    pub alerts: Vec<Alert>,
+}
+
+/// An agent on the risk board.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AgentRisk {
+    pub agent: String,
+    pub peer_group: String,
+    pub risk: f64,
+    pub level: Level,
+}
+
+/// A closed day of an agent's work.
+#[derive(Debug, Clone, Copy, Default)]
+struct DayRecord {
+    customers: f64,
+    unexplained: f64,
+    high_balance: f64,
+    busiest_hour: f64,
+}
+
+// Per customer and day, what has been counted already.
+const SEEN: u8 = 1;
+const UNEXPLAINED_VIEW: u8 = 2;
+const UNEXPLAINED_REVEAL: u8 = 4;
+const HIGH_BALANCE: u8 = 8;
+const OTHER_REQUESTER: u8 = 16;
+const OFF_SHIFT: u8 = 32;
+const BEYOND_NEED: u8 = 64;
+
+#[derive(Debug, Default)]
+struct Today {
+    day: i64,
+    customers: HashMap<u64, u8>,
+    distinct: u32,
+    unexplained: f64,
+    unexplained_distinct: u32,
+    high_balance: u32,
+    hour: i64,
+    hour_distinct: u32,
+    busiest_hour: u32,
+    misses: u32,
+    // Amounts above each threshold already scored today.
+    unexplained_scored: f64,
+    volume_scored: f64,
+    burst_scored: f64,
+    high_balance_scored: f64,
+    drift_scored: f64,
+}
+
+#[derive(Debug)]
+struct AgentState {
+    id: String,
+    peer_group: String,
+    today: Today,
+    history: VecDeque<DayRecord>,
+    /// Cumulative sum of unexplained counts above baseline, over closed days.
+    drift: f64,
+    risk: f64,
+    risk_time_ms: i64,
+    level: Level,
+    /// The agent's own medians, once its history is long enough.
+    own: Option<Usual>,
+    /// Customer numbers first reached most recently, for enumeration.
+    recent_numbers: VecDeque<u64>,
+    sequential: u32,
+    evidence: VecDeque<u64>,
+    pending: Vec<Signal>,
+}
+
+impl AgentState {
+    fn new(observation: &Observation<'_>) -> AgentState {
+        AgentState {
+            id: observation.agent.to_string(),
+            peer_group: observation.peer_group.to_string(),
+            today: Today { day: observation.time_ms.div_euclid(DAY_MS), ..Today::default() },
+            history: VecDeque::new(),
+            drift: 0.0,
+            risk: 0.0,
+            risk_time_ms: observation.time_ms,
+            level: Level::Normal,
+            own: None,
+            recent_numbers: VecDeque::new(),
+            sequential: 0,
+            evidence: VecDeque::new(),
+            pending: Vec::new(),
+        }
+    }
+
+    fn decayed_risk(&self, now_ms: i64, half_life_hours: f64) -> f64 {
+        let hours = (now_ms - self.risk_time_ms).max(0) as f64 / HOUR_MS as f64;
+        self.risk * 0.5f64.powf(hours / half_life_hours.max(1e-9))
+    }
+
+    /// What is usual for the agent: its own medians once it has history, else its peers'.
+    /// Day volumes take the larger of the two, so a quiet agent is not held to a near-zero bar.
+    fn usual(&self, peers: &PeerFigures) -> Usual {
+        match self.own {
+            // An insider's own history fills with its own excess; its peers' keep the bar
+            // where honest work puts it.
+            Some(own) if peers.customers > 0.0 => Usual {
+                customers: own.customers.max(peers.customers),
+                unexplained: own.unexplained.min(peers.unexplained),
+                unexplained_spread: own.unexplained_spread.min(peers.unexplained_spread),
+                busiest_hour: own.busiest_hour,
+            },
+            Some(own) => own,
+            None => Usual {
+                customers: peers.customers,
+                unexplained: peers.unexplained,
+                unexplained_spread: peers.unexplained_spread,
+                busiest_hour: 0.0,
+            },
+        }
+    }
+}
+
+/// Usual daily figures for an agent.
+#[derive(Debug, Clone, Copy, Default)]
+struct Usual {
+    customers: f64,
+    unexplained: f64,
+    unexplained_spread: f64,
+    busiest_hour: f64,
+}
+
+/// Peer-group figures, recomputed as each day closes.
+#[derive(Debug, Clone, Copy, Default)]
+struct PeerFigures {
+    customers: f64,
+    unexplained: f64,
+    unexplained_spread: f64,
+    high_balance_share: f64,
+}
+
+/// Insider detection over a stream of observations, in ledger order.
+#[derive(Debug)]
+pub struct Detector {
+    thresholds: Thresholds,
+    agents: Vec<AgentState>,
+    by_id: HashMap<String, usize>,
+    peers: HashMap<String, PeerFigures>,
+    /// Per site: unexplained customers and who reached them on which day, for rings.
+    rings: HashMap<String, HashMap<u64, Vec<(usize, i64)>>>,
+    day: i64,
+    alerts: u64,
+    observed: u64,
+}
+
+impl Detector {
+    pub fn new(thresholds: Thresholds) -> Detector {
+        Detector {
+            thresholds,
+            agents: Vec::new(),
+            by_id: HashMap::new(),
+            peers: HashMap::new(),
+            rings: HashMap::new(),
+            day: i64::MIN,
+            alerts: 0,
+            observed: 0,
+        }
+    }
+
+    pub fn thresholds(&self) -> &Thresholds {
+        &self.thresholds
+    }
+
+    /// Observations seen so far.
+    pub fn observed(&self) -> u64 {
+        self.observed
+    }
+
+    /// Alerts raised so far.
+    pub fn alerts_raised(&self) -> u64 {
+        self.alerts
+    }
+
+    /// The agent's level now (normal for an agent never seen).
+    pub fn level(&self, agent: &str) -> Level {
+        self.by_id.get(agent).and_then(|&index| self.agents.get(index)).map_or(Level::Normal, |state| state.level)
+    }
+
+    /// Agents by risk at `now_ms`, highest first.
+    pub fn board(&self, now_ms: i64) -> Vec<AgentRisk> {
+        let mut board: Vec<AgentRisk> = self
+            .agents
+            .iter()
+            .map(|state| AgentRisk {
+                agent: state.id.clone(),
+                peer_group: state.peer_group.clone(),
+                risk: state.decayed_risk(now_ms, self.thresholds.half_life_hours),
+                level: state.level,
+            })
+            .collect();
+        board.sort_by(|a, b| b.level.cmp(&a.level).then(b.risk.total_cmp(&a.risk)).then(a.agent.cmp(&b.agent)));
+        board
+    }
+
+    /// An analyst reinstated the agent, or dismissed its alert: back to normal, risk cleared.
+    pub fn clear(&mut self, agent: &str, now_ms: i64) {
+        if let Some(state) = self.by_id.get(agent).and_then(|&index| self.agents.get_mut(index)) {
+            state.level = Level::Normal;
+            state.risk = 0.0;
+            state.risk_time_ms = now_ms;
+            state.drift = 0.0;
+            state.today.drift_scored = 0.0;
+            state.pending.clear();
+            state.evidence.clear();
+        }
+    }
+
+    /// Scores one access decision; call in ledger order.
+    pub fn observe(&mut self, observation: &Observation<'_>) -> Verdict {
+        self.observed += 1;
+        let day = observation.time_ms.div_euclid(DAY_MS);
+        if day > self.day {
+            self.close_days(day);
+        }
+        let index = match self.by_id.get(observation.agent) {
+            Some(&index) => index,
+            None => {
+                self.agents.push(AgentState::new(observation));
+                let index = self.agents.len() - 1;
+                self.by_id.insert(observation.agent.to_string(), index);
+                index
+            }
+        };
+        let mut verdict = Verdict::default();
+        let Some(state) = self.agents.get(index) else { return verdict };
+        if state.level == Level::Suspend {
+            verdict.deny = Some(Level::Suspend);
+            return verdict;
+        }
+        let peers = self.peers.get(&state.peer_group).copied().unwrap_or_default();
+        let mut signals: Vec<Signal> = Vec::new();
+        let mut scored = Scored::default();
+        let mut ring_partners: Vec<usize> = Vec::new();
+        if let Some(state) = self.agents.get_mut(index) {
+            if state.today.day < day {
+                close_day(state, day, &self.thresholds, &peers);
+            }
+            scored = score(state, observation, &self.thresholds, &peers, &mut signals);
+        }
+        let forced = scored.forced;
+        // Rings: unexplained customers this agent shares with others at its site.
+        if scored.ring_check
+            && let Some(customer) = observation.customer
+        {
+            ring_partners = self.ring_overlap(index, observation.site, hash(customer), day);
+        }
+        if ring_partners.len() as u32 >= self.thresholds.ring_overlap_min.max(1) {
+            let points = self.thresholds.ring_points;
+            signals.push(Signal {
+                name: "ring-overlap",
+                observed: ring_partners.len() as f64 + 1.0,
+                baseline: 1.0,
+                points,
+            });
+            for &partner in &ring_partners {
+                let partner_signal =
+                    Signal { name: "ring-overlap", observed: ring_partners.len() as f64 + 1.0, baseline: 1.0, points };
+                if let Some(alert) = self.add(partner, observation, vec![partner_signal], false) {
+                    verdict.alerts.push(alert);
+                }
+            }
+        }
+        if let Some(alert) = self.add(index, observation, signals, forced) {
+            verdict.alerts.insert(0, alert);
+        }
+        if let Some(state) = self.agents.get(index) {
+            let needs_approver = state.level == Level::StepUp
+                && matches!(observation.action, Action::Reveal)
+                && observation.why != Why::Approval;
+            if state.level == Level::Suspend {
+                verdict.deny = Some(Level::Suspend);
+            } else if needs_approver {
+                verdict.deny = Some(Level::StepUp);
+            }
+        }
+        verdict
+    }
+
+    /// Adds signals to an agent's risk and escalates if it crossed a level.
+    fn add(
+        &mut self,
+        index: usize,
+        observation: &Observation<'_>,
+        signals: Vec<Signal>,
+        forced: bool,
+    ) -> Option<Alert> {
+        let thresholds = &self.thresholds;
+        let state = self.agents.get_mut(index)?;
+        if signals.is_empty() && !forced {
+            if state.level == Level::Alert
+                && state.decayed_risk(observation.time_ms, thresholds.half_life_hours) < thresholds.alert_risk / 2.0
+            {
+                state.level = Level::Normal;
+            }
+            return None;
+        }
+        let points: f64 = signals.iter().map(|signal| signal.points).sum();
+        state.risk = state.decayed_risk(observation.time_ms, thresholds.half_life_hours) + points;
+        state.risk_time_ms = observation.time_ms;
+        if state.evidence.back() != Some(&observation.index) {
+            state.evidence.push_back(observation.index);
+            if state.evidence.len() > EVIDENCE_MAX {
+                state.evidence.pop_front();
+            }
+        }
+        for signal in signals {
+            match state.pending.iter_mut().find(|pending| pending.name == signal.name) {
+                Some(pending) => {
+                    pending.points += signal.points;
+                    pending.observed = signal.observed;
+                    pending.baseline = signal.baseline;
+                }
+                None => state.pending.push(signal),
+            }
+        }
+        let level = if forced || state.risk >= thresholds.suspend_risk {
+            Level::Suspend
+        } else if state.risk >= thresholds.step_up_risk {
+            Level::StepUp
+        } else if state.risk >= thresholds.alert_risk {
+            Level::Alert
+        } else {
+            Level::Normal
+        };
+        if level <= state.level {
+            return None;
+        }
+        state.level = level;
+        self.alerts += 1;
+        Some(Alert {
+            id: self.alerts,
+            agent: state.id.clone(),
+            time_ms: observation.time_ms,
+            level,
+            risk: state.risk,
+            signals: std::mem::take(&mut state.pending),
+            evidence: state.evidence.iter().copied().collect(),
+        })
+    }
+
+    /// Other agents of the same site who reached this unexplained customer recently.
+    fn ring_overlap(&mut self, index: usize, site: &str, customer: u64, day: i64) -> Vec<usize> {
+        let window = i64::from(self.thresholds.ring_window_days);
+        let site_map = self.rings.entry(site.to_string()).or_default();
+        let reached = site_map.entry(customer).or_default();
+        let mut partners: Vec<usize> = reached
+            .iter()
+            .filter(|(agent, when)| *agent != index && day - *when <= window)
+            .map(|(agent, _)| *agent)
+            .collect();
+        partners.sort_unstable();
+        partners.dedup();
+        if !reached.iter().any(|(agent, when)| *agent == index && *when == day) {
+            reached.push((index, day));
+        }
+        partners
+    }
+
+    /// A new day began: close every agent's previous day, then refresh peer figures.
+    fn close_days(&mut self, day: i64) {
+        let previous = self.peers.clone();
+        for state in &mut self.agents {
+            if state.today.day < day {
+                let peers = previous.get(&state.peer_group).copied().unwrap_or_default();
+                close_day(state, day, &self.thresholds, &peers);
+            }
+        }
+        let mut groups: HashMap<&str, Vec<&AgentState>> = HashMap::new();
+        for state in &self.agents {
+            groups.entry(state.peer_group.as_str()).or_default().push(state);
+        }
+        let mut peers = HashMap::new();
+        for (group, members) in groups {
+            let with_history: Vec<&&AgentState> = members.iter().filter(|state| !state.history.is_empty()).collect();
+            if with_history.is_empty() {
+                continue;
+            }
+            let per_member = |pick: fn(&DayRecord) -> f64| -> Vec<f64> {
+                with_history.iter().map(|state| median(&state.history.iter().map(pick).collect::<Vec<f64>>())).collect()
+            };
+            let customers = per_member(|record| record.customers);
+            let unexplained = per_member(|record| record.unexplained);
+            let high_balance: f64 =
+                with_history.iter().flat_map(|state| state.history.iter().map(|record| record.high_balance)).sum();
+            let touched: f64 =
+                with_history.iter().flat_map(|state| state.history.iter().map(|record| record.customers)).sum();
+            peers.insert(
+                group.to_string(),
+                PeerFigures {
+                    customers: median(&customers),
+                    unexplained: median(&unexplained),
+                    unexplained_spread: mad(&unexplained),
+                    high_balance_share: if touched > 0.0 { high_balance / touched } else { 0.0 },
+                },
+            );
+        }
+        self.peers = peers;
+        let window = i64::from(self.thresholds.ring_window_days);
+        for site in self.rings.values_mut() {
+            site.retain(|_, reached| {
+                reached.retain(|(_, when)| day - *when <= window);
+                !reached.is_empty()
+            });
+        }
+        self.day = day;
+    }
+}
+
+/// Closes an agent's day into its history and carries its drift.
+fn close_day(state: &mut AgentState, day: i64, thresholds: &Thresholds, peers: &PeerFigures) {
+    let today = std::mem::take(&mut state.today);
+    state.today.day = day;
+    if today.distinct == 0 && today.misses == 0 {
+        return;
+    }
+    let base = state.usual(peers).unexplained;
+    state.drift = (state.drift + today.unexplained - (base + thresholds.drift_slack_per_day)).max(0.0);
+    state.today.drift_scored = (state.drift - thresholds.drift_limit).max(0.0);
+    state.history.push_back(DayRecord {
+        customers: f64::from(today.distinct),
+        unexplained: today.unexplained,
+        high_balance: f64::from(today.high_balance),
+        busiest_hour: f64::from(today.busiest_hour),
+    });
+    if state.history.len() > HISTORY_DAYS {
+        state.history.pop_front();
+    }
+    state.own = (state.history.len() >= thresholds.baseline_days_min.max(1)).then(|| {
+        let pick = |field: fn(&DayRecord) -> f64| state.history.iter().map(field).collect::<Vec<f64>>();
+        let unexplained = pick(|record| record.unexplained);
+        Usual {
+            customers: median(&pick(|record| record.customers)),
+            unexplained: median(&unexplained),
+            unexplained_spread: mad(&unexplained),
+            busiest_hour: median(&pick(|record| record.busiest_hour)),
+        }
+    });
+}
+
+/// What one observation scored.
+#[derive(Debug, Default)]
+struct Scored {
+    /// Suspend at once (a canary, a hard cap).
+    forced: bool,
+    /// A customer newly reached without a reason: check it against the site's other agents.
+    ring_check: bool,
+}
+
+/// Scores one observation into `signals`.
+fn score(
+    state: &mut AgentState,
+    observation: &Observation<'_>,
+    thresholds: &Thresholds,
+    peers: &PeerFigures,
+    signals: &mut Vec<Signal>,
+) -> Scored {
+    let mut scored = Scored::default();
+    let usual = state.usual(peers);
+    let drift = state.drift;
+    let today = &mut state.today;
+    let hour = observation.time_ms.div_euclid(HOUR_MS);
+    if hour != today.hour {
+        today.hour = hour;
+        today.hour_distinct = 0;
+    }
+    if observation.canary {
+        signals.push(Signal { name: "canary", observed: 1.0, baseline: 0.0, points: thresholds.suspend_risk });
+        scored.forced = true;
+        return scored;
+    }
+    if let Action::Search { matched } = observation.action {
+        if !matched {
+            today.misses += 1;
+            if today.misses > thresholds.search_miss_floor_per_day {
+                signals.push(Signal {
+                    name: "search-misses",
+                    observed: f64::from(today.misses),
+                    baseline: f64::from(thresholds.search_miss_floor_per_day),
+                    points: thresholds.search_miss_points,
+                });
+            }
+        }
+        return scored;
+    }
+    let Some(customer) = observation.customer else { return scored };
+    if !observation.allowed {
+        return scored;
+    }
+    let reveals = matches!(observation.action, Action::Reveal | Action::Verify);
+    let flags = today.customers.entry(hash(customer)).or_insert(0);
+    let first = *flags & SEEN == 0;
+    *flags |= SEEN;
+    if first {
+        today.distinct += 1;
+        today.hour_distinct += 1;
+        today.busiest_hour = today.busiest_hour.max(today.hour_distinct);
+        // Enumeration: customer numbers walked in small steps. Other work in between
+        // (cover tickets) only slows the count down, it does not reset it.
+        if let Some(number) = trailing_number(customer) {
+            let near = state
+                .recent_numbers
+                .iter()
+                .any(|&recent| recent != number && recent.abs_diff(number) <= thresholds.sequential_gap);
+            if near {
+                state.sequential += 1;
+                if state.sequential >= thresholds.sequential_run {
+                    signals.push(Signal {
+                        name: "sequential-ids",
+                        observed: f64::from(state.sequential),
+                        baseline: f64::from(thresholds.sequential_run),
+                        points: thresholds.sequential_points,
+                    });
+                }
+            } else {
+                state.sequential = state.sequential.saturating_sub(1);
+            }
+            state.recent_numbers.push_back(number);
+            if state.recent_numbers.len() > RECENT_NUMBERS {
+                state.recent_numbers.pop_front();
+            }
+        }
+    }
+    // Unexplained reach: reveals count in full, masked views in part.
+    if !observation.why.explained() && observation.why != Why::OtherRequester {
+        let before = *flags & (UNEXPLAINED_VIEW | UNEXPLAINED_REVEAL);
+        let weight = if reveals {
+            *flags |= UNEXPLAINED_REVEAL;
+            match before {
+                0 => 1.0,
+                UNEXPLAINED_VIEW => 1.0 - thresholds.masked_view_weight,
+                _ => 0.0,
+            }
+        } else if before == 0 {
+            *flags |= UNEXPLAINED_VIEW;
+            thresholds.masked_view_weight
+        } else {
+            0.0
+        };
+        if before == 0 && weight > 0.0 {
+            today.unexplained_distinct += 1;
+            scored.ring_check = true;
+        }
+        if weight > 0.0 {
+            today.unexplained += weight;
+            let limit =
+                thresholds.unexplained_floor_per_day.max(usual.unexplained + 3.0 * usual.unexplained_spread + 1.0);
+            let over = (today.unexplained - limit).max(0.0);
+            if over > today.unexplained_scored {
+                signals.push(Signal {
+                    name: "unexplained-access",
+                    observed: today.unexplained,
+                    baseline: limit,
+                    points: thresholds.unexplained_points * (over - today.unexplained_scored),
+                });
+                today.unexplained_scored = over;
+            }
+            // Slow drift: the cumulative sum so far plus today's excess over the usual.
+            let running = drift + (today.unexplained - (usual.unexplained + thresholds.drift_slack_per_day)).max(0.0);
+            let over_drift = (running - thresholds.drift_limit).max(0.0);
+            if over_drift > today.drift_scored {
+                signals.push(Signal {
+                    name: "slow-drift",
+                    observed: running,
+                    baseline: thresholds.drift_limit,
+                    points: thresholds.drift_points * (over_drift - today.drift_scored),
+                });
+                today.drift_scored = over_drift;
+            }
+            if today.unexplained_distinct > thresholds.hard_cap_unexplained_per_day {
+                signals.push(Signal {
+                    name: "hard-cap-unexplained",
+                    observed: f64::from(today.unexplained_distinct),
+                    baseline: f64::from(thresholds.hard_cap_unexplained_per_day),
+                    points: 0.0,
+                });
+                scored.forced = true;
+            }
+        }
+    }
+    if observation.why == Why::OtherRequester && *flags & OTHER_REQUESTER == 0 {
+        *flags |= OTHER_REQUESTER;
+        signals.push(Signal {
+            name: "other-requester",
+            observed: 1.0,
+            baseline: 0.0,
+            points: thresholds.other_requester_points,
+        });
+    }
+    if observation.fields_beyond_need > 0 && *flags & BEYOND_NEED == 0 {
+        *flags |= BEYOND_NEED;
+        signals.push(Signal {
+            name: "beyond-need",
+            observed: f64::from(observation.fields_beyond_need),
+            baseline: 0.0,
+            points: thresholds.beyond_need_points,
+        });
+    }
+    if observation.off_shift && *flags & OFF_SHIFT == 0 {
+        *flags |= OFF_SHIFT;
+        signals.push(Signal { name: "off-shift", observed: 1.0, baseline: 0.0, points: thresholds.off_shift_points });
+    }
+    if observation.high_balance && *flags & HIGH_BALANCE == 0 {
+        *flags |= HIGH_BALANCE;
+        today.high_balance += 1;
+        let expected = peers.high_balance_share * f64::from(today.distinct);
+        let limit = thresholds.high_balance_floor_per_day.max(thresholds.high_balance_factor * expected);
+        let over = (f64::from(today.high_balance) - limit).max(0.0);
+        if over > today.high_balance_scored {
+            signals.push(Signal {
+                name: "high-balance-share",
+                observed: f64::from(today.high_balance),
+                baseline: limit,
+                points: thresholds.high_balance_points * (over - today.high_balance_scored),
+            });
+            today.high_balance_scored = over;
+        }
+    }
+    if first {
+        let limit = thresholds.volume_floor_per_day.max(thresholds.volume_factor * usual.customers);
+        let over = (f64::from(today.distinct) - limit).max(0.0);
+        if over > today.volume_scored {
+            signals.push(Signal {
+                name: "daily-volume",
+                observed: f64::from(today.distinct),
+                baseline: limit,
+                points: thresholds.volume_points * (over - today.volume_scored),
+            });
+            today.volume_scored = over;
+        }
+        let hour_limit = thresholds.burst_floor_per_hour.max(4.0 * usual.busiest_hour);
+        let over = (f64::from(today.hour_distinct) - hour_limit).max(0.0);
+        if over > today.burst_scored {
+            signals.push(Signal {
+                name: "hourly-burst",
+                observed: f64::from(today.hour_distinct),
+                baseline: hour_limit,
+                points: thresholds.burst_points * (over - today.burst_scored),
+            });
+            today.burst_scored = over;
+        }
+        if today.distinct > thresholds.hard_cap_customers_per_day {
+            signals.push(Signal {
+                name: "hard-cap-customers",
+                observed: f64::from(today.distinct),
+                baseline: f64::from(thresholds.hard_cap_customers_per_day),
+                points: 0.0,
+            });
+            scored.forced = true;
+        }
+    }
+    scored
+}
+
+/// The trailing decimal number of an identifier (`cus-0001234` is 1234).
+fn trailing_number(id: &str) -> Option<u64> {
+    let digits = id.len() - id.bytes().rev().take_while(u8::is_ascii_digit).count();
+    id.get(digits..).filter(|tail| !tail.is_empty() && tail.len() <= 18).and_then(|tail| tail.parse().ok())
+}
+
+/// FNV-1a: a fixed, platform-independent hash, so replay keys customers identically.
+fn hash(text: &str) -> u64 {
+    text.bytes().fold(0xcbf2_9ce4_8422_2325, |hash, byte| (hash ^ u64::from(byte)).wrapping_mul(0x0100_0000_01b3))
+}

@@ -1,0 +1,102 @@
+//! The detector's settings, from `[detection]` in `cordon.toml`.
+
+use serde::Deserialize;
+
+/// Risk levels, signal weights and floors. The defaults were tuned on the shipped scenarios
+/// (`cordon eval scenarios/*.toml`); see docs/DETECTION.md for what each one does.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Thresholds {
+    /// Risk halves over this many hours without new signals.
+    pub half_life_hours: f64,
+    /// Risk at which an alert is raised.
+    pub alert_risk: f64,
+    /// Risk at which each reveal needs an approver.
+    pub step_up_risk: f64,
+    /// Risk at which the agent is suspended.
+    pub suspend_risk: f64,
+    /// Distinct customers in a day beyond which the agent is suspended outright.
+    pub hard_cap_customers_per_day: u32,
+    /// Distinct unexplained customers in a day beyond which the agent is suspended outright.
+    pub hard_cap_unexplained_per_day: u32,
+    /// Unexplained customers (reveals count 1, masked views `masked_view_weight`) an agent
+    /// may reach in a day before each further one scores, whatever its baseline.
+    pub unexplained_floor_per_day: f64,
+    pub masked_view_weight: f64,
+    pub unexplained_points: f64,
+    /// Cumulative sum over days of unexplained counts above baseline plus this slack ...
+    pub drift_slack_per_day: f64,
+    /// ... scores once it passes this.
+    pub drift_limit: f64,
+    pub drift_points: f64,
+    /// Each customer reached through someone else's ticket.
+    pub other_requester_points: f64,
+    /// Each reveal of fields the ticket's category does not need.
+    pub beyond_need_points: f64,
+    /// Distinct customers a day: scores beyond max(floor, this many times the larger of the
+    /// agent's median and its peers').
+    pub volume_floor_per_day: f64,
+    pub volume_factor: f64,
+    pub volume_points: f64,
+    /// Distinct customers within an hour: scores beyond max(floor, factor x own hourly median).
+    pub burst_floor_per_hour: f64,
+    pub burst_points: f64,
+    /// High-balance customers a day: scores beyond max(floor, factor x peers' share x customers).
+    pub high_balance_floor_per_day: f64,
+    pub high_balance_factor: f64,
+    pub high_balance_points: f64,
+    pub off_shift_points: f64,
+    /// Consecutive customer numbers (within `sequential_gap`) that count as enumeration.
+    pub sequential_run: u32,
+    pub sequential_gap: u64,
+    pub sequential_points: f64,
+    /// Searches that find nobody, a day, before each further miss scores.
+    pub search_miss_floor_per_day: u32,
+    pub search_miss_points: f64,
+    /// Unexplained customers shared with another agent of the same site within this many
+    /// days count towards a ring.
+    pub ring_window_days: u32,
+    pub ring_overlap_min: u32,
+    pub ring_points: f64,
+    /// Days of history an agent needs before its own baseline counts; until then its peers'.
+    pub baseline_days_min: usize,
+}
+
+impl Default for Thresholds {
+    fn default() -> Thresholds {
+        Thresholds {
+            half_life_hours: 48.0,
+            alert_risk: 4.0,
+            step_up_risk: 8.0,
+            suspend_risk: 14.0,
+            hard_cap_customers_per_day: 300,
+            hard_cap_unexplained_per_day: 40,
+            unexplained_floor_per_day: 4.0,
+            masked_view_weight: 0.25,
+            unexplained_points: 1.5,
+            drift_slack_per_day: 1.5,
+            drift_limit: 6.0,
+            drift_points: 1.5,
+            other_requester_points: 2.5,
+            beyond_need_points: 1.0,
+            volume_floor_per_day: 80.0,
+            volume_factor: 3.0,
+            volume_points: 0.5,
+            burst_floor_per_hour: 25.0,
+            burst_points: 0.5,
+            high_balance_floor_per_day: 4.0,
+            high_balance_factor: 4.0,
+            high_balance_points: 1.5,
+            off_shift_points: 0.5,
+            sequential_run: 4,
+            sequential_gap: 3,
+            sequential_points: 2.0,
+            search_miss_floor_per_day: 6,
+            search_miss_points: 1.0,
+            ring_window_days: 14,
+            ring_overlap_min: 2,
+            ring_points: 3.0,
+            baseline_days_min: 3,
+        }
+    }
+}
