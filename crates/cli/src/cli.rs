@@ -168,6 +168,15 @@ pub enum LogCommand {
     },
     /// Print the current signed checkpoint.
     Checkpoint { dir: PathBuf },
+    /// Print entries as they are stored (JSON lines for cordon's own entries), from index FROM.
+    Entries {
+        dir: PathBuf,
+        #[arg(long, default_value_t = 0)]
+        from: u64,
+        /// Only entries whose `kind` is this (access, change, alert).
+        #[arg(long)]
+        kind: Option<String>,
+    },
     /// Print a C2SP tlog-proof receipt for entry INDEX against the current checkpoint.
     Prove {
         dir: PathBuf,

@@ -671,13 +671,17 @@ fn score(
             points: thresholds.beyond_need_points,
         });
     }
-    if observation.off_shift && *flags & OFF_SHIFT == 0 {
+    // Overtime on real tickets is common; off shift and without a reason is not.
+    if observation.off_shift && !observation.why.explained() && *flags & OFF_SHIFT == 0 {
         *flags |= OFF_SHIFT;
         signals.push(Signal { name: "off-shift", observed: 1.0, baseline: 0.0, points: thresholds.off_shift_points });
     }
+    // Only against peers with history: a desk that serves whales has a high share.
     if observation.high_balance && *flags & HIGH_BALANCE == 0 {
         *flags |= HIGH_BALANCE;
         today.high_balance += 1;
+    }
+    if observation.high_balance && peers.customers > 0.0 {
         let expected = peers.high_balance_share * f64::from(today.distinct);
         let limit = thresholds.high_balance_floor_per_day.max(thresholds.high_balance_factor * expected);
         let over = (f64::from(today.high_balance) - limit).max(0.0);

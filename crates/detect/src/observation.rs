@@ -22,6 +22,8 @@ pub enum Why {
     Approval,
     /// No ticket in hand, but the agent handled a ticket from this customer recently.
     Callback,
+    /// An analyst reviewing a customer whose ticket closed recently (QA).
+    Review,
     /// A ticket assigned to the agent whose requester is another customer.
     OtherRequester,
     /// A ticket that is not the agent's, or not open.
@@ -36,6 +38,7 @@ impl Why {
             Why::Ticket => "ticket",
             Why::Approval => "approval",
             Why::Callback => "callback",
+            Why::Review => "review",
             Why::OtherRequester => "other-requester",
             Why::NotAssigned => "not-assigned",
             Why::Unexplained => "unexplained",
@@ -43,14 +46,22 @@ impl Why {
     }
 
     pub fn parse(text: &str) -> Option<Why> {
-        [Why::Ticket, Why::Approval, Why::Callback, Why::OtherRequester, Why::NotAssigned, Why::Unexplained]
-            .into_iter()
-            .find(|why| why.name() == text)
+        [
+            Why::Ticket,
+            Why::Approval,
+            Why::Callback,
+            Why::Review,
+            Why::OtherRequester,
+            Why::NotAssigned,
+            Why::Unexplained,
+        ]
+        .into_iter()
+        .find(|why| why.name() == text)
     }
 
     /// Whether the access has a reason the system can check.
     pub fn explained(self) -> bool {
-        matches!(self, Why::Ticket | Why::Approval | Why::Callback)
+        matches!(self, Why::Ticket | Why::Approval | Why::Callback | Why::Review)
     }
 }
 

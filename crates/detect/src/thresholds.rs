@@ -1,10 +1,10 @@
 //! The detector's settings, from `[detection]` in `cordon.toml`.
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 /// Risk levels, signal weights and floors. The defaults were tuned on the shipped scenarios
 /// (`cordon eval scenarios/*.toml`); see docs/DETECTION.md for what each one does.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Thresholds {
     /// Risk halves over this many hours without new signals.

@@ -18,6 +18,9 @@ pub type AuditFuture = Pin<Box<dyn Future<Output = Result<u64, AuditError>> + Se
 #[error("the audit log cannot record this request: {0}")]
 pub struct AuditError(pub String);
 
+/// Visits one stored entry (index, bytes); an error stops the scan.
+pub type EntryVisitor<'a> = dyn FnMut(u64, &[u8]) -> Result<(), String> + 'a;
+
 /// Where entries go. The ledger in production; tests put a failing log here to show that a
 /// request that cannot be audited reveals nothing.
 pub trait AuditLog: Send + Sync {
@@ -30,6 +33,14 @@ pub trait AuditLog: Send + Sync {
     /// Group-commit counters, for metrics.
     fn stats(&self) -> cordon_ledger::LedgerStats {
         cordon_ledger::LedgerStats::default()
+    }
+    /// Entries appended so far: the index the next append gets.
+    fn size(&self) -> u64 {
+        0
+    }
+    /// Visits every durable entry in order (for rebuilding detection at start).
+    fn for_each_entry(&self, _visit: &mut EntryVisitor<'_>) -> Result<(), AuditError> {
+        Ok(())
     }
 }
 
@@ -69,6 +80,28 @@ impl AuditLog for LedgerAudit {
     fn stats(&self) -> cordon_ledger::LedgerStats {
         self.ledger.stats()
     }
+
+    fn size(&self) -> u64 {
+        // Publishing covers every durable entry, so the size counts them all.
+        self.ledger
+            .publish()
+            .map_or_else(|_| self.ledger.checkpoint().checkpoint.size, |published| published.checkpoint.size)
+    }
+
+    fn for_each_entry(&self, visit: &mut EntryVisitor<'_>) -> Result<(), AuditError> {
+        let size = self.ledger.publish().map_err(|error| AuditError(error.to_string()))?.checkpoint.size;
+        let mut refused = None;
+        let scanned = self.ledger.reader().for_each_entry(0, size, |index, bytes| {
+            visit(index, bytes).map_err(|reason| {
+                refused = Some(reason.clone());
+                cordon_ledger::LedgerError::Failed { reason }
+            })
+        });
+        match (refused, scanned) {
+            (Some(reason), _) => Err(AuditError(reason)),
+            (None, scanned) => scanned.map_err(|error| AuditError(error.to_string())),
+        }
+    }
 }
 
 /// An access decision: search, view, reveal, verify, approve.
@@ -93,6 +126,14 @@ pub struct AccessEntry {
     pub matches: Option<Vec<String>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub approval: Option<String>,
+    /// Why the agent could look (a ticket, an approval, a recent ticket, none): behaviour,
+    /// not customer data, kept so detection can be replayed from the ledger.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub why: Option<&'static str>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub beyond_need: Vec<String>,
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub off_shift: bool,
     pub decision: &'static str,
     pub policies: Vec<String>,
 }

@@ -13,6 +13,7 @@ pub struct Config {
     pub limits: Limits,
     pub tokens: TokenSettings,
     pub policy: PolicyFiles,
+    pub detection: DetectionSettings,
     /// Ticket category → the field names it needs. Empty means the built-in table.
     pub categories: BTreeMap<String, Vec<String>>,
 }
@@ -53,6 +54,28 @@ pub struct TokenSettings {
 pub struct PolicyFiles {
     pub policies: Option<String>,
     pub schema: Option<String>,
+}
+
+/// In-line insider detection.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct DetectionSettings {
+    /// Score every access and contain risky agents. Off, nothing is scored or contained
+    /// (today's situation, for comparison).
+    pub enabled: bool,
+    /// Where alerts and containments are posted as JSON; empty for nowhere.
+    pub webhook_url: String,
+    pub thresholds: cordon_detect::Thresholds,
+}
+
+impl Default for DetectionSettings {
+    fn default() -> DetectionSettings {
+        DetectionSettings {
+            enabled: true,
+            webhook_url: String::new(),
+            thresholds: cordon_detect::Thresholds::default(),
+        }
+    }
 }
 
 impl Default for ServerConfig {

@@ -144,12 +144,21 @@ impl DataDir {
             vault: Vault::new(Arc::new(kek), blind),
             policy,
             categories,
-            audit,
+            audit: Arc::clone(&audit),
             clock,
             limits: config.limits.clone(),
             tokens,
             token_lifetime_seconds: config.tokens.lifetime_seconds,
+            sequencer: std::sync::Mutex::new(crate::detection::Sequenced {
+                next_index: audit.size(),
+                detector: cordon_detect::Detector::new(config.detection.thresholds.clone()),
+                enabled: config.detection.enabled,
+            }),
         };
+        // Detection picks up where it left off: its state is a function of the ledger.
+        if config.detection.enabled {
+            gateway.replay_detection()?;
+        }
         // Applying a policy set is itself recorded, with its hash.
         if applied.as_deref() != Some(policy_hash.as_str()) {
             let index = futures_block_on(gateway.change_entry("cordon", "policy.apply", &policy_hash, None, "start"))?;

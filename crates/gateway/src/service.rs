@@ -2,9 +2,10 @@
 //! asks the policy engine, appends the decision to the audit log and waits until it is
 //! durable, and only then, if allowed, opens the vault.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
 
+use cordon_detect::Why;
 use cordon_directory::{APPROVAL_SECONDS_MAX, Agent, AgentStatus, Approval, ApprovalKind, ApprovalStatus, Ticket};
 use cordon_policy::{
     AccessRequest, Action, AgentFacts, ApprovalFacts, CategoryTable, CustomerFacts, Decision, PolicyEngine, TicketFacts,
@@ -16,6 +17,10 @@ use serde_json::Value;
 use crate::audit::{AccessEntry, AuditLog, ChangeEntry, ENTRY_VERSION, encode};
 use crate::clock::Clock;
 use crate::config::Limits;
+use crate::detection::{
+    AccessFacts, AlertEntry, Replayed, Sequenced, Sequencer, append_sequenced, containment_policy, durable,
+    observation, seen,
+};
 use crate::error::GatewayError;
 use crate::token::{Claims, TokenKey, TokenRole};
 
@@ -60,6 +65,8 @@ pub struct Gateway {
     pub(crate) limits: Limits,
     pub(crate) tokens: TokenKey,
     pub(crate) token_lifetime_seconds: i64,
+    /// Orders every append and runs detection in that order.
+    pub(crate) sequencer: Sequencer,
 }
 
 impl std::fmt::Debug for Gateway {
@@ -81,6 +88,8 @@ struct Recorded<'a> {
     approval: Option<String>,
     allowed: bool,
     policies: Vec<String>,
+    /// What detection needs beyond the above.
+    facts: AccessFacts,
 }
 
 impl<'a> Recorded<'a> {
@@ -98,6 +107,7 @@ impl<'a> Recorded<'a> {
             approval: None,
             allowed: decision.allowed,
             policies: decision.policies.clone(),
+            facts: AccessFacts::default(),
         }
     }
 }
@@ -189,6 +199,31 @@ impl Gateway {
         Ok((index, self.issue_agent_token(agent_id)?))
     }
 
+    // ---- detection ----
+
+    /// Rebuilds detection from the ledger, as at start, and installs the result; returns
+    /// what the replay raised next to the alerts the ledger holds.
+    pub fn replay_detection(&self) -> Result<Replayed, GatewayError> {
+        let thresholds = self.lock_sequencer().detector.thresholds().clone();
+        let mut detector = cordon_detect::Detector::new(thresholds);
+        let mut facts = StoredFacts { gateway: self, customers: HashMap::new() };
+        let audit = Arc::clone(&self.audit);
+        let replayed = crate::detection::replay(&mut detector, &mut facts, &mut |visit| {
+            audit.for_each_entry(visit).map_err(|error| error.0)
+        })?;
+        self.lock_sequencer().detector = detector;
+        Ok(replayed)
+    }
+
+    /// Agents by risk now, highest first.
+    pub fn risk_board(&self) -> Vec<cordon_detect::AgentRisk> {
+        self.lock_sequencer().detector.board(self.clock.now_ms())
+    }
+
+    fn lock_sequencer(&self) -> std::sync::MutexGuard<'_, Sequenced> {
+        self.sequencer.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
     // ---- data access ----
 
     /// Exact-match search on a blind index; every hit is shown as its masked name.
@@ -215,6 +250,7 @@ impl Gateway {
                 Recorded {
                     search_by: Some(kind.name()),
                     matches: Some(ids.clone()),
+                    facts: AccessFacts { canary: self.only_canaries(&ids)?, ..self.agent_context(&agent) },
                     ..Recorded::new(request, &agent.id, Action::Search, &decision)
                 },
                 None,
@@ -267,6 +303,7 @@ impl Gateway {
                     customer: Some(customer),
                     ticket,
                     approval: context.approval_id.clone(),
+                    facts: context.facts.clone(),
                     ..Recorded::new(request, &agent.id, Action::View, &decision)
                 },
                 Some(customer),
@@ -320,6 +357,7 @@ impl Gateway {
                     ticket,
                     fields: fields.iter().map(|field| field.name().to_string()).collect(),
                     approval: context.approval_id.clone(),
+                    facts: AccessFacts { beyond_need: beyond_need(&fields, context.ticket.as_ref()), ..context.facts },
                     ..Recorded::new(request, &agent.id, Action::Reveal, &decision)
                 },
                 Some(customer),
@@ -370,6 +408,7 @@ impl Gateway {
                     ticket,
                     fields: vec![field.name().to_string()],
                     approval: context.approval_id.clone(),
+                    facts: context.facts.clone(),
                     ..Recorded::new(request, &agent.id, Action::Verify, &decision)
                 },
                 Some(customer),
@@ -425,7 +464,16 @@ impl Gateway {
             AgentStatus::Suspended => "agent.suspend",
             AgentStatus::Offboarded => "agent.offboard",
         };
-        let index = self.administer(who, change, agent, None, request).await?;
+        // Reinstating also clears detection's risk, in the entry's place in the ledger.
+        let clears = status == AgentStatus::Active;
+        let now_ms = self.clock.now_ms();
+        let index = self
+            .administer_then(who, change, agent, None, request, |sequenced| {
+                if clears {
+                    sequenced.detector.clear(agent, now_ms);
+                }
+            })
+            .await?;
         self.directory.set_agent_status(&self.store, agent, status)?;
         Ok(index)
     }
@@ -574,13 +622,26 @@ impl Gateway {
         detail: Option<String>,
         request: &str,
     ) -> Result<u64, GatewayError> {
+        self.administer_then(who, change, target, detail, request, |_| {}).await
+    }
+
+    /// `administer`, with `then` run on detection in the change's place in ledger order.
+    async fn administer_then(
+        &self,
+        who: &Claims,
+        change: &'static str,
+        target: &str,
+        detail: Option<String>,
+        request: &str,
+        then: impl FnOnce(&mut Sequenced),
+    ) -> Result<u64, GatewayError> {
         let actor = self.principal_facts(who)?;
         let decision = self.policy.decide(&self.request(&actor, Action::Administer, None, None, None, "", None, None));
         if !decision.allowed {
             let index = self.record(Recorded::new(request, &actor.id, Action::Administer, &decision), None).await?;
             return Err(denied(decision, index));
         }
-        self.change_entry(&actor.id, change, target, detail, request).await
+        self.change_entry_then(&actor.id, change, target, detail, request, then).await
     }
 
     pub(crate) async fn change_entry(
@@ -590,6 +651,19 @@ impl Gateway {
         target: &str,
         detail: Option<String>,
         request: &str,
+    ) -> Result<u64, GatewayError> {
+        self.change_entry_then(actor, change, target, detail, request, |_| {}).await
+    }
+
+    /// A change entry; `then` runs on the detector in the entry's place in ledger order.
+    pub(crate) async fn change_entry_then(
+        &self,
+        actor: &str,
+        change: &'static str,
+        target: &str,
+        detail: Option<String>,
+        request: &str,
+        then: impl FnOnce(&mut Sequenced),
     ) -> Result<u64, GatewayError> {
         let entry = ChangeEntry {
             v: ENTRY_VERSION,
@@ -601,30 +675,70 @@ impl Gateway {
             target: target.to_string(),
             detail,
         };
-        self.audit.append(encode(&entry)).await.map_err(|error| GatewayError::AuditUnavailable(error.0))
+        let (index, futures, ()) = append_sequenced(&self.sequencer, self.audit.as_ref(), |_, sequenced| {
+            then(sequenced);
+            (vec![encode(&entry)], ())
+        });
+        durable(index, futures).await
     }
 
-    /// Appends the decision and waits until it is durable; then indexes it for the
-    /// customer's access history. Any failure means the caller gets nothing.
-    async fn record(&self, recorded: Recorded<'_>, history_for: Option<&str>) -> Result<u64, GatewayError> {
+    /// Appends the decision, with any alerts detection raised on it, and waits until they are
+    /// durable; then applies containment and indexes the access for the customer's history.
+    /// Any failure means the caller gets nothing. Detection can turn an allow into a denial.
+    async fn record(&self, mut recorded: Recorded<'_>, history_for: Option<&str>) -> Result<u64, GatewayError> {
         let time_ms = self.clock.now_ms();
-        let entry = AccessEntry {
-            v: ENTRY_VERSION,
-            kind: "access",
-            time_ms,
-            request: recorded.request.to_string(),
-            agent: recorded.agent.to_string(),
-            action: recorded.action.name(),
-            customer: recorded.customer.map(str::to_string),
-            ticket: recorded.ticket.map(str::to_string),
-            fields: recorded.fields.clone(),
-            search_by: recorded.search_by,
-            matches: recorded.matches,
-            approval: recorded.approval,
-            decision: if recorded.allowed { "allow" } else { "deny" },
-            policies: recorded.policies.clone(),
-        };
-        let index = self.audit.append(encode(&entry)).await.map_err(|error| GatewayError::AuditUnavailable(error.0))?;
+        let matched = recorded.matches.as_ref().is_some_and(|matches| !matches.is_empty());
+        let (index, futures, (verdict, alerts)) =
+            append_sequenced(&self.sequencer, self.audit.as_ref(), |index, sequenced| {
+                let verdict = match seen(recorded.action.name(), matched) {
+                    Some(action) if sequenced.enabled => sequenced.detector.observe(&observation(
+                        index,
+                        time_ms,
+                        recorded.agent,
+                        action,
+                        recorded.customer,
+                        recorded.allowed,
+                        &recorded.facts,
+                    )),
+                    _ => Default::default(),
+                };
+                if let Some(level) = verdict.deny
+                    && recorded.allowed
+                {
+                    recorded.allowed = false;
+                    recorded.policies = vec![containment_policy(level)];
+                }
+                let entry = AccessEntry {
+                    v: ENTRY_VERSION,
+                    kind: "access",
+                    time_ms,
+                    request: recorded.request.to_string(),
+                    agent: recorded.agent.to_string(),
+                    action: recorded.action.name(),
+                    customer: recorded.customer.map(str::to_string),
+                    ticket: recorded.ticket.map(str::to_string),
+                    fields: recorded.fields.clone(),
+                    search_by: recorded.search_by,
+                    matches: recorded.matches.clone(),
+                    approval: recorded.approval.clone(),
+                    why: recorded.facts.why.map(|why| why.name()),
+                    beyond_need: recorded.facts.beyond_need.clone(),
+                    off_shift: recorded.facts.off_shift,
+                    decision: if recorded.allowed { "allow" } else { "deny" },
+                    policies: recorded.policies.clone(),
+                };
+                let alerts: Vec<AlertEntry> =
+                    verdict.alerts.iter().map(|alert| AlertEntry::new(alert, recorded.request)).collect();
+                let mut entries = vec![encode(&entry)];
+                entries.extend(alerts.iter().map(encode));
+                (entries, (verdict, alerts))
+            });
+        let index = durable(index, futures).await?;
+        for alert in &alerts {
+            if alert.level == cordon_detect::Level::Suspend.name() {
+                self.directory.set_agent_status(&self.store, &alert.agent, AgentStatus::Suspended)?;
+            }
+        }
         if let Some(customer) = history_for {
             self.indexer.add(AccessEvent {
                 ledger_index: index,
@@ -635,9 +749,21 @@ impl Gateway {
                 action: recorded.action.name().to_string(),
                 fields: recorded.fields,
                 allowed: recorded.allowed,
-                policies: recorded.policies,
+                policies: recorded.policies.clone(),
                 request_id: recorded.request.to_string(),
             });
+        }
+        if let Some(level) = verdict.deny
+            && !recorded.allowed
+            && recorded.policies.first().is_some_and(|policy| policy.starts_with("detector:"))
+        {
+            let reason = match level {
+                cordon_detect::Level::StepUp => {
+                    "detection stepped this agent up: each reveal needs a second approver".to_string()
+                }
+                _ => format!("detection suspended agent `{}`", recorded.agent),
+            };
+            return Err(GatewayError::Denied { reason, policies: recorded.policies, ledger_index: index });
         }
         Ok(index)
     }
@@ -671,6 +797,7 @@ impl Gateway {
                     approval: None,
                     allowed: false,
                     policies: Vec::new(),
+                    facts: self.agent_context(agent),
                 },
                 None,
             )
@@ -686,11 +813,8 @@ impl Gateway {
         ticket: Option<&str>,
     ) -> Result<AccessContext, GatewayError> {
         let balance = self.vault.open(&stored.id, sealed, &[Field::BalanceUsd])?;
-        let high_balance = balance
-            .get(&Field::BalanceUsd)
-            .and_then(Value::as_f64)
-            .and_then(BalanceBand::of)
-            .is_some_and(|band| band == BalanceBand::OverOneMillion);
+        let balance_band = balance.get(&Field::BalanceUsd).and_then(Value::as_f64).and_then(BalanceBand::of);
+        let high_balance = balance_band == Some(BalanceBand::OverOneMillion);
         let ticket = match ticket {
             Some(id) => match self.directory.ticket(&self.store, id)? {
                 Some(ticket) => Some(self.ticket_facts(&ticket)),
@@ -713,8 +837,36 @@ impl Gateway {
         } else {
             None
         };
+        let why = match (&approval, &ticket) {
+            (Some(_), _) => Why::Approval,
+            (None, Some(ticket)) => {
+                let mine = ticket.assignee.as_deref() == Some(agent.id.as_str()) && ticket.status == "open";
+                match (mine, ticket.requester == stored.id) {
+                    (true, true) => Why::Ticket,
+                    (true, false) => Why::OtherRequester,
+                    (false, _) => Why::NotAssigned,
+                }
+            }
+            (None, None) => {
+                let since = self.clock.now_seconds() - CALLBACK_WINDOW_SECONDS;
+                if self.store.ticket_since(&stored.id, Some(&agent.id), since)? {
+                    Why::Callback
+                } else if agent.role == "analyst" && self.store.ticket_since(&stored.id, None, since)? {
+                    Why::Review
+                } else {
+                    Why::Unexplained
+                }
+            }
+        };
+        let facts = AccessFacts {
+            why: Some(why),
+            high_balance: balance_band >= Some(BalanceBand::OneHundredThousandToOneMillion),
+            canary: stored.canary,
+            ..self.agent_context(agent)
+        };
         Ok(AccessContext {
             customer: CustomerFacts { id: stored.id.clone(), high_balance },
+            facts,
             ticket,
             approval_id: approval.as_ref().map(|approval| approval.id.clone()),
             approval: approval.map(|approval| ApprovalFacts {
@@ -725,6 +877,35 @@ impl Gateway {
                 expires_at: approval.expires_at.unwrap_or_default(),
             }),
         })
+    }
+
+    /// Whether a search found only canaries: knowing a canary's email or phone is itself a
+    /// touch. A canary among other hits (phone numbers are shared) is not: the value
+    /// searched belongs to someone real.
+    fn only_canaries(&self, ids: &[String]) -> Result<bool, GatewayError> {
+        for id in ids {
+            if !self.directory.customer(&self.store, id)?.is_some_and(|customer| customer.canary) {
+                return Ok(false);
+            }
+        }
+        Ok(!ids.is_empty())
+    }
+
+    /// The agent's side of detection: its peers and whether it is on shift now.
+    fn agent_context(&self, agent: &AgentFacts) -> AccessFacts {
+        let hour = (self.clock.now_seconds().rem_euclid(86_400) / 3600) as u8;
+        let off_shift = self
+            .directory
+            .agent(&self.store, &agent.id)
+            .ok()
+            .flatten()
+            .is_some_and(|found| !found.shift.contains(hour));
+        AccessFacts {
+            peer_group: format!("{}@{}", agent.team, agent.site),
+            site: agent.site.clone(),
+            off_shift,
+            ..AccessFacts::default()
+        }
     }
 
     fn ticket_facts(&self, ticket: &Ticket) -> TicketFacts {
@@ -835,6 +1016,8 @@ struct AccessContext {
     ticket: Option<TicketFacts>,
     approval: Option<ApprovalFacts>,
     approval_id: Option<String>,
+    /// For detection.
+    facts: AccessFacts,
 }
 
 pub(crate) fn agent_facts(agent: &Agent) -> AgentFacts {
@@ -847,6 +1030,58 @@ pub(crate) fn agent_facts(agent: &Agent) -> AgentFacts {
         status: agent.status.name().to_string(),
     }
 }
+
+/// Customer and agent facts for a replay, from the store (balances through the vault).
+struct StoredFacts<'a> {
+    gateway: &'a Gateway,
+    customers: HashMap<String, (bool, bool)>,
+}
+
+impl crate::detection::ReplayFacts for StoredFacts<'_> {
+    fn customer(&mut self, id: &str) -> (bool, bool) {
+        if let Some(&flags) = self.customers.get(id) {
+            return flags;
+        }
+        let gateway = self.gateway;
+        let flags = match gateway.directory.customer(&gateway.store, id) {
+            Ok(Some(StoredCustomer { sealed: Some(sealed), canary, .. })) => {
+                let balance = gateway.vault.open(id, &sealed, &[Field::BalanceUsd]).ok();
+                let band = balance
+                    .as_ref()
+                    .and_then(|values| values.get(&Field::BalanceUsd))
+                    .and_then(Value::as_f64)
+                    .and_then(BalanceBand::of);
+                (canary, band >= Some(BalanceBand::OneHundredThousandToOneMillion))
+            }
+            Ok(Some(customer)) => (customer.canary, false),
+            _ => (false, false),
+        };
+        self.customers.insert(id.to_string(), flags);
+        flags
+    }
+
+    fn agent(&mut self, id: &str) -> (String, String) {
+        match self.gateway.directory.agent(&self.gateway.store, id) {
+            Ok(Some(agent)) => (format!("{}@{}", agent.team, agent.site), agent.site),
+            _ => (String::new(), String::new()),
+        }
+    }
+}
+
+/// Fields a reveal asks for that its ticket's category does not need (none without a
+/// ticket: an unexplained reveal is scored as such).
+fn beyond_need(fields: &[Field], ticket: Option<&TicketFacts>) -> Vec<String> {
+    let Some(ticket) = ticket else { return Vec::new() };
+    fields
+        .iter()
+        .map(|field| field.name())
+        .filter(|name| !ticket.needed_fields.iter().any(|needed| needed == name))
+        .map(str::to_string)
+        .collect()
+}
+
+/// How long after working a customer's ticket a look without one counts as a callback.
+const CALLBACK_WINDOW_SECONDS: i64 = 7 * 86_400;
 
 /// One decision for a multi-field request: allowed only if every field is; the reason is the
 /// first denial's, naming its field.

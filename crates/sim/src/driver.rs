@@ -11,6 +11,13 @@ use crate::world::SimAgent;
 
 /// The policy that stops an agent who is no longer active; a denial by it means suspended.
 pub const INACTIVE_AGENT_POLICY: &str = "inactive-agent-does-nothing";
+/// What a denial says when detection suspended the agent on that very request.
+pub const DETECTOR_SUSPEND_POLICY: &str = "detector:suspend";
+
+/// Whether a denial's policies mean the agent is suspended.
+pub fn suspended_by(policies: &[impl AsRef<str>]) -> bool {
+    policies.iter().any(|policy| matches!(policy.as_ref(), INACTIVE_AGENT_POLICY | DETECTOR_SUSPEND_POLICY))
+}
 
 /// One request of a wave.
 #[derive(Debug, Clone)]
@@ -92,11 +99,7 @@ impl Driver for InProcess<'_> {
             .map(|(result, id)| {
                 let outcome = match result {
                     Ok(()) => Outcome::Done,
-                    Err(GatewayError::Denied { policies, .. })
-                        if policies.iter().any(|policy| policy == INACTIVE_AGENT_POLICY) =>
-                    {
-                        Outcome::Suspended
-                    }
+                    Err(GatewayError::Denied { policies, .. }) if suspended_by(&policies) => Outcome::Suspended,
                     Err(GatewayError::Denied { .. } | GatewayError::NotFound { .. } | GatewayError::BadRequest(_)) => {
                         Outcome::Refused
                     }

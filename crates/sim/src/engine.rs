@@ -86,6 +86,11 @@ pub fn run(scenario: &Scenario, data: &Path, progress: &mut dyn FnMut(Phase, u64
     if scenario.policy == PolicyChoice::Permissive {
         use_permissive_policies(&dir, data)?;
     }
+    if !scenario.detection {
+        let mut config = dir.config()?;
+        config.detection.enabled = false;
+        write_config(&dir, &config)?;
+    }
     let gateway = dir.open(clock.clone())?;
     let all_agents = agents(scenario);
     let mut report = RunReport::default();
@@ -270,6 +275,10 @@ fn use_permissive_policies(dir: &DataDir, data: &Path) -> Result<(), SimError> {
         .map_err(|error| SimError::Internal(format!("`{}`: {error}", path.display())))?;
     let mut config = dir.config()?;
     config.policy.policies = Some(path.display().to_string());
+    write_config(dir, &config)
+}
+
+fn write_config(dir: &DataDir, config: &cordon_gateway::Config) -> Result<(), SimError> {
     let config_path = dir.path(cordon_gateway::CONFIG_FILE);
     std::fs::write(&config_path, config.to_toml())
         .map_err(|error| SimError::Internal(format!("`{}`: {error}", config_path.display())))

@@ -20,7 +20,7 @@ use hyper_util::rt::TokioIo;
 use serde_json::{Value, json};
 
 use crate::SimError;
-use crate::driver::{Call, Driver, INACTIVE_AGENT_POLICY, Outcome};
+use crate::driver::{Call, Driver, Outcome, suspended_by};
 use crate::engine::{Phase, RunReport, Truth, play, truth, write_truth};
 use crate::people::People;
 use crate::plan::Act;
@@ -370,7 +370,9 @@ fn outcome_of(reply: &Reply) -> Result<Outcome, SimError> {
             let suspended = serde_json::from_slice::<Value>(&reply.body)
                 .ok()
                 .and_then(|body| body.get("policies").and_then(Value::as_array).cloned())
-                .is_some_and(|policies| policies.iter().any(|policy| policy.as_str() == Some(INACTIVE_AGENT_POLICY)));
+                .is_some_and(|policies| {
+                    suspended_by(&policies.iter().filter_map(Value::as_str).collect::<Vec<&str>>())
+                });
             Ok(if suspended { Outcome::Suspended } else { Outcome::Refused })
         }
         StatusCode::NOT_FOUND | StatusCode::BAD_REQUEST | StatusCode::CONFLICT => Ok(Outcome::Refused),

@@ -2,7 +2,7 @@
 //! time and the agent whose turn it takes. Planning only draws numbers; nothing here touches
 //! the gateway, so a day's plan is the same wherever it runs.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, VecDeque};
 
 use cordon_directory::{Agent, Role, Ticket, TicketStatus};
 use cordon_policy::CategoryTable;
@@ -65,7 +65,12 @@ pub struct Planner<'a> {
     pub day0_unix_ms: i64,
     pub weekday_of_day0: u32,
     pub tickets: u64,
+    /// Requesters of the latest closed tickets, for QA reviews.
+    pub recently_closed: VecDeque<u64>,
 }
+
+/// Closed tickets a QA review samples from.
+const RECENTLY_CLOSED_MAX: usize = 5_000;
 
 impl<'a> Planner<'a> {
     pub fn new(
@@ -105,6 +110,7 @@ impl<'a> Planner<'a> {
             // 1970-01-01 was a Thursday (3 with Monday = 0).
             weekday_of_day0: ((day0_days + 3).rem_euclid(7)) as u32,
             tickets: 0,
+            recently_closed: VecDeque::new(),
         }
     }
 
@@ -137,6 +143,7 @@ impl<'a> Planner<'a> {
                     && self.agents.get(index).is_some_and(|agent| agent.works(day, self.weekday_of_day0))
             })
             .collect();
+        let reviewable: Vec<u64> = self.recently_closed.iter().copied().collect();
         // New hires are put into the directory as their first day starts.
         for (index, agent) in self.agents.iter().enumerate() {
             if agent.joins_day == day && day > 0 {
@@ -156,14 +163,16 @@ impl<'a> Planner<'a> {
                 let requester = self.ticket_session(&mut rng, &mut plan, day, day_start, index, &working);
                 requesters.push(requester);
             }
-            // Callbacks and escalations: a look at a customer with no ticket in hand.
+            // Callbacks and escalations: a look at a customer with no ticket in hand; most
+            // follow up a ticket the agent closed earlier that day.
             let unexplained = rng.poisson(traffic.tickets_per_agent_day * factor * traffic.unexplained_share);
             for _ in 0..unexplained {
-                let number = match rng.pick(&requesters) {
-                    Some(&number) if rng.chance(0.7) => number,
-                    _ => self.any_customer(&mut rng),
+                let (number, time) = match rng.pick(&requesters) {
+                    Some(&(number, closed_at)) if rng.chance(0.7) => {
+                        (number, closed_at + 600_000 + rng.below(5_400_000) as i64)
+                    }
+                    _ => (self.any_customer(&mut rng), day_start + self.shift_offset_ms(&mut rng, agent)),
                 };
-                let time = day_start + self.shift_offset_ms(&mut rng, agent);
                 let customer = customer_id(number);
                 self.push(&mut plan, time, index, false, Act::View { customer: customer.clone(), ticket: None }, None);
                 if rng.chance(0.5) {
@@ -180,7 +189,12 @@ impl<'a> Planner<'a> {
             let Some(agent) = self.agents.get(reviewer) else { return plan };
             let mut time = day_start + self.shift_offset_ms(&mut rng, agent);
             for _ in 0..traffic.qa_sweep_customers {
-                let customer = customer_id(self.any_customer(&mut rng));
+                // The review samples tickets closed before today.
+                let number = match rng.pick(&reviewable) {
+                    Some(&number) => number,
+                    None => self.any_customer(&mut rng),
+                };
+                let customer = customer_id(number);
                 self.push(&mut plan, time, reviewer, false, Act::View { customer, ticket: None }, None);
                 time += 60_000 + rng.below(120_000) as i64;
             }
@@ -206,7 +220,7 @@ impl<'a> Planner<'a> {
         (i64::from(shift.start_hour) * 3_600_000 + rng.below(span as u64) as i64).rem_euclid(86_400_000)
     }
 
-    /// One ticket from arrival to close; returns the requester's number.
+    /// One ticket from arrival to close; returns the requester's number and when it closed.
     fn ticket_session(
         &mut self,
         rng: &mut Rng,
@@ -215,8 +229,8 @@ impl<'a> Planner<'a> {
         day_start: i64,
         first: usize,
         working: &[usize],
-    ) -> u64 {
-        let Some(agent) = self.agents.get(first) else { return 1 };
+    ) -> (u64, i64) {
+        let Some(agent) = self.agents.get(first) else { return (1, day_start) };
         let team = agent.agent.team.clone();
         let category = rng.pick_weighted(team_categories(&team)).copied().unwrap_or("general_inquiry");
         // The vip desk's tickets come from high-balance customers.
@@ -257,7 +271,7 @@ impl<'a> Planner<'a> {
                 self.push(plan, time, first, true, Act::PutTicket(ticket.clone()), None);
             }
         }
-        let Some(handler_agent) = self.agents.get(handler) else { return number };
+        let Some(handler_agent) = self.agents.get(handler) else { return (number, time) };
         let fake = self.people.customer(number);
         time += 30_000 + rng.below(90_000) as i64;
         let (by, value) = match rng.weighted(&[0.55, 0.2, 0.25]) {
@@ -352,7 +366,11 @@ impl<'a> Planner<'a> {
         ticket.status = TicketStatus::Closed;
         ticket.updated_at = time / 1000;
         self.push(plan, time, handler, true, Act::PutTicket(ticket), None);
-        number
+        self.recently_closed.push_back(number);
+        if self.recently_closed.len() > RECENTLY_CLOSED_MAX {
+            self.recently_closed.pop_front();
+        }
+        (number, time)
     }
 
     /// The fields of a category that this agent may reveal under cordon's rules; a benign

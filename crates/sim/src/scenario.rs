@@ -109,6 +109,8 @@ struct ScenarioFile {
     agents: u32,
     #[serde(default)]
     policy: PolicyChoice,
+    #[serde(default = "detection_on")]
+    detection: bool,
     #[serde(default)]
     traffic: Traffic,
     #[serde(default, rename = "insider")]
@@ -117,6 +119,10 @@ struct ScenarioFile {
 
 fn default_canaries() -> u64 {
     20
+}
+
+fn detection_on() -> bool {
+    true
 }
 
 /// Benign work and its noise.
@@ -217,6 +223,8 @@ pub struct Scenario {
     pub canaries: u64,
     pub agents: u32,
     pub policy: PolicyChoice,
+    /// cordon's in-line detection; off models an exchange without it.
+    pub detection: bool,
     pub traffic: Traffic,
     pub insiders: Vec<InsiderSpec>,
 }
@@ -349,6 +357,7 @@ impl Scenario {
             canaries: file.canaries,
             agents: file.agents,
             policy: file.policy,
+            detection: file.detection,
             traffic: file.traffic,
             insiders,
         })

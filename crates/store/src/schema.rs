@@ -47,6 +47,7 @@ CREATE TABLE IF NOT EXISTS tickets (
     updated_at INTEGER NOT NULL
 );
 CREATE INDEX IF NOT EXISTS tickets_by_assignee ON tickets (assignee, status);
+CREATE INDEX IF NOT EXISTS tickets_by_requester ON tickets (requester, assignee);
 CREATE TABLE IF NOT EXISTS approvals (
     id TEXT PRIMARY KEY,
     kind TEXT NOT NULL,

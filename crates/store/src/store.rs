@@ -468,6 +468,27 @@ impl Store {
         Ok(Some(Ticket { id: id.to_string(), requester, category, status, assignee, created_at, updated_at }))
     }
 
+    /// Whether a ticket from `requester` (assigned to `assignee`, if given) was updated at or
+    /// after `since` (unix seconds): what makes a look without a ticket in hand a callback
+    /// or a QA review rather than a look with no reason.
+    pub fn ticket_since(&self, requester: &str, assignee: Option<&str>, since: i64) -> Result<bool, StoreError> {
+        let row = match assignee {
+            Some(assignee) => self.query_one(
+                "SELECT 1 FROM tickets WHERE requester = ?1 AND assignee = ?2 AND updated_at >= ?3 LIMIT 1",
+                params![requester, assignee, since],
+                "look up recent tickets",
+                |row| row.get::<_, i64>(0),
+            )?,
+            None => self.query_one(
+                "SELECT 1 FROM tickets WHERE requester = ?1 AND updated_at >= ?2 LIMIT 1",
+                params![requester, since],
+                "look up recent tickets",
+                |row| row.get::<_, i64>(0),
+            )?,
+        };
+        Ok(row.is_some())
+    }
+
     // ---- approvals ----
 
     pub fn put_approval(&self, approval: &Approval) -> Result<(), StoreError> {

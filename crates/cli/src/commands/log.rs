@@ -26,6 +26,21 @@ pub fn run(command: LogCommand) -> anyhow::Result<()> {
         LogCommand::Checkpoint { dir } => {
             write!(stdout, "{}", LogReader::new(&dir).checkpoint()?.note)?;
         }
+        LogCommand::Entries { dir, from, kind } => {
+            let reader = LogReader::new(&dir);
+            let size = reader.checkpoint()?.checkpoint.size;
+            let wanted = kind.map(|kind| format!("\"kind\":\"{kind}\""));
+            reader.for_each_entry(from.min(size), size, |_, bytes| {
+                if wanted
+                    .as_ref()
+                    .is_none_or(|wanted| bytes.windows(wanted.len()).any(|window| window == wanted.as_bytes()))
+                {
+                    let _ = stdout.write_all(bytes);
+                    let _ = stdout.write_all(b"\n");
+                }
+                Ok(())
+            })?;
+        }
         LogCommand::Prove { dir, index } => {
             write!(stdout, "{}", LogReader::new(&dir).receipt(index)?)?;
         }

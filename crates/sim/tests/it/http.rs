@@ -11,7 +11,7 @@ use cordon_sim::{HttpTarget, run, run_over_http};
 use crate::support::{ledger_entries, scenario};
 
 const SCENARIO: &str = "name = \"http\"\nseed = 11\nstart = \"2026-04-06\"\ndays = 3\ncustomers = 600\ncanaries = 3\n\
-    agents = 20\npolicy = \"default\"\n[traffic]\ntickets_per_agent_day = 3\n\
+    agents = 20\npolicy = \"default\"\ndetection = false\n[traffic]\ntickets_per_agent_day = 3\n\
     [[insider]]\nbehaviour = \"harvester\"\nstart_day = 1\ncustomers_per_day = 25\n";
 
 /// A server on an ephemeral port over a fresh data directory; dropping the runtime closes it.
@@ -25,6 +25,11 @@ struct Server {
 fn serve(dir: &std::path::Path) -> Server {
     let data = dir.join("server");
     let made = DataDir::new(&data).init(None, Arc::new(SystemClock)).unwrap();
+    // The server's clock is real time, so a simulated week lands in minutes; detection,
+    // which counts per day, would judge it differently from the in-process run compared here.
+    let mut config = DataDir::new(&data).config().unwrap();
+    config.detection.enabled = false;
+    std::fs::write(data.join("cordon.toml"), config.to_toml()).unwrap();
     let gateway = DataDir::new(&data).open(Arc::new(SystemClock)).unwrap();
     let state = Arc::new(AppState { gateway, metrics: Metrics::default() });
     let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();

@@ -9,16 +9,22 @@ pub fn scenario(text: &str) -> Scenario {
     Scenario::parse(text).unwrap()
 }
 
-/// A small exchange with the given insider block appended.
+/// A small exchange with the given insider block appended; detection off, so insiders play
+/// their whole part.
 pub fn small(policy: &str, seed: u64, insider: &str) -> Scenario {
+    small_with(policy, false, seed, insider)
+}
+
+pub fn small_with(policy: &str, detection: bool, seed: u64, insider: &str) -> Scenario {
     scenario(&format!(
-        "name = \"test\"\nseed = {seed}\nstart = \"2026-04-06\"\ndays = 10\ncustomers = 3000\ncanaries = 5\nagents = 40\npolicy = \"{policy}\"\n\
+        "name = \"test\"\nseed = {seed}\nstart = \"2026-04-06\"\ndays = 10\ncustomers = 3000\ncanaries = 5\nagents = 40\npolicy = \"{policy}\"\ndetection = {detection}\n\
          [traffic]\ntickets_per_agent_day = 4\n{insider}"
     ))
 }
 
 pub struct Run {
     pub _dir: tempfile::TempDir,
+    pub data: std::path::PathBuf,
     pub truth: Truth,
     pub entries: Vec<Value>,
     pub root: String,
@@ -30,7 +36,7 @@ pub fn simulate(scenario: &Scenario) -> Run {
     run(scenario, &data, &mut |_, _, _| {}).unwrap();
     let truth = read_truth(&data).unwrap();
     let (entries, root) = ledger_entries(&data);
-    Run { _dir: dir, truth, entries, root }
+    Run { _dir: dir, data, truth, entries, root }
 }
 
 pub fn ledger_entries(data: &Path) -> (Vec<Value>, String) {
