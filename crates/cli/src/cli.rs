@@ -77,6 +77,22 @@ pub enum Command {
         #[arg(long)]
         seed: Option<u64>,
     },
+    /// Score detection on scenario files, side by side with no detection and a static
+    /// threshold, on the same event streams.
+    Eval {
+        /// Scenario files (see `scenarios/`).
+        #[arg(required = true)]
+        scenarios: Vec<PathBuf>,
+        /// Seeds per scenario: its own, then the next ones.
+        #[arg(long, default_value_t = 1)]
+        seeds: u32,
+        /// Print JSON instead of tables.
+        #[arg(long)]
+        json: bool,
+        /// Also write per agent-hour feature rows here, for `bench/isolation_forest.py`.
+        #[arg(long)]
+        features: Option<PathBuf>,
+    },
     /// The whole story out of the box: simulate a Kraken-style insider leak, tell what
     /// happened from the ledger, then serve the API over the result.
     Demo {

@@ -8,6 +8,7 @@
 
 mod driver;
 mod engine;
+mod eval;
 mod exec;
 mod http;
 mod people;
@@ -18,6 +19,7 @@ mod story;
 mod world;
 
 pub use engine::{PERMISSIVE_POLICIES, Phase, RunReport, TRUTH_FILE, Truth, TruthInsider, read_truth, run};
+pub use eval::{InsiderScore, MethodScore, RunScore, Summary, evaluate, false_rates, percentile, summarize};
 pub use exec::SimClock;
 pub use http::{HttpTarget, run_over_http};
 pub use people::{CustomerSummary, FakeCustomer, People, customer_id};

@@ -2,6 +2,7 @@
 //! crates and prints the result.
 
 mod data;
+mod eval;
 mod log;
 mod policy;
 mod sim;
@@ -17,6 +18,7 @@ pub fn run(arguments: Arguments) -> anyhow::Result<()> {
         Command::Keys(command) => data::keys(command),
         Command::Policy(command) => policy::run(command),
         Command::Log(command) => log::run(command),
+        Command::Eval { scenarios, seeds, json, features } => eval::eval(&scenarios, seeds, json, features.as_deref()),
         Command::Sim { scenario, data, http, token_file, truth, seed } => match (data, http, token_file) {
             (Some(data), _, _) => sim::sim(&scenario, &data, seed),
             (None, Some(url), Some(token_file)) => sim::sim_over_http(&scenario, &url, &token_file, &truth, seed),

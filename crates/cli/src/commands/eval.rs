@@ -1,0 +1,102 @@
+//! `cordon eval`: detection scored on scenarios, next to the baselines, as tables or JSON.
+
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+
+use anyhow::Context as _;
+use cordon_sim::{RunScore, Scenario, Summary, evaluate, false_rates, summarize};
+
+pub fn eval(paths: &[PathBuf], seeds: u32, json: bool, features: Option<&Path>) -> anyhow::Result<()> {
+    let scenarios = paths
+        .iter()
+        .map(|path| Scenario::load(path).with_context(|| format!("scenario `{}`", path.display())))
+        .collect::<anyhow::Result<Vec<Scenario>>>()?;
+    let work = std::env::temp_dir().join(format!("cordon-eval-{}", std::process::id()));
+    let scores = evaluate(&scenarios, seeds, &work, features, &mut |score| {
+        if !json {
+            eprintln!("  {} seed {}: {:.1} s", score.scenario, score.seed, score.seconds);
+        }
+    });
+    let _ = std::fs::remove_dir_all(&work);
+    let scores = scores?;
+    if json {
+        let document = serde_json::json!({
+            "runs": scores,
+            "summary": summarize(&scores),
+            "per_1000_agent_days": false_rates(&scores)
+                .into_iter()
+                .map(|(method, (suspensions, alerts))| (method, serde_json::json!({"false_suspensions": suspensions, "alerts": alerts})))
+                .collect::<serde_json::Map<String, serde_json::Value>>(),
+        });
+        println!("{}", serde_json::to_string_pretty(&document)?);
+        return Ok(());
+    }
+    for scenario in &scenarios {
+        let runs: Vec<RunScore> = scores.iter().filter(|score| score.scenario == scenario.name).cloned().collect();
+        print!("{}", render(&scenario.name, &runs));
+    }
+    if scenarios.len() > 1 {
+        print!("{}", render("all scenarios", &scores));
+    }
+    if let Some(path) = features {
+        println!("Feature rows in {} (score them: python3 bench/isolation_forest.py {})", path.display(), path.display());
+    }
+    Ok(())
+}
+
+/// One table: per behaviour and method, then false rates, explained share and precision.
+fn render(title: &str, runs: &[RunScore]) -> String {
+    let mut out = String::new();
+    let agent_days: u64 = runs.iter().map(|run| run.agent_days).sum();
+    let seconds: f64 = runs.iter().map(|run| run.seconds).sum();
+    let _ = writeln!(out, "\n{title}: {} runs, {agent_days} agent-days, {seconds:.0} s", runs.len());
+    let _ = writeln!(
+        out,
+        "  {:<15} {:<7} {:>8} {:>16} {:>12} {:>20} {:>9} {:>13}",
+        "behaviour", "method", "caught", "exposed median", "exposed p95", "high-balance median", "canaries", "hours median"
+    );
+    for Summary {
+        behaviour,
+        method,
+        insiders,
+        caught,
+        exposed_median,
+        exposed_p95,
+        high_balance_median,
+        canaries_max,
+        hours_median,
+    } in summarize(runs)
+    {
+        let hours = hours_median.map_or("-".to_string(), |hours| format!("{hours:.1}"));
+        let _ = writeln!(
+            out,
+            "  {behaviour:<15} {method:<7} {:>8} {exposed_median:>16.0} {exposed_p95:>12.0} {high_balance_median:>20.0} {canaries_max:>9} {hours:>13}",
+            format!("{caught}/{insiders}")
+        );
+    }
+    for (method, (suspensions, alerts)) in false_rates(runs) {
+        let _ = writeln!(
+            out,
+            "  {method:<7} false suspensions {suspensions:.2} and alerts {alerts:.2} per 1,000 agent-days"
+        );
+    }
+    let explained: Vec<f64> = runs.iter().map(|run| run.benign_explained_share).collect();
+    let precision: Vec<f64> = runs
+        .iter()
+        .flat_map(|run| run.methods.iter().filter(|method| method.method == "cordon"))
+        .filter_map(|method| method.flagged_precision)
+        .collect();
+    let _ = writeln!(
+        out,
+        "  benign accesses explained by a checkable reason: {:.1}% (median over runs)",
+        100.0 * cordon_sim::percentile(&explained, 0.5)
+    );
+    if !precision.is_empty() {
+        let _ = writeln!(
+            out,
+            "  cordon: share of alert evidence that was an insider's move: {:.1}% (median over runs)",
+            100.0 * cordon_sim::percentile(&precision, 0.5)
+        );
+    }
+    out
+}
