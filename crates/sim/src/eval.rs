@@ -126,8 +126,8 @@ fn read(data: &Path) -> Result<Read, SimError> {
     let mut entries = Vec::with_capacity(size as usize);
     reader
         .for_each_entry(0, size, |index, bytes| {
-            let entry: Entry = serde_json::from_slice(bytes).map_err(|error| {
-                cordon_ledger::LedgerError::Failed { reason: format!("entry {index} is not cordon's: {error}") }
+            let entry: Entry = serde_json::from_slice(bytes).map_err(|error| cordon_ledger::LedgerError::Failed {
+                reason: format!("entry {index} is not cordon's: {error}"),
             })?;
             entries.push(entry);
             Ok(())
@@ -143,7 +143,8 @@ pub fn score_run(scenario: &Scenario, work: &Path, features: Option<&Path>) -> R
     let with_dir = work.join("with-detection");
     for dir in [&without_dir, &with_dir] {
         if dir.exists() {
-            std::fs::remove_dir_all(dir).map_err(|error| SimError::Internal(format!("`{}`: {error}", dir.display())))?;
+            std::fs::remove_dir_all(dir)
+                .map_err(|error| SimError::Internal(format!("`{}`: {error}", dir.display())))?;
         }
     }
     let mut without = scenario.clone();
@@ -178,7 +179,9 @@ pub fn score_run(scenario: &Scenario, work: &Path, features: Option<&Path>) -> R
     let benign: Vec<&Entry> = stream
         .entries
         .iter()
-        .filter(|entry| entry.allowed_access() && entry.action != "search" && !malicious.contains_key(entry.request.as_str()))
+        .filter(|entry| {
+            entry.allowed_access() && entry.action != "search" && !malicious.contains_key(entry.request.as_str())
+        })
         .collect();
     let explained = benign.iter().filter(|entry| entry.explained()).count();
 
@@ -311,7 +314,8 @@ fn exposures(
 /// When the static rule suspends each agent: distinct customers revealed in a day above the
 /// first week's 99.9th percentile, or more than a fixed number of reveals without a ticket.
 fn static_threshold(entries: &[Entry]) -> HashMap<String, i64> {
-    let Some(first_day) = entries.iter().find(|entry| entry.kind == "access").map(|entry| entry.time_ms.div_euclid(DAY_MS))
+    let Some(first_day) =
+        entries.iter().find(|entry| entry.kind == "access").map(|entry| entry.time_ms.div_euclid(DAY_MS))
     else {
         return HashMap::new();
     };
@@ -351,7 +355,12 @@ fn static_threshold(entries: &[Entry]) -> HashMap<String, i64> {
 
 /// Per agent-hour feature rows of the stream without detection, labelled from the truth,
 /// for `bench/isolation_forest.py`.
-fn write_features(path: &Path, scenario: &Scenario, read: &Read, malicious: &HashMap<&str, usize>) -> Result<(), SimError> {
+fn write_features(
+    path: &Path,
+    scenario: &Scenario,
+    read: &Read,
+    malicious: &HashMap<&str, usize>,
+) -> Result<(), SimError> {
     #[derive(Default)]
     struct Row<'a> {
         accesses: u32,
@@ -364,6 +373,7 @@ fn write_features(path: &Path, scenario: &Scenario, read: &Read, malicious: &Has
         searches: u32,
         search_misses: u32,
         malicious: u32,
+        malicious_customers: BTreeSet<&'a str>,
     }
     let mut rows: BTreeMap<(&str, i64), Row<'_>> = BTreeMap::new();
     for entry in read.entries.iter().filter(|entry| entry.kind == "access") {
@@ -380,7 +390,14 @@ fn write_features(path: &Path, scenario: &Scenario, read: &Read, malicious: &Has
         row.other_requester += u32::from(entry.why.as_deref() == Some("other-requester"));
         row.beyond_need += u32::from(!entry.beyond_need.is_empty());
         row.off_shift += u32::from(entry.off_shift);
-        row.malicious += u32::from(malicious.contains_key(entry.request.as_str()));
+        if malicious.contains_key(entry.request.as_str()) {
+            row.malicious += 1;
+            if let Some(customer) = entry.customer.as_deref()
+                && entry.decision == "allow"
+            {
+                row.malicious_customers.insert(customer);
+            }
+        }
     }
     let new = !path.exists();
     let file = std::fs::OpenOptions::new()
@@ -396,7 +413,7 @@ fn write_features(path: &Path, scenario: &Scenario, read: &Read, malicious: &Has
         write(
             &mut out,
             "scenario,seed,agent,hour,accesses,customers,reveals,unexplained,other_requester,beyond_need,off_shift,\
-             searches,search_misses,malicious\n"
+             searches,search_misses,malicious,malicious_customers\n"
                 .into(),
         )?;
     }
@@ -404,7 +421,7 @@ fn write_features(path: &Path, scenario: &Scenario, read: &Read, malicious: &Has
         write(
             &mut out,
             format!(
-                "{},{},{agent},{hour},{},{},{},{},{},{},{},{},{},{}\n",
+                "{},{},{agent},{hour},{},{},{},{},{},{},{},{},{},{},{}\n",
                 scenario.name,
                 scenario.seed,
                 row.accesses,
@@ -416,7 +433,8 @@ fn write_features(path: &Path, scenario: &Scenario, read: &Read, malicious: &Has
                 row.off_shift,
                 row.searches,
                 row.search_misses,
-                row.malicious
+                row.malicious,
+                row.malicious_customers.len()
             ),
         )?;
     }
@@ -443,7 +461,8 @@ pub fn evaluate(
             seeded.seed = scenario.seed.wrapping_add(offset);
             let dir: PathBuf = work.join(format!("{}-{}", scenario.name, seeded.seed));
             let score = score_run(&seeded, &dir, features)?;
-            std::fs::remove_dir_all(&dir).map_err(|error| SimError::Internal(format!("`{}`: {error}", dir.display())))?;
+            std::fs::remove_dir_all(&dir)
+                .map_err(|error| SimError::Internal(format!("`{}`: {error}", dir.display())))?;
             progress(&score);
             scores.push(score);
         }
@@ -465,33 +484,57 @@ pub struct Summary {
     pub hours_median: Option<f64>,
 }
 
-/// Per behaviour and method, across `scores`; rings count once per ring (caught if any
-/// member was).
+/// One insider's (or one ring's) outcome, for summaries.
+#[derive(Debug, Clone, Copy, Default)]
+struct Outcome {
+    caught: bool,
+    exposed: u64,
+    high_balance: u64,
+    canaries: u64,
+    hours: Option<f64>,
+}
+
+impl Outcome {
+    fn of(insider: &InsiderScore) -> Outcome {
+        Outcome {
+            caught: insider.caught,
+            exposed: insider.customers_exposed,
+            high_balance: insider.high_balance_exposed,
+            canaries: insider.canaries_touched,
+            hours: insider.hours_to_contain,
+        }
+    }
+
+    /// A ring is caught when any member is, soonest; its exposure is its members'.
+    fn join(self, member: Outcome) -> Outcome {
+        Outcome {
+            caught: self.caught || member.caught,
+            exposed: self.exposed + member.exposed,
+            high_balance: self.high_balance + member.high_balance,
+            canaries: self.canaries + member.canaries,
+            hours: match (self.hours, member.hours) {
+                (Some(a), Some(b)) => Some(a.min(b)),
+                (a, b) => a.or(b),
+            },
+        }
+    }
+}
+
+/// Per behaviour and method, across `scores`; rings count once per ring.
 pub fn summarize(scores: &[RunScore]) -> Vec<Summary> {
-    let mut groups: BTreeMap<(String, String), Vec<(bool, u64, u64, u64, Option<f64>)>> = BTreeMap::new();
+    let mut groups: BTreeMap<(String, String), Vec<Outcome>> = BTreeMap::new();
     for score in scores {
         for method in &score.methods {
-            let mut rings: BTreeMap<&str, (bool, u64, u64, u64, Option<f64>)> = BTreeMap::new();
+            let mut rings: BTreeMap<&str, Outcome> = BTreeMap::new();
             for insider in &method.insiders {
-                let item = (
-                    insider.caught,
-                    insider.customers_exposed,
-                    insider.high_balance_exposed,
-                    insider.canaries_touched,
-                    insider.hours_to_contain,
-                );
                 if insider.behaviour == "ring" {
-                    let ring = rings.entry(insider.label.as_str()).or_insert((false, 0, 0, 0, None));
-                    ring.0 |= item.0;
-                    ring.1 += item.1;
-                    ring.2 += item.2;
-                    ring.3 += item.3;
-                    ring.4 = match (ring.4, item.4) {
-                        (Some(a), Some(b)) => Some(a.min(b)),
-                        (a, b) => a.or(b),
-                    };
+                    let ring = rings.entry(insider.label.as_str()).or_default();
+                    *ring = ring.join(Outcome::of(insider));
                 } else {
-                    groups.entry((insider.behaviour.clone(), method.method.clone())).or_default().push(item);
+                    groups
+                        .entry((insider.behaviour.clone(), method.method.clone()))
+                        .or_default()
+                        .push(Outcome::of(insider));
                 }
             }
             for ring in rings.into_values() {
@@ -502,18 +545,18 @@ pub fn summarize(scores: &[RunScore]) -> Vec<Summary> {
     groups
         .into_iter()
         .map(|((behaviour, method), items)| {
-            let exposed: Vec<f64> = items.iter().map(|item| item.1 as f64).collect();
-            let high: Vec<f64> = items.iter().map(|item| item.2 as f64).collect();
-            let hours: Vec<f64> = items.iter().filter_map(|item| item.4).collect();
+            let exposed: Vec<f64> = items.iter().map(|item| item.exposed as f64).collect();
+            let high: Vec<f64> = items.iter().map(|item| item.high_balance as f64).collect();
+            let hours: Vec<f64> = items.iter().filter_map(|item| item.hours).collect();
             Summary {
                 behaviour,
                 method,
                 insiders: items.len() as u64,
-                caught: items.iter().filter(|item| item.0).count() as u64,
+                caught: items.iter().filter(|item| item.caught).count() as u64,
                 exposed_median: percentile(&exposed, 0.5),
                 exposed_p95: percentile(&exposed, 0.95),
                 high_balance_median: percentile(&high, 0.5),
-                canaries_max: items.iter().map(|item| item.3).max().unwrap_or(0),
+                canaries_max: items.iter().map(|item| item.canaries).max().unwrap_or(0),
                 hours_median: (!hours.is_empty()).then(|| percentile(&hours, 0.5)),
             }
         })

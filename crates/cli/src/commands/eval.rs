@@ -39,7 +39,11 @@ pub fn eval(paths: &[PathBuf], seeds: u32, json: bool, features: Option<&Path>) 
         print!("{}", render("all scenarios", &scores));
     }
     if let Some(path) = features {
-        println!("Feature rows in {} (score them: python3 bench/isolation_forest.py {})", path.display(), path.display());
+        println!(
+            "Feature rows in {} (score them: python3 bench/isolation_forest.py {})",
+            path.display(),
+            path.display()
+        );
     }
     Ok(())
 }
@@ -53,7 +57,14 @@ fn render(title: &str, runs: &[RunScore]) -> String {
     let _ = writeln!(
         out,
         "  {:<15} {:<7} {:>8} {:>16} {:>12} {:>20} {:>9} {:>13}",
-        "behaviour", "method", "caught", "exposed median", "exposed p95", "high-balance median", "canaries", "hours median"
+        "behaviour",
+        "method",
+        "caught",
+        "exposed median",
+        "exposed p95",
+        "high-balance median",
+        "canaries",
+        "hours median"
     );
     for Summary {
         behaviour,

@@ -3,5 +3,6 @@
 mod behaviours;
 mod detection;
 mod determinism;
+mod eval;
 mod http;
 mod support;
