@@ -154,6 +154,7 @@ impl DataDir {
                 detector: cordon_detect::Detector::new(config.detection.thresholds.clone()),
                 enabled: config.detection.enabled,
             }),
+            webhook_url: Some(config.detection.webhook_url.clone()).filter(|url| !url.is_empty()),
         };
         // Detection picks up where it left off: its state is a function of the ledger.
         if config.detection.enabled {

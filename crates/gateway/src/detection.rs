@@ -210,8 +210,8 @@ pub struct Replayed {
     pub observations: u64,
     /// The alert entries the replay would have written, encoded as the live run writes them.
     pub alerts: Vec<AlertEntry>,
-    /// The alert entries the ledger holds.
-    pub recorded: Vec<AlertEntry>,
+    /// The alert entries the ledger holds, with their indexes.
+    pub recorded: Vec<(u64, AlertEntry)>,
 }
 
 /// Feeds every entry to `detector` in order, as the live run did.
@@ -269,7 +269,7 @@ pub(crate) fn replay(
                 if let Some(mine) = replayed.alerts.get_mut(replayed.recorded.len()) {
                     mine.request = recorded.request.clone();
                 }
-                replayed.recorded.push(recorded);
+                replayed.recorded.push((index, recorded));
             }
             "change" => {
                 // An analyst's reinstatement or dismissal (target: the agent) clears its risk.

@@ -10,7 +10,7 @@ use cordon_directory::{APPROVAL_SECONDS_MAX, Agent, AgentStatus, Approval, Appro
 use cordon_policy::{
     AccessRequest, Action, AgentFacts, ApprovalFacts, CategoryTable, CustomerFacts, Decision, PolicyEngine, TicketFacts,
 };
-use cordon_store::{AccessEvent, CustomerRow, Store, StoredCustomer};
+use cordon_store::{AccessEvent, CustomerRow, Store, StoredAlert, StoredCustomer};
 use cordon_vault::{BalanceBand, Date, Field, SealedCustomer, SearchKey, Vault, mask, normalize};
 use serde_json::Value;
 
@@ -67,6 +67,8 @@ pub struct Gateway {
     pub(crate) token_lifetime_seconds: i64,
     /// Orders every append and runs detection in that order.
     pub(crate) sequencer: Sequencer,
+    /// Where alerts are posted (the server delivers the outbox); none if empty.
+    pub(crate) webhook_url: Option<String>,
 }
 
 impl std::fmt::Debug for Gateway {
@@ -212,12 +214,117 @@ impl Gateway {
             audit.for_each_entry(visit).map_err(|error| error.0)
         })?;
         self.lock_sequencer().detector = detector;
+        // Alerts whose store write a crash cut short are stored (and queued) now.
+        let stored: Vec<StoredAlert> =
+            replayed.recorded.iter().map(|(index, alert)| stored_alert(alert, *index)).collect();
+        self.store.record_alerts(&stored, self.webhook_url.is_some(), self.clock.now_ms())?;
         Ok(replayed)
     }
 
-    /// Agents by risk now, highest first.
-    pub fn risk_board(&self) -> Vec<cordon_detect::AgentRisk> {
-        self.lock_sequencer().detector.board(self.clock.now_ms())
+    /// The webhook alerts are posted to, if any.
+    pub fn webhook_url(&self) -> Option<&str> {
+        self.webhook_url.as_deref()
+    }
+
+    /// Alerts, newest first (analysts and administrators).
+    pub fn alerts(&self, who: &Claims, status: Option<&str>, limit: usize) -> Result<Vec<StoredAlert>, GatewayError> {
+        self.analyst(who)?;
+        if let Some(status) = status
+            && !matches!(status, "open" | "dismissed" | "confirmed")
+        {
+            return Err(GatewayError::BadRequest(format!(
+                "`status` must be open, dismissed or confirmed, not `{status}`"
+            )));
+        }
+        Ok(self.store.alerts(status, limit.min(self.limits.history_events_max))?)
+    }
+
+    pub fn alert(&self, who: &Claims, id: u64) -> Result<StoredAlert, GatewayError> {
+        self.analyst(who)?;
+        self.store.alert(id)?.ok_or_else(|| GatewayError::NotFound {
+            what: "alert",
+            id: id.to_string(),
+            ledger_index: None,
+        })
+    }
+
+    /// An analyst's verdict on an open alert. Dismissing clears the agent's risk and any
+    /// step-up; confirming suspends the agent. The decision is a ledger entry; the reason,
+    /// free text, stays in the store.
+    pub async fn decide_alert(
+        &self,
+        who: &Claims,
+        id: u64,
+        confirm: bool,
+        reason: &str,
+        request: &str,
+    ) -> Result<u64, GatewayError> {
+        let actor = self.analyst(who)?;
+        if reason.trim().is_empty() {
+            return Err(GatewayError::BadRequest("a reason is needed to decide an alert".into()));
+        }
+        self.check_value_length(reason)?;
+        let alert = self.alert(who, id)?;
+        if alert.status != "open" {
+            return Err(GatewayError::Conflict(format!("alert {id} is already {}", alert.status)));
+        }
+        if alert.agent == actor {
+            return Err(GatewayError::Conflict(format!("alert {id} is about you; another analyst must decide it")));
+        }
+        let change = if confirm { "alert.confirm" } else { "alert.dismiss" };
+        let now_ms = self.clock.now_ms();
+        let agent = alert.agent.clone();
+        let index = self
+            .change_entry_then(&actor, change, &agent, Some(format!("alert {id}")), request, |sequenced| {
+                if !confirm {
+                    sequenced.detector.clear(&agent, now_ms);
+                }
+            })
+            .await?;
+        self.store.decide_alert(id, if confirm { "confirmed" } else { "dismissed" }, reason, &actor, now_ms)?;
+        if confirm {
+            self.directory.set_agent_status(&self.store, &agent, AgentStatus::Suspended)?;
+        }
+        Ok(index)
+    }
+
+    /// Reinstates a suspended agent: an analyst's or administrator's call, never the agent's
+    /// own. Clears detection's risk for it, in the entry's place in the ledger.
+    pub async fn reinstate_agent(&self, who: &Claims, agent: &str, request: &str) -> Result<u64, GatewayError> {
+        let actor = self.analyst(who)?;
+        if actor == agent {
+            return Err(GatewayError::Conflict("an agent cannot reinstate itself".into()));
+        }
+        let found = self.store.agent(agent)?.ok_or_else(|| GatewayError::NotFound {
+            what: "agent",
+            id: agent.to_string(),
+            ledger_index: None,
+        })?;
+        if found.status != AgentStatus::Suspended {
+            return Err(GatewayError::Conflict(format!("agent `{agent}` is {}, not suspended", found.status)));
+        }
+        let now_ms = self.clock.now_ms();
+        let index = self
+            .change_entry_then(&actor, "agent.reinstate", agent, None, request, |sequenced| {
+                sequenced.detector.clear(agent, now_ms)
+            })
+            .await?;
+        self.directory.set_agent_status(&self.store, agent, AgentStatus::Active)?;
+        Ok(index)
+    }
+
+    /// The caller, if it may work alerts: an analyst or an administrator.
+    fn analyst(&self, who: &Claims) -> Result<String, GatewayError> {
+        match who.role {
+            TokenRole::Analyst | TokenRole::Admin => Ok(who.sub.clone()),
+            _ => Err(GatewayError::WrongRole { needed: "analyst or admin" }),
+        }
+    }
+
+    /// Agents by risk now, highest first (analysts and administrators).
+    pub fn risk_board(&self, who: &Claims) -> Result<Vec<cordon_detect::AgentRisk>, GatewayError> {
+        self.analyst(who)?;
+        Ok(self.lock_sequencer().detector.board(self.clock.now_ms()))
     }
 
     fn lock_sequencer(&self) -> std::sync::MutexGuard<'_, Sequenced> {
@@ -734,6 +841,11 @@ impl Gateway {
                 (entries, (verdict, alerts))
             });
         let index = durable(index, futures).await?;
+        if !alerts.is_empty() {
+            let stored: Vec<StoredAlert> =
+                alerts.iter().zip(1u64..).map(|(alert, offset)| stored_alert(alert, index + offset)).collect();
+            self.store.record_alerts(&stored, self.webhook_url.is_some(), time_ms)?;
+        }
         for alert in &alerts {
             if alert.level == cordon_detect::Level::Suspend.name() {
                 self.directory.set_agent_status(&self.store, &alert.agent, AgentStatus::Suspended)?;
@@ -1028,6 +1140,22 @@ pub(crate) fn agent_facts(agent: &Agent) -> AgentFacts {
         employer: agent.employer.clone(),
         role: agent.role.name().to_string(),
         status: agent.status.name().to_string(),
+    }
+}
+
+/// The store's row for an alert entry at `ledger_index`.
+fn stored_alert(alert: &AlertEntry, ledger_index: u64) -> StoredAlert {
+    StoredAlert {
+        id: alert.alert,
+        agent: alert.agent.clone(),
+        level: alert.level.clone(),
+        time_ms: alert.time_ms,
+        ledger_index,
+        body: serde_json::to_string(alert).unwrap_or_default(),
+        status: "open".into(),
+        reason: None,
+        decided_by: None,
+        decided_at_ms: None,
     }
 }
 

@@ -3,9 +3,12 @@
 //! OpenAPI document. Only this crate speaks HTTP and JSON; it owns its request and response
 //! types and converts them to and from the gateway's.
 
+mod analyst;
 mod metrics;
 mod problem;
 mod routes;
+mod webhook;
 
 pub use metrics::Metrics;
 pub use routes::{AppState, app, serve};
+pub use webhook::{Delivery, backoff_ms, deliver_due};

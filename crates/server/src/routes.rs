@@ -47,6 +47,11 @@ pub fn app(state: Arc<AppState>) -> Router {
         .route("/v1/agents/{id}/suspend", post(suspend_agent))
         .route("/v1/agents/{id}/reinstate", post(reinstate_agent))
         .route("/v1/agents/{id}/token", post(agent_token))
+        .route("/v1/alerts", get(crate::analyst::list_alerts))
+        .route("/v1/alerts/{id}", get(crate::analyst::show_alert))
+        .route("/v1/alerts/{id}/dismiss", post(crate::analyst::dismiss_alert))
+        .route("/v1/alerts/{id}/confirm", post(crate::analyst::confirm_alert))
+        .route("/v1/risk", get(crate::analyst::risk_board))
         .route("/v1/tickets/{id}", put(put_ticket))
         .route("/v1/approvals", post(request_approval))
         .route("/v1/approvals/{id}/approve", post(approve))
@@ -61,6 +66,9 @@ pub fn app(state: Arc<AppState>) -> Router {
 /// Serves until SIGINT or SIGTERM; in-flight requests finish, then the state (and with it
 /// the ledger, which publishes a final checkpoint) is dropped.
 pub async fn serve(state: Arc<AppState>, listener: tokio::net::TcpListener) -> std::io::Result<()> {
+    if state.gateway.webhook_url().is_some() {
+        tokio::spawn(crate::webhook::run(Arc::downgrade(&state)));
+    }
     let router = app(Arc::clone(&state));
     axum::serve(listener, router.into_make_service_with_connect_info::<SocketAddr>())
         .with_graceful_shutdown(shutdown_signal())
@@ -118,9 +126,9 @@ fn random_request_id() -> String {
 }
 
 /// The verified bearer token and the request id of a request.
-struct Caller {
-    claims: Claims,
-    request: String,
+pub(crate) struct Caller {
+    pub(crate) claims: Claims,
+    pub(crate) request: String,
 }
 
 impl FromRequestParts<Arc<AppState>> for Caller {
@@ -144,7 +152,7 @@ impl FromRequestParts<Arc<AppState>> for Caller {
 }
 
 /// A JSON body, with a problem+json error that says what is wrong with it.
-struct Body<T>(T);
+pub(crate) struct Body<T>(pub(crate) T);
 
 impl<T, S> axum::extract::FromRequest<S> for Body<T>
 where
@@ -167,7 +175,7 @@ fn json_problem(rejection: JsonRejection) -> Problem {
     Problem::new(status, code, rejection.body_text())
 }
 
-fn query_problem(rejection: QueryRejection) -> Problem {
+pub(crate) fn query_problem(rejection: QueryRejection) -> Problem {
     Problem::bad_request(rejection.body_text())
 }
 
@@ -442,7 +450,7 @@ async fn reinstate_agent(
     caller: Caller,
     Path(id): Path<String>,
 ) -> Result<Json<Recorded>, Problem> {
-    let index = state.gateway.set_agent_status(&caller.claims, &id, AgentStatus::Active, &caller.request).await?;
+    let index = state.gateway.reinstate_agent(&caller.claims, &id, &caller.request).await?;
     Ok(Json(Recorded { ledger_index: index }))
 }
 

@@ -1,5 +1,5 @@
 //! cordon's storage: customers (sealed), the blind-index search table, agents, tickets,
-//! approvals and the per-customer index of access events. This is the only crate that
+//! approvals, alerts and the webhook outbox, and the per-customer index of access events. This is the only crate that
 //! speaks SQL; the embedded default is SQLite (bundled, nothing to install).
 //!
 //! The store holds no plaintext customer value: customers arrive sealed by the vault and
@@ -8,4 +8,4 @@
 mod schema;
 mod store;
 
-pub use store::{AccessEvent, CustomerRow, Store, StoreError, StoredCustomer};
+pub use store::{AccessEvent, CustomerRow, OutboxItem, Store, StoreError, StoredAlert, StoredCustomer};

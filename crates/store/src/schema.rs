@@ -60,6 +60,29 @@ CREATE TABLE IF NOT EXISTS approvals (
     expires_at INTEGER
 );
 CREATE INDEX IF NOT EXISTS approvals_in_force ON approvals (requester, customer_id, kind, status);
+CREATE TABLE IF NOT EXISTS alerts (
+    id INTEGER PRIMARY KEY,
+    agent TEXT NOT NULL,
+    level TEXT NOT NULL,
+    time_ms INTEGER NOT NULL,
+    ledger_index INTEGER NOT NULL,
+    body TEXT NOT NULL,
+    status TEXT NOT NULL,
+    reason TEXT,
+    decided_by TEXT,
+    decided_at_ms INTEGER
+);
+CREATE INDEX IF NOT EXISTS alerts_by_status ON alerts (status, id);
+CREATE TABLE IF NOT EXISTS outbox (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    topic TEXT NOT NULL,
+    body TEXT NOT NULL,
+    attempts INTEGER NOT NULL,
+    next_attempt_ms INTEGER NOT NULL,
+    last_error TEXT,
+    delivered_at_ms INTEGER
+);
+CREATE INDEX IF NOT EXISTS outbox_due ON outbox (delivered_at_ms, next_attempt_ms);
 "#;
 
 /// The access index lives in its own file: its steady stream of inserts would otherwise

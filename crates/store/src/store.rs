@@ -54,6 +54,32 @@ pub struct AccessEvent {
     pub request_id: String,
 }
 
+/// An alert as analysts work it. The ledger's alert entry (`body`, its JSON) is the record;
+/// this row adds the analysts' decision.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StoredAlert {
+    pub id: u64,
+    pub agent: String,
+    pub level: String,
+    pub time_ms: i64,
+    pub ledger_index: u64,
+    pub body: String,
+    /// `open`, `dismissed` or `confirmed`.
+    pub status: String,
+    pub reason: Option<String>,
+    pub decided_by: Option<String>,
+    pub decided_at_ms: Option<i64>,
+}
+
+/// A message waiting for the webhook.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OutboxItem {
+    pub id: u64,
+    pub topic: String,
+    pub body: String,
+    pub attempts: u32,
+}
+
 pub struct Store {
     path: PathBuf,
     writer: Mutex<Connection>,
@@ -489,6 +515,140 @@ impl Store {
         Ok(row.is_some())
     }
 
+    // ---- alerts and the webhook outbox ----
+
+    /// Stores alerts not stored yet and, when `webhook` is set, queues each new one for it,
+    /// in one transaction (a crash between ledger and store is mended by the next replay).
+    pub fn record_alerts(&self, alerts: &[StoredAlert], webhook: bool, now_ms: i64) -> Result<usize, StoreError> {
+        let mut connection = self.write();
+        let transaction = connection.transaction().map_err(self.error("begin storing alerts"))?;
+        let mut added = 0;
+        {
+            let mut insert = transaction
+                .prepare_cached(
+                    "INSERT OR IGNORE INTO alerts (id, agent, level, time_ms, ledger_index, body, status)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, 'open')",
+                )
+                .map_err(self.error("store an alert"))?;
+            let mut queue = transaction
+                .prepare_cached(
+                    "INSERT INTO outbox (topic, body, attempts, next_attempt_ms) VALUES ('alert', ?1, 0, ?2)",
+                )
+                .map_err(self.error("queue an alert"))?;
+            for alert in alerts {
+                let inserted = insert
+                    .execute(params![
+                        alert.id as i64,
+                        alert.agent,
+                        alert.level,
+                        alert.time_ms,
+                        alert.ledger_index as i64,
+                        alert.body
+                    ])
+                    .map_err(self.error("store an alert"))?;
+                if inserted > 0 {
+                    added += 1;
+                    if webhook {
+                        queue.execute(params![alert.body, now_ms]).map_err(self.error("queue an alert"))?;
+                    }
+                }
+            }
+        }
+        transaction.commit().map_err(self.error("commit alerts"))?;
+        Ok(added)
+    }
+
+    /// Alerts, newest first; only those with `status` if given.
+    pub fn alerts(&self, status: Option<&str>, limit: usize) -> Result<Vec<StoredAlert>, StoreError> {
+        let connection = self.read();
+        let mut statement = connection
+            .prepare_cached(
+                "SELECT id, agent, level, time_ms, ledger_index, body, status, reason, decided_by, decided_at_ms
+                 FROM alerts WHERE (?1 IS NULL OR status = ?1) ORDER BY id DESC LIMIT ?2",
+            )
+            .map_err(self.error("list alerts"))?;
+        statement
+            .query_map(params![status, limit as i64], alert_columns)
+            .map_err(self.error("list alerts"))?
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(self.error("list alerts"))
+    }
+
+    pub fn alert(&self, id: u64) -> Result<Option<StoredAlert>, StoreError> {
+        self.query_one(
+            "SELECT id, agent, level, time_ms, ledger_index, body, status, reason, decided_by, decided_at_ms
+             FROM alerts WHERE id = ?1",
+            [id as i64],
+            "read an alert",
+            alert_columns,
+        )
+    }
+
+    /// Records an analyst's decision on an open alert; false if it was not open.
+    pub fn decide_alert(&self, id: u64, status: &str, reason: &str, by: &str, at_ms: i64) -> Result<bool, StoreError> {
+        let changed = self
+            .write()
+            .execute(
+                "UPDATE alerts SET status = ?2, reason = ?3, decided_by = ?4, decided_at_ms = ?5
+                 WHERE id = ?1 AND status = 'open'",
+                params![id as i64, status, reason, by, at_ms],
+            )
+            .map_err(self.error("decide an alert"))?;
+        Ok(changed > 0)
+    }
+
+    /// Messages due for delivery at `now_ms`, oldest first.
+    pub fn outbox_due(&self, now_ms: i64, limit: usize) -> Result<Vec<OutboxItem>, StoreError> {
+        let connection = self.read();
+        let mut statement = connection
+            .prepare_cached(
+                "SELECT id, topic, body, attempts FROM outbox
+                 WHERE delivered_at_ms IS NULL AND next_attempt_ms <= ?1 ORDER BY id LIMIT ?2",
+            )
+            .map_err(self.error("read the outbox"))?;
+        statement
+            .query_map(params![now_ms, limit as i64], |row| {
+                Ok(OutboxItem {
+                    id: row.get::<_, i64>(0)? as u64,
+                    topic: row.get(1)?,
+                    body: row.get(2)?,
+                    attempts: row.get::<_, i64>(3)? as u32,
+                })
+            })
+            .map_err(self.error("read the outbox"))?
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(self.error("read the outbox"))
+    }
+
+    pub fn outbox_delivered(&self, id: u64, now_ms: i64) -> Result<(), StoreError> {
+        self.write()
+            .execute(
+                "UPDATE outbox SET delivered_at_ms = ?2, attempts = attempts + 1 WHERE id = ?1",
+                params![id as i64, now_ms],
+            )
+            .map_err(self.error("mark a message delivered"))?;
+        Ok(())
+    }
+
+    pub fn outbox_retry(&self, id: u64, next_attempt_ms: i64, error: &str) -> Result<(), StoreError> {
+        self.write()
+            .execute(
+                "UPDATE outbox SET attempts = attempts + 1, next_attempt_ms = ?2, last_error = ?3 WHERE id = ?1",
+                params![id as i64, next_attempt_ms, error],
+            )
+            .map_err(self.error("reschedule a message"))?;
+        Ok(())
+    }
+
+    /// Messages not delivered yet.
+    pub fn outbox_pending(&self) -> Result<u64, StoreError> {
+        Ok(self
+            .query_one("SELECT COUNT(*) FROM outbox WHERE delivered_at_ms IS NULL", [], "count the outbox", |row| {
+                row.get::<_, i64>(0)
+            })?
+            .unwrap_or(0) as u64)
+    }
+
     // ---- approvals ----
 
     pub fn put_approval(&self, approval: &Approval) -> Result<(), StoreError> {
@@ -735,4 +895,19 @@ fn connect(path: &Path) -> Result<Connection, StoreError> {
 fn sql_error(path: &Path, action: &'static str) -> impl Fn(rusqlite::Error) -> StoreError {
     let path = path.to_path_buf();
     move |error| StoreError::Sql { path: path.clone(), action, message: error.to_string() }
+}
+
+fn alert_columns(row: &rusqlite::Row<'_>) -> rusqlite::Result<StoredAlert> {
+    Ok(StoredAlert {
+        id: row.get::<_, i64>(0)? as u64,
+        agent: row.get(1)?,
+        level: row.get(2)?,
+        time_ms: row.get(3)?,
+        ledger_index: row.get::<_, i64>(4)? as u64,
+        body: row.get(5)?,
+        status: row.get(6)?,
+        reason: row.get(7)?,
+        decided_by: row.get(8)?,
+        decided_at_ms: row.get(9)?,
+    })
 }

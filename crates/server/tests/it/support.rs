@@ -56,10 +56,18 @@ pub fn customer_fields(name: &str, email: &str, balance_usd: f64) -> Value {
 
 impl Harness {
     pub fn new() -> Harness {
+        Harness::with_config(|_| {})
+    }
+
+    /// A harness whose `cordon.toml` is edited before the server opens it.
+    pub fn with_config(edit: impl FnOnce(&mut cordon_gateway::Config)) -> Harness {
         let dir = tempfile::tempdir().unwrap();
         let clock = Arc::new(TestClock(AtomicI64::new(1_795_000_000_000)));
         let data = DataDir::new(&dir.path().join("data"));
         let made = data.init(None, clock.clone()).unwrap();
+        let mut config = data.config().unwrap();
+        edit(&mut config);
+        std::fs::write(data.path("cordon.toml"), config.to_toml()).unwrap();
         let gateway = data.open(clock.clone()).unwrap();
         Harness {
             state: Arc::new(AppState { gateway, metrics: Metrics::default() }),
@@ -107,6 +115,18 @@ impl Harness {
 
     pub async fn put_customer(&self, id: &str, fields: Value) {
         self.admin(Method::PUT, &format!("/v1/customers/{id}"), json!({ "fields": fields })).await;
+    }
+
+    pub async fn put_canary(&self, id: &str, fields: Value) {
+        self.admin(Method::PUT, &format!("/v1/customers/{id}"), json!({ "fields": fields, "canary": true })).await;
+    }
+
+    /// Closes the server and opens the data directory again, as a restart does.
+    pub fn reopen(self) -> Harness {
+        let Harness { dir, clock, state, admin } = self;
+        drop(state);
+        let gateway = DataDir::new(&dir.path().join("data")).open(clock.clone()).unwrap();
+        Harness { dir, clock, state: Arc::new(AppState { gateway, metrics: Metrics::default() }), admin }
     }
 }
 
