@@ -46,6 +46,10 @@ pub enum Command {
     /// Bearer tokens.
     #[command(subcommand)]
     Token(TokenCommand),
+    /// Detection's alerts, the risk board, and rebuilding detection from the ledger. Opens
+    /// the data directory itself: stop the server first, or use the API.
+    #[command(subcommand)]
+    Alert(AlertCommand),
     /// Access policies: validate and test them before applying.
     #[command(subcommand)]
     Policy(PolicyCommand),
@@ -110,6 +114,54 @@ pub enum Command {
         /// Address to serve on.
         #[arg(long, default_value = "127.0.0.1:8080")]
         listen: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AlertCommand {
+    /// Alerts, newest first.
+    List {
+        #[arg(long)]
+        data: PathBuf,
+        /// open, dismissed or confirmed.
+        #[arg(long)]
+        status: Option<String>,
+        #[arg(long, default_value_t = 50)]
+        limit: usize,
+    },
+    /// One alert: its signals against their baselines, and the evidence entries.
+    Show {
+        #[arg(long)]
+        data: PathBuf,
+        id: u64,
+    },
+    /// Dismiss an open alert: the agent's risk and any step-up are cleared.
+    Dismiss {
+        #[arg(long)]
+        data: PathBuf,
+        id: u64,
+        #[arg(long)]
+        reason: String,
+    },
+    /// Confirm an open alert: the agent is suspended.
+    Confirm {
+        #[arg(long)]
+        data: PathBuf,
+        id: u64,
+        #[arg(long)]
+        reason: String,
+    },
+    /// Agents by risk, highest first.
+    Board {
+        #[arg(long)]
+        data: PathBuf,
+        #[arg(long, default_value_t = 20)]
+        limit: usize,
+    },
+    /// Rebuild detection from the ledger and check it raises exactly the recorded alerts.
+    Replay {
+        #[arg(long)]
+        data: PathBuf,
     },
 }
 

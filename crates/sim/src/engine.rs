@@ -342,3 +342,29 @@ pub fn read_truth(data: &Path) -> Result<Truth, SimError> {
         std::fs::read_to_string(&path).map_err(|error| SimError::Internal(format!("`{}`: {error}", path.display())))?;
     serde_json::from_str(&text).map_err(|error| SimError::Internal(format!("`{}`: {error}", path.display())))
 }
+
+/// Distinct customers each insider's moves reach when nothing stops it: its plan played in
+/// full, without the gateway (the comparison `cordon demo` draws).
+pub(crate) fn planned_reach(scenario: &Scenario) -> Result<Vec<u64>, SimError> {
+    let people = People::new(scenario.seed, scenario.customers, scenario.canaries);
+    let all_agents = agents(scenario);
+    let categories = CategoryTable::default();
+    let insiders = choose_insiders(scenario, &all_agents)?;
+    let count = insiders.len();
+    let mut planner = Planner::new(scenario, &people, &all_agents, &categories, insiders);
+    let mut reached: Vec<BTreeSet<String>> = vec![BTreeSet::new(); count];
+    let stopped = BTreeSet::new();
+    for day in 0..scenario.days {
+        for planned in planner.day(day, &stopped) {
+            let customer = match &planned.act {
+                // What the story counts as exposed: cards shown and fields revealed.
+                crate::plan::Act::View { customer, .. } | crate::plan::Act::Reveal { customer, .. } => customer,
+                _ => continue,
+            };
+            if let Some(set) = planned.insider.and_then(|position| reached.get_mut(position)) {
+                set.insert(customer.clone());
+            }
+        }
+    }
+    Ok(reached.into_iter().map(|set| set.len() as u64).collect())
+}

@@ -33,6 +33,12 @@ struct Entry {
     change: String,
     #[serde(default)]
     target: String,
+    #[serde(default)]
+    agent: String,
+    #[serde(default)]
+    time_ms: i64,
+    #[serde(default)]
+    level: String,
 }
 
 /// What one insider's own moves reached, as the ledger is read.
@@ -65,6 +71,11 @@ pub struct InsiderStory {
     pub stopped_day: Option<u32>,
     /// One customer the insider saw, for examples (the access history of a victim).
     pub example_customer: Option<String>,
+    /// When detection stepped it up or suspended it: day of the scenario and hours after its
+    /// first move.
+    pub contained: Option<(String, u32, f64)>,
+    /// Customers its moves would have reached with nothing to stop it (its plan, played in full).
+    pub reach_without_detection: u64,
 }
 
 #[derive(Debug, Clone, Default, Serialize, PartialEq)]
@@ -87,6 +98,10 @@ pub struct Story {
     pub exposed_total: u64,
     pub ledger_root: String,
     pub ledger_origin: String,
+    pub detection: bool,
+    /// Alerts on honest agents, and how many of those were suspensions.
+    pub honest_alerts: u64,
+    pub honest_suspensions: u64,
 }
 
 /// Reads the ledger and ground truth of a simulated data directory.
@@ -122,8 +137,13 @@ pub fn tell(scenario: &Scenario, data: &Path) -> Result<Story, SimError> {
         entries: verified.size,
         ledger_root: verified.root.to_base64(),
         ledger_origin: verified.origin.clone(),
+        detection: scenario.detection,
         ..Story::default()
     };
+    let insider_agents: BTreeMap<&str, usize> =
+        truth.insiders.iter().enumerate().map(|(position, insider)| (insider.agent.as_str(), position)).collect();
+    let mut first_move: Vec<Option<i64>> = vec![None; truth.insiders.len()];
+    let mut contained: Vec<Option<(String, i64)>> = vec![None; truth.insiders.len()];
     let mut tickets = BTreeSet::new();
     let mut unreadable = None;
     LogReader::new(&ledger)
@@ -136,7 +156,26 @@ pub fn tell(scenario: &Scenario, data: &Path) -> Result<Story, SimError> {
                 "change" if entry.change == "ticket.put" => {
                     tickets.insert(entry.target);
                 }
+                "alert" => match insider_agents.get(entry.agent.as_str()) {
+                    Some(&position) => {
+                        if matches!(entry.level.as_str(), "step-up" | "suspend")
+                            && let Some(slot) = contained.get_mut(position)
+                            && slot.is_none()
+                        {
+                            *slot = Some((entry.level.clone(), entry.time_ms));
+                        }
+                    }
+                    None => {
+                        story.honest_alerts += 1;
+                        story.honest_suspensions += u64::from(entry.level == "suspend");
+                    }
+                },
                 "access" => {
+                    if let Some(&position) = insider_position.get(entry.request.as_str())
+                        && let Some(first) = first_move.get_mut(position)
+                    {
+                        first.get_or_insert(entry.time_ms);
+                    }
                     let allowed = entry.decision == "allow";
                     let counts = story.decisions.entry(entry.action.clone()).or_insert([0, 0]);
                     if let Some(count) = counts.get_mut(usize::from(!allowed)) {
@@ -178,7 +217,16 @@ pub fn tell(scenario: &Scenario, data: &Path) -> Result<Story, SimError> {
     story.tickets = tickets.len() as u64;
     let canaries: BTreeSet<&str> = truth.canaries.iter().map(String::as_str).collect();
     let mut union = BTreeSet::new();
-    for (insider, tally) in truth.insiders.iter().zip(tallies) {
+    let reach = crate::engine::planned_reach(scenario)?;
+    let day0_ms = scenario.start.unix_days() * 86_400_000;
+    for (position, (insider, tally)) in truth.insiders.iter().zip(tallies).enumerate() {
+        let contained = match (contained.get(position).cloned().flatten(), first_move.get(position).copied().flatten())
+        {
+            (Some((level, at)), Some(first)) => {
+                Some((level, ((at - day0_ms).max(0) / 86_400_000) as u32, (at - first).max(0) as f64 / 3_600_000.0))
+            }
+            _ => None,
+        };
         let seen = tally.exposed;
         let high = seen
             .iter()
@@ -200,6 +248,8 @@ pub fn tell(scenario: &Scenario, data: &Path) -> Result<Story, SimError> {
             denied: tally.denied,
             stopped_day: insider.stopped_day,
             example_customer: seen.iter().next().cloned(),
+            contained,
+            reach_without_detection: reach.get(position).copied().unwrap_or(0),
         });
         union.extend(seen);
     }
@@ -283,6 +333,24 @@ impl Story {
             if !fields.is_empty() {
                 let _ = writeln!(out, "               revealed: {}", fields.join(", "));
             }
+            if self.detection {
+                let without = thousands(insider.reach_without_detection);
+                let _ = match &insider.contained {
+                    Some((level, day, hours)) => writeln!(
+                        out,
+                        "               contained by cordon ({level}) on day {day}, {hours:.1} h after its first move; \
+                         without detection it would have reached {without}"
+                    ),
+                    None => writeln!(out, "               not contained; its plan reached {without}"),
+                };
+            }
+        }
+        if self.detection {
+            let _ = writeln!(
+                out,
+                "Detection    in-line; honest agents: {} alerts, {} suspended",
+                self.honest_alerts, self.honest_suspensions
+            );
         }
         if !self.insiders.is_empty() {
             let share = self.exposed_total as f64 * 100.0 / self.customers.max(1) as f64;

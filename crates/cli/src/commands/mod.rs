@@ -1,6 +1,7 @@
 //! One module per subcommand group; each turns parsed arguments into calls on the library
 //! crates and prints the result.
 
+mod alert;
 mod data;
 mod eval;
 mod log;
@@ -18,6 +19,7 @@ pub fn run(arguments: Arguments) -> anyhow::Result<()> {
         Command::Keys(command) => data::keys(command),
         Command::Policy(command) => policy::run(command),
         Command::Log(command) => log::run(command),
+        Command::Alert(command) => alert::run(command),
         Command::Eval { scenarios, seeds, json, features } => eval::eval(&scenarios, seeds, json, features.as_deref()),
         Command::Sim { scenario, data, http, token_file, truth, seed } => match (data, http, token_file) {
             (Some(data), _, _) => sim::sim(&scenario, &data, seed),

@@ -94,6 +94,23 @@ fn the_story_matches_the_ledger() {
         let line = exposed_lines.next().unwrap();
         assert_eq!(number_after(line, "exposed"), seen.len() as u64, "{} in:\n{story}", insider["label"]);
     }
+    // Detection contains the harvester; the story says when, and how far it would have got.
+    let harvester = &insiders[0];
+    let alerts: Vec<&Value> = entries
+        .iter()
+        .filter(|entry| entry["kind"] == "alert" && entry["agent"] == harvester["agent"])
+        .filter(|entry| entry["level"] == "step-up" || entry["level"] == "suspend")
+        .collect();
+    assert!(!alerts.is_empty(), "the harvester is contained:\n{story}");
+    let contained = story.lines().find(|line| line.contains("contained by cordon")).expect("a containment line");
+    let reach = number_after(contained, "would have reached");
+    assert!(reach > 2 * number_after(&story, "exposed"), "far more without detection:\n{story}");
+    let honest = entries
+        .iter()
+        .filter(|entry| entry["kind"] == "alert")
+        .filter(|entry| insiders.iter().all(|insider| insider["agent"] != entry["agent"]))
+        .count();
+    assert!(story.contains(&format!("honest agents: {honest} alerts")), "{story}");
 
     // A second run refuses to overwrite the demo unless asked to.
     let (ok, _, errors) = demo(&[]);
