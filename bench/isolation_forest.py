@@ -104,7 +104,8 @@ def main():
     print(f"  false suspensions {honest} ({1000.0 * honest / max(agent_days, 1):.2f} per 1,000 agent-days)")
     for agent in sorted(insiders):
         state = f"caught at hour {alarms[agent]}" if agent in alarms else "not caught"
-        print(f"  {agent[0]} seed {agent[1]} {agent[1 + 1]}: {state}, exposure {exposure[agent]}")
+        (scenario, seed), name = agent
+        print(f"  {scenario} seed {seed} {name}: {state}, exposure {exposure[agent]}")
 
 
 if __name__ == "__main__":
