@@ -11,8 +11,9 @@ For each scenario and seed, a forest is fitted on that run's rows (unsupervised:
 never shown to it). An agent is suspended at the first hour whose anomaly score passes a
 threshold; the threshold is the lowest that keeps honest agents' suspensions within the
 budget per 1,000 agent-days over all runs. An insider's exposure is the sum of the distinct
-customers its own moves reached in each hour before that (customers seen in two hours count
-twice, so this slightly overstates exposure).
+customers its own moves reached in each hour up to and including that one, since an hour's
+features exist only once it is over (customers seen in two hours count twice, so this
+slightly overstates exposure).
 """
 
 import os
@@ -92,7 +93,8 @@ def main():
     for key, rows, _ in scored:
         for row in rows:
             agent = (key, row["agent"])
-            if agent in insiders and int(row["hour"]) < alarms.get(agent, 1 << 62):
+            # An hour's features exist once the hour is over: its own moves are exposed too.
+            if agent in insiders and int(row["hour"]) <= alarms.get(agent, 1 << 62):
                 exposure[agent] += int(row["malicious_customers"])
     caught = sum(1 for agent in insiders if agent in alarms)
     honest = sum(1 for agent in alarms if agent not in insiders)
