@@ -620,28 +620,22 @@ fn score(
             today.unexplained += weight;
             let limit =
                 thresholds.unexplained_floor_per_day.max(usual.unexplained + 3.0 * usual.unexplained_spread + 1.0);
-            let over = (today.unexplained - limit).max(0.0);
-            if over > today.unexplained_scored {
-                signals.push(Signal {
-                    name: "unexplained-access",
-                    observed: today.unexplained,
-                    baseline: limit,
-                    points: thresholds.unexplained_points * (over - today.unexplained_scored),
-                });
-                today.unexplained_scored = over;
-            }
+            signals.extend(excess(
+                "unexplained-access",
+                today.unexplained,
+                limit,
+                thresholds.unexplained_points,
+                &mut today.unexplained_scored,
+            ));
             // Slow drift: the cumulative sum so far plus today's excess over the usual.
             let running = drift + (today.unexplained - (usual.unexplained + thresholds.drift_slack_per_day)).max(0.0);
-            let over_drift = (running - thresholds.drift_limit).max(0.0);
-            if over_drift > today.drift_scored {
-                signals.push(Signal {
-                    name: "slow-drift",
-                    observed: running,
-                    baseline: thresholds.drift_limit,
-                    points: thresholds.drift_points * (over_drift - today.drift_scored),
-                });
-                today.drift_scored = over_drift;
-            }
+            signals.extend(excess(
+                "slow-drift",
+                running,
+                thresholds.drift_limit,
+                thresholds.drift_points,
+                &mut today.drift_scored,
+            ));
             if today.unexplained_distinct > thresholds.hard_cap_unexplained_per_day {
                 signals.push(Signal {
                     name: "hard-cap-unexplained",
@@ -684,40 +678,31 @@ fn score(
     if observation.high_balance && peers.customers > 0.0 {
         let expected = peers.high_balance_share * f64::from(today.distinct);
         let limit = thresholds.high_balance_floor_per_day.max(thresholds.high_balance_factor * expected);
-        let over = (f64::from(today.high_balance) - limit).max(0.0);
-        if over > today.high_balance_scored {
-            signals.push(Signal {
-                name: "high-balance-share",
-                observed: f64::from(today.high_balance),
-                baseline: limit,
-                points: thresholds.high_balance_points * (over - today.high_balance_scored),
-            });
-            today.high_balance_scored = over;
-        }
+        signals.extend(excess(
+            "high-balance-share",
+            f64::from(today.high_balance),
+            limit,
+            thresholds.high_balance_points,
+            &mut today.high_balance_scored,
+        ));
     }
     if first {
         let limit = thresholds.volume_floor_per_day.max(thresholds.volume_factor * usual.customers);
-        let over = (f64::from(today.distinct) - limit).max(0.0);
-        if over > today.volume_scored {
-            signals.push(Signal {
-                name: "daily-volume",
-                observed: f64::from(today.distinct),
-                baseline: limit,
-                points: thresholds.volume_points * (over - today.volume_scored),
-            });
-            today.volume_scored = over;
-        }
+        signals.extend(excess(
+            "daily-volume",
+            f64::from(today.distinct),
+            limit,
+            thresholds.volume_points,
+            &mut today.volume_scored,
+        ));
         let hour_limit = thresholds.burst_floor_per_hour.max(4.0 * usual.busiest_hour);
-        let over = (f64::from(today.hour_distinct) - hour_limit).max(0.0);
-        if over > today.burst_scored {
-            signals.push(Signal {
-                name: "hourly-burst",
-                observed: f64::from(today.hour_distinct),
-                baseline: hour_limit,
-                points: thresholds.burst_points * (over - today.burst_scored),
-            });
-            today.burst_scored = over;
-        }
+        signals.extend(excess(
+            "hourly-burst",
+            f64::from(today.hour_distinct),
+            hour_limit,
+            thresholds.burst_points,
+            &mut today.burst_scored,
+        ));
         if today.distinct > thresholds.hard_cap_customers_per_day {
             signals.push(Signal {
                 name: "hard-cap-customers",
@@ -729,6 +714,18 @@ fn score(
         }
     }
     scored
+}
+
+/// Points for how far `observed` has grown above `limit` since it last scored: repeating
+/// what already scored adds nothing.
+fn excess(name: &'static str, observed: f64, limit: f64, points_per_unit: f64, scored: &mut f64) -> Option<Signal> {
+    let over = (observed - limit).max(0.0);
+    if over <= *scored {
+        return None;
+    }
+    let signal = Signal { name, observed, baseline: limit, points: points_per_unit * (over - *scored) };
+    *scored = over;
+    Some(signal)
 }
 
 /// The trailing decimal number of an identifier (`cus-0001234` is 1234).

@@ -165,11 +165,7 @@ impl Gateway {
 
     /// Issues a token for a directory agent; its role comes from the directory.
     pub fn issue_agent_token(&self, agent_id: &str) -> Result<String, GatewayError> {
-        let agent = self.store.agent(agent_id)?.ok_or_else(|| GatewayError::NotFound {
-            what: "agent",
-            id: agent_id.to_string(),
-            ledger_index: None,
-        })?;
+        let agent = self.existing_agent(agent_id)?;
         crate::token::issue(
             &self.tokens,
             agent_id,
@@ -189,11 +185,7 @@ impl Gateway {
         agent_id: &str,
         request: &str,
     ) -> Result<(u64, String), GatewayError> {
-        let agent = self.store.agent(agent_id)?.ok_or_else(|| GatewayError::NotFound {
-            what: "agent",
-            id: agent_id.to_string(),
-            ledger_index: None,
-        })?;
+        let agent = self.existing_agent(agent_id)?;
         if agent.status != AgentStatus::Active {
             return Err(GatewayError::Conflict(format!("agent `{agent_id}` is {}; it gets no token", agent.status)));
         }
@@ -295,11 +287,7 @@ impl Gateway {
         if actor == agent {
             return Err(GatewayError::Conflict("an agent cannot reinstate itself".into()));
         }
-        let found = self.store.agent(agent)?.ok_or_else(|| GatewayError::NotFound {
-            what: "agent",
-            id: agent.to_string(),
-            ledger_index: None,
-        })?;
+        let found = self.existing_agent(agent)?;
         if found.status != AgentStatus::Suspended {
             return Err(GatewayError::Conflict(format!("agent `{agent}` is {}, not suspended", found.status)));
         }
@@ -311,6 +299,15 @@ impl Gateway {
             .await?;
         self.directory.set_agent_status(&self.store, agent, AgentStatus::Active)?;
         Ok(index)
+    }
+
+    /// The directory agent `id`, or a not-found error naming it.
+    fn existing_agent(&self, id: &str) -> Result<Agent, GatewayError> {
+        self.store.agent(id)?.ok_or_else(|| GatewayError::NotFound {
+            what: "agent",
+            id: id.to_string(),
+            ledger_index: None,
+        })
     }
 
     /// The caller, if it may work alerts: an analyst or an administrator.
@@ -563,9 +560,7 @@ impl Gateway {
         status: AgentStatus,
         request: &str,
     ) -> Result<u64, GatewayError> {
-        if self.store.agent(agent)?.is_none() {
-            return Err(GatewayError::NotFound { what: "agent", id: agent.to_string(), ledger_index: None });
-        }
+        self.existing_agent(agent)?;
         let change = match status {
             AgentStatus::Active => "agent.reinstate",
             AgentStatus::Suspended => "agent.suspend",

@@ -51,6 +51,17 @@ pub struct Truth {
     pub insiders: Vec<TruthInsider>,
 }
 
+impl Truth {
+    /// Each malicious request id and the position of the insider whose move it was.
+    pub fn malicious_requests(&self) -> std::collections::HashMap<&str, usize> {
+        self.insiders
+            .iter()
+            .enumerate()
+            .flat_map(|(position, insider)| insider.malicious_requests.iter().map(move |id| (id.as_str(), position)))
+            .collect()
+    }
+}
+
 #[derive(Debug, Clone, Serialize, serde::Deserialize, PartialEq)]
 pub struct TruthInsider {
     pub agent: String,

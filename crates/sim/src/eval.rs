@@ -162,13 +162,7 @@ pub fn score_run(scenario: &Scenario, work: &Path, features: Option<&Path>) -> R
     };
     let canary = |customer: &str| customer_number(customer).is_some_and(|number| people.is_canary(number));
 
-    let malicious: HashMap<&str, usize> = stream
-        .truth
-        .insiders
-        .iter()
-        .enumerate()
-        .flat_map(|(position, insider)| insider.malicious_requests.iter().map(move |id| (id.as_str(), position)))
-        .collect();
+    let malicious = stream.truth.malicious_requests();
     let insiders: BTreeSet<&str> = stream.truth.insiders.iter().map(|insider| insider.agent.as_str()).collect();
     let agent_days: BTreeSet<(&str, i64)> = stream
         .entries
@@ -203,13 +197,7 @@ pub fn score_run(scenario: &Scenario, work: &Path, features: Option<&Path>) -> R
         }
         flagged.extend(entry.evidence.iter().copied());
     }
-    let live_malicious: HashMap<&str, usize> = live
-        .truth
-        .insiders
-        .iter()
-        .enumerate()
-        .flat_map(|(position, insider)| insider.malicious_requests.iter().map(move |id| (id.as_str(), position)))
-        .collect();
+    let live_malicious = live.truth.malicious_requests();
     let flagged_malicious = flagged
         .iter()
         .filter_map(|&index| live.entries.get(index as usize))

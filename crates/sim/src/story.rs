@@ -118,14 +118,7 @@ pub fn tell(scenario: &Scenario, data: &Path) -> Result<Story, SimError> {
 
     let people = People::new(scenario.seed, scenario.customers, scenario.canaries);
     // The insiders' own moves, by request id; their cover work (real tickets) is not counted.
-    let insider_position: BTreeMap<&str, usize> = truth
-        .insiders
-        .iter()
-        .enumerate()
-        .flat_map(|(position, insider)| {
-            insider.malicious_requests.iter().map(move |request| (request.as_str(), position))
-        })
-        .collect();
+    let insider_position = truth.malicious_requests();
     let mut tallies = vec![Tally::default(); truth.insiders.len()];
     let mut story = Story {
         scenario: truth.scenario.clone(),
