@@ -560,22 +560,14 @@ impl Gateway {
         status: AgentStatus,
         request: &str,
     ) -> Result<u64, GatewayError> {
-        self.existing_agent(agent)?;
         let change = match status {
-            AgentStatus::Active => "agent.reinstate",
+            // One way back in: an analyst's reinstatement, which also clears detection's risk.
+            AgentStatus::Active => return self.reinstate_agent(who, agent, request).await,
             AgentStatus::Suspended => "agent.suspend",
             AgentStatus::Offboarded => "agent.offboard",
         };
-        // Reinstating also clears detection's risk, in the entry's place in the ledger.
-        let clears = status == AgentStatus::Active;
-        let now_ms = self.clock.now_ms();
-        let index = self
-            .administer_then(who, change, agent, None, request, |sequenced| {
-                if clears {
-                    sequenced.detector.clear(agent, now_ms);
-                }
-            })
-            .await?;
+        self.existing_agent(agent)?;
+        let index = self.administer(who, change, agent, None, request).await?;
         self.directory.set_agent_status(&self.store, agent, status)?;
         Ok(index)
     }
@@ -724,26 +716,13 @@ impl Gateway {
         detail: Option<String>,
         request: &str,
     ) -> Result<u64, GatewayError> {
-        self.administer_then(who, change, target, detail, request, |_| {}).await
-    }
-
-    /// `administer`, with `then` run on detection in the change's place in ledger order.
-    async fn administer_then(
-        &self,
-        who: &Claims,
-        change: &'static str,
-        target: &str,
-        detail: Option<String>,
-        request: &str,
-        then: impl FnOnce(&mut Sequenced),
-    ) -> Result<u64, GatewayError> {
         let actor = self.principal_facts(who)?;
         let decision = self.policy.decide(&self.request(&actor, Action::Administer, None, None, None, "", None, None));
         if !decision.allowed {
             let index = self.record(Recorded::new(request, &actor.id, Action::Administer, &decision), None).await?;
             return Err(denied(decision, index));
         }
-        self.change_entry_then(&actor.id, change, target, detail, request, then).await
+        self.change_entry(&actor.id, change, target, detail, request).await
     }
 
     pub(crate) async fn change_entry(
