@@ -102,11 +102,14 @@ pub fn demo(
         .find_map(|insider| insider.example_customer.clone())
         .unwrap_or_else(|| cordon_sim::customer_id(1));
     let service = data.issue_token(None, Some(TokenRole::Service), &SystemClock)?;
+    let analyst = data.issue_token(None, Some(TokenRole::Analyst), &SystemClock)?;
     let base = format!("http://{listen}");
-    println!("Try it       (the token is for the service role: access histories and metrics)");
+    println!("Try it       (service role: access histories and metrics; analyst role: alerts and the risk board)");
     println!("  export SERVICE_TOKEN={service}");
+    println!("  export ANALYST_TOKEN={analyst}");
     println!("  curl -s {base}/v1/ledger/checkpoint");
     println!("  curl -s -H \"authorization: Bearer $SERVICE_TOKEN\" {base}/v1/customers/{touched}/access-history");
+    println!("  curl -s -H \"authorization: Bearer $ANALYST_TOKEN\" {base}/v1/alerts?status=open");
     println!("  curl -s -H \"authorization: Bearer $SERVICE_TOKEN\" {base}/metrics | grep cordon_decisions");
     println!("  cordon log verify {}/ledger --vkey {}/ledger/private/verifier-key", dir.display(), dir.display());
     if no_serve {
