@@ -170,6 +170,8 @@ pub(crate) async fn durable(expected: u64, futures: Vec<AuditFuture>) -> Result<
 struct ReplayEntry<'a> {
     kind: &'a str,
     #[serde(default)]
+    request: &'a str,
+    #[serde(default)]
     time_ms: i64,
     #[serde(default)]
     agent: Option<&'a str>,
@@ -229,10 +231,6 @@ pub(crate) fn replay(
         match entry.kind {
             "access" => {
                 let Some(agent) = entry.agent else { return Ok(()) };
-                let base = agents.entry(agent.to_string()).or_insert_with(|| {
-                    let (peer_group, site) = facts.agent(agent);
-                    AccessFacts { peer_group, site, ..AccessFacts::default() }
-                });
                 let denied_by_detector = entry.policies.iter().any(|policy| policy.starts_with("detector:"));
                 let allowed = entry.decision == Some("allow") || denied_by_detector;
                 let matches = entry.matches.as_deref().unwrap_or_default();
@@ -243,32 +241,30 @@ pub(crate) fn replay(
                     }
                     _ => (false, false),
                 };
-                let access = AccessFacts {
-                    why: entry.why.and_then(Why::parse),
-                    beyond_need: entry.beyond_need.iter().map(|field| field.to_string()).collect(),
-                    off_shift: entry.off_shift,
-                    high_balance,
-                    canary,
-                    peer_group: base.peer_group.clone(),
-                    site: base.site.clone(),
-                };
+                // One set of facts per agent, refilled for each of its entries (no copies).
+                if !agents.contains_key(agent) {
+                    let (peer_group, site) = facts.agent(agent);
+                    agents.insert(agent.to_string(), AccessFacts { peer_group, site, ..AccessFacts::default() });
+                }
+                let Some(access) = agents.get_mut(agent) else { return Ok(()) };
+                access.why = entry.why.and_then(Why::parse);
+                access.beyond_need = entry.beyond_need.iter().map(|field| field.to_string()).collect();
+                access.off_shift = entry.off_shift;
+                access.high_balance = high_balance;
+                access.canary = canary;
+                let access = &*access;
                 if let Some(action) = seen(entry.action.unwrap_or_default(), !matches.is_empty()) {
                     replayed.observations += 1;
-                    let observation =
-                        observation(index, entry.time_ms, agent, action, entry.customer, allowed, &access);
+                    let observation = observation(index, entry.time_ms, agent, action, entry.customer, allowed, access);
                     let verdict: Verdict = detector.observe(&observation);
                     for alert in verdict.alerts {
-                        replayed.alerts.push(AlertEntry::new(&alert, ""));
+                        replayed.alerts.push(AlertEntry::new(&alert, entry.request));
                     }
                 }
             }
             "alert" => {
                 let recorded: AlertEntry =
                     serde_json::from_slice(bytes).map_err(|error| format!("ledger entry {index}: {error}"))?;
-                // The request id is the live request's; replay compares the rest.
-                if let Some(mine) = replayed.alerts.get_mut(replayed.recorded.len()) {
-                    mine.request = recorded.request.clone();
-                }
                 replayed.recorded.push((index, recorded));
             }
             "change" => {

@@ -342,7 +342,7 @@ impl Gateway {
             GatewayError::BadRequest(format!("`by` must be email, phone, account_id or wallet, not `{by}`"))
         })?;
         self.check_value_length(value)?;
-        let agent = self.acting_agent(who)?;
+        let (agent, seen) = self.acting_agent(who)?;
         let decision = self.policy.decide(&self.request(&agent, Action::Search, None, None, None, "", None, None));
         let digest = self.vault.search_digest(kind, value);
         let ids = match (decision.allowed, digest) {
@@ -354,7 +354,7 @@ impl Gateway {
                 Recorded {
                     search_by: Some(kind.name()),
                     matches: Some(ids.clone()),
-                    facts: AccessFacts { canary: self.only_canaries(&ids)?, ..self.agent_context(&agent) },
+                    facts: AccessFacts { canary: self.only_canaries(&ids)?, ..seen },
                     ..Recorded::new(request, &agent.id, Action::Search, &decision)
                 },
                 None,
@@ -388,9 +388,9 @@ impl Gateway {
         ticket: Option<&str>,
         request: &str,
     ) -> Result<Card, GatewayError> {
-        let agent = self.acting_agent(who)?;
-        let (stored, sealed) = self.existing_customer(&agent, Action::View, customer, ticket, request).await?;
-        let context = self.access_context(&agent, &stored, &sealed, ticket)?;
+        let (agent, seen) = self.acting_agent(who)?;
+        let (stored, sealed) = self.existing_customer(&agent, &seen, Action::View, customer, ticket, request).await?;
+        let context = self.access_context(&agent, &seen, &stored, &sealed, ticket)?;
         let decision = self.policy.decide(&self.request(
             &agent,
             Action::View,
@@ -435,9 +435,9 @@ impl Gateway {
     ) -> Result<Revealed, GatewayError> {
         let fields = self.parse_fields(field_names)?;
         self.check_value_length(reason)?;
-        let agent = self.acting_agent(who)?;
-        let (stored, sealed) = self.existing_customer(&agent, Action::Reveal, customer, ticket, request).await?;
-        let context = self.access_context(&agent, &stored, &sealed, ticket)?;
+        let (agent, seen) = self.acting_agent(who)?;
+        let (stored, sealed) = self.existing_customer(&agent, &seen, Action::Reveal, customer, ticket, request).await?;
+        let context = self.access_context(&agent, &seen, &stored, &sealed, ticket)?;
         let decisions: Vec<Decision> = fields
             .iter()
             .map(|field| {
@@ -492,9 +492,9 @@ impl Gateway {
             .next()
             .ok_or_else(|| GatewayError::BadRequest("a field to verify is needed".into()))?;
         self.check_value_length(stated)?;
-        let agent = self.acting_agent(who)?;
-        let (stored, sealed) = self.existing_customer(&agent, Action::Verify, customer, ticket, request).await?;
-        let context = self.access_context(&agent, &stored, &sealed, ticket)?;
+        let (agent, seen) = self.acting_agent(who)?;
+        let (stored, sealed) = self.existing_customer(&agent, &seen, Action::Verify, customer, ticket, request).await?;
+        let context = self.access_context(&agent, &seen, &stored, &sealed, ticket)?;
         let decision = self.policy.decide(&self.request(
             &agent,
             Action::Verify,
@@ -631,7 +631,7 @@ impl Gateway {
         customer: &str,
         request: &str,
     ) -> Result<Approval, GatewayError> {
-        let agent = self.acting_agent(who)?;
+        let (agent, _) = self.acting_agent(who)?;
         if self.store.customer(customer)?.is_none() {
             return Err(GatewayError::NotFound { what: "customer", id: customer.to_string(), ledger_index: None });
         }
@@ -820,10 +820,8 @@ impl Gateway {
                 alerts.iter().zip(1u64..).map(|(alert, offset)| stored_alert(alert, index + offset)).collect();
             self.store.record_alerts(&stored, self.webhook_url.is_some(), time_ms)?;
         }
-        for alert in &alerts {
-            if alert.level == cordon_detect::Level::Suspend.name() {
-                self.directory.set_agent_status(&self.store, &alert.agent, AgentStatus::Suspended)?;
-            }
+        for alert in verdict.alerts.iter().filter(|alert| alert.level == cordon_detect::Level::Suspend) {
+            self.directory.set_agent_status(&self.store, &alert.agent, AgentStatus::Suspended)?;
         }
         if let Some(customer) = history_for {
             self.indexer.add(AccessEvent {
@@ -859,6 +857,7 @@ impl Gateway {
     async fn existing_customer(
         &self,
         agent: &AgentFacts,
+        seen: &AccessFacts,
         action: Action,
         customer: &str,
         ticket: Option<&str>,
@@ -883,7 +882,7 @@ impl Gateway {
                     approval: None,
                     allowed: false,
                     policies: Vec::new(),
-                    facts: self.agent_context(agent),
+                    facts: seen.clone(),
                 },
                 None,
             )
@@ -894,6 +893,7 @@ impl Gateway {
     fn access_context(
         &self,
         agent: &AgentFacts,
+        seen: &AccessFacts,
         stored: &StoredCustomer,
         sealed: &SealedCustomer,
         ticket: Option<&str>,
@@ -948,7 +948,7 @@ impl Gateway {
             why: Some(why),
             high_balance: balance_band >= Some(BalanceBand::OneHundredThousandToOneMillion),
             canary: stored.canary,
-            ..self.agent_context(agent)
+            ..seen.clone()
         };
         Ok(AccessContext {
             customer: CustomerFacts { id: stored.id.clone(), high_balance },
@@ -977,23 +977,6 @@ impl Gateway {
         Ok(!ids.is_empty())
     }
 
-    /// The agent's side of detection: its peers and whether it is on shift now.
-    fn agent_context(&self, agent: &AgentFacts) -> AccessFacts {
-        let hour = (self.clock.now_seconds().rem_euclid(86_400) / 3600) as u8;
-        let off_shift = self
-            .directory
-            .agent(&self.store, &agent.id)
-            .ok()
-            .flatten()
-            .is_some_and(|found| !found.shift.contains(hour));
-        AccessFacts {
-            peer_group: format!("{}@{}", agent.team, agent.site),
-            site: agent.site.clone(),
-            off_shift,
-            ..AccessFacts::default()
-        }
-    }
-
     fn ticket_facts(&self, ticket: &Ticket) -> TicketFacts {
         TicketFacts {
             id: ticket.id.clone(),
@@ -1011,7 +994,9 @@ impl Gateway {
     }
 
     /// The directory agent behind a token; data access needs one.
-    fn acting_agent(&self, who: &Claims) -> Result<AgentFacts, GatewayError> {
+    /// The directory agent behind a token, as policy sees it and as detection sees it (its
+    /// peers, and whether it is on shift now), from one directory read.
+    fn acting_agent(&self, who: &Claims) -> Result<(AgentFacts, AccessFacts), GatewayError> {
         if who.sub.starts_with("role:") {
             return Err(GatewayError::WrongRole { needed: "agent (a token issued for a directory agent)" });
         }
@@ -1019,7 +1004,14 @@ impl Gateway {
             .directory
             .agent(&self.store, &who.sub)?
             .ok_or_else(|| GatewayError::Unauthenticated(format!("agent `{}` is not in the directory", who.sub)))?;
-        Ok(agent_facts(&agent))
+        let hour = (self.clock.now_seconds().rem_euclid(86_400) / 3600) as u8;
+        let seen = AccessFacts {
+            peer_group: format!("{}@{}", agent.team, agent.site),
+            site: agent.site.clone(),
+            off_shift: !agent.shift.contains(hour),
+            ..AccessFacts::default()
+        };
+        Ok((agent_facts(&agent), seen))
     }
 
     /// The facts of whoever holds the token: a directory agent, or a role identity.
@@ -1034,7 +1026,7 @@ impl Gateway {
                 status: "active".into(),
             });
         }
-        self.acting_agent(who)
+        self.acting_agent(who).map(|(facts, _)| facts)
     }
 
     #[allow(clippy::too_many_arguments)]

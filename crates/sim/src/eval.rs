@@ -13,10 +13,11 @@ use std::io::Write as _;
 use std::path::{Path, PathBuf};
 
 use cordon_ledger::LogReader;
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 
 use crate::SimError;
 use crate::engine::{Truth, read_truth, run};
+use crate::entry::LedgerEntry as Entry;
 use crate::people::{People, customer_number};
 use crate::scenario::Scenario;
 
@@ -70,48 +71,6 @@ pub struct RunScore {
     pub benign_explained_share: f64,
     pub methods: Vec<MethodScore>,
     pub seconds: f64,
-}
-
-/// The parts of an entry scoring needs.
-#[derive(Debug, Clone, Deserialize)]
-struct Entry {
-    kind: String,
-    #[serde(default)]
-    time_ms: i64,
-    #[serde(default)]
-    request: String,
-    #[serde(default)]
-    agent: String,
-    #[serde(default)]
-    action: String,
-    #[serde(default)]
-    customer: Option<String>,
-    #[serde(default)]
-    ticket: Option<String>,
-    #[serde(default)]
-    matches: Option<Vec<String>>,
-    #[serde(default)]
-    why: Option<String>,
-    #[serde(default)]
-    beyond_need: Vec<String>,
-    #[serde(default)]
-    off_shift: bool,
-    #[serde(default)]
-    decision: String,
-    #[serde(default)]
-    level: String,
-    #[serde(default)]
-    evidence: Vec<u64>,
-}
-
-impl Entry {
-    fn allowed_access(&self) -> bool {
-        self.kind == "access" && self.decision == "allow"
-    }
-
-    fn explained(&self) -> bool {
-        matches!(self.why.as_deref(), Some("ticket" | "approval" | "callback" | "review"))
-    }
 }
 
 /// A run read back: its entries and ground truth.

@@ -8,6 +8,7 @@
 
 mod driver;
 mod engine;
+mod entry;
 mod eval;
 mod exec;
 mod http;

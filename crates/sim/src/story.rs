@@ -8,38 +8,13 @@ use std::fmt::Write as _;
 use std::path::Path;
 
 use cordon_ledger::{LogReader, VERIFIER_KEY_FILE, Verifier, verify_log};
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 
 use crate::SimError;
 use crate::engine::{RunReport, Truth, read_truth};
+use crate::entry::LedgerEntry as Entry;
 use crate::people::{People, customer_number};
 use crate::scenario::Scenario;
-
-/// The parts of an audit entry the story counts.
-#[derive(Deserialize)]
-struct Entry {
-    kind: String,
-    #[serde(default)]
-    request: String,
-    #[serde(default)]
-    action: String,
-    #[serde(default)]
-    customer: Option<String>,
-    #[serde(default)]
-    fields: Vec<String>,
-    #[serde(default)]
-    decision: String,
-    #[serde(default)]
-    change: String,
-    #[serde(default)]
-    target: String,
-    #[serde(default)]
-    agent: String,
-    #[serde(default)]
-    time_ms: i64,
-    #[serde(default)]
-    level: String,
-}
 
 /// What one insider's own moves reached, as the ledger is read.
 #[derive(Default, Clone)]

@@ -12,17 +12,9 @@ use crate::support::{Harness, customer_fields};
 
 /// An agent with a ticket from a real customer, and a canary nobody has a reason to open.
 async fn with_canary(harness: &Harness) {
-    harness.put_customer("cus-1", customer_fields("Nina Simone", "nina@example.org", 10.0)).await;
+    harness.put_assigned_ticket().await;
     harness.put_canary("cus-999", customer_fields("Cora Nary", "cora@example.org", 250_000.0)).await;
-    harness.put_agent("agt-1", json!({"name": "A", "team": "l1-chat", "site": "us-sf"})).await;
     harness.put_agent("ana-1", json!({"name": "Q", "team": "security", "site": "us-sf", "role": "analyst"})).await;
-    harness
-        .admin(
-            Method::PUT,
-            "/v1/tickets/t-1",
-            json!({"requester": "cus-1", "category": "general_inquiry", "assignee": "agt-1"}),
-        )
-        .await;
 }
 
 #[tokio::test]

@@ -5,20 +5,12 @@ use axum::http::{Method, StatusCode};
 use cordon_gateway::TokenRole;
 use serde_json::{Value, json};
 
-use crate::support::{Harness, customer_fields, problem_type};
+use crate::support::{Harness, problem_type};
 
 /// A customer `cus-1`, an agent `agt-1`, and ticket `t-1` from the one assigned to the other.
 async fn with_assigned_ticket() -> Harness {
     let harness = Harness::new();
-    harness.put_customer("cus-1", customer_fields("Nina Simone", "nina@example.org", 10.0)).await;
-    harness.put_agent("agt-1", json!({"name": "A", "team": "l1-chat", "site": "us-sf"})).await;
-    harness
-        .admin(
-            Method::PUT,
-            "/v1/tickets/t-1",
-            json!({"requester": "cus-1", "category": "general_inquiry", "assignee": "agt-1"}),
-        )
-        .await;
+    harness.put_assigned_ticket().await;
     harness
 }
 

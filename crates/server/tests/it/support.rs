@@ -117,6 +117,19 @@ impl Harness {
         self.admin(Method::PUT, &format!("/v1/customers/{id}"), json!({ "fields": fields })).await;
     }
 
+    /// Customer `cus-1`, agent `agt-1` (l1-chat, us-sf) and ticket `t-1` from the one,
+    /// assigned to the other.
+    pub async fn put_assigned_ticket(&self) {
+        self.put_customer("cus-1", customer_fields("Nina Simone", "nina@example.org", 10.0)).await;
+        self.put_agent("agt-1", json!({"name": "A", "team": "l1-chat", "site": "us-sf"})).await;
+        self.admin(
+            Method::PUT,
+            "/v1/tickets/t-1",
+            json!({"requester": "cus-1", "category": "general_inquiry", "assignee": "agt-1"}),
+        )
+        .await;
+    }
+
     pub async fn put_canary(&self, id: &str, fields: Value) {
         self.admin(Method::PUT, &format!("/v1/customers/{id}"), json!({ "fields": fields, "canary": true })).await;
     }
