@@ -65,12 +65,14 @@ pub struct Planner<'a> {
     pub day0_unix_ms: i64,
     pub weekday_of_day0: u32,
     pub tickets: u64,
-    /// Requesters of the latest closed tickets, for QA reviews.
-    pub recently_closed: VecDeque<u64>,
+    /// Requesters of the latest closed tickets and the day each closed, for QA reviews.
+    pub recently_closed: VecDeque<(u64, u32)>,
 }
 
 /// Closed tickets a QA review samples from.
 const RECENTLY_CLOSED_MAX: usize = 5_000;
+/// How many days back a QA review reaches.
+const REVIEW_DAYS_MAX: u32 = 6;
 
 impl<'a> Planner<'a> {
     pub fn new(
@@ -143,7 +145,14 @@ impl<'a> Planner<'a> {
                     && self.agents.get(index).is_some_and(|agent| agent.works(day, self.weekday_of_day0))
             })
             .collect();
-        let reviewable: Vec<u64> = self.recently_closed.iter().copied().collect();
+        // Tickets closed on the last six days: the gateway counts a review as explained by a
+        // ticket moved within seven, so the review never hinges on a ticket put in its own wave.
+        let reviewable: Vec<u64> = self
+            .recently_closed
+            .iter()
+            .filter(|(_, closed)| *closed < day && closed + REVIEW_DAYS_MAX >= day)
+            .map(|(number, _)| *number)
+            .collect();
         // New hires are put into the directory as their first day starts.
         for (index, agent) in self.agents.iter().enumerate() {
             if agent.joins_day == day && day > 0 {
@@ -268,7 +277,11 @@ impl<'a> Planner<'a> {
                 time += 1_200_000 + rng.below(3_600_000) as i64;
                 ticket.assignee = self.agents.get(other).map(|other| other.agent.id.clone());
                 ticket.updated_at = time / 1000;
-                self.push(plan, time, first, true, Act::PutTicket(ticket.clone()), None);
+                // Keyed to the new handler: its own requests on this ticket then start in a
+                // later wave. Keyed to the old one, the two could share a wave, and whether the
+                // handler saw the reassignment depended on whether the put's commit finished
+                // before the handler's first poll (a thread-timing race in the ledger's root).
+                self.push(plan, time, other, true, Act::PutTicket(ticket.clone()), None);
             }
         }
         let Some(handler_agent) = self.agents.get(handler) else { return (number, time) };
@@ -366,7 +379,7 @@ impl<'a> Planner<'a> {
         ticket.status = TicketStatus::Closed;
         ticket.updated_at = time / 1000;
         self.push(plan, time, handler, true, Act::PutTicket(ticket), None);
-        self.recently_closed.push_back(number);
+        self.recently_closed.push_back((number, day));
         if self.recently_closed.len() > RECENTLY_CLOSED_MAX {
             self.recently_closed.pop_front();
         }
