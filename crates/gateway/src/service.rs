@@ -311,7 +311,7 @@ impl Gateway {
     }
 
     /// The caller, if it may work alerts: an analyst or an administrator.
-    fn analyst(&self, who: &Claims) -> Result<String, GatewayError> {
+    pub(crate) fn analyst(&self, who: &Claims) -> Result<String, GatewayError> {
         match who.role {
             TokenRole::Analyst | TokenRole::Admin => Ok(who.sub.clone()),
             _ => Err(GatewayError::WrongRole { needed: "analyst or admin" }),

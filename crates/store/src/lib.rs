@@ -5,7 +5,9 @@
 //! The store holds no plaintext customer value: customers arrive sealed by the vault and
 //! leave sealed. Secure delete is on, so a deleted customer's wrapped key is overwritten.
 
+mod incident;
 mod schema;
 mod store;
 
+pub use incident::{Exposure, ProtectiveAction, StoredIncident, TimelineEvent};
 pub use store::{AccessEvent, CustomerRow, OutboxItem, Store, StoreError, StoredAlert, StoredCustomer};

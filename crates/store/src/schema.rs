@@ -83,6 +83,39 @@ CREATE TABLE IF NOT EXISTS outbox (
     delivered_at_ms INTEGER
 );
 CREATE INDEX IF NOT EXISTS outbox_due ON outbox (delivered_at_ms, next_attempt_ms);
+-- Incidents: the responder's record (title, suspects, window, the public-disclosure status as
+-- JSON) beside the ledger entry that opened it. Titles and status notes are free text and so
+-- stay here, never in the ledger.
+CREATE TABLE IF NOT EXISTS incidents (
+    id TEXT PRIMARY KEY,
+    title TEXT NOT NULL,
+    opened_at_ms INTEGER NOT NULL,
+    aware_at_ms INTEGER NOT NULL,
+    opened_by TEXT NOT NULL,
+    agents TEXT NOT NULL,
+    since_ms INTEGER,
+    until_ms INTEGER,
+    status TEXT NOT NULL,
+    ledger_index INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS incident_timeline (
+    incident_id TEXT NOT NULL,
+    time_ms INTEGER NOT NULL,
+    what TEXT NOT NULL,
+    ledger_index INTEGER
+);
+CREATE INDEX IF NOT EXISTS incident_timeline_by_incident ON incident_timeline (incident_id, time_ms);
+-- One row per protective action per customer per incident: the key makes applying twice a
+-- no-op, and the outbox row for the exchange goes in the same transaction.
+CREATE TABLE IF NOT EXISTS protective_actions (
+    incident_id TEXT NOT NULL,
+    customer_id TEXT NOT NULL,
+    action TEXT NOT NULL,
+    recorded_at_ms INTEGER NOT NULL,
+    until_ms INTEGER,
+    ledger_index INTEGER NOT NULL,
+    PRIMARY KEY (incident_id, customer_id, action)
+) WITHOUT ROWID;
 "#;
 
 /// The access index lives in its own file: its steady stream of inserts would otherwise
@@ -101,4 +134,32 @@ CREATE TABLE IF NOT EXISTS access_events (
     request_id TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS access_events_by_customer ON access_events (customer_id, ledger_index);
+CREATE TABLE IF NOT EXISTS index_meta (
+    key TEXT PRIMARY KEY,
+    value INTEGER NOT NULL
+);
+-- The exposure index, derived from the ledger (which it has read up to `exposures_through`
+-- in index_meta): one row per customer per allowed access that showed that customer
+-- something, a search hit's masked name, a masked card, revealed or verified fields.
+-- Clustered by agent and time, because scope asks "what did these agents see then".
+CREATE TABLE IF NOT EXISTS exposures (
+    agent_id TEXT NOT NULL,
+    time INTEGER NOT NULL,
+    ledger_index INTEGER NOT NULL,
+    customer_id TEXT NOT NULL,
+    action TEXT NOT NULL,
+    fields TEXT NOT NULL,
+    PRIMARY KEY (agent_id, time, ledger_index, customer_id)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS exposures_by_customer ON exposures (customer_id);
+-- Which customers each agent has been shown, and how many: attribution's access volume.
+CREATE TABLE IF NOT EXISTS agent_reach (
+    agent_id TEXT NOT NULL,
+    customer_id TEXT NOT NULL,
+    PRIMARY KEY (agent_id, customer_id)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS agent_volume (
+    agent_id TEXT PRIMARY KEY,
+    customers INTEGER NOT NULL
+);
 "#;

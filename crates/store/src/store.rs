@@ -81,12 +81,12 @@ pub struct OutboxItem {
 }
 
 pub struct Store {
-    path: PathBuf,
+    pub(crate) path: PathBuf,
     writer: Mutex<Connection>,
     readers: Vec<Mutex<Connection>>,
     next_reader: AtomicUsize,
-    /// The access index, in `<name>-access.sqlite` beside the main file.
-    index: Mutex<Connection>,
+    /// The access index and the exposure index, in `<name>-access.sqlite` beside the main file.
+    pub(crate) index: Mutex<Connection>,
 }
 
 impl std::fmt::Debug for Store {
@@ -136,11 +136,11 @@ impl Store {
         &self.path
     }
 
-    fn write(&self) -> MutexGuard<'_, Connection> {
+    pub(crate) fn write(&self) -> MutexGuard<'_, Connection> {
         self.writer.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    fn read(&self) -> MutexGuard<'_, Connection> {
+    pub(crate) fn read(&self) -> MutexGuard<'_, Connection> {
         let slot = self.next_reader.fetch_add(1, Ordering::Relaxed) % self.readers.len().max(1);
         match self.readers.get(slot) {
             Some(reader) => reader.lock().unwrap_or_else(PoisonError::into_inner),
@@ -149,7 +149,7 @@ impl Store {
     }
 
     /// Runs a single-row query on a reader connection; `None` when no row matches.
-    fn query_one<T>(
+    pub(crate) fn query_one<T>(
         &self,
         sql: &str,
         parameters: impl rusqlite::Params,
@@ -161,7 +161,7 @@ impl Store {
         statement.query_row(parameters, row).optional().map_err(self.error(action))
     }
 
-    fn error(&self, action: &'static str) -> impl Fn(rusqlite::Error) -> StoreError + '_ {
+    pub(crate) fn error(&self, action: &'static str) -> impl Fn(rusqlite::Error) -> StoreError + '_ {
         sql_error(&self.path, action)
     }
 
@@ -298,16 +298,23 @@ impl Store {
         Ok(changed > 0)
     }
 
-    /// Customer ids matching a blind-index digest (exact match only).
+    /// Customer ids matching a blind-index digest (exact match only), at most 100: what an
+    /// agent's search finds.
     pub fn search(&self, kind: SearchKey, digest: &Digest) -> Result<Vec<String>, StoreError> {
+        self.search_up_to(kind, digest, 100)
+    }
+
+    /// Customer ids matching a blind-index digest, at most `limit` (incident response reads
+    /// every customer consistent with a masked rendering, which can be thousands).
+    pub fn search_up_to(&self, kind: SearchKey, digest: &Digest, limit: usize) -> Result<Vec<String>, StoreError> {
         let connection = self.read();
         let mut statement = connection
             .prepare_cached(
-                "SELECT customer_id FROM search_index WHERE kind = ?1 AND digest = ?2 ORDER BY customer_id LIMIT 100",
+                "SELECT customer_id FROM search_index WHERE kind = ?1 AND digest = ?2 ORDER BY customer_id LIMIT ?3",
             )
             .map_err(self.error("prepare a search"))?;
         let ids = statement
-            .query_map(params![kind.name(), digest.as_slice()], |row| row.get(0))
+            .query_map(params![kind.name(), digest.as_slice(), limit as i64], |row| row.get(0))
             .map_err(self.error("search"))?
             .collect::<Result<Vec<String>, _>>()
             .map_err(self.error("search"))?;

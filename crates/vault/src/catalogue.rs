@@ -151,17 +151,40 @@ impl FromStr for Field {
     }
 }
 
-/// What a search can look a customer up by: exact matches on a blind index.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+/// What a customer can be looked up by on a blind index. Agents search by the first four
+/// (`SearchKey::AGENT`), exact values only. The rest exist for incident response alone: they
+/// match a leaked sample (a full name, or a masked rendering copied off a screen) to the
+/// customers consistent with it, and no agent route accepts them, so masked renderings never
+/// become a way to enumerate customers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum SearchKey {
     Email,
     Phone,
     AccountId,
     Wallet,
+    FullName,
+    MaskedName,
+    MaskedEmail,
+    MaskedPhone,
+    MaskedWallet,
 }
 
 impl SearchKey {
-    pub const ALL: [SearchKey; 4] = [SearchKey::Email, SearchKey::Phone, SearchKey::AccountId, SearchKey::Wallet];
+    /// Every kind, in the order of their stored codes: append, never reorder.
+    pub const ALL: [SearchKey; 9] = [
+        SearchKey::Email,
+        SearchKey::Phone,
+        SearchKey::AccountId,
+        SearchKey::Wallet,
+        SearchKey::FullName,
+        SearchKey::MaskedName,
+        SearchKey::MaskedEmail,
+        SearchKey::MaskedPhone,
+        SearchKey::MaskedWallet,
+    ];
+
+    /// What an agent may search by.
+    pub const AGENT: [SearchKey; 4] = [SearchKey::Email, SearchKey::Phone, SearchKey::AccountId, SearchKey::Wallet];
 
     pub fn name(self) -> &'static str {
         match self {
@@ -169,14 +192,31 @@ impl SearchKey {
             SearchKey::Phone => "phone",
             SearchKey::AccountId => "account_id",
             SearchKey::Wallet => "wallet",
+            SearchKey::FullName => "full_name",
+            SearchKey::MaskedName => "masked_name",
+            SearchKey::MaskedEmail => "masked_email",
+            SearchKey::MaskedPhone => "masked_phone",
+            SearchKey::MaskedWallet => "masked_wallet",
         }
+    }
+
+    /// Whether an agent may search by this kind.
+    pub fn agent_searchable(self) -> bool {
+        SearchKey::AGENT.contains(&self)
+    }
+
+    /// The kind of any stored name, agent-searchable or not (for the store's own codes).
+    pub fn from_any_name(name: &str) -> Option<SearchKey> {
+        SearchKey::ALL.into_iter().find(|key| key.name() == name)
     }
 }
 
+/// Parses only what an agent may search by: `masked_name` and the other incident-response
+/// kinds are refused here, so no route can hand them to a search.
 impl FromStr for SearchKey {
     type Err = UnknownField;
 
     fn from_str(name: &str) -> Result<SearchKey, UnknownField> {
-        SearchKey::ALL.into_iter().find(|key| key.name() == name).ok_or_else(|| UnknownField(name.to_string()))
+        SearchKey::AGENT.into_iter().find(|key| key.name() == name).ok_or_else(|| UnknownField(name.to_string()))
     }
 }

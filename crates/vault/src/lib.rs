@@ -20,5 +20,5 @@ pub use date::Date;
 pub use envelope::{DataKey, KeyEncryptionKey, LocalKek, SealedRecord};
 pub use error::VaultError;
 pub use mask::{BalanceBand, UNREADABLE, mask};
-pub use normalize::{check_shape, normalize, phone_digits};
+pub use normalize::{check_shape, looks_masked, normalize, phone_digits};
 pub use vault::{SealedCustomer, Vault};

@@ -97,7 +97,7 @@ fn mask_address(value: &Value) -> Option<String> {
 
 /// `john@gmail.com` → `j***n@g****.com`: the first and last character of the local part,
 /// the first of the domain, and the top-level domain.
-fn mask_email(email: &str) -> Option<String> {
+pub(crate) fn mask_email(email: &str) -> Option<String> {
     let (local, domain) = email.rsplit_once('@')?;
     let first = local.chars().next()?;
     let last = local.chars().last().filter(|_| local.chars().count() > 1);
@@ -108,7 +108,7 @@ fn mask_email(email: &str) -> Option<String> {
 }
 
 /// `+44 20 7946 0958` → `+44 ****58`: the country calling code and the last two digits.
-fn mask_phone(phone: &str) -> Option<String> {
+pub(crate) fn mask_phone(phone: &str) -> Option<String> {
     let digits = crate::normalize::phone_digits(phone)?;
     let code_length = calling_code_length(&digits);
     let code = digits.get(..code_length)?;

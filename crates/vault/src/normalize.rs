@@ -28,7 +28,75 @@ pub fn normalize(key: SearchKey, value: &str) -> Option<String> {
                 Some(trimmed.to_string())
             }
         }
+        SearchKey::FullName => Some(trimmed.split_whitespace().collect::<Vec<_>>().join(" ").to_lowercase()),
+        SearchKey::MaskedName => masked_name(trimmed),
+        SearchKey::MaskedEmail => masked_email(trimmed),
+        SearchKey::MaskedPhone => masked_phone(trimmed),
+        SearchKey::MaskedWallet => masked_wallet(trimmed),
     }
+}
+
+/// Whether a value copied from a leaked sample is a masked rendering rather than a value.
+pub fn looks_masked(value: &str) -> bool {
+    value.contains('*') || value.contains('…') || value.contains("...")
+}
+
+// The masked kinds normalise a plain value and its masked rendering to the same canonical
+// form: what the mask keeps (initials; the ends of an email; a phone's calling code and last
+// two digits; a wallet's first six and last four characters), whatever the screen's stars.
+
+/// `J*** D***` and `John Doe` → `J D`.
+fn masked_name(text: &str) -> Option<String> {
+    let initials: Vec<String> = text
+        .split_whitespace()
+        .filter_map(|word| word.chars().next())
+        .filter(|initial| *initial != '*')
+        .map(|initial| initial.to_uppercase().collect())
+        .collect();
+    (!initials.is_empty()).then(|| initials.join(" "))
+}
+
+/// `j***n@g****.com` and `john@gmail.com` → `j n g com`; a one-character local part keeps
+/// no last character, as its mask does.
+fn masked_email(text: &str) -> Option<String> {
+    let text = text.to_lowercase();
+    let rendering = if looks_masked(&text) { text } else { crate::mask::mask_email(&text)? };
+    let (local, domain) = rendering.rsplit_once('@')?;
+    let mut ends = local.chars().filter(|character| *character != '*');
+    let first = ends.next()?;
+    let last = ends.next_back();
+    let (host, top_level) = domain.rsplit_once('.')?;
+    let host_initial = host.chars().find(|character| *character != '*')?;
+    if top_level.is_empty() || top_level.contains('*') {
+        return None;
+    }
+    let last = last.map(String::from).unwrap_or_else(|| "-".into());
+    Some(format!("{first} {last} {host_initial} {top_level}"))
+}
+
+/// `+44 ****58` and `+44 20 7946 0958` → `+44 58`.
+fn masked_phone(text: &str) -> Option<String> {
+    let rendering = if looks_masked(text) { text.to_string() } else { crate::mask::mask_phone(text)? };
+    let (code, rest) = rendering.trim().strip_prefix('+')?.split_once([' ', '*'])?;
+    let last_two: String = rest.chars().filter(char::is_ascii_digit).collect();
+    let code_ok = !code.is_empty() && code.chars().all(|c| c.is_ascii_digit());
+    (code_ok && last_two.len() == 2).then(|| format!("+{code} {last_two}"))
+}
+
+/// `bc1qxy…x0wl`, `bc1qxy...x0wl` and the whole address → `bc1qxy x0wl` (lowercase: a
+/// photographed screen does not keep case reliably).
+fn masked_wallet(text: &str) -> Option<String> {
+    let text = text.to_lowercase();
+    let (head, tail) = if let Some((head, tail)) = text.split_once('…').or_else(|| text.split_once("...")) {
+        (head.trim().to_string(), tail.trim().to_string())
+    } else {
+        let characters: Vec<char> = text.chars().collect();
+        if characters.len() < 14 {
+            return None;
+        }
+        (characters.iter().take(6).collect(), characters.iter().skip(characters.len() - 4).collect())
+    };
+    (head.chars().count() == 6 && tail.chars().count() == 4).then(|| format!("{head} {tail}"))
 }
 
 /// The digits of an international phone number written with `+`, spaces, dashes, dots or

@@ -110,21 +110,35 @@ impl Vault {
         self.blind.digest(kind, value)
     }
 
-    /// The blind-index entries of a customer: its id, email, phone and every wallet address.
+    /// The blind-index entries of a customer: its id, email, phone and every wallet address,
+    /// for agents' searches; and its full name and the masked renderings of its name, email,
+    /// phone and wallets, for matching a leaked sample in incident response.
     pub fn index_entries(&self, customer: &str, fields: &BTreeMap<Field, Value>) -> Vec<(SearchKey, Digest)> {
         let mut entries = Vec::new();
-        entries.extend(self.blind.digest(SearchKey::AccountId, customer).map(|digest| (SearchKey::AccountId, digest)));
-        if let Some(email) = fields.get(&Field::Email).and_then(Value::as_str) {
-            entries.extend(self.blind.digest(SearchKey::Email, email).map(|digest| (SearchKey::Email, digest)));
+        let mut add = |kind: SearchKey, value: &str| entries.extend(self.blind.digest(kind, value).map(|d| (kind, d)));
+        add(SearchKey::AccountId, customer);
+        let text = |field: Field| fields.get(&field).and_then(Value::as_str);
+        if let Some(email) = text(Field::Email) {
+            add(SearchKey::Email, email);
+            add(SearchKey::MaskedEmail, email);
         }
-        if let Some(phone) = fields.get(&Field::Phone).and_then(Value::as_str) {
-            entries.extend(self.blind.digest(SearchKey::Phone, phone).map(|digest| (SearchKey::Phone, digest)));
+        if let Some(phone) = text(Field::Phone) {
+            add(SearchKey::Phone, phone);
+            add(SearchKey::MaskedPhone, phone);
+        }
+        if let Some(name) = text(Field::FullName) {
+            add(SearchKey::FullName, name);
+            add(SearchKey::MaskedName, name);
         }
         for address in fields.get(&Field::WalletAddresses).and_then(Value::as_array).into_iter().flatten() {
             if let Some(address) = address.as_str() {
-                entries.extend(self.blind.digest(SearchKey::Wallet, address).map(|digest| (SearchKey::Wallet, digest)));
+                add(SearchKey::Wallet, address);
+                add(SearchKey::MaskedWallet, address);
             }
         }
+        // Two wallets can share a masked rendering; one row each is enough.
+        entries.sort_unstable();
+        entries.dedup();
         entries
     }
 }

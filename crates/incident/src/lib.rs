@@ -1,0 +1,20 @@
+//! Incident response as pure functions of what the ledger recorded: who was shown which
+//! customers (`Shown`), which customers a leaked sample can be (`MatchedRow`), and the
+//! customers' own facts. `scope` answers "whose data, which fields, when, by whom";
+//! `attribute` ranks agents by how much of a leaked sample their accesses explain, with the
+//! chance of that coverage; `sample` reads whatever the extortionists sent.
+//!
+//! No IO, no clock, no keys: the gateway reads the exposure index and the vault and hands
+//! the facts in, so every answer here can be checked against a table of cases.
+
+mod attribute;
+mod chance;
+mod sample;
+mod scope;
+mod time;
+
+pub use attribute::{AgentAttribution, Attribution, BLAME_FAMILY_ERROR_MAX, Explained, MatchedRow, Needed, attribute};
+pub use chance::{at_least, hit_probability};
+pub use sample::{Column, Sample, SampleCell, SampleError, SampleRow, read_sample};
+pub use scope::{AgentScope, CustomerFacts, CustomerScope, DayCount, FieldCount, Scope, Shown, ShownAs, scope};
+pub use time::{day_of, iso_time};

@@ -1,0 +1,354 @@
+//! Incident response's tables: the exposure index (in the access file) and incidents, their
+//! timelines and protective actions (in the main file).
+
+use std::sync::PoisonError;
+
+use rusqlite::{OptionalExtension as _, params};
+
+use crate::store::{Store, StoreError};
+
+/// A customer shown to an agent by one allowed access: `action` is `search` (the hit's
+/// masked name), `view` (the masked card), `reveal` or `verify` (of `fields`). The ledger
+/// entry at `ledger_index` is the record; this is its index.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Exposure {
+    pub ledger_index: u64,
+    pub time_ms: i64,
+    pub agent_id: String,
+    pub customer_id: String,
+    pub action: String,
+    pub fields: Vec<String>,
+}
+
+/// An incident as stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredIncident {
+    pub id: String,
+    pub title: String,
+    pub opened_at_ms: i64,
+    /// When the exchange became aware of the breach: GDPR's 72 hours run from here.
+    pub aware_at_ms: i64,
+    pub opened_by: String,
+    pub agents: Vec<String>,
+    pub since_ms: Option<i64>,
+    pub until_ms: Option<i64>,
+    /// The public-disclosure status record, JSON.
+    pub status: String,
+    pub ledger_index: u64,
+}
+
+/// One line of an incident's timeline.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TimelineEvent {
+    pub time_ms: i64,
+    pub what: String,
+    pub ledger_index: Option<u64>,
+}
+
+/// A protective action for one customer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProtectiveAction {
+    pub customer_id: String,
+    pub action: String,
+    pub recorded_at_ms: i64,
+    pub until_ms: Option<i64>,
+    pub ledger_index: u64,
+}
+
+const EXPOSURES_THROUGH: &str = "exposures_through";
+
+fn split(text: &str) -> Vec<String> {
+    if text.is_empty() { Vec::new() } else { text.split(',').map(str::to_string).collect() }
+}
+
+impl Store {
+    // ---- the exposure index ----
+
+    /// How many ledger entries the exposure index has read.
+    pub fn exposures_through(&self) -> Result<u64, StoreError> {
+        let connection = self.index.lock().unwrap_or_else(PoisonError::into_inner);
+        connection
+            .query_row("SELECT value FROM index_meta WHERE key = ?1", [EXPOSURES_THROUGH], |row| row.get::<_, i64>(0))
+            .optional()
+            .map(|value| value.unwrap_or(0).max(0) as u64)
+            .map_err(self.error("read the exposure index's position"))
+    }
+
+    /// Adds exposures read from ledger entries below `through`, and records that position,
+    /// in one transaction: a crash leaves the index at its last whole batch.
+    pub fn add_exposures(&self, exposures: &[Exposure], through: u64) -> Result<(), StoreError> {
+        let mut connection = self.index.lock().unwrap_or_else(PoisonError::into_inner);
+        let transaction = connection.transaction().map_err(self.error("begin indexing exposures"))?;
+        {
+            let mut insert = transaction
+                .prepare_cached(
+                    "INSERT OR IGNORE INTO exposures (agent_id, time, ledger_index, customer_id, action, fields)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                )
+                .map_err(self.error("prepare the exposure index"))?;
+            let mut reach = transaction
+                .prepare_cached("INSERT OR IGNORE INTO agent_reach (agent_id, customer_id) VALUES (?1, ?2)")
+                .map_err(self.error("prepare the exposure index"))?;
+            let mut volume = transaction
+                .prepare_cached(
+                    "INSERT INTO agent_volume (agent_id, customers) VALUES (?1, 1)
+                     ON CONFLICT (agent_id) DO UPDATE SET customers = customers + 1",
+                )
+                .map_err(self.error("prepare the exposure index"))?;
+            for exposure in exposures {
+                insert
+                    .execute(params![
+                        exposure.agent_id,
+                        exposure.time_ms,
+                        exposure.ledger_index as i64,
+                        exposure.customer_id,
+                        exposure.action,
+                        exposure.fields.join(",")
+                    ])
+                    .map_err(self.error("index an exposure"))?;
+                if reach.execute(params![exposure.agent_id, exposure.customer_id]).map_err(self.error("index reach"))? > 0
+                {
+                    volume.execute([&exposure.agent_id]).map_err(self.error("index reach"))?;
+                }
+            }
+            transaction
+                .execute(
+                    "INSERT INTO index_meta (key, value) VALUES (?1, ?2)
+                     ON CONFLICT (key) DO UPDATE SET value = ?2",
+                    params![EXPOSURES_THROUGH, through as i64],
+                )
+                .map_err(self.error("record the exposure index's position"))?;
+        }
+        transaction.commit().map_err(self.error("commit exposures"))
+    }
+
+    /// What `agents` were shown from `since_ms` to `until_ms` (inclusive), in time order per agent.
+    pub fn exposures_by_agents(
+        &self,
+        agents: &[String],
+        since_ms: i64,
+        until_ms: i64,
+    ) -> Result<Vec<Exposure>, StoreError> {
+        let connection = self.index.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut statement = connection
+            .prepare_cached(
+                "SELECT ledger_index, time, agent_id, customer_id, action, fields FROM exposures
+                 WHERE agent_id = ?1 AND time >= ?2 AND time <= ?3",
+            )
+            .map_err(self.error("read exposures"))?;
+        let mut found = Vec::new();
+        for agent in agents {
+            let rows = statement
+                .query_map(params![agent, since_ms, until_ms], exposure_columns)
+                .map_err(self.error("read exposures"))?;
+            for row in rows {
+                found.push(row.map_err(self.error("read exposures"))?);
+            }
+        }
+        Ok(found)
+    }
+
+    /// Everything any agent was shown of `customers`.
+    pub fn exposures_of_customers(&self, customers: &[String]) -> Result<Vec<Exposure>, StoreError> {
+        let connection = self.index.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut statement = connection
+            .prepare_cached(
+                "SELECT ledger_index, time, agent_id, customer_id, action, fields FROM exposures
+                 WHERE customer_id = ?1",
+            )
+            .map_err(self.error("read exposures"))?;
+        let mut found = Vec::new();
+        for customer in customers {
+            let rows = statement.query_map([customer], exposure_columns).map_err(self.error("read exposures"))?;
+            for row in rows {
+                found.push(row.map_err(self.error("read exposures"))?);
+            }
+        }
+        Ok(found)
+    }
+
+    /// Every agent that was ever shown a customer, with how many distinct customers.
+    pub fn agent_volumes(&self) -> Result<Vec<(String, u64)>, StoreError> {
+        let connection = self.index.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut statement = connection
+            .prepare_cached("SELECT agent_id, customers FROM agent_volume ORDER BY agent_id")
+            .map_err(self.error("read access volumes"))?;
+        let rows = statement
+            .query_map([], |row| Ok((row.get::<_, String>(0)?, row.get::<_, i64>(1)?.max(0) as u64)))
+            .map_err(self.error("read access volumes"))?;
+        rows.collect::<Result<Vec<_>, _>>().map_err(self.error("read access volumes"))
+    }
+
+    // ---- incidents ----
+
+    pub fn put_incident(&self, incident: &StoredIncident) -> Result<(), StoreError> {
+        self.write()
+            .execute(
+                "INSERT INTO incidents (id, title, opened_at_ms, aware_at_ms, opened_by, agents, since_ms, until_ms, status, ledger_index)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)
+                 ON CONFLICT (id) DO UPDATE SET title = ?2, agents = ?6, since_ms = ?7, until_ms = ?8, status = ?9",
+                params![
+                    incident.id,
+                    incident.title,
+                    incident.opened_at_ms,
+                    incident.aware_at_ms,
+                    incident.opened_by,
+                    incident.agents.join(","),
+                    incident.since_ms,
+                    incident.until_ms,
+                    incident.status,
+                    incident.ledger_index as i64
+                ],
+            )
+            .map(drop)
+            .map_err(self.error("write an incident"))
+    }
+
+    pub fn incident(&self, id: &str) -> Result<Option<StoredIncident>, StoreError> {
+        self.query_one(
+            "SELECT id, title, opened_at_ms, aware_at_ms, opened_by, agents, since_ms, until_ms, status, ledger_index
+             FROM incidents WHERE id = ?1",
+            [id],
+            "read an incident",
+            incident_columns,
+        )
+    }
+
+    /// Every incident, newest first.
+    pub fn incidents(&self) -> Result<Vec<StoredIncident>, StoreError> {
+        let connection = self.read();
+        let mut statement = connection
+            .prepare_cached(
+                "SELECT id, title, opened_at_ms, aware_at_ms, opened_by, agents, since_ms, until_ms, status, ledger_index
+                 FROM incidents ORDER BY opened_at_ms DESC, id DESC",
+            )
+            .map_err(self.error("read incidents"))?;
+        let rows = statement.query_map([], incident_columns).map_err(self.error("read incidents"))?;
+        rows.collect::<Result<Vec<_>, _>>().map_err(self.error("read incidents"))
+    }
+
+    pub fn add_timeline(&self, incident: &str, event: &TimelineEvent) -> Result<(), StoreError> {
+        self.write()
+            .execute(
+                "INSERT INTO incident_timeline (incident_id, time_ms, what, ledger_index) VALUES (?1, ?2, ?3, ?4)",
+                params![incident, event.time_ms, event.what, event.ledger_index.map(|index| index as i64)],
+            )
+            .map(drop)
+            .map_err(self.error("write an incident's timeline"))
+    }
+
+    pub fn timeline(&self, incident: &str) -> Result<Vec<TimelineEvent>, StoreError> {
+        let connection = self.read();
+        let mut statement = connection
+            .prepare_cached(
+                "SELECT time_ms, what, ledger_index FROM incident_timeline WHERE incident_id = ?1 ORDER BY time_ms, rowid",
+            )
+            .map_err(self.error("read an incident's timeline"))?;
+        let rows = statement
+            .query_map([incident], |row| {
+                Ok(TimelineEvent {
+                    time_ms: row.get(0)?,
+                    what: row.get(1)?,
+                    ledger_index: row.get::<_, Option<i64>>(2)?.map(|index| index.max(0) as u64),
+                })
+            })
+            .map_err(self.error("read an incident's timeline"))?;
+        rows.collect::<Result<Vec<_>, _>>().map_err(self.error("read an incident's timeline"))
+    }
+
+    /// The protective actions already recorded for an incident.
+    pub fn protective_actions(&self, incident: &str) -> Result<Vec<ProtectiveAction>, StoreError> {
+        let connection = self.read();
+        let mut statement = connection
+            .prepare_cached(
+                "SELECT customer_id, action, recorded_at_ms, until_ms, ledger_index FROM protective_actions
+                 WHERE incident_id = ?1 ORDER BY customer_id, action",
+            )
+            .map_err(self.error("read protective actions"))?;
+        let rows = statement
+            .query_map([incident], |row| {
+                Ok(ProtectiveAction {
+                    customer_id: row.get(0)?,
+                    action: row.get(1)?,
+                    recorded_at_ms: row.get(2)?,
+                    until_ms: row.get(3)?,
+                    ledger_index: row.get::<_, i64>(4)?.max(0) as u64,
+                })
+            })
+            .map_err(self.error("read protective actions"))?;
+        rows.collect::<Result<Vec<_>, _>>().map_err(self.error("read protective actions"))
+    }
+
+    /// Records protective actions not recorded yet and queues each new one for the exchange's
+    /// webhook (topic `protect`, body from `body`), in one transaction; returns how many were new.
+    pub fn record_protective_actions(
+        &self,
+        incident: &str,
+        actions: &[ProtectiveAction],
+        body: &dyn Fn(&ProtectiveAction) -> String,
+    ) -> Result<usize, StoreError> {
+        let mut connection = self.write();
+        let transaction = connection.transaction().map_err(self.error("begin recording protective actions"))?;
+        let mut added = 0;
+        {
+            let mut insert = transaction
+                .prepare_cached(
+                    "INSERT OR IGNORE INTO protective_actions
+                     (incident_id, customer_id, action, recorded_at_ms, until_ms, ledger_index)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                )
+                .map_err(self.error("record a protective action"))?;
+            let mut queue = transaction
+                .prepare_cached(
+                    "INSERT INTO outbox (topic, body, attempts, next_attempt_ms) VALUES ('protect', ?1, 0, ?2)",
+                )
+                .map_err(self.error("queue a protective action"))?;
+            for action in actions {
+                let inserted = insert
+                    .execute(params![
+                        incident,
+                        action.customer_id,
+                        action.action,
+                        action.recorded_at_ms,
+                        action.until_ms,
+                        action.ledger_index as i64
+                    ])
+                    .map_err(self.error("record a protective action"))?;
+                if inserted > 0 {
+                    added += 1;
+                    queue
+                        .execute(params![body(action), action.recorded_at_ms])
+                        .map_err(self.error("queue a protective action"))?;
+                }
+            }
+        }
+        transaction.commit().map_err(self.error("commit protective actions"))?;
+        Ok(added)
+    }
+}
+
+fn exposure_columns(row: &rusqlite::Row<'_>) -> rusqlite::Result<Exposure> {
+    Ok(Exposure {
+        ledger_index: row.get::<_, i64>(0)?.max(0) as u64,
+        time_ms: row.get(1)?,
+        agent_id: row.get(2)?,
+        customer_id: row.get(3)?,
+        action: row.get(4)?,
+        fields: split(&row.get::<_, String>(5)?),
+    })
+}
+
+fn incident_columns(row: &rusqlite::Row<'_>) -> rusqlite::Result<StoredIncident> {
+    Ok(StoredIncident {
+        id: row.get(0)?,
+        title: row.get(1)?,
+        opened_at_ms: row.get(2)?,
+        aware_at_ms: row.get(3)?,
+        opened_by: row.get(4)?,
+        agents: split(&row.get::<_, String>(5)?),
+        since_ms: row.get(6)?,
+        until_ms: row.get(7)?,
+        status: row.get(8)?,
+        ledger_index: row.get::<_, i64>(9)?.max(0) as u64,
+    })
+}
