@@ -50,6 +50,12 @@ pub enum Command {
     /// the data directory itself: stop the server first, or use the API.
     #[command(subcommand)]
     Alert(AlertCommand),
+    /// Incident response: open an incident, scope it, attribute a leaked sample, protect and
+    /// notify customers, report to the regulator, hand over evidence. Opens the data
+    /// directory itself (stop the server first, or use the API); `--data` may come from
+    /// CORDON_DATA.
+    #[command(subcommand)]
+    Incident(IncidentCommand),
     /// Access policies: validate and test them before applying.
     #[command(subcommand)]
     Policy(PolicyCommand),
@@ -114,6 +120,84 @@ pub enum Command {
         /// Address to serve on.
         #[arg(long, default_value = "127.0.0.1:8080")]
         listen: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum IncidentCommand {
+    /// Open an incident: a title, the suspect agents and a window; prints its id.
+    Open {
+        #[arg(long, env = "CORDON_DATA")]
+        data: PathBuf,
+        #[arg(long)]
+        title: String,
+        /// Suspect agents, comma-separated (default: every agent).
+        #[arg(long, value_delimiter = ',')]
+        agents: Vec<String>,
+        /// Start of the window: `2026-03-02`, `2026-03-02T14:05Z` or Unix milliseconds.
+        #[arg(long)]
+        since: Option<String>,
+        /// End of the window (inclusive), in the same forms.
+        #[arg(long)]
+        until: Option<String>,
+        /// When the exchange became aware (the extortion email): the 72-hour clock starts
+        /// here. Default: now.
+        #[arg(long)]
+        aware: Option<String>,
+        /// Public-disclosure status: `FIELD=TEXT` for extortion_demand, negotiations,
+        /// trading_operations or investigation; repeat for several.
+        #[arg(long = "status")]
+        status: Vec<String>,
+    },
+    /// Incidents, newest first.
+    List {
+        #[arg(long, env = "CORDON_DATA")]
+        data: PathBuf,
+    },
+    /// An incident's record: suspects, window, disclosure status and timeline.
+    Show {
+        id: String,
+        #[arg(long, env = "CORDON_DATA")]
+        data: PathBuf,
+    },
+    /// Update an incident's public-disclosure status (`FIELD=TEXT`, repeatable).
+    Status {
+        id: String,
+        #[arg(long, env = "CORDON_DATA")]
+        data: PathBuf,
+        #[arg(long = "set", required = true)]
+        set: Vec<String>,
+    },
+    /// Who was shown what: customers, fields revealed and seen only masked, field classes,
+    /// high-balance customers, share of the base, per agent, per day.
+    Scope {
+        id: String,
+        #[arg(long, env = "CORDON_DATA")]
+        data: PathBuf,
+        /// Write the affected list as CSV here.
+        #[arg(long)]
+        csv: Option<PathBuf>,
+        /// Write the whole scope as JSON here.
+        #[arg(long)]
+        json: Option<PathBuf>,
+        /// Affected customers to print on the terminal.
+        #[arg(long, default_value_t = 10)]
+        show: usize,
+    },
+    /// Match a leaked sample (CSV or JSON) to customers and rank agents by how much of it
+    /// their accesses explain, with the chance of that by coincidence.
+    Attribute {
+        id: String,
+        #[arg(long, env = "CORDON_DATA")]
+        data: PathBuf,
+        #[arg(long)]
+        sample: PathBuf,
+        /// Write the whole attribution, with evidence entries, as JSON here.
+        #[arg(long)]
+        json: Option<PathBuf>,
+        /// Agents to print.
+        #[arg(long, default_value_t = 10)]
+        show: usize,
     },
 }
 

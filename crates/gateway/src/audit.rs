@@ -39,7 +39,11 @@ pub trait AuditLog: Send + Sync {
         0
     }
     /// Visits every durable entry in order (for rebuilding detection at start).
-    fn for_each_entry(&self, _visit: &mut EntryVisitor<'_>) -> Result<(), AuditError> {
+    fn for_each_entry(&self, visit: &mut EntryVisitor<'_>) -> Result<(), AuditError> {
+        self.for_each_entry_from(0, self.size(), visit)
+    }
+    /// Visits the entries from index `from` up to (not including) `to`, in order.
+    fn for_each_entry_from(&self, _from: u64, _to: u64, _visit: &mut EntryVisitor<'_>) -> Result<(), AuditError> {
         Ok(())
     }
 }
@@ -88,10 +92,10 @@ impl AuditLog for LedgerAudit {
             .map_or_else(|_| self.ledger.checkpoint().checkpoint.size, |published| published.checkpoint.size)
     }
 
-    fn for_each_entry(&self, visit: &mut EntryVisitor<'_>) -> Result<(), AuditError> {
+    fn for_each_entry_from(&self, from: u64, to: u64, visit: &mut EntryVisitor<'_>) -> Result<(), AuditError> {
         let size = self.ledger.publish().map_err(|error| AuditError(error.to_string()))?.checkpoint.size;
         let mut refused = None;
-        let scanned = self.ledger.reader().for_each_entry(0, size, |index, bytes| {
+        let scanned = self.ledger.reader().for_each_entry(from.min(size), to.min(size), |index, bytes| {
             visit(index, bytes).map_err(|reason| {
                 refused = Some(reason.clone());
                 cordon_ledger::LedgerError::Failed { reason }

@@ -12,6 +12,7 @@ mod detection;
 mod directory_cache;
 mod error;
 mod import;
+mod incident;
 mod indexer;
 mod service;
 mod token;
@@ -24,5 +25,6 @@ pub use datadir::{CONFIG_FILE, DATABASE_FILE, DataDir, Initialized, LEDGER_DIR, 
 pub use detection::{AlertEntry, Replayed, SignalEntry, containment_policy};
 pub use error::GatewayError;
 pub use import::{ImportKind, ImportReport, Rejected, import, import_agents};
+pub use incident::{HIGH_BALANCE_BAND, IncidentSpec, IncidentStatus};
 pub use service::{Card, Gateway, Revealed, SearchHit, Verified};
 pub use token::{Claims, TokenError, TokenKey, TokenRole};

@@ -1073,7 +1073,7 @@ impl Gateway {
             .collect()
     }
 
-    fn check_value_length(&self, value: &str) -> Result<(), GatewayError> {
+    pub(crate) fn check_value_length(&self, value: &str) -> Result<(), GatewayError> {
         if value.len() > self.limits.value_bytes_max {
             return Err(GatewayError::BadRequest(format!(
                 "a value of {} bytes is over the limit of {}",

@@ -109,10 +109,8 @@ pub fn attribute(
                 let evidence: Vec<u64> = accesses.iter().map(|access| access.ledger_index).collect();
                 let better = per_agent.get(agent).is_none_or(|known| consistent && !known.consistent);
                 if better {
-                    per_agent.insert(
-                        agent,
-                        Explained { line: row.line, customer: candidate.clone(), consistent, evidence },
-                    );
+                    per_agent
+                        .insert(agent, Explained { line: row.line, customer: candidate.clone(), consistent, evidence });
                 }
             }
         }

@@ -9,12 +9,15 @@
 
 mod attribute;
 mod chance;
+mod render;
 mod sample;
 mod scope;
 mod time;
 
 pub use attribute::{AgentAttribution, Attribution, BLAME_FAMILY_ERROR_MAX, Explained, MatchedRow, Needed, attribute};
 pub use chance::{at_least, hit_probability};
+pub use cordon_vault::{Field, FieldClass};
+pub use render::{attribution_json, csv_cell, scope_csv, scope_json};
 pub use sample::{Column, Sample, SampleCell, SampleError, SampleRow, read_sample};
 pub use scope::{AgentScope, CustomerFacts, CustomerScope, DayCount, FieldCount, Scope, Shown, ShownAs, scope};
-pub use time::{day_of, iso_time};
+pub use time::{day_of, iso_time, parse_time};

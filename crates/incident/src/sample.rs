@@ -159,10 +159,8 @@ fn read_csv(name: &str, text: &str) -> Result<Sample, SampleError> {
 /// separator their header line uses most.
 fn parse_csv(text: &str) -> Result<Vec<(usize, Vec<String>)>, String> {
     let header_line = text.lines().next().unwrap_or_default();
-    let separator = [',', ';', '\t']
-        .into_iter()
-        .max_by_key(|separator| header_line.matches(*separator).count())
-        .unwrap_or(',');
+    let separator =
+        [',', ';', '\t'].into_iter().max_by_key(|separator| header_line.matches(*separator).count()).unwrap_or(',');
     let mut records = Vec::new();
     let mut record: Vec<String> = Vec::new();
     let mut field = String::new();

@@ -141,7 +141,10 @@ impl Scope {
     }
 
     pub fn customer(&self, id: &str) -> Option<&CustomerScope> {
-        self.customers.binary_search_by(|customer| customer.customer.as_str().cmp(id)).ok().and_then(|at| self.customers.get(at))
+        self.customers
+            .binary_search_by(|customer| customer.customer.as_str().cmp(id))
+            .ok()
+            .and_then(|at| self.customers.get(at))
     }
 }
 

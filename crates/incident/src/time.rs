@@ -26,3 +26,52 @@ fn civil_from_days(days: i64) -> (i64, u32, u32) {
     let year = year_of_era + era * 400 + i64::from(month <= 2);
     (year, month, day)
 }
+
+/// A time given on the command line or in a request: `2026-03-02` (midnight UTC),
+/// `2026-03-02T14:05Z`, `2026-03-02T14:05:09Z`, or Unix milliseconds.
+pub fn parse_time(text: &str) -> Option<i64> {
+    let text = text.trim();
+    if !text.is_empty() && text.chars().all(|character| character.is_ascii_digit()) {
+        return text.parse().ok();
+    }
+    let (date, clock) = match text.split_once(['T', ' ']) {
+        Some((date, clock)) => (date, Some(clock.strip_suffix('Z').unwrap_or(clock))),
+        None => (text, None),
+    };
+    let mut parts = date.splitn(3, '-');
+    let year: i64 = parts.next()?.parse().ok()?;
+    let month: u32 = parts.next()?.parse().ok()?;
+    let day: u32 = parts.next()?.parse().ok()?;
+    if !(1..=12).contains(&month) || !(1..=31).contains(&day) {
+        return None;
+    }
+    let days = days_from_civil(year, month, day);
+    if day_of(days * 86_400_000) != format!("{year:04}-{month:02}-{day:02}") {
+        return None;
+    }
+    let seconds_of_day = match clock {
+        None => 0,
+        Some(clock) => {
+            let mut parts = clock.splitn(3, ':');
+            let hours: i64 = parts.next()?.parse().ok()?;
+            let minutes: i64 = parts.next()?.parse().ok()?;
+            let seconds: i64 = parts.next().map_or(Some(0), |seconds| seconds.parse().ok())?;
+            if hours > 23 || minutes > 59 || seconds > 60 {
+                return None;
+            }
+            hours * 3600 + minutes * 60 + seconds
+        }
+    };
+    Some((days * 86_400 + seconds_of_day) * 1000)
+}
+
+/// The inverse of `civil_from_days`.
+fn days_from_civil(year: i64, month: u32, day: u32) -> i64 {
+    let year = if month <= 2 { year - 1 } else { year };
+    let era = year.div_euclid(400);
+    let year_of_era = year.rem_euclid(400);
+    let month = i64::from(month);
+    let day_of_year = (153 * (if month > 2 { month - 3 } else { month + 9 }) + 2) / 5 + i64::from(day) - 1;
+    let day_of_era = year_of_era * 365 + year_of_era / 4 - year_of_era / 100 + day_of_year;
+    era * 146_097 + day_of_era - 719_468
+}

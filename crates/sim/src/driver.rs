@@ -40,10 +40,29 @@ pub enum Outcome {
     Suspended,
 }
 
+/// What one request showed its agent about one customer, as the client received it: the
+/// ground truth that incident scope is checked against, independent of the ledger.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Received {
+    pub customer: String,
+    /// Fields shown masked (a search hit's name, a card's fields).
+    pub masked: Vec<String>,
+    /// Fields shown in the clear.
+    pub revealed: Vec<String>,
+}
+
+/// A request's outcome, the request id its audit entry carries, and what it showed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Answer {
+    pub outcome: Outcome,
+    pub request_id: String,
+    pub received: Vec<Received>,
+}
+
 /// Carries out waves of requests, at most one per agent, each wave after the last.
 pub trait Driver {
-    /// Each request's outcome and the request id its audit entry carries, in order.
-    fn wave(&mut self, calls: Vec<Call>) -> Result<Vec<(Outcome, String)>, SimError>;
+    /// Each request's answer, in order.
+    fn wave(&mut self, calls: Vec<Call>) -> Result<Vec<Answer>, SimError>;
 }
 
 /// The gateway in this process, on the simulation's clock, in a fixed ledger order.
@@ -82,9 +101,9 @@ impl<'a> InProcess<'a> {
 }
 
 impl Driver for InProcess<'_> {
-    fn wave(&mut self, calls: Vec<Call>) -> Result<Vec<(Outcome, String)>, SimError> {
+    fn wave(&mut self, calls: Vec<Call>) -> Result<Vec<Answer>, SimError> {
         let mut ids = Vec::with_capacity(calls.len());
-        let mut requests: Vec<(i64, Request<'_, Result<(), GatewayError>>)> = Vec::with_capacity(calls.len());
+        let mut requests: Vec<(i64, Request<'_, Shows>)> = Vec::with_capacity(calls.len());
         for call in calls {
             self.requests += 1;
             let request_id = format!("sim-{:09}", self.requests);
@@ -96,36 +115,56 @@ impl Driver for InProcess<'_> {
         results
             .into_iter()
             .zip(ids)
-            .map(|(result, id)| {
-                let outcome = match result {
-                    Ok(()) => Outcome::Done,
-                    Err(GatewayError::Denied { policies, .. }) if suspended_by(&policies) => Outcome::Suspended,
+            .map(|(result, request_id)| {
+                let (outcome, received) = match result {
+                    Ok(received) => (Outcome::Done, received),
+                    Err(GatewayError::Denied { policies, .. }) if suspended_by(&policies) => {
+                        (Outcome::Suspended, Vec::new())
+                    }
                     Err(GatewayError::Denied { .. } | GatewayError::NotFound { .. } | GatewayError::BadRequest(_)) => {
-                        Outcome::Refused
+                        (Outcome::Refused, Vec::new())
                     }
                     Err(other) => return Err(SimError::Gateway(other)),
                 };
-                Ok((outcome, id))
+                Ok(Answer { outcome, request_id, received })
             })
             .collect()
     }
 }
 
+/// What one request gives back: what it showed, or why it failed.
+type Shows = Result<Vec<Received>, GatewayError>;
+
 /// Starts one request; the future appends its audit entry on its first poll.
-fn start<'a>(gateway: &'a Gateway, who: Claims, act: Act, request: String) -> Request<'a, Result<(), GatewayError>> {
+fn start<'a>(gateway: &'a Gateway, who: Claims, act: Act, request: String) -> Request<'a, Shows> {
     Box::pin(async move {
         match act {
-            Act::PutAgent(agent) => gateway.put_agent(&who, agent, &request).await.map(|_| ()),
-            Act::PutTicket(ticket) => gateway.put_ticket(&who, ticket, &request).await.map(|_| ()),
-            Act::Search { by, value } => gateway.search(&who, by, &value, &request).await.map(|_| ()),
+            Act::PutAgent(agent) => gateway.put_agent(&who, agent, &request).await.map(|_| Vec::new()),
+            Act::PutTicket(ticket) => gateway.put_ticket(&who, ticket, &request).await.map(|_| Vec::new()),
+            Act::Search { by, value } => gateway.search(&who, by, &value, &request).await.map(|hits| {
+                hits.into_iter()
+                    .map(|hit| Received {
+                        customer: hit.customer,
+                        masked: vec!["full_name".into()],
+                        revealed: Vec::new(),
+                    })
+                    .collect()
+            }),
             Act::View { customer, ticket } => {
-                gateway.view(&who, &customer, ticket.as_deref(), &request).await.map(|_| ())
+                gateway.view(&who, &customer, ticket.as_deref(), &request).await.map(|card| {
+                    let masked = card.fields.iter().map(|(field, _)| field.name().to_string()).collect();
+                    vec![Received { customer: card.customer, masked, revealed: Vec::new() }]
+                })
             }
             Act::Reveal { customer, ticket, fields, reason } => {
-                gateway.reveal(&who, &customer, ticket.as_deref(), &fields, reason, &request).await.map(|_| ())
+                gateway.reveal(&who, &customer, ticket.as_deref(), &fields, reason, &request).await.map(|revealed| {
+                    let revealed = revealed.values.keys().map(|field| field.name().to_string()).collect();
+                    vec![Received { customer, masked: Vec::new(), revealed }]
+                })
             }
+            // A verify shows no value: it says match or no match.
             Act::Verify { customer, ticket, field, value } => {
-                gateway.verify(&who, &customer, ticket.as_deref(), &field, &value, &request).await.map(|_| ())
+                gateway.verify(&who, &customer, ticket.as_deref(), &field, &value, &request).await.map(|_| Vec::new())
             }
         }
     })

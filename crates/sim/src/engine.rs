@@ -1,7 +1,7 @@
 //! Runs a scenario against a fresh data directory: creates it, imports the population,
 //! then plays each day's plan through the gateway in waves, and writes the ground truth.
 
-use std::collections::{BTreeSet, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::io::Write as _;
 use std::path::Path;
 use std::sync::Arc;
@@ -14,7 +14,7 @@ use cordon_policy::CategoryTable;
 use serde::Serialize;
 
 use crate::SimError;
-use crate::driver::{Call, Driver, InProcess, Outcome};
+use crate::driver::{Call, Driver, InProcess, Outcome, Received};
 use crate::exec::SimClock;
 use crate::people::People;
 use crate::plan::{InsiderAgent, Planned, Planner};
@@ -75,6 +75,19 @@ pub struct TruthInsider {
     pub stopped_day: Option<u32>,
     /// Request ids of the insider's own moves (not its cover work); each names one entry.
     pub malicious_requests: Vec<String>,
+    /// Everything the gateway showed this agent over the run, cover work included, as the
+    /// client received it: per customer, the fields shown masked and never revealed, and
+    /// the fields revealed. Incident scope over this agent must give exactly this.
+    #[serde(default)]
+    pub shown: Vec<TruthShown>,
+}
+
+/// What one customer's data showed one insider, by customer id.
+#[derive(Debug, Clone, Serialize, serde::Deserialize, PartialEq, Eq)]
+pub struct TruthShown {
+    pub customer: String,
+    pub masked_only: BTreeSet<String>,
+    pub revealed: BTreeSet<String>,
 }
 
 /// Counts and timings of a run.
@@ -133,6 +146,9 @@ pub(crate) struct Played {
     pub waves: u64,
 }
 
+/// The field names a customer was shown masked, and in the clear.
+type MaskedAndRevealed = (BTreeSet<String>, BTreeSet<String>);
+
 /// Plays every day's plan through `driver`, in waves, and keeps the insiders' truth.
 pub(crate) fn play(
     scenario: &Scenario,
@@ -160,9 +176,12 @@ pub(crate) fn play(
                 stop_day: spec.stop_day,
                 stopped_day: None,
                 malicious_requests: Vec::new(),
+                shown: Vec::new(),
             })
         })
         .collect();
+    // Per insider: customer -> (masked, revealed), from what the driver received.
+    let mut received: Vec<BTreeMap<String, MaskedAndRevealed>> = vec![BTreeMap::new(); truth_insiders.len()];
     let mut played = Played { insiders: Vec::new(), requests: 0, waves: 0 };
     let mut stopped: BTreeSet<usize> = BTreeSet::new();
     for day in 0..scenario.days {
@@ -203,7 +222,19 @@ pub(crate) fn play(
             played.waves += 1;
             played.requests += wave.len() as u64;
             let results = driver.wave(calls)?;
-            for (planned, (outcome, request_id)) in wave.iter().zip(results) {
+            for (planned, answer) in wave.iter().zip(results) {
+                let outcome = answer.outcome;
+                let request_id = answer.request_id;
+                if !planned.admin
+                    && let Some(position) = planner.insiders.iter().position(|insider| insider.agent == planned.agent)
+                    && let Some(shown) = received.get_mut(position)
+                {
+                    for Received { customer, masked, revealed } in answer.received {
+                        let entry = shown.entry(customer).or_default();
+                        entry.0.extend(masked);
+                        entry.1.extend(revealed);
+                    }
+                }
                 // Suspended: the agent's requests fail from here on, so it stops.
                 if outcome == Outcome::Suspended
                     && stopped.insert(planned.agent)
@@ -220,6 +251,16 @@ pub(crate) fn play(
             }
         }
         progress(Phase::Traffic, u64::from(day) + 1, u64::from(scenario.days));
+    }
+    for (insider, shown) in truth_insiders.iter_mut().zip(received) {
+        insider.shown = shown
+            .into_iter()
+            .map(|(customer, (masked, revealed))| TruthShown {
+                customer,
+                masked_only: masked.difference(&revealed).cloned().collect(),
+                revealed,
+            })
+            .collect();
     }
     played.insiders = truth_insiders;
     Ok(played)

@@ -20,7 +20,7 @@ use hyper_util::rt::TokioIo;
 use serde_json::{Value, json};
 
 use crate::SimError;
-use crate::driver::{Call, Driver, Outcome, suspended_by};
+use crate::driver::{Answer, Call, Driver, Outcome, Received, suspended_by};
 use crate::engine::{Phase, RunReport, Truth, play, truth, write_truth};
 use crate::people::People;
 use crate::plan::Act;
@@ -324,10 +324,11 @@ impl HttpDriver<'_> {
 }
 
 impl Driver for HttpDriver<'_> {
-    fn wave(&mut self, calls: Vec<Call>) -> Result<Vec<(Outcome, String)>, SimError> {
+    fn wave(&mut self, calls: Vec<Call>) -> Result<Vec<Answer>, SimError> {
         self.mint_tokens(&calls)?;
         let mut sendable = Vec::with_capacity(calls.len());
-        let mut outcomes: Vec<Option<(Outcome, String)>> = Vec::with_capacity(calls.len());
+        let mut outcomes: Vec<Option<Answer>> = Vec::with_capacity(calls.len());
+        let mut shown_customers: Vec<Option<String>> = Vec::with_capacity(calls.len());
         for call in calls {
             let token = if call.admin {
                 Some(self.client.target.admin_token.clone())
@@ -336,6 +337,11 @@ impl Driver for HttpDriver<'_> {
             };
             match token {
                 Some(token) => {
+                    let customer = match &call.act {
+                        Act::View { customer, .. } | Act::Reveal { customer, .. } => Some(customer.clone()),
+                        _ => None,
+                    };
+                    shown_customers.push(customer);
                     let (method, path, body) = request_for(call.act);
                     sendable.push(HttpCall {
                         method,
@@ -345,20 +351,56 @@ impl Driver for HttpDriver<'_> {
                     });
                     outcomes.push(None);
                 }
-                None => outcomes.push(Some((Outcome::Suspended, String::new()))),
+                None => outcomes.push(Some(Answer {
+                    outcome: Outcome::Suspended,
+                    request_id: String::new(),
+                    received: Vec::new(),
+                })),
             }
         }
-        let mut replies = self.client.send_all(sendable)?.into_iter();
+        let mut replies = self.client.send_all(sendable)?.into_iter().zip(shown_customers);
         outcomes
             .into_iter()
             .map(|outcome| match outcome {
                 Some(known) => Ok(known),
                 None => {
-                    let reply = replies.next().ok_or_else(|| SimError::Internal("a request got no answer".into()))?;
-                    Ok((outcome_of(&reply)?, reply.request_id))
+                    let (reply, customer) =
+                        replies.next().ok_or_else(|| SimError::Internal("a request got no answer".into()))?;
+                    let outcome = outcome_of(&reply)?;
+                    let received = if outcome == Outcome::Done { received_of(&reply, customer) } else { Vec::new() };
+                    Ok(Answer { outcome, request_id: reply.request_id, received })
                 }
             })
             .collect()
+    }
+}
+
+/// What a successful answer showed: a search's matches (masked names), a card's fields
+/// (masked), a reveal's values (in the clear).
+fn received_of(reply: &Reply, customer: Option<String>) -> Vec<Received> {
+    let Ok(body) = serde_json::from_slice::<Value>(&reply.body) else { return Vec::new() };
+    let keys = |name: &str| -> Vec<String> {
+        body.get(name).and_then(Value::as_object).map(|object| object.keys().cloned().collect()).unwrap_or_default()
+    };
+    if let Some(matches) = body.get("matches").and_then(Value::as_array) {
+        return matches
+            .iter()
+            .filter_map(|hit| hit.get("customer").and_then(Value::as_str))
+            .map(|customer| Received {
+                customer: customer.into(),
+                masked: vec!["full_name".into()],
+                revealed: Vec::new(),
+            })
+            .collect();
+    }
+    match customer {
+        Some(customer) if body.get("values").is_some() => {
+            vec![Received { customer, masked: Vec::new(), revealed: keys("values") }]
+        }
+        Some(customer) if body.get("fields").is_some() => {
+            vec![Received { customer, masked: keys("fields"), revealed: Vec::new() }]
+        }
+        _ => Vec::new(),
     }
 }
 

@@ -19,7 +19,7 @@ mod scenario;
 mod story;
 mod world;
 
-pub use engine::{PERMISSIVE_POLICIES, Phase, RunReport, TRUTH_FILE, Truth, TruthInsider, read_truth, run};
+pub use engine::{PERMISSIVE_POLICIES, Phase, RunReport, TRUTH_FILE, Truth, TruthInsider, TruthShown, read_truth, run};
 pub use eval::{InsiderScore, MethodScore, RunScore, Summary, evaluate, false_rates, percentile, summarize};
 pub use exec::SimClock;
 pub use http::{HttpTarget, run_over_http};

@@ -106,7 +106,8 @@ impl Store {
                         exposure.fields.join(",")
                     ])
                     .map_err(self.error("index an exposure"))?;
-                if reach.execute(params![exposure.agent_id, exposure.customer_id]).map_err(self.error("index reach"))? > 0
+                if reach.execute(params![exposure.agent_id, exposure.customer_id]).map_err(self.error("index reach"))?
+                    > 0
                 {
                     volume.execute([&exposure.agent_id]).map_err(self.error("index reach"))?;
                 }

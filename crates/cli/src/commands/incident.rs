@@ -1,0 +1,280 @@
+//! `cordon incident …`: the incident responder's commands. Each is one call on the gateway;
+//! this module only parses times, reads the sample and prints.
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Instant;
+
+use anyhow::{Context as _, bail};
+use cordon_gateway::{
+    Claims, DataDir, Gateway, IncidentSpec, IncidentStatus, SystemClock, TokenRole, futures_block_on,
+};
+use cordon_incident::{Scope, attribution_json, iso_time, parse_time, read_sample, scope_csv, scope_json};
+
+use crate::cli::IncidentCommand;
+
+/// The command line acts as the analyst role identity.
+fn analyst() -> Claims {
+    Claims { sub: "role:analyst".into(), role: TokenRole::Analyst, iat: 0, exp: i64::MAX, jti: "cli".into() }
+}
+
+fn open(data: &Path) -> anyhow::Result<Gateway> {
+    Ok(DataDir::new(data).open(Arc::new(SystemClock))?)
+}
+
+fn time(option: &str, text: Option<&str>) -> anyhow::Result<Option<i64>> {
+    text.map(|text| {
+        parse_time(text).with_context(|| {
+            format!("--{option} `{text}` is not a time: use 2026-03-02, 2026-03-02T14:05Z or Unix milliseconds")
+        })
+    })
+    .transpose()
+}
+
+/// `FIELD=TEXT` pairs.
+fn assignments(option: &str, items: &[String]) -> anyhow::Result<Vec<(String, String)>> {
+    items
+        .iter()
+        .map(|item| match item.split_once('=') {
+            Some((name, value)) => Ok((name.trim().to_string(), value.trim().to_string())),
+            None => {
+                bail!("--{option} `{item}` must be FIELD=TEXT, with FIELD one of {}", IncidentStatus::FIELDS.join(", "))
+            }
+        })
+        .collect()
+}
+
+fn write(path: &Path, text: &str) -> anyhow::Result<()> {
+    std::fs::write(path, text).with_context(|| format!("cannot write `{}`", path.display()))
+}
+
+pub fn run(command: IncidentCommand) -> anyhow::Result<()> {
+    let who = analyst();
+    match command {
+        IncidentCommand::Open { data, title, agents, since, until, aware, status } => {
+            let mut record = IncidentStatus::default();
+            for (name, value) in assignments("status", &status)? {
+                record.set(&name, &value)?;
+            }
+            let spec = IncidentSpec {
+                title,
+                agents,
+                since_ms: time("since", since.as_deref())?,
+                until_ms: time("until", until.as_deref())?,
+                aware_at_ms: time("aware", aware.as_deref())?,
+                status: record,
+            };
+            let gateway = open(&data)?;
+            let incident = futures_block_on(gateway.open_incident(&who, spec, "cli"))?;
+            println!("{}", incident.id);
+            eprintln!(
+                "opened incident {} (ledger entry {}); the 72-hour clock started {}",
+                incident.id,
+                incident.ledger_index,
+                iso_time(incident.aware_at_ms)
+            );
+        }
+        IncidentCommand::List { data } => {
+            let gateway = open(&data)?;
+            let incidents = gateway.incidents(&who)?;
+            if incidents.is_empty() {
+                println!("no incidents");
+            }
+            for incident in incidents {
+                println!(
+                    "{:<8} opened {}  agents {}  {}",
+                    incident.id,
+                    iso_time(incident.opened_at_ms),
+                    if incident.agents.is_empty() { "all".to_string() } else { incident.agents.join(",") },
+                    incident.title
+                );
+            }
+        }
+        IncidentCommand::Show { id, data } => {
+            let gateway = open(&data)?;
+            let incident = gateway.incident(&who, &id)?;
+            let status = IncidentStatus::from_json(&incident.status);
+            println!("incident {}: {}", incident.id, incident.title);
+            println!(
+                "opened {} by {} (ledger entry {})",
+                iso_time(incident.opened_at_ms),
+                incident.opened_by,
+                incident.ledger_index
+            );
+            println!("aware since {}", iso_time(incident.aware_at_ms));
+            println!(
+                "suspects {}",
+                if incident.agents.is_empty() { "all agents".into() } else { incident.agents.join(", ") }
+            );
+            println!(
+                "window {} .. {}",
+                incident.since_ms.map_or("the start".into(), iso_time),
+                incident.until_ms.map_or("now".into(), iso_time)
+            );
+            println!("status:");
+            println!("  extortion demand    {}", status.extortion_demand);
+            println!("  negotiations        {}", status.negotiations);
+            println!("  trading operations  {}", status.trading_operations);
+            println!("  investigation       {}", status.investigation);
+            println!("timeline:");
+            for event in gateway.incident_timeline(&who, &id)? {
+                let entry = event.ledger_index.map(|index| format!(" (ledger entry {index})")).unwrap_or_default();
+                println!("  {}  {}{entry}", iso_time(event.time_ms), event.what);
+            }
+        }
+        IncidentCommand::Status { id, data, set } => {
+            let changes = assignments("set", &set)?;
+            let gateway = open(&data)?;
+            futures_block_on(gateway.set_incident_status(&who, &id, &changes, "cli"))?;
+            println!("incident {id}: status updated");
+        }
+        IncidentCommand::Scope { id, data, csv, json, show } => {
+            let gateway = open(&data)?;
+            let started = Instant::now();
+            let scope = futures_block_on(gateway.incident_scope(&who, &id, "cli"))?;
+            let elapsed = started.elapsed();
+            print_scope(&id, &scope, show);
+            eprintln!("scope computed in {:.1} ms", elapsed.as_secs_f64() * 1000.0);
+            if let Some(path) = csv {
+                write(&path, &scope_csv(&scope))?;
+                eprintln!("affected list: {}", path.display());
+            }
+            if let Some(path) = json {
+                write(&path, &serde_json::to_string_pretty(&scope_json(&scope))?)?;
+                eprintln!("scope as JSON: {}", path.display());
+            }
+        }
+        IncidentCommand::Attribute { id, data, sample, json, show } => {
+            let text =
+                std::fs::read_to_string(&sample).with_context(|| format!("cannot read `{}`", sample.display()))?;
+            let parsed = read_sample(&sample.display().to_string(), &text)?;
+            if parsed.rows.is_empty() {
+                bail!("sample `{}` has no rows with a value cordon can match", sample.display());
+            }
+            let gateway = open(&data)?;
+            let started = Instant::now();
+            let attribution = futures_block_on(gateway.incident_attribute(&who, &id, &parsed, "cli"))?;
+            let elapsed = started.elapsed();
+            println!(
+                "sample: {} rows, {} matched to customers{}",
+                attribution.rows,
+                attribution.matched_rows,
+                if attribution.unmatched_lines.is_empty() {
+                    String::new()
+                } else {
+                    format!(" (no match on lines {:?})", attribution.unmatched_lines)
+                }
+            );
+            if !parsed.ignored_columns.is_empty() {
+                println!("ignored columns: {}", parsed.ignored_columns.join(", "));
+            }
+            println!(
+                "{:<12} {:>9} {:>10} {:>10} {:>10} {:>11}  verdict",
+                "agent", "explains", "as shown", "expected", "customers", "chance"
+            );
+            for agent in attribution.agents.iter().take(show) {
+                println!(
+                    "{:<12} {:>6}/{:<2} {:>10} {:>10.2} {:>10} {:>11.2e}  {}",
+                    agent.agent,
+                    agent.explained.len(),
+                    attribution.matched_rows,
+                    agent.consistent,
+                    agent.expected,
+                    agent.volume,
+                    agent.chance,
+                    if agent.blamed { "BLAMED" } else { "-" }
+                );
+            }
+            if attribution.cover.is_empty() {
+                println!("nobody is blamed: no agent's accesses explain this sample beyond chance");
+            } else {
+                println!(
+                    "blamed: {} (together they explain {} of {} matched rows)",
+                    attribution.cover.join(", "),
+                    attribution.covered_rows,
+                    attribution.matched_rows
+                );
+                if let Some(top) = attribution.agents.first() {
+                    let entries: Vec<String> = top
+                        .explained
+                        .iter()
+                        .take(5)
+                        .map(|row| format!("line {} -> {} (entries {:?})", row.line, row.customer, row.evidence))
+                        .collect();
+                    println!("evidence for {}: {}", top.agent, entries.join("; "));
+                }
+            }
+            eprintln!("attribution computed in {:.1} ms", elapsed.as_secs_f64() * 1000.0);
+            if let Some(path) = json {
+                write(&path, &serde_json::to_string_pretty(&attribution_json(&attribution))?)?;
+                eprintln!("attribution as JSON: {}", path.display());
+            }
+        }
+    }
+    Ok(())
+}
+
+fn print_scope(id: &str, scope: &Scope, show: usize) {
+    println!(
+        "incident {id}: {} customers affected of {} ({:.3}% of the base), {} high-balance",
+        scope.customers.len(),
+        scope.base_customers,
+        scope.share() * 100.0,
+        scope.high_balance
+    );
+    println!(
+        "accesses {}, first {}, last {}",
+        scope.accesses,
+        scope.first_ms.map_or("-".into(), iso_time),
+        scope.last_ms.map_or("-".into(), iso_time)
+    );
+    println!("{:<16} {:>10} {:>12}", "field class", "revealed", "masked only");
+    for (class, count) in &scope.by_class {
+        println!("{:<16} {:>10} {:>12}", class.name(), count.revealed, count.masked_only);
+    }
+    println!("{:<22} {:>10} {:>12}", "field", "revealed", "masked only");
+    for (field, count) in &scope.by_field {
+        println!("{:<22} {:>10} {:>12}", field.name(), count.revealed, count.masked_only);
+    }
+    println!(
+        "{:<12} {:>10} {:>10} {:>9}  {:<20}  {:<20}",
+        "agent", "customers", "revealed", "accesses", "first", "last"
+    );
+    for agent in &scope.agents {
+        println!(
+            "{:<12} {:>10} {:>10} {:>9}  {:<20}  {:<20}",
+            agent.agent,
+            agent.customers,
+            agent.customers_revealed,
+            agent.accesses,
+            iso_time(agent.first_ms),
+            iso_time(agent.last_ms)
+        );
+    }
+    println!("{:<10} {:>9} {:>10} {:>6} {:>8}", "day", "accesses", "customers", "new", "reveals");
+    for day in &scope.days {
+        println!(
+            "{:<10} {:>9} {:>10} {:>6} {:>8}",
+            day.day, day.accesses, day.customers, day.new_customers, day.reveals
+        );
+    }
+    if !scope.customers.is_empty() {
+        println!(
+            "affected (first {} of {}; --csv or --json for all):",
+            show.min(scope.customers.len()),
+            scope.customers.len()
+        );
+    }
+    for customer in scope.customers.iter().take(show) {
+        let names = |fields: &std::collections::BTreeSet<cordon_incident::Field>| {
+            fields.iter().map(|field| field.name()).collect::<Vec<_>>().join(" ")
+        };
+        println!(
+            "  {:<12} revealed [{}] masked [{}]{}",
+            customer.customer,
+            names(&customer.revealed),
+            names(&customer.masked_only),
+            if customer.high_balance { " high-balance" } else { "" }
+        );
+    }
+}
