@@ -12,6 +12,7 @@ mod entry;
 mod eval;
 mod exec;
 mod http;
+mod leak;
 mod people;
 mod plan;
 mod rng;
@@ -23,6 +24,7 @@ pub use engine::{PERMISSIVE_POLICIES, Phase, RunReport, TRUTH_FILE, Truth, Truth
 pub use eval::{InsiderScore, MethodScore, RunScore, Summary, evaluate, false_rates, percentile, summarize};
 pub use exec::SimClock;
 pub use http::{HttpTarget, run_over_http};
+pub use leak::{LeakColumn, LeakSource, leak_sample};
 pub use people::{CustomerSummary, FakeCustomer, People, customer_id};
 pub use plan::HIGH_BALANCE_USD;
 pub use rng::Rng;

@@ -5,4 +5,5 @@ mod detection;
 mod determinism;
 mod eval;
 mod http;
+mod incident;
 mod support;

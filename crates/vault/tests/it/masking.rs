@@ -180,3 +180,44 @@ proptest! {
         prop_assert_eq!(high, low + 9);
     }
 }
+
+/// A masked rendering copied off a screen and the value it masks normalise to the same
+/// match-index form; agents cannot search by these kinds at all.
+#[test]
+fn masked_renderings_match_their_values() {
+    use cordon_vault::{SearchKey, normalize};
+    // (kind, value, rendering as on screen, another value with the same mask)
+    let cases = [
+        (SearchKey::MaskedName, "Ada King Lovelace", "A*** K*** L***", "alan kay longfellow"),
+        (SearchKey::MaskedEmail, "john@gmail.com", "j***n@g****.com", "JASON@GMX.COM"),
+        (SearchKey::MaskedEmail, "j@example.org", "j***@e****.org", "j@ex.org"),
+        (SearchKey::MaskedPhone, "+44 20 7946 0958", "+44 ****58", "+44 7700 900158"),
+        (SearchKey::MaskedPhone, "+1 415 555 0107", "+1 ****07", "+1-212-555-0107"),
+        (
+            SearchKey::MaskedWallet,
+            "bc1qxy2kgdygjrsqtzq2n0yrf2493p83kkfjhx0wlh",
+            "bc1qxy…0wlh",
+            "BC1QXYaaaaaaaaaaaaaa0WLH",
+        ),
+        (SearchKey::MaskedWallet, "0x71C7656EC7ab88b098defB751B7401B5f6d8976F", "0x71c7...976f", "0x71c7000000976f"),
+    ];
+    for (kind, value, rendering, same_mask) in cases {
+        let expected = normalize(kind, value);
+        assert!(expected.is_some(), "{kind:?} {value:?}");
+        assert_eq!(normalize(kind, rendering), expected, "{kind:?}: {rendering:?} against {value:?}");
+        assert_eq!(normalize(kind, same_mask), expected, "{kind:?}: {same_mask:?} against {value:?}");
+        assert!(kind.name().parse::<SearchKey>().is_err(), "agents may not search by {}", kind.name());
+    }
+    let different = [
+        (SearchKey::MaskedName, "Ada Lovelace", "B*** L***"),
+        (SearchKey::MaskedEmail, "john@gmail.com", "j***n@g****.co"),
+        (SearchKey::MaskedPhone, "+44 20 7946 0958", "+44 ****59"),
+        (SearchKey::MaskedWallet, "bc1qxy2kgdygjrsqtzq2n0yrf2493p83kkfjhx0wlh", "bc1qxz…0wlh"),
+    ];
+    for (kind, value, rendering) in different {
+        assert_ne!(normalize(kind, rendering), normalize(kind, value), "{kind:?}: {rendering:?} against {value:?}");
+    }
+    for kind in SearchKey::AGENT {
+        assert_eq!(kind.name().parse::<SearchKey>(), Ok(kind));
+    }
+}
