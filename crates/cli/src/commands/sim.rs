@@ -112,12 +112,44 @@ pub fn demo(
     println!("  curl -s -H \"authorization: Bearer $ANALYST_TOKEN\" {base}/v1/alerts?status=open");
     println!("  curl -s -H \"authorization: Bearer $SERVICE_TOKEN\" {base}/metrics | grep cordon_decisions");
     println!("  cordon log verify {}/ledger --vkey {}/ledger/private/verifier-key", dir.display(), dir.display());
+    print_incident_tour(&dir)?;
     if no_serve {
         return Ok(());
     }
     println!();
     crate::commands::data::serve_quietly(&dir, Some(listen.to_string()))
 }
+
+/// Writes the leaked sample an extortion email would carry (masked renderings of the
+/// insiders' customers, as photographed off their screens) and prints the incident commands.
+fn print_incident_tour(dir: &Path) -> anyhow::Result<()> {
+    let truth = cordon_sim::read_truth(dir)?;
+    if truth.insiders.is_empty() {
+        return Ok(());
+    }
+    let insiders: Vec<usize> = (0..truth.insiders.len()).collect();
+    let columns =
+        [cordon_sim::LeakColumn::MaskedName, cordon_sim::LeakColumn::MaskedEmail, cordon_sim::LeakColumn::MaskedPhone];
+    let sample = cordon_sim::leak_sample(&truth, &cordon_sim::LeakSource::Insiders(insiders), &columns, 20, truth.seed);
+    let path = dir.join(LEAKED_SAMPLE_FILE);
+    std::fs::write(&path, sample).with_context(|| format!("cannot write `{}`", path.display()))?;
+    let agents: Vec<&str> = truth.insiders.iter().map(|insider| insider.agent.as_str()).collect();
+    println!();
+    println!(
+        "Incident     the extortion email's proof, masked renderings off the insiders' screens: {}",
+        path.display()
+    );
+    println!("  (stop the server first: these commands open the data directory themselves)");
+    println!("  export CORDON_DATA={}", dir.display());
+    println!("  cordon incident open --title \"extortion email\" --agents {}", agents.join(","));
+    println!("  cordon incident scope inc-1 --csv affected.csv --json scope.json");
+    println!("  cordon incident open --title \"who leaked this sample\"");
+    println!("  cordon incident attribute inc-2 --sample {}", path.display());
+    Ok(())
+}
+
+/// Where `cordon demo` writes the leaked sample, inside its folder.
+const LEAKED_SAMPLE_FILE: &str = "leaked-sample.csv";
 
 /// Runs the simulation with a progress bar per phase, then reads the story back.
 fn simulate(scenario: &Scenario, data: &Path) -> anyhow::Result<(Story, cordon_sim::RunReport)> {
