@@ -20,6 +20,7 @@ CREATE TABLE IF NOT EXISTS customers (
     deleted_at INTEGER,
     updated_at INTEGER NOT NULL
 );
+CREATE INDEX IF NOT EXISTS customers_deleted ON customers (deleted_at) WHERE deleted_at IS NOT NULL;
 CREATE TABLE IF NOT EXISTS search_index (
     kind TEXT NOT NULL,
     digest BLOB NOT NULL,
