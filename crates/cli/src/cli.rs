@@ -199,6 +199,43 @@ pub enum IncidentCommand {
         #[arg(long, default_value_t = 10)]
         show: usize,
     },
+    /// Protective actions for every affected customer (hold withdrawals to new addresses,
+    /// step-up checks on high-risk withdrawals, a scam-warning banner). A dry run unless
+    /// --apply; applying twice adds nothing.
+    Protect {
+        id: String,
+        #[arg(long, env = "CORDON_DATA")]
+        data: PathBuf,
+        /// Record the actions (ledger entries) and queue them for the exchange's webhook.
+        #[arg(long)]
+        apply: bool,
+    },
+    /// One notice per affected customer (text and HTML) in DIR/outbox/notices/ID/.
+    Notify {
+        id: String,
+        #[arg(long, env = "CORDON_DATA")]
+        data: PathBuf,
+    },
+    /// The regulator report (GDPR Art. 33(3), the 72-hour clock, a public disclosure summary)
+    /// as Markdown and HTML.
+    Report {
+        id: String,
+        #[arg(long, env = "CORDON_DATA")]
+        data: PathBuf,
+        /// Folder for report.md and report.html (default DIR/reports/ID).
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
+    /// Write an evidence bundle (tar): the entries that showed affected customers to the
+    /// suspects, their inclusion proofs, the checkpoint, the verifier key and a README;
+    /// `cordon log verify-bundle` checks it offline.
+    Evidence {
+        id: String,
+        #[arg(long, env = "CORDON_DATA")]
+        data: PathBuf,
+        #[arg(long)]
+        out: PathBuf,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -351,5 +388,14 @@ pub enum LogCommand {
         /// A checkpoint seen earlier; the log must extend it.
         #[arg(long)]
         trusted: Option<PathBuf>,
+    },
+    /// Check an evidence bundle offline: the checkpoint's signature, every entry's
+    /// inclusion proof, the manifest and its seal, and the archive byte for byte.
+    VerifyBundle {
+        file: PathBuf,
+        /// The verifier key to trust (`name+id+key`, or a file holding it); without it the
+        /// bundle's own key is used and printed for you to compare.
+        #[arg(long)]
+        vkey: Option<String>,
     },
 }

@@ -18,6 +18,9 @@ pub type AuditFuture = Pin<Box<dyn Future<Output = Result<u64, AuditError>> + Se
 #[error("the audit log cannot record this request: {0}")]
 pub struct AuditError(pub String);
 
+/// A checkpoint note and, per entry proven against it, its index, bytes and receipt.
+pub type Proven = (String, Vec<(u64, Vec<u8>, String)>);
+
 /// Visits one stored entry (index, bytes); an error stops the scan.
 pub type EntryVisitor<'a> = dyn FnMut(u64, &[u8]) -> Result<(), String> + 'a;
 
@@ -45,6 +48,15 @@ pub trait AuditLog: Send + Sync {
     /// Visits the entries from index `from` up to (not including) `to`, in order.
     fn for_each_entry_from(&self, _from: u64, _to: u64, _visit: &mut EntryVisitor<'_>) -> Result<(), AuditError> {
         Ok(())
+    }
+    /// Publishes a checkpoint covering every durable entry and proves `indexes` against that
+    /// one checkpoint: its note and, per index, the entry's bytes and its receipt.
+    fn prove_all(&self, _indexes: &[u64]) -> Result<Proven, AuditError> {
+        Err(AuditError("this audit log cannot prove entries".into()))
+    }
+    /// The log's verifier key (`name+id+key`).
+    fn verifier_key(&self) -> String {
+        String::new()
     }
 }
 
@@ -90,6 +102,24 @@ impl AuditLog for LedgerAudit {
         self.ledger
             .publish()
             .map_or_else(|_| self.ledger.checkpoint().checkpoint.size, |published| published.checkpoint.size)
+    }
+
+    fn prove_all(&self, indexes: &[u64]) -> Result<Proven, AuditError> {
+        let failed = |error: cordon_ledger::LedgerError| AuditError(error.to_string());
+        let signed = self.ledger.publish().map_err(failed)?;
+        let size = signed.checkpoint.size;
+        let reader = self.ledger.reader();
+        let mut proven = Vec::with_capacity(indexes.len());
+        for &index in indexes {
+            let bytes = reader.entry(index, size).map_err(failed)?;
+            let proof = reader.inclusion_proof(index, size).map_err(failed)?;
+            proven.push((index, bytes, cordon_ledger::format_receipt(index, &proof, &signed.note)));
+        }
+        Ok((signed.note, proven))
+    }
+
+    fn verifier_key(&self) -> String {
+        self.ledger.verifier().to_string()
     }
 
     fn for_each_entry_from(&self, from: u64, to: u64, visit: &mut EntryVisitor<'_>) -> Result<(), AuditError> {

@@ -14,6 +14,7 @@ pub struct Config {
     pub tokens: TokenSettings,
     pub policy: PolicyFiles,
     pub detection: DetectionSettings,
+    pub incident: IncidentSettings,
     /// Ticket category → the field names it needs. Empty means the built-in table.
     pub categories: BTreeMap<String, Vec<String>>,
 }
@@ -74,6 +75,39 @@ impl Default for DetectionSettings {
             enabled: true,
             webhook_url: String::new(),
             thresholds: cordon_detect::Thresholds::default(),
+        }
+    }
+}
+
+/// Incident response: who the exchange is to its customers and regulator, and the protective
+/// actions it takes for affected customers.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct IncidentSettings {
+    /// The exchange's name in notices and reports.
+    pub exchange: String,
+    /// The contact point (data protection officer) in notices and reports.
+    pub contact: String,
+    /// Where protective actions are posted as JSON for the exchange's account systems;
+    /// empty keeps them queued in the outbox until one is set.
+    pub protect_webhook_url: String,
+    /// How long withdrawals to new addresses are held.
+    pub hold_hours: u32,
+    /// How long high-risk withdrawals need a step-up identity check.
+    pub step_up_days: u32,
+    /// How long the scam-warning banner shows.
+    pub banner_days: u32,
+}
+
+impl Default for IncidentSettings {
+    fn default() -> IncidentSettings {
+        IncidentSettings {
+            exchange: "the exchange".into(),
+            contact: "the data protection officer (set [incident] contact in cordon.toml)".into(),
+            protect_webhook_url: String::new(),
+            hold_hours: 72,
+            step_up_days: 30,
+            banner_days: 90,
         }
     }
 }

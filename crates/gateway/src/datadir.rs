@@ -155,6 +155,7 @@ impl DataDir {
                 enabled: config.detection.enabled,
             }),
             webhook_url: Some(config.detection.webhook_url.clone()).filter(|url| !url.is_empty()),
+            incident: config.incident.clone(),
         };
         // Detection picks up where it left off: its state is a function of the ledger.
         if config.detection.enabled {

@@ -8,7 +8,7 @@ use std::collections::{BTreeSet, HashMap};
 use cordon_incident::{
     Attribution, CustomerFacts, MatchedRow, Needed, Sample, Scope, Shown, ShownAs, attribute, scope,
 };
-use cordon_store::{Exposure, StoredIncident, TimelineEvent};
+use cordon_store::{Exposure, ProtectiveAction, StoredIncident, TimelineEvent};
 use cordon_vault::{BalanceBand, Field};
 use serde::Deserialize;
 use serde_json::Value;
@@ -23,6 +23,25 @@ const EXPOSURE_BATCH_ENTRIES: usize = 50_000;
 const CANDIDATES_PER_VALUE_MAX: usize = 100_000;
 /// A customer with at least this balance counts as high-balance (the detector's threshold).
 pub const HIGH_BALANCE_BAND: BalanceBand = BalanceBand::OneHundredThousandToOneMillion;
+
+/// The protective actions taken for every affected customer, by name.
+pub const PROTECTIVE_ACTIONS: [&str; 3] =
+    ["hold_new_address_withdrawals", "step_up_high_risk_withdrawals", "scam_warning_banner"];
+/// Ledger entries appended per group by `incident_protect`.
+const PROTECT_BATCH_ACTIONS: usize = 10_000;
+
+/// What `incident_protect` found or did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProtectReport {
+    pub applied: bool,
+    pub customers: u64,
+    /// Actions for the affected customers, planned or recorded.
+    pub actions: Vec<ProtectiveAction>,
+    /// Of those, recorded by this call (zero on a dry run).
+    pub recorded_now: u64,
+    /// Of those, recorded by an earlier call.
+    pub recorded_before: u64,
+}
 
 /// What an incident is opened with.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -406,5 +425,353 @@ impl Gateway {
         let shown: Vec<Shown> = self.store.exposures_of_customers(&customers)?.into_iter().filter_map(shown).collect();
         let volumes: HashMap<String, u64> = self.store.agent_volumes()?.into_iter().collect();
         Ok(attribute(&rows, &shown, &volumes, self.store.customer_count()?))
+    }
+
+    /// An evidence bundle for the incident: every ledger entry that showed an affected
+    /// customer to a suspect, and the incident's opening, each with its receipt against one
+    /// checkpoint, sealed by an `incident.evidence` entry that carries the manifest's hash.
+    pub async fn incident_evidence(&self, who: &Claims, id: &str, request: &str) -> Result<Vec<u8>, GatewayError> {
+        let actor = self.analyst(who)?;
+        let incident = self.incident(who, id)?;
+        let found = self.scope_of(&incident)?;
+        let mut indexes: Vec<u64> =
+            found.customers.iter().flat_map(|customer| customer.evidence.iter().copied()).collect();
+        indexes.push(incident.ledger_index);
+        indexes.sort_unstable();
+        indexes.dedup();
+        if indexes.len() >= cordon_ledger::BUNDLE_ENTRIES_MAX {
+            return Err(GatewayError::BadRequest(format!(
+                "incident `{id}` has {} evidence entries; a bundle holds at most {}: narrow its agents or window",
+                indexes.len(),
+                cordon_ledger::BUNDLE_ENTRIES_MAX - 1
+            )));
+        }
+        let (_, proven) = self.audit.prove_all(&indexes).map_err(|error| GatewayError::AuditUnavailable(error.0))?;
+        let verifier_key = format!("{}\n", self.audit.verifier_key());
+        let readme = evidence_readme(&incident, proven.len());
+        let listed: Vec<(u64, &[u8])> = proven.iter().map(|(index, bytes, _)| (*index, bytes.as_slice())).collect();
+        let manifest = cordon_ledger::manifest(&readme, &verifier_key, &listed);
+        let seal_detail = format!(
+            "{}{} entries {}",
+            cordon_ledger::SEAL_MARKER,
+            cordon_ledger::hex_sha256(manifest.as_bytes()),
+            listed.len()
+        );
+        let seal = self.change_entry(&actor, "incident.evidence", id, Some(seal_detail), request).await?;
+        indexes.push(seal);
+        let (checkpoint, proven) =
+            self.audit.prove_all(&indexes).map_err(|error| GatewayError::AuditUnavailable(error.0))?;
+        self.store.add_timeline(
+            id,
+            &TimelineEvent {
+                time_ms: self.clock.now_ms(),
+                what: format!("evidence bundle of {} entries sealed", proven.len()),
+                ledger_index: Some(seal),
+            },
+        )?;
+        let parts = cordon_ledger::BundleParts { readme, verifier_key, checkpoint, entries: proven, seal };
+        Ok(cordon_ledger::write_bundle(&parts, &manifest))
+    }
+}
+
+/// The README every evidence bundle carries: what is in it and how to check it without cordon.
+fn evidence_readme(incident: &StoredIncident, entries: usize) -> String {
+    format!(
+        "# Evidence bundle for incident {id}\n\n\
+         This archive proves, offline, that {entries} entries are in cordon's audit log, a\n\
+         transparency log built on RFC 6962 Merkle trees with C2SP signed checkpoints.\n\
+         Entries hold identifiers only (agent, customer account id, fields, decision, policy,\n\
+         time), never a customer's data.\n\n\
+         ## Files\n\n\
+         - `verifier-key`: the log's Ed25519 public key in C2SP signed-note form\n\
+           (`<name>+<key id>+<base64 key>`). Compare it with the key the exchange publishes.\n\
+         - `checkpoint`: a C2SP tlog-checkpoint (origin, tree size, root hash), signed by that key.\n\
+         - `entries/<index>`: each entry's exact bytes (canonical JSON).\n\
+         - `proofs/<index>`: each entry's C2SP tlog-proof receipt (`c2sp.org/tlog-proof@v1`): the\n\
+           index, the RFC 6962 inclusion proof and the same checkpoint.\n\
+         - `MANIFEST`: the SHA-256 of this README, the key and every entry but the seal.\n\
+         - `seal`: the index of the entry cordon wrote when it made this bundle; its bytes carry\n\
+           `bundle-sha256=` and the SHA-256 of `MANIFEST`, so the log vouches for the manifest.\n\n\
+         ## Checking it\n\n\
+         With cordon: `cordon log verify-bundle FILE --vkey KEY`.\n\n\
+         With any RFC 6962 / C2SP tool: check `checkpoint`'s signature with `verifier-key`\n\
+         (C2SP signed-note, Ed25519); for each entry compute the leaf hash\n\
+         SHA-256(0x00 || entry bytes) and check the receipt's inclusion proof against the\n\
+         checkpoint's size and root (RFC 9162 section 2.1.3.2); check that `MANIFEST` lists the\n\
+         SHA-256 of this README, of `verifier-key` and of every entry but the seal, and that the\n\
+         seal entry carries the manifest's SHA-256. A consistency proof from any checkpoint you\n\
+         saw earlier to this one (`cordon log consistency`, or the log's tiles) shows the log\n\
+         was only ever appended to.\n\n\
+         Incident {id}: suspects {agents}; window {since} to {until}; opened {opened} (entry {opened_index}).\n",
+        id = incident.id,
+        agents = if incident.agents.is_empty() { "all agents".to_string() } else { incident.agents.join(", ") },
+        since = incident.since_ms.map_or_else(|| "the start".to_string(), cordon_incident::iso_time),
+        until = incident.until_ms.map_or_else(|| "the bundle's checkpoint".to_string(), cordon_incident::iso_time),
+        opened = cordon_incident::iso_time(incident.opened_at_ms),
+        opened_index = incident.ledger_index,
+    )
+}
+
+impl Gateway {
+    /// Protective actions for every affected customer: a hold on withdrawals to new
+    /// addresses, a step-up identity check on high-risk withdrawals, a scam-warning banner.
+    /// A dry run (`apply` false) only lists them. Applying records each action not recorded
+    /// before as a ledger entry (`protect.<action>`) and then in the store with its outbox
+    /// message for the exchange, so applying twice, or after a restart, adds nothing.
+    pub async fn incident_protect(
+        &self,
+        who: &Claims,
+        id: &str,
+        apply: bool,
+        request: &str,
+    ) -> Result<ProtectReport, GatewayError> {
+        let actor = self.analyst(who)?;
+        let incident = self.incident(who, id)?;
+        let found = self.scope_of(&incident)?;
+        let now_ms = self.clock.now_ms();
+        let settings = &self.incident;
+        let lasts_ms = |action: &str| -> i64 {
+            match action {
+                "hold_new_address_withdrawals" => i64::from(settings.hold_hours) * 3_600_000,
+                "step_up_high_risk_withdrawals" => i64::from(settings.step_up_days) * 86_400_000,
+                _ => i64::from(settings.banner_days) * 86_400_000,
+            }
+        };
+        let before: std::collections::HashMap<(String, String), ProtectiveAction> = self
+            .store
+            .protective_actions(id)?
+            .into_iter()
+            .map(|action| ((action.customer_id.clone(), action.action.clone()), action))
+            .collect();
+        let mut actions = Vec::new();
+        let mut missing = Vec::new();
+        for customer in &found.customers {
+            for action in PROTECTIVE_ACTIONS {
+                match before.get(&(customer.customer.clone(), action.to_string())) {
+                    Some(known) => actions.push(known.clone()),
+                    None => missing.push(ProtectiveAction {
+                        customer_id: customer.customer.clone(),
+                        action: action.to_string(),
+                        recorded_at_ms: now_ms,
+                        until_ms: Some(now_ms + lasts_ms(action)),
+                        ledger_index: 0,
+                    }),
+                }
+            }
+        }
+        let recorded_before = actions.len() as u64;
+        let mut recorded_now = 0;
+        if apply {
+            for batch in missing.chunks_mut(PROTECT_BATCH_ACTIONS) {
+                let changes = batch
+                    .iter()
+                    .map(|action| {
+                        let until = action.until_ms.map(cordon_incident::iso_time).unwrap_or_default();
+                        (
+                            protect_change(&action.action),
+                            action.customer_id.clone(),
+                            Some(format!("incident {id} until {until}")),
+                        )
+                    })
+                    .collect();
+                // The ledger first: an action the exchange acts on always has its entry.
+                let first = self.change_entries(&actor, changes, request).await?;
+                for (offset, action) in batch.iter_mut().enumerate() {
+                    action.ledger_index = first + offset as u64;
+                }
+                recorded_now +=
+                    self.store.record_protective_actions(id, batch, &|action| protect_message(id, action))? as u64;
+            }
+            if recorded_now > 0 {
+                self.store.add_timeline(
+                    id,
+                    &TimelineEvent {
+                        time_ms: now_ms,
+                        what: format!(
+                            "{recorded_now} protective actions recorded for {} customers",
+                            found.customers.len()
+                        ),
+                        ledger_index: missing.first().map(|action| action.ledger_index),
+                    },
+                )?;
+            }
+        }
+        actions.extend(missing);
+        actions.sort_by(|a, b| (&a.customer_id, &a.action).cmp(&(&b.customer_id, &b.action)));
+        Ok(ProtectReport {
+            applied: apply,
+            customers: found.customers.len() as u64,
+            actions,
+            recorded_now,
+            recorded_before,
+        })
+    }
+
+    /// One notice per affected customer, written as `<customer>.txt` and `.html` into
+    /// `outbox/notices/<incident>/` in the data directory; returns the notices and that folder.
+    /// Writing them is a ledger entry (`incident.notify`, with the count).
+    pub async fn incident_notify(
+        &self,
+        who: &Claims,
+        id: &str,
+        request: &str,
+    ) -> Result<(Vec<cordon_incident::Notice>, std::path::PathBuf), GatewayError> {
+        let actor = self.analyst(who)?;
+        let incident = self.incident(who, id)?;
+        let found = self.scope_of(&incident)?;
+        let mut actions_by_customer: HashMap<String, Vec<String>> = HashMap::new();
+        for action in self.store.protective_actions(id)? {
+            let until = action.until_ms.map(cordon_incident::day_of).unwrap_or_default();
+            actions_by_customer
+                .entry(action.customer_id.clone())
+                .or_default()
+                .push(action_words(&action.action, &until));
+        }
+        let context = cordon_incident::NoticeContext {
+            exchange: self.incident.exchange.clone(),
+            incident: id.to_string(),
+            contact: self.incident.contact.clone(),
+        };
+        let templates = (cordon_incident::NOTICE_TEXT_TEMPLATE, cordon_incident::NOTICE_HTML_TEMPLATE);
+        let notices = found
+            .customers
+            .iter()
+            .map(|customer| {
+                let actions = actions_by_customer.get(&customer.customer).map(Vec::as_slice).unwrap_or_default();
+                cordon_incident::notice(customer, actions, &context, templates).map_err(GatewayError::Internal)
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        let folder = self.data_folder().join("outbox").join("notices").join(id);
+        std::fs::create_dir_all(&folder)
+            .map_err(|error| GatewayError::Internal(format!("cannot create `{}`: {error}", folder.display())))?;
+        for notice in &notices {
+            for (extension, body) in [("txt", &notice.text), ("html", &notice.html)] {
+                let path = folder.join(format!("{}.{extension}", notice.customer));
+                std::fs::write(&path, body)
+                    .map_err(|error| GatewayError::Internal(format!("cannot write `{}`: {error}", path.display())))?;
+            }
+        }
+        let index = self
+            .change_entry(&actor, "incident.notify", id, Some(format!("notices {}", notices.len())), request)
+            .await?;
+        self.store.add_timeline(
+            id,
+            &TimelineEvent {
+                time_ms: self.clock.now_ms(),
+                what: format!("{} customer notices written", notices.len()),
+                ledger_index: Some(index),
+            },
+        )?;
+        Ok((notices, folder))
+    }
+
+    /// The regulator report (GDPR Article 33(3), the 72-hour clock, a public disclosure
+    /// summary) as Markdown and HTML. Writing it is a ledger entry (`incident.report`).
+    pub async fn incident_report(
+        &self,
+        who: &Claims,
+        id: &str,
+        request: &str,
+    ) -> Result<(String, String), GatewayError> {
+        let actor = self.analyst(who)?;
+        let incident = self.incident(who, id)?;
+        let found = self.scope_of(&incident)?;
+        let status = IncidentStatus::from_json(&incident.status);
+        let mut stopped = Vec::new();
+        for agent in &incident.agents {
+            if self.store.agent(agent)?.is_some_and(|agent| agent.status != cordon_directory::AgentStatus::Active) {
+                stopped.push(agent.clone());
+            }
+        }
+        let mut per_action: std::collections::BTreeMap<String, u64> = std::collections::BTreeMap::new();
+        for action in self.store.protective_actions(id)? {
+            *per_action.entry(action.action).or_default() += 1;
+        }
+        let protective: Vec<(String, u64)> = per_action.into_iter().collect();
+        let timeline = self.store.timeline(id)?;
+        let notices_written = timeline
+            .iter()
+            .rev()
+            .find_map(|event| event.what.strip_suffix(" customer notices written").and_then(|count| count.parse().ok()))
+            .unwrap_or(0);
+        let evidence_entries = timeline.iter().rev().find_map(|event| {
+            event.what.strip_prefix("evidence bundle of ")?.strip_suffix(" entries sealed")?.parse().ok()
+        });
+        let facts = cordon_incident::ReportFacts {
+            exchange: &self.incident.exchange,
+            contact: &self.incident.contact,
+            incident: id,
+            title: &incident.title,
+            aware_at_ms: incident.aware_at_ms,
+            now_ms: self.clock.now_ms(),
+            suspects: &incident.agents,
+            suspects_stopped: &stopped,
+            status: [
+                ("extortion_demand", status.extortion_demand.as_str()),
+                ("negotiations", status.negotiations.as_str()),
+                ("trading_operations", status.trading_operations.as_str()),
+                ("investigation", status.investigation.as_str()),
+            ],
+            scope: &found,
+            protective_actions: &protective,
+            notices_written,
+            evidence_entries,
+        };
+        let markdown = cordon_incident::report_markdown(&facts);
+        let html = cordon_incident::report_html(&facts);
+        let index = self
+            .change_entry(&actor, "incident.report", id, Some(format!("customers {}", found.customers.len())), request)
+            .await?;
+        self.store.add_timeline(
+            id,
+            &TimelineEvent {
+                time_ms: self.clock.now_ms(),
+                what: "regulator report prepared".into(),
+                ledger_index: Some(index),
+            },
+        )?;
+        Ok((markdown, html))
+    }
+
+    /// The data directory: where the database lives.
+    fn data_folder(&self) -> std::path::PathBuf {
+        self.store.path().parent().map(std::path::Path::to_path_buf).unwrap_or_default()
+    }
+}
+
+/// The ledger change a protective action is recorded as.
+fn protect_change(action: &str) -> &'static str {
+    match action {
+        "hold_new_address_withdrawals" => "protect.hold_new_address_withdrawals",
+        "step_up_high_risk_withdrawals" => "protect.step_up_high_risk_withdrawals",
+        _ => "protect.scam_warning_banner",
+    }
+}
+
+/// The webhook message for one action: identifiers and times only.
+fn protect_message(incident: &str, action: &ProtectiveAction) -> String {
+    serde_json::json!({
+        "topic": "protect",
+        "incident": incident,
+        "customer": action.customer_id,
+        "action": action.action,
+        "until": action.until_ms.map(cordon_incident::iso_time),
+        "ledger_index": action.ledger_index,
+    })
+    .to_string()
+}
+
+/// A protective action as a notice tells the customer.
+fn action_words(action: &str, until: &str) -> String {
+    match action {
+        "hold_new_address_withdrawals" => {
+            format!(
+                "Withdrawals to addresses you have not used before are held until {until}, so no one can rush you into sending funds to a new address."
+            )
+        }
+        "step_up_high_risk_withdrawals" => {
+            format!("Until {until}, large or unusual withdrawals need an extra identity check.")
+        }
+        _ => format!("Until {until}, the app shows a warning about impersonation scams when you sign in."),
     }
 }

@@ -19,12 +19,12 @@ mod token;
 
 pub use audit::{AccessEntry, AuditError, AuditFuture, AuditLog, ChangeEntry, ENTRY_VERSION, LedgerAudit};
 pub use clock::{Clock, SystemClock};
-pub use config::{Config, Limits};
+pub use config::{Config, IncidentSettings, Limits};
 pub use cordon_ledger::LedgerStats;
 pub use datadir::{CONFIG_FILE, DATABASE_FILE, DataDir, Initialized, LEDGER_DIR, Rotated, futures_block_on};
 pub use detection::{AlertEntry, Replayed, SignalEntry, containment_policy};
 pub use error::GatewayError;
 pub use import::{ImportKind, ImportReport, Rejected, import, import_agents};
-pub use incident::{HIGH_BALANCE_BAND, IncidentSpec, IncidentStatus};
+pub use incident::{HIGH_BALANCE_BAND, IncidentSpec, IncidentStatus, PROTECTIVE_ACTIONS, ProtectReport};
 pub use service::{Card, Gateway, Revealed, SearchHit, Verified};
 pub use token::{Claims, TokenError, TokenKey, TokenRole};

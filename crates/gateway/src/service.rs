@@ -69,6 +69,9 @@ pub struct Gateway {
     pub(crate) sequencer: Sequencer,
     /// Where alerts are posted (the server delivers the outbox); none if empty.
     pub(crate) webhook_url: Option<String>,
+    /// Incident response's settings: the exchange's name and contact, where protective
+    /// actions go, how long they last.
+    pub(crate) incident: crate::config::IncidentSettings,
 }
 
 impl std::fmt::Debug for Gateway {
@@ -216,6 +219,16 @@ impl Gateway {
     /// The webhook alerts are posted to, if any.
     pub fn webhook_url(&self) -> Option<&str> {
         self.webhook_url.as_deref()
+    }
+
+    /// Where outbox messages of `topic` are posted, if anywhere: alerts to detection's
+    /// webhook, protective actions to the exchange's account-protection webhook.
+    pub fn webhook_url_for(&self, topic: &str) -> Option<&str> {
+        match topic {
+            "alert" => self.webhook_url.as_deref(),
+            "protect" => Some(self.incident.protect_webhook_url.as_str()).filter(|url| !url.is_empty()),
+            _ => None,
+        }
     }
 
     /// Alerts, newest first (analysts and administrators).
@@ -734,6 +747,34 @@ impl Gateway {
         request: &str,
     ) -> Result<u64, GatewayError> {
         self.change_entry_then(actor, change, target, detail, request, |_| {}).await
+    }
+
+    /// Several change entries with consecutive indexes, made durable together (the ledger
+    /// group-commits them); returns the first index.
+    pub(crate) async fn change_entries(
+        &self,
+        actor: &str,
+        changes: Vec<(&'static str, String, Option<String>)>,
+        request: &str,
+    ) -> Result<u64, GatewayError> {
+        let time_ms = self.clock.now_ms();
+        let entries: Vec<Vec<u8>> = changes
+            .into_iter()
+            .map(|(change, target, detail)| {
+                encode(&ChangeEntry {
+                    v: ENTRY_VERSION,
+                    kind: "change",
+                    time_ms,
+                    request: request.to_string(),
+                    actor: actor.to_string(),
+                    change,
+                    target,
+                    detail,
+                })
+            })
+            .collect();
+        let (index, futures, ()) = append_sequenced(&self.sequencer, self.audit.as_ref(), |_, _| (entries, ()));
+        durable(index, futures).await
     }
 
     /// A change entry; `then` runs on the detector in the entry's place in ledger order.

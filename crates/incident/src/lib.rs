@@ -9,15 +9,21 @@
 
 mod attribute;
 mod chance;
+mod notice;
 mod render;
+mod report;
 mod sample;
 mod scope;
 mod time;
+mod words;
 
 pub use attribute::{AgentAttribution, Attribution, BLAME_FAMILY_ERROR_MAX, Explained, MatchedRow, Needed, attribute};
 pub use chance::{at_least, hit_probability};
 pub use cordon_vault::{Field, FieldClass};
+pub use notice::{NOTICE_HTML_TEMPLATE, NOTICE_TEXT_TEMPLATE, Notice, NoticeContext, fields_named, notice};
 pub use render::{attribution_json, csv_cell, scope_csv, scope_json};
+pub use report::{NOTIFICATION_HOURS, ReportFacts, report_html, report_markdown};
 pub use sample::{Column, Sample, SampleCell, SampleError, SampleRow, read_sample};
 pub use scope::{AgentScope, CustomerFacts, CustomerScope, DayCount, FieldCount, Scope, Shown, ShownAs, scope};
 pub use time::{day_of, iso_time, parse_time};
+pub use words::{escape_html, field_words};

@@ -8,6 +8,7 @@
 //! The ledger stores opaque bytes. It knows nothing of customers, HTTP or SQL: what goes in
 //! an entry, and keeping personal data out of it, is the caller's business.
 
+mod bundle;
 mod checkpoint;
 mod error;
 mod hash;
@@ -21,6 +22,10 @@ mod tree;
 mod verify;
 mod wal;
 
+pub use bundle::{
+    BUNDLE_ENTRIES_MAX, BundleError, BundleParts, BundleSummary, SEAL_MARKER, hex_sha256, manifest, verify_bundle,
+    write_bundle,
+};
 pub use checkpoint::{Checkpoint, CheckpointError, format_receipt, verify_receipt};
 pub use error::LedgerError;
 pub use hash::{HASH_SIZE, Hash, empty_root, leaf_hash, node_hash};

@@ -4,6 +4,7 @@
 //! types and converts them to and from the gateway's.
 
 mod analyst;
+mod incident;
 mod metrics;
 mod problem;
 mod routes;

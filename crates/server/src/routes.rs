@@ -52,6 +52,15 @@ pub fn app(state: Arc<AppState>) -> Router {
         .route("/v1/alerts/{id}/dismiss", post(crate::analyst::dismiss_alert))
         .route("/v1/alerts/{id}/confirm", post(crate::analyst::confirm_alert))
         .route("/v1/risk", get(crate::analyst::risk_board))
+        .route("/v1/incidents", get(crate::incident::list).post(crate::incident::open))
+        .route("/v1/incidents/{id}", get(crate::incident::show))
+        .route("/v1/incidents/{id}/status", post(crate::incident::set_status))
+        .route("/v1/incidents/{id}/scope", get(crate::incident::scope))
+        .route("/v1/incidents/{id}/attribute", post(crate::incident::attribute))
+        .route("/v1/incidents/{id}/protect", post(crate::incident::protect))
+        .route("/v1/incidents/{id}/notify", post(crate::incident::notify))
+        .route("/v1/incidents/{id}/report", get(crate::incident::report))
+        .route("/v1/incidents/{id}/evidence", get(crate::incident::evidence))
         .route("/v1/tickets/{id}", put(put_ticket))
         .route("/v1/approvals", post(request_approval))
         .route("/v1/approvals/{id}/approve", post(approve))
@@ -66,7 +75,7 @@ pub fn app(state: Arc<AppState>) -> Router {
 /// Serves until SIGINT or SIGTERM; in-flight requests finish, then the state (and with it
 /// the ledger, which publishes a final checkpoint) is dropped.
 pub async fn serve(state: Arc<AppState>, listener: tokio::net::TcpListener) -> std::io::Result<()> {
-    if state.gateway.webhook_url().is_some() {
+    if state.gateway.webhook_url_for("alert").is_some() || state.gateway.webhook_url_for("protect").is_some() {
         tokio::spawn(crate::webhook::run(Arc::downgrade(&state)));
     }
     let router = app(Arc::clone(&state));

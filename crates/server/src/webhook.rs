@@ -1,4 +1,5 @@
-//! Delivers alerts to the configured webhook: JSON bodies POSTed in the order they were
+//! Delivers the outbox to the configured webhooks (alerts to detection's, protective actions
+//! to the exchange's account-protection one): JSON bodies POSTed in the order they were
 //! queued, each retried with exponential backoff until the receiver answers 2xx. The queue
 //! is the store's outbox, written in the same transaction as the alert, so a restart picks
 //! up where delivery stopped; a receiver may see a message twice, never zero times.
@@ -33,10 +34,24 @@ pub fn backoff_ms(attempts: u32) -> i64 {
     BACKOFF_FIRST_MS.saturating_mul(1i64 << attempts.min(20)).min(BACKOFF_MAX_MS)
 }
 
-/// Tries every message due at `now_ms` once.
+/// What the outbox carries: detection's alerts and incident response's protective actions,
+/// each to its own webhook.
+const TOPICS: [&str; 2] = ["alert", "protect"];
+
+/// Tries every message due at `now_ms` once, topic by topic.
 pub async fn deliver_due(gateway: &Gateway, now_ms: i64) -> Result<Delivery, String> {
-    let Some(url) = gateway.webhook_url() else { return Ok(Delivery::default()) };
-    let due = gateway.store().outbox_due(now_ms, BATCH_MAX).map_err(|error| error.to_string())?;
+    let mut delivery = Delivery::default();
+    for topic in TOPICS {
+        let Some(url) = gateway.webhook_url_for(topic) else { continue };
+        let done = deliver_topic(gateway, topic, url, now_ms).await?;
+        delivery.delivered += done.delivered;
+        delivery.failed += done.failed;
+    }
+    Ok(delivery)
+}
+
+async fn deliver_topic(gateway: &Gateway, topic: &str, url: &str, now_ms: i64) -> Result<Delivery, String> {
+    let due = gateway.store().outbox_due(topic, now_ms, BATCH_MAX).map_err(|error| error.to_string())?;
     let mut delivery = Delivery::default();
     for item in due {
         match tokio::time::timeout(ATTEMPT_TIMEOUT, post_json(url, &item.body)).await {

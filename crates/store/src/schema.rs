@@ -84,6 +84,7 @@ CREATE TABLE IF NOT EXISTS outbox (
     delivered_at_ms INTEGER
 );
 CREATE INDEX IF NOT EXISTS outbox_due ON outbox (delivered_at_ms, next_attempt_ms);
+CREATE INDEX IF NOT EXISTS outbox_by_topic ON outbox (topic, delivered_at_ms, id);
 -- Incidents: the responder's record (title, suspects, window, the public-disclosure status as
 -- JSON) beside the ledger entry that opened it. Titles and status notes are free text and so
 -- stay here, never in the ledger.

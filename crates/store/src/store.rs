@@ -613,16 +613,18 @@ impl Store {
     }
 
     /// Messages due for delivery at `now_ms`, oldest first.
-    pub fn outbox_due(&self, now_ms: i64, limit: usize) -> Result<Vec<OutboxItem>, StoreError> {
+    /// Undelivered messages of `topic` due at `now_ms`, oldest first. Each topic is its own
+    /// queue, so a receiver that is down holds up only its own messages.
+    pub fn outbox_due(&self, topic: &str, now_ms: i64, limit: usize) -> Result<Vec<OutboxItem>, StoreError> {
         let connection = self.read();
         let mut statement = connection
             .prepare_cached(
                 "SELECT id, topic, body, attempts FROM outbox
-                 WHERE delivered_at_ms IS NULL AND next_attempt_ms <= ?1 ORDER BY id LIMIT ?2",
+                 WHERE delivered_at_ms IS NULL AND topic = ?3 AND next_attempt_ms <= ?1 ORDER BY id LIMIT ?2",
             )
             .map_err(self.error("read the outbox"))?;
         statement
-            .query_map(params![now_ms, limit as i64], |row| {
+            .query_map(params![now_ms, limit as i64, topic], |row| {
                 Ok(OutboxItem {
                     id: row.get::<_, i64>(0)? as u64,
                     topic: row.get(1)?,

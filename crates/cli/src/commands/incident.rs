@@ -144,6 +144,57 @@ pub fn run(command: IncidentCommand) -> anyhow::Result<()> {
                 eprintln!("scope as JSON: {}", path.display());
             }
         }
+        IncidentCommand::Protect { id, data, apply } => {
+            let gateway = open(&data)?;
+            let report = futures_block_on(gateway.incident_protect(&who, &id, apply, "cli"))?;
+            let mut per_action: std::collections::BTreeMap<&str, u64> = std::collections::BTreeMap::new();
+            for action in &report.actions {
+                *per_action.entry(action.action.as_str()).or_default() += 1;
+            }
+            println!("incident {id}: {} affected customers", report.customers);
+            for (action, count) in &per_action {
+                println!("  {action:<32} {count} customers");
+            }
+            if report.applied {
+                println!(
+                    "applied: {} actions recorded now (each a ledger entry, queued for the exchange's webhook), {} recorded before",
+                    report.recorded_now, report.recorded_before
+                );
+            } else {
+                let pending = report.actions.len() as u64 - report.recorded_before;
+                println!(
+                    "dry run: {pending} actions would be recorded ({} already are); add --apply to record them",
+                    report.recorded_before
+                );
+            }
+        }
+        IncidentCommand::Notify { id, data } => {
+            let gateway = open(&data)?;
+            let (notices, folder) = futures_block_on(gateway.incident_notify(&who, &id, "cli"))?;
+            println!("{}", folder.display());
+            eprintln!("{} notices (text and HTML), one per affected customer, in {}", notices.len(), folder.display());
+        }
+        IncidentCommand::Report { id, data, out } => {
+            let gateway = open(&data)?;
+            let (markdown, html) = futures_block_on(gateway.incident_report(&who, &id, "cli"))?;
+            let folder = out.unwrap_or_else(|| data.join("reports").join(&id));
+            std::fs::create_dir_all(&folder).with_context(|| format!("cannot create `{}`", folder.display()))?;
+            write(&folder.join("report.md"), &markdown)?;
+            write(&folder.join("report.html"), &html)?;
+            println!("{}", folder.join("report.md").display());
+            eprintln!("regulator report: {} and report.html", folder.join("report.md").display());
+        }
+        IncidentCommand::Evidence { id, data, out } => {
+            let gateway = open(&data)?;
+            let bundle = futures_block_on(gateway.incident_evidence(&who, &id, "cli"))?;
+            std::fs::write(&out, &bundle).with_context(|| format!("cannot write `{}`", out.display()))?;
+            println!("{}", out.display());
+            eprintln!(
+                "evidence bundle for {id}: {} bytes; check it with `cordon log verify-bundle {}`",
+                bundle.len(),
+                out.display()
+            );
+        }
         IncidentCommand::Attribute { id, data, sample, json, show } => {
             let text =
                 std::fs::read_to_string(&sample).with_context(|| format!("cannot read `{}`", sample.display()))?;

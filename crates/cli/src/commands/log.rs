@@ -54,6 +54,23 @@ pub fn run(command: LogCommand) -> anyhow::Result<()> {
                 writeln!(stdout, "{hash}")?;
             }
         }
+        LogCommand::VerifyBundle { file, vkey } => {
+            let bytes = fs::read(&file).with_context(|| format!("cannot read bundle `{}`", file.display()))?;
+            let trusted = vkey.as_deref().map(read_verifier).transpose()?;
+            let summary = cordon_ledger::verify_bundle(&bytes, trusted.as_ref())
+                .with_context(|| format!("bundle `{}` does not verify", file.display()))?;
+            writeln!(
+                stdout,
+                "ok: bundle `{}`: {} entries proven in log `{}` at size {}, root {}, signed by key {:08x}{}",
+                file.display(),
+                summary.entries,
+                summary.checkpoint.origin,
+                summary.checkpoint.size,
+                summary.checkpoint.root,
+                summary.key_id,
+                if trusted.is_some() { " (the trusted key)" } else { " (the bundle's own key: compare it)" }
+            )?;
+        }
         LogCommand::Verify { dir, vkey, trusted } => {
             let verifier = read_verifier(&vkey)?;
             let trusted = trusted

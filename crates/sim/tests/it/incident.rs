@@ -194,3 +194,80 @@ fn coinbase_ring_scope_is_the_ground_truth_and_a_sample_blames_only_ring_members
         assert!(blamed.is_empty(), "a random {} sample blamed {blamed:?}", column.name());
     }
 }
+
+/// Protection, notices, the report and the evidence bundle on one Kraken-like run.
+#[test]
+fn protect_is_idempotent_across_restarts_notices_name_only_what_was_seen_and_evidence_verifies() {
+    let run = simulate(&scenario(KRAKEN));
+    let insiders: Vec<String> = run.truth.insiders.iter().map(|insider| insider.agent.clone()).collect();
+    let (incident, customers) = {
+        let gateway = open(&run);
+        let incident = open_incident(&gateway, insiders.clone());
+        let dry = futures_block_on(gateway.incident_protect(&analyst(), &incident, false, "test")).unwrap();
+        let customers = dry.customers;
+        assert!(customers > 100, "{customers} affected customers");
+        assert_eq!(dry.actions.len() as u64, 3 * customers);
+        assert_eq!((dry.recorded_now, dry.recorded_before), (0, 0), "a dry run records nothing");
+        let applied = futures_block_on(gateway.incident_protect(&analyst(), &incident, true, "test")).unwrap();
+        assert_eq!((applied.recorded_now, applied.recorded_before), (3 * customers, 0));
+        let again = futures_block_on(gateway.incident_protect(&analyst(), &incident, true, "test")).unwrap();
+        assert_eq!((again.recorded_now, again.recorded_before), (0, 3 * customers), "applying twice adds nothing");
+        (incident, customers)
+    };
+    // After a restart, applying again still adds nothing, and each action is one ledger entry
+    // and one queued message.
+    let gateway = open(&run);
+    let again = futures_block_on(gateway.incident_protect(&analyst(), &incident, true, "test")).unwrap();
+    assert_eq!(again.recorded_now, 0);
+    let (entries, _) = crate::support::ledger_entries(&run.data);
+    let protect_entries = entries
+        .iter()
+        .filter(|entry| entry["change"].as_str().is_some_and(|change| change.starts_with("protect.")))
+        .count() as u64;
+    assert_eq!(protect_entries, 3 * customers);
+    assert_eq!(gateway.store().outbox_due("protect", i64::MAX, 1_000_000).unwrap().len() as u64, 3 * customers);
+
+    // Notices name exactly the fields each customer had shown, and nothing else.
+    let scope = futures_block_on(gateway.incident_scope(&analyst(), &incident, "test")).unwrap();
+    let (notices, folder) = futures_block_on(gateway.incident_notify(&analyst(), &incident, "test")).unwrap();
+    assert_eq!(notices.len() as u64, customers);
+    for (notice, customer) in notices.iter().zip(&scope.customers) {
+        let shown: BTreeSet<cordon_incident::Field> =
+            customer.revealed.iter().chain(&customer.masked_only).copied().collect();
+        assert_eq!(notice.customer, customer.customer);
+        assert_eq!(cordon_incident::fields_named(&notice.text), shown, "notice of {}", customer.customer);
+        assert!(notice.text.contains("Withdrawals to addresses you have not used before are held"));
+        let written = std::fs::read_to_string(folder.join(format!("{}.txt", customer.customer))).unwrap();
+        assert_eq!(written, notice.text);
+        assert!(folder.join(format!("{}.html", customer.customer)).exists());
+    }
+
+    // The report carries Article 33(3)'s content and the clock.
+    let (markdown, html) = futures_block_on(gateway.incident_report(&analyst(), &incident, "test")).unwrap();
+    for needed in [
+        "Nature of the breach (Article 33(3)(a))",
+        "Contact point (Article 33(3)(b))",
+        "Likely consequences (Article 33(3)(c))",
+        "Measures taken and proposed (Article 33(3)(d))",
+        "the 72-hour deadline is",
+        "Public disclosure summary",
+        &format!("Data subjects concerned: {customers} customers"),
+    ] {
+        assert!(markdown.contains(needed), "the report lacks {needed:?}:\n{markdown}");
+    }
+    assert!(html.contains("<h2>Likely consequences (Article 33(3)(c))</h2>"));
+
+    // The evidence bundle verifies under the ledger's key; a changed byte does not.
+    let bundle = futures_block_on(gateway.incident_evidence(&analyst(), &incident, "test")).unwrap();
+    let key = std::fs::read_to_string(run.data.join("ledger/private/verifier-key")).unwrap();
+    let verifier = cordon_ledger::Verifier::parse(key.trim()).unwrap();
+    let summary = cordon_ledger::verify_bundle(&bundle, Some(&verifier)).unwrap();
+    let evidence: BTreeSet<u64> =
+        scope.customers.iter().flat_map(|customer| customer.evidence.iter().copied()).collect();
+    assert_eq!(summary.entries, evidence.len() + 2, "the scope's entries, the opening and the seal");
+    for position in [100, 700, bundle.len() / 2, bundle.len() - 1100] {
+        let mut changed = bundle.clone();
+        changed[position] ^= 0x20;
+        assert!(cordon_ledger::verify_bundle(&changed, Some(&verifier)).is_err(), "byte {position} changed");
+    }
+}

@@ -1,0 +1,231 @@
+//! The incident responder's routes: one per `cordon incident` command, for the console.
+//! Analysts and administrators only (the gateway checks).
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use axum::Json;
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{Path, Query, State};
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use cordon_gateway::{IncidentSpec, IncidentStatus};
+use cordon_incident::{attribution_json, iso_time, parse_time, read_sample, scope_json};
+use cordon_store::StoredIncident;
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use crate::problem::Problem;
+use crate::routes::{AppState, Body, Caller, query_problem};
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct OpenBody {
+    title: String,
+    #[serde(default)]
+    agents: Vec<String>,
+    since: Option<String>,
+    until: Option<String>,
+    aware: Option<String>,
+    #[serde(default)]
+    status: BTreeMap<String, String>,
+}
+
+fn time(name: &str, text: Option<&str>) -> Result<Option<i64>, Problem> {
+    text.map(|text| {
+        parse_time(text).ok_or_else(|| {
+            Problem::bad_request(format!(
+                "`{name}` `{text}` is not a time: use 2026-03-02, 2026-03-02T14:05Z or Unix milliseconds"
+            ))
+        })
+    })
+    .transpose()
+}
+
+fn incident_view(incident: &StoredIncident) -> Value {
+    let status: Value = serde_json::from_str(&incident.status).unwrap_or(Value::Null);
+    json!({
+        "id": incident.id,
+        "title": incident.title,
+        "opened_at": iso_time(incident.opened_at_ms),
+        "aware_at": iso_time(incident.aware_at_ms),
+        "opened_by": incident.opened_by,
+        "agents": incident.agents,
+        "since": incident.since_ms.map(iso_time),
+        "until": incident.until_ms.map(iso_time),
+        "status": status,
+        "ledger_index": incident.ledger_index,
+    })
+}
+
+pub(crate) async fn open(
+    State(state): State<Arc<AppState>>,
+    caller: Caller,
+    Body(body): Body<OpenBody>,
+) -> Result<Json<Value>, Problem> {
+    let mut status = IncidentStatus::default();
+    for (name, value) in &body.status {
+        status.set(name, value)?;
+    }
+    let spec = IncidentSpec {
+        title: body.title,
+        agents: body.agents,
+        since_ms: time("since", body.since.as_deref())?,
+        until_ms: time("until", body.until.as_deref())?,
+        aware_at_ms: time("aware", body.aware.as_deref())?,
+        status,
+    };
+    let incident = state.gateway.open_incident(&caller.claims, spec, &caller.request).await?;
+    Ok(Json(incident_view(&incident)))
+}
+
+pub(crate) async fn list(State(state): State<Arc<AppState>>, caller: Caller) -> Result<Json<Value>, Problem> {
+    let incidents = state.gateway.incidents(&caller.claims)?;
+    Ok(Json(json!({ "incidents": incidents.iter().map(incident_view).collect::<Vec<_>>() })))
+}
+
+pub(crate) async fn show(
+    State(state): State<Arc<AppState>>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, Problem> {
+    let incident = state.gateway.incident(&caller.claims, &id)?;
+    let timeline = state.gateway.incident_timeline(&caller.claims, &id)?;
+    let mut view = incident_view(&incident);
+    if let Some(object) = view.as_object_mut() {
+        object.insert(
+            "timeline".into(),
+            timeline
+                .iter()
+                .map(|event| json!({"time": iso_time(event.time_ms), "what": event.what, "ledger_index": event.ledger_index}))
+                .collect(),
+        );
+    }
+    Ok(Json(view))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct StatusBody {
+    status: BTreeMap<String, String>,
+}
+
+pub(crate) async fn set_status(
+    State(state): State<Arc<AppState>>,
+    caller: Caller,
+    Path(id): Path<String>,
+    Body(body): Body<StatusBody>,
+) -> Result<Json<Value>, Problem> {
+    let changes: Vec<(String, String)> = body.status.into_iter().collect();
+    let incident = state.gateway.set_incident_status(&caller.claims, &id, &changes, &caller.request).await?;
+    Ok(Json(incident_view(&incident)))
+}
+
+pub(crate) async fn scope(
+    State(state): State<Arc<AppState>>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, Problem> {
+    let found = state.gateway.incident_scope(&caller.claims, &id, &caller.request).await?;
+    Ok(Json(scope_json(&found)))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct AttributeBody {
+    /// The sample file's text, CSV or JSON.
+    sample: String,
+}
+
+pub(crate) async fn attribute(
+    State(state): State<Arc<AppState>>,
+    caller: Caller,
+    Path(id): Path<String>,
+    Body(body): Body<AttributeBody>,
+) -> Result<Json<Value>, Problem> {
+    let sample = read_sample("sample", &body.sample).map_err(|error| Problem::bad_request(error.to_string()))?;
+    if sample.rows.is_empty() {
+        return Err(Problem::bad_request("the sample has no rows with a value cordon can match"));
+    }
+    let found = state.gateway.incident_attribute(&caller.claims, &id, &sample, &caller.request).await?;
+    let mut answer = attribution_json(&found);
+    if let Some(object) = answer.as_object_mut() {
+        object.insert("ignored_columns".into(), json!(sample.ignored_columns));
+    }
+    Ok(Json(answer))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct ProtectBody {
+    #[serde(default)]
+    apply: bool,
+}
+
+pub(crate) async fn protect(
+    State(state): State<Arc<AppState>>,
+    caller: Caller,
+    Path(id): Path<String>,
+    Body(body): Body<ProtectBody>,
+) -> Result<Json<Value>, Problem> {
+    let report = state.gateway.incident_protect(&caller.claims, &id, body.apply, &caller.request).await?;
+    let mut per_action: BTreeMap<&str, u64> = BTreeMap::new();
+    for action in &report.actions {
+        *per_action.entry(action.action.as_str()).or_default() += 1;
+    }
+    Ok(Json(json!({
+        "applied": report.applied,
+        "customers": report.customers,
+        "actions": per_action,
+        "recorded_now": report.recorded_now,
+        "recorded_before": report.recorded_before,
+    })))
+}
+
+pub(crate) async fn notify(
+    State(state): State<Arc<AppState>>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, Problem> {
+    let (notices, folder) = state.gateway.incident_notify(&caller.claims, &id, &caller.request).await?;
+    Ok(Json(json!({ "notices": notices.len(), "folder": folder.display().to_string() })))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct ReportQuery {
+    format: Option<String>,
+}
+
+pub(crate) async fn report(
+    State(state): State<Arc<AppState>>,
+    caller: Caller,
+    Path(id): Path<String>,
+    query: Result<Query<ReportQuery>, QueryRejection>,
+) -> Result<Response, Problem> {
+    let Query(query) = query.map_err(query_problem)?;
+    let html = match query.format.as_deref() {
+        None | Some("md") | Some("markdown") => false,
+        Some("html") => true,
+        Some(other) => return Err(Problem::bad_request(format!("`format` must be md or html, not `{other}`"))),
+    };
+    let (markdown, page) = state.gateway.incident_report(&caller.claims, &id, &caller.request).await?;
+    let (content_type, body) =
+        if html { ("text/html; charset=utf-8", page) } else { ("text/markdown; charset=utf-8", markdown) };
+    Ok((StatusCode::OK, [(header::CONTENT_TYPE, content_type)], body).into_response())
+}
+
+pub(crate) async fn evidence(
+    State(state): State<Arc<AppState>>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<Response, Problem> {
+    let bundle = state.gateway.incident_evidence(&caller.claims, &id, &caller.request).await?;
+    let disposition = format!("attachment; filename=\"{id}-evidence.tar\"");
+    Ok((
+        StatusCode::OK,
+        [(header::CONTENT_TYPE, "application/x-tar".to_string()), (header::CONTENT_DISPOSITION, disposition)],
+        bundle,
+    )
+        .into_response())
+}
