@@ -5,6 +5,7 @@
 
 mod detection;
 mod fail_closed;
+mod incident;
 mod policy_cases;
 mod requests;
 mod support;
