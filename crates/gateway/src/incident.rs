@@ -359,6 +359,39 @@ impl Gateway {
         Ok(scope(&shown, &facts, self.store.customer_count()?))
     }
 
+    /// The candidates of a bucketed index whose own value normalises to `wanted`: each one's
+    /// field is opened in memory and compared, never returned or stored.
+    fn confirm_candidates(
+        &self,
+        candidates: BTreeSet<String>,
+        kind: cordon_vault::SearchKey,
+        wanted: Option<&str>,
+    ) -> Result<BTreeSet<String>, GatewayError> {
+        let Some(wanted) = wanted else { return Ok(BTreeSet::new()) };
+        let field = match kind {
+            cordon_vault::SearchKey::FullName => Field::FullName,
+            cordon_vault::SearchKey::MaskedWallet => Field::WalletAddresses,
+            _ => return Ok(candidates),
+        };
+        let mut confirmed = BTreeSet::new();
+        for customer in candidates {
+            let Some(cordon_store::StoredCustomer { sealed: Some(sealed), .. }) = self.store.customer(&customer)?
+            else {
+                continue;
+            };
+            let opened = self.vault.open(&customer, &sealed, &[field])?;
+            let values: Vec<&str> = match opened.get(&field) {
+                Some(Value::String(text)) => vec![text.as_str()],
+                Some(Value::Array(items)) => items.iter().filter_map(Value::as_str).collect(),
+                _ => Vec::new(),
+            };
+            if values.iter().any(|value| cordon_vault::normalize(kind, value).as_deref() == Some(wanted)) {
+                confirmed.insert(customer);
+            }
+        }
+        Ok(confirmed)
+    }
+
     /// Which fields a customer's record holds (visible without decrypting) and whether its
     /// balance is high (decrypted here, never stored or returned).
     fn customer_facts(&self, customer: &str) -> Result<CustomerFacts, GatewayError> {
@@ -404,8 +437,13 @@ impl Gateway {
             for cell in &row.cells {
                 let Some(kind) = cell.column.index(cell.masked) else { continue };
                 let Some(digest) = self.vault.search_digest(kind, &cell.value) else { continue };
-                let ids: BTreeSet<String> =
+                let mut ids: BTreeSet<String> =
                     self.store.search_up_to(kind, &digest, CANDIDATES_PER_VALUE_MAX)?.into_iter().collect();
+                if kind.bucketed() {
+                    // A bucket holds other customers too: keep those whose value matches.
+                    let wanted = cordon_vault::normalize(kind, &cell.value);
+                    ids = self.confirm_candidates(ids, kind, wanted.as_deref())?;
+                }
                 needed.push(Needed { column: cell.column, masked: cell.masked });
                 // Every value of a row describes the same customer: the candidates are the
                 // customers consistent with all of them.

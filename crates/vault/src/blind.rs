@@ -38,6 +38,25 @@ impl BlindIndexKey {
         mac.update(kind.name().as_bytes());
         mac.update(b"\0");
         mac.update(normalized.as_bytes());
-        Some(mac.finalize().into_bytes().into())
+        let mut digest: Digest = mac.finalize().into_bytes().into();
+        if kind.bucketed() {
+            bucket(&mut digest);
+        }
+        Some(digest)
+    }
+}
+
+/// How many leading bits of the digest a bucketed index keeps: 4,096 buckets.
+pub const BUCKET_BITS: u32 = 12;
+
+/// Keeps the first `BUCKET_BITS` bits of a digest and zeroes the rest.
+fn bucket(digest: &mut Digest) {
+    let keep_bytes = (BUCKET_BITS / 8) as usize;
+    let partial_bits = BUCKET_BITS % 8;
+    for (position, byte) in digest.iter_mut().enumerate() {
+        if position < keep_bytes {
+            continue;
+        }
+        *byte = if position == keep_bytes && partial_bits > 0 { *byte & (0xFFu8 << (8 - partial_bits)) } else { 0 };
     }
 }

@@ -14,7 +14,7 @@ mod mask;
 mod normalize;
 mod vault;
 
-pub use blind::{BlindIndexKey, Digest};
+pub use blind::{BUCKET_BITS, BlindIndexKey, Digest};
 pub use catalogue::{Field, FieldClass, SearchKey, UnknownField};
 pub use date::Date;
 pub use envelope::{DataKey, KeyEncryptionKey, LocalKek, SealedRecord};
