@@ -156,6 +156,18 @@ async fn refusals_name_the_problem() {
             "`by` must be",
         ),
         (
+            // The masked-rendering indexes exist for incident response only: searching
+            // them would let an agent enumerate customers by their initials.
+            "search by a masked rendering",
+            Method::POST,
+            "/v1/search",
+            Some(&agent),
+            Some(json!({"by": "masked_name", "value": "N*** S***"}).to_string()),
+            StatusCode::BAD_REQUEST,
+            "bad-request",
+            "`by` must be",
+        ),
+        (
             "unknown customer",
             Method::GET,
             "/v1/customers/cus-404?ticket=t-1",

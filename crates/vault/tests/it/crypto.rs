@@ -68,6 +68,22 @@ fn blind_indexes_match_normalised_values_only() {
     assert!(find(SearchKey::Wallet, "BC1QXY2KGDYGJRSQTZQ2N0YRF2493P83KKFJHX0WLH"));
     assert!(!find(SearchKey::Email, "ada@example.co"), "no prefix or fuzzy matches");
     assert!(!find(SearchKey::Phone, "+4420794609"));
+    // Incident response's indexes: the full name and the masked renderings as on screen.
+    assert!(find(SearchKey::FullName, "  ada   LOVELACE "));
+    assert!(find(SearchKey::MaskedName, "A*** L***"));
+    assert!(find(SearchKey::MaskedEmail, "a***a@e****.com"));
+    assert!(find(SearchKey::MaskedPhone, "+44 ****58"));
+    assert!(find(SearchKey::MaskedWallet, "bc1qxy…0wlh"));
+    // Bucketed kinds keep 12 bits of the digest; exact kinds keep all 256.
+    for kind in SearchKey::ALL {
+        let digest = vault.search_digest(kind, "Ada Lovelace ada@example.com +442079460958").unwrap_or([0xFF; 32]);
+        let kept_bits: u32 = digest.iter().map(|byte| byte.count_ones()).sum();
+        if kind.bucketed() {
+            assert!(digest[1] & 0x0F == 0 && digest[2..].iter().all(|byte| *byte == 0), "{kind:?} keeps only 12 bits");
+        } else {
+            assert!(kept_bits > 64, "{kind:?} keeps the whole digest");
+        }
+    }
     // The same value under another kind is a different digest.
     assert_ne!(vault.search_digest(SearchKey::AccountId, "x@y.z"), vault.search_digest(SearchKey::Email, "x@y.z"));
     // Another blind-index key gives unrelated digests.
