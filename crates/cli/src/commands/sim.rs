@@ -145,6 +145,10 @@ fn print_incident_tour(dir: &Path) -> anyhow::Result<()> {
     println!("  cordon incident scope inc-1 --csv affected.csv --json scope.json");
     println!("  cordon incident open --title \"who leaked this sample\"");
     println!("  cordon incident attribute inc-2 --sample {}", path.display());
+    println!("  cordon incident protect inc-1 --apply && cordon incident notify inc-1 && cordon incident report inc-1");
+    println!("  cordon incident evidence inc-1 --out inc-1.tar");
+    println!("  cordon log verify-bundle inc-1.tar --vkey {}/ledger/private/verifier-key", dir.display());
+    println!("  (docs/INCIDENT.md explains each answer)");
     Ok(())
 }
 
