@@ -259,19 +259,11 @@ impl Gateway {
         self.store.put_incident(&incident)?;
         self.store.add_timeline(
             &id,
-            &TimelineEvent {
-                time_ms: incident.aware_at_ms,
-                what: "the exchange became aware".into(),
-                ledger_index: None,
-            },
+            &timeline(incident.aware_at_ms, "aware", "the exchange became aware".into(), None, None),
         )?;
         self.store.add_timeline(
             &id,
-            &TimelineEvent {
-                time_ms: now_ms,
-                what: format!("incident opened by {}", incident.opened_by),
-                ledger_index: Some(index),
-            },
+            &timeline(now_ms, "open", format!("incident opened by {}", incident.opened_by), None, Some(index)),
         )?;
         Ok(incident)
     }
@@ -298,11 +290,13 @@ impl Gateway {
         self.store.put_incident(&incident)?;
         self.store.add_timeline(
             id,
-            &TimelineEvent {
-                time_ms: self.clock.now_ms(),
-                what: format!("status updated: {}", names.join(", ")),
-                ledger_index: Some(index),
-            },
+            &timeline(
+                self.clock.now_ms(),
+                "status",
+                format!("status updated: {}", names.join(", ")),
+                None,
+                Some(index),
+            ),
         )?;
         Ok(incident)
     }
@@ -501,11 +495,13 @@ impl Gateway {
             self.audit.prove_all(&indexes).map_err(|error| GatewayError::AuditUnavailable(error.0))?;
         self.store.add_timeline(
             id,
-            &TimelineEvent {
-                time_ms: self.clock.now_ms(),
-                what: format!("evidence bundle of {} entries sealed", proven.len()),
-                ledger_index: Some(seal),
-            },
+            &timeline(
+                self.clock.now_ms(),
+                "evidence",
+                format!("evidence bundle of {} entries sealed", proven.len()),
+                Some(proven.len() as u64),
+                Some(seal),
+            ),
         )?;
         let parts = cordon_ledger::BundleParts { readme, verifier_key, checkpoint, entries: proven, seal };
         Ok(cordon_ledger::write_bundle(&parts, &manifest))
@@ -623,14 +619,13 @@ impl Gateway {
             if recorded_now > 0 {
                 self.store.add_timeline(
                     id,
-                    &TimelineEvent {
-                        time_ms: now_ms,
-                        what: format!(
-                            "{recorded_now} protective actions recorded for {} customers",
-                            found.customers.len()
-                        ),
-                        ledger_index: missing.first().map(|action| action.ledger_index),
-                    },
+                    &timeline(
+                        now_ms,
+                        "protect",
+                        format!("{recorded_now} protective actions recorded for {} customers", found.customers.len()),
+                        Some(recorded_now),
+                        missing.first().map(|action| action.ledger_index),
+                    ),
                 )?;
             }
         }
@@ -694,11 +689,13 @@ impl Gateway {
             .await?;
         self.store.add_timeline(
             id,
-            &TimelineEvent {
-                time_ms: self.clock.now_ms(),
-                what: format!("{} customer notices written", notices.len()),
-                ledger_index: Some(index),
-            },
+            &timeline(
+                self.clock.now_ms(),
+                "notify",
+                format!("{} customer notices written", notices.len()),
+                Some(notices.len() as u64),
+                Some(index),
+            ),
         )?;
         Ok((notices, folder))
     }
@@ -726,15 +723,11 @@ impl Gateway {
             *per_action.entry(action.action).or_default() += 1;
         }
         let protective: Vec<(String, u64)> = per_action.into_iter().collect();
-        let timeline = self.store.timeline(id)?;
-        let notices_written = timeline
-            .iter()
-            .rev()
-            .find_map(|event| event.what.strip_suffix(" customer notices written").and_then(|count| count.parse().ok()))
-            .unwrap_or(0);
-        let evidence_entries = timeline.iter().rev().find_map(|event| {
-            event.what.strip_prefix("evidence bundle of ")?.strip_suffix(" entries sealed")?.parse().ok()
-        });
+        let events = self.store.timeline(id)?;
+        let last_count =
+            |kind: &str| events.iter().rev().find(|event| event.kind == kind).and_then(|event| event.count);
+        let notices_written = last_count("notify").unwrap_or(0);
+        let evidence_entries = last_count("evidence");
         let facts = cordon_incident::ReportFacts {
             exchange: &self.incident.exchange,
             contact: &self.incident.contact,
@@ -762,11 +755,7 @@ impl Gateway {
             .await?;
         self.store.add_timeline(
             id,
-            &TimelineEvent {
-                time_ms: self.clock.now_ms(),
-                what: "regulator report prepared".into(),
-                ledger_index: Some(index),
-            },
+            &timeline(self.clock.now_ms(), "report", "regulator report prepared".into(), None, Some(index)),
         )?;
         Ok((markdown, html))
     }
@@ -775,6 +764,11 @@ impl Gateway {
     fn data_folder(&self) -> std::path::PathBuf {
         self.store.path().parent().map(std::path::Path::to_path_buf).unwrap_or_default()
     }
+}
+
+/// A timeline line.
+fn timeline(time_ms: i64, kind: &str, what: String, count: Option<u64>, ledger_index: Option<u64>) -> TimelineEvent {
+    TimelineEvent { time_ms, kind: kind.to_string(), what, count, ledger_index }
 }
 
 /// The ledger change a protective action is recorded as.

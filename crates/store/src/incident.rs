@@ -37,11 +37,14 @@ pub struct StoredIncident {
     pub ledger_index: u64,
 }
 
-/// One line of an incident's timeline.
+/// One line of an incident's timeline: what happened in words, and for the steps that
+/// produce something countable (`kind`: `protect`, `notify`, `evidence`), how many.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TimelineEvent {
     pub time_ms: i64,
+    pub kind: String,
     pub what: String,
+    pub count: Option<u64>,
     pub ledger_index: Option<u64>,
 }
 
@@ -231,8 +234,16 @@ impl Store {
     pub fn add_timeline(&self, incident: &str, event: &TimelineEvent) -> Result<(), StoreError> {
         self.write()
             .execute(
-                "INSERT INTO incident_timeline (incident_id, time_ms, what, ledger_index) VALUES (?1, ?2, ?3, ?4)",
-                params![incident, event.time_ms, event.what, event.ledger_index.map(|index| index as i64)],
+                "INSERT INTO incident_timeline (incident_id, time_ms, kind, what, count, ledger_index)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                params![
+                    incident,
+                    event.time_ms,
+                    event.kind,
+                    event.what,
+                    event.count.map(|count| count as i64),
+                    event.ledger_index.map(|index| index as i64)
+                ],
             )
             .map(drop)
             .map_err(self.error("write an incident's timeline"))
@@ -242,15 +253,18 @@ impl Store {
         let connection = self.read();
         let mut statement = connection
             .prepare_cached(
-                "SELECT time_ms, what, ledger_index FROM incident_timeline WHERE incident_id = ?1 ORDER BY time_ms, rowid",
+                "SELECT time_ms, kind, what, count, ledger_index FROM incident_timeline
+                 WHERE incident_id = ?1 ORDER BY time_ms, rowid",
             )
             .map_err(self.error("read an incident's timeline"))?;
         let rows = statement
             .query_map([incident], |row| {
                 Ok(TimelineEvent {
                     time_ms: row.get(0)?,
-                    what: row.get(1)?,
-                    ledger_index: row.get::<_, Option<i64>>(2)?.map(|index| index.max(0) as u64),
+                    kind: row.get(1)?,
+                    what: row.get(2)?,
+                    count: row.get::<_, Option<i64>>(3)?.map(|count| count.max(0) as u64),
+                    ledger_index: row.get::<_, Option<i64>>(4)?.map(|index| index.max(0) as u64),
                 })
             })
             .map_err(self.error("read an incident's timeline"))?;

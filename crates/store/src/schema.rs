@@ -103,7 +103,9 @@ CREATE TABLE IF NOT EXISTS incidents (
 CREATE TABLE IF NOT EXISTS incident_timeline (
     incident_id TEXT NOT NULL,
     time_ms INTEGER NOT NULL,
+    kind TEXT NOT NULL,
     what TEXT NOT NULL,
+    count INTEGER,
     ledger_index INTEGER
 );
 CREATE INDEX IF NOT EXISTS incident_timeline_by_incident ON incident_timeline (incident_id, time_ms);

@@ -252,6 +252,8 @@ fn protect_is_idempotent_across_restarts_notices_name_only_what_was_seen_and_evi
         "the 72-hour deadline is",
         "Public disclosure summary",
         &format!("Data subjects concerned: {customers} customers"),
+        &format!("Notices prepared for {customers} affected customers"),
+        &format!("Protective action `scam_warning_banner` recorded for {customers} customers"),
     ] {
         assert!(markdown.contains(needed), "the report lacks {needed:?}:\n{markdown}");
     }
