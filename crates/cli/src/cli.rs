@@ -56,6 +56,9 @@ pub enum Command {
     /// CORDON_DATA.
     #[command(subcommand)]
     Incident(IncidentCommand),
+    /// Exports of the audit record for other tools (identifiers only, never a field value).
+    #[command(subcommand)]
+    Export(ExportCommand),
     /// Access policies: validate and test them before applying.
     #[command(subcommand)]
     Policy(PolicyCommand),
@@ -120,6 +123,23 @@ pub enum Command {
         /// Address to serve on.
         #[arg(long, default_value = "127.0.0.1:8080")]
         listen: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ExportCommand {
+    /// Access decisions as Parquet, one row each, for DuckDB, pandas or Spark.
+    Parquet {
+        #[arg(long, env = "CORDON_DATA")]
+        data: PathBuf,
+        #[arg(long)]
+        out: PathBuf,
+        /// Only decisions from this time on (`2026-03-02`, `2026-03-02T14:05Z`, Unix ms).
+        #[arg(long)]
+        since: Option<String>,
+        /// Only decisions up to this time (inclusive).
+        #[arg(long)]
+        until: Option<String>,
     },
 }
 

@@ -760,6 +760,19 @@ impl Gateway {
         Ok((markdown, html))
     }
 
+    /// Records an export of the audit record (`export.parquet`, `export.ocsf`) with what it
+    /// covered, before the caller writes it; analysts and administrators only.
+    pub async fn record_export(
+        &self,
+        who: &Claims,
+        change: &'static str,
+        detail: String,
+        request: &str,
+    ) -> Result<u64, GatewayError> {
+        let actor = self.analyst(who)?;
+        self.change_entry(&actor, change, "ledger", Some(detail), request).await
+    }
+
     /// The data directory: where the database lives.
     fn data_folder(&self) -> std::path::PathBuf {
         self.store.path().parent().map(std::path::Path::to_path_buf).unwrap_or_default()

@@ -4,6 +4,7 @@
 mod alert;
 mod data;
 mod eval;
+mod export;
 mod incident;
 mod log;
 mod policy;
@@ -22,6 +23,7 @@ pub fn run(arguments: Arguments) -> anyhow::Result<()> {
         Command::Log(command) => log::run(command),
         Command::Alert(command) => alert::run(command),
         Command::Incident(command) => incident::run(command),
+        Command::Export(command) => export::run(command),
         Command::Eval { scenarios, seeds, json, features } => eval::eval(&scenarios, seeds, json, features.as_deref()),
         Command::Sim { scenario, data, http, token_file, truth, seed } => match (data, http, token_file) {
             (Some(data), _, _) => sim::sim(&scenario, &data, seed),

@@ -1,0 +1,84 @@
+//! Exports of the audit record for other tools. `access_event` reads one ledger entry into an
+//! `AccessEvent` (access decisions only: searches, views, reveals, verifies, approvals);
+//! `ParquetExport` writes them as a Parquet file for analysts' tools (DuckDB, pandas, Spark).
+//! Entries hold identifiers only, so exports do too: never a field value.
+//!
+//! No knowledge of the gateway, the store or SQL: the caller streams the ledger's entries in.
+
+mod parquet_export;
+
+pub use parquet_export::{ExportError, ParquetExport, ROWS_PER_GROUP, schema};
+
+use serde::Deserialize;
+
+/// One access decision, as the ledger recorded it.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct AccessEvent {
+    pub ledger_index: u64,
+    pub time_ms: i64,
+    pub request: String,
+    pub agent: String,
+    pub action: String,
+    /// The customer a view, reveal or verify was about.
+    pub customer: Option<String>,
+    /// The customers the access showed: the one it was about, or a search's hits; none if
+    /// it was denied.
+    pub shown: Vec<String>,
+    pub ticket: Option<String>,
+    pub fields: Vec<String>,
+    pub why: Option<String>,
+    pub allowed: bool,
+    pub policies: Vec<String>,
+}
+
+#[derive(Deserialize)]
+struct Entry {
+    kind: String,
+    #[serde(default)]
+    time_ms: i64,
+    #[serde(default)]
+    request: String,
+    #[serde(default)]
+    agent: String,
+    #[serde(default)]
+    action: String,
+    customer: Option<String>,
+    ticket: Option<String>,
+    #[serde(default)]
+    fields: Vec<String>,
+    matches: Option<Vec<String>>,
+    why: Option<String>,
+    #[serde(default)]
+    decision: String,
+    #[serde(default)]
+    policies: Vec<String>,
+}
+
+/// The access event entry `bytes` at `ledger_index` records, if it is one.
+pub fn access_event(ledger_index: u64, bytes: &[u8]) -> Option<AccessEvent> {
+    let entry: Entry = serde_json::from_slice(bytes).ok()?;
+    if entry.kind != "access" {
+        return None;
+    }
+    let allowed = entry.decision == "allow";
+    let shown = match (allowed, entry.action.as_str(), &entry.customer, &entry.matches) {
+        (false, _, _, _) => Vec::new(),
+        (true, "search", _, Some(matches)) => matches.clone(),
+        (true, "view" | "reveal" | "verify", Some(customer), _) => vec![customer.clone()],
+        _ => Vec::new(),
+    };
+    Some(AccessEvent {
+        ledger_index,
+        time_ms: entry.time_ms,
+        request: entry.request,
+        agent: entry.agent,
+        action: entry.action,
+        customer: entry.customer,
+        shown,
+        ticket: entry.ticket,
+        fields: entry.fields,
+        why: entry.why,
+        allowed,
+        policies: entry.policies,
+    })
+}
