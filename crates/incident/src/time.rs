@@ -65,6 +65,17 @@ pub fn parse_time(text: &str) -> Option<i64> {
     Some((days * 86_400 + seconds_of_day) * 1000)
 }
 
+/// An optional time given as `name` (a command-line option or a request field); the error
+/// names the input and the accepted forms.
+pub fn parse_optional_time(name: &str, text: Option<&str>) -> Result<Option<i64>, String> {
+    text.map(|text| {
+        parse_time(text).ok_or_else(|| {
+            format!("{name} `{text}` is not a time: use 2026-03-02, 2026-03-02T14:05Z or Unix milliseconds")
+        })
+    })
+    .transpose()
+}
+
 /// The inverse of `civil_from_days`.
 fn days_from_civil(year: i64, month: u32, day: u32) -> i64 {
     let year = if month <= 2 { year - 1 } else { year };

@@ -10,7 +10,7 @@ use axum::extract::{Path, Query, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use cordon_gateway::{IncidentSpec, IncidentStatus};
-use cordon_incident::{attribution_json, iso_time, parse_time, read_sample, scope_json};
+use cordon_incident::{attribution_json, iso_time, parse_optional_time, read_sample, scope_json};
 use cordon_store::StoredIncident;
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -32,14 +32,7 @@ pub(crate) struct OpenBody {
 }
 
 fn time(name: &str, text: Option<&str>) -> Result<Option<i64>, Problem> {
-    text.map(|text| {
-        parse_time(text).ok_or_else(|| {
-            Problem::bad_request(format!(
-                "`{name}` `{text}` is not a time: use 2026-03-02, 2026-03-02T14:05Z or Unix milliseconds"
-            ))
-        })
-    })
-    .transpose()
+    parse_optional_time(&format!("`{name}`"), text).map_err(Problem::bad_request)
 }
 
 fn incident_view(incident: &StoredIncident) -> Value {

@@ -75,7 +75,7 @@ pub fn app(state: Arc<AppState>) -> Router {
 /// Serves until SIGINT or SIGTERM; in-flight requests finish, then the state (and with it
 /// the ledger, which publishes a final checkpoint) is dropped.
 pub async fn serve(state: Arc<AppState>, listener: tokio::net::TcpListener) -> std::io::Result<()> {
-    if state.gateway.webhook_url_for("alert").is_some() || state.gateway.webhook_url_for("protect").is_some() {
+    if crate::webhook::has_receivers(&state.gateway) {
         tokio::spawn(crate::webhook::run(Arc::downgrade(&state)));
     }
     let router = app(Arc::clone(&state));

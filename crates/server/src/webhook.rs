@@ -38,6 +38,11 @@ pub fn backoff_ms(attempts: u32) -> i64 {
 /// each to its own webhook.
 const TOPICS: [&str; 2] = ["alert", "protect"];
 
+/// Whether any topic has a webhook to deliver to (else no delivery loop runs).
+pub(crate) fn has_receivers(gateway: &Gateway) -> bool {
+    TOPICS.iter().any(|topic| gateway.webhook_url_for(topic).is_some())
+}
+
 /// Tries every message due at `now_ms` once, topic by topic.
 pub async fn deliver_due(gateway: &Gateway, now_ms: i64) -> Result<Delivery, String> {
     let mut delivery = Delivery::default();

@@ -5,7 +5,7 @@ use std::sync::PoisonError;
 
 use rusqlite::{OptionalExtension as _, params};
 
-use crate::store::{Store, StoreError};
+use crate::store::{QUEUE_OUTBOX, Store, StoreError};
 
 /// A customer shown to an agent by one allowed access: `action` is `search` (the hit's
 /// masked name), `view` (the masked card), `reveal` or `verify` (of `fields`). The ledger
@@ -313,11 +313,8 @@ impl Store {
                      VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
                 )
                 .map_err(self.error("record a protective action"))?;
-            let mut queue = transaction
-                .prepare_cached(
-                    "INSERT INTO outbox (topic, body, attempts, next_attempt_ms) VALUES ('protect', ?1, 0, ?2)",
-                )
-                .map_err(self.error("queue a protective action"))?;
+            let mut queue =
+                transaction.prepare_cached(QUEUE_OUTBOX).map_err(self.error("queue a protective action"))?;
             for action in actions {
                 let inserted = insert
                     .execute(params![
@@ -332,7 +329,7 @@ impl Store {
                 if inserted > 0 {
                     added += 1;
                     queue
-                        .execute(params![body(action), action.recorded_at_ms])
+                        .execute(params!["protect", body(action), action.recorded_at_ms])
                         .map_err(self.error("queue a protective action"))?;
                 }
             }

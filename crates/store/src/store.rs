@@ -13,6 +13,11 @@ use crate::schema::{INDEX_SCHEMA, SCHEMA, SCHEMA_VERSION};
 
 const READERS: usize = 2;
 
+/// Queues a message of topic `?1` with body `?2`, due at `?3`, for the webhook; written in
+/// the transaction of what it announces, so a restart finds every message still owed.
+pub(crate) const QUEUE_OUTBOX: &str =
+    "INSERT INTO outbox (topic, body, attempts, next_attempt_ms) VALUES (?1, ?2, 0, ?3)";
+
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum StoreError {
     #[error("database `{path}`: {action}: {message}")]
@@ -545,11 +550,7 @@ impl Store {
                      VALUES (?1, ?2, ?3, ?4, ?5, ?6, 'open')",
                 )
                 .map_err(self.error("store an alert"))?;
-            let mut queue = transaction
-                .prepare_cached(
-                    "INSERT INTO outbox (topic, body, attempts, next_attempt_ms) VALUES ('alert', ?1, 0, ?2)",
-                )
-                .map_err(self.error("queue an alert"))?;
+            let mut queue = transaction.prepare_cached(QUEUE_OUTBOX).map_err(self.error("queue an alert"))?;
             for alert in alerts {
                 let inserted = insert
                     .execute(params![
@@ -564,7 +565,7 @@ impl Store {
                 if inserted > 0 {
                     added += 1;
                     if webhook {
-                        queue.execute(params![alert.body, now_ms]).map_err(self.error("queue an alert"))?;
+                        queue.execute(params!["alert", alert.body, now_ms]).map_err(self.error("queue an alert"))?;
                     }
                 }
             }

@@ -1,27 +1,18 @@
 //! `cordon alert …`: an analyst's view of detection from the command line.
 
-use std::path::Path;
-use std::sync::Arc;
 use std::time::Instant;
 
 use anyhow::bail;
-use cordon_gateway::{Claims, DataDir, Gateway, SystemClock, TokenRole, futures_block_on};
+use cordon_gateway::futures_block_on;
 use serde_json::Value;
 
 use crate::cli::AlertCommand;
-
-/// The command line acts as the analyst role identity.
-fn analyst() -> Claims {
-    Claims { sub: "role:analyst".into(), role: TokenRole::Analyst, iat: 0, exp: i64::MAX, jti: "cli".into() }
-}
 
 fn field<'a>(value: &'a Value, name: &str) -> &'a Value {
     value.get(name).unwrap_or(&Value::Null)
 }
 
-fn open(data: &Path) -> anyhow::Result<Gateway> {
-    Ok(DataDir::new(data).open(Arc::new(SystemClock))?)
-}
+use crate::commands::{analyst, open_data as open};
 
 pub fn run(command: AlertCommand) -> anyhow::Result<()> {
     let who = analyst();

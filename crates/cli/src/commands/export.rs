@@ -1,25 +1,17 @@
 //! `cordon export …`: the audit record for other tools.
 
-use std::sync::Arc;
 use std::time::Instant;
 
 use anyhow::{Context as _, bail};
-use cordon_gateway::{Claims, DataDir, SystemClock, TokenRole, futures_block_on};
-use cordon_incident::{iso_time, parse_time};
+use cordon_gateway::futures_block_on;
+use cordon_incident::iso_time;
 
 use crate::cli::ExportCommand;
 
-fn time(option: &str, text: Option<&str>) -> anyhow::Result<Option<i64>> {
-    text.map(|text| {
-        parse_time(text).with_context(|| {
-            format!("--{option} `{text}` is not a time: use 2026-03-02, 2026-03-02T14:05Z or Unix milliseconds")
-        })
-    })
-    .transpose()
-}
+use crate::commands::{analyst, open_data, option_time as time};
 
 pub fn run(command: ExportCommand) -> anyhow::Result<()> {
-    let who = Claims { sub: "role:analyst".into(), role: TokenRole::Analyst, iat: 0, exp: i64::MAX, jti: "cli".into() };
+    let who = analyst();
     match command {
         ExportCommand::Parquet { data, out, since, until } => {
             let since_ms = time("since", since.as_deref())?.unwrap_or(i64::MIN);
@@ -27,7 +19,7 @@ pub fn run(command: ExportCommand) -> anyhow::Result<()> {
             if since_ms > until_ms {
                 bail!("--since is after --until");
             }
-            let gateway = DataDir::new(&data).open(Arc::new(SystemClock))?;
+            let gateway = open_data(&data)?;
             let window = format!(
                 "parquet {} .. {}",
                 if since_ms == i64::MIN { "start".into() } else { iso_time(since_ms) },

@@ -2,34 +2,15 @@
 //! this module only parses times, reads the sample and prints.
 
 use std::path::Path;
-use std::sync::Arc;
 use std::time::Instant;
 
 use anyhow::{Context as _, bail};
-use cordon_gateway::{
-    Claims, DataDir, Gateway, IncidentSpec, IncidentStatus, SystemClock, TokenRole, futures_block_on,
-};
-use cordon_incident::{Scope, attribution_json, iso_time, parse_time, read_sample, scope_csv, scope_json};
+use cordon_gateway::{IncidentSpec, IncidentStatus, futures_block_on};
+use cordon_incident::{Scope, attribution_json, iso_time, read_sample, scope_csv, scope_json};
 
 use crate::cli::IncidentCommand;
 
-/// The command line acts as the analyst role identity.
-fn analyst() -> Claims {
-    Claims { sub: "role:analyst".into(), role: TokenRole::Analyst, iat: 0, exp: i64::MAX, jti: "cli".into() }
-}
-
-fn open(data: &Path) -> anyhow::Result<Gateway> {
-    Ok(DataDir::new(data).open(Arc::new(SystemClock))?)
-}
-
-fn time(option: &str, text: Option<&str>) -> anyhow::Result<Option<i64>> {
-    text.map(|text| {
-        parse_time(text).with_context(|| {
-            format!("--{option} `{text}` is not a time: use 2026-03-02, 2026-03-02T14:05Z or Unix milliseconds")
-        })
-    })
-    .transpose()
-}
+use crate::commands::{analyst, open_data as open, option_time as time};
 
 /// `FIELD=TEXT` pairs.
 fn assignments(option: &str, items: &[String]) -> anyhow::Result<Vec<(String, String)>> {

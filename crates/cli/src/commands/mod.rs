@@ -10,7 +10,28 @@ mod log;
 mod policy;
 mod sim;
 
+use std::path::Path;
+use std::sync::Arc;
+
+use cordon_gateway::{Claims, DataDir, Gateway, SystemClock, TokenRole};
+
 use crate::cli::{Arguments, Command};
+
+/// The identity the analyst's commands (alerts, incidents, exports) act as: the command line
+/// is run by whoever holds the data directory.
+pub(crate) fn analyst() -> Claims {
+    Claims { sub: "role:analyst".into(), role: TokenRole::Analyst, iat: 0, exp: i64::MAX, jti: "cli".into() }
+}
+
+/// Opens a data directory, as the server would (replaying detection).
+pub(crate) fn open_data(data: &Path) -> anyhow::Result<Gateway> {
+    Ok(DataDir::new(data).open(Arc::new(SystemClock))?)
+}
+
+/// An optional time given on the command line as option `--{option}`.
+pub(crate) fn option_time(option: &str, text: Option<&str>) -> anyhow::Result<Option<i64>> {
+    cordon_incident::parse_optional_time(&format!("--{option}"), text).map_err(anyhow::Error::msg)
+}
 
 pub fn run(arguments: Arguments) -> anyhow::Result<()> {
     match arguments.command {
