@@ -61,12 +61,8 @@ pub fn access_event(ledger_index: u64, bytes: &[u8]) -> Option<AccessEvent> {
         return None;
     }
     let allowed = entry.decision == "allow";
-    let shown = match (allowed, entry.action.as_str(), &entry.customer, &entry.matches) {
-        (false, _, _, _) => Vec::new(),
-        (true, "search", _, Some(matches)) => matches.clone(),
-        (true, "view" | "reveal" | "verify", Some(customer), _) => vec![customer.clone()],
-        _ => Vec::new(),
-    };
+    let shown =
+        cordon_incident::customers_shown(&entry.action, allowed, entry.customer.as_deref(), entry.matches.as_deref());
     Some(AccessEvent {
         ledger_index,
         time_ms: entry.time_ms,

@@ -147,15 +147,11 @@ struct EntryView {
 /// customers.
 fn exposures_of(index: u64, bytes: &[u8]) -> Vec<Exposure> {
     let Ok(entry) = serde_json::from_slice::<EntryView>(bytes) else { return Vec::new() };
-    if entry.kind != "access" || entry.decision != "allow" {
+    if entry.kind != "access" {
         return Vec::new();
     }
-    let customers: Vec<String> = match (entry.action.as_str(), entry.customer, entry.matches) {
-        ("search", _, Some(matches)) => matches,
-        ("view" | "reveal" | "verify", Some(customer), _) => vec![customer],
-        _ => return Vec::new(),
-    };
-    customers
+    let allowed = entry.decision == "allow";
+    cordon_incident::customers_shown(&entry.action, allowed, entry.customer.as_deref(), entry.matches.as_deref())
         .into_iter()
         .map(|customer_id| Exposure {
             ledger_index: index,
