@@ -141,6 +141,20 @@ pub enum ExportCommand {
         #[arg(long)]
         until: Option<String>,
     },
+    /// Access decisions as OCSF API Activity events (class 6003), one JSON object per line.
+    Ocsf {
+        #[arg(long, env = "CORDON_DATA")]
+        data: PathBuf,
+        /// File to write (standard output if absent).
+        #[arg(long)]
+        out: Option<PathBuf>,
+        /// Only decisions from this time on (`2026-03-02`, `2026-03-02T14:05Z`, Unix ms).
+        #[arg(long)]
+        since: Option<String>,
+        /// Only decisions up to this time (inclusive).
+        #[arg(long)]
+        until: Option<String>,
+    },
 }
 
 #[derive(Debug, Subcommand)]
