@@ -279,8 +279,10 @@ pub(crate) fn truth(scenario: &Scenario, people: &People, insiders: Vec<TruthIns
     }
 }
 
-/// Streams the generated customers through the same JSONL import an exchange would use.
-fn import_customers(
+/// Streams the generated customers through the same JSONL import an exchange would use
+/// (sealed, with their blind indexes), so the base never sits in memory. Benchmarks use it
+/// to build a realistic customer base.
+pub fn import_customers(
     gateway: &Gateway,
     people: &People,
     progress: &mut dyn FnMut(Phase, u64, u64),

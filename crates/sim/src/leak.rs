@@ -110,10 +110,21 @@ pub fn leak_sample(truth: &Truth, source: &LeakSource, columns: &[LeakColumn], r
         LeakSource::Anyone => (1..=people.ordinary_count()).collect(),
     };
     rng.shuffle(&mut pool);
+    leak_rows(&people, pool, columns, rows)
+}
+
+/// A CSV of the first `rows` customers of `numbers` that have every one of `columns`, as
+/// an extortionist would send it.
+pub fn leak_rows(
+    people: &People,
+    numbers: impl IntoIterator<Item = u64>,
+    columns: &[LeakColumn],
+    rows: usize,
+) -> String {
     let mut csv = columns.iter().map(|column| column.header()).collect::<Vec<_>>().join(",");
     csv.push('\n');
     let mut taken = 0;
-    for number in pool {
+    for number in numbers {
         if taken == rows {
             break;
         }

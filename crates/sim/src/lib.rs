@@ -20,11 +20,14 @@ mod scenario;
 mod story;
 mod world;
 
-pub use engine::{PERMISSIVE_POLICIES, Phase, RunReport, TRUTH_FILE, Truth, TruthInsider, TruthShown, read_truth, run};
+pub use engine::{
+    PERMISSIVE_POLICIES, Phase, RunReport, TRUTH_FILE, Truth, TruthInsider, TruthShown, import_customers, read_truth,
+    run,
+};
 pub use eval::{InsiderScore, MethodScore, RunScore, Summary, evaluate, false_rates, percentile, summarize};
 pub use exec::SimClock;
 pub use http::{HttpTarget, run_over_http};
-pub use leak::{LeakColumn, LeakSource, leak_sample};
+pub use leak::{LeakColumn, LeakSource, leak_rows, leak_sample};
 pub use people::{CustomerSummary, FakeCustomer, People, customer_id};
 pub use plan::HIGH_BALANCE_USD;
 pub use rng::Rng;
