@@ -24,6 +24,13 @@ use crate::token::{TokenKey, TokenRole, issue};
 pub const CONFIG_FILE: &str = "cordon.toml";
 pub const DATABASE_FILE: &str = "cordon.sqlite";
 pub const LEDGER_DIR: &str = "ledger";
+
+/// Whether opening replays detection's state from the ledger.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Detection {
+    Replay,
+    NotLoaded,
+}
 pub const KEYS_DIR: &str = "keys";
 const BLIND_INDEX_KEY: &str = "blind-index";
 const TOKEN_KEY: &str = "token-signing";
@@ -90,8 +97,21 @@ impl DataDir {
         Ok(Initialized { admin_token, verifier_key: verifier.to_string() })
     }
 
-    /// Opens the directory with its own audit ledger.
+    /// Opens the directory with its own audit ledger, replaying detection's state from it.
     pub fn open(&self, clock: Arc<dyn Clock>) -> Result<Gateway, GatewayError> {
+        self.open_ledger(clock, Detection::Replay)
+    }
+
+    /// Opens the directory for the analyst's commands over the record (incidents, exports):
+    /// detection's state is not replayed from the ledger, which at ten million entries takes
+    /// minutes, and the handle refuses access requests (search, view, reveal, verify,
+    /// approve) because detection could not score them. Everything it writes is still a
+    /// ledger entry.
+    pub fn open_for_analysis(&self, clock: Arc<dyn Clock>) -> Result<Gateway, GatewayError> {
+        self.open_ledger(clock, Detection::NotLoaded)
+    }
+
+    fn open_ledger(&self, clock: Arc<dyn Clock>, detection: Detection) -> Result<Gateway, GatewayError> {
         let config = self.config()?;
         let ledger = Ledger::open(
             &self.path(LEDGER_DIR),
@@ -102,7 +122,7 @@ impl DataDir {
             },
         )
         .map_err(|error| GatewayError::Internal(error.to_string()))?;
-        self.open_with_audit(config, Arc::new(LedgerAudit::new(ledger)), clock)
+        self.open_with(config, Arc::new(LedgerAudit::new(ledger)), clock, detection)
     }
 
     /// Opens the directory with the given audit log in place of its ledger (tests use this to
@@ -112,6 +132,16 @@ impl DataDir {
         config: Config,
         audit: Arc<dyn AuditLog>,
         clock: Arc<dyn Clock>,
+    ) -> Result<Gateway, GatewayError> {
+        self.open_with(config, audit, clock, Detection::Replay)
+    }
+
+    fn open_with(
+        &self,
+        config: Config,
+        audit: Arc<dyn AuditLog>,
+        clock: Arc<dyn Clock>,
+        detection: Detection,
     ) -> Result<Gateway, GatewayError> {
         let store = Store::open(&self.path(DATABASE_FILE))?;
         let kek_id = store
@@ -153,12 +183,13 @@ impl DataDir {
                 next_index: audit.size(),
                 detector: cordon_detect::Detector::new(config.detection.thresholds.clone()),
                 enabled: config.detection.enabled,
+                loaded: !config.detection.enabled,
             }),
             webhook_url: Some(config.detection.webhook_url.clone()).filter(|url| !url.is_empty()),
             incident: config.incident.clone(),
         };
         // Detection picks up where it left off: its state is a function of the ledger.
-        if config.detection.enabled {
+        if config.detection.enabled && detection == Detection::Replay {
             gateway.replay_detection()?;
         }
         // Applying a policy set is itself recorded, with its hash.

@@ -21,6 +21,10 @@ use crate::token::Claims;
 const EXPOSURE_BATCH_ENTRIES: usize = 50_000;
 /// Customers consistent with one masked rendering that attribution reads, at most.
 const CANDIDATES_PER_VALUE_MAX: usize = 100_000;
+/// Threads for the parts of scope and attribution that read many records.
+const THREADS_MAX: usize = 4;
+/// The fewest customer records worth a thread of their own.
+const FACTS_PER_THREAD_MIN: usize = 256;
 /// A customer with at least this balance counts as high-balance (the detector's threshold).
 pub const HIGH_BALANCE_BAND: BalanceBand = BalanceBand::OneHundredThousandToOneMillion;
 
@@ -173,6 +177,32 @@ fn shown(exposure: Exposure) -> Option<Shown> {
         agent: exposure.agent_id,
         customer: exposure.customer_id,
     })
+}
+
+/// `work` over `items` split across the machine's cores (at most `THREADS_MAX`, at least
+/// `per_thread_min` items each), results in the items' order; the first error wins.
+fn on_every_core<T: Sync, R: Send>(
+    items: &[T],
+    per_thread_min: usize,
+    work: impl Fn(&[T]) -> Result<Vec<R>, GatewayError> + Sync,
+) -> Result<Vec<R>, GatewayError> {
+    let threads = std::thread::available_parallelism().map_or(1, std::num::NonZero::get).min(THREADS_MAX);
+    let chunk = items.len().div_ceil(threads).max(per_thread_min).max(1);
+    let parts: Vec<Result<Vec<R>, GatewayError>> = std::thread::scope(|scope| {
+        let work = &work;
+        let workers: Vec<_> = items.chunks(chunk).map(|part| scope.spawn(move || work(part))).collect();
+        workers
+            .into_iter()
+            .map(|worker| {
+                worker.join().unwrap_or_else(|_| Err(GatewayError::Internal("a worker thread failed".into())))
+            })
+            .collect()
+    });
+    let mut all = Vec::with_capacity(items.len());
+    for part in parts {
+        all.extend(part?);
+    }
+    Ok(all)
 }
 
 impl Gateway {
@@ -341,11 +371,9 @@ impl Gateway {
             incident.until_ms.unwrap_or(i64::MAX),
         )?;
         let shown: Vec<Shown> = exposures.into_iter().filter_map(shown).collect();
-        let customers: BTreeSet<&str> = shown.iter().map(|access| access.customer.as_str()).collect();
-        let mut facts = HashMap::with_capacity(customers.len());
-        for customer in customers {
-            facts.insert(customer.to_string(), self.customer_facts(customer)?);
-        }
+        let customers: Vec<&str> =
+            shown.iter().map(|access| access.customer.as_str()).collect::<BTreeSet<_>>().into_iter().collect();
+        let facts = self.customers_facts(&customers)?;
         Ok(scope(&shown, &facts, self.store.customer_count()?))
     }
 
@@ -382,12 +410,29 @@ impl Gateway {
         Ok(confirmed)
     }
 
-    /// Which fields a customer's record holds (visible without decrypting) and whether its
-    /// balance is high (decrypted here, never stored or returned).
-    fn customer_facts(&self, customer: &str) -> Result<CustomerFacts, GatewayError> {
-        let Some(stored) = self.store.customer(customer)? else { return Ok(CustomerFacts::default()) };
-        let Some(sealed) = stored.sealed else { return Ok(CustomerFacts::default()) };
-        let balance = self.vault.open(customer, &sealed, &[Field::BalanceUsd])?;
+    /// Which fields each customer's record holds (visible without decrypting) and whether its
+    /// balance is high (decrypted here, never stored or returned). Customers without a record
+    /// (never imported, or crypto-shredded) get the default facts. The records are read and
+    /// opened on every core, a transaction per thread: at a Kraken-sized scope this is most
+    /// of the work.
+    fn customers_facts(&self, customers: &[&str]) -> Result<HashMap<String, CustomerFacts>, GatewayError> {
+        let opened = on_every_core(customers, FACTS_PER_THREAD_MIN, |part| {
+            // Each thread reads its part in one transaction on its own reader connection.
+            self.store
+                .customers(part)?
+                .iter()
+                .map(|customer| Ok((customer.id.clone(), self.sealed_facts(customer)?)))
+                .collect()
+        })?;
+        let mut facts: HashMap<String, CustomerFacts> =
+            customers.iter().map(|customer| (customer.to_string(), CustomerFacts::default())).collect();
+        facts.extend(opened);
+        Ok(facts)
+    }
+
+    fn sealed_facts(&self, stored: &cordon_store::StoredCustomer) -> Result<CustomerFacts, GatewayError> {
+        let Some(sealed) = &stored.sealed else { return Ok(CustomerFacts::default()) };
+        let balance = self.vault.open(&stored.id, sealed, &[Field::BalanceUsd])?;
         let band = balance.get(&Field::BalanceUsd).and_then(Value::as_f64).and_then(BalanceBand::of);
         Ok(CustomerFacts {
             fields: Some(sealed.record.fields().collect()),
@@ -420,39 +465,38 @@ impl Gateway {
 
     pub(crate) fn attribution_of(&self, sample: &Sample) -> Result<Attribution, GatewayError> {
         self.refresh_exposures()?;
-        let mut rows = Vec::with_capacity(sample.rows.len());
-        for row in &sample.rows {
-            let mut candidates: Option<BTreeSet<String>> = None;
-            let mut needed = Vec::new();
-            for cell in &row.cells {
-                let Some(kind) = cell.column.index(cell.masked) else { continue };
-                let Some(digest) = self.vault.search_digest(kind, &cell.value) else { continue };
-                let mut ids: BTreeSet<String> =
-                    self.store.search_up_to(kind, &digest, CANDIDATES_PER_VALUE_MAX)?.into_iter().collect();
-                if kind.bucketed() {
-                    // A bucket holds other customers too: keep those whose value matches.
-                    let wanted = cordon_vault::normalize(kind, &cell.value);
-                    ids = self.confirm_candidates(ids, kind, wanted.as_deref())?;
-                }
-                needed.push(Needed { column: cell.column, masked: cell.masked });
-                // Every value of a row describes the same customer: the candidates are the
-                // customers consistent with all of them.
-                candidates = Some(match candidates {
-                    None => ids,
-                    Some(known) => known.intersection(&ids).cloned().collect(),
-                });
-            }
-            rows.push(MatchedRow {
-                line: row.line,
-                candidates: candidates.unwrap_or_default().into_iter().collect(),
-                needed,
-            });
-        }
+        // Rows are independent, and a masked row reads thousands of candidates per value.
+        let rows = on_every_core(&sample.rows, 1, |part| part.iter().map(|row| self.match_row(row)).collect())?;
         let customers: Vec<String> =
             rows.iter().flat_map(|row| row.candidates.iter().cloned()).collect::<BTreeSet<_>>().into_iter().collect();
         let shown: Vec<Shown> = self.store.exposures_of_customers(&customers)?.into_iter().filter_map(shown).collect();
         let volumes: HashMap<String, u64> = self.store.agent_volumes()?.into_iter().collect();
         Ok(attribute(&rows, &shown, &volumes, self.store.customer_count()?))
+    }
+
+    /// The customers consistent with every value of one sample row.
+    fn match_row(&self, row: &cordon_incident::SampleRow) -> Result<MatchedRow, GatewayError> {
+        let mut candidates: Option<BTreeSet<String>> = None;
+        let mut needed = Vec::new();
+        for cell in &row.cells {
+            let Some(kind) = cell.column.index(cell.masked) else { continue };
+            let Some(digest) = self.vault.search_digest(kind, &cell.value) else { continue };
+            let mut ids: BTreeSet<String> =
+                self.store.search_up_to(kind, &digest, CANDIDATES_PER_VALUE_MAX)?.into_iter().collect();
+            if kind.bucketed() {
+                // A bucket holds other customers too: keep those whose value matches.
+                let wanted = cordon_vault::normalize(kind, &cell.value);
+                ids = self.confirm_candidates(ids, kind, wanted.as_deref())?;
+            }
+            needed.push(Needed { column: cell.column, masked: cell.masked });
+            // Every value of a row describes the same customer: the candidates are the
+            // customers consistent with all of them.
+            candidates = Some(match candidates {
+                None => ids,
+                Some(known) => known.intersection(&ids).cloned().collect(),
+            });
+        }
+        Ok(MatchedRow { line: row.line, candidates: candidates.unwrap_or_default().into_iter().collect(), needed })
     }
 
     /// An evidence bundle for the incident: every ledger entry that showed an affected

@@ -208,7 +208,11 @@ impl Gateway {
         let replayed = crate::detection::replay(&mut detector, &mut facts, &mut |visit| {
             audit.for_each_entry(visit).map_err(|error| error.0)
         })?;
-        self.lock_sequencer().detector = detector;
+        {
+            let mut sequenced = self.lock_sequencer();
+            sequenced.detector = detector;
+            sequenced.loaded = true;
+        }
         // Alerts whose store write a crash cut short are stored (and queued) now.
         let stored: Vec<StoredAlert> =
             replayed.recorded.iter().map(|(index, alert)| stored_alert(alert, *index)).collect();
@@ -808,6 +812,13 @@ impl Gateway {
     /// durable; then applies containment and indexes the access for the customer's history.
     /// Any failure means the caller gets nothing. Detection can turn an allow into a denial.
     async fn record(&self, mut recorded: Recorded<'_>, history_for: Option<&str>) -> Result<u64, GatewayError> {
+        if !self.lock_sequencer().loaded {
+            return Err(GatewayError::Conflict(
+                "this data directory was opened for analysis, without detection's state, so it answers no \
+                 access requests; serve them with `cordon serve`"
+                    .into(),
+            ));
+        }
         let time_ms = self.clock.now_ms();
         let matched = recorded.matches.as_ref().is_some_and(|matches| !matches.is_empty());
         let (index, futures, (verdict, alerts)) =

@@ -154,20 +154,25 @@ impl Store {
 
     /// Everything any agent was shown of `customers`.
     pub fn exposures_of_customers(&self, customers: &[String]) -> Result<Vec<Exposure>, StoreError> {
-        let connection = self.index.lock().unwrap_or_else(PoisonError::into_inner);
-        let mut statement = connection
-            .prepare_cached(
-                "SELECT ledger_index, time, agent_id, customer_id, action, fields FROM exposures
-                 WHERE customer_id = ?1",
-            )
-            .map_err(self.error("read exposures"))?;
+        let mut connection = self.index.lock().unwrap_or_else(PoisonError::into_inner);
+        // One transaction: one lock and one snapshot for every customer's rows.
+        let transaction = connection.transaction().map_err(self.error("read exposures"))?;
         let mut found = Vec::new();
-        for customer in customers {
-            let rows = statement.query_map([customer], exposure_columns).map_err(self.error("read exposures"))?;
-            for row in rows {
-                found.push(row.map_err(self.error("read exposures"))?);
+        {
+            let mut statement = transaction
+                .prepare_cached(
+                    "SELECT ledger_index, time, agent_id, customer_id, action, fields FROM exposures
+                     WHERE customer_id = ?1",
+                )
+                .map_err(self.error("read exposures"))?;
+            for customer in customers {
+                let rows = statement.query_map([customer], exposure_columns).map_err(self.error("read exposures"))?;
+                for row in rows {
+                    found.push(row.map_err(self.error("read exposures"))?);
+                }
             }
         }
+        transaction.commit().map_err(self.error("read exposures"))?;
         Ok(found)
     }
 

@@ -11,7 +11,7 @@ use cordon_incident::iso_time;
 
 use crate::cli::ExportCommand;
 
-use crate::commands::{analyst, open_data, option_time as time};
+use crate::commands::{analyst, open_for_analysis, option_time as time};
 
 #[derive(Clone, Copy)]
 enum Format {
@@ -97,7 +97,7 @@ pub fn run(command: ExportCommand) -> anyhow::Result<()> {
         ExportCommand::Parquet { data, out, since, until } => {
             let window = Window::parse(since.as_deref(), until.as_deref())?;
             // Opened before the output is created, so a bad data directory truncates nothing.
-            let gateway = open_data(&data)?;
+            let gateway = open_for_analysis(&data)?;
             let mut parquet = cordon_export::ParquetExport::new(create(&out)?)?;
             export(&gateway, Format::Parquet, &window, &mut |event| Ok(parquet.push(event)?))?;
             let rows = parquet.finish()?;
@@ -106,7 +106,7 @@ pub fn run(command: ExportCommand) -> anyhow::Result<()> {
         }
         ExportCommand::Ocsf { data, out, since, until } => {
             let window = Window::parse(since.as_deref(), until.as_deref())?;
-            let gateway = open_data(&data)?;
+            let gateway = open_for_analysis(&data)?;
             let mut writer: Box<dyn std::io::Write> = match &out {
                 Some(out) => Box::new(create(out)?),
                 None => Box::new(std::io::BufWriter::new(std::io::stdout().lock())),

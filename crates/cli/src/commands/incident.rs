@@ -10,7 +10,7 @@ use cordon_incident::{Scope, attribution_json, iso_time, read_sample, scope_csv,
 
 use crate::cli::IncidentCommand;
 
-use crate::commands::{analyst, open_data as open, option_time as time};
+use crate::commands::{analyst, open_for_analysis as open, option_time as time};
 
 /// `FIELD=TEXT` pairs.
 fn assignments(option: &str, items: &[String]) -> anyhow::Result<Vec<(String, String)>> {

@@ -28,6 +28,12 @@ pub(crate) fn open_data(data: &Path) -> anyhow::Result<Gateway> {
     Ok(DataDir::new(data).open(Arc::new(SystemClock))?)
 }
 
+/// Opens a data directory for commands over the record (incidents, exports), without
+/// replaying detection: such a handle answers no access requests.
+pub(crate) fn open_for_analysis(data: &Path) -> anyhow::Result<Gateway> {
+    Ok(DataDir::new(data).open_for_analysis(Arc::new(SystemClock))?)
+}
+
 /// An optional time given on the command line as option `--{option}`.
 pub(crate) fn option_time(option: &str, text: Option<&str>) -> anyhow::Result<Option<i64>> {
     cordon_incident::parse_optional_time(&format!("--{option}"), text).map_err(anyhow::Error::msg)

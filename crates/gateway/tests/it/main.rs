@@ -63,3 +63,32 @@ fn rotating_the_kek_rewraps_every_data_key_and_keeps_every_field() {
     assert!(last.contains("\"change\":\"keys.rotate\""), "{last}");
     assert!(!last.contains("Customer"), "entries hold identifiers only: {last}");
 }
+
+#[test]
+fn a_handle_opened_for_analysis_answers_no_access_request() {
+    let scratch = tempfile::tempdir().unwrap();
+    let data = DataDir::new(&scratch.path().join("data"));
+    data.init(None, Arc::new(SystemClock)).unwrap();
+    let agents = r#"{"id": "agt-sam", "name": "Sam Ortiz", "team": "l1-chat", "site": "us-sf", "employer": "staff", "shift": [0, 0]}"#;
+    {
+        let gateway = data.open(Arc::new(SystemClock)).unwrap();
+        let admin = gateway.authenticate(&gateway.issue_role_token(TokenRole::Admin).unwrap()).unwrap();
+        let fields = BTreeMap::from([(Field::Email, json!("c1@example.org"))]);
+        futures_block_on(gateway.put_customer(&admin, "cus-1", &fields, false, "test")).unwrap();
+        cordon_gateway::import(&gateway, cordon_gateway::ImportKind::Agents, agents.as_bytes(), |_| {}).unwrap();
+    }
+    let analysis = data.open_for_analysis(Arc::new(SystemClock)).unwrap();
+    let agent = analysis.authenticate(&analysis.issue_agent_token("agt-sam").unwrap()).unwrap();
+    let size = analysis.audit().size();
+    let refused = futures_block_on(analysis.search(&agent, "email", "c1@example.org", "r-1")).unwrap_err();
+    assert!(refused.to_string().contains("opened for analysis"), "{refused}");
+    assert_eq!(analysis.audit().size(), size, "a refused request writes nothing");
+    drop(analysis);
+
+    // The same request on a handle that replayed detection is answered and recorded.
+    let gateway = data.open(Arc::new(SystemClock)).unwrap();
+    let agent = gateway.authenticate(&gateway.issue_agent_token("agt-sam").unwrap()).unwrap();
+    let answered = futures_block_on(gateway.search(&agent, "email", "c1@example.org", "r-2"));
+    assert!(answered.is_ok() || matches!(answered, Err(cordon_gateway::GatewayError::Denied { .. })), "{answered:?}");
+    assert_eq!(gateway.audit().size(), size + 1, "the decision is a ledger entry");
+}
