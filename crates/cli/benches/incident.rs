@@ -360,8 +360,10 @@ fn main() {
     // console shows it (name, email and phone, each masked).
     let samples: [&[LeakColumn]; 2] =
         [&[LeakColumn::AccountId], &[LeakColumn::MaskedName, LeakColumn::MaskedEmail, LeakColumn::MaskedPhone]];
-    for columns in samples {
+    for (name, columns) in ["account-ids", "masked-cards"].into_iter().zip(samples) {
         let csv = leak_rows(&people, sample_numbers.iter().copied(), columns, SAMPLE_ROWS);
+        // Kept beside the data, for trying `cordon incident attribute` on the same sample.
+        std::fs::write(work.join(format!("cordon-incident-bench-{name}.csv")), &csv).unwrap();
         let sample = cordon_incident::read_sample("sample.csv", &csv).unwrap();
         let (median_ms, all, found) = measure(|| {
             futures_block_on(gateway.incident_attribute(&who, &incident.id, &sample, &next_request())).unwrap()
@@ -434,9 +436,10 @@ fn main() {
     let duck_scope = median(&mut numbers(&peer["scope_ms"]));
     let duck_attribution = median(&mut numbers(&peer["attribution_ms"]));
     println!(
-        "DuckDB {} ({} threads) over the Parquet export; cordon over its exposure index (one thread)\n",
+        "DuckDB {} ({} threads) over the Parquet export; cordon over its exposure index (up to {} threads)\n",
         peer["duckdb"].as_str().unwrap(),
-        peer["threads"]
+        peer["threads"],
+        std::thread::available_parallelism().map_or(1, |n| n.get()).min(4),
     );
     println!("| question | answer | cordon | DuckDB | DuckDB / cordon | same answer |");
     println!("|---|---|---|---|---|---|");

@@ -7,6 +7,12 @@ CREATE TABLE IF NOT EXISTS meta (
     key TEXT PRIMARY KEY,
     value TEXT NOT NULL
 );
+-- Counts kept in the same transactions as the rows they count: counting a million customers
+-- from cold pages took 30 ms of every incident scope.
+CREATE TABLE IF NOT EXISTS counters (
+    name TEXT PRIMARY KEY,
+    value INTEGER NOT NULL
+);
 CREATE TABLE IF NOT EXISTS customers (
     id TEXT PRIMARY KEY,
     kek_id TEXT NOT NULL,

@@ -13,6 +13,10 @@ use crate::schema::{INDEX_SCHEMA, SCHEMA, SCHEMA_VERSION};
 
 const READERS: usize = 2;
 
+/// The counter of customers not crypto-shredded.
+const LIVE_CUSTOMERS: &str = "live_customers";
+const ADD_TO_COUNTER: &str = "UPDATE counters SET value = value + ?2 WHERE name = ?1";
+
 const CUSTOMER_BY_ID: &str = "SELECT kek_id, wrapped_key, sealed, canary FROM customers WHERE id = ?1";
 
 /// A customer row: the key-encryption key's id, the wrapped data key and the sealed record
@@ -131,6 +135,14 @@ impl Store {
             });
         }
         writer.execute_batch(SCHEMA).map_err(sql_error(path, "apply the schema"))?;
+        // A directory made before the counter existed counts its customers once.
+        writer
+            .execute(
+                "INSERT OR IGNORE INTO counters (name, value)
+                 SELECT ?1, (SELECT count(*) FROM customers) - (SELECT count(*) FROM customers WHERE deleted_at IS NOT NULL)",
+                [LIVE_CUSTOMERS],
+            )
+            .map_err(sql_error(path, "count customers"))?;
         writer
             .execute_batch(&format!("PRAGMA user_version = {SCHEMA_VERSION}"))
             .map_err(sql_error(path, "record the schema version"))?;
@@ -230,11 +242,16 @@ impl Store {
             // New search rows go in after the customers, in key order: randomly placed
             // digests inserted in order touch each index page once, not once per row.
             let mut new_index: Vec<(&'static str, &Digest, &str)> = Vec::with_capacity(rows.len() * 4);
+            let mut newly_live = 0i64;
             for row in rows {
                 let old: Option<Option<Vec<u8>>> = old_digests
                     .query_row([&row.id], |found| found.get(0))
                     .optional()
                     .map_err(self.error("read a customer"))?;
+                // New, or crypto-shredded before (its digests are gone): live from now on.
+                if !matches!(old, Some(Some(_))) {
+                    newly_live += 1;
+                }
                 for (kind, digest) in decode_digests(old.flatten().as_deref().unwrap_or(&[])) {
                     remove_index
                         .execute(params![kind.name(), digest.as_slice(), row.id])
@@ -259,6 +276,9 @@ impl Store {
                     .execute(params![kind, digest.as_slice(), id])
                     .map_err(self.error("update the search index"))?;
             }
+            transaction
+                .execute(ADD_TO_COUNTER, params![LIVE_CUSTOMERS, newly_live])
+                .map_err(self.error("count customers"))?;
         }
         transaction.commit().map_err(self.error("commit customers"))
     }
@@ -328,6 +348,9 @@ impl Store {
                 params![id, now],
             )
             .map_err(self.error("delete a customer"))?;
+        if changed > 0 {
+            transaction.execute(ADD_TO_COUNTER, params![LIVE_CUSTOMERS, -1]).map_err(self.error("count customers"))?;
+        }
         transaction.commit().map_err(self.error("commit a deletion"))?;
         Ok(changed > 0)
     }
@@ -355,17 +378,12 @@ impl Store {
         Ok(ids)
     }
 
-    /// Live customers. Counted as all rows less the deleted ones: the first count walks the
-    /// small id index and the second a partial index of deleted rows, where filtering on
-    /// `deleted_at` walked every sealed record (220 ms for 200,000 customers, 3 ms now).
+    /// Live customers, from the counter every upsert and deletion keeps in its own
+    /// transaction: counting the id index each time cost 3 ms warm and 30 ms from cold pages
+    /// at a million customers (and filtering on `deleted_at` walked every sealed record).
     pub fn customer_count(&self) -> Result<u64, StoreError> {
         self.read()
-            .query_row(
-                "SELECT (SELECT count(*) FROM customers)
-                      - (SELECT count(*) FROM customers WHERE deleted_at IS NOT NULL)",
-                [],
-                |row| row.get::<_, i64>(0),
-            )
+            .query_row("SELECT value FROM counters WHERE name = ?1", [LIVE_CUSTOMERS], |row| row.get::<_, i64>(0))
             .map(|count| count.max(0) as u64)
             .map_err(self.error("count customers"))
     }

@@ -45,6 +45,42 @@ fn customers_upsert_search_and_shred() {
 }
 
 #[test]
+fn the_live_customer_count_follows_imports_replacements_and_shredding() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("cordon.sqlite");
+    let store = Store::open(&path).unwrap();
+    // (step, what it does, expected live customers after it)
+    type Step = (&'static str, Box<dyn Fn(&Store)>, u64);
+    let steps: Vec<Step> = vec![
+        (
+            "import three",
+            Box::new(|s| s.upsert_customers(&[customer("c-1", 1), customer("c-2", 2), customer("c-3", 3)], 1).unwrap()),
+            3,
+        ),
+        (
+            "replace one, add one",
+            Box::new(|s| s.upsert_customers(&[customer("c-1", 4), customer("c-4", 5)], 2).unwrap()),
+            4,
+        ),
+        (
+            "the same id twice in a batch",
+            Box::new(|s| s.upsert_customers(&[customer("c-5", 6), customer("c-5", 7)], 3).unwrap()),
+            5,
+        ),
+        ("shred one", Box::new(|s| assert!(s.delete_customer("c-2", 4).unwrap())), 4),
+        ("shred it again", Box::new(|s| assert!(!s.delete_customer("c-2", 5).unwrap())), 4),
+        ("shred one never imported", Box::new(|s| assert!(!s.delete_customer("c-9", 6).unwrap())), 4),
+        ("import the shredded one again", Box::new(|s| s.upsert_customers(&[customer("c-2", 8)], 7).unwrap()), 5),
+    ];
+    for (step, run, expected) in steps {
+        run(&store);
+        assert_eq!(store.customer_count().unwrap(), expected, "after: {step}");
+    }
+    drop(store);
+    assert_eq!(Store::open(&path).unwrap().customer_count().unwrap(), 5, "the count survives a reopen");
+}
+
+#[test]
 fn directory_round_trips() {
     let (_dir, store) = store();
     let agent = Agent {
