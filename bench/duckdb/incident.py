@@ -20,25 +20,23 @@ import time
 
 import duckdb
 
-SCOPE_CUSTOMERS = """
+# What the suspects were shown in the window, one row per customer per access.
+SHOWN_IN_WINDOW = """
 WITH shown AS (
   SELECT agent, action, fields, epoch_ms(time) AS t, unnest(shown) AS customer
   FROM read_parquet($parquet)
   WHERE allowed AND agent IN (SELECT unnest($agents))
     AND time BETWEEN make_timestamp($since_ms * 1000) AND make_timestamp($until_ms * 1000)
 )
+"""
+
+SCOPE_CUSTOMERS = SHOWN_IN_WINDOW + """
 SELECT customer, min(t), max(t),
        coalesce(list_sort(list_distinct(flatten(list(fields) FILTER (WHERE action = 'reveal')))), [])
 FROM shown GROUP BY customer ORDER BY customer
 """
 
-SCOPE_AGENTS = """
-WITH shown AS (
-  SELECT agent, action, fields, epoch_ms(time) AS t, unnest(shown) AS customer
-  FROM read_parquet($parquet)
-  WHERE allowed AND agent IN (SELECT unnest($agents))
-    AND time BETWEEN make_timestamp($since_ms * 1000) AND make_timestamp($until_ms * 1000)
-)
+SCOPE_AGENTS = SHOWN_IN_WINDOW + """
 SELECT agent, count(DISTINCT customer),
        count(DISTINCT customer) FILTER (WHERE action = 'reveal' AND len(fields) > 0),
        min(t), max(t)

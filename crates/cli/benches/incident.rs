@@ -29,7 +29,7 @@ use cordon_gateway::{
     futures_block_on,
 };
 use cordon_ledger::{Ledger, LedgerConfig};
-use cordon_sim::{LeakColumn, People, Rng, customer_id, leak_rows};
+use cordon_sim::{LeakColumn, People, Rng, customer_id, leak_rows, thousands};
 use serde_json::{Value, json};
 
 // The allocator the `cordon` binary uses, so the figures are the command's.
@@ -71,18 +71,6 @@ fn analyst() -> Claims {
 fn median(times: &mut [f64]) -> f64 {
     times.sort_by(f64::total_cmp);
     times[times.len() / 2]
-}
-
-fn thousands(number: u64) -> String {
-    let digits = number.to_string();
-    let mut out = String::new();
-    for (position, digit) in digits.chars().enumerate() {
-        if position > 0 && (digits.len() - position).is_multiple_of(3) {
-            out.push(',');
-        }
-        out.push(digit);
-    }
-    out
 }
 
 /// The insider's harvested customers (numbers), drawn once from the seed.

@@ -32,7 +32,7 @@ pub use people::{CustomerSummary, FakeCustomer, People, customer_id};
 pub use plan::HIGH_BALANCE_USD;
 pub use rng::Rng;
 pub use scenario::{Behaviour, EnumerationMode, InsiderSpec, PolicyChoice, Scenario, Traffic};
-pub use story::{InsiderStory, Story, tell};
+pub use story::{InsiderStory, Story, tell, thousands};
 pub use world::{SITES, SimAgent, Site, agents};
 
 #[derive(Debug, thiserror::Error)]

@@ -225,7 +225,8 @@ pub fn tell(scenario: &Scenario, data: &Path) -> Result<Story, SimError> {
     Ok(story)
 }
 
-fn thousands(value: u64) -> String {
+/// `1,234,567`: a count as the story prints it.
+pub fn thousands(value: u64) -> String {
     let digits = value.to_string();
     let mut out = String::new();
     for (position, digit) in digits.chars().enumerate() {
