@@ -137,7 +137,7 @@ pub enum ExportCommand {
         /// Only decisions from this time on (`2026-03-02`, `2026-03-02T14:05Z`, Unix ms).
         #[arg(long)]
         since: Option<String>,
-        /// Only decisions up to this time (inclusive).
+        /// Only decisions up to this time (inclusive; a date alone means the end of that day).
         #[arg(long)]
         until: Option<String>,
     },
@@ -151,7 +151,7 @@ pub enum ExportCommand {
         /// Only decisions from this time on (`2026-03-02`, `2026-03-02T14:05Z`, Unix ms).
         #[arg(long)]
         since: Option<String>,
-        /// Only decisions up to this time (inclusive).
+        /// Only decisions up to this time (inclusive; a date alone means the end of that day).
         #[arg(long)]
         until: Option<String>,
     },
@@ -171,7 +171,7 @@ pub enum IncidentCommand {
         /// Start of the window: `2026-03-02`, `2026-03-02T14:05Z` or Unix milliseconds.
         #[arg(long)]
         since: Option<String>,
-        /// End of the window (inclusive), in the same forms.
+        /// End of the window (inclusive), in the same forms; a date alone means the end of that day.
         #[arg(long)]
         until: Option<String>,
         /// When the exchange became aware (the extortion email): the 72-hour clock starts

@@ -27,5 +27,5 @@ pub use sample::{Column, Sample, SampleCell, SampleError, SampleRow, read_sample
 pub use scope::{
     AgentScope, CustomerFacts, CustomerScope, DayCount, FieldCount, Scope, Shown, ShownAs, customers_shown, scope,
 };
-pub use time::{day_of, iso_time, parse_optional_time, parse_time};
+pub use time::{day_of, iso_time, parse_optional_end, parse_optional_time, parse_time};
 pub use words::{escape_html, field_words};

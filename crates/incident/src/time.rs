@@ -67,6 +67,17 @@ pub fn parse_time(text: &str) -> Option<i64> {
 
 /// An optional time given as `name` (a command-line option or a request field); the error
 /// names the input and the accepted forms.
+/// The end of a window: like `parse_optional_time`, except that a bare date means the last
+/// millisecond of that day, so `--since 2026-03-05 --until 2026-03-05` is that whole day.
+pub fn parse_optional_end(name: &str, text: Option<&str>) -> Result<Option<i64>, String> {
+    let start = parse_optional_time(name, text)?;
+    let bare_date = text.is_some_and(|text| {
+        let text = text.trim();
+        !text.contains(['T', ' ']) && !text.chars().all(|character| character.is_ascii_digit())
+    });
+    Ok(start.map(|start| if bare_date { start + 86_400_000 - 1 } else { start }))
+}
+
 pub fn parse_optional_time(name: &str, text: Option<&str>) -> Result<Option<i64>, String> {
     text.map(|text| {
         parse_time(text).ok_or_else(|| {

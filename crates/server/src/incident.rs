@@ -10,7 +10,7 @@ use axum::extract::{Path, Query, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use cordon_gateway::{IncidentSpec, IncidentStatus};
-use cordon_incident::{attribution_json, iso_time, parse_optional_time, read_sample, scope_json};
+use cordon_incident::{attribution_json, iso_time, parse_optional_end, parse_optional_time, read_sample, scope_json};
 use cordon_store::StoredIncident;
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -33,6 +33,11 @@ pub(crate) struct OpenBody {
 
 fn time(name: &str, text: Option<&str>) -> Result<Option<i64>, Problem> {
     parse_optional_time(&format!("`{name}`"), text).map_err(Problem::bad_request)
+}
+
+/// The end of a window: a bare date means the whole day.
+fn end_time(name: &str, text: Option<&str>) -> Result<Option<i64>, Problem> {
+    parse_optional_end(&format!("`{name}`"), text).map_err(Problem::bad_request)
 }
 
 fn incident_view(incident: &StoredIncident) -> Value {
@@ -64,7 +69,7 @@ pub(crate) async fn open(
         title: body.title,
         agents: body.agents,
         since_ms: time("since", body.since.as_deref())?,
-        until_ms: time("until", body.until.as_deref())?,
+        until_ms: end_time("until", body.until.as_deref())?,
         aware_at_ms: time("aware", body.aware.as_deref())?,
         status,
     };

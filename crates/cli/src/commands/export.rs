@@ -11,7 +11,7 @@ use cordon_incident::iso_time;
 
 use crate::cli::ExportCommand;
 
-use crate::commands::{analyst, open_for_analysis, option_time as time};
+use crate::commands::{analyst, open_for_analysis, option_end, option_time as time};
 
 #[derive(Clone, Copy)]
 enum Format {
@@ -45,7 +45,7 @@ struct Window {
 impl Window {
     fn parse(since: Option<&str>, until: Option<&str>) -> anyhow::Result<Window> {
         let since_ms = time("since", since)?.unwrap_or(i64::MIN);
-        let until_ms = time("until", until)?.unwrap_or(i64::MAX);
+        let until_ms = option_end("until", until)?.unwrap_or(i64::MAX);
         if since_ms > until_ms {
             bail!("--since is after --until");
         }

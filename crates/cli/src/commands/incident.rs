@@ -10,7 +10,7 @@ use cordon_incident::{Scope, attribution_json, iso_time, read_sample, scope_csv,
 
 use crate::cli::IncidentCommand;
 
-use crate::commands::{analyst, open_for_analysis as open, option_time as time};
+use crate::commands::{analyst, open_for_analysis as open, option_end, option_time as time};
 
 /// `FIELD=TEXT` pairs.
 fn assignments(option: &str, items: &[String]) -> anyhow::Result<Vec<(String, String)>> {
@@ -41,7 +41,7 @@ pub fn run(command: IncidentCommand) -> anyhow::Result<()> {
                 title,
                 agents,
                 since_ms: time("since", since.as_deref())?,
-                until_ms: time("until", until.as_deref())?,
+                until_ms: option_end("until", until.as_deref())?,
                 aware_at_ms: time("aware", aware.as_deref())?,
                 status: record,
             };

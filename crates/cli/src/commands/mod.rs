@@ -39,6 +39,11 @@ pub(crate) fn option_time(option: &str, text: Option<&str>) -> anyhow::Result<Op
     cordon_incident::parse_optional_time(&format!("--{option}"), text).map_err(anyhow::Error::msg)
 }
 
+/// The end of a window given as option `--{option}`: a bare date means the whole day.
+pub(crate) fn option_end(option: &str, text: Option<&str>) -> anyhow::Result<Option<i64>> {
+    cordon_incident::parse_optional_end(&format!("--{option}"), text).map_err(anyhow::Error::msg)
+}
+
 pub fn run(arguments: Arguments) -> anyhow::Result<()> {
     match arguments.command {
         Command::Init { dir, origin } => data::init(&dir, origin.as_deref()),

@@ -115,17 +115,10 @@ fn ocsf_export_is_valid_ocsf_and_covers_every_decision() {
         assert!(report.contains(fragment), "`{fragment}` in:\n{report}");
     }
 
-    // A window: standard output, only the decisions from the second day on.
-    let (ok, stdout, errors) = cordon(&[
-        "export",
-        "ocsf",
-        "--data",
-        data.to_str().unwrap(),
-        "--since",
-        "2026-03-03",
-        "--until",
-        "1772582399999",
-    ]);
+    // A window on standard output: the whole of 2026-03-03 (a date alone as --until is the
+    // end of that day).
+    let (ok, stdout, errors) =
+        cordon(&["export", "ocsf", "--data", data.to_str().unwrap(), "--since", "2026-03-03", "--until", "2026-03-03"]);
     assert!(ok, "{errors}");
     let day = march_third();
     let expected: Vec<u64> = decisions.iter().filter(|(_, time)| day.contains(time)).map(|(index, _)| *index).collect();

@@ -2,7 +2,7 @@ use std::collections::{BTreeSet, HashMap};
 
 use cordon_incident::{
     Column, CustomerFacts, Field, MatchedRow, Needed, Shown, ShownAs, at_least, attribute, hit_probability, iso_time,
-    parse_time, read_sample, scope,
+    parse_optional_end, parse_time, read_sample, scope,
 };
 
 fn close(a: f64, b: f64) -> bool {
@@ -55,6 +55,19 @@ fn times_on_the_command_line() {
     ];
     for (text, expected) in cases {
         assert_eq!(parse_time(text).map(iso_time).as_deref(), expected, "parse_time({text:?})");
+    }
+    // The end of a window: a bare date is the whole day, anything more precise is itself.
+    // (text, the end it means, or None if refused)
+    type End = (Option<&'static str>, Option<Option<i64>>);
+    let ends: [End; 5] = [
+        (Some("2026-03-02"), Some(Some(1_772_409_600_000 + 86_400_000 - 1))),
+        (Some("2026-03-02T14:05Z"), Some(Some(1_772_460_300_000))),
+        (Some("1772409600000"), Some(Some(1_772_409_600_000))),
+        (None, Some(None)),
+        (Some("yesterday"), None),
+    ];
+    for (text, expected) in ends {
+        assert_eq!(parse_optional_end("--until", text).ok(), expected, "parse_optional_end({text:?})");
     }
 }
 
