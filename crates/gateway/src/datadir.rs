@@ -24,6 +24,12 @@ use crate::token::{TokenKey, TokenRole, issue};
 pub const CONFIG_FILE: &str = "cordon.toml";
 pub const DATABASE_FILE: &str = "cordon.sqlite";
 pub const LEDGER_DIR: &str = "ledger";
+pub const KEYS_DIR: &str = "keys";
+const BLIND_INDEX_KEY: &str = "blind-index";
+const TOKEN_KEY: &str = "token-signing";
+const CURRENT_KEK: &str = "kek.current";
+const NEXT_KEK: &str = "kek.next";
+const POLICY_HASH: &str = "policy.sha256";
 
 /// Whether opening replays detection's state from the ledger.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -31,12 +37,6 @@ enum Detection {
     Replay,
     NotLoaded,
 }
-pub const KEYS_DIR: &str = "keys";
-const BLIND_INDEX_KEY: &str = "blind-index";
-const TOKEN_KEY: &str = "token-signing";
-const CURRENT_KEK: &str = "kek.current";
-const NEXT_KEK: &str = "kek.next";
-const POLICY_HASH: &str = "policy.sha256";
 
 /// What `init` made.
 #[derive(Debug)]
@@ -183,8 +183,8 @@ impl DataDir {
                 next_index: audit.size(),
                 detector: cordon_detect::Detector::new(config.detection.thresholds.clone()),
                 enabled: config.detection.enabled,
-                loaded: !config.detection.enabled,
             }),
+            answers_access: !config.detection.enabled || detection == Detection::Replay,
             webhook_url: Some(config.detection.webhook_url.clone()).filter(|url| !url.is_empty()),
             incident: config.incident.clone(),
         };

@@ -20,10 +20,6 @@ pub(crate) struct Sequenced {
     pub next_index: u64,
     pub detector: Detector,
     pub enabled: bool,
-    /// Whether the detector's state is the ledger's (replayed at open). A handle opened for
-    /// analysis skips the replay and must then refuse access requests, which detection
-    /// would otherwise score from an empty state.
-    pub loaded: bool,
 }
 
 pub(crate) type Sequencer = Mutex<Sequenced>;

@@ -67,6 +67,10 @@ pub struct Gateway {
     pub(crate) token_lifetime_seconds: i64,
     /// Orders every append and runs detection in that order.
     pub(crate) sequencer: Sequencer,
+    /// False for a handle opened for analysis with detection on: detection's state was not
+    /// replayed, so it could not score an access, and every access request is refused. Fixed
+    /// at open, so the request path reads it without a lock.
+    pub(crate) answers_access: bool,
     /// Where alerts are posted (the server delivers the outbox); none if empty.
     pub(crate) webhook_url: Option<String>,
     /// Incident response's settings: the exchange's name and contact, where protective
@@ -208,11 +212,7 @@ impl Gateway {
         let replayed = crate::detection::replay(&mut detector, &mut facts, &mut |visit| {
             audit.for_each_entry(visit).map_err(|error| error.0)
         })?;
-        {
-            let mut sequenced = self.lock_sequencer();
-            sequenced.detector = detector;
-            sequenced.loaded = true;
-        }
+        self.lock_sequencer().detector = detector;
         // Alerts whose store write a crash cut short are stored (and queued) now.
         let stored: Vec<StoredAlert> =
             replayed.recorded.iter().map(|(index, alert)| stored_alert(alert, *index)).collect();
@@ -812,7 +812,7 @@ impl Gateway {
     /// durable; then applies containment and indexes the access for the customer's history.
     /// Any failure means the caller gets nothing. Detection can turn an allow into a denial.
     async fn record(&self, mut recorded: Recorded<'_>, history_for: Option<&str>) -> Result<u64, GatewayError> {
-        if !self.lock_sequencer().loaded {
+        if !self.answers_access {
             return Err(GatewayError::Conflict(
                 "this data directory was opened for analysis, without detection's state, so it answers no \
                  access requests; serve them with `cordon serve`"

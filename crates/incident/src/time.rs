@@ -30,9 +30,15 @@ fn civil_from_days(days: i64) -> (i64, u32, u32) {
 /// A time given on the command line or in a request: `2026-03-02` (midnight UTC),
 /// `2026-03-02T14:05Z`, `2026-03-02T14:05:09Z`, or Unix milliseconds.
 pub fn parse_time(text: &str) -> Option<i64> {
+    parse_instant(text).map(|(time_ms, _)| time_ms)
+}
+
+/// What `parse_time` reads, and whether the text was a date alone (no time of day), which
+/// the end of a window reads as the whole day.
+fn parse_instant(text: &str) -> Option<(i64, bool)> {
     let text = text.trim();
     if !text.is_empty() && text.chars().all(|character| character.is_ascii_digit()) {
-        return text.parse().ok();
+        return Some((text.parse().ok()?, false));
     }
     let (date, clock) = match text.split_once(['T', ' ']) {
         Some((date, clock)) => (date, Some(clock.strip_suffix('Z').unwrap_or(clock))),
@@ -62,25 +68,25 @@ pub fn parse_time(text: &str) -> Option<i64> {
             hours * 3600 + minutes * 60 + seconds
         }
     };
-    Some((days * 86_400 + seconds_of_day) * 1000)
+    Some(((days * 86_400 + seconds_of_day) * 1000, clock.is_none()))
 }
 
 /// An optional time given as `name` (a command-line option or a request field); the error
 /// names the input and the accepted forms.
-/// The end of a window: like `parse_optional_time`, except that a bare date means the last
-/// millisecond of that day, so `--since 2026-03-05 --until 2026-03-05` is that whole day.
-pub fn parse_optional_end(name: &str, text: Option<&str>) -> Result<Option<i64>, String> {
-    let start = parse_optional_time(name, text)?;
-    let bare_date = text.is_some_and(|text| {
-        let text = text.trim();
-        !text.contains(['T', ' ']) && !text.chars().all(|character| character.is_ascii_digit())
-    });
-    Ok(start.map(|start| if bare_date { start + 86_400_000 - 1 } else { start }))
+pub fn parse_optional_time(name: &str, text: Option<&str>) -> Result<Option<i64>, String> {
+    parse_optional(name, text).map(|parsed| parsed.map(|(time_ms, _)| time_ms))
 }
 
-pub fn parse_optional_time(name: &str, text: Option<&str>) -> Result<Option<i64>, String> {
+/// The end of a window: like `parse_optional_time`, except that a date alone means the last
+/// millisecond of that day, so `--since 2026-03-05 --until 2026-03-05` is that whole day.
+pub fn parse_optional_end(name: &str, text: Option<&str>) -> Result<Option<i64>, String> {
+    parse_optional(name, text)
+        .map(|parsed| parsed.map(|(time_ms, date_alone)| if date_alone { time_ms + 86_400_000 - 1 } else { time_ms }))
+}
+
+fn parse_optional(name: &str, text: Option<&str>) -> Result<Option<(i64, bool)>, String> {
     text.map(|text| {
-        parse_time(text).ok_or_else(|| {
+        parse_instant(text).ok_or_else(|| {
             format!("{name} `{text}` is not a time: use 2026-03-02, 2026-03-02T14:05Z or Unix milliseconds")
         })
     })

@@ -7,12 +7,11 @@ use cordon_gateway::futures_block_on;
 use serde_json::Value;
 
 use crate::cli::AlertCommand;
+use crate::commands::{analyst, open_data as open};
 
 fn field<'a>(value: &'a Value, name: &str) -> &'a Value {
     value.get(name).unwrap_or(&Value::Null)
 }
-
-use crate::commands::{analyst, open_data as open};
 
 pub fn run(command: AlertCommand) -> anyhow::Result<()> {
     let who = analyst();

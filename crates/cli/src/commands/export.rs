@@ -1,7 +1,7 @@
 //! `cordon export …`: the audit record for other tools.
 
 use std::io::Write as _;
-use std::path::PathBuf;
+use std::path::Path;
 use std::time::Instant;
 
 use anyhow::{Context as _, bail};
@@ -10,7 +10,6 @@ use cordon_gateway::{Gateway, futures_block_on};
 use cordon_incident::iso_time;
 
 use crate::cli::ExportCommand;
-
 use crate::commands::{analyst, open_for_analysis, option_end, option_time as time};
 
 #[derive(Clone, Copy)]
@@ -86,7 +85,7 @@ fn export(
         .map_err(|error| anyhow::anyhow!(failed.take().unwrap_or(error.0)))
 }
 
-fn create(out: &PathBuf) -> anyhow::Result<std::io::BufWriter<std::fs::File>> {
+fn create(out: &Path) -> anyhow::Result<std::io::BufWriter<std::fs::File>> {
     let file = std::fs::File::create(out).with_context(|| format!("cannot create `{}`", out.display()))?;
     Ok(std::io::BufWriter::new(file))
 }
