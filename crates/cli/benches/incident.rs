@@ -24,10 +24,8 @@ use std::process::Command;
 use std::sync::Arc;
 use std::time::Instant;
 
-use cordon_gateway::{
-    AccessEntry, Claims, DataDir, ENTRY_VERSION, Gateway, ImportKind, IncidentSpec, SystemClock, TokenRole,
-    futures_block_on,
-};
+use cordon_entry::{AccessAction, AccessEntry, Decision};
+use cordon_gateway::{Claims, DataDir, Gateway, ImportKind, IncidentSpec, SystemClock, TokenRole, futures_block_on};
 use cordon_ledger::{Ledger, LedgerConfig};
 use cordon_sim::{LeakColumn, People, Rng, customer_id, leak_rows, thousands};
 use serde_json::{Value, json};
@@ -89,25 +87,12 @@ fn insider() -> String {
     agent_id(7)
 }
 
-fn entry(request: u64, time_ms: i64, agent: String, action: &'static str) -> AccessEntry {
+fn entry(request: u64, time_ms: i64, agent: String, action: AccessAction) -> AccessEntry {
     AccessEntry {
-        v: ENTRY_VERSION,
-        kind: "access",
-        time_ms,
-        request: format!("bench-{request:09}"),
-        agent,
-        action,
-        customer: None,
         ticket: Some(format!("tkt-{}", request / 3)),
-        fields: Vec::new(),
-        search_by: None,
-        matches: None,
-        approval: None,
-        why: Some("ticket"),
-        beyond_need: Vec::new(),
-        off_shift: false,
-        decision: "allow",
+        why: Some("ticket".into()),
         policies: vec!["bench-allow".into()],
+        ..AccessEntry::new(time_ms, &format!("bench-{request:09}"), &agent, action, Decision::Allow)
     }
 }
 
@@ -129,8 +114,8 @@ fn day_of_traffic(sizes: &Sizes, day: u64, harvest: &[u64], next_request: &mut u
         let agent = agent_id(rng.below(sizes.agents));
         let roll = rng.unit();
         let mut access = if roll < 0.35 {
-            let mut access = entry(0, time, agent, "search");
-            access.search_by = Some("email");
+            let mut access = entry(0, time, agent, AccessAction::Search);
+            access.search_by = Some("email".into());
             let hits = if rng.chance(0.07) {
                 0
             } else if rng.chance(0.03) {
@@ -141,11 +126,11 @@ fn day_of_traffic(sizes: &Sizes, day: u64, harvest: &[u64], next_request: &mut u
             access.matches = Some((0..hits).map(|_| customer(&mut rng)).collect());
             access
         } else if roll < 0.75 {
-            let mut access = entry(0, time, agent, "view");
+            let mut access = entry(0, time, agent, AccessAction::View);
             access.customer = Some(customer(&mut rng));
             access
         } else if roll < 0.90 {
-            let mut access = entry(0, time, agent, "reveal");
+            let mut access = entry(0, time, agent, AccessAction::Reveal);
             access.customer = Some(customer(&mut rng));
             let fields = ["email", "phone", "postal_address", "date_of_birth"];
             let first = rng.index(fields.len());
@@ -155,17 +140,17 @@ fn day_of_traffic(sizes: &Sizes, day: u64, harvest: &[u64], next_request: &mut u
             }
             access
         } else if roll < 0.95 {
-            let mut access = entry(0, time, agent, "verify");
+            let mut access = entry(0, time, agent, AccessAction::Verify);
             access.customer = Some(customer(&mut rng));
             access.fields.push("date_of_birth".into());
             access
         } else {
-            let mut access = entry(0, time, agent, "reveal");
+            let mut access = entry(0, time, agent, AccessAction::Reveal);
             access.customer = Some(customer(&mut rng));
             access.fields.push("government_id_number".into());
-            access.decision = "deny";
+            access.decision = Decision::Deny;
             access.policies = Vec::new();
-            access.why = Some("none");
+            access.why = Some("unexplained".into());
             access
         };
         access.ticket = Some(format!("tkt-{}", rng.below(5_000_000)));
@@ -177,12 +162,12 @@ fn day_of_traffic(sizes: &Sizes, day: u64, harvest: &[u64], next_request: &mut u
         for number in harvest.iter().skip(today * per_day).take(per_day) {
             let id = customer_id(*number);
             let time = working_time(&mut rng, day);
-            let mut search = entry(0, time, insider(), "search");
-            search.search_by = Some("email");
+            let mut search = entry(0, time, insider(), AccessAction::Search);
+            search.search_by = Some("email".into());
             search.matches = Some(vec![id.clone()]);
-            let mut view = entry(0, time + 20_000, insider(), "view");
+            let mut view = entry(0, time + 20_000, insider(), AccessAction::View);
             view.customer = Some(id.clone());
-            let mut reveal = entry(0, time + 45_000, insider(), "reveal");
+            let mut reveal = entry(0, time + 45_000, insider(), AccessAction::Reveal);
             reveal.customer = Some(id);
             reveal.fields = vec!["email".into(), "phone".into(), "full_name".into(), "postal_address".into()];
             day_entries.extend([search, view, reveal]);
@@ -236,7 +221,7 @@ fn build(dir: &Path, sizes: &Sizes, harvest: &[u64]) {
     let mut batch = Vec::with_capacity(APPEND_BATCH);
     for day in 0..DAYS {
         for access in day_of_traffic(sizes, day, harvest, &mut next_request) {
-            batch.push(serde_json::to_vec(&access).unwrap());
+            batch.push(access.encode().unwrap());
             if batch.len() == APPEND_BATCH {
                 ledger.append_batch(std::mem::take(&mut batch)).wait().unwrap();
             }

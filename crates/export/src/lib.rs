@@ -12,8 +12,6 @@ mod parquet_export;
 pub use ocsf::{OCSF_VERSION, ocsf_event, write_ocsf_line};
 pub use parquet_export::{ExportError, ParquetExport, ROWS_PER_GROUP, schema};
 
-use serde::Deserialize;
-
 /// One access decision, as the ledger recorded it.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct AccessEvent {
@@ -34,44 +32,17 @@ pub struct AccessEvent {
     pub policies: Vec<String>,
 }
 
-#[derive(Deserialize)]
-struct Entry {
-    kind: String,
-    #[serde(default)]
-    time_ms: i64,
-    #[serde(default)]
-    request: String,
-    #[serde(default)]
-    agent: String,
-    #[serde(default)]
-    action: String,
-    customer: Option<String>,
-    ticket: Option<String>,
-    #[serde(default)]
-    fields: Vec<String>,
-    matches: Option<Vec<String>>,
-    why: Option<String>,
-    #[serde(default)]
-    decision: String,
-    #[serde(default)]
-    policies: Vec<String>,
-}
-
 /// The access event entry `bytes` at `ledger_index` records, if it is one.
 pub fn access_event(ledger_index: u64, bytes: &[u8]) -> Option<AccessEvent> {
-    let entry: Entry = serde_json::from_slice(bytes).ok()?;
-    if entry.kind != "access" {
-        return None;
-    }
-    let allowed = entry.decision == "allow";
-    let shown =
-        cordon_incident::customers_shown(&entry.action, allowed, entry.customer.as_deref(), entry.matches.as_deref());
+    let Ok(cordon_entry::Entry::Access(entry)) = cordon_entry::decode(bytes) else { return None };
+    let shown = entry.customers_shown();
+    let allowed = entry.allowed();
     Some(AccessEvent {
         ledger_index,
         time_ms: entry.time_ms,
         request: entry.request,
         agent: entry.agent,
-        action: entry.action,
+        action: entry.action.name().to_string(),
         customer: entry.customer,
         shown,
         ticket: entry.ticket,

@@ -1,16 +1,11 @@
-//! Audit entries and where they go. Every decision becomes one entry, appended and durable
-//! before the caller hears anything. Entries are canonical JSON (fields in a fixed order, no
-//! spaces), versioned by `v`, and hold identifiers only: never a field value, never a search
-//! value, never a free-text reason (which an agent could fill with customer data).
+//! Where audit entries go. Every decision becomes one entry (`cordon_entry::Entry`, the one
+//! encoding every writer and reader shares), appended and durable before the caller hears
+//! anything.
 
 use std::future::Future;
 use std::pin::Pin;
 
 use cordon_ledger::Ledger;
-use serde::Serialize;
-
-/// The version of the entry encoding.
-pub const ENTRY_VERSION: u8 = 1;
 
 pub type AuditFuture = Pin<Box<dyn Future<Output = Result<u64, AuditError>> + Send>>;
 
@@ -27,8 +22,11 @@ pub type EntryVisitor<'a> = dyn FnMut(u64, &[u8]) -> Result<(), String> + 'a;
 /// Where entries go. The ledger in production; tests put a failing log here to show that a
 /// request that cannot be audited reveals nothing.
 pub trait AuditLog: Send + Sync {
-    /// Appends one entry; resolves to its index once it is durable.
-    fn append(&self, entry: Vec<u8>) -> AuditFuture;
+    /// Appends entries with consecutive indexes, all or none; the future resolves to the
+    /// first one's index once they are durable. Entries the log refuses at once (too
+    /// large, or the log has failed or closed) are an error here, so the caller knows no
+    /// index was used.
+    fn append(&self, entries: Vec<Vec<u8>>) -> Result<AuditFuture, AuditError>;
     /// The latest signed checkpoint note.
     fn checkpoint(&self) -> String;
     /// A tlog-proof receipt for entry `index`, publishing a checkpoint first if needed.
@@ -77,9 +75,9 @@ impl LedgerAudit {
 }
 
 impl AuditLog for LedgerAudit {
-    fn append(&self, entry: Vec<u8>) -> AuditFuture {
-        let appending = self.ledger.append(entry);
-        Box::pin(async move { appending.await.map_err(|error| AuditError(error.to_string())) })
+    fn append(&self, entries: Vec<Vec<u8>>) -> Result<AuditFuture, AuditError> {
+        let appending = self.ledger.try_append_batch(entries).map_err(|error| AuditError(error.to_string()))?;
+        Ok(Box::pin(async move { appending.await.map_err(|error| AuditError(error.to_string())) }))
     }
 
     fn checkpoint(&self) -> String {
@@ -136,56 +134,4 @@ impl AuditLog for LedgerAudit {
             (None, scanned) => scanned.map_err(|error| AuditError(error.to_string())),
         }
     }
-}
-
-/// An access decision: search, view, reveal, verify, approve.
-#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
-pub struct AccessEntry {
-    pub v: u8,
-    pub kind: &'static str,
-    pub time_ms: i64,
-    pub request: String,
-    pub agent: String,
-    pub action: &'static str,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub customer: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub ticket: Option<String>,
-    #[serde(skip_serializing_if = "Vec::is_empty")]
-    pub fields: Vec<String>,
-    /// For searches: what kind of value was searched (never the value) and the matches.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub search_by: Option<&'static str>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub matches: Option<Vec<String>>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub approval: Option<String>,
-    /// Why the agent could look (a ticket, an approval, a recent ticket, none): behaviour,
-    /// not customer data, kept so detection can be replayed from the ledger.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub why: Option<&'static str>,
-    #[serde(skip_serializing_if = "Vec::is_empty")]
-    pub beyond_need: Vec<String>,
-    #[serde(skip_serializing_if = "std::ops::Not::not")]
-    pub off_shift: bool,
-    pub decision: &'static str,
-    pub policies: Vec<String>,
-}
-
-/// A change to the directory, customers, keys or policy.
-#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
-pub struct ChangeEntry {
-    pub v: u8,
-    pub kind: &'static str,
-    pub time_ms: i64,
-    pub request: String,
-    pub actor: String,
-    pub change: &'static str,
-    pub target: String,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub detail: Option<String>,
-}
-
-pub fn encode<T: Serialize>(entry: &T) -> Vec<u8> {
-    serde_json::to_vec(entry).unwrap_or_default()
 }

@@ -181,6 +181,7 @@ impl DataDir {
             token_lifetime_seconds: config.tokens.lifetime_seconds,
             sequencer: std::sync::Mutex::new(crate::detection::Sequenced {
                 next_index: audit.size(),
+                resync: false,
                 detector: cordon_detect::Detector::new(config.detection.thresholds.clone()),
                 enabled: config.detection.enabled,
             }),

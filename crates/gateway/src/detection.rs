@@ -9,15 +9,19 @@ use std::collections::HashMap;
 use std::sync::Mutex;
 
 use cordon_detect::{Action as Seen, Alert, Detector, Level, Observation, Verdict, Why};
-use serde::{Deserialize, Serialize};
+use cordon_entry::{AccessAction, AlertEntry, Entry, SignalEntry, VERSION};
 
-use crate::audit::{AuditFuture, AuditLog, ENTRY_VERSION, EntryVisitor};
+use crate::audit::{AuditFuture, AuditLog, EntryVisitor};
 use crate::error::GatewayError;
 
 /// The ledger's next index and the detector, behind one lock.
 #[derive(Debug)]
 pub(crate) struct Sequenced {
+    /// The index the next accepted append gets. Only an append the log accepted moves it.
     pub next_index: u64,
+    /// Set when the log answered with an index other than the one predicted, or failed an
+    /// append it had accepted: the next append first reads the log's size again.
+    pub resync: bool,
     pub detector: Detector,
     pub enabled: bool,
 }
@@ -36,53 +40,27 @@ pub(crate) struct AccessFacts {
     pub site: String,
 }
 
-/// An alert or containment, as a ledger entry.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
-pub struct AlertEntry {
-    pub v: u8,
-    pub kind: String,
-    pub time_ms: i64,
-    /// The request whose access raised it.
-    pub request: String,
-    pub alert: u64,
-    pub agent: String,
-    pub level: String,
-    pub risk: f64,
-    pub signals: Vec<SignalEntry>,
-    pub evidence: Vec<u64>,
-}
-
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
-pub struct SignalEntry {
-    pub name: String,
-    pub observed: f64,
-    pub baseline: f64,
-    pub points: f64,
-}
-
-impl AlertEntry {
-    pub(crate) fn new(alert: &Alert, request: &str) -> AlertEntry {
-        AlertEntry {
-            v: ENTRY_VERSION,
-            kind: "alert".into(),
-            time_ms: alert.time_ms,
-            request: request.to_string(),
-            alert: alert.id,
-            agent: alert.agent.clone(),
-            level: alert.level.name().to_string(),
-            risk: round(alert.risk),
-            signals: alert
-                .signals
-                .iter()
-                .map(|signal| SignalEntry {
-                    name: signal.name.to_string(),
-                    observed: round(signal.observed),
-                    baseline: round(signal.baseline),
-                    points: round(signal.points),
-                })
-                .collect(),
-            evidence: alert.evidence.clone(),
-        }
+/// The ledger entry of an alert raised while deciding request `request`.
+pub(crate) fn alert_entry(alert: &Alert, request: &str) -> AlertEntry {
+    AlertEntry {
+        v: VERSION,
+        time_ms: alert.time_ms,
+        request: request.to_string(),
+        alert: alert.id,
+        agent: alert.agent.clone(),
+        level: alert.level.name().to_string(),
+        risk: round(alert.risk),
+        signals: alert
+            .signals
+            .iter()
+            .map(|signal| SignalEntry {
+                name: signal.name.to_string(),
+                observed: round(signal.observed),
+                baseline: round(signal.baseline),
+                points: round(signal.points),
+            })
+            .collect(),
+        evidence: alert.evidence.clone(),
     }
 }
 
@@ -91,19 +69,23 @@ fn round(value: f64) -> f64 {
     (value * 1000.0).round() / 1000.0
 }
 
-/// The policy name an access denied by detection carries.
-pub fn containment_policy(level: Level) -> String {
-    format!("detector:{}", level.name())
+/// The containment the ledger records for a detector level that refuses requests.
+pub fn containment(level: Level) -> Option<cordon_entry::Containment> {
+    match level {
+        Level::StepUp => Some(cordon_entry::Containment::StepUp),
+        Level::Suspend => Some(cordon_entry::Containment::Suspend),
+        Level::Normal | Level::Alert => None,
+    }
 }
 
 /// What the detector calls an action (`matched`: whether a search found anyone).
-pub(crate) fn seen(action: &str, matched: bool) -> Option<Seen> {
+pub(crate) fn seen(action: AccessAction, matched: bool) -> Option<Seen> {
     match action {
-        "search" => Some(Seen::Search { matched }),
-        "view" => Some(Seen::View),
-        "reveal" => Some(Seen::Reveal),
-        "verify" => Some(Seen::Verify),
-        _ => None,
+        AccessAction::Search => Some(Seen::Search { matched }),
+        AccessAction::View => Some(Seen::View),
+        AccessAction::Reveal => Some(Seen::Reveal),
+        AccessAction::Verify => Some(Seen::Verify),
+        AccessAction::Approve | AccessAction::Administer | AccessAction::Investigate => None,
     }
 }
 
@@ -135,66 +117,55 @@ pub(crate) fn observation<'a>(
 }
 
 /// Appends entries in order under the sequence lock: `build` gets the index the first will
-/// take and the detector, and returns the entries. The futures resolve once each is durable.
+/// take and the detector, and returns the entries, already encoded (so already checked
+/// against the ledger's size limit). They go to the log as one batch, all or none; the
+/// future resolves once they are durable. A batch the log refuses at once uses no index.
 pub(crate) fn append_sequenced<T>(
     sequencer: &Sequencer,
     audit: &dyn AuditLog,
-    build: impl FnOnce(u64, &mut Sequenced) -> (Vec<Vec<u8>>, T),
-) -> (u64, Vec<AuditFuture>, T) {
+    build: impl FnOnce(u64, &mut Sequenced) -> Result<(Vec<Vec<u8>>, T), GatewayError>,
+) -> Result<(Pending, T), GatewayError> {
     let mut sequenced = sequencer.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    if sequenced.resync {
+        sequenced.next_index = audit.size();
+        sequenced.resync = false;
+    }
     let first = sequenced.next_index;
-    let (entries, extra) = build(first, &mut sequenced);
-    let futures: Vec<AuditFuture> = entries.into_iter().map(|entry| audit.append(entry)).collect();
-    sequenced.next_index += futures.len() as u64;
-    (first, futures, extra)
+    let (entries, extra) = build(first, &mut sequenced)?;
+    let count = entries.len() as u64;
+    let future = audit.append(entries).map_err(|error| GatewayError::AuditUnavailable(error.0))?;
+    sequenced.next_index += count;
+    Ok((Pending { expected: first, future }, extra))
 }
 
-/// Waits for appended entries; the first's index must be the one predicted.
-pub(crate) async fn durable(expected: u64, futures: Vec<AuditFuture>) -> Result<u64, GatewayError> {
-    let mut first = None;
-    for future in futures {
-        let index = future.await.map_err(|error| GatewayError::AuditUnavailable(error.0))?;
-        first.get_or_insert(index);
-    }
-    let first = first.unwrap_or(expected);
-    if first != expected {
-        return Err(GatewayError::Internal(format!(
-            "the ledger gave index {first} where {expected} was expected; another writer is appending"
-        )));
-    }
-    Ok(first)
+/// Entries the log accepted, not yet durable.
+pub(crate) struct Pending {
+    expected: u64,
+    future: AuditFuture,
 }
 
-/// An entry read back for replay: only what detection needs.
-#[derive(Debug, Deserialize)]
-struct ReplayEntry<'a> {
-    kind: &'a str,
-    #[serde(default)]
-    request: &'a str,
-    #[serde(default)]
-    time_ms: i64,
-    #[serde(default)]
-    agent: Option<&'a str>,
-    #[serde(default)]
-    action: Option<&'a str>,
-    #[serde(default)]
-    customer: Option<&'a str>,
-    #[serde(default, borrow)]
-    matches: Option<Vec<&'a str>>,
-    #[serde(default)]
-    why: Option<&'a str>,
-    #[serde(default, borrow)]
-    beyond_need: Vec<&'a str>,
-    #[serde(default)]
-    off_shift: bool,
-    #[serde(default)]
-    decision: Option<&'a str>,
-    #[serde(default, borrow)]
-    policies: Vec<&'a str>,
-    #[serde(default)]
-    change: Option<&'a str>,
-    #[serde(default)]
-    target: Option<&'a str>,
+/// Waits until appended entries are durable and returns the first one's index. Should the
+/// log answer with another index than the one predicted, the entries are still the record
+/// (they are durable), so their real index is returned and the sequencer resyncs before
+/// the next append; a failed append resyncs it too.
+pub(crate) async fn durable(sequencer: &Sequencer, pending: Pending) -> Result<u64, GatewayError> {
+    let resync = || sequencer.lock().unwrap_or_else(std::sync::PoisonError::into_inner).resync = true;
+    match pending.future.await {
+        Ok(index) if index == pending.expected => Ok(index),
+        Ok(index) => {
+            tracing::error!(
+                index,
+                expected = pending.expected,
+                "the ledger gave another index than predicted; resyncing"
+            );
+            resync();
+            Ok(index)
+        }
+        Err(error) => {
+            resync();
+            Err(GatewayError::AuditUnavailable(error.0))
+        }
+    }
 }
 
 /// Customer and agent facts for replay, which the ledger does not hold.
@@ -214,6 +185,10 @@ pub struct Replayed {
     pub alerts: Vec<AlertEntry>,
     /// The alert entries the ledger holds, with their indexes.
     pub recorded: Vec<(u64, AlertEntry)>,
+    /// Entries that are not cordon entries this build reads (appended by hand with `cordon
+    /// log append`, or written by a newer version), with why. They are reported, not fatal:
+    /// no entry, whoever wrote it, may keep the gateway from starting.
+    pub unreadable: Vec<(u64, String)>,
 }
 
 /// Feeds every entry to `detector` in order, as the live run did.
@@ -226,54 +201,52 @@ pub(crate) fn replay(
     let mut agents: HashMap<String, AccessFacts> = HashMap::new();
     visit(&mut |index, bytes| {
         replayed.entries += 1;
-        let entry: ReplayEntry<'_> =
-            serde_json::from_slice(bytes).map_err(|error| format!("ledger entry {index}: {error}"))?;
-        match entry.kind {
-            "access" => {
-                let Some(agent) = entry.agent else { return Ok(()) };
-                let denied_by_detector = entry.policies.iter().any(|policy| policy.starts_with("detector:"));
-                let allowed = entry.decision == Some("allow") || denied_by_detector;
+        let entry = match cordon_entry::decode(bytes) {
+            Ok(entry) => entry,
+            Err(error) => {
+                replayed.unreadable.push((index, error.to_string()));
+                return Ok(());
+            }
+        };
+        match entry {
+            Entry::Access(entry) => {
+                let allowed = entry.allowed() || entry.contained.is_some();
                 let matches = entry.matches.as_deref().unwrap_or_default();
-                let (canary, high_balance) = match (entry.customer, entry.action) {
+                let (canary, high_balance) = match (&entry.customer, entry.action) {
                     (Some(customer), _) => facts.customer(customer),
-                    (None, Some("search")) => {
+                    (None, AccessAction::Search) => {
                         (!matches.is_empty() && matches.iter().all(|customer| facts.customer(customer).0), false)
                     }
                     _ => (false, false),
                 };
+                let Some(action) = seen(entry.action, !matches.is_empty()) else { return Ok(()) };
                 // One set of facts per agent, refilled for each of its entries (no copies).
-                if !agents.contains_key(agent) {
-                    let (peer_group, site) = facts.agent(agent);
-                    agents.insert(agent.to_string(), AccessFacts { peer_group, site, ..AccessFacts::default() });
+                if !agents.contains_key(&entry.agent) {
+                    let (peer_group, site) = facts.agent(&entry.agent);
+                    agents.insert(entry.agent.clone(), AccessFacts { peer_group, site, ..AccessFacts::default() });
                 }
-                let Some(access) = agents.get_mut(agent) else { return Ok(()) };
-                access.why = entry.why.and_then(Why::parse);
-                access.beyond_need = entry.beyond_need.iter().map(|field| field.to_string()).collect();
+                let Some(access) = agents.get_mut(&entry.agent) else { return Ok(()) };
+                access.why = entry.why.as_deref().and_then(Why::parse);
+                access.beyond_need = entry.beyond_need;
                 access.off_shift = entry.off_shift;
                 access.high_balance = high_balance;
                 access.canary = canary;
                 let access = &*access;
-                if let Some(action) = seen(entry.action.unwrap_or_default(), !matches.is_empty()) {
-                    replayed.observations += 1;
-                    let observation = observation(index, entry.time_ms, agent, action, entry.customer, allowed, access);
-                    let verdict: Verdict = detector.observe(&observation);
-                    for alert in verdict.alerts {
-                        replayed.alerts.push(AlertEntry::new(&alert, entry.request));
-                    }
+                replayed.observations += 1;
+                let observation =
+                    observation(index, entry.time_ms, &entry.agent, action, entry.customer.as_deref(), allowed, access);
+                let verdict: Verdict = detector.observe(&observation);
+                for alert in verdict.alerts {
+                    replayed.alerts.push(alert_entry(&alert, &entry.request));
                 }
             }
-            "alert" => {
-                let recorded: AlertEntry =
-                    serde_json::from_slice(bytes).map_err(|error| format!("ledger entry {index}: {error}"))?;
-                replayed.recorded.push((index, recorded));
-            }
-            "change" => {
+            Entry::Alert(recorded) => replayed.recorded.push((index, recorded)),
+            Entry::Change(change) => {
                 // An analyst's reinstatement or dismissal (target: the agent) clears its risk.
-                if let (Some("agent.reinstate" | "alert.dismiss"), Some(agent)) = (entry.change, entry.target) {
-                    detector.clear(agent, entry.time_ms);
+                if matches!(change.change.as_str(), "agent.reinstate" | "alert.dismiss") {
+                    detector.clear(&change.target, change.time_ms);
                 }
             }
-            _ => {}
         }
         Ok(())
     })

@@ -10,7 +10,6 @@ use cordon_incident::{
 };
 use cordon_store::{Exposure, ProtectiveAction, StoredIncident, TimelineEvent};
 use cordon_vault::{BalanceBand, Field};
-use serde::Deserialize;
 use serde_json::Value;
 
 use crate::error::GatewayError;
@@ -127,42 +126,19 @@ impl IncidentStatus {
     }
 }
 
-/// The parts of a ledger entry the exposure index reads.
-#[derive(Deserialize)]
-struct EntryView {
-    kind: String,
-    #[serde(default)]
-    time_ms: i64,
-    #[serde(default)]
-    agent: String,
-    #[serde(default)]
-    action: String,
-    #[serde(default)]
-    customer: Option<String>,
-    #[serde(default)]
-    fields: Vec<String>,
-    #[serde(default)]
-    matches: Option<Vec<String>>,
-    #[serde(default)]
-    decision: String,
-}
-
 /// The exposures one ledger entry records: none unless it is an allowed access that showed
 /// customers.
 fn exposures_of(index: u64, bytes: &[u8]) -> Vec<Exposure> {
-    let Ok(entry) = serde_json::from_slice::<EntryView>(bytes) else { return Vec::new() };
-    if entry.kind != "access" {
-        return Vec::new();
-    }
-    let allowed = entry.decision == "allow";
-    cordon_incident::customers_shown(&entry.action, allowed, entry.customer.as_deref(), entry.matches.as_deref())
+    let Ok(cordon_entry::Entry::Access(entry)) = cordon_entry::decode(bytes) else { return Vec::new() };
+    entry
+        .customers_shown()
         .into_iter()
         .map(|customer_id| Exposure {
             ledger_index: index,
             time_ms: entry.time_ms,
             agent_id: entry.agent.clone(),
             customer_id,
-            action: entry.action.clone(),
+            action: entry.action.name().to_string(),
             fields: entry.fields.clone(),
         })
         .collect()

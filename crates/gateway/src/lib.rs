@@ -17,12 +17,12 @@ mod indexer;
 mod service;
 mod token;
 
-pub use audit::{AccessEntry, AuditError, AuditFuture, AuditLog, ChangeEntry, ENTRY_VERSION, LedgerAudit};
+pub use audit::{AuditError, AuditFuture, AuditLog, LedgerAudit};
 pub use clock::{Clock, SystemClock};
 pub use config::{Config, IncidentSettings, Limits};
 pub use cordon_ledger::LedgerStats;
 pub use datadir::{CONFIG_FILE, DATABASE_FILE, DataDir, Initialized, LEDGER_DIR, Rotated, futures_block_on};
-pub use detection::{AlertEntry, Replayed, SignalEntry, containment_policy};
+pub use detection::{Replayed, containment};
 pub use error::GatewayError;
 pub use import::{ImportKind, ImportReport, Rejected, import, import_agents};
 pub use incident::{HIGH_BALANCE_BAND, IncidentSpec, IncidentStatus, PROTECTIVE_ACTIONS, ProtectReport};

@@ -14,15 +14,15 @@ use cordon_store::{AccessEvent, CustomerRow, Store, StoredAlert, StoredCustomer}
 use cordon_vault::{BalanceBand, Date, Field, SealedCustomer, SearchKey, Vault, mask, normalize};
 use serde_json::Value;
 
-use crate::audit::{AccessEntry, AuditLog, ChangeEntry, ENTRY_VERSION, encode};
+use crate::audit::AuditLog;
 use crate::clock::Clock;
 use crate::config::Limits;
 use crate::detection::{
-    AccessFacts, AlertEntry, Replayed, Sequenced, Sequencer, append_sequenced, containment_policy, durable,
-    observation, seen,
+    AccessFacts, Replayed, Sequenced, Sequencer, alert_entry, append_sequenced, containment, durable, observation, seen,
 };
 use crate::error::GatewayError;
 use crate::token::{Claims, TokenKey, TokenRole};
+use cordon_entry::{AccessAction, AccessEntry, AlertEntry, ChangeEntry, Containment, Decision as EntryDecision};
 
 /// A search hit: the customer id and the masked name.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -84,40 +84,20 @@ impl std::fmt::Debug for Gateway {
     }
 }
 
-/// What one access decision covers, for the audit entry and the access history.
-struct Recorded<'a> {
-    request: &'a str,
-    agent: &'a str,
-    action: Action,
-    customer: Option<&'a str>,
-    ticket: Option<&'a str>,
-    fields: Vec<String>,
-    search_by: Option<&'static str>,
-    matches: Option<Vec<String>>,
-    approval: Option<String>,
-    allowed: bool,
-    policies: Vec<String>,
-    /// What detection needs beyond the above.
+/// One access decision on its way to the ledger: the entry, and what detection needs of
+/// it beyond the entry.
+struct Recorded {
+    entry: AccessEntry,
     facts: AccessFacts,
 }
 
-impl<'a> Recorded<'a> {
+impl Recorded {
     /// A decision with nothing but who, what and the outcome; callers add the rest.
-    fn new(request: &'a str, agent: &'a str, action: Action, decision: &Decision) -> Recorded<'a> {
-        Recorded {
-            request,
-            agent,
-            action,
-            customer: None,
-            ticket: None,
-            fields: Vec::new(),
-            search_by: None,
-            matches: None,
-            approval: None,
-            allowed: decision.allowed,
-            policies: decision.policies.clone(),
-            facts: AccessFacts::default(),
-        }
+    fn new(time_ms: i64, request: &str, agent: &str, action: AccessAction, decision: &Decision) -> Recorded {
+        let outcome = if decision.allowed { EntryDecision::Allow } else { EntryDecision::Deny };
+        let mut entry = AccessEntry::new(time_ms, request, agent, action, outcome);
+        entry.policies = decision.policies.clone();
+        Recorded { entry, facts: AccessFacts::default() }
     }
 }
 
@@ -215,7 +195,7 @@ impl Gateway {
         self.lock_sequencer().detector = detector;
         // Alerts whose store write a crash cut short are stored (and queued) now.
         let stored: Vec<StoredAlert> =
-            replayed.recorded.iter().map(|(index, alert)| stored_alert(alert, *index)).collect();
+            replayed.recorded.iter().map(|(index, alert)| stored_alert(alert, *index)).collect::<Result<_, _>>()?;
         self.store.record_alerts(&stored, self.webhook_url.is_some(), self.clock.now_ms())?;
         Ok(replayed)
     }
@@ -366,17 +346,11 @@ impl Gateway {
             (true, Some(digest)) => self.store.search(kind, &digest)?,
             _ => Vec::new(),
         };
-        let index = self
-            .record(
-                Recorded {
-                    search_by: Some(kind.name()),
-                    matches: Some(ids.clone()),
-                    facts: AccessFacts { canary: self.only_canaries(&ids)?, ..seen },
-                    ..Recorded::new(request, &agent.id, Action::Search, &decision)
-                },
-                None,
-            )
-            .await?;
+        let mut recorded = self.recorded(request, &agent.id, AccessAction::Search, &decision);
+        recorded.entry.search_by = Some(kind.name().to_string());
+        recorded.entry.matches = Some(ids.clone());
+        recorded.facts = AccessFacts { canary: self.only_canaries(&ids)?, ..seen };
+        let index = self.record(recorded, None).await?;
         if !decision.allowed {
             return Err(denied(decision, index));
         }
@@ -405,8 +379,10 @@ impl Gateway {
         ticket: Option<&str>,
         request: &str,
     ) -> Result<Card, GatewayError> {
+        bounded_ids(customer, ticket)?;
         let (agent, seen) = self.acting_agent(who)?;
-        let (stored, sealed) = self.existing_customer(&agent, &seen, Action::View, customer, ticket, request).await?;
+        let (stored, sealed) =
+            self.existing_customer(&agent, &seen, AccessAction::View, customer, ticket, request).await?;
         let context = self.access_context(&agent, &seen, &stored, &sealed, ticket)?;
         let decision = self.policy.decide(&self.request(
             &agent,
@@ -418,18 +394,12 @@ impl Gateway {
             context.approval.clone(),
             None,
         ));
-        let index = self
-            .record(
-                Recorded {
-                    customer: Some(customer),
-                    ticket,
-                    approval: context.approval_id.clone(),
-                    facts: context.facts.clone(),
-                    ..Recorded::new(request, &agent.id, Action::View, &decision)
-                },
-                Some(customer),
-            )
-            .await?;
+        let mut recorded = self.recorded(request, &agent.id, AccessAction::View, &decision);
+        recorded.entry.customer = Some(customer.to_string());
+        recorded.entry.ticket = ticket.map(str::to_string);
+        recorded.entry.approval = context.approval_id.clone();
+        recorded.facts = context.facts.clone();
+        let index = self.record(recorded, Some(customer)).await?;
         if !decision.allowed {
             return Err(denied(decision, index));
         }
@@ -452,8 +422,10 @@ impl Gateway {
     ) -> Result<Revealed, GatewayError> {
         let fields = self.parse_fields(field_names)?;
         self.check_value_length(reason)?;
+        bounded_ids(customer, ticket)?;
         let (agent, seen) = self.acting_agent(who)?;
-        let (stored, sealed) = self.existing_customer(&agent, &seen, Action::Reveal, customer, ticket, request).await?;
+        let (stored, sealed) =
+            self.existing_customer(&agent, &seen, AccessAction::Reveal, customer, ticket, request).await?;
         let context = self.access_context(&agent, &seen, &stored, &sealed, ticket)?;
         let decisions: Vec<Decision> = fields
             .iter()
@@ -471,19 +443,13 @@ impl Gateway {
             })
             .collect();
         let decision = combine(&fields, decisions);
-        let index = self
-            .record(
-                Recorded {
-                    customer: Some(customer),
-                    ticket,
-                    fields: fields.iter().map(|field| field.name().to_string()).collect(),
-                    approval: context.approval_id.clone(),
-                    facts: AccessFacts { beyond_need: beyond_need(&fields, context.ticket.as_ref()), ..context.facts },
-                    ..Recorded::new(request, &agent.id, Action::Reveal, &decision)
-                },
-                Some(customer),
-            )
-            .await?;
+        let mut recorded = self.recorded(request, &agent.id, AccessAction::Reveal, &decision);
+        recorded.entry.customer = Some(customer.to_string());
+        recorded.entry.ticket = ticket.map(str::to_string);
+        recorded.entry.fields = fields.iter().map(|field| field.name().to_string()).collect();
+        recorded.entry.approval = context.approval_id.clone();
+        recorded.facts = AccessFacts { beyond_need: beyond_need(&fields, context.ticket.as_ref()), ..context.facts };
+        let index = self.record(recorded, Some(customer)).await?;
         if !decision.allowed {
             return Err(denied(decision, index));
         }
@@ -509,8 +475,10 @@ impl Gateway {
             .next()
             .ok_or_else(|| GatewayError::BadRequest("a field to verify is needed".into()))?;
         self.check_value_length(stated)?;
+        bounded_ids(customer, ticket)?;
         let (agent, seen) = self.acting_agent(who)?;
-        let (stored, sealed) = self.existing_customer(&agent, &seen, Action::Verify, customer, ticket, request).await?;
+        let (stored, sealed) =
+            self.existing_customer(&agent, &seen, AccessAction::Verify, customer, ticket, request).await?;
         let context = self.access_context(&agent, &seen, &stored, &sealed, ticket)?;
         let decision = self.policy.decide(&self.request(
             &agent,
@@ -522,19 +490,13 @@ impl Gateway {
             context.approval.clone(),
             None,
         ));
-        let index = self
-            .record(
-                Recorded {
-                    customer: Some(customer),
-                    ticket,
-                    fields: vec![field.name().to_string()],
-                    approval: context.approval_id.clone(),
-                    facts: context.facts.clone(),
-                    ..Recorded::new(request, &agent.id, Action::Verify, &decision)
-                },
-                Some(customer),
-            )
-            .await?;
+        let mut recorded = self.recorded(request, &agent.id, AccessAction::Verify, &decision);
+        recorded.entry.customer = Some(customer.to_string());
+        recorded.entry.ticket = ticket.map(str::to_string);
+        recorded.entry.fields = vec![field.name().to_string()];
+        recorded.entry.approval = context.approval_id.clone();
+        recorded.facts = context.facts.clone();
+        let index = self.record(recorded, Some(customer)).await?;
         if !decision.allowed {
             return Err(denied(decision, index));
         }
@@ -701,16 +663,10 @@ impl Gateway {
             None,
             Some(approval.requester.clone()),
         ));
-        let index = self
-            .record(
-                Recorded {
-                    customer: Some(&approval.customer),
-                    approval: Some(approval.id.clone()),
-                    ..Recorded::new(request, &approver.id, Action::Approve, &decision)
-                },
-                None,
-            )
-            .await?;
+        let mut recorded = self.recorded(request, &approver.id, AccessAction::Approve, &decision);
+        recorded.entry.customer = Some(approval.customer.clone());
+        recorded.entry.approval = Some(approval.id.clone());
+        let index = self.record(recorded, None).await?;
         if !decision.allowed {
             return Err(denied(decision, index));
         }
@@ -736,7 +692,8 @@ impl Gateway {
         let actor = self.principal_facts(who)?;
         let decision = self.policy.decide(&self.request(&actor, Action::Administer, None, None, None, "", None, None));
         if !decision.allowed {
-            let index = self.record(Recorded::new(request, &actor.id, Action::Administer, &decision), None).await?;
+            let index =
+                self.record(self.recorded(request, &actor.id, AccessAction::Administer, &decision), None).await?;
             return Err(denied(decision, index));
         }
         self.change_entry(&actor.id, change, target, detail, request).await
@@ -762,26 +719,19 @@ impl Gateway {
         request: &str,
     ) -> Result<u64, GatewayError> {
         let time_ms = self.clock.now_ms();
-        let entries: Vec<Vec<u8>> = changes
+        let entries = changes
             .into_iter()
             .map(|(change, target, detail)| {
-                encode(&ChangeEntry {
-                    v: ENTRY_VERSION,
-                    kind: "change",
-                    time_ms,
-                    request: request.to_string(),
-                    actor: actor.to_string(),
-                    change,
-                    target,
-                    detail,
-                })
+                ChangeEntry::new(time_ms, request, actor, change, &target, detail).encode().map_err(too_large)
             })
-            .collect();
-        let (index, futures, ()) = append_sequenced(&self.sequencer, self.audit.as_ref(), |_, _| (entries, ()));
-        durable(index, futures).await
+            .collect::<Result<Vec<Vec<u8>>, GatewayError>>()?;
+        let (pending, ()) = append_sequenced(&self.sequencer, self.audit.as_ref(), |_, _| Ok((entries, ())))?;
+        durable(&self.sequencer, pending).await
     }
 
     /// A change entry; `then` runs on the detector in the entry's place in ledger order.
+    /// The entry is encoded (and so checked against the ledger's limit) before it takes
+    /// that place.
     pub(crate) async fn change_entry_then(
         &self,
         actor: &str,
@@ -791,27 +741,25 @@ impl Gateway {
         request: &str,
         then: impl FnOnce(&mut Sequenced),
     ) -> Result<u64, GatewayError> {
-        let entry = ChangeEntry {
-            v: ENTRY_VERSION,
-            kind: "change",
-            time_ms: self.clock.now_ms(),
-            request: request.to_string(),
-            actor: actor.to_string(),
-            change,
-            target: target.to_string(),
-            detail,
-        };
-        let (index, futures, ()) = append_sequenced(&self.sequencer, self.audit.as_ref(), |_, sequenced| {
+        let entry = ChangeEntry::new(self.clock.now_ms(), request, actor, change, target, detail)
+            .encode()
+            .map_err(too_large)?;
+        let (pending, ()) = append_sequenced(&self.sequencer, self.audit.as_ref(), |_, sequenced| {
             then(sequenced);
-            (vec![encode(&entry)], ())
-        });
-        durable(index, futures).await
+            Ok((vec![entry], ()))
+        })?;
+        durable(&self.sequencer, pending).await
+    }
+
+    /// An access decision about to be recorded, stamped now.
+    fn recorded(&self, request: &str, agent: &str, action: AccessAction, decision: &Decision) -> Recorded {
+        Recorded::new(self.clock.now_ms(), request, agent, action, decision)
     }
 
     /// Appends the decision, with any alerts detection raised on it, and waits until they are
     /// durable; then applies containment and indexes the access for the customer's history.
     /// Any failure means the caller gets nothing. Detection can turn an allow into a denial.
-    async fn record(&self, mut recorded: Recorded<'_>, history_for: Option<&str>) -> Result<u64, GatewayError> {
+    async fn record(&self, recorded: Recorded, history_for: Option<&str>) -> Result<u64, GatewayError> {
         if !self.answers_access {
             return Err(GatewayError::Conflict(
                 "this data directory was opened for analysis, without detection's state, so it answers no \
@@ -819,58 +767,51 @@ impl Gateway {
                     .into(),
             ));
         }
-        let time_ms = self.clock.now_ms();
-        let matched = recorded.matches.as_ref().is_some_and(|matches| !matches.is_empty());
-        let (index, futures, (verdict, alerts)) =
+        let Recorded { mut entry, facts } = recorded;
+        entry.why = facts.why.map(|why| why.name().to_string());
+        entry.beyond_need = facts.beyond_need.clone();
+        entry.off_shift = facts.off_shift;
+        // A request whose entry could not be recorded is refused before it takes a place in
+        // the ledger's order or reaches the detector.
+        entry.check_fits().map_err(|error| GatewayError::BadRequest(error.to_string()))?;
+        let matched = entry.matches.as_ref().is_some_and(|matches| !matches.is_empty());
+        let (pending, (entry, verdict, alerts)) =
             append_sequenced(&self.sequencer, self.audit.as_ref(), |index, sequenced| {
-                let verdict = match seen(recorded.action.name(), matched) {
+                let verdict = match seen(entry.action, matched) {
                     Some(action) if sequenced.enabled => sequenced.detector.observe(&observation(
                         index,
-                        time_ms,
-                        recorded.agent,
+                        entry.time_ms,
+                        &entry.agent,
                         action,
-                        recorded.customer,
-                        recorded.allowed,
-                        &recorded.facts,
+                        entry.customer.as_deref(),
+                        entry.allowed(),
+                        &facts,
                     )),
                     _ => Default::default(),
                 };
-                if let Some(level) = verdict.deny
-                    && recorded.allowed
+                if let Some(contained) = verdict.deny.and_then(containment)
+                    && entry.allowed()
                 {
-                    recorded.allowed = false;
-                    recorded.policies = vec![containment_policy(level)];
+                    entry.decision = EntryDecision::Deny;
+                    entry.contained = Some(contained);
+                    entry.policies = vec![contained.policy()];
                 }
-                let entry = AccessEntry {
-                    v: ENTRY_VERSION,
-                    kind: "access",
-                    time_ms,
-                    request: recorded.request.to_string(),
-                    agent: recorded.agent.to_string(),
-                    action: recorded.action.name(),
-                    customer: recorded.customer.map(str::to_string),
-                    ticket: recorded.ticket.map(str::to_string),
-                    fields: recorded.fields.clone(),
-                    search_by: recorded.search_by,
-                    matches: recorded.matches.clone(),
-                    approval: recorded.approval.clone(),
-                    why: recorded.facts.why.map(|why| why.name()),
-                    beyond_need: recorded.facts.beyond_need.clone(),
-                    off_shift: recorded.facts.off_shift,
-                    decision: if recorded.allowed { "allow" } else { "deny" },
-                    policies: recorded.policies.clone(),
-                };
                 let alerts: Vec<AlertEntry> =
-                    verdict.alerts.iter().map(|alert| AlertEntry::new(alert, recorded.request)).collect();
-                let mut entries = vec![encode(&entry)];
-                entries.extend(alerts.iter().map(encode));
-                (entries, (verdict, alerts))
-            });
-        let index = durable(index, futures).await?;
+                    verdict.alerts.iter().map(|alert| alert_entry(alert, &entry.request)).collect();
+                let mut entries = vec![entry.encode().map_err(|error| GatewayError::Internal(error.to_string()))?];
+                for alert in &alerts {
+                    entries.push(alert.encode().map_err(|error| GatewayError::Internal(error.to_string()))?);
+                }
+                Ok((entries, (entry, verdict, alerts)))
+            })?;
+        let index = durable(&self.sequencer, pending).await?;
         if !alerts.is_empty() {
-            let stored: Vec<StoredAlert> =
-                alerts.iter().zip(1u64..).map(|(alert, offset)| stored_alert(alert, index + offset)).collect();
-            self.store.record_alerts(&stored, self.webhook_url.is_some(), time_ms)?;
+            let stored: Vec<StoredAlert> = alerts
+                .iter()
+                .zip(1u64..)
+                .map(|(alert, offset)| stored_alert(alert, index + offset))
+                .collect::<Result<_, _>>()?;
+            self.store.record_alerts(&stored, self.webhook_url.is_some(), entry.time_ms)?;
         }
         for alert in verdict.alerts.iter().filter(|alert| alert.level == cordon_detect::Level::Suspend) {
             self.directory.set_agent_status(&self.store, &alert.agent, AgentStatus::Suspended)?;
@@ -878,28 +819,25 @@ impl Gateway {
         if let Some(customer) = history_for {
             self.indexer.add(AccessEvent {
                 ledger_index: index,
-                time: time_ms,
-                agent_id: recorded.agent.to_string(),
+                time: entry.time_ms,
+                agent_id: entry.agent.clone(),
                 customer_id: Some(customer.to_string()),
-                ticket_id: recorded.ticket.map(str::to_string),
-                action: recorded.action.name().to_string(),
-                fields: recorded.fields,
-                allowed: recorded.allowed,
-                policies: recorded.policies.clone(),
-                request_id: recorded.request.to_string(),
+                ticket_id: entry.ticket.clone(),
+                action: entry.action.name().to_string(),
+                fields: entry.fields.clone(),
+                allowed: entry.allowed(),
+                policies: entry.policies.clone(),
+                request_id: entry.request.clone(),
             });
         }
-        if let Some(level) = verdict.deny
-            && !recorded.allowed
-            && recorded.policies.first().is_some_and(|policy| policy.starts_with("detector:"))
-        {
-            let reason = match level {
-                cordon_detect::Level::StepUp => {
+        if let Some(contained) = entry.contained {
+            let reason = match contained {
+                Containment::StepUp => {
                     "detection stepped this agent up: each reveal needs a second approver".to_string()
                 }
-                _ => format!("detection suspended agent `{}`", recorded.agent),
+                Containment::Suspend => format!("detection suspended agent `{}`", entry.agent),
             };
-            return Err(GatewayError::Denied { reason, policies: recorded.policies, ledger_index: index });
+            return Err(GatewayError::Denied { reason, policies: entry.policies, ledger_index: index });
         }
         Ok(index)
     }
@@ -910,7 +848,7 @@ impl Gateway {
         &self,
         agent: &AgentFacts,
         seen: &AccessFacts,
-        action: Action,
+        action: AccessAction,
         customer: &str,
         ticket: Option<&str>,
         request: &str,
@@ -920,25 +858,14 @@ impl Gateway {
         {
             return Ok((StoredCustomer { sealed: None, id, canary }, sealed));
         }
-        let index = self
-            .record(
-                Recorded {
-                    request,
-                    agent: &agent.id,
-                    action,
-                    customer: Some(customer),
-                    ticket,
-                    fields: Vec::new(),
-                    search_by: None,
-                    matches: None,
-                    approval: None,
-                    allowed: false,
-                    policies: Vec::new(),
-                    facts: seen.clone(),
-                },
-                None,
-            )
-            .await?;
+        let mut recorded = Recorded {
+            entry: AccessEntry::new(self.clock.now_ms(), request, &agent.id, action, EntryDecision::Deny),
+            facts: AccessFacts::default(),
+        };
+        recorded.entry.customer = Some(customer.to_string());
+        recorded.entry.ticket = ticket.map(str::to_string);
+        recorded.facts = seen.clone();
+        let index = self.record(recorded, None).await?;
         Err(GatewayError::NotFound { what: "customer", id: customer.to_string(), ledger_index: Some(index) })
     }
 
@@ -1162,19 +1089,21 @@ pub(crate) fn agent_facts(agent: &Agent) -> AgentFacts {
 }
 
 /// The store's row for an alert entry at `ledger_index`.
-fn stored_alert(alert: &AlertEntry, ledger_index: u64) -> StoredAlert {
-    StoredAlert {
+fn stored_alert(alert: &AlertEntry, ledger_index: u64) -> Result<StoredAlert, GatewayError> {
+    let body = alert.encode().map_err(|error| GatewayError::Internal(error.to_string()))?;
+    let body = String::from_utf8(body).map_err(|error| GatewayError::Internal(error.to_string()))?;
+    Ok(StoredAlert {
         id: alert.alert,
         agent: alert.agent.clone(),
         level: alert.level.clone(),
         time_ms: alert.time_ms,
         ledger_index,
-        body: serde_json::to_string(alert).unwrap_or_default(),
+        body,
         status: "open".into(),
         reason: None,
         decided_by: None,
         decided_at_ms: None,
-    }
+    })
 }
 
 /// Customer and agent facts for a replay, from the store (balances through the vault).
@@ -1250,6 +1179,30 @@ fn combine(fields: &[Field], decisions: Vec<Decision>) -> Decision {
         reason: first_denial.or(first_reason).unwrap_or_default(),
         errors,
     }
+}
+
+/// The longest customer or ticket id a request may name (the directory's limit on ids).
+/// Any id within it is recorded as asked for, whatever its characters; a longer one could
+/// not be recorded and names nobody, so it is refused before the ledger.
+const ID_BYTES_MAX: usize = 128;
+
+fn bounded_ids(customer: &str, ticket: Option<&str>) -> Result<(), GatewayError> {
+    for (what, id) in [("customer", Some(customer)), ("ticket", ticket)] {
+        if let Some(id) = id
+            && id.len() > ID_BYTES_MAX
+        {
+            return Err(GatewayError::BadRequest(format!(
+                "a {what} id of {} bytes is over the limit of {ID_BYTES_MAX}",
+                id.len()
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// A caller's input too large to record: refused before it reaches the ledger.
+fn too_large(error: cordon_entry::EntryError) -> GatewayError {
+    GatewayError::BadRequest(error.to_string())
 }
 
 fn denied(decision: Decision, ledger_index: u64) -> GatewayError {

@@ -24,8 +24,6 @@ pub use notice::{NOTICE_HTML_TEMPLATE, NOTICE_TEXT_TEMPLATE, Notice, NoticeConte
 pub use render::{attribution_json, csv_cell, scope_csv, scope_json};
 pub use report::{NOTIFICATION_HOURS, ReportFacts, report_html, report_markdown};
 pub use sample::{Column, Sample, SampleCell, SampleError, SampleRow, read_sample};
-pub use scope::{
-    AgentScope, CustomerFacts, CustomerScope, DayCount, FieldCount, Scope, Shown, ShownAs, customers_shown, scope,
-};
+pub use scope::{AgentScope, CustomerFacts, CustomerScope, DayCount, FieldCount, Scope, Shown, ShownAs, scope};
 pub use time::{day_of, iso_time, parse_optional_end, parse_optional_time, parse_time};
 pub use words::{escape_html, field_words};

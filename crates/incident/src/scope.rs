@@ -44,20 +44,6 @@ impl ShownAs {
     }
 }
 
-/// The customers an access entry showed its agent: a search's hits, or the one customer a
-/// view, reveal or verify was about; none if the access was denied. The one rule for the
-/// exposure index and the exports alike.
-pub fn customers_shown(action: &str, allowed: bool, customer: Option<&str>, matches: Option<&[String]>) -> Vec<String> {
-    match (allowed, ShownAs::from_action(action), customer, matches) {
-        (false, _, _, _) => Vec::new(),
-        (true, Some(ShownAs::SearchHit), _, Some(matches)) => matches.to_vec(),
-        (true, Some(ShownAs::Card | ShownAs::Reveal | ShownAs::Verify), Some(customer), _) => {
-            vec![customer.to_string()]
-        }
-        _ => Vec::new(),
-    }
-}
-
 /// One customer shown to one agent by one allowed access (the ledger entry at `ledger_index`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Shown {

@@ -225,20 +225,27 @@ impl Ledger {
     /// Appends entries that get consecutive indexes, made durable together. The handle
     /// resolves to the index of the first. An oversized entry fails the whole request.
     pub fn append_batch(&self, entries: Vec<Vec<u8>>) -> Appending {
+        self.try_append_batch(entries).unwrap_or_else(|error| Appending::ready(Err(error)))
+    }
+
+    /// [`Ledger::append_batch`], with the refusals it can tell at once (too large, failed,
+    /// closed) as an error: refused entries take no index, which a caller predicting
+    /// indexes needs to know.
+    pub fn try_append_batch(&self, entries: Vec<Vec<u8>>) -> Result<Appending, LedgerError> {
         if let Some(entry) = entries.iter().find(|entry| entry.len() > ENTRY_SIZE_MAX) {
-            return Appending::ready(Err(LedgerError::EntryTooLarge { size: entry.len() }));
+            return Err(LedgerError::EntryTooLarge { size: entry.len() });
         }
         if let Some(reason) = self.shared.failure() {
-            return Appending::ready(Err(LedgerError::Failed { reason }));
+            return Err(LedgerError::Failed { reason });
         }
         let slot = Arc::new(Slot::default());
         let Some(requests) = &self.requests else {
-            return Appending::ready(Err(LedgerError::Closed));
+            return Err(LedgerError::Closed);
         };
         if requests.send(AppendRequest { entries, slot: Arc::clone(&slot) }).is_err() {
-            return Appending::ready(Err(LedgerError::Closed));
+            return Err(LedgerError::Closed);
         }
-        Appending { slot }
+        Ok(Appending { slot })
     }
 
     /// Publishes a checkpoint covering every entry acknowledged so far, and returns it.

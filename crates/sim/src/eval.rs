@@ -85,7 +85,7 @@ fn read(data: &Path) -> Result<Read, SimError> {
     let mut entries = Vec::with_capacity(size as usize);
     reader
         .for_each_entry(0, size, |index, bytes| {
-            let entry: Entry = serde_json::from_slice(bytes).map_err(|error| cordon_ledger::LedgerError::Failed {
+            let entry = Entry::decode(bytes).map_err(|error| cordon_ledger::LedgerError::Failed {
                 reason: format!("entry {index} is not cordon's: {error}"),
             })?;
             entries.push(entry);

@@ -116,7 +116,7 @@ pub fn tell(scenario: &Scenario, data: &Path) -> Result<Story, SimError> {
     let mut unreadable = None;
     LogReader::new(&ledger)
         .for_each_entry(0, verified.size, |index, bytes| {
-            let Ok(entry) = serde_json::from_slice::<Entry>(bytes) else {
+            let Ok(entry) = Entry::decode(bytes) else {
                 unreadable.get_or_insert(index);
                 return Ok(());
             };

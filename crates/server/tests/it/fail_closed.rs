@@ -18,12 +18,12 @@ struct FailingAudit {
 }
 
 impl AuditLog for FailingAudit {
-    fn append(&self, _entry: Vec<u8>) -> AuditFuture {
-        let count = self.appended.fetch_add(1, Ordering::SeqCst);
+    fn append(&self, entries: Vec<Vec<u8>>) -> Result<AuditFuture, AuditError> {
+        let count = self.appended.fetch_add(entries.len() as u64, Ordering::SeqCst);
         let healthy = count < self.healthy_appends;
-        Box::pin(async move {
+        Ok(Box::pin(async move {
             if healthy { Ok(count) } else { Err(AuditError("injected write failure: no space left on device".into())) }
-        })
+        }))
     }
 
     fn checkpoint(&self) -> String {
@@ -88,4 +88,57 @@ async fn no_data_leaves_when_the_audit_log_cannot_record() {
         }
         assert_eq!(failures, requests.len() - healthy_appends as usize, "every request past the healthy ones fails");
     }
+}
+
+/// Refuses every other append at once (as the ledger refuses an oversized entry, or one
+/// after it has failed); accepted appends get consecutive indexes.
+struct RefusingEveryOther {
+    calls: AtomicU64,
+    accepted: AtomicU64,
+}
+
+impl AuditLog for RefusingEveryOther {
+    fn append(&self, entries: Vec<Vec<u8>>) -> Result<AuditFuture, AuditError> {
+        if self.calls.fetch_add(1, Ordering::SeqCst) % 2 == 1 {
+            return Err(AuditError("injected refusal".into()));
+        }
+        let first = self.accepted.fetch_add(entries.len() as u64, Ordering::SeqCst);
+        Ok(Box::pin(async move { Ok(first) }))
+    }
+
+    fn checkpoint(&self) -> String {
+        String::new()
+    }
+
+    fn receipt(&self, _index: u64) -> Result<String, AuditError> {
+        Err(AuditError("injected failure".into()))
+    }
+
+    fn size(&self) -> u64 {
+        self.accepted.load(Ordering::SeqCst)
+    }
+}
+
+/// Regression: the sequencer counted an index for an append the log refused, so every
+/// later request disagreed with the ledger about its index and failed with 500 until a
+/// restart. A refused append must use no index.
+#[tokio::test]
+async fn a_refused_append_uses_no_index() {
+    let harness = Harness::new();
+    harness.put_assigned_ticket().await;
+    let token = harness.agent_token("agt-1");
+    let state =
+        harness.with_audit(Arc::new(RefusingEveryOther { calls: AtomicU64::new(0), accepted: AtomicU64::new(0) }));
+    let mut answered = Vec::new();
+    for _ in 0..6 {
+        let (status, answer) = call(&state, Method::GET, "/v1/customers/cus-1?ticket=t-1", Some(&token), None).await;
+        match status {
+            StatusCode::OK => answered.push(answer["ledger_index"].as_u64().unwrap()),
+            StatusCode::SERVICE_UNAVAILABLE => {
+                assert_eq!(problem_type(&answer), "urn:cordon:problem:audit-unavailable", "{answer}");
+            }
+            other => panic!("{other}: {answer}"),
+        }
+    }
+    assert_eq!(answered, vec![0, 1, 2], "accepted appends are answered with consecutive indexes");
 }

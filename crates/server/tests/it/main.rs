@@ -3,6 +3,7 @@
 // A failing test should stop loudly where it failed; the no-panic lints are for library code.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
 
+mod adversary;
 mod detection;
 mod fail_closed;
 mod incident;

@@ -38,6 +38,6 @@ fn insiders_are_contained_and_replay_gives_the_same_alerts() {
     let replayed = gateway.replay_detection().unwrap();
     assert!(replayed.observations > 1_000);
     assert_eq!(replayed.recorded.len(), alerts.len());
-    let recorded: Vec<cordon_gateway::AlertEntry> = replayed.recorded.iter().map(|(_, alert)| alert.clone()).collect();
+    let recorded: Vec<cordon_entry::AlertEntry> = replayed.recorded.iter().map(|(_, alert)| alert.clone()).collect();
     assert_eq!(replayed.alerts, recorded);
 }
