@@ -14,6 +14,34 @@ pub fn check_id(kind: &'static str, id: &str) -> Result<(), DirectoryError> {
     if valid { Ok(()) } else { Err(DirectoryError::BadId { kind, id: id.chars().take(64).collect() }) }
 }
 
+/// Checks an agent's id: an id (above) that does not start with `role:`, which names the
+/// gateway's role identities (`role:admin`, `role:analyst`, `role:service`). An agent so
+/// named could pass for one of them.
+pub fn check_agent_id(id: &str) -> Result<(), DirectoryError> {
+    check_id("agent", id)?;
+    if id.starts_with("role:") {
+        return Err(DirectoryError::BadValue {
+            what: "agent id",
+            value: id.chars().take(64).collect(),
+            expected: "an id that does not start with `role:` (reserved for role identities)",
+        });
+    }
+    Ok(())
+}
+
+/// Checks an agent's employer: `staff` exactly, or a vendor's name. Anything but `staff` is
+/// a vendor, so a misspelling fails closed; an empty employer is refused.
+pub fn check_employer(employer: &str) -> Result<(), DirectoryError> {
+    if employer.trim().is_empty() || employer.len() > 128 {
+        return Err(DirectoryError::BadValue {
+            what: "employer",
+            value: employer.chars().take(64).collect(),
+            expected: "`staff`, or the name of the vendor that employs the agent (1 to 128 bytes)",
+        });
+    }
+    Ok(())
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum DirectoryError {
     #[error("{kind} id `{id}` is not valid: use 1 to 128 printable characters without spaces or quotes")]

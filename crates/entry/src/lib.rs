@@ -62,19 +62,25 @@ pub enum AccessAction {
     Verify,
     Approve,
     Administer,
+    /// An export of access events.
+    Export,
     /// A request for an analyst's or responder's powers (alerts, incidents, the board).
     Investigate,
+    /// Asking for break-glass access or a second approver.
+    RequestApproval,
 }
 
 impl AccessAction {
-    pub const ALL: [AccessAction; 7] = [
+    pub const ALL: [AccessAction; 9] = [
         AccessAction::Search,
         AccessAction::View,
         AccessAction::Reveal,
         AccessAction::Verify,
         AccessAction::Approve,
         AccessAction::Administer,
+        AccessAction::Export,
         AccessAction::Investigate,
+        AccessAction::RequestApproval,
     ];
 
     pub fn name(self) -> &'static str {
@@ -85,7 +91,9 @@ impl AccessAction {
             AccessAction::Verify => "verify",
             AccessAction::Approve => "approve",
             AccessAction::Administer => "administer",
+            AccessAction::Export => "export",
             AccessAction::Investigate => "investigate",
+            AccessAction::RequestApproval => "request_approval",
         }
     }
 

@@ -85,7 +85,11 @@ pub(crate) fn seen(action: AccessAction, matched: bool) -> Option<Seen> {
         AccessAction::View => Some(Seen::View),
         AccessAction::Reveal => Some(Seen::Reveal),
         AccessAction::Verify => Some(Seen::Verify),
-        AccessAction::Approve | AccessAction::Administer | AccessAction::Investigate => None,
+        AccessAction::Approve
+        | AccessAction::Administer
+        | AccessAction::Export
+        | AccessAction::Investigate
+        | AccessAction::RequestApproval => None,
     }
 }
 

@@ -9,7 +9,7 @@ pub enum GatewayError {
     #[error("{0}")]
     Unauthenticated(String),
     #[error("this needs a token with role {needed}")]
-    WrongRole { needed: &'static str },
+    WrongRole { needed: &'static str, ledger_index: Option<u64> },
     #[error("access denied: {reason}")]
     Denied { reason: String, policies: Vec<String>, ledger_index: u64 },
     #[error("{what} `{id}` does not exist")]

@@ -59,7 +59,8 @@ struct AgentLine {
     name: String,
     team: String,
     site: String,
-    #[serde(default = "staff")]
+    /// `staff`, or the vendor that employs the agent. Required: a missing employer must
+    /// not make a vendor's agent staff.
     employer: String,
     /// `[start, end)` in UTC hours; equal hours mean all day.
     #[serde(default)]
@@ -68,10 +69,6 @@ struct AgentLine {
     role: String,
     #[serde(default = "active")]
     status: String,
-}
-
-fn staff() -> String {
-    "staff".into()
 }
 
 fn agent_role() -> String {
@@ -251,7 +248,8 @@ impl Batch {
             }
             ImportKind::Agents => {
                 let line: AgentLine = serde_json::from_str(line).map_err(|error| error.to_string())?;
-                cordon_directory::check_id("agent", &line.id).map_err(|error| error.to_string())?;
+                cordon_directory::check_agent_id(&line.id).map_err(|error| error.to_string())?;
+                cordon_directory::check_employer(&line.employer).map_err(|error| error.to_string())?;
                 let [start, end] = line.shift.unwrap_or([0, 0]);
                 let role: Role = line.role.parse().map_err(|error| format!("agent `{}`: {error}", line.id))?;
                 let agent = Agent {

@@ -221,7 +221,7 @@ impl Gateway {
         spec: IncidentSpec,
         request: &str,
     ) -> Result<StoredIncident, GatewayError> {
-        let actor = self.analyst(who)?;
+        let actor = self.analyst(who, request).await?;
         if spec.title.trim().is_empty() {
             return Err(GatewayError::BadRequest("an incident needs a title".into()));
         }
@@ -279,8 +279,8 @@ impl Gateway {
         changes: &[(String, String)],
         request: &str,
     ) -> Result<StoredIncident, GatewayError> {
-        let actor = self.analyst(who)?;
-        let mut incident = self.incident(who, id)?;
+        let actor = self.analyst(who, request).await?;
+        let mut incident = self.stored_incident(id)?;
         let mut status = IncidentStatus::from_json(&incident.status);
         for (name, value) in changes {
             self.check_value_length(value)?;
@@ -303,13 +303,17 @@ impl Gateway {
         Ok(incident)
     }
 
-    pub fn incidents(&self, who: &Claims) -> Result<Vec<StoredIncident>, GatewayError> {
-        self.analyst(who)?;
+    pub async fn incidents(&self, who: &Claims, request: &str) -> Result<Vec<StoredIncident>, GatewayError> {
+        self.analyst(who, request).await?;
         Ok(self.store.incidents()?)
     }
 
-    pub fn incident(&self, who: &Claims, id: &str) -> Result<StoredIncident, GatewayError> {
-        self.analyst(who)?;
+    pub async fn incident(&self, who: &Claims, id: &str, request: &str) -> Result<StoredIncident, GatewayError> {
+        self.analyst(who, request).await?;
+        self.stored_incident(id)
+    }
+
+    fn stored_incident(&self, id: &str) -> Result<StoredIncident, GatewayError> {
         self.store.incident(id)?.ok_or_else(|| GatewayError::NotFound {
             what: "incident",
             id: id.into(),
@@ -317,16 +321,21 @@ impl Gateway {
         })
     }
 
-    pub fn incident_timeline(&self, who: &Claims, id: &str) -> Result<Vec<TimelineEvent>, GatewayError> {
-        self.incident(who, id)?;
+    pub async fn incident_timeline(
+        &self,
+        who: &Claims,
+        id: &str,
+        request: &str,
+    ) -> Result<Vec<TimelineEvent>, GatewayError> {
+        self.incident(who, id, request).await?;
         Ok(self.store.timeline(id)?)
     }
 
     /// The incident's scope, computed afresh from the exposure index (brought up to the
     /// ledger first). Reading a scope is itself a ledger entry.
     pub async fn incident_scope(&self, who: &Claims, id: &str, request: &str) -> Result<Scope, GatewayError> {
-        let actor = self.analyst(who)?;
-        let incident = self.incident(who, id)?;
+        let actor = self.analyst(who, request).await?;
+        let incident = self.stored_incident(id)?;
         let found = self.scope_of(&incident)?;
         self.change_entry(&actor, "incident.scope", id, Some(format!("customers {}", found.customers.len())), request)
             .await?;
@@ -425,8 +434,8 @@ impl Gateway {
         sample: &Sample,
         request: &str,
     ) -> Result<Attribution, GatewayError> {
-        let actor = self.analyst(who)?;
-        self.incident(who, id)?;
+        let actor = self.analyst(who, request).await?;
+        self.stored_incident(id)?;
         let found = self.attribution_of(sample)?;
         self.change_entry(
             &actor,
@@ -479,8 +488,8 @@ impl Gateway {
     /// customer to a suspect, and the incident's opening, each with its receipt against one
     /// checkpoint, sealed by an `incident.evidence` entry that carries the manifest's hash.
     pub async fn incident_evidence(&self, who: &Claims, id: &str, request: &str) -> Result<Vec<u8>, GatewayError> {
-        let actor = self.analyst(who)?;
-        let incident = self.incident(who, id)?;
+        let actor = self.analyst(who, request).await?;
+        let incident = self.stored_incident(id)?;
         let found = self.scope_of(&incident)?;
         let mut indexes: Vec<u64> =
             found.customers.iter().flat_map(|customer| customer.evidence.iter().copied()).collect();
@@ -575,8 +584,8 @@ impl Gateway {
         apply: bool,
         request: &str,
     ) -> Result<ProtectReport, GatewayError> {
-        let actor = self.analyst(who)?;
-        let incident = self.incident(who, id)?;
+        let actor = self.analyst(who, request).await?;
+        let incident = self.stored_incident(id)?;
         let found = self.scope_of(&incident)?;
         let now_ms = self.clock.now_ms();
         let settings = &self.incident;
@@ -665,8 +674,8 @@ impl Gateway {
         id: &str,
         request: &str,
     ) -> Result<(Vec<cordon_incident::Notice>, std::path::PathBuf), GatewayError> {
-        let actor = self.analyst(who)?;
-        let incident = self.incident(who, id)?;
+        let actor = self.analyst(who, request).await?;
+        let incident = self.stored_incident(id)?;
         let found = self.scope_of(&incident)?;
         let mut actions_by_customer: HashMap<String, Vec<String>> = HashMap::new();
         for action in self.store.protective_actions(id)? {
@@ -724,8 +733,8 @@ impl Gateway {
         id: &str,
         request: &str,
     ) -> Result<(String, String), GatewayError> {
-        let actor = self.analyst(who)?;
-        let incident = self.incident(who, id)?;
+        let actor = self.analyst(who, request).await?;
+        let incident = self.stored_incident(id)?;
         let found = self.scope_of(&incident)?;
         let status = IncidentStatus::from_json(&incident.status);
         let mut stopped = Vec::new();
@@ -785,8 +794,8 @@ impl Gateway {
         detail: String,
         request: &str,
     ) -> Result<u64, GatewayError> {
-        let actor = self.analyst(who)?;
-        self.change_entry(&actor, change, "ledger", Some(detail), request).await
+        let actor = self.authorize_system(who, cordon_policy::Action::Export, request).await?;
+        self.change_entry(&actor.id, change, "ledger", Some(detail), request).await
     }
 
     /// The data directory: where the database lives.

@@ -89,6 +89,10 @@ impl std::fmt::Debug for Gateway {
 struct Recorded {
     entry: AccessEntry,
     facts: AccessFacts,
+    /// Whether detection scores it: every decision about a directory agent is; a refused
+    /// attempt by a role identity or an unknown subject is recorded but not scored (there
+    /// is no agent to contain).
+    observed: bool,
 }
 
 impl Recorded {
@@ -97,7 +101,7 @@ impl Recorded {
         let outcome = if decision.allowed { EntryDecision::Allow } else { EntryDecision::Deny };
         let mut entry = AccessEntry::new(time_ms, request, agent, action, outcome);
         entry.policies = decision.policies.clone();
-        Recorded { entry, facts: AccessFacts::default() }
+        Recorded { entry, facts: AccessFacts::default(), observed: true }
     }
 }
 
@@ -150,9 +154,13 @@ impl Gateway {
         )
     }
 
-    /// Issues a token for a directory agent; its role comes from the directory.
+    /// Issues a token for a directory agent; its role comes from the directory. Inactive
+    /// agents get none.
     pub fn issue_agent_token(&self, agent_id: &str) -> Result<String, GatewayError> {
         let agent = self.existing_agent(agent_id)?;
+        if agent.status != AgentStatus::Active {
+            return Err(GatewayError::Conflict(format!("agent `{agent_id}` is {}; it gets no token", agent.status)));
+        }
         crate::token::issue(
             &self.tokens,
             agent_id,
@@ -216,8 +224,14 @@ impl Gateway {
     }
 
     /// Alerts, newest first (analysts and administrators).
-    pub fn alerts(&self, who: &Claims, status: Option<&str>, limit: usize) -> Result<Vec<StoredAlert>, GatewayError> {
-        self.analyst(who)?;
+    pub async fn alerts(
+        &self,
+        who: &Claims,
+        status: Option<&str>,
+        limit: usize,
+        request: &str,
+    ) -> Result<Vec<StoredAlert>, GatewayError> {
+        self.analyst(who, request).await?;
         if let Some(status) = status
             && !matches!(status, "open" | "dismissed" | "confirmed")
         {
@@ -228,8 +242,12 @@ impl Gateway {
         Ok(self.store.alerts(status, limit.min(self.limits.history_events_max))?)
     }
 
-    pub fn alert(&self, who: &Claims, id: u64) -> Result<StoredAlert, GatewayError> {
-        self.analyst(who)?;
+    pub async fn alert(&self, who: &Claims, id: u64, request: &str) -> Result<StoredAlert, GatewayError> {
+        self.analyst(who, request).await?;
+        self.stored_alert(id)
+    }
+
+    fn stored_alert(&self, id: u64) -> Result<StoredAlert, GatewayError> {
         self.store.alert(id)?.ok_or_else(|| GatewayError::NotFound {
             what: "alert",
             id: id.to_string(),
@@ -248,12 +266,12 @@ impl Gateway {
         reason: &str,
         request: &str,
     ) -> Result<u64, GatewayError> {
-        let actor = self.analyst(who)?;
+        let actor = self.analyst(who, request).await?;
         if reason.trim().is_empty() {
             return Err(GatewayError::BadRequest("a reason is needed to decide an alert".into()));
         }
         self.check_value_length(reason)?;
-        let alert = self.alert(who, id)?;
+        let alert = self.stored_alert(id)?;
         if alert.status != "open" {
             return Err(GatewayError::Conflict(format!("alert {id} is already {}", alert.status)));
         }
@@ -280,7 +298,7 @@ impl Gateway {
     /// Reinstates a suspended agent: an analyst's or administrator's call, never the agent's
     /// own. Clears detection's risk for it, in the entry's place in the ledger.
     pub async fn reinstate_agent(&self, who: &Claims, agent: &str, request: &str) -> Result<u64, GatewayError> {
-        let actor = self.analyst(who)?;
+        let actor = self.analyst(who, request).await?;
         if actor == agent {
             return Err(GatewayError::Conflict("an agent cannot reinstate itself".into()));
         }
@@ -307,17 +325,33 @@ impl Gateway {
         })
     }
 
-    /// The caller, if it may work alerts: an analyst or an administrator.
-    pub(crate) fn analyst(&self, who: &Claims) -> Result<String, GatewayError> {
-        match who.role {
-            TokenRole::Analyst | TokenRole::Admin => Ok(who.sub.clone()),
-            _ => Err(GatewayError::WrongRole { needed: "analyst or admin" }),
+    /// The caller, if policy lets it investigate (alerts, the risk board, incidents): an
+    /// active analyst or administrator as the directory says now. A refusal is recorded.
+    pub(crate) async fn analyst(&self, who: &Claims, request: &str) -> Result<String, GatewayError> {
+        Ok(self.authorize_system(who, Action::Investigate, request).await?.id)
+    }
+
+    /// The principal behind `who`, if policy lets it take `action`, one that names no
+    /// customer (investigate, export, administer). A refusal is a ledger entry.
+    pub(crate) async fn authorize_system(
+        &self,
+        who: &Claims,
+        action: Action,
+        request: &str,
+    ) -> Result<AgentFacts, GatewayError> {
+        let principal = self.principal(who)?;
+        let decision = self.policy.decide(&self.request(&principal, action, None, None, None, "", None, None));
+        if !decision.allowed {
+            let recorded = self.recorded(request, &principal.id, recorded_action(action), &decision);
+            let index = self.record(recorded, None).await?;
+            return Err(denied(decision, index));
         }
+        Ok(principal)
     }
 
     /// Agents by risk now, highest first (analysts and administrators).
-    pub fn risk_board(&self, who: &Claims) -> Result<Vec<cordon_detect::AgentRisk>, GatewayError> {
-        self.analyst(who)?;
+    pub async fn risk_board(&self, who: &Claims, request: &str) -> Result<Vec<cordon_detect::AgentRisk>, GatewayError> {
+        self.analyst(who, request).await?;
         Ok(self.lock_sequencer().detector.board(self.clock.now_ms()))
     }
 
@@ -339,7 +373,7 @@ impl Gateway {
             GatewayError::BadRequest(format!("`by` must be email, phone, account_id or wallet, not `{by}`"))
         })?;
         self.check_value_length(value)?;
-        let (agent, seen) = self.acting_agent(who)?;
+        let (agent, seen) = self.data_agent(who, AccessAction::Search, None, None, request).await?;
         let decision = self.policy.decide(&self.request(&agent, Action::Search, None, None, None, "", None, None));
         let digest = self.vault.search_digest(kind, value);
         let ids = match (decision.allowed, digest) {
@@ -380,7 +414,7 @@ impl Gateway {
         request: &str,
     ) -> Result<Card, GatewayError> {
         bounded_ids(customer, ticket)?;
-        let (agent, seen) = self.acting_agent(who)?;
+        let (agent, seen) = self.data_agent(who, AccessAction::View, Some(customer), ticket, request).await?;
         let (stored, sealed) =
             self.existing_customer(&agent, &seen, AccessAction::View, customer, ticket, request).await?;
         let context = self.access_context(&agent, &seen, &stored, &sealed, ticket)?;
@@ -423,7 +457,7 @@ impl Gateway {
         let fields = self.parse_fields(field_names)?;
         self.check_value_length(reason)?;
         bounded_ids(customer, ticket)?;
-        let (agent, seen) = self.acting_agent(who)?;
+        let (agent, seen) = self.data_agent(who, AccessAction::Reveal, Some(customer), ticket, request).await?;
         let (stored, sealed) =
             self.existing_customer(&agent, &seen, AccessAction::Reveal, customer, ticket, request).await?;
         let context = self.access_context(&agent, &seen, &stored, &sealed, ticket)?;
@@ -476,7 +510,7 @@ impl Gateway {
             .ok_or_else(|| GatewayError::BadRequest("a field to verify is needed".into()))?;
         self.check_value_length(stated)?;
         bounded_ids(customer, ticket)?;
-        let (agent, seen) = self.acting_agent(who)?;
+        let (agent, seen) = self.data_agent(who, AccessAction::Verify, Some(customer), ticket, request).await?;
         let (stored, sealed) =
             self.existing_customer(&agent, &seen, AccessAction::Verify, customer, ticket, request).await?;
         let context = self.access_context(&agent, &seen, &stored, &sealed, ticket)?;
@@ -507,8 +541,8 @@ impl Gateway {
 
     /// Every recorded access to a customer (service role: the customer-facing app).
     pub fn access_history(&self, who: &Claims, customer: &str) -> Result<Vec<AccessEvent>, GatewayError> {
-        if who.role != TokenRole::Service {
-            return Err(GatewayError::WrongRole { needed: "service" });
+        if self.principal(who)?.role != TokenRole::Service.name() {
+            return Err(GatewayError::WrongRole { needed: "service", ledger_index: None });
         }
         self.indexer.flush();
         Ok(self.store.access_history(customer, self.limits.history_events_max)?)
@@ -517,7 +551,9 @@ impl Gateway {
     // ---- administration ----
 
     pub async fn put_agent(&self, who: &Claims, agent: Agent, request: &str) -> Result<u64, GatewayError> {
-        cordon_directory::check_id("agent", &agent.id).map_err(|error| GatewayError::BadRequest(error.to_string()))?;
+        cordon_directory::check_agent_id(&agent.id).map_err(|error| GatewayError::BadRequest(error.to_string()))?;
+        cordon_directory::check_employer(&agent.employer)
+            .map_err(|error| GatewayError::BadRequest(error.to_string()))?;
         let index = self
             .administer(
                 who,
@@ -610,9 +646,20 @@ impl Gateway {
         customer: &str,
         request: &str,
     ) -> Result<Approval, GatewayError> {
-        let (agent, _) = self.acting_agent(who)?;
+        bounded_ids(customer, None)?;
+        let (agent, _) = self.data_agent(who, AccessAction::RequestApproval, Some(customer), None, request).await?;
         if self.store.customer(customer)?.is_none() {
             return Err(GatewayError::NotFound { what: "customer", id: customer.to_string(), ledger_index: None });
+        }
+        // Policy decides who may ask (a suspended agent may not); a refusal is recorded.
+        let facts = CustomerFacts { id: customer.to_string(), high_balance: false };
+        let decision =
+            self.policy.decide(&self.request(&agent, Action::RequestApproval, Some(facts), None, None, "", None, None));
+        if !decision.allowed {
+            let mut recorded = self.recorded(request, &agent.id, AccessAction::RequestApproval, &decision);
+            recorded.entry.customer = Some(customer.to_string());
+            let index = self.record(recorded, None).await?;
+            return Err(denied(decision, index));
         }
         let approval = Approval {
             id: format!("ap-{}", random_id()?),
@@ -652,7 +699,8 @@ impl Gateway {
         if approval.status != ApprovalStatus::Requested {
             return Err(GatewayError::Conflict(format!("approval `{approval_id}` is already {}", approval.status)));
         }
-        let approver = self.principal_facts(who)?;
+        // A person approves: a directory analyst, never a shared role identity.
+        let approver = self.data_agent(who, AccessAction::Approve, Some(&approval.customer), None, request).await?.0;
         let decision = self.policy.decide(&self.request(
             &approver,
             Action::Approve,
@@ -689,13 +737,7 @@ impl Gateway {
         detail: Option<String>,
         request: &str,
     ) -> Result<u64, GatewayError> {
-        let actor = self.principal_facts(who)?;
-        let decision = self.policy.decide(&self.request(&actor, Action::Administer, None, None, None, "", None, None));
-        if !decision.allowed {
-            let index =
-                self.record(self.recorded(request, &actor.id, AccessAction::Administer, &decision), None).await?;
-            return Err(denied(decision, index));
-        }
+        let actor = self.authorize_system(who, Action::Administer, request).await?;
         self.change_entry(&actor.id, change, target, detail, request).await
     }
 
@@ -767,7 +809,7 @@ impl Gateway {
                     .into(),
             ));
         }
-        let Recorded { mut entry, facts } = recorded;
+        let Recorded { mut entry, facts, observed } = recorded;
         entry.why = facts.why.map(|why| why.name().to_string());
         entry.beyond_need = facts.beyond_need.clone();
         entry.off_shift = facts.off_shift;
@@ -778,7 +820,7 @@ impl Gateway {
         let (pending, (entry, verdict, alerts)) =
             append_sequenced(&self.sequencer, self.audit.as_ref(), |index, sequenced| {
                 let verdict = match seen(entry.action, matched) {
-                    Some(action) if sequenced.enabled => sequenced.detector.observe(&observation(
+                    Some(action) if sequenced.enabled && observed => sequenced.detector.observe(&observation(
                         index,
                         entry.time_ms,
                         &entry.agent,
@@ -861,6 +903,7 @@ impl Gateway {
         let mut recorded = Recorded {
             entry: AccessEntry::new(self.clock.now_ms(), request, &agent.id, action, EntryDecision::Deny),
             facts: AccessFacts::default(),
+            observed: true,
         };
         recorded.entry.customer = Some(customer.to_string());
         recorded.entry.ticket = ticket.map(str::to_string);
@@ -972,12 +1015,41 @@ impl Gateway {
         }
     }
 
-    /// The directory agent behind a token; data access needs one.
+    /// The directory agent behind a token for a request that reaches customer data. A token
+    /// that is not a directory agent's (a role identity, or an agent no longer in the
+    /// directory) is refused, and the refused attempt recorded.
+    async fn data_agent(
+        &self,
+        who: &Claims,
+        action: AccessAction,
+        customer: Option<&str>,
+        ticket: Option<&str>,
+        request: &str,
+    ) -> Result<(AgentFacts, AccessFacts), GatewayError> {
+        let error = match self.acting_agent(who) {
+            Ok(found) => return Ok(found),
+            Err(error @ (GatewayError::WrongRole { .. } | GatewayError::Unauthenticated(_))) => error,
+            Err(other) => return Err(other),
+        };
+        let mut entry = AccessEntry::new(self.clock.now_ms(), request, &who.sub, action, EntryDecision::Deny);
+        entry.customer = customer.map(str::to_string);
+        entry.ticket = ticket.map(str::to_string);
+        entry.policies = vec![format!("refused:{}", error.code())];
+        let index = self.record(Recorded { entry, facts: AccessFacts::default(), observed: false }, None).await?;
+        Err(match error {
+            GatewayError::WrongRole { needed, .. } => GatewayError::WrongRole { needed, ledger_index: Some(index) },
+            other => other,
+        })
+    }
+
     /// The directory agent behind a token, as policy sees it and as detection sees it (its
     /// peers, and whether it is on shift now), from one directory read.
     fn acting_agent(&self, who: &Claims) -> Result<(AgentFacts, AccessFacts), GatewayError> {
-        if who.sub.starts_with("role:") {
-            return Err(GatewayError::WrongRole { needed: "agent (a token issued for a directory agent)" });
+        if who.sub.starts_with(ROLE_PREFIX) {
+            return Err(GatewayError::WrongRole {
+                needed: "agent (a token issued for a directory agent)",
+                ledger_index: None,
+            });
         }
         let agent = self
             .directory
@@ -993,19 +1065,34 @@ impl Gateway {
         Ok((agent_facts(&agent), seen))
     }
 
-    /// The facts of whoever holds the token: a directory agent, or a role identity.
-    fn principal_facts(&self, who: &Claims) -> Result<AgentFacts, GatewayError> {
-        if who.sub.starts_with("role:") {
+    /// Whoever holds the token, resolved on every request: a directory agent with its role,
+    /// status, team, site and employer as the directory says now (never as the token says,
+    /// so a suspension or a demotion holds from the next request), or one of the role
+    /// identities (`role:admin`, `role:analyst`, `role:service`), whose token must name
+    /// exactly that role.
+    pub(crate) fn principal(&self, who: &Claims) -> Result<AgentFacts, GatewayError> {
+        if let Some(role) = who.sub.strip_prefix(ROLE_PREFIX) {
+            if who.role == TokenRole::Agent || role != who.role.name() {
+                return Err(GatewayError::Unauthenticated(format!(
+                    "token subject `{}` does not match its role `{}`",
+                    who.sub,
+                    who.role.name()
+                )));
+            }
             return Ok(AgentFacts {
                 id: who.sub.clone(),
                 team: String::new(),
                 site: String::new(),
                 employer: "staff".into(),
-                role: who.role.name().to_string(),
+                role: role.to_string(),
                 status: "active".into(),
             });
         }
-        self.acting_agent(who).map(|(facts, _)| facts)
+        let agent = self
+            .directory
+            .agent(&self.store, &who.sub)?
+            .ok_or_else(|| GatewayError::Unauthenticated(format!("agent `{}` is not in the directory", who.sub)))?;
+        Ok(agent_facts(&agent))
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -1198,6 +1285,24 @@ fn bounded_ids(customer: &str, ticket: Option<&str>) -> Result<(), GatewayError>
         }
     }
     Ok(())
+}
+
+/// Token subjects of the role identities start with this; no directory agent's id may.
+pub(crate) const ROLE_PREFIX: &str = "role:";
+
+/// How the ledger names a policy action.
+fn recorded_action(action: Action) -> AccessAction {
+    match action {
+        Action::Search => AccessAction::Search,
+        Action::View => AccessAction::View,
+        Action::Reveal => AccessAction::Reveal,
+        Action::Verify => AccessAction::Verify,
+        Action::Approve => AccessAction::Approve,
+        Action::Administer => AccessAction::Administer,
+        Action::Export => AccessAction::Export,
+        Action::Investigate => AccessAction::Investigate,
+        Action::RequestApproval => AccessAction::RequestApproval,
+    }
 }
 
 /// A caller's input too large to record: refused before it reaches the ledger.

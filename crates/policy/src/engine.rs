@@ -210,7 +210,7 @@ impl PolicyEngine {
         )?);
 
         let resource = match request.action {
-            Action::View | Action::Reveal | Action::Verify => {
+            Action::View | Action::Reveal | Action::Verify | Action::RequestApproval => {
                 let customer = request.customer.as_ref().ok_or("a data access needs a customer")?;
                 let customer_uid = uid(&types.customer, &customer.id);
                 entities.push(entity(
@@ -230,7 +230,7 @@ impl PolicyEngine {
                 )?);
                 approval_uid
             }
-            Action::Search | Action::Export | Action::Administer => uid(&types.system, "cordon"),
+            Action::Search | Action::Export | Action::Administer | Action::Investigate => uid(&types.system, "cordon"),
         };
 
         let mut context = vec![
@@ -311,6 +311,8 @@ fn explain_default_deny(request: &AccessRequest) -> String {
         Action::Search => format!("role `{}` may not search customers", agent.role),
         Action::Export => "only analysts and administrators export access events".into(),
         Action::Administer => "only administrators manage the directory".into(),
+        Action::Investigate => "only analysts and administrators work alerts, the risk board and incidents".into(),
+        Action::RequestApproval => format!("role `{}` may not ask for approvals", agent.role),
         Action::Approve => match request.approval_requester.as_deref() {
             Some(requester) if requester == agent.id => "nobody may approve their own request".into(),
             _ => "only an analyst may approve".into(),

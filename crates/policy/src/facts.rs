@@ -13,10 +13,14 @@ pub enum Action {
     Export,
     Administer,
     Approve,
+    /// An analyst's or responder's powers: alerts, the risk board, incidents.
+    Investigate,
+    /// Asking for break-glass access to a customer, or a second approver.
+    RequestApproval,
 }
 
 impl Action {
-    pub const ALL: [Action; 7] = [
+    pub const ALL: [Action; 9] = [
         Action::Search,
         Action::View,
         Action::Reveal,
@@ -24,6 +28,8 @@ impl Action {
         Action::Export,
         Action::Administer,
         Action::Approve,
+        Action::Investigate,
+        Action::RequestApproval,
     ];
 
     pub fn name(self) -> &'static str {
@@ -35,6 +41,8 @@ impl Action {
             Action::Export => "export",
             Action::Administer => "administer",
             Action::Approve => "approve",
+            Action::Investigate => "investigate",
+            Action::RequestApproval => "request_approval",
         }
     }
 }

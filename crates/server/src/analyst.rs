@@ -73,7 +73,7 @@ pub(crate) async fn list_alerts(
     query: Result<Query<AlertQuery>, QueryRejection>,
 ) -> Result<Json<AlertList>, Problem> {
     let Query(query) = query.map_err(query_problem)?;
-    let alerts = state.gateway.alerts(&caller.claims, query.status.as_deref(), query.limit)?;
+    let alerts = state.gateway.alerts(&caller.claims, query.status.as_deref(), query.limit, &caller.request).await?;
     Ok(Json(AlertList { alerts: alerts.into_iter().map(AlertView::from).collect() }))
 }
 
@@ -82,7 +82,7 @@ pub(crate) async fn show_alert(
     caller: Caller,
     Path(id): Path<u64>,
 ) -> Result<Json<AlertView>, Problem> {
-    Ok(Json(state.gateway.alert(&caller.claims, id)?.into()))
+    Ok(Json(state.gateway.alert(&caller.claims, id, &caller.request).await?.into()))
 }
 
 #[derive(Deserialize)]
@@ -130,7 +130,7 @@ struct BoardRow {
 }
 
 pub(crate) async fn risk_board(State(state): State<Arc<AppState>>, caller: Caller) -> Result<Json<Board>, Problem> {
-    let board = state.gateway.risk_board(&caller.claims)?;
+    let board = state.gateway.risk_board(&caller.claims, &caller.request).await?;
     Ok(Json(Board {
         agents: board
             .into_iter()

@@ -78,7 +78,7 @@ pub(crate) async fn open(
 }
 
 pub(crate) async fn list(State(state): State<Arc<AppState>>, caller: Caller) -> Result<Json<Value>, Problem> {
-    let incidents = state.gateway.incidents(&caller.claims)?;
+    let incidents = state.gateway.incidents(&caller.claims, &caller.request).await?;
     Ok(Json(json!({ "incidents": incidents.iter().map(incident_view).collect::<Vec<_>>() })))
 }
 
@@ -87,8 +87,8 @@ pub(crate) async fn show(
     caller: Caller,
     Path(id): Path<String>,
 ) -> Result<Json<Value>, Problem> {
-    let incident = state.gateway.incident(&caller.claims, &id)?;
-    let timeline = state.gateway.incident_timeline(&caller.claims, &id)?;
+    let incident = state.gateway.incident(&caller.claims, &id, &caller.request).await?;
+    let timeline = state.gateway.incident_timeline(&caller.claims, &id, &caller.request).await?;
     let mut view = incident_view(&incident);
     if let Some(object) = view.as_object_mut() {
         object.insert(

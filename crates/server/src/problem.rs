@@ -57,7 +57,8 @@ impl From<GatewayError> for Problem {
                 extra.push(("ledger_index", json!(ledger_index)));
                 format!("access denied: {reason}")
             }
-            GatewayError::NotFound { ledger_index: Some(index), .. } => {
+            GatewayError::NotFound { ledger_index: Some(index), .. }
+            | GatewayError::WrongRole { ledger_index: Some(index), .. } => {
                 extra.push(("ledger_index", json!(index)));
                 error.to_string()
             }

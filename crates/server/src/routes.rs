@@ -402,7 +402,8 @@ struct AgentBody {
     name: String,
     team: String,
     site: String,
-    #[serde(default = "staff")]
+    /// `staff`, or the vendor that employs the agent. Required: a missing employer must
+    /// not make a vendor's agent staff.
     employer: String,
     #[serde(default)]
     shift: Option<[u8; 2]>,
@@ -410,10 +411,6 @@ struct AgentBody {
     role: String,
     #[serde(default = "active")]
     status: String,
-}
-
-fn staff() -> String {
-    "staff".into()
 }
 
 fn agent_role() -> String {
@@ -634,7 +631,7 @@ async fn proof(
 
 async fn metrics(State(state): State<Arc<AppState>>, caller: Caller) -> Result<Response, Problem> {
     if !matches!(caller.claims.role, TokenRole::Service | TokenRole::Admin) {
-        return Err(GatewayError::WrongRole { needed: "service or admin" }.into());
+        return Err(GatewayError::WrongRole { needed: "service or admin", ledger_index: None }.into());
     }
     let text = state.metrics.render(state.gateway.audit().stats());
     Ok(([(header::CONTENT_TYPE, "application/openmetrics-text; version=1.0.0; charset=utf-8")], text).into_response())

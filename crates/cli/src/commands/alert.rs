@@ -3,11 +3,10 @@
 use std::time::Instant;
 
 use anyhow::bail;
-use cordon_gateway::futures_block_on;
 use serde_json::Value;
 
 use crate::cli::AlertCommand;
-use crate::commands::{analyst, open_data as open};
+use crate::commands::{analyst, open_data as open, wait};
 
 fn field<'a>(value: &'a Value, name: &str) -> &'a Value {
     value.get(name).unwrap_or(&Value::Null)
@@ -18,7 +17,7 @@ pub fn run(command: AlertCommand) -> anyhow::Result<()> {
     match command {
         AlertCommand::List { data, status, limit } => {
             let gateway = open(&data)?;
-            let alerts = gateway.alerts(&who, status.as_deref(), limit)?;
+            let alerts = wait(gateway.alerts(&who, status.as_deref(), limit, "cli"))?;
             if alerts.is_empty() {
                 println!("no alerts");
             }
@@ -41,7 +40,7 @@ pub fn run(command: AlertCommand) -> anyhow::Result<()> {
         }
         AlertCommand::Show { data, id } => {
             let gateway = open(&data)?;
-            let alert = gateway.alert(&who, id)?;
+            let alert = wait(gateway.alert(&who, id, "cli"))?;
             let body: Value = serde_json::from_str(&alert.body).unwrap_or(Value::Null);
             println!(
                 "alert {id}: {} for {} ({}), ledger entry {}",
@@ -69,17 +68,17 @@ pub fn run(command: AlertCommand) -> anyhow::Result<()> {
         }
         AlertCommand::Dismiss { data, id, reason } => {
             let gateway = open(&data)?;
-            let index = futures_block_on(gateway.decide_alert(&who, id, false, &reason, "cli"))?;
+            let index = wait(gateway.decide_alert(&who, id, false, &reason, "cli"))?;
             println!("alert {id} dismissed (ledger entry {index})");
         }
         AlertCommand::Confirm { data, id, reason } => {
             let gateway = open(&data)?;
-            let index = futures_block_on(gateway.decide_alert(&who, id, true, &reason, "cli"))?;
+            let index = wait(gateway.decide_alert(&who, id, true, &reason, "cli"))?;
             println!("alert {id} confirmed, agent suspended (ledger entry {index})");
         }
         AlertCommand::Board { data, limit } => {
             let gateway = open(&data)?;
-            for row in gateway.risk_board(&who)?.into_iter().take(limit) {
+            for row in wait(gateway.risk_board(&who, "cli"))?.into_iter().take(limit) {
                 println!("{:<10} {:<28} risk {:>7.2}  {}", row.agent, row.peer_group, row.risk, row.level.name());
             }
         }

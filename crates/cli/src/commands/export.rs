@@ -6,11 +6,11 @@ use std::time::Instant;
 
 use anyhow::{Context as _, bail};
 use cordon_export::AccessEvent;
-use cordon_gateway::{Gateway, futures_block_on};
+use cordon_gateway::Gateway;
 use cordon_incident::iso_time;
 
 use crate::cli::ExportCommand;
-use crate::commands::{analyst, open_for_analysis, option_end, option_time as time};
+use crate::commands::{analyst, open_for_analysis, option_end, option_time as time, wait};
 
 #[derive(Clone, Copy)]
 enum Format {
@@ -68,7 +68,7 @@ fn export(
     window: &Window,
     write: &mut dyn FnMut(AccessEvent) -> anyhow::Result<()>,
 ) -> anyhow::Result<()> {
-    futures_block_on(gateway.record_export(&analyst(), format.change(), window.describe(format.name()), "cli"))?;
+    wait(gateway.record_export(&analyst(), format.change(), window.describe(format.name()), "cli"))?;
     let mut failed = None;
     gateway
         .audit()

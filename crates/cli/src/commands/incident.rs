@@ -5,12 +5,12 @@ use std::path::Path;
 use std::time::Instant;
 
 use anyhow::{Context as _, bail};
-use cordon_gateway::{IncidentSpec, IncidentStatus, futures_block_on};
+use cordon_gateway::{IncidentSpec, IncidentStatus};
 use cordon_incident::{Scope, attribution_json, iso_time, read_sample, scope_csv, scope_json};
 
 use crate::cli::IncidentCommand;
 
-use crate::commands::{analyst, open_for_analysis as open, option_end, option_time as time};
+use crate::commands::{analyst, open_for_analysis as open, option_end, option_time as time, wait};
 
 /// `FIELD=TEXT` pairs.
 fn assignments(option: &str, items: &[String]) -> anyhow::Result<Vec<(String, String)>> {
@@ -46,7 +46,7 @@ pub fn run(command: IncidentCommand) -> anyhow::Result<()> {
                 status: record,
             };
             let gateway = open(&data)?;
-            let incident = futures_block_on(gateway.open_incident(&who, spec, "cli"))?;
+            let incident = wait(gateway.open_incident(&who, spec, "cli"))?;
             println!("{}", incident.id);
             eprintln!(
                 "opened incident {} (ledger entry {}); the 72-hour clock started {}",
@@ -57,7 +57,7 @@ pub fn run(command: IncidentCommand) -> anyhow::Result<()> {
         }
         IncidentCommand::List { data } => {
             let gateway = open(&data)?;
-            let incidents = gateway.incidents(&who)?;
+            let incidents = wait(gateway.incidents(&who, "cli"))?;
             if incidents.is_empty() {
                 println!("no incidents");
             }
@@ -73,7 +73,7 @@ pub fn run(command: IncidentCommand) -> anyhow::Result<()> {
         }
         IncidentCommand::Show { id, data } => {
             let gateway = open(&data)?;
-            let incident = gateway.incident(&who, &id)?;
+            let incident = wait(gateway.incident(&who, &id, "cli"))?;
             let status = IncidentStatus::from_json(&incident.status);
             println!("incident {}: {}", incident.id, incident.title);
             println!(
@@ -98,7 +98,7 @@ pub fn run(command: IncidentCommand) -> anyhow::Result<()> {
             println!("  trading operations  {}", status.trading_operations);
             println!("  investigation       {}", status.investigation);
             println!("timeline:");
-            for event in gateway.incident_timeline(&who, &id)? {
+            for event in wait(gateway.incident_timeline(&who, &id, "cli"))? {
                 let entry = event.ledger_index.map(|index| format!(" (ledger entry {index})")).unwrap_or_default();
                 println!("  {}  {}{entry}", iso_time(event.time_ms), event.what);
             }
@@ -106,13 +106,13 @@ pub fn run(command: IncidentCommand) -> anyhow::Result<()> {
         IncidentCommand::Status { id, data, set } => {
             let changes = assignments("set", &set)?;
             let gateway = open(&data)?;
-            futures_block_on(gateway.set_incident_status(&who, &id, &changes, "cli"))?;
+            wait(gateway.set_incident_status(&who, &id, &changes, "cli"))?;
             println!("incident {id}: status updated");
         }
         IncidentCommand::Scope { id, data, csv, json, show } => {
             let gateway = open(&data)?;
             let started = Instant::now();
-            let scope = futures_block_on(gateway.incident_scope(&who, &id, "cli"))?;
+            let scope = wait(gateway.incident_scope(&who, &id, "cli"))?;
             let elapsed = started.elapsed();
             print_scope(&id, &scope, show);
             eprintln!("scope computed in {:.1} ms", elapsed.as_secs_f64() * 1000.0);
@@ -127,7 +127,7 @@ pub fn run(command: IncidentCommand) -> anyhow::Result<()> {
         }
         IncidentCommand::Protect { id, data, apply } => {
             let gateway = open(&data)?;
-            let report = futures_block_on(gateway.incident_protect(&who, &id, apply, "cli"))?;
+            let report = wait(gateway.incident_protect(&who, &id, apply, "cli"))?;
             let mut per_action: std::collections::BTreeMap<&str, u64> = std::collections::BTreeMap::new();
             for action in &report.actions {
                 *per_action.entry(action.action.as_str()).or_default() += 1;
@@ -151,13 +151,13 @@ pub fn run(command: IncidentCommand) -> anyhow::Result<()> {
         }
         IncidentCommand::Notify { id, data } => {
             let gateway = open(&data)?;
-            let (notices, folder) = futures_block_on(gateway.incident_notify(&who, &id, "cli"))?;
+            let (notices, folder) = wait(gateway.incident_notify(&who, &id, "cli"))?;
             println!("{}", folder.display());
             eprintln!("{} notices (text and HTML), one per affected customer, in {}", notices.len(), folder.display());
         }
         IncidentCommand::Report { id, data, out } => {
             let gateway = open(&data)?;
-            let (markdown, html) = futures_block_on(gateway.incident_report(&who, &id, "cli"))?;
+            let (markdown, html) = wait(gateway.incident_report(&who, &id, "cli"))?;
             let folder = out.unwrap_or_else(|| data.join("reports").join(&id));
             std::fs::create_dir_all(&folder).with_context(|| format!("cannot create `{}`", folder.display()))?;
             write(&folder.join("report.md"), &markdown)?;
@@ -167,7 +167,7 @@ pub fn run(command: IncidentCommand) -> anyhow::Result<()> {
         }
         IncidentCommand::Evidence { id, data, out } => {
             let gateway = open(&data)?;
-            let bundle = futures_block_on(gateway.incident_evidence(&who, &id, "cli"))?;
+            let bundle = wait(gateway.incident_evidence(&who, &id, "cli"))?;
             std::fs::write(&out, &bundle).with_context(|| format!("cannot write `{}`", out.display()))?;
             println!("{}", out.display());
             eprintln!(
@@ -185,7 +185,7 @@ pub fn run(command: IncidentCommand) -> anyhow::Result<()> {
             }
             let gateway = open(&data)?;
             let started = Instant::now();
-            let attribution = futures_block_on(gateway.incident_attribute(&who, &id, &parsed, "cli"))?;
+            let attribution = wait(gateway.incident_attribute(&who, &id, &parsed, "cli"))?;
             let elapsed = started.elapsed();
             println!(
                 "sample: {} rows, {} matched to customers{}",

@@ -11,6 +11,8 @@ mod policy;
 mod sim;
 
 use std::path::Path;
+
+use anyhow::Context as _;
 use std::sync::Arc;
 
 use cordon_gateway::{Claims, DataDir, Gateway, SystemClock, TokenRole};
@@ -21,6 +23,16 @@ use crate::cli::{Arguments, Command};
 /// is run by whoever holds the data directory.
 pub(crate) fn analyst() -> Claims {
     Claims { sub: "role:analyst".into(), role: TokenRole::Analyst, iat: 0, exp: i64::MAX, jti: "cli".into() }
+}
+
+/// Runs one gateway call to its end on this thread. The command line has no runtime of its
+/// own; the gateway's calls only wait on the ledger's threads.
+pub(crate) fn wait<T, E>(call: impl std::future::Future<Output = Result<T, E>>) -> anyhow::Result<T>
+where
+    anyhow::Error: From<E>,
+{
+    let runtime = tokio::runtime::Builder::new_current_thread().build().context("cannot start a runtime")?;
+    Ok(runtime.block_on(call)?)
 }
 
 /// Opens a data directory, as the server would (replaying detection).

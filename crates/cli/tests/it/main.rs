@@ -7,3 +7,4 @@ mod demo;
 mod export;
 mod gateway;
 mod log;
+mod scripts;

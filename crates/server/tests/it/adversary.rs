@@ -25,7 +25,7 @@ fn encode_path(text: &str) -> String {
 async fn customer_ids_json_must_escape_do_not_stop_the_next_start() {
     let harness = Harness::new();
     harness.put_assigned_ticket().await;
-    harness.put_agent("agt-2", json!({"name": "B", "team": "l1-chat", "site": "us-sf"})).await;
+    harness.put_agent("agt-2", json!({"name": "B", "team": "l1-chat", "site": "us-sf", "employer": "staff"})).await;
     let agent = harness.agent_token("agt-1");
     let suspended = harness.agent_token("agt-2");
     harness.admin(Method::POST, "/v1/agents/agt-2/suspend", json!({})).await;
@@ -93,4 +93,198 @@ async fn oversized_ids_are_refused_before_the_ledger_and_break_nothing_after() {
     let (status, card) = harness.call(Method::GET, "/v1/customers/cus-1?ticket=t-1", Some(&agent), None).await;
     assert_eq!(status, StatusCode::OK, "{card}");
     assert_eq!(card["ledger_index"].as_u64(), Some(last_index + 1));
+}
+
+/// The ledger entry at `index`, read back through the one decoder.
+fn entry_at(harness: &Harness, index: u64) -> cordon_entry::Entry {
+    let mut found = None;
+    harness
+        .state
+        .gateway
+        .audit()
+        .for_each_entry_from(index, index + 1, &mut |_, bytes| {
+            found = Some(cordon_entry::decode(bytes).map_err(|error| error.to_string())?);
+            Ok(())
+        })
+        .unwrap();
+    found.unwrap()
+}
+
+/// Regression: analyst and incident routes trusted the token's `role` claim, so a
+/// suspended, offboarded or demoted analyst still listed and dismissed alerts, reinstated
+/// agents detection had suspended and opened incidents. The directory decides, on every
+/// request, and each refusal is recorded.
+#[tokio::test]
+async fn analyst_powers_follow_the_directory_not_the_token() {
+    let harness = Harness::new();
+    harness.put_assigned_ticket().await;
+    let as_analyst = |status: &str, role: &str| json!({"name": "Ana", "team": "fraud-investigations", "site": "eu-dub", "employer": "staff", "role": role, "status": status});
+    for (change, body) in [
+        ("suspended", as_analyst("suspended", "analyst")),
+        ("offboarded", as_analyst("offboarded", "analyst")),
+        ("demoted", as_analyst("active", "agent")),
+    ] {
+        harness.put_agent("ana-1", as_analyst("active", "analyst")).await;
+        let token = harness.agent_token("ana-1");
+        let (status, answer) = harness.call(Method::GET, "/v1/alerts", Some(&token), None).await;
+        assert_eq!(status, StatusCode::OK, "the active analyst works alerts: {answer}");
+        harness.put_agent("ana-1", body).await;
+        harness.admin(Method::POST, "/v1/agents/agt-1/suspend", json!({})).await;
+        let routes = [
+            (Method::GET, "/v1/alerts", None),
+            (Method::GET, "/v1/risk", None),
+            (Method::POST, "/v1/agents/agt-1/reinstate", None),
+            (Method::GET, "/v1/incidents", None),
+            (Method::POST, "/v1/incidents", Some(json!({"title": "cover-up", "agents": ["agt-1"]}))),
+        ];
+        for (method, path, body) in routes {
+            let (status, answer) = harness.call(method.clone(), path, Some(&token), body).await;
+            assert_eq!(status, StatusCode::FORBIDDEN, "{change} analyst: {method} {path}: {answer}");
+            assert_eq!(problem_type(&answer), "urn:cordon:problem:access-denied", "{answer}");
+            let index = answer["ledger_index"].as_u64().unwrap();
+            let cordon_entry::Entry::Access(entry) = entry_at(&harness, index) else { panic!("{index}") };
+            assert_eq!((entry.agent.as_str(), entry.allowed()), ("ana-1", false), "{entry:?}");
+        }
+        // The agent detection or an administrator suspended stays suspended.
+        let agent = harness.state.gateway.store().agent("agt-1").unwrap().unwrap();
+        assert_eq!(agent.status.name(), "suspended", "{change} analyst");
+        harness.put_agent("agt-1", json!({"name": "A", "team": "l1-chat", "site": "us-sf", "employer": "staff"})).await;
+    }
+    // An inactive agent gets no token, from the API or the command line's path alike.
+    harness.put_agent("ana-2", as_analyst("suspended", "analyst")).await;
+    assert!(harness.state.gateway.issue_agent_token("ana-2").is_err());
+    let (status, answer) =
+        harness.call(Method::POST, "/v1/agents/ana-2/token", Some(&harness.admin.clone()), None).await;
+    assert_eq!(status, StatusCode::CONFLICT, "{answer}");
+    // No directory agent may pass for a role identity.
+    let (status, answer) = harness
+        .call(
+            Method::PUT,
+            "/v1/agents/role:admin",
+            Some(&harness.admin.clone()),
+            Some(json!({"name": "X", "team": "l1-chat", "site": "us-sf", "employer": "staff", "role": "admin"})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{answer}");
+    let harness = harness.reopen();
+    let (status, _) = harness.call(Method::GET, "/healthz", None, None).await;
+    assert_eq!(status, StatusCode::OK);
+}
+
+/// Regression: the shared `role:analyst` identity could approve break-glass; a person must.
+/// And a suspended agent could still file approval requests.
+#[tokio::test]
+async fn approvals_need_people_who_are_active() {
+    let harness = Harness::new();
+    harness.put_assigned_ticket().await;
+    harness.put_agent("agt-2", json!({"name": "B", "team": "l1-chat", "site": "us-sf", "employer": "staff"})).await;
+    let agent = harness.agent_token("agt-1");
+    let other = harness.agent_token("agt-2");
+    let shared = harness.state.gateway.issue_role_token(cordon_gateway::TokenRole::Analyst).unwrap();
+    let (status, requested) = harness
+        .call(Method::POST, "/v1/approvals", Some(&agent), Some(json!({"kind": "break_glass", "customer": "cus-1"})))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{requested}");
+    let id = requested["id"].as_str().unwrap();
+    let (status, answer) = harness
+        .call(Method::POST, &format!("/v1/approvals/{id}/approve"), Some(&shared), Some(json!({"seconds": 60})))
+        .await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{answer}");
+    assert_eq!(problem_type(&answer), "urn:cordon:problem:wrong-role", "{answer}");
+    assert!(answer["ledger_index"].is_u64(), "{answer}");
+
+    harness.admin(Method::POST, "/v1/agents/agt-2/suspend", json!({})).await;
+    let (status, answer) = harness
+        .call(Method::POST, "/v1/approvals", Some(&other), Some(json!({"kind": "break_glass", "customer": "cus-1"})))
+        .await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{answer}");
+    assert_eq!(answer["policies"], json!(["inactive-agent-does-nothing"]), "{answer}");
+}
+
+/// Regression: wrong-role refusals (a service, admin or analyst identity on card, reveal,
+/// search or verify) were not in the ledger. Every refused attempt to reach customer data
+/// is recorded.
+#[tokio::test]
+async fn refused_attempts_by_role_identities_are_recorded() {
+    let harness = Harness::new();
+    harness.put_assigned_ticket().await;
+    let gateway = &harness.state.gateway;
+    let identities = [
+        gateway.issue_role_token(cordon_gateway::TokenRole::Service).unwrap(),
+        gateway.issue_role_token(cordon_gateway::TokenRole::Admin).unwrap(),
+        gateway.issue_role_token(cordon_gateway::TokenRole::Analyst).unwrap(),
+    ];
+    let requests = [
+        (Method::GET, "/v1/customers/cus-1?ticket=t-1", None, "view"),
+        (
+            Method::POST,
+            "/v1/customers/cus-1/reveal",
+            Some(json!({"ticket": "t-1", "fields": ["email"], "reason": "r"})),
+            "reveal",
+        ),
+        (
+            Method::POST,
+            "/v1/customers/cus-1/verify",
+            Some(json!({"ticket": "t-1", "field": "email", "value": "x@y.z"})),
+            "verify",
+        ),
+        (Method::POST, "/v1/search", Some(json!({"by": "email", "value": "nina@example.org"})), "search"),
+    ];
+    for token in &identities {
+        for (method, path, body, action) in requests.clone() {
+            let (status, answer) = harness.call(method.clone(), path, Some(token), body).await;
+            assert_eq!(status, StatusCode::FORBIDDEN, "{method} {path}: {answer}");
+            assert_eq!(problem_type(&answer), "urn:cordon:problem:wrong-role", "{answer}");
+            let index = answer["ledger_index"].as_u64().unwrap();
+            let cordon_entry::Entry::Access(entry) = entry_at(&harness, index) else { panic!("{index}") };
+            assert!(entry.agent.starts_with("role:"), "{entry:?}");
+            assert_eq!((entry.action.name(), entry.allowed()), (action, false), "{entry:?}");
+        }
+    }
+}
+
+/// Regression: an agent put at a vendor site without `employer` defaulted to staff and
+/// revealed a tax id. The employer is required, and anything but `staff` is a vendor.
+#[tokio::test]
+async fn a_missing_employer_grants_no_privilege() {
+    let harness = Harness::new();
+    let admin = harness.admin.clone();
+    let cases = [
+        (
+            json!({"name": "V", "team": "kyc-review", "site": "vendor-bpo-1"}),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "employer",
+        ),
+        (
+            json!({"name": "V", "team": "kyc-review", "site": "vendor-bpo-1", "employer": " "}),
+            StatusCode::BAD_REQUEST,
+            "employer",
+        ),
+        (json!({"name": "V", "team": "kyc-review", "site": "vendor-bpo-1", "employer": "Staff"}), StatusCode::OK, ""),
+    ];
+    for (body, expected, fragment) in cases {
+        let (status, answer) = harness.call(Method::PUT, "/v1/agents/agt-v", Some(&admin), Some(body.clone())).await;
+        assert_eq!(status, expected, "{body}: {answer}");
+        assert!(answer.to_string().contains(fragment), "{body}: {answer}");
+    }
+    // `Staff` is not `staff`: the agent is a vendor's, and never reveals a tax id.
+    harness.put_customer("cus-1", crate::support::customer_fields("Nina Simone", "nina@example.org", 10.0)).await;
+    harness
+        .admin(
+            Method::PUT,
+            "/v1/tickets/t-1",
+            json!({"requester": "cus-1", "category": "kyc_verification", "assignee": "agt-v"}),
+        )
+        .await;
+    let token = harness.agent_token("agt-v");
+    let body = json!({"ticket": "t-1", "fields": ["tax_id"], "reason": "kyc"});
+    let (status, answer) = harness.call(Method::POST, "/v1/customers/cus-1/reveal", Some(&token), Some(body)).await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{answer}");
+    assert_eq!(answer["policies"], json!(["vendor-never-reveals-government-or-bank"]), "{answer}");
+    // The import refuses a line without an employer too.
+    let line = br#"{"id": "agt-w", "name": "W", "team": "kyc-review", "site": "vendor-bpo-1"}"#;
+    let report =
+        cordon_gateway::import(&harness.state.gateway, cordon_gateway::ImportKind::Agents, &line[..], |_| {}).unwrap();
+    assert_eq!(report.rejected.len(), 1, "{report:?}");
+    assert!(format!("{:?}", report.rejected).contains("employer"), "{report:?}");
 }

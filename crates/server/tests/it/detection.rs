@@ -14,7 +14,12 @@ use crate::support::{Harness, customer_fields};
 async fn with_canary(harness: &Harness) {
     harness.put_assigned_ticket().await;
     harness.put_canary("cus-999", customer_fields("Cora Nary", "cora@example.org", 250_000.0)).await;
-    harness.put_agent("ana-1", json!({"name": "Q", "team": "security", "site": "us-sf", "role": "analyst"})).await;
+    harness
+        .put_agent(
+            "ana-1",
+            json!({"name": "Q", "team": "security", "site": "us-sf", "employer": "staff", "role": "analyst"}),
+        )
+        .await;
 }
 
 #[tokio::test]

@@ -42,7 +42,7 @@ const EMAIL: &str = "theodora.quillfeather@example.org";
 async fn no_data_leaves_when_the_audit_log_cannot_record() {
     let harness = Harness::new();
     harness.put_customer("cus-9", customer_fields(NAME, EMAIL, 900.0)).await;
-    harness.put_agent("agt-1", json!({"name": "A", "team": "l1-chat", "site": "us-sf"})).await;
+    harness.put_agent("agt-1", json!({"name": "A", "team": "l1-chat", "site": "us-sf", "employer": "staff"})).await;
     harness
         .admin(
             Method::PUT,

@@ -19,7 +19,12 @@ async fn an_analyst_works_an_incident_through_the_api() {
     let (status, answer) = harness
         .call(Method::POST, "/v1/incidents", Some(&agent), Some(json!({"title": "leak", "agents": ["agt-1"]})))
         .await;
-    assert_eq!((status, problem_type(&answer)), (StatusCode::FORBIDDEN, "urn:cordon:problem:wrong-role"), "{answer}");
+    assert_eq!(
+        (status, problem_type(&answer)),
+        (StatusCode::FORBIDDEN, "urn:cordon:problem:access-denied"),
+        "{answer}"
+    );
+    assert!(answer["ledger_index"].is_u64(), "an agent's attempt at an analyst's powers is recorded: {answer}");
     let cases = [
         (json!({"title": "leak", "agents": ["agt-9"]}), StatusCode::NOT_FOUND, "agt-9"),
         (json!({"title": "leak", "since": "last tuesday"}), StatusCode::BAD_REQUEST, "last tuesday"),

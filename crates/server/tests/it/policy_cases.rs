@@ -36,16 +36,15 @@ async fn run_case(case: &PolicyCase) -> Result<(), String> {
     let balance = if case.customer.high_balance { 2_500_000.0 } else { 500.0 };
     harness.put_customer(customer, customer_fields("Case Customer", "case@example.org", balance)).await;
     harness.put_customer("customer-2", customer_fields("Other Customer", "other@example.org", 500.0)).await;
-    harness
-        .put_agent(
-            &agent.id,
-            json!({"name": "Case Agent", "team": agent.team, "site": agent.site, "employer": agent.employer, "role": agent.role, "status": agent.status}),
-        )
-        .await;
+    // The token (and any approval) comes while the agent is active, since an inactive agent
+    // gets neither; the case's status, if another, is set just before its request, as a
+    // suspension after sign-in would be.
+    let put_case_agent = |status: &str| json!({"name": "Case Agent", "team": agent.team, "site": agent.site, "employer": agent.employer, "role": agent.role, "status": status});
+    harness.put_agent(&agent.id, put_case_agent("active")).await;
     for (id, role) in [("agent-2", "agent"), ("analyst-1", "analyst")] {
         if id != agent.id {
             harness
-                .put_agent(id, json!({"name": id, "team": "fraud-investigations", "site": "eu-dub", "role": role}))
+                .put_agent(id, json!({"name": id, "team": "fraud-investigations", "site": "eu-dub", "employer": "staff", "role": role}))
                 .await;
         }
     }
@@ -100,6 +99,9 @@ async fn run_case(case: &PolicyCase) -> Result<(), String> {
         }
     }
 
+    if agent.status != "active" {
+        harness.put_agent(&agent.id, put_case_agent(&agent.status)).await;
+    }
     let ticket = case.ticket.as_ref().map(|ticket| ticket.id.clone());
     let (status, answer) = match case.action.as_str() {
         "view" => {
@@ -132,7 +134,12 @@ async fn run_case(case: &PolicyCase) -> Result<(), String> {
         "approve" => {
             let requester = case.approval_requester.clone().unwrap_or_default();
             if harness.state.gateway.store().agent(&requester).unwrap().is_none() {
-                harness.put_agent(&requester, json!({"name": requester, "team": "l1-chat", "site": "us-sf"})).await;
+                harness
+                    .put_agent(
+                        &requester,
+                        json!({"name": requester, "team": "l1-chat", "site": "us-sf", "employer": "staff"}),
+                    )
+                    .await;
             }
             let (_, requested) = harness
                 .call(
@@ -146,6 +153,11 @@ async fn run_case(case: &PolicyCase) -> Result<(), String> {
             harness
                 .call(Method::POST, &format!("/v1/approvals/{id}/approve"), Some(&token), Some(json!({"seconds": 600})))
                 .await
+        }
+        "investigate" => harness.call(Method::GET, "/v1/alerts", Some(&token), None).await,
+        "request_approval" => {
+            let body = json!({"kind": "break_glass", "customer": customer});
+            harness.call(Method::POST, "/v1/approvals", Some(&token), Some(body)).await
         }
         other => return Err(format!("no HTTP mapping for action `{other}`")),
     };

@@ -305,7 +305,12 @@ async fn every_documented_route_exists() {
 #[tokio::test]
 async fn an_admin_can_issue_an_agent_token_and_the_issue_is_on_record() {
     let harness = with_assigned_ticket().await;
-    harness.put_agent("agt-2", json!({"name": "B", "team": "l1-chat", "site": "us-sf", "status": "suspended"})).await;
+    harness
+        .put_agent(
+            "agt-2",
+            json!({"name": "B", "team": "l1-chat", "site": "us-sf", "employer": "staff", "status": "suspended"}),
+        )
+        .await;
     let issued = harness.admin(Method::POST, "/v1/agents/agt-1/token", json!({})).await;
     assert_eq!(issued["role"], "agent", "{issued}");
     let token = issued["token"].as_str().unwrap().to_string();

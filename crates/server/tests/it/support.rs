@@ -121,7 +121,7 @@ impl Harness {
     /// assigned to the other.
     pub async fn put_assigned_ticket(&self) {
         self.put_customer("cus-1", customer_fields("Nina Simone", "nina@example.org", 10.0)).await;
-        self.put_agent("agt-1", json!({"name": "A", "team": "l1-chat", "site": "us-sf"})).await;
+        self.put_agent("agt-1", json!({"name": "A", "team": "l1-chat", "site": "us-sf", "employer": "staff"})).await;
         self.admin(
             Method::PUT,
             "/v1/tickets/t-1",
