@@ -8,7 +8,7 @@ use std::collections::{HashMap, HashSet};
 use std::hint::black_box;
 use std::time::Instant;
 
-use cordon_detect::{Action, Detector, Observation, Thresholds, Why};
+use cordon_detect::{Action, Checked, Detector, Observation, Thresholds, Why};
 
 struct Event {
     time_ms: i64,
@@ -43,7 +43,7 @@ fn stream(events: usize) -> Vec<Event> {
                 action: match next(3) {
                     0 => Action::View,
                     1 => Action::Reveal,
-                    _ => Action::Verify,
+                    _ => Action::Verify(Checked::Matched),
                 },
                 why: if next(100) < 3 { Why::Unexplained } else { Why::Ticket },
                 high_balance: next(100) < 2,

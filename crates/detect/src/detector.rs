@@ -2,7 +2,7 @@
 
 use std::collections::{HashMap, VecDeque};
 
-use crate::observation::{Action, Observation, Why};
+use crate::observation::{Action, Checked, Observation, Why};
 use crate::stats::{mad, median};
 use crate::thresholds::Thresholds;
 
@@ -112,6 +112,8 @@ struct Today {
     hour_distinct: u32,
     busiest_hour: u32,
     misses: u32,
+    hits: u32,
+    wrong_statements: u32,
     // Amounts above each threshold already scored today.
     unexplained_scored: f64,
     volume_scored: f64,
@@ -340,8 +342,9 @@ impl Detector {
             verdict.alerts.insert(0, alert);
         }
         if let Some(state) = self.agents.get(index) {
+            // Step-up holds for verify as for reveal: a verify answers about a value too.
             let needs_approver = state.level == Level::StepUp
-                && matches!(observation.action, Action::Reveal)
+                && matches!(observation.action, Action::Reveal | Action::Verify(_))
                 && observation.why != Why::Approval;
             if state.level == Level::Suspend {
                 verdict.deny = Some(Level::Suspend);
@@ -545,7 +548,17 @@ fn score(
         return scored;
     }
     if let Action::Search { matched } = observation.action {
-        if !matched {
+        if matched {
+            today.hits += 1;
+            if today.hits > thresholds.search_hit_floor_per_day {
+                signals.push(Signal {
+                    name: "search-hits",
+                    observed: f64::from(today.hits),
+                    baseline: f64::from(thresholds.search_hit_floor_per_day),
+                    points: thresholds.search_hit_points,
+                });
+            }
+        } else {
             today.misses += 1;
             if today.misses > thresholds.search_miss_floor_per_day {
                 signals.push(Signal {
@@ -562,7 +575,29 @@ fn score(
     if !observation.allowed {
         return scored;
     }
-    let reveals = matches!(observation.action, Action::Reveal | Action::Verify);
+    match observation.action {
+        Action::Verify(Checked::Wrong) => {
+            today.wrong_statements += 1;
+            if today.wrong_statements > thresholds.verify_wrong_floor_per_day {
+                signals.push(Signal {
+                    name: "verify-wrong",
+                    observed: f64::from(today.wrong_statements),
+                    baseline: f64::from(thresholds.verify_wrong_floor_per_day),
+                    points: thresholds.verify_wrong_points,
+                });
+            }
+        }
+        Action::Verify(Checked::Refused) => {
+            signals.push(Signal {
+                name: "verify-refused",
+                observed: 1.0,
+                baseline: 0.0,
+                points: thresholds.verify_refused_points,
+            });
+        }
+        _ => {}
+    }
+    let reveals = matches!(observation.action, Action::Reveal | Action::Verify(_));
     let flags = today.customers.entry(hash(customer)).or_insert(0);
     let first = *flags & SEEN == 0;
     *flags |= SEEN;

@@ -16,6 +16,6 @@ mod stats;
 mod thresholds;
 
 pub use detector::{AgentRisk, Alert, Detector, Level, Signal, Verdict};
-pub use observation::{Action, Observation, Why};
+pub use observation::{Action, Checked, Observation, Why};
 pub use stats::{mad, median};
 pub use thresholds::Thresholds;

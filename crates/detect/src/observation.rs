@@ -9,8 +9,22 @@ pub enum Action {
     View,
     /// Fields in the clear.
     Reveal,
-    /// A stated value checked against the stored one.
-    Verify,
+    /// A stated value checked against the stored one, and how the check went.
+    Verify(Checked),
+}
+
+/// What became of a statement an agent asked to verify.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Checked {
+    /// Not checked: policy refused the verify, so nothing was compared.
+    NotChecked,
+    /// The statement matched the stored value.
+    Matched,
+    /// The statement was wrong: what a guesser produces, one try at a time.
+    Wrong,
+    /// Refused unchecked: the agent had stated too many wrong values about this field of
+    /// this customer lately.
+    Refused,
 }
 
 /// Why the agent could be looking at this customer, as the gateway found it.

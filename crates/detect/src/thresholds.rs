@@ -53,6 +53,15 @@ pub struct Thresholds {
     /// Searches that find nobody, a day, before each further miss scores.
     pub search_miss_floor_per_day: u32,
     pub search_miss_points: f64,
+    /// Searches that find someone, a day, before each further hit scores: an insider with
+    /// a list of outside emails and phones confirms who is a customer with hits.
+    pub search_hit_floor_per_day: u32,
+    pub search_hit_points: f64,
+    /// Wrong statements checked by verify, a day, before each further one scores.
+    pub verify_wrong_floor_per_day: u32,
+    pub verify_wrong_points: f64,
+    /// Each verify refused for too many wrong statements: a strong signal of guessing.
+    pub verify_refused_points: f64,
     /// Unexplained customers shared with another agent of the same site within this many
     /// days count towards a ring.
     pub ring_window_days: u32,
@@ -93,6 +102,11 @@ impl Default for Thresholds {
             sequential_points: 2.0,
             search_miss_floor_per_day: 6,
             search_miss_points: 1.0,
+            search_hit_floor_per_day: 60,
+            search_hit_points: 0.25,
+            verify_wrong_floor_per_day: 3,
+            verify_wrong_points: 1.0,
+            verify_refused_points: 4.0,
             ring_window_days: 14,
             ring_overlap_min: 2,
             ring_points: 3.0,

@@ -116,6 +116,18 @@ pub enum Decision {
     Deny,
 }
 
+/// How a verify's check of a stated value went.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum VerifyOutcome {
+    #[serde(rename = "match")]
+    Match,
+    #[serde(rename = "no-match")]
+    NoMatch,
+    /// Refused unchecked: too many wrong statements about this field of this customer.
+    #[serde(rename = "refused")]
+    Refused,
+}
+
 /// Detection's containment of an agent, when it turned an allowed access into a denial.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Containment {
@@ -176,10 +188,11 @@ pub struct AccessEntry {
     pub beyond_need: Vec<String>,
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub off_shift: bool,
-    /// For verifies: whether the stated value matched (a failed statement is what a guesser
-    /// produces, so detection scores it).
+    /// For verifies policy allowed: how the check of the stated value went. A wrong
+    /// statement is what a guesser produces, so detection scores it, and verify refuses
+    /// after a handful.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub matched: Option<bool>,
+    pub verify: Option<VerifyOutcome>,
     pub decision: Decision,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub contained: Option<Containment>,
@@ -205,7 +218,7 @@ impl AccessEntry {
             why: None,
             beyond_need: Vec::new(),
             off_shift: false,
-            matched: None,
+            verify: None,
             decision,
             contained: None,
             policies: Vec::new(),

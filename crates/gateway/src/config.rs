@@ -41,6 +41,10 @@ pub struct Limits {
     pub fields_per_request_max: usize,
     pub value_bytes_max: usize,
     pub history_events_max: usize,
+    /// Wrong statements verify checks per agent, customer and field within
+    /// `verify_window_days` before it refuses to check more.
+    pub verify_wrong_statements_max: u32,
+    pub verify_window_days: u32,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -131,6 +135,8 @@ impl Default for Limits {
             fields_per_request_max: 14,
             value_bytes_max: 4096,
             history_events_max: 10_000,
+            verify_wrong_statements_max: 3,
+            verify_window_days: 30,
         }
     }
 }

@@ -184,13 +184,18 @@ impl DataDir {
                 resync: false,
                 detector: cordon_detect::Detector::new(config.detection.thresholds.clone()),
                 enabled: config.detection.enabled,
+                statements: crate::statements::WrongStatements::new(
+                    config.limits.verify_wrong_statements_max,
+                    config.limits.verify_window_days,
+                ),
             }),
-            answers_access: !config.detection.enabled || detection == Detection::Replay,
+            answers_access: detection == Detection::Replay,
             webhook_url: Some(config.detection.webhook_url.clone()).filter(|url| !url.is_empty()),
             incident: config.incident.clone(),
         };
-        // Detection picks up where it left off: its state is a function of the ledger.
-        if config.detection.enabled && detection == Detection::Replay {
+        // Detection and verify's limit pick up where they left off: their state is a
+        // function of the ledger.
+        if detection == Detection::Replay {
             gateway.replay_detection()?;
         }
         // Applying a policy set is itself recorded, with its hash.

@@ -8,11 +8,12 @@
 use std::collections::HashMap;
 use std::sync::Mutex;
 
-use cordon_detect::{Action as Seen, Alert, Detector, Level, Observation, Verdict, Why};
-use cordon_entry::{AccessAction, AlertEntry, Entry, SignalEntry, VERSION};
+use cordon_detect::{Action as Seen, Alert, Checked, Detector, Level, Observation, Verdict, Why};
+use cordon_entry::{AccessAction, AlertEntry, Entry, SignalEntry, VERSION, VerifyOutcome};
 
 use crate::audit::{AuditFuture, AuditLog, EntryVisitor};
 use crate::error::GatewayError;
+use crate::statements::WrongStatements;
 
 /// The ledger's next index and the detector, behind one lock.
 #[derive(Debug)]
@@ -24,6 +25,8 @@ pub(crate) struct Sequenced {
     pub resync: bool,
     pub detector: Detector,
     pub enabled: bool,
+    /// Verify's wrong statements, which it limits whether detection is on or not.
+    pub statements: WrongStatements,
 }
 
 pub(crate) type Sequencer = Mutex<Sequenced>;
@@ -78,13 +81,19 @@ pub fn containment(level: Level) -> Option<cordon_entry::Containment> {
     }
 }
 
-/// What the detector calls an action (`matched`: whether a search found anyone).
-pub(crate) fn seen(action: AccessAction, matched: bool) -> Option<Seen> {
+/// What the detector calls an action (`matched`: whether a search found anyone; `verify`:
+/// how a verify's check went).
+pub(crate) fn seen(action: AccessAction, matched: bool, verify: Option<VerifyOutcome>) -> Option<Seen> {
     match action {
         AccessAction::Search => Some(Seen::Search { matched }),
         AccessAction::View => Some(Seen::View),
         AccessAction::Reveal => Some(Seen::Reveal),
-        AccessAction::Verify => Some(Seen::Verify),
+        AccessAction::Verify => Some(Seen::Verify(match verify {
+            None => Checked::NotChecked,
+            Some(VerifyOutcome::Match) => Checked::Matched,
+            Some(VerifyOutcome::NoMatch) => Checked::Wrong,
+            Some(VerifyOutcome::Refused) => Checked::Refused,
+        })),
         AccessAction::Approve
         | AccessAction::Administer
         | AccessAction::Export
@@ -195,9 +204,12 @@ pub struct Replayed {
     pub unreadable: Vec<(u64, String)>,
 }
 
-/// Feeds every entry to `detector` in order, as the live run did.
+/// Feeds every entry to `detector` (if `observe`) and to `statements` in order, as the live
+/// run did.
 pub(crate) fn replay(
     detector: &mut Detector,
+    observe: bool,
+    statements: &mut WrongStatements,
     facts: &mut dyn ReplayFacts,
     visit: &mut dyn FnMut(&mut EntryVisitor<'_>) -> Result<(), String>,
 ) -> Result<Replayed, GatewayError> {
@@ -214,7 +226,17 @@ pub(crate) fn replay(
         };
         match entry {
             Entry::Access(entry) => {
-                let allowed = entry.allowed() || entry.contained.is_some();
+                // What policy decided, before detection or verify's limit had their say.
+                let allowed =
+                    entry.allowed() || entry.contained.is_some() || entry.verify == Some(VerifyOutcome::Refused);
+                if entry.verify == Some(VerifyOutcome::NoMatch)
+                    && let (Some(customer), Some(field)) = (&entry.customer, entry.fields.first())
+                {
+                    statements.add_wrong(&entry.agent, customer, field, entry.time_ms);
+                }
+                if !observe {
+                    return Ok(());
+                }
                 let matches = entry.matches.as_deref().unwrap_or_default();
                 let (canary, high_balance) = match (&entry.customer, entry.action) {
                     (Some(customer), _) => facts.customer(customer),
@@ -223,7 +245,7 @@ pub(crate) fn replay(
                     }
                     _ => (false, false),
                 };
-                let Some(action) = seen(entry.action, !matches.is_empty()) else { return Ok(()) };
+                let Some(action) = seen(entry.action, !matches.is_empty(), entry.verify) else { return Ok(()) };
                 // One set of facts per agent, refilled for each of its entries (no copies).
                 if !agents.contains_key(&entry.agent) {
                     let (peer_group, site) = facts.agent(&entry.agent);

@@ -12,6 +12,10 @@ pub enum GatewayError {
     WrongRole { needed: &'static str, ledger_index: Option<u64> },
     #[error("access denied: {reason}")]
     Denied { reason: String, policies: Vec<String>, ledger_index: u64 },
+    #[error(
+        "verify refuses to check more statements about `{field}` of customer `{customer}`: too many wrong ones lately"
+    )]
+    VerifyLimit { field: String, customer: String, ledger_index: u64 },
     #[error("{what} `{id}` does not exist")]
     NotFound { what: &'static str, id: String, ledger_index: Option<u64> },
     #[error("{0}")]
@@ -31,6 +35,7 @@ impl GatewayError {
             GatewayError::Unauthenticated(_) => "unauthenticated",
             GatewayError::WrongRole { .. } => "wrong-role",
             GatewayError::Denied { .. } => "access-denied",
+            GatewayError::VerifyLimit { .. } => "verify-limit",
             GatewayError::NotFound { .. } => "not-found",
             GatewayError::BadRequest(_) => "bad-request",
             GatewayError::Conflict(_) => "conflict",

@@ -15,6 +15,7 @@ mod import;
 mod incident;
 mod indexer;
 mod service;
+mod statements;
 mod token;
 
 pub use audit::{AuditError, AuditFuture, AuditLog, LedgerAudit};

@@ -21,8 +21,11 @@ use crate::detection::{
     AccessFacts, Replayed, Sequenced, Sequencer, alert_entry, append_sequenced, containment, durable, observation, seen,
 };
 use crate::error::GatewayError;
+use crate::statements::WrongStatements;
 use crate::token::{Claims, TokenKey, TokenRole};
-use cordon_entry::{AccessAction, AccessEntry, AlertEntry, ChangeEntry, Containment, Decision as EntryDecision};
+use cordon_entry::{
+    AccessAction, AccessEntry, AlertEntry, ChangeEntry, Containment, Decision as EntryDecision, VerifyOutcome,
+};
 
 /// A search hit: the customer id and the masked name.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -93,6 +96,10 @@ struct Recorded {
     /// attempt by a role identity or an unknown subject is recorded but not scored (there
     /// is no agent to contain).
     observed: bool,
+    /// For a verify policy allowed: whether the stated value matched. Checked before the
+    /// entry is written, but answered only once it is durable, and not at all if verify's
+    /// limit or detection refuses.
+    statement: Option<bool>,
 }
 
 impl Recorded {
@@ -101,7 +108,7 @@ impl Recorded {
         let outcome = if decision.allowed { EntryDecision::Allow } else { EntryDecision::Deny };
         let mut entry = AccessEntry::new(time_ms, request, agent, action, outcome);
         entry.policies = decision.policies.clone();
-        Recorded { entry, facts: AccessFacts::default(), observed: true }
+        Recorded { entry, facts: AccessFacts::default(), observed: true, statement: None }
     }
 }
 
@@ -193,19 +200,32 @@ impl Gateway {
     /// Rebuilds detection from the ledger, as at start, and installs the result; returns
     /// what the replay raised next to the alerts the ledger holds.
     pub fn replay_detection(&self) -> Result<Replayed, GatewayError> {
-        let thresholds = self.lock_sequencer().detector.thresholds().clone();
+        let (thresholds, observe) = {
+            let sequenced = self.lock_sequencer();
+            (sequenced.detector.thresholds().clone(), sequenced.enabled)
+        };
         let mut detector = cordon_detect::Detector::new(thresholds);
+        let mut statements = self.new_statements();
         let mut facts = StoredFacts { gateway: self, customers: HashMap::new() };
         let audit = Arc::clone(&self.audit);
-        let replayed = crate::detection::replay(&mut detector, &mut facts, &mut |visit| {
+        let replayed = crate::detection::replay(&mut detector, observe, &mut statements, &mut facts, &mut |visit| {
             audit.for_each_entry(visit).map_err(|error| error.0)
         })?;
-        self.lock_sequencer().detector = detector;
+        {
+            let mut sequenced = self.lock_sequencer();
+            sequenced.detector = detector;
+            sequenced.statements = statements;
+        }
         // Alerts whose store write a crash cut short are stored (and queued) now.
         let stored: Vec<StoredAlert> =
             replayed.recorded.iter().map(|(index, alert)| stored_alert(alert, *index)).collect::<Result<_, _>>()?;
         self.store.record_alerts(&stored, self.webhook_url.is_some(), self.clock.now_ms())?;
         Ok(replayed)
+    }
+
+    /// An empty count of verify's wrong statements, with this deployment's limits.
+    pub(crate) fn new_statements(&self) -> WrongStatements {
+        WrongStatements::new(self.limits.verify_wrong_statements_max, self.limits.verify_window_days)
     }
 
     /// The webhook alerts are posted to, if any.
@@ -524,18 +544,23 @@ impl Gateway {
             context.approval.clone(),
             None,
         ));
+        // The check runs before the entry is written (it says how the check went), but its
+        // answer leaves only once the entry is durable, and not at all if refused.
+        let matched = if decision.allowed {
+            let values = self.vault.open(customer, &sealed, &[field])?;
+            Some(values.get(&field).is_some_and(|value| statement_matches(field, value, stated)))
+        } else {
+            None
+        };
         let mut recorded = self.recorded(request, &agent.id, AccessAction::Verify, &decision);
         recorded.entry.customer = Some(customer.to_string());
         recorded.entry.ticket = ticket.map(str::to_string);
         recorded.entry.fields = vec![field.name().to_string()];
         recorded.entry.approval = context.approval_id.clone();
         recorded.facts = context.facts.clone();
+        recorded.statement = matched;
         let index = self.record(recorded, Some(customer)).await?;
-        if !decision.allowed {
-            return Err(denied(decision, index));
-        }
-        let values = self.vault.open(customer, &sealed, &[field])?;
-        let matched = values.get(&field).is_some_and(|value| statement_matches(field, value, stated));
+        let Some(matched) = matched else { return Err(denied(decision, index)) };
         Ok(Verified { matched, ledger_index: index })
     }
 
@@ -809,7 +834,7 @@ impl Gateway {
                     .into(),
             ));
         }
-        let Recorded { mut entry, facts, observed } = recorded;
+        let Recorded { mut entry, facts, observed, statement } = recorded;
         entry.why = facts.why.map(|why| why.name().to_string());
         entry.beyond_need = facts.beyond_need.clone();
         entry.off_shift = facts.off_shift;
@@ -819,14 +844,31 @@ impl Gateway {
         let matched = entry.matches.as_ref().is_some_and(|matches| !matches.is_empty());
         let (pending, (entry, verdict, alerts)) =
             append_sequenced(&self.sequencer, self.audit.as_ref(), |index, sequenced| {
-                let verdict = match seen(entry.action, matched) {
+                let policy_allowed = entry.allowed();
+                if let (Some(matched), Some(customer), Some(field)) = (statement, &entry.customer, entry.fields.first())
+                    && policy_allowed
+                {
+                    let statements = &mut sequenced.statements;
+                    let outcome = if statements.refuses(&entry.agent, customer, field, entry.time_ms) {
+                        entry.decision = EntryDecision::Deny;
+                        entry.policies = vec![VERIFY_LIMIT_POLICY.to_string()];
+                        VerifyOutcome::Refused
+                    } else if matched {
+                        VerifyOutcome::Match
+                    } else {
+                        statements.add_wrong(&entry.agent, customer, field, entry.time_ms);
+                        VerifyOutcome::NoMatch
+                    };
+                    entry.verify = Some(outcome);
+                }
+                let verdict = match seen(entry.action, matched, entry.verify) {
                     Some(action) if sequenced.enabled && observed => sequenced.detector.observe(&observation(
                         index,
                         entry.time_ms,
                         &entry.agent,
                         action,
                         entry.customer.as_deref(),
-                        entry.allowed(),
+                        policy_allowed,
                         &facts,
                     )),
                     _ => Default::default(),
@@ -881,6 +923,13 @@ impl Gateway {
             };
             return Err(GatewayError::Denied { reason, policies: entry.policies, ledger_index: index });
         }
+        if entry.verify == Some(VerifyOutcome::Refused) {
+            return Err(GatewayError::VerifyLimit {
+                field: entry.fields.first().cloned().unwrap_or_default(),
+                customer: entry.customer.clone().unwrap_or_default(),
+                ledger_index: index,
+            });
+        }
         Ok(index)
     }
 
@@ -904,6 +953,7 @@ impl Gateway {
             entry: AccessEntry::new(self.clock.now_ms(), request, &agent.id, action, EntryDecision::Deny),
             facts: AccessFacts::default(),
             observed: true,
+            statement: None,
         };
         recorded.entry.customer = Some(customer.to_string());
         recorded.entry.ticket = ticket.map(str::to_string);
@@ -1035,7 +1085,8 @@ impl Gateway {
         entry.customer = customer.map(str::to_string);
         entry.ticket = ticket.map(str::to_string);
         entry.policies = vec![format!("refused:{}", error.code())];
-        let index = self.record(Recorded { entry, facts: AccessFacts::default(), observed: false }, None).await?;
+        let unobserved = Recorded { entry, facts: AccessFacts::default(), observed: false, statement: None };
+        let index = self.record(unobserved, None).await?;
         Err(match error {
             GatewayError::WrongRole { needed, .. } => GatewayError::WrongRole { needed, ledger_index: Some(index) },
             other => other,
@@ -1287,6 +1338,9 @@ fn bounded_ids(customer: &str, ticket: Option<&str>) -> Result<(), GatewayError>
     Ok(())
 }
 
+/// The policy id a verify refused by its limit on wrong statements names.
+pub const VERIFY_LIMIT_POLICY: &str = "verify-wrong-statements-limit";
+
 /// Token subjects of the role identities start with this; no directory agent's id may.
 pub(crate) const ROLE_PREFIX: &str = "role:";
 
@@ -1314,7 +1368,8 @@ fn denied(decision: Decision, ledger_index: u64) -> GatewayError {
     GatewayError::Denied { reason: decision.reason, policies: decision.policies, ledger_index }
 }
 
-/// Whether a stated value matches the stored one, after normalising both.
+/// Whether a stated value matches the stored one, after normalising both. For a list or an
+/// object (wallet addresses, a postal address) it matches when it equals one element.
 fn statement_matches(field: Field, stored: &Value, stated: &str) -> bool {
     let canonical = |text: &str| -> String {
         match field {
@@ -1323,25 +1378,36 @@ fn statement_matches(field: Field, stored: &Value, stated: &str) -> bool {
             _ => text.chars().filter(|character| character.is_alphanumeric()).flat_map(char::to_lowercase).collect(),
         }
     };
-    let stored_text = match (field, stored) {
-        (_, Value::String(text)) => text.clone(),
-        (Field::TwoFactorMethod, Value::Object(fields)) => {
-            fields.get("type").and_then(Value::as_str).unwrap_or_default().to_string()
-        }
-        (Field::DateOfBirth | Field::BalanceUsd, value) => value.to_string(),
-        _ => return false,
-    };
-    let (stored_canonical, stated_canonical) = (canonical(&stored_text), canonical(stated));
+    let stated_canonical = canonical(stated);
     if stated_canonical.is_empty() {
         return false;
     }
-    if stored_canonical == stated_canonical {
-        return true;
-    }
     let last_four_fields = [Field::GovernmentIdNumber, Field::TaxId, Field::BankAccount, Field::Phone];
-    last_four_fields.contains(&field)
-        && stated_canonical.chars().count() == 4
-        && stored_canonical.ends_with(&stated_canonical)
+    let last_four = last_four_fields.contains(&field) && stated_canonical.chars().count() == 4;
+    let mut elements = Vec::new();
+    match (field, stored) {
+        // The method's type only: the rest of a two-factor record is a secret.
+        (Field::TwoFactorMethod, Value::Object(fields)) => {
+            elements.extend(fields.get("type").and_then(Value::as_str).map(str::to_string))
+        }
+        (_, value) => leaves(value, &mut elements),
+    }
+    elements
+        .iter()
+        .map(|element| canonical(element))
+        .any(|element| element == stated_canonical || (last_four && element.ends_with(&stated_canonical)))
+}
+
+/// The scalar values inside a stored value, as text.
+fn leaves(value: &Value, into: &mut Vec<String>) {
+    match value {
+        Value::String(text) => into.push(text.clone()),
+        Value::Number(number) => into.push(number.to_string()),
+        Value::Bool(flag) => into.push(flag.to_string()),
+        Value::Array(items) => items.iter().for_each(|item| leaves(item, into)),
+        Value::Object(fields) => fields.values().for_each(|item| leaves(item, into)),
+        Value::Null => {}
+    }
 }
 
 pub(crate) fn random_id() -> Result<String, GatewayError> {

@@ -34,7 +34,9 @@ impl From<GatewayError> for Problem {
         let code = error.code();
         let status = match &error {
             GatewayError::Unauthenticated(_) => StatusCode::UNAUTHORIZED,
-            GatewayError::WrongRole { .. } | GatewayError::Denied { .. } => StatusCode::FORBIDDEN,
+            GatewayError::WrongRole { .. } | GatewayError::Denied { .. } | GatewayError::VerifyLimit { .. } => {
+                StatusCode::FORBIDDEN
+            }
             GatewayError::NotFound { .. } => StatusCode::NOT_FOUND,
             GatewayError::BadRequest(_) => StatusCode::BAD_REQUEST,
             GatewayError::Conflict(_) => StatusCode::CONFLICT,
@@ -58,7 +60,8 @@ impl From<GatewayError> for Problem {
                 format!("access denied: {reason}")
             }
             GatewayError::NotFound { ledger_index: Some(index), .. }
-            | GatewayError::WrongRole { ledger_index: Some(index), .. } => {
+            | GatewayError::WrongRole { ledger_index: Some(index), .. }
+            | GatewayError::VerifyLimit { ledger_index: index, .. } => {
                 extra.push(("ledger_index", json!(index)));
                 error.to_string()
             }

@@ -141,8 +141,11 @@ fn no_plaintext_reaches_the_disk_or_the_log() {
     assert!(stdout.contains("imported 2 customers"), "{stdout}");
 
     let agents = scratch.path().join("agents.jsonl");
-    std::fs::write(&agents, "{\"id\": \"agt-1\", \"name\": \"Sam\", \"team\": \"l1-chat\", \"site\": \"us-sf\"}\n")
-        .unwrap();
+    std::fs::write(
+        &agents,
+        "{\"id\": \"agt-1\", \"name\": \"Sam\", \"team\": \"l1-chat\", \"site\": \"us-sf\", \"employer\": \"staff\"}\n",
+    )
+    .unwrap();
     assert!(run(&["import", "agents", agents.to_str().unwrap(), "--data", data]).0);
     let tickets = scratch.path().join("tickets.jsonl");
     std::fs::write(

@@ -6,7 +6,7 @@
 
 use cordon_entry::{
     AccessAction, AccessEntry, AlertEntry, ChangeEntry, Containment, Decision, ENTRY_BYTES_MAX, Entry, EntryError,
-    SignalEntry, VERSION, decode,
+    SignalEntry, VERSION, VerifyOutcome, decode,
 };
 use proptest::prelude::*;
 
@@ -21,7 +21,7 @@ fn access(text: &str) -> Entry {
         why: Some(text.to_string()),
         beyond_need: vec![text.to_string()],
         off_shift: true,
-        matched: Some(false),
+        verify: Some(VerifyOutcome::Refused),
         contained: Some(Containment::StepUp),
         policies: vec![text.to_string()],
         ..AccessEntry::new(-5, text, text, AccessAction::Reveal, Decision::Deny)

@@ -288,3 +288,107 @@ async fn a_missing_employer_grants_no_privilege() {
     assert_eq!(report.rejected.len(), 1, "{report:?}");
     assert!(format!("{:?}", report.rejected).contains("employer"), "{report:?}");
 }
+
+/// The date of birth `customer_fields` stores, and wrong guesses around it.
+const BIRTH_DATE: &str = "1988-04-01";
+
+fn verify_body(ticket: &str, field: &str, value: &str) -> serde_json::Value {
+    json!({"ticket": ticket, "field": field, "value": value})
+}
+
+/// Regression: verify was an unthrottled, undetected oracle. An agent with a legitimate
+/// ticket found a date of birth in 200 guesses in 0.2 s, risk 0, no alert. Verify answers a
+/// handful of wrong statements per agent, customer and field, then refuses with its own
+/// problem type, even the right value; each refusal is scored; the limit survives a
+/// restart because it is rebuilt from the ledger.
+#[tokio::test]
+async fn verify_is_not_an_oracle_for_guessing() {
+    let harness = Harness::new();
+    harness.put_customer("cus-1", crate::support::customer_fields("Nina Simone", "nina@example.org", 10.0)).await;
+    harness.put_agent("agt-1", json!({"name": "A", "team": "l1-chat", "site": "us-sf", "employer": "staff"})).await;
+    harness
+        .admin(
+            Method::PUT,
+            "/v1/tickets/t-1",
+            json!({"requester": "cus-1", "category": "account_recovery", "assignee": "agt-1"}),
+        )
+        .await;
+    let analyst = harness.state.gateway.issue_role_token(cordon_gateway::TokenRole::Analyst).unwrap();
+    let agent = harness.agent_token("agt-1");
+    let path = "/v1/customers/cus-1/verify";
+    // Another field answers first, and still answers after: the limit is per field.
+    let (status, answer) =
+        harness.call(Method::POST, path, Some(&agent), Some(verify_body("t-1", "email", "nina@example.org"))).await;
+    assert_eq!((status, answer["match"].as_bool()), (StatusCode::OK, Some(true)), "{answer}");
+    let mut answers = Vec::new();
+    for day in 1..=12 {
+        let guess = format!("1988-03-{day:02}");
+        let body = verify_body("t-1", "date_of_birth", &guess);
+        let (status, answer) = harness.call(Method::POST, path, Some(&agent), Some(body)).await;
+        answers.push((status, problem_type(&answer).to_string(), answer["match"].as_bool()));
+    }
+    // Three wrong statements are answered; then verify refuses, and detection, scoring each
+    // refusal, soon contains the agent (step-up holds for verify as for reveal).
+    for answer in &answers[..3] {
+        assert_eq!(*answer, (StatusCode::OK, String::new(), Some(false)), "{answers:?}");
+    }
+    assert_eq!(answers[3].1, "urn:cordon:problem:verify-limit", "{answers:?}");
+    for (status, code, _) in &answers[4..] {
+        assert_eq!(*status, StatusCode::FORBIDDEN, "{answers:?}");
+        let refused = matches!(code.as_str(), "urn:cordon:problem:verify-limit" | "urn:cordon:problem:access-denied");
+        assert!(refused, "{answers:?}");
+    }
+    // The right value is refused too: no oracle at all.
+    let right = verify_body("t-1", "date_of_birth", BIRTH_DATE);
+    let (status, answer) = harness.call(Method::POST, path, Some(&agent), Some(right.clone())).await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{answer}");
+    assert!(answer["ledger_index"].is_u64(), "{answer}");
+    // Detection scored the guessing.
+    let (status, board) = harness.call(Method::GET, "/v1/risk", Some(&analyst), None).await;
+    assert_eq!(status, StatusCode::OK, "{board}");
+    let level = board["agents"]
+        .as_array()
+        .and_then(|agents| agents.iter().find(|row| row["agent"] == "agt-1"))
+        .and_then(|row| row["level"].as_str());
+    assert!(matches!(level, Some("step-up" | "suspend")), "guessing contained the agent: {board}");
+
+    let harness = harness.reopen();
+    let (status, answer) = harness.call(Method::POST, path, Some(&agent), Some(right)).await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "after a restart: {answer}");
+}
+
+/// Regression: verify of list and object fields (wallet addresses, a postal address)
+/// always said no match. A statement matches when it equals one element.
+#[tokio::test]
+async fn verify_matches_one_element_of_a_list_or_an_object() {
+    let harness = Harness::new();
+    harness.put_customer("cus-1", crate::support::customer_fields("Nina Simone", "nina@example.org", 10.0)).await;
+    harness.put_agent("agt-1", json!({"name": "A", "team": "l1-chat", "site": "us-sf", "employer": "staff"})).await;
+    for (ticket, category) in [("t-1", "withdrawal_delay"), ("t-2", "address_change")] {
+        harness
+            .admin(
+                Method::PUT,
+                &format!("/v1/tickets/{ticket}"),
+                json!({"requester": "cus-1", "category": category, "assignee": "agt-1"}),
+            )
+            .await;
+    }
+    let agent = harness.agent_token("agt-1");
+    let cases = [
+        ("t-1", "wallet_addresses", "bc1qar0srrr7xfkvy5l643lydnw9re59gtzzwf5mdq", true),
+        ("t-1", "wallet_addresses", "bc1qar0srrr7xfkvy5l643lydnw9re59gtzzwf5mdx", false),
+        ("t-2", "postal_address", "Dublin", true),
+        ("t-2", "postal_address", "D02 X285", true),
+        ("t-2", "postal_address", "Cork", false),
+    ];
+    for (ticket, field, value, expected) in cases {
+        let (status, answer) = harness
+            .call(Method::POST, "/v1/customers/cus-1/verify", Some(&agent), Some(verify_body(ticket, field, value)))
+            .await;
+        assert_eq!(
+            (status, answer["match"].as_bool()),
+            (StatusCode::OK, Some(expected)),
+            "{field} {value}: {answer}"
+        );
+    }
+}
