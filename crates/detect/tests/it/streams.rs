@@ -1,7 +1,7 @@
 //! The detector on synthetic streams: honest work stays quiet, each insider pattern is
 //! contained within the number of customers its signal promises, and replay is exact.
 
-use cordon_detect::{Action, Alert, Detector, Level, Observation, Thresholds, Why};
+use cordon_detect::{Action, Alert, Checked, Detector, Level, Observation, Thresholds, Why};
 
 const DAY: i64 = 86_400_000;
 const MINUTE: i64 = 60_000;
@@ -238,6 +238,9 @@ fn step_up_refuses_reveals_without_an_approver_and_clearing_lifts_it() {
     assert_eq!(observe(&mut detector, &approved).deny, None);
     let view = access(0, 102, "agt-001", Action::View, 5_002, Why::Ticket);
     assert_eq!(observe(&mut detector, &view).deny, None, "masked views stay open");
+    // Regression: step-up did not stop verify, which answers about a value too.
+    let verify = access(0, 103, "agt-001", Action::Verify(Checked::Matched), 5_003, Why::Ticket);
+    assert_eq!(observe(&mut detector, &verify).deny, Some(Level::StepUp));
     detector.clear("agt-001", reveal.time_ms);
     assert_eq!(observe(&mut detector, &reveal).deny, None);
 }
@@ -254,6 +257,44 @@ fn search_sweeps_are_caught_by_their_misses() {
     let (alerts, _) = run(&events);
     let suspended = suspension(&alerts, "agt-900").expect("suspended");
     assert!(suspended.signals.iter().any(|signal| signal.name == "search-misses"), "{suspended:#?}");
+}
+
+/// Regression: searches that hit were never scored, so an insider with a list of outside
+/// emails and phones confirmed 300 customers without an alert.
+#[test]
+fn a_list_checker_is_caught_by_its_hits() {
+    let mut events = honest(10, 8, 5);
+    for hit in 0..300 {
+        let mut event = access(7, 100 + hit, "agt-900", Action::Search { matched: true }, 0, Why::Unexplained);
+        event.customer = None;
+        events.push(event);
+    }
+    events.sort_by_key(|event| event.time_ms);
+    let (alerts, _) = run(&events);
+    let suspended = suspension(&alerts, "agt-900").expect("suspended");
+    assert!(suspended.signals.iter().any(|signal| signal.name == "search-hits"), "{suspended:#?}");
+}
+
+/// Regression: verify was an undetected oracle. Wrong statements beyond a few a day, and
+/// above all refusals by verify's limit, are scored.
+#[test]
+fn a_verify_guesser_is_contained() {
+    let cases = [
+        (Checked::Wrong, 12, Level::StepUp),
+        (Checked::Refused, 3, Level::StepUp),
+        (Checked::Matched, 40, Level::Normal),
+    ];
+    for (checked, count, at_least) in cases {
+        let mut detector = Detector::new(Thresholds::default());
+        for attempt in 0..count {
+            let event = access(0, attempt, "agt-001", Action::Verify(checked), 7, Why::Ticket);
+            detector.observe(&event.observation(attempt as u64));
+        }
+        assert!(detector.level("agt-001") >= at_least, "{checked:?} x {count}: {:?}", detector.level("agt-001"));
+        if at_least == Level::Normal {
+            assert_eq!(detector.level("agt-001"), Level::Normal, "honest verifies stay quiet");
+        }
+    }
 }
 
 #[test]

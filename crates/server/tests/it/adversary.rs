@@ -385,10 +385,6 @@ async fn verify_matches_one_element_of_a_list_or_an_object() {
         let (status, answer) = harness
             .call(Method::POST, "/v1/customers/cus-1/verify", Some(&agent), Some(verify_body(ticket, field, value)))
             .await;
-        assert_eq!(
-            (status, answer["match"].as_bool()),
-            (StatusCode::OK, Some(expected)),
-            "{field} {value}: {answer}"
-        );
+        assert_eq!((status, answer["match"].as_bool()), (StatusCode::OK, Some(expected)), "{field} {value}: {answer}");
     }
 }
