@@ -564,6 +564,16 @@ impl Gateway {
         Ok(Verified { matched, ledger_index: index })
     }
 
+    /// Whether the caller may read the metrics: the service identity or an administrator,
+    /// as the directory says now.
+    pub fn may_read_metrics(&self, who: &Claims) -> Result<(), GatewayError> {
+        let role = self.principal(who)?.role;
+        if role != TokenRole::Service.name() && role != TokenRole::Admin.name() {
+            return Err(GatewayError::WrongRole { needed: "service or admin", ledger_index: None });
+        }
+        Ok(())
+    }
+
     /// Every recorded access to a customer (service role: the customer-facing app).
     pub fn access_history(&self, who: &Claims, customer: &str) -> Result<Vec<AccessEvent>, GatewayError> {
         if self.principal(who)?.role != TokenRole::Service.name() {

@@ -4,13 +4,13 @@ use std::sync::Arc;
 
 use axum::Json;
 use axum::extract::rejection::QueryRejection;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Query, State};
 use cordon_store::StoredAlert;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::problem::Problem;
-use crate::routes::{AppState, Body, Caller, query_problem};
+use crate::routes::{AppState, Body, Caller, Segment, query_problem};
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -80,7 +80,7 @@ pub(crate) async fn list_alerts(
 pub(crate) async fn show_alert(
     State(state): State<Arc<AppState>>,
     caller: Caller,
-    Path(id): Path<u64>,
+    Segment(id): Segment<u64>,
 ) -> Result<Json<AlertView>, Problem> {
     Ok(Json(state.gateway.alert(&caller.claims, id, &caller.request).await?.into()))
 }
@@ -99,7 +99,7 @@ pub(crate) struct Decided {
 pub(crate) async fn dismiss_alert(
     State(state): State<Arc<AppState>>,
     caller: Caller,
-    Path(id): Path<u64>,
+    Segment(id): Segment<u64>,
     Body(body): Body<Verdict>,
 ) -> Result<Json<Decided>, Problem> {
     let index = state.gateway.decide_alert(&caller.claims, id, false, &body.reason, &caller.request).await?;
@@ -109,7 +109,7 @@ pub(crate) async fn dismiss_alert(
 pub(crate) async fn confirm_alert(
     State(state): State<Arc<AppState>>,
     caller: Caller,
-    Path(id): Path<u64>,
+    Segment(id): Segment<u64>,
     Body(body): Body<Verdict>,
 ) -> Result<Json<Decided>, Problem> {
     let index = state.gateway.decide_alert(&caller.claims, id, true, &body.reason, &caller.request).await?;

@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use axum::Json;
 use axum::extract::rejection::QueryRejection;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Query, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use cordon_gateway::{IncidentSpec, IncidentStatus};
@@ -16,7 +16,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use crate::problem::Problem;
-use crate::routes::{AppState, Body, Caller, query_problem};
+use crate::routes::{AppState, Body, Caller, Segment, query_problem};
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -85,7 +85,7 @@ pub(crate) async fn list(State(state): State<Arc<AppState>>, caller: Caller) -> 
 pub(crate) async fn show(
     State(state): State<Arc<AppState>>,
     caller: Caller,
-    Path(id): Path<String>,
+    Segment(id): Segment<String>,
 ) -> Result<Json<Value>, Problem> {
     let incident = state.gateway.incident(&caller.claims, &id, &caller.request).await?;
     let timeline = state.gateway.incident_timeline(&caller.claims, &id, &caller.request).await?;
@@ -111,7 +111,7 @@ pub(crate) struct StatusBody {
 pub(crate) async fn set_status(
     State(state): State<Arc<AppState>>,
     caller: Caller,
-    Path(id): Path<String>,
+    Segment(id): Segment<String>,
     Body(body): Body<StatusBody>,
 ) -> Result<Json<Value>, Problem> {
     let changes: Vec<(String, String)> = body.status.into_iter().collect();
@@ -122,7 +122,7 @@ pub(crate) async fn set_status(
 pub(crate) async fn scope(
     State(state): State<Arc<AppState>>,
     caller: Caller,
-    Path(id): Path<String>,
+    Segment(id): Segment<String>,
 ) -> Result<Json<Value>, Problem> {
     let found = state.gateway.incident_scope(&caller.claims, &id, &caller.request).await?;
     Ok(Json(scope_json(&found)))
@@ -138,7 +138,7 @@ pub(crate) struct AttributeBody {
 pub(crate) async fn attribute(
     State(state): State<Arc<AppState>>,
     caller: Caller,
-    Path(id): Path<String>,
+    Segment(id): Segment<String>,
     Body(body): Body<AttributeBody>,
 ) -> Result<Json<Value>, Problem> {
     let sample = read_sample("sample", &body.sample).map_err(|error| Problem::bad_request(error.to_string()))?;
@@ -163,7 +163,7 @@ pub(crate) struct ProtectBody {
 pub(crate) async fn protect(
     State(state): State<Arc<AppState>>,
     caller: Caller,
-    Path(id): Path<String>,
+    Segment(id): Segment<String>,
     Body(body): Body<ProtectBody>,
 ) -> Result<Json<Value>, Problem> {
     let report = state.gateway.incident_protect(&caller.claims, &id, body.apply, &caller.request).await?;
@@ -183,7 +183,7 @@ pub(crate) async fn protect(
 pub(crate) async fn notify(
     State(state): State<Arc<AppState>>,
     caller: Caller,
-    Path(id): Path<String>,
+    Segment(id): Segment<String>,
 ) -> Result<Json<Value>, Problem> {
     let (notices, folder) = state.gateway.incident_notify(&caller.claims, &id, &caller.request).await?;
     Ok(Json(json!({ "notices": notices.len(), "folder": folder.display().to_string() })))
@@ -198,7 +198,7 @@ pub(crate) struct ReportQuery {
 pub(crate) async fn report(
     State(state): State<Arc<AppState>>,
     caller: Caller,
-    Path(id): Path<String>,
+    Segment(id): Segment<String>,
     query: Result<Query<ReportQuery>, QueryRejection>,
 ) -> Result<Response, Problem> {
     let Query(query) = query.map_err(query_problem)?;
@@ -216,7 +216,7 @@ pub(crate) async fn report(
 pub(crate) async fn evidence(
     State(state): State<Arc<AppState>>,
     caller: Caller,
-    Path(id): Path<String>,
+    Segment(id): Segment<String>,
 ) -> Result<Response, Problem> {
     let bundle = state.gateway.incident_evidence(&caller.claims, &id, &caller.request).await?;
     let disposition = format!("attachment; filename=\"{id}-evidence.tar\"");

@@ -67,7 +67,9 @@ pub fn app(state: Arc<AppState>) -> Router {
         .route("/v1/ledger/checkpoint", get(checkpoint))
         .route("/v1/ledger/proof/{index}", get(proof))
         .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(body_limit))
+        .layer(middleware::from_fn(bounded_heads))
         .layer(middleware::from_fn_with_state(Arc::clone(&state), observe))
         .with_state(state)
 }
@@ -148,7 +150,7 @@ impl FromRequestParts<Arc<AppState>> for Caller {
         let header = parts.headers.get(header::AUTHORIZATION).ok_or_else(|| {
             Problem::new(StatusCode::UNAUTHORIZED, "unauthenticated", "an `Authorization: Bearer` token is needed")
         })?;
-        let token = header.to_str().ok().and_then(|value| value.strip_prefix("Bearer ")).ok_or_else(|| {
+        let token = header.to_str().ok().and_then(bearer_token).ok_or_else(|| {
             Problem::new(
                 StatusCode::UNAUTHORIZED,
                 "unauthenticated",
@@ -157,6 +159,32 @@ impl FromRequestParts<Arc<AppState>> for Caller {
         })?;
         let claims = state.gateway.authenticate(token)?;
         Ok(Caller { claims, request })
+    }
+}
+
+/// The token of an `Authorization` header value: the scheme is case-insensitive (RFC 9110
+/// §11.1), whitespace around the token is ignored.
+fn bearer_token(value: &str) -> Option<&str> {
+    let (scheme, token) = value.trim().split_once(char::is_whitespace)?;
+    let token = token.trim();
+    (scheme.eq_ignore_ascii_case("bearer") && !token.is_empty()).then_some(token)
+}
+
+/// A path parameter, with a problem+json error that names the parameter and what is wrong.
+pub(crate) struct Segment<T>(pub(crate) T);
+
+impl<T, S> FromRequestParts<S> for Segment<T>
+where
+    T: serde::de::DeserializeOwned + Send,
+    S: Send + Sync,
+{
+    type Rejection = Problem;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Segment<T>, Problem> {
+        match Path::<T>::from_request_parts(parts, state).await {
+            Ok(Path(value)) => Ok(Segment(value)),
+            Err(rejection) => Err(Problem::bad_request(format!("the path is not valid: {}", rejection.body_text()))),
+        }
     }
 }
 
@@ -180,7 +208,12 @@ where
 
 fn json_problem(rejection: JsonRejection) -> Problem {
     let status = rejection.status();
-    let code = if status == StatusCode::PAYLOAD_TOO_LARGE { "body-too-large" } else { "bad-request" };
+    let code = match status {
+        StatusCode::PAYLOAD_TOO_LARGE => "body-too-large",
+        StatusCode::UNSUPPORTED_MEDIA_TYPE => "unsupported-media-type",
+        StatusCode::UNPROCESSABLE_ENTITY => "unprocessable-body",
+        _ => "bad-request",
+    };
     Problem::new(status, code, rejection.body_text())
 }
 
@@ -210,6 +243,34 @@ async fn openapi() -> Response {
 
 async fn not_found() -> Problem {
     Problem::new(StatusCode::NOT_FOUND, "not-found", "no such route; see /openapi.json")
+}
+
+async fn method_not_allowed() -> Problem {
+    Problem::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "method-not-allowed",
+        "this route does not take that method; see /openapi.json",
+    )
+}
+
+/// The longest request target and header block answered; longer ones get 414 and 431 as
+/// problems, before any handler runs. (Beyond hyper's own buffer, 400 KiB, hyper answers
+/// 431 itself, without a body.)
+const URI_BYTES_MAX: usize = 8 * 1024;
+const HEADER_BYTES_MAX: usize = 16 * 1024;
+
+async fn bounded_heads(request: Request, next: Next) -> Response {
+    let uri = request.uri().to_string().len();
+    if uri > URI_BYTES_MAX {
+        let detail = format!("the request target is {uri} bytes; at most {URI_BYTES_MAX}");
+        return Problem::new(StatusCode::URI_TOO_LONG, "uri-too-long", detail).into_response();
+    }
+    let headers: usize = request.headers().iter().map(|(name, value)| name.as_str().len() + value.len() + 4).sum();
+    if headers > HEADER_BYTES_MAX {
+        let detail = format!("the headers are {headers} bytes; at most {HEADER_BYTES_MAX}");
+        return Problem::new(StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE, "headers-too-large", detail).into_response();
+    }
+    next.run(request).await
 }
 
 async fn checkpoint(State(state): State<Arc<AppState>>) -> Response {
@@ -268,7 +329,7 @@ struct CardResponse {
 async fn view(
     State(state): State<Arc<AppState>>,
     caller: Caller,
-    Path(id): Path<String>,
+    Segment(id): Segment<String>,
     query: Result<Query<TicketQuery>, QueryRejection>,
 ) -> Result<Json<CardResponse>, Problem> {
     let Query(query) = query.map_err(query_problem)?;
@@ -301,7 +362,7 @@ struct RevealResponse {
 async fn reveal(
     State(state): State<Arc<AppState>>,
     caller: Caller,
-    Path(id): Path<String>,
+    Segment(id): Segment<String>,
     Body(body): Body<RevealBody>,
 ) -> Result<Json<RevealResponse>, Problem> {
     let outcome = state
@@ -335,7 +396,7 @@ struct VerifyResponse {
 async fn verify(
     State(state): State<Arc<AppState>>,
     caller: Caller,
-    Path(id): Path<String>,
+    Segment(id): Segment<String>,
     Body(body): Body<VerifyBody>,
 ) -> Result<Json<VerifyResponse>, Problem> {
     let outcome = state
@@ -368,7 +429,7 @@ struct HistoryEvent {
 async fn access_history(
     State(state): State<Arc<AppState>>,
     caller: Caller,
-    Path(id): Path<String>,
+    Segment(id): Segment<String>,
 ) -> Result<Json<HistoryResponse>, Problem> {
     let events = state.gateway.access_history(&caller.claims, &id)?;
     Ok(Json(HistoryResponse {
@@ -424,7 +485,7 @@ fn active() -> String {
 async fn put_agent(
     State(state): State<Arc<AppState>>,
     caller: Caller,
-    Path(id): Path<String>,
+    Segment(id): Segment<String>,
     Body(body): Body<AgentBody>,
 ) -> Result<Json<Recorded>, Problem> {
     let [start, end] = body.shift.unwrap_or([0, 0]);
@@ -445,7 +506,7 @@ async fn put_agent(
 async fn suspend_agent(
     State(state): State<Arc<AppState>>,
     caller: Caller,
-    Path(id): Path<String>,
+    Segment(id): Segment<String>,
 ) -> Result<Json<Recorded>, Problem> {
     let index = state.gateway.set_agent_status(&caller.claims, &id, AgentStatus::Suspended, &caller.request).await?;
     Ok(Json(Recorded { ledger_index: index }))
@@ -454,7 +515,7 @@ async fn suspend_agent(
 async fn reinstate_agent(
     State(state): State<Arc<AppState>>,
     caller: Caller,
-    Path(id): Path<String>,
+    Segment(id): Segment<String>,
 ) -> Result<Json<Recorded>, Problem> {
     let index = state.gateway.reinstate_agent(&caller.claims, &id, &caller.request).await?;
     Ok(Json(Recorded { ledger_index: index }))
@@ -471,7 +532,7 @@ struct AgentToken {
 async fn agent_token(
     State(state): State<Arc<AppState>>,
     caller: Caller,
-    Path(id): Path<String>,
+    Segment(id): Segment<String>,
 ) -> Result<Json<AgentToken>, Problem> {
     let (ledger_index, token) = state.gateway.grant_agent_token(&caller.claims, &id, &caller.request).await?;
     let claims = state.gateway.authenticate(&token)?;
@@ -495,7 +556,7 @@ fn open() -> String {
 async fn put_ticket(
     State(state): State<Arc<AppState>>,
     caller: Caller,
-    Path(id): Path<String>,
+    Segment(id): Segment<String>,
     Body(body): Body<TicketBody>,
 ) -> Result<Json<Recorded>, Problem> {
     let now = state.gateway.now_ms().div_euclid(1000);
@@ -524,7 +585,7 @@ struct CustomerBody {
 async fn put_customer(
     State(state): State<Arc<AppState>>,
     caller: Caller,
-    Path(id): Path<String>,
+    Segment(id): Segment<String>,
     Body(body): Body<CustomerBody>,
 ) -> Result<Json<Recorded>, Problem> {
     let mut fields = BTreeMap::new();
@@ -540,7 +601,7 @@ async fn put_customer(
 async fn delete_customer(
     State(state): State<Arc<AppState>>,
     caller: Caller,
-    Path(id): Path<String>,
+    Segment(id): Segment<String>,
 ) -> Result<Json<Recorded>, Problem> {
     let index = state.gateway.delete_customer(&caller.claims, &id, &caller.request).await?;
     Ok(Json(Recorded { ledger_index: index }))
@@ -605,7 +666,7 @@ async fn request_approval(
 async fn approve(
     State(state): State<Arc<AppState>>,
     caller: Caller,
-    Path(id): Path<String>,
+    Segment(id): Segment<String>,
     Body(body): Body<ApproveBody>,
 ) -> Result<Json<ApprovalResponse>, Problem> {
     let outcome = state.gateway.approve(&caller.claims, &id, body.seconds, &caller.request).await;
@@ -618,7 +679,7 @@ async fn approve(
 async fn proof(
     State(state): State<Arc<AppState>>,
     _caller: Caller,
-    Path(index): Path<String>,
+    Segment(index): Segment<String>,
 ) -> Result<Response, Problem> {
     let index: u64 = index.parse().map_err(|_| Problem::bad_request(format!("`{index}` is not a ledger index")))?;
     let audit = Arc::clone(state.gateway.audit());
@@ -630,9 +691,7 @@ async fn proof(
 }
 
 async fn metrics(State(state): State<Arc<AppState>>, caller: Caller) -> Result<Response, Problem> {
-    if !matches!(caller.claims.role, TokenRole::Service | TokenRole::Admin) {
-        return Err(GatewayError::WrongRole { needed: "service or admin", ledger_index: None }.into());
-    }
+    state.gateway.may_read_metrics(&caller.claims)?;
     let text = state.metrics.render(state.gateway.audit().stats());
     Ok(([(header::CONTENT_TYPE, "application/openmetrics-text; version=1.0.0; charset=utf-8")], text).into_response())
 }

@@ -112,7 +112,7 @@ async fn refusals_name_the_problem() {
             Some(&agent),
             Some(json!({"ticket": "t-1", "fields": ["email"], "reason": "r", "extra": 1}).to_string()),
             StatusCode::UNPROCESSABLE_ENTITY,
-            "bad-request",
+            "unprocessable-body",
             "extra",
         ),
         (
