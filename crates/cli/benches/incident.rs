@@ -63,7 +63,14 @@ fn agent_id(number: u64) -> String {
 }
 
 fn analyst() -> Claims {
-    Claims { sub: "role:analyst".into(), role: TokenRole::Analyst, iat: 0, exp: i64::MAX, jti: "bench".into() }
+    Claims {
+        sub: "role:analyst".into(),
+        role: TokenRole::Analyst,
+        iat: 0,
+        nbf: None,
+        exp: i64::MAX,
+        jti: "bench".into(),
+    }
 }
 
 fn median(times: &mut [f64]) -> f64 {

@@ -156,10 +156,66 @@ impl Config {
         if let Ok(listen) = std::env::var("CORDON_LISTEN") {
             config.server.listen = listen;
         }
+        config.check().map_err(|problem| format!("`{}`: {problem}", path.display()))?;
         Ok(config)
     }
 
-    pub fn to_toml(&self) -> String {
-        toml::to_string_pretty(self).unwrap_or_default()
+    /// Refuses values a deployment cannot mean: negative or zero limits and lifetimes,
+    /// thresholds out of order, webhook addresses that are not HTTP(S) URLs. The error
+    /// names the setting and the value.
+    pub fn check(&self) -> Result<(), String> {
+        let in_range = |name: &str, value: i64, low: i64, high: i64| -> Result<(), String> {
+            if (low..=high).contains(&value) {
+                Ok(())
+            } else {
+                Err(format!("{name} = {value} is outside {low} to {high}"))
+            }
+        };
+        let lifetime_max = crate::token::TOKEN_LIFETIME_SECONDS_MAX;
+        in_range("[tokens] lifetime_seconds", self.tokens.lifetime_seconds, 60, lifetime_max)?;
+        let limits = &self.limits;
+        let size = |value: usize| i64::try_from(value).unwrap_or(i64::MAX);
+        in_range("[limits] request_body_bytes_max", size(limits.request_body_bytes_max), 1024, 16 << 20)?;
+        in_range("[limits] fields_per_request_max", size(limits.fields_per_request_max), 1, 64)?;
+        in_range("[limits] value_bytes_max", size(limits.value_bytes_max), 16, 1 << 20)?;
+        in_range("[limits] history_events_max", size(limits.history_events_max), 1, 1_000_000)?;
+        in_range("[limits] verify_wrong_statements_max", limits.verify_wrong_statements_max.into(), 1, 100)?;
+        in_range("[limits] verify_window_days", limits.verify_window_days.into(), 1, 3650)?;
+        let interval = i64::try_from(self.ledger.checkpoint_interval_ms).unwrap_or(i64::MAX);
+        in_range("[ledger] checkpoint_interval_ms", interval, 1, 3_600_000)?;
+        let thresholds = &self.detection.thresholds;
+        let risks = [
+            ("alert_risk", thresholds.alert_risk),
+            ("step_up_risk", thresholds.step_up_risk),
+            ("suspend_risk", thresholds.suspend_risk),
+        ];
+        for (name, value) in risks.iter().chain([("half_life_hours", thresholds.half_life_hours)].iter()) {
+            if !(value.is_finite() && *value > 0.0) {
+                return Err(format!("[detection.thresholds] {name} = {value} must be a positive number"));
+            }
+        }
+        if !(thresholds.alert_risk < thresholds.step_up_risk && thresholds.step_up_risk < thresholds.suspend_risk) {
+            return Err(format!(
+                "[detection.thresholds] alert_risk ({}) < step_up_risk ({}) < suspend_risk ({}) must hold",
+                thresholds.alert_risk, thresholds.step_up_risk, thresholds.suspend_risk
+            ));
+        }
+        for (name, url) in [
+            ("[detection] webhook_url", &self.detection.webhook_url),
+            ("[incident] protect_webhook_url", &self.incident.protect_webhook_url),
+        ] {
+            let valid = url.is_empty()
+                || ((url.starts_with("http://") || url.starts_with("https://"))
+                    && url.len() > "https://".len()
+                    && !url.chars().any(|character| character.is_whitespace() || character.is_control()));
+            if !valid {
+                return Err(format!("{name} = `{url}` is not an http:// or https:// URL"));
+            }
+        }
+        Ok(())
+    }
+
+    pub fn to_toml(&self) -> Result<String, String> {
+        toml::to_string_pretty(self).map_err(|error| format!("the configuration cannot be written: {error}"))
     }
 }

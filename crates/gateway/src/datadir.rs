@@ -4,10 +4,11 @@
 
 use std::fs::{self, OpenOptions};
 use std::io::Write as _;
-use std::os::unix::fs::{DirBuilderExt as _, OpenOptionsExt as _};
+use std::os::unix::fs::{DirBuilderExt as _, OpenOptionsExt as _, PermissionsExt as _};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use cordon_directory::AgentStatus;
 use cordon_ledger::{Ledger, LedgerConfig};
 use cordon_policy::{CategoryTable, DEFAULT_POLICIES, DEFAULT_SCHEMA, PolicyEngine};
 use cordon_store::Store;
@@ -67,6 +68,13 @@ impl DataDir {
         self.root.join(relative)
     }
 
+    /// Checks `config` and writes it as this directory's `cordon.toml` (0600).
+    pub fn write_config(&self, config: &Config) -> Result<(), GatewayError> {
+        config.check().map_err(GatewayError::BadRequest)?;
+        let text = config.to_toml().map_err(GatewayError::Internal)?;
+        write_private_file(&self.path(CONFIG_FILE), text.as_bytes())
+    }
+
     /// Creates a data directory in `root` (absent or empty) and returns an admin token.
     pub fn init(&self, origin: Option<&str>, clock: Arc<dyn Clock>) -> Result<Initialized, GatewayError> {
         if self.root.exists() && fs::read_dir(&self.root).map_err(io_error(&self.root))?.next().is_some() {
@@ -75,7 +83,7 @@ impl DataDir {
                 self.root.display()
             )));
         }
-        fs::create_dir_all(&self.root).map_err(io_error(&self.root))?;
+        create_private_dir(&self.root)?;
         let mut config = Config::default();
         if let Some(origin) = origin {
             config.ledger.origin = origin.to_string();
@@ -91,7 +99,7 @@ impl DataDir {
         let store = Store::open(&self.path(DATABASE_FILE))?;
         store.set_meta(CURRENT_KEK, &kek_id)?;
         drop(store);
-        fs::write(self.path(CONFIG_FILE), config.to_toml()).map_err(io_error(&self.path(CONFIG_FILE)))?;
+        self.write_config(&config)?;
         let gateway = self.open(clock)?;
         let admin_token = gateway.issue_role_token(TokenRole::Admin)?;
         Ok(Initialized { admin_token, verifier_key: verifier.to_string() })
@@ -150,7 +158,8 @@ impl DataDir {
         let kek_bytes = read_key(&self.path(KEYS_DIR).join(&kek_id))?;
         let kek = LocalKek::new(&kek_id, &kek_bytes)?;
         let blind = BlindIndexKey::new(&read_key(&self.path(KEYS_DIR).join(BLIND_INDEX_KEY))?)?;
-        let tokens = TokenKey::new(&read_key(&self.path(KEYS_DIR).join(TOKEN_KEY))?);
+        let tokens = TokenKey::new(&read_key(&self.path(KEYS_DIR).join(TOKEN_KEY))?)
+            .map_err(|error| GatewayError::Internal(format!("the token key: {error}")))?;
         let (policies, schema) = match (&config.policy.policies, &config.policy.schema) {
             (None, None) => (DEFAULT_POLICIES.to_string(), DEFAULT_SCHEMA.to_string()),
             (policies, schema) => {
@@ -166,6 +175,7 @@ impl DataDir {
         };
         let policy_hash = policy.hash().to_string();
         let applied = store.meta(POLICY_HASH)?;
+        let revoked = store.revoked_tokens(clock.now_seconds())?.into_iter().collect();
         let store = Arc::new(store);
         let gateway = Gateway {
             directory: crate::directory_cache::DirectoryCache::load(&store)?,
@@ -189,6 +199,7 @@ impl DataDir {
                     config.limits.verify_window_days,
                 ),
             }),
+            revoked: std::sync::RwLock::new(revoked),
             answers_access: detection == Detection::Replay,
             webhook_url: Some(config.detection.webhook_url.clone()).filter(|url| !url.is_empty()),
             incident: config.incident.clone(),
@@ -216,7 +227,8 @@ impl DataDir {
         clock: &dyn Clock,
     ) -> Result<String, GatewayError> {
         let config = self.config()?;
-        let key = TokenKey::new(&read_key(&self.path(KEYS_DIR).join(TOKEN_KEY))?);
+        let key = TokenKey::new(&read_key(&self.path(KEYS_DIR).join(TOKEN_KEY))?)
+            .map_err(|error| GatewayError::Internal(format!("the token key: {error}")))?;
         let (subject, role) = match (agent, role) {
             (Some(agent), None) => {
                 let store = Store::open(&self.path(DATABASE_FILE))?;
@@ -225,6 +237,12 @@ impl DataDir {
                     id: agent.to_string(),
                     ledger_index: None,
                 })?;
+                if found.status != AgentStatus::Active {
+                    return Err(GatewayError::Conflict(format!(
+                        "agent `{agent}` is {}; it gets no token",
+                        found.status
+                    )));
+                }
                 (agent.to_string(), TokenRole::from(found.role))
             }
             (None, Some(role)) => (format!("role:{}", role.name()), role),
@@ -330,6 +348,22 @@ fn read_text(path: Option<&str>, default: &str) -> Result<String, GatewayError> 
         Some(path) => fs::read_to_string(path).map_err(io_error(Path::new(path))),
         None => Ok(default.to_string()),
     }
+}
+
+/// Creates `path` and any missing parents as folders only their owner may enter (0700),
+/// whatever the umask says: a data directory holds keys, databases and notices.
+pub(crate) fn create_private_dir(path: &Path) -> Result<(), GatewayError> {
+    fs::DirBuilder::new().recursive(true).mode(0o700).create(path).map_err(io_error(path))?;
+    fs::set_permissions(path, fs::Permissions::from_mode(0o700)).map_err(io_error(path))
+}
+
+/// Writes `bytes` to `path` as a file only its owner may read (0600), whatever the umask.
+pub(crate) fn write_private_file(path: &Path, bytes: &[u8]) -> Result<(), GatewayError> {
+    let mut file =
+        OpenOptions::new().write(true).create(true).truncate(true).mode(0o600).open(path).map_err(io_error(path))?;
+    file.set_permissions(fs::Permissions::from_mode(0o600)).map_err(io_error(path))?;
+    file.write_all(bytes).map_err(io_error(path))?;
+    file.sync_all().map_err(io_error(path))
 }
 
 fn io_error(path: &Path) -> impl Fn(std::io::Error) -> GatewayError + '_ {

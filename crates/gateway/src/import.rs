@@ -280,6 +280,7 @@ impl Batch {
                     created_at: line.created_at.unwrap_or(now),
                     updated_at: now,
                 };
+                gateway.check_ticket_people(&ticket).map_err(|error| error.to_string())?;
                 self.tickets.push(ticket);
             }
         }

@@ -699,14 +699,13 @@ impl Gateway {
                 cordon_incident::notice(customer, actions, &context, templates).map_err(GatewayError::Internal)
             })
             .collect::<Result<Vec<_>, _>>()?;
-        let folder = self.data_folder().join("outbox").join("notices").join(id);
-        std::fs::create_dir_all(&folder)
-            .map_err(|error| GatewayError::Internal(format!("cannot create `{}`: {error}", folder.display())))?;
+        let folder = self.data_folder().join("outbox").join("notices").join(file_name(id));
+        crate::datadir::create_private_dir(&self.data_folder().join("outbox"))?;
+        crate::datadir::create_private_dir(&folder)?;
         for notice in &notices {
             for (extension, body) in [("txt", &notice.text), ("html", &notice.html)] {
-                let path = folder.join(format!("{}.{extension}", notice.customer));
-                std::fs::write(&path, body)
-                    .map_err(|error| GatewayError::Internal(format!("cannot write `{}`: {error}", path.display())))?;
+                let path = folder.join(format!("{}.{extension}", file_name(&notice.customer)));
+                crate::datadir::write_private_file(&path, body.as_bytes())?;
             }
         }
         let index = self
@@ -802,6 +801,19 @@ impl Gateway {
     fn data_folder(&self) -> std::path::PathBuf {
         self.store.path().parent().map(std::path::Path::to_path_buf).unwrap_or_default()
     }
+}
+
+/// An id as a file name that stays in its folder: bytes outside `A-Z a-z 0-9 - _ .` are
+/// percent-encoded, and so is a leading dot (ids may hold `/` and `..`).
+fn file_name(id: &str) -> String {
+    id.bytes()
+        .enumerate()
+        .map(|(position, byte)| match byte {
+            b'.' if position == 0 => "%2E".to_string(),
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' => (byte as char).to_string(),
+            _ => format!("%{byte:02X}"),
+        })
+        .collect()
 }
 
 /// A timeline line.

@@ -70,6 +70,8 @@ pub struct Gateway {
     pub(crate) token_lifetime_seconds: i64,
     /// Orders every append and runs detection in that order.
     pub(crate) sequencer: Sequencer,
+    /// Ids of revoked tokens, loaded at open and added to by `revoke_token`.
+    pub(crate) revoked: std::sync::RwLock<std::collections::HashSet<String>>,
     /// False for a handle opened for analysis with detection on: detection's state was not
     /// replayed, so it could not score an access, and every access request is refused. Fixed
     /// at open, so the request path reads it without a lock.
@@ -145,9 +147,44 @@ impl Gateway {
 
     /// Verifies a bearer token.
     pub fn authenticate(&self, token: &str) -> Result<Claims, GatewayError> {
-        self.tokens
+        let claims = self
+            .tokens
             .verify(token, self.clock.now_seconds())
-            .map_err(|error| GatewayError::Unauthenticated(error.to_string()))
+            .map_err(|error| GatewayError::Unauthenticated(error.to_string()))?;
+        if self.revoked.read().unwrap_or_else(std::sync::PoisonError::into_inner).contains(&claims.jti) {
+            return Err(GatewayError::Unauthenticated(crate::token::TokenError::Revoked.to_string()));
+        }
+        Ok(claims)
+    }
+
+    /// Revokes a token, named by the token itself or by its id (`jti`): an administrator's
+    /// call, recorded in the ledger. From the next request on it authenticates nobody, on
+    /// every route. Role identities' tokens (admin, analyst, service) need this; an agent's
+    /// token also ends with the agent's suspension.
+    pub async fn revoke_token(
+        &self,
+        who: &Claims,
+        token: Option<&str>,
+        jti: Option<&str>,
+        request: &str,
+    ) -> Result<u64, GatewayError> {
+        let now = self.clock.now_seconds();
+        let (jti, expires_at) = match (token, jti) {
+            (Some(token), None) => {
+                let claims = self.tokens.verify(token, now).map_err(|error| {
+                    GatewayError::BadRequest(format!("the token to revoke is not one of this deployment's: {error}"))
+                })?;
+                (claims.jti, claims.exp)
+            }
+            // A bare id is kept as long as any token may live.
+            (None, Some(jti)) => (jti.to_string(), now + crate::token::TOKEN_LIFETIME_SECONDS_MAX),
+            _ => return Err(GatewayError::BadRequest("give either `token` or `jti`".into())),
+        };
+        cordon_directory::check_id("token", &jti).map_err(|error| GatewayError::BadRequest(error.to_string()))?;
+        let index = self.administer(who, "token.revoke", &jti, None, request).await?;
+        self.store.revoke_token(&jti, expires_at, now)?;
+        self.revoked.write().unwrap_or_else(std::sync::PoisonError::into_inner).insert(jti);
+        Ok(index)
     }
 
     /// Issues a token for a role that is not a directory agent (`admin`, `analyst`, `service`).
@@ -628,10 +665,30 @@ impl Gateway {
         if !self.categories.knows(&ticket.category) {
             return Err(GatewayError::BadRequest(format!("unknown ticket category `{}`", ticket.category)));
         }
+        self.check_ticket_people(&ticket)?;
         let detail = format!("{} {} {}", ticket.status, ticket.category, ticket.assignee.as_deref().unwrap_or("-"));
         let index = self.administer(who, "ticket.put", &ticket.id, Some(detail), request).await?;
         self.directory.put_tickets(&self.store, &[ticket])?;
         Ok(index)
+    }
+
+    /// A ticket names people who exist: its requester a customer, its assignee an agent.
+    pub(crate) fn check_ticket_people(&self, ticket: &Ticket) -> Result<(), GatewayError> {
+        if self.directory.customer(&self.store, &ticket.requester)?.is_none() {
+            return Err(GatewayError::BadRequest(format!(
+                "ticket `{}`: requester `{}` is not a customer",
+                ticket.id, ticket.requester
+            )));
+        }
+        if let Some(assignee) = &ticket.assignee
+            && self.directory.agent(&self.store, assignee)?.is_none()
+        {
+            return Err(GatewayError::BadRequest(format!(
+                "ticket `{}`: assignee `{assignee}` is not an agent",
+                ticket.id
+            )));
+        }
+        Ok(())
     }
 
     pub async fn put_customer(

@@ -6,7 +6,6 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD as BASE64URL;
 use hmac::{Hmac, KeyInit as _, Mac as _};
 use serde::{Deserialize, Serialize};
 use sha2::Sha256;
-use zeroize::Zeroizing;
 
 const HEADER: &str = r#"{"alg":"HS256","typ":"JWT"}"#;
 
@@ -55,6 +54,12 @@ impl std::str::FromStr for TokenRole {
     }
 }
 
+/// The longest a token may live, whatever the configuration says.
+pub const TOKEN_LIFETIME_SECONDS_MAX: i64 = 30 * 86_400;
+
+/// How far a token's issue time may be ahead of this clock (clocks drift between hosts).
+const CLOCK_SKEW_SECONDS: i64 = 60;
+
 /// Signs a token for `subject` with `role`, valid from `now` for `lifetime_seconds`.
 pub fn issue(
     key: &TokenKey,
@@ -63,13 +68,20 @@ pub fn issue(
     now: i64,
     lifetime_seconds: i64,
 ) -> Result<String, crate::error::GatewayError> {
-    Ok(key.issue(&Claims {
+    if !(1..=TOKEN_LIFETIME_SECONDS_MAX).contains(&lifetime_seconds) {
+        return Err(crate::error::GatewayError::BadRequest(format!(
+            "a token lifetime of {lifetime_seconds} s is outside 1 to {TOKEN_LIFETIME_SECONDS_MAX} s"
+        )));
+    }
+    key.issue(&Claims {
         sub: subject.to_string(),
         role,
         iat: now,
+        nbf: Some(now),
         exp: now + lifetime_seconds,
         jti: crate::service::random_id()?,
-    }))
+    })
+    .map_err(|error| crate::error::GatewayError::Internal(error.to_string()))
 }
 
 /// Who is calling, from a verified token.
@@ -78,7 +90,11 @@ pub struct Claims {
     pub sub: String,
     pub role: TokenRole,
     pub iat: i64,
+    /// Not before (Unix seconds); tokens issued before it was written have none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub nbf: Option<i64>,
     pub exp: i64,
+    /// The token's id: what revocation names.
     pub jti: String,
 }
 
@@ -90,10 +106,21 @@ pub enum TokenError {
     BadSignature,
     #[error("the token expired")]
     Expired,
+    #[error("the token is not valid yet (issued or valid from a time ahead of this clock)")]
+    NotYetValid,
+    #[error("the token claims to live {seconds} s, longer than any token may ({TOKEN_LIFETIME_SECONDS_MAX} s)")]
+    TooLong { seconds: i64 },
+    #[error("the token was revoked")]
+    Revoked,
+    #[error("a token key must be at least 32 bytes, not {0}")]
+    ShortKey(usize),
+    #[error("the token's claims cannot be encoded: {0}")]
+    Encoding(String),
 }
 
 pub struct TokenKey {
-    key: Zeroizing<Vec<u8>>,
+    /// HMAC-SHA256 keyed once; each use clones it.
+    mac: Hmac<Sha256>,
 }
 
 impl std::fmt::Debug for TokenKey {
@@ -103,24 +130,30 @@ impl std::fmt::Debug for TokenKey {
 }
 
 impl TokenKey {
-    pub fn new(key: &[u8]) -> TokenKey {
-        TokenKey { key: Zeroizing::new(key.to_vec()) }
+    /// A key of at least 32 bytes; a shorter one is refused, never padded or replaced.
+    pub fn new(key: &[u8]) -> Result<TokenKey, TokenError> {
+        if key.len() < 32 {
+            return Err(TokenError::ShortKey(key.len()));
+        }
+        let mac = Hmac::<Sha256>::new_from_slice(key).map_err(|_| TokenError::ShortKey(key.len()))?;
+        Ok(TokenKey { mac })
     }
 
     fn mac(&self) -> Hmac<Sha256> {
-        // HMAC accepts keys of any length, so this cannot fail.
-        Hmac::<Sha256>::new_from_slice(&self.key).unwrap_or_else(|_| Hmac::<Sha256>::new(&Default::default()))
+        self.mac.clone()
     }
 
-    pub fn issue(&self, claims: &Claims) -> String {
-        let payload = serde_json::to_vec(claims).unwrap_or_default();
+    pub fn issue(&self, claims: &Claims) -> Result<String, TokenError> {
+        let payload = serde_json::to_vec(claims).map_err(|error| TokenError::Encoding(error.to_string()))?;
         let signing_input = format!("{}.{}", BASE64URL.encode(HEADER), BASE64URL.encode(payload));
         let mut mac = self.mac();
         mac.update(signing_input.as_bytes());
-        format!("{signing_input}.{}", BASE64URL.encode(mac.finalize().into_bytes()))
+        Ok(format!("{signing_input}.{}", BASE64URL.encode(mac.finalize().into_bytes())))
     }
 
-    /// Checks the signature (in constant time) and expiry at `now` (Unix seconds).
+    /// Checks the signature (in constant time), then the times at `now` (Unix seconds):
+    /// expired, issued or valid only in the future (beyond a minute of clock skew), or
+    /// living longer than any token may. Revocation is the gateway's check, not the key's.
     pub fn verify(&self, token: &str, now: i64) -> Result<Claims, TokenError> {
         let mut parts = token.trim().split('.');
         let (Some(header), Some(payload), Some(signature), None) =
@@ -142,6 +175,12 @@ impl TokenKey {
         let claims: Claims = serde_json::from_slice(&payload).map_err(|_| TokenError::Malformed)?;
         if claims.exp <= now {
             return Err(TokenError::Expired);
+        }
+        if claims.iat > now + CLOCK_SKEW_SECONDS || claims.nbf.is_some_and(|nbf| nbf > now + CLOCK_SKEW_SECONDS) {
+            return Err(TokenError::NotYetValid);
+        }
+        if claims.exp - claims.iat > TOKEN_LIFETIME_SECONDS_MAX {
+            return Err(TokenError::TooLong { seconds: claims.exp - claims.iat });
         }
         Ok(claims)
     }

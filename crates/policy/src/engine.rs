@@ -337,6 +337,9 @@ fn explain_default_deny(request: &AccessRequest) -> String {
                     "no ticket given: access to customer `{customer}` needs an open ticket assigned to you, or a break-glass approval"
                 );
             };
+            if ticket.status == "unknown" {
+                return format!("ticket `{}` does not exist", ticket.id);
+            }
             if ticket.requester != customer {
                 return format!("ticket `{}` was raised by another customer", ticket.id);
             }

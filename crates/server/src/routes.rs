@@ -47,6 +47,7 @@ pub fn app(state: Arc<AppState>) -> Router {
         .route("/v1/agents/{id}/suspend", post(suspend_agent))
         .route("/v1/agents/{id}/reinstate", post(reinstate_agent))
         .route("/v1/agents/{id}/token", post(agent_token))
+        .route("/v1/tokens/revoke", post(revoke_token))
         .route("/v1/alerts", get(crate::analyst::list_alerts))
         .route("/v1/alerts/{id}", get(crate::analyst::show_alert))
         .route("/v1/alerts/{id}/dismiss", post(crate::analyst::dismiss_alert))
@@ -537,6 +538,23 @@ async fn agent_token(
     let (ledger_index, token) = state.gateway.grant_agent_token(&caller.claims, &id, &caller.request).await?;
     let claims = state.gateway.authenticate(&token)?;
     Ok(Json(AgentToken { agent: id, role: claims.role, token, ledger_index }))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RevokeBody {
+    token: Option<String>,
+    jti: Option<String>,
+}
+
+async fn revoke_token(
+    State(state): State<Arc<AppState>>,
+    caller: Caller,
+    Body(body): Body<RevokeBody>,
+) -> Result<Json<Recorded>, Problem> {
+    let index =
+        state.gateway.revoke_token(&caller.claims, body.token.as_deref(), body.jti.as_deref(), &caller.request).await?;
+    Ok(Json(Recorded { ledger_index: index }))
 }
 
 #[derive(Deserialize)]

@@ -90,12 +90,18 @@ impl<'a> InProcess<'a> {
                 sub: agent.agent.id.clone(),
                 role: TokenRole::from(agent.agent.role),
                 iat: 0,
+                nbf: None,
                 exp: i64::MAX,
                 jti: "sim".into(),
             },
-            None => {
-                Claims { sub: "role:admin".into(), role: TokenRole::Admin, iat: 0, exp: i64::MAX, jti: "sim".into() }
-            }
+            None => Claims {
+                sub: "role:admin".into(),
+                role: TokenRole::Admin,
+                iat: 0,
+                nbf: None,
+                exp: i64::MAX,
+                jti: "sim".into(),
+            },
         }
     }
 }

@@ -333,9 +333,7 @@ fn use_permissive_policies(dir: &DataDir, data: &Path) -> Result<(), SimError> {
 }
 
 fn write_config(dir: &DataDir, config: &cordon_gateway::Config) -> Result<(), SimError> {
-    let config_path = dir.path(cordon_gateway::CONFIG_FILE);
-    std::fs::write(&config_path, config.to_toml())
-        .map_err(|error| SimError::Internal(format!("`{}`: {error}", config_path.display())))
+    dir.write_config(config).map_err(|error| SimError::Internal(error.to_string()))
 }
 
 /// Picks the agents who turn, one spec at a time, from ordinary agents present from day 0.

@@ -55,6 +55,12 @@ CREATE TABLE IF NOT EXISTS tickets (
 );
 CREATE INDEX IF NOT EXISTS tickets_by_assignee ON tickets (assignee, status);
 CREATE INDEX IF NOT EXISTS tickets_by_requester ON tickets (requester, assignee);
+-- Revoked tokens by id, kept until they would have expired anyway.
+CREATE TABLE IF NOT EXISTS revoked_tokens (
+    jti TEXT PRIMARY KEY,
+    expires_at INTEGER NOT NULL,
+    revoked_at INTEGER NOT NULL
+);
 CREATE TABLE IF NOT EXISTS approvals (
     id TEXT PRIMARY KEY,
     kind TEXT NOT NULL,

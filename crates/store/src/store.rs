@@ -722,6 +722,35 @@ impl Store {
             .unwrap_or(0) as u64)
     }
 
+    // ---- revoked tokens ----
+
+    /// Records that the token `jti` is revoked (until `expires_at`, when it would have
+    /// expired anyway), and forgets revocations that have run out.
+    pub fn revoke_token(&self, jti: &str, expires_at: i64, now: i64) -> Result<(), StoreError> {
+        let connection = self.write();
+        connection
+            .execute(
+                "INSERT INTO revoked_tokens (jti, expires_at, revoked_at) VALUES (?1, ?2, ?3)
+                 ON CONFLICT (jti) DO UPDATE SET expires_at = max(expires_at, ?2)",
+                params![jti, expires_at, now],
+            )
+            .map_err(self.error("revoke a token"))?;
+        connection
+            .execute("DELETE FROM revoked_tokens WHERE expires_at <= ?1", [now])
+            .map(drop)
+            .map_err(self.error("forget expired revocations"))
+    }
+
+    /// The ids of revoked tokens that have not expired by `now`.
+    pub fn revoked_tokens(&self, now: i64) -> Result<Vec<String>, StoreError> {
+        let connection = self.read();
+        let mut statement = connection
+            .prepare_cached("SELECT jti FROM revoked_tokens WHERE expires_at > ?1")
+            .map_err(self.error("read revoked tokens"))?;
+        let rows = statement.query_map([now], |row| row.get(0)).map_err(self.error("read revoked tokens"))?;
+        rows.collect::<Result<Vec<String>, _>>().map_err(self.error("read revoked tokens"))
+    }
+
     // ---- approvals ----
 
     pub fn put_approval(&self, approval: &Approval) -> Result<(), StoreError> {

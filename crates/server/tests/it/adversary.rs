@@ -527,3 +527,114 @@ async fn every_refusal_at_the_edge_is_a_problem() {
         assert!(search.get(status).is_some(), "POST /v1/search documents {status}");
     }
 }
+
+/// A token signed with this deployment's key, with claims as given (a stolen-key-free way
+/// to test what the verifier accepts).
+fn signed(harness: &Harness, claims: &cordon_gateway::Claims) -> String {
+    let hex = std::fs::read_to_string(harness.data().path("keys/token-signing")).unwrap();
+    let bytes: Vec<u8> =
+        (0..hex.trim().len()).step_by(2).map(|at| u8::from_str_radix(&hex.trim()[at..at + 2], 16).unwrap()).collect();
+    cordon_gateway::TokenKey::new(&bytes).unwrap().issue(claims).unwrap()
+}
+
+/// Regression: tokens had no bound on lifetime, no check of `iat`/`nbf`, and no revocation,
+/// so a leaked admin, analyst or service token worked until it expired.
+#[tokio::test]
+async fn tokens_are_bounded_in_time_and_revocable() {
+    let harness = Harness::new();
+    let now = 1_795_000_000;
+    let claims = |iat: i64, nbf: Option<i64>, exp: i64| cordon_gateway::Claims {
+        sub: "role:service".into(),
+        role: cordon_gateway::TokenRole::Service,
+        iat,
+        nbf,
+        exp,
+        jti: format!("t-{iat}-{exp}"),
+    };
+    let cases = [
+        ("valid", claims(now, Some(now), now + 3600), StatusCode::OK, ""),
+        ("issued in the future", claims(now + 3600, None, now + 7200), StatusCode::UNAUTHORIZED, "not valid yet"),
+        ("not before the future", claims(now, Some(now + 3600), now + 7200), StatusCode::UNAUTHORIZED, "not valid yet"),
+        ("a year long", claims(now, None, now + 365 * 86_400), StatusCode::UNAUTHORIZED, "longer than any token"),
+        ("expired", claims(now - 7200, None, now - 3600), StatusCode::UNAUTHORIZED, "expired"),
+    ];
+    for (what, claims, expected, fragment) in cases {
+        let token = signed(&harness, &claims);
+        let (status, answer) = harness.call(Method::GET, "/metrics", Some(&token), None).await;
+        assert_eq!(status, expected, "{what}: {answer}");
+        assert!(answer.to_string().contains(fragment), "{what}: {answer}");
+    }
+
+    // Revocation: by the token, or by its id; held across a restart.
+    let service = harness.state.gateway.issue_role_token(cordon_gateway::TokenRole::Service).unwrap();
+    let analyst = harness.state.gateway.issue_role_token(cordon_gateway::TokenRole::Analyst).unwrap();
+    assert_eq!(harness.call(Method::GET, "/metrics", Some(&service), None).await.0, StatusCode::OK);
+    let revoked = harness.admin(Method::POST, "/v1/tokens/revoke", json!({"token": service})).await;
+    assert!(revoked["ledger_index"].is_u64(), "{revoked}");
+    let jti = harness.state.gateway.authenticate(&analyst).unwrap().jti;
+    harness.admin(Method::POST, "/v1/tokens/revoke", json!({"jti": jti})).await;
+    let (status, answer) =
+        harness.call(Method::POST, "/v1/tokens/revoke", Some(&analyst), Some(json!({"jti": "x"}))).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED, "{answer}");
+    let harness = harness.reopen();
+    for token in [&service, &analyst] {
+        let (status, answer) = harness.call(Method::GET, "/v1/alerts", Some(token), None).await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED, "{answer}");
+        assert!(answer["detail"].as_str().unwrap_or_default().contains("revoked"), "{answer}");
+    }
+    // Only an administrator revokes.
+    let other = harness.state.gateway.issue_role_token(cordon_gateway::TokenRole::Service).unwrap();
+    let (status, _) = harness.call(Method::POST, "/v1/tokens/revoke", Some(&other), Some(json!({"jti": "y"}))).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+}
+
+/// Regression: negative or inconsistent settings (a token lifetime, risk thresholds out of
+/// order, a webhook that is not a URL) started without complaint.
+#[test]
+fn settings_a_deployment_cannot_mean_are_refused_by_name() {
+    type Edit = fn(&mut cordon_gateway::Config);
+    let cases: [(&str, Edit, &str); 6] = [
+        ("defaults", |_| {}, ""),
+        ("negative lifetime", |config| config.tokens.lifetime_seconds = -5, "lifetime_seconds"),
+        ("thresholds out of order", |config| config.detection.thresholds.step_up_risk = 100.0, "step_up_risk"),
+        ("not a number", |config| config.detection.thresholds.alert_risk = f64::NAN, "alert_risk"),
+        ("webhook", |config| config.detection.webhook_url = "ftp://example.org".into(), "webhook_url"),
+        ("zero body", |config| config.limits.request_body_bytes_max = 0, "request_body_bytes_max"),
+    ];
+    for (what, edit, fragment) in cases {
+        let mut config = cordon_gateway::Config::default();
+        edit(&mut config);
+        match config.check() {
+            Ok(()) => assert!(fragment.is_empty(), "{what} was accepted"),
+            Err(problem) => assert!(!fragment.is_empty() && problem.contains(fragment), "{what}: {problem}"),
+        }
+    }
+}
+
+/// Regression: the data directory, `cordon.toml` and the notices' outbox followed the
+/// umask; tickets accepted requesters and assignees that do not exist; an unknown ticket
+/// was refused as "raised by another customer".
+#[tokio::test]
+async fn directory_files_are_private_and_tickets_name_real_people() {
+    use std::os::unix::fs::PermissionsExt as _;
+    let harness = Harness::new();
+    harness.put_assigned_ticket().await;
+    let mode = |path: std::path::PathBuf| std::fs::metadata(path).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode(harness.data().path("")), 0o700, "the data directory");
+    assert_eq!(mode(harness.data().path("cordon.toml")), 0o600, "cordon.toml");
+
+    let admin = harness.admin.clone();
+    let cases = [
+        (json!({"requester": "cus-9", "category": "general_inquiry"}), "cus-9"),
+        (json!({"requester": "cus-1", "category": "general_inquiry", "assignee": "agt-9"}), "agt-9"),
+    ];
+    for (body, fragment) in cases {
+        let (status, answer) = harness.call(Method::PUT, "/v1/tickets/t-9", Some(&admin), Some(body.clone())).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{body}: {answer}");
+        assert!(answer["detail"].as_str().unwrap_or_default().contains(fragment), "{body}: {answer}");
+    }
+    let agent = harness.agent_token("agt-1");
+    let (status, answer) = harness.call(Method::GET, "/v1/customers/cus-1?ticket=t-404", Some(&agent), None).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    assert!(answer["detail"].as_str().unwrap_or_default().contains("`t-404` does not exist"), "{answer}");
+}

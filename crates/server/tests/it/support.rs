@@ -67,7 +67,7 @@ impl Harness {
         let made = data.init(None, clock.clone()).unwrap();
         let mut config = data.config().unwrap();
         edit(&mut config);
-        std::fs::write(data.path("cordon.toml"), config.to_toml()).unwrap();
+        std::fs::write(data.path("cordon.toml"), config.to_toml().unwrap()).unwrap();
         let gateway = data.open(clock.clone()).unwrap();
         Harness {
             state: Arc::new(AppState { gateway, metrics: Metrics::default() }),

@@ -29,7 +29,7 @@ fn serve(dir: &std::path::Path) -> Server {
     // which counts per day, would judge it differently from the in-process run compared here.
     let mut config = DataDir::new(&data).config().unwrap();
     config.detection.enabled = false;
-    std::fs::write(data.join("cordon.toml"), config.to_toml()).unwrap();
+    std::fs::write(data.join("cordon.toml"), config.to_toml().unwrap()).unwrap();
     let gateway = DataDir::new(&data).open(Arc::new(SystemClock)).unwrap();
     let state = Arc::new(AppState { gateway, metrics: Metrics::default() });
     let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();

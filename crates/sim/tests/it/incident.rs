@@ -64,7 +64,14 @@ fields = ["full_name", "email", "phone", "postal_address", "balance_usd"]
 "#;
 
 fn analyst() -> Claims {
-    Claims { sub: "role:analyst".into(), role: TokenRole::Analyst, iat: 0, exp: i64::MAX, jti: "test".into() }
+    Claims {
+        sub: "role:analyst".into(),
+        role: TokenRole::Analyst,
+        iat: 0,
+        nbf: None,
+        exp: i64::MAX,
+        jti: "test".into(),
+    }
 }
 
 fn open(run: &Run) -> Gateway {
