@@ -179,7 +179,7 @@ impl DataDir {
         let store = Arc::new(store);
         let gateway = Gateway {
             directory: crate::directory_cache::DirectoryCache::load(&store)?,
-            indexer: crate::indexer::Indexer::start(Arc::clone(&store)),
+            indexer: crate::indexer::Indexer::start(Arc::clone(&store))?,
             store,
             vault: Vault::new(Arc::new(kek), blind),
             policy,
@@ -200,6 +200,7 @@ impl DataDir {
                 ),
             }),
             revoked: std::sync::RwLock::new(revoked),
+            deciding_alerts: std::sync::Mutex::default(),
             answers_access: detection == Detection::Replay,
             webhook_url: Some(config.detection.webhook_url.clone()).filter(|url| !url.is_empty()),
             incident: config.incident.clone(),

@@ -96,31 +96,78 @@ impl DirectoryCache {
     }
 }
 
-type Cache<T> = RwLock<HashMap<String, Option<T>>>;
+type Cache<T> = RwLock<Entries<T>>;
 
-/// The cached value for `id`, or `load` it and keep it; past `entries_max` the cache starts
-/// over. Absence is cached too, until a write for that id says otherwise.
+struct Entries<T> {
+    values: HashMap<String, Option<T>>,
+    /// Bumped by every write. A load that started before a write may have read the old
+    /// row; it must not be kept, or it would undo the write (a suspension) in the cache.
+    generation: u64,
+}
+
+impl<T> Default for Entries<T> {
+    fn default() -> Entries<T> {
+        Entries { values: HashMap::new(), generation: 0 }
+    }
+}
+
+/// The cached value for `id`, or `load` it and keep it, unless a write came in between;
+/// past `entries_max` the cache starts over. Absence is cached too, until a write for that
+/// id says otherwise.
 fn cached<T: Clone>(
     cache: &Cache<T>,
     id: &str,
     entries_max: usize,
     load: impl FnOnce() -> Result<Option<T>, StoreError>,
 ) -> Result<Option<T>, StoreError> {
-    if let Some(value) = cache.read().unwrap_or_else(PoisonError::into_inner).get(id) {
-        return Ok(value.clone());
-    }
+    let generation = {
+        let entries = cache.read().unwrap_or_else(PoisonError::into_inner);
+        if let Some(value) = entries.values.get(id) {
+            return Ok(value.clone());
+        }
+        entries.generation
+    };
     let value = load()?;
     let mut entries = cache.write().unwrap_or_else(PoisonError::into_inner);
-    if entries.len() >= entries_max {
-        entries.clear();
+    if entries.generation == generation {
+        if entries.values.len() >= entries_max {
+            entries.values.clear();
+        }
+        entries.values.insert(id.to_string(), value.clone());
     }
-    entries.insert(id.to_string(), value.clone());
     Ok(value)
 }
 
 fn forget<'a, T>(cache: &Cache<T>, ids: impl IntoIterator<Item = &'a str>) {
     let mut entries = cache.write().unwrap_or_else(PoisonError::into_inner);
+    entries.generation += 1;
     for id in ids {
-        entries.remove(id);
+        entries.values.remove(id);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+
+    /// Regression: a reader that missed the cache loaded the row, a suspension was written
+    /// and forgotten meanwhile, and the reader then cached the row it had loaded, undoing
+    /// the suspension in the cache until the next write.
+    #[test]
+    fn a_load_racing_a_write_is_not_kept() {
+        let cache: Cache<&'static str> = Cache::default();
+        let answered = cached(&cache, "agt-1", usize::MAX, || {
+            // The write lands while the load is under way.
+            forget(&cache, ["agt-1"]);
+            Ok(Some("active"))
+        })
+        .unwrap();
+        assert_eq!(answered, Some("active"), "the racing request sees what it read");
+        let next = cached(&cache, "agt-1", usize::MAX, || Ok(Some("suspended"))).unwrap();
+        assert_eq!(next, Some("suspended"), "the next request reads the store again");
+        let cached_now = cached(&cache, "agt-1", usize::MAX, || Ok(Some("never read"))).unwrap();
+        assert_eq!(cached_now, Some("suspended"), "an undisturbed load is kept");
     }
 }

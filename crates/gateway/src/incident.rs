@@ -236,7 +236,7 @@ impl Gateway {
                 return Err(GatewayError::NotFound { what: "agent", id: agent.clone(), ledger_index: None });
             }
         }
-        let id = format!("inc-{}", self.store.incidents()?.len() + 1);
+        let id = format!("inc-{}", self.store.next_incident_number()?);
         let now_ms = self.clock.now_ms();
         let window = |time: Option<i64>| time.map_or_else(|| "-".to_string(), |time| time.to_string());
         let detail = format!(
@@ -258,7 +258,7 @@ impl Gateway {
             status: spec.status.to_json(),
             ledger_index: index,
         };
-        self.store.put_incident(&incident)?;
+        self.store.insert_incident(&incident)?;
         self.store.add_timeline(
             &id,
             &timeline(incident.aware_at_ms, "aware", "the exchange became aware".into(), None, None),

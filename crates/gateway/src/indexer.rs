@@ -24,11 +24,15 @@ pub(crate) struct Indexer {
 }
 
 impl Indexer {
-    pub(crate) fn start(store: Arc<Store>) -> Indexer {
+    /// Starts the indexing thread; failing to start it is an error, not an access history
+    /// that silently stays empty.
+    pub(crate) fn start(store: Arc<Store>) -> Result<Indexer, crate::error::GatewayError> {
         let (sender, receiver) = mpsc::sync_channel(QUEUE_EVENTS_MAX);
         let thread =
-            std::thread::Builder::new().name("access-indexer".into()).spawn(move || run(&store, &receiver)).ok();
-        Indexer { sender: Some(sender), thread }
+            std::thread::Builder::new().name("access-indexer".into()).spawn(move || run(&store, &receiver)).map_err(
+                |error| crate::error::GatewayError::Internal(format!("cannot start the access indexer: {error}")),
+            )?;
+        Ok(Indexer { sender: Some(sender), thread: Some(thread) })
     }
 
     /// Queues an event; blocks only if the queue is full.
@@ -83,5 +87,7 @@ fn run(store: &Store, receiver: &Receiver<Message>) {
             let _ = reply.send(());
         }
     }
-    let _ = store.add_access_events(&pending);
+    if let Err(error) = store.add_access_events(&pending) {
+        tracing::error!(%error, events = pending.len(), "the access index could not write its last events");
+    }
 }

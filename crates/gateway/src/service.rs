@@ -70,6 +70,8 @@ pub struct Gateway {
     pub(crate) token_lifetime_seconds: i64,
     /// Orders every append and runs detection in that order.
     pub(crate) sequencer: Sequencer,
+    /// Alerts an analyst is deciding right now (one decision per alert).
+    pub(crate) deciding_alerts: std::sync::Mutex<std::collections::HashSet<u64>>,
     /// Ids of revoked tokens, loaded at open and added to by `revoke_token`.
     pub(crate) revoked: std::sync::RwLock<std::collections::HashSet<String>>,
     /// False for a handle opened for analysis with detection on: detection's state was not
@@ -304,6 +306,16 @@ impl Gateway {
         self.stored_alert(id)
     }
 
+    /// Marks alert `id` as being decided until the guard drops; a second claim meanwhile is
+    /// a conflict.
+    fn claim_alert(&self, id: u64) -> Result<AlertClaim<'_>, GatewayError> {
+        let mut deciding = self.deciding_alerts.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if !deciding.insert(id) {
+            return Err(GatewayError::Conflict(format!("alert {id} is being decided by someone else")));
+        }
+        Ok(AlertClaim { gateway: self, id })
+    }
+
     fn stored_alert(&self, id: u64) -> Result<StoredAlert, GatewayError> {
         self.store.alert(id)?.ok_or_else(|| GatewayError::NotFound {
             what: "alert",
@@ -328,6 +340,9 @@ impl Gateway {
             return Err(GatewayError::BadRequest("a reason is needed to decide an alert".into()));
         }
         self.check_value_length(reason)?;
+        // One decision per alert: a second analyst deciding at the same moment is refused
+        // here, before either reaches the ledger; after the first, the alert is not open.
+        let _deciding = self.claim_alert(id)?;
         let alert = self.stored_alert(id)?;
         if alert.status != "open" {
             return Err(GatewayError::Conflict(format!("alert {id} is already {}", alert.status)));
@@ -1270,6 +1285,18 @@ impl Gateway {
 
     fn today(&self) -> Date {
         Date::from_unix_seconds(self.clock.now_seconds())
+    }
+}
+
+/// An alert being decided; dropping it lets the next decision in.
+struct AlertClaim<'a> {
+    gateway: &'a Gateway,
+    id: u64,
+}
+
+impl Drop for AlertClaim<'_> {
+    fn drop(&mut self) {
+        self.gateway.deciding_alerts.lock().unwrap_or_else(std::sync::PoisonError::into_inner).remove(&self.id);
     }
 }
 

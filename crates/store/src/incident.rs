@@ -190,6 +190,45 @@ impl Store {
 
     // ---- incidents ----
 
+    /// The next incident number, counted in the writer's connection, so two incidents
+    /// opened at once never get the same one (the first use starts after those stored).
+    pub fn next_incident_number(&self) -> Result<u64, StoreError> {
+        let connection = self.write();
+        connection
+            .query_row(
+                "INSERT INTO counters (name, value) VALUES ('incidents', (SELECT count(*) FROM incidents) + 1)
+                 ON CONFLICT (name) DO UPDATE SET value = value + 1 RETURNING value",
+                [],
+                |row| row.get::<_, i64>(0),
+            )
+            .map(|value| value.max(0) as u64)
+            .map_err(self.error("number an incident"))
+    }
+
+    /// Stores a new incident; an existing id is an error, never overwritten.
+    pub fn insert_incident(&self, incident: &StoredIncident) -> Result<(), StoreError> {
+        self.write()
+            .execute(
+                "INSERT INTO incidents (id, title, opened_at_ms, aware_at_ms, opened_by, agents, since_ms, until_ms, status, ledger_index)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+                params![
+                    incident.id,
+                    incident.title,
+                    incident.opened_at_ms,
+                    incident.aware_at_ms,
+                    incident.opened_by,
+                    incident.agents.join(","),
+                    incident.since_ms,
+                    incident.until_ms,
+                    incident.status,
+                    incident.ledger_index as i64
+                ],
+            )
+            .map(drop)
+            .map_err(self.error("store a new incident"))
+    }
+
+    /// Replaces an incident's editable fields (title, agents, window, status).
     pub fn put_incident(&self, incident: &StoredIncident) -> Result<(), StoreError> {
         self.write()
             .execute(

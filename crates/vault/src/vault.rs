@@ -56,7 +56,12 @@ impl Vault {
         crate::envelope::random_fill(&mut nonces)?;
         let mut record = SealedRecord::default();
         for ((field, value), nonce) in fields.iter().zip(nonces.chunks_exact(NONCE_SIZE)) {
-            let plaintext = zeroize::Zeroizing::new(serde_json::to_vec(value).unwrap_or_default());
+            // An encoding failure is an error, never an empty value sealed in its place.
+            let plaintext = zeroize::Zeroizing::new(serde_json::to_vec(value).map_err(|_| VaultError::BadValue {
+                customer: customer.to_string(),
+                field: field.name().to_string(),
+                expected: "a value that can be encoded as JSON",
+            })?);
             let nonce: [u8; NONCE_SIZE] = nonce.try_into().map_err(|_| VaultError::BadKey("nonce"))?;
             record.insert(*field, key.seal_with_nonce(customer, *field, &plaintext, nonce)?);
         }

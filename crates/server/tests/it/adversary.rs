@@ -638,3 +638,46 @@ async fn directory_files_are_private_and_tickets_name_real_people() {
     assert_eq!(status, StatusCode::FORBIDDEN);
     assert!(answer["detail"].as_str().unwrap_or_default().contains("`t-404` does not exist"), "{answer}");
 }
+
+/// Regression: two analysts deciding one alert at the same moment both reached the ledger
+/// (a dismissal and a confirmation of the same alert). One decision per alert.
+#[tokio::test]
+async fn one_alert_gets_one_decision() {
+    let harness = Harness::new();
+    harness.put_assigned_ticket().await;
+    harness.put_canary("cus-7", crate::support::customer_fields("Canary Bird", "canary@example.org", 5.0)).await;
+    for id in ["ana-1", "ana-2"] {
+        let analyst = json!({"name": id, "team": "fraud-investigations", "site": "eu-dub", "employer": "staff", "role": "analyst"});
+        harness.put_agent(id, analyst).await;
+    }
+    let agent = harness.agent_token("agt-1");
+    let (status, _) = harness.call(Method::GET, "/v1/customers/cus-7", Some(&agent), None).await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "the canary touch is refused");
+    let gateway = &harness.state.gateway;
+    let first = gateway.authenticate(&harness.agent_token("ana-1")).unwrap();
+    let second = gateway.authenticate(&harness.agent_token("ana-2")).unwrap();
+    let alerts = gateway.alerts(&first, Some("open"), 10, "r-0").await.unwrap();
+    let id = alerts.first().expect("an alert").id;
+    let (dismissed, confirmed) = tokio::join!(
+        gateway.decide_alert(&first, id, false, "looks fine", "r-1"),
+        gateway.decide_alert(&second, id, true, "harvesting", "r-2"),
+    );
+    assert_eq!(
+        [dismissed.is_ok(), confirmed.is_ok()].iter().filter(|ok| **ok).count(),
+        1,
+        "{dismissed:?} {confirmed:?}"
+    );
+    let mut decisions = 0;
+    gateway
+        .audit()
+        .for_each_entry(&mut |_, bytes| {
+            if let Ok(cordon_entry::Entry::Change(change)) = cordon_entry::decode(bytes) {
+                decisions += u32::from(
+                    change.change.starts_with("alert.") && change.detail.as_deref() == Some(&format!("alert {id}")),
+                );
+            }
+            Ok(())
+        })
+        .unwrap();
+    assert_eq!(decisions, 1);
+}
