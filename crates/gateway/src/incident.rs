@@ -487,7 +487,12 @@ impl Gateway {
     /// An evidence bundle for the incident: every ledger entry that showed an affected
     /// customer to a suspect, and the incident's opening, each with its receipt against one
     /// checkpoint, sealed by an `incident.evidence` entry that carries the manifest's hash.
-    pub async fn incident_evidence(&self, who: &Claims, id: &str, request: &str) -> Result<Vec<u8>, GatewayError> {
+    pub async fn incident_evidence(
+        &self,
+        who: &Claims,
+        id: &str,
+        request: &str,
+    ) -> Result<EvidenceBundle, GatewayError> {
         let actor = self.analyst(who, request).await?;
         let incident = self.stored_incident(id)?;
         let found = self.scope_of(&incident)?;
@@ -529,7 +534,26 @@ impl Gateway {
             ),
         )?;
         let parts = cordon_ledger::BundleParts { readme, verifier_key, checkpoint, entries: proven, seal };
-        Ok(cordon_ledger::write_bundle(&parts, &manifest))
+        Ok(EvidenceBundle { parts, manifest })
+    }
+}
+
+/// An evidence bundle, sealed in the ledger, ready to be written or streamed file by file.
+#[derive(Debug)]
+pub struct EvidenceBundle {
+    parts: cordon_ledger::BundleParts,
+    manifest: String,
+}
+
+impl EvidenceBundle {
+    /// How many entries it proves, the seal among them.
+    pub fn entries(&self) -> usize {
+        self.parts.entries.len()
+    }
+
+    /// The archive (POSIX ustar), one file per chunk, for streaming.
+    pub fn into_chunks(self) -> impl Iterator<Item = Vec<u8>> + Send {
+        cordon_ledger::bundle_chunks(self.parts, self.manifest)
     }
 }
 

@@ -26,6 +26,8 @@ pub use datadir::{CONFIG_FILE, DATABASE_FILE, DataDir, Initialized, LEDGER_DIR, 
 pub use detection::{Replayed, containment};
 pub use error::GatewayError;
 pub use import::{ImportKind, ImportReport, Rejected, import, import_agents};
-pub use incident::{HIGH_BALANCE_BAND, IncidentSpec, IncidentStatus, PROTECTIVE_ACTIONS, ProtectReport};
+pub use incident::{
+    EvidenceBundle, HIGH_BALANCE_BAND, IncidentSpec, IncidentStatus, PROTECTIVE_ACTIONS, ProtectReport,
+};
 pub use service::{Card, Gateway, Revealed, SearchHit, Verified};
 pub use token::{Claims, TokenError, TokenKey, TokenRole};

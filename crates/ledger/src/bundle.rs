@@ -83,18 +83,32 @@ pub fn hex_sha256(bytes: &[u8]) -> String {
 
 /// Writes the bundle as an uncompressed POSIX ustar archive.
 pub fn write_bundle(parts: &BundleParts, manifest_text: &str) -> Vec<u8> {
-    let mut out = Vec::new();
-    add_file(&mut out, "README.md", parts.readme.as_bytes());
-    add_file(&mut out, "MANIFEST", manifest_text.as_bytes());
-    add_file(&mut out, "verifier-key", parts.verifier_key.as_bytes());
-    add_file(&mut out, "checkpoint", parts.checkpoint.as_bytes());
-    add_file(&mut out, "seal", parts.seal.to_string().as_bytes());
-    for (index, bytes, receipt) in &parts.entries {
-        add_file(&mut out, &format!("entries/{index}"), bytes);
-        add_file(&mut out, &format!("proofs/{index}"), receipt.as_bytes());
-    }
-    out.extend(std::iter::repeat_n(0u8, 2 * BLOCK));
-    out
+    bundle_chunks(parts.clone(), manifest_text.to_string()).flatten().collect()
+}
+
+/// The bundle's archive as a sequence of chunks (one file, with its header and padding,
+/// per chunk, then the end marker), so a server can stream it without building a second
+/// copy in memory.
+pub fn bundle_chunks(parts: BundleParts, manifest_text: String) -> impl Iterator<Item = Vec<u8>> + Send {
+    let BundleParts { readme, verifier_key, checkpoint, entries, seal } = parts;
+    let head = [
+        ("README.md".to_string(), readme.into_bytes()),
+        ("MANIFEST".to_string(), manifest_text.into_bytes()),
+        ("verifier-key".to_string(), verifier_key.into_bytes()),
+        ("checkpoint".to_string(), checkpoint.into_bytes()),
+        ("seal".to_string(), seal.to_string().into_bytes()),
+    ];
+    let body = entries.into_iter().flat_map(|(index, bytes, receipt)| {
+        [(format!("entries/{index}"), bytes), (format!("proofs/{index}"), receipt.into_bytes())]
+    });
+    head.into_iter()
+        .chain(body)
+        .map(|(name, contents)| {
+            let mut chunk = Vec::with_capacity(BLOCK + contents.len() + BLOCK);
+            add_file(&mut chunk, &name, &contents);
+            chunk
+        })
+        .chain(std::iter::once(vec![0u8; 2 * BLOCK]))
 }
 
 /// Checks a bundle offline. With `trusted`, the bundle's key must be that key; without, the

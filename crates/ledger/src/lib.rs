@@ -23,8 +23,8 @@ mod verify;
 mod wal;
 
 pub use bundle::{
-    BUNDLE_ENTRIES_MAX, BundleError, BundleParts, BundleSummary, SEAL_MARKER, hex_sha256, manifest, verify_bundle,
-    write_bundle,
+    BUNDLE_ENTRIES_MAX, BundleError, BundleParts, BundleSummary, SEAL_MARKER, bundle_chunks, hex_sha256, manifest,
+    verify_bundle, write_bundle,
 };
 pub use checkpoint::{Checkpoint, CheckpointError, format_receipt, verify_receipt};
 pub use error::LedgerError;

@@ -16,7 +16,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use crate::problem::Problem;
-use crate::routes::{AppState, Body, Caller, Segment, query_problem};
+use crate::routes::{AppState, Body, Caller, Segment, heavy, query_problem};
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -124,7 +124,9 @@ pub(crate) async fn scope(
     caller: Caller,
     Segment(id): Segment<String>,
 ) -> Result<Json<Value>, Problem> {
-    let found = state.gateway.incident_scope(&caller.claims, &id, &caller.request).await?;
+    let Caller { claims, request } = caller;
+    let found =
+        heavy(&state, move |state| async move { state.gateway.incident_scope(&claims, &id, &request).await }).await?;
     Ok(Json(scope_json(&found)))
 }
 
@@ -145,10 +147,17 @@ pub(crate) async fn attribute(
     if sample.rows.is_empty() {
         return Err(Problem::bad_request("the sample has no rows with a value cordon can match"));
     }
-    let found = state.gateway.incident_attribute(&caller.claims, &id, &sample, &caller.request).await?;
+    let Caller { claims, request } = caller;
+    let ignored_columns = sample.ignored_columns.clone();
+    let found =
+        heavy(
+            &state,
+            move |state| async move { state.gateway.incident_attribute(&claims, &id, &sample, &request).await },
+        )
+        .await?;
     let mut answer = attribution_json(&found);
     if let Some(object) = answer.as_object_mut() {
-        object.insert("ignored_columns".into(), json!(sample.ignored_columns));
+        object.insert("ignored_columns".into(), json!(ignored_columns));
     }
     Ok(Json(answer))
 }
@@ -166,7 +175,13 @@ pub(crate) async fn protect(
     Segment(id): Segment<String>,
     Body(body): Body<ProtectBody>,
 ) -> Result<Json<Value>, Problem> {
-    let report = state.gateway.incident_protect(&caller.claims, &id, body.apply, &caller.request).await?;
+    let Caller { claims, request } = caller;
+    let report =
+        heavy(
+            &state,
+            move |state| async move { state.gateway.incident_protect(&claims, &id, body.apply, &request).await },
+        )
+        .await?;
     let mut per_action: BTreeMap<&str, u64> = BTreeMap::new();
     for action in &report.actions {
         *per_action.entry(action.action.as_str()).or_default() += 1;
@@ -185,7 +200,9 @@ pub(crate) async fn notify(
     caller: Caller,
     Segment(id): Segment<String>,
 ) -> Result<Json<Value>, Problem> {
-    let (notices, folder) = state.gateway.incident_notify(&caller.claims, &id, &caller.request).await?;
+    let Caller { claims, request } = caller;
+    let (notices, folder) =
+        heavy(&state, move |state| async move { state.gateway.incident_notify(&claims, &id, &request).await }).await?;
     Ok(Json(json!({ "notices": notices.len(), "folder": folder.display().to_string() })))
 }
 
@@ -207,7 +224,9 @@ pub(crate) async fn report(
         Some("html") => true,
         Some(other) => return Err(Problem::bad_request(format!("`format` must be md or html, not `{other}`"))),
     };
-    let (markdown, page) = state.gateway.incident_report(&caller.claims, &id, &caller.request).await?;
+    let Caller { claims, request } = caller;
+    let (markdown, page) =
+        heavy(&state, move |state| async move { state.gateway.incident_report(&claims, &id, &request).await }).await?;
     let (content_type, body) =
         if html { ("text/html; charset=utf-8", page) } else { ("text/markdown; charset=utf-8", markdown) };
     Ok((StatusCode::OK, [(header::CONTENT_TYPE, content_type)], body).into_response())
@@ -218,12 +237,32 @@ pub(crate) async fn evidence(
     caller: Caller,
     Segment(id): Segment<String>,
 ) -> Result<Response, Problem> {
-    let bundle = state.gateway.incident_evidence(&caller.claims, &id, &caller.request).await?;
-    let disposition = format!("attachment; filename=\"{id}-evidence.tar\"");
+    let Caller { claims, request } = caller;
+    let incident = id.clone();
+    let bundle =
+        heavy(&state, move |state| async move { state.gateway.incident_evidence(&claims, &incident, &request).await })
+            .await?;
+    // The archive goes out file by file, not built whole a second time in memory.
+    let disposition = format!("attachment; filename=\"{}-evidence.tar\"", id.replace(['"', '\\'], "_"));
     Ok((
         StatusCode::OK,
         [(header::CONTENT_TYPE, "application/x-tar".to_string()), (header::CONTENT_DISPOSITION, disposition)],
-        bundle,
+        axum::body::Body::new(Chunks(bundle.into_chunks())),
     )
         .into_response())
+}
+
+/// A response body sent one chunk at a time from an iterator.
+struct Chunks<I>(I);
+
+impl<I: Iterator<Item = Vec<u8>> + Unpin> http_body::Body for Chunks<I> {
+    type Data = axum::body::Bytes;
+    type Error = std::convert::Infallible;
+
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        _: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<http_body::Frame<Self::Data>, Self::Error>>> {
+        std::task::Poll::Ready(self.0.next().map(|chunk| Ok(http_body::Frame::data(axum::body::Bytes::from(chunk)))))
+    }
 }

@@ -87,6 +87,9 @@ impl IntoResponse for Problem {
         let mut response = (self.status, body.to_string()).into_response();
         response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/problem+json"));
         // RFC 6750: a 401 says which scheme to authenticate with.
+        if self.code == "busy" {
+            response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
+        }
         if self.status == StatusCode::UNAUTHORIZED {
             response
                 .headers_mut()

@@ -29,6 +29,61 @@ const OPENAPI: &str = include_str!("openapi.json");
 pub struct AppState {
     pub gateway: Gateway,
     pub metrics: Metrics,
+    /// Permits for heavy work (see `heavy`).
+    heavy: Arc<tokio::sync::Semaphore>,
+}
+
+impl AppState {
+    pub fn new(gateway: Gateway) -> AppState {
+        AppState::with_heavy_at_once(gateway, HEAVY_AT_ONCE_MAX)
+    }
+
+    /// With another bound on heavy requests served at once (tests use 0 to see every heavy
+    /// route go through the bound).
+    pub fn with_heavy_at_once(gateway: Gateway, heavy_at_once_max: usize) -> AppState {
+        AppState {
+            gateway,
+            metrics: Metrics::default(),
+            heavy: Arc::new(tokio::sync::Semaphore::new(heavy_at_once_max)),
+        }
+    }
+}
+
+/// Heavy requests (incident scope, attribution, protection, notices, reports, evidence, an
+/// access history) served at once; one per core of the machine this is measured on.
+const HEAVY_AT_ONCE_MAX: usize = 2;
+
+/// The server's one boundary for the gateway's heavy, blocking work: it runs on tokio's
+/// blocking threads, never on the async workers that answer every other request (and
+/// `/healthz`), and at most `HEAVY_AT_ONCE_MAX` at a time; one more is refused at once with
+/// 503 `busy` and `Retry-After`, not queued, so a flood of them holds neither the workers
+/// nor memory. Fast requests (search, card, reveal, verify, administration) stay on the
+/// workers: their blocking is a few point reads and the ledger's wait, which is async.
+pub(crate) async fn heavy<T, F, Fut>(state: &Arc<AppState>, work: F) -> Result<T, Problem>
+where
+    F: FnOnce(Arc<AppState>) -> Fut + Send + 'static,
+    Fut: std::future::Future<Output = Result<T, GatewayError>>,
+    T: Send + 'static,
+{
+    let permit = Arc::clone(&state.heavy).try_acquire_owned().map_err(|_| {
+        Problem::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "busy",
+            "as many heavy requests as the server takes at once are being served; try again shortly",
+        )
+    })?;
+    let state = Arc::clone(state);
+    let runtime = tokio::runtime::Handle::current();
+    let outcome = tokio::task::spawn_blocking(move || {
+        let _permit = permit;
+        runtime.block_on(work(state))
+    })
+    .await
+    .map_err(|error| {
+        tracing::error!(%error, "heavy work failed");
+        Problem::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", "an internal error occurred; it has been logged")
+    })?;
+    Ok(outcome?)
 }
 
 /// The router, without a socket, so tests can drive it directly.
@@ -432,7 +487,8 @@ async fn access_history(
     caller: Caller,
     Segment(id): Segment<String>,
 ) -> Result<Json<HistoryResponse>, Problem> {
-    let events = state.gateway.access_history(&caller.claims, &id)?;
+    let (claims, customer) = (caller.claims, id.clone());
+    let events = heavy(&state, move |state| async move { state.gateway.access_history(&claims, &customer) }).await?;
     Ok(Json(HistoryResponse {
         customer: id,
         events: events

@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use anyhow::{Context as _, bail};
 use cordon_gateway::{DataDir, ImportKind, SystemClock, TokenRole};
-use cordon_server::{AppState, Metrics};
+use cordon_server::AppState;
 use indicatif::{ProgressBar, ProgressStyle};
 
 use crate::cli::{ImportWhat, KeysCommand, TokenCommand};
@@ -31,11 +31,12 @@ pub fn serve_quietly(dir: &Path, listen: Option<String>) -> anyhow::Result<()> {
     let data = DataDir::new(dir);
     let config = data.config()?;
     let listen = listen.unwrap_or(config.server.listen);
+    // Opening replays the ledger (blocking work), so it happens before the runtime starts.
+    let gateway = data.open(Arc::new(SystemClock))?;
     let runtime =
         tokio::runtime::Builder::new_multi_thread().enable_all().build().context("cannot start the runtime")?;
     runtime.block_on(async {
-        let gateway = data.open(Arc::new(SystemClock))?;
-        let state = Arc::new(AppState { gateway, metrics: Metrics::default() });
+        let state = Arc::new(AppState::new(gateway));
         let listener =
             tokio::net::TcpListener::bind(&listen).await.with_context(|| format!("cannot listen on `{listen}`"))?;
         let address = listener.local_addr().context("cannot read the listening address")?;

@@ -168,11 +168,20 @@ pub fn run(command: IncidentCommand) -> anyhow::Result<()> {
         IncidentCommand::Evidence { id, data, out } => {
             let gateway = open(&data)?;
             let bundle = wait(gateway.incident_evidence(&who, &id, "cli"))?;
-            std::fs::write(&out, &bundle).with_context(|| format!("cannot write `{}`", out.display()))?;
+            let entries = bundle.entries();
+            let mut file = std::io::BufWriter::new(
+                std::fs::File::create(&out).with_context(|| format!("cannot write `{}`", out.display()))?,
+            );
+            let mut bytes = 0;
+            for chunk in bundle.into_chunks() {
+                std::io::Write::write_all(&mut file, &chunk)
+                    .with_context(|| format!("cannot write `{}`", out.display()))?;
+                bytes += chunk.len();
+            }
+            std::io::Write::flush(&mut file).with_context(|| format!("cannot write `{}`", out.display()))?;
             println!("{}", out.display());
             eprintln!(
-                "evidence bundle for {id}: {} bytes; check it with `cordon log verify-bundle {}`",
-                bundle.len(),
+                "evidence bundle for {id}: {entries} entries, {bytes} bytes; check it with `cordon log verify-bundle {}`",
                 out.display()
             );
         }

@@ -3,6 +3,7 @@
 
 use axum::http::{Method, StatusCode};
 use serde_json::json;
+use tower::ServiceExt as _;
 
 use crate::support::{Harness, problem_type};
 
@@ -95,4 +96,65 @@ async fn an_analyst_works_an_incident_through_the_api() {
     assert!(bundle.as_str().unwrap().starts_with("README.md"), "a tar archive, README first");
     let (status, _) = harness.call(Method::GET, "/v1/incidents/inc-9/scope", Some(&analyst), None).await;
     assert_eq!(status, StatusCode::NOT_FOUND);
+}
+
+/// Regression: two whole-ledger evidence downloads took `/healthz` to 45 s: heavy work ran
+/// on the async workers and bundles were built whole in memory. Heavy routes run on the
+/// blocking threads, a bounded number at once (one more is refused with 503 `busy` and
+/// `Retry-After`), and the bundle is streamed file by file.
+#[tokio::test]
+async fn heavy_requests_are_bounded_and_evidence_streams() {
+    let harness = Harness::new();
+    harness.put_assigned_ticket().await;
+    let analyst = harness.state.gateway.issue_role_token(cordon_gateway::TokenRole::Analyst).unwrap();
+    let agent = harness.agent_token("agt-1");
+    let (status, _) = harness.call(Method::GET, "/v1/customers/cus-1?ticket=t-1", Some(&agent), None).await;
+    assert_eq!(status, StatusCode::OK);
+    let (_, incident) = harness
+        .call(Method::POST, "/v1/incidents", Some(&analyst), Some(json!({"title": "leak", "agents": ["agt-1"]})))
+        .await;
+    let id = incident["id"].as_str().unwrap().to_string();
+
+    // The streamed bundle is a whole archive that verifies.
+    let request = axum::http::Request::get(format!("/v1/incidents/{id}/evidence"))
+        .header("authorization", format!("Bearer {analyst}"))
+        .body(axum::body::Body::empty())
+        .unwrap();
+    let response = cordon_server::app(std::sync::Arc::clone(&harness.state)).oneshot(request).await.unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    let bytes = http_body_util::BodyExt::collect(response.into_body()).await.unwrap().to_bytes();
+    let summary = cordon_ledger::verify_bundle(&bytes, None).unwrap();
+    assert!(summary.entries >= 3, "{summary:?}");
+
+    // With no room for heavy work, every heavy route says so; the rest answers.
+    // The same gateway, behind a state with no room for heavy work.
+    let Harness { dir, clock, state, admin } = harness;
+    let gateway = std::sync::Arc::into_inner(state).unwrap().gateway;
+    let bounded = std::sync::Arc::new(cordon_server::AppState::with_heavy_at_once(gateway, 0));
+    let heavy = [
+        (Method::GET, format!("/v1/incidents/{id}/scope"), None),
+        (Method::GET, format!("/v1/incidents/{id}/evidence"), None),
+        (Method::GET, format!("/v1/incidents/{id}/report"), None),
+        (Method::POST, format!("/v1/incidents/{id}/protect"), Some(json!({}).to_string())),
+        (Method::POST, format!("/v1/incidents/{id}/notify"), Some(json!({}).to_string())),
+        (
+            Method::POST,
+            format!("/v1/incidents/{id}/attribute"),
+            Some(json!({"sample": "email\nnina@example.org\n"}).to_string()),
+        ),
+    ];
+    for (method, path, body) in heavy {
+        let (status, answer) = crate::support::call(&bounded, method.clone(), &path, Some(&analyst), body).await;
+        assert_eq!(
+            (status, problem_type(&answer)),
+            (StatusCode::SERVICE_UNAVAILABLE, "urn:cordon:problem:busy"),
+            "{method} {path}: {answer}"
+        );
+    }
+    let (status, _) = crate::support::call(&bounded, Method::GET, "/healthz", None, None).await;
+    assert_eq!(status, StatusCode::OK);
+    let (status, _) =
+        crate::support::call(&bounded, Method::GET, "/v1/customers/cus-1?ticket=t-1", Some(&agent), None).await;
+    assert_eq!(status, StatusCode::OK, "fast requests are not bounded by heavy ones");
+    drop((dir, clock, admin));
 }

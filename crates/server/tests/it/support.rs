@@ -6,7 +6,7 @@ use std::sync::atomic::{AtomicI64, Ordering};
 use axum::body::Body;
 use axum::http::{Method, Request, StatusCode};
 use cordon_gateway::{AuditLog, Clock, DataDir, Gateway};
-use cordon_server::{AppState, Metrics, app};
+use cordon_server::{AppState, app};
 use http_body_util::BodyExt as _;
 use serde_json::{Value, json};
 use tower::ServiceExt as _;
@@ -69,12 +69,7 @@ impl Harness {
         edit(&mut config);
         std::fs::write(data.path("cordon.toml"), config.to_toml().unwrap()).unwrap();
         let gateway = data.open(clock.clone()).unwrap();
-        Harness {
-            state: Arc::new(AppState { gateway, metrics: Metrics::default() }),
-            dir,
-            clock,
-            admin: made.admin_token,
-        }
+        Harness { state: Arc::new(AppState::new(gateway)), dir, clock, admin: made.admin_token }
     }
 
     pub fn data(&self) -> DataDir {
@@ -85,7 +80,7 @@ impl Harness {
     pub fn with_audit(&self, audit: Arc<dyn AuditLog>) -> Arc<AppState> {
         let data = self.data();
         let gateway: Gateway = data.open_with_audit(data.config().unwrap(), audit, self.clock.clone()).unwrap();
-        Arc::new(AppState { gateway, metrics: Metrics::default() })
+        Arc::new(AppState::new(gateway))
     }
 
     pub fn agent_token(&self, agent: &str) -> String {
@@ -139,7 +134,7 @@ impl Harness {
         let Harness { dir, clock, state, admin } = self;
         drop(state);
         let gateway = DataDir::new(&dir.path().join("data")).open(clock.clone()).unwrap();
-        Harness { dir, clock, state: Arc::new(AppState { gateway, metrics: Metrics::default() }), admin }
+        Harness { dir, clock, state: Arc::new(AppState::new(gateway)), admin }
     }
 }
 

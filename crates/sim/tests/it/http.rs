@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use cordon_gateway::{DataDir, SystemClock};
-use cordon_server::{AppState, Metrics};
+use cordon_server::AppState;
 use cordon_sim::{HttpTarget, run, run_over_http};
 
 use crate::support::{ledger_entries, scenario};
@@ -31,7 +31,7 @@ fn serve(dir: &std::path::Path) -> Server {
     config.detection.enabled = false;
     std::fs::write(data.join("cordon.toml"), config.to_toml().unwrap()).unwrap();
     let gateway = DataDir::new(&data).open(Arc::new(SystemClock)).unwrap();
-    let state = Arc::new(AppState { gateway, metrics: Metrics::default() });
+    let state = Arc::new(AppState::new(gateway));
     let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
     let listener = runtime.block_on(tokio::net::TcpListener::bind("127.0.0.1:0")).unwrap();
     let url = format!("http://{}", listener.local_addr().unwrap());

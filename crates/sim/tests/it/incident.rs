@@ -267,7 +267,11 @@ fn protect_is_idempotent_across_restarts_notices_name_only_what_was_seen_and_evi
     assert!(html.contains("<h2>Likely consequences (Article 33(3)(c))</h2>"));
 
     // The evidence bundle verifies under the ledger's key; a changed byte does not.
-    let bundle = futures_block_on(gateway.incident_evidence(&analyst(), &incident, "test")).unwrap();
+    let bundle: Vec<u8> = futures_block_on(gateway.incident_evidence(&analyst(), &incident, "test"))
+        .unwrap()
+        .into_chunks()
+        .flatten()
+        .collect();
     let key = std::fs::read_to_string(run.data.join("ledger/private/verifier-key")).unwrap();
     let verifier = cordon_ledger::Verifier::parse(key.trim()).unwrap();
     let summary = cordon_ledger::verify_bundle(&bundle, Some(&verifier)).unwrap();
