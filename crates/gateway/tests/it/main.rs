@@ -10,6 +10,8 @@ use cordon_gateway::{DataDir, SystemClock, TokenRole, futures_block_on};
 use cordon_vault::Field;
 use serde_json::json;
 
+mod hostile_input;
+
 fn key_files(data: &DataDir) -> Vec<String> {
     let mut names: Vec<String> = std::fs::read_dir(data.path("keys"))
         .unwrap()

@@ -4,6 +4,7 @@ mod behaviours;
 mod detection;
 mod determinism;
 mod eval;
+mod hostile_input;
 mod http;
 mod incident;
 mod support;
