@@ -255,6 +255,9 @@ impl Gateway {
             sequenced.detector = detector;
             sequenced.statements = statements;
         }
+        for (index, reason) in &replayed.unreadable {
+            tracing::warn!(index, %reason, "a ledger entry this build does not read was skipped by detection's replay");
+        }
         // Alerts whose store write a crash cut short are stored (and queued) now.
         let stored: Vec<StoredAlert> =
             replayed.recorded.iter().map(|(index, alert)| stored_alert(alert, *index)).collect::<Result<_, _>>()?;

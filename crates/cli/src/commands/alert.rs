@@ -96,6 +96,12 @@ pub fn run(command: AlertCommand) -> anyhow::Result<()> {
                 replayed.entries as f64 / seconds.max(1e-9)
             );
             println!("alerts: {} raised by the replay, {} in the ledger", replayed.alerts.len(), recorded.len());
+            for (index, reason) in replayed.unreadable.iter().take(10) {
+                eprintln!("entry {index} is not one this build reads, so detection skipped it: {reason}");
+            }
+            if !replayed.unreadable.is_empty() {
+                eprintln!("{} entries were skipped", replayed.unreadable.len());
+            }
             if replayed.alerts != recorded {
                 bail!("the replay raised different alerts from the ones the ledger holds");
             }

@@ -3,8 +3,10 @@
 // A failing test should stop loudly where it failed; the no-panic lints are for library code.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
 
+mod adversary;
 mod demo;
 mod export;
 mod gateway;
 mod log;
 mod scripts;
+mod support;
