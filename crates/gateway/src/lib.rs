@@ -4,6 +4,10 @@
 //! then opens the vault. It speaks neither HTTP nor SQL: the server crate wraps it for HTTP,
 //! the simulator calls it in-process.
 
+mod access;
+mod admin;
+mod analyst;
+mod approvals;
 mod audit;
 mod clock;
 mod config;
@@ -14,6 +18,8 @@ mod error;
 mod import;
 mod incident;
 mod indexer;
+mod principal;
+mod record;
 mod service;
 mod statements;
 mod token;

@@ -634,9 +634,8 @@ async fn put_ticket(
     Body(body): Body<TicketBody>,
 ) -> Result<Json<Recorded>, Problem> {
     let now = state.gateway.now_ms().div_euclid(1000);
-    let existing = state.gateway.store().ticket(&id).map_err(GatewayError::from)?;
     let ticket = Ticket {
-        created_at: existing.map(|ticket| ticket.created_at).unwrap_or(now),
+        created_at: now,
         id,
         requester: body.requester,
         category: body.category,

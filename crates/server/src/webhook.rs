@@ -56,12 +56,12 @@ pub async fn deliver_due(gateway: &Gateway, now_ms: i64) -> Result<Delivery, Str
 }
 
 async fn deliver_topic(gateway: &Gateway, topic: &str, url: &str, now_ms: i64) -> Result<Delivery, String> {
-    let due = gateway.store().outbox_due(topic, now_ms, BATCH_MAX).map_err(|error| error.to_string())?;
+    let due = gateway.outbox_due(topic, now_ms, BATCH_MAX).map_err(|error| error.to_string())?;
     let mut delivery = Delivery::default();
     for item in due {
         match tokio::time::timeout(ATTEMPT_TIMEOUT, post_json(url, &item.body)).await {
             Ok(Ok(())) => {
-                gateway.store().outbox_delivered(item.id, now_ms).map_err(|error| error.to_string())?;
+                gateway.outbox_delivered(item.id, now_ms).map_err(|error| error.to_string())?;
                 delivery.delivered += 1;
             }
             outcome => {
@@ -71,7 +71,7 @@ async fn deliver_topic(gateway: &Gateway, topic: &str, url: &str, now_ms: i64) -
                 };
                 tracing::warn!(message = item.id, attempts = item.attempts + 1, %error, "webhook delivery failed");
                 let next = now_ms + backoff_ms(item.attempts);
-                gateway.store().outbox_retry(item.id, next, &error).map_err(|error| error.to_string())?;
+                gateway.outbox_retry(item.id, next, &error).map_err(|error| error.to_string())?;
                 delivery.failed += 1;
                 // The receiver is down or refusing: later messages wait, keeping the order.
                 break;

@@ -12,6 +12,11 @@ use serde_json::json;
 
 mod hostile_input;
 
+/// The store beside a gateway, read directly: tests look at the sealed rows themselves.
+fn stored(data: &DataDir) -> cordon_store::Store {
+    cordon_store::Store::open(&data.path(cordon_gateway::DATABASE_FILE)).unwrap()
+}
+
 fn key_files(data: &DataDir) -> Vec<String> {
     let mut names: Vec<String> = std::fs::read_dir(data.path("keys"))
         .unwrap()
@@ -37,7 +42,7 @@ fn rotating_the_kek_rewraps_every_data_key_and_keeps_every_field() {
             ]);
             futures_block_on(gateway.put_customer(&admin, &format!("cus-{index}"), &fields, false, "test")).unwrap();
         }
-        let sealed = gateway.store().customer("cus-7").unwrap().unwrap().sealed.unwrap();
+        let sealed = stored(&data).customer("cus-7").unwrap().unwrap().sealed.unwrap();
         (sealed, gateway.vault().kek_id().to_string())
     };
     let old_keys = key_files(&data);
@@ -49,11 +54,11 @@ fn rotating_the_kek_rewraps_every_data_key_and_keeps_every_field() {
 
     let gateway = data.open(Arc::new(SystemClock)).unwrap();
     assert_eq!(gateway.vault().kek_id(), rotated.to);
-    let after = gateway.store().customer("cus-7").unwrap().unwrap().sealed.unwrap();
+    let after = stored(&data).customer("cus-7").unwrap().unwrap().sealed.unwrap();
     assert_eq!(after.record, before.0.record, "field ciphertexts are untouched");
     assert_ne!(after.wrapped_key, before.0.wrapped_key, "the data key is wrapped anew");
     for index in [0, 7, 1999, 2499] {
-        let customer = gateway.store().customer(&format!("cus-{index}")).unwrap().unwrap().sealed.unwrap();
+        let customer = stored(&data).customer(&format!("cus-{index}")).unwrap().unwrap().sealed.unwrap();
         let opened = gateway.vault().open(&format!("cus-{index}"), &customer, &[Field::Email]).unwrap();
         assert_eq!(opened[&Field::Email], json!(format!("c{index}@example.org")));
     }

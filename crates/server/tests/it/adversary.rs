@@ -157,7 +157,7 @@ async fn analyst_powers_follow_the_directory_not_the_token() {
             assert_eq!((entry.agent.as_str(), entry.allowed()), ("ana-1", false), "{entry:?}");
         }
         // The agent detection or an administrator suspended stays suspended.
-        let agent = harness.state.gateway.store().agent("agt-1").unwrap().unwrap();
+        let agent = harness.state.gateway.agent("agt-1").unwrap().unwrap();
         assert_eq!(agent.status.name(), "suspended", "{change} analyst");
         harness.put_agent("agt-1", json!({"name": "A", "team": "l1-chat", "site": "us-sf", "employer": "staff"})).await;
     }

@@ -154,12 +154,12 @@ async fn the_webhook_gets_each_alert_through_refusals_and_a_restart() {
     // A restart in between: the queue is in the store.
     let harness = harness.reopen();
     let gateway = &harness.state.gateway;
-    assert_eq!(gateway.store().outbox_pending().unwrap(), 1);
+    assert_eq!(gateway.outbox_pending().unwrap(), 1);
     let later = now + cordon_server::backoff_ms(0);
     assert_eq!(cordon_server::deliver_due(gateway, later).await.unwrap().failed, 1, "refused a second time");
     let last = later + cordon_server::backoff_ms(1);
     assert_eq!(cordon_server::deliver_due(gateway, last).await.unwrap().delivered, 1);
-    assert_eq!(gateway.store().outbox_pending().unwrap(), 0);
+    assert_eq!(gateway.outbox_pending().unwrap(), 0);
     let bodies = received.lock().unwrap().clone();
     assert_eq!(bodies.len(), 1, "{bodies:?}");
     assert_eq!((bodies[0]["kind"].as_str(), bodies[0]["agent"].as_str()), (Some("alert"), Some("agt-1")));

@@ -133,7 +133,7 @@ async fn run_case(case: &PolicyCase) -> Result<(), String> {
         }
         "approve" => {
             let requester = case.approval_requester.clone().unwrap_or_default();
-            if harness.state.gateway.store().agent(&requester).unwrap().is_none() {
+            if harness.state.gateway.agent(&requester).unwrap().is_none() {
                 harness
                     .put_agent(
                         &requester,

@@ -232,7 +232,7 @@ fn protect_is_idempotent_across_restarts_notices_name_only_what_was_seen_and_evi
         .filter(|entry| entry["change"].as_str().is_some_and(|change| change.starts_with("protect.")))
         .count() as u64;
     assert_eq!(protect_entries, 3 * customers);
-    assert_eq!(gateway.store().outbox_due("protect", i64::MAX, 1_000_000).unwrap().len() as u64, 3 * customers);
+    assert_eq!(gateway.outbox_due("protect", i64::MAX, 1_000_000).unwrap().len() as u64, 3 * customers);
 
     // Notices name exactly the fields each customer had shown, and nothing else.
     let scope = futures_block_on(gateway.incident_scope(&analyst(), &incident, "test")).unwrap();

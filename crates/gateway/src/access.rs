@@ -1,0 +1,474 @@
+//! The one path to customer data: search, the masked card, reveal, verify and the access
+//! history. Each gathers the facts, asks policy, records the decision durably, and only
+//! then opens the vault.
+
+use std::collections::BTreeSet;
+
+use cordon_detect::Why;
+use cordon_directory::{ApprovalKind, Ticket};
+use cordon_policy::{Action, AgentFacts, ApprovalFacts, CustomerFacts, Decision, TicketFacts};
+use cordon_store::{AccessEvent, StoredCustomer};
+use cordon_vault::{BalanceBand, Field, SealedCustomer, SearchKey, mask, normalize};
+use serde_json::Value;
+
+use crate::detection::AccessFacts;
+use crate::error::GatewayError;
+use crate::service::*;
+use crate::token::{Claims, TokenRole};
+use cordon_entry::{AccessAction, AccessEntry, Decision as EntryDecision};
+
+impl Gateway {
+    /// Exact-match search on a blind index; every hit is shown as its masked name.
+    pub async fn search(
+        &self,
+        who: &Claims,
+        by: &str,
+        value: &str,
+        request: &str,
+    ) -> Result<Vec<SearchHit>, GatewayError> {
+        let kind: SearchKey = by.parse().map_err(|_| {
+            GatewayError::BadRequest(format!("`by` must be email, phone, account_id or wallet, not `{by}`"))
+        })?;
+        self.check_value_length(value)?;
+        let (agent, seen) = self.data_agent(who, AccessAction::Search, None, None, request).await?;
+        let decision = self.policy.decide(&self.request(&agent, Action::Search, None, None, None, "", None, None));
+        let digest = self.vault.search_digest(kind, value);
+        let ids = match (decision.allowed, digest) {
+            (true, Some(digest)) => self.store.search(kind, &digest)?,
+            _ => Vec::new(),
+        };
+        let mut recorded = self.recorded(request, &agent.id, AccessAction::Search, &decision);
+        recorded.entry.search_by = Some(kind.name().to_string());
+        recorded.entry.matches = Some(ids.clone());
+        recorded.facts = AccessFacts { canary: self.only_canaries(&ids)?, ..seen };
+        let index = self.record(recorded, None).await?;
+        if !decision.allowed {
+            return Err(denied(decision, index));
+        }
+        if digest.is_none() {
+            return Err(GatewayError::BadRequest(format!("the value is not a valid {}", kind.name())));
+        }
+        let today = self.today();
+        let mut hits = Vec::with_capacity(ids.len());
+        for id in ids {
+            let Some(StoredCustomer { sealed: Some(sealed), .. }) = self.directory.customer(&self.store, &id)? else {
+                continue;
+            };
+            let name = self.vault.open(&id, &sealed, &[Field::FullName])?;
+            let masked_name =
+                name.get(&Field::FullName).map(|value| mask(Field::FullName, value, today)).unwrap_or_default();
+            hits.push(SearchHit { customer: id, masked_name });
+        }
+        Ok(hits)
+    }
+
+    /// The masked card of a customer.
+    pub async fn view(
+        &self,
+        who: &Claims,
+        customer: &str,
+        ticket: Option<&str>,
+        request: &str,
+    ) -> Result<Card, GatewayError> {
+        bounded_ids(customer, ticket)?;
+        let (agent, seen) = self.data_agent(who, AccessAction::View, Some(customer), ticket, request).await?;
+        let (stored, sealed) =
+            self.existing_customer(&agent, &seen, AccessAction::View, customer, ticket, request).await?;
+        let context = self.access_context(&agent, &seen, &stored, &sealed, ticket)?;
+        let decision = self.policy.decide(&self.request(
+            &agent,
+            Action::View,
+            Some(context.customer.clone()),
+            context.ticket.clone(),
+            None,
+            "",
+            context.approval.clone(),
+            None,
+        ));
+        let mut recorded = self.recorded(request, &agent.id, AccessAction::View, &decision);
+        recorded.entry.customer = Some(customer.to_string());
+        recorded.entry.ticket = ticket.map(str::to_string);
+        recorded.entry.approval = context.approval_id.clone();
+        recorded.facts = context.facts.clone();
+        let index = self.record(recorded, Some(customer)).await?;
+        if !decision.allowed {
+            return Err(denied(decision, index));
+        }
+        let fields: Vec<Field> = sealed.record.fields().collect();
+        let values = self.vault.open(customer, &sealed, &fields)?;
+        let today = self.today();
+        let masked = values.iter().map(|(field, value)| (*field, mask(*field, value, today))).collect();
+        Ok(Card { customer: customer.to_string(), fields: masked, ledger_index: index })
+    }
+
+    /// Reveals fields in the clear. Every field must be allowed, or none is revealed.
+    pub async fn reveal(
+        &self,
+        who: &Claims,
+        customer: &str,
+        ticket: Option<&str>,
+        field_names: &[String],
+        reason: &str,
+        request: &str,
+    ) -> Result<Revealed, GatewayError> {
+        let fields = self.parse_fields(field_names)?;
+        self.check_value_length(reason)?;
+        bounded_ids(customer, ticket)?;
+        let (agent, seen) = self.data_agent(who, AccessAction::Reveal, Some(customer), ticket, request).await?;
+        let (stored, sealed) =
+            self.existing_customer(&agent, &seen, AccessAction::Reveal, customer, ticket, request).await?;
+        let context = self.access_context(&agent, &seen, &stored, &sealed, ticket)?;
+        let decisions: Vec<Decision> = fields
+            .iter()
+            .map(|field| {
+                self.policy.decide(&self.request(
+                    &agent,
+                    Action::Reveal,
+                    Some(context.customer.clone()),
+                    context.ticket.clone(),
+                    Some(field.name().to_string()),
+                    reason,
+                    context.approval.clone(),
+                    None,
+                ))
+            })
+            .collect();
+        let decision = combine(&fields, decisions);
+        let mut recorded = self.recorded(request, &agent.id, AccessAction::Reveal, &decision);
+        recorded.entry.customer = Some(customer.to_string());
+        recorded.entry.ticket = ticket.map(str::to_string);
+        recorded.entry.fields = fields.iter().map(|field| field.name().to_string()).collect();
+        recorded.entry.approval = context.approval_id.clone();
+        recorded.facts = AccessFacts { beyond_need: beyond_need(&fields, context.ticket.as_ref()), ..context.facts };
+        let index = self.record(recorded, Some(customer)).await?;
+        if !decision.allowed {
+            return Err(denied(decision, index));
+        }
+        let values = self.vault.open(customer, &sealed, &fields)?;
+        Ok(Revealed { values, ledger_index: index })
+    }
+
+    /// Checks a value the caller states against the stored one, revealing only whether it
+    /// matches. A four-character statement is checked against the last four characters of
+    /// identifier fields (the "last 4 of the SSN" a caller is asked for).
+    pub async fn verify(
+        &self,
+        who: &Claims,
+        customer: &str,
+        ticket: Option<&str>,
+        field_name: &str,
+        stated: &str,
+        request: &str,
+    ) -> Result<Verified, GatewayError> {
+        let field = self
+            .parse_fields(&[field_name.to_string()])?
+            .into_iter()
+            .next()
+            .ok_or_else(|| GatewayError::BadRequest("a field to verify is needed".into()))?;
+        self.check_value_length(stated)?;
+        bounded_ids(customer, ticket)?;
+        let (agent, seen) = self.data_agent(who, AccessAction::Verify, Some(customer), ticket, request).await?;
+        let (stored, sealed) =
+            self.existing_customer(&agent, &seen, AccessAction::Verify, customer, ticket, request).await?;
+        let context = self.access_context(&agent, &seen, &stored, &sealed, ticket)?;
+        let decision = self.policy.decide(&self.request(
+            &agent,
+            Action::Verify,
+            Some(context.customer.clone()),
+            context.ticket.clone(),
+            Some(field.name().to_string()),
+            "",
+            context.approval.clone(),
+            None,
+        ));
+        // The check runs before the entry is written (it says how the check went), but its
+        // answer leaves only once the entry is durable, and not at all if refused.
+        let matched = if decision.allowed {
+            let values = self.vault.open(customer, &sealed, &[field])?;
+            Some(values.get(&field).is_some_and(|value| statement_matches(field, value, stated)))
+        } else {
+            None
+        };
+        let mut recorded = self.recorded(request, &agent.id, AccessAction::Verify, &decision);
+        recorded.entry.customer = Some(customer.to_string());
+        recorded.entry.ticket = ticket.map(str::to_string);
+        recorded.entry.fields = vec![field.name().to_string()];
+        recorded.entry.approval = context.approval_id.clone();
+        recorded.facts = context.facts.clone();
+        recorded.statement = matched;
+        let index = self.record(recorded, Some(customer)).await?;
+        let Some(matched) = matched else { return Err(denied(decision, index)) };
+        Ok(Verified { matched, ledger_index: index })
+    }
+
+    /// Every recorded access to a customer (service role: the customer-facing app).
+    pub fn access_history(&self, who: &Claims, customer: &str) -> Result<Vec<AccessEvent>, GatewayError> {
+        if self.principal(who)?.role != TokenRole::Service.name() {
+            return Err(GatewayError::WrongRole { needed: "service", ledger_index: None });
+        }
+        self.indexer.flush();
+        Ok(self.store.access_history(customer, self.limits.history_events_max)?)
+    }
+
+    /// The customer, or a recorded denial: asking for a customer that does not exist is
+    /// itself an access attempt worth keeping.
+    pub(crate) async fn existing_customer(
+        &self,
+        agent: &AgentFacts,
+        seen: &AccessFacts,
+        action: AccessAction,
+        customer: &str,
+        ticket: Option<&str>,
+        request: &str,
+    ) -> Result<(StoredCustomer, SealedCustomer), GatewayError> {
+        if let Some(StoredCustomer { sealed: Some(sealed), id, canary }) =
+            self.directory.customer(&self.store, customer)?
+        {
+            return Ok((StoredCustomer { sealed: None, id, canary }, sealed));
+        }
+        let mut recorded = Recorded {
+            entry: AccessEntry::new(self.clock.now_ms(), request, &agent.id, action, EntryDecision::Deny),
+            facts: AccessFacts::default(),
+            observed: true,
+            statement: None,
+        };
+        recorded.entry.customer = Some(customer.to_string());
+        recorded.entry.ticket = ticket.map(str::to_string);
+        recorded.facts = seen.clone();
+        let index = self.record(recorded, None).await?;
+        Err(GatewayError::NotFound { what: "customer", id: customer.to_string(), ledger_index: Some(index) })
+    }
+
+    pub(crate) fn access_context(
+        &self,
+        agent: &AgentFacts,
+        seen: &AccessFacts,
+        stored: &StoredCustomer,
+        sealed: &SealedCustomer,
+        ticket: Option<&str>,
+    ) -> Result<AccessContext, GatewayError> {
+        let balance = self.vault.open(&stored.id, sealed, &[Field::BalanceUsd])?;
+        let balance_band = balance.get(&Field::BalanceUsd).and_then(Value::as_f64).and_then(BalanceBand::of);
+        let high_balance = balance_band == Some(BalanceBand::OverOneMillion);
+        let ticket = match ticket {
+            Some(id) => match self.directory.ticket(&self.store, id)? {
+                Some(ticket) => Some(self.ticket_facts(&ticket)),
+                // An unknown ticket id is kept in the request so the denial names it.
+                None => Some(TicketFacts {
+                    id: id.to_string(),
+                    requester: String::new(),
+                    assignee: None,
+                    status: "unknown".into(),
+                    category: String::new(),
+                    needed_fields: Vec::new(),
+                }),
+            },
+            None => None,
+        };
+        // With a ticket, a second approver is what can be in force; without, break-glass.
+        let kind = if ticket.is_some() { ApprovalKind::SecondApprover } else { ApprovalKind::BreakGlass };
+        let approval = if self.directory.may_hold_approval(&agent.id) {
+            self.store.approval_in_force(&agent.id, &stored.id, kind, self.clock.now_seconds())?
+        } else {
+            None
+        };
+        let why = match (&approval, &ticket) {
+            (Some(_), _) => Why::Approval,
+            (None, Some(ticket)) => {
+                let mine = ticket.assignee.as_deref() == Some(agent.id.as_str()) && ticket.status == "open";
+                match (mine, ticket.requester == stored.id) {
+                    (true, true) => Why::Ticket,
+                    (true, false) => Why::OtherRequester,
+                    (false, _) => Why::NotAssigned,
+                }
+            }
+            (None, None) => {
+                let since = self.clock.now_seconds() - CALLBACK_WINDOW_SECONDS;
+                if self.store.ticket_since(&stored.id, Some(&agent.id), since)? {
+                    Why::Callback
+                } else if agent.role == "analyst" && self.store.ticket_since(&stored.id, None, since)? {
+                    Why::Review
+                } else {
+                    Why::Unexplained
+                }
+            }
+        };
+        let facts = AccessFacts {
+            why: Some(why),
+            high_balance: balance_band >= Some(BalanceBand::OneHundredThousandToOneMillion),
+            canary: stored.canary,
+            ..seen.clone()
+        };
+        Ok(AccessContext {
+            customer: CustomerFacts { id: stored.id.clone(), high_balance },
+            facts,
+            ticket,
+            approval_id: approval.as_ref().map(|approval| approval.id.clone()),
+            approval: approval.map(|approval| ApprovalFacts {
+                kind: approval.kind.name().to_string(),
+                requester: approval.requester,
+                approver: approval.approver.unwrap_or_default(),
+                customer: approval.customer,
+                expires_at: approval.expires_at.unwrap_or_default(),
+            }),
+        })
+    }
+
+    /// Whether a search found only canaries: knowing a canary's email or phone is itself a
+    /// touch. A canary among other hits (phone numbers are shared) is not: the value
+    /// searched belongs to someone real.
+    pub(crate) fn only_canaries(&self, ids: &[String]) -> Result<bool, GatewayError> {
+        for id in ids {
+            if !self.directory.customer(&self.store, id)?.is_some_and(|customer| customer.canary) {
+                return Ok(false);
+            }
+        }
+        Ok(!ids.is_empty())
+    }
+
+    pub(crate) fn ticket_facts(&self, ticket: &Ticket) -> TicketFacts {
+        TicketFacts {
+            id: ticket.id.clone(),
+            requester: ticket.requester.clone(),
+            assignee: ticket.assignee.clone(),
+            status: ticket.status.name().to_string(),
+            category: ticket.category.clone(),
+            needed_fields: self
+                .categories
+                .needs(&ticket.category)
+                .iter()
+                .map(|field| field.name().to_string())
+                .collect(),
+        }
+    }
+
+    pub(crate) fn parse_fields(&self, names: &[String]) -> Result<Vec<Field>, GatewayError> {
+        if names.is_empty() {
+            return Err(GatewayError::BadRequest("`fields` must name at least one field".into()));
+        }
+        if names.len() > self.limits.fields_per_request_max {
+            return Err(GatewayError::BadRequest(format!(
+                "`fields` names {} fields; at most {} per request",
+                names.len(),
+                self.limits.fields_per_request_max
+            )));
+        }
+        let mut seen = BTreeSet::new();
+        names
+            .iter()
+            .filter(|name| seen.insert(name.as_str()))
+            .map(|name| name.parse::<Field>().map_err(|error| GatewayError::BadRequest(error.to_string())))
+            .collect()
+    }
+}
+
+pub(crate) struct AccessContext {
+    customer: CustomerFacts,
+    ticket: Option<TicketFacts>,
+    approval: Option<ApprovalFacts>,
+    approval_id: Option<String>,
+    /// For detection.
+    facts: AccessFacts,
+}
+
+/// Fields a reveal asks for that its ticket's category does not need (none without a
+/// ticket: an unexplained reveal is scored as such).
+pub(crate) fn beyond_need(fields: &[Field], ticket: Option<&TicketFacts>) -> Vec<String> {
+    let Some(ticket) = ticket else { return Vec::new() };
+    fields
+        .iter()
+        .map(|field| field.name())
+        .filter(|name| !ticket.needed_fields.iter().any(|needed| needed == name))
+        .map(str::to_string)
+        .collect()
+}
+
+/// How long after working a customer's ticket a look without one counts as a callback.
+pub(crate) const CALLBACK_WINDOW_SECONDS: i64 = 7 * 86_400;
+
+/// One decision for a multi-field request: allowed only if every field is; the reason is the
+/// first denial's, naming its field.
+pub(crate) fn combine(fields: &[Field], decisions: Vec<Decision>) -> Decision {
+    let mut policies = BTreeSet::new();
+    let mut errors = Vec::new();
+    let mut first_denial = None;
+    let mut first_reason = None;
+    for (field, decision) in fields.iter().zip(decisions) {
+        policies.extend(decision.policies.iter().cloned());
+        errors.extend(decision.errors.iter().cloned());
+        if !decision.allowed && first_denial.is_none() {
+            first_denial = Some(format!("{field}: {}", decision.reason));
+        }
+        first_reason.get_or_insert(decision.reason);
+    }
+    Decision {
+        allowed: first_denial.is_none(),
+        policies: policies.into_iter().collect(),
+        reason: first_denial.or(first_reason).unwrap_or_default(),
+        errors,
+    }
+}
+
+/// The longest customer or ticket id a request may name (the directory's limit on ids).
+/// Any id within it is recorded as asked for, whatever its characters; a longer one could
+/// not be recorded and names nobody, so it is refused before the ledger.
+pub(crate) const ID_BYTES_MAX: usize = 128;
+
+pub(crate) fn bounded_ids(customer: &str, ticket: Option<&str>) -> Result<(), GatewayError> {
+    for (what, id) in [("customer", Some(customer)), ("ticket", ticket)] {
+        if let Some(id) = id
+            && id.len() > ID_BYTES_MAX
+        {
+            return Err(GatewayError::BadRequest(format!(
+                "a {what} id of {} bytes is over the limit of {ID_BYTES_MAX}",
+                id.len()
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// The policy id a verify refused by its limit on wrong statements names.
+pub const VERIFY_LIMIT_POLICY: &str = "verify-wrong-statements-limit";
+
+/// Whether a stated value matches the stored one, after normalising both. For a list or an
+/// object (wallet addresses, a postal address) it matches when it equals one element.
+pub(crate) fn statement_matches(field: Field, stored: &Value, stated: &str) -> bool {
+    let canonical = |text: &str| -> String {
+        match field {
+            Field::Email => normalize(SearchKey::Email, text).unwrap_or_default(),
+            Field::Phone => normalize(SearchKey::Phone, text).unwrap_or_default(),
+            _ => text.chars().filter(|character| character.is_alphanumeric()).flat_map(char::to_lowercase).collect(),
+        }
+    };
+    let stated_canonical = canonical(stated);
+    if stated_canonical.is_empty() {
+        return false;
+    }
+    let last_four_fields = [Field::GovernmentIdNumber, Field::TaxId, Field::BankAccount, Field::Phone];
+    let last_four = last_four_fields.contains(&field) && stated_canonical.chars().count() == 4;
+    let mut elements = Vec::new();
+    match (field, stored) {
+        // The method's type only: the rest of a two-factor record is a secret.
+        (Field::TwoFactorMethod, Value::Object(fields)) => {
+            elements.extend(fields.get("type").and_then(Value::as_str).map(str::to_string))
+        }
+        (_, value) => leaves(value, &mut elements),
+    }
+    elements
+        .iter()
+        .map(|element| canonical(element))
+        .any(|element| element == stated_canonical || (last_four && element.ends_with(&stated_canonical)))
+}
+
+/// The scalar values inside a stored value, as text.
+pub(crate) fn leaves(value: &Value, into: &mut Vec<String>) {
+    match value {
+        Value::String(text) => into.push(text.clone()),
+        Value::Number(number) => into.push(number.to_string()),
+        Value::Bool(flag) => into.push(flag.to_string()),
+        Value::Array(items) => items.iter().for_each(|item| leaves(item, into)),
+        Value::Object(fields) => fields.values().for_each(|item| leaves(item, into)),
+        Value::Null => {}
+    }
+}

@@ -1,0 +1,186 @@
+//! Administration: agents, tickets, customers and tokens. Each change is decided by policy
+//! and recorded in the ledger before it is applied.
+
+use std::collections::BTreeMap;
+
+use cordon_directory::{Agent, AgentStatus, Ticket};
+use cordon_policy::Action;
+use cordon_store::CustomerRow;
+use cordon_vault::Field;
+use serde_json::Value;
+
+use crate::error::GatewayError;
+use crate::service::*;
+use crate::token::Claims;
+
+impl Gateway {
+    /// Revokes a token, named by the token itself or by its id (`jti`): an administrator's
+    /// call, recorded in the ledger. From the next request on it authenticates nobody, on
+    /// every route. Role identities' tokens (admin, analyst, service) need this; an agent's
+    /// token also ends with the agent's suspension.
+    pub async fn revoke_token(
+        &self,
+        who: &Claims,
+        token: Option<&str>,
+        jti: Option<&str>,
+        request: &str,
+    ) -> Result<u64, GatewayError> {
+        let now = self.clock.now_seconds();
+        let (jti, expires_at) = match (token, jti) {
+            (Some(token), None) => {
+                let claims = self.tokens.verify(token, now).map_err(|error| {
+                    GatewayError::BadRequest(format!("the token to revoke is not one of this deployment's: {error}"))
+                })?;
+                (claims.jti, claims.exp)
+            }
+            // A bare id is kept as long as any token may live.
+            (None, Some(jti)) => (jti.to_string(), now + crate::token::TOKEN_LIFETIME_SECONDS_MAX),
+            _ => return Err(GatewayError::BadRequest("give either `token` or `jti`".into())),
+        };
+        cordon_directory::check_id("token", &jti).map_err(|error| GatewayError::BadRequest(error.to_string()))?;
+        let index = self.administer(who, "token.revoke", &jti, None, request).await?;
+        self.store.revoke_token(&jti, expires_at, now)?;
+        self.revoked.write().unwrap_or_else(std::sync::PoisonError::into_inner).insert(jti);
+        Ok(index)
+    }
+
+    /// Issues a session token for a directory agent on behalf of an administrator (an
+    /// identity-provider bridge, or the simulator driving a server): policy decides, the
+    /// issue is a ledger entry, and the role comes from the directory, never the caller.
+    /// Inactive agents get none.
+    pub async fn grant_agent_token(
+        &self,
+        who: &Claims,
+        agent_id: &str,
+        request: &str,
+    ) -> Result<(u64, String), GatewayError> {
+        let agent = self.existing_agent(agent_id)?;
+        if agent.status != AgentStatus::Active {
+            return Err(GatewayError::Conflict(format!("agent `{agent_id}` is {}; it gets no token", agent.status)));
+        }
+        let index = self.administer(who, "token.issue", agent_id, Some(agent.role.to_string()), request).await?;
+        Ok((index, self.issue_agent_token(agent_id)?))
+    }
+
+    pub async fn put_agent(&self, who: &Claims, agent: Agent, request: &str) -> Result<u64, GatewayError> {
+        cordon_directory::check_agent_id(&agent.id).map_err(|error| GatewayError::BadRequest(error.to_string()))?;
+        cordon_directory::check_employer(&agent.employer)
+            .map_err(|error| GatewayError::BadRequest(error.to_string()))?;
+        let index = self
+            .administer(
+                who,
+                "agent.put",
+                &agent.id,
+                Some(format!("{} {} {}", agent.team, agent.site, agent.role)),
+                request,
+            )
+            .await?;
+        self.directory.put_agents(&self.store, &[agent])?;
+        Ok(index)
+    }
+
+    /// Suspends or reinstates an agent; the change holds from the agent's next request.
+    pub async fn set_agent_status(
+        &self,
+        who: &Claims,
+        agent: &str,
+        status: AgentStatus,
+        request: &str,
+    ) -> Result<u64, GatewayError> {
+        let change = match status {
+            // One way back in: an analyst's reinstatement, which also clears detection's risk.
+            AgentStatus::Active => return self.reinstate_agent(who, agent, request).await,
+            AgentStatus::Suspended => "agent.suspend",
+            AgentStatus::Offboarded => "agent.offboard",
+        };
+        self.existing_agent(agent)?;
+        let index = self.administer(who, change, agent, None, request).await?;
+        self.directory.set_agent_status(&self.store, agent, status)?;
+        Ok(index)
+    }
+
+    /// Creates or replaces a ticket; a replaced ticket keeps its creation time.
+    pub async fn put_ticket(&self, who: &Claims, mut ticket: Ticket, request: &str) -> Result<u64, GatewayError> {
+        if let Some(existing) = self.directory.ticket(&self.store, &ticket.id)? {
+            ticket.created_at = existing.created_at;
+        }
+        cordon_directory::check_id("ticket", &ticket.id)
+            .map_err(|error| GatewayError::BadRequest(error.to_string()))?;
+        if !self.categories.knows(&ticket.category) {
+            return Err(GatewayError::BadRequest(format!("unknown ticket category `{}`", ticket.category)));
+        }
+        self.check_ticket_people(&ticket)?;
+        let detail = format!("{} {} {}", ticket.status, ticket.category, ticket.assignee.as_deref().unwrap_or("-"));
+        let index = self.administer(who, "ticket.put", &ticket.id, Some(detail), request).await?;
+        self.directory.put_tickets(&self.store, &[ticket])?;
+        Ok(index)
+    }
+
+    /// A ticket names people who exist: its requester a customer, its assignee an agent.
+    pub(crate) fn check_ticket_people(&self, ticket: &Ticket) -> Result<(), GatewayError> {
+        if self.directory.customer(&self.store, &ticket.requester)?.is_none() {
+            return Err(GatewayError::BadRequest(format!(
+                "ticket `{}`: requester `{}` is not a customer",
+                ticket.id, ticket.requester
+            )));
+        }
+        if let Some(assignee) = &ticket.assignee
+            && self.directory.agent(&self.store, assignee)?.is_none()
+        {
+            return Err(GatewayError::BadRequest(format!(
+                "ticket `{}`: assignee `{assignee}` is not an agent",
+                ticket.id
+            )));
+        }
+        Ok(())
+    }
+
+    pub async fn put_customer(
+        &self,
+        who: &Claims,
+        id: &str,
+        fields: &BTreeMap<Field, Value>,
+        canary: bool,
+        request: &str,
+    ) -> Result<u64, GatewayError> {
+        let row = self.seal_customer(id, fields, canary)?;
+        let index = self.administer(who, "customer.put", id, None, request).await?;
+        self.directory.put_customers(&self.store, &[row], self.clock.now_seconds())?;
+        Ok(index)
+    }
+
+    /// Deletes a customer by destroying its data key; the audit trail keeps its id.
+    pub async fn delete_customer(&self, who: &Claims, id: &str, request: &str) -> Result<u64, GatewayError> {
+        let index = self.administer(who, "customer.delete", id, None, request).await?;
+        let deleted = self.directory.delete_customer(&self.store, id, self.clock.now_seconds())?;
+        if !deleted {
+            return Err(GatewayError::NotFound { what: "customer", id: id.to_string(), ledger_index: Some(index) });
+        }
+        Ok(index)
+    }
+
+    /// Seals a customer for storage (used by the API and by bulk import).
+    pub fn seal_customer(
+        &self,
+        id: &str,
+        fields: &BTreeMap<Field, Value>,
+        canary: bool,
+    ) -> Result<CustomerRow, GatewayError> {
+        cordon_directory::check_id("customer", id).map_err(|error| GatewayError::BadRequest(error.to_string()))?;
+        let sealed = self.vault.seal(id, fields)?;
+        let index = self.vault.index_entries(id, fields);
+        Ok(CustomerRow { id: id.to_string(), sealed, index, canary })
+    }
+
+    pub(crate) async fn administer(
+        &self,
+        who: &Claims,
+        change: &'static str,
+        target: &str,
+        detail: Option<String>,
+        request: &str,
+    ) -> Result<u64, GatewayError> {
+        let actor = self.authorize_system(who, Action::Administer, request).await?;
+        self.change_entry(&actor.id, change, target, detail, request).await
+    }
+}

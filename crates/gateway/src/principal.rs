@@ -1,0 +1,206 @@
+//! Who is asking: tokens checked, and every principal resolved through the directory on
+//! every request (a directory agent as the directory says now, or a role identity), with
+//! policy deciding the actions that name no customer. A refused attempt is recorded.
+
+use cordon_directory::{Agent, AgentStatus};
+use cordon_policy::{Action, AgentFacts};
+
+use crate::detection::AccessFacts;
+use crate::error::GatewayError;
+use crate::service::*;
+use crate::token::{Claims, TokenRole};
+use cordon_entry::{AccessAction, AccessEntry, Decision as EntryDecision};
+
+impl Gateway {
+    /// Verifies a bearer token.
+    pub fn authenticate(&self, token: &str) -> Result<Claims, GatewayError> {
+        let claims = self
+            .tokens
+            .verify(token, self.clock.now_seconds())
+            .map_err(|error| GatewayError::Unauthenticated(error.to_string()))?;
+        if self.revoked.read().unwrap_or_else(std::sync::PoisonError::into_inner).contains(&claims.jti) {
+            return Err(GatewayError::Unauthenticated(crate::token::TokenError::Revoked.to_string()));
+        }
+        Ok(claims)
+    }
+
+    /// Issues a token for a role that is not a directory agent (`admin`, `analyst`, `service`).
+    pub fn issue_role_token(&self, role: TokenRole) -> Result<String, GatewayError> {
+        crate::token::issue(
+            &self.tokens,
+            &format!("role:{}", role.name()),
+            role,
+            self.clock.now_seconds(),
+            self.token_lifetime_seconds,
+        )
+    }
+
+    /// Issues a token for a directory agent; its role comes from the directory. Inactive
+    /// agents get none.
+    pub fn issue_agent_token(&self, agent_id: &str) -> Result<String, GatewayError> {
+        let agent = self.existing_agent(agent_id)?;
+        if agent.status != AgentStatus::Active {
+            return Err(GatewayError::Conflict(format!("agent `{agent_id}` is {}; it gets no token", agent.status)));
+        }
+        crate::token::issue(
+            &self.tokens,
+            agent_id,
+            TokenRole::from(agent.role),
+            self.clock.now_seconds(),
+            self.token_lifetime_seconds,
+        )
+    }
+
+    /// The directory agent `id`, or a not-found error naming it.
+    pub(crate) fn existing_agent(&self, id: &str) -> Result<Agent, GatewayError> {
+        self.store.agent(id)?.ok_or_else(|| GatewayError::NotFound {
+            what: "agent",
+            id: id.to_string(),
+            ledger_index: None,
+        })
+    }
+
+    /// The caller, if policy lets it investigate (alerts, the risk board, incidents): an
+    /// active analyst or administrator as the directory says now. A refusal is recorded.
+    pub(crate) async fn analyst(&self, who: &Claims, request: &str) -> Result<String, GatewayError> {
+        Ok(self.authorize_system(who, Action::Investigate, request).await?.id)
+    }
+
+    /// The principal behind `who`, if policy lets it take `action`, one that names no
+    /// customer (investigate, export, administer). A refusal is a ledger entry.
+    pub(crate) async fn authorize_system(
+        &self,
+        who: &Claims,
+        action: Action,
+        request: &str,
+    ) -> Result<AgentFacts, GatewayError> {
+        let principal = self.principal(who)?;
+        let decision = self.policy.decide(&self.request(&principal, action, None, None, None, "", None, None));
+        if !decision.allowed {
+            let recorded = self.recorded(request, &principal.id, recorded_action(action), &decision);
+            let index = self.record(recorded, None).await?;
+            return Err(denied(decision, index));
+        }
+        Ok(principal)
+    }
+
+    /// The directory agent behind a token for a request that reaches customer data. A token
+    /// that is not a directory agent's (a role identity, or an agent no longer in the
+    /// directory) is refused, and the refused attempt recorded.
+    pub(crate) async fn data_agent(
+        &self,
+        who: &Claims,
+        action: AccessAction,
+        customer: Option<&str>,
+        ticket: Option<&str>,
+        request: &str,
+    ) -> Result<(AgentFacts, AccessFacts), GatewayError> {
+        let error = match self.acting_agent(who) {
+            Ok(found) => return Ok(found),
+            Err(error @ (GatewayError::WrongRole { .. } | GatewayError::Unauthenticated(_))) => error,
+            Err(other) => return Err(other),
+        };
+        let mut entry = AccessEntry::new(self.clock.now_ms(), request, &who.sub, action, EntryDecision::Deny);
+        entry.customer = customer.map(str::to_string);
+        entry.ticket = ticket.map(str::to_string);
+        entry.policies = vec![format!("refused:{}", error.code())];
+        let unobserved = Recorded { entry, facts: AccessFacts::default(), observed: false, statement: None };
+        let index = self.record(unobserved, None).await?;
+        Err(match error {
+            GatewayError::WrongRole { needed, .. } => GatewayError::WrongRole { needed, ledger_index: Some(index) },
+            other => other,
+        })
+    }
+
+    /// The directory agent behind a token, as policy sees it and as detection sees it (its
+    /// peers, and whether it is on shift now), from one directory read.
+    pub(crate) fn acting_agent(&self, who: &Claims) -> Result<(AgentFacts, AccessFacts), GatewayError> {
+        if who.sub.starts_with(ROLE_PREFIX) {
+            return Err(GatewayError::WrongRole {
+                needed: "agent (a token issued for a directory agent)",
+                ledger_index: None,
+            });
+        }
+        let agent = self
+            .directory
+            .agent(&self.store, &who.sub)?
+            .ok_or_else(|| GatewayError::Unauthenticated(format!("agent `{}` is not in the directory", who.sub)))?;
+        let hour = (self.clock.now_seconds().rem_euclid(86_400) / 3600) as u8;
+        let seen = AccessFacts {
+            peer_group: format!("{}@{}", agent.team, agent.site),
+            site: agent.site.clone(),
+            off_shift: !agent.shift.contains(hour),
+            ..AccessFacts::default()
+        };
+        Ok((agent_facts(&agent), seen))
+    }
+
+    /// Whoever holds the token, resolved on every request: a directory agent with its role,
+    /// status, team, site and employer as the directory says now (never as the token says,
+    /// so a suspension or a demotion holds from the next request), or one of the role
+    /// identities (`role:admin`, `role:analyst`, `role:service`), whose token must name
+    /// exactly that role.
+    pub(crate) fn principal(&self, who: &Claims) -> Result<AgentFacts, GatewayError> {
+        if let Some(role) = who.sub.strip_prefix(ROLE_PREFIX) {
+            if who.role == TokenRole::Agent || role != who.role.name() {
+                return Err(GatewayError::Unauthenticated(format!(
+                    "token subject `{}` does not match its role `{}`",
+                    who.sub,
+                    who.role.name()
+                )));
+            }
+            return Ok(AgentFacts {
+                id: who.sub.clone(),
+                team: String::new(),
+                site: String::new(),
+                employer: "staff".into(),
+                role: role.to_string(),
+                status: "active".into(),
+            });
+        }
+        let agent = self
+            .directory
+            .agent(&self.store, &who.sub)?
+            .ok_or_else(|| GatewayError::Unauthenticated(format!("agent `{}` is not in the directory", who.sub)))?;
+        Ok(agent_facts(&agent))
+    }
+
+    /// Whether the caller may read the metrics: the service identity or an administrator,
+    /// as the directory says now.
+    pub fn may_read_metrics(&self, who: &Claims) -> Result<(), GatewayError> {
+        let role = self.principal(who)?.role;
+        if role != TokenRole::Service.name() && role != TokenRole::Admin.name() {
+            return Err(GatewayError::WrongRole { needed: "service or admin", ledger_index: None });
+        }
+        Ok(())
+    }
+}
+
+pub(crate) fn agent_facts(agent: &Agent) -> AgentFacts {
+    AgentFacts {
+        id: agent.id.clone(),
+        team: agent.team.clone(),
+        site: agent.site.clone(),
+        employer: agent.employer.clone(),
+        role: agent.role.name().to_string(),
+        status: agent.status.name().to_string(),
+    }
+}
+
+/// Token subjects of the role identities start with this; no directory agent's id may.
+pub(crate) const ROLE_PREFIX: &str = "role:";
+
+/// How the ledger names a policy action.
+pub(crate) fn recorded_action(action: Action) -> AccessAction {
+    match action {
+        Action::Search => AccessAction::Search,
+        Action::View => AccessAction::View,
+        Action::Reveal => AccessAction::Reveal,
+        Action::Verify => AccessAction::Verify,
+        Action::Approve => AccessAction::Approve,
+        Action::Administer => AccessAction::Administer,
+        Action::Export => AccessAction::Export,
+        Action::Investigate => AccessAction::Investigate,
+        Action::RequestApproval => AccessAction::RequestApproval,
+    }
+}

@@ -1,0 +1,201 @@
+//! The ledger side of every decision: an access decision becomes an entry (checked against
+//! the ledger's limit before it takes its place in the ledger's order), detection and
+//! verify's limit have their say under the sequencer's lock, and nothing is answered until
+//! the entry is durable. Changes are entries too.
+
+use cordon_directory::AgentStatus;
+use cordon_policy::Decision;
+use cordon_store::{AccessEvent, StoredAlert};
+
+use crate::access::*;
+use crate::detection::{Sequenced, alert_entry, append_sequenced, containment, durable, observation, seen};
+use crate::error::GatewayError;
+use crate::service::*;
+use cordon_entry::{AccessAction, AlertEntry, ChangeEntry, Containment, Decision as EntryDecision, VerifyOutcome};
+
+impl Gateway {
+    pub(crate) async fn change_entry(
+        &self,
+        actor: &str,
+        change: &'static str,
+        target: &str,
+        detail: Option<String>,
+        request: &str,
+    ) -> Result<u64, GatewayError> {
+        self.change_entry_then(actor, change, target, detail, request, |_| {}).await
+    }
+
+    /// Several change entries with consecutive indexes, made durable together (the ledger
+    /// group-commits them); returns the first index.
+    pub(crate) async fn change_entries(
+        &self,
+        actor: &str,
+        changes: Vec<(&'static str, String, Option<String>)>,
+        request: &str,
+    ) -> Result<u64, GatewayError> {
+        let time_ms = self.clock.now_ms();
+        let entries = changes
+            .into_iter()
+            .map(|(change, target, detail)| {
+                ChangeEntry::new(time_ms, request, actor, change, &target, detail).encode().map_err(too_large)
+            })
+            .collect::<Result<Vec<Vec<u8>>, GatewayError>>()?;
+        let (pending, ()) = append_sequenced(&self.sequencer, self.audit.as_ref(), |_, _| Ok((entries, ())))?;
+        durable(&self.sequencer, pending).await
+    }
+
+    /// A change entry; `then` runs on the detector in the entry's place in ledger order.
+    /// The entry is encoded (and so checked against the ledger's limit) before it takes
+    /// that place.
+    pub(crate) async fn change_entry_then(
+        &self,
+        actor: &str,
+        change: &'static str,
+        target: &str,
+        detail: Option<String>,
+        request: &str,
+        then: impl FnOnce(&mut Sequenced),
+    ) -> Result<u64, GatewayError> {
+        let entry = ChangeEntry::new(self.clock.now_ms(), request, actor, change, target, detail)
+            .encode()
+            .map_err(too_large)?;
+        let (pending, ()) = append_sequenced(&self.sequencer, self.audit.as_ref(), |_, sequenced| {
+            then(sequenced);
+            Ok((vec![entry], ()))
+        })?;
+        durable(&self.sequencer, pending).await
+    }
+
+    /// An access decision about to be recorded, stamped now.
+    pub(crate) fn recorded(&self, request: &str, agent: &str, action: AccessAction, decision: &Decision) -> Recorded {
+        Recorded::new(self.clock.now_ms(), request, agent, action, decision)
+    }
+
+    /// Appends the decision, with any alerts detection raised on it, and waits until they are
+    /// durable; then applies containment and indexes the access for the customer's history.
+    /// Any failure means the caller gets nothing. Detection can turn an allow into a denial.
+    pub(crate) async fn record(&self, recorded: Recorded, history_for: Option<&str>) -> Result<u64, GatewayError> {
+        if !self.answers_access {
+            return Err(GatewayError::Conflict(
+                "this data directory was opened for analysis, without detection's state, so it answers no \
+                 access requests; serve them with `cordon serve`"
+                    .into(),
+            ));
+        }
+        let Recorded { mut entry, facts, observed, statement } = recorded;
+        entry.why = facts.why.map(|why| why.name().to_string());
+        entry.beyond_need = facts.beyond_need.clone();
+        entry.off_shift = facts.off_shift;
+        // A request whose entry could not be recorded is refused before it takes a place in
+        // the ledger's order or reaches the detector.
+        entry.check_fits().map_err(|error| GatewayError::BadRequest(error.to_string()))?;
+        let matched = entry.matches.as_ref().is_some_and(|matches| !matches.is_empty());
+        let (pending, (entry, verdict, alerts)) =
+            append_sequenced(&self.sequencer, self.audit.as_ref(), |index, sequenced| {
+                let policy_allowed = entry.allowed();
+                if let (Some(matched), Some(customer), Some(field)) = (statement, &entry.customer, entry.fields.first())
+                    && policy_allowed
+                {
+                    let statements = &mut sequenced.statements;
+                    let outcome = if statements.refuses(&entry.agent, customer, field, entry.time_ms) {
+                        entry.decision = EntryDecision::Deny;
+                        entry.policies = vec![VERIFY_LIMIT_POLICY.to_string()];
+                        VerifyOutcome::Refused
+                    } else if matched {
+                        VerifyOutcome::Match
+                    } else {
+                        statements.add_wrong(&entry.agent, customer, field, entry.time_ms);
+                        VerifyOutcome::NoMatch
+                    };
+                    entry.verify = Some(outcome);
+                }
+                let verdict = match seen(entry.action, matched, entry.verify) {
+                    Some(action) if sequenced.enabled && observed => sequenced.detector.observe(&observation(
+                        index,
+                        entry.time_ms,
+                        &entry.agent,
+                        action,
+                        entry.customer.as_deref(),
+                        policy_allowed,
+                        &facts,
+                    )),
+                    _ => Default::default(),
+                };
+                if let Some(contained) = verdict.deny.and_then(containment)
+                    && entry.allowed()
+                {
+                    entry.decision = EntryDecision::Deny;
+                    entry.contained = Some(contained);
+                    entry.policies = vec![contained.policy()];
+                }
+                let alerts: Vec<AlertEntry> =
+                    verdict.alerts.iter().map(|alert| alert_entry(alert, &entry.request)).collect();
+                let mut entries = vec![entry.encode().map_err(|error| GatewayError::Internal(error.to_string()))?];
+                for alert in &alerts {
+                    entries.push(alert.encode().map_err(|error| GatewayError::Internal(error.to_string()))?);
+                }
+                Ok((entries, (entry, verdict, alerts)))
+            })?;
+        let index = durable(&self.sequencer, pending).await?;
+        if !alerts.is_empty() {
+            let stored: Vec<StoredAlert> = alerts
+                .iter()
+                .zip(1u64..)
+                .map(|(alert, offset)| alert_row(alert, index + offset))
+                .collect::<Result<_, _>>()?;
+            self.store.record_alerts(&stored, self.webhook_url.is_some(), entry.time_ms)?;
+        }
+        for alert in verdict.alerts.iter().filter(|alert| alert.level == cordon_detect::Level::Suspend) {
+            self.directory.set_agent_status(&self.store, &alert.agent, AgentStatus::Suspended)?;
+        }
+        if let Some(customer) = history_for {
+            self.indexer.add(AccessEvent {
+                ledger_index: index,
+                time: entry.time_ms,
+                agent_id: entry.agent.clone(),
+                customer_id: Some(customer.to_string()),
+                ticket_id: entry.ticket.clone(),
+                action: entry.action.name().to_string(),
+                fields: entry.fields.clone(),
+                allowed: entry.allowed(),
+                policies: entry.policies.clone(),
+                request_id: entry.request.clone(),
+            });
+        }
+        if let Some(contained) = entry.contained {
+            let reason = match contained {
+                Containment::StepUp => {
+                    "detection stepped this agent up: each reveal needs a second approver".to_string()
+                }
+                Containment::Suspend => format!("detection suspended agent `{}`", entry.agent),
+            };
+            return Err(GatewayError::Denied { reason, policies: entry.policies, ledger_index: index });
+        }
+        if entry.verify == Some(VerifyOutcome::Refused) {
+            return Err(GatewayError::VerifyLimit {
+                field: entry.fields.first().cloned().unwrap_or_default(),
+                customer: entry.customer.clone().unwrap_or_default(),
+                ledger_index: index,
+            });
+        }
+        Ok(index)
+    }
+}
+
+/// The store's row for an alert entry at `ledger_index`.
+pub(crate) fn alert_row(alert: &AlertEntry, ledger_index: u64) -> Result<StoredAlert, GatewayError> {
+    let body = alert.encode().map_err(|error| GatewayError::Internal(error.to_string()))?;
+    let body = String::from_utf8(body).map_err(|error| GatewayError::Internal(error.to_string()))?;
+    Ok(StoredAlert {
+        id: alert.alert,
+        agent: alert.agent.clone(),
+        level: alert.level.clone(),
+        time_ms: alert.time_ms,
+        ledger_index,
+        body,
+        status: "open".into(),
+        reason: None,
+        decided_by: None,
+        decided_at_ms: None,
+    })
+}
