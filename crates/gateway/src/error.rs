@@ -2,6 +2,8 @@
 //! messages name the problem and the input, never a customer value.
 
 use cordon_store::StoreError;
+
+use crate::audit::AuditError;
 use cordon_vault::VaultError;
 
 #[derive(Debug, Clone, thiserror::Error)]
@@ -23,7 +25,10 @@ pub enum GatewayError {
     #[error("{0}")]
     Conflict(String),
     #[error("the audit log cannot record this request, so nothing is returned: {0}")]
-    AuditUnavailable(String),
+    AuditUnavailable(#[source] AuditError),
+    /// The store failed (a disk error, a corrupt file): the request is refused, the cause logged.
+    #[error("the store failed: {0}")]
+    Store(#[source] StoreError),
     #[error("internal error: {0}")]
     Internal(String),
 }
@@ -40,6 +45,7 @@ impl GatewayError {
             GatewayError::BadRequest(_) => "bad-request",
             GatewayError::Conflict(_) => "conflict",
             GatewayError::AuditUnavailable(_) => "audit-unavailable",
+            GatewayError::Store(_) => "internal",
             GatewayError::Internal(_) => "internal",
         }
     }
@@ -47,7 +53,13 @@ impl GatewayError {
 
 impl From<StoreError> for GatewayError {
     fn from(error: StoreError) -> GatewayError {
-        GatewayError::Internal(error.to_string())
+        GatewayError::Store(error)
+    }
+}
+
+impl From<AuditError> for GatewayError {
+    fn from(error: AuditError) -> GatewayError {
+        GatewayError::AuditUnavailable(error)
     }
 }
 

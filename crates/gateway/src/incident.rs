@@ -508,7 +508,7 @@ impl Gateway {
                 cordon_ledger::BUNDLE_ENTRIES_MAX - 1
             )));
         }
-        let (_, proven) = self.audit.prove_all(&indexes).map_err(|error| GatewayError::AuditUnavailable(error.0))?;
+        let (_, proven) = self.audit.prove_all(&indexes)?;
         let verifier_key = format!("{}\n", self.audit.verifier_key());
         let readme = evidence_readme(&incident, proven.len());
         let listed: Vec<(u64, &[u8])> = proven.iter().map(|(index, bytes, _)| (*index, bytes.as_slice())).collect();
@@ -522,7 +522,7 @@ impl Gateway {
         let seal = self.change_entry(&actor, "incident.evidence", id, Some(seal_detail), request).await?;
         indexes.push(seal);
         let (checkpoint, proven) =
-            self.audit.prove_all(&indexes).map_err(|error| GatewayError::AuditUnavailable(error.0))?;
+            self.audit.prove_all(&indexes)?;
         self.store.add_timeline(
             id,
             &timeline(

@@ -41,13 +41,17 @@ impl From<GatewayError> for Problem {
             GatewayError::BadRequest(_) => StatusCode::BAD_REQUEST,
             GatewayError::Conflict(_) => StatusCode::CONFLICT,
             GatewayError::AuditUnavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
-            GatewayError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            GatewayError::Internal(_) | GatewayError::Store(_) => StatusCode::INTERNAL_SERVER_ERROR,
         };
         let mut extra = Vec::new();
         let detail = match &error {
             // Internal details go to the log, not the caller.
             GatewayError::Internal(message) => {
                 tracing::error!(error = %message, "internal error");
+                "an internal error occurred; it has been logged".to_string()
+            }
+            GatewayError::Store(store) => {
+                tracing::error!(error = %store, "store error");
                 "an internal error occurred; it has been logged".to_string()
             }
             GatewayError::AuditUnavailable(message) => {
