@@ -25,7 +25,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use cordon_entry::{AccessAction, AccessEntry, Decision};
-use cordon_gateway::{Claims, DataDir, Gateway, ImportKind, IncidentSpec, SystemClock, TokenRole, futures_block_on};
+use cordon_gateway::{Claims, DataDir, Gateway, ImportKind, IncidentSpec, SystemClock, TokenRole};
 use cordon_ledger::{Ledger, LedgerConfig};
 use cordon_sim::{LeakColumn, People, Rng, customer_id, leak_rows, thousands};
 use serde_json::{Value, json};
@@ -33,6 +33,12 @@ use serde_json::{Value, json};
 // The allocator the `cordon` binary uses, so the figures are the command's.
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+/// Runs one gateway call to its end on this thread (the gateway's calls wait only on the
+/// ledger's threads).
+fn wait<F: std::future::Future>(call: F) -> F::Output {
+    tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(call)
+}
 
 const RUNS: usize = 7;
 const DAYS: u64 = 180;
@@ -312,7 +318,7 @@ fn main() {
     let who = analyst();
     let since_ms = START_MS + INSIDER_FIRST_DAY as i64 * DAY_MS;
     let until_ms = since_ms + INSIDER_DAYS as i64 * DAY_MS - 1;
-    let incident = futures_block_on(gateway.open_incident(
+    let incident = wait(gateway.open_incident(
         &who,
         IncidentSpec {
             title: "bench: harvested customers".into(),
@@ -331,7 +337,7 @@ fn main() {
         format!("bench-query-{request}")
     };
     let (scope_ms, scope_all, scope) =
-        measure(|| futures_block_on(gateway.incident_scope(&who, &incident.id, &next_request())).unwrap());
+        measure(|| wait(gateway.incident_scope(&who, &incident.id, &next_request())).unwrap());
 
     let people = People::new(SEED, sizes.customers, 0);
     let sample_numbers: Vec<u64> = harvest.iter().copied().take(SAMPLE_ROWS).collect();
@@ -345,9 +351,8 @@ fn main() {
         // Kept beside the data, for trying `cordon incident attribute` on the same sample.
         std::fs::write(work.join(format!("cordon-incident-bench-{name}.csv")), &csv).unwrap();
         let sample = cordon_incident::read_sample("sample.csv", &csv).unwrap();
-        let (median_ms, all, found) = measure(|| {
-            futures_block_on(gateway.incident_attribute(&who, &incident.id, &sample, &next_request())).unwrap()
-        });
+        let (median_ms, all, found) =
+            measure(|| wait(gateway.incident_attribute(&who, &incident.id, &sample, &next_request())).unwrap());
         attributions.push((median_ms, all, found));
     }
 

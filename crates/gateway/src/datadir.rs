@@ -300,9 +300,11 @@ impl DataDir {
     }
 }
 
-/// Runs a future to completion on this thread. Used where the gateway is opened outside an
-/// async runtime; the futures here only wait on the ledger's own threads.
-pub fn futures_block_on<F: std::future::Future>(future: F) -> F::Output {
+/// Runs a future to completion on this thread, for the gateway's own blocking operations
+/// (opening, rotating keys, importing), which run outside any async runtime; the futures
+/// here only wait on the ledger's own threads. Not exported: callers on an async runtime
+/// await the gateway, and the server runs its heavy calls on blocking threads.
+pub(crate) fn futures_block_on<F: std::future::Future>(future: F) -> F::Output {
     use std::task::{Context, Poll, Wake, Waker};
 
     struct ThreadWaker(std::thread::Thread);

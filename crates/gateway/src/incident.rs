@@ -521,8 +521,7 @@ impl Gateway {
         );
         let seal = self.change_entry(&actor, "incident.evidence", id, Some(seal_detail), request).await?;
         indexes.push(seal);
-        let (checkpoint, proven) =
-            self.audit.prove_all(&indexes)?;
+        let (checkpoint, proven) = self.audit.prove_all(&indexes)?;
         self.store.add_timeline(
             id,
             &timeline(

@@ -28,7 +28,7 @@ pub use audit::{AuditError, AuditFuture, AuditLog, LedgerAudit};
 pub use clock::{Clock, SystemClock};
 pub use config::{Config, IncidentSettings, Limits};
 pub use cordon_ledger::LedgerStats;
-pub use datadir::{CONFIG_FILE, DATABASE_FILE, DataDir, Initialized, LEDGER_DIR, Rotated, futures_block_on};
+pub use datadir::{CONFIG_FILE, DATABASE_FILE, DataDir, Initialized, LEDGER_DIR, Rotated};
 pub use detection::{Replayed, containment};
 pub use error::GatewayError;
 pub use import::{ImportKind, ImportReport, Rejected, import, import_agents};

@@ -6,9 +6,15 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use cordon_gateway::{DataDir, SystemClock, TokenRole, futures_block_on};
+use cordon_gateway::{DataDir, SystemClock, TokenRole};
 use cordon_vault::Field;
 use serde_json::json;
+
+/// Runs one gateway call to its end on this thread (the gateway's calls wait only on the
+/// ledger's threads).
+fn wait<F: std::future::Future>(call: F) -> F::Output {
+    tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(call)
+}
 
 mod hostile_input;
 
@@ -40,7 +46,7 @@ fn rotating_the_kek_rewraps_every_data_key_and_keeps_every_field() {
                 (Field::FullName, json!(format!("Customer {index}"))),
                 (Field::Email, json!(format!("c{index}@example.org"))),
             ]);
-            futures_block_on(gateway.put_customer(&admin, &format!("cus-{index}"), &fields, false, "test")).unwrap();
+            wait(gateway.put_customer(&admin, &format!("cus-{index}"), &fields, false, "test")).unwrap();
         }
         let sealed = stored(&data).customer("cus-7").unwrap().unwrap().sealed.unwrap();
         (sealed, gateway.vault().kek_id().to_string())
@@ -81,13 +87,13 @@ fn a_handle_opened_for_analysis_answers_no_access_request() {
         let gateway = data.open(Arc::new(SystemClock)).unwrap();
         let admin = gateway.authenticate(&gateway.issue_role_token(TokenRole::Admin).unwrap()).unwrap();
         let fields = BTreeMap::from([(Field::Email, json!("c1@example.org"))]);
-        futures_block_on(gateway.put_customer(&admin, "cus-1", &fields, false, "test")).unwrap();
+        wait(gateway.put_customer(&admin, "cus-1", &fields, false, "test")).unwrap();
         cordon_gateway::import(&gateway, cordon_gateway::ImportKind::Agents, agents.as_bytes(), |_| {}).unwrap();
     }
     let analysis = data.open_for_analysis(Arc::new(SystemClock)).unwrap();
     let agent = analysis.authenticate(&analysis.issue_agent_token("agt-sam").unwrap()).unwrap();
     let size = analysis.audit().size();
-    let refused = futures_block_on(analysis.search(&agent, "email", "c1@example.org", "r-1")).unwrap_err();
+    let refused = wait(analysis.search(&agent, "email", "c1@example.org", "r-1")).unwrap_err();
     assert!(refused.to_string().contains("opened for analysis"), "{refused}");
     assert_eq!(analysis.audit().size(), size, "a refused request writes nothing");
     drop(analysis);
@@ -95,7 +101,7 @@ fn a_handle_opened_for_analysis_answers_no_access_request() {
     // The same request on a handle that replayed detection is answered and recorded.
     let gateway = data.open(Arc::new(SystemClock)).unwrap();
     let agent = gateway.authenticate(&gateway.issue_agent_token("agt-sam").unwrap()).unwrap();
-    let answered = futures_block_on(gateway.search(&agent, "email", "c1@example.org", "r-2"));
+    let answered = wait(gateway.search(&agent, "email", "c1@example.org", "r-2"));
     assert!(answered.is_ok() || matches!(answered, Err(cordon_gateway::GatewayError::Denied { .. })), "{answered:?}");
     assert_eq!(gateway.audit().size(), size + 1, "the decision is a ledger entry");
 }

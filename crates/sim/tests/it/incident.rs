@@ -4,11 +4,17 @@
 use std::collections::BTreeSet;
 use std::sync::Arc;
 
-use cordon_gateway::{Claims, DataDir, Gateway, IncidentSpec, SystemClock, TokenRole, futures_block_on};
+use cordon_gateway::{Claims, DataDir, Gateway, IncidentSpec, SystemClock, TokenRole};
 use cordon_incident::read_sample;
 use cordon_sim::{LeakColumn, LeakSource, leak_sample};
 
 use crate::support::{Run, scenario, simulate};
+
+/// Runs one gateway call to its end on this thread (the gateway's calls wait only on the
+/// ledger's threads).
+fn wait<F: std::future::Future>(call: F) -> F::Output {
+    tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(call)
+}
 
 /// A Kraken-like exchange at test size: two harvesters at different sites, no detection
 /// (today's tooling), so each plays its whole part.
@@ -80,7 +86,7 @@ fn open(run: &Run) -> Gateway {
 
 fn open_incident(gateway: &Gateway, agents: Vec<String>) -> String {
     let spec = IncidentSpec { title: "extortion email".into(), agents, ..IncidentSpec::default() };
-    futures_block_on(gateway.open_incident(&analyst(), spec, "test")).unwrap().id
+    wait(gateway.open_incident(&analyst(), spec, "test")).unwrap().id
 }
 
 /// Scope over every insider equals what the simulator's client was shown, customer by
@@ -88,7 +94,7 @@ fn open_incident(gateway: &Gateway, agents: Vec<String>) -> String {
 fn check_scope(run: &Run, gateway: &Gateway) {
     for insider in &run.truth.insiders {
         let id = open_incident(gateway, vec![insider.agent.clone()]);
-        let scope = futures_block_on(gateway.incident_scope(&analyst(), &id, "test")).unwrap();
+        let scope = wait(gateway.incident_scope(&analyst(), &id, "test")).unwrap();
         assert!(!insider.shown.is_empty(), "{} was shown nothing", insider.label);
         let found: Vec<(String, BTreeSet<String>, BTreeSet<String>)> = scope
             .customers
@@ -124,7 +130,7 @@ fn attribute(
     let csv = leak_sample(&run.truth, source, columns, 20, seed);
     assert_eq!(csv.lines().count(), 21, "a 20-row sample with {columns:?}");
     let sample = read_sample("sample.csv", &csv).unwrap();
-    let found = futures_block_on(gateway.incident_attribute(&analyst(), incident, &sample, "test")).unwrap();
+    let found = wait(gateway.incident_attribute(&analyst(), incident, &sample, "test")).unwrap();
     assert_eq!(found.rows, 20);
     (found.agents.first().map(|agent| agent.agent.clone()), found.cover)
 }
@@ -210,21 +216,21 @@ fn protect_is_idempotent_across_restarts_notices_name_only_what_was_seen_and_evi
     let (incident, customers) = {
         let gateway = open(&run);
         let incident = open_incident(&gateway, insiders.clone());
-        let dry = futures_block_on(gateway.incident_protect(&analyst(), &incident, false, "test")).unwrap();
+        let dry = wait(gateway.incident_protect(&analyst(), &incident, false, "test")).unwrap();
         let customers = dry.customers;
         assert!(customers > 100, "{customers} affected customers");
         assert_eq!(dry.actions.len() as u64, 3 * customers);
         assert_eq!((dry.recorded_now, dry.recorded_before), (0, 0), "a dry run records nothing");
-        let applied = futures_block_on(gateway.incident_protect(&analyst(), &incident, true, "test")).unwrap();
+        let applied = wait(gateway.incident_protect(&analyst(), &incident, true, "test")).unwrap();
         assert_eq!((applied.recorded_now, applied.recorded_before), (3 * customers, 0));
-        let again = futures_block_on(gateway.incident_protect(&analyst(), &incident, true, "test")).unwrap();
+        let again = wait(gateway.incident_protect(&analyst(), &incident, true, "test")).unwrap();
         assert_eq!((again.recorded_now, again.recorded_before), (0, 3 * customers), "applying twice adds nothing");
         (incident, customers)
     };
     // After a restart, applying again still adds nothing, and each action is one ledger entry
     // and one queued message.
     let gateway = open(&run);
-    let again = futures_block_on(gateway.incident_protect(&analyst(), &incident, true, "test")).unwrap();
+    let again = wait(gateway.incident_protect(&analyst(), &incident, true, "test")).unwrap();
     assert_eq!(again.recorded_now, 0);
     let (entries, _) = crate::support::ledger_entries(&run.data);
     let protect_entries = entries
@@ -235,8 +241,8 @@ fn protect_is_idempotent_across_restarts_notices_name_only_what_was_seen_and_evi
     assert_eq!(gateway.outbox_due("protect", i64::MAX, 1_000_000).unwrap().len() as u64, 3 * customers);
 
     // Notices name exactly the fields each customer had shown, and nothing else.
-    let scope = futures_block_on(gateway.incident_scope(&analyst(), &incident, "test")).unwrap();
-    let (notices, folder) = futures_block_on(gateway.incident_notify(&analyst(), &incident, "test")).unwrap();
+    let scope = wait(gateway.incident_scope(&analyst(), &incident, "test")).unwrap();
+    let (notices, folder) = wait(gateway.incident_notify(&analyst(), &incident, "test")).unwrap();
     assert_eq!(notices.len() as u64, customers);
     for (notice, customer) in notices.iter().zip(&scope.customers) {
         let shown: BTreeSet<cordon_incident::Field> =
@@ -250,7 +256,7 @@ fn protect_is_idempotent_across_restarts_notices_name_only_what_was_seen_and_evi
     }
 
     // The report carries Article 33(3)'s content and the clock.
-    let (markdown, html) = futures_block_on(gateway.incident_report(&analyst(), &incident, "test")).unwrap();
+    let (markdown, html) = wait(gateway.incident_report(&analyst(), &incident, "test")).unwrap();
     for needed in [
         "Nature of the breach (Article 33(3)(a))",
         "Contact point (Article 33(3)(b))",
@@ -267,11 +273,8 @@ fn protect_is_idempotent_across_restarts_notices_name_only_what_was_seen_and_evi
     assert!(html.contains("<h2>Likely consequences (Article 33(3)(c))</h2>"));
 
     // The evidence bundle verifies under the ledger's key; a changed byte does not.
-    let bundle: Vec<u8> = futures_block_on(gateway.incident_evidence(&analyst(), &incident, "test"))
-        .unwrap()
-        .into_chunks()
-        .flatten()
-        .collect();
+    let bundle: Vec<u8> =
+        wait(gateway.incident_evidence(&analyst(), &incident, "test")).unwrap().into_chunks().flatten().collect();
     let key = std::fs::read_to_string(run.data.join("ledger/private/verifier-key")).unwrap();
     let verifier = cordon_ledger::Verifier::parse(key.trim()).unwrap();
     let summary = cordon_ledger::verify_bundle(&bundle, Some(&verifier)).unwrap();
