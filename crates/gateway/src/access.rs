@@ -41,10 +41,7 @@ impl Gateway {
         recorded.entry.search_by = Some(kind.name().to_string());
         recorded.entry.matches = Some(ids.clone());
         recorded.facts = AccessFacts { canary: self.only_canaries(&ids)?, ..seen };
-        let index = self.record(recorded, None).await?;
-        if !decision.allowed {
-            return Err(denied(decision, index));
-        }
+        self.record(recorded, None).await?.allowed_or(|index| denied(decision, index))?;
         if digest.is_none() {
             return Err(GatewayError::BadRequest(format!("the value is not a valid {}", kind.name())));
         }
@@ -90,10 +87,7 @@ impl Gateway {
         recorded.entry.ticket = ticket.map(str::to_string);
         recorded.entry.approval = context.approval_id.clone();
         recorded.facts = context.facts.clone();
-        let index = self.record(recorded, Some(customer)).await?;
-        if !decision.allowed {
-            return Err(denied(decision, index));
-        }
+        let index = self.record(recorded, Some(customer)).await?.allowed_or(|index| denied(decision, index))?;
         let fields: Vec<Field> = sealed.record.fields().collect();
         let values = self.vault.open(customer, &sealed, &fields)?;
         let today = self.today();
@@ -140,10 +134,7 @@ impl Gateway {
         recorded.entry.fields = fields.iter().map(|field| field.name().to_string()).collect();
         recorded.entry.approval = context.approval_id.clone();
         recorded.facts = AccessFacts { beyond_need: beyond_need(&fields, context.ticket.as_ref()), ..context.facts };
-        let index = self.record(recorded, Some(customer)).await?;
-        if !decision.allowed {
-            return Err(denied(decision, index));
-        }
+        let index = self.record(recorded, Some(customer)).await?.allowed_or(|index| denied(decision, index))?;
         let values = self.vault.open(customer, &sealed, &fields)?;
         Ok(Revealed { values, ledger_index: index })
     }
@@ -196,8 +187,8 @@ impl Gateway {
         recorded.entry.approval = context.approval_id.clone();
         recorded.facts = context.facts.clone();
         recorded.statement = matched;
-        let index = self.record(recorded, Some(customer)).await?;
-        let Some(matched) = matched else { return Err(denied(decision, index)) };
+        let index = self.record(recorded, Some(customer)).await?.allowed_or(|index| denied(decision, index))?;
+        let matched = matched.ok_or_else(|| GatewayError::Internal("an allowed verify was not checked".into()))?;
         Ok(Verified { matched, ledger_index: index })
     }
 
@@ -235,7 +226,7 @@ impl Gateway {
         recorded.entry.customer = Some(customer.to_string());
         recorded.entry.ticket = ticket.map(str::to_string);
         recorded.facts = seen.clone();
-        let index = self.record(recorded, None).await?;
+        let index = self.record(recorded, None).await?.index();
         Err(GatewayError::NotFound { what: "customer", id: customer.to_string(), ledger_index: Some(index) })
     }
 

@@ -31,7 +31,7 @@ impl Gateway {
         if !decision.allowed {
             let mut recorded = self.recorded(request, &agent.id, AccessAction::RequestApproval, &decision);
             recorded.entry.customer = Some(customer.to_string());
-            let index = self.record(recorded, None).await?;
+            let index = self.record(recorded, None).await?.index();
             return Err(denied(decision, index));
         }
         let approval = Approval {
@@ -87,10 +87,7 @@ impl Gateway {
         let mut recorded = self.recorded(request, &approver.id, AccessAction::Approve, &decision);
         recorded.entry.customer = Some(approval.customer.clone());
         recorded.entry.approval = Some(approval.id.clone());
-        let index = self.record(recorded, None).await?;
-        if !decision.allowed {
-            return Err(denied(decision, index));
-        }
+        self.record(recorded, None).await?.allowed_or(|index| denied(decision, index))?;
         let now = self.clock.now_seconds();
         approval.status = ApprovalStatus::Approved;
         approval.approver = Some(approver.id);

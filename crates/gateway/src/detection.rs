@@ -146,7 +146,7 @@ pub(crate) fn append_sequenced<T>(
     let first = sequenced.next_index;
     let (entries, extra) = build(first, &mut sequenced)?;
     let count = entries.len() as u64;
-    let future = audit.append(entries).map_err(|error| GatewayError::AuditUnavailable(error))?;
+    let future = audit.append(entries).map_err(GatewayError::AuditUnavailable)?;
     sequenced.next_index += count;
     Ok((Pending { expected: first, future }, extra))
 }

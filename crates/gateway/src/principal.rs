@@ -78,7 +78,7 @@ impl Gateway {
         let decision = self.policy.decide(&self.request(&principal, action, None, None, None, "", None, None));
         if !decision.allowed {
             let recorded = self.recorded(request, &principal.id, recorded_action(action), &decision);
-            let index = self.record(recorded, None).await?;
+            let index = self.record(recorded, None).await?.index();
             return Err(denied(decision, index));
         }
         Ok(principal)
@@ -105,7 +105,7 @@ impl Gateway {
         entry.ticket = ticket.map(str::to_string);
         entry.policies = vec![format!("refused:{}", error.code())];
         let unobserved = Recorded { entry, facts: AccessFacts::default(), observed: false, statement: None };
-        let index = self.record(unobserved, None).await?;
+        let index = self.record(unobserved, None).await?.index();
         Err(match error {
             GatewayError::WrongRole { needed, .. } => GatewayError::WrongRole { needed, ledger_index: Some(index) },
             other => other,

@@ -74,7 +74,7 @@ impl Gateway {
     /// Appends the decision, with any alerts detection raised on it, and waits until they are
     /// durable; then applies containment and indexes the access for the customer's history.
     /// Any failure means the caller gets nothing. Detection can turn an allow into a denial.
-    pub(crate) async fn record(&self, recorded: Recorded, history_for: Option<&str>) -> Result<u64, GatewayError> {
+    pub(crate) async fn record(&self, recorded: Recorded, history_for: Option<&str>) -> Result<Outcome, GatewayError> {
         if !self.answers_access {
             return Err(GatewayError::Conflict(
                 "this data directory was opened for analysis, without detection's state, so it answers no \
@@ -162,23 +162,61 @@ impl Gateway {
                 request_id: entry.request.clone(),
             });
         }
-        if let Some(contained) = entry.contained {
-            let reason = match contained {
-                Containment::StepUp => {
-                    "detection stepped this agent up: each reveal needs a second approver".to_string()
-                }
-                Containment::Suspend => format!("detection suspended agent `{}`", entry.agent),
-            };
-            return Err(GatewayError::Denied { reason, policies: entry.policies, ledger_index: index });
-        }
-        if entry.verify == Some(VerifyOutcome::Refused) {
-            return Err(GatewayError::VerifyLimit {
+        Ok(match (entry.contained, entry.verify, entry.decision) {
+            (Some(level), _, _) => Outcome::Contained { level, agent: entry.agent, policies: entry.policies, index },
+            (None, Some(VerifyOutcome::Refused), _) => Outcome::VerifyRefused {
                 field: entry.fields.first().cloned().unwrap_or_default(),
-                customer: entry.customer.clone().unwrap_or_default(),
-                ledger_index: index,
-            });
+                customer: entry.customer.unwrap_or_default(),
+                index,
+            },
+            (None, _, EntryDecision::Deny) => Outcome::Denied(index),
+            (None, _, EntryDecision::Allow) => Outcome::Allowed(index),
+        })
+    }
+}
+
+/// What became of a recorded access decision, once its entry is durable.
+#[derive(Debug)]
+pub(crate) enum Outcome {
+    /// Allowed: the caller may answer.
+    Allowed(u64),
+    /// Refused by policy, or recorded by the caller as a refusal (an unknown customer, a
+    /// token that is no agent's): the caller says why.
+    Denied(u64),
+    /// Policy allowed it; detection contained the agent.
+    Contained { level: Containment, agent: String, policies: Vec<String>, index: u64 },
+    /// Policy allowed a verify; its limit on wrong statements refused to check.
+    VerifyRefused { field: String, customer: String, index: u64 },
+}
+
+impl Outcome {
+    /// The ledger index of the decision's entry.
+    pub(crate) fn index(&self) -> u64 {
+        match self {
+            Outcome::Allowed(index) | Outcome::Denied(index) => *index,
+            Outcome::Contained { index, .. } | Outcome::VerifyRefused { index, .. } => *index,
         }
-        Ok(index)
+    }
+
+    /// The index of an allowed decision; otherwise the error to answer with: `denied`'s
+    /// for a refusal the caller decided, the containment's or verify limit's for theirs.
+    pub(crate) fn allowed_or(self, denied: impl FnOnce(u64) -> GatewayError) -> Result<u64, GatewayError> {
+        match self {
+            Outcome::Allowed(index) => Ok(index),
+            Outcome::Denied(index) => Err(denied(index)),
+            Outcome::Contained { level, agent, policies, index } => {
+                let reason = match level {
+                    Containment::StepUp => {
+                        "detection stepped this agent up: each reveal and verify needs a second approver".to_string()
+                    }
+                    Containment::Suspend => format!("detection suspended agent `{agent}`"),
+                };
+                Err(GatewayError::Denied { reason, policies, ledger_index: index })
+            }
+            Outcome::VerifyRefused { field, customer, index } => {
+                Err(GatewayError::VerifyLimit { field, customer, ledger_index: index })
+            }
+        }
     }
 }
 

@@ -431,7 +431,9 @@ async fn every_refusal_at_the_edge_is_a_problem() {
     harness.put_assigned_ticket().await;
     let agent = harness.agent_token("agt-1");
     let json = ("content-type", "application/json".to_string());
-    let cases: Vec<(Method, String, Vec<(&str, String)>, &str, StatusCode, &str)> = vec![
+    // (method, path, headers, body, status, problem code)
+    type Case<'a> = (Method, String, Vec<(&'a str, String)>, &'a str, StatusCode, &'a str);
+    let cases: Vec<Case> = vec![
         (
             Method::GET,
             "/v1/customers/cus-1?ticket=t-1".into(),
