@@ -37,7 +37,7 @@ with open(f"{work}/tickets.jsonl", "w") as out:
     for i in range(count):
         out.write(json.dumps({"id": f"t-{i}", "requester": f"cus-{i}", "category": "general_inquiry", "assignee": "bench-agent"}) + "\n")
 with open(f"{work}/agents.jsonl", "w") as out:
-    out.write(json.dumps({"id": "bench-agent", "name": "Bench Agent", "team": "l1-chat", "site": "us-sf"}) + "\n")
+    out.write(json.dumps({"id": "bench-agent", "name": "Bench Agent", "team": "l1-chat", "site": "us-sf", "employer": "staff"}) + "\n")
 PY
 for kind in agents customers tickets; do "$cordon" import "$kind" "$work/$kind.jsonl" --data "$work/data" >/dev/null; done
 token=$("$cordon" token issue --data "$work/data" --agent bench-agent)
