@@ -56,13 +56,6 @@ request = function()
   local body = '{"ticket":"t-' .. i .. '","fields":["email"],"reason":"benchmark"}'
   return wrk.format(nil, "/v1/customers/cus-" .. i .. "/reveal", nil, body)
 end
-local non_200 = 0
-response = function(status, headers, body)
-  if status ~= 200 then non_200 = non_200 + 1 end
-end
-done = function(summary, latency, requests)
-  io.write(string.format("non-200 responses: %d\n", summary.status and 0 or 0))
-end
 LUA
 
 run() { wrk -t2 -c"$connections" -d"${seconds}s" --latency "$@"; }
@@ -71,6 +64,12 @@ run "http://127.0.0.1:$port/healthz" | tee "$work/healthz.txt" | grep -E "Reques
 echo "== audited reveal, $connections connections, ${seconds}s, $customers customers"
 run -s "$work/reveal.lua" "http://127.0.0.1:$port" | tee "$work/reveal.txt" | grep -E "Requests/sec|50%|99%|Non-2xx|Socket errors"
 
+# Every reveal must have been answered 200 with the value: wrk reports any other status and
+# socket errors, and either fails the run.
+if grep -qE "Non-2xx|Socket errors" "$work/reveal.txt" "$work/healthz.txt"; then
+  echo "http-reveal: unexpected responses; the figures above are not valid" >&2
+  exit 1
+fi
 size_before=$(curl -s "http://127.0.0.1:$port/v1/ledger/checkpoint" | sed -n 2p)
 kill -TERM "$server"; wait "$server" || true
 "$cordon" log verify "$work/data/ledger" --vkey "$work/data/ledger/private/verifier-key"
