@@ -30,7 +30,7 @@ pub const VERSION_MIN: u8 = 1;
 pub const ENTRY_BYTES_MAX: usize = 65_535;
 
 /// One ledger entry written by cordon.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum Entry {
     /// An access decision: search, view, reveal, verify, approve, or a refused attempt.
@@ -386,11 +386,12 @@ impl AccessEntry {
         EntryRef::Access(self).encode(0)
     }
 
-    /// Whether this entry still fits the ledger once detection adds a containment: checked
-    /// before a decision takes its place in the ledger's order, so a request too large to
-    /// record is refused before anything depends on it.
-    pub fn check_fits(&self) -> Result<(), EntryError> {
-        EntryRef::Access(self).encode(CONTAINMENT_BYTES_MAX).map(|_| ())
+    /// The entry's bytes, refused unless they would still fit the ledger once detection
+    /// adds a containment: done before a decision takes its place in the ledger's order, so
+    /// a request too large to record is refused before anything depends on it. If nothing
+    /// is added, these are the bytes to append.
+    pub fn encode_leaving_room(&self) -> Result<Vec<u8>, EntryError> {
+        EntryRef::Access(self).encode(CONTAINMENT_BYTES_MAX)
     }
 }
 
@@ -406,11 +407,43 @@ impl AlertEntry {
     }
 }
 
+/// The kind of an entry as cordon writes it, `{"kind":"<kind>"` first (version 1 put
+/// `{"v":1,` before it); anything else is read the slow way.
+fn kind_up_front(bytes: &[u8]) -> Option<&str> {
+    let rest = match bytes.strip_prefix(b"{\"v\":1,") {
+        Some(rest) => rest,
+        None => bytes.strip_prefix(b"{")?,
+    };
+    let rest = rest.strip_prefix(b"\"kind\":\"")?;
+    let end = rest.iter().position(|&byte| byte == b'"')?;
+    let kind = std::str::from_utf8(rest.get(..end)?).ok()?;
+    ["access", "change", "alert"].into_iter().find(|known| *known == kind)
+}
+
+/// The kind of an entry, read without reading the rest.
+#[derive(Deserialize)]
+struct Head<'a> {
+    #[serde(borrow)]
+    kind: std::borrow::Cow<'a, str>,
+}
+
 /// Reads one entry written by any version of cordon this build knows, checking its version.
 /// A version 1 access entry gets its `contained` field from its `detector:<level>` policy.
 pub fn decode(bytes: &[u8]) -> Result<Entry, EntryError> {
-    let mut entry: Entry =
-        serde_json::from_slice(bytes).map_err(|error| EntryError::Malformed { reason: error.to_string() })?;
+    let malformed = |error: serde_json::Error| EntryError::Malformed { reason: error.to_string() };
+    // The kind first, then the kind's own struct straight from the bytes: serde's tagged
+    // enums buffer every entry in a tree first, which made detection's replay a third
+    // slower (docs/BENCHMARKS.md).
+    let kind = match kind_up_front(bytes) {
+        Some(kind) => std::borrow::Cow::Borrowed(kind),
+        None => serde_json::from_slice::<Head<'_>>(bytes).map_err(malformed)?.kind,
+    };
+    let mut entry = match kind.as_ref() {
+        "access" => Entry::Access(serde_json::from_slice(bytes).map_err(malformed)?),
+        "change" => Entry::Change(serde_json::from_slice(bytes).map_err(malformed)?),
+        "alert" => Entry::Alert(serde_json::from_slice(bytes).map_err(malformed)?),
+        other => return Err(EntryError::Malformed { reason: format!("unknown kind `{other}`") }),
+    };
     let version = entry.version();
     if !(VERSION_MIN..=VERSION).contains(&version) {
         return Err(EntryError::Version { version });

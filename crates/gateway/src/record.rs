@@ -88,7 +88,7 @@ impl Gateway {
         entry.off_shift = facts.off_shift;
         // A request whose entry could not be recorded is refused before it takes a place in
         // the ledger's order or reaches the detector.
-        entry.check_fits().map_err(|error| GatewayError::BadRequest(error.to_string()))?;
+        let unchanged = entry.encode_leaving_room().map_err(|error| GatewayError::BadRequest(error.to_string()))?;
         let matched = entry.matches.as_ref().is_some_and(|matches| !matches.is_empty());
         let (pending, (entry, verdict, alerts)) =
             append_sequenced(&self.sequencer, self.audit.as_ref(), |index, sequenced| {
@@ -130,7 +130,13 @@ impl Gateway {
                 }
                 let alerts: Vec<AlertEntry> =
                     verdict.alerts.iter().map(|alert| alert_entry(alert, &entry.request)).collect();
-                let mut entries = vec![entry.encode().map_err(|error| GatewayError::Internal(error.to_string()))?];
+                // Encoded again only if verify's limit or detection changed it.
+                let bytes = if entry.verify.is_some() || entry.contained.is_some() {
+                    entry.encode().map_err(|error| GatewayError::Internal(error.to_string()))?
+                } else {
+                    unchanged
+                };
+                let mut entries = vec![bytes];
                 for alert in &alerts {
                     entries.push(alert.encode().map_err(|error| GatewayError::Internal(error.to_string()))?);
                 }

@@ -102,7 +102,10 @@ fn an_entry_over_the_ledger_limit_is_refused_by_encode() {
 
 #[test]
 fn versions_are_checked() {
-    let cases: [(&str, Result<(), EntryError>); 5] = [
+    let cases: [(&str, Result<(), EntryError>); 7] = [
+        // Fields in another order than cordon writes them still read.
+        (r#"{"time_ms":1,"v":2,"request":"r","actor":"a","change":"agent.put","target":"t","kind":"change"}"#, Ok(())),
+        (r#" {"kind":"alert","v":2}"#, Err(EntryError::Malformed { reason: String::new() })),
         (r#"{"kind":"change","v":1,"time_ms":1,"request":"r","actor":"a","change":"agent.put","target":"t"}"#, Ok(())),
         (r#"{"kind":"change","v":2,"time_ms":1,"request":"r","actor":"a","change":"agent.put","target":"t"}"#, Ok(())),
         (
