@@ -23,11 +23,15 @@ cordon="${CORDON:-$root/target/release/cordon}"
 
 work=$(mktemp -d)
 trap 'kill "$server" 2>/dev/null || true; rm -rf "$work"' EXIT
-"$cordon" init "$work/data" >/dev/null 2>&1
+admin=$("$cordon" init "$work/data" 2>/dev/null)
+# A realistic load: an agent per 20 customers, each revealing its own tickets' customers.
+# (One agent revealing thousands of customers is what detection exists to stop: it was
+# suspended within seconds and the run measured refusals.)
+agents=$(( (customers + 19) / 20 ))
 
-python3 - "$work" "$customers" <<'PY'
+python3 - "$work" "$customers" "$agents" <<'PY'
 import json, sys
-work, count = sys.argv[1], int(sys.argv[2])
+work, count, agents = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
 with open(f"{work}/customers.jsonl", "w") as out:
     for i in range(count):
         out.write(json.dumps({"id": f"cus-{i}", "full_name": f"Customer Number{i}", "email": f"customer{i}@example.org",
@@ -35,26 +39,36 @@ with open(f"{work}/customers.jsonl", "w") as out:
             "two_factor_method": "totp", "last_login_ip": "198.51.100.7"}) + "\n")
 with open(f"{work}/tickets.jsonl", "w") as out:
     for i in range(count):
-        out.write(json.dumps({"id": f"t-{i}", "requester": f"cus-{i}", "category": "general_inquiry", "assignee": "bench-agent"}) + "\n")
+        out.write(json.dumps({"id": f"t-{i}", "requester": f"cus-{i}", "category": "general_inquiry", "assignee": f"bench-{i % agents}"}) + "\n")
 with open(f"{work}/agents.jsonl", "w") as out:
-    out.write(json.dumps({"id": "bench-agent", "name": "Bench Agent", "team": "l1-chat", "site": "us-sf", "employer": "staff"}) + "\n")
+    for a in range(agents):
+        out.write(json.dumps({"id": f"bench-{a}", "name": f"Bench Agent {a}", "team": "l1-chat", "site": "us-sf", "employer": "staff", "shift": [0, 0]}) + "\n")
 PY
 for kind in agents customers tickets; do "$cordon" import "$kind" "$work/$kind.jsonl" --data "$work/data" >/dev/null; done
-token=$("$cordon" token issue --data "$work/data" --agent bench-agent)
 
 CORDON_LOG=warn "$cordon" serve --data "$work/data" --listen "127.0.0.1:$port" 2>"$work/server.log" &
 server=$!
 for _ in $(seq 50); do curl -sf "http://127.0.0.1:$port/healthz" >/dev/null && break; sleep 0.1; done
+# Each agent's session token, from the API, one per line in agent order.
+python3 - "$port" "$admin" "$agents" > "$work/tokens.txt" <<'PY'
+import json, sys, urllib.request
+port, admin, agents = sys.argv[1], sys.argv[2], int(sys.argv[3])
+for a in range(agents):
+    request = urllib.request.Request(f"http://127.0.0.1:{port}/v1/agents/bench-{a}/token", data=b"{}", method="POST",
+        headers={"authorization": f"Bearer {admin}", "content-type": "application/json"})
+    print(json.load(urllib.request.urlopen(request))["token"])
+PY
 
 cat > "$work/reveal.lua" <<LUA
-wrk.method = "POST"
-wrk.headers["content-type"] = "application/json"
-wrk.headers["authorization"] = "Bearer $token"
 local customers = $customers
+local agents = $agents
+local tokens = {}
+for line in io.lines("$work/tokens.txt") do tokens[#tokens + 1] = line end
 request = function()
   local i = math.random(0, customers - 1)
+  local headers = {["content-type"] = "application/json", ["authorization"] = "Bearer " .. tokens[(i % agents) + 1]}
   local body = '{"ticket":"t-' .. i .. '","fields":["email"],"reason":"benchmark"}'
-  return wrk.format(nil, "/v1/customers/cus-" .. i .. "/reveal", nil, body)
+  return wrk.format("POST", "/v1/customers/cus-" .. i .. "/reveal", headers, body)
 end
 LUA
 
