@@ -548,27 +548,17 @@ fn score(
         return scored;
     }
     if let Action::Search { matched } = observation.action {
-        if matched {
-            today.hits += 1;
-            if today.hits > thresholds.search_hit_floor_per_day {
-                signals.push(Signal {
-                    name: "search-hits",
-                    observed: f64::from(today.hits),
-                    baseline: f64::from(thresholds.search_hit_floor_per_day),
-                    points: thresholds.search_hit_points,
-                });
-            }
+        let signal = if matched {
+            one_more("search-hits", &mut today.hits, thresholds.search_hit_floor_per_day, thresholds.search_hit_points)
         } else {
-            today.misses += 1;
-            if today.misses > thresholds.search_miss_floor_per_day {
-                signals.push(Signal {
-                    name: "search-misses",
-                    observed: f64::from(today.misses),
-                    baseline: f64::from(thresholds.search_miss_floor_per_day),
-                    points: thresholds.search_miss_points,
-                });
-            }
-        }
+            one_more(
+                "search-misses",
+                &mut today.misses,
+                thresholds.search_miss_floor_per_day,
+                thresholds.search_miss_points,
+            )
+        };
+        signals.extend(signal);
         return scored;
     }
     let Some(customer) = observation.customer else { return scored };
@@ -576,17 +566,12 @@ fn score(
         return scored;
     }
     match observation.action {
-        Action::Verify(Checked::Wrong) => {
-            today.wrong_statements += 1;
-            if today.wrong_statements > thresholds.verify_wrong_floor_per_day {
-                signals.push(Signal {
-                    name: "verify-wrong",
-                    observed: f64::from(today.wrong_statements),
-                    baseline: f64::from(thresholds.verify_wrong_floor_per_day),
-                    points: thresholds.verify_wrong_points,
-                });
-            }
-        }
+        Action::Verify(Checked::Wrong) => signals.extend(one_more(
+            "verify-wrong",
+            &mut today.wrong_statements,
+            thresholds.verify_wrong_floor_per_day,
+            thresholds.verify_wrong_points,
+        )),
         Action::Verify(Checked::Refused) => {
             signals.push(Signal {
                 name: "verify-refused",
@@ -761,6 +746,12 @@ fn excess(name: &'static str, observed: f64, limit: f64, points_per_unit: f64, s
     let signal = Signal { name, observed, baseline: limit, points: points_per_unit * (over - *scored) };
     *scored = over;
     Some(signal)
+}
+
+/// Counts one more of something counted per day; past `floor`, each one scores `points`.
+fn one_more(name: &'static str, count: &mut u32, floor: u32, points: f64) -> Option<Signal> {
+    *count += 1;
+    (*count > floor).then(|| Signal { name, observed: f64::from(*count), baseline: f64::from(floor), points })
 }
 
 /// The trailing decimal number of an identifier (`cus-0001234` is 1234).

@@ -7,10 +7,18 @@
 use std::fmt;
 use std::str::FromStr;
 
-/// An identifier given by the exchange: non-empty, at most 128 characters, printable ASCII
-/// without spaces, so it is safe in paths, logs and Cedar entity ids.
+/// The longest identifier cordon accepts, in bytes.
+pub const ID_BYTES_MAX: usize = 128;
+
+/// Identifiers of the gateway's role identities (`role:admin`, `role:analyst`,
+/// `role:service`) start with this; no agent's may.
+pub const ROLE_ID_PREFIX: &str = "role:";
+
+/// An identifier given by the exchange: non-empty, at most `ID_BYTES_MAX` bytes, printable
+/// ASCII without spaces, so it is safe in paths, logs and Cedar entity ids.
 pub fn check_id(kind: &'static str, id: &str) -> Result<(), DirectoryError> {
-    let valid = !id.is_empty() && id.len() <= 128 && id.bytes().all(|byte| byte.is_ascii_graphic() && byte != b'"');
+    let valid =
+        !id.is_empty() && id.len() <= ID_BYTES_MAX && id.bytes().all(|byte| byte.is_ascii_graphic() && byte != b'"');
     if valid { Ok(()) } else { Err(DirectoryError::BadId { kind, id: id.chars().take(64).collect() }) }
 }
 
@@ -19,7 +27,7 @@ pub fn check_id(kind: &'static str, id: &str) -> Result<(), DirectoryError> {
 /// named could pass for one of them.
 pub fn check_agent_id(id: &str) -> Result<(), DirectoryError> {
     check_id("agent", id)?;
-    if id.starts_with("role:") {
+    if id.starts_with(ROLE_ID_PREFIX) {
         return Err(DirectoryError::BadValue {
             what: "agent id",
             value: id.chars().take(64).collect(),

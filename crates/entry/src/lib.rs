@@ -29,9 +29,8 @@ pub const VERSION_MIN: u8 = 1;
 /// The ledger's limit on one entry (C2SP tlog-tiles entry bundles use two length bytes).
 pub const ENTRY_BYTES_MAX: usize = 65_535;
 
-/// One ledger entry written by cordon.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-#[serde(tag = "kind", rename_all = "snake_case")]
+/// One ledger entry written by cordon (encoded as `{"kind":"<kind>",...}`, see `EntryRef`).
+#[derive(Debug, Clone, PartialEq)]
 pub enum Entry {
     /// An access decision: search, view, reveal, verify, approve, or a refused attempt.
     Access(AccessEntry),
@@ -52,7 +51,8 @@ pub enum EntryError {
     Malformed { reason: String },
 }
 
-/// What an access decision was about.
+/// What an access decision was about: the actions of the policy schema, as the ledger
+/// records them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum AccessAction {
@@ -105,6 +105,20 @@ impl AccessAction {
     /// verify's answer).
     pub fn reaches_customers(self) -> bool {
         matches!(self, AccessAction::Search | AccessAction::View | AccessAction::Reveal | AccessAction::Verify)
+    }
+}
+
+impl std::fmt::Display for AccessAction {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl std::str::FromStr for AccessAction {
+    type Err = String;
+
+    fn from_str(name: &str) -> Result<AccessAction, String> {
+        AccessAction::parse(name).ok_or_else(|| format!("unknown action `{name}`"))
     }
 }
 
@@ -229,6 +243,12 @@ impl AccessEntry {
         self.decision == Decision::Allow
     }
 
+    /// What policy decided, before detection's containment or verify's limit refused it:
+    /// what detection was shown, live and on replay.
+    pub fn policy_allowed(&self) -> bool {
+        self.allowed() || self.contained.is_some() || self.verify == Some(VerifyOutcome::Refused)
+    }
+
     /// The customers this access showed its agent: a search's hits, or the one customer a
     /// view, reveal or verify was about; none if it was denied. The one rule for the
     /// exposure index, the exports and the simulator's story.
@@ -322,22 +342,6 @@ impl Entry {
             Entry::Access(entry) => entry.encode(),
             Entry::Change(entry) => entry.encode(),
             Entry::Alert(entry) => entry.encode(),
-        }
-    }
-
-    pub fn time_ms(&self) -> i64 {
-        match self {
-            Entry::Access(entry) => entry.time_ms,
-            Entry::Change(entry) => entry.time_ms,
-            Entry::Alert(entry) => entry.time_ms,
-        }
-    }
-
-    pub fn request(&self) -> &str {
-        match self {
-            Entry::Access(entry) => &entry.request,
-            Entry::Change(entry) => &entry.request,
-            Entry::Alert(entry) => &entry.request,
         }
     }
 

@@ -15,7 +15,6 @@ use crate::detection::AccessFacts;
 use crate::error::GatewayError;
 use crate::service::*;
 use crate::token::{Claims, TokenRole};
-use cordon_entry::{AccessAction, AccessEntry, Decision as EntryDecision};
 
 impl Gateway {
     /// Exact-match search on a blind index; every hit is shown as its masked name.
@@ -30,14 +29,14 @@ impl Gateway {
             GatewayError::BadRequest(format!("`by` must be email, phone, account_id or wallet, not `{by}`"))
         })?;
         self.check_value_length(value)?;
-        let (agent, seen) = self.data_agent(who, AccessAction::Search, None, None, request).await?;
+        let (agent, seen) = self.data_agent(who, Action::Search, None, None, request).await?;
         let decision = self.policy.decide(&self.request(&agent, Action::Search, None, None, None, "", None, None));
         let digest = self.vault.search_digest(kind, value);
         let ids = match (decision.allowed, digest) {
             (true, Some(digest)) => self.store.search(kind, &digest)?,
             _ => Vec::new(),
         };
-        let mut recorded = self.recorded(request, &agent.id, AccessAction::Search, &decision);
+        let mut recorded = self.recorded(request, &agent.id, Action::Search, &decision);
         recorded.entry.search_by = Some(kind.name().to_string());
         recorded.entry.matches = Some(ids.clone());
         recorded.facts = AccessFacts { canary: self.only_canaries(&ids)?, ..seen };
@@ -67,26 +66,9 @@ impl Gateway {
         ticket: Option<&str>,
         request: &str,
     ) -> Result<Card, GatewayError> {
-        bounded_ids(customer, ticket)?;
-        let (agent, seen) = self.data_agent(who, AccessAction::View, Some(customer), ticket, request).await?;
-        let (stored, sealed) =
-            self.existing_customer(&agent, &seen, AccessAction::View, customer, ticket, request).await?;
-        let context = self.access_context(&agent, &seen, &stored, &sealed, ticket)?;
-        let decision = self.policy.decide(&self.request(
-            &agent,
-            Action::View,
-            Some(context.customer.clone()),
-            context.ticket.clone(),
-            None,
-            "",
-            context.approval.clone(),
-            None,
-        ));
-        let mut recorded = self.recorded(request, &agent.id, AccessAction::View, &decision);
-        recorded.entry.customer = Some(customer.to_string());
-        recorded.entry.ticket = ticket.map(str::to_string);
-        recorded.entry.approval = context.approval_id.clone();
-        recorded.facts = context.facts.clone();
+        let (agent, sealed, context) = self.customer_access(who, Action::View, customer, ticket, request).await?;
+        let decision = self.policy.decide(&self.customer_request(&agent, Action::View, &context, None, ""));
+        let recorded = self.customer_decision(request, &agent, Action::View, &context, &decision);
         let index = self.record(recorded, Some(customer)).await?.allowed_or(|index| denied(decision, index))?;
         let fields: Vec<Field> = sealed.record.fields().collect();
         let values = self.vault.open(customer, &sealed, &fields)?;
@@ -107,33 +89,17 @@ impl Gateway {
     ) -> Result<Revealed, GatewayError> {
         let fields = self.parse_fields(field_names)?;
         self.check_value_length(reason)?;
-        bounded_ids(customer, ticket)?;
-        let (agent, seen) = self.data_agent(who, AccessAction::Reveal, Some(customer), ticket, request).await?;
-        let (stored, sealed) =
-            self.existing_customer(&agent, &seen, AccessAction::Reveal, customer, ticket, request).await?;
-        let context = self.access_context(&agent, &seen, &stored, &sealed, ticket)?;
+        let (agent, sealed, context) = self.customer_access(who, Action::Reveal, customer, ticket, request).await?;
         let decisions: Vec<Decision> = fields
             .iter()
             .map(|field| {
-                self.policy.decide(&self.request(
-                    &agent,
-                    Action::Reveal,
-                    Some(context.customer.clone()),
-                    context.ticket.clone(),
-                    Some(field.name().to_string()),
-                    reason,
-                    context.approval.clone(),
-                    None,
-                ))
+                self.policy.decide(&self.customer_request(&agent, Action::Reveal, &context, Some(*field), reason))
             })
             .collect();
         let decision = combine(&fields, decisions);
-        let mut recorded = self.recorded(request, &agent.id, AccessAction::Reveal, &decision);
-        recorded.entry.customer = Some(customer.to_string());
-        recorded.entry.ticket = ticket.map(str::to_string);
+        let mut recorded = self.customer_decision(request, &agent, Action::Reveal, &context, &decision);
         recorded.entry.fields = fields.iter().map(|field| field.name().to_string()).collect();
-        recorded.entry.approval = context.approval_id.clone();
-        recorded.facts = AccessFacts { beyond_need: beyond_need(&fields, context.ticket.as_ref()), ..context.facts };
+        recorded.facts.beyond_need = beyond_need(&fields, context.ticket.as_ref());
         let index = self.record(recorded, Some(customer)).await?.allowed_or(|index| denied(decision, index))?;
         let values = self.vault.open(customer, &sealed, &fields)?;
         Ok(Revealed { values, ledger_index: index })
@@ -157,21 +123,8 @@ impl Gateway {
             .next()
             .ok_or_else(|| GatewayError::BadRequest("a field to verify is needed".into()))?;
         self.check_value_length(stated)?;
-        bounded_ids(customer, ticket)?;
-        let (agent, seen) = self.data_agent(who, AccessAction::Verify, Some(customer), ticket, request).await?;
-        let (stored, sealed) =
-            self.existing_customer(&agent, &seen, AccessAction::Verify, customer, ticket, request).await?;
-        let context = self.access_context(&agent, &seen, &stored, &sealed, ticket)?;
-        let decision = self.policy.decide(&self.request(
-            &agent,
-            Action::Verify,
-            Some(context.customer.clone()),
-            context.ticket.clone(),
-            Some(field.name().to_string()),
-            "",
-            context.approval.clone(),
-            None,
-        ));
+        let (agent, sealed, context) = self.customer_access(who, Action::Verify, customer, ticket, request).await?;
+        let decision = self.policy.decide(&self.customer_request(&agent, Action::Verify, &context, Some(field), ""));
         // The check runs before the entry is written (it says how the check went), but its
         // answer leaves only once the entry is durable, and not at all if refused.
         let matched = if decision.allowed {
@@ -180,12 +133,8 @@ impl Gateway {
         } else {
             None
         };
-        let mut recorded = self.recorded(request, &agent.id, AccessAction::Verify, &decision);
-        recorded.entry.customer = Some(customer.to_string());
-        recorded.entry.ticket = ticket.map(str::to_string);
+        let mut recorded = self.customer_decision(request, &agent, Action::Verify, &context, &decision);
         recorded.entry.fields = vec![field.name().to_string()];
-        recorded.entry.approval = context.approval_id.clone();
-        recorded.facts = context.facts.clone();
         recorded.statement = matched;
         let index = self.record(recorded, Some(customer)).await?.allowed_or(|index| denied(decision, index))?;
         let matched = matched.ok_or_else(|| GatewayError::Internal("an allowed verify was not checked".into()))?;
@@ -194,11 +143,66 @@ impl Gateway {
 
     /// Every recorded access to a customer (service role: the customer-facing app).
     pub fn access_history(&self, who: &Claims, customer: &str) -> Result<Vec<AccessEvent>, GatewayError> {
-        if self.principal(who)?.role != TokenRole::Service.name() {
-            return Err(GatewayError::WrongRole { needed: "service", ledger_index: None });
-        }
+        self.require_role(who, &[TokenRole::Service], "service")?;
         self.indexer.flush();
         Ok(self.store.access_history(customer, self.limits.history_events_max)?)
+    }
+
+    /// The steps every access to one customer takes first: its ids bounded, the token's
+    /// agent (a token that is no agent's refused and recorded), the customer (an unknown one
+    /// refused and recorded), and what policy and detection need to know of both.
+    async fn customer_access(
+        &self,
+        who: &Claims,
+        action: Action,
+        customer: &str,
+        ticket: Option<&str>,
+        request: &str,
+    ) -> Result<(AgentFacts, SealedCustomer, AccessContext), GatewayError> {
+        bounded_ids(customer, ticket)?;
+        let (agent, seen) = self.data_agent(who, action, Some(customer), ticket, request).await?;
+        let (stored, sealed) = self.existing_customer(&agent, &seen, action, customer, ticket, request).await?;
+        let context = self.access_context(&agent, &seen, &stored, &sealed, ticket)?;
+        Ok((agent, sealed, context))
+    }
+
+    /// What policy is asked about an access to the customer of `context`.
+    fn customer_request(
+        &self,
+        agent: &AgentFacts,
+        action: Action,
+        context: &AccessContext,
+        field: Option<Field>,
+        reason: &str,
+    ) -> cordon_policy::AccessRequest {
+        self.request(
+            agent,
+            action,
+            Some(context.customer.clone()),
+            context.ticket.clone(),
+            field.map(|field| field.name().to_string()),
+            reason,
+            context.approval.clone(),
+            None,
+        )
+    }
+
+    /// A decision about the customer of `context` (under the ticket it names, if any), as
+    /// it will be recorded.
+    fn customer_decision(
+        &self,
+        request: &str,
+        agent: &AgentFacts,
+        action: Action,
+        context: &AccessContext,
+        decision: &Decision,
+    ) -> Recorded {
+        let mut recorded = self.recorded(request, &agent.id, action, decision);
+        recorded.entry.customer = Some(context.customer.id.clone());
+        recorded.entry.ticket = context.ticket.as_ref().map(|ticket| ticket.id.clone());
+        recorded.entry.approval = context.approval_id.clone();
+        recorded.facts = context.facts.clone();
+        recorded
     }
 
     /// The customer, or a recorded denial: asking for a customer that does not exist is
@@ -207,7 +211,7 @@ impl Gateway {
         &self,
         agent: &AgentFacts,
         seen: &AccessFacts,
-        action: AccessAction,
+        action: Action,
         customer: &str,
         ticket: Option<&str>,
         request: &str,
@@ -217,12 +221,7 @@ impl Gateway {
         {
             return Ok((StoredCustomer { sealed: None, id, canary }, sealed));
         }
-        let mut recorded = Recorded {
-            entry: AccessEntry::new(self.clock.now_ms(), request, &agent.id, action, EntryDecision::Deny),
-            facts: AccessFacts::default(),
-            observed: true,
-            statement: None,
-        };
+        let mut recorded = Recorded::refusal(self.clock.now_ms(), request, &agent.id, action);
         recorded.entry.customer = Some(customer.to_string());
         recorded.entry.ticket = ticket.map(str::to_string);
         recorded.facts = seen.clone();
@@ -403,7 +402,7 @@ pub(crate) fn combine(fields: &[Field], decisions: Vec<Decision>) -> Decision {
 /// The longest customer or ticket id a request may name (the directory's limit on ids).
 /// Any id within it is recorded as asked for, whatever its characters; a longer one could
 /// not be recorded and names nobody, so it is refused before the ledger.
-pub(crate) const ID_BYTES_MAX: usize = 128;
+use cordon_directory::ID_BYTES_MAX;
 
 pub(crate) fn bounded_ids(customer: &str, ticket: Option<&str>) -> Result<(), GatewayError> {
     for (what, id) in [("customer", Some(customer)), ("ticket", ticket)] {

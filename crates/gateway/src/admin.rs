@@ -54,10 +54,7 @@ impl Gateway {
         agent_id: &str,
         request: &str,
     ) -> Result<(u64, String), GatewayError> {
-        let agent = self.existing_agent(agent_id)?;
-        if agent.status != AgentStatus::Active {
-            return Err(GatewayError::Conflict(format!("agent `{agent_id}` is {}; it gets no token", agent.status)));
-        }
+        let agent = self.active_agent(agent_id)?;
         let index = self.administer(who, "token.issue", agent_id, Some(agent.role.to_string()), request).await?;
         Ok((index, self.issue_agent_token(agent_id)?))
     }
@@ -101,11 +98,11 @@ impl Gateway {
 
     /// Creates or replaces a ticket; a replaced ticket keeps its creation time.
     pub async fn put_ticket(&self, who: &Claims, mut ticket: Ticket, request: &str) -> Result<u64, GatewayError> {
+        cordon_directory::check_id("ticket", &ticket.id)
+            .map_err(|error| GatewayError::BadRequest(error.to_string()))?;
         if let Some(existing) = self.directory.ticket(&self.store, &ticket.id)? {
             ticket.created_at = existing.created_at;
         }
-        cordon_directory::check_id("ticket", &ticket.id)
-            .map_err(|error| GatewayError::BadRequest(error.to_string()))?;
         if !self.categories.knows(&ticket.category) {
             return Err(GatewayError::BadRequest(format!("unknown ticket category `{}`", ticket.category)));
         }

@@ -8,7 +8,6 @@ use crate::access::*;
 use crate::error::GatewayError;
 use crate::service::*;
 use crate::token::Claims;
-use cordon_entry::AccessAction;
 
 impl Gateway {
     /// An agent asks for break-glass access to a customer, or a second approver.
@@ -20,7 +19,7 @@ impl Gateway {
         request: &str,
     ) -> Result<Approval, GatewayError> {
         bounded_ids(customer, None)?;
-        let (agent, _) = self.data_agent(who, AccessAction::RequestApproval, Some(customer), None, request).await?;
+        let (agent, _) = self.data_agent(who, Action::RequestApproval, Some(customer), None, request).await?;
         if self.store.customer(customer)?.is_none() {
             return Err(GatewayError::NotFound { what: "customer", id: customer.to_string(), ledger_index: None });
         }
@@ -29,7 +28,7 @@ impl Gateway {
         let decision =
             self.policy.decide(&self.request(&agent, Action::RequestApproval, Some(facts), None, None, "", None, None));
         if !decision.allowed {
-            let mut recorded = self.recorded(request, &agent.id, AccessAction::RequestApproval, &decision);
+            let mut recorded = self.recorded(request, &agent.id, Action::RequestApproval, &decision);
             recorded.entry.customer = Some(customer.to_string());
             let index = self.record(recorded, None).await?.index();
             return Err(denied(decision, index));
@@ -73,7 +72,7 @@ impl Gateway {
             return Err(GatewayError::Conflict(format!("approval `{approval_id}` is already {}", approval.status)));
         }
         // A person approves: a directory analyst, never a shared role identity.
-        let approver = self.data_agent(who, AccessAction::Approve, Some(&approval.customer), None, request).await?.0;
+        let approver = self.data_agent(who, Action::Approve, Some(&approval.customer), None, request).await?.0;
         let decision = self.policy.decide(&self.request(
             &approver,
             Action::Approve,
@@ -84,7 +83,7 @@ impl Gateway {
             None,
             Some(approval.requester.clone()),
         ));
-        let mut recorded = self.recorded(request, &approver.id, AccessAction::Approve, &decision);
+        let mut recorded = self.recorded(request, &approver.id, Action::Approve, &decision);
         recorded.entry.customer = Some(approval.customer.clone());
         recorded.entry.approval = Some(approval.id.clone());
         self.record(recorded, None).await?.allowed_or(|index| denied(decision, index))?;

@@ -246,7 +246,7 @@ impl DataDir {
                 }
                 (agent.to_string(), TokenRole::from(found.role))
             }
-            (None, Some(role)) => (format!("role:{}", role.name()), role),
+            (None, Some(role)) => (role.identity(), role),
             _ => return Err(GatewayError::BadRequest("give either an agent or a role".into())),
         };
         issue(&key, &subject, role, clock.now_seconds(), config.tokens.lifetime_seconds)

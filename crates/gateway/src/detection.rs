@@ -226,13 +226,11 @@ pub(crate) fn replay(
         };
         match entry {
             Entry::Access(entry) => {
-                // What policy decided, before detection or verify's limit had their say.
-                let allowed =
-                    entry.allowed() || entry.contained.is_some() || entry.verify == Some(VerifyOutcome::Refused);
+                let allowed = entry.policy_allowed();
                 if entry.verify == Some(VerifyOutcome::NoMatch)
                     && let (Some(customer), Some(field)) = (&entry.customer, entry.fields.first())
                 {
-                    statements.add_wrong(&entry.agent, customer, field, entry.time_ms);
+                    statements.check(&entry.agent, customer, field, entry.time_ms, false);
                 }
                 if !observe {
                     return Ok(());

@@ -289,7 +289,7 @@ impl Gateway {
         let names: Vec<&str> = changes.iter().map(|(name, _)| name.as_str()).collect();
         let index = self.change_entry(&actor, "incident.status", id, Some(names.join(",")), request).await?;
         incident.status = status.to_json();
-        self.store.put_incident(&incident)?;
+        self.store.set_incident_status(id, &incident.status)?;
         self.store.add_timeline(
             id,
             &timeline(
@@ -321,14 +321,15 @@ impl Gateway {
         })
     }
 
-    pub async fn incident_timeline(
+    /// An incident with its timeline, from one authorization.
+    pub async fn incident_and_timeline(
         &self,
         who: &Claims,
         id: &str,
         request: &str,
-    ) -> Result<Vec<TimelineEvent>, GatewayError> {
-        self.incident(who, id, request).await?;
-        Ok(self.store.timeline(id)?)
+    ) -> Result<(StoredIncident, Vec<TimelineEvent>), GatewayError> {
+        let incident = self.incident(who, id, request).await?;
+        Ok((incident, self.store.timeline(id)?))
     }
 
     /// The incident's scope, computed afresh from the exposure index (brought up to the

@@ -2,14 +2,13 @@
 //! every request (a directory agent as the directory says now, or a role identity), with
 //! policy deciding the actions that name no customer. A refused attempt is recorded.
 
-use cordon_directory::{Agent, AgentStatus};
+use cordon_directory::{Agent, AgentStatus, ROLE_ID_PREFIX};
 use cordon_policy::{Action, AgentFacts};
 
 use crate::detection::AccessFacts;
 use crate::error::GatewayError;
 use crate::service::*;
 use crate::token::{Claims, TokenRole};
-use cordon_entry::{AccessAction, AccessEntry, Decision as EntryDecision};
 
 impl Gateway {
     /// Verifies a bearer token.
@@ -26,22 +25,13 @@ impl Gateway {
 
     /// Issues a token for a role that is not a directory agent (`admin`, `analyst`, `service`).
     pub fn issue_role_token(&self, role: TokenRole) -> Result<String, GatewayError> {
-        crate::token::issue(
-            &self.tokens,
-            &format!("role:{}", role.name()),
-            role,
-            self.clock.now_seconds(),
-            self.token_lifetime_seconds,
-        )
+        crate::token::issue(&self.tokens, &role.identity(), role, self.clock.now_seconds(), self.token_lifetime_seconds)
     }
 
     /// Issues a token for a directory agent; its role comes from the directory. Inactive
     /// agents get none.
     pub fn issue_agent_token(&self, agent_id: &str) -> Result<String, GatewayError> {
-        let agent = self.existing_agent(agent_id)?;
-        if agent.status != AgentStatus::Active {
-            return Err(GatewayError::Conflict(format!("agent `{agent_id}` is {}; it gets no token", agent.status)));
-        }
+        let agent = self.active_agent(agent_id)?;
         crate::token::issue(
             &self.tokens,
             agent_id,
@@ -53,11 +43,36 @@ impl Gateway {
 
     /// The directory agent `id`, or a not-found error naming it.
     pub(crate) fn existing_agent(&self, id: &str) -> Result<Agent, GatewayError> {
-        self.store.agent(id)?.ok_or_else(|| GatewayError::NotFound {
-            what: "agent",
-            id: id.to_string(),
-            ledger_index: None,
-        })
+        self.agent(id)?.ok_or_else(|| GatewayError::NotFound { what: "agent", id: id.to_string(), ledger_index: None })
+    }
+
+    /// The directory agent `id` if it is active: an inactive agent gets no token.
+    pub(crate) fn active_agent(&self, id: &str) -> Result<Agent, GatewayError> {
+        let agent = self.existing_agent(id)?;
+        if agent.status != AgentStatus::Active {
+            return Err(GatewayError::Conflict(format!("agent `{id}` is {}; it gets no token", agent.status)));
+        }
+        Ok(agent)
+    }
+
+    /// The directory agent a token names, as the directory says now.
+    fn directory_agent(&self, who: &Claims) -> Result<Agent, GatewayError> {
+        self.agent(&who.sub)?
+            .ok_or_else(|| GatewayError::Unauthenticated(format!("agent `{}` is not in the directory", who.sub)))
+    }
+
+    /// The caller if its role, as the directory says now, is one of `roles`.
+    pub(crate) fn require_role(
+        &self,
+        who: &Claims,
+        roles: &[TokenRole],
+        needed: &'static str,
+    ) -> Result<AgentFacts, GatewayError> {
+        let principal = self.principal(who)?;
+        if !roles.iter().any(|role| role.name() == principal.role) {
+            return Err(GatewayError::WrongRole { needed, ledger_index: None });
+        }
+        Ok(principal)
     }
 
     /// The caller, if policy lets it investigate (alerts, the risk board, incidents): an
@@ -77,7 +92,7 @@ impl Gateway {
         let principal = self.principal(who)?;
         let decision = self.policy.decide(&self.request(&principal, action, None, None, None, "", None, None));
         if !decision.allowed {
-            let recorded = self.recorded(request, &principal.id, recorded_action(action), &decision);
+            let recorded = self.recorded(request, &principal.id, action, &decision);
             let index = self.record(recorded, None).await?.index();
             return Err(denied(decision, index));
         }
@@ -90,7 +105,7 @@ impl Gateway {
     pub(crate) async fn data_agent(
         &self,
         who: &Claims,
-        action: AccessAction,
+        action: Action,
         customer: Option<&str>,
         ticket: Option<&str>,
         request: &str,
@@ -100,11 +115,11 @@ impl Gateway {
             Err(error @ (GatewayError::WrongRole { .. } | GatewayError::Unauthenticated(_))) => error,
             Err(other) => return Err(other),
         };
-        let mut entry = AccessEntry::new(self.clock.now_ms(), request, &who.sub, action, EntryDecision::Deny);
-        entry.customer = customer.map(str::to_string);
-        entry.ticket = ticket.map(str::to_string);
-        entry.policies = vec![format!("refused:{}", error.code())];
-        let unobserved = Recorded { entry, facts: AccessFacts::default(), observed: false, statement: None };
+        let mut unobserved = Recorded::refusal(self.clock.now_ms(), request, &who.sub, action);
+        unobserved.observed = false;
+        unobserved.entry.customer = customer.map(str::to_string);
+        unobserved.entry.ticket = ticket.map(str::to_string);
+        unobserved.entry.policies = vec![format!("refused:{}", error.code())];
         let index = self.record(unobserved, None).await?.index();
         Err(match error {
             GatewayError::WrongRole { needed, .. } => GatewayError::WrongRole { needed, ledger_index: Some(index) },
@@ -115,16 +130,13 @@ impl Gateway {
     /// The directory agent behind a token, as policy sees it and as detection sees it (its
     /// peers, and whether it is on shift now), from one directory read.
     pub(crate) fn acting_agent(&self, who: &Claims) -> Result<(AgentFacts, AccessFacts), GatewayError> {
-        if who.sub.starts_with(ROLE_PREFIX) {
+        if who.sub.starts_with(ROLE_ID_PREFIX) {
             return Err(GatewayError::WrongRole {
                 needed: "agent (a token issued for a directory agent)",
                 ledger_index: None,
             });
         }
-        let agent = self
-            .directory
-            .agent(&self.store, &who.sub)?
-            .ok_or_else(|| GatewayError::Unauthenticated(format!("agent `{}` is not in the directory", who.sub)))?;
+        let agent = self.directory_agent(who)?;
         let hour = (self.clock.now_seconds().rem_euclid(86_400) / 3600) as u8;
         let seen = AccessFacts {
             peer_group: format!("{}@{}", agent.team, agent.site),
@@ -141,7 +153,7 @@ impl Gateway {
     /// identities (`role:admin`, `role:analyst`, `role:service`), whose token must name
     /// exactly that role.
     pub(crate) fn principal(&self, who: &Claims) -> Result<AgentFacts, GatewayError> {
-        if let Some(role) = who.sub.strip_prefix(ROLE_PREFIX) {
+        if let Some(role) = who.sub.strip_prefix(ROLE_ID_PREFIX) {
             if who.role == TokenRole::Agent || role != who.role.name() {
                 return Err(GatewayError::Unauthenticated(format!(
                     "token subject `{}` does not match its role `{}`",
@@ -158,21 +170,13 @@ impl Gateway {
                 status: "active".into(),
             });
         }
-        let agent = self
-            .directory
-            .agent(&self.store, &who.sub)?
-            .ok_or_else(|| GatewayError::Unauthenticated(format!("agent `{}` is not in the directory", who.sub)))?;
-        Ok(agent_facts(&agent))
+        Ok(agent_facts(&self.directory_agent(who)?))
     }
 
     /// Whether the caller may read the metrics: the service identity or an administrator,
     /// as the directory says now.
     pub fn may_read_metrics(&self, who: &Claims) -> Result<(), GatewayError> {
-        let role = self.principal(who)?.role;
-        if role != TokenRole::Service.name() && role != TokenRole::Admin.name() {
-            return Err(GatewayError::WrongRole { needed: "service or admin", ledger_index: None });
-        }
-        Ok(())
+        self.require_role(who, &[TokenRole::Service, TokenRole::Admin], "service or admin").map(drop)
     }
 }
 
@@ -184,23 +188,5 @@ pub(crate) fn agent_facts(agent: &Agent) -> AgentFacts {
         employer: agent.employer.clone(),
         role: agent.role.name().to_string(),
         status: agent.status.name().to_string(),
-    }
-}
-
-/// Token subjects of the role identities start with this; no directory agent's id may.
-pub(crate) const ROLE_PREFIX: &str = "role:";
-
-/// How the ledger names a policy action.
-pub(crate) fn recorded_action(action: Action) -> AccessAction {
-    match action {
-        Action::Search => AccessAction::Search,
-        Action::View => AccessAction::View,
-        Action::Reveal => AccessAction::Reveal,
-        Action::Verify => AccessAction::Verify,
-        Action::Approve => AccessAction::Approve,
-        Action::Administer => AccessAction::Administer,
-        Action::Export => AccessAction::Export,
-        Action::Investigate => AccessAction::Investigate,
-        Action::RequestApproval => AccessAction::RequestApproval,
     }
 }

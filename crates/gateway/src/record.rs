@@ -11,7 +11,8 @@ use crate::access::*;
 use crate::detection::{Sequenced, alert_entry, append_sequenced, containment, durable, observation, seen};
 use crate::error::GatewayError;
 use crate::service::*;
-use cordon_entry::{AccessAction, AlertEntry, ChangeEntry, Containment, Decision as EntryDecision, VerifyOutcome};
+use cordon_entry::{AlertEntry, ChangeEntry, Containment, Decision as EntryDecision, VerifyOutcome};
+use cordon_policy::Action;
 
 impl Gateway {
     pub(crate) async fn change_entry(
@@ -22,7 +23,7 @@ impl Gateway {
         detail: Option<String>,
         request: &str,
     ) -> Result<u64, GatewayError> {
-        self.change_entry_then(actor, change, target, detail, request, |_| {}).await
+        self.change_entries_then(actor, vec![(change, target.to_string(), detail)], request, |_| {}).await
     }
 
     /// Several change entries with consecutive indexes, made durable together (the ledger
@@ -33,20 +34,10 @@ impl Gateway {
         changes: Vec<(&'static str, String, Option<String>)>,
         request: &str,
     ) -> Result<u64, GatewayError> {
-        let time_ms = self.clock.now_ms();
-        let entries = changes
-            .into_iter()
-            .map(|(change, target, detail)| {
-                ChangeEntry::new(time_ms, request, actor, change, &target, detail).encode().map_err(too_large)
-            })
-            .collect::<Result<Vec<Vec<u8>>, GatewayError>>()?;
-        let (pending, ()) = append_sequenced(&self.sequencer, self.audit.as_ref(), |_, _| Ok((entries, ())))?;
-        durable(&self.sequencer, pending).await
+        self.change_entries_then(actor, changes, request, |_| {}).await
     }
 
     /// A change entry; `then` runs on the detector in the entry's place in ledger order.
-    /// The entry is encoded (and so checked against the ledger's limit) before it takes
-    /// that place.
     pub(crate) async fn change_entry_then(
         &self,
         actor: &str,
@@ -56,18 +47,35 @@ impl Gateway {
         request: &str,
         then: impl FnOnce(&mut Sequenced),
     ) -> Result<u64, GatewayError> {
-        let entry = ChangeEntry::new(self.clock.now_ms(), request, actor, change, target, detail)
-            .encode()
-            .map_err(too_large)?;
+        self.change_entries_then(actor, vec![(change, target.to_string(), detail)], request, then).await
+    }
+
+    /// The one way changes reach the ledger: encoded (and so checked against the ledger's
+    /// limit) before they take their place in its order, then `then` on the detector in
+    /// that place, then appended together and waited on; returns the first index.
+    async fn change_entries_then(
+        &self,
+        actor: &str,
+        changes: Vec<(&'static str, String, Option<String>)>,
+        request: &str,
+        then: impl FnOnce(&mut Sequenced),
+    ) -> Result<u64, GatewayError> {
+        let time_ms = self.clock.now_ms();
+        let entries = changes
+            .into_iter()
+            .map(|(change, target, detail)| {
+                ChangeEntry::new(time_ms, request, actor, change, &target, detail).encode().map_err(too_large)
+            })
+            .collect::<Result<Vec<Vec<u8>>, GatewayError>>()?;
         let (pending, ()) = append_sequenced(&self.sequencer, self.audit.as_ref(), |_, sequenced| {
             then(sequenced);
-            Ok((vec![entry], ()))
+            Ok((entries, ()))
         })?;
         durable(&self.sequencer, pending).await
     }
 
     /// An access decision about to be recorded, stamped now.
-    pub(crate) fn recorded(&self, request: &str, agent: &str, action: AccessAction, decision: &Decision) -> Recorded {
+    pub(crate) fn recorded(&self, request: &str, agent: &str, action: Action, decision: &Decision) -> Recorded {
         Recorded::new(self.clock.now_ms(), request, agent, action, decision)
     }
 
@@ -89,27 +97,21 @@ impl Gateway {
         // A request whose entry could not be recorded is refused before it takes a place in
         // the ledger's order or reaches the detector.
         let unchanged = entry.encode_leaving_room().map_err(|error| GatewayError::BadRequest(error.to_string()))?;
-        let matched = entry.matches.as_ref().is_some_and(|matches| !matches.is_empty());
+        let search_found = entry.matches.as_ref().is_some_and(|matches| !matches.is_empty());
         let (pending, (entry, verdict, alerts)) =
             append_sequenced(&self.sequencer, self.audit.as_ref(), |index, sequenced| {
                 let policy_allowed = entry.allowed();
                 if let (Some(matched), Some(customer), Some(field)) = (statement, &entry.customer, entry.fields.first())
                     && policy_allowed
                 {
-                    let statements = &mut sequenced.statements;
-                    let outcome = if statements.refuses(&entry.agent, customer, field, entry.time_ms) {
+                    let outcome = sequenced.statements.check(&entry.agent, customer, field, entry.time_ms, matched);
+                    if outcome == VerifyOutcome::Refused {
                         entry.decision = EntryDecision::Deny;
                         entry.policies = vec![VERIFY_LIMIT_POLICY.to_string()];
-                        VerifyOutcome::Refused
-                    } else if matched {
-                        VerifyOutcome::Match
-                    } else {
-                        statements.add_wrong(&entry.agent, customer, field, entry.time_ms);
-                        VerifyOutcome::NoMatch
-                    };
+                    }
                     entry.verify = Some(outcome);
                 }
-                let verdict = match seen(entry.action, matched, entry.verify) {
+                let verdict = match seen(entry.action, search_found, entry.verify) {
                     Some(action) if sequenced.enabled && observed => sequenced.detector.observe(&observation(
                         index,
                         entry.time_ms,

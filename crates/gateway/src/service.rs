@@ -18,7 +18,7 @@ use crate::config::Limits;
 use crate::detection::{AccessFacts, Sequenced, Sequencer};
 use crate::error::GatewayError;
 use crate::token::TokenKey;
-use cordon_entry::{AccessAction, AccessEntry, Decision as EntryDecision};
+use cordon_entry::{AccessEntry, Decision as EntryDecision};
 
 /// A search hit: the customer id and the masked name.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -101,10 +101,17 @@ pub(crate) struct Recorded {
 
 impl Recorded {
     /// A decision with nothing but who, what and the outcome; callers add the rest.
-    pub(crate) fn new(time_ms: i64, request: &str, agent: &str, action: AccessAction, decision: &Decision) -> Recorded {
-        let outcome = if decision.allowed { EntryDecision::Allow } else { EntryDecision::Deny };
-        let mut entry = AccessEntry::new(time_ms, request, agent, action, outcome);
-        entry.policies = decision.policies.clone();
+    pub(crate) fn new(time_ms: i64, request: &str, agent: &str, action: Action, decision: &Decision) -> Recorded {
+        let mut recorded = Recorded::refusal(time_ms, request, agent, action);
+        recorded.entry.decision = if decision.allowed { EntryDecision::Allow } else { EntryDecision::Deny };
+        recorded.entry.policies = decision.policies.clone();
+        recorded
+    }
+
+    /// A refusal its caller records before policy is asked (an unknown customer, a token
+    /// that is no agent's); callers add the rest.
+    pub(crate) fn refusal(time_ms: i64, request: &str, agent: &str, action: Action) -> Recorded {
+        let entry = AccessEntry::new(time_ms, request, agent, action, EntryDecision::Deny);
         Recorded { entry, facts: AccessFacts::default(), observed: true, statement: None }
     }
 }

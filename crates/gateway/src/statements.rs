@@ -7,6 +7,8 @@
 
 use std::collections::{HashMap, VecDeque};
 
+use cordon_entry::VerifyOutcome;
+
 /// The wrong statements of the last window, by (agent, customer, field).
 #[derive(Debug)]
 pub(crate) struct WrongStatements {
@@ -30,20 +32,30 @@ impl WrongStatements {
         }
     }
 
-    /// Whether a statement about `field` of `customer` by `agent` at `time_ms` is refused
-    /// unchecked: the agent already made the most wrong ones the window allows.
-    pub(crate) fn refuses(&mut self, agent: &str, customer: &str, field: &str, time_ms: i64) -> bool {
+    /// Checks a statement about `field` of `customer` by `agent` at `time_ms` that
+    /// `matched` or not: refused unchecked if the agent already made the most wrong ones
+    /// the window allows, otherwise answered, a wrong one counted.
+    pub(crate) fn check(
+        &mut self,
+        agent: &str,
+        customer: &str,
+        field: &str,
+        time_ms: i64,
+        matched: bool,
+    ) -> VerifyOutcome {
         let key = (agent.to_string(), customer.to_string(), field.to_string());
-        let Some(times) = self.by_key.get_mut(&key) else { return false };
-        while times.front().is_some_and(|&time| time <= time_ms - self.window_ms) {
-            times.pop_front();
+        if let Some(times) = self.by_key.get_mut(&key) {
+            while times.front().is_some_and(|&time| time <= time_ms - self.window_ms) {
+                times.pop_front();
+            }
+            if times.len() >= self.max {
+                return VerifyOutcome::Refused;
+            }
         }
-        times.len() >= self.max
-    }
-
-    /// Counts a wrong statement.
-    pub(crate) fn add_wrong(&mut self, agent: &str, customer: &str, field: &str, time_ms: i64) {
-        let key = (agent.to_string(), customer.to_string(), field.to_string());
+        if matched {
+            return VerifyOutcome::Match;
+        }
+        // Only wrong statements make a key, so right ones cost no memory.
         self.by_key.entry(key).or_default().push_back(time_ms);
         self.since_sweep += 1;
         if self.since_sweep >= SWEEP_EVERY {
@@ -51,5 +63,6 @@ impl WrongStatements {
             let oldest = time_ms - self.window_ms;
             self.by_key.retain(|_, times| times.back().is_some_and(|&time| time > oldest));
         }
+        VerifyOutcome::NoMatch
     }
 }

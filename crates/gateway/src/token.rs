@@ -20,6 +20,11 @@ pub enum TokenRole {
 }
 
 impl TokenRole {
+    /// The subject of this role's shared identity (`role:analyst`).
+    pub fn identity(self) -> String {
+        format!("{}{}", cordon_directory::ROLE_ID_PREFIX, self.name())
+    }
+
     pub fn name(self) -> &'static str {
         match self {
             TokenRole::Agent => "agent",
@@ -96,6 +101,14 @@ pub struct Claims {
     pub exp: i64,
     /// The token's id: what revocation names.
     pub jti: String,
+}
+
+impl Claims {
+    /// The claims of an in-process caller that needs no token (the command line, the
+    /// simulator, tests): `sub` acting as `role`, labelled `label` in place of a token id.
+    pub fn in_process(sub: String, role: TokenRole, label: &str) -> Claims {
+        Claims { sub, role, iat: 0, nbf: None, exp: i64::MAX, jti: label.to_string() }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

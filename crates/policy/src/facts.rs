@@ -1,65 +1,8 @@
 //! What a decision is made from: the facts of one request, gathered by the caller.
 
-use std::fmt;
-use std::str::FromStr;
-
-/// The actions of the schema.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Action {
-    Search,
-    View,
-    Reveal,
-    Verify,
-    Export,
-    Administer,
-    Approve,
-    /// An analyst's or responder's powers: alerts, the risk board, incidents.
-    Investigate,
-    /// Asking for break-glass access to a customer, or a second approver.
-    RequestApproval,
-}
-
-impl Action {
-    pub const ALL: [Action; 9] = [
-        Action::Search,
-        Action::View,
-        Action::Reveal,
-        Action::Verify,
-        Action::Export,
-        Action::Administer,
-        Action::Approve,
-        Action::Investigate,
-        Action::RequestApproval,
-    ];
-
-    pub fn name(self) -> &'static str {
-        match self {
-            Action::Search => "search",
-            Action::View => "view",
-            Action::Reveal => "reveal",
-            Action::Verify => "verify",
-            Action::Export => "export",
-            Action::Administer => "administer",
-            Action::Approve => "approve",
-            Action::Investigate => "investigate",
-            Action::RequestApproval => "request_approval",
-        }
-    }
-}
-
-impl fmt::Display for Action {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.name())
-    }
-}
-
-impl FromStr for Action {
-    type Err = String;
-
-    fn from_str(name: &str) -> Result<Action, String> {
-        Action::ALL.into_iter().find(|action| action.name() == name).ok_or_else(|| format!("unknown action `{name}`"))
-    }
-}
+/// The actions of the schema: the same type the ledger records them by, so a decision and
+/// its entry can never name different actions.
+pub use cordon_entry::AccessAction as Action;
 
 /// The agent asking.
 #[derive(Debug, Clone, PartialEq, Eq)]

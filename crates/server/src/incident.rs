@@ -87,8 +87,7 @@ pub(crate) async fn show(
     caller: Caller,
     Segment(id): Segment<String>,
 ) -> Result<Json<Value>, Problem> {
-    let incident = state.gateway.incident(&caller.claims, &id, &caller.request).await?;
-    let timeline = state.gateway.incident_timeline(&caller.claims, &id, &caller.request).await?;
+    let (incident, timeline) = state.gateway.incident_and_timeline(&caller.claims, &id, &caller.request).await?;
     let mut view = incident_view(&incident);
     if let Some(object) = view.as_object_mut() {
         object.insert(

@@ -17,11 +17,13 @@ pub struct Problem {
     pub code: &'static str,
     pub detail: String,
     pub extra: Vec<(&'static str, Value)>,
+    /// When to try again, for a refusal that passes (`Retry-After`, seconds).
+    pub retry_after_seconds: Option<u32>,
 }
 
 impl Problem {
     pub fn new(status: StatusCode, code: &'static str, detail: impl Into<String>) -> Problem {
-        Problem { status, code, detail: detail.into(), extra: Vec::new() }
+        Problem { status, code, detail: detail.into(), extra: Vec::new(), retry_after_seconds: None }
     }
 
     pub fn bad_request(detail: impl Into<String>) -> Problem {
@@ -71,7 +73,7 @@ impl From<GatewayError> for Problem {
             }
             other => other.to_string(),
         };
-        Problem { status, code, detail, extra }
+        Problem { status, code, detail, extra, retry_after_seconds: None }
     }
 }
 
@@ -91,8 +93,8 @@ impl IntoResponse for Problem {
         let mut response = (self.status, body.to_string()).into_response();
         response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/problem+json"));
         // RFC 6750: a 401 says which scheme to authenticate with.
-        if self.code == "busy" {
-            response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
+        if let Some(seconds) = self.retry_after_seconds {
+            response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(seconds));
         }
         if self.status == StatusCode::UNAUTHORIZED {
             response

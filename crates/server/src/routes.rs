@@ -65,8 +65,9 @@ where
     Fut: std::future::Future<Output = Result<T, GatewayError>>,
     T: Send + 'static,
 {
-    let permit = Arc::clone(&state.heavy).try_acquire_owned().map_err(|_| {
-        Problem::new(
+    let permit = Arc::clone(&state.heavy).try_acquire_owned().map_err(|_| Problem {
+        retry_after_seconds: Some(5),
+        ..Problem::new(
             StatusCode::SERVICE_UNAVAILABLE,
             "busy",
             "as many heavy requests as the server takes at once are being served; try again shortly",
@@ -316,7 +317,7 @@ const URI_BYTES_MAX: usize = 8 * 1024;
 const HEADER_BYTES_MAX: usize = 16 * 1024;
 
 async fn bounded_heads(request: Request, next: Next) -> Response {
-    let uri = request.uri().to_string().len();
+    let uri = request.uri().path_and_query().map_or(0, |target| target.as_str().len());
     if uri > URI_BYTES_MAX {
         let detail = format!("the request target is {uri} bytes; at most {URI_BYTES_MAX}");
         return Problem::new(StatusCode::URI_TOO_LONG, "uri-too-long", detail).into_response();

@@ -86,22 +86,8 @@ impl<'a> InProcess<'a> {
 
     fn claims(&self, call: &Call) -> Claims {
         match self.agents.get(call.agent).filter(|_| !call.admin) {
-            Some(agent) => Claims {
-                sub: agent.agent.id.clone(),
-                role: TokenRole::from(agent.agent.role),
-                iat: 0,
-                nbf: None,
-                exp: i64::MAX,
-                jti: "sim".into(),
-            },
-            None => Claims {
-                sub: "role:admin".into(),
-                role: TokenRole::Admin,
-                iat: 0,
-                nbf: None,
-                exp: i64::MAX,
-                jti: "sim".into(),
-            },
+            Some(agent) => Claims::in_process(agent.agent.id.clone(), TokenRole::from(agent.agent.role), "sim"),
+            None => Claims::in_process(TokenRole::Admin.identity(), TokenRole::Admin, "sim"),
         }
     }
 }

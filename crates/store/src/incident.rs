@@ -228,28 +228,12 @@ impl Store {
             .map_err(self.error("store a new incident"))
     }
 
-    /// Replaces an incident's editable fields (title, agents, window, status).
-    pub fn put_incident(&self, incident: &StoredIncident) -> Result<(), StoreError> {
+    /// Replaces an incident's public-disclosure status (JSON).
+    pub fn set_incident_status(&self, id: &str, status: &str) -> Result<(), StoreError> {
         self.write()
-            .execute(
-                "INSERT INTO incidents (id, title, opened_at_ms, aware_at_ms, opened_by, agents, since_ms, until_ms, status, ledger_index)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)
-                 ON CONFLICT (id) DO UPDATE SET title = ?2, agents = ?6, since_ms = ?7, until_ms = ?8, status = ?9",
-                params![
-                    incident.id,
-                    incident.title,
-                    incident.opened_at_ms,
-                    incident.aware_at_ms,
-                    incident.opened_by,
-                    incident.agents.join(","),
-                    incident.since_ms,
-                    incident.until_ms,
-                    incident.status,
-                    incident.ledger_index as i64
-                ],
-            )
+            .execute("UPDATE incidents SET status = ?2 WHERE id = ?1", params![id, status])
             .map(drop)
-            .map_err(self.error("write an incident"))
+            .map_err(self.error("update an incident's status"))
     }
 
     pub fn incident(&self, id: &str) -> Result<Option<StoredIncident>, StoreError> {

@@ -73,7 +73,7 @@ pub fn run(command: IncidentCommand) -> anyhow::Result<()> {
         }
         IncidentCommand::Show { id, data } => {
             let gateway = open(&data)?;
-            let incident = wait(gateway.incident(&who, &id, "cli"))?;
+            let (incident, timeline) = wait(gateway.incident_and_timeline(&who, &id, "cli"))?;
             let status = IncidentStatus::from_json(&incident.status);
             println!("incident {}: {}", incident.id, incident.title);
             println!(
@@ -98,7 +98,7 @@ pub fn run(command: IncidentCommand) -> anyhow::Result<()> {
             println!("  trading operations  {}", status.trading_operations);
             println!("  investigation       {}", status.investigation);
             println!("timeline:");
-            for event in wait(gateway.incident_timeline(&who, &id, "cli"))? {
+            for event in timeline {
                 let entry = event.ledger_index.map(|index| format!(" (ledger entry {index})")).unwrap_or_default();
                 println!("  {}  {}{entry}", iso_time(event.time_ms), event.what);
             }

@@ -22,7 +22,7 @@ use crate::cli::{Arguments, Command};
 /// The identity the analyst's commands (alerts, incidents, exports) act as: the command line
 /// is run by whoever holds the data directory.
 pub(crate) fn analyst() -> Claims {
-    Claims { sub: "role:analyst".into(), role: TokenRole::Analyst, iat: 0, nbf: None, exp: i64::MAX, jti: "cli".into() }
+    Claims::in_process(TokenRole::Analyst.identity(), TokenRole::Analyst, "cli")
 }
 
 /// Runs one gateway call to its end on this thread. The command line has no runtime of its

@@ -70,14 +70,7 @@ fields = ["full_name", "email", "phone", "postal_address", "balance_usd"]
 "#;
 
 fn analyst() -> Claims {
-    Claims {
-        sub: "role:analyst".into(),
-        role: TokenRole::Analyst,
-        iat: 0,
-        nbf: None,
-        exp: i64::MAX,
-        jti: "test".into(),
-    }
+    Claims::in_process(TokenRole::Analyst.identity(), TokenRole::Analyst, "test")
 }
 
 fn open(run: &Run) -> Gateway {
