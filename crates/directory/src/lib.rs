@@ -40,14 +40,43 @@ pub fn check_agent_id(id: &str) -> Result<(), DirectoryError> {
 /// Checks an agent's employer: `staff` exactly, or a vendor's name. Anything but `staff` is
 /// a vendor, so a misspelling fails closed; an empty employer is refused.
 pub fn check_employer(employer: &str) -> Result<(), DirectoryError> {
-    if employer.trim().is_empty() || employer.len() > 128 {
+    if employer.trim().is_empty() || employer.len() > ID_BYTES_MAX || employer.chars().any(char::is_control) {
         return Err(DirectoryError::BadValue {
             what: "employer",
             value: employer.chars().take(64).collect(),
-            expected: "`staff`, or the name of the vendor that employs the agent (1 to 128 bytes)",
+            expected: "`staff`, or the name of the vendor that employs the agent (1 to 128 bytes, no control characters)",
         });
     }
     Ok(())
+}
+
+/// Checks a person's name: 1 to `NAME_BYTES_MAX` bytes without control characters. Names
+/// are shown to analysts and responders, never to policy, so they may hold any other text.
+pub fn check_name(name: &str) -> Result<(), DirectoryError> {
+    if name.trim().is_empty() || name.len() > NAME_BYTES_MAX || name.chars().any(char::is_control) {
+        return Err(DirectoryError::BadValue {
+            what: "name",
+            value: name.chars().filter(|character| !character.is_control()).take(64).collect(),
+            expected: "1 to 200 bytes without control characters",
+        });
+    }
+    Ok(())
+}
+
+/// The longest name, in bytes.
+pub const NAME_BYTES_MAX: usize = 200;
+
+impl Agent {
+    /// Checks every field an administrator or an import supplies: the id (not a role
+    /// identity's), the name, the team and site (ids: they name peer groups to detection
+    /// and entities to policy), and the employer.
+    pub fn check(&self) -> Result<(), DirectoryError> {
+        check_agent_id(&self.id)?;
+        check_name(&self.name)?;
+        check_id("team", &self.team)?;
+        check_id("site", &self.site)?;
+        check_employer(&self.employer)
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

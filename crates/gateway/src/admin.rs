@@ -60,9 +60,7 @@ impl Gateway {
     }
 
     pub async fn put_agent(&self, who: &Claims, agent: Agent, request: &str) -> Result<u64, GatewayError> {
-        cordon_directory::check_agent_id(&agent.id).map_err(|error| GatewayError::BadRequest(error.to_string()))?;
-        cordon_directory::check_employer(&agent.employer)
-            .map_err(|error| GatewayError::BadRequest(error.to_string()))?;
+        agent.check().map_err(|error| GatewayError::BadRequest(error.to_string()))?;
         let index = self
             .administer(
                 who,

@@ -249,7 +249,6 @@ impl Batch {
             ImportKind::Agents => {
                 let line: AgentLine = serde_json::from_str(line).map_err(|error| error.to_string())?;
                 cordon_directory::check_agent_id(&line.id).map_err(|error| error.to_string())?;
-                cordon_directory::check_employer(&line.employer).map_err(|error| error.to_string())?;
                 let [start, end] = line.shift.unwrap_or([0, 0]);
                 let role: Role = line.role.parse().map_err(|error| format!("agent `{}`: {error}", line.id))?;
                 let agent = Agent {
@@ -262,6 +261,7 @@ impl Batch {
                     site: line.site,
                     employer: line.employer,
                 };
+                agent.check().map_err(|error| format!("agent `{}`: {error}", agent.id))?;
                 self.agents.push(agent);
             }
             ImportKind::Tickets => {

@@ -40,7 +40,7 @@ async fn customer_ids_json_must_escape_do_not_stop_the_next_start() {
             recorded += 1;
         }
     }
-    let harness = harness.reopen();
+    let harness = harness.restart_and_verify().await;
     let replayed = harness.state.gateway.replay_detection().unwrap();
     assert!(replayed.unreadable.is_empty(), "{:?}", replayed.unreadable);
     assert!(replayed.observations >= recorded, "{} observations, {recorded} hostile requests", replayed.observations);
@@ -100,7 +100,7 @@ async fn oversized_ids_are_refused_before_the_ledger_and_break_nothing_after() {
     assert!(matches!(refused, Err(cordon_gateway::GatewayError::BadRequest(_))), "{refused:?}");
     let refused = gateway.delete_customer(&admin, &hostile, "r-2").await;
     assert!(matches!(refused, Err(cordon_gateway::GatewayError::BadRequest(_))), "{refused:?}");
-    let harness = harness.reopen();
+    let harness = harness.restart_and_verify().await;
     let (status, card) = harness.call(Method::GET, "/v1/customers/cus-1?ticket=t-1", Some(&agent), None).await;
     assert_eq!(status, StatusCode::OK, "{card}");
     assert_eq!(card["ledger_index"].as_u64(), Some(last_index + 1));
@@ -177,7 +177,7 @@ async fn analyst_powers_follow_the_directory_not_the_token() {
         )
         .await;
     assert_eq!(status, StatusCode::BAD_REQUEST, "{answer}");
-    let harness = harness.reopen();
+    let harness = harness.restart_and_verify().await;
     let (status, _) = harness.call(Method::GET, "/healthz", None, None).await;
     assert_eq!(status, StatusCode::OK);
 }
@@ -210,6 +210,7 @@ async fn approvals_need_people_who_are_active() {
         .await;
     assert_eq!(status, StatusCode::FORBIDDEN, "{answer}");
     assert_eq!(answer["policies"], json!(["inactive-agent-does-nothing"]), "{answer}");
+    harness.restart_and_verify().await;
 }
 
 /// Regression: wrong-role refusals (a service, admin or analyst identity on card, reveal,
@@ -252,6 +253,7 @@ async fn refused_attempts_by_role_identities_are_recorded() {
             assert_eq!((entry.action.name(), entry.allowed()), (action, false), "{entry:?}");
         }
     }
+    harness.restart_and_verify().await;
 }
 
 /// Regression: an agent put at a vendor site without `employer` defaulted to staff and
@@ -298,6 +300,7 @@ async fn a_missing_employer_grants_no_privilege() {
         cordon_gateway::import(&harness.state.gateway, cordon_gateway::ImportKind::Agents, &line[..], |_| {}).unwrap();
     assert_eq!(report.rejected.len(), 1, "{report:?}");
     assert!(format!("{:?}", report.rejected).contains("employer"), "{report:?}");
+    harness.restart_and_verify().await;
 }
 
 /// The date of birth `customer_fields` stores, and wrong guesses around it.
@@ -363,7 +366,7 @@ async fn verify_is_not_an_oracle_for_guessing() {
         .and_then(|row| row["level"].as_str());
     assert!(matches!(level, Some("step-up" | "suspend")), "guessing contained the agent: {board}");
 
-    let harness = harness.reopen();
+    let harness = harness.restart_and_verify().await;
     let (status, answer) = harness.call(Method::POST, path, Some(&agent), Some(right)).await;
     assert_eq!(status, StatusCode::FORBIDDEN, "after a restart: {answer}");
 }
@@ -398,6 +401,7 @@ async fn verify_matches_one_element_of_a_list_or_an_object() {
             .await;
         assert_eq!((status, answer["match"].as_bool()), (StatusCode::OK, Some(expected)), "{field} {value}: {answer}");
     }
+    harness.restart_and_verify().await;
 }
 
 /// A request made exactly as given: no content type or bearer prefix added.
@@ -528,6 +532,7 @@ async fn every_refusal_at_the_edge_is_a_problem() {
     for status in ["400", "401", "403", "405", "413", "414", "415", "422", "431"] {
         assert!(search.get(status).is_some(), "POST /v1/search documents {status}");
     }
+    harness.restart_and_verify().await;
 }
 
 /// A token signed with this deployment's key, with claims as given (a stolen-key-free way
@@ -578,7 +583,7 @@ async fn tokens_are_bounded_in_time_and_revocable() {
     let (status, answer) =
         harness.call(Method::POST, "/v1/tokens/revoke", Some(&analyst), Some(json!({"jti": "x"}))).await;
     assert_eq!(status, StatusCode::UNAUTHORIZED, "{answer}");
-    let harness = harness.reopen();
+    let harness = harness.restart_and_verify().await;
     for token in [&service, &analyst] {
         let (status, answer) = harness.call(Method::GET, "/v1/alerts", Some(token), None).await;
         assert_eq!(status, StatusCode::UNAUTHORIZED, "{answer}");
@@ -639,6 +644,7 @@ async fn directory_files_are_private_and_tickets_name_real_people() {
     let (status, answer) = harness.call(Method::GET, "/v1/customers/cus-1?ticket=t-404", Some(&agent), None).await;
     assert_eq!(status, StatusCode::FORBIDDEN);
     assert!(answer["detail"].as_str().unwrap_or_default().contains("`t-404` does not exist"), "{answer}");
+    harness.restart_and_verify().await;
 }
 
 /// Regression: two analysts deciding one alert at the same moment both reached the ledger
@@ -682,4 +688,239 @@ async fn one_alert_gets_one_decision() {
         })
         .unwrap();
     assert_eq!(decisions, 1);
+    harness.restart_and_verify().await;
+}
+
+/// Every other input an insider (or an administrator's stolen token) can fill, with the
+/// worst values: escapes and control characters, sizes past the ledger's limit once
+/// escaped, other people's ids. Each is answered with a 2xx or a problem, never a 5xx, and
+/// the data directory then opens, answers and verifies.
+#[tokio::test]
+async fn hostile_strings_in_every_other_input_leave_the_gate_standing() {
+    let harness = Harness::new();
+    harness.put_assigned_ticket().await;
+    harness.put_agent("agt-2", json!({"name": "B", "team": "l1-chat", "site": "us-sf", "employer": "staff"})).await;
+    let agent = harness.agent_token("agt-1");
+    let admin = harness.admin.clone();
+    let analyst = harness.state.gateway.issue_role_token(cordon_gateway::TokenRole::Analyst).unwrap();
+    let service = harness.state.gateway.issue_role_token(cordon_gateway::TokenRole::Service).unwrap();
+    let nasty = "q\"\\\u{0}\u{1}\u{1f}\u{7f}\u{2028}é🙂</x>";
+    // 10,000 control characters: 60,000 bytes once JSON escapes them, over the ledger's
+    // limit with the rest of an entry, under the request body's 64 KiB.
+    let escaped_huge = "\u{1}".repeat(10_000);
+    // What a name may hold: anything but control characters.
+    let printable = "O'Brien \"Bob\" \\ é🙂 </x>";
+    let agent_body = |name: &str, team: &str| json!({"name": name, "team": team, "site": "us-sf", "employer": "staff"});
+    type Case = (&'static str, Method, String, Option<serde_json::Value>, &'static [u16]);
+    let cases: Vec<(&str, Case)> = vec![
+        (
+            "admin",
+            (
+                "agent with control characters",
+                Method::PUT,
+                "/v1/agents/agt-w".into(),
+                Some(agent_body(nasty, "l1-chat")),
+                &[400],
+            ),
+        ),
+        (
+            "admin",
+            (
+                "agent with quotes, backslashes and emoji",
+                Method::PUT,
+                "/v1/agents/agt-x".into(),
+                Some(agent_body(printable, "l1-chat")),
+                &[200],
+            ),
+        ),
+        (
+            "admin",
+            ("agent whose team is no id", Method::PUT, "/v1/agents/agt-z".into(), Some(agent_body("Z", nasty)), &[400]),
+        ),
+        (
+            "admin",
+            (
+                "agent too large to record",
+                Method::PUT,
+                "/v1/agents/agt-y".into(),
+                Some(agent_body(&escaped_huge, "l1-chat")),
+                &[400],
+            ),
+        ),
+        (
+            "admin",
+            (
+                "ticket for another agent's customer, a stranger assigned",
+                Method::PUT,
+                "/v1/tickets/t-2".into(),
+                Some(json!({"requester": "cus-1", "category": "general_inquiry", "assignee": nasty})),
+                &[400],
+            ),
+        ),
+        (
+            "admin",
+            (
+                "ticket id with escapes",
+                Method::PUT,
+                format!("/v1/tickets/{}", encode_path(nasty)),
+                Some(json!({"requester": "cus-1", "category": "general_inquiry"})),
+                &[400],
+            ),
+        ),
+        (
+            "admin",
+            (
+                "revoke an id with escapes",
+                Method::POST,
+                "/v1/tokens/revoke".into(),
+                Some(json!({"jti": nasty})),
+                &[400],
+            ),
+        ),
+        (
+            "admin",
+            (
+                "revoke a token that is not one",
+                Method::POST,
+                "/v1/tokens/revoke".into(),
+                Some(json!({"token": escaped_huge})),
+                &[400],
+            ),
+        ),
+        ("admin", ("revoke with neither", Method::POST, "/v1/tokens/revoke".into(), Some(json!({})), &[400])),
+        (
+            "agent",
+            (
+                "approval for an escaped customer",
+                Method::POST,
+                "/v1/approvals".into(),
+                Some(json!({"kind": "break_glass", "customer": nasty})),
+                &[404],
+            ),
+        ),
+        (
+            "agent",
+            (
+                "approval for a huge customer id",
+                Method::POST,
+                "/v1/approvals".into(),
+                Some(json!({"kind": "break_glass", "customer": "c".repeat(200)})),
+                &[400],
+            ),
+        ),
+        (
+            "agent",
+            (
+                "search for escapes",
+                Method::POST,
+                "/v1/search".into(),
+                Some(json!({"by": "email", "value": nasty})),
+                &[400],
+            ),
+        ),
+        (
+            "agent",
+            (
+                "verify a statement of escapes",
+                Method::POST,
+                "/v1/customers/cus-1/verify".into(),
+                Some(json!({"ticket": "t-1", "field": "email", "value": nasty})),
+                &[200],
+            ),
+        ),
+        (
+            "agent",
+            (
+                "reveal with another agent's ticket id",
+                Method::POST,
+                "/v1/customers/cus-1/reveal".into(),
+                Some(json!({"ticket": "t-404", "fields": ["email"], "reason": nasty})),
+                &[403],
+            ),
+        ),
+        (
+            "service",
+            (
+                "history of an escaped customer",
+                Method::GET,
+                format!("/v1/customers/{}/access-history", encode_path(nasty)),
+                None,
+                &[200],
+            ),
+        ),
+        (
+            "analyst",
+            (
+                "incident with an escaped title and a stranger",
+                Method::POST,
+                "/v1/incidents".into(),
+                Some(json!({"title": nasty, "agents": [nasty]})),
+                &[404],
+            ),
+        ),
+        (
+            "analyst",
+            (
+                "incident with an escaped title",
+                Method::POST,
+                "/v1/incidents".into(),
+                Some(json!({"title": nasty})),
+                &[200],
+            ),
+        ),
+        (
+            "analyst",
+            (
+                "status of an escaped incident",
+                Method::POST,
+                format!("/v1/incidents/{}/status", encode_path(nasty)),
+                Some(json!({"status": {"negotiations": nasty}})),
+                &[404],
+            ),
+        ),
+        (
+            "analyst",
+            (
+                "an escaped status field",
+                Method::POST,
+                "/v1/incidents/inc-1/status".into(),
+                Some(json!({"status": {nasty: "x"}})),
+                &[400],
+            ),
+        ),
+        (
+            "analyst",
+            (
+                "report of the escaped incident",
+                Method::GET,
+                "/v1/incidents/inc-1/report?format=html".into(),
+                None,
+                &[200],
+            ),
+        ),
+        (
+            "analyst",
+            ("alerts with a huge limit", Method::GET, "/v1/alerts?limit=18446744073709551615".into(), None, &[200]),
+        ),
+    ];
+    for (who, (what, method, path, body, expected)) in cases {
+        let token = match who {
+            "admin" => &admin,
+            "agent" => &agent,
+            "analyst" => &analyst,
+            _ => &service,
+        };
+        let (status, answer) = harness.call(method.clone(), &path, Some(token), body).await;
+        assert!(expected.contains(&status.as_u16()), "{what}: {status} {answer}");
+        if !status.is_success() {
+            assert!(problem_type(&answer).starts_with("urn:cordon:problem:"), "{what}: {answer}");
+        }
+    }
+    // The report of the escaped title escapes it.
+    let (_, report) = harness.call(Method::GET, "/v1/incidents/inc-1/report?format=html", Some(&analyst), None).await;
+    assert!(!report.to_string().contains("</x>"), "the title is escaped in HTML");
+    let harness = harness.restart_and_verify().await;
+    // The agent stored with quotes, backslashes and emoji is read back as it was.
+    let stored = harness.state.gateway.agent("agt-x").unwrap().unwrap();
+    assert_eq!(stored.name, printable);
 }
