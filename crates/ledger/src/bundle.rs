@@ -82,8 +82,8 @@ pub fn hex_sha256(bytes: &[u8]) -> String {
 }
 
 /// Writes the bundle as an uncompressed POSIX ustar archive.
-pub fn write_bundle(parts: &BundleParts, manifest_text: &str) -> Vec<u8> {
-    bundle_chunks(parts.clone(), manifest_text.to_string()).flatten().collect()
+pub fn write_bundle(parts: BundleParts, manifest_text: String) -> Vec<u8> {
+    bundle_chunks(parts, manifest_text).flatten().collect()
 }
 
 /// The bundle's archive as a sequence of chunks (one file, with its header and padding,

@@ -80,10 +80,7 @@ where
         runtime.block_on(work(state))
     })
     .await
-    .map_err(|error| {
-        tracing::error!(%error, "heavy work failed");
-        Problem::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", "an internal error occurred; it has been logged")
-    })?;
+    .map_err(|error| GatewayError::Internal(format!("heavy work failed: {error}")))?;
     Ok(outcome?)
 }
 

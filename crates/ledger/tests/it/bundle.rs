@@ -33,7 +33,7 @@ fn bundle(count: usize) -> (Vec<u8>, cordon_ledger::Verifier) {
         })
         .collect();
     let parts = BundleParts { readme, verifier_key, checkpoint: signed.note.clone(), entries: proven, seal };
-    (write_bundle(&parts, &manifest_text), ledger.verifier().clone())
+    (write_bundle(parts, manifest_text), ledger.verifier().clone())
 }
 
 #[test]
