@@ -40,7 +40,7 @@ impl Gateway {
         recorded.entry.search_by = Some(kind.name().to_string());
         recorded.entry.matches = Some(ids.clone());
         recorded.facts = AccessFacts { canary: self.only_canaries(&ids)?, ..seen };
-        self.record(recorded, None).await?.allowed_or(|index| denied(decision, index))?;
+        self.record(recorded).await?.allowed_or(|index| denied(decision, index))?;
         if digest.is_none() {
             return Err(GatewayError::BadRequest(format!("the value is not a valid {}", kind.name())));
         }
@@ -69,7 +69,7 @@ impl Gateway {
         let (agent, sealed, context) = self.customer_access(who, Action::View, customer, ticket, request).await?;
         let decision = self.policy.decide(&self.customer_request(&agent, Action::View, &context, None, ""));
         let recorded = self.customer_decision(request, &agent, Action::View, &context, &decision);
-        let index = self.record(recorded, Some(customer)).await?.allowed_or(|index| denied(decision, index))?;
+        let index = self.record(recorded).await?.allowed_or(|index| denied(decision, index))?;
         let fields: Vec<Field> = sealed.record.fields().collect();
         let values = self.vault.open(customer, &sealed, &fields)?;
         let today = self.today();
@@ -100,7 +100,7 @@ impl Gateway {
         let mut recorded = self.customer_decision(request, &agent, Action::Reveal, &context, &decision);
         recorded.entry.fields = fields.iter().map(|field| field.name().to_string()).collect();
         recorded.facts.beyond_need = beyond_need(&fields, context.ticket.as_ref());
-        let index = self.record(recorded, Some(customer)).await?.allowed_or(|index| denied(decision, index))?;
+        let index = self.record(recorded).await?.allowed_or(|index| denied(decision, index))?;
         let values = self.vault.open(customer, &sealed, &fields)?;
         Ok(Revealed { values, ledger_index: index })
     }
@@ -136,7 +136,7 @@ impl Gateway {
         let mut recorded = self.customer_decision(request, &agent, Action::Verify, &context, &decision);
         recorded.entry.fields = vec![field.name().to_string()];
         recorded.statement = matched;
-        let index = self.record(recorded, Some(customer)).await?.allowed_or(|index| denied(decision, index))?;
+        let index = self.record(recorded).await?.allowed_or(|index| denied(decision, index))?;
         let matched = matched.ok_or_else(|| GatewayError::Internal("an allowed verify was not checked".into()))?;
         Ok(Verified { matched, ledger_index: index })
     }
@@ -144,7 +144,7 @@ impl Gateway {
     /// Every recorded access to a customer (service role: the customer-facing app).
     pub fn access_history(&self, who: &Claims, customer: &str) -> Result<Vec<AccessEvent>, GatewayError> {
         self.require_role(who, &[TokenRole::Service], "service")?;
-        self.indexer.flush();
+        self.indexer.catch_up()?;
         Ok(self.store.access_history(customer, self.limits.history_events_max)?)
     }
 
@@ -225,7 +225,7 @@ impl Gateway {
         recorded.entry.customer = Some(customer.to_string());
         recorded.entry.ticket = ticket.map(str::to_string);
         recorded.facts = seen.clone();
-        let index = self.record(recorded, None).await?.index();
+        let index = self.record(recorded).await?.index();
         Err(GatewayError::NotFound { what: "customer", id: customer.to_string(), ledger_index: Some(index) })
     }
 

@@ -39,8 +39,12 @@ impl Gateway {
         };
         cordon_directory::check_id("token", &jti).map_err(|error| GatewayError::BadRequest(error.to_string()))?;
         let index = self.administer(who, "token.revoke", &jti, None, request).await?;
-        self.store.revoke_token(&jti, expires_at, now)?;
-        self.revoked.write().unwrap_or_else(std::sync::PoisonError::into_inner).insert(jti);
+        // In force from the next request, whether or not the store takes it now: a restart
+        // rebuilds revocations from the ledger too.
+        self.revoked.write().unwrap_or_else(std::sync::PoisonError::into_inner).insert(jti.clone());
+        if let Err(error) = self.store.revoke_token(&jti, expires_at, now) {
+            tracing::error!(%error, "the store did not take a recorded revocation; it holds in memory until a restart repairs it");
+        }
         Ok(index)
     }
 
@@ -59,19 +63,50 @@ impl Gateway {
         Ok((index, self.issue_agent_token(agent_id)?))
     }
 
-    pub async fn put_agent(&self, who: &Claims, agent: Agent, request: &str) -> Result<u64, GatewayError> {
+    /// Creates or updates an agent. An existing agent keeps its status: suspension,
+    /// offboarding and reinstatement are changes of their own, each recorded, so the
+    /// ledger alone says what an agent's status is. The entry names the status it has.
+    pub async fn put_agent(&self, who: &Claims, mut agent: Agent, request: &str) -> Result<u64, GatewayError> {
         agent.check().map_err(|error| GatewayError::BadRequest(error.to_string()))?;
-        let index = self
-            .administer(
-                who,
-                "agent.put",
-                &agent.id,
-                Some(format!("{} {} {}", agent.team, agent.site, agent.role)),
-                request,
-            )
-            .await?;
-        self.directory.put_agents(&self.store, &[agent])?;
+        if let Some(existing) = self.directory.agent(&self.store, &agent.id)? {
+            agent.status = existing.status;
+        }
+        let detail = format!("{} {} {} {}", agent.team, agent.site, agent.role, agent.status);
+        let index = self.administer(who, "agent.put", &agent.id, Some(detail), request).await?;
+        let stored = self.directory.put_agents(&self.store, &[agent]);
+        self.applied(index, stored, request).await?;
         Ok(index)
+    }
+
+    /// Puts an agent status the ledger now records in force, from the agent's next request.
+    /// A store that cannot take it now does not undo it: it holds in memory, the gateway's
+    /// healing retries the write, and a restart repairs the store from the ledger.
+    pub(crate) fn hold_agent_status(&self, agent: &str, status: AgentStatus) {
+        if let Err(error) = self.directory.set_agent_status(&self.store, agent, status) {
+            tracing::error!(%error, agent, %status, "the store did not take a recorded agent status; it holds in memory until it does");
+        }
+    }
+
+    /// The result of applying the change recorded at `index` to the store. If the store
+    /// failed, the ledger says so too: a `change.failed` entry names the change that did not
+    /// take effect (best effort: if the ledger cannot take it either, the node is not ready
+    /// and the error is logged).
+    pub(crate) async fn applied<T>(
+        &self,
+        index: u64,
+        result: Result<T, cordon_store::StoreError>,
+        request: &str,
+    ) -> Result<T, GatewayError> {
+        let error = match result {
+            Ok(value) => return Ok(value),
+            Err(error) => error,
+        };
+        tracing::error!(%error, index, "a recorded change could not be applied to the store");
+        let detail = Some("the store could not apply it".to_string());
+        if let Err(also) = self.change_entry("cordon", "change.failed", &index.to_string(), detail, request).await {
+            tracing::error!(error = %also, index, "the change's failure could not be recorded either");
+        }
+        Err(error.into())
     }
 
     /// Suspends or reinstates an agent; the change holds from the agent's next request.
@@ -90,7 +125,7 @@ impl Gateway {
         };
         self.existing_agent(agent)?;
         let index = self.administer(who, change, agent, None, request).await?;
-        self.directory.set_agent_status(&self.store, agent, status)?;
+        self.hold_agent_status(agent, status);
         Ok(index)
     }
 
@@ -107,7 +142,8 @@ impl Gateway {
         self.check_ticket_people(&ticket)?;
         let detail = format!("{} {} {}", ticket.status, ticket.category, ticket.assignee.as_deref().unwrap_or("-"));
         let index = self.administer(who, "ticket.put", &ticket.id, Some(detail), request).await?;
-        self.directory.put_tickets(&self.store, &[ticket])?;
+        let stored = self.directory.put_tickets(&self.store, &[ticket]);
+        self.applied(index, stored, request).await?;
         Ok(index)
     }
 
@@ -140,14 +176,16 @@ impl Gateway {
     ) -> Result<u64, GatewayError> {
         let row = self.seal_customer(id, fields, canary)?;
         let index = self.administer(who, "customer.put", id, None, request).await?;
-        self.directory.put_customers(&self.store, &[row], self.clock.now_seconds())?;
+        let stored = self.directory.put_customers(&self.store, &[row], self.clock.now_seconds());
+        self.applied(index, stored, request).await?;
         Ok(index)
     }
 
     /// Deletes a customer by destroying its data key; the audit trail keeps its id.
     pub async fn delete_customer(&self, who: &Claims, id: &str, request: &str) -> Result<u64, GatewayError> {
         let index = self.administer(who, "customer.delete", id, None, request).await?;
-        let deleted = self.directory.delete_customer(&self.store, id, self.clock.now_seconds())?;
+        let deleted = self.directory.delete_customer(&self.store, id, self.clock.now_seconds());
+        let deleted = self.applied(index, deleted, request).await?;
         if !deleted {
             return Err(GatewayError::NotFound { what: "customer", id: id.to_string(), ledger_index: Some(index) });
         }

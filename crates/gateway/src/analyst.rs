@@ -43,7 +43,34 @@ impl Gateway {
         let stored: Vec<StoredAlert> =
             replayed.recorded.iter().map(|(index, alert)| alert_row(alert, *index)).collect::<Result<_, _>>()?;
         self.store.record_alerts(&stored, self.webhook_url.is_some(), self.clock.now_ms())?;
+        self.repair_from_ledger(&replayed)?;
         Ok(replayed)
+    }
+
+    /// The store's agent statuses and revocations are brought to what the ledger records: a
+    /// change the ledger holds is in force even if a crash or a failed write kept it out of
+    /// the store. Each repair is logged.
+    fn repair_from_ledger(&self, replayed: &Replayed) -> Result<(), GatewayError> {
+        for (agent, status) in &replayed.statuses {
+            let Some(stored) = self.store.agent(agent)? else { continue };
+            if stored.status != *status {
+                tracing::warn!(agent, stored = %stored.status, recorded = %status, "the store's agent status disagreed with the ledger; repaired");
+                self.hold_agent_status(agent, *status);
+            }
+        }
+        let now = self.clock.now_seconds();
+        let mut revoked = self.revoked.write().unwrap_or_else(std::sync::PoisonError::into_inner);
+        for (jti, time_ms) in &replayed.revocations {
+            // A token lives at most this long after its revocation was recorded.
+            let expires_at = time_ms.div_euclid(1000) + crate::token::TOKEN_LIFETIME_SECONDS_MAX;
+            if expires_at > now && revoked.insert(jti.clone()) {
+                tracing::warn!(jti, "a recorded revocation was missing from the store; repaired");
+                if let Err(error) = self.store.revoke_token(jti, expires_at, now) {
+                    tracing::error!(%error, "the store did not take a recorded revocation; it holds in memory");
+                }
+            }
+        }
+        Ok(())
     }
 
     /// An empty count of verify's wrong statements, with this deployment's limits.
@@ -129,10 +156,12 @@ impl Gateway {
                 }
             })
             .await?;
-        self.store.decide_alert(id, if confirm { "confirmed" } else { "dismissed" }, reason, &actor, now_ms)?;
         if confirm {
-            self.directory.set_agent_status(&self.store, &agent, AgentStatus::Suspended)?;
+            self.hold_agent_status(&agent, AgentStatus::Suspended);
         }
+        let decided =
+            self.store.decide_alert(id, if confirm { "confirmed" } else { "dismissed" }, reason, &actor, now_ms);
+        self.applied(index, decided, request).await?;
         Ok(index)
     }
 
@@ -153,7 +182,7 @@ impl Gateway {
                 sequenced.detector.clear(agent, now_ms)
             })
             .await?;
-        self.directory.set_agent_status(&self.store, agent, AgentStatus::Active)?;
+        self.hold_agent_status(agent, AgentStatus::Active);
         Ok(index)
     }
 

@@ -30,7 +30,7 @@ impl Gateway {
         if !decision.allowed {
             let mut recorded = self.recorded(request, &agent.id, Action::RequestApproval, &decision);
             recorded.entry.customer = Some(customer.to_string());
-            let index = self.record(recorded, None).await?.index();
+            let index = self.record(recorded).await?.index();
             return Err(denied(decision, index));
         }
         let approval = Approval {
@@ -44,9 +44,11 @@ impl Gateway {
             decided_at: None,
             expires_at: None,
         };
-        self.change_entry(&agent.id, "approval.request", &approval.id, Some(format!("{kind} {customer}")), request)
+        let index = self
+            .change_entry(&agent.id, "approval.request", &approval.id, Some(format!("{kind} {customer}")), request)
             .await?;
-        self.directory.put_approval(&self.store, &approval)?;
+        let stored = self.directory.put_approval(&self.store, &approval);
+        self.applied(index, stored, request).await?;
         Ok(approval)
     }
 
@@ -86,13 +88,14 @@ impl Gateway {
         let mut recorded = self.recorded(request, &approver.id, Action::Approve, &decision);
         recorded.entry.customer = Some(approval.customer.clone());
         recorded.entry.approval = Some(approval.id.clone());
-        self.record(recorded, None).await?.allowed_or(|index| denied(decision, index))?;
+        let index = self.record(recorded).await?.allowed_or(|index| denied(decision, index))?;
         let now = self.clock.now_seconds();
         approval.status = ApprovalStatus::Approved;
         approval.approver = Some(approver.id);
         approval.decided_at = Some(now);
         approval.expires_at = Some(now + seconds);
-        self.directory.put_approval(&self.store, &approval)?;
+        let stored = self.directory.put_approval(&self.store, &approval);
+        self.applied(index, stored, request).await?;
         Ok(approval)
     }
 }

@@ -5,7 +5,9 @@
 use std::future::Future;
 use std::pin::Pin;
 
-use cordon_ledger::Ledger;
+use std::sync::{PoisonError, RwLock, TryLockError};
+
+use cordon_ledger::{Ledger, LedgerConfig, LedgerError, LogReader, SignedCheckpoint};
 
 pub type AuditFuture = Pin<Box<dyn Future<Output = Result<u64, AuditError>> + Send>>;
 
@@ -35,15 +37,20 @@ pub trait AuditLog: Send + Sync {
     fn stats(&self) -> cordon_ledger::LedgerStats {
         cordon_ledger::LedgerStats::default()
     }
-    /// Entries appended so far: the index the next append gets.
+    /// Entries appended so far (durable): the index the next append gets.
     fn size(&self) -> u64 {
         0
+    }
+    /// Entries a published checkpoint covers, readable without publishing.
+    fn published_size(&self) -> u64 {
+        self.size()
     }
     /// Visits every durable entry in order (for rebuilding detection at start).
     fn for_each_entry(&self, visit: &mut EntryVisitor<'_>) -> Result<(), AuditError> {
         self.for_each_entry_from(0, self.size(), visit)
     }
-    /// Visits the entries from index `from` up to (not including) `to`, in order.
+    /// Visits the entries from index `from` up to (not including) `to`, in order, publishing
+    /// a checkpoint first if `to` is past the published one; an error if it cannot.
     fn for_each_entry_from(&self, _from: u64, _to: u64, _visit: &mut EntryVisitor<'_>) -> Result<(), AuditError> {
         Ok(())
     }
@@ -56,82 +63,189 @@ pub trait AuditLog: Send + Sync {
     fn verifier_key(&self) -> String {
         String::new()
     }
+    /// Why the log cannot commit now, if it cannot (readiness asks this).
+    fn failure(&self) -> Option<String> {
+        None
+    }
+    /// Recovers a failed log without a restart (reopens it, re-verifying its tail), if it
+    /// has failed; whether it recovered. An error if it is still failed.
+    fn heal(&self) -> Result<bool, AuditError> {
+        Ok(false)
+    }
+    /// Stops taking entries and publishes a final checkpoint covering every durable one;
+    /// its size. An error if that checkpoint cannot cover them all.
+    fn close(&self) -> Result<u64, AuditError> {
+        Ok(self.size())
+    }
 }
 
-/// The audit ledger as an `AuditLog`.
+/// The audit ledger as an `AuditLog`. It holds the writer behind a lock only so that a
+/// failed one can be replaced by a recovered one ([`AuditLog::heal`]) while the gateway
+/// serves; appends never wait for that lock.
 #[derive(Debug)]
 pub struct LedgerAudit {
-    ledger: Ledger,
+    ledger: RwLock<Option<Ledger>>,
+    reader: LogReader,
+    verifier: String,
+    dir: std::path::PathBuf,
+    config: LedgerConfig,
+    /// Set when a failed writer was closed and reopening it failed too: the entries it had
+    /// acknowledged, past which its write-ahead records must not be recovered.
+    reopen_from: std::sync::Mutex<Option<u64>>,
 }
 
 impl LedgerAudit {
     pub fn new(ledger: Ledger) -> LedgerAudit {
-        LedgerAudit { ledger }
+        let reader = ledger.reader();
+        let verifier = ledger.verifier().to_string();
+        let dir = ledger.dir().to_path_buf();
+        let config = ledger.config().clone();
+        LedgerAudit {
+            ledger: RwLock::new(Some(ledger)),
+            reader,
+            verifier,
+            dir,
+            config,
+            reopen_from: std::sync::Mutex::new(None),
+        }
     }
 
-    pub fn ledger(&self) -> &Ledger {
-        &self.ledger
+    /// `use` with the open writer; an error while it is closed or being replaced.
+    fn with<T>(&self, use_ledger: impl FnOnce(&Ledger) -> Result<T, LedgerError>) -> Result<T, AuditError> {
+        let guard = self.ledger.read().unwrap_or_else(PoisonError::into_inner);
+        let ledger = guard.as_ref().ok_or_else(closed)?;
+        use_ledger(ledger).map_err(failed)
     }
+
+    /// The latest published checkpoint: the writer's, or while there is none, the file's.
+    fn published(&self) -> Option<SignedCheckpoint> {
+        self.with(|ledger| Ok(ledger.checkpoint())).ok().or_else(|| self.reader.checkpoint().ok())
+    }
+
+    /// A checkpoint covering `size` entries at least, published now if need be.
+    fn covering(&self, size: u64) -> Result<SignedCheckpoint, AuditError> {
+        self.with(|ledger| {
+            let published = ledger.checkpoint();
+            if published.checkpoint.size >= size { Ok(published) } else { ledger.publish() }
+        })
+    }
+}
+
+fn closed() -> AuditError {
+    AuditError("the audit ledger is closed, or being reopened after a failure".into())
+}
+
+fn failed(error: LedgerError) -> AuditError {
+    AuditError(error.to_string())
 }
 
 impl AuditLog for LedgerAudit {
     fn append(&self, entries: Vec<Vec<u8>>) -> Result<AuditFuture, AuditError> {
-        let appending = self.ledger.try_append_batch(entries).map_err(|error| AuditError(error.to_string()))?;
-        Ok(Box::pin(async move { appending.await.map_err(|error| AuditError(error.to_string())) }))
+        // Never waits: while the writer is being replaced, appends are refused at once.
+        let guard = match self.ledger.try_read() {
+            Ok(guard) => guard,
+            Err(TryLockError::Poisoned(poisoned)) => poisoned.into_inner(),
+            Err(TryLockError::WouldBlock) => return Err(closed()),
+        };
+        let appending = guard.as_ref().ok_or_else(closed)?.try_append_batch(entries).map_err(failed)?;
+        Ok(Box::pin(async move { appending.await.map_err(failed) }))
     }
 
     fn checkpoint(&self) -> String {
-        self.ledger.checkpoint().note
+        self.published().map(|signed| signed.note).unwrap_or_default()
     }
 
+    /// A receipt against the published checkpoint if it covers `index`; otherwise one is
+    /// published first. A durable entry the failed log cannot publish is an error, never a
+    /// missing entry.
     fn receipt(&self, index: u64) -> Result<String, AuditError> {
-        if index >= self.ledger.checkpoint().checkpoint.size {
-            self.ledger.publish().map_err(|error| AuditError(error.to_string()))?;
-        }
-        self.ledger.reader().receipt(index).map_err(|error| AuditError(error.to_string()))
+        self.covering(index.saturating_add(1))?;
+        self.reader.receipt(index).map_err(failed)
     }
 
     fn stats(&self) -> cordon_ledger::LedgerStats {
-        self.ledger.stats()
+        self.with(|ledger| Ok(ledger.stats())).unwrap_or_default()
     }
 
     fn size(&self) -> u64 {
-        // Publishing covers every durable entry, so the size counts them all.
-        self.ledger
-            .publish()
-            .map_or_else(|_| self.ledger.checkpoint().checkpoint.size, |published| published.checkpoint.size)
+        self.with(|ledger| Ok(ledger.durable_size())).unwrap_or_else(|_| self.published_size())
+    }
+
+    fn published_size(&self) -> u64 {
+        self.published().map_or(0, |signed| signed.checkpoint.size)
     }
 
     fn prove_all(&self, indexes: &[u64]) -> Result<Proven, AuditError> {
-        let failed = |error: cordon_ledger::LedgerError| AuditError(error.to_string());
-        let signed = self.ledger.publish().map_err(failed)?;
+        let signed = self.with(Ledger::publish)?;
         let size = signed.checkpoint.size;
-        let reader = self.ledger.reader();
         let mut proven = Vec::with_capacity(indexes.len());
         for &index in indexes {
-            let bytes = reader.entry(index, size).map_err(failed)?;
-            let proof = reader.inclusion_proof(index, size).map_err(failed)?;
+            let bytes = self.reader.entry(index, size).map_err(failed)?;
+            let proof = self.reader.inclusion_proof(index, size).map_err(failed)?;
             proven.push((index, bytes, cordon_ledger::format_receipt(index, &proof, &signed.note)));
         }
         Ok((signed.note, proven))
     }
 
     fn verifier_key(&self) -> String {
-        self.ledger.verifier().to_string()
+        self.verifier.clone()
     }
 
     fn for_each_entry_from(&self, from: u64, to: u64, visit: &mut EntryVisitor<'_>) -> Result<(), AuditError> {
-        let size = self.ledger.publish().map_err(|error| AuditError(error.to_string()))?.checkpoint.size;
+        let size = self.covering(to)?.checkpoint.size;
         let mut refused = None;
-        let scanned = self.ledger.reader().for_each_entry(from.min(size), to.min(size), |index, bytes| {
+        let scanned = self.reader.for_each_entry(from.min(size), to.min(size), |index, bytes| {
             visit(index, bytes).map_err(|reason| {
                 refused = Some(reason.clone());
-                cordon_ledger::LedgerError::Failed { reason }
+                LedgerError::Failed { reason }
             })
         });
         match (refused, scanned) {
             (Some(reason), _) => Err(AuditError(reason)),
-            (None, scanned) => scanned.map_err(|error| AuditError(error.to_string())),
+            (None, scanned) => scanned.map_err(failed),
         }
+    }
+
+    fn failure(&self) -> Option<String> {
+        let guard = self.ledger.read().unwrap_or_else(PoisonError::into_inner);
+        match guard.as_ref() {
+            Some(ledger) => ledger.failure(),
+            None => Some(closed().0),
+        }
+    }
+
+    fn heal(&self) -> Result<bool, AuditError> {
+        if self.failure().is_none() {
+            return Ok(false);
+        }
+        let mut guard = self.ledger.write().unwrap_or_else(PoisonError::into_inner);
+        let mut reopen_from = self.reopen_from.lock().unwrap_or_else(PoisonError::into_inner);
+        let reopened = match (guard.take(), *reopen_from) {
+            (Some(ledger), _) if ledger.failure().is_none() => {
+                *guard = Some(ledger);
+                return Ok(false);
+            }
+            (Some(ledger), _) => {
+                let acknowledged = ledger.durable_size();
+                ledger.reopen().inspect_err(|_| *reopen_from = Some(acknowledged))
+            }
+            (None, Some(acknowledged)) => Ledger::recover(&self.dir, self.config.clone(), acknowledged),
+            // Closed for good.
+            (None, None) => return Err(closed()),
+        };
+        let reopened = reopened.map_err(failed)?;
+        *reopen_from = None;
+        let failure = reopened.failure();
+        *guard = Some(reopened);
+        match failure {
+            None => Ok(true),
+            Some(reason) => Err(AuditError(reason)),
+        }
+    }
+
+    fn close(&self) -> Result<u64, AuditError> {
+        *self.reopen_from.lock().unwrap_or_else(PoisonError::into_inner) = None;
+        let ledger = self.ledger.write().unwrap_or_else(PoisonError::into_inner).take().ok_or_else(closed)?;
+        ledger.close().map(|signed| signed.checkpoint.size).map_err(failed)
     }
 }

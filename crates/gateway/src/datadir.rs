@@ -179,7 +179,7 @@ impl DataDir {
         let store = Arc::new(store);
         let gateway = Gateway {
             directory: crate::directory_cache::DirectoryCache::load(&store)?,
-            indexer: crate::indexer::Indexer::start(Arc::clone(&store))?,
+            indexer: crate::indexer::Indexer::start(Arc::clone(&store), Arc::clone(&audit))?,
             store,
             vault: Vault::new(Arc::new(kek), blind),
             policy,

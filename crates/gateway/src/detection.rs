@@ -11,6 +11,8 @@ use std::sync::Mutex;
 use cordon_detect::{Action as Seen, Alert, Checked, Detector, Level, Observation, Verdict, Why};
 use cordon_entry::{AccessAction, AlertEntry, Entry, SignalEntry, VERSION, VerifyOutcome};
 
+use cordon_directory::AgentStatus;
+
 use crate::audit::{AuditFuture, AuditLog, EntryVisitor};
 use crate::error::GatewayError;
 use crate::statements::WrongStatements;
@@ -198,10 +200,32 @@ pub struct Replayed {
     pub alerts: Vec<AlertEntry>,
     /// The alert entries the ledger holds, with their indexes.
     pub recorded: Vec<(u64, AlertEntry)>,
+    /// Each agent's status as the ledger's status changes leave it (suspensions, by people
+    /// and by detection, offboarding, reinstatement, a new agent's first status): the store
+    /// must agree, and is repaired if a crash or a failed write left it behind.
+    pub statuses: HashMap<String, AgentStatus>,
+    /// Revoked token ids, with when they were revoked (ms).
+    pub revocations: Vec<(String, i64)>,
     /// Entries that are not cordon entries this build reads (appended by hand with `cordon
     /// log append`, or written by a newer version), with why. They are reported, not fatal:
     /// no entry, whoever wrote it, may keep the gateway from starting.
     pub unreadable: Vec<(u64, String)>,
+}
+
+/// The agent status a change entry leaves its target in: `None` if it changes no status,
+/// `Some(None)` if it did but does not say how (an `agent.put` written before entries named
+/// the status).
+fn status_change(change: &cordon_entry::ChangeEntry) -> Option<Option<AgentStatus>> {
+    match change.change.as_str() {
+        "agent.suspend" | "alert.confirm" => Some(Some(AgentStatus::Suspended)),
+        "agent.offboard" => Some(Some(AgentStatus::Offboarded)),
+        "agent.reinstate" => Some(Some(AgentStatus::Active)),
+        "agent.put" => {
+            let detail = change.detail.as_deref().unwrap_or_default();
+            Some(detail.split(' ').nth(3).and_then(|status| status.parse().ok()))
+        }
+        _ => None,
+    }
 }
 
 /// Feeds every entry to `detector` (if `observe`) and to `statements` in order, as the live
@@ -264,11 +288,29 @@ pub(crate) fn replay(
                     replayed.alerts.push(alert_entry(&alert, &entry.request));
                 }
             }
-            Entry::Alert(recorded) => replayed.recorded.push((index, recorded)),
+            Entry::Alert(recorded) => {
+                if recorded.level == Level::Suspend.name() {
+                    replayed.statuses.insert(recorded.agent.clone(), AgentStatus::Suspended);
+                }
+                replayed.recorded.push((index, recorded));
+            }
             Entry::Change(change) => {
                 // An analyst's reinstatement or dismissal (target: the agent) clears its risk.
                 if matches!(change.change.as_str(), "agent.reinstate" | "alert.dismiss") {
                     detector.clear(&change.target, change.time_ms);
+                }
+                match status_change(&change) {
+                    Some(Some(status)) => {
+                        replayed.statuses.insert(change.target.clone(), status);
+                    }
+                    // An older entry that does not say which status it left.
+                    Some(None) => {
+                        replayed.statuses.remove(&change.target);
+                    }
+                    None if change.change == "token.revoke" => {
+                        replayed.revocations.push((change.target.clone(), change.time_ms))
+                    }
+                    None => {}
                 }
             }
         }

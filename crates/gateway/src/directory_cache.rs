@@ -26,6 +26,10 @@ pub(crate) struct DirectoryCache {
     customers: Cache<StoredCustomer>,
     /// Agents who have ever been granted an approval; others need no approval lookup.
     approved_agents: RwLock<HashSet<String>>,
+    /// Agent statuses the ledger records that the store has not taken yet (its write
+    /// failed): they hold over the stored status until a retry writes them, and a restart
+    /// repairs the store from the ledger, so a recorded suspension is always in force.
+    held_statuses: RwLock<HashMap<String, AgentStatus>>,
 }
 
 impl DirectoryCache {
@@ -37,7 +41,14 @@ impl DirectoryCache {
     }
 
     pub(crate) fn agent(&self, store: &Store, id: &str) -> Result<Option<Agent>, StoreError> {
-        cached(&self.agents, id, usize::MAX, || store.agent(id))
+        let mut agent = cached(&self.agents, id, usize::MAX, || store.agent(id))?;
+        let held = self.held_statuses.read().unwrap_or_else(PoisonError::into_inner);
+        if !held.is_empty()
+            && let (Some(agent), Some(status)) = (agent.as_mut(), held.get(id))
+        {
+            agent.status = *status;
+        }
+        Ok(agent)
     }
 
     pub(crate) fn ticket(&self, store: &Store, id: &str) -> Result<Option<Ticket>, StoreError> {
@@ -57,10 +68,39 @@ impl DirectoryCache {
         Ok(())
     }
 
-    pub(crate) fn set_agent_status(&self, store: &Store, id: &str, status: AgentStatus) -> Result<bool, StoreError> {
-        let found = store.set_agent_status(id, status)?;
+    /// Puts a status the ledger already records in force: from the agent's next request,
+    /// whether or not the store takes it now. A store that fails keeps it held in memory
+    /// (and the error is returned, for the caller to log); [`DirectoryCache::write_held`]
+    /// retries.
+    pub(crate) fn set_agent_status(&self, store: &Store, id: &str, status: AgentStatus) -> Result<(), StoreError> {
+        self.held_statuses.write().unwrap_or_else(PoisonError::into_inner).insert(id.to_string(), status);
         forget(&self.agents, [id]);
-        Ok(found)
+        store.set_agent_status(id, status)?;
+        let mut held = self.held_statuses.write().unwrap_or_else(PoisonError::into_inner);
+        if held.get(id) == Some(&status) {
+            held.remove(id);
+        }
+        Ok(())
+    }
+
+    /// Statuses held in memory because the store has not taken them.
+    pub(crate) fn held_statuses(&self) -> usize {
+        self.held_statuses.read().unwrap_or_else(PoisonError::into_inner).len()
+    }
+
+    /// Writes the statuses held in memory to the store; how many are still held.
+    pub(crate) fn write_held(&self, store: &Store) -> usize {
+        let held: Vec<(String, AgentStatus)> = self
+            .held_statuses
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .iter()
+            .map(|(id, status)| (id.clone(), *status))
+            .collect();
+        for (id, status) in held {
+            let _ = self.set_agent_status(store, &id, status);
+        }
+        self.held_statuses.read().unwrap_or_else(PoisonError::into_inner).len()
     }
 
     pub(crate) fn put_tickets(&self, store: &Store, tickets: &[Ticket]) -> Result<(), StoreError> {

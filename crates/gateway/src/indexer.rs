@@ -1,55 +1,111 @@
-//! Writes the per-customer access index off the request path. The ledger entry, durable
-//! before any response, is the record; this index only answers "who looked at this
-//! customer" quickly. Batching its rows into one transaction each keeps SQLite's writes
-//! (and the page-cache invalidations they cause for readers) off the hot path.
+//! The per-customer access index, kept as a follower of the ledger. The ledger entry,
+//! durable before any response, is the record; this index only answers "who looked at this
+//! customer" quickly. It is a function of the ledger: it records how far into the ledger it
+//! has read, in the same transaction as the rows it wrote, and reads on from there, at open
+//! (so a crash, or an index written by an older build, loses nothing), continuously while
+//! the gateway runs, and to the last durable entry before a history is answered.
 
 use std::sync::Arc;
-use std::sync::mpsc::{self, Receiver, SyncSender};
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError, SyncSender};
 use std::thread::JoinHandle;
+use std::time::Duration;
 
+use cordon_entry::{AccessAction, Entry};
 use cordon_store::{AccessEvent, Store};
 
-const QUEUE_EVENTS_MAX: usize = 65_536;
-const BATCH_EVENTS_MAX: usize = 4096;
+use crate::audit::AuditLog;
+use crate::error::GatewayError;
 
-enum Message {
-    Event(AccessEvent),
-    /// Answered once everything sent before it is written.
-    Flush(SyncSender<()>),
+/// How often the follower reads what the ledger has published since.
+const FOLLOW_INTERVAL: Duration = Duration::from_millis(250);
+/// Entries read per transaction.
+const BATCH_ENTRIES_MAX: usize = 4096;
+
+/// Whether an access entry belongs in its customer's history: the accesses that name one
+/// customer (a card, a reveal, a verify), allowed or refused.
+pub(crate) fn in_history(action: AccessAction) -> bool {
+    matches!(action, AccessAction::View | AccessAction::Reveal | AccessAction::Verify)
+}
+
+/// The history row of a ledger entry, if it has one.
+fn history_row(index: u64, bytes: &[u8]) -> Option<AccessEvent> {
+    let Ok(Entry::Access(entry)) = cordon_entry::decode(bytes) else { return None };
+    if !in_history(entry.action) {
+        return None;
+    }
+    let allowed = entry.allowed();
+    Some(AccessEvent {
+        ledger_index: index,
+        time: entry.time_ms,
+        agent_id: entry.agent,
+        customer_id: Some(entry.customer?),
+        ticket_id: entry.ticket,
+        action: entry.action.name().to_string(),
+        fields: entry.fields,
+        allowed,
+        policies: entry.policies,
+        request_id: entry.request,
+    })
+}
+
+/// Reads the ledger from the index's position up to `to` and writes what it found.
+fn catch_up(store: &Store, audit: &dyn AuditLog, to: u64) -> Result<(), GatewayError> {
+    let from = store.access_through()?;
+    if from >= to {
+        return Ok(());
+    }
+    let mut rows = Vec::new();
+    let mut entries = 0usize;
+    let mut failed: Option<GatewayError> = None;
+    audit
+        .for_each_entry_from(from, to, &mut |index, bytes| {
+            rows.extend(history_row(index, bytes));
+            entries += 1;
+            if entries >= BATCH_ENTRIES_MAX {
+                if let Err(error) = store.add_access_events(&rows, index + 1) {
+                    failed = Some(error.into());
+                    return Err("the access index could not be written".into());
+                }
+                rows.clear();
+                entries = 0;
+            }
+            Ok(())
+        })
+        .map_err(|error| failed.take().unwrap_or(GatewayError::AuditUnavailable(error)))?;
+    store.add_access_events(&rows, to)?;
+    Ok(())
+}
+
+enum Request {
+    /// Catch up to every durable entry, and answer.
+    CatchUp(SyncSender<Result<(), GatewayError>>),
 }
 
 pub(crate) struct Indexer {
-    sender: Option<SyncSender<Message>>,
+    sender: Option<SyncSender<Request>>,
     thread: Option<JoinHandle<()>>,
 }
 
 impl Indexer {
-    /// Starts the indexing thread; failing to start it is an error, not an access history
-    /// that silently stays empty.
-    pub(crate) fn start(store: Arc<Store>) -> Result<Indexer, crate::error::GatewayError> {
-        let (sender, receiver) = mpsc::sync_channel(QUEUE_EVENTS_MAX);
-        let thread =
-            std::thread::Builder::new().name("access-indexer".into()).spawn(move || run(&store, &receiver)).map_err(
-                |error| crate::error::GatewayError::Internal(format!("cannot start the access indexer: {error}")),
-            )?;
+    /// Starts the follower; it begins by reading whatever the index lacks. Failing to start
+    /// it is an error, not an access history that silently stays behind.
+    pub(crate) fn start(store: Arc<Store>, audit: Arc<dyn AuditLog>) -> Result<Indexer, GatewayError> {
+        let (sender, receiver) = mpsc::sync_channel(64);
+        let thread = std::thread::Builder::new()
+            .name("access-indexer".into())
+            .spawn(move || follow(&store, audit.as_ref(), &receiver))
+            .map_err(|error| GatewayError::Internal(format!("cannot start the access indexer: {error}")))?;
         Ok(Indexer { sender: Some(sender), thread: Some(thread) })
     }
 
-    /// Queues an event; blocks only if the queue is full.
-    pub(crate) fn add(&self, event: AccessEvent) {
-        if let Some(sender) = &self.sender {
-            let _ = sender.send(Message::Event(event));
-        }
-    }
-
-    /// Waits until every event queued so far is written.
-    pub(crate) fn flush(&self) {
-        let (reply, done) = mpsc::sync_channel(1);
-        if let Some(sender) = &self.sender
-            && sender.send(Message::Flush(reply)).is_ok()
-        {
-            let _ = done.recv();
-        }
+    /// Brings the index up to every entry durable now; an error if it cannot (the ledger
+    /// cannot publish them, the index cannot be written), since a history without them
+    /// would not be the whole history.
+    pub(crate) fn catch_up(&self) -> Result<(), GatewayError> {
+        let (reply, answer) = mpsc::sync_channel(1);
+        let stopped = || GatewayError::Internal("the access indexer has stopped".into());
+        self.sender.as_ref().ok_or_else(stopped)?.send(Request::CatchUp(reply)).map_err(|_| stopped())?;
+        answer.recv().map_err(|_| stopped())?
     }
 }
 
@@ -62,32 +118,30 @@ impl Drop for Indexer {
     }
 }
 
-fn run(store: &Store, receiver: &Receiver<Message>) {
-    let mut pending: Vec<AccessEvent> = Vec::new();
-    while let Ok(first) = receiver.recv() {
-        let mut flushes = Vec::new();
-        let mut take = |message: Message, pending: &mut Vec<AccessEvent>| match message {
-            Message::Event(event) => pending.push(event),
-            Message::Flush(reply) => flushes.push(reply),
-        };
-        take(first, &mut pending);
-        while pending.len() < BATCH_EVENTS_MAX {
-            match receiver.try_recv() {
-                Ok(message) => take(message, &mut pending),
-                Err(_) => break,
+fn follow(store: &Store, audit: &dyn AuditLog, requests: &Receiver<Request>) {
+    let mut behind = false;
+    let mut note = |result: &Result<(), GatewayError>| {
+        let was_behind = std::mem::replace(&mut behind, result.is_err());
+        match result {
+            // Said once when it starts failing and once when it recovers, not four times a second.
+            Err(error) if !was_behind => tracing::error!(%error, "the access index cannot follow the ledger"),
+            Ok(()) if was_behind => tracing::info!("the access index follows the ledger again"),
+            _ => {}
+        }
+    };
+    loop {
+        match requests.recv_timeout(FOLLOW_INTERVAL) {
+            Ok(Request::CatchUp(reply)) => {
+                let result = catch_up(store, audit, audit.size());
+                note(&result);
+                let _ = reply.send(result);
             }
+            Err(RecvTimeoutError::Timeout) => {
+                // Only what is published: following never forces a checkpoint.
+                let result = catch_up(store, audit, audit.published_size());
+                note(&result);
+            }
+            Err(RecvTimeoutError::Disconnected) => break,
         }
-        // A failed write keeps its events for the next round rather than dropping them.
-        if store.add_access_events(&pending).is_ok() {
-            pending.clear();
-        } else if pending.len() > QUEUE_EVENTS_MAX {
-            pending.drain(..pending.len() - QUEUE_EVENTS_MAX);
-        }
-        for reply in flushes {
-            let _ = reply.send(());
-        }
-    }
-    if let Err(error) = store.add_access_events(&pending) {
-        tracing::error!(%error, events = pending.len(), "the access index could not write its last events");
     }
 }

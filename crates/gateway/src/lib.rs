@@ -15,6 +15,7 @@ mod datadir;
 mod detection;
 mod directory_cache;
 mod error;
+mod health;
 mod import;
 mod incident;
 mod indexer;
@@ -31,6 +32,7 @@ pub use cordon_ledger::LedgerStats;
 pub use datadir::{CONFIG_FILE, DATABASE_FILE, DataDir, Initialized, LEDGER_DIR, Rotated};
 pub use detection::{Replayed, containment};
 pub use error::GatewayError;
+pub use health::{Healed, Health};
 pub use import::{ImportKind, ImportReport, Rejected, import, import_agents};
 pub use incident::{
     EvidenceBundle, HIGH_BALANCE_BAND, IncidentSpec, IncidentStatus, PROTECTIVE_ACTIONS, ProtectReport,

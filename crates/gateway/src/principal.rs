@@ -93,7 +93,7 @@ impl Gateway {
         let decision = self.policy.decide(&self.request(&principal, action, None, None, None, "", None, None));
         if !decision.allowed {
             let recorded = self.recorded(request, &principal.id, action, &decision);
-            let index = self.record(recorded, None).await?.index();
+            let index = self.record(recorded).await?.index();
             return Err(denied(decision, index));
         }
         Ok(principal)
@@ -120,7 +120,7 @@ impl Gateway {
         unobserved.entry.customer = customer.map(str::to_string);
         unobserved.entry.ticket = ticket.map(str::to_string);
         unobserved.entry.policies = vec![format!("refused:{}", error.code())];
-        let index = self.record(unobserved, None).await?.index();
+        let index = self.record(unobserved).await?.index();
         Err(match error {
             GatewayError::WrongRole { needed, .. } => GatewayError::WrongRole { needed, ledger_index: Some(index) },
             other => other,

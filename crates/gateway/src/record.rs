@@ -5,7 +5,7 @@
 
 use cordon_directory::AgentStatus;
 use cordon_policy::Decision;
-use cordon_store::{AccessEvent, StoredAlert};
+use cordon_store::StoredAlert;
 
 use crate::access::*;
 use crate::detection::{Sequenced, alert_entry, append_sequenced, containment, durable, observation, seen};
@@ -82,7 +82,7 @@ impl Gateway {
     /// Appends the decision, with any alerts detection raised on it, and waits until they are
     /// durable; then applies containment and indexes the access for the customer's history.
     /// Any failure means the caller gets nothing. Detection can turn an allow into a denial.
-    pub(crate) async fn record(&self, recorded: Recorded, history_for: Option<&str>) -> Result<Outcome, GatewayError> {
+    pub(crate) async fn record(&self, recorded: Recorded) -> Result<Outcome, GatewayError> {
         if !self.answers_access {
             return Err(GatewayError::Conflict(
                 "this data directory was opened for analysis, without detection's state, so it answers no \
@@ -154,21 +154,7 @@ impl Gateway {
             self.store.record_alerts(&stored, self.webhook_url.is_some(), entry.time_ms)?;
         }
         for alert in verdict.alerts.iter().filter(|alert| alert.level == cordon_detect::Level::Suspend) {
-            self.directory.set_agent_status(&self.store, &alert.agent, AgentStatus::Suspended)?;
-        }
-        if let Some(customer) = history_for {
-            self.indexer.add(AccessEvent {
-                ledger_index: index,
-                time: entry.time_ms,
-                agent_id: entry.agent.clone(),
-                customer_id: Some(customer.to_string()),
-                ticket_id: entry.ticket.clone(),
-                action: entry.action.name().to_string(),
-                fields: entry.fields.clone(),
-                allowed: entry.allowed(),
-                policies: entry.policies.clone(),
-                request_id: entry.request.clone(),
-            });
+            self.hold_agent_status(&alert.agent, AgentStatus::Suspended);
         }
         Ok(match (entry.contained, entry.verify, entry.decision) {
             (Some(level), _, _) => Outcome::Contained { level, agent: entry.agent, policies: entry.policies, index },

@@ -39,21 +39,33 @@ impl Layout {
         self.root.join(relative)
     }
 
-    /// Creates `private/` and its subfolders with mode 0700.
+    /// Creates `private/` and its subfolders with mode 0700, durably: the folders holding
+    /// new ones are synced.
     pub fn create_private_dirs(&self) -> io::Result<()> {
+        let mut changed = false;
         for dir in [PRIVATE_DIR, WAL_DIR, SCRATCH_DIR] {
-            fs::DirBuilder::new().recursive(true).mode(0o700).create(self.path(dir))?;
+            let path = self.path(dir);
+            if !path.is_dir() {
+                fs::DirBuilder::new().recursive(true).mode(0o700).create(path)?;
+                changed = true;
+            }
+        }
+        if changed {
+            sync_dir_path(&self.root)?;
+            sync_dir_path(&self.path(PRIVATE_DIR))?;
         }
         Ok(())
     }
 
     /// Writes `bytes` to `relative` so that a reader sees either the old file or the whole new
-    /// one: a scratch file, fsync, rename into place. With `sync_dir`, the containing folder is
-    /// fsynced too; otherwise the caller syncs the folders it touched once per batch.
-    pub fn write_atomic(&self, relative: &Path, bytes: &[u8], mode: u32, sync_dir: bool) -> io::Result<()> {
+    /// one: a scratch file, fsync, rename into place, creating missing folders on the way.
+    /// With `sync_dir`, the containing folder, and the parent of every folder created, are
+    /// fsynced too, and the answer is empty; otherwise the answer is the parents of the
+    /// folders created, which the caller syncs, with the containing folder, once per batch.
+    pub fn write_atomic(&self, relative: &Path, bytes: &[u8], mode: u32, sync_dir: bool) -> io::Result<Vec<PathBuf>> {
         let target = self.path(relative);
         let parent = target.parent().map(Path::to_path_buf).unwrap_or_else(|| self.root.clone());
-        fs::create_dir_all(&parent)?;
+        let created = create_dirs(&parent)?;
         let scratch = self.path(SCRATCH_DIR).join(format!(
             "{}.{}",
             std::process::id(),
@@ -67,8 +79,12 @@ impl Layout {
         fs::rename(&scratch, &target)?;
         if sync_dir {
             sync_dir_path(&parent)?;
+            for dir in &created {
+                sync_dir_path(dir)?;
+            }
+            return Ok(Vec::new());
         }
-        Ok(())
+        Ok(created)
     }
 
     /// Removes files left in the scratch folder by a writer that crashed mid-write.
@@ -79,6 +95,25 @@ impl Layout {
         }
         Ok(())
     }
+}
+
+/// Creates `dir` and any missing ancestors; returns the parents of the folders it created,
+/// deepest first, whose new entries a power cut could lose until they are synced.
+fn create_dirs(dir: &Path) -> io::Result<Vec<PathBuf>> {
+    let mut missing = Vec::new();
+    let mut next = Some(dir);
+    while let Some(candidate) = next {
+        if candidate.as_os_str().is_empty() || candidate.is_dir() {
+            break;
+        }
+        missing.push(candidate);
+        next = candidate.parent();
+    }
+    if missing.is_empty() {
+        return Ok(Vec::new());
+    }
+    fs::create_dir_all(dir)?;
+    Ok(missing.iter().filter_map(|created| created.parent().map(Path::to_path_buf)).collect())
 }
 
 /// Makes a folder's entries (new, renamed or removed files) durable.

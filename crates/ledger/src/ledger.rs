@@ -65,6 +65,7 @@ impl Default for LedgerConfig {
 #[derive(Debug)]
 pub struct Ledger {
     layout: Layout,
+    config: LedgerConfig,
     verifier: Verifier,
     requests: Option<SyncSender<AppendRequest>>,
     publisher: SyncSender<PublisherMessage>,
@@ -129,9 +130,45 @@ impl Ledger {
     }
 
     /// Opens the log for writing: takes the lock, recovers from a crash if there was one
-    /// (trims a torn write-ahead tail, rebuilds tiles past the last checkpoint, publishes),
-    /// and starts the sequencer and publisher.
+    /// (trims a torn write-ahead tail, checks the partial tiles and entry bundle against the
+    /// checkpoint, rebuilds tiles past it, publishes), and starts the sequencer and
+    /// publisher.
+    ///
+    /// If that first publication cannot be written (a full disk), the log still opens, for
+    /// reading what its checkpoint covers, but refuses appends: [`Ledger::failure`] says why,
+    /// and [`Ledger::reopen`] tries again.
     pub fn open(dir: &Path, config: LedgerConfig) -> Result<Ledger, LedgerError> {
+        Ledger::open_recovering(dir, config, None)
+    }
+
+    /// Closes this writer and opens the log again, recovering it as a fresh start does: the
+    /// way back once the write that failed it can succeed again (space returned, a device
+    /// back). Write-ahead records of groups that failed are dropped, since their callers were
+    /// told they failed; every acknowledged entry stays.
+    pub fn reopen(mut self) -> Result<Ledger, LedgerError> {
+        let acknowledged = self.shared.durable_size.load(Ordering::Acquire);
+        let dir = self.layout.root().to_path_buf();
+        let config = self.config.clone();
+        // The final publication may fail too; the new writer recovers whatever it left.
+        let _ = self.shut_down();
+        drop(self);
+        Ledger::recover(&dir, config, acknowledged)
+    }
+
+    /// Opens a log whose writer in this process failed and was closed, after
+    /// [`Ledger::reopen`] itself failed: write-ahead records from `acknowledged` (the
+    /// failed writer's [`Ledger::durable_size`]) on are dropped, since they were never
+    /// acknowledged.
+    pub fn recover(dir: &Path, config: LedgerConfig, acknowledged: u64) -> Result<Ledger, LedgerError> {
+        Ledger::open_recovering(dir, config, Some(acknowledged))
+    }
+
+    /// How this writer batches and publishes.
+    pub fn config(&self) -> &LedgerConfig {
+        &self.config
+    }
+
+    fn open_recovering(dir: &Path, config: LedgerConfig, acknowledged: Option<u64>) -> Result<Ledger, LedgerError> {
         let layout = Layout::new(dir);
         let not_a_log = |reason: &str| LedgerError::NotALog { dir: dir.to_path_buf(), reason: reason.to_string() };
         if !layout.path(SIGNING_KEY_FILE).exists() {
@@ -164,11 +201,16 @@ impl Ledger {
         let published = SignedCheckpoint { checkpoint, note };
 
         let mut materializer = Materializer::recover(layout.clone(), signer, published.clone())?;
-        let (recovered, wal_writer) = wal::recover(&layout.path(WAL_DIR), published.checkpoint.size)?;
+        let (recovered, wal_writer) = wal::recover(&layout.path(WAL_DIR), published.checkpoint.size, acknowledged)?;
         for entry in &recovered {
             materializer.integrate(entry)?;
         }
-        let published = materializer.publish()?;
+        let (published, failure) = match materializer.publish() {
+            Ok(published) => (published, None),
+            // Unwritable, not damaged: serve what is published, take nothing new.
+            Err(error @ LedgerError::Io { .. }) => (published, Some(error.to_string())),
+            Err(error) => return Err(error),
+        };
 
         let shared = Arc::new(Shared {
             durable_size: AtomicU64::new(wal_writer.next_index()),
@@ -176,7 +218,7 @@ impl Ledger {
             grouped_entries: AtomicU64::new(0),
             commit_micros: AtomicU64::new(0),
             published: Mutex::new(published),
-            failure: Mutex::new(None),
+            failure: Mutex::new(failure),
         });
         let (request_sender, request_receiver) = mpsc::sync_channel(config.queue_requests_max);
         let (publisher_sender, publisher_receiver) = mpsc::sync_channel(config.queue_requests_max);
@@ -199,6 +241,7 @@ impl Ledger {
             .map_err(LedgerError::io("start the publisher for", dir))?;
         Ok(Ledger {
             layout,
+            config,
             verifier,
             requests: Some(request_sender),
             publisher: publisher_sender,
@@ -265,6 +308,17 @@ impl Ledger {
         }
     }
 
+    /// Why the log refuses appends, if it does: a write, sync or publication failed, and
+    /// nothing more is taken until [`Ledger::reopen`] recovers it.
+    pub fn failure(&self) -> Option<String> {
+        self.shared.failure()
+    }
+
+    /// Entries acknowledged so far (durable in the write-ahead log).
+    pub fn durable_size(&self) -> u64 {
+        self.shared.durable_size.load(Ordering::Acquire)
+    }
+
     /// The latest published checkpoint.
     pub fn checkpoint(&self) -> SignedCheckpoint {
         self.shared.published.lock().unwrap_or_else(PoisonError::into_inner).clone()
@@ -276,6 +330,9 @@ impl Ledger {
     }
 
     /// Stops accepting entries, waits for every queued one, and publishes a final checkpoint.
+    /// An error if that checkpoint does not cover every acknowledged entry (the disk is full,
+    /// a write failed): the entries are safe in the write-ahead log, and the next open
+    /// publishes them, but the checkpoint on disk lags.
     pub fn close(mut self) -> Result<SignedCheckpoint, LedgerError> {
         self.shut_down()
     }
@@ -294,7 +351,18 @@ impl Ledger {
         if let Some(thread) = self.publisher_thread.take() {
             let _ = thread.join();
         }
-        outcome
+        let durable = self.shared.durable_size.load(Ordering::Acquire);
+        match outcome {
+            Ok(signed) if signed.checkpoint.size < durable => Err(LedgerError::Failed {
+                reason: format!(
+                    "the final checkpoint covers {} of the {durable} acknowledged entries ({}); the rest are \
+                     in the write-ahead log and the next open publishes them",
+                    signed.checkpoint.size,
+                    self.shared.failure().unwrap_or_else(|| "publishing stopped".into())
+                ),
+            }),
+            outcome => outcome,
+        }
     }
 }
 
@@ -460,16 +528,19 @@ impl Sequencer {
             return;
         }
         let started = Instant::now();
-        let written = self
-            .wal
-            .append(group.iter().flat_map(|request| request.entries.iter().map(Vec::as_slice)))
-            .and_then(|first| self.wal.rotate_if_larger_than(self.config.wal_segment_bytes_max).map(|()| first));
+        let written = self.wal.append(group.iter().flat_map(|request| request.entries.iter().map(Vec::as_slice)));
         let first_index = match written {
             Ok(first_index) => first_index,
             Err(error) => {
                 // After a failed write or sync the file's state is unknown: fail closed, for
                 // this group and every later one, until the log is reopened and recovered.
-                self.shared.fail(error.to_string());
+                // The group's callers hear that it failed, so whatever of it reached the file
+                // goes now: a crash before the reopen must not recover it as recorded.
+                let reason = match self.wal.discard_unacknowledged() {
+                    Ok(()) => error.to_string(),
+                    Err(also) => format!("{error}; removing the failed group also failed: {also}"),
+                };
+                self.shared.fail(reason);
                 for request in group {
                     request.slot.complete(Err(error.clone()));
                 }
@@ -493,6 +564,11 @@ impl Sequencer {
         self.shared.durable_size.store(index, Ordering::Release);
         for (slot, index) in completions {
             slot.complete(Ok(index));
+        }
+        // The group is durable and acknowledged whatever happens here; a segment that cannot
+        // be started fails the log for the groups after it.
+        if let Err(error) = self.wal.rotate_if_larger_than(self.config.wal_segment_bytes_max) {
+            self.shared.fail(error.to_string());
         }
     }
 }
@@ -596,7 +672,19 @@ impl Materializer {
             let (bytes, fallback) = read_tile_file(&layout, id)?;
             let entries = decode_bundle(&bytes, bundle_count, fallback)
                 .map_err(|defect| LedgerError::corrupt(layout.path(id.path()), format!("{defect:?}")))?;
-            for entry in entries {
+            // The partial bundle is copied into the full one and signed into later
+            // checkpoints, so it must be the entries the checkpoint's tree holds.
+            let leaves = stack.partial(0);
+            for (position, entry) in entries.into_iter().enumerate() {
+                if leaves.get(position) != Some(&leaf_hash(entry)) {
+                    return Err(LedgerError::corrupt(
+                        layout.path(id.path()),
+                        format!(
+                            "entry {} of the partial bundle does not hash to the checkpoint's leaf",
+                            size - bundle_count as u64 + position as u64
+                        ),
+                    ));
+                }
                 push_bundle_entry(&mut bundle, entry);
             }
         }
@@ -656,9 +744,13 @@ impl Materializer {
 
     fn write_tile(&mut self, id: TileId, bytes: &[u8]) -> Result<(), LedgerError> {
         let relative = id.path();
-        self.layout
+        let created = self
+            .layout
             .write_atomic(&relative, bytes, 0o644, false)
             .map_err(LedgerError::io("write", self.layout.path(&relative)))?;
+        // Every folder the write changed is synced before the checkpoint that names the tile:
+        // the tile's own, and the parent of each folder it created.
+        self.dirty_dirs.extend(created);
         if let Some(parent) = self.layout.path(&relative).parent() {
             self.dirty_dirs.insert(parent.to_path_buf());
         }

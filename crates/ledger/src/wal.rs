@@ -92,6 +92,16 @@ impl WalWriter {
         Ok(first)
     }
 
+    /// Removes whatever a failed [`WalWriter::append`] left after the last acknowledged
+    /// record: a group whose write or sync failed was never acknowledged, and its callers were
+    /// told so, so none of it may be recovered as if it had been. Truncating needs no free
+    /// space, so this usually succeeds even on a full disk.
+    pub fn discard_unacknowledged(&mut self) -> Result<(), LedgerError> {
+        self.file.set_len(self.segment_bytes).map_err(LedgerError::io("truncate", &self.path))?;
+        self.file.seek(SeekFrom::Start(self.segment_bytes)).map_err(LedgerError::io("seek", &self.path))?;
+        self.file.sync_all().map_err(LedgerError::io("sync", &self.path))
+    }
+
     /// Starts a new segment once this one has grown past `segment_bytes_max`.
     pub fn rotate_if_larger_than(&mut self, segment_bytes_max: u64) -> Result<(), LedgerError> {
         if self.segment_bytes >= segment_bytes_max {
@@ -103,8 +113,10 @@ impl WalWriter {
 
 /// Reads every segment in order, trims a torn tail off the newest, and returns the records
 /// from index `from` on together with a writer positioned after the last good record. When
-/// the log has no segment covering `from`, a new segment starts there.
-pub fn recover(dir: &Path, from: u64) -> Result<(Vec<Vec<u8>>, WalWriter), LedgerError> {
+/// the log has no segment covering `from`, a new segment starts there. With
+/// `acknowledged`, records from that index on are trimmed like a torn tail: a writer that
+/// reopens its own log after a failure knows they were never acknowledged.
+pub fn recover(dir: &Path, from: u64, acknowledged: Option<u64>) -> Result<(Vec<Vec<u8>>, WalWriter), LedgerError> {
     let segments = list_segments(dir)?;
     let mut recovered = Vec::new();
     let mut expected: Option<u64> = None;
@@ -133,7 +145,9 @@ pub fn recover(dir: &Path, from: u64) -> Result<(Vec<Vec<u8>>, WalWriter), Ledge
         }
         let mut offset = HEADER_SIZE;
         let mut index = base;
-        while let Some((entry, next_offset)) = read_record(&bytes, offset, index) {
+        while acknowledged.is_none_or(|acknowledged| index < acknowledged)
+            && let Some((entry, next_offset)) = read_record(&bytes, offset, index)
+        {
             if index >= from {
                 recovered.push(entry.to_vec());
             }
@@ -147,8 +161,9 @@ pub fn recover(dir: &Path, from: u64) -> Result<(Vec<Vec<u8>>, WalWriter), Ledge
                     format!("record {index} at byte {offset} is damaged and later segments exist"),
                 ));
             }
-            // A torn tail: the batch being written when the process stopped. None of it was
-            // acknowledged, because acknowledgement follows the fdatasync.
+            // A torn tail: the batch being written when the process stopped (or, reopening
+            // after a failure, the groups that failed). None of it was acknowledged, because
+            // acknowledgement follows the fdatasync.
             let file = OpenOptions::new().write(true).open(&path).map_err(LedgerError::io("open", &path))?;
             file.set_len(offset as u64).map_err(LedgerError::io("truncate", &path))?;
             file.sync_all().map_err(LedgerError::io("sync", &path))?;

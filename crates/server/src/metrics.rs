@@ -1,5 +1,6 @@
 //! Prometheus metrics, in an explicit registry: requests by route and status, access
-//! decisions by action and outcome, and the audit ledger's group commits.
+//! decisions by action and outcome, the audit ledger's group commits, and the node's
+//! health (whether the ledger and the store commit, how far the access index lags).
 
 use std::sync::Mutex;
 
@@ -20,6 +21,10 @@ pub struct Metrics {
     ledger_groups: Gauge,
     ledger_entries: Gauge,
     ledger_commit_micros: Gauge,
+    ledger_healthy: Gauge,
+    store_healthy: Gauge,
+    access_index_lag: Gauge,
+    held_statuses: Gauge,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -55,8 +60,34 @@ impl Default for Metrics {
             "Time spent writing and syncing audit groups",
             ledger_commit_micros.clone(),
         );
+        let (ledger_healthy, store_healthy, access_index_lag, held_statuses) =
+            (Gauge::default(), Gauge::default(), Gauge::default(), Gauge::default());
+        registry.register(
+            "cordon_ledger_healthy",
+            "1 while the audit ledger commits entries, 0 while it has failed (every data request is refused)",
+            ledger_healthy.clone(),
+        );
+        registry.register(
+            "cordon_store_healthy",
+            "1 while the store commits writes, 0 while it cannot",
+            store_healthy.clone(),
+        );
+        registry.register(
+            "cordon_access_index_lag_entries",
+            "Durable ledger entries the access index has not read yet",
+            access_index_lag.clone(),
+        );
+        registry.register(
+            "cordon_held_agent_statuses",
+            "Agent statuses the ledger records that the store has not taken yet (held in memory)",
+            held_statuses.clone(),
+        );
         Metrics {
             registry: Mutex::new(registry),
+            ledger_healthy,
+            store_healthy,
+            access_index_lag,
+            held_statuses,
             requests,
             latency,
             decisions,
@@ -77,7 +108,11 @@ impl Metrics {
         self.decisions.get_or_create(&vec![("action".into(), action.into()), ("outcome".into(), outcome.into())]).inc();
     }
 
-    pub fn render(&self, stats: cordon_gateway::LedgerStats) -> String {
+    pub fn render(&self, stats: cordon_gateway::LedgerStats, health: &cordon_gateway::Health) -> String {
+        self.ledger_healthy.set(i64::from(health.ledger.is_none()));
+        self.store_healthy.set(i64::from(health.store.is_none()));
+        self.access_index_lag.set(health.access_index_lag as i64);
+        self.held_statuses.set(health.held_statuses as i64);
         self.ledger_groups.set(stats.groups as i64);
         self.ledger_entries.set(stats.entries as i64);
         self.ledger_commit_micros.set(stats.commit_micros as i64);

@@ -3,7 +3,7 @@
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use axum::extract::rejection::{JsonRejection, QueryRejection};
 use axum::extract::{DefaultBodyLimit, FromRequestParts, MatchedPath, Path, Query, Request, State};
@@ -17,7 +17,7 @@ use cordon_directory::{Agent, AgentStatus, ApprovalKind, Role, Shift, Ticket, Ti
 use cordon_gateway::{Claims, Gateway, GatewayError, TokenRole};
 use cordon_vault::Field;
 use serde::{Deserialize, Serialize};
-use serde_json::Value;
+use serde_json::{Value, json};
 
 use crate::metrics::Metrics;
 use crate::problem::Problem;
@@ -89,6 +89,7 @@ pub fn app(state: Arc<AppState>) -> Router {
     let body_limit = state.gateway.limits().request_body_bytes_max;
     Router::new()
         .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
         .route("/openapi.json", get(openapi))
         .route("/metrics", get(metrics))
         .route("/v1/search", post(search))
@@ -98,6 +99,7 @@ pub fn app(state: Arc<AppState>) -> Router {
         .route("/v1/customers/{id}/access-history", get(access_history))
         .route("/v1/agents/{id}", put(put_agent))
         .route("/v1/agents/{id}/suspend", post(suspend_agent))
+        .route("/v1/agents/{id}/offboard", post(offboard_agent))
         .route("/v1/agents/{id}/reinstate", post(reinstate_agent))
         .route("/v1/agents/{id}/token", post(agent_token))
         .route("/v1/tokens/revoke", post(revoke_token))
@@ -134,6 +136,7 @@ pub async fn serve(state: Arc<AppState>, listener: tokio::net::TcpListener) -> s
     if crate::webhook::has_receivers(&state.gateway) {
         tokio::spawn(crate::webhook::run(Arc::downgrade(&state)));
     }
+    tokio::spawn(heal_loop(Arc::downgrade(&state)));
     let router = app(Arc::clone(&state));
     axum::serve(listener, router.into_make_service_with_connect_info::<SocketAddr>())
         .with_graceful_shutdown(shutdown_signal())
@@ -287,8 +290,66 @@ fn observe_decision(state: &AppState, action: &str, outcome: &Result<impl Sized,
 
 // ---- public ----
 
+/// Liveness: the process answers. Whether it can serve is `/readyz`.
 async fn healthz() -> &'static str {
     "ok\n"
+}
+
+/// Readiness: 200 while the audit ledger and the store both commit, 503 `not-ready` (naming
+/// which part is down, never a path; the log has the cause) while either cannot, so a load
+/// balancer sends no traffic to a node that would refuse it. Probing writes to the store,
+/// so it runs off the workers.
+async fn readyz(State(state): State<Arc<AppState>>) -> Result<Json<Value>, Problem> {
+    let gateway = Arc::clone(&state);
+    let health = tokio::task::spawn_blocking(move || gateway.gateway.health())
+        .await
+        .map_err(|error| Problem::from(GatewayError::Internal(error.to_string())))?;
+    if health.ready() {
+        return Ok(Json(json!({
+            "status": "ready",
+            "ledger": "ok",
+            "store": "ok",
+            "access_index_lag": health.access_index_lag,
+            "held_agent_statuses": health.held_statuses,
+        })));
+    }
+    let mut down = Vec::new();
+    if let Some(reason) = &health.ledger {
+        tracing::error!(%reason, "not ready: the audit ledger cannot commit");
+        down.push("the audit ledger cannot commit entries");
+    }
+    if let Some(reason) = &health.store {
+        tracing::error!(%reason, "not ready: the store cannot commit");
+        down.push("the store cannot commit writes");
+    }
+    let mut problem =
+        Problem::new(StatusCode::SERVICE_UNAVAILABLE, "not-ready", format!("not ready: {}", down.join("; ")));
+    problem.retry_after_seconds = Some(HEAL_INTERVAL.as_secs().max(1) as u32);
+    Err(problem)
+}
+
+/// How often a serving node tries to heal (reopen a failed ledger, write held statuses).
+const HEAL_INTERVAL: Duration = Duration::from_secs(1);
+
+/// Heals the node every [`HEAL_INTERVAL`] while the state lives; says so when a part
+/// comes back, and once when healing starts failing.
+async fn heal_loop(state: std::sync::Weak<AppState>) {
+    let mut failing = false;
+    loop {
+        tokio::time::sleep(HEAL_INTERVAL).await;
+        let Some(state) = state.upgrade() else { return };
+        let healed = tokio::task::spawn_blocking(move || state.gateway.heal()).await;
+        match healed {
+            Ok(Ok(_)) => failing = false,
+            Ok(Err(error)) => {
+                if !failing {
+                    tracing::error!(%error, "the node cannot heal yet; it keeps trying every second");
+                }
+                failing = true;
+            }
+            Err(error) => tracing::error!(%error, "healing stopped unexpectedly"),
+        }
+    }
 }
 
 async fn openapi() -> Response {
@@ -567,6 +628,15 @@ async fn suspend_agent(
     Ok(Json(Recorded { ledger_index: index }))
 }
 
+async fn offboard_agent(
+    State(state): State<Arc<AppState>>,
+    caller: Caller,
+    Segment(id): Segment<String>,
+) -> Result<Json<Recorded>, Problem> {
+    let index = state.gateway.set_agent_status(&caller.claims, &id, AgentStatus::Offboarded, &caller.request).await?;
+    Ok(Json(Recorded { ledger_index: index }))
+}
+
 async fn reinstate_agent(
     State(state): State<Arc<AppState>>,
     caller: Caller,
@@ -754,15 +824,24 @@ async fn proof(
 ) -> Result<Response, Problem> {
     let index: u64 = index.parse().map_err(|_| Problem::bad_request(format!("`{index}` is not a ledger index")))?;
     let audit = Arc::clone(state.gateway.audit());
+    if index >= audit.size() {
+        return Err(Problem::new(StatusCode::NOT_FOUND, "not-found", format!("the ledger has no entry {index}")));
+    }
+    // A durable entry always has a receipt; a ledger that cannot publish one now is
+    // unavailable (503, its cause logged), never a missing entry.
     let receipt = tokio::task::spawn_blocking(move || audit.receipt(index))
         .await
         .map_err(|error| Problem::from(GatewayError::Internal(error.to_string())))?
-        .map_err(|error| Problem::new(StatusCode::NOT_FOUND, "not-found", error.0))?;
+        .map_err(|error| Problem::from(GatewayError::AuditUnavailable(error)))?;
     Ok(([(header::CONTENT_TYPE, "text/plain; charset=utf-8")], receipt).into_response())
 }
 
 async fn metrics(State(state): State<Arc<AppState>>, caller: Caller) -> Result<Response, Problem> {
     state.gateway.may_read_metrics(&caller.claims)?;
-    let text = state.metrics.render(state.gateway.audit().stats());
+    let gateway = Arc::clone(&state);
+    let health = tokio::task::spawn_blocking(move || gateway.gateway.health())
+        .await
+        .map_err(|error| Problem::from(GatewayError::Internal(error.to_string())))?;
+    let text = state.metrics.render(state.gateway.audit().stats(), &health);
     Ok(([(header::CONTENT_TYPE, "application/openmetrics-text; version=1.0.0; charset=utf-8")], text).into_response())
 }

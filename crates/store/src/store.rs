@@ -15,6 +15,8 @@ const READERS: usize = 2;
 
 /// The counter of customers not crypto-shredded.
 const LIVE_CUSTOMERS: &str = "live_customers";
+/// `index_meta` key: the ledger index the access index has read up to.
+const ACCESS_THROUGH: &str = "access_through";
 const ADD_TO_COUNTER: &str = "UPDATE counters SET value = value + ?2 WHERE name = ?1";
 
 const CUSTOMER_BY_ID: &str = "SELECT kek_id, wrapped_key, sealed, canary FROM customers WHERE id = ?1";
@@ -442,6 +444,8 @@ impl Store {
 
     // ---- agents ----
 
+    /// Adds agents, or updates existing ones except their status, which changes only
+    /// through [`Store::set_agent_status`] (each change a ledger entry of its own).
     pub fn upsert_agents(&self, agents: &[Agent]) -> Result<(), StoreError> {
         let mut connection = self.write();
         let transaction = connection.transaction().map_err(self.error("begin a transaction"))?;
@@ -451,7 +455,7 @@ impl Store {
                     "INSERT INTO agents (id, name, team, site, employer, shift_start, shift_end, role, status)
                      VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)
                      ON CONFLICT (id) DO UPDATE SET name = ?2, team = ?3, site = ?4, employer = ?5,
-                        shift_start = ?6, shift_end = ?7, role = ?8, status = ?9",
+                        shift_start = ?6, shift_end = ?7, role = ?8",
                 )
                 .map_err(self.error("prepare the agent upsert"))?;
             for agent in agents {
@@ -857,12 +861,21 @@ impl Store {
 
     // ---- access events ----
 
-    pub fn add_access_event(&self, event: &AccessEvent) -> Result<(), StoreError> {
-        self.add_access_events(std::slice::from_ref(event))
+    /// How far into the ledger the access index has read: every access entry below this
+    /// index is in it.
+    pub fn access_through(&self) -> Result<u64, StoreError> {
+        let connection = self.index.lock().unwrap_or_else(PoisonError::into_inner);
+        connection
+            .query_row("SELECT value FROM index_meta WHERE key = ?1", [ACCESS_THROUGH], |row| row.get::<_, i64>(0))
+            .optional()
+            .map(|value| value.unwrap_or(0).max(0) as u64)
+            .map_err(self.error("read the access index's position"))
     }
 
-    /// Writes access events in one transaction.
-    pub fn add_access_events(&self, events: &[AccessEvent]) -> Result<(), StoreError> {
+    /// Writes access events read from ledger entries below `through`, and records that
+    /// position, in one transaction: a crash leaves the index at its last whole batch, and
+    /// reading the same entries again writes the same rows.
+    pub fn add_access_events(&self, events: &[AccessEvent], through: u64) -> Result<(), StoreError> {
         let mut connection = self.index.lock().unwrap_or_else(PoisonError::into_inner);
         let transaction = connection.transaction().map_err(self.error("begin a transaction"))?;
         {
@@ -890,7 +903,34 @@ impl Store {
                     .map_err(self.error("write an access event"))?;
             }
         }
+        transaction
+            .execute(
+                "INSERT INTO index_meta (key, value) VALUES (?1, ?2)
+                 ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                params![ACCESS_THROUGH, through as i64],
+            )
+            .map_err(self.error("record the access index's position"))?;
         transaction.commit().map_err(self.error("commit access events"))
+    }
+
+    /// Commits a small write to each database: whether the store can take writes now
+    /// (readiness asks; a full or failed volume answers with the error).
+    pub fn probe_writes(&self, now_ms: i64) -> Result<(), StoreError> {
+        let probes = [
+            (
+                &self.writer,
+                "INSERT INTO meta (key, value) VALUES ('write_probe', ?1) ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+            ),
+            (
+                &self.index,
+                "INSERT INTO index_meta (key, value) VALUES ('write_probe', ?1) ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+            ),
+        ];
+        for (connection, probe) in probes {
+            let connection = connection.lock().unwrap_or_else(PoisonError::into_inner);
+            connection.execute(probe, [now_ms.to_string()]).map_err(self.error("write a probe"))?;
+        }
+        Ok(())
     }
 
     /// Every recorded access to `customer`, oldest first, at most `limit`.

@@ -43,10 +43,22 @@ pub fn serve_quietly(dir: &Path, listen: Option<String>) -> anyhow::Result<()> {
         eprintln!("cordon serving on http://{address} (data `{}`); Ctrl-C to stop", dir.display());
         tracing::info!(%address, "serving");
         cordon_server::serve(Arc::clone(&state), listener).await.context("the server stopped with an error")?;
-        // The last reference to the state closes the ledger, which publishes a final checkpoint.
-        drop(state);
-        eprintln!("cordon stopped; the audit ledger published its final checkpoint");
-        Ok(())
+        // Says what the final checkpoint covers, or that it could not cover everything: a
+        // stop on a full disk is not a clean one.
+        match state.gateway.close() {
+            Ok(size) => {
+                eprintln!("cordon stopped; the audit ledger published its final checkpoint ({size} entries)");
+                Ok(())
+            }
+            Err(error) => {
+                tracing::error!(%error, "the final checkpoint does not cover every entry");
+                Err(anyhow::anyhow!(
+                    "cordon stopped, but the audit ledger could not publish a final checkpoint covering every \
+                     entry: {error}. The entries are durable in its write-ahead log; the next start publishes \
+                     them once the disk takes writes again"
+                ))
+            }
+        }
     })
 }
 

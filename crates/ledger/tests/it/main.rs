@@ -5,6 +5,7 @@
 
 mod bundle;
 mod crash;
+mod faults;
 mod hostile_input;
 mod notes;
 mod recovery;

@@ -130,16 +130,24 @@ async fn analyst_powers_follow_the_directory_not_the_token() {
     let harness = Harness::new();
     harness.put_assigned_ticket().await;
     let as_analyst = |status: &str, role: &str| json!({"name": "Ana", "team": "fraud-investigations", "site": "eu-dub", "employer": "staff", "role": role, "status": status});
-    for (change, body) in [
-        ("suspended", as_analyst("suspended", "analyst")),
-        ("offboarded", as_analyst("offboarded", "analyst")),
-        ("demoted", as_analyst("active", "agent")),
+    // Each change the way an administrator makes it: statuses through their own routes
+    // (a PUT keeps an existing agent's status), the role through a PUT.
+    for (change, route, body) in [
+        ("suspended", Some("suspend"), None),
+        ("offboarded", Some("offboard"), None),
+        ("demoted", None, Some(as_analyst("active", "agent"))),
     ] {
-        harness.put_agent("ana-1", as_analyst("active", "analyst")).await;
-        let token = harness.agent_token("ana-1");
+        let analyst = format!("ana-{change}");
+        harness.put_agent(&analyst, as_analyst("active", "analyst")).await;
+        let token = harness.agent_token(&analyst);
         let (status, answer) = harness.call(Method::GET, "/v1/alerts", Some(&token), None).await;
         assert_eq!(status, StatusCode::OK, "the active analyst works alerts: {answer}");
-        harness.put_agent("ana-1", body).await;
+        if let Some(route) = route {
+            harness.admin(Method::POST, &format!("/v1/agents/{analyst}/{route}"), json!({})).await;
+        }
+        if let Some(body) = body {
+            harness.put_agent(&analyst, body).await;
+        }
         harness.admin(Method::POST, "/v1/agents/agt-1/suspend", json!({})).await;
         let routes = [
             (Method::GET, "/v1/alerts", None),
@@ -154,12 +162,11 @@ async fn analyst_powers_follow_the_directory_not_the_token() {
             assert_eq!(problem_type(&answer), "urn:cordon:problem:access-denied", "{answer}");
             let index = answer["ledger_index"].as_u64().unwrap();
             let cordon_entry::Entry::Access(entry) = entry_at(&harness, index) else { panic!("{index}") };
-            assert_eq!((entry.agent.as_str(), entry.allowed()), ("ana-1", false), "{entry:?}");
+            assert_eq!((entry.agent.as_str(), entry.allowed()), (analyst.as_str(), false), "{entry:?}");
         }
         // The agent detection or an administrator suspended stays suspended.
         let agent = harness.state.gateway.agent("agt-1").unwrap().unwrap();
         assert_eq!(agent.status.name(), "suspended", "{change} analyst");
-        harness.put_agent("agt-1", json!({"name": "A", "team": "l1-chat", "site": "us-sf", "employer": "staff"})).await;
     }
     // An inactive agent gets no token, from the API or the command line's path alike.
     harness.put_agent("ana-2", as_analyst("suspended", "analyst")).await;

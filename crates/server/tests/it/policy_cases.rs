@@ -99,8 +99,14 @@ async fn run_case(case: &PolicyCase) -> Result<(), String> {
         }
     }
 
-    if agent.status != "active" {
-        harness.put_agent(&agent.id, put_case_agent(&agent.status)).await;
+    // Statuses change through their own routes (a PUT keeps an existing agent's).
+    match agent.status.as_str() {
+        "active" => {}
+        "suspended" => drop(harness.admin(Method::POST, &format!("/v1/agents/{}/suspend", agent.id), json!({})).await),
+        "offboarded" => {
+            drop(harness.admin(Method::POST, &format!("/v1/agents/{}/offboard", agent.id), json!({})).await)
+        }
+        other => return Err(format!("unknown agent status `{other}` in the case file")),
     }
     let ticket = case.ticket.as_ref().map(|ticket| ticket.id.clone());
     let (status, answer) = match case.action.as_str() {

@@ -154,20 +154,24 @@ fn access_history_is_per_customer_in_ledger_order() {
     let (_dir, store) = store();
     for (index, customer) in [(5u64, "c-1"), (3, "c-1"), (4, "c-2")] {
         store
-            .add_access_event(&AccessEvent {
-                ledger_index: index,
-                time: 1000 + index as i64,
-                agent_id: "a-1".into(),
-                customer_id: Some(customer.into()),
-                ticket_id: Some("t-1".into()),
-                action: "reveal".into(),
-                fields: vec!["email".into(), "phone".into()],
-                allowed: index != 3,
-                policies: vec!["reveal-field-needed-by-ticket".into()],
-                request_id: format!("r-{index}"),
-            })
+            .add_access_events(
+                &[AccessEvent {
+                    ledger_index: index,
+                    time: 1000 + index as i64,
+                    agent_id: "a-1".into(),
+                    customer_id: Some(customer.into()),
+                    ticket_id: Some("t-1".into()),
+                    action: "reveal".into(),
+                    fields: vec!["email".into(), "phone".into()],
+                    allowed: index != 3,
+                    policies: vec!["reveal-field-needed-by-ticket".into()],
+                    request_id: format!("r-{index}"),
+                }],
+                index + 1,
+            )
             .unwrap();
     }
+    assert_eq!(store.access_through().unwrap(), 5, "the position is the last batch's");
     let history = store.access_history("c-1", 100).unwrap();
     assert_eq!(history.iter().map(|event| event.ledger_index).collect::<Vec<_>>(), vec![3, 5]);
     assert_eq!(history[1].fields, vec!["email", "phone"]);

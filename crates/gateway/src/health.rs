@@ -1,0 +1,74 @@
+//! Whether this node can do its job, and the way back when it cannot. Liveness is the
+//! process answering; readiness is whether the audit ledger and the store can commit now,
+//! since a node that cannot record refuses every data request. A failed ledger is reopened
+//! (its tail re-verified) and statuses the store could not take are written again, by
+//! [`Gateway::heal`], which the server calls every second: once writes succeed again the
+//! node serves again, without a restart.
+
+use crate::error::GatewayError;
+use crate::service::Gateway;
+
+/// What readiness reports. Reasons are for the log: they name files, so the API says only
+/// which part is down.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Health {
+    /// Why the audit ledger cannot commit, if it cannot.
+    pub ledger: Option<String>,
+    /// Why the store cannot commit, if it cannot.
+    pub store: Option<String>,
+    /// Durable ledger entries the access index has not read yet.
+    pub access_index_lag: u64,
+    /// Agent statuses the ledger records that the store has not taken yet (they hold in
+    /// memory meanwhile).
+    pub held_statuses: usize,
+}
+
+impl Health {
+    /// Ready to take traffic: the ledger and the store both commit.
+    pub fn ready(&self) -> bool {
+        self.ledger.is_none() && self.store.is_none()
+    }
+}
+
+/// What one round of healing did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Healed {
+    /// The ledger had failed and was reopened, and takes entries again.
+    pub ledger_reopened: bool,
+}
+
+impl Gateway {
+    /// Checks each part that must commit: the ledger's state, and a small write to each
+    /// database. Blocking (the write): call it off the async workers.
+    pub fn health(&self) -> Health {
+        let durable = self.audit.size();
+        let access_index_lag = self.store.access_through().map_or(durable, |through| durable.saturating_sub(through));
+        Health {
+            ledger: self.audit.failure(),
+            store: self.store.probe_writes(self.clock.now_ms()).err().map(|error| error.to_string()),
+            access_index_lag,
+            held_statuses: self.directory.held_statuses(),
+        }
+    }
+
+    /// Recovers what can be recovered now: a failed ledger is reopened (recovery re-verifies
+    /// its tail against the checkpoint and drops groups that were never acknowledged), and
+    /// held statuses are written to the store. An error says what is still down.
+    pub fn heal(&self) -> Result<Healed, GatewayError> {
+        let ledger_reopened = self.audit.heal().map_err(GatewayError::AuditUnavailable)?;
+        if ledger_reopened {
+            // The next append asks the ledger where it stands.
+            self.lock_sequencer().resync = true;
+            tracing::warn!("the audit ledger was reopened after a failure and takes entries again");
+        }
+        self.directory.write_held(&self.store);
+        Ok(Healed { ledger_reopened })
+    }
+
+    /// Closes the ledger: it takes no more entries and publishes a final checkpoint. Its size;
+    /// an error if the checkpoint cannot cover every acknowledged entry (they are safe in the
+    /// write-ahead log, and the next start publishes them).
+    pub fn close(&self) -> Result<u64, GatewayError> {
+        self.audit.close().map_err(GatewayError::AuditUnavailable)
+    }
+}
