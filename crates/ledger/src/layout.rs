@@ -120,3 +120,29 @@ fn create_dirs(dir: &Path) -> io::Result<Vec<PathBuf>> {
 pub fn sync_dir_path(dir: &Path) -> io::Result<()> {
     File::open(dir)?.sync_all()
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+
+    /// Regression: creating a tile's folders did not sync their parents, so a power cut could
+    /// lose a new folder that a checkpoint names. Each created folder's parent is handed back
+    /// for syncing (or synced at once with `sync_dir`).
+    #[test]
+    fn new_folders_name_the_parents_to_sync() {
+        let dir = tempfile::tempdir().unwrap();
+        let layout = Layout::new(dir.path());
+        layout.create_private_dirs().unwrap();
+        let created = layout.write_atomic(Path::new("tile/0/x001/002"), b"tile", 0o644, false).unwrap();
+        let expected: Vec<PathBuf> = ["tile/0", "tile", ""].iter().map(|relative| dir.path().join(relative)).collect();
+        let normalized: Vec<PathBuf> = created.iter().map(|path| path.components().collect()).collect();
+        let expected: Vec<PathBuf> = expected.iter().map(|path| path.components().collect()).collect();
+        assert_eq!(normalized, expected);
+        let again = layout.write_atomic(Path::new("tile/0/x001/003"), b"tile", 0o644, false).unwrap();
+        assert!(again.is_empty(), "no folder was created: {again:?}");
+        let synced = layout.write_atomic(Path::new("tile/1/000"), b"tile", 0o644, true).unwrap();
+        assert!(synced.is_empty(), "synced at once: {synced:?}");
+    }
+}

@@ -352,15 +352,20 @@ impl Ledger {
             let _ = thread.join();
         }
         let durable = self.shared.durable_size.load(Ordering::Acquire);
+        let lag = |covered: u64, cause: String| LedgerError::Failed {
+            reason: format!(
+                "the final checkpoint covers {covered} of the {durable} acknowledged entries ({cause}); the rest \
+                 are in the write-ahead log and the next open publishes them"
+            ),
+        };
         match outcome {
-            Ok(signed) if signed.checkpoint.size < durable => Err(LedgerError::Failed {
-                reason: format!(
-                    "the final checkpoint covers {} of the {durable} acknowledged entries ({}); the rest are \
-                     in the write-ahead log and the next open publishes them",
-                    signed.checkpoint.size,
-                    self.shared.failure().unwrap_or_else(|| "publishing stopped".into())
-                ),
-            }),
+            Ok(signed) if signed.checkpoint.size < durable => {
+                Err(lag(signed.checkpoint.size, self.shared.failure().unwrap_or_else(|| "publishing stopped".into())))
+            }
+            Err(error) => {
+                let covered = self.checkpoint().checkpoint.size;
+                Err(if covered < durable { lag(covered, error.to_string()) } else { error })
+            }
             outcome => outcome,
         }
     }

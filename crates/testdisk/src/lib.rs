@@ -1,8 +1,9 @@
-//! A small real disk for fault tests. Writes to it fail the way they fail in production:
-//! `ENOSPC` once it is full, `EROFS` once it is remounted read-only, from the kernel, not
-//! from a mock. It is a tmpfs mounted on a fresh temporary folder, so a test needs root
-//! (the test command runs as root; elsewhere [`SmallDisk::new`] says why it cannot).
-//! Dropping it unmounts it.
+//! A small real disk for fault tests. Writes to it fail the way they fail in production,
+//! from the kernel, not from a mock: `ENOSPC` once it is full ([`SmallDisk`], a tmpfs), and
+//! `EIO` on every read and write once its device fails ([`FailingDevice`], ext4 on a loop
+//! device, shut down the way filesystem test suites simulate a dead disk). Mounting needs
+//! root (the test command runs as root; elsewhere the constructors say why they cannot).
+//! Dropping one unmounts it.
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write as _};
@@ -12,6 +13,7 @@ use std::process::Command;
 /// The file that takes up the space.
 const FILLER: &str = ".filler";
 
+#[derive(Debug)]
 pub struct SmallDisk {
     dir: tempfile::TempDir,
 }
@@ -59,17 +61,6 @@ impl SmallDisk {
         }
     }
 
-    /// Remounts the disk read-only: every write, sync of a written file and new file fails
-    /// with `EROFS`.
-    pub fn remount_read_only(&self) -> io::Result<()> {
-        mount(&["-o", "remount,ro"], self.path())
-    }
-
-    /// Remounts it writable again.
-    pub fn remount_writable(&self) -> io::Result<()> {
-        mount(&["-o", "remount,rw"], self.path())
-    }
-
     fn filler(&self) -> PathBuf {
         self.path().join(FILLER)
     }
@@ -82,15 +73,79 @@ impl Drop for SmallDisk {
     }
 }
 
+/// An ext4 filesystem on a loop device (its image a sparse file on a tmpfs of its own),
+/// whose device can be made to fail: after [`FailingDevice::fail`], every write, sync and
+/// read on it answers `EIO`, as on a disk that died; [`FailingDevice::replace`] mounts the
+/// device afresh, as an operator's remount after a repair does, and what was synced before
+/// the failure is there.
+#[derive(Debug)]
+pub struct FailingDevice {
+    backing: SmallDisk,
+    device: String,
+    mounted: tempfile::TempDir,
+}
+
+impl FailingDevice {
+    pub fn new(bytes: u64) -> io::Result<FailingDevice> {
+        let backing = SmallDisk::new(bytes + (1 << 20))?;
+        let image = backing.path().join("device.img");
+        File::create(&image)?.set_len(bytes)?;
+        run("mkfs.ext4", &["-q", "-F", &image.to_string_lossy()])?;
+        let device = run("losetup", &["--find", "--show", &image.to_string_lossy()])?;
+        let mounted = tempfile::tempdir()?;
+        let failing = FailingDevice { backing, device, mounted };
+        mount(&[&failing.device], failing.path())?;
+        Ok(failing)
+    }
+
+    pub fn path(&self) -> &Path {
+        self.mounted.path()
+    }
+
+    /// The device fails: `EXT4_IOC_SHUTDOWN` without flushing the journal (what was
+    /// synced is on the device; nothing else will be), through Python's `fcntl`, since
+    /// cordon's code has no `unsafe` to make an ioctl with.
+    pub fn fail(&self) -> io::Result<()> {
+        let script = "import fcntl, os, struct, sys\n\
+                      fd = os.open(sys.argv[1], os.O_RDONLY)\n\
+                      fcntl.ioctl(fd, 0x8004587D, struct.pack('I', 2))";
+        run("python3", &["-c", script, &self.path().to_string_lossy()]).map(drop)
+    }
+
+    /// Mounts the device afresh at the same folder (the journal is replayed).
+    pub fn replace(&self) -> io::Result<()> {
+        run("umount", &["-l", &self.path().to_string_lossy()])?;
+        mount(&[&self.device], self.path())
+    }
+}
+
+impl Drop for FailingDevice {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg("-l").arg(self.mounted.path()).status();
+        let _ = Command::new("losetup").arg("-d").arg(&self.device).status();
+        let _ = &self.backing;
+    }
+}
+
 fn mount(options: &[&str], target: &Path) -> io::Result<()> {
-    let output = Command::new("mount").args(options).arg(target).output()?;
+    let mut arguments: Vec<String> = options.iter().map(|option| option.to_string()).collect();
+    arguments.push(target.to_string_lossy().into_owned());
+    let arguments: Vec<&str> = arguments.iter().map(String::as_str).collect();
+    run("mount", &arguments).map(drop)
+}
+
+/// Runs a system command; its trimmed standard output, or an error naming it and what it
+/// said.
+fn run(program: &str, arguments: &[&str]) -> io::Result<String> {
+    let output = Command::new(program).args(arguments).output().map_err(|error| {
+        io::Error::other(format!("cannot run `{program}` (fault tests need it, and root): {error}"))
+    })?;
     if output.status.success() {
-        return Ok(());
+        return Ok(String::from_utf8_lossy(&output.stdout).trim().to_string());
     }
     Err(io::Error::other(format!(
-        "`mount {} {}` failed (fault tests mount a small tmpfs and need root): {}",
-        options.join(" "),
-        target.display(),
+        "`{program} {}` failed (fault tests mount small disks and need root): {}",
+        arguments.join(" "),
         String::from_utf8_lossy(&output.stderr).trim()
     )))
 }

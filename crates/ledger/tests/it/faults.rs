@@ -5,7 +5,7 @@
 use std::fs;
 
 use cordon_ledger::{Ledger, LedgerConfig, LedgerError, verify_log};
-use cordon_testdisk::SmallDisk;
+use cordon_testdisk::{FailingDevice, SmallDisk};
 
 use crate::support::{TestLog, grow_to_sizes, reference_leaves, reference_root, test_entry};
 
@@ -116,21 +116,25 @@ fn a_close_on_a_full_disk_reports_the_lag_and_the_next_start_still_opens() {
     verify_log(&path, &verifier, None).unwrap();
 }
 
-/// Not only `ENOSPC`: a disk remounted read-only fails the log the same way, and the log
-/// comes back once it is writable.
+/// Not only `ENOSPC`: a device that fails with `EIO` fails the log the same way, loses no
+/// acknowledged entry, and the log comes back once the device is mounted again.
 #[test]
-fn a_read_only_remount_fails_the_log_until_it_is_writable_again() {
-    let (disk, path, verifier) = log_on_small_disk(1 << 20);
-    let ledger = Ledger::open(&path, LedgerConfig::default()).unwrap();
+fn a_device_failing_with_eio_loses_nothing_acknowledged() {
+    let device = FailingDevice::new(64 << 20).unwrap();
+    let path = device.path().join("log");
+    let verifier = Ledger::create(&path, "eio.example/log").unwrap();
+    let ledger = Ledger::open(&path, publish_only_when_asked()).unwrap();
     ledger.append_batch((0..10).map(test_entry).collect()).wait().unwrap();
-    disk.remount_read_only().unwrap();
+    device.fail().unwrap();
     let error = ledger.append(test_entry(10)).wait().unwrap_err();
-    assert!(error.to_string().contains("Read-only file system"), "{error}");
+    assert!(error.to_string().contains("Input/output error"), "{error}");
+    assert!(ledger.failure().is_some());
     let acknowledged = ledger.durable_size();
     let still = ledger.reopen().unwrap_err();
-    assert!(still.to_string().contains("Read-only file system"), "still read-only, still failed: {still}");
-    disk.remount_writable().unwrap();
+    assert!(still.to_string().contains("Input/output error"), "still failing, still failed: {still}");
+    device.replace().unwrap();
     let ledger = Ledger::recover(&path, LedgerConfig::default(), acknowledged).unwrap();
+    assert_eq!(ledger.checkpoint().checkpoint.size, 10, "every acknowledged entry survived the failure");
     assert_eq!(ledger.append(test_entry(10)).wait().unwrap(), 10);
     drop(ledger);
     verify_log(&path, &verifier, None).unwrap();

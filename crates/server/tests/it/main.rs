@@ -6,6 +6,7 @@
 mod adversary;
 mod detection;
 mod fail_closed;
+mod faults;
 mod incident;
 mod policy_cases;
 mod requests;
