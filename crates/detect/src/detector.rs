@@ -2,6 +2,8 @@
 
 use std::collections::{HashMap, VecDeque};
 
+use serde::{Deserialize, Serialize};
+
 use crate::observation::{Action, Checked, Observation, Why};
 use crate::stats::{mad, median};
 use crate::thresholds::Thresholds;
@@ -16,7 +18,7 @@ const RECENT_NUMBERS: usize = 8;
 const EVIDENCE_MAX: usize = 24;
 
 /// How far the response to an agent has gone.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub enum Level {
     Normal,
     Alert,
@@ -39,6 +41,27 @@ impl Level {
         [Level::Normal, Level::Alert, Level::StepUp, Level::Suspend].into_iter().find(|level| level.name() == text)
     }
 }
+
+/// Every signal's name, as [`Signal::name`] carries it.
+pub const SIGNAL_NAMES: [&str; 17] = [
+    "beyond-need",
+    "canary",
+    "daily-volume",
+    "hard-cap-customers",
+    "hard-cap-unexplained",
+    "high-balance-share",
+    "hourly-burst",
+    "off-shift",
+    "other-requester",
+    "ring-overlap",
+    "search-hits",
+    "search-misses",
+    "sequential-ids",
+    "slow-drift",
+    "unexplained-access",
+    "verify-refused",
+    "verify-wrong",
+];
 
 /// One reason an agent's risk rose: what was observed against what was expected.
 #[derive(Debug, Clone, PartialEq)]
@@ -83,7 +106,36 @@ pub struct AgentRisk {
 }
 
 /// A closed day of an agent's work.
-#[derive(Debug, Clone, Copy, Default)]
+/// Signals in a snapshot of the detector, as (name, observed, baseline, points); a name is
+/// read back as one of [`SIGNAL_NAMES`].
+mod signals_as_tuples {
+    use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+    use super::{SIGNAL_NAMES, Signal};
+
+    pub(super) fn serialize<S: Serializer>(signals: &[Signal], serializer: S) -> Result<S::Ok, S::Error> {
+        let tuples: Vec<(&str, f64, f64, f64)> =
+            signals.iter().map(|signal| (signal.name, signal.observed, signal.baseline, signal.points)).collect();
+        tuples.serialize(serializer)
+    }
+
+    pub(super) fn deserialize<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Vec<Signal>, D::Error> {
+        let tuples = Vec::<(String, f64, f64, f64)>::deserialize(deserializer)?;
+        tuples
+            .into_iter()
+            .map(|(name, observed, baseline, points)| {
+                let name = SIGNAL_NAMES
+                    .iter()
+                    .find(|known| **known == name)
+                    .copied()
+                    .ok_or_else(|| serde::de::Error::custom(format!("unknown signal `{name}`")))?;
+                Ok(Signal { name, observed, baseline, points })
+            })
+            .collect()
+    }
+}
+
+#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize)]
 struct DayRecord {
     customers: f64,
     unexplained: f64,
@@ -100,7 +152,7 @@ const OTHER_REQUESTER: u8 = 16;
 const OFF_SHIFT: u8 = 32;
 const BEYOND_NEED: u8 = 64;
 
-#[derive(Debug, Default)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 struct Today {
     day: i64,
     customers: HashMap<u64, u8>,
@@ -122,7 +174,7 @@ struct Today {
     drift_scored: f64,
 }
 
-#[derive(Debug)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 struct AgentState {
     id: String,
     peer_group: String,
@@ -139,6 +191,7 @@ struct AgentState {
     recent_numbers: VecDeque<u64>,
     sequential: u32,
     evidence: VecDeque<u64>,
+    #[serde(with = "signals_as_tuples")]
     pending: Vec<Signal>,
 }
 
@@ -190,7 +243,7 @@ impl AgentState {
 }
 
 /// Usual daily figures for an agent.
-#[derive(Debug, Clone, Copy, Default)]
+#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize)]
 struct Usual {
     customers: f64,
     unexplained: f64,
@@ -199,7 +252,7 @@ struct Usual {
 }
 
 /// Peer-group figures, recomputed as each day closes.
-#[derive(Debug, Clone, Copy, Default)]
+#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize)]
 struct PeerFigures {
     customers: f64,
     unexplained: f64,
@@ -207,8 +260,10 @@ struct PeerFigures {
     high_balance_share: f64,
 }
 
-/// Insider detection over a stream of observations, in ledger order.
-#[derive(Debug)]
+/// Insider detection over a stream of observations, in ledger order. Its state serializes
+/// (a snapshot at a ledger index lets a start replay only the entries after it) and
+/// clones (a snapshot is taken without holding up the stream).
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Detector {
     thresholds: Thresholds,
     agents: Vec<AgentState>,

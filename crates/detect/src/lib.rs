@@ -15,7 +15,7 @@ mod observation;
 mod stats;
 mod thresholds;
 
-pub use detector::{AgentRisk, Alert, Detector, Level, Signal, Verdict};
+pub use detector::{AgentRisk, Alert, Detector, Level, SIGNAL_NAMES, Signal, Verdict};
 pub use observation::{Action, Checked, Observation, Why};
 pub use stats::{mad, median};
 pub use thresholds::Thresholds;

@@ -17,41 +17,149 @@ use crate::statements::WrongStatements;
 use crate::token::Claims;
 
 impl Gateway {
-    /// Rebuilds detection from the ledger, as at start, and installs the result; returns
-    /// what the replay raised next to the alerts the ledger holds.
+    /// Rebuilds detection from the whole ledger and installs the result; returns what the
+    /// replay raised next to the alerts the ledger holds (the check `cordon alert replay`
+    /// runs). A start uses [`Gateway::restore_detection`], which starts from a snapshot.
     pub fn replay_detection(&self) -> Result<Replayed, GatewayError> {
-        let (thresholds, observe) = {
-            let sequenced = self.lock_sequencer();
-            (sequenced.detector.thresholds().clone(), sequenced.enabled)
+        let rebuilt = self.fresh_rebuilt();
+        self.replay_from(rebuilt, 0)
+    }
+
+    /// Rebuilds detection, verify's counts and the recorded statuses as a start does: from
+    /// the detection snapshot if there is a usable one, replaying only the entries after
+    /// it, else from the whole ledger (and then takes a snapshot, so the next start is
+    /// quick). Then repairs the store from what the ledger records.
+    pub fn restore_detection(&self) -> Result<Replayed, GatewayError> {
+        let fresh = self.fresh_rebuilt();
+        let observe = self.lock_sequencer().enabled;
+        let from_snapshot = match &self.snapshot_path {
+            Some(path) => crate::snapshot::read(path, self.audit.as_ref(), observe, &fresh).unwrap_or_else(|why| {
+                tracing::warn!(%why, path = %path.display(), "the detection snapshot is not used; replaying the whole ledger");
+                None
+            }),
+            None => None,
         };
-        let mut detector = cordon_detect::Detector::new(thresholds);
-        let mut statements = self.new_statements();
+        let replayed = match from_snapshot {
+            Some((rebuilt, size)) => {
+                self.last_snapshot.store(size, std::sync::atomic::Ordering::Relaxed);
+                self.replay_from(rebuilt, size)?
+            }
+            None => self.replay_from(fresh, 0)?,
+        };
+        let since = replayed.from + replayed.entries;
+        if since.saturating_sub(self.last_snapshot.load(std::sync::atomic::Ordering::Relaxed))
+            >= crate::snapshot::SNAPSHOT_EVERY_ENTRIES
+        {
+            self.snapshot_detection();
+        }
+        Ok(replayed)
+    }
+
+    /// Empty states with this deployment's thresholds and limits.
+    fn fresh_rebuilt(&self) -> crate::detection::Rebuilt {
+        let thresholds = self.lock_sequencer().detector.thresholds().clone();
+        crate::detection::Rebuilt {
+            detector: cordon_detect::Detector::new(thresholds),
+            statements: self.new_statements(),
+            recorded: crate::detection::RecordedState::default(),
+        }
+    }
+
+    /// Replays the entries from `from` on into `rebuilt` and installs it; mends alerts and
+    /// repairs the store from what the ledger records.
+    fn replay_from(&self, mut rebuilt: crate::detection::Rebuilt, from: u64) -> Result<Replayed, GatewayError> {
+        let observe = self.lock_sequencer().enabled;
         let mut facts = StoredFacts { gateway: self, customers: HashMap::new() };
         let audit = Arc::clone(&self.audit);
-        let replayed = crate::detection::replay(&mut detector, observe, &mut statements, &mut facts, &mut |visit| {
-            audit.for_each_entry(visit).map_err(|error| error.0)
+        let size = audit.size();
+        let mut replayed = crate::detection::replay(&mut rebuilt, observe, &mut facts, &mut |visit| {
+            audit.for_each_entry_from(from, size, visit).map_err(|error| error.0)
         })?;
-        {
-            let mut sequenced = self.lock_sequencer();
-            sequenced.detector = detector;
-            sequenced.statements = statements;
-        }
+        replayed.from = from;
         for (index, reason) in &replayed.unreadable {
             tracing::warn!(index, %reason, "a ledger entry this build does not read was skipped by detection's replay");
         }
-        // Alerts whose store write a crash cut short are stored (and queued) now.
+        // Alerts whose store write a crash cut short are stored (and queued) now; the access
+        // follower mends any before a snapshot's index.
         let stored: Vec<StoredAlert> =
             replayed.recorded.iter().map(|(index, alert)| alert_row(alert, *index)).collect::<Result<_, _>>()?;
         self.store.record_alerts(&stored, self.webhook_url.is_some(), self.clock.now_ms())?;
-        self.repair_from_ledger(&replayed)?;
+        self.repair_from_ledger(&rebuilt.recorded)?;
+        let mut sequenced = self.lock_sequencer();
+        sequenced.detector = rebuilt.detector;
+        sequenced.statements = rebuilt.statements;
+        sequenced.recorded = rebuilt.recorded;
+        sequenced.tainted = false;
         Ok(replayed)
+    }
+
+    /// Writes a snapshot of detection's state as of the entries appended so far, once they
+    /// are durable; its size. None if there is nothing new enough to snapshot, or the
+    /// states are ahead of the ledger (an append they took in failed), or the ledger or the
+    /// disk cannot take it now (logged).
+    pub fn snapshot_detection(&self) -> Option<u64> {
+        let path = self.snapshot_path.as_ref()?;
+        let (rebuilt, size, observe) = {
+            let sequenced = self.lock_sequencer();
+            if sequenced.tainted || sequenced.resync || !self.answers_access {
+                return None;
+            }
+            let rebuilt = crate::detection::Rebuilt {
+                detector: sequenced.detector.clone(),
+                statements: sequenced.statements.clone(),
+                recorded: sequenced.recorded.clone(),
+            };
+            (rebuilt, sequenced.next_index, sequenced.enabled)
+        };
+        if size == 0 || size <= self.last_snapshot.load(std::sync::atomic::Ordering::Relaxed) {
+            return None;
+        }
+        // Every entry the states took in must be durable before the snapshot claims them.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        while self.audit.size() < size {
+            if std::time::Instant::now() > deadline || self.audit.failure().is_some() {
+                return None;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+        let mut rebuilt = rebuilt;
+        let oldest = self.clock.now_ms() - crate::token::TOKEN_LIFETIME_SECONDS_MAX * 1000;
+        rebuilt.recorded.forget_revocations_before(oldest);
+        match crate::snapshot::write(path, self.audit.as_ref(), size, observe, &rebuilt) {
+            Ok(()) => {
+                self.last_snapshot.store(size, std::sync::atomic::Ordering::Relaxed);
+                Some(size)
+            }
+            Err(error) => {
+                tracing::warn!(%error, "no detection snapshot this time; a start replays from the last one");
+                None
+            }
+        }
+    }
+
+    /// Detection's state, verify's counts and the recorded statuses, as a snapshot holds
+    /// them: what checks compare to show a start from a snapshot rebuilt what a full replay
+    /// does.
+    pub fn detection_state(&self) -> serde_json::Value {
+        let sequenced = self.lock_sequencer();
+        let mut rows = sequenced.statements.rows();
+        rows.sort();
+        let statuses: std::collections::BTreeMap<&String, String> =
+            sequenced.recorded.statuses.iter().map(|(agent, status)| (agent, status.to_string())).collect();
+        let revocations: std::collections::BTreeMap<&String, &i64> = sequenced.recorded.revocations.iter().collect();
+        serde_json::json!({
+            "detector": serde_json::to_value(&sequenced.detector).unwrap_or_default(),
+            "statements": rows,
+            "statuses": statuses,
+            "revocations": revocations,
+        })
     }
 
     /// The store's agent statuses and revocations are brought to what the ledger records: a
     /// change the ledger holds is in force even if a crash or a failed write kept it out of
     /// the store. Each repair is logged.
-    fn repair_from_ledger(&self, replayed: &Replayed) -> Result<(), GatewayError> {
-        for (agent, status) in &replayed.statuses {
+    fn repair_from_ledger(&self, recorded: &crate::detection::RecordedState) -> Result<(), GatewayError> {
+        for (agent, status) in &recorded.statuses {
             let Some(stored) = self.store.agent(agent)? else { continue };
             if stored.status != *status {
                 tracing::warn!(agent, stored = %stored.status, recorded = %status, "the store's agent status disagreed with the ledger; repaired");
@@ -60,7 +168,7 @@ impl Gateway {
         }
         let now = self.clock.now_seconds();
         let mut revoked = self.revoked.write().unwrap_or_else(std::sync::PoisonError::into_inner);
-        for (jti, time_ms) in &replayed.revocations {
+        for (jti, time_ms) in &recorded.revocations {
             // A token lives at most this long after its revocation was recorded.
             let expires_at = time_ms.div_euclid(1000) + crate::token::TOKEN_LIFETIME_SECONDS_MAX;
             if expires_at > now && revoked.insert(jti.clone()) {

@@ -179,7 +179,12 @@ impl DataDir {
         let store = Arc::new(store);
         let gateway = Gateway {
             directory: crate::directory_cache::DirectoryCache::load(&store)?,
-            indexer: crate::indexer::Indexer::start(Arc::clone(&store), Arc::clone(&audit))?,
+            indexer: crate::indexer::Indexer::start(
+                Arc::clone(&store),
+                Arc::clone(&audit),
+                Arc::clone(&clock),
+                !config.detection.webhook_url.is_empty(),
+            )?,
             store,
             vault: Vault::new(Arc::new(kek), blind),
             policy,
@@ -198,7 +203,11 @@ impl DataDir {
                     config.limits.verify_wrong_statements_max,
                     config.limits.verify_window_days,
                 ),
+                recorded: crate::detection::RecordedState::default(),
+                tainted: false,
             }),
+            snapshot_path: Some(self.path(crate::snapshot::SNAPSHOT_FILE)),
+            last_snapshot: std::sync::atomic::AtomicU64::new(0),
             revoked: std::sync::RwLock::new(revoked),
             deciding_alerts: std::sync::Mutex::default(),
             answers_access: detection == Detection::Replay,
@@ -208,7 +217,7 @@ impl DataDir {
         // Detection and verify's limit pick up where they left off: their state is a
         // function of the ledger.
         if detection == Detection::Replay {
-            gateway.replay_detection()?;
+            gateway.restore_detection()?;
         }
         // Applying a policy set is itself recorded, with its hash.
         if applied.as_deref() != Some(policy_hash.as_str()) {

@@ -29,6 +29,52 @@ pub(crate) struct Sequenced {
     pub enabled: bool,
     /// Verify's wrong statements, which it limits whether detection is on or not.
     pub statements: WrongStatements,
+    /// Agents' statuses and revoked tokens as the ledger records them.
+    pub recorded: RecordedState,
+    /// Set when an append whose entries these states already took in failed: they are
+    /// ahead of the ledger, so no snapshot is taken of them until the next start.
+    pub tainted: bool,
+}
+
+/// What the ledger says of agents' statuses and revoked tokens, kept in ledger order (live,
+/// under the sequencer's lock, and by replay): the store must agree with it, and is
+/// repaired from it at open.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct RecordedState {
+    /// Each agent's status as the ledger's status changes leave it (suspensions, by people
+    /// and by detection, offboarding, reinstatement, a new agent's first status).
+    pub statuses: HashMap<String, AgentStatus>,
+    /// Revoked token ids, with when they were revoked (ms).
+    pub revocations: HashMap<String, i64>,
+}
+
+impl RecordedState {
+    pub(crate) fn note_change(&mut self, change: &cordon_entry::ChangeEntry) {
+        match status_change(change) {
+            Some(Some(status)) => {
+                self.statuses.insert(change.target.clone(), status);
+            }
+            // An older entry that does not say which status it left.
+            Some(None) => {
+                self.statuses.remove(&change.target);
+            }
+            None if change.change == "token.revoke" => {
+                self.revocations.insert(change.target.clone(), change.time_ms);
+            }
+            None => {}
+        }
+    }
+
+    pub(crate) fn note_alert(&mut self, alert: &AlertEntry) {
+        if alert.level == Level::Suspend.name() {
+            self.statuses.insert(alert.agent.clone(), AgentStatus::Suspended);
+        }
+    }
+
+    /// Forgets revocations recorded before `oldest_ms`: their tokens have expired.
+    pub(crate) fn forget_revocations_before(&mut self, oldest_ms: i64) {
+        self.revocations.retain(|_, time_ms| *time_ms >= oldest_ms);
+    }
 }
 
 pub(crate) type Sequencer = Mutex<Sequenced>;
@@ -146,9 +192,15 @@ pub(crate) fn append_sequenced<T>(
         sequenced.resync = false;
     }
     let first = sequenced.next_index;
-    let (entries, extra) = build(first, &mut sequenced)?;
+    let built = build(first, &mut sequenced);
+    // A build that failed part-way may have taken something in already.
+    let (entries, extra) = built.inspect_err(|_| sequenced.tainted = true)?;
     let count = entries.len() as u64;
-    let future = audit.append(entries).map_err(GatewayError::AuditUnavailable)?;
+    let future = audit.append(entries).map_err(|error| {
+        // `build` already took the entries into the states.
+        sequenced.tainted = true;
+        GatewayError::AuditUnavailable(error)
+    })?;
     sequenced.next_index += count;
     Ok((Pending { expected: first, future }, extra))
 }
@@ -177,7 +229,9 @@ pub(crate) async fn durable(sequencer: &Sequencer, pending: Pending) -> Result<u
             Ok(index)
         }
         Err(error) => {
-            resync();
+            let mut sequenced = sequencer.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            sequenced.resync = true;
+            sequenced.tainted = true;
             Err(GatewayError::AuditUnavailable(error))
         }
     }
@@ -200,12 +254,8 @@ pub struct Replayed {
     pub alerts: Vec<AlertEntry>,
     /// The alert entries the ledger holds, with their indexes.
     pub recorded: Vec<(u64, AlertEntry)>,
-    /// Each agent's status as the ledger's status changes leave it (suspensions, by people
-    /// and by detection, offboarding, reinstatement, a new agent's first status): the store
-    /// must agree, and is repaired if a crash or a failed write left it behind.
-    pub statuses: HashMap<String, AgentStatus>,
-    /// Revoked token ids, with when they were revoked (ms).
-    pub revocations: Vec<(String, i64)>,
+    /// The index the replay started from: 0, or the size of the snapshot it started from.
+    pub from: u64,
     /// Entries that are not cordon entries this build reads (appended by hand with `cordon
     /// log append`, or written by a newer version), with why. They are reported, not fatal:
     /// no entry, whoever wrote it, may keep the gateway from starting.
@@ -228,12 +278,20 @@ fn status_change(change: &cordon_entry::ChangeEntry) -> Option<Option<AgentStatu
     }
 }
 
+/// The states a replay rebuilds, in ledger order: detection's, verify's counts of wrong
+/// statements, and what the ledger says of statuses and revocations.
+#[derive(Debug, Clone)]
+pub(crate) struct Rebuilt {
+    pub detector: Detector,
+    pub statements: WrongStatements,
+    pub recorded: RecordedState,
+}
+
 /// Feeds every entry to `detector` (if `observe`) and to `statements` in order, as the live
 /// run did.
 pub(crate) fn replay(
-    detector: &mut Detector,
+    rebuilt: &mut Rebuilt,
     observe: bool,
-    statements: &mut WrongStatements,
     facts: &mut dyn ReplayFacts,
     visit: &mut dyn FnMut(&mut EntryVisitor<'_>) -> Result<(), String>,
 ) -> Result<Replayed, GatewayError> {
@@ -254,7 +312,7 @@ pub(crate) fn replay(
                 if entry.verify == Some(VerifyOutcome::NoMatch)
                     && let (Some(customer), Some(field)) = (&entry.customer, entry.fields.first())
                 {
-                    statements.check(&entry.agent, customer, field, entry.time_ms, false);
+                    rebuilt.statements.check(&entry.agent, customer, field, entry.time_ms, false);
                 }
                 if !observe {
                     return Ok(());
@@ -283,35 +341,21 @@ pub(crate) fn replay(
                 replayed.observations += 1;
                 let observation =
                     observation(index, entry.time_ms, &entry.agent, action, entry.customer.as_deref(), allowed, access);
-                let verdict: Verdict = detector.observe(&observation);
+                let verdict: Verdict = rebuilt.detector.observe(&observation);
                 for alert in verdict.alerts {
                     replayed.alerts.push(alert_entry(&alert, &entry.request));
                 }
             }
-            Entry::Alert(recorded) => {
-                if recorded.level == Level::Suspend.name() {
-                    replayed.statuses.insert(recorded.agent.clone(), AgentStatus::Suspended);
-                }
-                replayed.recorded.push((index, recorded));
+            Entry::Alert(alert) => {
+                rebuilt.recorded.note_alert(&alert);
+                replayed.recorded.push((index, alert));
             }
             Entry::Change(change) => {
                 // An analyst's reinstatement or dismissal (target: the agent) clears its risk.
                 if matches!(change.change.as_str(), "agent.reinstate" | "alert.dismiss") {
-                    detector.clear(&change.target, change.time_ms);
+                    rebuilt.detector.clear(&change.target, change.time_ms);
                 }
-                match status_change(&change) {
-                    Some(Some(status)) => {
-                        replayed.statuses.insert(change.target.clone(), status);
-                    }
-                    // An older entry that does not say which status it left.
-                    Some(None) => {
-                        replayed.statuses.remove(&change.target);
-                    }
-                    None if change.change == "token.revoke" => {
-                        replayed.revocations.push((change.target.clone(), change.time_ms))
-                    }
-                    None => {}
-                }
+                rebuilt.recorded.note_change(&change);
             }
         }
         Ok(())

@@ -3,7 +3,8 @@
 //! since a node that cannot record refuses every data request. A failed ledger is reopened
 //! (its tail re-verified) and statuses the store could not take are written again, by
 //! [`Gateway::heal`], which the server calls every second: once writes succeed again the
-//! node serves again, without a restart.
+//! node serves again, without a restart. Healing also takes a detection snapshot every
+//! 100,000 entries, so a start replays only the entries after it.
 
 use crate::error::GatewayError;
 use crate::service::Gateway;
@@ -62,6 +63,10 @@ impl Gateway {
             tracing::warn!("the audit ledger was reopened after a failure and takes entries again");
         }
         self.directory.write_held(&self.store);
+        let since = self.audit.size().saturating_sub(self.last_snapshot.load(std::sync::atomic::Ordering::Relaxed));
+        if since >= crate::snapshot::SNAPSHOT_EVERY_ENTRIES {
+            self.snapshot_detection();
+        }
         Ok(Healed { ledger_reopened })
     }
 
@@ -69,6 +74,8 @@ impl Gateway {
     /// an error if the checkpoint cannot cover every acknowledged entry (they are safe in the
     /// write-ahead log, and the next start publishes them).
     pub fn close(&self) -> Result<u64, GatewayError> {
+        // The next start replays only what comes after this.
+        self.snapshot_detection();
         self.audit.close().map_err(GatewayError::AuditUnavailable)
     }
 }

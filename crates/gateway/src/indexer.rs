@@ -1,4 +1,5 @@
-//! The per-customer access index, kept as a follower of the ledger. The ledger entry,
+//! The per-customer access index, kept as a follower of the ledger (which also stores any
+//! alert a crash kept out of the store). The ledger entry,
 //! durable before any response, is the record; this index only answers "who looked at this
 //! customer" quickly. It is a function of the ledger: it records how far into the ledger it
 //! has read, in the same transaction as the rows it wrote, and reads on from there, at open
@@ -27,9 +28,22 @@ pub(crate) fn in_history(action: AccessAction) -> bool {
     matches!(action, AccessAction::View | AccessAction::Reveal | AccessAction::Verify)
 }
 
-/// The history row of a ledger entry, if it has one.
-fn history_row(index: u64, bytes: &[u8]) -> Option<AccessEvent> {
-    let Ok(Entry::Access(entry)) = cordon_entry::decode(bytes) else { return None };
+/// What the follower does with one entry: its history row, or its alert to mend.
+enum Followed {
+    Row(AccessEvent),
+    Alert(cordon_store::StoredAlert),
+}
+
+fn follow_entry(index: u64, bytes: &[u8]) -> Option<Followed> {
+    match cordon_entry::decode(bytes) {
+        Ok(Entry::Access(entry)) => history_row(index, entry).map(Followed::Row),
+        Ok(Entry::Alert(alert)) => crate::record::alert_row(&alert, index).ok().map(Followed::Alert),
+        _ => None,
+    }
+}
+
+/// The history row of an access entry, if it has one.
+fn history_row(index: u64, entry: cordon_entry::AccessEntry) -> Option<AccessEvent> {
     if !in_history(entry.action) {
         return None;
     }
@@ -48,31 +62,47 @@ fn history_row(index: u64, bytes: &[u8]) -> Option<AccessEvent> {
     })
 }
 
-/// Reads the ledger from the index's position up to `to` and writes what it found.
-fn catch_up(store: &Store, audit: &dyn AuditLog, to: u64) -> Result<(), GatewayError> {
+/// Reads the ledger from the index's position up to `to` and writes what it found. Alerts
+/// on the way are stored if they are not (the request that raised one stores it at once;
+/// a crash between its entry and its row leaves it to this), before the position passes
+/// them.
+fn catch_up(store: &Store, audit: &dyn AuditLog, to: u64, webhook: bool, now_ms: i64) -> Result<(), GatewayError> {
     let from = store.access_through()?;
     if from >= to {
         return Ok(());
     }
     let mut rows = Vec::new();
+    let mut alerts = Vec::new();
     let mut entries = 0usize;
     let mut failed: Option<GatewayError> = None;
+    let write = |rows: &mut Vec<AccessEvent>, alerts: &mut Vec<cordon_store::StoredAlert>, through: u64| {
+        if !alerts.is_empty() {
+            store.record_alerts(alerts, webhook, now_ms)?;
+            alerts.clear();
+        }
+        store.add_access_events(rows, through)?;
+        rows.clear();
+        Ok::<(), cordon_store::StoreError>(())
+    };
     audit
         .for_each_entry_from(from, to, &mut |index, bytes| {
-            rows.extend(history_row(index, bytes));
+            match follow_entry(index, bytes) {
+                Some(Followed::Row(row)) => rows.push(row),
+                Some(Followed::Alert(alert)) => alerts.push(alert),
+                None => {}
+            }
             entries += 1;
             if entries >= BATCH_ENTRIES_MAX {
-                if let Err(error) = store.add_access_events(&rows, index + 1) {
+                if let Err(error) = write(&mut rows, &mut alerts, index + 1) {
                     failed = Some(error.into());
                     return Err("the access index could not be written".into());
                 }
-                rows.clear();
                 entries = 0;
             }
             Ok(())
         })
         .map_err(|error| failed.take().unwrap_or(GatewayError::AuditUnavailable(error)))?;
-    store.add_access_events(&rows, to)?;
+    write(&mut rows, &mut alerts, to)?;
     Ok(())
 }
 
@@ -89,11 +119,17 @@ pub(crate) struct Indexer {
 impl Indexer {
     /// Starts the follower; it begins by reading whatever the index lacks. Failing to start
     /// it is an error, not an access history that silently stays behind.
-    pub(crate) fn start(store: Arc<Store>, audit: Arc<dyn AuditLog>) -> Result<Indexer, GatewayError> {
+    pub(crate) fn start(
+        store: Arc<Store>,
+        audit: Arc<dyn AuditLog>,
+        clock: Arc<dyn crate::clock::Clock>,
+        webhook: bool,
+    ) -> Result<Indexer, GatewayError> {
         let (sender, receiver) = mpsc::sync_channel(64);
+        let follower = Follower { store, audit, clock, webhook };
         let thread = std::thread::Builder::new()
             .name("access-indexer".into())
-            .spawn(move || follow(&store, audit.as_ref(), &receiver))
+            .spawn(move || follow(&follower, &receiver))
             .map_err(|error| GatewayError::Internal(format!("cannot start the access indexer: {error}")))?;
         Ok(Indexer { sender: Some(sender), thread: Some(thread) })
     }
@@ -118,7 +154,22 @@ impl Drop for Indexer {
     }
 }
 
-fn follow(store: &Store, audit: &dyn AuditLog, requests: &Receiver<Request>) {
+struct Follower {
+    store: Arc<Store>,
+    audit: Arc<dyn AuditLog>,
+    clock: Arc<dyn crate::clock::Clock>,
+    /// Whether mended alerts are queued for the webhook.
+    webhook: bool,
+}
+
+impl Follower {
+    fn catch_up(&self, to: u64) -> Result<(), GatewayError> {
+        catch_up(&self.store, self.audit.as_ref(), to, self.webhook, self.clock.now_ms())
+    }
+}
+
+fn follow(follower: &Follower, requests: &Receiver<Request>) {
+    let audit = &follower.audit;
     let mut behind = false;
     let mut note = |result: &Result<(), GatewayError>| {
         let was_behind = std::mem::replace(&mut behind, result.is_err());
@@ -132,13 +183,13 @@ fn follow(store: &Store, audit: &dyn AuditLog, requests: &Receiver<Request>) {
     loop {
         match requests.recv_timeout(FOLLOW_INTERVAL) {
             Ok(Request::CatchUp(reply)) => {
-                let result = catch_up(store, audit, audit.size());
+                let result = follower.catch_up(audit.size());
                 note(&result);
                 let _ = reply.send(result);
             }
             Err(RecvTimeoutError::Timeout) => {
                 // Only what is published: following never forces a checkpoint.
-                let result = catch_up(store, audit, audit.published_size());
+                let result = follower.catch_up(audit.published_size());
                 note(&result);
             }
             Err(RecvTimeoutError::Disconnected) => break,

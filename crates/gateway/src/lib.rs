@@ -22,6 +22,7 @@ mod indexer;
 mod principal;
 mod record;
 mod service;
+mod snapshot;
 mod statements;
 mod token;
 
@@ -38,4 +39,5 @@ pub use incident::{
     EvidenceBundle, HIGH_BALANCE_BAND, IncidentSpec, IncidentStatus, PROTECTIVE_ACTIONS, ProtectReport,
 };
 pub use service::{Card, Gateway, Revealed, SearchHit, Verified};
+pub use snapshot::SNAPSHOT_FILE;
 pub use token::{Claims, TokenError, TokenKey, TokenRole};

@@ -61,14 +61,17 @@ impl Gateway {
         then: impl FnOnce(&mut Sequenced),
     ) -> Result<u64, GatewayError> {
         let time_ms = self.clock.now_ms();
-        let entries = changes
+        let changes: Vec<ChangeEntry> = changes
             .into_iter()
-            .map(|(change, target, detail)| {
-                ChangeEntry::new(time_ms, request, actor, change, &target, detail).encode().map_err(too_large)
-            })
-            .collect::<Result<Vec<Vec<u8>>, GatewayError>>()?;
+            .map(|(change, target, detail)| ChangeEntry::new(time_ms, request, actor, change, &target, detail))
+            .collect();
+        let entries =
+            changes.iter().map(|change| change.encode().map_err(too_large)).collect::<Result<Vec<Vec<u8>>, _>>()?;
         let (pending, ()) = append_sequenced(&self.sequencer, self.audit.as_ref(), |_, sequenced| {
             then(sequenced);
+            for change in &changes {
+                sequenced.recorded.note_change(change);
+            }
             Ok((entries, ()))
         })?;
         durable(&self.sequencer, pending).await
@@ -132,6 +135,9 @@ impl Gateway {
                 }
                 let alerts: Vec<AlertEntry> =
                     verdict.alerts.iter().map(|alert| alert_entry(alert, &entry.request)).collect();
+                for alert in &alerts {
+                    sequenced.recorded.note_alert(alert);
+                }
                 // Encoded again only if verify's limit or detection changed it.
                 let bytes = if entry.verify.is_some() || entry.contained.is_some() {
                     entry.encode().map_err(|error| GatewayError::Internal(error.to_string()))?

@@ -52,6 +52,10 @@ pub struct Verified {
 pub struct Gateway {
     pub(crate) store: Arc<Store>,
     pub(crate) indexer: crate::indexer::Indexer,
+    /// Where detection's snapshot is kept (the data directory's `detection.snapshot`).
+    pub(crate) snapshot_path: Option<std::path::PathBuf>,
+    /// The size the last snapshot covers.
+    pub(crate) last_snapshot: std::sync::atomic::AtomicU64,
     pub(crate) directory: crate::directory_cache::DirectoryCache,
     pub(crate) vault: Vault,
     pub(crate) policy: PolicyEngine,

@@ -10,7 +10,7 @@ use std::collections::{HashMap, VecDeque};
 use cordon_entry::VerifyOutcome;
 
 /// The wrong statements of the last window, by (agent, customer, field).
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub(crate) struct WrongStatements {
     max: usize,
     window_ms: i64,
@@ -30,6 +30,28 @@ impl WrongStatements {
             by_key: HashMap::new(),
             since_sweep: 0,
         }
+    }
+
+    /// The limit: (wrong statements answered, window in ms).
+    pub(crate) fn limits(&self) -> (usize, i64) {
+        (self.max, self.window_ms)
+    }
+
+    /// The counts as plain rows (agent, customer, field, times), for a snapshot.
+    pub(crate) fn rows(&self) -> Vec<(String, String, String, Vec<i64>)> {
+        self.by_key
+            .iter()
+            .map(|((agent, customer, field), times)| {
+                (agent.clone(), customer.clone(), field.clone(), times.iter().copied().collect())
+            })
+            .collect()
+    }
+
+    /// Counts read back from [`WrongStatements::rows`].
+    pub(crate) fn with_rows(mut self, rows: Vec<(String, String, String, Vec<i64>)>) -> WrongStatements {
+        self.by_key =
+            rows.into_iter().map(|(agent, customer, field, times)| ((agent, customer, field), times.into())).collect();
+        self
     }
 
     /// Checks a statement about `field` of `customer` by `agent` at `time_ms` that
