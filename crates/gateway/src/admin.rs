@@ -68,10 +68,16 @@ impl Gateway {
     /// ledger alone says what an agent's status is. The entry names the status it has.
     pub async fn put_agent(&self, who: &Claims, mut agent: Agent, request: &str) -> Result<u64, GatewayError> {
         agent.check().map_err(|error| GatewayError::BadRequest(error.to_string()))?;
-        if let Some(existing) = self.directory.agent(&self.store, &agent.id)? {
-            agent.status = existing.status;
-        }
-        let detail = format!("{} {} {} {}", agent.team, agent.site, agent.role, agent.status);
+        // A new agent's status is recorded; an existing one's is `kept` (read now, it could
+        // be stale by the time the entry lands, and a status change has its own entry).
+        let status = match self.directory.agent(&self.store, &agent.id)? {
+            Some(existing) => {
+                agent.status = existing.status;
+                "kept".to_string()
+            }
+            None => agent.status.to_string(),
+        };
+        let detail = format!("{} {} {} {status}", agent.team, agent.site, agent.role);
         let index = self.administer(who, "agent.put", &agent.id, Some(detail), request).await?;
         let stored = self.directory.put_agents(&self.store, &[agent]);
         self.applied(index, stored, request).await?;
@@ -81,8 +87,8 @@ impl Gateway {
     /// Puts an agent status the ledger now records in force, from the agent's next request.
     /// A store that cannot take it now does not undo it: it holds in memory, the gateway's
     /// healing retries the write, and a restart repairs the store from the ledger.
-    pub(crate) fn hold_agent_status(&self, agent: &str, status: AgentStatus) {
-        if let Err(error) = self.directory.set_agent_status(&self.store, agent, status) {
+    pub(crate) fn hold_agent_status(&self, agent: &str, status: AgentStatus, index: u64) {
+        if let Err(error) = self.directory.set_agent_status(&self.store, agent, status, index) {
             tracing::error!(%error, agent, %status, "the store did not take a recorded agent status; it holds in memory until it does");
         }
     }
@@ -109,7 +115,8 @@ impl Gateway {
         Err(error.into())
     }
 
-    /// Suspends or reinstates an agent; the change holds from the agent's next request.
+    /// Suspends, offboards or reinstates an agent; the change holds from the agent's next
+    /// request. Offboarding is final.
     pub async fn set_agent_status(
         &self,
         who: &Claims,
@@ -123,9 +130,11 @@ impl Gateway {
             AgentStatus::Suspended => "agent.suspend",
             AgentStatus::Offboarded => "agent.offboard",
         };
-        self.existing_agent(agent)?;
+        if self.existing_agent(agent)?.status == AgentStatus::Offboarded {
+            return Err(GatewayError::Conflict(format!("agent `{agent}` is offboarded, which is final")));
+        }
         let index = self.administer(who, change, agent, None, request).await?;
-        self.hold_agent_status(agent, status);
+        self.hold_agent_status(agent, status, index);
         Ok(index)
     }
 

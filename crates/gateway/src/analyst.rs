@@ -21,8 +21,11 @@ impl Gateway {
     /// replay raised next to the alerts the ledger holds (the check `cordon alert replay`
     /// runs). A start uses [`Gateway::restore_detection`], which starts from a snapshot.
     pub fn replay_detection(&self) -> Result<Replayed, GatewayError> {
-        let rebuilt = self.fresh_rebuilt();
-        self.replay_from(rebuilt, 0)
+        let (observe, fresh) = self.fresh_rebuilt();
+        let size = self.readable_size();
+        let (rebuilt, replayed) = self.rebuild(fresh, 0, size, observe)?;
+        self.install(&mut self.lock_sequencer(), rebuilt, size);
+        Ok(replayed)
     }
 
     /// Rebuilds detection, verify's counts and the recorded statuses as a start does: from
@@ -30,24 +33,9 @@ impl Gateway {
     /// it, else from the whole ledger (and then takes a snapshot, so the next start is
     /// quick). Then repairs the store from what the ledger records.
     pub fn restore_detection(&self) -> Result<Replayed, GatewayError> {
-        let fresh = self.fresh_rebuilt();
-        let observe = self.lock_sequencer().enabled;
-        let from_snapshot = match &self.snapshot_path {
-            Some(path) => crate::snapshot::read(path, self.audit.as_ref(), observe, &fresh).unwrap_or_else(|why| {
-                tracing::warn!(%why, path = %path.display(), "the detection snapshot is not used; replaying the whole ledger");
-                None
-            }),
-            None => None,
-        };
-        let replayed = match from_snapshot {
-            Some((rebuilt, size)) => {
-                self.last_snapshot.store(size, std::sync::atomic::Ordering::Relaxed);
-                self.replay_from(rebuilt, size)?
-            }
-            None => self.replay_from(fresh, 0)?,
-        };
-        let since = replayed.from + replayed.entries;
-        if since.saturating_sub(self.last_snapshot.load(std::sync::atomic::Ordering::Relaxed))
+        let size = self.readable_size();
+        let replayed = self.restore_into(None, size)?;
+        if size.saturating_sub(self.last_snapshot.load(std::sync::atomic::Ordering::Relaxed))
             >= crate::snapshot::SNAPSHOT_EVERY_ENTRIES
         {
             self.snapshot_detection();
@@ -55,9 +43,60 @@ impl Gateway {
         Ok(replayed)
     }
 
-    /// Empty states with this deployment's thresholds and limits.
-    fn fresh_rebuilt(&self) -> crate::detection::Rebuilt {
-        let thresholds = self.lock_sequencer().detector.thresholds().clone();
+    /// Restores up to `size` and installs the result, into `locked` if the caller holds the
+    /// sequencer (no entry can be appended meanwhile), else under the lock once rebuilt.
+    pub(crate) fn restore_into(
+        &self,
+        locked: Option<&mut crate::detection::Sequenced>,
+        size: u64,
+    ) -> Result<Replayed, GatewayError> {
+        let (observe, fresh) = match &locked {
+            Some(sequenced) => (sequenced.enabled, self.fresh_from(sequenced.detector.thresholds().clone())),
+            None => self.fresh_rebuilt(),
+        };
+        let from_snapshot = match &self.snapshot_path {
+            Some(path) => crate::snapshot::read(path, self.audit.as_ref(), observe, &fresh).unwrap_or_else(|why| {
+                tracing::warn!(%why, path = %path.display(), "the detection snapshot is not used; replaying the whole ledger");
+                None
+            }),
+            None => None,
+        };
+        let (start, from) = match from_snapshot {
+            Some((rebuilt, covered)) if covered <= size => {
+                self.last_snapshot.store(covered, std::sync::atomic::Ordering::Relaxed);
+                (rebuilt, covered)
+            }
+            _ => (fresh, 0),
+        };
+        let (rebuilt, replayed) = self.rebuild(start, from, size, observe)?;
+        match locked {
+            Some(sequenced) => self.install(sequenced, rebuilt, size),
+            None => self.install(&mut self.lock_sequencer(), rebuilt, size),
+        }
+        Ok(replayed)
+    }
+
+    /// The entries a replay can read now: every durable one, or while the ledger has failed
+    /// (a start on a full disk), those its checkpoint covers; the states are then marked as
+    /// behind, and healing rebuilds them once the ledger is back.
+    fn readable_size(&self) -> u64 {
+        match self.audit.failure() {
+            None => self.audit.size(),
+            Some(_) => self.audit.published_size(),
+        }
+    }
+
+    /// Empty states with this deployment's thresholds and limits, and whether detection
+    /// observes.
+    fn fresh_rebuilt(&self) -> (bool, crate::detection::Rebuilt) {
+        let (observe, thresholds) = {
+            let sequenced = self.lock_sequencer();
+            (sequenced.enabled, sequenced.detector.thresholds().clone())
+        };
+        (observe, self.fresh_from(thresholds))
+    }
+
+    fn fresh_from(&self, thresholds: cordon_detect::Thresholds) -> crate::detection::Rebuilt {
         crate::detection::Rebuilt {
             detector: cordon_detect::Detector::new(thresholds),
             statements: self.new_statements(),
@@ -65,32 +104,42 @@ impl Gateway {
         }
     }
 
-    /// Replays the entries from `from` on into `rebuilt` and installs it; mends alerts and
-    /// repairs the store from what the ledger records.
-    fn replay_from(&self, mut rebuilt: crate::detection::Rebuilt, from: u64) -> Result<Replayed, GatewayError> {
-        let observe = self.lock_sequencer().enabled;
+    /// Replays the entries from `from` up to `to` into `rebuilt`; mends alerts and repairs
+    /// the store from what the ledger records. Takes no lock of the sequencer's.
+    fn rebuild(
+        &self,
+        mut rebuilt: crate::detection::Rebuilt,
+        from: u64,
+        to: u64,
+        observe: bool,
+    ) -> Result<(crate::detection::Rebuilt, Replayed), GatewayError> {
         let mut facts = StoredFacts { gateway: self, customers: HashMap::new() };
         let audit = Arc::clone(&self.audit);
-        let size = audit.size();
         let mut replayed = crate::detection::replay(&mut rebuilt, observe, &mut facts, &mut |visit| {
-            audit.for_each_entry_from(from, size, visit).map_err(|error| error.0)
+            audit.for_each_entry_from(from, to, visit).map_err(|error| error.0)
         })?;
         replayed.from = from;
         for (index, reason) in &replayed.unreadable {
             tracing::warn!(index, %reason, "a ledger entry this build does not read was skipped by detection's replay");
         }
-        // Alerts whose store write a crash cut short are stored (and queued) now; the access
-        // follower mends any before a snapshot's index.
+        // Alerts whose store write a crash cut short are stored (and queued) now; a store
+        // that cannot take them now gets them from the ledger follower later.
         let stored: Vec<StoredAlert> =
             replayed.recorded.iter().map(|(index, alert)| alert_row(alert, *index)).collect::<Result<_, _>>()?;
-        self.store.record_alerts(&stored, self.webhook_url.is_some(), self.clock.now_ms())?;
+        if let Err(error) = self.store.record_alerts(&stored, self.webhook_url.is_some(), self.clock.now_ms()) {
+            tracing::error!(%error, "alerts the replay found could not be stored now; the ledger follower stores them later");
+        }
         self.repair_from_ledger(&rebuilt.recorded)?;
-        let mut sequenced = self.lock_sequencer();
+        Ok((rebuilt, replayed))
+    }
+
+    /// Installs rebuilt states covering the ledger up to `size`.
+    fn install(&self, sequenced: &mut crate::detection::Sequenced, rebuilt: crate::detection::Rebuilt, size: u64) {
         sequenced.detector = rebuilt.detector;
         sequenced.statements = rebuilt.statements;
         sequenced.recorded = rebuilt.recorded;
-        sequenced.tainted = false;
-        Ok(replayed)
+        // Behind the ledger if it could not show every durable entry.
+        sequenced.tainted = size < self.audit.size();
     }
 
     /// Writes a snapshot of detection's state as of the entries appended so far, once they
@@ -145,7 +194,7 @@ impl Gateway {
         let mut rows = sequenced.statements.rows();
         rows.sort();
         let statuses: std::collections::BTreeMap<&String, String> =
-            sequenced.recorded.statuses.iter().map(|(agent, status)| (agent, status.to_string())).collect();
+            sequenced.recorded.statuses.iter().map(|(agent, (status, _))| (agent, status.to_string())).collect();
         let revocations: std::collections::BTreeMap<&String, &i64> = sequenced.recorded.revocations.iter().collect();
         serde_json::json!({
             "detector": serde_json::to_value(&sequenced.detector).unwrap_or_default(),
@@ -159,11 +208,11 @@ impl Gateway {
     /// change the ledger holds is in force even if a crash or a failed write kept it out of
     /// the store. Each repair is logged.
     fn repair_from_ledger(&self, recorded: &crate::detection::RecordedState) -> Result<(), GatewayError> {
-        for (agent, status) in &recorded.statuses {
+        for (agent, (status, index)) in &recorded.statuses {
             let Some(stored) = self.store.agent(agent)? else { continue };
             if stored.status != *status {
-                tracing::warn!(agent, stored = %stored.status, recorded = %status, "the store's agent status disagreed with the ledger; repaired");
-                self.hold_agent_status(agent, *status);
+                tracing::warn!(agent, stored = %stored.status, recorded = %status, index, "the store's agent status disagreed with the ledger; repaired");
+                self.hold_agent_status(agent, *status, *index);
             }
         }
         let now = self.clock.now_seconds();
@@ -171,11 +220,13 @@ impl Gateway {
         for (jti, time_ms) in &recorded.revocations {
             // A token lives at most this long after its revocation was recorded.
             let expires_at = time_ms.div_euclid(1000) + crate::token::TOKEN_LIFETIME_SECONDS_MAX;
-            if expires_at > now && revoked.insert(jti.clone()) {
-                tracing::warn!(jti, "a recorded revocation was missing from the store; repaired");
-                if let Err(error) = self.store.revoke_token(jti, expires_at, now) {
-                    tracing::error!(%error, "the store did not take a recorded revocation; it holds in memory");
-                }
+            // The store may hold it with the token's own (earlier) expiry, or have dropped it
+            // once that passed; writing it again is harmless either way.
+            if expires_at > now
+                && revoked.insert(jti.clone())
+                && let Err(error) = self.store.revoke_token(jti, expires_at, now)
+            {
+                tracing::error!(%error, "the store did not take a recorded revocation; it holds in memory");
             }
         }
         Ok(())
@@ -265,7 +316,7 @@ impl Gateway {
             })
             .await?;
         if confirm {
-            self.hold_agent_status(&agent, AgentStatus::Suspended);
+            self.hold_agent_status(&agent, AgentStatus::Suspended, index);
         }
         let decided =
             self.store.decide_alert(id, if confirm { "confirmed" } else { "dismissed" }, reason, &actor, now_ms);
@@ -290,7 +341,7 @@ impl Gateway {
                 sequenced.detector.clear(agent, now_ms)
             })
             .await?;
-        self.hold_agent_status(agent, AgentStatus::Active);
+        self.hold_agent_status(agent, AgentStatus::Active, index);
         Ok(index)
     }
 

@@ -92,6 +92,11 @@ pub struct LedgerAudit {
     /// Set when a failed writer was closed and reopening it failed too: the entries it had
     /// acknowledged, past which its write-ahead records must not be recovered.
     reopen_from: std::sync::Mutex<Option<u64>>,
+    /// The entries acknowledged by the last writer closed, for [`AuditLog::size`] while no
+    /// writer is open.
+    closed_size: std::sync::atomic::AtomicU64,
+    /// Closed for good: healing opens nothing any more.
+    closed: std::sync::atomic::AtomicBool,
 }
 
 impl LedgerAudit {
@@ -107,6 +112,8 @@ impl LedgerAudit {
             dir,
             config,
             reopen_from: std::sync::Mutex::new(None),
+            closed_size: std::sync::atomic::AtomicU64::new(0),
+            closed: std::sync::atomic::AtomicBool::new(false),
         }
     }
 
@@ -168,7 +175,8 @@ impl AuditLog for LedgerAudit {
     }
 
     fn size(&self) -> u64 {
-        self.with(|ledger| Ok(ledger.durable_size())).unwrap_or_else(|_| self.published_size())
+        self.with(|ledger| Ok(ledger.durable_size()))
+            .unwrap_or_else(|_| self.closed_size.load(std::sync::atomic::Ordering::Acquire).max(self.published_size()))
     }
 
     fn published_size(&self) -> u64 {
@@ -193,6 +201,9 @@ impl AuditLog for LedgerAudit {
 
     fn for_each_entry_from(&self, from: u64, to: u64, visit: &mut EntryVisitor<'_>) -> Result<(), AuditError> {
         let size = self.covering(to)?.checkpoint.size;
+        if size < to {
+            return Err(AuditError(format!("entries up to {to} were asked for and the ledger can show {size}")));
+        }
         let mut refused = None;
         let scanned = self.reader.for_each_entry(from.min(size), to.min(size), |index, bytes| {
             visit(index, bytes).map_err(|reason| {
@@ -219,20 +230,24 @@ impl AuditLog for LedgerAudit {
             return Ok(false);
         }
         let mut guard = self.ledger.write().unwrap_or_else(PoisonError::into_inner);
+        if self.closed.load(std::sync::atomic::Ordering::Acquire) {
+            return Err(closed());
+        }
         let mut reopen_from = self.reopen_from.lock().unwrap_or_else(PoisonError::into_inner);
-        let reopened = match (guard.take(), *reopen_from) {
+        let acknowledged = match (guard.take(), *reopen_from) {
             (Some(ledger), _) if ledger.failure().is_none() => {
                 *guard = Some(ledger);
                 return Ok(false);
             }
-            (Some(ledger), _) => {
-                let acknowledged = ledger.durable_size();
-                ledger.reopen().inspect_err(|_| *reopen_from = Some(acknowledged))
-            }
-            (None, Some(acknowledged)) => Ledger::recover(&self.dir, self.config.clone(), acknowledged),
-            // Closed for good.
+            // Read once the old writer has stopped: a group it had begun may still have been
+            // acknowledged, and nothing acknowledged may be dropped.
+            (Some(ledger), _) => ledger.close_after_failure(),
+            (None, Some(acknowledged)) => acknowledged,
             (None, None) => return Err(closed()),
         };
+        self.closed_size.store(acknowledged, std::sync::atomic::Ordering::Release);
+        *reopen_from = Some(acknowledged);
+        let reopened = Ledger::recover(&self.dir, self.config.clone(), acknowledged);
         let reopened = reopened.map_err(failed)?;
         *reopen_from = None;
         let failure = reopened.failure();
@@ -244,7 +259,7 @@ impl AuditLog for LedgerAudit {
     }
 
     fn close(&self) -> Result<u64, AuditError> {
-        *self.reopen_from.lock().unwrap_or_else(PoisonError::into_inner) = None;
+        self.closed.store(true, std::sync::atomic::Ordering::Release);
         let ledger = self.ledger.write().unwrap_or_else(PoisonError::into_inner).take().ok_or_else(closed)?;
         ledger.close().map(|signed| signed.checkpoint.size).map_err(failed)
     }

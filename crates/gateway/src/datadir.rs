@@ -208,6 +208,7 @@ impl DataDir {
             }),
             snapshot_path: Some(self.path(crate::snapshot::SNAPSHOT_FILE)),
             last_snapshot: std::sync::atomic::AtomicU64::new(0),
+            store_probe: std::sync::Mutex::new((None, None)),
             revoked: std::sync::RwLock::new(revoked),
             deciding_alerts: std::sync::Mutex::default(),
             answers_access: detection == Detection::Replay,

@@ -42,33 +42,44 @@ pub(crate) struct Sequenced {
 #[derive(Debug, Clone, Default)]
 pub(crate) struct RecordedState {
     /// Each agent's status as the ledger's status changes leave it (suspensions, by people
-    /// and by detection, offboarding, reinstatement, a new agent's first status).
-    pub statuses: HashMap<String, AgentStatus>,
+    /// and by detection, offboarding, reinstatement, a new agent's first status), with the
+    /// index of the entry that set it.
+    pub statuses: HashMap<String, (AgentStatus, u64)>,
     /// Revoked token ids, with when they were revoked (ms).
     pub revocations: HashMap<String, i64>,
 }
 
 impl RecordedState {
-    pub(crate) fn note_change(&mut self, change: &cordon_entry::ChangeEntry) {
+    /// Takes in the change entry at `index`.
+    pub(crate) fn note_change(&mut self, change: &cordon_entry::ChangeEntry, index: u64) {
         match status_change(change) {
-            Some(Some(status)) => {
-                self.statuses.insert(change.target.clone(), status);
+            StatusChange::To(status) => self.set(&change.target, status, index),
+            // An entry of an older build that may have changed a status without saying
+            // which: the ledger no longer knows (the store's word stands).
+            StatusChange::Unknown(agent) => {
+                self.statuses.remove(agent);
             }
-            // An older entry that does not say which status it left.
-            Some(None) => {
-                self.statuses.remove(&change.target);
-            }
-            None if change.change == "token.revoke" => {
+            StatusChange::UnknownForAll => self.statuses.clear(),
+            StatusChange::None if change.change == "token.revoke" => {
                 self.revocations.insert(change.target.clone(), change.time_ms);
             }
-            None => {}
+            StatusChange::None => {}
         }
     }
 
-    pub(crate) fn note_alert(&mut self, alert: &AlertEntry) {
+    /// Takes in the alert entry at `index`.
+    pub(crate) fn note_alert(&mut self, alert: &AlertEntry, index: u64) {
         if alert.level == Level::Suspend.name() {
-            self.statuses.insert(alert.agent.clone(), AgentStatus::Suspended);
+            self.set(&alert.agent, AgentStatus::Suspended, index);
         }
+    }
+
+    /// Offboarding is final: nothing after it changes the status back.
+    fn set(&mut self, agent: &str, status: AgentStatus, index: u64) {
+        if self.statuses.get(agent).is_some_and(|(current, _)| *current == AgentStatus::Offboarded) {
+            return;
+        }
+        self.statuses.insert(agent.to_string(), (status, index));
     }
 
     /// Forgets revocations recorded before `oldest_ms`: their tokens have expired.
@@ -262,19 +273,34 @@ pub struct Replayed {
     pub unreadable: Vec<(u64, String)>,
 }
 
-/// The agent status a change entry leaves its target in: `None` if it changes no status,
-/// `Some(None)` if it did but does not say how (an `agent.put` written before entries named
-/// the status).
-fn status_change(change: &cordon_entry::ChangeEntry) -> Option<Option<AgentStatus>> {
+/// What a change entry says of agents' statuses.
+enum StatusChange<'a> {
+    None,
+    To(AgentStatus),
+    /// It may have changed this agent's status without saying how.
+    Unknown(&'a str),
+    /// It may have changed any agent's status without saying how.
+    UnknownForAll,
+}
+
+/// The agent status a change entry leaves its target in. Since version 2 a PUT keeps an
+/// existing agent's status (its entry says `kept`) and names a new agent's, and imports
+/// keep existing agents' statuses; version 1's PUTs and imports could change any, unsaid.
+fn status_change(change: &cordon_entry::ChangeEntry) -> StatusChange<'_> {
     match change.change.as_str() {
-        "agent.suspend" | "alert.confirm" => Some(Some(AgentStatus::Suspended)),
-        "agent.offboard" => Some(Some(AgentStatus::Offboarded)),
-        "agent.reinstate" => Some(Some(AgentStatus::Active)),
+        "agent.suspend" | "alert.confirm" => StatusChange::To(AgentStatus::Suspended),
+        "agent.offboard" => StatusChange::To(AgentStatus::Offboarded),
+        "agent.reinstate" => StatusChange::To(AgentStatus::Active),
         "agent.put" => {
-            let detail = change.detail.as_deref().unwrap_or_default();
-            Some(detail.split(' ').nth(3).and_then(|status| status.parse().ok()))
+            let words: Vec<&str> = change.detail.as_deref().unwrap_or_default().split(' ').collect();
+            match words.as_slice() {
+                [_, _, _, "kept"] => StatusChange::None,
+                [_, _, _, status] => status.parse().map_or(StatusChange::Unknown(&change.target), StatusChange::To),
+                _ => StatusChange::Unknown(&change.target),
+            }
         }
-        _ => None,
+        "import.agents" if change.v < 2 => StatusChange::UnknownForAll,
+        _ => StatusChange::None,
     }
 }
 
@@ -347,7 +373,7 @@ pub(crate) fn replay(
                 }
             }
             Entry::Alert(alert) => {
-                rebuilt.recorded.note_alert(&alert);
+                rebuilt.recorded.note_alert(&alert, index);
                 replayed.recorded.push((index, alert));
             }
             Entry::Change(change) => {
@@ -355,7 +381,7 @@ pub(crate) fn replay(
                 if matches!(change.change.as_str(), "agent.reinstate" | "alert.dismiss") {
                     rebuilt.detector.clear(&change.target, change.time_ms);
                 }
-                rebuilt.recorded.note_change(&change);
+                rebuilt.recorded.note_change(&change, index);
             }
         }
         Ok(())

@@ -26,10 +26,13 @@ pub(crate) struct DirectoryCache {
     customers: Cache<StoredCustomer>,
     /// Agents who have ever been granted an approval; others need no approval lookup.
     approved_agents: RwLock<HashSet<String>>,
-    /// Agent statuses the ledger records that the store has not taken yet (its write
-    /// failed): they hold over the stored status until a retry writes them, and a restart
-    /// repairs the store from the ledger, so a recorded suspension is always in force.
-    held_statuses: RwLock<HashMap<String, AgentStatus>>,
+    /// Agent statuses the ledger records (with the index of the entry that records each)
+    /// that the store has not taken yet: they hold over the stored status until a write
+    /// succeeds (a retry, or a restart's repair from the ledger).
+    held_statuses: RwLock<HashMap<String, (AgentStatus, u64)>>,
+    /// Per agent, the index of the status change last written to the store; status writes
+    /// take this lock in turn, so one that arrives late never overwrites a newer one.
+    status_writes: std::sync::Mutex<HashMap<String, u64>>,
 }
 
 impl DirectoryCache {
@@ -44,7 +47,7 @@ impl DirectoryCache {
         let mut agent = cached(&self.agents, id, usize::MAX, || store.agent(id))?;
         let held = self.held_statuses.read().unwrap_or_else(PoisonError::into_inner);
         if !held.is_empty()
-            && let (Some(agent), Some(status)) = (agent.as_mut(), held.get(id))
+            && let (Some(agent), Some((status, _))) = (agent.as_mut(), held.get(id))
         {
             agent.status = *status;
         }
@@ -68,16 +71,42 @@ impl DirectoryCache {
         Ok(())
     }
 
-    /// Puts a status the ledger already records in force: from the agent's next request,
-    /// whether or not the store takes it now. A store that fails keeps it held in memory
-    /// (and the error is returned, for the caller to log); [`DirectoryCache::write_held`]
-    /// retries.
-    pub(crate) fn set_agent_status(&self, store: &Store, id: &str, status: AgentStatus) -> Result<(), StoreError> {
-        self.held_statuses.write().unwrap_or_else(PoisonError::into_inner).insert(id.to_string(), status);
+    /// Puts a status the ledger records at `index` in force: from the agent's next
+    /// request, whether or not the store takes it now. A store that fails keeps it held in
+    /// memory (and the error is returned, for the caller to log); [`DirectoryCache::write_held`]
+    /// retries. Changes apply in ledger order (one recorded before another that is already
+    /// in force is dropped), and offboarding is final.
+    pub(crate) fn set_agent_status(
+        &self,
+        store: &Store,
+        id: &str,
+        status: AgentStatus,
+        index: u64,
+    ) -> Result<(), StoreError> {
+        let mut written = self.status_writes.lock().unwrap_or_else(PoisonError::into_inner);
+        if written.get(id).is_some_and(|newest| *newest > index) {
+            return Ok(());
+        }
+        {
+            let held = self.held_statuses.read().unwrap_or_else(PoisonError::into_inner);
+            if held.get(id).is_some_and(|(_, newest)| *newest > index) {
+                return Ok(());
+            }
+        }
+        if status != AgentStatus::Offboarded
+            && self.agent(store, id)?.is_some_and(|agent| agent.status == AgentStatus::Offboarded)
+        {
+            return Ok(());
+        }
+        self.held_statuses.write().unwrap_or_else(PoisonError::into_inner).insert(id.to_string(), (status, index));
         forget(&self.agents, [id]);
-        store.set_agent_status(id, status)?;
+        let stored = store.set_agent_status(id, status);
+        // Again after the write: a load that read the old row meanwhile is not kept.
+        forget(&self.agents, [id]);
+        stored?;
+        written.insert(id.to_string(), index);
         let mut held = self.held_statuses.write().unwrap_or_else(PoisonError::into_inner);
-        if held.get(id) == Some(&status) {
+        if held.get(id).is_some_and(|(_, held_index)| *held_index == index) {
             held.remove(id);
         }
         Ok(())
@@ -90,15 +119,15 @@ impl DirectoryCache {
 
     /// Writes the statuses held in memory to the store; how many are still held.
     pub(crate) fn write_held(&self, store: &Store) -> usize {
-        let held: Vec<(String, AgentStatus)> = self
+        let held: Vec<(String, AgentStatus, u64)> = self
             .held_statuses
             .read()
             .unwrap_or_else(PoisonError::into_inner)
             .iter()
-            .map(|(id, status)| (id.clone(), *status))
+            .map(|(id, (status, index))| (id.clone(), *status, *index))
             .collect();
-        for (id, status) in held {
-            let _ = self.set_agent_status(store, &id, status);
+        for (id, status, index) in held {
+            let _ = self.set_agent_status(store, &id, status, index);
         }
         self.held_statuses.read().unwrap_or_else(PoisonError::into_inner).len()
     }
@@ -209,5 +238,55 @@ mod tests {
         assert_eq!(next, Some("suspended"), "the next request reads the store again");
         let cached_now = cached(&cache, "agt-1", usize::MAX, || Ok(Some("never read"))).unwrap();
         assert_eq!(cached_now, Some("suspended"), "an undisturbed load is kept");
+    }
+
+    /// Regression: a status write forgot the cached agent before writing the store and not
+    /// after, so a request that missed the cache in between cached the old row for good,
+    /// undoing a suspension for as long as the process ran. Here a reader hammers the
+    /// cache while statuses change; after each change, the cache must say what was written.
+    #[test]
+    fn a_load_during_a_status_write_does_not_undo_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("cordon.sqlite")).unwrap();
+        let agent = Agent {
+            id: "agt-1".into(),
+            name: "A".into(),
+            team: "l1-chat".into(),
+            site: "us-sf".into(),
+            employer: "staff".into(),
+            shift: cordon_directory::Shift::new(0, 0).unwrap(),
+            role: cordon_directory::Role::Agent,
+            status: AgentStatus::Active,
+        };
+        store.upsert_agents(&[agent]).unwrap();
+        let cache = DirectoryCache::load(&store).unwrap();
+        let stop = std::sync::atomic::AtomicBool::new(false);
+        std::thread::scope(|scope| {
+            scope.spawn(|| {
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    let _ = cache.agent(&store, "agt-1");
+                }
+            });
+            // The reader stops however this ends, a failed assertion included.
+            struct StopOnDrop<'a>(&'a std::sync::atomic::AtomicBool);
+            impl Drop for StopOnDrop<'_> {
+                fn drop(&mut self) {
+                    self.0.store(true, std::sync::atomic::Ordering::Relaxed);
+                }
+            }
+            let _stop = StopOnDrop(&stop);
+            for index in 1..=300u64 {
+                let status = if index % 2 == 1 { AgentStatus::Suspended } else { AgentStatus::Active };
+                cache.set_agent_status(&store, "agt-1", status, index).unwrap();
+                assert_eq!(cache.agent(&store, "agt-1").unwrap().unwrap().status, status, "after change {index}");
+            }
+        });
+        // Ledger order: a change recorded before the one in force is dropped.
+        cache.set_agent_status(&store, "agt-1", AgentStatus::Suspended, 7).unwrap();
+        assert_eq!(cache.agent(&store, "agt-1").unwrap().unwrap().status, AgentStatus::Active);
+        // Offboarding is final.
+        cache.set_agent_status(&store, "agt-1", AgentStatus::Offboarded, 301).unwrap();
+        cache.set_agent_status(&store, "agt-1", AgentStatus::Suspended, 302).unwrap();
+        assert_eq!(store.agent("agt-1").unwrap().unwrap().status, AgentStatus::Offboarded);
     }
 }

@@ -39,30 +39,56 @@ pub struct Healed {
 }
 
 impl Gateway {
-    /// Checks each part that must commit: the ledger's state, and a small write to each
-    /// database. Blocking (the write): call it off the async workers.
+    /// Each part that must commit: the ledger's state, and the store's as a small write to
+    /// each database finds it (at most one probe a second, however often readiness and
+    /// metrics ask). Blocking (the write): call it off the async workers.
     pub fn health(&self) -> Health {
         let durable = self.audit.size();
         let access_index_lag = self.store.access_through().map_or(durable, |through| durable.saturating_sub(through));
         Health {
             ledger: self.audit.failure(),
-            store: self.store.probe_writes(self.clock.now_ms()).err().map(|error| error.to_string()),
+            store: self.probe_store(),
             access_index_lag,
             held_statuses: self.directory.held_statuses(),
         }
+    }
+
+    /// Why the store cannot commit, if it cannot: probed now unless probed within the second.
+    fn probe_store(&self) -> Option<String> {
+        let mut probe = self.store_probe.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let (probed_at, failure) = &mut *probe;
+        if probed_at.is_none_or(|at| at.elapsed() >= std::time::Duration::from_secs(1)) {
+            *failure = self.store.probe_writes(self.clock.now_ms()).err().map(|error| error.to_string());
+            *probed_at = Some(std::time::Instant::now());
+        }
+        failure.clone()
     }
 
     /// Recovers what can be recovered now: a failed ledger is reopened (recovery re-verifies
     /// its tail against the checkpoint and drops groups that were never acknowledged), and
     /// held statuses are written to the store. An error says what is still down.
     pub fn heal(&self) -> Result<Healed, GatewayError> {
-        let ledger_reopened = self.audit.heal().map_err(GatewayError::AuditUnavailable)?;
-        if ledger_reopened {
-            // The next append asks the ledger where it stands.
-            self.lock_sequencer().resync = true;
-            tracing::warn!("the audit ledger was reopened after a failure and takes entries again");
-        }
         self.directory.write_held(&self.store);
+        self.probe_store();
+        let ledger_reopened = match self.audit.failure() {
+            None => false,
+            Some(_) => {
+                // Under the sequencer's lock: no append predicts an index while the writer
+                // is replaced, and states that took in failed appends are rebuilt from the
+                // ledger before the next one.
+                let mut sequenced = self.lock_sequencer();
+                let reopened = self.audit.heal().map_err(GatewayError::AuditUnavailable)?;
+                if reopened {
+                    sequenced.resync = true;
+                    if sequenced.tainted {
+                        let size = self.audit.size();
+                        self.restore_into(Some(&mut sequenced), size)?;
+                    }
+                    tracing::warn!("the audit ledger was reopened after a failure and takes entries again");
+                }
+                reopened
+            }
+        };
         let since = self.audit.size().saturating_sub(self.last_snapshot.load(std::sync::atomic::Ordering::Relaxed));
         if since >= crate::snapshot::SNAPSHOT_EVERY_ENTRIES {
             self.snapshot_detection();

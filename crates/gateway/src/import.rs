@@ -262,6 +262,17 @@ impl Batch {
                     employer: line.employer,
                 };
                 agent.check().map_err(|error| format!("agent `{}`: {error}", agent.id))?;
+                // An import keeps an existing agent's status (each status change is an entry
+                // of its own); a line that would change it is refused, not silently ignored.
+                if let Some(existing) = gateway.agent(&agent.id).map_err(|error| error.to_string())?
+                    && existing.status != agent.status
+                {
+                    return Err(format!(
+                        "agent `{}` is {} and an import does not change statuses: suspend or offboard it with \
+                         POST /v1/agents/{}/suspend or /offboard (an analyst reinstates)",
+                        agent.id, existing.status, agent.id
+                    ));
+                }
                 self.agents.push(agent);
             }
             ImportKind::Tickets => {

@@ -67,10 +67,10 @@ impl Gateway {
             .collect();
         let entries =
             changes.iter().map(|change| change.encode().map_err(too_large)).collect::<Result<Vec<Vec<u8>>, _>>()?;
-        let (pending, ()) = append_sequenced(&self.sequencer, self.audit.as_ref(), |_, sequenced| {
+        let (pending, ()) = append_sequenced(&self.sequencer, self.audit.as_ref(), |first, sequenced| {
             then(sequenced);
-            for change in &changes {
-                sequenced.recorded.note_change(change);
+            for (change, index) in changes.iter().zip(first..) {
+                sequenced.recorded.note_change(change, index);
             }
             Ok((entries, ()))
         })?;
@@ -135,8 +135,8 @@ impl Gateway {
                 }
                 let alerts: Vec<AlertEntry> =
                     verdict.alerts.iter().map(|alert| alert_entry(alert, &entry.request)).collect();
-                for alert in &alerts {
-                    sequenced.recorded.note_alert(alert);
+                for (alert, alert_index) in alerts.iter().zip(index + 1..) {
+                    sequenced.recorded.note_alert(alert, alert_index);
                 }
                 // Encoded again only if verify's limit or detection changed it.
                 let bytes = if entry.verify.is_some() || entry.contained.is_some() {
@@ -151,16 +151,23 @@ impl Gateway {
                 Ok((entries, (entry, verdict, alerts)))
             })?;
         let index = durable(&self.sequencer, pending).await?;
+        // Containment first: it holds whatever the store says next.
+        for (alert, alert_index) in verdict.alerts.iter().zip(index + 1..) {
+            if alert.level == cordon_detect::Level::Suspend {
+                self.hold_agent_status(&alert.agent, AgentStatus::Suspended, alert_index);
+            }
+        }
         if !alerts.is_empty() {
             let stored: Vec<StoredAlert> = alerts
                 .iter()
                 .zip(1u64..)
                 .map(|(alert, offset)| alert_row(alert, index + offset))
                 .collect::<Result<_, _>>()?;
-            self.store.record_alerts(&stored, self.webhook_url.is_some(), entry.time_ms)?;
-        }
-        for alert in verdict.alerts.iter().filter(|alert| alert.level == cordon_detect::Level::Suspend) {
-            self.hold_agent_status(&alert.agent, AgentStatus::Suspended);
+            // The alerts are in the ledger; a store that cannot take them now gets them from
+            // the access follower, which stores every alert it reads that is missing.
+            if let Err(error) = self.store.record_alerts(&stored, self.webhook_url.is_some(), entry.time_ms) {
+                tracing::error!(%error, index, "alerts could not be stored now; the ledger follower stores them later");
+            }
         }
         Ok(match (entry.contained, entry.verify, entry.decision) {
             (Some(level), _, _) => Outcome::Contained { level, agent: entry.agent, policies: entry.policies, index },

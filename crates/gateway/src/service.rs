@@ -56,6 +56,8 @@ pub struct Gateway {
     pub(crate) snapshot_path: Option<std::path::PathBuf>,
     /// The size the last snapshot covers.
     pub(crate) last_snapshot: std::sync::atomic::AtomicU64,
+    /// When the store's writes were last probed, and why they failed, if they did.
+    pub(crate) store_probe: std::sync::Mutex<(Option<std::time::Instant>, Option<String>)>,
     pub(crate) directory: crate::directory_cache::DirectoryCache,
     pub(crate) vault: Vault,
     pub(crate) policy: PolicyEngine,

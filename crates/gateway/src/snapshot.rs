@@ -36,7 +36,7 @@ struct Stored {
     verify_limit: (usize, i64),
     detector: Detector,
     statements: Vec<(String, String, String, Vec<i64>)>,
-    statuses: HashMap<String, String>,
+    statuses: HashMap<String, (String, u64)>,
     revocations: HashMap<String, i64>,
 }
 
@@ -69,7 +69,12 @@ pub(crate) fn write(
         verify_limit: rebuilt.statements.limits(),
         detector: rebuilt.detector.clone(),
         statements: rebuilt.statements.rows(),
-        statuses: rebuilt.recorded.statuses.iter().map(|(agent, status)| (agent.clone(), status.to_string())).collect(),
+        statuses: rebuilt
+            .recorded
+            .statuses
+            .iter()
+            .map(|(agent, (status, index))| (agent.clone(), (status.to_string(), *index)))
+            .collect(),
         revocations: rebuilt.recorded.revocations.clone(),
     };
     let bytes = serde_json::to_vec(&stored).map_err(|error| format!("cannot encode the snapshot: {error}"))?;
@@ -129,8 +134,9 @@ pub(crate) fn read(
         return Err("verify's limit on wrong statements changed since it was taken".into());
     }
     let mut statuses = HashMap::new();
-    for (agent, status) in stored.statuses {
-        statuses.insert(agent, status.parse().map_err(|error| format!("a status does not read: {error}"))?);
+    for (agent, (status, index)) in stored.statuses {
+        let status = status.parse().map_err(|error| format!("a status does not read: {error}"))?;
+        statuses.insert(agent, (status, index));
     }
     let rebuilt = Rebuilt {
         detector: stored.detector,

@@ -71,12 +71,17 @@ impl Layout {
             std::process::id(),
             SCRATCH_COUNTER.fetch_add(1, Ordering::Relaxed)
         ));
-        {
+        let written = (|| {
             let mut file = OpenOptions::new().write(true).create(true).truncate(true).mode(mode).open(&scratch)?;
             file.write_all(bytes)?;
             file.sync_data()?;
+            fs::rename(&scratch, &target)
+        })();
+        if let Err(error) = written {
+            // A full disk must not also fill up with scratch files, one per retry.
+            let _ = fs::remove_file(&scratch);
+            return Err(error);
         }
-        fs::rename(&scratch, &target)?;
         if sync_dir {
             sync_dir_path(&parent)?;
             for dir in &created {

@@ -145,14 +145,21 @@ impl Ledger {
     /// way back once the write that failed it can succeed again (space returned, a device
     /// back). Write-ahead records of groups that failed are dropped, since their callers were
     /// told they failed; every acknowledged entry stays.
-    pub fn reopen(mut self) -> Result<Ledger, LedgerError> {
-        let acknowledged = self.shared.durable_size.load(Ordering::Acquire);
+    pub fn reopen(self) -> Result<Ledger, LedgerError> {
         let dir = self.layout.root().to_path_buf();
         let config = self.config.clone();
-        // The final publication may fail too; the new writer recovers whatever it left.
-        let _ = self.shut_down();
-        drop(self);
+        let acknowledged = self.close_after_failure();
         Ledger::recover(&dir, config, acknowledged)
+    }
+
+    /// Closes a failed writer for [`Ledger::recover`]: stops taking entries, lets the
+    /// sequencer finish (a group it had begun may still be acknowledged), tries a final
+    /// publication, and returns the entries acknowledged in all. The lock is released.
+    pub fn close_after_failure(mut self) -> u64 {
+        // The final publication may fail too (that is often why the writer failed); the
+        // recovery that follows rebuilds whatever it left.
+        let _ = self.shut_down();
+        self.shared.durable_size.load(Ordering::Acquire)
     }
 
     /// Opens a log whose writer in this process failed and was closed, after
@@ -592,7 +599,13 @@ fn run_publisher(
         let mut shutdown = None;
         match messages.recv_timeout(timeout) {
             Ok(PublisherMessage::Batch { first_index, entries }) => {
-                if let Err(error) = materializer.integrate_batch(first_index, &entries) {
+                if materializer.poisoned.is_none()
+                    && let Err(error) = materializer.integrate_batch(first_index, &entries)
+                {
+                    // A tile write failed part-way through integrating: the tree and the
+                    // bundle no longer match the files, so nothing more is published from
+                    // them; reopening rebuilds them from the checkpoint and the write-ahead log.
+                    materializer.poisoned = Some(error.to_string());
                     shared.fail(error.to_string());
                 }
             }
@@ -600,6 +613,19 @@ fn run_publisher(
             Ok(PublisherMessage::Shutdown { reply }) => shutdown = Some(reply),
             Err(RecvTimeoutError::Timeout) => {}
             Err(RecvTimeoutError::Disconnected) => break,
+        }
+        if let Some(reason) = &materializer.poisoned {
+            // Never publish from a state that does not match the files, and never keep a
+            // caller waiting for a size the tree will not reach.
+            let refused = || Err(LedgerError::Failed { reason: reason.clone() });
+            for (_, waiter) in waiting.drain(..) {
+                let _ = waiter.send(refused());
+            }
+            if let Some(reply) = shutdown {
+                let _ = reply.send(refused());
+                return;
+            }
+            continue;
         }
         let size = materializer.stack.size();
         let requested = waiting.iter().any(|(wanted, _)| *wanted <= size);
@@ -643,6 +669,9 @@ struct Materializer {
     dirty_dirs: BTreeSet<PathBuf>,
     /// Partial-tile folders made obsolete by full tiles, removed after the next checkpoint.
     obsolete_partials: Vec<PathBuf>,
+    /// Why the state no longer matches the files (a write failed while integrating), if it
+    /// does not: then it publishes nothing.
+    poisoned: Option<String>,
 }
 
 impl Materializer {
@@ -702,6 +731,7 @@ impl Materializer {
             published,
             dirty_dirs: BTreeSet::new(),
             obsolete_partials: Vec::new(),
+            poisoned: None,
         })
     }
 
@@ -749,16 +779,17 @@ impl Materializer {
 
     fn write_tile(&mut self, id: TileId, bytes: &[u8]) -> Result<(), LedgerError> {
         let relative = id.path();
-        let created = self
-            .layout
+        // The tile's folder and every folder above it, up to the log's, are synced before
+        // the checkpoint that names the tile: a new folder is an entry of its parent, and a
+        // write that failed after creating one must not leave it unsynced at the next try.
+        let mut folder = relative.parent();
+        while let Some(dir) = folder {
+            self.dirty_dirs.insert(self.layout.path(dir));
+            folder = dir.parent();
+        }
+        self.layout
             .write_atomic(&relative, bytes, 0o644, false)
             .map_err(LedgerError::io("write", self.layout.path(&relative)))?;
-        // Every folder the write changed is synced before the checkpoint that names the tile:
-        // the tile's own, and the parent of each folder it created.
-        self.dirty_dirs.extend(created);
-        if let Some(parent) = self.layout.path(&relative).parent() {
-            self.dirty_dirs.insert(parent.to_path_buf());
-        }
         Ok(())
     }
 
@@ -783,9 +814,10 @@ impl Materializer {
             self.bundle = bundle;
             written?;
         }
-        for dir in std::mem::take(&mut self.dirty_dirs) {
-            layout::sync_dir_path(&dir).map_err(LedgerError::io("sync", &dir))?;
+        for dir in &self.dirty_dirs {
+            layout::sync_dir_path(dir).map_err(LedgerError::io("sync", dir))?;
         }
+        self.dirty_dirs.clear();
         let checkpoint = Checkpoint { origin: self.signer.name().to_string(), size, root: self.stack.root() };
         let note = self.signer.sign(&checkpoint.to_text())?;
         self.layout

@@ -97,9 +97,21 @@ impl WalWriter {
     /// told so, so none of it may be recovered as if it had been. Truncating needs no free
     /// space, so this usually succeeds even on a full disk.
     pub fn discard_unacknowledged(&mut self) -> Result<(), LedgerError> {
-        self.file.set_len(self.segment_bytes).map_err(LedgerError::io("truncate", &self.path))?;
-        self.file.seek(SeekFrom::Start(self.segment_bytes)).map_err(LedgerError::io("seek", &self.path))?;
-        self.file.sync_all().map_err(LedgerError::io("sync", &self.path))
+        let truncated = self
+            .file
+            .set_len(self.segment_bytes)
+            .and_then(|()| self.file.seek(SeekFrom::Start(self.segment_bytes)).map(drop))
+            .and_then(|()| self.file.sync_all());
+        let Err(error) = truncated else { return Ok(()) };
+        // Failing that, overwrite the first unacknowledged record's header in place (no new
+        // blocks needed): its checksum then fails, and recovery trims from there.
+        let spoiled =
+            std::os::unix::fs::FileExt::write_all_at(&self.file, &[0xff; RECORD_HEADER_SIZE], self.segment_bytes)
+                .and_then(|()| self.file.sync_data());
+        match spoiled {
+            Ok(()) => Ok(()),
+            Err(_) => Err(LedgerError::io("truncate", &self.path)(error)),
+        }
     }
 
     /// Starts a new segment once this one has grown past `segment_bytes_max`.

@@ -315,11 +315,11 @@ async fn readyz(State(state): State<Arc<AppState>>) -> Result<Json<Value>, Probl
     }
     let mut down = Vec::new();
     if let Some(reason) = &health.ledger {
-        tracing::error!(%reason, "not ready: the audit ledger cannot commit");
+        tracing::warn!(%reason, "not ready: the audit ledger cannot commit");
         down.push("the audit ledger cannot commit entries");
     }
     if let Some(reason) = &health.store {
-        tracing::error!(%reason, "not ready: the store cannot commit");
+        tracing::warn!(%reason, "not ready: the store cannot commit");
         down.push("the store cannot commit writes");
     }
     let mut problem =
@@ -388,8 +388,14 @@ async fn bounded_heads(request: Request, next: Next) -> Response {
     next.run(request).await
 }
 
-async fn checkpoint(State(state): State<Arc<AppState>>) -> Response {
-    ([(header::CONTENT_TYPE, "text/plain; charset=utf-8")], state.gateway.audit().checkpoint()).into_response()
+async fn checkpoint(State(state): State<Arc<AppState>>) -> Result<Response, Problem> {
+    let note = state.gateway.audit().checkpoint();
+    if note.is_empty() {
+        return Err(Problem::from(GatewayError::AuditUnavailable(cordon_gateway::AuditError(
+            "no checkpoint can be read now".into(),
+        ))));
+    }
+    Ok(([(header::CONTENT_TYPE, "text/plain; charset=utf-8")], note).into_response())
 }
 
 // ---- data access ----

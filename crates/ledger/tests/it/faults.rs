@@ -139,3 +139,40 @@ fn a_device_failing_with_eio_loses_nothing_acknowledged() {
     drop(ledger);
     verify_log(&path, &verifier, None).unwrap();
 }
+
+/// Regression: when a full tile could not be written, the publisher kept the tree it had
+/// half-changed and later published it (an empty bundle file, a checkpoint naming a
+/// partial bundle that did not exist), so the log never opened again; and a caller asking
+/// for a checkpoint waited forever for a size the tree would not reach. Now a failed tile
+/// write stops publication at once, callers are answered, and a reopen rebuilds the tiles
+/// from the checkpoint and the write-ahead log. (The write-ahead log lives on a larger
+/// disk here, so appends succeed while tiles cannot be written.)
+#[test]
+fn a_failed_tile_write_stops_publication_and_a_reopen_rebuilds_the_tiles() {
+    let tiles = SmallDisk::new(256 << 10).unwrap();
+    let wal = tempfile::tempdir().unwrap();
+    let path = tiles.path().join("log");
+    let verifier = Ledger::create(&path, "tiles.example/log").unwrap();
+    fs::remove_dir_all(path.join("private/wal")).unwrap();
+    std::os::unix::fs::symlink(wal.path(), path.join("private/wal")).unwrap();
+    let ledger = Ledger::open(&path, publish_only_when_asked()).unwrap();
+    ledger.append_batch((0..100).map(test_entry).collect()).wait().unwrap();
+    tiles.fill().unwrap();
+    // The group that completes the first full bundle (256 entries) is durable and
+    // acknowledged; writing its tile fails.
+    ledger.append_batch((100..300).map(test_entry).collect()).wait().unwrap();
+    let failed = std::time::Instant::now();
+    while ledger.failure().is_none() {
+        assert!(failed.elapsed() < std::time::Duration::from_secs(10), "the tile write's failure is reported");
+        std::thread::yield_now();
+    }
+    assert!(ledger.publish().is_err(), "no checkpoint from a tree that does not match the files, and no wait");
+    let error = ledger.close().unwrap_err();
+    assert!(error.to_string().contains("of the 300 acknowledged entries"), "{error}");
+    tiles.free_all().unwrap();
+    let ledger = Ledger::open(&path, LedgerConfig::default()).unwrap();
+    assert_eq!(ledger.checkpoint().checkpoint.size, 300, "every acknowledged entry, from the write-ahead log");
+    assert_eq!(ledger.checkpoint().checkpoint.root, reference_root(&reference_leaves(300)));
+    drop(ledger);
+    verify_log(&path, &verifier, None).unwrap();
+}

@@ -429,3 +429,89 @@ async fn a_snapshot_that_does_not_fit_is_not_used() {
     let gateway = data.open(clock.clone()).unwrap();
     assert_eq!(gateway.restore_detection().unwrap().from, 0, "a snapshot under other thresholds is not used");
 }
+
+/// Regression: a suspension detection raised while the store was full was lost (storing
+/// its alert failed first, and the suspension was never put in force). Containment comes
+/// first, and the alert reaches the store once it takes writes.
+#[tokio::test]
+async fn a_detection_suspension_holds_while_the_store_is_full() {
+    let disk = SmallDisk::new(4 << 20).unwrap();
+    let harness = Harness::new();
+    harness.put_assigned_ticket().await;
+    harness.put_canary("cus-999", crate::support::customer_fields("Cora Nary", "cora@example.org", 250_000.0)).await;
+    let harness = reopen_after(harness, store_onto(&disk));
+    let agent = harness.agent_token("agt-1");
+    disk.fill().unwrap();
+    let (status, _) = harness.call(Method::GET, "/v1/customers/cus-999", Some(&agent), None).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    let (status, answer) = reveal(&harness, &agent).await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "suspended by detection, store full or not: {answer}");
+    disk.free_all().unwrap();
+    harness.state.gateway.heal().unwrap();
+    let stored = cordon_store::Store::open(&harness.data().path("cordon.sqlite")).unwrap();
+    assert_eq!(stored.agent("agt-1").unwrap().unwrap().status.name(), "suspended");
+    // The follower stores the alert the full store missed.
+    let service = harness.state.gateway.issue_role_token(TokenRole::Service).unwrap();
+    let (status, _) = harness.call(Method::GET, "/v1/customers/cus-1/access-history", Some(&service), None).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(stored.alerts(Some("open"), 10).unwrap().len(), 1, "the alert is stored");
+    harness.restart_and_verify().await;
+}
+
+/// Regression: a PUT of an agent recorded the status it read, so a suspension landing
+/// between that read and the PUT's entry was undone by the repair at the next start. An
+/// existing agent's PUT records its status as `kept`; offboarding is final.
+#[tokio::test]
+async fn a_put_after_a_suspension_does_not_reinstate_at_restart_and_offboarding_is_final() {
+    let harness = Harness::new();
+    harness.put_assigned_ticket().await;
+    harness.admin(Method::POST, "/v1/agents/agt-1/suspend", json!({})).await;
+    harness.put_agent("agt-1", json!({"name": "A", "team": "l2-email", "site": "us-sf", "employer": "staff"})).await;
+    let entries = ledger_entries(&harness);
+    let Some((_, Entry::Change(put))) = entries.last() else { panic!("{entries:?}") };
+    assert_eq!((put.change.as_str(), put.detail.as_deref()), ("agent.put", Some("l2-email us-sf agent kept")));
+    let harness = harness.restart_and_verify().await;
+    assert_eq!(harness.state.gateway.agent("agt-1").unwrap().unwrap().status.name(), "suspended");
+
+    harness.admin(Method::POST, "/v1/agents/agt-1/offboard", json!({})).await;
+    let (status, answer) =
+        harness.call(Method::POST, "/v1/agents/agt-1/suspend", Some(&harness.admin.clone()), Some(json!({}))).await;
+    assert_eq!(status, StatusCode::CONFLICT, "{answer}");
+    let analyst = harness.state.gateway.issue_role_token(TokenRole::Analyst).unwrap();
+    let (status, answer) =
+        harness.call(Method::POST, "/v1/agents/agt-1/reinstate", Some(&analyst), Some(json!({}))).await;
+    assert_eq!(status, StatusCode::CONFLICT, "{answer}");
+    let harness = harness.restart_and_verify().await;
+    assert_eq!(harness.state.gateway.agent("agt-1").unwrap().unwrap().status.name(), "offboarded");
+}
+
+/// Regression: a start on a full ledger disk was refused (the replay at open wanted a
+/// checkpoint it could not write). It opens, serves nothing it cannot record, says why on
+/// /readyz, and once space returns heals, rebuilding detection from the ledger.
+#[tokio::test]
+async fn a_start_on_a_full_ledger_disk_opens_and_heals_when_space_returns() {
+    let disk = SmallDisk::new(4 << 20).unwrap();
+    let harness = Harness::with_config(|config| config.ledger.checkpoint_interval_ms = 3_600_000);
+    harness.put_assigned_ticket().await;
+    let harness = reopen_after(harness, ledger_onto(&disk));
+    let agent = harness.agent_token("agt-1");
+    for _ in 0..3 {
+        assert_eq!(reveal(&harness, &agent).await.0, StatusCode::OK);
+    }
+    // The disk fills: the stop cannot publish them (they stay in the write-ahead log), and
+    // the start finds it still full.
+    disk.fill().unwrap();
+    let harness = reopen_after(harness, |_| {});
+    let (status, answer) = harness.call(Method::GET, "/readyz", None, None).await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{answer}");
+    let (status, answer) = reveal(&harness, &agent).await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{answer}");
+    disk.free_all().unwrap();
+    assert!(harness.state.gateway.heal().unwrap().ledger_reopened);
+    let healed = harness.state.gateway.detection_state();
+    harness.state.gateway.replay_detection().unwrap();
+    assert_eq!(harness.state.gateway.detection_state(), healed, "healing rebuilt detection from the whole ledger");
+    assert_eq!(reveal(&harness, &agent).await.0, StatusCode::OK);
+    assert_eq!(history_in_ledger(&harness, "cus-1").len(), 4, "the three reveals before the crash, and this one");
+    harness.restart_and_verify().await;
+}
