@@ -83,7 +83,8 @@ impl Gateway {
     }
 
     /// Appends the decision, with any alerts detection raised on it, and waits until they are
-    /// durable; then applies containment and indexes the access for the customer's history.
+    /// durable; then puts containment in force and stores the alerts (the customer's access
+    /// history follows the ledger on its own).
     /// Any failure means the caller gets nothing. Detection can turn an allow into a denial.
     pub(crate) async fn record(&self, recorded: Recorded) -> Result<Outcome, GatewayError> {
         if !self.answers_access {

@@ -80,7 +80,8 @@ impl Drop for SmallDisk {
 /// the failure is there.
 #[derive(Debug)]
 pub struct FailingDevice {
-    backing: SmallDisk,
+    /// The tmpfs holding the image; kept only to be unmounted last.
+    _backing: SmallDisk,
     device: String,
     mounted: tempfile::TempDir,
 }
@@ -93,7 +94,7 @@ impl FailingDevice {
         run("mkfs.ext4", &["-q", "-F", &image.to_string_lossy()])?;
         let device = run("losetup", &["--find", "--show", &image.to_string_lossy()])?;
         let mounted = tempfile::tempdir()?;
-        let failing = FailingDevice { backing, device, mounted };
+        let failing = FailingDevice { _backing: backing, device, mounted };
         mount(&[&failing.device], failing.path())?;
         Ok(failing)
     }
@@ -123,7 +124,6 @@ impl Drop for FailingDevice {
     fn drop(&mut self) {
         let _ = Command::new("umount").arg("-l").arg(self.mounted.path()).status();
         let _ = Command::new("losetup").arg("-d").arg(&self.device).status();
-        let _ = &self.backing;
     }
 }
 
