@@ -129,7 +129,16 @@ impl DataDir {
                 ..LedgerConfig::default()
             },
         )
-        .map_err(|error| GatewayError::Internal(error.to_string()))?;
+        .map_err(|error| match error {
+            // Not a fault: another process (most often `cordon serve`) has it open.
+            cordon_ledger::LedgerError::Locked { .. } => GatewayError::Conflict(format!(
+                "the data directory `{}` is in use: a running `cordon serve` (or another command) holds its \
+                 ledger, which has one writer at a time; while the server runs, use its HTTP API (alerts and \
+                 incidents; exports need the server stopped for now), or stop it first",
+                self.root.display()
+            )),
+            error => GatewayError::Internal(error.to_string()),
+        })?;
         self.open_with(config, Arc::new(LedgerAudit::new(ledger)), clock, detection)
     }
 

@@ -181,6 +181,11 @@ fn no_plaintext_reaches_the_disk_or_the_log() {
     );
     assert_eq!(status, 403, "an admin role token is not an agent");
 
+    // A command that would write the ledger while the server runs is told why it cannot.
+    let (ok, _, stderr) = run(&["alert", "list", "--data", data_dir.to_str().unwrap()]);
+    assert!(!ok && stderr.contains("is in use: a running `cordon serve`"), "{stderr}");
+    assert!(!stderr.contains("internal error"), "{stderr}");
+
     // A clean stop: SIGTERM, in-flight work finishes, the ledger publishes its last checkpoint.
     let pid = child.id().to_string();
     assert!(Command::new("kill").args(["-TERM", &pid]).status().unwrap().success());
