@@ -16,8 +16,6 @@ use crate::error::GatewayError;
 use crate::service::Gateway;
 use crate::token::Claims;
 
-/// Ledger entries read into the exposure index per transaction.
-const EXPOSURE_BATCH_ENTRIES: usize = 50_000;
 /// Customers consistent with one masked rendering that attribution reads, at most.
 const CANDIDATES_PER_VALUE_MAX: usize = 100_000;
 /// Threads for the parts of scope and attribution that read many records.
@@ -126,24 +124,6 @@ impl IncidentStatus {
     }
 }
 
-/// The exposures one ledger entry records: none unless it is an allowed access that showed
-/// customers.
-fn exposures_of(index: u64, bytes: &[u8]) -> Vec<Exposure> {
-    let Ok(cordon_entry::Entry::Access(entry)) = cordon_entry::decode(bytes) else { return Vec::new() };
-    entry
-        .customers_shown()
-        .into_iter()
-        .map(|customer_id| Exposure {
-            ledger_index: index,
-            time_ms: entry.time_ms,
-            agent_id: entry.agent.clone(),
-            customer_id,
-            action: entry.action.name().to_string(),
-            fields: entry.fields.clone(),
-        })
-        .collect()
-}
-
 fn shown(exposure: Exposure) -> Option<Shown> {
     Some(Shown {
         how: ShownAs::from_action(&exposure.action)?,
@@ -182,35 +162,14 @@ fn on_every_core<T: Sync, R: Send>(
 }
 
 impl Gateway {
-    /// Reads the ledger entries the exposure index has not read yet; returns how many
-    /// entries it read. The index is a function of the ledger: deleting it only costs a
-    /// re-read.
+    /// Brings the exposure index up to every durable entry; returns how many entries it
+    /// read. The ledger follower keeps it current while the gateway runs (a quarter second
+    /// behind), so this reads little; the index is a function of the ledger: deleting it
+    /// only costs a re-read.
     pub fn refresh_exposures(&self) -> Result<u64, GatewayError> {
         let from = self.store.exposures_through()?;
-        let size = self.audit.size();
-        if from >= size {
-            return Ok(0);
-        }
-        let mut batch: Vec<Exposure> = Vec::new();
-        let mut entries_in_batch = 0usize;
-        let mut failed: Option<GatewayError> = None;
-        self.audit
-            .for_each_entry_from(from, size, &mut |index, bytes| {
-                batch.extend(exposures_of(index, bytes));
-                entries_in_batch += 1;
-                if entries_in_batch >= EXPOSURE_BATCH_ENTRIES {
-                    if let Err(error) = self.store.add_exposures(&batch, index + 1) {
-                        failed = Some(error.into());
-                        return Err("the exposure index could not be written".into());
-                    }
-                    batch.clear();
-                    entries_in_batch = 0;
-                }
-                Ok(())
-            })
-            .map_err(|error| failed.take().unwrap_or(GatewayError::Internal(error.0)))?;
-        self.store.add_exposures(&batch, size)?;
-        Ok(size - from)
+        self.indexer.catch_up()?;
+        Ok(self.store.exposures_through()?.saturating_sub(from))
     }
 
     /// Opens an incident; the opening is a ledger entry (identifiers only: the suspects and

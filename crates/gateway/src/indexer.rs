@@ -1,5 +1,5 @@
-//! The per-customer access index, kept as a follower of the ledger (which also stores any
-//! alert a crash kept out of the store). The ledger entry,
+//! The per-customer access index and incident scope's exposure index, kept as followers of
+//! the ledger (which also store any alert a crash kept out of the store). The ledger entry,
 //! durable before any response, is the record; this index only answers "who looked at this
 //! customer" quickly. It is a function of the ledger: it records how far into the ledger it
 //! has read, in the same transaction as the rows it wrote, and reads on from there, at open
@@ -12,7 +12,7 @@ use std::thread::JoinHandle;
 use std::time::Duration;
 
 use cordon_entry::{AccessAction, Entry};
-use cordon_store::{AccessEvent, Store};
+use cordon_store::{AccessEvent, Exposure, Store};
 
 use crate::audit::AuditLog;
 use crate::error::GatewayError;
@@ -28,18 +28,82 @@ pub(crate) fn in_history(action: AccessAction) -> bool {
     matches!(action, AccessAction::View | AccessAction::Reveal | AccessAction::Verify)
 }
 
-/// What the follower does with one entry: its history row, or its alert to mend.
-enum Followed {
-    Row(AccessEvent),
-    Alert(cordon_store::StoredAlert),
+/// What the follower writes, batch by batch: history rows, alerts to mend, exposures.
+#[derive(Default)]
+struct Found {
+    rows: Vec<AccessEvent>,
+    alerts: Vec<cordon_store::StoredAlert>,
+    exposures: Vec<Exposure>,
 }
 
-fn follow_entry(index: u64, bytes: &[u8]) -> Option<Followed> {
-    match cordon_entry::decode(bytes) {
-        Ok(Entry::Access(entry)) => history_row(index, entry).map(Followed::Row),
-        Ok(Entry::Alert(alert)) => crate::record::alert_row(&alert, index).ok().map(Followed::Alert),
-        _ => None,
+/// Where each index stood when this round began: an entry below an index's position is in
+/// that index already.
+#[derive(Clone, Copy)]
+struct Positions {
+    access: u64,
+    exposures: u64,
+}
+
+impl Found {
+    /// Takes in the entry at `index`.
+    fn entry(&mut self, index: u64, bytes: &[u8], positions: Positions) {
+        match cordon_entry::decode(bytes) {
+            Ok(Entry::Access(entry)) => {
+                if index >= positions.exposures {
+                    self.exposures.extend(exposures_of(index, &entry));
+                }
+                if index >= positions.access {
+                    self.rows.extend(history_row(index, entry));
+                }
+            }
+            Ok(Entry::Alert(alert)) if index >= positions.access => {
+                self.alerts.extend(crate::record::alert_row(&alert, index).ok());
+            }
+            _ => {}
+        }
     }
+
+    /// Writes what was found in the entries below `through`, and each index's new position
+    /// with its rows (never moving a position back).
+    fn write(
+        &mut self,
+        store: &Store,
+        through: u64,
+        positions: Positions,
+        webhook: bool,
+        now_ms: i64,
+    ) -> Result<(), cordon_store::StoreError> {
+        if !self.alerts.is_empty() {
+            store.record_alerts(&self.alerts, webhook, now_ms)?;
+            self.alerts.clear();
+        }
+        if through > positions.access {
+            store.add_access_events(&self.rows, through)?;
+        }
+        self.rows.clear();
+        if through > positions.exposures {
+            store.add_exposures(&self.exposures, through)?;
+        }
+        self.exposures.clear();
+        Ok(())
+    }
+}
+
+/// What an allowed access showed, one exposure per customer it showed (incident scope's
+/// index: who was shown whom, how, when).
+fn exposures_of(index: u64, entry: &cordon_entry::AccessEntry) -> Vec<Exposure> {
+    entry
+        .customers_shown()
+        .into_iter()
+        .map(|customer_id| Exposure {
+            ledger_index: index,
+            time_ms: entry.time_ms,
+            agent_id: entry.agent.clone(),
+            customer_id,
+            action: entry.action.name().to_string(),
+            fields: entry.fields.clone(),
+        })
+        .collect()
 }
 
 /// The history row of an access entry, if it has one.
@@ -62,47 +126,34 @@ fn history_row(index: u64, entry: cordon_entry::AccessEntry) -> Option<AccessEve
     })
 }
 
-/// Reads the ledger from the index's position up to `to` and writes what it found. Alerts
-/// on the way are stored if they are not (the request that raised one stores it at once;
-/// a crash between its entry and its row leaves it to this), before the position passes
-/// them.
+/// Reads the ledger from where the indexes stand up to `to`, in one pass, and writes what
+/// it found: the access index, the exposure index, and alerts that are not stored (the
+/// request that raised one stores it at once; a crash between its entry and its row
+/// leaves it to this), each before its position passes them.
 fn catch_up(store: &Store, audit: &dyn AuditLog, to: u64, webhook: bool, now_ms: i64) -> Result<(), GatewayError> {
-    let from = store.access_through()?;
+    let positions = Positions { access: store.access_through()?, exposures: store.exposures_through()? };
+    let from = positions.access.min(positions.exposures);
     if from >= to {
         return Ok(());
     }
-    let mut rows = Vec::new();
-    let mut alerts = Vec::new();
+    let mut found = Found::default();
     let mut entries = 0usize;
     let mut failed: Option<GatewayError> = None;
-    let write = |rows: &mut Vec<AccessEvent>, alerts: &mut Vec<cordon_store::StoredAlert>, through: u64| {
-        if !alerts.is_empty() {
-            store.record_alerts(alerts, webhook, now_ms)?;
-            alerts.clear();
-        }
-        store.add_access_events(rows, through)?;
-        rows.clear();
-        Ok::<(), cordon_store::StoreError>(())
-    };
     audit
         .for_each_entry_from(from, to, &mut |index, bytes| {
-            match follow_entry(index, bytes) {
-                Some(Followed::Row(row)) => rows.push(row),
-                Some(Followed::Alert(alert)) => alerts.push(alert),
-                None => {}
-            }
+            found.entry(index, bytes, positions);
             entries += 1;
             if entries >= BATCH_ENTRIES_MAX {
-                if let Err(error) = write(&mut rows, &mut alerts, index + 1) {
+                if let Err(error) = found.write(store, index + 1, positions, webhook, now_ms) {
                     failed = Some(error.into());
-                    return Err("the access index could not be written".into());
+                    return Err("the indexes could not be written".into());
                 }
                 entries = 0;
             }
             Ok(())
         })
         .map_err(|error| failed.take().unwrap_or(GatewayError::AuditUnavailable(error)))?;
-    write(&mut rows, &mut alerts, to)?;
+    found.write(store, to, positions, webhook, now_ms)?;
     Ok(())
 }
 

@@ -515,3 +515,26 @@ async fn a_start_on_a_full_ledger_disk_opens_and_heals_when_space_returns() {
     assert_eq!(history_in_ledger(&harness, "cus-1").len(), 4, "the three reveals before the crash, and this one");
     harness.restart_and_verify().await;
 }
+
+/// Regression: the exposure index was built by the first incident command, reading the
+/// whole ledger then (733 s at ten million entries), in the middle of an incident. The
+/// ledger follower keeps it current while the server runs, so scope starts from an index
+/// that is already there.
+#[tokio::test]
+async fn the_exposure_index_follows_the_ledger_before_any_incident_command() {
+    let harness = Harness::new();
+    harness.put_assigned_ticket().await;
+    let agent = harness.agent_token("agt-1");
+    assert_eq!(reveal(&harness, &agent).await.0, StatusCode::OK);
+    let size = harness.state.gateway.audit().size();
+    let store = cordon_store::Store::open(&harness.data().path("cordon.sqlite")).unwrap();
+    let started = std::time::Instant::now();
+    while store.exposures_through().unwrap() < size {
+        assert!(started.elapsed() < std::time::Duration::from_secs(10), "the follower indexes exposures by itself");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let shown = store.exposures_of_customers(&["cus-1".to_string()]).unwrap();
+    assert_eq!(shown.len(), 1, "{shown:?}");
+    assert_eq!((shown[0].agent_id.as_str(), shown[0].action.as_str()), ("agt-1", "reveal"));
+    assert_eq!(harness.state.gateway.refresh_exposures().unwrap(), 0, "nothing left for an incident to read");
+}
