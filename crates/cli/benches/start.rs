@@ -76,32 +76,32 @@ fn main() {
     );
     drop(gateway);
 
+    // Opens the data directory, timed into `times`; its detection state.
+    let open = |times: &mut Vec<f64>| {
+        if cold {
+            drop_page_cache();
+        }
+        let started = Instant::now();
+        let gateway = data.open(Arc::new(SystemClock)).unwrap();
+        times.push(started.elapsed().as_secs_f64());
+        gateway.detection_state()
+    };
+    let written = || std::fs::metadata(&snapshot).and_then(|metadata| metadata.modified()).unwrap();
     let (mut full, mut restored) = (Vec::new(), Vec::new());
     for run in 0..RUNS {
         // The full replay (no snapshot: an older data directory, or one whose snapshot does
         // not fit); it ends by taking the snapshot the next open starts from.
         std::fs::remove_file(&snapshot).ok();
-        if cold {
-            drop_page_cache();
-        }
-        let started = Instant::now();
-        let gateway = data.open(Arc::new(SystemClock)).unwrap();
-        full.push(started.elapsed().as_secs_f64());
-        let replayed_state = gateway.detection_state();
-        drop(gateway);
+        let replayed_state = open(&mut full);
         assert!(snapshot.exists(), "a full replay at this size leaves a snapshot");
-
-        if cold {
-            drop_page_cache();
-        }
-        let started = Instant::now();
-        let gateway = data.open(Arc::new(SystemClock)).unwrap();
-        restored.push(started.elapsed().as_secs_f64());
-        let restored_state = gateway.detection_state();
+        let taken = written();
+        let restored_state = open(&mut restored);
+        // An open that did not use the snapshot would replay everything and write a new one:
+        // its time would be a full replay's, not a start from the snapshot.
+        assert_eq!(written(), taken, "run {run}: the open did not start from the snapshot");
         if let Some(path) = first_difference(&restored_state, &replayed_state, String::new()) {
             panic!("run {run}: the snapshot rebuilt another state than the full replay, first at {path}");
         }
-        drop(gateway);
         println!("run {}: full replay {:.2} s, from the snapshot {:.3} s", run + 1, full[run], restored[run]);
     }
     let (full, restored) = (median(&mut full), median(&mut restored));

@@ -33,13 +33,8 @@ impl Gateway {
     /// it, else from the whole ledger (and then takes a snapshot, so the next start is
     /// quick). Then repairs the store from what the ledger records.
     pub fn restore_detection(&self) -> Result<Replayed, GatewayError> {
-        let size = self.readable_size();
-        let replayed = self.restore_into(None, size)?;
-        if size.saturating_sub(self.last_snapshot.load(std::sync::atomic::Ordering::Relaxed))
-            >= crate::snapshot::SNAPSHOT_EVERY_ENTRIES
-        {
-            self.snapshot_detection();
-        }
+        let replayed = self.restore_into(None, self.readable_size())?;
+        self.snapshot_if_due();
         Ok(replayed)
     }
 
@@ -142,6 +137,15 @@ impl Gateway {
         sequenced.tainted = size < self.audit.size();
     }
 
+    /// Takes a snapshot once [`crate::snapshot::SNAPSHOT_EVERY_ENTRIES`] entries have been
+    /// appended since the last.
+    pub(crate) fn snapshot_if_due(&self) {
+        let since = self.audit.size().saturating_sub(self.last_snapshot.load(std::sync::atomic::Ordering::Relaxed));
+        if since >= crate::snapshot::SNAPSHOT_EVERY_ENTRIES {
+            self.snapshot_detection();
+        }
+    }
+
     /// Writes a snapshot of detection's state as of the entries appended so far, once they
     /// are durable; its size. None if there is nothing new enough to snapshot, or the
     /// states are ahead of the ledger (an append they took in failed), or the ledger or the
@@ -174,7 +178,7 @@ impl Gateway {
         let mut rebuilt = rebuilt;
         let oldest = self.clock.now_ms() - crate::token::TOKEN_LIFETIME_SECONDS_MAX * 1000;
         rebuilt.recorded.forget_revocations_before(oldest);
-        match crate::snapshot::write(path, self.audit.as_ref(), size, observe, &rebuilt) {
+        match crate::snapshot::write(path, self.audit.as_ref(), size, observe, rebuilt) {
             Ok(()) => {
                 self.last_snapshot.store(size, std::sync::atomic::Ordering::Relaxed);
                 Some(size)

@@ -29,8 +29,8 @@ pub trait AuditLog: Send + Sync {
     /// large, or the log has failed or closed) are an error here, so the caller knows no
     /// index was used.
     fn append(&self, entries: Vec<Vec<u8>>) -> Result<AuditFuture, AuditError>;
-    /// The latest signed checkpoint note.
-    fn checkpoint(&self) -> String;
+    /// The latest signed checkpoint note; an error if none can be read now.
+    fn checkpoint(&self) -> Result<String, AuditError>;
     /// A tlog-proof receipt for entry `index`, publishing a checkpoint first if needed.
     fn receipt(&self, index: u64) -> Result<String, AuditError>;
     /// Group-commit counters, for metrics.
@@ -90,11 +90,9 @@ pub struct LedgerAudit {
     dir: std::path::PathBuf,
     config: LedgerConfig,
     /// Set when a failed writer was closed and reopening it failed too: the entries it had
-    /// acknowledged, past which its write-ahead records must not be recovered.
+    /// acknowledged, past which its write-ahead records must not be recovered (and the size
+    /// [`AuditLog::size`] answers while no writer is open).
     reopen_from: std::sync::Mutex<Option<u64>>,
-    /// The entries acknowledged by the last writer closed, for [`AuditLog::size`] while no
-    /// writer is open.
-    closed_size: std::sync::atomic::AtomicU64,
     /// Closed for good: healing opens nothing any more.
     closed: std::sync::atomic::AtomicBool,
 }
@@ -112,7 +110,6 @@ impl LedgerAudit {
             dir,
             config,
             reopen_from: std::sync::Mutex::new(None),
-            closed_size: std::sync::atomic::AtomicU64::new(0),
             closed: std::sync::atomic::AtomicBool::new(false),
         }
     }
@@ -158,8 +155,8 @@ impl AuditLog for LedgerAudit {
         Ok(Box::pin(async move { appending.await.map_err(failed) }))
     }
 
-    fn checkpoint(&self) -> String {
-        self.published().map(|signed| signed.note).unwrap_or_default()
+    fn checkpoint(&self) -> Result<String, AuditError> {
+        self.published().map(|signed| signed.note).ok_or_else(|| AuditError("no checkpoint can be read now".into()))
     }
 
     /// A receipt against the published checkpoint if it covers `index`; otherwise one is
@@ -175,8 +172,10 @@ impl AuditLog for LedgerAudit {
     }
 
     fn size(&self) -> u64 {
-        self.with(|ledger| Ok(ledger.durable_size()))
-            .unwrap_or_else(|_| self.closed_size.load(std::sync::atomic::Ordering::Acquire).max(self.published_size()))
+        self.with(|ledger| Ok(ledger.durable_size())).unwrap_or_else(|_| {
+            let acknowledged = *self.reopen_from.lock().unwrap_or_else(PoisonError::into_inner);
+            acknowledged.unwrap_or(0).max(self.published_size())
+        })
     }
 
     fn published_size(&self) -> u64 {
@@ -245,7 +244,6 @@ impl AuditLog for LedgerAudit {
             (None, Some(acknowledged)) => acknowledged,
             (None, None) => return Err(closed()),
         };
-        self.closed_size.store(acknowledged, std::sync::atomic::Ordering::Release);
         *reopen_from = Some(acknowledged);
         let reopened = Ledger::recover(&self.dir, self.config.clone(), acknowledged);
         let reopened = reopened.map_err(failed)?;

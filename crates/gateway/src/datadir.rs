@@ -379,13 +379,29 @@ pub(crate) fn create_private_dir(path: &Path) -> Result<(), GatewayError> {
     fs::set_permissions(path, fs::Permissions::from_mode(0o700)).map_err(io_error(path))
 }
 
-/// Writes `bytes` to `path` as a file only its owner may read (0600), whatever the umask.
+/// Writes `bytes` to `path` as a file only its owner may read (0600), whatever the umask,
+/// atomically: a scratch file beside it, fsync, rename, fsync of the folder, so a crash
+/// leaves the old file or the new one (`cordon.toml`, a notice, detection's snapshot),
+/// never half of one.
 pub(crate) fn write_private_file(path: &Path, bytes: &[u8]) -> Result<(), GatewayError> {
-    let mut file =
-        OpenOptions::new().write(true).create(true).truncate(true).mode(0o600).open(path).map_err(io_error(path))?;
-    file.set_permissions(fs::Permissions::from_mode(0o600)).map_err(io_error(path))?;
-    file.write_all(bytes).map_err(io_error(path))?;
-    file.sync_all().map_err(io_error(path))
+    let mut scratch = path.as_os_str().to_owned();
+    scratch.push(".new");
+    let scratch = std::path::PathBuf::from(scratch);
+    let written = (|| {
+        let mut file = OpenOptions::new().write(true).create(true).truncate(true).mode(0o600).open(&scratch)?;
+        file.set_permissions(fs::Permissions::from_mode(0o600))?;
+        file.write_all(bytes)?;
+        file.sync_all()?;
+        fs::rename(&scratch, path)?;
+        match path.parent() {
+            Some(folder) if !folder.as_os_str().is_empty() => fs::File::open(folder)?.sync_all(),
+            _ => Ok(()),
+        }
+    })();
+    written.map_err(|error| {
+        let _ = fs::remove_file(&scratch);
+        io_error(path)(error)
+    })
 }
 
 fn io_error(path: &Path) -> impl Fn(std::io::Error) -> GatewayError + '_ {

@@ -89,10 +89,7 @@ impl Gateway {
                 reopened
             }
         };
-        let since = self.audit.size().saturating_sub(self.last_snapshot.load(std::sync::atomic::Ordering::Relaxed));
-        if since >= crate::snapshot::SNAPSHOT_EVERY_ENTRIES {
-            self.snapshot_detection();
-        }
+        self.snapshot_if_due();
         Ok(Healed { ledger_reopened })
     }
 

@@ -24,7 +24,7 @@ const BATCH_ENTRIES_MAX: usize = 4096;
 
 /// Whether an access entry belongs in its customer's history: the accesses that name one
 /// customer (a card, a reveal, a verify), allowed or refused.
-pub(crate) fn in_history(action: AccessAction) -> bool {
+fn in_history(action: AccessAction) -> bool {
     matches!(action, AccessAction::View | AccessAction::Reveal | AccessAction::Verify)
 }
 

@@ -8,9 +8,7 @@
 //! saves time). Identifiers only, like the ledger; mode 0600 beside the databases.
 
 use std::collections::HashMap;
-use std::io::Write as _;
-use std::os::unix::fs::OpenOptionsExt as _;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use cordon_detect::Detector;
 use serde::{Deserialize, Serialize};
@@ -53,13 +51,13 @@ fn leaf_of(audit: &dyn AuditLog, index: u64) -> Result<String, String> {
 }
 
 /// Writes the state after entry `size - 1` (the caller waited until it is durable),
-/// atomically: a scratch file, fsync, rename, fsync of the folder.
+/// atomically, as the data directory's private files are written.
 pub(crate) fn write(
     path: &Path,
     audit: &dyn AuditLog,
     size: u64,
     observe: bool,
-    rebuilt: &Rebuilt,
+    rebuilt: Rebuilt,
 ) -> Result<(), String> {
     let stored = Stored {
         format: FORMAT,
@@ -67,7 +65,7 @@ pub(crate) fn write(
         last_leaf: leaf_of(audit, size.checked_sub(1).ok_or("an empty ledger needs no snapshot")?)?,
         observe,
         verify_limit: rebuilt.statements.limits(),
-        detector: rebuilt.detector.clone(),
+        detector: rebuilt.detector,
         statements: rebuilt.statements.rows(),
         statuses: rebuilt
             .recorded
@@ -75,31 +73,10 @@ pub(crate) fn write(
             .iter()
             .map(|(agent, (status, index))| (agent.clone(), (status.to_string(), *index)))
             .collect(),
-        revocations: rebuilt.recorded.revocations.clone(),
+        revocations: rebuilt.recorded.revocations,
     };
     let bytes = serde_json::to_vec(&stored).map_err(|error| format!("cannot encode the snapshot: {error}"))?;
-    let scratch = scratch_path(path);
-    let written = (|| -> std::io::Result<()> {
-        let mut file =
-            std::fs::OpenOptions::new().write(true).create(true).truncate(true).mode(0o600).open(&scratch)?;
-        file.write_all(&bytes)?;
-        file.sync_all()?;
-        std::fs::rename(&scratch, path)?;
-        if let Some(folder) = path.parent() {
-            std::fs::File::open(folder)?.sync_all()?;
-        }
-        Ok(())
-    })();
-    written.map_err(|error| {
-        let _ = std::fs::remove_file(&scratch);
-        format!("cannot write the snapshot `{}`: {error}", path.display())
-    })
-}
-
-fn scratch_path(path: &Path) -> PathBuf {
-    let mut scratch = path.as_os_str().to_owned();
-    scratch.push(".new");
-    PathBuf::from(scratch)
+    crate::datadir::write_private_file(path, &bytes).map_err(|error| format!("cannot write the snapshot: {error}"))
 }
 
 /// The snapshot at `path`, if there is one this ledger and these settings can start from:

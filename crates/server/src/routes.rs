@@ -389,12 +389,7 @@ async fn bounded_heads(request: Request, next: Next) -> Response {
 }
 
 async fn checkpoint(State(state): State<Arc<AppState>>) -> Result<Response, Problem> {
-    let note = state.gateway.audit().checkpoint();
-    if note.is_empty() {
-        return Err(Problem::from(GatewayError::AuditUnavailable(cordon_gateway::AuditError(
-            "no checkpoint can be read now".into(),
-        ))));
-    }
+    let note = state.gateway.audit().checkpoint().map_err(GatewayError::AuditUnavailable)?;
     Ok(([(header::CONTENT_TYPE, "text/plain; charset=utf-8")], note).into_response())
 }
 

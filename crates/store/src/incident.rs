@@ -3,7 +3,7 @@
 
 use std::sync::PoisonError;
 
-use rusqlite::{OptionalExtension as _, params};
+use rusqlite::params;
 
 use crate::store::{QUEUE_OUTBOX, Store, StoreError};
 
@@ -69,12 +69,7 @@ impl Store {
 
     /// How many ledger entries the exposure index has read.
     pub fn exposures_through(&self) -> Result<u64, StoreError> {
-        let connection = self.index.lock().unwrap_or_else(PoisonError::into_inner);
-        connection
-            .query_row("SELECT value FROM index_meta WHERE key = ?1", [EXPOSURES_THROUGH], |row| row.get::<_, i64>(0))
-            .optional()
-            .map(|value| value.unwrap_or(0).max(0) as u64)
-            .map_err(self.error("read the exposure index's position"))
+        self.index_position(EXPOSURES_THROUGH)
     }
 
     /// Adds exposures read from ledger entries below `through`, and records that position,
@@ -115,13 +110,7 @@ impl Store {
                     volume.execute([&exposure.agent_id]).map_err(self.error("index reach"))?;
                 }
             }
-            transaction
-                .execute(
-                    "INSERT INTO index_meta (key, value) VALUES (?1, ?2)
-                     ON CONFLICT (key) DO UPDATE SET value = ?2",
-                    params![EXPOSURES_THROUGH, through as i64],
-                )
-                .map_err(self.error("record the exposure index's position"))?;
+            self.set_index_position(&transaction, EXPOSURES_THROUGH, through)?;
         }
         transaction.commit().map_err(self.error("commit exposures"))
     }

@@ -864,12 +864,35 @@ impl Store {
     /// How far into the ledger the access index has read: every access entry below this
     /// index is in it.
     pub fn access_through(&self) -> Result<u64, StoreError> {
+        self.index_position(ACCESS_THROUGH)
+    }
+
+    /// The ledger position a follower index stored under `key` in `index_meta` (0 if none).
+    pub(crate) fn index_position(&self, key: &str) -> Result<u64, StoreError> {
         let connection = self.index.lock().unwrap_or_else(PoisonError::into_inner);
         connection
-            .query_row("SELECT value FROM index_meta WHERE key = ?1", [ACCESS_THROUGH], |row| row.get::<_, i64>(0))
+            .query_row("SELECT value FROM index_meta WHERE key = ?1", [key], |row| row.get::<_, i64>(0))
             .optional()
             .map(|value| value.unwrap_or(0).max(0) as u64)
-            .map_err(self.error("read the access index's position"))
+            .map_err(self.error("read an index's position in the ledger"))
+    }
+
+    /// Records a follower index's `position` under `key`, in the caller's transaction, so
+    /// the position moves with the rows it covers.
+    pub(crate) fn set_index_position(
+        &self,
+        connection: &Connection,
+        key: &str,
+        position: u64,
+    ) -> Result<(), StoreError> {
+        connection
+            .execute(
+                "INSERT INTO index_meta (key, value) VALUES (?1, ?2)
+                 ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                params![key, position as i64],
+            )
+            .map(drop)
+            .map_err(self.error("record an index's position in the ledger"))
     }
 
     /// Writes access events read from ledger entries below `through`, and records that
@@ -903,13 +926,7 @@ impl Store {
                     .map_err(self.error("write an access event"))?;
             }
         }
-        transaction
-            .execute(
-                "INSERT INTO index_meta (key, value) VALUES (?1, ?2)
-                 ON CONFLICT (key) DO UPDATE SET value = excluded.value",
-                params![ACCESS_THROUGH, through as i64],
-            )
-            .map_err(self.error("record the access index's position"))?;
+        self.set_index_position(&transaction, ACCESS_THROUGH, through)?;
         transaction.commit().map_err(self.error("commit access events"))
     }
 

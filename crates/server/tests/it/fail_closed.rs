@@ -26,8 +26,8 @@ impl AuditLog for FailingAudit {
         }))
     }
 
-    fn checkpoint(&self) -> String {
-        String::new()
+    fn checkpoint(&self) -> Result<String, AuditError> {
+        Err(AuditError("this test log publishes no checkpoint".into()))
     }
 
     fn receipt(&self, _index: u64) -> Result<String, AuditError> {
@@ -106,8 +106,8 @@ impl AuditLog for RefusingEveryOther {
         Ok(Box::pin(async move { Ok(first) }))
     }
 
-    fn checkpoint(&self) -> String {
-        String::new()
+    fn checkpoint(&self) -> Result<String, AuditError> {
+        Err(AuditError("this test log publishes no checkpoint".into()))
     }
 
     fn receipt(&self, _index: u64) -> Result<String, AuditError> {
