@@ -719,6 +719,8 @@ async fn hostile_strings_in_every_other_input_leave_the_gate_standing() {
     let printable = "O'Brien \"Bob\" \\ é🙂 </x>";
     let agent_body = |name: &str, team: &str| json!({"name": name, "team": team, "site": "us-sf", "employer": "staff"});
     type Case = (&'static str, Method, String, Option<serde_json::Value>, &'static [u16]);
+    // A suspension a PUT must not undo, before and after the restart.
+    harness.admin(Method::POST, "/v1/agents/agt-2/suspend", json!({})).await;
     let cases: Vec<(&str, Case)> = vec![
         (
             "admin",
@@ -909,6 +911,57 @@ async fn hostile_strings_in_every_other_input_leave_the_gate_standing() {
             "analyst",
             ("alerts with a huge limit", Method::GET, "/v1/alerts?limit=18446744073709551615".into(), None, &[200]),
         ),
+        (
+            "admin",
+            (
+                "offboard an escaped agent",
+                Method::POST,
+                format!("/v1/agents/{}/offboard", encode_path(nasty)),
+                Some(json!({})),
+                &[400, 404],
+            ),
+        ),
+        (
+            "admin",
+            (
+                "offboard a huge agent id",
+                Method::POST,
+                format!("/v1/agents/{}/offboard", "a".repeat(4000)),
+                Some(json!({})),
+                &[400, 404],
+            ),
+        ),
+        (
+            "admin",
+            (
+                "offboard a role identity",
+                Method::POST,
+                "/v1/agents/role:admin/offboard".into(),
+                Some(json!({})),
+                &[400, 404],
+            ),
+        ),
+        (
+            "admin",
+            (
+                "reinstate a suspended agent through a PUT",
+                Method::PUT,
+                "/v1/agents/agt-2".into(),
+                Some(json!({"name": "B", "team": "l1-chat", "site": "us-sf", "employer": "staff", "status": "active"})),
+                &[200],
+            ),
+        ),
+        (
+            "service",
+            (
+                "history of a huge customer id",
+                Method::GET,
+                format!("/v1/customers/{}/access-history", "c".repeat(4000)),
+                None,
+                &[200, 400],
+            ),
+        ),
+        ("anyone", ("readiness with a query", Method::GET, format!("/readyz?{}", encode_path(nasty)), None, &[200])),
     ];
     for (who, (what, method, path, body, expected)) in cases {
         let token = match who {
@@ -930,4 +983,34 @@ async fn hostile_strings_in_every_other_input_leave_the_gate_standing() {
     // The agent stored with quotes, backslashes and emoji is read back as it was.
     let stored = harness.state.gateway.agent("agt-x").unwrap().unwrap();
     assert_eq!(stored.name, printable);
+    assert_eq!(harness.state.gateway.agent("agt-2").unwrap().unwrap().status.name(), "suspended");
+}
+
+/// An import is another way to write agents, so it must not be a way around a recorded
+/// suspension: a line that would change an existing agent's status is refused with its
+/// reason (it used to be stored, and now would be silently ignored), and hostile lines are
+/// refused one by one while the rest import. The data directory then opens and verifies.
+#[tokio::test]
+async fn an_import_cannot_reinstate_a_suspended_agent() {
+    let harness = Harness::new();
+    harness.put_assigned_ticket().await;
+    harness.admin(Method::POST, "/v1/agents/agt-1/suspend", json!({})).await;
+    let lines = [
+        json!({"id": "agt-1", "name": "A", "team": "l1-chat", "site": "us-sf", "employer": "staff", "status": "active"}),
+        json!({"id": "agt-\u{0}\u{1f}\"", "name": "N", "team": "l1-chat", "site": "us-sf", "employer": "staff"}),
+        json!({"id": "role:admin", "name": "R", "team": "l1-chat", "site": "us-sf", "employer": "staff"}),
+        json!({"id": "agt-new", "name": "New", "team": "l1-chat", "site": "us-sf", "employer": "staff"}),
+    ];
+    let input: String = lines.iter().map(|line| format!("{line}\n")).collect();
+    let report =
+        cordon_gateway::import(&harness.state.gateway, cordon_gateway::ImportKind::Agents, input.as_bytes(), |_| {})
+            .unwrap();
+    assert_eq!(report.imported, 1, "{report:?}");
+    let reasons: Vec<(u64, &str)> =
+        report.rejected.iter().map(|rejected| (rejected.line, rejected.reason.as_str())).collect();
+    assert_eq!(reasons.len(), 3, "{reasons:?}");
+    assert!(reasons[0].1.contains("is suspended and an import does not change statuses"), "{reasons:?}");
+    let harness = harness.restart_and_verify().await;
+    assert_eq!(harness.state.gateway.agent("agt-1").unwrap().unwrap().status.name(), "suspended");
+    assert!(harness.state.gateway.agent("agt-new").unwrap().is_some());
 }
