@@ -117,7 +117,10 @@ proptest! {
         let other_host = format!("{}{}", scramble(&host, &[0..1], &noise), "z".repeat(extra));
         let other = format!("{other_local}@{other_host}.{top}");
         prop_assert_eq!(mask(Field::Email, &json!(other), TODAY), masked.clone());
-        prop_assert!(!masked.contains(&local[1..local_length - 1]) || local_length <= 3);
+        // Only the local part is checked: its middle may well appear in the
+        // top-level domain, which is shown.
+        let masked_local = masked.split('@').next().unwrap_or_default();
+        prop_assert!(!masked_local.contains(&local[1..local_length - 1]) || local_length <= 3);
     }
 
     #[test]
