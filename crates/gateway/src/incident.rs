@@ -4,9 +4,11 @@
 //! ledger. Only analysts and administrators may call these.
 
 use std::collections::{BTreeSet, HashMap};
+use std::sync::Arc;
 
 use cordon_incident::{
-    Attribution, CustomerFacts, MatchedRow, Needed, Sample, Scope, Shown, ShownAs, attribute, scope,
+    Attribution, BAND_UNKNOWN, CustomerFacts, MatchedRow, Needed, NullModel, Sample, Scope, Seen, Shown, ShownAs,
+    attribute, scope,
 };
 use cordon_store::{Exposure, ProtectiveAction, StoredIncident, TimelineEvent};
 use cordon_vault::{BalanceBand, Field};
@@ -401,22 +403,79 @@ impl Gateway {
             &actor,
             "incident.attribute",
             id,
-            Some(format!("rows {} matched {} blamed {}", found.rows, found.matched_rows, found.cover.join(","))),
+            Some(format!(
+                "rows {} matched {} verdict {} blamed {}",
+                found.rows,
+                found.matched_rows,
+                found.verdict.name(),
+                found.blamed().map(|agent| agent.agent.as_str()).collect::<Vec<_>>().join(",")
+            )),
             request,
         )
         .await?;
         Ok(found)
     }
 
-    pub(crate) fn attribution_of(&self, sample: &Sample) -> Result<Attribution, GatewayError> {
+    /// Attribution of `sample` without a ledger entry: `incident_attribute` records it, and
+    /// the attribution evaluation runs thousands of samples through this.
+    pub fn attribution_of(&self, sample: &Sample) -> Result<Attribution, GatewayError> {
         self.refresh_exposures()?;
         // Rows are independent, and a masked row reads thousands of candidates per value.
         let rows = on_every_core(&sample.rows, 1, |part| part.iter().map(|row| self.match_row(row)).collect())?;
         let customers: Vec<String> =
             rows.iter().flat_map(|row| row.candidates.iter().cloned()).collect::<BTreeSet<_>>().into_iter().collect();
         let shown: Vec<Shown> = self.store.exposures_of_customers(&customers)?.into_iter().filter_map(shown).collect();
-        let volumes: HashMap<String, u64> = self.store.agent_volumes()?.into_iter().collect();
-        Ok(attribute(&rows, &shown, &volumes, self.store.customer_count()?))
+        let model = self.null_model()?;
+        Ok(attribute(&rows, &shown, &model))
+    }
+
+    /// The null model at the exposure index's position: the cached one if the index has not
+    /// moved, else built afresh from every customer's balance band and every agent's reach.
+    fn null_model(&self) -> Result<Arc<NullModel>, GatewayError> {
+        let mut cached = self.null_model.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let through = self.store.exposures_through()?;
+        if let Some((at, model)) = cached.as_ref()
+            && *at == through
+        {
+            return Ok(Arc::clone(model));
+        }
+        let bands = self.band_census()?;
+        let mut reach = Vec::new();
+        self.store.for_each_reach(|agent, customer, seen| reach.push((agent, customer, Seen::from_bits(seen))))?;
+        let model = Arc::new(NullModel::new(bands, reach));
+        *cached = Some((through, Arc::clone(&model)));
+        Ok(model)
+    }
+
+    /// Every live customer's balance band (decrypted here, held only as a band number in
+    /// memory), read in pages and opened on every core.
+    fn band_census(&self) -> Result<HashMap<String, u8>, GatewayError> {
+        const PAGE: usize = 16_384;
+        let mut bands = HashMap::new();
+        let mut after = String::new();
+        loop {
+            let page = self.store.customers_after(&after, PAGE)?;
+            let Some(last) = page.last() else { break };
+            after = last.id.clone();
+            let opened = on_every_core(&page, FACTS_PER_THREAD_MIN, |part| {
+                part.iter().map(|customer| Ok((customer.id.clone(), self.balance_band(customer)?))).collect()
+            })?;
+            bands.extend(opened);
+            if page.len() < PAGE {
+                break;
+            }
+        }
+        Ok(bands)
+    }
+
+    fn balance_band(&self, stored: &cordon_store::StoredCustomer) -> Result<u8, GatewayError> {
+        let Some(sealed) = &stored.sealed else { return Ok(BAND_UNKNOWN) };
+        let balance = self.vault.open(&stored.id, sealed, &[Field::BalanceUsd])?;
+        Ok(balance
+            .get(&Field::BalanceUsd)
+            .and_then(Value::as_f64)
+            .and_then(BalanceBand::of)
+            .map_or(BAND_UNKNOWN, |band| band as u8))
     }
 
     /// The customers consistent with every value of one sample row.

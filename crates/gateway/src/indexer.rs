@@ -82,7 +82,7 @@ impl Found {
         }
         self.rows.clear();
         if through > positions.exposures {
-            store.add_exposures(&self.exposures, through)?;
+            store.add_exposures(&self.exposures, seen_bits, through)?;
         }
         self.exposures.clear();
         Ok(())
@@ -104,6 +104,13 @@ fn exposures_of(index: u64, entry: &cordon_entry::AccessEntry) -> Vec<Exposure> 
             fields: entry.fields.clone(),
         })
         .collect()
+}
+
+/// How an exposure showed its customer, as attribution's reach records it.
+fn seen_bits(exposure: &Exposure) -> u8 {
+    let Some(how) = cordon_incident::ShownAs::from_action(&exposure.action) else { return 0 };
+    let fields: Vec<cordon_incident::Field> = exposure.fields.iter().filter_map(|name| name.parse().ok()).collect();
+    cordon_incident::Seen::of(how, &fields).bits()
 }
 
 /// The history row of an access entry, if it has one.

@@ -1,8 +1,8 @@
 //! Incident response as pure functions of what the ledger recorded: who was shown which
 //! customers (`Shown`), which customers a leaked sample can be (`MatchedRow`), and the
 //! customers' own facts. `scope` answers "whose data, which fields, when, by whom";
-//! `attribute` ranks agents by how much of a leaked sample their accesses explain, with the
-//! chance of that coverage; `sample` reads whatever the extortionists sent.
+//! `attribute` ranks agents by how much of a leaked sample their accesses explain as shown,
+//! with the chance of that coverage under a null model of the whole base (`NullModel`); `sample` reads whatever the extortionists sent.
 //!
 //! No IO, no clock, no keys: the gateway reads the exposure index and the vault and hands
 //! the facts in, so every answer here can be checked against a table of cases.
@@ -10,6 +10,7 @@
 mod attribute;
 mod chance;
 mod notice;
+mod null;
 mod render;
 mod report;
 mod sample;
@@ -17,10 +18,13 @@ mod scope;
 mod time;
 mod words;
 
-pub use attribute::{AgentAttribution, Attribution, BLAME_FAMILY_ERROR_MAX, Explained, MatchedRow, Needed, attribute};
+pub use attribute::{
+    AgentAttribution, Attribution, BLAME_FAMILY_ERROR_MAX, Explained, MatchedRow, Needed, Verdict, attribute,
+};
 pub use chance::{at_least, hit_probability};
 pub use cordon_vault::{Field, FieldClass};
 pub use notice::{NOTICE_HTML_TEMPLATE, NOTICE_TEXT_TEMPLATE, Notice, NoticeContext, fields_named, notice};
+pub use null::{BAND_UNKNOWN, NullModel, Seen};
 pub use render::{attribution_json, csv_cell, scope_csv, scope_json};
 pub use report::{NOTIFICATION_HOURS, ReportFacts, report_html, report_markdown};
 pub use sample::{Column, Sample, SampleCell, SampleError, SampleRow, read_sample};

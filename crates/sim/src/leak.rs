@@ -62,6 +62,32 @@ impl LeakColumn {
         }
     }
 
+    /// The catalogue field the column shows, and whether masked; `None` for account ids,
+    /// which every screen shows.
+    fn field(self) -> Option<(&'static str, bool)> {
+        Some(match self {
+            LeakColumn::AccountId => return None,
+            LeakColumn::Email => ("email", false),
+            LeakColumn::Phone => ("phone", false),
+            LeakColumn::FullName => ("full_name", false),
+            LeakColumn::Wallet => ("wallet_addresses", false),
+            LeakColumn::MaskedEmail => ("email", true),
+            LeakColumn::MaskedPhone => ("phone", true),
+            LeakColumn::MaskedName => ("full_name", true),
+            LeakColumn::MaskedWallet => ("wallet_addresses", true),
+        })
+    }
+
+    /// Whether a customer shown this way put the column's value on the screen as the column
+    /// has it: an exact value needs a reveal of its field, a masked one any showing of it.
+    pub fn was_shown(self, shown: &crate::engine::TruthShown) -> bool {
+        match self.field() {
+            None => true,
+            Some((field, false)) => shown.revealed.contains(field),
+            Some((field, true)) => shown.revealed.contains(field) || shown.masked_only.contains(field),
+        }
+    }
+
     /// The cell for a customer record, if the customer has the value.
     fn render(self, id: &str, record: &Value) -> Option<String> {
         let text = |name: &str| record.get(name).and_then(Value::as_str).map(str::to_string);
@@ -85,7 +111,8 @@ impl LeakColumn {
 /// Which customers a sample is drawn from.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum LeakSource {
-    /// Customers these insiders (positions in the truth) were shown.
+    /// Customers these insiders (positions in the truth) were shown, each in the way the
+    /// sample's columns have them (exact values only of customers whose field they revealed).
     Insiders(Vec<usize>),
     /// Customers drawn at random from the whole base: a sample that no one leaked.
     Anyone,
@@ -101,7 +128,9 @@ pub fn leak_sample(truth: &Truth, source: &LeakSource, columns: &[LeakColumn], r
             let mut numbers: Vec<u64> = positions
                 .iter()
                 .filter_map(|position| truth.insiders.get(*position))
-                .flat_map(|insider| insider.shown.iter().filter_map(|shown| customer_number(&shown.customer)))
+                .flat_map(|insider| insider.shown.iter())
+                .filter(|shown| columns.iter().all(|column| column.was_shown(shown)))
+                .filter_map(|shown| customer_number(&shown.customer))
                 .collect();
             numbers.sort_unstable();
             numbers.dedup();

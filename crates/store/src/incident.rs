@@ -73,8 +73,15 @@ impl Store {
     }
 
     /// Adds exposures read from ledger entries below `through`, and records that position,
-    /// in one transaction: a crash leaves the index at its last whole batch.
-    pub fn add_exposures(&self, exposures: &[Exposure], through: u64) -> Result<(), StoreError> {
+    /// in one transaction: a crash leaves the index at its last whole batch. `seen` gives the
+    /// bits of how each exposure showed its customer, gathered per agent and customer in
+    /// `agent_reach` (the store does not interpret them).
+    pub fn add_exposures(
+        &self,
+        exposures: &[Exposure],
+        seen: impl Fn(&Exposure) -> u8,
+        through: u64,
+    ) -> Result<(), StoreError> {
         let mut connection = self.index.lock().unwrap_or_else(PoisonError::into_inner);
         let transaction = connection.transaction().map_err(self.error("begin indexing exposures"))?;
         {
@@ -85,7 +92,12 @@ impl Store {
                 )
                 .map_err(self.error("prepare the exposure index"))?;
             let mut reach = transaction
-                .prepare_cached("INSERT OR IGNORE INTO agent_reach (agent_id, customer_id) VALUES (?1, ?2)")
+                .prepare_cached("INSERT OR IGNORE INTO agent_reach (agent_id, customer_id, seen) VALUES (?1, ?2, ?3)")
+                .map_err(self.error("prepare the exposure index"))?;
+            let mut seen_more = transaction
+                .prepare_cached(
+                    "UPDATE agent_reach SET seen = seen | ?3 WHERE agent_id = ?1 AND customer_id = ?2 AND seen & ?3 != ?3",
+                )
                 .map_err(self.error("prepare the exposure index"))?;
             let mut volume = transaction
                 .prepare_cached(
@@ -104,10 +116,17 @@ impl Store {
                         exposure.fields.join(",")
                     ])
                     .map_err(self.error("index an exposure"))?;
-                if reach.execute(params![exposure.agent_id, exposure.customer_id]).map_err(self.error("index reach"))?
+                let ways = i64::from(seen(exposure));
+                if reach
+                    .execute(params![exposure.agent_id, exposure.customer_id, ways])
+                    .map_err(self.error("index reach"))?
                     > 0
                 {
                     volume.execute([&exposure.agent_id]).map_err(self.error("index reach"))?;
+                } else {
+                    seen_more
+                        .execute(params![exposure.agent_id, exposure.customer_id, ways])
+                        .map_err(self.error("index reach"))?;
                 }
             }
             self.set_index_position(&transaction, EXPOSURES_THROUGH, through)?;
@@ -175,6 +194,26 @@ impl Store {
             .query_map([], |row| Ok((row.get::<_, String>(0)?, row.get::<_, i64>(1)?.max(0) as u64)))
             .map_err(self.error("read access volumes"))?;
         rows.collect::<Result<Vec<_>, _>>().map_err(self.error("read access volumes"))
+    }
+
+    /// Every agent's reach, one call of `each` per agent and customer it was shown, with the
+    /// bits of how, in one read transaction.
+    pub fn for_each_reach(&self, mut each: impl FnMut(String, String, u8)) -> Result<(), StoreError> {
+        let mut connection = self.index.lock().unwrap_or_else(PoisonError::into_inner);
+        let transaction = connection.transaction().map_err(self.error("read reach"))?;
+        {
+            let mut statement = transaction
+                .prepare_cached("SELECT agent_id, customer_id, seen FROM agent_reach")
+                .map_err(self.error("read reach"))?;
+            let mut rows = statement.query([]).map_err(self.error("read reach"))?;
+            while let Some(row) = rows.next().map_err(self.error("read reach"))? {
+                let agent: String = row.get(0).map_err(self.error("read reach"))?;
+                let customer: String = row.get(1).map_err(self.error("read reach"))?;
+                let seen: i64 = row.get(2).map_err(self.error("read reach"))?;
+                each(agent, customer, u8::try_from(seen).unwrap_or(u8::MAX));
+            }
+        }
+        transaction.commit().map_err(self.error("read reach"))
     }
 
     // ---- incidents ----

@@ -168,10 +168,13 @@ CREATE TABLE IF NOT EXISTS exposures (
     PRIMARY KEY (agent_id, time, ledger_index, customer_id)
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS exposures_by_customer ON exposures (customer_id);
--- Which customers each agent has been shown, and how many: attribution's access volume.
+-- Which customers each agent has been shown, how (`seen`: the bits of every way, search hit,
+-- card, which fields revealed, as attribution's null model reads them), and how many:
+-- attribution's reach.
 CREATE TABLE IF NOT EXISTS agent_reach (
     agent_id TEXT NOT NULL,
     customer_id TEXT NOT NULL,
+    seen INTEGER NOT NULL DEFAULT 0,
     PRIMARY KEY (agent_id, customer_id)
 ) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS agent_volume (

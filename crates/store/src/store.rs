@@ -165,6 +165,7 @@ impl Store {
         index
             .execute_batch("PRAGMA wal_autocheckpoint = 10000; PRAGMA cache_size = -262144;")
             .map_err(sql_error(&index_path, "configure"))?;
+        forget_reach_without_ways(&index).map_err(sql_error(&index_path, "upgrade the exposure index"))?;
         index.execute_batch(INDEX_SCHEMA).map_err(sql_error(&index_path, "apply the index schema"))?;
         Ok(Store {
             path: path.to_path_buf(),
@@ -316,6 +317,29 @@ impl Store {
             }
         }
         transaction.commit().map_err(self.error("read customers"))?;
+        Ok(found)
+    }
+
+    /// Live customers after `after` (by id), at most `limit`, in id order: a walk over the
+    /// whole base in pages (attribution's census of balance bands).
+    pub fn customers_after(&self, after: &str, limit: usize) -> Result<Vec<StoredCustomer>, StoreError> {
+        let connection = self.read();
+        let mut statement = connection
+            .prepare_cached(
+                "SELECT id, kek_id, wrapped_key, sealed, canary FROM customers
+                 WHERE id > ?1 AND deleted_at IS NULL ORDER BY id LIMIT ?2",
+            )
+            .map_err(self.error("list customers"))?;
+        let rows = statement
+            .query_map(params![after, limit as i64], |row| {
+                Ok((row.get::<_, String>(0)?, (row.get(1)?, row.get(2)?, row.get(3)?, row.get(4)?)))
+            })
+            .map_err(self.error("list customers"))?;
+        let mut found = Vec::with_capacity(limit.min(16_384));
+        for row in rows {
+            let (id, columns) = row.map_err(self.error("list customers"))?;
+            found.push(self.stored_customer(&id, columns)?);
+        }
         Ok(found)
     }
 
@@ -1020,6 +1044,29 @@ fn decode_digests(bytes: &[u8]) -> Vec<(SearchKey, Digest)> {
             Some((*kind, <[u8; 32]>::try_from(digest).ok()?))
         })
         .collect()
+}
+
+/// An exposure index written before reach recorded how each customer was shown cannot answer
+/// attribution's question; it is dropped and read again from the ledger (the follower starts
+/// from `exposures_through`, which goes with it). The access index is left alone.
+fn forget_reach_without_ways(index: &Connection) -> rusqlite::Result<()> {
+    let old = index.query_row(
+        "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = 'agent_reach'
+             AND NOT EXISTS (SELECT 1 FROM pragma_table_info('agent_reach') WHERE name = 'seen')",
+        [],
+        |row| row.get::<_, i64>(0),
+    )? > 0;
+    if old {
+        index.execute_batch(
+            "BEGIN;
+             DROP TABLE IF EXISTS exposures;
+             DROP TABLE IF EXISTS agent_reach;
+             DROP TABLE IF EXISTS agent_volume;
+             DELETE FROM index_meta WHERE key = 'exposures_through';
+             COMMIT;",
+        )?;
+    }
+    Ok(())
 }
 
 /// `data/cordon.sqlite` → `data/cordon-access.sqlite`.

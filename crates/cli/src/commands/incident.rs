@@ -226,23 +226,30 @@ pub fn run(command: IncidentCommand) -> anyhow::Result<()> {
                     if agent.blamed { "BLAMED" } else { "-" }
                 );
             }
-            if attribution.cover.is_empty() {
-                println!("nobody is blamed: no agent's accesses explain this sample beyond chance");
+            let blamed: Vec<&str> = attribution.blamed().map(|agent| agent.agent.as_str()).collect();
+            if blamed.is_empty() {
+                println!("nobody is blamed: {}", attribution.reason);
             } else {
                 println!(
-                    "blamed: {} (together they explain {} of {} matched rows)",
-                    attribution.cover.join(", "),
+                    "blamed: {} ({} of {} matched rows explained as shown by {})",
+                    blamed.join(", "),
                     attribution.covered_rows,
-                    attribution.matched_rows
+                    attribution.matched_rows,
+                    if attribution.cover.len() == blamed.len() {
+                        "them".to_string()
+                    } else {
+                        attribution.cover.join(", ")
+                    }
                 );
-                if let Some(top) = attribution.agents.first() {
-                    let entries: Vec<String> = top
+                for agent in attribution.blamed().take(3) {
+                    let entries: Vec<String> = agent
                         .explained
                         .iter()
+                        .filter(|row| row.consistent)
                         .take(5)
                         .map(|row| format!("line {} -> {} (entries {:?})", row.line, row.customer, row.evidence))
                         .collect();
-                    println!("evidence for {}: {}", top.agent, entries.join("; "));
+                    println!("evidence for {}: {}", agent.agent, entries.join("; "));
                 }
             }
             eprintln!("attribution computed in {:.1} ms", elapsed.as_secs_f64() * 1000.0);

@@ -1,8 +1,8 @@
 use std::collections::{BTreeSet, HashMap};
 
 use cordon_incident::{
-    Column, CustomerFacts, Field, MatchedRow, Needed, Shown, ShownAs, at_least, attribute, hit_probability, iso_time,
-    parse_optional_end, parse_time, read_sample, scope,
+    Column, CustomerFacts, Field, MatchedRow, Needed, NullModel, Seen, Shown, ShownAs, Verdict, at_least, attribute,
+    hit_probability, iso_time, parse_optional_end, parse_time, read_sample, scope,
 };
 
 fn close(a: f64, b: f64) -> bool {
@@ -188,33 +188,160 @@ fn scope_counts_revealed_and_masked_fields() {
     assert_eq!(customer("c-1").evidence, vec![1, 2]);
 }
 
-#[test]
-fn attribution_blames_the_source_and_not_the_busy() {
-    // Twenty rows, each one customer; the leaker was shown all of them, a busy honest agent
-    // (ten times the volume) two of them.
-    let rows: Vec<MatchedRow> = (0..20)
-        .map(|row| MatchedRow {
-            line: row + 2,
-            candidates: vec![format!("c-{row}")],
-            needed: vec![Needed { column: Column::Email, masked: true }],
+/// A base of 200,000 customers, 1.6% of them rich (band 3, `c-0`..`c-3199`), with a vip desk
+/// agent shown half of the rich (cards and emails), a leaker who revealed the emails of 300
+/// ordinary customers (`c-10000`..), a busy honest agent shown 3,000 ordinary customers'
+/// masked cards (`c-20000`..) and a QA analyst shown cards of 1,000 of those too.
+struct Exchange {
+    model: NullModel,
+    shown: Vec<Shown>,
+}
+
+const RICH: u32 = 3_200;
+
+fn exchange() -> Exchange {
+    let bands: HashMap<String, u8> =
+        (0..200_000u32).map(|number| (format!("c-{number}"), if number < RICH { 3 } else { 0 })).collect();
+    let mut shown_list = Vec::new();
+    let mut index = 0;
+    let mut show = |agent: &str, customers: std::ops::Range<u32>, how: ShownAs, fields: &[Field]| {
+        for number in customers {
+            index += 1;
+            shown_list.push(shown(index, agent, &format!("c-{number}"), how, fields));
+        }
+    };
+    show("vip", 0..RICH / 2, ShownAs::Card, &[]);
+    show("vip", 0..RICH / 2, ShownAs::Reveal, &[Field::Email]);
+    show("leaker", 10_000..10_300, ShownAs::Card, &[]);
+    show("leaker", 10_000..10_300, ShownAs::Reveal, &[Field::Email, Field::Phone]);
+    show("busy", 20_000..23_000, ShownAs::Card, &[]);
+    show("qa", 20_000..21_000, ShownAs::Card, &[]);
+    show("idle", 50_000..50_010, ShownAs::SearchHit, &[]);
+    let reach = shown_list
+        .iter()
+        .map(|access| (access.agent.clone(), access.customer.clone(), Seen::of(access.how, &access.fields)));
+    let model = NullModel::new(bands, reach.collect::<Vec<_>>());
+    Exchange { model, shown: shown_list }
+}
+
+/// Rows of one column, one customer each (`masked_fit` other customers fit a masked row).
+fn rows_of(customers: impl Iterator<Item = u32>, column: Column, masked: bool, masked_fit: u32) -> Vec<MatchedRow> {
+    customers
+        .enumerate()
+        .map(|(position, number)| {
+            let mut candidates: Vec<String> = vec![format!("c-{number}")];
+            if masked {
+                // Others the rendering fits, from the ordinary base far from every agent.
+                candidates.extend((0..masked_fit).map(|other| format!("c-{}", 100_000 + number * 7 + other)));
+            }
+            candidates.sort();
+            MatchedRow { line: position + 2, candidates, needed: vec![Needed { column, masked }] }
         })
-        .collect();
-    let mut accesses: Vec<Shown> =
-        (0..20).map(|row| shown(row, "leaker", &format!("c-{row}"), ShownAs::Card, &[])).collect();
-    accesses.push(shown(100, "busy", "c-3", ShownAs::Reveal, &[Field::Email]));
-    accesses.push(shown(101, "busy", "c-4", ShownAs::Card, &[]));
-    let volumes: HashMap<String, u64> =
-        [("leaker".to_string(), 300), ("busy".to_string(), 3000), ("idle".to_string(), 10)].into();
-    let found = attribute(&rows, &accesses, &volumes, 200_000);
-    assert_eq!(found.cover, vec!["leaker".to_string()]);
-    assert_eq!(found.covered_rows, 20);
-    assert_eq!(found.agents[0].consistent, 20);
-    assert_eq!(found.agents[1].agent, "busy");
-    assert!(!found.agents[1].blamed);
-    assert_eq!(found.agents_considered, 3);
+        .collect()
+}
+
+#[test]
+fn attribution_blames_the_source_and_never_an_agent_who_could_not_have_leaked_it() {
+    let exchange = exchange();
+    // (case, rows, blamed, verdict)
+    let cases: Vec<(&str, Vec<MatchedRow>, Vec<&str>, Verdict)> = vec![
+        (
+            "exact emails of the leaker's customers",
+            rows_of(10_000..10_020, Column::Email, false, 0),
+            vec!["leaker"],
+            Verdict::Blamed,
+        ),
+        (
+            "masked emails of the leaker's customers",
+            rows_of(10_100..10_120, Column::Email, true, 20),
+            vec!["leaker"],
+            Verdict::Blamed,
+        ),
+        // A rich sample is explained half by the vip desk: what its reach of the rich predicts.
+        (
+            "exact emails of rich customers",
+            rows_of((0..RICH).step_by(160), Column::Email, false, 0),
+            vec![],
+            Verdict::NobodyStandsOut,
+        ),
+        (
+            "masked emails of rich customers",
+            rows_of((0..RICH).step_by(160), Column::Email, true, 20),
+            vec![],
+            Verdict::NobodyStandsOut,
+        ),
+        // Exact values the busy agent and QA were only shown masked: neither can be the source.
+        (
+            "exact emails of the busy agent's customers",
+            rows_of(20_000..20_020, Column::Email, false, 0),
+            vec![],
+            Verdict::NotShown,
+        ),
+        (
+            "masked emails of the busy agent's customers",
+            rows_of(21_500..21_520, Column::Email, true, 20),
+            vec!["busy"],
+            Verdict::Blamed,
+        ),
+        // Three rows that fit 300 customers each cannot single anyone out.
+        (
+            "three masked rows of the leaker",
+            rows_of(10_000..10_003, Column::Email, true, 300),
+            vec![],
+            Verdict::Inconclusive,
+        ),
+        ("customers nobody was shown", rows_of(150_000..150_020, Column::Email, false, 0), vec![], Verdict::NotShown),
+    ];
+    for (case, rows, blamed, verdict) in cases {
+        let found = attribute(&rows, &exchange.shown, &exchange.model);
+        let named: Vec<&str> = found.blamed().map(|agent| agent.agent.as_str()).collect();
+        assert_eq!(named, blamed, "{case}: {}", found.reason);
+        assert_eq!(found.verdict, verdict, "{case}: {}", found.reason);
+        assert_eq!(found.agents_considered, 5, "{case}");
+        // The cover never names an agent the blamed list does not.
+        assert!(found.cover.iter().all(|agent| blamed.contains(&agent.as_str())), "{case}");
+    }
+    // As shown: the busy agent explains every exact row, none as shown.
+    let found = attribute(&rows_of(20_000..20_020, Column::Email, false, 0), &exchange.shown, &exchange.model);
+    let busy = found.agents.iter().find(|agent| agent.agent == "busy").unwrap();
+    assert_eq!((busy.explained.len(), busy.consistent, busy.blamed), (20, 0, false));
     // Nothing matched: nobody explains anything.
-    let unmatched: Vec<MatchedRow> = rows.iter().map(|row| MatchedRow { candidates: vec![], ..row.clone() }).collect();
-    let none = attribute(&unmatched, &accesses, &volumes, 200_000);
+    let unmatched: Vec<MatchedRow> = rows_of(10_000..10_020, Column::Email, false, 0)
+        .into_iter()
+        .map(|row| MatchedRow { candidates: vec![], ..row })
+        .collect();
+    let none = attribute(&unmatched, &exchange.shown, &exchange.model);
     assert!(none.agents.is_empty() && none.cover.is_empty());
-    assert_eq!(none.unmatched_lines.len(), 20);
+    assert_eq!((none.verdict, none.unmatched_lines.len()), (Verdict::NoMatch, 20));
+}
+
+#[test]
+fn seen_shows_a_value_only_the_way_it_was_shown() {
+    let exact = |column| [Needed { column, masked: false }];
+    let masked = |column| [Needed { column, masked: true }];
+    let card = Seen::of(ShownAs::Card, &[]);
+    let email = Seen::of(ShownAs::Reveal, &[Field::Email]);
+    let hit = Seen::of(ShownAs::SearchHit, &[]);
+    let verify = Seen::of(ShownAs::Verify, &[Field::Email]);
+    // (seen, needed, shows)
+    let cases: [(Seen, &[Needed], bool); 10] = [
+        (card, &masked(Column::Email), true),
+        (card, &exact(Column::Email), false),
+        (email, &exact(Column::Email), true),
+        (email, &masked(Column::Email), true),
+        (email, &exact(Column::Phone), false),
+        (hit, &masked(Column::FullName), true),
+        (hit, &masked(Column::Email), false),
+        (verify, &exact(Column::Email), false),
+        (verify, &exact(Column::AccountId), true),
+        (
+            card.with(email),
+            &[Needed { column: Column::Email, masked: false }, Needed { column: Column::Phone, masked: true }],
+            true,
+        ),
+    ];
+    for (seen, needed, shows) in cases {
+        assert_eq!(seen.shows(needed), shows, "{seen:?} {needed:?}");
+        assert_eq!(Seen::from_bits(seen.bits()), seen);
+    }
 }

@@ -120,12 +120,43 @@ fn attribute(
     columns: &[LeakColumn],
     seed: u64,
 ) -> (Option<String>, Vec<String>) {
+    attribute_if_leakable(run, gateway, incident, source, columns, seed)
+        .unwrap_or_else(|| panic!("{source:?} was not shown 20 customers' {columns:?}"))
+}
+
+/// As `attribute`, or `None` if the source was not shown 20 customers the way `columns`
+/// have them (an insider who never revealed a wallet cannot leak exact wallets).
+fn attribute_if_leakable(
+    run: &Run,
+    gateway: &Gateway,
+    incident: &str,
+    source: &LeakSource,
+    columns: &[LeakColumn],
+    seed: u64,
+) -> Option<(Option<String>, Vec<String>)> {
     let csv = leak_sample(&run.truth, source, columns, 20, seed);
-    assert_eq!(csv.lines().count(), 21, "a 20-row sample with {columns:?}");
+    if csv.lines().count() < 21 {
+        return None;
+    }
     let sample = read_sample("sample.csv", &csv).unwrap();
     let found = wait(gateway.incident_attribute(&analyst(), incident, &sample, "test")).unwrap();
     assert_eq!(found.rows, 20);
-    (found.agents.first().map(|agent| agent.agent.clone()), found.cover)
+    eprintln!("{columns:?} from {source:?}: {}", found.reason);
+    for agent in found.agents.iter().take(4) {
+        eprintln!(
+            "  {} explains {} as shown {} expected {:.2} reach {} chance {:.2e}",
+            agent.agent,
+            agent.explained.len(),
+            agent.consistent,
+            agent.expected,
+            agent.volume,
+            agent.chance
+        );
+    }
+    Some((
+        found.agents.first().map(|agent| agent.agent.clone()),
+        found.blamed().map(|agent| agent.agent.clone()).collect(),
+    ))
 }
 
 /// Initials alone (`J*** D***`) fit so many customers that no coverage of them is beyond
@@ -144,7 +175,15 @@ fn kraken_scope_is_the_ground_truth_and_each_kind_of_sample_finds_its_insider() 
     for (position, insider) in insiders.iter().enumerate() {
         for column in LeakColumn::ALL {
             let source = LeakSource::Insiders(vec![position]);
-            let (top, blamed) = attribute(&run, &gateway, &incident, &source, &[column], position as u64);
+            let Some((top, blamed)) =
+                attribute_if_leakable(&run, &gateway, &incident, &source, &[column], position as u64)
+            else {
+                // Only exact values of a field the insider seldom or never revealed can be
+                // short of 20 rows: every customer it was shown had a masked card.
+                let exact = column != LeakColumn::AccountId && !column.name().starts_with("masked");
+                assert!(exact, "{insider} was not shown 20 customers' {}", column.name());
+                continue;
+            };
             assert_eq!(top.as_ref(), Some(insider), "top agent for a {} sample of {insider}", column.name());
             if conclusive(column) {
                 assert_eq!(&blamed, &vec![insider.clone()], "blamed for a {} sample of {insider}", column.name());
@@ -180,7 +219,7 @@ fn coinbase_ring_scope_is_the_ground_truth_and_a_sample_blames_only_ring_members
         vec![LeakColumn::Email],
         vec![LeakColumn::Phone],
         vec![LeakColumn::FullName],
-        vec![LeakColumn::Wallet],
+        // (The ring revealed no wallets: exact ones cannot come from it.)
         vec![LeakColumn::MaskedWallet],
         vec![LeakColumn::MaskedName, LeakColumn::MaskedEmail, LeakColumn::MaskedPhone],
     ];
@@ -192,7 +231,10 @@ fn coinbase_ring_scope_is_the_ground_truth_and_a_sample_blames_only_ring_members
     }
     for column in [LeakColumn::MaskedEmail, LeakColumn::MaskedPhone, LeakColumn::MaskedName] {
         let (top, blamed) = attribute(&run, &gateway, &incident, &everyone, &[column], 3);
-        assert!(top.as_ref().is_some_and(|top| ring.contains(top)), "top {top:?} for a {} sample", column.name());
+        // Initials fit so many customers that an honest agent may rank first; it is not blamed.
+        if column != LeakColumn::MaskedName {
+            assert!(top.as_ref().is_some_and(|top| ring.contains(top)), "top {top:?} for a {} sample", column.name());
+        }
         assert!(blamed.iter().all(|agent| ring.contains(agent)), "{} blamed {blamed:?}", column.name());
     }
     for column in LeakColumn::ALL {
