@@ -91,8 +91,11 @@ pub enum Command {
         seed: Option<u64>,
     },
     /// Score detection on scenario files, side by side with no detection and a static
-    /// threshold, on the same event streams.
+    /// threshold, on the same event streams; `cordon eval attribution` scores attribution.
+    #[command(args_conflicts_with_subcommands = true, subcommand_negates_reqs = true)]
     Eval {
+        #[command(subcommand)]
+        what: Option<EvalCommand>,
         /// Scenario files (see `scenarios/`).
         #[arg(required = true)]
         scenarios: Vec<PathBuf>,
@@ -123,6 +126,25 @@ pub enum Command {
         /// Address to serve on.
         #[arg(long, default_value = "127.0.0.1:8080")]
         listen: String,
+    },
+}
+
+/// What `cordon eval` scores besides detection.
+#[derive(Debug, Subcommand)]
+pub enum EvalCommand {
+    /// Play each scenario, then attribute many leaked samples of every kind (one insider's,
+    /// two insiders', random customers, rich customers nobody leaked, a busy honest agent's
+    /// screens) and count how often the source and how often anyone else is blamed.
+    Attribution {
+        /// Scenario files (see `scenarios/`).
+        #[arg(required = true)]
+        scenarios: Vec<PathBuf>,
+        /// Samples of each kind.
+        #[arg(long, default_value_t = 1000)]
+        samples: u64,
+        /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
     },
 }
 

@@ -90,7 +90,8 @@ impl Default for DetectionSettings {
 pub struct IncidentSettings {
     /// The exchange's name in notices and reports.
     pub exchange: String,
-    /// The contact point (data protection officer) in notices and reports.
+    /// The contact point (data protection officer) in notices and reports. Required: without
+    /// it notices are refused and the regulator report is marked a draft.
     pub contact: String,
     /// Where protective actions are posted as JSON for the exchange's account systems;
     /// empty keeps them queued in the outbox until one is set.
@@ -107,7 +108,7 @@ impl Default for IncidentSettings {
     fn default() -> IncidentSettings {
         IncidentSettings {
             exchange: "the exchange".into(),
-            contact: "the data protection officer (set [incident] contact in cordon.toml)".into(),
+            contact: String::new(),
             protect_webhook_url: String::new(),
             hold_hours: 72,
             step_up_days: 30,

@@ -7,8 +7,8 @@ use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
 
 use cordon_incident::{
-    Attribution, BAND_UNKNOWN, CustomerFacts, MatchedRow, Needed, NullModel, Sample, Scope, Seen, Shown, ShownAs,
-    attribute, scope,
+    Attribution, BAND_UNKNOWN, CustomerFacts, ExposureLevel, MatchedRow, Needed, NullModel, Sample, Scope, Seen, Shown,
+    ShownAs, attribute, scope,
 };
 use cordon_store::{Exposure, ProtectiveAction, StoredIncident, TimelineEvent};
 use cordon_vault::{BalanceBand, Field};
@@ -27,9 +27,22 @@ const FACTS_PER_THREAD_MIN: usize = 256;
 /// A customer with at least this balance counts as high-balance (the detector's threshold).
 pub const HIGH_BALANCE_BAND: BalanceBand = BalanceBand::OneHundredThousandToOneMillion;
 
-/// The protective actions taken for every affected customer, by name.
+/// Every protective action, by name.
 pub const PROTECTIVE_ACTIONS: [&str; 3] =
     ["hold_new_address_withdrawals", "step_up_high_risk_withdrawals", "scam_warning_banner"];
+
+/// The protective actions for a customer, by how much of it was shown: a hold on withdrawals
+/// to new addresses only where something was shown in full (enough to impersonate the
+/// exchange convincingly); a step-up check and a scam warning where masked fields were shown
+/// (a partial email and phone, a balance band, enough to pick and approach a target);
+/// nothing for initials alone, which identify no one.
+pub fn protective_actions_for(level: ExposureLevel) -> &'static [&'static str] {
+    match level {
+        ExposureLevel::Revealed => &PROTECTIVE_ACTIONS,
+        ExposureLevel::Masked => &["step_up_high_risk_withdrawals", "scam_warning_banner"],
+        ExposureLevel::Initials => &[],
+    }
+}
 /// Ledger entries appended per group by `incident_protect`.
 const PROTECT_BATCH_ACTIONS: usize = 10_000;
 
@@ -37,7 +50,10 @@ const PROTECT_BATCH_ACTIONS: usize = 10_000;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ProtectReport {
     pub applied: bool,
+    /// Affected customers given at least one action.
     pub customers: u64,
+    /// Affected customers by how much of them was shown (`initials`, `masked`, `revealed`).
+    pub by_exposure: std::collections::BTreeMap<&'static str, u64>,
     /// Actions for the affected customers, planned or recorded.
     pub actions: Vec<ProtectiveAction>,
     /// Of those, recorded by this call (zero on a dry run).
@@ -61,24 +77,15 @@ pub struct IncidentSpec {
     pub status: IncidentStatus,
 }
 
-/// The fields an exchange's public disclosure of an incident carries.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// The fields an exchange's public disclosure of an incident carries. Each is what an analyst
+/// entered, word for word, or empty: cordon states nothing public on the exchange's behalf
+/// (whether a ransom will be paid, whether trading is affected) that nobody said.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct IncidentStatus {
     pub extortion_demand: String,
     pub negotiations: String,
     pub trading_operations: String,
     pub investigation: String,
-}
-
-impl Default for IncidentStatus {
-    fn default() -> IncidentStatus {
-        IncidentStatus {
-            extortion_demand: "under assessment".into(),
-            negotiations: "none; no ransom will be paid".into(),
-            trading_operations: "unaffected".into(),
-            investigation: "open".into(),
-        }
-    }
 }
 
 impl IncidentStatus {
@@ -96,15 +103,23 @@ impl IncidentStatus {
 
     pub fn from_json(text: &str) -> IncidentStatus {
         let value: Value = serde_json::from_str(text).unwrap_or(Value::Null);
-        let field =
-            |name: &str, default: String| value.get(name).and_then(Value::as_str).map_or(default, str::to_string);
-        let defaults = IncidentStatus::default();
+        let field = |name: &str| value.get(name).and_then(Value::as_str).map(str::trim).unwrap_or_default().to_string();
         IncidentStatus {
-            extortion_demand: field("extortion_demand", defaults.extortion_demand),
-            negotiations: field("negotiations", defaults.negotiations),
-            trading_operations: field("trading_operations", defaults.trading_operations),
-            investigation: field("investigation", defaults.investigation),
+            extortion_demand: field("extortion_demand"),
+            negotiations: field("negotiations"),
+            trading_operations: field("trading_operations"),
+            investigation: field("investigation"),
         }
+    }
+
+    /// The fields by name, with what was entered (empty if nothing).
+    pub fn fields(&self) -> [(&'static str, &str); 4] {
+        [
+            ("extortion_demand", self.extortion_demand.as_str()),
+            ("negotiations", self.negotiations.as_str()),
+            ("trading_operations", self.trading_operations.as_str()),
+            ("investigation", self.investigation.as_str()),
+        ]
     }
 
     /// Sets one field by name; the error names the field.
@@ -647,8 +662,8 @@ impl Gateway {
         let mut actions = Vec::new();
         let mut missing = Vec::new();
         for customer in &found.customers {
-            for action in PROTECTIVE_ACTIONS {
-                match before.get(&(customer.customer.clone(), action.to_string())) {
+            for action in protective_actions_for(customer.exposure()) {
+                match before.get(&(customer.customer.clone(), (*action).to_string())) {
                     Some(known) => actions.push(known.clone()),
                     None => missing.push(ProtectiveAction {
                         customer_id: customer.customer.clone(),
@@ -661,6 +676,9 @@ impl Gateway {
             }
         }
         let recorded_before = actions.len() as u64;
+        let protected =
+            found.customers.iter().filter(|customer| !protective_actions_for(customer.exposure()).is_empty()).count()
+                as u64;
         let mut recorded_now = 0;
         if apply {
             for batch in missing.chunks_mut(PROTECT_BATCH_ACTIONS) {
@@ -689,7 +707,7 @@ impl Gateway {
                     &timeline(
                         now_ms,
                         "protect",
-                        format!("{recorded_now} protective actions recorded for {} customers", found.customers.len()),
+                        format!("{recorded_now} protective actions recorded for {protected} customers"),
                         Some(recorded_now),
                         missing.first().map(|action| action.ledger_index),
                     ),
@@ -698,17 +716,19 @@ impl Gateway {
         }
         actions.extend(missing);
         actions.sort_by(|a, b| (&a.customer_id, &a.action).cmp(&(&b.customer_id, &b.action)));
-        Ok(ProtectReport {
-            applied: apply,
-            customers: found.customers.len() as u64,
-            actions,
-            recorded_now,
-            recorded_before,
-        })
+        let mut by_exposure = std::collections::BTreeMap::new();
+        for customer in &found.customers {
+            *by_exposure.entry(customer.exposure().name()).or_default() += 1;
+        }
+        Ok(ProtectReport { applied: apply, customers: protected, by_exposure, actions, recorded_now, recorded_before })
     }
 
-    /// One notice per affected customer, written as `<customer>.txt` and `.html` into
+    /// One notice per affected customer shown more than initials (initials alone identify
+    /// no one and carry no notice), written as `<customer>.txt` and `.html` into
     /// `outbox/notices/<incident>/` in the data directory; returns the notices and that folder.
+    /// Each notice's statements rest on facts: whether the customer's own support request
+    /// called for every access, and whether the agents shown its data still have access. A
+    /// notice needs a contact point (`[incident] contact`); without one none is written.
     /// Writing them is a ledger entry (`incident.notify`, with the count).
     pub async fn incident_notify(
         &self,
@@ -717,6 +737,7 @@ impl Gateway {
         request: &str,
     ) -> Result<(Vec<cordon_incident::Notice>, std::path::PathBuf), GatewayError> {
         let actor = self.analyst(who, request).await?;
+        let contact = self.contact_point()?;
         let incident = self.stored_incident(id)?;
         let found = self.scope_of(&incident)?;
         let mut actions_by_customer: HashMap<String, Vec<String>> = HashMap::new();
@@ -730,17 +751,23 @@ impl Gateway {
         let context = cordon_incident::NoticeContext {
             exchange: self.incident.exchange.clone(),
             incident: id.to_string(),
-            contact: self.incident.contact.clone(),
+            contact: contact.to_string(),
         };
         let templates = (cordon_incident::NOTICE_TEXT_TEMPLATE, cordon_incident::NOTICE_HTML_TEMPLATE);
-        let notices = found
-            .customers
-            .iter()
-            .map(|customer| {
-                let actions = actions_by_customer.get(&customer.customer).map(Vec::as_slice).unwrap_or_default();
-                cordon_incident::notice(customer, actions, &context, templates).map_err(GatewayError::Internal)
-            })
-            .collect::<Result<Vec<_>, _>>()?;
+        let mut stopped: HashMap<String, bool> = HashMap::new();
+        let mut tickets: HashMap<String, Option<cordon_directory::Ticket>> = HashMap::new();
+        let mut notices = Vec::new();
+        for customer in found.customers.iter().filter(|customer| customer.exposure() != ExposureLevel::Initials) {
+            let facts = cordon_incident::NoticeFacts {
+                requested_by_customer: self.requested_by_customer(customer, &mut tickets)?,
+                access_stopped: self.access_stopped(&customer.agents, &mut stopped)?,
+            };
+            let actions = actions_by_customer.get(&customer.customer).map(Vec::as_slice).unwrap_or_default();
+            notices.push(
+                cordon_incident::notice(customer, actions, facts, &context, templates)
+                    .map_err(GatewayError::Internal)?,
+            );
+        }
         let folder = self.data_folder().join("outbox").join("notices").join(file_name(id));
         crate::datadir::create_private_dir(&self.data_folder().join("outbox"))?;
         crate::datadir::create_private_dir(&folder)?;
@@ -779,8 +806,9 @@ impl Gateway {
         let found = self.scope_of(&incident)?;
         let status = IncidentStatus::from_json(&incident.status);
         let mut stopped = Vec::new();
+        let mut known = HashMap::new();
         for agent in &incident.agents {
-            if self.store.agent(agent)?.is_some_and(|agent| agent.status != cordon_directory::AgentStatus::Active) {
+            if self.access_stopped(&[agent.clone()].into(), &mut known)? {
                 stopped.push(agent.clone());
             }
         }
@@ -789,6 +817,17 @@ impl Gateway {
             *per_action.entry(action.action).or_default() += 1;
         }
         let protective: Vec<(String, u64)> = per_action.into_iter().collect();
+        let mut per_proposal: std::collections::BTreeMap<String, u64> = std::collections::BTreeMap::new();
+        for customer in &found.customers {
+            for action in protective_actions_for(customer.exposure()) {
+                *per_proposal.entry((*action).to_string()).or_default() += 1;
+            }
+        }
+        let proposed: Vec<(String, u64)> = per_proposal.into_iter().collect();
+        let initials_only =
+            found.customers.iter().filter(|customer| customer.exposure() == ExposureLevel::Initials).count() as u64;
+        let deliveries = self.store.protect_deliveries(id)?;
+        let contact = self.contact_point().ok();
         let events = self.store.timeline(id)?;
         let last_count =
             |kind: &str| events.iter().rev().find(|event| event.kind == kind).and_then(|event| event.count);
@@ -796,22 +835,25 @@ impl Gateway {
         let evidence_entries = last_count("evidence");
         let facts = cordon_incident::ReportFacts {
             exchange: &self.incident.exchange,
-            contact: &self.incident.contact,
+            contact,
             incident: id,
             title: &incident.title,
             aware_at_ms: incident.aware_at_ms,
             now_ms: self.clock.now_ms(),
             suspects: &incident.agents,
             suspects_stopped: &stopped,
-            status: [
-                ("extortion_demand", status.extortion_demand.as_str()),
-                ("negotiations", status.negotiations.as_str()),
-                ("trading_operations", status.trading_operations.as_str()),
-                ("investigation", status.investigation.as_str()),
-            ],
+            status: status.fields(),
             scope: &found,
             protective_actions: &protective,
+            proposed_actions: &proposed,
+            deliveries: cordon_incident::Deliveries {
+                queued: deliveries.queued,
+                delivered: deliveries.delivered,
+                webhook_set: !self.incident.protect_webhook_url.trim().is_empty(),
+                last_error: deliveries.last_error.as_deref(),
+            },
             notices_written,
+            initials_only,
             evidence_entries,
         };
         let markdown = cordon_incident::report_markdown(&facts);
@@ -837,6 +879,70 @@ impl Gateway {
     ) -> Result<u64, GatewayError> {
         let actor = self.authorize_system(who, cordon_policy::Action::Export, request).await?;
         self.change_entry(&actor.id, change, "ledger", Some(detail), request).await
+    }
+
+    /// The contact point notices and the regulator report name: the data protection officer
+    /// set in `[incident] contact`. There is no stand-in: a notice that names no one to ask
+    /// is not sent.
+    fn contact_point(&self) -> Result<&str, GatewayError> {
+        let contact = self.incident.contact.trim();
+        if contact.is_empty() {
+            return Err(GatewayError::BadRequest(
+                "no contact point is set: notices and the regulator report name the data protection officer; set `contact` under [incident] in cordon.toml".into(),
+            ));
+        }
+        Ok(contact)
+    }
+
+    /// Whether every access that showed `customer` more than a search hit came with a
+    /// support request of the customer's own, assigned to the agent who made it.
+    fn requested_by_customer(
+        &self,
+        customer: &cordon_incident::CustomerScope,
+        tickets: &mut HashMap<String, Option<cordon_directory::Ticket>>,
+    ) -> Result<bool, GatewayError> {
+        let evidence: BTreeSet<u64> = customer.evidence.iter().copied().collect();
+        let events = self.store.access_history(&customer.customer, usize::MAX >> 1)?;
+        let mut any = false;
+        for event in events.iter().filter(|event| evidence.contains(&event.ledger_index)) {
+            if !matches!(event.action.as_str(), "view" | "reveal") {
+                continue;
+            }
+            any = true;
+            let Some(ticket_id) = &event.ticket_id else { return Ok(false) };
+            if !tickets.contains_key(ticket_id) {
+                tickets.insert(ticket_id.clone(), self.directory.ticket(&self.store, ticket_id)?);
+            }
+            let own = tickets.get(ticket_id).and_then(Option::as_ref).is_some_and(|ticket| {
+                ticket.requester == customer.customer && ticket.assignee.as_deref() == Some(event.agent_id.as_str())
+            });
+            if !own {
+                return Ok(false);
+            }
+        }
+        Ok(any)
+    }
+
+    /// Whether every one of `agents` no longer has access (suspended or offboarded), by the
+    /// statuses in force.
+    fn access_stopped(
+        &self,
+        agents: &BTreeSet<String>,
+        known: &mut HashMap<String, bool>,
+    ) -> Result<bool, GatewayError> {
+        for agent in agents {
+            if !known.contains_key(agent) {
+                let stopped = self
+                    .directory
+                    .agent(&self.store, agent)?
+                    .is_some_and(|found| found.status != cordon_directory::AgentStatus::Active);
+                known.insert(agent.clone(), stopped);
+            }
+            if !known.get(agent).copied().unwrap_or(false) {
+                return Ok(false);
+            }
+        }
+        Ok(!agents.is_empty())
     }
 
     /// The data directory: where the database lives.

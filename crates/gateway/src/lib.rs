@@ -37,6 +37,7 @@ pub use health::{Healed, Health};
 pub use import::{ImportKind, ImportReport, Rejected, import, import_agents};
 pub use incident::{
     EvidenceBundle, HIGH_BALANCE_BAND, IncidentSpec, IncidentStatus, PROTECTIVE_ACTIONS, ProtectReport,
+    protective_actions_for,
 };
 pub use service::{Card, Gateway, Revealed, SearchHit, Verified};
 pub use snapshot::SNAPSHOT_FILE;

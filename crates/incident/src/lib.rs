@@ -23,11 +23,15 @@ pub use attribute::{
 };
 pub use chance::{at_least, hit_probability};
 pub use cordon_vault::{Field, FieldClass};
-pub use notice::{NOTICE_HTML_TEMPLATE, NOTICE_TEXT_TEMPLATE, Notice, NoticeContext, fields_named, notice};
+pub use notice::{
+    NOTICE_HTML_TEMPLATE, NOTICE_TEXT_TEMPLATE, Notice, NoticeContext, NoticeFacts, fields_named, notice,
+};
 pub use null::{BAND_UNKNOWN, NullModel, Seen};
 pub use render::{attribution_json, csv_cell, scope_csv, scope_json};
-pub use report::{NOTIFICATION_HOURS, ReportFacts, report_html, report_markdown};
+pub use report::{Deliveries, NOTIFICATION_HOURS, ReportFacts, report_html, report_markdown};
 pub use sample::{Column, Sample, SampleCell, SampleError, SampleRow, read_sample};
-pub use scope::{AgentScope, CustomerFacts, CustomerScope, DayCount, FieldCount, Scope, Shown, ShownAs, scope};
+pub use scope::{
+    AgentScope, CustomerFacts, CustomerScope, DayCount, ExposureLevel, FieldCount, Scope, Shown, ShownAs, scope,
+};
 pub use time::{day_of, iso_time, parse_optional_end, parse_optional_time, parse_time};
 pub use words::{escape_html, field_words};

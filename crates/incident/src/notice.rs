@@ -24,6 +24,32 @@ pub struct NoticeContext {
     pub contact: String,
 }
 
+/// What the exchange knows of the accesses behind one customer's notice; each picks the
+/// wording of a statement, so a notice says only what is so.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct NoticeFacts {
+    /// Every access that showed this customer's data came with a support request of the
+    /// customer's own, assigned to the agent who made it.
+    pub requested_by_customer: bool,
+    /// Every agent who was shown this customer's data, among the suspects, no longer has
+    /// access (suspended or offboarded).
+    pub access_stopped: bool,
+}
+
+impl NoticeFacts {
+    fn what_happened(self) -> &'static str {
+        if self.requested_by_customer {
+            "a member of our support staff whose access we are investigating viewed information from your account while handling a support request of yours."
+        } else {
+            "one or more members of our support staff viewed information from your account without a support request of yours that called for it."
+        }
+    }
+
+    fn staff_access(self) -> &'static str {
+        if self.access_stopped { "We have stopped their access." } else { "Their access is under review." }
+    }
+}
+
 /// One customer's notice.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Notice {
@@ -35,10 +61,11 @@ pub struct Notice {
 }
 
 /// The notice for `customer`, with `actions` (what the exchange did for this account, in
-/// words) and the given templates.
+/// words), the `facts` its statements rest on and the given templates.
 pub fn notice(
     customer: &CustomerScope,
     actions: &[String],
+    facts: NoticeFacts,
     context: &NoticeContext,
     templates: (&str, &str),
 ) -> Result<Notice, String> {
@@ -82,6 +109,8 @@ pub fn notice(
             ("contact", escape(&context.contact)),
             ("first_seen", first_seen.clone()),
             ("last_seen", last_seen.clone()),
+            ("what_happened", escape(facts.what_happened())),
+            ("staff_access", escape(facts.staff_access())),
         ]
     };
     let mut text_values = common(&|text: &str| text.to_string());

@@ -16,7 +16,8 @@ pub const NOTIFICATION_HOURS: i64 = 72;
 #[derive(Debug, Clone)]
 pub struct ReportFacts<'a> {
     pub exchange: &'a str,
-    pub contact: &'a str,
+    /// The data protection officer; `None` makes the report a draft, marked as one.
+    pub contact: Option<&'a str>,
     pub incident: &'a str,
     pub title: &'a str,
     pub aware_at_ms: i64,
@@ -24,14 +25,32 @@ pub struct ReportFacts<'a> {
     pub suspects: &'a [String],
     /// Suspects whose access is now suspended or offboarded.
     pub suspects_stopped: &'a [String],
-    /// extortion_demand, negotiations, trading_operations, investigation.
+    /// The public statements an analyst set (extortion_demand, negotiations,
+    /// trading_operations, investigation), empty when nobody did: only set ones are printed.
     pub status: [(&'a str, &'a str); 4],
     pub scope: &'a Scope,
-    /// Protective action name and how many customers have it.
+    /// Protective action name and how many customers have it recorded.
     pub protective_actions: &'a [(String, u64)],
+    /// Protective action name and how many customers it is proposed for, by what was shown
+    /// of them (before any is recorded).
+    pub proposed_actions: &'a [(String, u64)],
+    /// How the recorded actions' messages stand with the exchange's systems.
+    pub deliveries: Deliveries<'a>,
     pub notices_written: u64,
+    /// Affected customers shown nothing but initials: no action, no notice.
+    pub initials_only: u64,
     /// Ledger entries in the evidence handed over, if a bundle was made.
     pub evidence_entries: Option<u64>,
+}
+
+/// The outbox's word on the protective actions' messages.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Deliveries<'a> {
+    pub queued: u64,
+    pub delivered: u64,
+    /// Whether a webhook for protective actions is configured at all.
+    pub webhook_set: bool,
+    pub last_error: Option<&'a str>,
 }
 
 /// The report as a list of sections (heading, paragraphs, and optional table), so Markdown and
@@ -102,22 +121,41 @@ fn sections(facts: &ReportFacts<'_>) -> Vec<Section> {
         if facts.suspects_stopped.is_empty() { "none yet".to_string() } else { facts.suspects_stopped.join(", ") }
     )];
     for (action, customers) in facts.protective_actions {
+        measures.push(format!("Protective action `{action}` recorded for {customers} customers."));
+    }
+    if !facts.protective_actions.is_empty() {
+        measures.push(delivery_words(&facts.deliveries));
+    } else if facts.proposed_actions.is_empty() {
+        measures.push("No protective action is proposed: no affected customer was shown more than initials.".into());
+    } else {
+        let proposed: Vec<String> = facts
+            .proposed_actions
+            .iter()
+            .map(|(action, customers)| format!("`{action}` for {customers} customers"))
+            .collect();
         measures.push(format!(
-            "Protective action `{action}` recorded for {customers} customers and sent to the exchange's systems."
+            "Proposed and not yet applied: {} (a withdrawal hold where data was shown in full; a step-up check and a scam warning where it was shown masked).",
+            proposed.join(", ")
         ));
     }
-    if facts.protective_actions.is_empty() {
-        measures.push("Protective actions for the affected customers are proposed (withdrawal holds to new addresses, step-up identity checks, scam warnings) and not yet applied.".into());
-    }
+    let notified = scope.customers.len() as u64 - facts.initials_only;
     measures.push(if facts.notices_written > 0 {
         format!("Notices prepared for {} affected customers, naming the data of theirs that was seen and how to recognise impersonation scams.", facts.notices_written)
     } else {
-        "Notices to the affected customers are proposed and not yet prepared.".to_string()
+        format!("Notices to {notified} affected customers are proposed and not yet prepared.")
     });
+    if facts.initials_only > 0 {
+        measures.push(format!(
+            "{} customers were shown only as initials in a search result: no action is taken for them and no notice is proposed.",
+            facts.initials_only
+        ));
+    }
     if let Some(entries) = facts.evidence_entries {
         measures.push(format!("An evidence bundle of {entries} audit-log entries with inclusion proofs has been prepared for law enforcement."));
     }
-    measures.push(format!("Investigation: {}.", facts.status[3].1));
+    if !facts.status[3].1.is_empty() {
+        measures.push(format!("Investigation: {}.", facts.status[3].1));
+    }
     vec![
         Section {
             heading: "72-hour notification clock (Article 33(1))".into(),
@@ -155,7 +193,10 @@ fn sections(facts: &ReportFacts<'_>) -> Vec<Section> {
         },
         Section {
             heading: "Contact point (Article 33(3)(b))".into(),
-            paragraphs: vec![format!("{} — {}", facts.exchange, facts.contact)],
+            paragraphs: vec![match facts.contact {
+                Some(contact) => format!("{} — {contact}", facts.exchange),
+                None => "NOT SET: no data protection officer is configured ([incident] contact in cordon.toml). This report is a draft until one is.".into(),
+            }],
             table: None,
         },
         Section {
@@ -176,20 +217,60 @@ fn sections(facts: &ReportFacts<'_>) -> Vec<Section> {
                     ],
                     vec!["Data seen".into(), classes.keys().copied().collect::<Vec<_>>().join(", ")],
                     vec!["Passwords, keys or funds accessed".into(), "no: support tools give no access to them".into()],
-                    vec!["Extortion demand".into(), facts.status[0].1.to_string()],
-                    vec!["Negotiations".into(), facts.status[1].1.to_string()],
-                    vec!["Trading operations".into(), facts.status[2].1.to_string()],
-                    vec!["Investigation".into(), facts.status[3].1.to_string()],
-                ],
+                ]
+                .into_iter()
+                .chain(public_statements(facts))
+                .collect(),
             )),
         },
     ]
 }
 
+/// The public statements an analyst set, in the order of the disclosure record; a statement
+/// nobody made is left out, never filled in.
+fn public_statements(facts: &ReportFacts<'_>) -> Vec<Vec<String>> {
+    facts
+        .status
+        .iter()
+        .filter(|(_, value)| !value.trim().is_empty())
+        .map(|(name, value)| {
+            let label = match *name {
+                "extortion_demand" => "Extortion demand",
+                "negotiations" => "Negotiations",
+                "trading_operations" => "Trading operations",
+                "investigation" => "Investigation",
+                other => other,
+            };
+            vec![label.to_string(), value.to_string()]
+        })
+        .collect()
+}
+
+/// Where the recorded actions stand with the exchange's systems, from the outbox.
+fn delivery_words(deliveries: &Deliveries<'_>) -> String {
+    let waiting = deliveries.queued.saturating_sub(deliveries.delivered);
+    if !deliveries.webhook_set {
+        return format!(
+            "None of the {} messages for the exchange's account systems has been delivered: no webhook for protective actions is configured, so they wait in cordon's outbox and the actions are not yet in force there.",
+            deliveries.queued
+        );
+    }
+    if waiting == 0 {
+        return format!("All {} messages were delivered to the exchange's account systems.", deliveries.queued);
+    }
+    format!(
+        "{} of {} messages were delivered to the exchange's account systems; {waiting} wait in cordon's outbox{}.",
+        deliveries.delivered,
+        deliveries.queued,
+        deliveries.last_error.map(|error| format!(" (last error: {error})")).unwrap_or_default()
+    )
+}
+
 /// The report in Markdown.
 pub fn report_markdown(facts: &ReportFacts<'_>) -> String {
     let mut out = format!(
-        "# Personal data breach notification: {}\n\nController: {}. Incident {}. Prepared {}.\n",
+        "# {}Personal data breach notification: {}\n\nController: {}. Incident {}. Prepared {}.\n",
+        if facts.contact.is_none() { "DRAFT (no contact point set): " } else { "" },
         facts.title,
         facts.exchange,
         facts.incident,
@@ -215,8 +296,9 @@ pub fn report_markdown(facts: &ReportFacts<'_>) -> String {
 /// The same report as a standalone HTML page.
 pub fn report_html(facts: &ReportFacts<'_>) -> String {
     let mut out = format!(
-        "<!doctype html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n<title>Breach notification: {title}</title>\n<style>\nbody {{ font-family: system-ui, sans-serif; max-width: 50rem; margin: 2rem auto; line-height: 1.5; }}\ntable {{ border-collapse: collapse; }}\ntd, th {{ border: 1px solid #ccc; padding: 0.25rem 0.5rem; text-align: left; }}\n</style>\n</head>\n<body>\n<h1>Personal data breach notification: {title}</h1>\n<p>Controller: {exchange}. Incident {incident}. Prepared {now}.</p>\n",
+        "<!doctype html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n<title>Breach notification: {title}</title>\n<style>\nbody {{ font-family: system-ui, sans-serif; max-width: 50rem; margin: 2rem auto; line-height: 1.5; }}\ntable {{ border-collapse: collapse; }}\ntd, th {{ border: 1px solid #ccc; padding: 0.25rem 0.5rem; text-align: left; }}\n</style>\n</head>\n<body>\n<h1>{draft}Personal data breach notification: {title}</h1>\n<p>Controller: {exchange}. Incident {incident}. Prepared {now}.</p>\n",
         title = escape_html(facts.title),
+        draft = if facts.contact.is_none() { "DRAFT (no contact point set): " } else { "" },
         exchange = escape_html(facts.exchange),
         incident = escape_html(facts.incident),
         now = iso_time(facts.now_ms)

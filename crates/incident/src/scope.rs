@@ -65,6 +65,28 @@ pub struct CustomerFacts {
     pub high_balance: bool,
 }
 
+/// How much of a customer was shown: what is done for the customer follows it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum ExposureLevel {
+    /// Nothing but the initials of a search hit's masked name (or a verify, which shows no
+    /// value): too little to impersonate the exchange with.
+    Initials,
+    /// Masked fields of a card (partial email and phone, a balance band, a city), none in full.
+    Masked,
+    /// At least one field shown in full.
+    Revealed,
+}
+
+impl ExposureLevel {
+    pub fn name(self) -> &'static str {
+        match self {
+            ExposureLevel::Initials => "initials",
+            ExposureLevel::Masked => "masked",
+            ExposureLevel::Revealed => "revealed",
+        }
+    }
+}
+
 /// One affected customer.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CustomerScope {
@@ -80,6 +102,19 @@ pub struct CustomerScope {
     pub agents: BTreeSet<String>,
     /// The ledger entries that showed this customer, in index order.
     pub evidence: Vec<u64>,
+}
+
+impl CustomerScope {
+    /// How much of this customer was shown.
+    pub fn exposure(&self) -> ExposureLevel {
+        if !self.revealed.is_empty() {
+            ExposureLevel::Revealed
+        } else if self.masked_only.iter().any(|field| *field != Field::FullName) {
+            ExposureLevel::Masked
+        } else {
+            ExposureLevel::Initials
+        }
+    }
 }
 
 impl CustomerScope {

@@ -188,6 +188,7 @@ pub(crate) async fn protect(
     Ok(Json(json!({
         "applied": report.applied,
         "customers": report.customers,
+        "by_exposure": report.by_exposure,
         "actions": per_action,
         "recorded_now": report.recorded_now,
         "recorded_before": report.recorded_before,

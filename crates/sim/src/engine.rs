@@ -107,6 +107,7 @@ pub fn run(scenario: &Scenario, data: &Path, progress: &mut dyn FnMut(Phase, u64
     clock.set(day0_ms - 3_600_000);
     let dir = DataDir::new(data);
     dir.init(None, clock.clone())?;
+    name_the_exchange(&dir)?;
     if scenario.policy == PolicyChoice::Permissive {
         use_permissive_policies(&dir, data)?;
     }
@@ -329,6 +330,15 @@ fn use_permissive_policies(dir: &DataDir, data: &Path) -> Result<(), SimError> {
         .map_err(|error| SimError::Internal(format!("`{}`: {error}", path.display())))?;
     let mut config = dir.config()?;
     config.policy.policies = Some(path.display().to_string());
+    write_config(dir, &config)
+}
+
+/// The simulated exchange's name and data protection officer, as an operator sets them in
+/// `[incident]`: notices and the regulator report need a real contact point.
+fn name_the_exchange(dir: &DataDir) -> Result<(), SimError> {
+    let mut config = dir.config()?;
+    config.incident.exchange = "Simulated Exchange".into();
+    config.incident.contact = "privacy@simulated-exchange.example (data protection officer)".into();
     write_config(dir, &config)
 }
 

@@ -6,7 +6,7 @@
 use cordon_vault::{Date, Field, mask};
 use serde_json::Value;
 
-use crate::engine::Truth;
+use crate::engine::{Truth, TruthShown};
 use crate::people::{People, customer_number};
 use crate::rng::Rng;
 
@@ -80,7 +80,7 @@ impl LeakColumn {
 
     /// Whether a customer shown this way put the column's value on the screen as the column
     /// has it: an exact value needs a reveal of its field, a masked one any showing of it.
-    pub fn was_shown(self, shown: &crate::engine::TruthShown) -> bool {
+    pub fn was_shown(self, shown: &TruthShown) -> bool {
         match self.field() {
             None => true,
             Some((field, false)) => shown.revealed.contains(field),
@@ -114,6 +114,11 @@ pub enum LeakSource {
     /// Customers these insiders (positions in the truth) were shown, each in the way the
     /// sample's columns have them (exact values only of customers whose field they revealed).
     Insiders(Vec<usize>),
+    /// Customers shown to someone this way (an honest agent's screens, say), under the same
+    /// rule as `Insiders`.
+    Shown(Vec<TruthShown>),
+    /// These customers (numbers), whoever saw them.
+    Customers(Vec<u64>),
     /// Customers drawn at random from the whole base: a sample that no one leaked.
     Anyone,
 }
@@ -123,19 +128,24 @@ pub enum LeakSource {
 pub fn leak_sample(truth: &Truth, source: &LeakSource, columns: &[LeakColumn], rows: usize, seed: u64) -> String {
     let people = People::new(truth.seed, truth.customers, truth.canaries.len() as u64);
     let mut rng = Rng::stream(seed, "leak");
+    let shown_as_columns = |shown: &mut dyn Iterator<Item = &TruthShown>| {
+        let mut numbers: Vec<u64> = shown
+            .filter(|shown| columns.iter().all(|column| column.was_shown(shown)))
+            .filter_map(|shown| customer_number(&shown.customer))
+            .collect();
+        numbers.sort_unstable();
+        numbers.dedup();
+        numbers
+    };
     let mut pool: Vec<u64> = match source {
-        LeakSource::Insiders(positions) => {
-            let mut numbers: Vec<u64> = positions
+        LeakSource::Insiders(positions) => shown_as_columns(
+            &mut positions
                 .iter()
                 .filter_map(|position| truth.insiders.get(*position))
-                .flat_map(|insider| insider.shown.iter())
-                .filter(|shown| columns.iter().all(|column| column.was_shown(shown)))
-                .filter_map(|shown| customer_number(&shown.customer))
-                .collect();
-            numbers.sort_unstable();
-            numbers.dedup();
-            numbers
-        }
+                .flat_map(|insider| insider.shown.iter()),
+        ),
+        LeakSource::Shown(shown) => shown_as_columns(&mut shown.iter()),
+        LeakSource::Customers(numbers) => numbers.clone(),
         LeakSource::Anyone => (1..=people.ordinary_count()).collect(),
     };
     rng.shuffle(&mut pool);

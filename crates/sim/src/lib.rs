@@ -6,6 +6,7 @@
 //! and audited like a real one. The same scenario and seed give the same ledger root on any
 //! machine. `story` reads the ledger back and tells what happened.
 
+mod attribution;
 mod driver;
 mod engine;
 mod entry;
@@ -20,6 +21,7 @@ mod scenario;
 mod story;
 mod world;
 
+pub use attribution::{AttributionScore, OTHER_BLAMED_MAX_RATE, SOURCE_BLAMED_MIN_RATE, evaluate_attribution};
 pub use engine::{
     PERMISSIVE_POLICIES, Phase, RunReport, TRUTH_FILE, Truth, TruthInsider, TruthShown, import_customers, read_truth,
     run,

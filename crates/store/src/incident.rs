@@ -395,6 +395,39 @@ impl Store {
     }
 }
 
+/// Where an incident's protective actions stand with the exchange's systems, by the outbox.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Deliveries {
+    /// Messages queued for the incident's protective actions.
+    pub queued: u64,
+    /// Of those, delivered to the exchange's webhook.
+    pub delivered: u64,
+    /// The last error of an undelivered one, if any attempt failed.
+    pub last_error: Option<String>,
+}
+
+impl Store {
+    /// How the protective-action messages of `incident` stand in the outbox.
+    pub fn protect_deliveries(&self, incident: &str) -> Result<Deliveries, StoreError> {
+        self.query_one(
+            "SELECT count(*), count(delivered_at_ms),
+                    (SELECT last_error FROM outbox WHERE topic = 'protect' AND delivered_at_ms IS NULL
+                       AND last_error IS NOT NULL AND json_extract(body, '$.incident') = ?1 ORDER BY id DESC LIMIT 1)
+             FROM outbox WHERE topic = 'protect' AND json_extract(body, '$.incident') = ?1",
+            [incident],
+            "read protective-action deliveries",
+            |row| {
+                Ok(Deliveries {
+                    queued: row.get::<_, i64>(0)?.max(0) as u64,
+                    delivered: row.get::<_, i64>(1)?.max(0) as u64,
+                    last_error: row.get(2)?,
+                })
+            },
+        )
+        .map(Option::unwrap_or_default)
+    }
+}
+
 fn exposure_columns(row: &rusqlite::Row<'_>) -> rusqlite::Result<Exposure> {
     Ok(Exposure {
         ledger_index: row.get::<_, i64>(0)?.max(0) as u64,

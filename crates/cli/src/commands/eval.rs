@@ -1,10 +1,14 @@
-//! `cordon eval`: detection scored on scenarios, next to the baselines, as tables or JSON.
+//! `cordon eval`: detection scored on scenarios, next to the baselines, as tables or JSON;
+//! `cordon eval attribution`: attribution scored on leaked samples of every kind.
 
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
 use anyhow::Context as _;
-use cordon_sim::{RunScore, Scenario, Summary, evaluate, false_rates, summarize};
+use cordon_sim::{
+    AttributionScore, OTHER_BLAMED_MAX_RATE, RunScore, SOURCE_BLAMED_MIN_RATE, Scenario, Summary, evaluate,
+    evaluate_attribution, false_rates, summarize,
+};
 
 pub fn eval(paths: &[PathBuf], seeds: u32, json: bool, features: Option<&Path>) -> anyhow::Result<()> {
     let scenarios = paths
@@ -46,6 +50,81 @@ pub fn eval(paths: &[PathBuf], seeds: u32, json: bool, features: Option<&Path>) 
         );
     }
     Ok(())
+}
+
+/// `cordon eval attribution`: a table per scenario (or JSON), and an error if any kind
+/// misses its targets, so a script can run it as a check.
+pub fn attribution(paths: &[PathBuf], samples: u64, json: bool) -> anyhow::Result<()> {
+    let work = std::env::temp_dir().join(format!("cordon-eval-attribution-{}", std::process::id()));
+    let mut scores: Vec<AttributionScore> = Vec::new();
+    for path in paths {
+        let scenario = Scenario::load(path).with_context(|| format!("scenario `{}`", path.display()))?;
+        if !json {
+            eprintln!("{}: playing the scenario, then {samples} samples of each kind", scenario.name);
+        }
+        let found = evaluate_attribution(&scenario, &work, samples, &mut |score| {
+            if !json {
+                eprintln!("  {}: {} samples, {:.1} s", score.kind, score.samples, score.seconds);
+            }
+        });
+        let _ = std::fs::remove_dir_all(&work);
+        scores.extend(found?);
+    }
+    if json {
+        println!("{}", serde_json::to_string_pretty(&serde_json::json!({ "kinds": scores }))?);
+    } else {
+        print!("{}", render_attribution(&scores));
+    }
+    let missed: Vec<String> = scores
+        .iter()
+        .filter(|score| !score.meets_targets())
+        .map(|score| format!("{} on {}", score.kind, score.scenario))
+        .collect();
+    if !missed.is_empty() {
+        anyhow::bail!(
+            "attribution missed its targets (another agent blamed in at most {OTHER_BLAMED_MAX_RATE} of samples; the source in at least {SOURCE_BLAMED_MIN_RATE} where held to it) for: {}",
+            missed.join(", ")
+        );
+    }
+    Ok(())
+}
+
+fn render_attribution(scores: &[AttributionScore]) -> String {
+    let mut out = String::new();
+    let mut scenario = "";
+    for score in scores {
+        if score.scenario != scenario {
+            scenario = &score.scenario;
+            let _ = writeln!(out, "\n{scenario}");
+            let _ = writeln!(
+                out,
+                "  {:<22} {:<36} {:>4} {:<10} {:>7} {:>14} {:>14}  verdicts",
+                "kind", "columns", "rows", "source", "samples", "source blamed", "other blamed"
+            );
+        }
+        let samples = score.samples.max(1) as f64;
+        let verdicts: Vec<String> =
+            score.verdicts.iter().map(|(verdict, count)| format!("{verdict} {count}")).collect();
+        let target = if score.meets_targets() { "" } else { "  MISSES TARGET" };
+        let _ = writeln!(
+            out,
+            "  {:<22} {:<36} {:>4} {:<10} {:>7} {:>13.1}% {:>7} ({:.1}‰)  {}{target}",
+            score.kind,
+            score.columns.join(","),
+            score.rows,
+            score.source,
+            score.samples,
+            100.0 * score.source_blamed as f64 / samples,
+            score.other_blamed,
+            1000.0 * score.other_blamed as f64 / samples,
+            verdicts.join(", ")
+        );
+        if !score.others.is_empty() {
+            let others: Vec<String> = score.others.iter().map(|(agent, count)| format!("{agent} {count}")).collect();
+            let _ = writeln!(out, "  {:<22} wrongly blamed: {}", "", others.join(", "));
+        }
+    }
+    out
 }
 
 /// One table: per behaviour and method, then false rates, explained share and precision.

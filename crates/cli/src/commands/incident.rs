@@ -92,11 +92,11 @@ pub fn run(command: IncidentCommand) -> anyhow::Result<()> {
                 incident.since_ms.map_or("the start".into(), iso_time),
                 incident.until_ms.map_or("now".into(), iso_time)
             );
-            println!("status:");
-            println!("  extortion demand    {}", status.extortion_demand);
-            println!("  negotiations        {}", status.negotiations);
-            println!("  trading operations  {}", status.trading_operations);
-            println!("  investigation       {}", status.investigation);
+            println!("public status (only what an analyst set; `cordon incident status` sets it):");
+            for (name, value) in status.fields() {
+                let value = if value.is_empty() { "(not stated)" } else { value };
+                println!("  {:<19} {value}", name.replace('_', " "));
+            }
             println!("timeline:");
             for event in timeline {
                 let entry = event.ledger_index.map(|index| format!(" (ledger entry {index})")).unwrap_or_default();
@@ -132,7 +132,13 @@ pub fn run(command: IncidentCommand) -> anyhow::Result<()> {
             for action in &report.actions {
                 *per_action.entry(action.action.as_str()).or_default() += 1;
             }
-            println!("incident {id}: {} affected customers", report.customers);
+            let levels: Vec<String> =
+                report.by_exposure.iter().map(|(level, count)| format!("{count} {level}")).collect();
+            println!(
+                "incident {id}: {} affected customers get actions (shown: {}; initials alone get none)",
+                report.customers,
+                levels.join(", ")
+            );
             for (action, count) in &per_action {
                 println!("  {action:<32} {count} customers");
             }
@@ -153,7 +159,11 @@ pub fn run(command: IncidentCommand) -> anyhow::Result<()> {
             let gateway = open(&data)?;
             let (notices, folder) = wait(gateway.incident_notify(&who, &id, "cli"))?;
             println!("{}", folder.display());
-            eprintln!("{} notices (text and HTML), one per affected customer, in {}", notices.len(), folder.display());
+            eprintln!(
+                "{} notices (text and HTML), one per affected customer shown more than initials, in {}",
+                notices.len(),
+                folder.display()
+            );
         }
         IncidentCommand::Report { id, data, out } => {
             let gateway = open(&data)?;
@@ -164,6 +174,11 @@ pub fn run(command: IncidentCommand) -> anyhow::Result<()> {
             write(&folder.join("report.html"), &html)?;
             println!("{}", folder.join("report.md").display());
             eprintln!("regulator report: {} and report.html", folder.join("report.md").display());
+            if markdown.starts_with("# DRAFT") {
+                eprintln!(
+                    "the report is marked a DRAFT: set `contact` (the data protection officer) under [incident] in cordon.toml"
+                );
+            }
         }
         IncidentCommand::Evidence { id, data, out } => {
             let gateway = open(&data)?;

@@ -17,7 +17,7 @@ use std::sync::Arc;
 
 use cordon_gateway::{Claims, DataDir, Gateway, SystemClock, TokenRole};
 
-use crate::cli::{Arguments, Command};
+use crate::cli::{Arguments, Command, EvalCommand};
 
 /// The identity the analyst's commands (alerts, incidents, exports) act as: the command line
 /// is run by whoever holds the data directory.
@@ -68,7 +68,12 @@ pub fn run(arguments: Arguments) -> anyhow::Result<()> {
         Command::Alert(command) => alert::run(command),
         Command::Incident(command) => incident::run(command),
         Command::Export(command) => export::run(command),
-        Command::Eval { scenarios, seeds, json, features } => eval::eval(&scenarios, seeds, json, features.as_deref()),
+        Command::Eval { what: Some(EvalCommand::Attribution { scenarios, samples, json }), .. } => {
+            eval::attribution(&scenarios, samples, json)
+        }
+        Command::Eval { what: None, scenarios, seeds, json, features } => {
+            eval::eval(&scenarios, seeds, json, features.as_deref())
+        }
         Command::Sim { scenario, data, http, token_file, truth, seed } => match (data, http, token_file) {
             (Some(data), _, _) => sim::sim(&scenario, &data, seed),
             (None, Some(url), Some(token_file)) => sim::sim_over_http(&scenario, &url, &token_file, &truth, seed),

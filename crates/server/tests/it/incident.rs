@@ -68,20 +68,28 @@ async fn an_analyst_works_an_incident_through_the_api() {
         .await;
     assert_eq!(status, StatusCode::BAD_REQUEST, "{refused}");
 
-    for (apply, now) in [(false, 0), (true, 3), (true, 0)] {
+    // The customer's card was shown masked: a step-up check and a scam warning, no hold.
+    for (apply, now) in [(false, 0), (true, 2), (true, 0)] {
         let (status, report) = harness
             .call(Method::POST, &format!("/v1/incidents/{id}/protect"), Some(&analyst), Some(json!({"apply": apply})))
             .await;
         assert_eq!(status, StatusCode::OK, "{report}");
         assert_eq!(report["recorded_now"], now, "apply {apply}: {report}");
     }
-    let (status, notices) =
+    // No contact point is configured: no notice goes out naming no one to ask, and the
+    // report is visibly a draft.
+    let (status, refused) =
         harness.call(Method::POST, &format!("/v1/incidents/{id}/notify"), Some(&analyst), Some(json!({}))).await;
-    assert_eq!((status, notices["notices"].as_u64()), (StatusCode::OK, Some(1)), "{notices}");
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{refused}");
+    assert!(refused["detail"].as_str().unwrap_or_default().contains("[incident]"), "{refused}");
     let (status, report) =
         harness.call(Method::GET, &format!("/v1/incidents/{id}/report?format=md"), Some(&analyst), None).await;
     assert_eq!(status, StatusCode::OK);
-    assert!(report.as_str().unwrap().contains("Data subjects concerned: 1 customers"), "{report}");
+    let report = report.as_str().unwrap();
+    assert!(report.contains("Data subjects concerned: 1 customers"), "{report}");
+    assert!(report.starts_with("# DRAFT (no contact point set)"), "{report}");
+    assert!(report.contains("| Extortion demand | received, not paid |"), "{report}");
+    assert!(!report.contains("Negotiations"), "a statement nobody set: {report}");
     let (status, _) =
         harness.call(Method::GET, &format!("/v1/incidents/{id}/report?format=pdf"), Some(&analyst), None).await;
     assert_eq!(status, StatusCode::BAD_REQUEST);

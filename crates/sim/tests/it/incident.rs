@@ -243,24 +243,62 @@ fn coinbase_ring_scope_is_the_ground_truth_and_a_sample_blames_only_ring_members
     }
 }
 
+/// The attribution evaluation at test size: 40 samples of every kind on the Kraken-like
+/// exchange; no kind may blame anyone but its source, and the insider is blamed for every
+/// sample of three exact or three masked columns (`cordon eval attribution` at full size is
+/// in docs/INCIDENT.md).
+#[test]
+fn attribution_evaluation_meets_its_targets_at_test_size() {
+    let dir = tempfile::tempdir().unwrap();
+    let scores = cordon_sim::evaluate_attribution(&scenario(KRAKEN), dir.path(), 40, &mut |_| {}).unwrap();
+    assert_eq!(scores.len(), 14, "every kind is drawn");
+    for score in &scores {
+        assert!(score.samples >= 30, "{}: only {} samples could be drawn", score.kind, score.samples);
+        assert!(score.meets_targets(), "{score:?}");
+        assert_eq!(score.other_blamed, 0, "{score:?}");
+    }
+    let kind = |name: &str| scores.iter().find(|score| score.kind == name).unwrap();
+    for name in ["insider exact", "insider masked"] {
+        assert_eq!(kind(name).source_blamed, kind(name).samples, "{name}");
+    }
+    // Samples nobody leaked blame nobody, and those the busy agent could not have copied
+    // do not blame it.
+    for name in ["random exact", "random masked", "rich exact", "rich masked", "busy agent exact"] {
+        assert_eq!(kind(name).verdicts.get("blamed"), None, "{name}: {:?}", kind(name).verdicts);
+    }
+}
+
 /// Protection, notices, the report and the evidence bundle on one Kraken-like run.
 #[test]
 fn protect_is_idempotent_across_restarts_notices_name_only_what_was_seen_and_evidence_verifies() {
     let run = simulate(&scenario(KRAKEN));
     let insiders: Vec<String> = run.truth.insiders.iter().map(|insider| insider.agent.clone()).collect();
-    let (incident, customers) = {
+    let (incident, customers, actions) = {
         let gateway = open(&run);
         let incident = open_incident(&gateway, insiders.clone());
+        // Before anything is done, the report proposes measures and states no public line
+        // nobody entered.
+        let (before, _) = wait(gateway.incident_report(&analyst(), &incident, "test")).unwrap();
+        assert!(before.contains("Proposed and not yet applied: `hold_new_address_withdrawals` for"), "{before}");
+        for unsaid in ["ransom", "unaffected", "Extortion demand", "Investigation:"] {
+            assert!(!before.contains(unsaid), "the report says {unsaid:?} though nobody did:\n{before}");
+        }
+        let scope = wait(gateway.incident_scope(&analyst(), &incident, "test")).unwrap();
+        let actions: u64 = scope
+            .customers
+            .iter()
+            .map(|customer| cordon_gateway::protective_actions_for(customer.exposure()).len() as u64)
+            .sum();
         let dry = wait(gateway.incident_protect(&analyst(), &incident, false, "test")).unwrap();
         let customers = dry.customers;
         assert!(customers > 100, "{customers} affected customers");
-        assert_eq!(dry.actions.len() as u64, 3 * customers);
+        assert_eq!(dry.actions.len() as u64, actions);
         assert_eq!((dry.recorded_now, dry.recorded_before), (0, 0), "a dry run records nothing");
         let applied = wait(gateway.incident_protect(&analyst(), &incident, true, "test")).unwrap();
-        assert_eq!((applied.recorded_now, applied.recorded_before), (3 * customers, 0));
+        assert_eq!((applied.recorded_now, applied.recorded_before), (actions, 0));
         let again = wait(gateway.incident_protect(&analyst(), &incident, true, "test")).unwrap();
-        assert_eq!((again.recorded_now, again.recorded_before), (0, 3 * customers), "applying twice adds nothing");
-        (incident, customers)
+        assert_eq!((again.recorded_now, again.recorded_before), (0, actions), "applying twice adds nothing");
+        (incident, customers, actions)
     };
     // After a restart, applying again still adds nothing, and each action is one ledger entry
     // and one queued message.
@@ -272,38 +310,98 @@ fn protect_is_idempotent_across_restarts_notices_name_only_what_was_seen_and_evi
         .iter()
         .filter(|entry| entry["change"].as_str().is_some_and(|change| change.starts_with("protect.")))
         .count() as u64;
-    assert_eq!(protect_entries, 3 * customers);
-    assert_eq!(gateway.outbox_due("protect", i64::MAX, 1_000_000).unwrap().len() as u64, 3 * customers);
+    assert_eq!(protect_entries, actions);
+    assert_eq!(gateway.outbox_due("protect", i64::MAX, 1_000_000).unwrap().len() as u64, actions);
 
-    // Notices name exactly the fields each customer had shown, and nothing else.
+    // Notices name exactly the fields each customer had shown, and nothing else; the
+    // customers shown only initials get none; what a notice says of the staff is so.
     let scope = wait(gateway.incident_scope(&analyst(), &incident, "test")).unwrap();
     let (notices, folder) = wait(gateway.incident_notify(&analyst(), &incident, "test")).unwrap();
+    let noticed: Vec<&cordon_incident::CustomerScope> = scope
+        .customers
+        .iter()
+        .filter(|customer| customer.exposure() != cordon_incident::ExposureLevel::Initials)
+        .collect();
     assert_eq!(notices.len() as u64, customers);
-    for (notice, customer) in notices.iter().zip(&scope.customers) {
+    assert_eq!(notices.len(), noticed.len());
+    for (notice, customer) in notices.iter().zip(&noticed) {
         let shown: BTreeSet<cordon_incident::Field> =
             customer.revealed.iter().chain(&customer.masked_only).copied().collect();
         assert_eq!(notice.customer, customer.customer);
         assert_eq!(cordon_incident::fields_named(&notice.text), shown, "notice of {}", customer.customer);
-        assert!(notice.text.contains("Withdrawals to addresses you have not used before are held"));
+        let held = notice.text.contains("Withdrawals to addresses you have not used before are held");
+        assert_eq!(held, customer.exposure() == cordon_incident::ExposureLevel::Revealed, "{}", customer.customer);
+        // Both insiders still have access: no notice may say it was stopped.
+        assert!(notice.text.contains("Their access is under review."), "{}", notice.text);
+        assert!(!notice.text.contains("stopped their access"), "{}", notice.text);
         let written = std::fs::read_to_string(folder.join(format!("{}.txt", customer.customer))).unwrap();
         assert_eq!(written, notice.text);
         assert!(folder.join(format!("{}.html", customer.customer)).exists());
     }
+    // Once both are suspended, the notices say so.
+    let admin = Claims::in_process(TokenRole::Admin.identity(), TokenRole::Admin, "test");
+    for insider in &insiders {
+        wait(gateway.set_agent_status(&admin, insider, cordon_directory::AgentStatus::Suspended, "test")).unwrap();
+    }
+    let (notices, _) = wait(gateway.incident_notify(&analyst(), &incident, "test")).unwrap();
+    assert!(notices.iter().all(|notice| notice.text.contains("We have stopped their access.")));
+    // A customer the harvesters viewed or revealed on their own account is told it was
+    // without a request of theirs; one told its request called for it had a ticket behind
+    // every view and reveal (cover work on assigned tickets).
+    let harvested: BTreeSet<String> = (0..run.truth.insiders.len())
+        .flat_map(|insider| {
+            let moves = run.malicious(insider);
+            let mut customers = crate::support::Run::customers(&moves, "view");
+            customers.extend(crate::support::Run::customers(&moves, "reveal"));
+            customers
+        })
+        .collect();
+    let mut requested = 0;
+    for notice in &notices {
+        let without = notice.text.contains("without a support request of yours that called for it");
+        let while_handling = notice.text.contains("while handling a support request of yours");
+        assert!(without != while_handling, "{}", notice.text);
+        if harvested.contains(&notice.customer) {
+            assert!(without, "{} was harvested", notice.customer);
+        }
+        if while_handling {
+            let untracked = run.entries.iter().any(|entry| {
+                entry["customer"] == notice.customer.as_str()
+                    && insiders.iter().any(|insider| entry["agent"] == insider.as_str())
+                    && (entry["action"] == "view" || entry["action"] == "reveal")
+                    && entry["ticket"].is_null()
+            });
+            assert!(!untracked, "{} had an access without a ticket", notice.customer);
+            requested += 1;
+        }
+    }
+    assert!(requested > 0 && requested < notices.len(), "{requested} of {} notices", notices.len());
 
-    // The report carries Article 33(3)'s content and the clock.
+    // The report carries Article 33(3)'s content and the clock, says the actions are not
+    // delivered (no webhook is set), and states the public lines an analyst set, only those.
+    let changes = vec![("extortion_demand".to_string(), "received by email, not answered".to_string())];
+    wait(gateway.set_incident_status(&analyst(), &incident, &changes, "test")).unwrap();
     let (markdown, html) = wait(gateway.incident_report(&analyst(), &incident, "test")).unwrap();
+    let banner = noticed.len();
     for needed in [
         "Nature of the breach (Article 33(3)(a))",
         "Contact point (Article 33(3)(b))",
+        "privacy@simulated-exchange.example",
         "Likely consequences (Article 33(3)(c))",
         "Measures taken and proposed (Article 33(3)(d))",
         "the 72-hour deadline is",
         "Public disclosure summary",
-        &format!("Data subjects concerned: {customers} customers"),
+        "| Extortion demand | received by email, not answered |",
+        "no webhook for protective actions is configured",
+        &format!("Data subjects concerned: {} customers", scope.customers.len()),
         &format!("Notices prepared for {customers} affected customers"),
-        &format!("Protective action `scam_warning_banner` recorded for {customers} customers"),
+        &format!("Protective action `scam_warning_banner` recorded for {banner} customers."),
+        &format!("of the suspects ({}), 2 no longer have access", insiders.join(", ")),
     ] {
         assert!(markdown.contains(needed), "the report lacks {needed:?}:\n{markdown}");
+    }
+    for unsaid in ["ransom", "Trading operations", "sent to the exchange's systems", "DRAFT"] {
+        assert!(!markdown.contains(unsaid), "the report says {unsaid:?}:\n{markdown}");
     }
     assert!(html.contains("<h2>Likely consequences (Article 33(3)(c))</h2>"));
 
