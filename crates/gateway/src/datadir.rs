@@ -24,6 +24,9 @@ use crate::token::{TokenKey, TokenRole, issue};
 
 pub const CONFIG_FILE: &str = "cordon.toml";
 pub const DATABASE_FILE: &str = "cordon.sqlite";
+/// Where a running `cordon serve` writes the address it answers on, for the commands that
+/// find the directory in use to reach it instead; removed when it stops.
+pub const SERVED_AT_FILE: &str = "served-at";
 pub const LEDGER_DIR: &str = "ledger";
 pub const KEYS_DIR: &str = "keys";
 const BLIND_INDEX_KEY: &str = "blind-index";
@@ -62,6 +65,24 @@ pub struct DataDir {
 impl DataDir {
     pub fn new(root: &Path) -> DataDir {
         DataDir { root: root.to_path_buf() }
+    }
+
+    /// Records that a server answers for this directory at `url`.
+    pub fn record_served_at(&self, url: &str) -> Result<(), GatewayError> {
+        write_private_file(&self.path(SERVED_AT_FILE), format!("{url}\n").as_bytes())
+    }
+
+    /// Forgets the address a server recorded (at its stop).
+    pub fn clear_served_at(&self) {
+        let _ = fs::remove_file(self.path(SERVED_AT_FILE));
+    }
+
+    /// The address a server recorded, if one did: meaningful only while the directory is in
+    /// use (a server killed outright leaves the file behind).
+    pub fn served_at(&self) -> Option<String> {
+        let text = fs::read_to_string(self.path(SERVED_AT_FILE)).ok()?;
+        let url = text.trim();
+        url.starts_with("http://").then(|| url.to_string())
     }
 
     pub fn path(&self, relative: &str) -> PathBuf {
@@ -133,8 +154,9 @@ impl DataDir {
             // Not a fault: another process (most often `cordon serve`) has it open.
             cordon_ledger::LedgerError::Locked { .. } => GatewayError::Conflict(format!(
                 "the data directory `{}` is in use: a running `cordon serve` (or another command) holds its \
-                 ledger, which has one writer at a time; while the server runs, use its HTTP API (alerts and \
-                 incidents; exports need the server stopped for now), or stop it first",
+                 ledger, which has one writer at a time; while the server runs, the incident commands reach it \
+                 through its API by themselves (when it recorded `served-at`), alerts are on its API, and \
+                 exports need it stopped for now",
                 self.root.display()
             )),
             error => GatewayError::Internal(error.to_string()),

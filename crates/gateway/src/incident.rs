@@ -62,6 +62,23 @@ pub struct ProtectReport {
     pub recorded_before: u64,
 }
 
+/// What `incident_protect` found or did, as the API and the command line show it: counts per
+/// action, never the customers.
+pub fn protect_json(report: &ProtectReport) -> Value {
+    let mut per_action: std::collections::BTreeMap<&str, u64> = std::collections::BTreeMap::new();
+    for action in &report.actions {
+        *per_action.entry(action.action.as_str()).or_default() += 1;
+    }
+    serde_json::json!({
+        "applied": report.applied,
+        "customers": report.customers,
+        "by_exposure": report.by_exposure,
+        "actions": per_action,
+        "recorded_now": report.recorded_now,
+        "recorded_before": report.recorded_before,
+    })
+}
+
 /// What an incident is opened with.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct IncidentSpec {
@@ -139,6 +156,23 @@ impl IncidentStatus {
         *slot = value.to_string();
         Ok(())
     }
+}
+
+/// An incident as the API and the command line show it.
+pub fn incident_json(incident: &StoredIncident) -> Value {
+    let status: Value = serde_json::from_str(&incident.status).unwrap_or(Value::Null);
+    serde_json::json!({
+        "id": incident.id,
+        "title": incident.title,
+        "opened_at": cordon_incident::iso_time(incident.opened_at_ms),
+        "aware_at": cordon_incident::iso_time(incident.aware_at_ms),
+        "opened_by": incident.opened_by,
+        "agents": incident.agents,
+        "since": incident.since_ms.map(cordon_incident::iso_time),
+        "until": incident.until_ms.map(cordon_incident::iso_time),
+        "status": status,
+        "ledger_index": incident.ledger_index,
+    })
 }
 
 fn shown(exposure: Exposure) -> Option<Shown> {

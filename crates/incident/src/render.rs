@@ -53,17 +53,37 @@ pub fn scope_json(scope: &Scope) -> Value {
 
 /// The affected list, one customer a line: ids, field names and times only.
 pub fn scope_csv(scope: &Scope) -> String {
+    affected_csv(&scope_json(scope))
+}
+
+/// The affected list from a scope document (`scope_json`, or the API's answer): the command
+/// line writes the same file whether it computed the scope or asked a server for it.
+pub fn affected_csv(scope: &Value) -> String {
     let mut out = String::from("customer,revealed,masked_only,verified,high_balance,first_access,last_access,agents\n");
-    for customer in &scope.customers {
+    let words = |customer: &Value, key: &str| -> String {
+        customer
+            .get(key)
+            .and_then(Value::as_array)
+            .map(|items| items.iter().filter_map(Value::as_str).collect::<Vec<_>>().join(" "))
+            .unwrap_or_default()
+    };
+    let text = |customer: &Value, key: &str| -> String {
+        match customer.get(key) {
+            Some(Value::String(text)) => text.clone(),
+            Some(Value::Bool(flag)) => flag.to_string(),
+            _ => String::new(),
+        }
+    };
+    for customer in scope.get("affected").and_then(Value::as_array).into_iter().flatten() {
         let line = [
-            customer.customer.clone(),
-            names(&customer.revealed).join(" "),
-            names(&customer.masked_only).join(" "),
-            names(&customer.verified).join(" "),
-            customer.high_balance.to_string(),
-            iso_time(customer.first_ms),
-            iso_time(customer.last_ms),
-            customer.agents.iter().cloned().collect::<Vec<_>>().join(" "),
+            text(customer, "customer"),
+            words(customer, "revealed"),
+            words(customer, "masked_only"),
+            words(customer, "verified"),
+            text(customer, "high_balance"),
+            text(customer, "first_access"),
+            text(customer, "last_access"),
+            words(customer, "agents"),
         ]
         .map(|cell| csv_cell(&cell));
         out.push_str(&line.join(","));

@@ -9,9 +9,8 @@ use axum::extract::rejection::QueryRejection;
 use axum::extract::{Query, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use cordon_gateway::{IncidentSpec, IncidentStatus};
+use cordon_gateway::{IncidentSpec, IncidentStatus, incident_json};
 use cordon_incident::{attribution_json, iso_time, parse_optional_end, parse_optional_time, read_sample, scope_json};
-use cordon_store::StoredIncident;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
@@ -40,22 +39,6 @@ fn end_time(name: &str, text: Option<&str>) -> Result<Option<i64>, Problem> {
     parse_optional_end(&format!("`{name}`"), text).map_err(Problem::bad_request)
 }
 
-fn incident_view(incident: &StoredIncident) -> Value {
-    let status: Value = serde_json::from_str(&incident.status).unwrap_or(Value::Null);
-    json!({
-        "id": incident.id,
-        "title": incident.title,
-        "opened_at": iso_time(incident.opened_at_ms),
-        "aware_at": iso_time(incident.aware_at_ms),
-        "opened_by": incident.opened_by,
-        "agents": incident.agents,
-        "since": incident.since_ms.map(iso_time),
-        "until": incident.until_ms.map(iso_time),
-        "status": status,
-        "ledger_index": incident.ledger_index,
-    })
-}
-
 pub(crate) async fn open(
     State(state): State<Arc<AppState>>,
     caller: Caller,
@@ -74,12 +57,12 @@ pub(crate) async fn open(
         status,
     };
     let incident = state.gateway.open_incident(&caller.claims, spec, &caller.request).await?;
-    Ok(Json(incident_view(&incident)))
+    Ok(Json(incident_json(&incident)))
 }
 
 pub(crate) async fn list(State(state): State<Arc<AppState>>, caller: Caller) -> Result<Json<Value>, Problem> {
     let incidents = state.gateway.incidents(&caller.claims, &caller.request).await?;
-    Ok(Json(json!({ "incidents": incidents.iter().map(incident_view).collect::<Vec<_>>() })))
+    Ok(Json(json!({ "incidents": incidents.iter().map(incident_json).collect::<Vec<_>>() })))
 }
 
 pub(crate) async fn show(
@@ -88,7 +71,7 @@ pub(crate) async fn show(
     Segment(id): Segment<String>,
 ) -> Result<Json<Value>, Problem> {
     let (incident, timeline) = state.gateway.incident_and_timeline(&caller.claims, &id, &caller.request).await?;
-    let mut view = incident_view(&incident);
+    let mut view = incident_json(&incident);
     if let Some(object) = view.as_object_mut() {
         object.insert(
             "timeline".into(),
@@ -115,7 +98,7 @@ pub(crate) async fn set_status(
 ) -> Result<Json<Value>, Problem> {
     let changes: Vec<(String, String)> = body.status.into_iter().collect();
     let incident = state.gateway.set_incident_status(&caller.claims, &id, &changes, &caller.request).await?;
-    Ok(Json(incident_view(&incident)))
+    Ok(Json(incident_json(&incident)))
 }
 
 pub(crate) async fn scope(
@@ -181,18 +164,7 @@ pub(crate) async fn protect(
             move |state| async move { state.gateway.incident_protect(&claims, &id, body.apply, &request).await },
         )
         .await?;
-    let mut per_action: BTreeMap<&str, u64> = BTreeMap::new();
-    for action in &report.actions {
-        *per_action.entry(action.action.as_str()).or_default() += 1;
-    }
-    Ok(Json(json!({
-        "applied": report.applied,
-        "customers": report.customers,
-        "by_exposure": report.by_exposure,
-        "actions": per_action,
-        "recorded_now": report.recorded_now,
-        "recorded_before": report.recorded_before,
-    })))
+    Ok(Json(cordon_gateway::protect_json(&report)))
 }
 
 pub(crate) async fn notify(

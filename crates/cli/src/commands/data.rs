@@ -40,9 +40,18 @@ pub fn serve_quietly(dir: &Path, listen: Option<String>) -> anyhow::Result<()> {
         let listener =
             tokio::net::TcpListener::bind(&listen).await.with_context(|| format!("cannot listen on `{listen}`"))?;
         let address = listener.local_addr().context("cannot read the listening address")?;
+        // The incident commands find the directory in use and come here instead.
+        let local = if address.ip().is_unspecified() {
+            std::net::SocketAddr::new(std::net::Ipv4Addr::LOCALHOST.into(), address.port())
+        } else {
+            address
+        };
+        data.record_served_at(&format!("http://{local}"))?;
         eprintln!("cordon serving on http://{address} (data `{}`); Ctrl-C to stop", dir.display());
         tracing::info!(%address, "serving");
-        cordon_server::serve(Arc::clone(&state), listener).await.context("the server stopped with an error")?;
+        let served = cordon_server::serve(Arc::clone(&state), listener).await;
+        data.clear_served_at();
+        served.context("the server stopped with an error")?;
         // Says what the final checkpoint covers, or that it could not cover everything: a
         // stop on a full disk is not a clean one.
         match state.gateway.close() {

@@ -1,16 +1,22 @@
-//! `cordon incident …`: the incident responder's commands. Each is one call on the gateway;
-//! this module only parses times, reads the sample and prints.
+//! `cordon incident …`: the incident responder's commands. Each is one call on the gateway,
+//! or, while `cordon serve` has the data directory open, the same call on its API
+//! (`remote.rs`); either way the answer is the same document (the API's JSON), which this
+//! module prints.
 
 use std::path::Path;
+use std::sync::Arc;
 use std::time::Instant;
 
 use anyhow::{Context as _, bail};
-use cordon_gateway::{IncidentSpec, IncidentStatus};
-use cordon_incident::{Scope, attribution_json, iso_time, read_sample, scope_csv, scope_json};
+use cordon_gateway::{DataDir, Gateway, IncidentSpec, IncidentStatus, SystemClock, incident_json};
+use cordon_incident::{attribution_json, iso_time, read_sample, scope_json};
+use hyper::Method;
+use serde_json::{Value, json};
 
 use crate::cli::IncidentCommand;
 
-use crate::commands::{analyst, open_for_analysis as open, option_end, option_time as time, wait};
+use crate::commands::remote::{Remote, segment};
+use crate::commands::{analyst, option_end, option_time as time, wait};
 
 /// `FIELD=TEXT` pairs.
 fn assignments(option: &str, items: &[String]) -> anyhow::Result<Vec<(String, String)>> {
@@ -29,145 +35,194 @@ fn write(path: &Path, text: &str) -> anyhow::Result<()> {
     std::fs::write(path, text).with_context(|| format!("cannot write `{}`", path.display()))
 }
 
+/// Where a command's calls go: the data directory itself, or the server that has it open.
+enum Target {
+    Local(Box<Gateway>),
+    Remote(Remote),
+}
+
+/// Opens `data` for analysis (no detection replay), or finds the server that holds it.
+fn target(data: &Path) -> anyhow::Result<Target> {
+    match DataDir::new(data).open_for_analysis(Arc::new(SystemClock)) {
+        Ok(gateway) => Ok(Target::Local(Box::new(gateway))),
+        Err(error) => match Remote::for_busy(data, &error)? {
+            Some(remote) => Ok(Target::Remote(remote)),
+            None => Err(error.into()),
+        },
+    }
+}
+
+fn text(value: &Value, key: &str) -> String {
+    match value.get(key) {
+        Some(Value::String(text)) => text.clone(),
+        Some(Value::Null) | None => "-".into(),
+        Some(other) => other.to_string(),
+    }
+}
+
+fn list(value: &Value, key: &str) -> Vec<String> {
+    value.get(key).and_then(Value::as_array).map_or_else(Vec::new, |items| {
+        items.iter().map(|item| item.as_str().map_or_else(|| item.to_string(), str::to_string)).collect()
+    })
+}
+
+fn number(value: &Value, key: &str) -> u64 {
+    value.get(key).and_then(Value::as_u64).unwrap_or(0)
+}
+
 pub fn run(command: IncidentCommand) -> anyhow::Result<()> {
     let who = analyst();
     match command {
         IncidentCommand::Open { data, title, agents, since, until, aware, status } => {
-            let mut record = IncidentStatus::default();
-            for (name, value) in assignments("status", &status)? {
-                record.set(&name, &value)?;
-            }
-            let spec = IncidentSpec {
-                title,
-                agents,
-                since_ms: time("since", since.as_deref())?,
-                until_ms: option_end("until", until.as_deref())?,
-                aware_at_ms: time("aware", aware.as_deref())?,
-                status: record,
+            let assigned = assignments("status", &status)?;
+            let opened = match target(&data)? {
+                Target::Local(gateway) => {
+                    let mut record = IncidentStatus::default();
+                    for (name, value) in &assigned {
+                        record.set(name, value)?;
+                    }
+                    let spec = IncidentSpec {
+                        title,
+                        agents,
+                        since_ms: time("since", since.as_deref())?,
+                        until_ms: option_end("until", until.as_deref())?,
+                        aware_at_ms: time("aware", aware.as_deref())?,
+                        status: record,
+                    };
+                    incident_json(&wait(gateway.open_incident(&who, spec, "cli"))?)
+                }
+                Target::Remote(remote) => {
+                    let status: serde_json::Map<String, Value> =
+                        assigned.into_iter().map(|(name, value)| (name, Value::String(value))).collect();
+                    let body = json!({"title": title, "agents": agents, "since": since, "until": until,
+                        "aware": aware, "status": status});
+                    remote.json(Method::POST, "/v1/incidents", Some(&body))?
+                }
             };
-            let gateway = open(&data)?;
-            let incident = wait(gateway.open_incident(&who, spec, "cli"))?;
-            println!("{}", incident.id);
+            println!("{}", text(&opened, "id"));
             eprintln!(
                 "opened incident {} (ledger entry {}); the 72-hour clock started {}",
-                incident.id,
-                incident.ledger_index,
-                iso_time(incident.aware_at_ms)
+                text(&opened, "id"),
+                text(&opened, "ledger_index"),
+                text(&opened, "aware_at")
             );
         }
         IncidentCommand::List { data } => {
-            let gateway = open(&data)?;
-            let incidents = wait(gateway.incidents(&who, "cli"))?;
+            let incidents: Vec<Value> = match target(&data)? {
+                Target::Local(gateway) => wait(gateway.incidents(&who, "cli"))?.iter().map(incident_json).collect(),
+                Target::Remote(remote) => remote
+                    .json(Method::GET, "/v1/incidents", None)?
+                    .get("incidents")
+                    .and_then(Value::as_array)
+                    .cloned()
+                    .unwrap_or_default(),
+            };
             if incidents.is_empty() {
                 println!("no incidents");
             }
             for incident in incidents {
+                let agents = list(&incident, "agents");
                 println!(
                     "{:<8} opened {}  agents {}  {}",
-                    incident.id,
-                    iso_time(incident.opened_at_ms),
-                    if incident.agents.is_empty() { "all".to_string() } else { incident.agents.join(",") },
-                    incident.title
+                    text(&incident, "id"),
+                    text(&incident, "opened_at"),
+                    if agents.is_empty() { "all".to_string() } else { agents.join(",") },
+                    text(&incident, "title")
                 );
             }
         }
         IncidentCommand::Show { id, data } => {
-            let gateway = open(&data)?;
-            let (incident, timeline) = wait(gateway.incident_and_timeline(&who, &id, "cli"))?;
-            let status = IncidentStatus::from_json(&incident.status);
-            println!("incident {}: {}", incident.id, incident.title);
-            println!(
-                "opened {} by {} (ledger entry {})",
-                iso_time(incident.opened_at_ms),
-                incident.opened_by,
-                incident.ledger_index
-            );
-            println!("aware since {}", iso_time(incident.aware_at_ms));
-            println!(
-                "suspects {}",
-                if incident.agents.is_empty() { "all agents".into() } else { incident.agents.join(", ") }
-            );
-            println!(
-                "window {} .. {}",
-                incident.since_ms.map_or("the start".into(), iso_time),
-                incident.until_ms.map_or("now".into(), iso_time)
-            );
-            println!("public status (only what an analyst set; `cordon incident status` sets it):");
-            for (name, value) in status.fields() {
-                let value = if value.is_empty() { "(not stated)" } else { value };
-                println!("  {:<19} {value}", name.replace('_', " "));
-            }
-            println!("timeline:");
-            for event in timeline {
-                let entry = event.ledger_index.map(|index| format!(" (ledger entry {index})")).unwrap_or_default();
-                println!("  {}  {}{entry}", iso_time(event.time_ms), event.what);
-            }
+            let shown = match target(&data)? {
+                Target::Local(gateway) => {
+                    let (incident, timeline) = wait(gateway.incident_and_timeline(&who, &id, "cli"))?;
+                    let mut view = incident_json(&incident);
+                    if let Some(object) = view.as_object_mut() {
+                        let events = timeline.iter().map(|event| {
+                            json!({"time": iso_time(event.time_ms), "what": event.what, "ledger_index": event.ledger_index})
+                        });
+                        object.insert("timeline".into(), events.collect());
+                    }
+                    view
+                }
+                Target::Remote(remote) => remote.json(Method::GET, &format!("/v1/incidents/{}", segment(&id)), None)?,
+            };
+            print_incident(&shown);
         }
         IncidentCommand::Status { id, data, set } => {
             let changes = assignments("set", &set)?;
-            let gateway = open(&data)?;
-            wait(gateway.set_incident_status(&who, &id, &changes, "cli"))?;
+            match target(&data)? {
+                Target::Local(gateway) => {
+                    wait(gateway.set_incident_status(&who, &id, &changes, "cli"))?;
+                }
+                Target::Remote(remote) => {
+                    let status: serde_json::Map<String, Value> =
+                        changes.into_iter().map(|(name, value)| (name, Value::String(value))).collect();
+                    let path = format!("/v1/incidents/{}/status", segment(&id));
+                    remote.json(Method::POST, &path, Some(&json!({ "status": status })))?;
+                }
+            }
             println!("incident {id}: status updated");
         }
         IncidentCommand::Scope { id, data, csv, json, show } => {
-            let gateway = open(&data)?;
             let started = Instant::now();
-            let scope = wait(gateway.incident_scope(&who, &id, "cli"))?;
+            let scope = match target(&data)? {
+                Target::Local(gateway) => scope_json(&wait(gateway.incident_scope(&who, &id, "cli"))?),
+                Target::Remote(remote) => {
+                    remote.json(Method::GET, &format!("/v1/incidents/{}/scope", segment(&id)), None)?
+                }
+            };
             let elapsed = started.elapsed();
             print_scope(&id, &scope, show);
             eprintln!("scope computed in {:.1} ms", elapsed.as_secs_f64() * 1000.0);
             if let Some(path) = csv {
-                write(&path, &scope_csv(&scope))?;
+                write(&path, &cordon_incident::affected_csv(&scope))?;
                 eprintln!("affected list: {}", path.display());
             }
             if let Some(path) = json {
-                write(&path, &serde_json::to_string_pretty(&scope_json(&scope))?)?;
+                write(&path, &serde_json::to_string_pretty(&scope)?)?;
                 eprintln!("scope as JSON: {}", path.display());
             }
         }
         IncidentCommand::Protect { id, data, apply } => {
-            let gateway = open(&data)?;
-            let report = wait(gateway.incident_protect(&who, &id, apply, "cli"))?;
-            let mut per_action: std::collections::BTreeMap<&str, u64> = std::collections::BTreeMap::new();
-            for action in &report.actions {
-                *per_action.entry(action.action.as_str()).or_default() += 1;
-            }
-            let levels: Vec<String> =
-                report.by_exposure.iter().map(|(level, count)| format!("{count} {level}")).collect();
-            println!(
-                "incident {id}: {} affected customers get actions (shown: {}; initials alone get none)",
-                report.customers,
-                levels.join(", ")
-            );
-            for (action, count) in &per_action {
-                println!("  {action:<32} {count} customers");
-            }
-            if report.applied {
-                println!(
-                    "applied: {} actions recorded now (each a ledger entry, queued for the exchange's webhook), {} recorded before",
-                    report.recorded_now, report.recorded_before
-                );
-            } else {
-                let pending = report.actions.len() as u64 - report.recorded_before;
-                println!(
-                    "dry run: {pending} actions would be recorded ({} already are); add --apply to record them",
-                    report.recorded_before
-                );
-            }
+            let report = match target(&data)? {
+                Target::Local(gateway) => {
+                    let report = wait(gateway.incident_protect(&who, &id, apply, "cli"))?;
+                    cordon_gateway::protect_json(&report)
+                }
+                Target::Remote(remote) => {
+                    let path = format!("/v1/incidents/{}/protect", segment(&id));
+                    remote.json(Method::POST, &path, Some(&json!({ "apply": apply })))?
+                }
+            };
+            print_protect(&id, &report);
         }
         IncidentCommand::Notify { id, data } => {
-            let gateway = open(&data)?;
-            let (notices, folder) = wait(gateway.incident_notify(&who, &id, "cli"))?;
-            println!("{}", folder.display());
+            let (notices, folder) = match target(&data)? {
+                Target::Local(gateway) => {
+                    let (notices, folder) = wait(gateway.incident_notify(&who, &id, "cli"))?;
+                    (notices.len() as u64, folder.display().to_string())
+                }
+                Target::Remote(remote) => {
+                    let path = format!("/v1/incidents/{}/notify", segment(&id));
+                    let answer = remote.json(Method::POST, &path, Some(&json!({})))?;
+                    (number(&answer, "notices"), text(&answer, "folder"))
+                }
+            };
+            println!("{folder}");
             eprintln!(
-                "{} notices (text and HTML), one per affected customer shown more than initials, in {}",
-                notices.len(),
-                folder.display()
+                "{notices} notices (text and HTML), one per affected customer shown more than initials, in {folder}"
             );
         }
         IncidentCommand::Report { id, data, out } => {
-            let gateway = open(&data)?;
-            let (markdown, html) = wait(gateway.incident_report(&who, &id, "cli"))?;
+            let (markdown, html) = match target(&data)? {
+                Target::Local(gateway) => wait(gateway.incident_report(&who, &id, "cli"))?,
+                Target::Remote(remote) => {
+                    let path = format!("/v1/incidents/{}/report", segment(&id));
+                    let markdown = remote.call(Method::GET, &format!("{path}?format=md"), None)?;
+                    let html = remote.call(Method::GET, &format!("{path}?format=html"), None)?;
+                    (String::from_utf8_lossy(&markdown).into_owned(), String::from_utf8_lossy(&html).into_owned())
+                }
+            };
             let folder = out.unwrap_or_else(|| data.join("reports").join(&id));
             std::fs::create_dir_all(&folder).with_context(|| format!("cannot create `{}`", folder.display()))?;
             write(&folder.join("report.md"), &markdown)?;
@@ -181,95 +236,60 @@ pub fn run(command: IncidentCommand) -> anyhow::Result<()> {
             }
         }
         IncidentCommand::Evidence { id, data, out } => {
-            let gateway = open(&data)?;
-            let bundle = wait(gateway.incident_evidence(&who, &id, "cli"))?;
-            let entries = bundle.entries();
+            let chunks: Box<dyn Iterator<Item = Vec<u8>>> = match target(&data)? {
+                Target::Local(gateway) => Box::new(wait(gateway.incident_evidence(&who, &id, "cli"))?.into_chunks()),
+                Target::Remote(remote) => {
+                    let path = format!("/v1/incidents/{}/evidence", segment(&id));
+                    Box::new(std::iter::once(remote.call(Method::GET, &path, None)?))
+                }
+            };
             let mut file = std::io::BufWriter::new(
                 std::fs::File::create(&out).with_context(|| format!("cannot write `{}`", out.display()))?,
             );
             let mut bytes = 0;
-            for chunk in bundle.into_chunks() {
+            for chunk in chunks {
                 std::io::Write::write_all(&mut file, &chunk)
                     .with_context(|| format!("cannot write `{}`", out.display()))?;
                 bytes += chunk.len();
             }
             std::io::Write::flush(&mut file).with_context(|| format!("cannot write `{}`", out.display()))?;
+            let summary = cordon_ledger::verify_bundle(
+                &std::fs::read(&out).with_context(|| format!("cannot read `{}`", out.display()))?,
+                None,
+            )
+            .with_context(|| format!("the bundle written to `{}` does not verify", out.display()))?;
             println!("{}", out.display());
             eprintln!(
-                "evidence bundle for {id}: {entries} entries, {bytes} bytes; check it with `cordon log verify-bundle {}`",
+                "evidence bundle for {id}: {} entries, {bytes} bytes; check it with `cordon log verify-bundle {}`",
+                summary.entries,
                 out.display()
             );
         }
         IncidentCommand::Attribute { id, data, sample, json, show } => {
-            let text =
+            let text_of_sample =
                 std::fs::read_to_string(&sample).with_context(|| format!("cannot read `{}`", sample.display()))?;
-            let parsed = read_sample(&sample.display().to_string(), &text)?;
+            let parsed = read_sample(&sample.display().to_string(), &text_of_sample)?;
             if parsed.rows.is_empty() {
                 bail!("sample `{}` has no rows with a value cordon can match", sample.display());
             }
-            let gateway = open(&data)?;
             let started = Instant::now();
-            let attribution = wait(gateway.incident_attribute(&who, &id, &parsed, "cli"))?;
-            let elapsed = started.elapsed();
-            println!(
-                "sample: {} rows, {} matched to customers{}",
-                attribution.rows,
-                attribution.matched_rows,
-                if attribution.unmatched_lines.is_empty() {
-                    String::new()
-                } else {
-                    format!(" (no match on lines {:?})", attribution.unmatched_lines)
+            let attribution = match target(&data)? {
+                Target::Local(gateway) => {
+                    attribution_json(&wait(gateway.incident_attribute(&who, &id, &parsed, "cli"))?)
                 }
-            );
+                Target::Remote(remote) => {
+                    let path = format!("/v1/incidents/{}/attribute", segment(&id));
+                    remote.json(Method::POST, &path, Some(&json!({ "sample": text_of_sample })))?
+                }
+            };
+            let elapsed = started.elapsed();
             if !parsed.ignored_columns.is_empty() {
                 println!("ignored columns: {}", parsed.ignored_columns.join(", "));
             }
-            println!(
-                "{:<12} {:>9} {:>10} {:>10} {:>10} {:>11}  verdict",
-                "agent", "explains", "as shown", "expected", "customers", "chance"
-            );
-            for agent in attribution.agents.iter().take(show) {
-                println!(
-                    "{:<12} {:>6}/{:<2} {:>10} {:>10.2} {:>10} {:>11.2e}  {}",
-                    agent.agent,
-                    agent.explained.len(),
-                    attribution.matched_rows,
-                    agent.consistent,
-                    agent.expected,
-                    agent.volume,
-                    agent.chance,
-                    if agent.blamed { "BLAMED" } else { "-" }
-                );
-            }
-            let blamed: Vec<&str> = attribution.blamed().map(|agent| agent.agent.as_str()).collect();
-            if blamed.is_empty() {
-                println!("nobody is blamed: {}", attribution.reason);
-            } else {
-                println!(
-                    "blamed: {} ({} of {} matched rows explained as shown by {})",
-                    blamed.join(", "),
-                    attribution.covered_rows,
-                    attribution.matched_rows,
-                    if attribution.cover.len() == blamed.len() {
-                        "them".to_string()
-                    } else {
-                        attribution.cover.join(", ")
-                    }
-                );
-                for agent in attribution.blamed().take(3) {
-                    let entries: Vec<String> = agent
-                        .explained
-                        .iter()
-                        .filter(|row| row.consistent)
-                        .take(5)
-                        .map(|row| format!("line {} -> {} (entries {:?})", row.line, row.customer, row.evidence))
-                        .collect();
-                    println!("evidence for {}: {}", agent.agent, entries.join("; "));
-                }
-            }
+            print_attribution(&attribution, show);
             eprintln!("attribution computed in {:.1} ms", elapsed.as_secs_f64() * 1000.0);
             if let Some(path) = json {
-                write(&path, &serde_json::to_string_pretty(&attribution_json(&attribution))?)?;
+                write(&path, &serde_json::to_string_pretty(&attribution)?)?;
                 eprintln!("attribution as JSON: {}", path.display());
             }
         }
@@ -277,67 +297,188 @@ pub fn run(command: IncidentCommand) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn print_scope(id: &str, scope: &Scope, show: usize) {
+fn print_incident(incident: &Value) {
+    println!("incident {}: {}", text(incident, "id"), text(incident, "title"));
+    println!(
+        "opened {} by {} (ledger entry {})",
+        text(incident, "opened_at"),
+        text(incident, "opened_by"),
+        text(incident, "ledger_index")
+    );
+    println!("aware since {}", text(incident, "aware_at"));
+    let agents = list(incident, "agents");
+    println!("suspects {}", if agents.is_empty() { "all agents".into() } else { agents.join(", ") });
+    let since = incident.get("since").and_then(Value::as_str).unwrap_or("the start");
+    let until = incident.get("until").and_then(Value::as_str).unwrap_or("now");
+    println!("window {since} .. {until}");
+    println!("public status (only what an analyst set; `cordon incident status` sets it):");
+    let status = incident.get("status").cloned().unwrap_or(Value::Null);
+    for name in IncidentStatus::FIELDS {
+        let value =
+            status.get(name).and_then(Value::as_str).filter(|value| !value.is_empty()).unwrap_or("(not stated)");
+        println!("  {:<19} {value}", name.replace('_', " "));
+    }
+    println!("timeline:");
+    for event in incident.get("timeline").and_then(Value::as_array).into_iter().flatten() {
+        let entry = event
+            .get("ledger_index")
+            .and_then(Value::as_u64)
+            .map(|index| format!(" (ledger entry {index})"))
+            .unwrap_or_default();
+        println!("  {}  {}{entry}", text(event, "time"), text(event, "what"));
+    }
+}
+
+fn print_protect(id: &str, report: &Value) {
+    let levels: Vec<String> = report
+        .get("by_exposure")
+        .and_then(Value::as_object)
+        .into_iter()
+        .flatten()
+        .map(|(level, count)| format!("{count} {level}"))
+        .collect();
+    println!(
+        "incident {id}: {} affected customers get actions (shown: {}; initials alone get none)",
+        number(report, "customers"),
+        levels.join(", ")
+    );
+    for (action, count) in report.get("actions").and_then(Value::as_object).into_iter().flatten() {
+        println!("  {action:<32} {count} customers");
+    }
+    let (now, before) = (number(report, "recorded_now"), number(report, "recorded_before"));
+    if report.get("applied").and_then(Value::as_bool).unwrap_or(false) {
+        println!(
+            "applied: {now} actions recorded now (each a ledger entry, queued for the exchange's webhook), {before} recorded before"
+        );
+    } else {
+        let planned: u64 = report
+            .get("actions")
+            .and_then(Value::as_object)
+            .into_iter()
+            .flatten()
+            .filter_map(|(_, count)| count.as_u64())
+            .sum();
+        println!(
+            "dry run: {} actions would be recorded ({before} already are); add --apply to record them",
+            planned.saturating_sub(before)
+        );
+    }
+}
+
+fn print_scope(id: &str, scope: &Value, show: usize) {
+    let affected = scope.get("affected").and_then(Value::as_array).cloned().unwrap_or_default();
     println!(
         "incident {id}: {} customers affected of {} ({:.3}% of the base), {} high-balance",
-        scope.customers.len(),
-        scope.base_customers,
-        scope.share() * 100.0,
-        scope.high_balance
+        affected.len(),
+        number(scope, "customer_base"),
+        scope.get("share_of_base").and_then(Value::as_f64).unwrap_or(0.0) * 100.0,
+        number(scope, "high_balance_customers")
     );
     println!(
         "accesses {}, first {}, last {}",
-        scope.accesses,
-        scope.first_ms.map_or("-".into(), iso_time),
-        scope.last_ms.map_or("-".into(), iso_time)
+        number(scope, "accesses"),
+        text(scope, "first_access"),
+        text(scope, "last_access")
     );
     println!("{:<16} {:>10} {:>12}", "field class", "revealed", "masked only");
-    for (class, count) in &scope.by_class {
-        println!("{:<16} {:>10} {:>12}", class.name(), count.revealed, count.masked_only);
+    for class in scope.get("by_class").and_then(Value::as_array).into_iter().flatten() {
+        println!("{:<16} {:>10} {:>12}", text(class, "class"), number(class, "revealed"), number(class, "masked_only"));
     }
     println!("{:<22} {:>10} {:>12}", "field", "revealed", "masked only");
-    for (field, count) in &scope.by_field {
-        println!("{:<22} {:>10} {:>12}", field.name(), count.revealed, count.masked_only);
+    for field in scope.get("by_field").and_then(Value::as_array).into_iter().flatten() {
+        println!("{:<22} {:>10} {:>12}", text(field, "field"), number(field, "revealed"), number(field, "masked_only"));
     }
     println!(
         "{:<12} {:>10} {:>10} {:>9}  {:<20}  {:<20}",
         "agent", "customers", "revealed", "accesses", "first", "last"
     );
-    for agent in &scope.agents {
+    for agent in scope.get("agents").and_then(Value::as_array).into_iter().flatten() {
         println!(
             "{:<12} {:>10} {:>10} {:>9}  {:<20}  {:<20}",
-            agent.agent,
-            agent.customers,
-            agent.customers_revealed,
-            agent.accesses,
-            iso_time(agent.first_ms),
-            iso_time(agent.last_ms)
+            text(agent, "agent"),
+            number(agent, "customers"),
+            number(agent, "customers_revealed"),
+            number(agent, "accesses"),
+            text(agent, "first_access"),
+            text(agent, "last_access")
         );
     }
     println!("{:<10} {:>9} {:>10} {:>6} {:>8}", "day", "accesses", "customers", "new", "reveals");
-    for day in &scope.days {
+    for day in scope.get("days").and_then(Value::as_array).into_iter().flatten() {
         println!(
             "{:<10} {:>9} {:>10} {:>6} {:>8}",
-            day.day, day.accesses, day.customers, day.new_customers, day.reveals
+            text(day, "day"),
+            number(day, "accesses"),
+            number(day, "customers"),
+            number(day, "new_customers"),
+            number(day, "reveals")
         );
     }
-    if !scope.customers.is_empty() {
-        println!(
-            "affected (first {} of {}; --csv or --json for all):",
-            show.min(scope.customers.len()),
-            scope.customers.len()
-        );
+    if !affected.is_empty() {
+        println!("affected (first {} of {}; --csv or --json for all):", show.min(affected.len()), affected.len());
     }
-    for customer in scope.customers.iter().take(show) {
-        let names = |fields: &std::collections::BTreeSet<cordon_incident::Field>| {
-            fields.iter().map(|field| field.name()).collect::<Vec<_>>().join(" ")
-        };
+    for customer in affected.iter().take(show) {
         println!(
             "  {:<12} revealed [{}] masked [{}]{}",
-            customer.customer,
-            names(&customer.revealed),
-            names(&customer.masked_only),
-            if customer.high_balance { " high-balance" } else { "" }
+            text(customer, "customer"),
+            list(customer, "revealed").join(" "),
+            list(customer, "masked_only").join(" "),
+            if customer.get("high_balance").and_then(Value::as_bool).unwrap_or(false) { " high-balance" } else { "" }
         );
+    }
+}
+
+fn print_attribution(attribution: &Value, show: usize) {
+    let unmatched = list(attribution, "unmatched_lines");
+    let matched = number(attribution, "matched_rows");
+    println!(
+        "sample: {} rows, {matched} matched to customers{}",
+        number(attribution, "rows"),
+        if unmatched.is_empty() { String::new() } else { format!(" (no match on lines {})", unmatched.join(", ")) }
+    );
+    println!(
+        "{:<12} {:>9} {:>10} {:>10} {:>10} {:>11}  verdict",
+        "agent", "explains", "as shown", "expected", "customers", "chance"
+    );
+    let agents = attribution.get("agents").and_then(Value::as_array).cloned().unwrap_or_default();
+    for agent in agents.iter().take(show) {
+        let blamed = agent.get("blamed").and_then(Value::as_bool).unwrap_or(false);
+        println!(
+            "{:<12} {:>6}/{:<2} {:>10} {:>10.2} {:>10} {:>11.2e}  {}",
+            text(agent, "agent"),
+            number(agent, "rows_explained"),
+            matched,
+            number(agent, "rows_as_shown"),
+            agent.get("expected_by_chance").and_then(Value::as_f64).unwrap_or(0.0),
+            number(agent, "customers_ever_shown"),
+            agent.get("chance").and_then(Value::as_f64).unwrap_or(1.0),
+            if blamed { "BLAMED" } else { "-" }
+        );
+    }
+    let blamed = list(attribution, "blamed");
+    let cover = list(attribution, "cover");
+    if blamed.is_empty() {
+        println!("nobody is blamed: {}", text(attribution, "reason"));
+        return;
+    }
+    println!(
+        "blamed: {} ({} of {matched} matched rows explained as shown by {})",
+        blamed.join(", "),
+        number(attribution, "rows_explained_by_blamed"),
+        if cover.len() == blamed.len() { "them".to_string() } else { cover.join(", ") }
+    );
+    for agent in agents.iter().filter(|agent| agent.get("blamed").and_then(Value::as_bool).unwrap_or(false)).take(3) {
+        let entries: Vec<String> = agent
+            .get("evidence")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .filter(|row| row.get("consistent").and_then(Value::as_bool).unwrap_or(false))
+            .take(5)
+            .map(|row| {
+                format!("line {} -> {} (entries {})", text(row, "line"), text(row, "customer"), text(row, "entries"))
+            })
+            .collect();
+        println!("evidence for {}: {}", text(agent, "agent"), entries.join("; "));
     }
 }

@@ -8,6 +8,7 @@ mod export;
 mod incident;
 mod log;
 mod policy;
+mod remote;
 mod sim;
 
 use std::path::Path;

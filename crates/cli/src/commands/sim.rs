@@ -139,7 +139,7 @@ fn print_incident_tour(dir: &Path) -> anyhow::Result<()> {
         "Incident     the extortion email's proof, masked renderings off the insiders' screens: {}",
         path.display()
     );
-    println!("  (stop the server first: these commands open the data directory themselves)");
+    println!("  (they work with the server running: they reach it through its API)");
     println!("  export CORDON_DATA={}", dir.display());
     println!("  cordon incident open --title \"extortion email\" --agents {}", agents.join(","));
     println!("  cordon incident scope inc-1 --csv affected.csv --json scope.json");

@@ -7,6 +7,7 @@ mod adversary;
 mod demo;
 mod export;
 mod gateway;
+mod incident;
 mod log;
 mod scripts;
 mod support;

@@ -1,0 +1,98 @@
+//! The analyst's commands against a running server. A data directory that `cordon serve` has
+//! open cannot be opened again (its ledger has one writer), so the incident commands reach the
+//! server at the address it recorded (`served-at`) through the same API the console uses,
+//! with an analyst token minted from the directory's key: the calls are authorized and
+//! recorded by the server like any other, and the answers are the same documents.
+
+use std::path::Path;
+
+use anyhow::{Context as _, bail};
+use http_body_util::{BodyExt as _, Full};
+use hyper::body::Bytes;
+use hyper::{Method, Request};
+use hyper_util::rt::TokioIo;
+use serde_json::Value;
+
+use cordon_gateway::{DataDir, GatewayError, SystemClock, TokenRole};
+
+/// A running server's API, as an analyst.
+pub(crate) struct Remote {
+    url: String,
+    authority: String,
+    token: String,
+}
+
+impl Remote {
+    /// The server answering for `data`, if `error` (from opening it) says it is in use and
+    /// the server recorded where it answers.
+    pub(crate) fn for_busy(data: &Path, error: &GatewayError) -> anyhow::Result<Option<Remote>> {
+        if !matches!(error, GatewayError::Conflict(_)) {
+            return Ok(None);
+        }
+        let dir = DataDir::new(data);
+        let Some(url) = dir.served_at() else { return Ok(None) };
+        let authority = url.trim_start_matches("http://").trim_end_matches('/').to_string();
+        let token = dir.issue_token(None, Some(TokenRole::Analyst), &SystemClock)?;
+        eprintln!("`{}` is served by {url}: asking it", data.display());
+        Ok(Some(Remote { url, authority, token }))
+    }
+
+    /// One request; the body of a 2xx answer, or an error with the server's own detail.
+    pub(crate) fn call(&self, method: Method, path: &str, body: Option<&Value>) -> anyhow::Result<Vec<u8>> {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .context("cannot start the HTTP client")?;
+        let (status, bytes) = runtime.block_on(self.send(method.clone(), path, body))?;
+        if !status.is_success() {
+            let detail = serde_json::from_slice::<Value>(&bytes)
+                .ok()
+                .and_then(|problem| problem.get("detail").and_then(Value::as_str).map(str::to_string))
+                .unwrap_or_else(|| String::from_utf8_lossy(&bytes).chars().take(300).collect());
+            bail!("{method} {}{path}: {status}: {detail}", self.url);
+        }
+        Ok(bytes)
+    }
+
+    /// A request whose answer is JSON.
+    pub(crate) fn json(&self, method: Method, path: &str, body: Option<&Value>) -> anyhow::Result<Value> {
+        let bytes = self.call(method.clone(), path, body)?;
+        serde_json::from_slice(&bytes).with_context(|| format!("{method} {}{path}: the answer is not JSON", self.url))
+    }
+
+    async fn send(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<&Value>,
+    ) -> anyhow::Result<(hyper::StatusCode, Vec<u8>)> {
+        let failed = || format!("{method} {}{path}", self.url);
+        let stream = tokio::net::TcpStream::connect(&self.authority).await.with_context(failed)?;
+        let (mut sender, connection) =
+            hyper::client::conn::http1::handshake(TokioIo::new(stream)).await.with_context(failed)?;
+        tokio::spawn(connection);
+        let bytes = body.map(|body| body.to_string().into_bytes()).unwrap_or_default();
+        let request = Request::builder()
+            .method(method.clone())
+            .uri(path)
+            .header(hyper::header::HOST, &self.authority)
+            .header(hyper::header::AUTHORIZATION, format!("Bearer {}", self.token))
+            .header(hyper::header::CONTENT_TYPE, "application/json")
+            .body(Full::new(Bytes::from(bytes)))
+            .with_context(failed)?;
+        let response = sender.send_request(request).await.with_context(failed)?;
+        let status = response.status();
+        let collected = response.into_body().collect().await.with_context(failed)?;
+        Ok((status, collected.to_bytes().to_vec()))
+    }
+}
+
+/// A path segment with everything but unreserved characters percent-encoded.
+pub(crate) fn segment(text: &str) -> String {
+    text.bytes()
+        .map(|byte| match byte {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => (byte as char).to_string(),
+            _ => format!("%{byte:02X}"),
+        })
+        .collect()
+}

@@ -1,0 +1,96 @@
+//! The incident responder works during the incident: with `cordon serve` holding the data
+//! directory, every incident command reaches the server through its API and gives the same
+//! answers as when it opens the directory itself.
+
+use std::path::Path;
+
+use crate::support::{run, start_server, stop_server};
+
+const SCENARIO: &str = r#"
+name = "incident-served"
+seed = 11
+start = "2026-03-02"
+days = 5
+customers = 3000
+canaries = 5
+agents = 30
+policy = "permissive"
+detection = false
+[[insider]]
+behaviour = "harvester"
+start_day = 1
+customers_per_day = 20
+"#;
+
+fn succeed(arguments: &[&str]) -> (String, String) {
+    let (ok, stdout, stderr) = run(arguments);
+    assert!(ok, "cordon {arguments:?} failed:\n{stdout}\n{stderr}");
+    (stdout, stderr)
+}
+
+#[test]
+fn incident_commands_answer_while_the_server_runs_and_agree_with_the_stopped_directory() {
+    let work = tempfile::tempdir().unwrap();
+    let scenario = work.path().join("scenario.toml");
+    std::fs::write(&scenario, SCENARIO).unwrap();
+    let dir = work.path().join("demo");
+    let data = dir.to_str().unwrap();
+    succeed(&["demo", data, "--no-serve", "--scenario", scenario.to_str().unwrap()]);
+    let sample = dir.join("leaked-sample.csv");
+    let sample = sample.to_str().unwrap();
+    let file = |name: &str| work.path().join(name).display().to_string();
+
+    let (server, _address, _log) = start_server(data);
+    assert!(Path::new(data).join("served-at").exists(), "the server records where it answers");
+    let (id, stderr) = succeed(&["incident", "open", "--data", data, "--title", "extortion email"]);
+    assert!(stderr.contains("is served by http://127.0.0.1:"), "{stderr}");
+    let id = id.trim().to_string();
+    let (listed, _) = succeed(&["incident", "list", "--data", data]);
+    assert!(listed.contains(&id) && listed.contains("extortion email"), "{listed}");
+    succeed(&["incident", "status", &id, "--data", data, "--set", "extortion_demand=received, not paid"]);
+    let (served_scope, _) = succeed(&[
+        "incident",
+        "scope",
+        &id,
+        "--data",
+        data,
+        "--csv",
+        &file("served.csv"),
+        "--json",
+        &file("served.json"),
+    ]);
+    let (attribution, _) = succeed(&["incident", "attribute", &id, "--data", data, "--sample", sample]);
+    assert!(attribution.contains("blamed: agt-"), "{attribution}");
+    let (protect, _) = succeed(&["incident", "protect", &id, "--data", data, "--apply"]);
+    assert!(protect.contains("actions recorded now"), "{protect}");
+    let (folder, _) = succeed(&["incident", "notify", &id, "--data", data]);
+    assert!(Path::new(folder.trim()).is_dir(), "{folder}");
+    let (report, _) = succeed(&["incident", "report", &id, "--data", data, "--out", &file("report")]);
+    let markdown = std::fs::read_to_string(report.trim()).unwrap();
+    assert!(markdown.contains("| Extortion demand | received, not paid |"), "{markdown}");
+    succeed(&["incident", "evidence", &id, "--data", data, "--out", &file("evidence.tar")]);
+    succeed(&["log", "verify-bundle", &file("evidence.tar")]);
+    let (shown, _) = succeed(&["incident", "show", &id, "--data", data]);
+    for step in ["regulator report prepared", "evidence bundle", "protective actions recorded"] {
+        assert!(shown.contains(step), "{step}: {shown}");
+    }
+    stop_server(server);
+    assert!(!Path::new(data).join("served-at").exists(), "a stopped server leaves no address behind");
+
+    // Stopped, the directory is opened directly, and the scope is the same document.
+    let (stopped_scope, stderr) = succeed(&[
+        "incident",
+        "scope",
+        &id,
+        "--data",
+        data,
+        "--csv",
+        &file("stopped.csv"),
+        "--json",
+        &file("stopped.json"),
+    ]);
+    assert!(!stderr.contains("is served by"), "{stderr}");
+    assert_eq!(stopped_scope, served_scope);
+    assert_eq!(std::fs::read(file("stopped.csv")).unwrap(), std::fs::read(file("served.csv")).unwrap());
+    assert_eq!(std::fs::read(file("stopped.json")).unwrap(), std::fs::read(file("served.json")).unwrap());
+}
