@@ -478,11 +478,12 @@ impl Gateway {
         Ok(attribute(&rows, &shown, &model))
     }
 
-    /// The null model at the exposure index's position: the cached one if the index has not
-    /// moved, else built afresh from every customer's balance band and every agent's reach.
+    /// The null model: the cached one if no agent's reach and no customer record changed
+    /// since it was built, else built afresh from every customer's balance band and every
+    /// agent's reach (the exposure index is brought up to the ledger first).
     fn null_model(&self) -> Result<Arc<NullModel>, GatewayError> {
         let mut cached = self.null_model.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        let through = self.store.exposures_through()?;
+        let through = self.store.attribution_inputs()?;
         if let Some((at, model)) = cached.as_ref()
             && *at == through
         {

@@ -69,9 +69,9 @@ pub struct Gateway {
     pub(crate) token_lifetime_seconds: i64,
     /// Orders every append and runs detection in that order.
     pub(crate) sequencer: Sequencer,
-    /// Attribution's null model and the exposure-index position it was built at: rebuilt
-    /// when the index has moved (every change, customers' included, moves it).
-    pub(crate) null_model: std::sync::Mutex<Option<(u64, Arc<cordon_incident::NullModel>)>>,
+    /// Attribution's null model and the inputs it was built from (`Store::attribution_inputs`):
+    /// rebuilt when an agent's reach or a customer record has changed since.
+    pub(crate) null_model: std::sync::Mutex<Option<((u64, u64), Arc<cordon_incident::NullModel>)>>,
     /// Alerts an analyst is deciding right now (one decision per alert).
     pub(crate) deciding_alerts: std::sync::Mutex<std::collections::HashSet<u64>>,
     /// Ids of revoked tokens, loaded at open and added to by `revoke_token`.

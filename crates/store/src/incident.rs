@@ -59,6 +59,8 @@ pub struct ProtectiveAction {
 }
 
 const EXPOSURES_THROUGH: &str = "exposures_through";
+/// `index_meta` key: reach rows added or changed, ever.
+const REACH_CHANGES: &str = "reach_changes";
 
 fn split(text: &str) -> Vec<String> {
     if text.is_empty() { Vec::new() } else { text.split(',').map(str::to_string).collect() }
@@ -105,6 +107,7 @@ impl Store {
                      ON CONFLICT (agent_id) DO UPDATE SET customers = customers + 1",
                 )
                 .map_err(self.error("prepare the exposure index"))?;
+            let mut changed = 0i64;
             for exposure in exposures {
                 insert
                     .execute(params![
@@ -123,11 +126,21 @@ impl Store {
                     > 0
                 {
                     volume.execute([&exposure.agent_id]).map_err(self.error("index reach"))?;
+                    changed += 1;
                 } else {
-                    seen_more
+                    changed += seen_more
                         .execute(params![exposure.agent_id, exposure.customer_id, ways])
-                        .map_err(self.error("index reach"))?;
+                        .map_err(self.error("index reach"))? as i64;
                 }
+            }
+            if changed > 0 {
+                transaction
+                    .execute(
+                        "INSERT INTO index_meta (key, value) VALUES (?1, ?2)
+                         ON CONFLICT (key) DO UPDATE SET value = value + ?2",
+                        params![REACH_CHANGES, changed],
+                    )
+                    .map_err(self.error("index reach"))?;
             }
             self.set_index_position(&transaction, EXPOSURES_THROUGH, through)?;
         }
@@ -194,6 +207,21 @@ impl Store {
             .query_map([], |row| Ok((row.get::<_, String>(0)?, row.get::<_, i64>(1)?.max(0) as u64)))
             .map_err(self.error("read access volumes"))?;
         rows.collect::<Result<Vec<_>, _>>().map_err(self.error("read access volumes"))
+    }
+
+    /// What attribution's null model is built from, as two counts that only grow: reach rows
+    /// added or changed, and customer records written or deleted. Equal counts, same inputs.
+    pub fn attribution_inputs(&self) -> Result<(u64, u64), StoreError> {
+        let reach = self.index_position(REACH_CHANGES)?;
+        let customers = self
+            .query_one(
+                "SELECT value FROM counters WHERE name = ?1",
+                [crate::store::CUSTOMER_WRITES],
+                "count customer writes",
+                |row| row.get::<_, i64>(0),
+            )?
+            .unwrap_or(0);
+        Ok((reach, customers.max(0) as u64))
     }
 
     /// Every agent's reach, one call of `each` per agent and customer it was shown, with the

@@ -18,6 +18,12 @@ const LIVE_CUSTOMERS: &str = "live_customers";
 /// `index_meta` key: the ledger index the access index has read up to.
 const ACCESS_THROUGH: &str = "access_through";
 const ADD_TO_COUNTER: &str = "UPDATE counters SET value = value + ?2 WHERE name = ?1";
+/// `counters` name: customer records written or deleted, ever (what attribution's cached
+/// census of balance bands is checked against).
+pub(crate) const CUSTOMER_WRITES: &str = "customer_writes";
+/// Adds `?2` to counter `?1`, creating it.
+const BUMP_COUNTER: &str =
+    "INSERT INTO counters (name, value) VALUES (?1, ?2) ON CONFLICT (name) DO UPDATE SET value = value + ?2";
 
 const CUSTOMER_BY_ID: &str = "SELECT kek_id, wrapped_key, sealed, canary FROM customers WHERE id = ?1";
 
@@ -290,6 +296,9 @@ impl Store {
             transaction
                 .execute(ADD_TO_COUNTER, params![LIVE_CUSTOMERS, newly_live])
                 .map_err(self.error("count customers"))?;
+            transaction
+                .execute(BUMP_COUNTER, params![CUSTOMER_WRITES, rows.len() as i64])
+                .map_err(self.error("count customers"))?;
         }
         transaction.commit().map_err(self.error("commit customers"))
     }
@@ -384,6 +393,7 @@ impl Store {
             .map_err(self.error("delete a customer"))?;
         if changed > 0 {
             transaction.execute(ADD_TO_COUNTER, params![LIVE_CUSTOMERS, -1]).map_err(self.error("count customers"))?;
+            transaction.execute(BUMP_COUNTER, params![CUSTOMER_WRITES, 1]).map_err(self.error("count customers"))?;
         }
         transaction.commit().map_err(self.error("commit a deletion"))?;
         Ok(changed > 0)
