@@ -49,6 +49,9 @@ pub struct Verified {
 }
 
 /// Everything the gateway works with.
+/// Attribution's null model with the inputs it was built from.
+pub(crate) type CachedNullModel = ((u64, u64), Arc<cordon_incident::NullModel>);
+
 pub struct Gateway {
     pub(crate) store: Arc<Store>,
     pub(crate) indexer: crate::indexer::Indexer,
@@ -71,7 +74,7 @@ pub struct Gateway {
     pub(crate) sequencer: Sequencer,
     /// Attribution's null model and the inputs it was built from (`Store::attribution_inputs`):
     /// rebuilt when an agent's reach or a customer record has changed since.
-    pub(crate) null_model: std::sync::Mutex<Option<((u64, u64), Arc<cordon_incident::NullModel>)>>,
+    pub(crate) null_model: std::sync::Mutex<Option<CachedNullModel>>,
     /// Alerts an analyst is deciding right now (one decision per alert).
     pub(crate) deciding_alerts: std::sync::Mutex<std::collections::HashSet<u64>>,
     /// Ids of revoked tokens, loaded at open and added to by `revoke_token`.
