@@ -483,17 +483,21 @@ impl Gateway {
     /// agent's reach (the exposure index is brought up to the ledger first).
     fn null_model(&self) -> Result<Arc<NullModel>, GatewayError> {
         let mut cached = self.null_model.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        let through = self.store.attribution_inputs()?;
-        if let Some((at, model)) = cached.as_ref()
-            && *at == through
+        let inputs = self.store.attribution_inputs()?;
+        if let Some((at, model)) = cached.model.as_ref()
+            && *at == inputs
         {
             return Ok(Arc::clone(model));
         }
-        let bands = self.band_census()?;
+        let bands = match cached.bands.as_ref() {
+            Some((writes, bands)) if *writes == inputs.1 => Arc::clone(bands),
+            _ => Arc::new(self.band_census()?),
+        };
         let mut reach = Vec::new();
         self.store.for_each_reach(|agent, customer, seen| reach.push((agent, customer, Seen::from_bits(seen))))?;
-        let model = Arc::new(NullModel::new(bands, reach));
-        *cached = Some((through, Arc::clone(&model)));
+        let model = Arc::new(NullModel::new(&bands, reach));
+        cached.bands = Some((inputs.1, bands));
+        cached.model = Some((inputs, Arc::clone(&model)));
         Ok(model)
     }
 

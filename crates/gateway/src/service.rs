@@ -49,8 +49,14 @@ pub struct Verified {
 }
 
 /// Everything the gateway works with.
-/// Attribution's null model with the inputs it was built from.
-pub(crate) type CachedNullModel = ((u64, u64), Arc<cordon_incident::NullModel>);
+/// Attribution's null model with the inputs it was built from, and the census of balance
+/// bands it used with the count of customer writes it was taken at (customers change far
+/// less often than reach, so a new model usually reuses the census).
+#[derive(Debug, Default)]
+pub(crate) struct CachedNullModel {
+    pub(crate) model: Option<((u64, u64), Arc<cordon_incident::NullModel>)>,
+    pub(crate) bands: Option<(u64, Arc<std::collections::HashMap<String, u8>>)>,
+}
 
 pub struct Gateway {
     pub(crate) store: Arc<Store>,
@@ -74,7 +80,7 @@ pub struct Gateway {
     pub(crate) sequencer: Sequencer,
     /// Attribution's null model and the inputs it was built from (`Store::attribution_inputs`):
     /// rebuilt when an agent's reach or a customer record has changed since.
-    pub(crate) null_model: std::sync::Mutex<Option<CachedNullModel>>,
+    pub(crate) null_model: std::sync::Mutex<CachedNullModel>,
     /// Alerts an analyst is deciding right now (one decision per alert).
     pub(crate) deciding_alerts: std::sync::Mutex<std::collections::HashSet<u64>>,
     /// Ids of revoked tokens, loaded at open and added to by `revoke_token`.

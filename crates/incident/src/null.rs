@@ -129,10 +129,10 @@ impl NullModel {
     /// The model over a base whose every customer has a band in `bands` (customers absent
     /// there but in `reach` count as of unknown band), from `reach`: one item per agent and
     /// customer it was shown, with how.
-    pub fn new(bands: HashMap<String, u8>, reach: impl IntoIterator<Item = (String, String, Seen)>) -> NullModel {
+    pub fn new(bands: &HashMap<String, u8>, reach: impl IntoIterator<Item = (String, String, Seen)>) -> NullModel {
         let mut model = NullModel::default();
         for (customer, band) in bands {
-            model.customer(customer, band);
+            model.customer(customer.clone(), *band);
         }
         for (agent, customer, seen) in reach {
             let number = match model.number.get(&customer) {

@@ -220,7 +220,7 @@ fn exchange() -> Exchange {
     let reach = shown_list
         .iter()
         .map(|access| (access.agent.clone(), access.customer.clone(), Seen::of(access.how, &access.fields)));
-    let model = NullModel::new(bands, reach.collect::<Vec<_>>());
+    let model = NullModel::new(&bands, reach.collect::<Vec<_>>());
     Exchange { model, shown: shown_list }
 }
 
