@@ -493,9 +493,9 @@ impl Gateway {
             Some((writes, bands)) if *writes == inputs.1 => Arc::clone(bands),
             _ => Arc::new(self.band_census()?),
         };
-        let mut reach = Vec::new();
-        self.store.for_each_reach(|agent, customer, seen| reach.push((agent, customer, Seen::from_bits(seen))))?;
-        let model = Arc::new(NullModel::new(&bands, reach));
+        let mut builder = NullModel::builder(&bands);
+        self.store.for_each_reach(|agent, customer, seen| builder.add(agent, customer, Seen::from_bits(seen)))?;
+        let model = Arc::new(builder.finish());
         cached.bands = Some((inputs.1, bands));
         cached.model = Some((inputs, Arc::clone(&model)));
         Ok(model)

@@ -117,6 +117,47 @@ pub struct NullModel {
     base: HashMap<(u8, u32), u64>,
 }
 
+/// Builds a `NullModel` from reach items as they are read.
+#[derive(Debug)]
+pub struct NullModelBuilder {
+    model: NullModel,
+}
+
+impl NullModelBuilder {
+    /// `agent` was shown `customer` in the ways `seen` says.
+    pub fn add(&mut self, agent: &str, customer: &str, seen: Seen) {
+        let model = &mut self.model;
+        let number = match model.number.get(customer) {
+            Some(number) => *number,
+            None => model.customer(customer.to_string(), BAND_UNKNOWN),
+        };
+        let reach = match model.reach.get_mut(agent) {
+            Some(reach) => reach,
+            None => model.reach.entry(agent.to_string()).or_default(),
+        };
+        match reach.entry(number) {
+            Entry::Occupied(mut known) => {
+                let both = known.get().with(seen);
+                known.insert(both);
+            }
+            Entry::Vacant(new) => {
+                new.insert(seen);
+                if let Some(degree) = model.degree.get_mut(number as usize) {
+                    *degree += 1;
+                }
+            }
+        }
+    }
+
+    pub fn finish(self) -> NullModel {
+        let mut model = self.model;
+        for (band, degree) in model.band.iter().zip(&model.degree) {
+            *model.base.entry((*band, (*degree).min(DEGREE_CAP))).or_default() += 1;
+        }
+        model
+    }
+}
+
 /// One agent's side of the model, for one way of being shown: its reach and the customers
 /// of each stratum an innocent agent's reach would be drawn from.
 #[derive(Debug, Default)]
@@ -130,32 +171,21 @@ impl NullModel {
     /// there but in `reach` count as of unknown band), from `reach`: one item per agent and
     /// customer it was shown, with how.
     pub fn new(bands: &HashMap<String, u8>, reach: impl IntoIterator<Item = (String, String, Seen)>) -> NullModel {
+        let mut builder = NullModel::builder(bands);
+        for (agent, customer, seen) in reach {
+            builder.add(&agent, &customer, seen);
+        }
+        builder.finish()
+    }
+
+    /// A model built one reach item at a time, as they are read (millions of them, at the
+    /// size of an exchange, are never all held twice).
+    pub fn builder(bands: &HashMap<String, u8>) -> NullModelBuilder {
         let mut model = NullModel::default();
         for (customer, band) in bands {
             model.customer(customer.clone(), *band);
         }
-        for (agent, customer, seen) in reach {
-            let number = match model.number.get(&customer) {
-                Some(number) => *number,
-                None => model.customer(customer, BAND_UNKNOWN),
-            };
-            match model.reach.entry(agent).or_default().entry(number) {
-                Entry::Occupied(mut known) => {
-                    let both = known.get().with(seen);
-                    known.insert(both);
-                }
-                Entry::Vacant(new) => {
-                    new.insert(seen);
-                    if let Some(degree) = model.degree.get_mut(number as usize) {
-                        *degree += 1;
-                    }
-                }
-            }
-        }
-        for (band, degree) in model.band.iter().zip(&model.degree) {
-            *model.base.entry((*band, (*degree).min(DEGREE_CAP))).or_default() += 1;
-        }
-        model
+        NullModelBuilder { model }
     }
 
     fn customer(&mut self, customer: String, band: u8) -> u32 {

@@ -226,7 +226,7 @@ impl Store {
 
     /// Every agent's reach, one call of `each` per agent and customer it was shown, with the
     /// bits of how, in one read transaction.
-    pub fn for_each_reach(&self, mut each: impl FnMut(String, String, u8)) -> Result<(), StoreError> {
+    pub fn for_each_reach(&self, mut each: impl FnMut(&str, &str, u8)) -> Result<(), StoreError> {
         let mut connection = self.index.lock().unwrap_or_else(PoisonError::into_inner);
         let transaction = connection.transaction().map_err(self.error("read reach"))?;
         {
@@ -235,10 +235,13 @@ impl Store {
                 .map_err(self.error("read reach"))?;
             let mut rows = statement.query([]).map_err(self.error("read reach"))?;
             while let Some(row) = rows.next().map_err(self.error("read reach"))? {
-                let agent: String = row.get(0).map_err(self.error("read reach"))?;
-                let customer: String = row.get(1).map_err(self.error("read reach"))?;
+                let text = |column: usize| -> Result<&str, StoreError> {
+                    row.get_ref(column)
+                        .and_then(|value| value.as_str().map_err(rusqlite::Error::from))
+                        .map_err(self.error("read reach"))
+                };
                 let seen: i64 = row.get(2).map_err(self.error("read reach"))?;
-                each(agent, customer, u8::try_from(seen).unwrap_or(u8::MAX));
+                each(text(0)?, text(1)?, u8::try_from(seen).unwrap_or(u8::MAX));
             }
         }
         transaction.commit().map_err(self.error("read reach"))
