@@ -294,6 +294,21 @@ impl DataDir {
         issue(&key, &subject, role, clock.now_seconds(), config.tokens.lifetime_seconds)
     }
 
+    /// A token for `role` that lives `lifetime_seconds` at most (the command line's calls on
+    /// a running server: minutes, not the configured hours).
+    pub fn issue_short_token(
+        &self,
+        role: TokenRole,
+        clock: &dyn Clock,
+        lifetime_seconds: i64,
+    ) -> Result<String, GatewayError> {
+        let config = self.config()?;
+        let key = TokenKey::new(&read_key(&self.path(KEYS_DIR).join(TOKEN_KEY))?)
+            .map_err(|error| GatewayError::Internal(format!("the token key: {error}")))?;
+        let lifetime = lifetime_seconds.min(config.tokens.lifetime_seconds);
+        issue(&key, &role.identity(), role, clock.now_seconds(), lifetime)
+    }
+
     pub fn config(&self) -> Result<Config, GatewayError> {
         Config::load(&self.path(CONFIG_FILE)).map_err(GatewayError::BadRequest)
     }

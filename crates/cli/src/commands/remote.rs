@@ -15,6 +15,9 @@ use serde_json::Value;
 
 use cordon_gateway::{DataDir, GatewayError, SystemClock, TokenRole};
 
+/// How long the command line's token for a running server lives.
+const TOKEN_LIFETIME_SECONDS: i64 = 600;
+
 /// A running server's API, as an analyst.
 pub(crate) struct Remote {
     url: String,
@@ -32,9 +35,41 @@ impl Remote {
         let dir = DataDir::new(data);
         let Some(url) = dir.served_at() else { return Ok(None) };
         let authority = url.trim_start_matches("http://").trim_end_matches('/').to_string();
-        let token = dir.issue_token(None, Some(TokenRole::Analyst), &SystemClock)?;
-        eprintln!("`{}` is served by {url}: asking it", data.display());
-        Ok(Some(Remote { url, authority, token }))
+        let mut remote = Remote { url, authority, token: String::new() };
+        remote.check_it_serves(data)?;
+        remote.token = dir.issue_short_token(TokenRole::Analyst, &SystemClock, TOKEN_LIFETIME_SECONDS)?;
+        eprintln!("`{}` is served by {}: asking it", data.display(), remote.url);
+        Ok(Some(remote))
+    }
+
+    /// Before any token goes out: the address must answer with a checkpoint signed by this
+    /// directory's ledger key, at least as far along as the one published on disk. A
+    /// `served-at` left by a server that was killed may name a port someone else has since
+    /// taken; that listener gets nothing.
+    fn check_it_serves(&self, data: &Path) -> anyhow::Result<()> {
+        let key_path = data.join("ledger").join("private").join("verifier-key");
+        let key =
+            std::fs::read_to_string(&key_path).with_context(|| format!("cannot read `{}`", key_path.display()))?;
+        let verifier = cordon_ledger::Verifier::parse(key.trim())
+            .map_err(|error| anyhow::anyhow!("`{}`: {error}", key_path.display()))?;
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .context("cannot start the HTTP client")?;
+        let (status, body) = runtime.block_on(self.send(Method::GET, "/v1/ledger/checkpoint", None))?;
+        let note = String::from_utf8_lossy(&body);
+        let served = cordon_ledger::Checkpoint::open(&note, &verifier).ok().filter(|_| status.is_success());
+        let on_disk =
+            cordon_ledger::LogReader::new(&data.join("ledger")).checkpoint().ok().map(|found| found.checkpoint.size);
+        match served {
+            Some(checkpoint) if on_disk.is_none_or(|size| checkpoint.size >= size) => Ok(()),
+            _ => bail!(
+                "`{}` is in use, and `{}` in it names {}, which does not answer with this ledger's signed checkpoint: not sending it a token. If no `cordon serve` runs on this directory, another command holds it; wait for it to finish",
+                data.display(),
+                "served-at",
+                self.url
+            ),
+        }
     }
 
     /// One request; the body of a 2xx answer, or an error with the server's own detail.
@@ -76,10 +111,13 @@ impl Remote {
             .method(method.clone())
             .uri(path)
             .header(hyper::header::HOST, &self.authority)
-            .header(hyper::header::AUTHORIZATION, format!("Bearer {}", self.token))
-            .header(hyper::header::CONTENT_TYPE, "application/json")
-            .body(Full::new(Bytes::from(bytes)))
-            .with_context(failed)?;
+            .header(hyper::header::CONTENT_TYPE, "application/json");
+        let request = if self.token.is_empty() {
+            request
+        } else {
+            request.header(hyper::header::AUTHORIZATION, format!("Bearer {}", self.token))
+        };
+        let request = request.body(Full::new(Bytes::from(bytes))).with_context(failed)?;
         let response = sender.send_request(request).await.with_context(failed)?;
         let status = response.status();
         let collected = response.into_body().collect().await.with_context(failed)?;

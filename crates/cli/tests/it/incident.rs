@@ -74,6 +74,31 @@ fn incident_commands_answer_while_the_server_runs_and_agree_with_the_stopped_dir
     for step in ["regulator report prepared", "evidence bundle", "protective actions recorded"] {
         assert!(shown.contains(step), "{step}: {shown}");
     }
+    // A `served-at` naming a listener that is not this directory's server (a stale file, a
+    // port taken since) gets no token: the command checks the signed checkpoint first.
+    let impostor = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let impostor_address = impostor.local_addr().unwrap();
+    let heard = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+    let ears = std::sync::Arc::clone(&heard);
+    std::thread::spawn(move || {
+        for stream in impostor.incoming().flatten() {
+            let mut stream = stream;
+            let mut buffer = [0u8; 4096];
+            let read = std::io::Read::read(&mut stream, &mut buffer).unwrap_or(0);
+            ears.lock().unwrap().push_str(&String::from_utf8_lossy(&buffer[..read]));
+            let _ = std::io::Write::write_all(&mut stream, b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok");
+        }
+    });
+    let served_at = Path::new(data).join("served-at");
+    let genuine = std::fs::read_to_string(&served_at).unwrap();
+    std::fs::write(&served_at, format!("http://{impostor_address}\n")).unwrap();
+    let (ok, _, stderr) = run(&["incident", "list", "--data", data]);
+    assert!(!ok && stderr.contains("not sending it a token"), "{stderr}");
+    let heard = heard.lock().unwrap().clone();
+    assert!(heard.contains("GET /v1/ledger/checkpoint"), "{heard}");
+    assert!(!heard.to_lowercase().contains("authorization"), "the impostor got a token: {heard}");
+    std::fs::write(&served_at, genuine).unwrap();
+
     stop_server(server);
     assert!(!Path::new(data).join("served-at").exists(), "a stopped server leaves no address behind");
 
