@@ -176,6 +176,15 @@ pub enum ExportCommand {
         /// Only decisions up to this time (inclusive; a date alone means the end of that day).
         #[arg(long)]
         until: Option<String>,
+        /// Where the next ledger index to export is kept: the export starts there and saves
+        /// it after each batch is written and flushed (at least once: after a crash, events
+        /// since the last save are written again). Needed with --follow.
+        #[arg(long)]
+        cursor: Option<PathBuf>,
+        /// Keep going: export each entry as the ledger publishes it, reading the published
+        /// log (also while `cordon serve` runs), until stopped.
+        #[arg(long, requires = "cursor")]
+        follow: bool,
     },
 }
 

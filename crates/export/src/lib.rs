@@ -1,16 +1,19 @@
 //! Exports of the audit record for other tools. `access_event` reads one ledger entry into an
 //! `AccessEvent` (access decisions only: searches, views, reveals, verifies, approvals);
 //! `ParquetExport` writes them as a Parquet file for analysts' tools (DuckDB, pandas, Spark);
-//! `write_ocsf_line` writes one as an OCSF API Activity event, for SIEMs.
+//! `write_ocsf_line` writes one as an OCSF API Activity event, for SIEMs; `ocsf_record` turns
+//! any ledger entry (alerts, changes, protective actions too) into its OCSF event.
 //! Entries hold identifiers only, so exports do too: never a field value.
 //!
 //! No knowledge of the gateway, the store or SQL: the caller streams the ledger's entries in.
 
 mod ocsf;
 mod parquet_export;
+mod records;
 
 pub use ocsf::{OCSF_VERSION, ocsf_event, write_ocsf_line};
 pub use parquet_export::{ExportError, ParquetExport, ROWS_PER_GROUP, schema};
+pub use records::ocsf_record;
 
 /// One access decision, as the ledger recorded it.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]

@@ -103,6 +103,7 @@ pub fn app(state: Arc<AppState>) -> Router {
         .route("/v1/agents/{id}/reinstate", post(reinstate_agent))
         .route("/v1/agents/{id}/token", post(agent_token))
         .route("/v1/tokens/revoke", post(revoke_token))
+        .route("/v1/exports", post(record_export))
         .route("/v1/alerts", get(crate::analyst::list_alerts))
         .route("/v1/alerts/{id}", get(crate::analyst::show_alert))
         .route("/v1/alerts/{id}/dismiss", post(crate::analyst::dismiss_alert))
@@ -679,6 +680,44 @@ async fn revoke_token(
 ) -> Result<Json<Recorded>, Problem> {
     let index =
         state.gateway.revoke_token(&caller.claims, body.token.as_deref(), body.jti.as_deref(), &caller.request).await?;
+    Ok(Json(Recorded { ledger_index: index }))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ExportBody {
+    format: String,
+    since: Option<String>,
+    until: Option<String>,
+    from_entry: Option<u64>,
+    #[serde(default)]
+    follow: bool,
+}
+
+/// Records an export of the audit record that a command line makes beside the running
+/// server (it reads the published log itself). The entry's detail is composed here from
+/// checked values, never taken as free text.
+async fn record_export(
+    State(state): State<Arc<AppState>>,
+    caller: Caller,
+    Body(body): Body<ExportBody>,
+) -> Result<Json<Recorded>, Problem> {
+    let change = match body.format.as_str() {
+        "ocsf" => "export.ocsf",
+        "parquet" => "export.parquet",
+        other => return Err(Problem::bad_request(format!("`format` must be ocsf or parquet, not `{other}`"))),
+    };
+    let since = cordon_incident::parse_optional_time("`since`", body.since.as_deref()).map_err(Problem::bad_request)?;
+    let until = cordon_incident::parse_optional_end("`until`", body.until.as_deref()).map_err(Problem::bad_request)?;
+    let detail = format!(
+        "{} {} .. {} from entry {}{}",
+        body.format,
+        since.map_or_else(|| "start".to_string(), cordon_incident::iso_time),
+        until.map_or_else(|| "now".to_string(), cordon_incident::iso_time),
+        body.from_entry.unwrap_or(0),
+        if body.follow { ", following" } else { "" }
+    );
+    let index = state.gateway.record_export(&caller.claims, change, detail, &caller.request).await?;
     Ok(Json(Recorded { ledger_index: index }))
 }
 

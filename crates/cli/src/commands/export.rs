@@ -103,24 +103,138 @@ pub fn run(command: ExportCommand) -> anyhow::Result<()> {
             println!("{}", out.display());
             (rows, out.display().to_string())
         }
-        ExportCommand::Ocsf { data, out, since, until } => {
+        ExportCommand::Ocsf { data, out, since, until, cursor, follow } => {
             let window = Window::parse(since.as_deref(), until.as_deref())?;
-            let gateway = open_for_analysis(&data)?;
-            let mut writer: Box<dyn std::io::Write> = match &out {
-                Some(out) => Box::new(create(out)?),
-                None => Box::new(std::io::BufWriter::new(std::io::stdout().lock())),
-            };
-            let mut rows = 0u64;
-            let to = out.as_ref().map_or("standard output".to_string(), |out| out.display().to_string());
-            export(&gateway, Format::Ocsf, &window, &mut |event| {
-                cordon_export::write_ocsf_line(&mut writer, &event).with_context(|| format!("cannot write to {to}"))?;
-                rows += 1;
-                Ok(())
-            })?;
-            writer.flush().with_context(|| format!("cannot write to {to}"))?;
-            (rows, to)
+            return ocsf(&data, out.as_deref(), &window, cursor.as_deref(), follow, started);
         }
     };
     eprintln!("{rows} access events written to {to} in {:.1} s", started.elapsed().as_secs_f64());
     Ok(())
+}
+
+/// `cordon export ocsf`: every ledger entry in the window as its OCSF event (access
+/// decisions, alerts, changes, protective actions), read from the published log, so it runs
+/// beside a server too. The export is recorded first: in the directory, or through the server
+/// that has it open.
+fn ocsf(
+    data: &Path,
+    out: Option<&Path>,
+    window: &Window,
+    cursor: Option<&Path>,
+    follow: bool,
+    started: Instant,
+) -> anyhow::Result<()> {
+    let mut position = match cursor {
+        Some(path) if path.exists() => {
+            let text = std::fs::read_to_string(path).with_context(|| format!("cannot read `{}`", path.display()))?;
+            text.trim().parse::<u64>().map_err(|_| {
+                anyhow::anyhow!("cursor `{}` holds `{}`, not a ledger index", path.display(), text.trim())
+            })?
+        }
+        _ => 0,
+    };
+    record(data, Format::Ocsf, window, position, follow)?;
+    let mut writer: Box<dyn std::io::Write> = match out {
+        // With a cursor the file is continued, not replaced: the cursor says where it stands.
+        Some(out) if cursor.is_some() => Box::new(std::io::BufWriter::new(
+            std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(out)
+                .with_context(|| format!("cannot open `{}`", out.display()))?,
+        )),
+        Some(out) => Box::new(create(out)?),
+        None => Box::new(std::io::BufWriter::new(std::io::stdout().lock())),
+    };
+    let to = out.map_or("standard output".to_string(), |out| out.display().to_string());
+    let ledger = data.join("ledger");
+    let key_path = ledger.join("private").join("verifier-key");
+    let key = std::fs::read_to_string(&key_path).with_context(|| format!("cannot read `{}`", key_path.display()))?;
+    let verifier = cordon_ledger::Verifier::parse(key.trim())
+        .map_err(|error| anyhow::anyhow!("`{}`: {error}", key_path.display()))?;
+    let reader = cordon_ledger::LogReader::new(&ledger);
+    let mut rows = 0u64;
+    loop {
+        // Only what a checkpoint signed by the ledger's key covers is exported.
+        let note_path = ledger.join(cordon_ledger::CHECKPOINT_FILE);
+        let note =
+            std::fs::read_to_string(&note_path).with_context(|| format!("cannot read `{}`", note_path.display()))?;
+        let size = cordon_ledger::Checkpoint::open(&note, &verifier)
+            .map_err(|error| anyhow::anyhow!("the ledger's checkpoint does not verify: {error}"))?
+            .size;
+        if size > position {
+            let mut failed = None;
+            reader
+                .for_each_entry(position, size, |index, bytes| {
+                    let Some(event) = cordon_export::ocsf_record(index, bytes) else { return Ok(()) };
+                    let time = event.get("time").and_then(serde_json::Value::as_i64).unwrap_or(0);
+                    if (window.since_ms..=window.until_ms).contains(&time) {
+                        let written = serde_json::to_writer(&mut writer, &event)
+                            .map_err(std::io::Error::from)
+                            .and_then(|()| writer.write_all(b"\n"));
+                        if let Err(error) = written {
+                            failed = Some(format!("cannot write to {to}: {error}"));
+                            return Err(cordon_ledger::LedgerError::OutOfRange { index, size });
+                        }
+                        rows += 1;
+                    }
+                    Ok(())
+                })
+                .map_err(|error| anyhow::anyhow!(failed.take().unwrap_or_else(|| error.to_string())))?;
+            writer.flush().with_context(|| format!("cannot write to {to}"))?;
+            position = size;
+            if let Some(path) = cursor {
+                save_cursor(path, position)?;
+            }
+        }
+        if !follow {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_secs(1));
+    }
+    eprintln!(
+        "{rows} events written to {to} in {:.1} s (through ledger entry {position})",
+        started.elapsed().as_secs_f64()
+    );
+    Ok(())
+}
+
+/// The cursor, written whole or not at all.
+fn save_cursor(path: &Path, position: u64) -> anyhow::Result<()> {
+    let scratch = path.with_extension("tmp");
+    std::fs::write(&scratch, format!("{position}\n"))
+        .with_context(|| format!("cannot write `{}`", scratch.display()))?;
+    std::fs::rename(&scratch, path).with_context(|| format!("cannot write `{}`", path.display()))
+}
+
+/// Records an export in the ledger: in the directory if it is free, else through the server
+/// that has it open.
+fn record(data: &Path, format: Format, window: &Window, from: u64, follow: bool) -> anyhow::Result<()> {
+    match cordon_gateway::DataDir::new(data).open_for_analysis(std::sync::Arc::new(cordon_gateway::SystemClock)) {
+        Ok(gateway) => {
+            let detail = format!(
+                "{} from entry {from}{}",
+                window.describe(format.name()),
+                if follow { ", following" } else { "" }
+            );
+            wait(gateway.record_export(&analyst(), format.change(), detail, "cli"))?;
+            gateway.close().map_err(|error| anyhow::anyhow!("closing the ledger: {error}"))?;
+            Ok(())
+        }
+        Err(error) => match crate::commands::remote::Remote::for_busy(data, &error)? {
+            Some(remote) => {
+                let time = |ms: i64, open: i64| (ms != open).then(|| ms.to_string());
+                let body = serde_json::json!({
+                    "format": format.name(),
+                    "since": time(window.since_ms, i64::MIN),
+                    "until": time(window.until_ms, i64::MAX),
+                    "from_entry": from,
+                    "follow": follow,
+                });
+                remote.json(hyper::Method::POST, "/v1/exports", Some(&body))?;
+                Ok(())
+            }
+            None => Err(error.into()),
+        },
+    }
 }

@@ -1,6 +1,8 @@
-//! `cordon export ocsf` over a simulated exchange's ledger: one event per access decision,
-//! every one valid against the OCSF schema as an independent validator from PyPI reads it
-//! (scripts/ocsf/validate), and the validator itself refuses broken events.
+//! `cordon export ocsf` over a simulated exchange's ledger: one event per ledger entry (access
+//! decisions, detection's alerts, changes, protective actions), every one valid against the
+//! OCSF schema as an independent validator from PyPI reads it (scripts/ocsf/validate), and the
+//! validator itself refuses broken events; a cursor resumes an export, and `--follow` feeds
+//! a SIEM from the published log while the server runs.
 
 use std::path::Path;
 use std::process::Command;
@@ -75,35 +77,51 @@ fn ocsf_export_is_valid_ocsf_and_covers_every_decision() {
     let decisions = access_decisions(&data);
     assert!(decisions.len() > 100, "the scenario made {} decisions", decisions.len());
 
+    // Protective actions, so that Remediation Activity is exported and validated too.
+    let (ok, incident, errors) = cordon(&["incident", "open", "--data", data.to_str().unwrap(), "--title", "leak"]);
+    assert!(ok, "{errors}");
+    let (ok, _, errors) =
+        cordon(&["incident", "protect", incident.trim(), "--data", data.to_str().unwrap(), "--apply"]);
+    assert!(ok, "{errors}");
     let out = work.path().join("access.ocsf.jsonl");
     let (ok, _, errors) = cordon(&["export", "ocsf", "--data", data.to_str().unwrap(), "--out", out.to_str().unwrap()]);
     assert!(ok, "{errors}");
-    assert!(errors.contains(&format!("{} access events written", decisions.len())), "{errors}");
+    // Every entry, the export's own record among them (it is written first).
+    let all = entries(&data);
+    assert!(errors.contains(&format!("{} events written", all.len())), "{errors}");
     let text = std::fs::read_to_string(&out).unwrap();
     let exported = events(&text);
     let sequences: Vec<u64> = exported.iter().map(|event| event["metadata"]["sequence"].as_u64().unwrap()).collect();
-    let indexes: Vec<u64> = decisions.iter().map(|(index, _)| *index).collect();
-    assert_eq!(sequences, indexes, "one event per access decision, in ledger order");
-    for event in &exported {
-        assert_eq!(event["class_uid"], 6003, "{event}");
-        assert!(event["actor"]["user"]["uid"].as_str().unwrap().starts_with("agt-"), "{event}");
+    let indexes: Vec<u64> = all.iter().map(|(index, ..)| *index).collect();
+    assert_eq!(sequences, indexes, "one event per ledger entry, in ledger order");
+    for (event, (_, time, kind, change)) in exported.iter().zip(&all) {
+        assert_eq!(event["class_uid"].as_u64(), Some(class_of(kind, change)), "{event}");
+        assert_eq!(event["time"].as_i64(), Some(*time), "{event}");
+        if kind == "access" {
+            assert!(event["actor"]["user"]["uid"].as_str().unwrap().starts_with("agt-"), "{event}");
+        }
     }
+    for class in [6003, 2004, 3004, 7001] {
+        assert!(exported.iter().any(|event| event["class_uid"] == class), "no event of class {class}");
+    }
+    assert!(exported.iter().any(|event| event["class_uid"] == 2004 && event["finding_info"]["uid"].is_string()));
     let denied = exported.iter().filter(|event| event["status_id"] == 2).count();
     assert!(denied > 0, "the scenario's policy refuses some accesses, and they are exported as failures");
 
     let (valid, report) = validate(&out);
     assert!(valid, "{report}");
-    assert!(report.contains(&format!("{} valid events; 0 problems", decisions.len())), "{report}");
+    assert!(report.contains(&format!("{} valid events; 0 problems", all.len())), "{report}");
 
     // The validator is not a rubber stamp: events broken in different ways are each refused.
-    let mut broken = exported[0].clone();
+    let accesses: Vec<&Value> = exported.iter().filter(|event| event["class_uid"] == 6003).collect();
+    let mut broken = accesses[0].clone();
     broken.as_object_mut().unwrap().remove("actor");
-    let mut unknown = exported[1].clone();
+    let mut unknown = accesses[1].clone();
     unknown["colour"] = "teal".into();
-    let mut wrong_type = exported[2].clone();
+    let mut wrong_type = accesses[2].clone();
     wrong_type["type_uid"] = 600_303.into();
     let bad = work.path().join("bad.jsonl");
-    std::fs::write(&bad, format!("{broken}\n{unknown}\n{wrong_type}\n{}\n", exported[3])).unwrap();
+    std::fs::write(&bad, format!("{broken}\n{unknown}\n{wrong_type}\n{}\n", accesses[3])).unwrap();
     let (valid, report) = validate(&bad);
     assert!(!valid, "{report}");
     for fragment in [
@@ -121,7 +139,8 @@ fn ocsf_export_is_valid_ocsf_and_covers_every_decision() {
         cordon(&["export", "ocsf", "--data", data.to_str().unwrap(), "--since", "2026-03-03", "--until", "2026-03-03"]);
     assert!(ok, "{errors}");
     let day = march_third();
-    let expected: Vec<u64> = decisions.iter().filter(|(_, time)| day.contains(time)).map(|(index, _)| *index).collect();
+    let expected: Vec<u64> =
+        entries(&data).iter().filter(|(_, time, ..)| day.contains(time)).map(|(index, ..)| *index).collect();
     let windowed: Vec<u64> =
         events(&stdout).iter().map(|event| event["metadata"]["sequence"].as_u64().unwrap()).collect();
     assert!(!expected.is_empty());
@@ -142,7 +161,116 @@ fn ocsf_export_is_valid_ocsf_and_covers_every_decision() {
 }
 
 /// 2026-03-03 in Unix milliseconds, UTC, computed here without cordon's time code.
+/// Every ledger entry, read without cordon's export code: (index, time, kind, change).
+fn entries(data: &Path) -> Vec<(u64, i64, String, String)> {
+    let reader = LogReader::new(&data.join("ledger"));
+    let size = reader.checkpoint().unwrap().checkpoint.size;
+    let mut found = Vec::new();
+    reader
+        .for_each_entry(0, size, |index, bytes| {
+            let entry: Value = serde_json::from_slice(bytes).unwrap();
+            found.push((
+                index,
+                entry["time_ms"].as_i64().unwrap(),
+                entry["kind"].as_str().unwrap().to_string(),
+                entry["change"].as_str().unwrap_or_default().to_string(),
+            ));
+            Ok(())
+        })
+        .unwrap();
+    found
+}
+
+/// The OCSF class an entry of `kind` (and `change`) is exported as.
+fn class_of(kind: &str, change: &str) -> u64 {
+    match (kind, change.split('.').next().unwrap_or_default()) {
+        ("access", _) => 6003,
+        ("alert", _) => 2004,
+        (_, "agent") => 3001,
+        (_, "protect") => 7001,
+        _ => 3004,
+    }
+}
+
 fn march_third() -> std::ops::RangeInclusive<i64> {
     let start = 1_772_496_000_000; // 2026-03-03T00:00:00Z
     start..=start + 86_400_000 - 1
+}
+
+/// A cursor resumes an export where it stopped, and `--follow` exports entries as the ledger
+/// publishes them while `cordon serve` holds the directory: no entry is missed, none written
+/// twice across a restart of the follower.
+#[test]
+fn ocsf_follow_resumes_from_its_cursor_while_the_server_runs() {
+    let work = tempfile::tempdir().unwrap();
+    let scenario = work.path().join("scenario.toml");
+    std::fs::write(&scenario, SCENARIO).unwrap();
+    let data = work.path().join("data");
+    let data_text = data.to_str().unwrap();
+    let (ok, _, errors) = cordon(&["sim", "--scenario", scenario.to_str().unwrap(), "--data", data_text]);
+    assert!(ok, "{errors}");
+    let out = work.path().join("feed.jsonl");
+    let cursor = work.path().join("feed.cursor");
+    let (out_text, cursor_text) = (out.to_str().unwrap(), cursor.to_str().unwrap());
+    let sequences = || -> Vec<u64> {
+        events(&std::fs::read_to_string(&out).unwrap())
+            .iter()
+            .map(|event| event["metadata"]["sequence"].as_u64().unwrap())
+            .collect()
+    };
+    // Twice with the server stopped: the second run adds only what came after the first.
+    for _ in 0..2 {
+        let (ok, _, errors) =
+            cordon(&["export", "ocsf", "--data", data_text, "--out", out_text, "--cursor", cursor_text]);
+        assert!(ok, "{errors}");
+    }
+    let size = entries(&data).len() as u64;
+    assert_eq!(sequences(), (0..size).collect::<Vec<_>>(), "every entry once, in order");
+    assert_eq!(std::fs::read_to_string(&cursor).unwrap().trim(), size.to_string());
+
+    // Following beside a running server: a suspension made through the API reaches the feed.
+    let (server, address, _log) = crate::support::start_server(data_text);
+    let mut follower = Command::new(env!("CARGO_BIN_EXE_cordon"))
+        .args(["export", "ocsf", "--data", data_text, "--out", out_text, "--cursor", cursor_text, "--follow"])
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let (ok, admin, errors) = cordon(&["token", "issue", "--data", data_text, "--role", "admin"]);
+    assert!(ok, "{errors}");
+    let (status, answer) = crate::support::http(
+        &address,
+        "POST",
+        "/v1/agents/agt-0003/suspend",
+        Some(admin.trim()),
+        Some(&serde_json::json!({})),
+    );
+    assert_eq!(status, 200, "{answer}");
+    let suspension = answer["ledger_index"].as_u64().unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while !sequences().contains(&suspension) {
+        assert!(std::time::Instant::now() < deadline, "the suspension (entry {suspension}) never reached the feed");
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+    follower.kill().unwrap();
+    let _ = follower.wait();
+    crate::support::stop_server(server);
+    let feed = events(&std::fs::read_to_string(&out).unwrap());
+    let suspended = feed.iter().find(|event| event["metadata"]["sequence"] == suspension).unwrap();
+    assert_eq!(
+        (suspended["class_uid"].as_u64(), suspended["activity_id"].as_u64()),
+        (Some(3001), Some(5)),
+        "{suspended}"
+    );
+    assert_eq!(suspended["user"]["uid"], "agt-0003");
+    // The follower recorded itself through the server; every entry is in the feed exactly
+    // once up to where its cursor stands (a kill after a write and before the cursor's save
+    // may repeat a batch, never skip one).
+    let through: u64 = std::fs::read_to_string(&cursor).unwrap().trim().parse().unwrap();
+    let mut seen = std::collections::BTreeSet::new();
+    for sequence in sequences() {
+        seen.insert(sequence);
+    }
+    assert!((0..through).all(|index| seen.contains(&index)), "a gap before the cursor");
+    let (valid, report) = validate(&out);
+    assert!(valid, "{report}");
 }
