@@ -56,11 +56,22 @@ impl Remote {
             .enable_all()
             .build()
             .context("cannot start the HTTP client")?;
-        let (status, body) = runtime.block_on(self.send(Method::GET, "/v1/ledger/checkpoint", None))?;
-        let note = String::from_utf8_lossy(&body);
-        let served = cordon_ledger::Checkpoint::open(&note, &verifier).ok().filter(|_| status.is_success());
+        // The one on disk first: the server may publish a newer one in between, never an
+        // older; and its answer may trail the file it has just written for a moment.
         let on_disk =
             cordon_ledger::LogReader::new(&data.join("ledger")).checkpoint().ok().map(|found| found.checkpoint.size);
+        let mut served = None;
+        for _ in 0..10 {
+            let (status, body) = runtime.block_on(self.send(Method::GET, "/v1/ledger/checkpoint", None))?;
+            let note = String::from_utf8_lossy(&body);
+            served = cordon_ledger::Checkpoint::open(&note, &verifier).ok().filter(|_| status.is_success());
+            match &served {
+                Some(checkpoint) if on_disk.is_some_and(|size| checkpoint.size < size) => {
+                    std::thread::sleep(std::time::Duration::from_millis(200));
+                }
+                _ => break,
+            }
+        }
         match served {
             Some(checkpoint) if on_disk.is_none_or(|size| checkpoint.size >= size) => Ok(()),
             _ => bail!(
