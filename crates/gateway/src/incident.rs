@@ -474,31 +474,46 @@ impl Gateway {
         let customers: Vec<String> =
             rows.iter().flat_map(|row| row.candidates.iter().cloned()).collect::<BTreeSet<_>>().into_iter().collect();
         let shown: Vec<Shown> = self.store.exposures_of_customers(&customers)?.into_iter().filter_map(shown).collect();
-        let model = self.null_model()?;
-        Ok(attribute(&rows, &shown, &model))
+        self.with_null_model(|model| attribute(&rows, &shown, model))
     }
 
-    /// The null model: the cached one if no agent's reach and no customer record changed
-    /// since it was built, else built afresh from every customer's balance band and every
-    /// agent's reach (the exposure index is brought up to the ledger first).
-    fn null_model(&self) -> Result<Arc<NullModel>, GatewayError> {
+    /// Runs `work` on the null model, current to the exposure index: the cached model with
+    /// the reach changes since it was last brought up to date applied one by one (a few map
+    /// updates each), or, when customer records changed or the log no longer holds every
+    /// change since, one built afresh from every customer's balance band and every agent's
+    /// reach. The model is locked while `work` runs.
+    fn with_null_model<R>(&self, work: impl FnOnce(&NullModel) -> R) -> Result<R, GatewayError> {
         let mut cached = self.null_model.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        let inputs = self.store.attribution_inputs()?;
-        if let Some((at, model)) = cached.model.as_ref()
-            && *at == inputs
-        {
-            return Ok(Arc::clone(model));
-        }
-        let bands = match cached.bands.as_ref() {
-            Some((writes, bands)) if *writes == inputs.1 => Arc::clone(bands),
-            _ => Arc::new(self.band_census()?),
+        let writes = self.store.customer_writes()?;
+        let current = match cached.bands.as_ref() {
+            Some((census_writes, _)) if *census_writes == writes => match cached.model.as_mut() {
+                Some((through, model)) => match self.store.reach_changes_after(*through, |agent, customer, seen| {
+                    model.apply(agent, customer, Seen::from_bits(seen))
+                })? {
+                    Some(last) => {
+                        *through = last;
+                        true
+                    }
+                    None => false,
+                },
+                None => false,
+            },
+            _ => false,
         };
-        let mut builder = NullModel::builder(&bands);
-        self.store.for_each_reach(|agent, customer, seen| builder.add(agent, customer, Seen::from_bits(seen)))?;
-        let model = Arc::new(builder.finish());
-        cached.bands = Some((inputs.1, bands));
-        cached.model = Some((inputs, Arc::clone(&model)));
-        Ok(model)
+        if !current {
+            let bands = match cached.bands.as_ref() {
+                Some((census_writes, bands)) if *census_writes == writes => Arc::clone(bands),
+                _ => Arc::new(self.band_census()?),
+            };
+            let mut builder = NullModel::builder(&bands);
+            let through = self
+                .store
+                .for_each_reach(|agent, customer, seen| builder.add(agent, customer, Seen::from_bits(seen)))?;
+            cached.bands = Some((writes, bands));
+            cached.model = Some((through, builder.finish()));
+        }
+        let (_, model) = cached.model.as_ref().ok_or_else(|| GatewayError::Internal("no null model".into()))?;
+        Ok(work(model))
     }
 
     /// Every live customer's balance band (decrypted here, held only as a band number in

@@ -49,12 +49,12 @@ pub struct Verified {
 }
 
 /// Everything the gateway works with.
-/// Attribution's null model with the inputs it was built from, and the census of balance
-/// bands it used with the count of customer writes it was taken at (customers change far
-/// less often than reach, so a new model usually reuses the census).
+/// Attribution's null model, the last reach change it includes, and the census of balance
+/// bands with the count of customer writes it was taken at (customers change far less often
+/// than reach, so a model built again usually reuses the census).
 #[derive(Debug, Default)]
 pub(crate) struct CachedNullModel {
-    pub(crate) model: Option<((u64, u64), Arc<cordon_incident::NullModel>)>,
+    pub(crate) model: Option<(u64, cordon_incident::NullModel)>,
     pub(crate) bands: Option<(u64, Arc<std::collections::HashMap<String, u8>>)>,
 }
 
@@ -78,8 +78,7 @@ pub struct Gateway {
     pub(crate) token_lifetime_seconds: i64,
     /// Orders every append and runs detection in that order.
     pub(crate) sequencer: Sequencer,
-    /// Attribution's null model and the inputs it was built from (`Store::attribution_inputs`):
-    /// rebuilt when an agent's reach or a customer record has changed since.
+    /// Attribution's null model (`incident.rs` keeps it current).
     pub(crate) null_model: std::sync::Mutex<CachedNullModel>,
     /// Alerts an analyst is deciding right now (one decision per alert).
     pub(crate) deciding_alerts: std::sync::Mutex<std::collections::HashSet<u64>>,

@@ -259,6 +259,94 @@ impl NullModel {
         found
     }
 
+    /// Brings the model up to one more reach item, as if it had been built with it: `agent`
+    /// was shown `customer` in the ways `seen` says (a new pair, new ways for a known pair,
+    /// or nothing new). A serving node's follower adds pairs between questions; applying them
+    /// costs a few map updates each, where building again costs a census of the base.
+    pub fn apply(&mut self, agent: &str, customer: &str, seen: Seen) {
+        let number = match self.number.get(customer) {
+            Some(number) => *number,
+            None => {
+                let number = self.customer(customer.to_string(), BAND_UNKNOWN);
+                *self.base.entry((BAND_UNKNOWN, 0)).or_default() += 1;
+                number
+            }
+        };
+        let known = self.reach.get(agent).and_then(|reach| reach.get(&number)).copied();
+        match known {
+            Some(old) => {
+                let new = old.with(seen);
+                if new == old {
+                    return;
+                }
+                let (for_others, own) = (self.stratum(number, false), self.stratum(number, true));
+                self.count(agent, (old, for_others, own), -1);
+                self.count(agent, (new, for_others, own), 1);
+                if let Some(reach) = self.reach.get_mut(agent) {
+                    reach.insert(number, new);
+                }
+            }
+            None => {
+                let band = self.band.get(number as usize).copied().unwrap_or(BAND_UNKNOWN);
+                let degree = self.degree.get(number as usize).copied().unwrap_or(0);
+                // The one agent shown it so far now shares it: its own stratum for it moves
+                // from "nobody else" to "others too".
+                let sole = (degree == 1)
+                    .then(|| {
+                        self.reach
+                            .iter()
+                            .find(|(_, reach)| reach.contains_key(&number))
+                            .and_then(|(other, reach)| Some((other.clone(), *reach.get(&number)?)))
+                    })
+                    .flatten();
+                let before = (self.stratum(number, false), self.stratum(number, true));
+                if let Some(count) = self.base.get_mut(&(band, degree.min(DEGREE_CAP))) {
+                    *count = count.saturating_sub(1);
+                }
+                *self.base.entry((band, (degree + 1).min(DEGREE_CAP))).or_default() += 1;
+                if let Some(slot) = self.degree.get_mut(number as usize) {
+                    *slot += 1;
+                }
+                let after = (self.stratum(number, false), self.stratum(number, true));
+                if let Some((other, other_seen)) = sole {
+                    self.count(&other, (other_seen, before.0, before.1), -1);
+                    self.count(&other, (other_seen, after.0, after.1), 1);
+                }
+                self.reach.entry(agent.to_string()).or_default().insert(number, seen);
+                self.count(agent, (seen, after.0, after.1), 1);
+            }
+        }
+    }
+
+    fn count(&mut self, agent: &str, key: (Seen, Stratum, Stratum), by: i64) {
+        let profile = self.profiles.entry(agent.to_string()).or_default();
+        let slot = profile.entry(key).or_default();
+        *slot = slot.saturating_add_signed(by);
+        if *slot == 0 {
+            profile.remove(&key);
+        }
+    }
+
+    /// `agent`'s reach of customers shown as `needed` says, and the pool of each stratum, in
+    /// order: what the chances are computed from (for tests and tools that compare models).
+    pub fn reach_by_stratum(&self, agent: &str, needed: &[Needed]) -> Vec<((u8, u8), u64, u64)> {
+        let reach = self.reach(agent, needed);
+        let mut strata: Vec<(u8, u8)> = reach.pool.keys().chain(reach.shown.keys()).copied().collect();
+        strata.sort_unstable();
+        strata.dedup();
+        strata
+            .into_iter()
+            .map(|stratum| {
+                (
+                    stratum,
+                    reach.shown.get(&stratum).copied().unwrap_or(0),
+                    reach.pool.get(&stratum).copied().unwrap_or(0),
+                )
+            })
+            .filter(|(_, shown, pool)| *shown > 0 || *pool > 0)
+            .collect()
+    }
+
     /// The probability that an agent with `reach`, not the sample's source, was shown one of
     /// `candidates` as the row has it.
     pub(crate) fn hit(&self, agent: &str, reach: &Reach, candidates: &[String]) -> f64 {

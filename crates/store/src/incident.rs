@@ -59,8 +59,8 @@ pub struct ProtectiveAction {
 }
 
 const EXPOSURES_THROUGH: &str = "exposures_through";
-/// `index_meta` key: reach rows added or changed, ever.
-const REACH_CHANGES: &str = "reach_changes";
+/// Changes to agents' reach kept in `reach_log`, at most.
+const REACH_LOG_KEPT: i64 = 2_000_000;
 
 fn split(text: &str) -> Vec<String> {
     if text.is_empty() { Vec::new() } else { text.split(',').map(str::to_string).collect() }
@@ -107,6 +107,9 @@ impl Store {
                      ON CONFLICT (agent_id) DO UPDATE SET customers = customers + 1",
                 )
                 .map_err(self.error("prepare the exposure index"))?;
+            let mut log = transaction
+                .prepare_cached("INSERT INTO reach_log (agent_id, customer_id, seen) VALUES (?1, ?2, ?3)")
+                .map_err(self.error("prepare the exposure index"))?;
             let mut changed = 0i64;
             for exposure in exposures {
                 insert
@@ -126,19 +129,24 @@ impl Store {
                     > 0
                 {
                     volume.execute([&exposure.agent_id]).map_err(self.error("index reach"))?;
+                    log.execute(params![exposure.agent_id, exposure.customer_id, ways])
+                        .map_err(self.error("index reach"))?;
                     changed += 1;
-                } else {
-                    changed += seen_more
-                        .execute(params![exposure.agent_id, exposure.customer_id, ways])
-                        .map_err(self.error("index reach"))? as i64;
+                } else if seen_more
+                    .execute(params![exposure.agent_id, exposure.customer_id, ways])
+                    .map_err(self.error("index reach"))?
+                    > 0
+                {
+                    log.execute(params![exposure.agent_id, exposure.customer_id, ways])
+                        .map_err(self.error("index reach"))?;
+                    changed += 1;
                 }
             }
             if changed > 0 {
                 transaction
                     .execute(
-                        "INSERT INTO index_meta (key, value) VALUES (?1, ?2)
-                         ON CONFLICT (key) DO UPDATE SET value = value + ?2",
-                        params![REACH_CHANGES, changed],
+                        "DELETE FROM reach_log WHERE seq <= (SELECT max(seq) FROM reach_log) - ?1",
+                        [REACH_LOG_KEPT],
                     )
                     .map_err(self.error("index reach"))?;
             }
@@ -209,11 +217,10 @@ impl Store {
         rows.collect::<Result<Vec<_>, _>>().map_err(self.error("read access volumes"))
     }
 
-    /// What attribution's null model is built from, as two counts that only grow: reach rows
-    /// added or changed, and customer records written or deleted. Equal counts, same inputs.
-    pub fn attribution_inputs(&self) -> Result<(u64, u64), StoreError> {
-        let reach = self.index_position(REACH_CHANGES)?;
-        let customers = self
+    /// Customer records written or deleted, ever: a count that only grows, so an equal count
+    /// means the same records (attribution's census of balance bands is checked against it).
+    pub fn customer_writes(&self) -> Result<u64, StoreError> {
+        let writes = self
             .query_one(
                 "SELECT value FROM counters WHERE name = ?1",
                 [crate::store::CUSTOMER_WRITES],
@@ -221,14 +228,17 @@ impl Store {
                 |row| row.get::<_, i64>(0),
             )?
             .unwrap_or(0);
-        Ok((reach, customers.max(0) as u64))
+        Ok(writes.max(0) as u64)
     }
 
     /// Every agent's reach, one call of `each` per agent and customer it was shown, with the
-    /// bits of how, in one read transaction.
-    pub fn for_each_reach(&self, mut each: impl FnMut(&str, &str, u8)) -> Result<(), StoreError> {
+    /// bits of how, in one read transaction; returns the last `reach_log` change it includes.
+    pub fn for_each_reach(&self, mut each: impl FnMut(&str, &str, u8)) -> Result<u64, StoreError> {
         let mut connection = self.index.lock().unwrap_or_else(PoisonError::into_inner);
         let transaction = connection.transaction().map_err(self.error("read reach"))?;
+        let through = transaction
+            .query_row("SELECT coalesce(max(seq), 0) FROM reach_log", [], |row| row.get::<_, i64>(0))
+            .map_err(self.error("read reach"))?;
         {
             let mut statement = transaction
                 .prepare_cached("SELECT agent_id, customer_id, seen FROM agent_reach")
@@ -244,7 +254,45 @@ impl Store {
                 each(text(0)?, text(1)?, u8::try_from(seen).unwrap_or(u8::MAX));
             }
         }
-        transaction.commit().map_err(self.error("read reach"))
+        transaction.commit().map_err(self.error("read reach"))?;
+        Ok(through.max(0) as u64)
+    }
+
+    /// The changes to agents' reach after change `after`, in order, one call of `each` per
+    /// change; the last one's number, or `None` if the log no longer holds them all (or was
+    /// started afresh with the index), when the reach must be read whole.
+    pub fn reach_changes_after(
+        &self,
+        after: u64,
+        mut each: impl FnMut(&str, &str, u8),
+    ) -> Result<Option<u64>, StoreError> {
+        let mut connection = self.index.lock().unwrap_or_else(PoisonError::into_inner);
+        let transaction = connection.transaction().map_err(self.error("read reach changes"))?;
+        let (first, last): (Option<i64>, Option<i64>) = transaction
+            .query_row("SELECT min(seq), max(seq) FROM reach_log", [], |row| Ok((row.get(0)?, row.get(1)?)))
+            .map_err(self.error("read reach changes"))?;
+        let after = after as i64;
+        let last = last.unwrap_or(0);
+        if last < after || first.is_some_and(|first| first > after + 1) {
+            return Ok(None);
+        }
+        {
+            let mut statement = transaction
+                .prepare_cached("SELECT agent_id, customer_id, seen FROM reach_log WHERE seq > ?1 ORDER BY seq")
+                .map_err(self.error("read reach changes"))?;
+            let mut rows = statement.query([after]).map_err(self.error("read reach changes"))?;
+            while let Some(row) = rows.next().map_err(self.error("read reach changes"))? {
+                let text = |column: usize| -> Result<&str, StoreError> {
+                    row.get_ref(column)
+                        .and_then(|value| value.as_str().map_err(rusqlite::Error::from))
+                        .map_err(self.error("read reach changes"))
+                };
+                let seen: i64 = row.get(2).map_err(self.error("read reach changes"))?;
+                each(text(0)?, text(1)?, u8::try_from(seen).unwrap_or(u8::MAX));
+            }
+        }
+        transaction.commit().map_err(self.error("read reach changes"))?;
+        Ok(Some(last.max(0) as u64))
     }
 
     // ---- incidents ----

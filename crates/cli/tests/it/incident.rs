@@ -48,6 +48,37 @@ fn incident_commands_answer_while_the_server_runs_and_agree_with_the_stopped_dir
     let (listed, _) = succeed(&["incident", "list", "--data", data]);
     assert!(listed.contains(&id) && listed.contains("extortion email"), "{listed}");
     succeed(&["incident", "status", &id, "--data", data, "--set", "extortion_demand=received, not paid"]);
+    // An honest agent reveals the email of a customer in the sample while the server runs: the
+    // server's null model takes the change in without a rebuild, and must answer as a model
+    // built afresh from the stopped directory does (compared below).
+    let first: serde_json::Value = {
+        succeed(&["incident", "attribute", &id, "--data", data, "--sample", sample, "--json", &file("before.json")]);
+        serde_json::from_str(&std::fs::read_to_string(file("before.json")).unwrap()).unwrap()
+    };
+    let customer = first["agents"][0]["evidence"][0]["customer"].as_str().unwrap().to_string();
+    let honest = "agt-0001";
+    assert!(first["agents"][0]["agent"] != honest);
+    let (token, _) = succeed(&["token", "issue", "--data", data, "--agent", honest]);
+    let body = serde_json::json!({"fields": ["email"], "reason": "callback"});
+    let (status, answer) = crate::support::http(
+        &_address,
+        "POST",
+        &format!("/v1/customers/{customer}/reveal"),
+        Some(token.trim()),
+        Some(&body),
+    );
+    assert_eq!(status, 200, "{answer}");
+    succeed(&[
+        "incident",
+        "attribute",
+        &id,
+        "--data",
+        data,
+        "--sample",
+        sample,
+        "--json",
+        &file("served-attribution.json"),
+    ]);
     let (served_scope, _) = succeed(&[
         "incident",
         "scope",
@@ -118,4 +149,48 @@ fn incident_commands_answer_while_the_server_runs_and_agree_with_the_stopped_dir
     assert_eq!(stopped_scope, served_scope);
     assert_eq!(std::fs::read(file("stopped.csv")).unwrap(), std::fs::read(file("served.csv")).unwrap());
     assert_eq!(std::fs::read(file("stopped.json")).unwrap(), std::fs::read(file("served.json")).unwrap());
+    succeed(&[
+        "incident",
+        "attribute",
+        &id,
+        "--data",
+        data,
+        "--sample",
+        sample,
+        "--json",
+        &file("fresh-attribution.json"),
+    ]);
+    let read = |name: &str| -> serde_json::Value {
+        serde_json::from_str(&std::fs::read_to_string(file(name)).unwrap()).unwrap()
+    };
+    let (served, fresh) = (read("served-attribution.json"), read("fresh-attribution.json"));
+    for key in ["verdict", "blamed", "cover", "rows_explained_by_blamed", "agents_considered"] {
+        assert_eq!(served[key], fresh[key], "{key}");
+    }
+    let agents = |answer: &serde_json::Value| -> Vec<(String, u64, u64, u64, f64)> {
+        answer["agents"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|agent| {
+                (
+                    agent["agent"].as_str().unwrap().to_string(),
+                    agent["rows_explained"].as_u64().unwrap(),
+                    agent["rows_as_shown"].as_u64().unwrap(),
+                    agent["customers_ever_shown"].as_u64().unwrap(),
+                    agent["chance"].as_f64().unwrap(),
+                )
+            })
+            .collect()
+    };
+    let (served_agents, fresh_agents) = (agents(&served), agents(&fresh));
+    assert_eq!(served_agents.len(), fresh_agents.len());
+    for (kept, afresh) in served_agents.iter().zip(&fresh_agents) {
+        assert_eq!((&kept.0, kept.1, kept.2, kept.3), (&afresh.0, afresh.1, afresh.2, afresh.3));
+        // The same model: the same chance but for the order of a product of floats.
+        assert!((kept.4 - afresh.4).abs() <= 1e-9 * afresh.4.max(1e-300), "{kept:?} against {afresh:?}");
+    }
+    // The reveal is in both: the honest agent explains its row as shown.
+    let row = served_agents.iter().find(|agent| agent.0 == honest).unwrap();
+    assert!(row.2 >= 1, "{row:?}");
 }

@@ -345,3 +345,60 @@ fn seen_shows_a_value_only_the_way_it_was_shown() {
         assert_eq!(Seen::from_bits(seen.bits()), seen);
     }
 }
+
+/// Regression: a serving node's reach changes between questions, and building the model again
+/// for each (a census of the base) made each attribution as slow as the first. Applying the
+/// new pairs must give exactly the model a fresh build gives: pairs new and old, new ways for
+/// known pairs, customers shown to one agent and then to a second and third.
+#[test]
+fn a_model_brought_up_to_date_pair_by_pair_equals_one_built_afresh() {
+    let ways = [
+        Seen::of(ShownAs::SearchHit, &[]),
+        Seen::of(ShownAs::Card, &[]),
+        Seen::of(ShownAs::Reveal, &[Field::Email]),
+        Seen::of(ShownAs::Reveal, &[Field::Phone, Field::FullName]),
+        Seen::of(ShownAs::Verify, &[Field::Email]),
+    ];
+    let needs: [&[Needed]; 4] = [
+        &[Needed { column: Column::Email, masked: false }],
+        &[Needed { column: Column::Email, masked: true }],
+        &[Needed { column: Column::FullName, masked: true }, Needed { column: Column::Phone, masked: false }],
+        &[Needed { column: Column::AccountId, masked: false }],
+    ];
+    for seed in 1..=20u64 {
+        // A small xorshift: the same cases on every run.
+        let mut state = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+        let mut next = |bound: u64| {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state % bound
+        };
+        let bands: HashMap<String, u8> = (0..60).map(|number| (format!("c-{number}"), (number % 3) as u8)).collect();
+        let items: Vec<(String, String, Seen)> = (0..400)
+            .map(|_| {
+                // A few customers outside the base (shredded ones) too.
+                let customer = format!("c-{}", next(66));
+                (format!("a-{}", next(6)), customer, ways[next(ways.len() as u64) as usize])
+            })
+            .collect();
+        let whole = NullModel::new(&bands, items.clone());
+        let split = next(400) as usize;
+        let mut applied = NullModel::new(&bands, items[..split].to_vec());
+        for (agent, customer, seen) in &items[split..] {
+            applied.apply(agent, customer, *seen);
+        }
+        assert_eq!(applied.customers(), whole.customers(), "seed {seed}");
+        assert_eq!(applied.agents(), whole.agents(), "seed {seed}");
+        for agent in (0..6).map(|number| format!("a-{number}")) {
+            assert_eq!(applied.volume(&agent), whole.volume(&agent), "seed {seed} {agent}");
+            for needed in needs {
+                assert_eq!(
+                    applied.reach_by_stratum(&agent, needed),
+                    whole.reach_by_stratum(&agent, needed),
+                    "seed {seed}, {agent}, {needed:?}, split at {split}"
+                );
+            }
+        }
+    }
+}
