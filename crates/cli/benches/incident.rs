@@ -450,7 +450,7 @@ fn main() {
         masked.agents.len(),
     );
     println!(
-        "\nthe first attribution also built the null model (every customer's balance band, every agent's reach): {:.1} ms; the rest reuse it until a reach or a customer changes",
+        "\nthe first attribution also built the null model (every customer's balance band, every agent's reach): {:.1} ms; the rest reuse it, kept current from the store's reach log",
         by_id_all.first().copied().unwrap_or(0.0)
     );
     let runs = |all: &[f64]| all.iter().map(|time| format!("{time:.1}")).collect::<Vec<_>>().join(" ");
