@@ -158,6 +158,38 @@ impl IncidentStatus {
     }
 }
 
+/// An alert as the API and the command line show it: the row and its decision, with the
+/// risk, signals and evidence of the ledger entry that raised it.
+pub fn alert_json(alert: &cordon_store::StoredAlert) -> Value {
+    let body: Value = serde_json::from_str(&alert.body).unwrap_or(Value::Null);
+    serde_json::json!({
+        "id": alert.id,
+        "agent": alert.agent,
+        "level": alert.level,
+        "time_ms": alert.time_ms,
+        "ledger_index": alert.ledger_index,
+        "status": alert.status,
+        "risk": body.get("risk").cloned().unwrap_or(Value::Null),
+        "signals": body.get("signals").cloned().unwrap_or(Value::Null),
+        "evidence": body.get("evidence").cloned().unwrap_or(Value::Null),
+        "reason": alert.reason,
+        "decided_by": alert.decided_by,
+        "decided_at_ms": alert.decided_at_ms,
+    })
+}
+
+/// The risk board as the API and the command line show it, highest risk first.
+pub fn risk_board_json(board: &[cordon_detect::AgentRisk]) -> Value {
+    serde_json::json!({
+        "agents": board.iter().map(|row| serde_json::json!({
+            "agent": row.agent,
+            "peer_group": row.peer_group,
+            "risk": (row.risk * 1000.0).round() / 1000.0,
+            "level": row.level.name(),
+        })).collect::<Vec<_>>(),
+    })
+}
+
 /// An incident as the API and the command line show it.
 pub fn incident_json(incident: &StoredIncident) -> Value {
     let status: Value = serde_json::from_str(&incident.status).unwrap_or(Value::Null);

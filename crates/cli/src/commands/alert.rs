@@ -1,4 +1,6 @@
-//! `cordon alert …`: an analyst's view of detection from the command line.
+//! `cordon alert …`: an analyst's view of detection from the command line: the data directory
+//! itself, or, while `cordon serve` has it open, the same calls on its API (`remote.rs`),
+//! printed from the same documents.
 
 use std::time::Instant;
 
@@ -6,60 +8,107 @@ use anyhow::bail;
 use serde_json::Value;
 
 use crate::cli::AlertCommand;
+use hyper::Method;
+
+use crate::commands::remote::{Remote, segment};
 use crate::commands::{analyst, open_data as open, wait};
 
 fn field<'a>(value: &'a Value, name: &str) -> &'a Value {
     value.get(name).unwrap_or(&Value::Null)
 }
 
+/// Where an alert command's calls go: the data directory itself (opened as the server opens
+/// it, replaying detection), or the server that has it open.
+enum Target {
+    Local(Box<cordon_gateway::Gateway>),
+    Remote(Remote),
+}
+
+fn target(data: &std::path::Path) -> anyhow::Result<Target> {
+    match cordon_gateway::DataDir::new(data).open(std::sync::Arc::new(cordon_gateway::SystemClock)) {
+        Ok(gateway) => Ok(Target::Local(Box::new(gateway))),
+        Err(error) => match Remote::for_busy(data, &error)? {
+            Some(remote) => Ok(Target::Remote(remote)),
+            None => Err(error.into()),
+        },
+    }
+}
+
+fn print_alert_line(alert: &Value) {
+    let signals: Vec<&str> = field(alert, "signals")
+        .as_array()
+        .map(|signals| signals.iter().filter_map(|signal| field(signal, "name").as_str()).collect())
+        .unwrap_or_default();
+    println!(
+        "{:>6}  {:<9} {:<10} {:<8} ledger {:<9} {}",
+        field(alert, "id"),
+        field(alert, "status").as_str().unwrap_or("?"),
+        field(alert, "agent").as_str().unwrap_or("?"),
+        field(alert, "level").as_str().unwrap_or("?"),
+        field(alert, "ledger_index"),
+        signals.join(", ")
+    );
+}
+
+fn print_alert(id: u64, alert: &Value) {
+    println!(
+        "alert {id}: {} for {} ({}), ledger entry {}",
+        field(alert, "level").as_str().unwrap_or("?"),
+        field(alert, "agent").as_str().unwrap_or("?"),
+        field(alert, "status").as_str().unwrap_or("?"),
+        field(alert, "ledger_index")
+    );
+    println!("risk {}", field(alert, "risk"));
+    for signal in field(alert, "signals").as_array().into_iter().flatten() {
+        println!(
+            "  {:<20} observed {:>8} against {:>8}  +{} points",
+            field(signal, "name").as_str().unwrap_or("?"),
+            field(signal, "observed"),
+            field(signal, "baseline"),
+            field(signal, "points")
+        );
+    }
+    println!("evidence (ledger indexes): {}", field(alert, "evidence"));
+    if let Some(reason) = field(alert, "reason").as_str() {
+        println!("decided by {}: {reason}", field(alert, "decided_by").as_str().unwrap_or_default());
+    }
+}
+
 pub fn run(command: AlertCommand) -> anyhow::Result<()> {
     let who = analyst();
     match command {
         AlertCommand::List { data, status, limit } => {
-            let gateway = open(&data)?;
-            let alerts = wait(gateway.alerts(&who, status.as_deref(), limit, "cli"))?;
+            let alerts: Vec<Value> = match target(&data)? {
+                Target::Local(gateway) => wait(gateway.alerts(&who, status.as_deref(), limit, "cli"))?
+                    .iter()
+                    .map(cordon_gateway::alert_json)
+                    .collect(),
+                Target::Remote(remote) => {
+                    let mut path = format!("/v1/alerts?limit={limit}");
+                    if let Some(status) = &status {
+                        path.push_str(&format!("&status={}", segment(status)));
+                    }
+                    remote
+                        .json(Method::GET, &path, None)?
+                        .get("alerts")
+                        .and_then(Value::as_array)
+                        .cloned()
+                        .unwrap_or_default()
+                }
+            };
             if alerts.is_empty() {
                 println!("no alerts");
             }
-            for alert in alerts {
-                let body: Value = serde_json::from_str(&alert.body).unwrap_or(Value::Null);
-                let signals: Vec<&str> = field(&body, "signals")
-                    .as_array()
-                    .map(|signals| signals.iter().filter_map(|signal| field(signal, "name").as_str()).collect())
-                    .unwrap_or_default();
-                println!(
-                    "{:>6}  {:<9} {:<10} {:<8} ledger {:<9} {}",
-                    alert.id,
-                    alert.status,
-                    alert.agent,
-                    alert.level,
-                    alert.ledger_index,
-                    signals.join(", ")
-                );
+            for alert in &alerts {
+                print_alert_line(alert);
             }
         }
         AlertCommand::Show { data, id } => {
-            let gateway = open(&data)?;
-            let alert = wait(gateway.alert(&who, id, "cli"))?;
-            let body: Value = serde_json::from_str(&alert.body).unwrap_or(Value::Null);
-            println!(
-                "alert {id}: {} for {} ({}), ledger entry {}",
-                alert.level, alert.agent, alert.status, alert.ledger_index
-            );
-            println!("risk {}", field(&body, "risk"));
-            for signal in field(&body, "signals").as_array().into_iter().flatten() {
-                println!(
-                    "  {:<20} observed {:>8} against {:>8}  +{} points",
-                    field(signal, "name").as_str().unwrap_or("?"),
-                    field(signal, "observed"),
-                    field(signal, "baseline"),
-                    field(signal, "points")
-                );
-            }
-            println!("evidence (ledger indexes): {}", field(&body, "evidence"));
-            if let Some(reason) = alert.reason {
-                println!("decided by {}: {reason}", alert.decided_by.unwrap_or_default());
-            }
+            let alert = match target(&data)? {
+                Target::Local(gateway) => cordon_gateway::alert_json(&wait(gateway.alert(&who, id, "cli"))?),
+                Target::Remote(remote) => remote.json(Method::GET, &format!("/v1/alerts/{id}"), None)?,
+            };
+            print_alert(id, &alert);
         }
         AlertCommand::Dismiss { data, id, reason } | AlertCommand::Confirm { data, id, reason }
             if reason.is_empty() =>
@@ -67,19 +116,35 @@ pub fn run(command: AlertCommand) -> anyhow::Result<()> {
             bail!("alert {id} in `{}`: a reason is needed", data.display())
         }
         AlertCommand::Dismiss { data, id, reason } => {
-            let gateway = open(&data)?;
-            let index = wait(gateway.decide_alert(&who, id, false, &reason, "cli"))?;
+            let index = decide(&data, id, false, &reason)?;
             println!("alert {id} dismissed (ledger entry {index})");
         }
         AlertCommand::Confirm { data, id, reason } => {
-            let gateway = open(&data)?;
-            let index = wait(gateway.decide_alert(&who, id, true, &reason, "cli"))?;
+            let index = decide(&data, id, true, &reason)?;
             println!("alert {id} confirmed, agent suspended (ledger entry {index})");
         }
         AlertCommand::Board { data, limit } => {
-            let gateway = open(&data)?;
-            for row in wait(gateway.risk_board(&who, "cli"))?.into_iter().take(limit) {
-                println!("{:<10} {:<28} risk {:>7.2}  {}", row.agent, row.peer_group, row.risk, row.level.name());
+            let rows: Vec<Value> = match target(&data)? {
+                Target::Local(gateway) => cordon_gateway::risk_board_json(&wait(gateway.risk_board(&who, "cli"))?)
+                    .get("agents")
+                    .and_then(Value::as_array)
+                    .cloned()
+                    .unwrap_or_default(),
+                Target::Remote(remote) => remote
+                    .json(Method::GET, "/v1/risk", None)?
+                    .get("agents")
+                    .and_then(Value::as_array)
+                    .cloned()
+                    .unwrap_or_default(),
+            };
+            for row in rows.iter().take(limit) {
+                println!(
+                    "{:<10} {:<28} risk {:>7.2}  {}",
+                    field(row, "agent").as_str().unwrap_or("?"),
+                    field(row, "peer_group").as_str().unwrap_or("?"),
+                    field(row, "risk").as_f64().unwrap_or(0.0),
+                    field(row, "level").as_str().unwrap_or("?")
+                );
             }
         }
         AlertCommand::Replay { data } => {
@@ -109,4 +174,23 @@ pub fn run(command: AlertCommand) -> anyhow::Result<()> {
         }
     }
     Ok(())
+}
+
+/// Dismisses or confirms an alert, in the directory or through the server; the ledger index.
+fn decide(data: &std::path::Path, id: u64, confirm: bool, reason: &str) -> anyhow::Result<u64> {
+    match target(data)? {
+        Target::Local(gateway) => Ok(wait(gateway.decide_alert(&analyst(), id, confirm, reason, "cli"))?),
+        Target::Remote(remote) => {
+            let verb = if confirm { "confirm" } else { "dismiss" };
+            let answer = remote.json(
+                Method::POST,
+                &format!("/v1/alerts/{id}/{verb}"),
+                Some(&serde_json::json!({"reason": reason})),
+            )?;
+            answer
+                .get("ledger_index")
+                .and_then(Value::as_u64)
+                .ok_or_else(|| anyhow::anyhow!("the server's answer has no ledger index"))
+        }
+    }
 }

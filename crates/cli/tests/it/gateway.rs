@@ -181,8 +181,13 @@ fn no_plaintext_reaches_the_disk_or_the_log() {
     );
     assert_eq!(status, 403, "an admin role token is not an agent");
 
-    // A command that would write the ledger while the server runs is told why it cannot.
+    // The analyst's commands reach the running server; one that still needs the directory to
+    // itself is told why it cannot run.
     let (ok, _, stderr) = run(&["alert", "list", "--data", data_dir.to_str().unwrap()]);
+    assert!(ok && stderr.contains("is served by"), "{stderr}");
+    let parquet = scratch.path().join("export.parquet");
+    let (ok, _, stderr) =
+        run(&["export", "parquet", "--data", data_dir.to_str().unwrap(), "--out", parquet.to_str().unwrap()]);
     assert!(!ok && stderr.contains("is in use: a running `cordon serve`"), "{stderr}");
     assert!(!stderr.contains("internal error"), "{stderr}");
 

@@ -101,6 +101,11 @@ fn incident_commands_answer_while_the_server_runs_and_agree_with_the_stopped_dir
     assert!(markdown.contains("| Extortion demand | received, not paid |"), "{markdown}");
     succeed(&["incident", "evidence", &id, "--data", data, "--out", &file("evidence.tar")]);
     succeed(&["log", "verify-bundle", &file("evidence.tar")]);
+    // The analyst's alert commands reach the server too.
+    let (served_alerts, stderr) = succeed(&["alert", "list", "--data", data]);
+    assert!(stderr.contains("is served by"), "{stderr}");
+    // (Detection is off in this scenario: the board is empty, and must still answer.)
+    succeed(&["alert", "board", "--data", data, "--limit", "5"]);
     let (shown, _) = succeed(&["incident", "show", &id, "--data", data]);
     for step in ["regulator report prepared", "evidence bundle", "protective actions recorded"] {
         assert!(shown.contains(step), "{step}: {shown}");
@@ -147,6 +152,7 @@ fn incident_commands_answer_while_the_server_runs_and_agree_with_the_stopped_dir
     ]);
     assert!(!stderr.contains("is served by"), "{stderr}");
     assert_eq!(stopped_scope, served_scope);
+    assert_eq!(succeed(&["alert", "list", "--data", data]).0, served_alerts);
     assert_eq!(std::fs::read(file("stopped.csv")).unwrap(), std::fs::read(file("served.csv")).unwrap());
     assert_eq!(std::fs::read(file("stopped.json")).unwrap(), std::fs::read(file("served.json")).unwrap());
     succeed(&[
