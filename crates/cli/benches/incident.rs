@@ -349,6 +349,16 @@ fn main() {
         attributions.push((median_ms, all, found));
     }
 
+    // The most memory the process held so far: the index, the model and the answers.
+    let peak = std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|status| {
+            status.lines().find(|line| line.starts_with("VmHWM:")).and_then(|line| {
+                line.split_whitespace().nth(1).and_then(|kilobytes| kilobytes.parse::<u64>().ok())
+            })
+        })
+        .unwrap_or(0);
+    println!("peak resident memory of the process after scope and attribution: {} MB", peak / 1024);
     if std::env::var_os("CORDON_BENCH_CORDON_ONLY").is_some() {
         // For profiling cordon's side alone: no export, no peer.
         let (by_id_ms, _, _) = &attributions[0];
