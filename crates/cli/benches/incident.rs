@@ -353,9 +353,10 @@ fn main() {
     let peak = std::fs::read_to_string("/proc/self/status")
         .ok()
         .and_then(|status| {
-            status.lines().find(|line| line.starts_with("VmHWM:")).and_then(|line| {
-                line.split_whitespace().nth(1).and_then(|kilobytes| kilobytes.parse::<u64>().ok())
-            })
+            status
+                .lines()
+                .find(|line| line.starts_with("VmHWM:"))
+                .and_then(|line| line.split_whitespace().nth(1).and_then(|kilobytes| kilobytes.parse::<u64>().ok()))
         })
         .unwrap_or(0);
     println!("peak resident memory of the process after scope and attribution: {} MB", peak / 1024);
