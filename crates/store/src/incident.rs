@@ -245,13 +245,8 @@ impl Store {
                 .map_err(self.error("read reach"))?;
             let mut rows = statement.query([]).map_err(self.error("read reach"))?;
             while let Some(row) = rows.next().map_err(self.error("read reach"))? {
-                let text = |column: usize| -> Result<&str, StoreError> {
-                    row.get_ref(column)
-                        .and_then(|value| value.as_str().map_err(rusqlite::Error::from))
-                        .map_err(self.error("read reach"))
-                };
-                let seen: i64 = row.get(2).map_err(self.error("read reach"))?;
-                each(text(0)?, text(1)?, u8::try_from(seen).unwrap_or(u8::MAX));
+                let (agent, customer, seen) = reach_columns(row).map_err(self.error("read reach"))?;
+                each(agent, customer, seen);
             }
         }
         transaction.commit().map_err(self.error("read reach"))?;
@@ -282,13 +277,8 @@ impl Store {
                 .map_err(self.error("read reach changes"))?;
             let mut rows = statement.query([after]).map_err(self.error("read reach changes"))?;
             while let Some(row) = rows.next().map_err(self.error("read reach changes"))? {
-                let text = |column: usize| -> Result<&str, StoreError> {
-                    row.get_ref(column)
-                        .and_then(|value| value.as_str().map_err(rusqlite::Error::from))
-                        .map_err(self.error("read reach changes"))
-                };
-                let seen: i64 = row.get(2).map_err(self.error("read reach changes"))?;
-                each(text(0)?, text(1)?, u8::try_from(seen).unwrap_or(u8::MAX));
+                let (agent, customer, seen) = reach_columns(row).map_err(self.error("read reach changes"))?;
+                each(agent, customer, seen);
             }
         }
         transaction.commit().map_err(self.error("read reach changes"))?;
@@ -505,6 +495,14 @@ impl Store {
         )
         .map(Option::unwrap_or_default)
     }
+}
+
+/// An agent, a customer and the ways, read in place (millions of rows: no copies).
+fn reach_columns<'row>(row: &'row rusqlite::Row<'_>) -> rusqlite::Result<(&'row str, &'row str, u8)> {
+    let agent = row.get_ref(0)?.as_str().map_err(rusqlite::Error::from)?;
+    let customer = row.get_ref(1)?.as_str().map_err(rusqlite::Error::from)?;
+    let seen: i64 = row.get(2)?;
+    Ok((agent, customer, u8::try_from(seen).unwrap_or(u8::MAX)))
 }
 
 fn exposure_columns(row: &rusqlite::Row<'_>) -> rusqlite::Result<Exposure> {

@@ -10,28 +10,16 @@ use serde_json::Value;
 use crate::cli::AlertCommand;
 use hyper::Method;
 
-use crate::commands::remote::{Remote, segment};
+use crate::commands::remote::{Target, segment};
 use crate::commands::{analyst, open_data as open, wait};
 
 fn field<'a>(value: &'a Value, name: &str) -> &'a Value {
     value.get(name).unwrap_or(&Value::Null)
 }
 
-/// Where an alert command's calls go: the data directory itself (opened as the server opens
-/// it, replaying detection), or the server that has it open.
-enum Target {
-    Local(Box<cordon_gateway::Gateway>),
-    Remote(Remote),
-}
-
+/// Opens `data` as the server opens it (replaying detection), or finds the server that holds it.
 fn target(data: &std::path::Path) -> anyhow::Result<Target> {
-    match cordon_gateway::DataDir::new(data).open(std::sync::Arc::new(cordon_gateway::SystemClock)) {
-        Ok(gateway) => Ok(Target::Local(Box::new(gateway))),
-        Err(error) => match Remote::for_busy(data, &error)? {
-            Some(remote) => Ok(Target::Remote(remote)),
-            None => Err(error.into()),
-        },
-    }
+    Target::of(data, |dir| dir.open(std::sync::Arc::new(cordon_gateway::SystemClock)))
 }
 
 fn print_alert_line(alert: &Value) {

@@ -10,6 +10,7 @@ use cordon_gateway::Gateway;
 use cordon_incident::iso_time;
 
 use crate::cli::ExportCommand;
+use crate::commands::remote::Target;
 use crate::commands::{analyst, open_for_analysis, option_end, option_time as time, wait};
 
 #[derive(Clone, Copy)]
@@ -210,8 +211,8 @@ fn save_cursor(path: &Path, position: u64) -> anyhow::Result<()> {
 /// Records an export in the ledger: in the directory if it is free, else through the server
 /// that has it open.
 fn record(data: &Path, format: Format, window: &Window, from: u64, follow: bool) -> anyhow::Result<()> {
-    match cordon_gateway::DataDir::new(data).open_for_analysis(std::sync::Arc::new(cordon_gateway::SystemClock)) {
-        Ok(gateway) => {
+    match Target::of(data, |dir| dir.open_for_analysis(std::sync::Arc::new(cordon_gateway::SystemClock)))? {
+        Target::Local(gateway) => {
             let detail = format!(
                 "{} from entry {from}{}",
                 window.describe(format.name()),
@@ -221,20 +222,17 @@ fn record(data: &Path, format: Format, window: &Window, from: u64, follow: bool)
             gateway.close().map_err(|error| anyhow::anyhow!("closing the ledger: {error}"))?;
             Ok(())
         }
-        Err(error) => match crate::commands::remote::Remote::for_busy(data, &error)? {
-            Some(remote) => {
-                let time = |ms: i64, open: i64| (ms != open).then(|| ms.to_string());
-                let body = serde_json::json!({
-                    "format": format.name(),
-                    "since": time(window.since_ms, i64::MIN),
-                    "until": time(window.until_ms, i64::MAX),
-                    "from_entry": from,
-                    "follow": follow,
-                });
-                remote.json(hyper::Method::POST, "/v1/exports", Some(&body))?;
-                Ok(())
-            }
-            None => Err(error.into()),
-        },
+        Target::Remote(remote) => {
+            let time = |ms: i64, open: i64| (ms != open).then(|| ms.to_string());
+            let body = serde_json::json!({
+                "format": format.name(),
+                "since": time(window.since_ms, i64::MIN),
+                "until": time(window.until_ms, i64::MAX),
+                "from_entry": from,
+                "follow": follow,
+            });
+            remote.json(hyper::Method::POST, "/v1/exports", Some(&body))?;
+            Ok(())
+        }
     }
 }

@@ -8,14 +8,14 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use anyhow::{Context as _, bail};
-use cordon_gateway::{DataDir, Gateway, IncidentSpec, IncidentStatus, SystemClock, incident_json};
+use cordon_gateway::{IncidentSpec, IncidentStatus, SystemClock, incident_json};
 use cordon_incident::{attribution_json, iso_time, read_sample, scope_json};
 use hyper::Method;
 use serde_json::{Value, json};
 
 use crate::cli::IncidentCommand;
 
-use crate::commands::remote::{Remote, segment};
+use crate::commands::remote::{Target, segment};
 use crate::commands::{analyst, option_end, option_time as time, wait};
 
 /// `FIELD=TEXT` pairs.
@@ -35,21 +35,9 @@ fn write(path: &Path, text: &str) -> anyhow::Result<()> {
     std::fs::write(path, text).with_context(|| format!("cannot write `{}`", path.display()))
 }
 
-/// Where a command's calls go: the data directory itself, or the server that has it open.
-enum Target {
-    Local(Box<Gateway>),
-    Remote(Remote),
-}
-
 /// Opens `data` for analysis (no detection replay), or finds the server that holds it.
 fn target(data: &Path) -> anyhow::Result<Target> {
-    match DataDir::new(data).open_for_analysis(Arc::new(SystemClock)) {
-        Ok(gateway) => Ok(Target::Local(Box::new(gateway))),
-        Err(error) => match Remote::for_busy(data, &error)? {
-            Some(remote) => Ok(Target::Remote(remote)),
-            None => Err(error.into()),
-        },
-    }
+    Target::of(data, |dir| dir.open_for_analysis(Arc::new(SystemClock)))
 }
 
 fn text(value: &Value, key: &str) -> String {

@@ -15,6 +15,28 @@ use serde_json::Value;
 
 use cordon_gateway::{DataDir, GatewayError, SystemClock, TokenRole};
 
+/// Where a command's calls go: the data directory itself, or the server that has it open.
+pub(crate) enum Target {
+    Local(Box<cordon_gateway::Gateway>),
+    Remote(Remote),
+}
+
+impl Target {
+    /// The directory opened by `open`, or, if a running server holds it, that server.
+    pub(crate) fn of(
+        data: &Path,
+        open: impl FnOnce(&DataDir) -> Result<cordon_gateway::Gateway, GatewayError>,
+    ) -> anyhow::Result<Target> {
+        match open(&DataDir::new(data)) {
+            Ok(gateway) => Ok(Target::Local(Box::new(gateway))),
+            Err(error) => match Remote::for_busy(data, &error)? {
+                Some(remote) => Ok(Target::Remote(remote)),
+                None => Err(error.into()),
+            },
+        }
+    }
+}
+
 /// How long the command line's token for a running server lives.
 const TOKEN_LIFETIME_SECONDS: i64 = 600;
 
