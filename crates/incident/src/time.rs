@@ -46,6 +46,11 @@ fn parse_instant(text: &str) -> Option<(i64, bool)> {
     };
     let mut parts = date.splitn(3, '-');
     let year: i64 = parts.next()?.parse().ok()?;
+    // Years a person writes; a larger one overflowed the day arithmetic (a request's
+    // `since` of `99999999999999999-01-01` panicked its handler).
+    if !(0..=9999).contains(&year) {
+        return None;
+    }
     let month: u32 = parts.next()?.parse().ok()?;
     let day: u32 = parts.next()?.parse().ok()?;
     if !(1..=12).contains(&month) || !(1..=31).contains(&day) {

@@ -52,6 +52,9 @@ fn times_on_the_command_line() {
         ("2026-03-02T25:00Z", None),
         ("yesterday", None),
         ("", None),
+        // Regression: a year this large overflowed the day arithmetic and panicked.
+        ("99999999999999999-01-01", None),
+        ("10000-01-01", None),
     ];
     for (text, expected) in cases {
         assert_eq!(parse_time(text).map(iso_time).as_deref(), expected, "parse_time({text:?})");

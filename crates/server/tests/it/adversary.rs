@@ -962,6 +962,67 @@ async fn hostile_strings_in_every_other_input_leave_the_gate_standing() {
             ),
         ),
         ("anyone", ("readiness with a query", Method::GET, format!("/readyz?{}", encode_path(nasty)), None, &[200])),
+        (
+            "analyst",
+            (
+                "an export record of an unknown format",
+                Method::POST,
+                "/v1/exports".into(),
+                Some(json!({"format": nasty})),
+                &[400, 422],
+            ),
+        ),
+        (
+            "analyst",
+            (
+                "an export record with a huge escaped time",
+                Method::POST,
+                "/v1/exports".into(),
+                Some(json!({"format": "ocsf", "since": escaped_huge})),
+                &[400],
+            ),
+        ),
+        (
+            "analyst",
+            (
+                "an export record at the ends of every number",
+                Method::POST,
+                "/v1/exports".into(),
+                Some(json!({"format": "ocsf", "since": "99999999999999999-01-01", "until": "9223372036854775807",
+                    "from_entry": u64::MAX, "follow": true})),
+                &[200, 400],
+            ),
+        ),
+        (
+            "analyst",
+            (
+                "an export record with a field it does not take",
+                Method::POST,
+                "/v1/exports".into(),
+                Some(json!({"format": "ocsf", "detail": nasty})),
+                &[400, 422],
+            ),
+        ),
+        (
+            "agent",
+            (
+                "an agent recording an export",
+                Method::POST,
+                "/v1/exports".into(),
+                Some(json!({"format": "ocsf"})),
+                &[403],
+            ),
+        ),
+        (
+            "analyst",
+            (
+                "an attribution sample of hostile cells",
+                Method::POST,
+                "/v1/incidents/inc-1/attribute".into(),
+                Some(json!({"sample": format!("email,name\n{nasty},{escaped_huge}\n\"unclosed")})),
+                &[200, 400],
+            ),
+        ),
     ];
     for (who, (what, method, path, body, expected)) in cases {
         let token = match who {
