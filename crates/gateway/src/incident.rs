@@ -460,11 +460,9 @@ impl Gateway {
 
     fn sealed_facts(&self, stored: &cordon_store::StoredCustomer) -> Result<CustomerFacts, GatewayError> {
         let Some(sealed) = &stored.sealed else { return Ok(CustomerFacts::default()) };
-        let balance = self.vault.open(&stored.id, sealed, &[Field::BalanceUsd])?;
-        let band = balance.get(&Field::BalanceUsd).and_then(Value::as_f64).and_then(BalanceBand::of);
         Ok(CustomerFacts {
             fields: Some(sealed.record.fields().collect()),
-            high_balance: band.is_some_and(|band| band >= HIGH_BALANCE_BAND),
+            high_balance: self.balance_band(stored)?.is_some_and(|band| band >= HIGH_BALANCE_BAND),
         })
     }
 
@@ -559,7 +557,12 @@ impl Gateway {
             let Some(last) = page.last() else { break };
             after = last.id.clone();
             let opened = on_every_core(&page, FACTS_PER_THREAD_MIN, |part| {
-                part.iter().map(|customer| Ok((customer.id.clone(), self.balance_band(customer)?))).collect()
+                part.iter()
+                    .map(|customer| {
+                        let band = self.balance_band(customer)?.map_or(BAND_UNKNOWN, |band| band as u8);
+                        Ok((customer.id.clone(), band))
+                    })
+                    .collect()
             })?;
             bands.extend(opened);
             if page.len() < PAGE {
@@ -569,14 +572,12 @@ impl Gateway {
         Ok(bands)
     }
 
-    fn balance_band(&self, stored: &cordon_store::StoredCustomer) -> Result<u8, GatewayError> {
-        let Some(sealed) = &stored.sealed else { return Ok(BAND_UNKNOWN) };
+    /// A customer's balance band, opened in memory; `None` if the record is gone (shredded)
+    /// or holds no balance.
+    fn balance_band(&self, stored: &cordon_store::StoredCustomer) -> Result<Option<BalanceBand>, GatewayError> {
+        let Some(sealed) = &stored.sealed else { return Ok(None) };
         let balance = self.vault.open(&stored.id, sealed, &[Field::BalanceUsd])?;
-        Ok(balance
-            .get(&Field::BalanceUsd)
-            .and_then(Value::as_f64)
-            .and_then(BalanceBand::of)
-            .map_or(BAND_UNKNOWN, |band| band as u8))
+        Ok(balance.get(&Field::BalanceUsd).and_then(Value::as_f64).and_then(BalanceBand::of))
     }
 
     /// The customers consistent with every value of one sample row.
@@ -894,7 +895,7 @@ impl Gateway {
         let mut stopped = Vec::new();
         let mut known = HashMap::new();
         for agent in &incident.agents {
-            if self.access_stopped(&[agent.clone()].into(), &mut known)? {
+            if self.agent_stopped(agent, &mut known)? {
                 stopped.push(agent.clone());
             }
         }
@@ -1017,18 +1018,24 @@ impl Gateway {
         known: &mut HashMap<String, bool>,
     ) -> Result<bool, GatewayError> {
         for agent in agents {
-            if !known.contains_key(agent) {
-                let stopped = self
-                    .directory
-                    .agent(&self.store, agent)?
-                    .is_some_and(|found| found.status != cordon_directory::AgentStatus::Active);
-                known.insert(agent.clone(), stopped);
-            }
-            if !known.get(agent).copied().unwrap_or(false) {
+            if !self.agent_stopped(agent, known)? {
                 return Ok(false);
             }
         }
         Ok(!agents.is_empty())
+    }
+
+    /// Whether `agent` no longer has access, by the status in force (remembered in `known`).
+    fn agent_stopped(&self, agent: &str, known: &mut HashMap<String, bool>) -> Result<bool, GatewayError> {
+        if let Some(stopped) = known.get(agent) {
+            return Ok(*stopped);
+        }
+        let stopped = self
+            .directory
+            .agent(&self.store, agent)?
+            .is_some_and(|found| found.status != cordon_directory::AgentStatus::Active);
+        known.insert(agent.to_string(), stopped);
+        Ok(stopped)
     }
 
     /// The data directory: where the database lives.

@@ -33,7 +33,8 @@ fn in_history(action: AccessAction) -> bool {
 struct Found {
     rows: Vec<AccessEvent>,
     alerts: Vec<cordon_store::StoredAlert>,
-    exposures: Vec<Exposure>,
+    /// Each exposure with the bits of how it showed its customer (one value per entry).
+    exposures: Vec<(Exposure, u8)>,
 }
 
 /// Where each index stood when this round began: an entry below an index's position is in
@@ -82,7 +83,7 @@ impl Found {
         }
         self.rows.clear();
         if through > positions.exposures {
-            store.add_exposures(&self.exposures, seen_bits, through)?;
+            store.add_exposures(&self.exposures, through)?;
         }
         self.exposures.clear();
         Ok(())
@@ -91,25 +92,31 @@ impl Found {
 
 /// What an allowed access showed, one exposure per customer it showed (incident scope's
 /// index: who was shown whom, how, when).
-fn exposures_of(index: u64, entry: &cordon_entry::AccessEntry) -> Vec<Exposure> {
+fn exposures_of(index: u64, entry: &cordon_entry::AccessEntry) -> Vec<(Exposure, u8)> {
+    let seen = seen_bits(entry);
     entry
         .customers_shown()
         .into_iter()
-        .map(|customer_id| Exposure {
-            ledger_index: index,
-            time_ms: entry.time_ms,
-            agent_id: entry.agent.clone(),
-            customer_id,
-            action: entry.action.name().to_string(),
-            fields: entry.fields.clone(),
+        .map(|customer_id| {
+            (
+                Exposure {
+                    ledger_index: index,
+                    time_ms: entry.time_ms,
+                    agent_id: entry.agent.clone(),
+                    customer_id,
+                    action: entry.action.name().to_string(),
+                    fields: entry.fields.clone(),
+                },
+                seen,
+            )
         })
         .collect()
 }
 
-/// How an exposure showed its customer, as attribution's reach records it.
-fn seen_bits(exposure: &Exposure) -> u8 {
-    let Some(how) = cordon_incident::ShownAs::from_action(&exposure.action) else { return 0 };
-    let fields: Vec<cordon_incident::Field> = exposure.fields.iter().filter_map(|name| name.parse().ok()).collect();
+/// How an access showed each customer it showed, as attribution's reach records it.
+fn seen_bits(entry: &cordon_entry::AccessEntry) -> u8 {
+    let Some(how) = cordon_incident::ShownAs::from_action(entry.action.name()) else { return 0 };
+    let fields: Vec<cordon_incident::Field> = entry.fields.iter().filter_map(|name| name.parse().ok()).collect();
     cordon_incident::Seen::of(how, &fields).bits()
 }
 

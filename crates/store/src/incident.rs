@@ -75,15 +75,10 @@ impl Store {
     }
 
     /// Adds exposures read from ledger entries below `through`, and records that position,
-    /// in one transaction: a crash leaves the index at its last whole batch. `seen` gives the
-    /// bits of how each exposure showed its customer, gathered per agent and customer in
+    /// in one transaction: a crash leaves the index at its last whole batch. Each exposure
+    /// comes with the bits of how it showed its customer, gathered per agent and customer in
     /// `agent_reach` (the store does not interpret them).
-    pub fn add_exposures(
-        &self,
-        exposures: &[Exposure],
-        seen: impl Fn(&Exposure) -> u8,
-        through: u64,
-    ) -> Result<(), StoreError> {
+    pub fn add_exposures(&self, exposures: &[(Exposure, u8)], through: u64) -> Result<(), StoreError> {
         let mut connection = self.index.lock().unwrap_or_else(PoisonError::into_inner);
         let transaction = connection.transaction().map_err(self.error("begin indexing exposures"))?;
         {
@@ -111,7 +106,7 @@ impl Store {
                 .prepare_cached("INSERT INTO reach_log (agent_id, customer_id, seen) VALUES (?1, ?2, ?3)")
                 .map_err(self.error("prepare the exposure index"))?;
             let mut changed = 0i64;
-            for exposure in exposures {
+            for (exposure, seen) in exposures {
                 insert
                     .execute(params![
                         exposure.agent_id,
@@ -122,7 +117,7 @@ impl Store {
                         exposure.fields.join(",")
                     ])
                     .map_err(self.error("index an exposure"))?;
-                let ways = i64::from(seen(exposure));
+                let ways = i64::from(*seen);
                 if reach
                     .execute(params![exposure.agent_id, exposure.customer_id, ways])
                     .map_err(self.error("index reach"))?

@@ -149,7 +149,7 @@ fn ocsf(
     };
     let to = out.map_or("standard output".to_string(), |out| out.display().to_string());
     let ledger = data.join("ledger");
-    let key_path = ledger.join("private").join("verifier-key");
+    let key_path = ledger.join(cordon_ledger::VERIFIER_KEY_FILE);
     let key = std::fs::read_to_string(&key_path).with_context(|| format!("cannot read `{}`", key_path.display()))?;
     let verifier = cordon_ledger::Verifier::parse(key.trim())
         .map_err(|error| anyhow::anyhow!("`{}`: {error}", key_path.display()))?;

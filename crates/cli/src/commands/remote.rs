@@ -69,7 +69,7 @@ impl Remote {
     /// `served-at` left by a server that was killed may name a port someone else has since
     /// taken; that listener gets nothing.
     fn check_it_serves(&self, data: &Path) -> anyhow::Result<()> {
-        let key_path = data.join("ledger").join("private").join("verifier-key");
+        let key_path = data.join(cordon_gateway::LEDGER_DIR).join(cordon_ledger::VERIFIER_KEY_FILE);
         let key =
             std::fs::read_to_string(&key_path).with_context(|| format!("cannot read `{}`", key_path.display()))?;
         let verifier = cordon_ledger::Verifier::parse(key.trim())
