@@ -125,15 +125,33 @@ fn ocsf(
     follow: bool,
     started: Instant,
 ) -> anyhow::Result<()> {
+    if let (Some(out), Some(cursor)) = (out, cursor)
+        && (out == cursor || out == scratch_of(cursor))
+    {
+        bail!("--out `{}` is the cursor's own file; give the feed and the cursor different files", out.display());
+    }
     let mut position = match cursor {
         Some(path) if path.exists() => {
             let text = std::fs::read_to_string(path).with_context(|| format!("cannot read `{}`", path.display()))?;
-            text.trim().parse::<u64>().map_err(|_| {
-                anyhow::anyhow!("cursor `{}` holds `{}`, not a ledger index", path.display(), text.trim())
-            })?
+            let shown: String = text.trim().chars().take(40).collect();
+            text.trim()
+                .parse::<u64>()
+                .map_err(|_| anyhow::anyhow!("cursor `{}` holds {shown:?}, not a ledger index", path.display()))?
         }
         _ => 0,
     };
+    // A cursor past the log's end would export nothing, silently, for ever.
+    let published = cordon_ledger::LogReader::new(&data.join(cordon_gateway::LEDGER_DIR))
+        .checkpoint()
+        .map_err(|error| anyhow::anyhow!("the ledger of `{}`: {error}", data.display()))?
+        .checkpoint
+        .size;
+    if position > published {
+        bail!(
+            "cursor `{}` is at entry {position}, past the ledger's {published} entries: it belongs to another ledger",
+            cursor.map_or_else(String::new, |path| path.display().to_string())
+        );
+    }
     record(data, Format::Ocsf, window, position, follow)?;
     let mut writer: Box<dyn std::io::Write> = match out {
         // With a cursor the file is continued, not replaced: the cursor says where it stands.
@@ -200,9 +218,16 @@ fn ocsf(
     Ok(())
 }
 
+/// Where a cursor is written before it is renamed into place: beside it, never the feed.
+fn scratch_of(cursor: &Path) -> std::path::PathBuf {
+    let mut name = cursor.as_os_str().to_owned();
+    name.push(".saving");
+    std::path::PathBuf::from(name)
+}
+
 /// The cursor, written whole or not at all.
 fn save_cursor(path: &Path, position: u64) -> anyhow::Result<()> {
-    let scratch = path.with_extension("tmp");
+    let scratch = scratch_of(path);
     std::fs::write(&scratch, format!("{position}\n"))
         .with_context(|| format!("cannot write `{}`", scratch.display()))?;
     std::fs::rename(&scratch, path).with_context(|| format!("cannot write `{}`", path.display()))

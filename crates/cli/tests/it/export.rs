@@ -218,6 +218,23 @@ fn ocsf_follow_resumes_from_its_cursor_while_the_server_runs() {
             .map(|event| event["metadata"]["sequence"].as_u64().unwrap())
             .collect()
     };
+    // Hostile cursors are refused, naming the file, and write nothing.
+    let bad = work.path().join("bad.cursor");
+    let bad_text = bad.to_str().unwrap();
+    for (content, message) in [
+        ("\u{1}garbage\u{7f}", "not a ledger index"),
+        ("18446744073709551615", "past the ledger's"),
+        ("99999999999999999999999", "not a ledger index"),
+    ] {
+        std::fs::write(&bad, content).unwrap();
+        let (ok, _, errors) = cordon(&["export", "ocsf", "--data", data_text, "--out", out_text, "--cursor", bad_text]);
+        assert!(!ok && errors.contains(message) && errors.contains("bad.cursor"), "{content:?}: {errors}");
+        assert!(!errors.contains('\u{1}'), "a control character echoed: {errors:?}");
+    }
+    let (ok, _, errors) =
+        cordon(&["export", "ocsf", "--data", data_text, "--out", cursor_text, "--cursor", cursor_text]);
+    assert!(!ok && errors.contains("the cursor's own file"), "{errors}");
+    assert!(!out.exists(), "refusals write no feed");
     // Twice with the server stopped: the second run adds only what came after the first.
     for _ in 0..2 {
         let (ok, _, errors) =
