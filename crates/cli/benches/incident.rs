@@ -72,6 +72,41 @@ fn analyst() -> Claims {
     Claims::in_process(TokenRole::Analyst.identity(), TokenRole::Analyst, "bench")
 }
 
+/// The process's resident memory: the most it held so far, and what it holds now, its own
+/// (anonymous: the null model, caches and answers) apart from the data files' pages it has
+/// mapped (SQLite reads through mmap: the kernel's page cache, shared and reclaimable).
+struct Memory {
+    peak_kb: u64,
+    own_kb: u64,
+    mapped_kb: u64,
+}
+
+impl Memory {
+    fn now() -> Memory {
+        let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+        let kilobytes = |name: &str| {
+            status
+                .lines()
+                .find(|line| line.starts_with(name))
+                .and_then(|line| line.split_whitespace().nth(1).and_then(|kilobytes| kilobytes.parse::<u64>().ok()))
+                .unwrap_or(0)
+        };
+        Memory { peak_kb: kilobytes("VmHWM:"), own_kb: kilobytes("RssAnon:"), mapped_kb: kilobytes("RssFile:") }
+    }
+}
+
+impl std::fmt::Display for Memory {
+    fn fmt(&self, out: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            out,
+            "peak {} MB; now {} MB the process's own, {} MB pages of mapped data files",
+            self.peak_kb / 1024,
+            self.own_kb / 1024,
+            self.mapped_kb / 1024
+        )
+    }
+}
+
 fn median(times: &mut [f64]) -> f64 {
     times.sort_by(f64::total_cmp);
     times[times.len() / 2]
@@ -332,6 +367,7 @@ fn main() {
     let (scope_ms, scope_all, scope) =
         measure(|| wait(gateway.incident_scope(&who, &incident.id, &next_request())).unwrap());
 
+    println!("resident memory after scope: {}", Memory::now());
     let people = People::new(SEED, sizes.customers, 0);
     let sample_numbers: Vec<u64> = harvest.iter().copied().take(SAMPLE_ROWS).collect();
     let mut attributions = Vec::new();
@@ -349,17 +385,7 @@ fn main() {
         attributions.push((median_ms, all, found));
     }
 
-    // The most memory the process held so far: the index, the model and the answers.
-    let peak = std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|status| {
-            status
-                .lines()
-                .find(|line| line.starts_with("VmHWM:"))
-                .and_then(|line| line.split_whitespace().nth(1).and_then(|kilobytes| kilobytes.parse::<u64>().ok()))
-        })
-        .unwrap_or(0);
-    println!("peak resident memory of the process after scope and attribution: {} MB", peak / 1024);
+    println!("resident memory after scope and attribution: {}", Memory::now());
     if std::env::var_os("CORDON_BENCH_CORDON_ONLY").is_some() {
         // For profiling cordon's side alone: no export, no peer.
         let (by_id_ms, _, _) = &attributions[0];

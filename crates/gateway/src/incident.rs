@@ -7,8 +7,8 @@ use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
 
 use cordon_incident::{
-    Attribution, BAND_UNKNOWN, CustomerFacts, ExposureLevel, MatchedRow, Needed, NullModel, Sample, Scope, Seen, Shown,
-    ShownAs, attribute, scope,
+    Attribution, BAND_UNKNOWN, BandCensus, CustomerFacts, ExposureLevel, MatchedRow, Needed, NullModel, Sample, Scope,
+    Seen, Shown, ShownAs, attribute, scope,
 };
 use cordon_store::{Exposure, ProtectiveAction, StoredIncident, TimelineEvent};
 use cordon_vault::{BalanceBand, Field};
@@ -508,38 +508,43 @@ impl Gateway {
     }
 
     /// Runs `work` on the null model, current to the exposure index: the cached model with
-    /// the reach changes since it was last brought up to date applied one by one (a few map
-    /// updates each), or, when customer records changed or the log no longer holds every
-    /// change since, one built afresh from every customer's balance band and every agent's
+    /// each customer whose reach changed since it was last brought up to date replaced (a few
+    /// map updates each), or, when customer records changed or the log no longer holds every
+    /// change since, one built afresh from the census of balance bands and every agent's
     /// reach. The model is locked while `work` runs.
     fn with_null_model<R>(&self, work: impl FnOnce(&NullModel) -> R) -> Result<R, GatewayError> {
         let mut cached = self.null_model.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         let writes = self.store.customer_writes()?;
-        let current = match cached.bands.as_ref() {
-            Some((census_writes, _)) if *census_writes == writes => match cached.model.as_mut() {
-                Some((through, model)) => match self.store.reach_changes_after(*through, |agent, customer, seen| {
-                    model.apply(agent, customer, Seen::from_bits(seen))
-                })? {
-                    Some(last) => {
-                        *through = last;
-                        true
-                    }
-                    None => false,
-                },
-                None => false,
-            },
-            _ => false,
-        };
-        if !current {
-            let bands = match cached.bands.as_ref() {
-                Some((census_writes, bands)) if *census_writes == writes => Arc::clone(bands),
-                _ => Arc::new(self.band_census()?),
+        let census_current = cached.census.as_ref().is_some_and(|(census_writes, _)| *census_writes == writes);
+        let mut current = false;
+        if census_current
+            && let Some((through, model)) = cached.model.as_mut()
+            && let Some((last, changes)) = self.store.reach_changes_after(*through)?
+        {
+            let ways = |pairs: Vec<(String, u8)>| -> Vec<(String, Seen)> {
+                pairs.into_iter().map(|(agent, seen)| (agent, Seen::from_bits(seen))).collect()
             };
-            let mut builder = NullModel::builder(&bands);
+            for change in changes {
+                model.replace_customer(&change.customer, &ways(change.before), &ways(change.now));
+            }
+            *through = last;
+            current = true;
+        }
+        if !current {
+            // The old model goes first: two are never held at once.
+            cached.model = None;
+            let census = match cached.census.as_ref() {
+                Some((census_writes, census)) if *census_writes == writes => Arc::clone(census),
+                _ => {
+                    cached.census = None;
+                    Arc::new(self.band_census()?)
+                }
+            };
+            let mut builder = NullModel::builder(Arc::clone(&census));
             let through = self
                 .store
                 .for_each_reach(|agent, customer, seen| builder.add(agent, customer, Seen::from_bits(seen)))?;
-            cached.bands = Some((writes, bands));
+            cached.census = Some((writes, census));
             cached.model = Some((through, builder.finish()));
         }
         let (_, model) = cached.model.as_ref().ok_or_else(|| GatewayError::Internal("no null model".into()))?;
@@ -547,10 +552,10 @@ impl Gateway {
     }
 
     /// Every live customer's balance band (decrypted here, held only as a band number in
-    /// memory), read in pages and opened on every core.
-    fn band_census(&self) -> Result<HashMap<String, u8>, GatewayError> {
+    /// memory), read in pages in id order and opened on every core.
+    fn band_census(&self) -> Result<BandCensus, GatewayError> {
         const PAGE: usize = 16_384;
-        let mut bands = HashMap::new();
+        let mut bands = Vec::new();
         let mut after = String::new();
         loop {
             let page = self.store.customers_after(&after, PAGE)?;
@@ -564,12 +569,12 @@ impl Gateway {
                     })
                     .collect()
             })?;
-            bands.extend(opened);
+            bands.push(BandCensus::from_ordered(opened));
             if page.len() < PAGE {
                 break;
             }
         }
-        Ok(bands)
+        Ok(BandCensus::join(bands))
     }
 
     /// A customer's balance band, opened in memory; `None` if the record is gone (shredded)

@@ -51,11 +51,11 @@ pub struct Verified {
 /// Everything the gateway works with.
 /// Attribution's null model, the last reach change it includes, and the census of balance
 /// bands with the count of customer writes it was taken at (customers change far less often
-/// than reach, so a model built again usually reuses the census).
+/// than reach, so a model built again usually reuses the census; the model shares it).
 #[derive(Debug, Default)]
 pub(crate) struct CachedNullModel {
     pub(crate) model: Option<(u64, cordon_incident::NullModel)>,
-    pub(crate) bands: Option<(u64, Arc<std::collections::HashMap<String, u8>>)>,
+    pub(crate) census: Option<(u64, Arc<cordon_incident::BandCensus>)>,
 }
 
 pub struct Gateway {

@@ -157,7 +157,7 @@ pub fn attribute(rows: &[MatchedRow], shown: &[Shown], model: &NullModel) -> Att
     let mut agents: Vec<AgentAttribution> = explained
         .into_iter()
         .map(|(agent, explained)| {
-            let probabilities = row_probabilities(model, agent, &matched);
+            let probabilities = row_probabilities(model, agent, &matched, &by_customer);
             let consistent = explained.iter().filter(|row| row.consistent).count();
             let chance = at_least(consistent, &probabilities);
             power.insert(agent.to_string(), probabilities.iter().product());
@@ -206,7 +206,13 @@ pub fn attribute(rows: &[MatchedRow], shown: &[Shown], model: &NullModel) -> Att
 
 /// For each matched row, the probability that `agent`, not the source, was shown one of its
 /// candidates as the row has them. Rows of the same columns share one reach.
-fn row_probabilities(model: &NullModel, agent: &str, matched: &[&MatchedRow]) -> Vec<f64> {
+fn row_probabilities(
+    model: &NullModel,
+    agent: &str,
+    matched: &[&MatchedRow],
+    by_customer: &HashMap<&str, BTreeMap<&str, Vec<&Shown>>>,
+) -> Vec<f64> {
+    let shown_to_agent = |candidate: &str| by_customer.get(candidate).is_some_and(|agents| agents.contains_key(agent));
     let mut reaches: Vec<(&[Needed], crate::null::Reach)> = Vec::new();
     matched
         .iter()
@@ -218,7 +224,7 @@ fn row_probabilities(model: &NullModel, agent: &str, matched: &[&MatchedRow]) ->
                     reaches.len() - 1
                 }
             };
-            reaches.get(position).map_or(0.0, |(_, reach)| model.hit(agent, reach, &row.candidates))
+            reaches.get(position).map_or(0.0, |(_, reach)| model.hit(reach, &row.candidates, shown_to_agent))
         })
         .collect()
 }

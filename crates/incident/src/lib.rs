@@ -26,7 +26,7 @@ pub use cordon_vault::{Field, FieldClass};
 pub use notice::{
     NOTICE_HTML_TEMPLATE, NOTICE_TEXT_TEMPLATE, Notice, NoticeContext, NoticeFacts, fields_named, notice,
 };
-pub use null::{BAND_UNKNOWN, NullModel, NullModelBuilder, Seen};
+pub use null::{BAND_UNKNOWN, BandCensus, NullModel, NullModelBuilder, Seen};
 pub use render::{affected_csv, attribution_json, csv_cell, scope_csv, scope_json};
 pub use report::{Deliveries, NOTIFICATION_HOURS, ReportFacts, report_html, report_markdown};
 pub use sample::{Column, Sample, SampleCell, SampleError, SampleRow, read_sample};

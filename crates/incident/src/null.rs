@@ -13,7 +13,7 @@
 //! row of exact values, and its thousands of cards do not count against it either.
 
 use std::collections::HashMap;
-use std::collections::hash_map::Entry;
+use std::sync::Arc;
 
 use cordon_vault::Field;
 
@@ -92,82 +92,200 @@ impl Seen {
 /// balance is unknown (no record, or shredded).
 pub const BAND_UNKNOWN: u8 = u8::MAX;
 
-/// Degrees (agents shown a customer) are kept exactly up to this; above it they are equal.
-const DEGREE_CAP: u32 = 2;
+/// Agents shown a customer are counted up to this; above it they are equal. Two is enough to
+/// tell, for any agent, whether *another* agent was shown the customer.
+const DEGREE_CAP: u8 = 2;
 
 /// A stratum: a balance band, and whether other agents were shown the customer.
-type Stratum = (u8, u8);
+type Stratum = (u8, bool);
 
-/// Whether a customer was shown to any other agent. Finer buckets (shown to three others,
-/// to four) were tried and lost the power to blame colluders: customers a ring shares are
-/// seen by few agents besides the ring, so each member's share of them looked ordinary.
-fn bucket(others: u32) -> u8 {
-    u8::from(others > 0)
+/// Every customer of the base with its balance band, sorted by id, the ids in one buffer:
+/// about a dozen bytes a customer, where a map of strings costs five times that. The census
+/// is the costly part of a model (every balance opened in memory) and changes only with the
+/// customers, so a model built again shares it.
+#[derive(Debug, Default)]
+pub struct BandCensus {
+    ids: String,
+    ends: Vec<u32>,
+    bands: Vec<u8>,
 }
 
-/// Everything the null model knows: each customer's band and how many agents were shown it,
-/// and each agent's reach with how it was shown each customer.
+impl BandCensus {
+    /// The census of `customers` (id and band); ids given twice count once, with the last band.
+    pub fn new(customers: impl IntoIterator<Item = (String, u8)>) -> BandCensus {
+        let mut all: Vec<(String, u8)> = customers.into_iter().collect();
+        all.sort_by(|a, b| a.0.cmp(&b.0));
+        let mut census = BandCensus::default();
+        for (position, (id, band)) in all.iter().enumerate() {
+            if all.get(position + 1).is_some_and(|next| next.0 == *id) {
+                continue;
+            }
+            census.push(id, *band);
+        }
+        census
+    }
+
+    /// The census of customers read in id order (as the store lists them); one out of order
+    /// makes it sort the whole.
+    pub fn from_ordered(customers: impl IntoIterator<Item = (String, u8)>) -> BandCensus {
+        let mut census = BandCensus::default();
+        let mut pending = customers.into_iter();
+        for (id, band) in pending.by_ref() {
+            if census.last().is_some_and(|last| last >= id.as_str()) {
+                let mut rest: Vec<(String, u8)> = census.entries().map(|(id, band)| (id.to_string(), band)).collect();
+                rest.push((id, band));
+                rest.extend(pending);
+                return BandCensus::new(rest);
+            }
+            census.push(&id, band);
+        }
+        census
+    }
+
+    /// Censuses of consecutive parts of the base, in id order, as one (sorted if they were
+    /// not in order).
+    pub fn join(parts: Vec<BandCensus>) -> BandCensus {
+        BandCensus::from_ordered(parts.iter().flat_map(|part| part.entries().map(|(id, band)| (id.to_string(), band))))
+    }
+
+    fn push(&mut self, id: &str, band: u8) {
+        self.ids.push_str(id);
+        self.ends.push(self.ids.len() as u32);
+        self.bands.push(band);
+    }
+
+    fn id(&self, number: usize) -> &str {
+        let start = if number == 0 { 0 } else { self.ends.get(number - 1).copied().unwrap_or(0) as usize };
+        let end = self.ends.get(number).copied().unwrap_or(0) as usize;
+        self.ids.get(start..end).unwrap_or("")
+    }
+
+    fn last(&self) -> Option<&str> {
+        self.ends.len().checked_sub(1).map(|number| self.id(number))
+    }
+
+    fn entries(&self) -> impl Iterator<Item = (&str, u8)> {
+        (0..self.bands.len()).map(|number| (self.id(number), self.bands.get(number).copied().unwrap_or(BAND_UNKNOWN)))
+    }
+
+    /// `customer`'s place in the census.
+    fn find(&self, customer: &str) -> Option<u32> {
+        let (mut low, mut high) = (0usize, self.ends.len());
+        while low < high {
+            let middle = low + (high - low) / 2;
+            match self.id(middle).cmp(customer) {
+                std::cmp::Ordering::Less => low = middle + 1,
+                std::cmp::Ordering::Greater => high = middle,
+                std::cmp::Ordering::Equal => return Some(middle as u32),
+            }
+        }
+        None
+    }
+
+    /// Customers in the census.
+    pub fn len(&self) -> usize {
+        self.bands.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.bands.is_empty()
+    }
+}
+
+/// One agent's side of the model: how many customers it was shown, and those customers
+/// counted by how it was shown them, their band and whether another agent was shown them
+/// too. Answering sums these (a few hundred additions), never the agent's customers.
+#[derive(Debug, Default, Clone)]
+struct Profile {
+    volume: u64,
+    counts: HashMap<(Seen, u8, bool), u64>,
+}
+
+impl Profile {
+    fn count(&mut self, key: (Seen, u8, bool), by: i64) {
+        let slot = self.counts.entry(key).or_default();
+        *slot = slot.saturating_add_signed(by);
+        if *slot == 0 {
+            self.counts.remove(&key);
+        }
+        self.volume = self.volume.saturating_add_signed(by);
+    }
+}
+
+/// Everything the null model knows: each customer's band and how many agents (up to two)
+/// were shown it, and per agent its reach counted by how it was shown, band and sharing.
+/// It holds no pair of agent and customer: its size grows with the base and the agents, not
+/// with the accesses (the pairs stay in the exposure index, and a question reads only its
+/// candidates').
 #[derive(Debug, Default)]
 pub struct NullModel {
-    number: HashMap<String, u32>,
-    band: Vec<u8>,
-    degree: Vec<u32>,
-    reach: HashMap<String, HashMap<u32, Seen>>,
-    /// Customers of the base by band and degree (capped), degree counting every agent.
-    base: HashMap<(u8, u32), u64>,
-    /// Per agent, its customers counted by how it was shown them, the stratum each is in for
-    /// every other agent, and the stratum it is in as this agent sees it: what `reach` sums,
-    /// so answering costs a few hundred additions, not a walk over the agent's customers.
-    profiles: HashMap<String, HashMap<(Seen, Stratum, Stratum), u64>>,
+    census: Arc<BandCensus>,
+    /// Customers some agent was shown that are not in the census (shredded, or never
+    /// imported), numbered after it, of unknown band.
+    strays: HashMap<String, u32>,
+    /// Agents shown each customer (census, then strays), up to `DEGREE_CAP`.
+    degree: Vec<u8>,
+    /// Customers of the base by band and degree.
+    base: HashMap<(u8, u8), u64>,
+    profiles: HashMap<String, Profile>,
 }
 
-/// Builds a `NullModel` from reach items as they are read.
+/// Builds a `NullModel` from reach items as they are read: each pair of agent and customer
+/// once (as the exposure index holds them), in any order.
 #[derive(Debug)]
 pub struct NullModelBuilder {
     model: NullModel,
+    /// The first agent shown each customer and how: a customer no other agent was shown is
+    /// counted as unshared for that agent when the pass is over.
+    first: Vec<(u32, Seen)>,
+    agents: Vec<String>,
+    agent_numbers: HashMap<String, u32>,
 }
 
 impl NullModelBuilder {
     /// `agent` was shown `customer` in the ways `seen` says.
     pub fn add(&mut self, agent: &str, customer: &str, seen: Seen) {
-        let model = &mut self.model;
-        let number = match model.number.get(customer) {
+        let number = self.model.number_or_stray(customer) as usize;
+        let agent_number = match self.agent_numbers.get(agent) {
             Some(number) => *number,
-            None => model.customer(customer.to_string(), BAND_UNKNOWN),
-        };
-        let reach = match model.reach.get_mut(agent) {
-            Some(reach) => reach,
-            None => model.reach.entry(agent.to_string()).or_default(),
-        };
-        match reach.entry(number) {
-            Entry::Occupied(mut known) => {
-                let both = known.get().with(seen);
-                known.insert(both);
+            None => {
+                let number = self.agents.len() as u32;
+                self.agents.push(agent.to_string());
+                self.agent_numbers.insert(agent.to_string(), number);
+                number
             }
-            Entry::Vacant(new) => {
-                new.insert(seen);
-                if let Some(degree) = model.degree.get_mut(number as usize) {
-                    *degree += 1;
-                }
-            }
+        };
+        if self.first.len() <= number {
+            self.first.resize(number + 1, (u32::MAX, Seen::default()));
         }
+        let (Some(degree), Some(first)) = (self.model.degree.get_mut(number), self.first.get_mut(number)) else {
+            return;
+        };
+        if *degree == 0 {
+            *first = (agent_number, seen);
+        }
+        *degree = (*degree + 1).min(DEGREE_CAP);
+        let band = self.model.band(number as u32);
+        // Counted as shared for now; `finish` moves the customers nobody else was shown.
+        self.model.profiles.entry(agent.to_string()).or_default().count((seen, band, true), 1);
     }
 
     pub fn finish(self) -> NullModel {
-        let mut model = self.model;
-        for (band, degree) in model.band.iter().zip(&model.degree) {
-            *model.base.entry((*band, (*degree).min(DEGREE_CAP))).or_default() += 1;
-        }
-        let mut profiles = HashMap::with_capacity(model.reach.len());
-        for (agent, reach) in &model.reach {
-            let mut profile: HashMap<(Seen, Stratum, Stratum), u64> = HashMap::new();
-            for (number, seen) in reach {
-                let key = (*seen, model.stratum(*number, false), model.stratum(*number, true));
-                *profile.entry(key).or_default() += 1;
+        let NullModelBuilder { mut model, first, agents, .. } = self;
+        for (number, (agent, seen)) in first.iter().enumerate() {
+            if model.degree.get(number) != Some(&1) {
+                continue;
             }
-            profiles.insert(agent.clone(), profile);
+            let band = model.band(number as u32);
+            if let Some(profile) = agents.get(*agent as usize).and_then(|agent| model.profiles.get_mut(agent)) {
+                profile.count((*seen, band, true), -1);
+                profile.count((*seen, band, false), 1);
+            }
         }
-        model.profiles = profiles;
+        for number in 0..model.degree.len() {
+            let key = (model.band(number as u32), model.degree.get(number).copied().unwrap_or(0));
+            *model.base.entry(key).or_default() += 1;
+        }
         model
     }
 }
@@ -182,61 +300,78 @@ pub(crate) struct Reach {
 
 impl NullModel {
     /// The model over a base whose every customer has a band in `bands` (customers absent
-    /// there but in `reach` count as of unknown band), from `reach`: one item per agent and
-    /// customer it was shown, with how.
+    /// there but in `reach` count as of unknown band), from `reach`: items of an agent, a
+    /// customer it was shown and how (a pair given twice counts once, with both ways).
     pub fn new(bands: &HashMap<String, u8>, reach: impl IntoIterator<Item = (String, String, Seen)>) -> NullModel {
-        let mut builder = NullModel::builder(bands);
+        let census = BandCensus::new(bands.iter().map(|(customer, band)| (customer.clone(), *band)));
+        let mut pairs: std::collections::BTreeMap<(String, String), Seen> = std::collections::BTreeMap::new();
         for (agent, customer, seen) in reach {
-            builder.add(&agent, &customer, seen);
+            let ways = pairs.entry((agent, customer)).or_default();
+            *ways = ways.with(seen);
+        }
+        let mut builder = NullModel::builder(Arc::new(census));
+        for ((agent, customer), seen) in &pairs {
+            builder.add(agent, customer, *seen);
         }
         builder.finish()
     }
 
-    /// A model built one reach item at a time, as they are read (millions of them, at the
-    /// size of an exchange, are never all held twice).
-    pub fn builder(bands: &HashMap<String, u8>) -> NullModelBuilder {
-        let mut model = NullModel::default();
-        for (customer, band) in bands {
-            model.customer(customer.clone(), *band);
-        }
-        NullModelBuilder { model }
+    /// A model of the base in `census`, built one reach pair at a time as they are read.
+    pub fn builder(census: Arc<BandCensus>) -> NullModelBuilder {
+        let customers = census.len();
+        let model = NullModel { degree: vec![0; customers], census, ..NullModel::default() };
+        let first = vec![(u32::MAX, Seen::default()); customers];
+        NullModelBuilder { model, first, agents: Vec::new(), agent_numbers: HashMap::new() }
     }
 
-    fn customer(&mut self, customer: String, band: u8) -> u32 {
-        let number = self.band.len() as u32;
-        self.number.insert(customer, number);
-        self.band.push(band);
+    /// The census this model was built over.
+    pub fn census(&self) -> &Arc<BandCensus> {
+        &self.census
+    }
+
+    fn number(&self, customer: &str) -> Option<u32> {
+        self.census.find(customer).or_else(|| self.strays.get(customer).copied())
+    }
+
+    fn number_or_stray(&mut self, customer: &str) -> u32 {
+        if let Some(number) = self.number(customer) {
+            return number;
+        }
+        let number = self.degree.len() as u32;
+        self.strays.insert(customer.to_string(), number);
         self.degree.push(0);
         number
     }
 
+    fn band(&self, number: u32) -> u8 {
+        self.census.bands.get(number as usize).copied().unwrap_or(BAND_UNKNOWN)
+    }
+
     /// Customers in the base.
     pub fn customers(&self) -> u64 {
-        self.band.len() as u64
+        self.degree.len() as u64
     }
 
     /// Agents shown at least one customer: the number attribution could blame.
     pub fn agents(&self) -> u64 {
-        self.reach.values().filter(|reach| !reach.is_empty()).count() as u64
+        self.profiles.values().filter(|profile| profile.volume > 0).count() as u64
     }
 
     /// Distinct customers `agent` was shown, any way.
     pub fn volume(&self, agent: &str) -> u64 {
-        self.reach.get(agent).map_or(0, |reach| reach.len() as u64)
+        self.profiles.get(agent).map_or(0, |profile| profile.volume)
     }
 
-    /// How `agent` was shown `customer`, if it was.
-    pub fn seen(&self, agent: &str, customer: &str) -> Option<Seen> {
-        let number = *self.number.get(customer)?;
-        self.reach.get(agent)?.get(&number).copied()
-    }
-
-    /// The stratum of `customer` as `agent` sees it: its band, and how many agents other
-    /// than this one were shown it.
-    fn stratum(&self, number: u32, shown_to_agent: bool) -> Stratum {
-        let band = self.band.get(number as usize).copied().unwrap_or(BAND_UNKNOWN);
-        let degree = self.degree.get(number as usize).copied().unwrap_or(0);
-        (band, bucket(degree.saturating_sub(u32::from(shown_to_agent))))
+    /// The stratum of `customer` as an agent sees it: its band, and whether agents other
+    /// than this one (which was shown it, or not) were shown it.
+    fn stratum(&self, customer: &str, shown_to_agent: bool) -> Stratum {
+        match self.number(customer) {
+            Some(number) => {
+                let degree = self.degree.get(number as usize).copied().unwrap_or(0);
+                (self.band(number), degree.saturating_sub(u8::from(shown_to_agent)) > 0)
+            }
+            None => (BAND_UNKNOWN, false),
+        }
     }
 
     /// `agent`'s reach of customers shown as `needed` says, by stratum, and the pool each
@@ -244,94 +379,56 @@ impl NullModel {
     pub(crate) fn reach(&self, agent: &str, needed: &[Needed]) -> Reach {
         let mut found = Reach::default();
         for ((band, degree), count) in &self.base {
-            *found.pool.entry((*band, bucket(*degree))).or_default() += count;
+            *found.pool.entry((*band, *degree > 0)).or_default() += count;
         }
-        for ((seen, for_others, own), count) in self.profiles.get(agent).into_iter().flatten() {
-            // This agent's own customers are judged by the agents other than it.
-            if let Some(pool) = found.pool.get_mut(for_others) {
+        for ((seen, band, shared), count) in
+            self.profiles.get(agent).map(|profile| &profile.counts).into_iter().flatten()
+        {
+            // This agent's own customers are judged by the agents other than it: for them
+            // the customer was shown to someone (this agent); for it, only if shared.
+            if let Some(pool) = found.pool.get_mut(&(*band, true)) {
                 *pool = pool.saturating_sub(*count);
             }
-            *found.pool.entry(*own).or_default() += count;
+            *found.pool.entry((*band, *shared)).or_default() += count;
             if seen.shows(needed) {
-                *found.shown.entry(*own).or_default() += count;
+                *found.shown.entry((*band, *shared)).or_default() += count;
             }
         }
         found
     }
 
-    /// Brings the model up to one more reach item, as if it had been built with it: `agent`
-    /// was shown `customer` in the ways `seen` says (a new pair, new ways for a known pair,
-    /// or nothing new). A serving node's follower adds pairs between questions; applying them
-    /// costs a few map updates each, where building again costs a census of the base.
-    pub fn apply(&mut self, agent: &str, customer: &str, seen: Seen) {
-        let number = match self.number.get(customer) {
-            Some(number) => *number,
-            None => {
-                let number = self.customer(customer.to_string(), BAND_UNKNOWN);
-                *self.base.entry((BAND_UNKNOWN, 0)).or_default() += 1;
-                number
-            }
-        };
-        let known = self.reach.get(agent).and_then(|reach| reach.get(&number)).copied();
-        match known {
-            Some(old) => {
-                let new = old.with(seen);
-                if new == old {
-                    return;
-                }
-                let (for_others, own) = (self.stratum(number, false), self.stratum(number, true));
-                self.count(agent, (old, for_others, own), -1);
-                self.count(agent, (new, for_others, own), 1);
-                if let Some(reach) = self.reach.get_mut(agent) {
-                    reach.insert(number, new);
-                }
-            }
-            None => {
-                let band = self.band.get(number as usize).copied().unwrap_or(BAND_UNKNOWN);
-                let degree = self.degree.get(number as usize).copied().unwrap_or(0);
-                // The one agent shown it so far now shares it: its own stratum for it moves
-                // from "nobody else" to "others too".
-                let sole = (degree == 1)
-                    .then(|| {
-                        self.reach
-                            .iter()
-                            .find(|(_, reach)| reach.contains_key(&number))
-                            .and_then(|(other, reach)| Some((other.clone(), *reach.get(&number)?)))
-                    })
-                    .flatten();
-                let before = (self.stratum(number, false), self.stratum(number, true));
-                if let Some(count) = self.base.get_mut(&(band, degree.min(DEGREE_CAP))) {
-                    *count = count.saturating_sub(1);
-                }
-                *self.base.entry((band, (degree + 1).min(DEGREE_CAP))).or_default() += 1;
-                if let Some(slot) = self.degree.get_mut(number as usize) {
-                    *slot += 1;
-                }
-                let after = (self.stratum(number, false), self.stratum(number, true));
-                if let Some((other, other_seen)) = sole {
-                    self.count(&other, (other_seen, before.0, before.1), -1);
-                    self.count(&other, (other_seen, after.0, after.1), 1);
-                }
-                self.reach.entry(agent.to_string()).or_default().insert(number, seen);
-                self.count(agent, (seen, after.0, after.1), 1);
-            }
+    /// Brings the model up to a customer's reach as it is now: `before` is every agent shown
+    /// `customer` and how, as the model has it, `now` the same as the exposure index has it.
+    /// A serving node's follower adds pairs between questions; applying a changed customer
+    /// costs a few map updates, where building again costs a pass over every pair.
+    pub fn replace_customer(&mut self, customer: &str, before: &[(String, Seen)], now: &[(String, Seen)]) {
+        let number = self.number_or_stray(customer);
+        let band = self.band(number);
+        let degree = |pairs: &[(String, Seen)]| (pairs.len().min(usize::from(DEGREE_CAP))) as u8;
+        let had = self.degree.get(number as usize).copied().unwrap_or(0);
+        let new = degree(now);
+        // A customer this model numbered only now (a stray) was not in its base yet.
+        let counted = had > 0 || (number as usize) < self.census.len();
+        if counted && let Some(count) = self.base.get_mut(&(band, had)) {
+            *count = count.saturating_sub(1);
         }
-    }
-
-    fn count(&mut self, agent: &str, key: (Seen, Stratum, Stratum), by: i64) {
-        let profile = self.profiles.entry(agent.to_string()).or_default();
-        let slot = profile.entry(key).or_default();
-        *slot = slot.saturating_add_signed(by);
-        if *slot == 0 {
-            profile.remove(&key);
+        *self.base.entry((band, new)).or_default() += 1;
+        if let Some(slot) = self.degree.get_mut(number as usize) {
+            *slot = new;
+        }
+        for (agent, seen) in before {
+            self.profiles.entry(agent.clone()).or_default().count((*seen, band, had > 1), -1);
+        }
+        for (agent, seen) in now {
+            self.profiles.entry(agent.clone()).or_default().count((*seen, band, new > 1), 1);
         }
     }
 
     /// `agent`'s reach of customers shown as `needed` says, and the pool of each stratum, in
     /// order: what the chances are computed from (for tests and tools that compare models).
-    pub fn reach_by_stratum(&self, agent: &str, needed: &[Needed]) -> Vec<((u8, u8), u64, u64)> {
+    pub fn reach_by_stratum(&self, agent: &str, needed: &[Needed]) -> Vec<(Stratum, u64, u64)> {
         let reach = self.reach(agent, needed);
-        let mut strata: Vec<(u8, u8)> = reach.pool.keys().chain(reach.shown.keys()).copied().collect();
+        let mut strata: Vec<Stratum> = reach.pool.keys().chain(reach.shown.keys()).copied().collect();
         strata.sort_unstable();
         strata.dedup();
         strata
@@ -348,16 +445,11 @@ impl NullModel {
     }
 
     /// The probability that an agent with `reach`, not the sample's source, was shown one of
-    /// `candidates` as the row has it.
-    pub(crate) fn hit(&self, agent: &str, reach: &Reach, candidates: &[String]) -> f64 {
-        let agent_reach = self.reach.get(agent);
+    /// `candidates` as the row has it; `shown_to_agent` says which candidates it was shown.
+    pub(crate) fn hit(&self, reach: &Reach, candidates: &[String], shown_to_agent: impl Fn(&str) -> bool) -> f64 {
         let mut per_stratum: HashMap<Stratum, u64> = HashMap::new();
         for candidate in candidates {
-            let stratum = match self.number.get(candidate) {
-                Some(number) => self.stratum(*number, agent_reach.is_some_and(|reach| reach.contains_key(number))),
-                None => (BAND_UNKNOWN, 0),
-            };
-            *per_stratum.entry(stratum).or_default() += 1;
+            *per_stratum.entry(self.stratum(candidate, shown_to_agent(candidate))).or_default() += 1;
         }
         let miss: f64 = per_stratum
             .iter()

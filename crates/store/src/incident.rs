@@ -1,9 +1,10 @@
 //! Incident response's tables: the exposure index (in the access file) and incidents, their
 //! timelines and protective actions (in the main file).
 
+use std::collections::BTreeMap;
 use std::sync::PoisonError;
 
-use rusqlite::params;
+use rusqlite::{OptionalExtension, params};
 
 use crate::store::{QUEUE_OUTBOX, Store, StoreError};
 
@@ -58,6 +59,15 @@ pub struct ProtectiveAction {
     pub ledger_index: u64,
 }
 
+/// One customer's reach before and after some changes: every agent shown it, with the bits
+/// of how (as `agent_reach` holds them).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CustomerReachChange {
+    pub customer: String,
+    pub before: Vec<(String, u8)>,
+    pub now: Vec<(String, u8)>,
+}
+
 const EXPOSURES_THROUGH: &str = "exposures_through";
 /// Changes to agents' reach kept in `reach_log`, at most.
 const REACH_LOG_KEPT: i64 = 2_000_000;
@@ -88,13 +98,14 @@ impl Store {
                      VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
                 )
                 .map_err(self.error("prepare the exposure index"))?;
+            let mut known = transaction
+                .prepare_cached("SELECT seen FROM agent_reach WHERE agent_id = ?1 AND customer_id = ?2")
+                .map_err(self.error("prepare the exposure index"))?;
             let mut reach = transaction
-                .prepare_cached("INSERT OR IGNORE INTO agent_reach (agent_id, customer_id, seen) VALUES (?1, ?2, ?3)")
+                .prepare_cached("INSERT INTO agent_reach (agent_id, customer_id, seen) VALUES (?1, ?2, ?3)")
                 .map_err(self.error("prepare the exposure index"))?;
             let mut seen_more = transaction
-                .prepare_cached(
-                    "UPDATE agent_reach SET seen = seen | ?3 WHERE agent_id = ?1 AND customer_id = ?2 AND seen & ?3 != ?3",
-                )
+                .prepare_cached("UPDATE agent_reach SET seen = ?3 WHERE agent_id = ?1 AND customer_id = ?2")
                 .map_err(self.error("prepare the exposure index"))?;
             let mut volume = transaction
                 .prepare_cached(
@@ -103,7 +114,7 @@ impl Store {
                 )
                 .map_err(self.error("prepare the exposure index"))?;
             let mut log = transaction
-                .prepare_cached("INSERT INTO reach_log (agent_id, customer_id, seen) VALUES (?1, ?2, ?3)")
+                .prepare_cached("INSERT INTO reach_log (agent_id, customer_id, before) VALUES (?1, ?2, ?3)")
                 .map_err(self.error("prepare the exposure index"))?;
             let mut changed = 0i64;
             for (exposure, seen) in exposures {
@@ -118,24 +129,27 @@ impl Store {
                     ])
                     .map_err(self.error("index an exposure"))?;
                 let ways = i64::from(*seen);
-                if reach
-                    .execute(params![exposure.agent_id, exposure.customer_id, ways])
-                    .map_err(self.error("index reach"))?
-                    > 0
-                {
-                    volume.execute([&exposure.agent_id]).map_err(self.error("index reach"))?;
-                    log.execute(params![exposure.agent_id, exposure.customer_id, ways])
-                        .map_err(self.error("index reach"))?;
-                    changed += 1;
-                } else if seen_more
-                    .execute(params![exposure.agent_id, exposure.customer_id, ways])
-                    .map_err(self.error("index reach"))?
-                    > 0
-                {
-                    log.execute(params![exposure.agent_id, exposure.customer_id, ways])
-                        .map_err(self.error("index reach"))?;
-                    changed += 1;
+                let before: Option<i64> = known
+                    .query_row(params![exposure.agent_id, exposure.customer_id], |row| row.get(0))
+                    .optional()
+                    .map_err(self.error("index reach"))?;
+                match before {
+                    None => {
+                        reach
+                            .execute(params![exposure.agent_id, exposure.customer_id, ways])
+                            .map_err(self.error("index reach"))?;
+                        volume.execute([&exposure.agent_id]).map_err(self.error("index reach"))?;
+                    }
+                    Some(before) if before & ways != ways => {
+                        seen_more
+                            .execute(params![exposure.agent_id, exposure.customer_id, before | ways])
+                            .map_err(self.error("index reach"))?;
+                    }
+                    Some(_) => continue,
                 }
+                log.execute(params![exposure.agent_id, exposure.customer_id, before.unwrap_or(0)])
+                    .map_err(self.error("index reach"))?;
+                changed += 1;
             }
             if changed > 0 {
                 transaction
@@ -248,14 +262,11 @@ impl Store {
         Ok(through.max(0) as u64)
     }
 
-    /// The changes to agents' reach after change `after`, in order, one call of `each` per
-    /// change; the last one's number, or `None` if the log no longer holds them all (or was
-    /// started afresh with the index), when the reach must be read whole.
-    pub fn reach_changes_after(
-        &self,
-        after: u64,
-        mut each: impl FnMut(&str, &str, u8),
-    ) -> Result<Option<u64>, StoreError> {
+    /// The customers whose reach changed after change `after`, each with every agent shown it
+    /// and how, as it was then and as it is now, read in one transaction; with the last
+    /// change's number. `None` if the log no longer holds every change since (or was started
+    /// afresh with the index): the reach must then be read whole.
+    pub fn reach_changes_after(&self, after: u64) -> Result<Option<(u64, Vec<CustomerReachChange>)>, StoreError> {
         let mut connection = self.index.lock().unwrap_or_else(PoisonError::into_inner);
         let transaction = connection.transaction().map_err(self.error("read reach changes"))?;
         let (first, last): (Option<i64>, Option<i64>) = transaction
@@ -266,18 +277,63 @@ impl Store {
         if last < after || first.is_some_and(|first| first > after + 1) {
             return Ok(None);
         }
+        // Per changed customer, per agent: its ways before the first change since `after`.
+        let mut then: BTreeMap<String, BTreeMap<String, u8>> = BTreeMap::new();
         {
             let mut statement = transaction
-                .prepare_cached("SELECT agent_id, customer_id, seen FROM reach_log WHERE seq > ?1 ORDER BY seq")
+                .prepare_cached("SELECT agent_id, customer_id, before FROM reach_log WHERE seq > ?1 ORDER BY seq")
                 .map_err(self.error("read reach changes"))?;
             let mut rows = statement.query([after]).map_err(self.error("read reach changes"))?;
             while let Some(row) = rows.next().map_err(self.error("read reach changes"))? {
-                let (agent, customer, seen) = reach_columns(row).map_err(self.error("read reach changes"))?;
-                each(agent, customer, seen);
+                let (agent, customer, before) = reach_columns(row).map_err(self.error("read reach changes"))?;
+                let agents = match then.get_mut(customer) {
+                    Some(agents) => agents,
+                    None => then.entry(customer.to_string()).or_default(),
+                };
+                if !agents.contains_key(agent) {
+                    agents.insert(agent.to_string(), before);
+                }
+            }
+        }
+        let mut changes = Vec::with_capacity(then.len());
+        {
+            // The agents shown a customer are those with an exposure of it (the exposures'
+            // index by customer), each pair's ways in agent_reach.
+            let mut agents_of = transaction
+                .prepare_cached("SELECT DISTINCT agent_id FROM exposures WHERE customer_id = ?1")
+                .map_err(self.error("read reach changes"))?;
+            let mut ways_of = transaction
+                .prepare_cached("SELECT seen FROM agent_reach WHERE agent_id = ?1 AND customer_id = ?2")
+                .map_err(self.error("read reach changes"))?;
+            for (customer, changed) in then {
+                let agents: Vec<String> = agents_of
+                    .query_map([&customer], |row| row.get(0))
+                    .map_err(self.error("read reach changes"))?
+                    .collect::<Result<_, _>>()
+                    .map_err(self.error("read reach changes"))?;
+                let mut change = CustomerReachChange { customer, before: Vec::new(), now: Vec::new() };
+                for agent in agents {
+                    let Some(now) = ways_of
+                        .query_row(params![agent, change.customer], |row| row.get::<_, i64>(0))
+                        .optional()
+                        .map_err(self.error("read reach changes"))?
+                    else {
+                        continue;
+                    };
+                    let now = u8::try_from(now).unwrap_or(u8::MAX);
+                    match changed.get(&agent).copied() {
+                        // New since `after`: not in the reach then.
+                        Some(0) => {}
+                        Some(before) => change.before.push((agent.clone(), before)),
+                        None => change.before.push((agent.clone(), now)),
+                    }
+                    change.now.push((agent, now));
+                }
+                changes.push(change);
             }
         }
         transaction.commit().map_err(self.error("read reach changes"))?;
-        Ok(Some(last.max(0) as u64))
+        Ok(Some((last.max(0) as u64, changes)))
     }
 
     // ---- incidents ----

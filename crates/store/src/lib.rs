@@ -9,5 +9,5 @@ mod incident;
 mod schema;
 mod store;
 
-pub use incident::{Deliveries, Exposure, ProtectiveAction, StoredIncident, TimelineEvent};
+pub use incident::{CustomerReachChange, Deliveries, Exposure, ProtectiveAction, StoredIncident, TimelineEvent};
 pub use store::{AccessEvent, CustomerRow, OutboxItem, Store, StoreError, StoredAlert, StoredCustomer};

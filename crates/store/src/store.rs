@@ -172,6 +172,7 @@ impl Store {
             .execute_batch("PRAGMA wal_autocheckpoint = 10000; PRAGMA cache_size = -262144;")
             .map_err(sql_error(&index_path, "configure"))?;
         forget_reach_without_ways(&index).map_err(sql_error(&index_path, "upgrade the exposure index"))?;
+        forget_reach_log_without_before(&index).map_err(sql_error(&index_path, "upgrade the exposure index"))?;
         index.execute_batch(INDEX_SCHEMA).map_err(sql_error(&index_path, "apply the index schema"))?;
         Ok(Store {
             path: path.to_path_buf(),
@@ -1075,6 +1076,21 @@ fn forget_reach_without_ways(index: &Connection) -> rusqlite::Result<()> {
              DELETE FROM index_meta WHERE key = 'exposures_through';
              COMMIT;",
         )?;
+    }
+    Ok(())
+}
+
+/// A reach log written before it recorded each pair's ways before the change cannot tell a
+/// model how a customer's reach was: it is dropped (a model then reads the reach whole once).
+fn forget_reach_log_without_before(index: &Connection) -> rusqlite::Result<()> {
+    let old = index.query_row(
+        "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = 'reach_log'
+             AND NOT EXISTS (SELECT 1 FROM pragma_table_info('reach_log') WHERE name = 'before')",
+        [],
+        |row| row.get::<_, i64>(0),
+    )? > 0;
+    if old {
+        index.execute_batch("DROP TABLE reach_log;")?;
     }
     Ok(())
 }

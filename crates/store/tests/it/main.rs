@@ -4,7 +4,9 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
 
 use cordon_directory::{Agent, AgentStatus, Approval, ApprovalKind, ApprovalStatus, Role, Shift, Ticket, TicketStatus};
-use cordon_store::{AccessEvent, CustomerRow, Store};
+use std::collections::{BTreeMap, BTreeSet};
+
+use cordon_store::{AccessEvent, CustomerRow, Exposure, Store};
 use cordon_vault::{SealedCustomer, SealedRecord, SearchKey};
 
 fn store() -> (tempfile::TempDir, Store) {
@@ -176,4 +178,86 @@ fn access_history_is_per_customer_in_ledger_order() {
     assert_eq!(history.iter().map(|event| event.ledger_index).collect::<Vec<_>>(), vec![3, 5]);
     assert_eq!(history[1].fields, vec!["email", "phone"]);
     assert!(!history[0].allowed);
+}
+
+/// Every agent's reach by customer, as `for_each_reach` reads it, and the last change it holds.
+fn reach_by_customer(store: &Store) -> (u64, BTreeMap<String, Vec<(String, u8)>>) {
+    let mut reach: BTreeMap<String, Vec<(String, u8)>> = BTreeMap::new();
+    let through = store
+        .for_each_reach(|agent, customer, seen| {
+            reach.entry(customer.to_string()).or_default().push((agent.into(), seen))
+        })
+        .unwrap();
+    for agents in reach.values_mut() {
+        agents.sort();
+    }
+    (through, reach)
+}
+
+/// Regression: a cached null model holds no pairs of agent and customer (they grew its memory
+/// with every access), so to catch up it needs each changed customer's reach as it was when
+/// the model was built and as it is now. New pairs, new ways for known pairs, ways already
+/// known (no change), in batches: the store's before and now must equal the reach read whole
+/// at the two moments, and every customer it leaves out must be unchanged.
+#[test]
+fn reach_changes_give_each_changed_customer_as_it_was_and_as_it_is() {
+    let (_dir, store) = store();
+    let mut state = 0x2545_F491_4F6C_DD1Du64;
+    let mut next = |bound: u64| {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        state % bound
+    };
+    let mut index = 0u64;
+    let mut snapshots = vec![reach_by_customer(&store)];
+    for _ in 0..12 {
+        let batch: Vec<(Exposure, u8)> = (0..40)
+            .map(|_| {
+                index += 1;
+                let exposure = Exposure {
+                    ledger_index: index,
+                    time_ms: index as i64,
+                    agent_id: format!("a-{}", next(5)),
+                    customer_id: format!("c-{}", next(30)),
+                    action: "card".into(),
+                    fields: Vec::new(),
+                };
+                (exposure, 1u8 << next(4))
+            })
+            .collect();
+        store.add_exposures(&batch, index + 1).unwrap();
+        snapshots.push(reach_by_customer(&store));
+    }
+    let (_, now) = snapshots.last().unwrap().clone();
+    for (through, then) in &snapshots {
+        let (last, changes) = store.reach_changes_after(*through).unwrap().expect("the log holds every change");
+        assert_eq!(last, snapshots.last().unwrap().0);
+        let changed: BTreeSet<&str> = changes.iter().map(|change| change.customer.as_str()).collect();
+        for change in &changes {
+            let sorted = |pairs: &[(String, u8)]| {
+                let mut pairs = pairs.to_vec();
+                pairs.sort();
+                pairs
+            };
+            assert_eq!(
+                sorted(&change.before),
+                then.get(&change.customer).cloned().unwrap_or_default(),
+                "{}",
+                change.customer
+            );
+            assert_eq!(
+                sorted(&change.now),
+                now.get(&change.customer).cloned().unwrap_or_default(),
+                "{}",
+                change.customer
+            );
+            assert_ne!(sorted(&change.before), sorted(&change.now), "{} is listed but did not change", change.customer);
+        }
+        for (customer, agents) in &now {
+            if !changed.contains(customer.as_str()) {
+                assert_eq!(then.get(customer), Some(agents), "{customer} changed but is not listed");
+            }
+        }
+    }
 }
