@@ -47,16 +47,17 @@ pub enum Command {
     #[command(subcommand)]
     Token(TokenCommand),
     /// Detection's alerts, the risk board, and rebuilding detection from the ledger. Opens
-    /// the data directory itself: stop the server first, or use the API.
+    /// the data directory, or, while `cordon serve` holds it, asks the server.
     #[command(subcommand)]
     Alert(AlertCommand),
     /// Incident response: open an incident, scope it, attribute a leaked sample, protect and
     /// notify customers, report to the regulator, hand over evidence. Opens the data
-    /// directory itself (stop the server first, or use the API); `--data` may come from
+    /// directory, or, while `cordon serve` holds it, asks the server; `--data` may come from
     /// CORDON_DATA.
     #[command(subcommand)]
     Incident(IncidentCommand),
-    /// Exports of the audit record for other tools (identifiers only, never a field value).
+    /// Exports of the audit record for other tools (identifiers only, never a field value),
+    /// read from the published ledger, beside a running server too.
     #[command(subcommand)]
     Export(ExportCommand),
     /// Access policies: validate and test them before applying.

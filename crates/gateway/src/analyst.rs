@@ -28,6 +28,21 @@ impl Gateway {
         Ok(replayed)
     }
 
+    /// [`Gateway::replay_detection`] for an analyst, as `cordon alert replay` asks for it (in
+    /// the directory, or through a server's `POST /v1/detection/replay`): one replay at a
+    /// time, answered as [`replay_json`].
+    pub async fn replay_detection_as(&self, who: &Claims, request: &str) -> Result<Value, GatewayError> {
+        self.analyst(who, request).await?;
+        let _replaying = self.replaying.try_lock().map_err(|_| {
+            GatewayError::Conflict(
+                "detection is being replayed already; try again when that replay has answered".into(),
+            )
+        })?;
+        let started = std::time::Instant::now();
+        let replayed = self.replay_detection()?;
+        Ok(replay_json(&replayed, started.elapsed().as_secs_f64()))
+    }
+
     /// Rebuilds detection, verify's counts and the recorded statuses as a start does: from
     /// the detection snapshot if there is a usable one, replaying only the entries after
     /// it, else from the whole ledger (and then takes a snapshot, so the next start is
@@ -354,6 +369,28 @@ impl Gateway {
         self.analyst(who, request).await?;
         Ok(self.lock_sequencer().detector.board(self.clock.now_ms()))
     }
+}
+
+/// Unreadable entries a replay's answer lists; the rest are counted.
+const REPLAY_UNREADABLE_LISTED: usize = 10;
+
+/// A replay of detection as the API and the command line show it: what it read, the alerts
+/// it raised against those the ledger holds, whether they are the same, and the entries it
+/// could not read.
+pub fn replay_json(replayed: &Replayed, seconds: f64) -> Value {
+    let recorded: Vec<_> = replayed.recorded.iter().map(|(_, alert)| alert.clone()).collect();
+    serde_json::json!({
+        "entries": replayed.entries,
+        "observations": replayed.observations,
+        "seconds": seconds,
+        "alerts_raised": replayed.alerts.len(),
+        "alerts_recorded": recorded.len(),
+        "same_alerts": replayed.alerts == recorded,
+        "unreadable": replayed.unreadable.iter().take(REPLAY_UNREADABLE_LISTED)
+            .map(|(index, reason)| serde_json::json!({ "index": index, "reason": reason }))
+            .collect::<Vec<_>>(),
+        "unreadable_count": replayed.unreadable.len(),
+    })
 }
 
 /// An alert being decided; dropping it lets the next decision in.

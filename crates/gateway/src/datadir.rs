@@ -243,6 +243,7 @@ impl DataDir {
             revoked: std::sync::RwLock::new(revoked),
             deciding_alerts: std::sync::Mutex::default(),
             null_model: std::sync::Mutex::default(),
+            replaying: std::sync::Mutex::default(),
             answers_access: detection == Detection::Replay,
             webhook_url: Some(config.detection.webhook_url.clone()).filter(|url| !url.is_empty()),
             incident: config.incident.clone(),

@@ -80,6 +80,8 @@ pub struct Gateway {
     pub(crate) sequencer: Sequencer,
     /// Attribution's null model (`incident.rs` keeps it current).
     pub(crate) null_model: std::sync::Mutex<CachedNullModel>,
+    /// Held while detection is replayed through the API: one replay at a time.
+    pub(crate) replaying: std::sync::Mutex<()>,
     /// Alerts an analyst is deciding right now (one decision per alert).
     pub(crate) deciding_alerts: std::sync::Mutex<std::collections::HashSet<u64>>,
     /// Ids of revoked tokens, loaded at open and added to by `revoke_token`.

@@ -1,4 +1,5 @@
-//! The analyst's routes: alerts with their explanations, verdicts on them, the risk board.
+//! The analyst's routes: alerts with their explanations, verdicts on them, the risk board,
+//! and a replay of detection that checks the alerts the ledger holds.
 
 use std::sync::Arc;
 
@@ -9,7 +10,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::problem::Problem;
-use crate::routes::{AppState, Body, Caller, Segment, query_problem};
+use crate::routes::{AppState, Body, Caller, Segment, heavy, query_problem};
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -75,4 +76,16 @@ pub(crate) async fn confirm_alert(
 pub(crate) async fn risk_board(State(state): State<Arc<AppState>>, caller: Caller) -> Result<Json<Value>, Problem> {
     let board = state.gateway.risk_board(&caller.claims, &caller.request).await?;
     Ok(Json(cordon_gateway::risk_board_json(&board)))
+}
+
+/// Replays detection over the whole ledger on a blocking thread (tens of seconds at the
+/// SPEC's size), one at a time, and answers what it raised against what the ledger holds.
+pub(crate) async fn replay_detection(
+    State(state): State<Arc<AppState>>,
+    caller: Caller,
+) -> Result<Json<Value>, Problem> {
+    let Caller { claims, request } = caller;
+    let answer =
+        heavy(&state, move |state| async move { state.gateway.replay_detection_as(&claims, &request).await }).await?;
+    Ok(Json(answer))
 }

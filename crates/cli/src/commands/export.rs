@@ -5,13 +5,11 @@ use std::path::Path;
 use std::time::Instant;
 
 use anyhow::{Context as _, bail};
-use cordon_export::AccessEvent;
-use cordon_gateway::Gateway;
 use cordon_incident::iso_time;
 
 use crate::cli::ExportCommand;
 use crate::commands::remote::Target;
-use crate::commands::{analyst, open_for_analysis, option_end, option_time as time, wait};
+use crate::commands::{analyst, option_end, option_time as time, wait};
 
 #[derive(Clone, Copy)]
 enum Format {
@@ -61,31 +59,6 @@ impl Window {
     }
 }
 
-/// Records the export in the ledger (before anything is written, like every other access),
-/// then hands each access event in the window to `write`.
-fn export(
-    gateway: &Gateway,
-    format: Format,
-    window: &Window,
-    write: &mut dyn FnMut(AccessEvent) -> anyhow::Result<()>,
-) -> anyhow::Result<()> {
-    wait(gateway.record_export(&analyst(), format.change(), window.describe(format.name()), "cli"))?;
-    let mut failed = None;
-    gateway
-        .audit()
-        .for_each_entry(&mut |index, bytes| {
-            if let Some(event) = cordon_export::access_event(index, bytes)
-                && (window.since_ms..=window.until_ms).contains(&event.time_ms)
-                && let Err(error) = write(event)
-            {
-                failed = Some(format!("{error:#}"));
-                return Err("the export stopped".into());
-            }
-            Ok(())
-        })
-        .map_err(|error| anyhow::anyhow!(failed.take().unwrap_or(error.0)))
-}
-
 fn create(out: &Path) -> anyhow::Result<std::io::BufWriter<std::fs::File>> {
     let file = std::fs::File::create(out).with_context(|| format!("cannot create `{}`", out.display()))?;
     Ok(std::io::BufWriter::new(file))
@@ -96,13 +69,21 @@ pub fn run(command: ExportCommand) -> anyhow::Result<()> {
     let (rows, to) = match command {
         ExportCommand::Parquet { data, out, since, until } => {
             let window = Window::parse(since.as_deref(), until.as_deref())?;
-            // Opened before the output is created, so a bad data directory truncates nothing.
-            let gateway = open_for_analysis(&data)?;
+            // Checked before the output is created, so a bad data directory truncates nothing.
+            let published = Published::of(&data)?;
+            let recorded = record(&data, Format::Parquet, &window, 0, false)?;
+            let through = published.covering(recorded + 1)?;
             let mut parquet = cordon_export::ParquetExport::new(create(&out)?)?;
-            export(&gateway, Format::Parquet, &window, &mut |event| Ok(parquet.push(event)?))?;
+            published.for_each(0, through, &mut |index, bytes| match cordon_export::access_event(index, bytes) {
+                Some(event) if (window.since_ms..=window.until_ms).contains(&event.time_ms) => {
+                    parquet.push(event)?;
+                    Ok(true)
+                }
+                _ => Ok(false),
+            })?;
             let rows = parquet.finish()?;
             println!("{}", out.display());
-            (rows, out.display().to_string())
+            (rows, format!("{} (through ledger entry {through})", out.display()))
         }
         ExportCommand::Ocsf { data, out, since, until, cursor, follow } => {
             let window = Window::parse(since.as_deref(), until.as_deref())?;
@@ -140,19 +121,16 @@ fn ocsf(
         }
         _ => 0,
     };
+    let published = Published::of(data)?;
     // A cursor past the log's end would export nothing, silently, for ever.
-    let published = cordon_ledger::LogReader::new(&data.join(cordon_gateway::LEDGER_DIR))
-        .checkpoint()
-        .map_err(|error| anyhow::anyhow!("the ledger of `{}`: {error}", data.display()))?
-        .checkpoint
-        .size;
-    if position > published {
+    let size = published.size()?;
+    if position > size {
         bail!(
-            "cursor `{}` is at entry {position}, past the ledger's {published} entries: it belongs to another ledger",
+            "cursor `{}` is at entry {position}, past the ledger's {size} entries: it belongs to another ledger",
             cursor.map_or_else(String::new, |path| path.display().to_string())
         );
     }
-    record(data, Format::Ocsf, window, position, follow)?;
+    let recorded = record(data, Format::Ocsf, window, position, follow)?;
     let mut writer: Box<dyn std::io::Write> = match out {
         // With a cursor the file is continued, not replaced: the cursor says where it stands.
         Some(out) if cursor.is_some() => Box::new(std::io::BufWriter::new(
@@ -166,40 +144,26 @@ fn ocsf(
         None => Box::new(std::io::BufWriter::new(std::io::stdout().lock())),
     };
     let to = out.map_or("standard output".to_string(), |out| out.display().to_string());
-    let ledger = data.join("ledger");
-    let key_path = ledger.join(cordon_ledger::VERIFIER_KEY_FILE);
-    let key = std::fs::read_to_string(&key_path).with_context(|| format!("cannot read `{}`", key_path.display()))?;
-    let verifier = cordon_ledger::Verifier::parse(key.trim())
-        .map_err(|error| anyhow::anyhow!("`{}`: {error}", key_path.display()))?;
-    let reader = cordon_ledger::LogReader::new(&ledger);
     let mut rows = 0u64;
+    // The first pass reaches the export's own record; following, each pass what is new.
+    let mut wanted = recorded + 1;
     loop {
-        // Only what a checkpoint signed by the ledger's key covers is exported.
-        let note_path = ledger.join(cordon_ledger::CHECKPOINT_FILE);
-        let note =
-            std::fs::read_to_string(&note_path).with_context(|| format!("cannot read `{}`", note_path.display()))?;
-        let size = cordon_ledger::Checkpoint::open(&note, &verifier)
-            .map_err(|error| anyhow::anyhow!("the ledger's checkpoint does not verify: {error}"))?
-            .size;
+        let size = published.covering(wanted)?;
         if size > position {
-            let mut failed = None;
-            reader
-                .for_each_entry(position, size, |index, bytes| {
-                    let Some(event) = cordon_export::ocsf_record(index, bytes) else { return Ok(()) };
+            published
+                .for_each(position, size, &mut |index, bytes| {
+                    let Some(event) = cordon_export::ocsf_record(index, bytes) else { return Ok(false) };
                     let time = event.get("time").and_then(serde_json::Value::as_i64).unwrap_or(0);
-                    if (window.since_ms..=window.until_ms).contains(&time) {
-                        let written = serde_json::to_writer(&mut writer, &event)
-                            .map_err(std::io::Error::from)
-                            .and_then(|()| writer.write_all(b"\n"));
-                        if let Err(error) = written {
-                            failed = Some(format!("cannot write to {to}: {error}"));
-                            return Err(cordon_ledger::LedgerError::OutOfRange { index, size });
-                        }
-                        rows += 1;
+                    if !(window.since_ms..=window.until_ms).contains(&time) {
+                        return Ok(false);
                     }
-                    Ok(())
+                    serde_json::to_writer(&mut writer, &event)
+                        .map_err(std::io::Error::from)
+                        .and_then(|()| writer.write_all(b"\n"))
+                        .with_context(|| format!("cannot write to {to}"))?;
+                    Ok(true)
                 })
-                .map_err(|error| anyhow::anyhow!(failed.take().unwrap_or_else(|| error.to_string())))?;
+                .map(|written| rows += written)?;
             writer.flush().with_context(|| format!("cannot write to {to}"))?;
             position = size;
             if let Some(path) = cursor {
@@ -209,6 +173,7 @@ fn ocsf(
         if !follow {
             break;
         }
+        wanted = position + 1;
         std::thread::sleep(std::time::Duration::from_secs(1));
     }
     eprintln!(
@@ -234,8 +199,8 @@ fn save_cursor(path: &Path, position: u64) -> anyhow::Result<()> {
 }
 
 /// Records an export in the ledger: in the directory if it is free, else through the server
-/// that has it open.
-fn record(data: &Path, format: Format, window: &Window, from: u64, follow: bool) -> anyhow::Result<()> {
+/// that has it open. Returns the record's ledger index.
+fn record(data: &Path, format: Format, window: &Window, from: u64, follow: bool) -> anyhow::Result<u64> {
     match Target::of(data, |dir| dir.open_for_analysis(std::sync::Arc::new(cordon_gateway::SystemClock)))? {
         Target::Local(gateway) => {
             let detail = format!(
@@ -243,9 +208,10 @@ fn record(data: &Path, format: Format, window: &Window, from: u64, follow: bool)
                 window.describe(format.name()),
                 if follow { ", following" } else { "" }
             );
-            wait(gateway.record_export(&analyst(), format.change(), detail, "cli"))?;
+            let index = wait(gateway.record_export(&analyst(), format.change(), detail, "cli"))?;
+            // Closing publishes a checkpoint that covers the record.
             gateway.close().map_err(|error| anyhow::anyhow!("closing the ledger: {error}"))?;
-            Ok(())
+            Ok(index)
         }
         Target::Remote(remote) => {
             let time = |ms: i64, open: i64| (ms != open).then(|| ms.to_string());
@@ -256,8 +222,87 @@ fn record(data: &Path, format: Format, window: &Window, from: u64, follow: bool)
                 "from_entry": from,
                 "follow": follow,
             });
-            remote.json(hyper::Method::POST, "/v1/exports", Some(&body))?;
-            Ok(())
+            let answer = remote.json(hyper::Method::POST, "/v1/exports", Some(&body))?;
+            answer
+                .get("ledger_index")
+                .and_then(serde_json::Value::as_u64)
+                .ok_or_else(|| anyhow::anyhow!("the server recorded the export but did not say where: {answer}"))
         }
+    }
+}
+
+/// How long an export waits for a checkpoint that covers its own record (a server publishes
+/// one within a second or so of an append).
+const CHECKPOINT_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// The directory's ledger as published: the entries a checkpoint signed by the directory's own
+/// key covers, read from the log's files without opening the directory, so an export runs
+/// beside a server as well as alone. Nothing a checkpoint does not cover is exported.
+struct Published {
+    ledger: std::path::PathBuf,
+    verifier: cordon_ledger::Verifier,
+    reader: cordon_ledger::LogReader,
+}
+
+impl Published {
+    fn of(data: &Path) -> anyhow::Result<Published> {
+        let ledger = data.join(cordon_gateway::LEDGER_DIR);
+        let key_path = ledger.join(cordon_ledger::VERIFIER_KEY_FILE);
+        let key =
+            std::fs::read_to_string(&key_path).with_context(|| format!("cannot read `{}`", key_path.display()))?;
+        let verifier = cordon_ledger::Verifier::parse(key.trim())
+            .map_err(|error| anyhow::anyhow!("`{}`: {error}", key_path.display()))?;
+        let published = Published { reader: cordon_ledger::LogReader::new(&ledger), ledger, verifier };
+        published.size()?;
+        Ok(published)
+    }
+
+    /// The size of the published tree, its checkpoint checked against the key.
+    fn size(&self) -> anyhow::Result<u64> {
+        let note_path = self.ledger.join(cordon_ledger::CHECKPOINT_FILE);
+        let note =
+            std::fs::read_to_string(&note_path).with_context(|| format!("cannot read `{}`", note_path.display()))?;
+        Ok(cordon_ledger::Checkpoint::open(&note, &self.verifier)
+            .map_err(|error| {
+                anyhow::anyhow!("the ledger's checkpoint `{}` does not verify: {error}", note_path.display())
+            })?
+            .size)
+    }
+
+    /// The published size once it reaches `wanted`, or, after `CHECKPOINT_WAIT`, whatever it is.
+    fn covering(&self, wanted: u64) -> anyhow::Result<u64> {
+        let started = std::time::Instant::now();
+        loop {
+            let size = self.size()?;
+            if size >= wanted || started.elapsed() >= CHECKPOINT_WAIT {
+                return Ok(size);
+            }
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+    }
+
+    /// Hands each entry from `from` to `to` to `each`, which says whether it wrote it; the
+    /// number written. The first error stops the export and is the answer.
+    fn for_each(
+        &self,
+        from: u64,
+        to: u64,
+        each: &mut dyn FnMut(u64, &[u8]) -> anyhow::Result<bool>,
+    ) -> anyhow::Result<u64> {
+        let mut written = 0u64;
+        let mut failed = None;
+        self.reader
+            .for_each_entry(from, to, |index, bytes| match each(index, bytes) {
+                Ok(wrote) => {
+                    written += u64::from(wrote);
+                    Ok(())
+                }
+                Err(error) => {
+                    failed = Some(error);
+                    Err(cordon_ledger::LedgerError::OutOfRange { index, size: to })
+                }
+            })
+            .map_err(|error| failed.take().unwrap_or_else(|| anyhow::anyhow!("reading the ledger: {error}")))?;
+        Ok(written)
     }
 }

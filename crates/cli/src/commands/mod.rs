@@ -11,12 +11,8 @@ mod policy;
 mod remote;
 mod sim;
 
-use std::path::Path;
-
 use anyhow::Context as _;
-use std::sync::Arc;
-
-use cordon_gateway::{Claims, DataDir, Gateway, SystemClock, TokenRole};
+use cordon_gateway::{Claims, TokenRole};
 
 use crate::cli::{Arguments, Command, EvalCommand};
 
@@ -34,17 +30,6 @@ where
 {
     let runtime = tokio::runtime::Builder::new_current_thread().build().context("cannot start a runtime")?;
     Ok(runtime.block_on(call)?)
-}
-
-/// Opens a data directory, as the server would (replaying detection).
-pub(crate) fn open_data(data: &Path) -> anyhow::Result<Gateway> {
-    Ok(DataDir::new(data).open(Arc::new(SystemClock))?)
-}
-
-/// Opens a data directory for commands over the record (incidents, exports), without
-/// replaying detection: such a handle answers no access requests.
-pub(crate) fn open_for_analysis(data: &Path) -> anyhow::Result<Gateway> {
-    Ok(DataDir::new(data).open_for_analysis(Arc::new(SystemClock))?)
 }
 
 /// An optional time given on the command line as option `--{option}`.

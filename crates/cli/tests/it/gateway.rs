@@ -185,9 +185,9 @@ fn no_plaintext_reaches_the_disk_or_the_log() {
     // itself is told why it cannot run.
     let (ok, _, stderr) = run(&["alert", "list", "--data", data_dir.to_str().unwrap()]);
     assert!(ok && stderr.contains("is served by"), "{stderr}");
-    let parquet = scratch.path().join("export.parquet");
-    let (ok, _, stderr) =
-        run(&["export", "parquet", "--data", data_dir.to_str().unwrap(), "--out", parquet.to_str().unwrap()]);
+    let agents = scratch.path().join("agents.jsonl");
+    std::fs::write(&agents, "").unwrap();
+    let (ok, _, stderr) = run(&["import", "agents", agents.to_str().unwrap(), "--data", data_dir.to_str().unwrap()]);
     assert!(!ok && stderr.contains("is in use: a running `cordon serve`"), "{stderr}");
     assert!(!stderr.contains("internal error"), "{stderr}");
 

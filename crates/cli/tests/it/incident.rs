@@ -1,6 +1,7 @@
 //! The incident responder works during the incident: with `cordon serve` holding the data
-//! directory, every incident command reaches the server through its API and gives the same
-//! answers as when it opens the directory itself.
+//! directory, every incident and alert command reaches the server through its API (the
+//! exports read the published log beside it) and gives the same answers as when it opens the
+//! directory itself.
 
 use std::path::Path;
 
@@ -106,6 +107,12 @@ fn incident_commands_answer_while_the_server_runs_and_agree_with_the_stopped_dir
     assert!(stderr.contains("is served by"), "{stderr}");
     // (Detection is off in this scenario: the board is empty, and must still answer.)
     succeed(&["alert", "board", "--data", data, "--limit", "5"]);
+    let (replay, stderr) = succeed(&["alert", "replay", "--data", data]);
+    assert!(stderr.contains("is served by"), "{stderr}");
+    assert!(replay.contains("the replay raises exactly the ledger's alerts"), "{replay}");
+    // The Parquet export reads the published log beside the server, through its own record.
+    let (_, served_export) = succeed(&["export", "parquet", "--data", data, "--out", &file("served.parquet")]);
+    assert!(served_export.contains("through ledger entry"), "{served_export}");
     let (shown, _) = succeed(&["incident", "show", &id, "--data", data]);
     for step in ["regulator report prepared", "evidence bundle", "protective actions recorded"] {
         assert!(shown.contains(step), "{step}: {shown}");
@@ -153,6 +160,15 @@ fn incident_commands_answer_while_the_server_runs_and_agree_with_the_stopped_dir
     assert!(!stderr.contains("is served by"), "{stderr}");
     assert_eq!(stopped_scope, served_scope);
     assert_eq!(succeed(&["alert", "list", "--data", data]).0, served_alerts);
+    // No access came after the served export: the same access events, counted the same.
+    let (_, stopped_export) = succeed(&["export", "parquet", "--data", data, "--out", &file("stopped.parquet")]);
+    let events = |said: &str| {
+        said.lines()
+            .find(|line| line.contains("access events written"))
+            .and_then(|line| line.split_whitespace().next()?.parse::<u64>().ok())
+    };
+    assert!(events(&served_export).is_some_and(|count| count > 0), "{served_export}");
+    assert_eq!(events(&served_export), events(&stopped_export), "{served_export} against {stopped_export}");
     assert_eq!(std::fs::read(file("stopped.csv")).unwrap(), std::fs::read(file("served.csv")).unwrap());
     assert_eq!(std::fs::read(file("stopped.json")).unwrap(), std::fs::read(file("served.json")).unwrap());
     succeed(&[

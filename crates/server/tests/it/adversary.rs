@@ -152,6 +152,7 @@ async fn analyst_powers_follow_the_directory_not_the_token() {
         let routes = [
             (Method::GET, "/v1/alerts", None),
             (Method::GET, "/v1/risk", None),
+            (Method::POST, "/v1/detection/replay", None),
             (Method::POST, "/v1/agents/agt-1/reinstate", None),
             (Method::GET, "/v1/incidents", None),
             (Method::POST, "/v1/incidents", Some(json!({"title": "cover-up", "agents": ["agt-1"]}))),

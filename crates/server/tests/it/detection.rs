@@ -55,12 +55,25 @@ async fn a_canary_touch_is_contained_explained_and_worked_by_an_analyst() {
     let (_, board) = harness.call(Method::GET, "/v1/risk", Some(&analyst), None).await;
     assert_eq!(board["agents"][0]["agent"], "agt-1", "{board}");
     assert_eq!(board["agents"][0]["level"], "suspend", "{board}");
+    // A replay of the whole ledger raises the same alert the live run recorded.
+    let (status, replayed) = harness.call(Method::POST, "/v1/detection/replay", Some(&analyst), None).await;
+    assert_eq!(status, StatusCode::OK, "{replayed}");
+    assert_eq!((replayed["alerts_raised"].as_u64(), replayed["alerts_recorded"].as_u64()), (Some(1), Some(1)));
+    assert_eq!(replayed["same_alerts"], true, "{replayed}");
 
     // Who may do what.
     type Case<'a> = (&'a str, Method, String, &'a str, Option<Value>, StatusCode);
     let cases: Vec<Case<'_>> = vec![
         ("agents see no alerts", Method::GET, "/v1/alerts".into(), &agent, None, StatusCode::FORBIDDEN),
         ("agents see no board", Method::GET, "/v1/risk".into(), &agent, None, StatusCode::FORBIDDEN),
+        (
+            "agents replay no detection",
+            Method::POST,
+            "/v1/detection/replay".into(),
+            &agent,
+            None,
+            StatusCode::FORBIDDEN,
+        ),
         (
             "a bad status is named",
             Method::GET,
