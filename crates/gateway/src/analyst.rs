@@ -28,19 +28,46 @@ impl Gateway {
         Ok(replayed)
     }
 
-    /// [`Gateway::replay_detection`] for an analyst, as `cordon alert replay` asks for it (in
-    /// the directory, or through a server's `POST /v1/detection/replay`): one replay at a
-    /// time, answered as [`replay_json`].
+    /// The check `cordon alert replay` runs for an analyst (in the directory, or through a
+    /// server's `POST /v1/detection/replay`): detection rebuilt from the whole ledger into
+    /// states of its own, its alerts compared with those the ledger holds. Nothing is
+    /// installed: a serving node keeps its live states, which took in every entry the replay
+    /// started after. One replay at a time; the check is a ledger entry of its own
+    /// (`detection.replay`, with its counts). Answered as [`replay_json`].
     pub async fn replay_detection_as(&self, who: &Claims, request: &str) -> Result<Value, GatewayError> {
-        self.analyst(who, request).await?;
-        let _replaying = self.replaying.try_lock().map_err(|_| {
-            GatewayError::Conflict(
-                "detection is being replayed already; try again when that replay has answered".into(),
-            )
-        })?;
-        let started = std::time::Instant::now();
-        let replayed = self.replay_detection()?;
-        Ok(replay_json(&replayed, started.elapsed().as_secs_f64()))
+        let actor = self.analyst(who, request).await?;
+        let (replayed, answer) = {
+            let _replaying = match self.replaying.try_lock() {
+                Ok(guard) => guard,
+                // A replay that panicked left nothing half-done: the lock only keeps two apart.
+                Err(std::sync::TryLockError::Poisoned(poisoned)) => poisoned.into_inner(),
+                Err(std::sync::TryLockError::WouldBlock) => {
+                    return Err(GatewayError::Conflict(
+                        "detection is being replayed already; try again when that replay has answered".into(),
+                    ));
+                }
+            };
+            let started = std::time::Instant::now();
+            let (observe, fresh) = self.fresh_rebuilt();
+            let (_, replayed) = self.rebuild(fresh, 0, self.readable_size(), observe)?;
+            let answer = replay_json(&replayed, started.elapsed().as_secs_f64());
+            (replayed, answer)
+        };
+        self.change_entry(
+            &actor,
+            "detection.replay",
+            "detection",
+            Some(format!(
+                "entries {} alerts raised {} recorded {} same {}",
+                replayed.entries,
+                replayed.alerts.len(),
+                replayed.recorded.len(),
+                answer.get("same_alerts").and_then(Value::as_bool).unwrap_or(false)
+            )),
+            request,
+        )
+        .await?;
+        Ok(answer)
     }
 
     /// Rebuilds detection, verify's counts and the recorded statuses as a start does: from

@@ -154,9 +154,8 @@ impl DataDir {
             // Not a fault: another process (most often `cordon serve`) has it open.
             cordon_ledger::LedgerError::Locked { .. } => GatewayError::Conflict(format!(
                 "the data directory `{}` is in use: a running `cordon serve` (or another command) holds its \
-                 ledger, which has one writer at a time; while the server runs, the incident and alert commands \
-                 and `cordon export ocsf` reach it by themselves (when it recorded `served-at`); the Parquet \
-                 export and `cordon alert replay` need it stopped",
+                 ledger, which has one writer at a time; while the server runs, the incident, alert and export \
+                 commands reach it by themselves (when it recorded `served-at`); other commands need it stopped",
                 self.root.display()
             )),
             error => GatewayError::Internal(error.to_string()),

@@ -503,8 +503,12 @@ impl Gateway {
         let rows = on_every_core(&sample.rows, 1, |part| part.iter().map(|row| self.match_row(row)).collect())?;
         let customers: Vec<String> =
             rows.iter().flat_map(|row| row.candidates.iter().cloned()).collect::<BTreeSet<_>>().into_iter().collect();
-        let shown: Vec<Shown> = self.store.exposures_of_customers(&customers)?.into_iter().filter_map(shown).collect();
-        self.with_null_model(|model| attribute(&rows, &shown, model))
+        self.with_null_model(|model| {
+            // Read after the model caught up, so every pair the model counts is among them.
+            let shown: Vec<Shown> =
+                self.store.exposures_of_customers(&customers)?.into_iter().filter_map(shown).collect();
+            Ok(attribute(&rows, &shown, model))
+        })
     }
 
     /// Runs `work` on the null model, current to the exposure index: the cached model with
@@ -512,7 +516,7 @@ impl Gateway {
     /// map updates each), or, when customer records changed or the log no longer holds every
     /// change since, one built afresh from the census of balance bands and every agent's
     /// reach. The model is locked while `work` runs.
-    fn with_null_model<R>(&self, work: impl FnOnce(&NullModel) -> R) -> Result<R, GatewayError> {
+    fn with_null_model<R>(&self, work: impl FnOnce(&NullModel) -> Result<R, GatewayError>) -> Result<R, GatewayError> {
         let mut cached = self.null_model.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         let writes = self.store.customer_writes()?;
         let census_current = cached.census.as_ref().is_some_and(|(census_writes, _)| *census_writes == writes);
@@ -548,7 +552,7 @@ impl Gateway {
             cached.model = Some((through, builder.finish()));
         }
         let (_, model) = cached.model.as_ref().ok_or_else(|| GatewayError::Internal("no null model".into()))?;
-        Ok(work(model))
+        work(model)
     }
 
     /// Every live customer's balance band (decrypted here, held only as a band number in

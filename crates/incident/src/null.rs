@@ -100,13 +100,13 @@ const DEGREE_CAP: u8 = 2;
 type Stratum = (u8, bool);
 
 /// Every customer of the base with its balance band, sorted by id, the ids in one buffer:
-/// about a dozen bytes a customer, where a map of strings costs five times that. The census
+/// about twenty bytes a customer, where a map of strings costs three times that. The census
 /// is the costly part of a model (every balance opened in memory) and changes only with the
 /// customers, so a model built again shares it.
 #[derive(Debug, Default)]
 pub struct BandCensus {
     ids: String,
-    ends: Vec<u32>,
+    ends: Vec<usize>,
     bands: Vec<u8>,
 }
 
@@ -150,13 +150,13 @@ impl BandCensus {
 
     fn push(&mut self, id: &str, band: u8) {
         self.ids.push_str(id);
-        self.ends.push(self.ids.len() as u32);
+        self.ends.push(self.ids.len());
         self.bands.push(band);
     }
 
     fn id(&self, number: usize) -> &str {
-        let start = if number == 0 { 0 } else { self.ends.get(number - 1).copied().unwrap_or(0) as usize };
-        let end = self.ends.get(number).copied().unwrap_or(0) as usize;
+        let start = if number == 0 { 0 } else { self.ends.get(number - 1).copied().unwrap_or(0) };
+        let end = self.ends.get(number).copied().unwrap_or(0);
         self.ids.get(start..end).unwrap_or("")
     }
 

@@ -147,7 +147,7 @@ impl Store {
                     }
                     Some(_) => continue,
                 }
-                log.execute(params![exposure.agent_id, exposure.customer_id, before.unwrap_or(0)])
+                log.execute(params![exposure.agent_id, exposure.customer_id, before])
                     .map_err(self.error("index reach"))?;
                 changed += 1;
             }
@@ -277,15 +277,20 @@ impl Store {
         if last < after || first.is_some_and(|first| first > after + 1) {
             return Ok(None);
         }
-        // Per changed customer, per agent: its ways before the first change since `after`.
-        let mut then: BTreeMap<String, BTreeMap<String, u8>> = BTreeMap::new();
+        // Per changed customer, per agent: its ways before the first change since `after`
+        // (`None`: the pair is new since).
+        let mut then: BTreeMap<String, BTreeMap<String, Option<u8>>> = BTreeMap::new();
         {
             let mut statement = transaction
                 .prepare_cached("SELECT agent_id, customer_id, before FROM reach_log WHERE seq > ?1 ORDER BY seq")
                 .map_err(self.error("read reach changes"))?;
             let mut rows = statement.query([after]).map_err(self.error("read reach changes"))?;
             while let Some(row) = rows.next().map_err(self.error("read reach changes"))? {
-                let (agent, customer, before) = reach_columns(row).map_err(self.error("read reach changes"))?;
+                let (agent, customer) = pair_columns(row).map_err(self.error("read reach changes"))?;
+                let before = row
+                    .get::<_, Option<i64>>(2)
+                    .map_err(self.error("read reach changes"))?
+                    .map(|ways| u8::try_from(ways).unwrap_or(u8::MAX));
                 let agents = match then.get_mut(customer) {
                     Some(agents) => agents,
                     None => then.entry(customer.to_string()).or_default(),
@@ -323,8 +328,8 @@ impl Store {
                     let now = u8::try_from(now).unwrap_or(u8::MAX);
                     match changed.get(&agent).copied() {
                         // New since `after`: not in the reach then.
-                        Some(0) => {}
-                        Some(before) => change.before.push((agent.clone(), before)),
+                        Some(None) => {}
+                        Some(Some(before)) => change.before.push((agent.clone(), before)),
                         None => change.before.push((agent.clone(), now)),
                     }
                     change.now.push((agent, now));
@@ -550,10 +555,15 @@ impl Store {
 
 /// An agent, a customer and the ways, read in place (millions of rows: no copies).
 fn reach_columns<'row>(row: &'row rusqlite::Row<'_>) -> rusqlite::Result<(&'row str, &'row str, u8)> {
-    let agent = row.get_ref(0)?.as_str().map_err(rusqlite::Error::from)?;
-    let customer = row.get_ref(1)?.as_str().map_err(rusqlite::Error::from)?;
+    let (agent, customer) = pair_columns(row)?;
     let seen: i64 = row.get(2)?;
     Ok((agent, customer, u8::try_from(seen).unwrap_or(u8::MAX)))
+}
+
+fn pair_columns<'row>(row: &'row rusqlite::Row<'_>) -> rusqlite::Result<(&'row str, &'row str)> {
+    let agent = row.get_ref(0)?.as_str().map_err(rusqlite::Error::from)?;
+    let customer = row.get_ref(1)?.as_str().map_err(rusqlite::Error::from)?;
+    Ok((agent, customer))
 }
 
 fn exposure_columns(row: &rusqlite::Row<'_>) -> rusqlite::Result<Exposure> {

@@ -177,15 +177,15 @@ CREATE TABLE IF NOT EXISTS agent_reach (
     seen INTEGER NOT NULL DEFAULT 0,
     PRIMARY KEY (agent_id, customer_id)
 ) WITHOUT ROWID;
--- Every change to agent_reach, in order: the pair, and its ways before the change (0: the pair
--- is new). Kept for the last two million changes: a cached null model reads the customers
+-- Every change to agent_reach, in order: the pair, and its ways before the change (NULL: the
+-- pair is new; 0 is a pair shown in no way attribution reads). Kept for the last two million changes: a cached null model reads the customers
 -- changed since it was built, as they were then and as they are now, instead of reading all
 -- of agent_reach again.
 CREATE TABLE IF NOT EXISTS reach_log (
     seq INTEGER PRIMARY KEY,
     agent_id TEXT NOT NULL,
     customer_id TEXT NOT NULL,
-    before INTEGER NOT NULL
+    before INTEGER
 );
 CREATE TABLE IF NOT EXISTS agent_volume (
     agent_id TEXT PRIMARY KEY,

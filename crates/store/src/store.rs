@@ -1080,12 +1080,13 @@ fn forget_reach_without_ways(index: &Connection) -> rusqlite::Result<()> {
     Ok(())
 }
 
-/// A reach log written before it recorded each pair's ways before the change cannot tell a
-/// model how a customer's reach was: it is dropped (a model then reads the reach whole once).
+/// A reach log written before it recorded each pair's ways before the change (or that marked
+/// a new pair with 0, which is also a pair's ways) cannot tell a model how a customer's reach
+/// was: it is dropped (a model then reads the reach whole once).
 fn forget_reach_log_without_before(index: &Connection) -> rusqlite::Result<()> {
     let old = index.query_row(
         "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = 'reach_log'
-             AND NOT EXISTS (SELECT 1 FROM pragma_table_info('reach_log') WHERE name = 'before')",
+             AND NOT EXISTS (SELECT 1 FROM pragma_table_info('reach_log') WHERE name = 'before' AND \"notnull\" = 0)",
         [],
         |row| row.get::<_, i64>(0),
     )? > 0;

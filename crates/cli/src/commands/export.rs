@@ -72,7 +72,8 @@ pub fn run(command: ExportCommand) -> anyhow::Result<()> {
             // Checked before the output is created, so a bad data directory truncates nothing.
             let published = Published::of(&data)?;
             let recorded = record(&data, Format::Parquet, &window, 0, false)?;
-            let through = published.covering(recorded + 1)?;
+            let through = published.covering(recorded.saturating_add(1))?;
+            refuse_uncovered(through, recorded)?;
             let mut parquet = cordon_export::ParquetExport::new(create(&out)?)?;
             published.for_each(0, through, &mut |index, bytes| match cordon_export::access_event(index, bytes) {
                 Some(event) if (window.since_ms..=window.until_ms).contains(&event.time_ms) => {
@@ -83,7 +84,7 @@ pub fn run(command: ExportCommand) -> anyhow::Result<()> {
             })?;
             let rows = parquet.finish()?;
             println!("{}", out.display());
-            (rows, format!("{} (through ledger entry {through})", out.display()))
+            (rows, format!("{} (of the ledger's first {through} entries)", out.display()))
         }
         ExportCommand::Ocsf { data, out, since, until, cursor, follow } => {
             let window = Window::parse(since.as_deref(), until.as_deref())?;
@@ -146,9 +147,12 @@ fn ocsf(
     let to = out.map_or("standard output".to_string(), |out| out.display().to_string());
     let mut rows = 0u64;
     // The first pass reaches the export's own record; following, each pass what is new.
-    let mut wanted = recorded + 1;
+    let mut wanted = recorded.saturating_add(1);
     loop {
         let size = published.covering(wanted)?;
+        if !follow {
+            refuse_uncovered(size, recorded)?;
+        }
         if size > position {
             published
                 .for_each(position, size, &mut |index, bytes| {
@@ -177,7 +181,7 @@ fn ocsf(
         std::thread::sleep(std::time::Duration::from_secs(1));
     }
     eprintln!(
-        "{rows} events written to {to} in {:.1} s (through ledger entry {position})",
+        "{rows} events written to {to} in {:.1} s (of the ledger's first {position} entries)",
         started.elapsed().as_secs_f64()
     );
     Ok(())
@@ -229,6 +233,20 @@ fn record(data: &Path, format: Format, window: &Window, from: u64, follow: bool)
                 .ok_or_else(|| anyhow::anyhow!("the server recorded the export but did not say where: {answer}"))
         }
     }
+}
+
+/// An export that ends before its own record would leave out what happened up to it, and say
+/// nothing: it is refused instead, before anything is written.
+fn refuse_uncovered(published: u64, recorded: u64) -> anyhow::Result<()> {
+    if published > recorded {
+        return Ok(());
+    }
+    bail!(
+        "the ledger's published checkpoint covers {published} entries, not this export's own record (entry \
+         {recorded}), after waiting {} s: the server has not published a checkpoint since (its ledger may have \
+         failed: see /readyz; or its checkpoint interval is long); nothing was written",
+        CHECKPOINT_WAIT.as_secs()
+    )
 }
 
 /// How long an export waits for a checkpoint that covers its own record (a server publishes

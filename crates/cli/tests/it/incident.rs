@@ -112,7 +112,7 @@ fn incident_commands_answer_while_the_server_runs_and_agree_with_the_stopped_dir
     assert!(replay.contains("the replay raises exactly the ledger's alerts"), "{replay}");
     // The Parquet export reads the published log beside the server, through its own record.
     let (_, served_export) = succeed(&["export", "parquet", "--data", data, "--out", &file("served.parquet")]);
-    assert!(served_export.contains("through ledger entry"), "{served_export}");
+    assert!(served_export.contains("of the ledger's first"), "{served_export}");
     let (shown, _) = succeed(&["incident", "show", &id, "--data", data]);
     for step in ["regulator report prepared", "evidence bundle", "protective actions recorded"] {
         assert!(shown.contains(step), "{step}: {shown}");
