@@ -220,6 +220,16 @@ pub enum IncidentCommand {
         #[arg(long, env = "CORDON_DATA")]
         data: PathBuf,
     },
+    /// The console session whose watermark shows CODE (read off a photo of a screen): who
+    /// held it, when, and every customer it was shown, from the ledger.
+    Watermark {
+        code: String,
+        #[arg(long, env = "CORDON_DATA")]
+        data: PathBuf,
+        /// Print the answer as JSON.
+        #[arg(long)]
+        json: bool,
+    },
     /// An incident's record: suspects, window, disclosure status and timeline.
     Show {
         id: String,

@@ -212,6 +212,10 @@ pub struct AccessEntry {
     pub contained: Option<Containment>,
     #[serde(default)]
     pub policies: Vec<String>,
+    /// The console session the request came through (its code, the one its screens'
+    /// watermark shows); none for the API and in-process callers.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub session: Option<String>,
 }
 
 impl AccessEntry {
@@ -236,6 +240,7 @@ impl AccessEntry {
             decision,
             contained: None,
             policies: Vec::new(),
+            session: None,
         }
     }
 

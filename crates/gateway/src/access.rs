@@ -36,7 +36,7 @@ impl Gateway {
             (true, Some(digest)) => self.store.search(kind, &digest)?,
             _ => Vec::new(),
         };
-        let mut recorded = self.recorded(request, &agent.id, Action::Search, &decision);
+        let mut recorded = self.recorded(request, who, &agent.id, Action::Search, &decision);
         recorded.entry.search_by = Some(kind.name().to_string());
         recorded.entry.matches = Some(ids.clone());
         recorded.facts = AccessFacts { canary: self.only_canaries(&ids)?, ..seen };
@@ -68,7 +68,7 @@ impl Gateway {
     ) -> Result<Card, GatewayError> {
         let (agent, sealed, context) = self.customer_access(who, Action::View, customer, ticket, request).await?;
         let decision = self.policy.decide(&self.customer_request(&agent, Action::View, &context, None, ""));
-        let recorded = self.customer_decision(request, &agent, Action::View, &context, &decision);
+        let recorded = self.customer_decision(request, who, &agent, Action::View, &context, &decision);
         let index = self.record(recorded).await?.allowed_or(|index| denied(decision, index))?;
         let fields: Vec<Field> = sealed.record.fields().collect();
         let values = self.vault.open(customer, &sealed, &fields)?;
@@ -97,7 +97,7 @@ impl Gateway {
             })
             .collect();
         let decision = combine(&fields, decisions);
-        let mut recorded = self.customer_decision(request, &agent, Action::Reveal, &context, &decision);
+        let mut recorded = self.customer_decision(request, who, &agent, Action::Reveal, &context, &decision);
         recorded.entry.fields = fields.iter().map(|field| field.name().to_string()).collect();
         recorded.facts.beyond_need = beyond_need(&fields, context.ticket.as_ref());
         let index = self.record(recorded).await?.allowed_or(|index| denied(decision, index))?;
@@ -133,7 +133,7 @@ impl Gateway {
         } else {
             None
         };
-        let mut recorded = self.customer_decision(request, &agent, Action::Verify, &context, &decision);
+        let mut recorded = self.customer_decision(request, who, &agent, Action::Verify, &context, &decision);
         recorded.entry.fields = vec![field.name().to_string()];
         recorded.statement = matched;
         let index = self.record(recorded).await?.allowed_or(|index| denied(decision, index))?;
@@ -161,7 +161,22 @@ impl Gateway {
     ) -> Result<(AgentFacts, SealedCustomer, AccessContext), GatewayError> {
         bounded_ids(customer, ticket)?;
         let (agent, seen) = self.data_agent(who, action, Some(customer), ticket, request).await?;
-        let (stored, sealed) = self.existing_customer(&agent, &seen, action, customer, ticket, request).await?;
+        let Some(StoredCustomer { sealed: Some(sealed), id, canary }) =
+            self.directory.customer(&self.store, customer)?
+        else {
+            // Asking for a customer that does not exist is itself an access attempt worth keeping.
+            let mut recorded = Recorded::refusal(self.clock.now_ms(), request, who, &agent.id, action);
+            recorded.entry.customer = Some(customer.to_string());
+            recorded.entry.ticket = ticket.map(str::to_string);
+            recorded.facts = seen.clone();
+            let index = self.record(recorded).await?.index();
+            return Err(GatewayError::NotFound {
+                what: "customer",
+                id: customer.to_string(),
+                ledger_index: Some(index),
+            });
+        };
+        let stored = StoredCustomer { sealed: None, id, canary };
         let context = self.access_context(&agent, &seen, &stored, &sealed, ticket)?;
         Ok((agent, sealed, context))
     }
@@ -192,41 +207,18 @@ impl Gateway {
     fn customer_decision(
         &self,
         request: &str,
+        who: &Claims,
         agent: &AgentFacts,
         action: Action,
         context: &AccessContext,
         decision: &Decision,
     ) -> Recorded {
-        let mut recorded = self.recorded(request, &agent.id, action, decision);
+        let mut recorded = self.recorded(request, who, &agent.id, action, decision);
         recorded.entry.customer = Some(context.customer.id.clone());
         recorded.entry.ticket = context.ticket.as_ref().map(|ticket| ticket.id.clone());
         recorded.entry.approval = context.approval_id.clone();
         recorded.facts = context.facts.clone();
         recorded
-    }
-
-    /// The customer, or a recorded denial: asking for a customer that does not exist is
-    /// itself an access attempt worth keeping.
-    pub(crate) async fn existing_customer(
-        &self,
-        agent: &AgentFacts,
-        seen: &AccessFacts,
-        action: Action,
-        customer: &str,
-        ticket: Option<&str>,
-        request: &str,
-    ) -> Result<(StoredCustomer, SealedCustomer), GatewayError> {
-        if let Some(StoredCustomer { sealed: Some(sealed), id, canary }) =
-            self.directory.customer(&self.store, customer)?
-        {
-            return Ok((StoredCustomer { sealed: None, id, canary }, sealed));
-        }
-        let mut recorded = Recorded::refusal(self.clock.now_ms(), request, &agent.id, action);
-        recorded.entry.customer = Some(customer.to_string());
-        recorded.entry.ticket = ticket.map(str::to_string);
-        recorded.facts = seen.clone();
-        let index = self.record(recorded).await?.index();
-        Err(GatewayError::NotFound { what: "customer", id: customer.to_string(), ledger_index: Some(index) })
     }
 
     pub(crate) fn access_context(

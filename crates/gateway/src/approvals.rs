@@ -28,7 +28,7 @@ impl Gateway {
         let decision =
             self.policy.decide(&self.request(&agent, Action::RequestApproval, Some(facts), None, None, "", None, None));
         if !decision.allowed {
-            let mut recorded = self.recorded(request, &agent.id, Action::RequestApproval, &decision);
+            let mut recorded = self.recorded(request, who, &agent.id, Action::RequestApproval, &decision);
             recorded.entry.customer = Some(customer.to_string());
             let index = self.record(recorded).await?.index();
             return Err(denied(decision, index));
@@ -85,7 +85,7 @@ impl Gateway {
             None,
             Some(approval.requester.clone()),
         ));
-        let mut recorded = self.recorded(request, &approver.id, Action::Approve, &decision);
+        let mut recorded = self.recorded(request, who, &approver.id, Action::Approve, &decision);
         recorded.entry.customer = Some(approval.customer.clone());
         recorded.entry.approval = Some(approval.id.clone());
         let index = self.record(recorded).await?.allowed_or(|index| denied(decision, index))?;

@@ -22,6 +22,7 @@ mod indexer;
 mod principal;
 mod record;
 mod service;
+mod session;
 mod snapshot;
 mod statements;
 mod token;
@@ -41,5 +42,9 @@ pub use incident::{
     incident_json, protect_json, protective_actions_for, risk_board_json,
 };
 pub use service::{Card, Gateway, Revealed, SearchHit, Verified};
+pub use session::{
+    ConsoleSession, SESSION_CODE_ALPHABET, SESSION_CODE_LENGTH, SESSION_IDLE_MS, SESSION_LIFETIME_MS, SessionReport,
+    StartedSession, is_session_code, session_json,
+};
 pub use snapshot::SNAPSHOT_FILE;
 pub use token::{Claims, TokenError, TokenKey, TokenRole};

@@ -92,7 +92,7 @@ impl Gateway {
         let principal = self.principal(who)?;
         let decision = self.policy.decide(&self.request(&principal, action, None, None, None, "", None, None));
         if !decision.allowed {
-            let recorded = self.recorded(request, &principal.id, action, &decision);
+            let recorded = self.recorded(request, who, &principal.id, action, &decision);
             let index = self.record(recorded).await?.index();
             return Err(denied(decision, index));
         }
@@ -115,7 +115,7 @@ impl Gateway {
             Err(error @ (GatewayError::WrongRole { .. } | GatewayError::Unauthenticated(_))) => error,
             Err(other) => return Err(other),
         };
-        let mut unobserved = Recorded::refusal(self.clock.now_ms(), request, &who.sub, action);
+        let mut unobserved = Recorded::refusal(self.clock.now_ms(), request, who, &who.sub, action);
         unobserved.observed = false;
         unobserved.entry.customer = customer.map(str::to_string);
         unobserved.entry.ticket = ticket.map(str::to_string);

@@ -11,6 +11,7 @@ use crate::access::*;
 use crate::detection::{Sequenced, alert_entry, append_sequenced, containment, durable, observation, seen};
 use crate::error::GatewayError;
 use crate::service::*;
+use crate::token::Claims;
 use cordon_entry::{AlertEntry, ChangeEntry, Containment, Decision as EntryDecision, VerifyOutcome};
 use cordon_policy::Action;
 
@@ -78,8 +79,15 @@ impl Gateway {
     }
 
     /// An access decision about to be recorded, stamped now.
-    pub(crate) fn recorded(&self, request: &str, agent: &str, action: Action, decision: &Decision) -> Recorded {
-        Recorded::new(self.clock.now_ms(), request, agent, action, decision)
+    pub(crate) fn recorded(
+        &self,
+        request: &str,
+        who: &Claims,
+        agent: &str,
+        action: Action,
+        decision: &Decision,
+    ) -> Recorded {
+        Recorded::new(self.clock.now_ms(), request, who, agent, action, decision)
     }
 
     /// Appends the decision, with any alerts detection raised on it, and waits until they are

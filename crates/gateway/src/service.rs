@@ -17,7 +17,7 @@ use crate::clock::Clock;
 use crate::config::Limits;
 use crate::detection::{AccessFacts, Sequenced, Sequencer};
 use crate::error::GatewayError;
-use crate::token::TokenKey;
+use crate::token::{Claims, TokenKey};
 use cordon_entry::{AccessEntry, Decision as EntryDecision};
 
 /// A search hit: the customer id and the masked name.
@@ -120,8 +120,15 @@ pub(crate) struct Recorded {
 
 impl Recorded {
     /// A decision with nothing but who, what and the outcome; callers add the rest.
-    pub(crate) fn new(time_ms: i64, request: &str, agent: &str, action: Action, decision: &Decision) -> Recorded {
-        let mut recorded = Recorded::refusal(time_ms, request, agent, action);
+    pub(crate) fn new(
+        time_ms: i64,
+        request: &str,
+        who: &Claims,
+        agent: &str,
+        action: Action,
+        decision: &Decision,
+    ) -> Recorded {
+        let mut recorded = Recorded::refusal(time_ms, request, who, agent, action);
         recorded.entry.decision = if decision.allowed { EntryDecision::Allow } else { EntryDecision::Deny };
         recorded.entry.policies = decision.policies.clone();
         recorded
@@ -129,8 +136,10 @@ impl Recorded {
 
     /// A refusal its caller records before policy is asked (an unknown customer, a token
     /// that is no agent's); callers add the rest.
-    pub(crate) fn refusal(time_ms: i64, request: &str, agent: &str, action: Action) -> Recorded {
-        let entry = AccessEntry::new(time_ms, request, agent, action, EntryDecision::Deny);
+    /// `who` says which console session the request came through, if any.
+    pub(crate) fn refusal(time_ms: i64, request: &str, who: &Claims, agent: &str, action: Action) -> Recorded {
+        let mut entry = AccessEntry::new(time_ms, request, agent, action, EntryDecision::Deny);
+        entry.session = who.session.clone();
         Recorded { entry, facts: AccessFacts::default(), observed: true, statement: None }
     }
 }

@@ -85,6 +85,7 @@ pub fn issue(
         nbf: Some(now),
         exp: now + lifetime_seconds,
         jti: crate::service::random_id()?,
+        session: None,
     })
     .map_err(|error| crate::error::GatewayError::Internal(error.to_string()))
 }
@@ -101,13 +102,17 @@ pub struct Claims {
     pub exp: i64,
     /// The token's id: what revocation names.
     pub jti: String,
+    /// The console session these claims came through (its code), set by the gateway when a
+    /// session cookie is presented; never part of a token.
+    #[serde(skip)]
+    pub session: Option<String>,
 }
 
 impl Claims {
     /// The claims of an in-process caller that needs no token (the command line, the
     /// simulator, tests): `sub` acting as `role`, labelled `label` in place of a token id.
     pub fn in_process(sub: String, role: TokenRole, label: &str) -> Claims {
-        Claims { sub, role, iat: 0, nbf: None, exp: i64::MAX, jti: label.to_string() }
+        Claims { sub, role, iat: 0, nbf: None, exp: i64::MAX, jti: label.to_string(), session: None }
     }
 }
 

@@ -1,5 +1,6 @@
-//! The analyst's routes: alerts with their explanations, verdicts on them, the risk board,
-//! and a replay of detection that checks the alerts the ledger holds.
+//! The analyst's routes: alerts with their explanations, verdicts on them, the risk board, a
+//! replay of detection that checks the alerts the ledger holds, and a console session named by
+//! its watermark.
 
 use std::sync::Arc;
 
@@ -88,4 +89,17 @@ pub(crate) async fn replay_detection(
     let answer =
         heavy(&state, move |state| async move { state.gateway.replay_detection_as(&claims, &request).await }).await?;
     Ok(Json(answer))
+}
+
+/// Who held a console session, when, and every customer it was shown: the answer to a photo
+/// of a screen, from the code in its watermark.
+pub(crate) async fn session_report(
+    State(state): State<Arc<AppState>>,
+    caller: Caller,
+    Segment(code): Segment<String>,
+) -> Result<Json<Value>, Problem> {
+    let Caller { claims, request } = caller;
+    let report =
+        heavy(&state, move |state| async move { state.gateway.session_report(&claims, &code, &request).await }).await?;
+    Ok(Json(cordon_gateway::session_json(&report)))
 }

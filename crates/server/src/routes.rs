@@ -110,6 +110,7 @@ pub fn app(state: Arc<AppState>) -> Router {
         .route("/v1/alerts/{id}/confirm", post(crate::analyst::confirm_alert))
         .route("/v1/risk", get(crate::analyst::risk_board))
         .route("/v1/detection/replay", post(crate::analyst::replay_detection))
+        .route("/v1/sessions/{code}", get(crate::analyst::session_report))
         .route("/v1/incidents", get(crate::incident::list).post(crate::incident::open))
         .route("/v1/incidents/{id}", get(crate::incident::show))
         .route("/v1/incidents/{id}/status", post(crate::incident::set_status))

@@ -7,7 +7,9 @@
 
 mod incident;
 mod schema;
+mod session;
 mod store;
 
 pub use incident::{CustomerReachChange, Deliveries, Exposure, ProtectiveAction, StoredIncident, TimelineEvent};
+pub use session::StoredSession;
 pub use store::{AccessEvent, CustomerRow, OutboxItem, Store, StoreError, StoredAlert, StoredCustomer};

@@ -132,6 +132,24 @@ CREATE TABLE IF NOT EXISTS protective_actions (
     ledger_index INTEGER NOT NULL,
     PRIMARY KEY (incident_id, customer_id, action)
 ) WITHOUT ROWID;
+-- Console sessions. The cookie holds a secret; only its SHA-256 is kept here. The session's
+-- code is what its screens' watermark shows; its start and end are ledger entries
+-- (`session.start`, `session.end`, at start_index and end_index), which this row points to.
+CREATE TABLE IF NOT EXISTS console_sessions (
+    secret_sha256 TEXT PRIMARY KEY,
+    code TEXT NOT NULL UNIQUE,
+    subject TEXT NOT NULL,
+    role TEXT NOT NULL,
+    token_id TEXT NOT NULL,
+    csrf TEXT NOT NULL,
+    started_ms INTEGER NOT NULL,
+    expires_ms INTEGER NOT NULL,
+    last_seen_ms INTEGER NOT NULL,
+    start_index INTEGER NOT NULL,
+    ended_ms INTEGER,
+    end_reason TEXT,
+    end_index INTEGER
+);
 "#;
 
 /// The access index lives in its own file: its steady stream of inserts would otherwise

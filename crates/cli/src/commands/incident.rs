@@ -119,6 +119,22 @@ pub fn run(command: IncidentCommand) -> anyhow::Result<()> {
                 );
             }
         }
+        IncidentCommand::Watermark { code, data, json } => {
+            let code = code.trim().to_uppercase();
+            let report = match target(&data)? {
+                Target::Local(gateway) => {
+                    cordon_gateway::session_json(&wait(gateway.session_report(&who, &code, "cli"))?)
+                }
+                Target::Remote(remote) => {
+                    remote.json(Method::GET, &format!("/v1/sessions/{}", segment(&code)), None)?
+                }
+            };
+            if json {
+                println!("{}", serde_json::to_string_pretty(&report)?);
+            } else {
+                print_session(&report);
+            }
+        }
         IncidentCommand::Show { id, data } => {
             let shown = match target(&data)? {
                 Target::Local(gateway) => {
@@ -468,5 +484,28 @@ fn print_attribution(attribution: &Value, show: usize) {
             })
             .collect();
         println!("evidence for {}: {}", text(agent, "agent"), entries.join("; "));
+    }
+}
+
+/// A session report as a responder reads it: who, when, and the customers it was shown.
+fn print_session(report: &Value) {
+    let text = |name: &str| report.get(name).and_then(Value::as_str).unwrap_or("?").to_string();
+    println!("session {}: {} ({}), from {}", text("code"), text("subject"), text("role"), text("started_at"));
+    match report.get("ended_at").and_then(Value::as_str) {
+        Some(ended) => println!("ended {ended} ({})", text("end_reason")),
+        None => println!("not ended; it expires at the latest at {}", text("expires_at")),
+    }
+    let customers = report.get("customers").and_then(Value::as_array).cloned().unwrap_or_default();
+    println!(
+        "{} accesses through it showed {} customers (ledger entry of the first showing each):",
+        report.get("accesses").and_then(Value::as_u64).unwrap_or(0),
+        customers.len()
+    );
+    for customer in customers {
+        println!(
+            "  {:<24} entry {}",
+            customer.get("customer").and_then(Value::as_str).unwrap_or("?"),
+            customer.get("first_entry").and_then(Value::as_u64).unwrap_or(0)
+        );
     }
 }

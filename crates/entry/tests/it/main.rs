@@ -24,6 +24,7 @@ fn access(text: &str) -> Entry {
         verify: Some(VerifyOutcome::Refused),
         contained: Some(Containment::StepUp),
         policies: vec![text.to_string()],
+        session: Some(text.to_string()),
         ..AccessEntry::new(-5, text, text, AccessAction::Reveal, Decision::Deny)
     })
 }

@@ -565,6 +565,7 @@ async fn tokens_are_bounded_in_time_and_revocable() {
         nbf,
         exp,
         jti: format!("t-{iat}-{exp}"),
+        session: None,
     };
     let cases = [
         ("valid", claims(now, Some(now), now + 3600), StatusCode::OK, ""),

@@ -10,4 +10,5 @@ mod faults;
 mod incident;
 mod policy_cases;
 mod requests;
+mod sessions;
 mod support;

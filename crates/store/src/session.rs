@@ -1,0 +1,124 @@
+//! Console sessions: the row behind each session cookie. The ledger holds each session's
+//! start and end; this table finds a session by its secret's hash (a request) or its code
+//! (a watermark in a photo).
+
+use rusqlite::params;
+
+use crate::store::{Store, StoreError};
+
+/// A console session as stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredSession {
+    pub code: String,
+    pub subject: String,
+    pub role: String,
+    /// The id of the token the session was started with: revoking it ends the session.
+    pub token_id: String,
+    pub csrf: String,
+    pub started_ms: i64,
+    pub expires_ms: i64,
+    pub last_seen_ms: i64,
+    pub start_index: u64,
+    pub ended_ms: Option<i64>,
+    pub end_reason: Option<String>,
+    pub end_index: Option<u64>,
+}
+
+const COLUMNS: &str = "code, subject, role, token_id, csrf, started_ms, expires_ms, last_seen_ms, start_index, ended_ms, \
+                       end_reason, end_index";
+
+fn session_columns(row: &rusqlite::Row<'_>) -> rusqlite::Result<StoredSession> {
+    Ok(StoredSession {
+        code: row.get(0)?,
+        subject: row.get(1)?,
+        role: row.get(2)?,
+        token_id: row.get(3)?,
+        csrf: row.get(4)?,
+        started_ms: row.get(5)?,
+        expires_ms: row.get(6)?,
+        last_seen_ms: row.get(7)?,
+        start_index: row.get::<_, i64>(8)?.max(0) as u64,
+        ended_ms: row.get(9)?,
+        end_reason: row.get(10)?,
+        end_index: row.get::<_, Option<i64>>(11)?.map(|index| index.max(0) as u64),
+    })
+}
+
+impl Store {
+    /// Stores a new session; a secret or a code already in use is an error (the caller draws
+    /// another), never an overwrite.
+    pub fn insert_session(&self, secret_sha256: &str, session: &StoredSession) -> Result<bool, StoreError> {
+        let connection = self.write();
+        let inserted = connection
+            .execute(
+                "INSERT OR IGNORE INTO console_sessions (secret_sha256, code, subject, role, token_id, csrf, \
+                 started_ms, expires_ms, last_seen_ms, start_index) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+                params![
+                    secret_sha256,
+                    session.code,
+                    session.subject,
+                    session.role,
+                    session.token_id,
+                    session.csrf,
+                    session.started_ms,
+                    session.expires_ms,
+                    session.last_seen_ms,
+                    session.start_index as i64
+                ],
+            )
+            .map_err(self.error("store a session"))?;
+        Ok(inserted == 1)
+    }
+
+    /// Whether a session already has `code`.
+    pub fn session_code_taken(&self, code: &str) -> Result<bool, StoreError> {
+        Ok(self
+            .query_one("SELECT 1 FROM console_sessions WHERE code = ?1", [code], "read a session", |_| Ok(()))?
+            .is_some())
+    }
+
+    /// The session whose secret hashes to `secret_sha256`.
+    pub fn session_by_secret(&self, secret_sha256: &str) -> Result<Option<StoredSession>, StoreError> {
+        self.query_one(
+            &format!("SELECT {COLUMNS} FROM console_sessions WHERE secret_sha256 = ?1"),
+            [secret_sha256],
+            "read a session",
+            session_columns,
+        )
+    }
+
+    /// The session with watermark code `code`.
+    pub fn session_by_code(&self, code: &str) -> Result<Option<StoredSession>, StoreError> {
+        self.query_one(
+            &format!("SELECT {COLUMNS} FROM console_sessions WHERE code = ?1"),
+            [code],
+            "read a session",
+            session_columns,
+        )
+    }
+
+    /// Notes that the session was used at `now_ms` (idle expiry counts from the last use).
+    pub fn touch_session(&self, code: &str, now_ms: i64) -> Result<(), StoreError> {
+        self.write()
+            .execute(
+                "UPDATE console_sessions SET last_seen_ms = max(last_seen_ms, ?2) WHERE code = ?1 AND ended_ms IS NULL",
+                params![code, now_ms],
+            )
+            .map_err(self.error("note a session's use"))?;
+        Ok(())
+    }
+
+    /// Ends the session, as the ledger's `session.end` entry at `end_index` says; a session
+    /// already ended keeps its first end. Whether this call ended it.
+    pub fn end_session(&self, code: &str, ended_ms: i64, reason: &str, end_index: u64) -> Result<bool, StoreError> {
+        let changed = self
+            .write()
+            .execute(
+                "UPDATE console_sessions SET ended_ms = ?2, end_reason = ?3, end_index = ?4
+                 WHERE code = ?1 AND ended_ms IS NULL",
+                params![code, ended_ms, reason, end_index as i64],
+            )
+            .map_err(self.error("end a session"))?;
+        Ok(changed == 1)
+    }
+}
