@@ -48,7 +48,6 @@ pub struct Verified {
     pub ledger_index: u64,
 }
 
-/// Everything the gateway works with.
 /// Attribution's null model, the last reach change it includes, and the census of balance
 /// bands with the count of customer writes it was taken at (customers change far less often
 /// than reach, so a model built again usually reuses the census; the model shares it).
@@ -58,6 +57,7 @@ pub(crate) struct CachedNullModel {
     pub(crate) census: Option<(u64, Arc<cordon_incident::BandCensus>)>,
 }
 
+/// Everything the gateway works with.
 pub struct Gateway {
     pub(crate) store: Arc<Store>,
     pub(crate) indexer: crate::indexer::Indexer,

@@ -312,3 +312,14 @@ pub fn session_json(report: &SessionReport) -> serde_json::Value {
             .collect::<Vec<_>>(),
     })
 }
+
+impl Gateway {
+    /// The open tickets assigned to the agent behind `who` (its queue), most recent first.
+    pub fn ticket_queue(&self, who: &Claims, limit: usize) -> Result<Vec<cordon_directory::Ticket>, GatewayError> {
+        let (agent, _) = self.acting_agent(who)?;
+        Ok(self.store.open_tickets_of(&agent.id, limit.min(TICKET_QUEUE_MAX))?)
+    }
+}
+
+/// Tickets a queue shows at most.
+pub const TICKET_QUEUE_MAX: usize = 200;

@@ -1,9 +1,11 @@
 //! cordon's HTTP API: JSON requests and responses under `/v1`, RFC 9457 problem+json
 //! errors with stable type codes, bearer-token authentication, Prometheus metrics and the
-//! OpenAPI document. Only this crate speaks HTTP and JSON; it owns its request and response
-//! types and converts them to and from the gateway's.
+//! OpenAPI document; and the console, server-rendered pages under `/console/` for the people
+//! who use cordon. Only this crate speaks HTTP, JSON and HTML; it owns its request and
+//! response types and pages and converts them to and from the gateway's.
 
 mod analyst;
+mod console;
 mod incident;
 mod metrics;
 mod problem;

@@ -125,6 +125,7 @@ pub fn app(state: Arc<AppState>) -> Router {
         .route("/v1/approvals/{id}/approve", post(approve))
         .route("/v1/ledger/checkpoint", get(checkpoint))
         .route("/v1/ledger/proof/{index}", get(proof))
+        .merge(crate::console::router())
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(body_limit))
@@ -188,9 +189,9 @@ async fn observe(State(state): State<Arc<AppState>>, mut request: Request, next:
 }
 
 #[derive(Debug, Clone)]
-struct RequestId(String);
+pub(crate) struct RequestId(pub(crate) String);
 
-fn random_request_id() -> String {
+pub(crate) fn random_request_id() -> String {
     let mut bytes = [0u8; 8];
     let _ = getrandom::fill(&mut bytes);
     bytes.iter().map(|byte| format!("{byte:02x}")).collect()

@@ -608,6 +608,30 @@ impl Store {
         Ok(Some(Ticket { id: id.to_string(), requester, category, status, assignee, created_at, updated_at }))
     }
 
+    /// The open tickets assigned to `assignee`, most recently updated first, at most `limit`.
+    pub fn open_tickets_of(&self, assignee: &str, limit: usize) -> Result<Vec<Ticket>, StoreError> {
+        let connection = self.read();
+        let mut statement = connection
+            .prepare_cached(
+                "SELECT id FROM tickets WHERE assignee = ?1 AND status = 'open' ORDER BY updated_at DESC, id LIMIT ?2",
+            )
+            .map_err(self.error("list tickets"))?;
+        let ids: Vec<String> = statement
+            .query_map(params![assignee, limit as i64], |row| row.get(0))
+            .map_err(self.error("list tickets"))?
+            .collect::<Result<_, _>>()
+            .map_err(self.error("list tickets"))?;
+        drop(statement);
+        drop(connection);
+        let mut tickets = Vec::with_capacity(ids.len());
+        for id in ids {
+            if let Some(ticket) = self.ticket(&id)? {
+                tickets.push(ticket);
+            }
+        }
+        Ok(tickets)
+    }
+
     /// Whether a ticket from `requester` (assigned to `assignee`, if given) was updated at or
     /// after `since` (unix seconds): what makes a look without a ticket in hand a callback
     /// or a QA review rather than a look with no reason.

@@ -1,0 +1,228 @@
+//! The agent's view: the ticket queue, search, the masked card, reveal with a reason, and
+//! verify without reveal. Every answer comes from the same gateway calls the API makes,
+//! recorded in the ledger before anything is drawn; a refusal is shown in words.
+
+use std::sync::Arc;
+
+use axum::Form;
+use axum::extract::rejection::FormRejection;
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse as _, Response};
+use cordon_gateway::{GatewayError, TokenRole};
+use cordon_vault::Field;
+use serde::Deserialize;
+use serde_json::Value;
+
+use super::pages::{CardField, CardPage, Hit, Queue, QueueTicket, RevealedValue, SearchResults, render};
+use super::{Refusal, Signed, gateway_problem, page, render_problem};
+use crate::routes::AppState;
+
+/// Tickets the queue shows.
+const QUEUE_SHOWN: usize = 50;
+
+pub(crate) async fn home(State(state): State<Arc<AppState>>, signed: Signed) -> Response {
+    if signed.claims.role != TokenRole::Agent {
+        return render_problem(
+            StatusCode::OK,
+            "The console has the agent's view so far. Analysts and incident responders: use `cordon alert` and \
+             `cordon incident`, or the API, meanwhile.",
+        );
+    }
+    let tickets = match state.gateway.ticket_queue(&signed.claims, QUEUE_SHOWN) {
+        Ok(tickets) => tickets,
+        Err(error) => return gateway_problem(error),
+    };
+    let tickets = tickets
+        .into_iter()
+        .map(|ticket| QueueTicket {
+            customer: ticket.requester,
+            category: ticket.category.replace('_', " "),
+            updated: cordon_incident::iso_time(ticket.updated_at.saturating_mul(1000)),
+            id: ticket.id,
+        })
+        .collect();
+    render(&Queue { page: page(&signed, "Your queue"), tickets })
+}
+
+/// A posted form as its pairs: repeated names (a reveal's fields) kept in order.
+fn pairs(form: Result<Form<Vec<(String, String)>>, FormRejection>) -> Result<Vec<(String, String)>, Refusal> {
+    form.map(|Form(pairs)| pairs).map_err(|_| Refusal {
+        status: StatusCode::BAD_REQUEST,
+        message: "The form could not be read; reload the page and try again.",
+    })
+}
+
+fn value<'a>(pairs: &'a [(String, String)], name: &str) -> &'a str {
+    pairs.iter().find(|(key, _)| key == name).map_or("", |(_, value)| value.as_str())
+}
+
+/// The ticket a form or link names, if any.
+fn ticket_of(text: &str) -> Option<&str> {
+    let text = text.trim();
+    (!text.is_empty()).then_some(text)
+}
+
+pub(crate) async fn search(
+    State(state): State<Arc<AppState>>,
+    signed: Signed,
+    form: Result<Form<Vec<(String, String)>>, FormRejection>,
+) -> Response {
+    let pairs = match pairs(form) {
+        Ok(pairs) => pairs,
+        Err(refused) => return refused.into_response(),
+    };
+    if let Err(refused) = signed.check_csrf(value(&pairs, "csrf")) {
+        return refused.into_response();
+    }
+    let by = value(&pairs, "by");
+    let hits = match state.gateway.search(&signed.claims, by, value(&pairs, "value"), &signed.request).await {
+        Ok(hits) => hits,
+        Err(error) => return gateway_problem(error),
+    };
+    let entry = state.gateway.audit().size().saturating_sub(1);
+    render(&SearchResults {
+        page: page(&signed, "Search"),
+        by: by.replace('_', " "),
+        hits: hits.into_iter().map(|hit| Hit { customer: hit.customer, masked_name: hit.masked_name }).collect(),
+        ticket: value(&pairs, "ticket").trim().to_string(),
+        entry,
+    })
+}
+
+#[derive(Deserialize)]
+pub(crate) struct CardQuery {
+    #[serde(default)]
+    ticket: String,
+}
+
+/// The card and what is drawn with it after a reveal or a verify.
+struct Shown {
+    revealed: Vec<RevealedValue>,
+    revealed_entry: Option<u64>,
+    verified: Option<(String, bool, u64)>,
+    refusal: Option<String>,
+}
+
+async fn card_page(state: &AppState, signed: &Signed, customer: &str, ticket: Option<&str>, shown: Shown) -> Response {
+    let card = match state.gateway.view(&signed.claims, customer, ticket, &signed.request).await {
+        Ok(card) => card,
+        Err(error) => return gateway_problem(error),
+    };
+    render(&CardPage {
+        page: page(signed, "Customer"),
+        customer: card.customer,
+        ticket: ticket.unwrap_or_default().to_string(),
+        fields: card
+            .fields
+            .into_iter()
+            .map(|(field, masked)| CardField {
+                label: cordon_incident::field_words(field).to_string(),
+                name: field.name().to_string(),
+                masked,
+            })
+            .collect(),
+        card_entry: card.ledger_index,
+        revealed: shown.revealed,
+        revealed_entry: shown.revealed_entry,
+        verified: shown.verified,
+        refusal: shown.refusal,
+    })
+}
+
+pub(crate) async fn card(
+    State(state): State<Arc<AppState>>,
+    signed: Signed,
+    Path(customer): Path<String>,
+    query: Result<Query<CardQuery>, axum::extract::rejection::QueryRejection>,
+) -> Response {
+    let ticket = query.map(|Query(query)| query.ticket).unwrap_or_default();
+    let shown = Shown { revealed: Vec::new(), revealed_entry: None, verified: None, refusal: None };
+    card_page(&state, &signed, &customer, ticket_of(&ticket), shown).await
+}
+
+/// A refusal the agent should read on the card: policy's reason, verify's limit, a step-up.
+fn refusal_words(error: &GatewayError) -> Option<String> {
+    match error {
+        GatewayError::Denied { reason, .. } => Some(format!("Refused: {reason}.")),
+        GatewayError::VerifyLimit { .. } | GatewayError::BadRequest(_) => Some(error.to_string()),
+        _ => None,
+    }
+}
+
+fn shown_value(value: &Value) -> String {
+    match value {
+        Value::String(text) => text.clone(),
+        other => other.to_string(),
+    }
+}
+
+pub(crate) async fn reveal(
+    State(state): State<Arc<AppState>>,
+    signed: Signed,
+    Path(customer): Path<String>,
+    form: Result<Form<Vec<(String, String)>>, FormRejection>,
+) -> Response {
+    let pairs = match pairs(form) {
+        Ok(pairs) => pairs,
+        Err(refused) => return refused.into_response(),
+    };
+    if let Err(refused) = signed.check_csrf(value(&pairs, "csrf")) {
+        return refused.into_response();
+    }
+    let ticket = ticket_of(value(&pairs, "ticket"));
+    let fields: Vec<String> = pairs.iter().filter(|(key, _)| key == "field").map(|(_, field)| field.clone()).collect();
+    let mut shown = Shown { revealed: Vec::new(), revealed_entry: None, verified: None, refusal: None };
+    if fields.is_empty() {
+        shown.refusal = Some("Choose the fields the ticket needs, then reveal.".into());
+    } else {
+        let reason = value(&pairs, "reason");
+        match state.gateway.reveal(&signed.claims, &customer, ticket, &fields, reason, &signed.request).await {
+            Ok(revealed) => {
+                shown.revealed_entry = Some(revealed.ledger_index);
+                shown.revealed = revealed
+                    .values
+                    .iter()
+                    .map(|(field, value)| RevealedValue {
+                        label: cordon_incident::field_words(*field).to_string(),
+                        value: shown_value(value),
+                    })
+                    .collect();
+            }
+            Err(error) => match refusal_words(&error) {
+                Some(words) => shown.refusal = Some(words),
+                None => return gateway_problem(error),
+            },
+        }
+    }
+    card_page(&state, &signed, &customer, ticket, shown).await
+}
+
+pub(crate) async fn verify(
+    State(state): State<Arc<AppState>>,
+    signed: Signed,
+    Path(customer): Path<String>,
+    form: Result<Form<Vec<(String, String)>>, FormRejection>,
+) -> Response {
+    let pairs = match pairs(form) {
+        Ok(pairs) => pairs,
+        Err(refused) => return refused.into_response(),
+    };
+    if let Err(refused) = signed.check_csrf(value(&pairs, "csrf")) {
+        return refused.into_response();
+    }
+    let ticket = ticket_of(value(&pairs, "ticket"));
+    let field = value(&pairs, "field");
+    let mut shown = Shown { revealed: Vec::new(), revealed_entry: None, verified: None, refusal: None };
+    let label =
+        field.parse::<Field>().map_or(field.to_string(), |field| cordon_incident::field_words(field).to_string());
+    match state.gateway.verify(&signed.claims, &customer, ticket, field, value(&pairs, "value"), &signed.request).await
+    {
+        Ok(verified) => shown.verified = Some((label, verified.matched, verified.ledger_index)),
+        Err(error) => match refusal_words(&error) {
+            Some(words) => shown.refusal = Some(words),
+            None => return gateway_problem(error),
+        },
+    }
+    card_page(&state, &signed, &customer, ticket, shown).await
+}

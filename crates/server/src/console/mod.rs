@@ -1,0 +1,274 @@
+//! The console: server-rendered pages for the people who use cordon all day, on the API's
+//! port under `/console/`. A person signs in once with a bearer token and then holds a
+//! session (its secret in an HttpOnly, SameSite=Strict cookie); every form carries the
+//! session's CSRF token; every region that shows customer data is drawn under a watermark
+//! naming the agent, the session's code and the time, so a photo of the screen names its
+//! source. No customer value goes into a URL (searches are posted), no page with data is
+//! cached, no script runs inline, and no other site may frame a page.
+
+mod agent;
+mod pages;
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::extract::{FromRequestParts, Request, State};
+use axum::http::request::Parts;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Redirect, Response};
+use axum::routing::{get, post};
+use cordon_gateway::{Claims, ConsoleSession, GatewayError};
+
+use crate::routes::AppState;
+use pages::{Login, Page, Problem, render};
+
+/// The session cookie; scoped to the console's paths.
+const SESSION_COOKIE: &str = "cordon_session";
+/// The sign-in form's nonce cookie: a sign-in is posted only from the console's own form.
+const LOGIN_COOKIE: &str = "cordon_login";
+const STYLESHEET: &str = include_str!("../../console/console.css");
+
+/// The console's routes, under `/console/`.
+pub(crate) fn router() -> Router<Arc<AppState>> {
+    Router::new()
+        .route("/console", get(|| async { Redirect::to("/console/") }))
+        .route("/console/", get(agent::home))
+        .route("/console/login", get(login_page).post(login))
+        .route("/console/logout", post(logout))
+        .route("/console/search", post(agent::search))
+        .route("/console/customers/{id}", get(agent::card))
+        .route("/console/customers/{id}/reveal", post(agent::reveal))
+        .route("/console/customers/{id}/verify", post(agent::verify))
+        .route("/console/static/console.css", get(stylesheet))
+        .layer(middleware::from_fn(headers))
+}
+
+/// What every console response carries: a policy that runs no inline script and loads
+/// nothing from elsewhere, no framing, no referrer, and no caching of any page.
+async fn headers(request: Request, next: Next) -> Response {
+    let mut response = next.run(request).await;
+    let headers = response.headers_mut();
+    headers.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static(
+            "default-src 'self'; frame-ancestors 'none'; form-action 'self'; base-uri 'none'; object-src 'none'",
+        ),
+    );
+    headers.insert(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
+    headers.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
+    headers.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    if !headers.contains_key(header::CACHE_CONTROL) {
+        headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    }
+    response
+}
+
+async fn stylesheet() -> Response {
+    ([(header::CONTENT_TYPE, "text/css; charset=utf-8"), (header::CACHE_CONTROL, "public, max-age=300")], STYLESHEET)
+        .into_response()
+}
+
+/// The value of cookie `name` in a request's `Cookie` headers.
+fn cookie<'a>(parts: &'a Parts, name: &str) -> Option<&'a str> {
+    parts
+        .headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|value| value.to_str().ok())
+        .flat_map(|value| value.split(';'))
+        .filter_map(|pair| pair.trim().split_once('='))
+        .find(|(key, _)| *key == name)
+        .map(|(_, value)| value.trim())
+}
+
+/// The request id the API's middleware gave this request.
+fn request_id(parts: &Parts) -> String {
+    parts
+        .extensions
+        .get::<crate::routes::RequestId>()
+        .map(|id| id.0.clone())
+        .unwrap_or_else(crate::routes::random_request_id)
+}
+
+/// A signed-in person: the claims to act with (carrying the session's code) and the session.
+pub(crate) struct Signed {
+    /// The cookie's secret: only sign-out needs it.
+    secret: String,
+    pub(crate) claims: Claims,
+    pub(crate) session: ConsoleSession,
+    pub(crate) request: String,
+}
+
+impl Signed {
+    /// Whether a posted form carries this session's CSRF token.
+    pub(crate) fn check_csrf(&self, posted: &str) -> Result<(), Refusal> {
+        let expected = self.session.csrf.as_bytes();
+        let posted = posted.as_bytes();
+        // Compared in constant time: the token is a secret of the session.
+        let same = expected.len() == posted.len()
+            && expected.iter().zip(posted).fold(0u8, |differ, (a, b)| differ | (a ^ b)) == 0;
+        if same {
+            Ok(())
+        } else {
+            Err(Refusal {
+                status: StatusCode::FORBIDDEN,
+                message: "This form is out of date or was not sent from this console. Go back, reload the page and \
+                          try again.",
+            })
+        }
+    }
+}
+
+impl FromRequestParts<Arc<AppState>> for Signed {
+    type Rejection = Response;
+
+    async fn from_request_parts(parts: &mut Parts, state: &Arc<AppState>) -> Result<Signed, Response> {
+        let request = request_id(parts);
+        let Some(secret) = cookie(parts, SESSION_COOKIE).filter(|secret| !secret.is_empty()) else {
+            return Err(Redirect::to("/console/login").into_response());
+        };
+        match state.gateway.session_claims(secret, &request).await {
+            Ok((claims, session)) => Ok(Signed { secret: secret.to_string(), claims, session, request }),
+            Err(GatewayError::Unauthenticated(why)) => {
+                Err((clear_session(), render(&Login { problem: Some(why), nonce: String::new() })).into_response())
+            }
+            Err(error) => Err(gateway_problem(error)),
+        }
+    }
+}
+
+/// Forgets the session cookie in the browser.
+fn clear_session() -> [(header::HeaderName, String); 1] {
+    [(header::SET_COOKIE, format!("{SESSION_COOKIE}=; Path=/console; HttpOnly; SameSite=Strict; Max-Age=0"))]
+}
+
+/// A request the console turns down, as the page it shows.
+pub(crate) struct Refusal {
+    pub(crate) status: StatusCode,
+    pub(crate) message: &'static str,
+}
+
+impl IntoResponse for Refusal {
+    fn into_response(self) -> Response {
+        render_problem(self.status, self.message)
+    }
+}
+
+/// A page that says what went wrong, in words.
+pub(crate) fn render_problem(status: StatusCode, message: &str) -> Response {
+    (status, render(&Problem { message: message.to_string() })).into_response()
+}
+
+/// A gateway error as a page: refusals say why; internal faults say only that they happened
+/// (the API's problem logs them).
+pub(crate) fn gateway_problem(error: GatewayError) -> Response {
+    let message = match &error {
+        GatewayError::Store(_) | GatewayError::Internal(_) | GatewayError::AuditUnavailable(_) => {
+            "cordon could not do this now, and nothing was shown. Try again; tell the operators if it persists."
+                .to_string()
+        }
+        other => other.to_string(),
+    };
+    let problem = crate::problem::Problem::from(error);
+    render_problem(problem.status, &message)
+}
+
+async fn login_page() -> Response {
+    let nonce = match nonce() {
+        Ok(nonce) => nonce,
+        Err(refused) => return refused.into_response(),
+    };
+    (
+        [(
+            header::SET_COOKIE,
+            format!("{LOGIN_COOKIE}={nonce}; Path=/console/login; HttpOnly; SameSite=Strict; Max-Age=600"),
+        )],
+        render(&Login { problem: None, nonce }),
+    )
+        .into_response()
+}
+
+fn nonce() -> Result<String, Refusal> {
+    let mut bytes = [0u8; 16];
+    getrandom::fill(&mut bytes).map_err(|_| Refusal {
+        status: StatusCode::INTERNAL_SERVER_ERROR,
+        message: "The server has no random source now; try again shortly.",
+    })?;
+    Ok(bytes.iter().map(|byte| format!("{byte:02x}")).collect())
+}
+
+#[derive(serde::Deserialize)]
+pub(crate) struct LoginForm {
+    token: String,
+    nonce: String,
+}
+
+async fn login(
+    State(state): State<Arc<AppState>>,
+    parts: Parts,
+    form: Result<axum::Form<LoginForm>, axum::extract::rejection::FormRejection>,
+) -> Response {
+    let Ok(axum::Form(form)) = form else {
+        return render_problem(
+            StatusCode::BAD_REQUEST,
+            "The sign-in form was not filled in: paste a token and sign in.",
+        );
+    };
+    // Only the console's own form signs in (its nonce is in a SameSite cookie), so another
+    // site cannot sign a browser in under someone else's token.
+    if cookie(&parts, LOGIN_COOKIE).is_none_or(|nonce| nonce != form.nonce || nonce.is_empty()) {
+        return render_problem(StatusCode::FORBIDDEN, "Sign in from the console's own sign-in page.");
+    }
+    let request = request_id(&parts);
+    match state.gateway.start_session(form.token.trim(), &request).await {
+        Ok(started) => (
+            [(
+                header::SET_COOKIE,
+                format!("{SESSION_COOKIE}={}; Path=/console; HttpOnly; SameSite=Strict", started.secret),
+            )],
+            Redirect::to("/console/"),
+        )
+            .into_response(),
+        Err(
+            error @ (GatewayError::Unauthenticated(_) | GatewayError::WrongRole { .. } | GatewayError::Denied { .. }),
+        ) => {
+            let nonce = nonce().unwrap_or_default();
+            (
+                StatusCode::UNAUTHORIZED,
+                [(
+                    header::SET_COOKIE,
+                    format!("{LOGIN_COOKIE}={nonce}; Path=/console/login; HttpOnly; SameSite=Strict; Max-Age=600"),
+                )],
+                render(&Login { problem: Some(error.to_string()), nonce }),
+            )
+                .into_response()
+        }
+        Err(error) => gateway_problem(error),
+    }
+}
+
+#[derive(serde::Deserialize)]
+pub(crate) struct CsrfForm {
+    csrf: String,
+}
+
+async fn logout(
+    State(state): State<Arc<AppState>>,
+    signed: Signed,
+    form: Result<axum::Form<CsrfForm>, axum::extract::rejection::FormRejection>,
+) -> Response {
+    let posted = form.map(|axum::Form(form)| form.csrf).unwrap_or_default();
+    if let Err(refused) = signed.check_csrf(&posted) {
+        return refused.into_response();
+    }
+    match state.gateway.end_session(&signed.secret, &signed.request).await {
+        Ok(()) => (clear_session(), Redirect::to("/console/login")).into_response(),
+        Err(error) => gateway_problem(error),
+    }
+}
+
+/// The page layout's facts: who is signed in and the watermark they see.
+pub(crate) fn page(signed: &Signed, title: &str) -> Page {
+    Page::new(title, &signed.claims.sub, signed.claims.role.name(), &signed.session.code, &signed.session.csrf)
+}

@@ -1,0 +1,134 @@
+//! The console's pages as values, each rendered by its template in `templates/console/`
+//! (checked when the crate compiles; every value is HTML-escaped).
+
+use askama::Template;
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+
+/// Renders a page, or says the page could not be drawn.
+pub(crate) fn render(page: &impl Template) -> Response {
+    match page.render() {
+        Ok(html) => ([(header::CONTENT_TYPE, "text/html; charset=utf-8")], html).into_response(),
+        Err(error) => {
+            tracing::error!(%error, "a console page could not be rendered");
+            (StatusCode::INTERNAL_SERVER_ERROR, "the page could not be drawn; it has been logged").into_response()
+        }
+    }
+}
+
+/// Copies of the watermark's text tiled over a region: enough to cover a card on a wide
+/// screen at the tile size the stylesheet gives them.
+const WATERMARK_TILES: usize = 48;
+
+/// What every signed-in page shows around its content: who is signed in, the session's code
+/// (also in a corner), the sign-out form, and the watermark text.
+pub(crate) struct Page {
+    pub(crate) title: String,
+    pub(crate) subject: String,
+    pub(crate) role: String,
+    pub(crate) code: String,
+    pub(crate) csrf: String,
+    /// `agent · CODE · 2026-12-03 19:20 UTC`, to the minute the page was drawn.
+    pub(crate) watermark: String,
+    pub(crate) tiles: Vec<()>,
+}
+
+impl Page {
+    pub(crate) fn new(title: &str, subject: &str, role: &str, code: &str, csrf: &str) -> Page {
+        let minute = cordon_incident::iso_time(now_ms());
+        // `2026-12-03T19:20:41.512Z` → `2026-12-03 19:20 UTC`
+        let minute = format!("{} UTC", minute.get(..16).unwrap_or(&minute).replace('T', " "));
+        Page {
+            title: title.to_string(),
+            subject: subject.to_string(),
+            role: role.to_string(),
+            code: code.to_string(),
+            csrf: csrf.to_string(),
+            watermark: format!("{subject} · {code} · {minute}"),
+            tiles: vec![(); WATERMARK_TILES],
+        }
+    }
+
+    /// The `data-watermark` value of a region: the agent and the session's code.
+    pub(crate) fn mark(&self) -> String {
+        format!("{} {}", self.subject, self.code)
+    }
+}
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |elapsed| i64::try_from(elapsed.as_millis()).unwrap_or(i64::MAX))
+}
+
+#[derive(Template)]
+#[template(path = "console/login.html")]
+pub(crate) struct Login {
+    pub(crate) problem: Option<String>,
+    pub(crate) nonce: String,
+}
+
+#[derive(Template)]
+#[template(path = "console/problem.html")]
+pub(crate) struct Problem {
+    pub(crate) message: String,
+}
+
+/// One ticket in an agent's queue.
+pub(crate) struct QueueTicket {
+    pub(crate) id: String,
+    pub(crate) customer: String,
+    pub(crate) category: String,
+    pub(crate) updated: String,
+}
+
+#[derive(Template)]
+#[template(path = "console/queue.html")]
+pub(crate) struct Queue {
+    pub(crate) page: Page,
+    pub(crate) tickets: Vec<QueueTicket>,
+}
+
+/// One search hit: the customer's id and masked name.
+pub(crate) struct Hit {
+    pub(crate) customer: String,
+    pub(crate) masked_name: String,
+}
+
+#[derive(Template)]
+#[template(path = "console/search.html")]
+pub(crate) struct SearchResults {
+    pub(crate) page: Page,
+    pub(crate) by: String,
+    pub(crate) hits: Vec<Hit>,
+    pub(crate) ticket: String,
+    pub(crate) entry: u64,
+}
+
+/// A field of the card: its name for people, its name in forms, and its masked value.
+pub(crate) struct CardField {
+    pub(crate) label: String,
+    pub(crate) name: String,
+    pub(crate) masked: String,
+}
+
+/// A value an agent revealed, with the field it belongs to.
+pub(crate) struct RevealedValue {
+    pub(crate) label: String,
+    pub(crate) value: String,
+}
+
+#[derive(Template)]
+#[template(path = "console/card.html")]
+pub(crate) struct CardPage {
+    pub(crate) page: Page,
+    pub(crate) customer: String,
+    pub(crate) ticket: String,
+    pub(crate) fields: Vec<CardField>,
+    pub(crate) card_entry: u64,
+    pub(crate) revealed: Vec<RevealedValue>,
+    pub(crate) revealed_entry: Option<u64>,
+    pub(crate) verified: Option<(String, bool, u64)>,
+    /// A refusal of the last action, in words.
+    pub(crate) refusal: Option<String>,
+}

@@ -1,0 +1,228 @@
+//! The console through its routes, as a browser would use them: sign-in with a token and the
+//! form's nonce, a session cookie, the agent's queue, card, reveal and verify, each region of
+//! customer data under a watermark naming the agent and the session, forms refused without
+//! the session's CSRF token, and the headers every page carries.
+
+use std::sync::Arc;
+
+use axum::body::Body;
+use axum::http::{Method, Request, StatusCode, header};
+use cordon_server::app;
+use http_body_util::BodyExt as _;
+use tower::ServiceExt as _;
+
+use crate::support::Harness;
+
+/// One browser: its cookies, kept between requests.
+struct Browser {
+    cookies: Vec<(String, String)>,
+}
+
+struct Page {
+    status: StatusCode,
+    headers: axum::http::HeaderMap,
+    body: String,
+}
+
+impl Page {
+    fn location(&self) -> &str {
+        self.headers.get(header::LOCATION).and_then(|value| value.to_str().ok()).unwrap_or("")
+    }
+
+    /// The value of hidden field `name` in the page's first form that has it.
+    fn hidden(&self, name: &str) -> String {
+        let marker = format!("name=\"{name}\" value=\"");
+        let start = self.body.find(&marker).map(|at| at + marker.len()).unwrap_or_else(|| panic!("no {name}"));
+        self.body[start..].split('"').next().unwrap().to_string()
+    }
+}
+
+impl Browser {
+    fn new() -> Browser {
+        Browser { cookies: Vec::new() }
+    }
+
+    async fn send(&mut self, harness: &Harness, method: Method, path: &str, form: Option<&str>) -> Page {
+        let mut request = Request::builder().method(method).uri(path);
+        if !self.cookies.is_empty() {
+            let cookies: Vec<String> = self.cookies.iter().map(|(name, value)| format!("{name}={value}")).collect();
+            request = request.header(header::COOKIE, cookies.join("; "));
+        }
+        if form.is_some() {
+            request = request.header(header::CONTENT_TYPE, "application/x-www-form-urlencoded");
+        }
+        let request = request.body(form.map(|form| Body::from(form.to_string())).unwrap_or_else(Body::empty)).unwrap();
+        let response = app(Arc::clone(&harness.state)).oneshot(request).await.unwrap();
+        for set in response.headers().get_all(header::SET_COOKIE) {
+            let set = set.to_str().unwrap();
+            let (pair, attributes) = set.split_once(';').unwrap_or((set, ""));
+            let (name, value) = pair.split_once('=').unwrap();
+            self.cookies.retain(|(known, _)| known != name);
+            if !attributes.contains("Max-Age=0") {
+                self.cookies.push((name.to_string(), value.to_string()));
+            }
+        }
+        let status = response.status();
+        let headers = response.headers().clone();
+        let bytes = response.into_body().collect().await.unwrap().to_bytes();
+        Page { status, headers, body: String::from_utf8_lossy(&bytes).into_owned() }
+    }
+
+    async fn get(&mut self, harness: &Harness, path: &str) -> Page {
+        self.send(harness, Method::GET, path, None).await
+    }
+
+    async fn post(&mut self, harness: &Harness, path: &str, form: &str) -> Page {
+        self.send(harness, Method::POST, path, Some(form)).await
+    }
+}
+
+fn encoded(text: &str) -> String {
+    text.bytes()
+        .map(|byte| match byte {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => char::from(byte).to_string(),
+            _ => format!("%{byte:02X}"),
+        })
+        .collect()
+}
+
+/// The text inside every `data-watermark` region of a page.
+fn watermarked_regions(body: &str) -> Vec<&str> {
+    body.match_indices("data-watermark=")
+        .map(|(at, _)| {
+            let rest = &body[at..];
+            &rest[..rest.find("</section>").unwrap()]
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn an_agent_signs_in_reveals_under_a_watermark_and_signs_out() {
+    let harness = Harness::new();
+    harness.put_assigned_ticket().await;
+    let token = harness.agent_token("agt-1");
+    let mut browser = Browser::new();
+
+    // Not signed in: sent to the sign-in page, whose form has a `token` field.
+    let page = browser.get(&harness, "/console/").await;
+    assert_eq!((page.status, page.location()), (StatusCode::SEE_OTHER, "/console/login"));
+    let login = browser.get(&harness, "/console/login").await;
+    assert_eq!(login.status, StatusCode::OK);
+    assert!(login.body.contains("name=\"token\""), "{}", login.body);
+    for (name, value) in [
+        ("content-security-policy", "default-src 'self'; frame-ancestors 'none'"),
+        ("referrer-policy", "no-referrer"),
+        ("cache-control", "no-store"),
+    ] {
+        let header = login.headers.get(name).and_then(|value| value.to_str().ok()).unwrap_or("");
+        assert!(header.contains(value), "{name}: {header}");
+    }
+
+    // A sign-in posted from elsewhere (no nonce cookie) is refused; a wrong token says why.
+    let nonce = login.hidden("nonce");
+    let mut stranger = Browser::new();
+    let page = stranger.post(&harness, "/console/login", &format!("token={}&nonce={nonce}", encoded(&token))).await;
+    assert_eq!(page.status, StatusCode::FORBIDDEN, "{}", page.body);
+    let page = browser.post(&harness, "/console/login", &format!("token=nonsense&nonce={nonce}")).await;
+    assert_eq!(page.status, StatusCode::UNAUTHORIZED, "{}", page.body);
+    assert!(page.body.contains("malformed"), "{}", page.body);
+    let nonce = page.hidden("nonce");
+    let size = harness.state.gateway.audit().size();
+    let page = browser.post(&harness, "/console/login", &format!("token={}&nonce={nonce}", encoded(&token))).await;
+    assert_eq!((page.status, page.location()), (StatusCode::SEE_OTHER, "/console/"), "{}", page.body);
+    let cookie = page.headers.get(header::SET_COOKIE).unwrap().to_str().unwrap().to_string();
+    assert!(cookie.contains("HttpOnly") && cookie.contains("SameSite=Strict"), "{cookie}");
+    assert_eq!(harness.state.gateway.audit().size(), size + 1, "the sign-in is one ledger entry");
+
+    // The queue, then the masked card under the watermark.
+    let queue = browser.get(&harness, "/console/").await;
+    assert_eq!(queue.status, StatusCode::OK, "{}", queue.body);
+    assert!(queue.body.contains("/console/customers/cus-1?ticket=t-1"), "{}", queue.body);
+    let code = queue.body.split("data-session-code=\"").nth(1).unwrap().split('"').next().unwrap().to_string();
+    assert!(cordon_gateway::is_session_code(&code), "{code}");
+    let card = browser.get(&harness, "/console/customers/cus-1?ticket=t-1").await;
+    assert_eq!(card.status, StatusCode::OK, "{}", card.body);
+    assert_eq!(card.headers.get("cache-control").unwrap(), "no-store");
+    let regions = watermarked_regions(&card.body);
+    assert_eq!(regions.len(), 1, "{}", card.body);
+    assert!(regions[0].starts_with(&format!("data-watermark=\"agt-1 {code}\"")), "{}", regions[0]);
+    assert!(regions[0].contains("class=\"watermark\"") && regions[0].contains(&format!("agt-1 · {code} · ")));
+    assert!(!card.body.contains("nina@example.org"), "the card is masked");
+
+    // A reveal without the session's CSRF token is refused, and reveals nothing.
+    let size = harness.state.gateway.audit().size();
+    let forged = browser.post(&harness, "/console/customers/cus-1/reveal", "ticket=t-1&field=email&reason=x").await;
+    assert_eq!(forged.status, StatusCode::FORBIDDEN);
+    assert!(!forged.body.contains("nina@example.org"));
+    assert_eq!(harness.state.gateway.audit().size(), size, "a forged form reaches no gateway call");
+
+    // With it: the email, under the watermark, recorded with the session's code.
+    let csrf = card.hidden("csrf");
+    let revealed = browser
+        .post(
+            &harness,
+            "/console/customers/cus-1/reveal",
+            &format!("csrf={csrf}&ticket=t-1&field=email&reason=callback"),
+        )
+        .await;
+    assert_eq!(revealed.status, StatusCode::OK, "{}", revealed.body);
+    let regions = watermarked_regions(&revealed.body);
+    let shown: Vec<&&str> = regions.iter().filter(|region| region.contains("nina@example.org")).collect();
+    assert_eq!(shown.len(), 1, "the value is inside a watermarked region: {}", revealed.body);
+    let body_outside: String = {
+        let mut rest = revealed.body.clone();
+        for region in &regions {
+            rest = rest.replace(region, "");
+        }
+        rest
+    };
+    assert!(!body_outside.contains("nina@example.org"), "no value outside the watermark");
+    let (_, report) = harness
+        .call(
+            Method::GET,
+            &format!("/v1/sessions/{code}"),
+            Some(&harness.state.gateway.issue_role_token(cordon_gateway::TokenRole::Analyst).unwrap()),
+            None,
+        )
+        .await;
+    assert_eq!(report["subject"], "agt-1", "{report}");
+    assert!(report["accesses"].as_u64().unwrap() >= 3, "card, reveal, card: {report}");
+
+    // A field the ticket does not need is refused in words, on the card.
+    let refused = browser
+        .post(
+            &harness,
+            "/console/customers/cus-1/reveal",
+            &format!("csrf={csrf}&ticket=t-1&field=tax_id&reason=curious"),
+        )
+        .await;
+    assert_eq!(refused.status, StatusCode::OK, "{}", refused.body);
+    assert!(refused.body.contains("class=\"refusal\""), "{}", refused.body);
+    assert!(!refused.body.contains("IE9876543Q"));
+
+    // Verify without reveal says match or not, under the watermark.
+    let verified = browser
+        .post(
+            &harness,
+            "/console/customers/cus-1/verify",
+            &format!("csrf={csrf}&ticket=t-1&field=email&value=nina%40example.org"),
+        )
+        .await;
+    assert_eq!(verified.status, StatusCode::OK, "{}", verified.body);
+    assert!(
+        watermarked_regions(&verified.body).iter().any(|region| region.contains("<b>matches</b>")),
+        "{}",
+        verified.body
+    );
+
+    // Sign-out ends the session; its cookie, copied before, no longer opens anything.
+    let mut thief = Browser { cookies: browser.cookies.clone() };
+    let page = browser.post(&harness, "/console/logout", &format!("csrf={csrf}")).await;
+    assert_eq!((page.status, page.location()), (StatusCode::SEE_OTHER, "/console/login"));
+    let page = browser.get(&harness, "/console/customers/cus-1?ticket=t-1").await;
+    assert_eq!((page.status, page.location()), (StatusCode::SEE_OTHER, "/console/login"));
+    let size = harness.state.gateway.audit().size();
+    let page = thief.get(&harness, "/console/customers/cus-1?ticket=t-1").await;
+    assert!(page.body.contains("name=\"token\"") && !page.body.contains("data-watermark"), "{}", page.body);
+    assert_eq!(harness.state.gateway.audit().size(), size, "an ended session reaches no customer");
+}
