@@ -386,6 +386,11 @@ fn main() {
     }
 
     println!("resident memory after scope and attribution: {}", Memory::now());
+    println!(
+        "the null model holds {:.1} MB ({} customers, counted from its collections' capacities)",
+        gateway.null_model_heap_bytes().unwrap_or(0) as f64 / 1e6,
+        thousands(sizes.customers)
+    );
     if std::env::var_os("CORDON_BENCH_CORDON_ONLY").is_some() {
         // For profiling cordon's side alone: no export, no peer.
         let (by_id_ms, _, _) = &attributions[0];

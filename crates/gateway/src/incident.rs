@@ -555,6 +555,13 @@ impl Gateway {
         work(model)
     }
 
+    /// The heap attribution's cached null model holds, if one is built (for the benchmarks'
+    /// account of memory).
+    pub fn null_model_heap_bytes(&self) -> Option<u64> {
+        let cached = self.null_model.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        cached.model.as_ref().map(|(_, model)| model.heap_bytes())
+    }
+
     /// Every live customer's balance band (decrypted here, held only as a band number in
     /// memory), read in pages in id order and opened on every core.
     fn band_census(&self) -> Result<BandCensus, GatewayError> {

@@ -352,6 +352,22 @@ impl NullModel {
         self.degree.len() as u64
     }
 
+    /// The heap the model holds, counted from its collections' capacities (hash tables at a
+    /// byte of control per slot): what a process pays to keep it, apart from the allocator's
+    /// own overhead. The census is counted once, whoever shares it.
+    pub fn heap_bytes(&self) -> u64 {
+        fn table<K, V>(map: &HashMap<K, V>) -> usize {
+            map.capacity() * (std::mem::size_of::<(K, V)>() + 1)
+        }
+        let census = self.census.ids.capacity()
+            + self.census.ends.capacity() * std::mem::size_of::<usize>()
+            + self.census.bands.capacity();
+        let strays = table(&self.strays) + self.strays.keys().map(String::capacity).sum::<usize>();
+        let profiles = table(&self.profiles)
+            + self.profiles.iter().map(|(agent, profile)| agent.capacity() + table(&profile.counts)).sum::<usize>();
+        (census + strays + self.degree.capacity() + table(&self.base) + profiles) as u64
+    }
+
     /// Agents shown at least one customer: the number attribution could blame.
     pub fn agents(&self) -> u64 {
         self.profiles.values().filter(|profile| profile.volume > 0).count() as u64
