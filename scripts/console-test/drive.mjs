@@ -1,0 +1,184 @@
+// Drives cordon's console in Debian's Chromium, as a support agent would, and checks what a
+// person sees: the watermark drawn over every region of customer data (not only present in
+// the page), refusals in words, forms refused without the session's CSRF token, and a
+// signed-out session that opens nothing. Screenshots of each view go to OUT.
+//   CONSOLE_TEST_TOOLS=DIR node drive.mjs URL AGENT_TOKEN CUSTOMER TICKET FIELD VALUE OUT
+// (DIR holds node_modules/playwright-core, installed by `run`.)
+import { createRequire } from 'node:module';
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { inflateSync } from 'node:zlib';
+
+const { chromium } = createRequire(join(process.env.CONSOLE_TEST_TOOLS, 'package.json'))('playwright-core');
+const [url, token, customer, ticket, field, value, out] = process.argv.slice(2);
+mkdirSync(out, { recursive: true });
+let failures = 0;
+function check(condition, what) {
+  console.log(`${condition ? 'ok  ' : 'FAIL'} ${what}`);
+  if (!condition) failures += 1;
+}
+
+// A PNG's pixels, decoded here (8-bit RGB or RGBA, as Chromium writes them), to compare two
+// screenshots pixel by pixel.
+function pixels(png) {
+  let at = 8;
+  let width = 0, height = 0, channels = 4;
+  const data = [];
+  while (at < png.length) {
+    const length = png.readUInt32BE(at);
+    const type = png.toString('ascii', at + 4, at + 8);
+    const body = png.subarray(at + 8, at + 8 + length);
+    if (type === 'IHDR') {
+      width = body.readUInt32BE(0);
+      height = body.readUInt32BE(4);
+      channels = body[9] === 6 ? 4 : 3;
+    } else if (type === 'IDAT') {
+      data.push(body);
+    }
+    at += 12 + length;
+  }
+  const raw = inflateSync(Buffer.concat(data));
+  const stride = width * channels;
+  const image = Buffer.alloc(height * stride);
+  for (let y = 0; y < height; y++) {
+    const filter = raw[y * (stride + 1)];
+    for (let x = 0; x < stride; x++) {
+      const byte = raw[y * (stride + 1) + 1 + x];
+      const left = x >= channels ? image[y * stride + x - channels] : 0;
+      const up = y > 0 ? image[(y - 1) * stride + x] : 0;
+      const corner = x >= channels && y > 0 ? image[(y - 1) * stride + x - channels] : 0;
+      let predicted = 0;
+      if (filter === 1) predicted = left;
+      else if (filter === 2) predicted = up;
+      else if (filter === 3) predicted = (left + up) >> 1;
+      else if (filter === 4) {
+        const p = left + up - corner;
+        const [pa, pb, pc] = [Math.abs(p - left), Math.abs(p - up), Math.abs(p - corner)];
+        predicted = pa <= pb && pa <= pc ? left : pb <= pc ? up : corner;
+      }
+      image[y * stride + x] = (byte + predicted) & 0xff;
+    }
+  }
+  return { width, height, channels, image };
+}
+
+// The share of a region's 24-pixel tiles in which the watermark changed pixels: drawn over
+// the whole region, it changes most of them.
+function coverage(withMark, withoutMark) {
+  const a = pixels(withMark), b = pixels(withoutMark);
+  if (a.width !== b.width || a.height !== b.height) return 0;
+  const tile = 24;
+  let tiles = 0, marked = 0;
+  for (let ty = 0; ty + tile <= a.height; ty += tile) {
+    for (let tx = 0; tx + tile <= a.width; tx += tile) {
+      tiles += 1;
+      let changed = 0;
+      for (let y = ty; y < ty + tile; y++) {
+        for (let x = tx; x < tx + tile; x++) {
+          const at = (y * a.width + x) * a.channels;
+          if (Math.abs(a.image[at] - b.image[at]) + Math.abs(a.image[at + 1] - b.image[at + 1]) + Math.abs(a.image[at + 2] - b.image[at + 2]) > 6) changed += 1;
+        }
+      }
+      if (changed > 0) marked += 1;
+    }
+  }
+  return tiles === 0 ? 0 : marked / tiles;
+}
+
+// Every `data-watermark` region on the page must be drawn over: screenshot it as shown and
+// with its watermark layer hidden (through the DOM; the page's policy allows no injected
+// style), and find the watermark in most of its tiles.
+async function checkWatermarks(page, view, agent, code) {
+  const regions = await page.locator('[data-watermark]').all();
+  check(regions.length > 0, `${view}: has watermarked regions`);
+  for (const [number, region] of regions.entries()) {
+    const mark = await region.getAttribute('data-watermark');
+    check(mark === `${agent} ${code}`, `${view} region ${number}: data-watermark names ${agent} and the session (${mark})`);
+    const shown = await region.screenshot();
+    await region.evaluate((element) => element.querySelector('.watermark').style.visibility = 'hidden');
+    const hidden = await region.screenshot();
+    await region.evaluate((element) => element.querySelector('.watermark').style.visibility = '');
+    const share = coverage(shown, hidden);
+    check(share >= 0.5, `${view} region ${number}: the watermark is drawn over ${(share * 100).toFixed(0)}% of its tiles`);
+    const text = await region.locator('.watermark span').first().textContent();
+    check(text.startsWith(`${agent} · ${code} · `) && text.endsWith(' UTC'), `${view} region ${number}: the watermark reads "${text}"`);
+  }
+}
+
+// A fresh profile each run: playwright launches Chromium with a new temporary user data folder.
+const browser = await chromium.launch({
+  executablePath: '/usr/bin/chromium',
+  args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update',
+    '--disable-sync', '--no-first-run'],
+});
+try {
+  const context = await browser.newContext({ viewport: { width: 1200, height: 900 } });
+  const page = await context.newPage();
+  const blocked = [];
+  page.on('console', (message) => { if (/Content Security Policy/.test(message.text())) blocked.push(message.text()); });
+
+  await page.goto(`${url}/console/`);
+  check(page.url().endsWith('/console/login'), 'signed out, the console asks for a sign-in');
+  await page.screenshot({ path: join(out, 'login.png'), fullPage: true });
+  await page.fill('input[name=token]', token);
+  await page.click('button[type=submit]');
+  await page.waitForURL(`${url}/console/`);
+  const code = await page.locator('[data-session-code]').getAttribute('data-session-code');
+  check(/^[34679ACDEFGHJKMNPQRTUVWXY]{8}$/.test(code), `the session's code is shown (${code})`);
+  const agent = (await page.locator('.who').textContent()).trim().split(/\s+/)[0];
+  await page.screenshot({ path: join(out, 'queue.png'), fullPage: true });
+  check(await page.locator(`a[href*="/console/customers/${customer}"]`).count() > 0, `the queue lists ${customer}`);
+
+  await page.click(`a[href*="/console/customers/${customer}"]`);
+  await page.waitForSelector('section.card');
+  check(!(await page.content()).includes(value), 'the card is masked');
+  await checkWatermarks(page, 'card', agent, code);
+  await page.screenshot({ path: join(out, 'card.png'), fullPage: true });
+
+  await page.check(`form.reveal input[value=${field}]`);
+  await page.fill('form.reveal input[name=reason]', `${ticket}: customer asked on chat`);
+  await page.click('form.reveal button[type=submit]');
+  await page.waitForSelector('section.revealed');
+  check((await page.locator('section.revealed').textContent()).includes(value), `the revealed ${field} is shown`);
+  check(!page.url().includes(encodeURIComponent(value)) && !page.url().includes(value), 'no revealed value in the URL');
+  await checkWatermarks(page, 'reveal', agent, code);
+  await page.screenshot({ path: join(out, 'revealed.png'), fullPage: true });
+
+  // A field the ticket does not need: refused, in words.
+  await page.check('form.reveal input[value=tax_id]');
+  await page.fill('form.reveal input[name=reason]', 'curious');
+  await page.click('form.reveal button[type=submit]');
+  await page.waitForSelector('.refusal');
+  const refusal = (await page.locator('.refusal').textContent()).trim();
+  check(refusal.startsWith('Refused:'), `a reveal beyond the ticket is refused in words: "${refusal}"`);
+  await page.screenshot({ path: join(out, 'refused.png'), fullPage: true });
+
+  // A post without the session's CSRF token (what another site's form would send) is refused.
+  const forged = await context.request.post(`${url}/console/customers/${customer}/reveal`, {
+    form: { ticket, field, reason: 'forged' }, maxRedirects: 0,
+  });
+  check(forged.status() === 403 && !(await forged.text()).includes(value), `a post without the CSRF token is refused (${forged.status()})`);
+  const headers = (await page.goto(`${url}/console/customers/${customer}?ticket=${ticket}`)).headers();
+  check(headers['cache-control'] === 'no-store', 'pages of customer data are not cached');
+  check((headers['content-security-policy'] || '').includes("frame-ancestors 'none'"), 'no other site may frame the console');
+  check(blocked.length === 0, `the pages break none of their own policy (${blocked.length} reports)`);
+
+  // Signing out ends the session: the same cookie, kept by a thief, opens nothing.
+  const cookies = await context.cookies();
+  await page.click('form.logout button');
+  await page.waitForURL(`${url}/console/login`);
+  const thief = await browser.newContext();
+  await thief.addCookies(cookies);
+  const stolen = await thief.newPage();
+  await stolen.goto(`${url}/console/customers/${customer}?ticket=${ticket}`);
+  check(await stolen.locator('[data-watermark]').count() === 0 && await stolen.locator('input[name=token]').count() === 1,
+    'a signed-out session\'s cookie opens nothing');
+  writeFileSync(join(out, 'session-code.txt'), `${code}\n`);
+} finally {
+  await browser.close();
+}
+if (failures > 0) {
+  console.error(`${failures} console checks failed`);
+  process.exit(1);
+}
+console.log('every console check passed; screenshots in ' + out);
