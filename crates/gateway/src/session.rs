@@ -321,5 +321,22 @@ impl Gateway {
     }
 }
 
+impl Gateway {
+    /// The fields a ticket's category needs, if `ticket` is one of the open tickets assigned
+    /// to the agent behind `who` (what its reveal form offers; policy still decides).
+    pub fn fields_for_ticket(
+        &self,
+        who: &Claims,
+        ticket: &str,
+    ) -> Result<Option<Vec<cordon_vault::Field>>, GatewayError> {
+        let (agent, _) = self.acting_agent(who)?;
+        Ok(self
+            .directory
+            .ticket(&self.store, ticket)?
+            .filter(|found| found.assignee.as_deref() == Some(agent.id.as_str()))
+            .map(|found| self.categories.needs(&found.category).to_vec()))
+    }
+}
+
 /// Tickets a queue shows at most.
 pub const TICKET_QUEUE_MAX: usize = 200;

@@ -109,19 +109,31 @@ async fn card_page(state: &AppState, signed: &Signed, customer: &str, ticket: Op
         Ok(card) => card,
         Err(error) => return gateway_problem(error),
     };
+    let needed = match ticket.map(|ticket| state.gateway.fields_for_ticket(&signed.claims, ticket)) {
+        Some(Ok(needed)) => needed,
+        Some(Err(error)) => return gateway_problem(error),
+        None => None,
+    };
+    let fields: Vec<CardField> = card
+        .fields
+        .into_iter()
+        .map(|(field, masked)| CardField {
+            label: cordon_incident::field_words(field).to_string(),
+            name: field.name().to_string(),
+            masked,
+        })
+        .collect();
+    let offered = fields
+        .iter()
+        .filter(|field| needed.as_ref().is_none_or(|needed| needed.iter().any(|need| need.name() == field.name)))
+        .map(|field| CardField { label: field.label.clone(), name: field.name.clone(), masked: field.masked.clone() })
+        .collect();
     render(&CardPage {
         page: page(signed, "Customer"),
         customer: card.customer,
         ticket: ticket.unwrap_or_default().to_string(),
-        fields: card
-            .fields
-            .into_iter()
-            .map(|(field, masked)| CardField {
-                label: cordon_incident::field_words(field).to_string(),
-                name: field.name().to_string(),
-                masked,
-            })
-            .collect(),
+        fields,
+        offered,
         card_entry: card.ledger_index,
         revealed: shown.revealed,
         revealed_entry: shown.revealed_entry,

@@ -125,6 +125,9 @@ pub(crate) struct CardPage {
     pub(crate) customer: String,
     pub(crate) ticket: String,
     pub(crate) fields: Vec<CardField>,
+    /// The fields the reveal form offers: those the ticket's category needs, or every field
+    /// without a ticket of the agent's.
+    pub(crate) offered: Vec<CardField>,
     pub(crate) card_entry: u64,
     pub(crate) revealed: Vec<RevealedValue>,
     pub(crate) revealed_entry: Option<u64>,
