@@ -2,15 +2,17 @@
 // person sees: the watermark drawn over every region of customer data (not only present in
 // the page), refusals in words, forms refused without the session's CSRF token, and a
 // signed-out session that opens nothing. Screenshots of each view go to OUT.
-//   CONSOLE_TEST_TOOLS=DIR node drive.mjs URL AGENT_TOKEN CUSTOMER TICKET FIELD VALUE OUT
-// (DIR holds node_modules/playwright-core, installed by `run`.)
+//   CONSOLE_TEST_TOOLS=DIR node drive.mjs URL AGENT_TOKEN CUSTOMER TICKET FIELD VALUE OUT \
+//     ADMIN_TOKEN ANALYST_TOKEN OTHER_AGENT_TOKEN
+// (DIR holds node_modules/playwright-core, installed by `run`.) Then another agent touches a
+// canary through the API, and an analyst works the alert in the console.
 import { createRequire } from 'node:module';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { inflateSync } from 'node:zlib';
 
 const { chromium } = createRequire(join(process.env.CONSOLE_TEST_TOOLS, 'package.json'))('playwright-core');
-const [url, token, customer, ticket, field, value, out] = process.argv.slice(2);
+const [url, token, customer, ticket, field, value, out, admin, analyst, other] = process.argv.slice(2);
 mkdirSync(out, { recursive: true });
 let failures = 0;
 function check(condition, what) {
@@ -179,6 +181,37 @@ try {
   check(await stolen.locator('[data-watermark]').count() === 0 && await stolen.locator('input[name=token]').count() === 1,
     'a signed-out session\'s cookie opens nothing');
   writeFileSync(join(out, 'session-code.txt'), `${code}\n`);
+
+  // Another agent opens a canary through the API: refused, contained, an alert.
+  const canary = await context.request.put(`${url}/v1/customers/cus-canary`, {
+    headers: { authorization: `Bearer ${admin}` },
+    data: { canary: true, fields: { full_name: 'Cora Nary', email: 'cora@example.org', balance_usd: 250000 } },
+  });
+  check(canary.ok(), `a canary customer is planted (${canary.status()})`);
+  const touched = await context.request.get(`${url}/v1/customers/cus-canary`, { headers: { authorization: `Bearer ${other}` } });
+  check(touched.status() === 403, `the canary touch is refused (${touched.status()})`);
+
+  // The analyst: the board, the alert explained, dismissed with a reason.
+  const analystContext = await browser.newContext({ viewport: { width: 1200, height: 900 } });
+  const board = await analystContext.newPage();
+  await board.goto(`${url}/console/login`);
+  await board.fill('input[name=token]', analyst);
+  await board.click('button[type=submit]');
+  await board.waitForURL(`${url}/console/`);
+  const alertRow = board.locator('tr[data-alert]').first();
+  check(await alertRow.count() === 1, 'the board lists the open alert');
+  await board.screenshot({ path: join(out, 'analyst-board.png'), fullPage: true });
+  await alertRow.locator('a').click();
+  await board.waitForSelector('svg.chart');
+  const observed = await board.locator('svg.chart rect[data-observed]').count();
+  const explained = await board.locator('table.signals tr[data-signal]').count();
+  check(observed > 0 && observed === explained, `the alert's signals are drawn against their baselines (${observed} bars, ${explained} rows)`);
+  await board.screenshot({ path: join(out, 'analyst-alert.png'), fullPage: true });
+  await board.fill('#dismiss-reason', 'planted by the console test');
+  await board.click('form.decide[action$="/dismiss"] button');
+  await board.waitForSelector('text=planted by the console test');
+  check((await board.locator('h1').textContent()).includes('dismissed'), 'the alert is dismissed, with its reason');
+  await board.screenshot({ path: join(out, 'analyst-dismissed.png'), fullPage: true });
 } finally {
   await browser.close();
 }

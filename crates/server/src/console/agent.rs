@@ -22,12 +22,12 @@ use crate::routes::AppState;
 const QUEUE_SHOWN: usize = 50;
 
 pub(crate) async fn home(State(state): State<Arc<AppState>>, signed: Signed) -> Response {
-    if signed.claims.role != TokenRole::Agent {
-        return render_problem(
-            StatusCode::OK,
-            "The console has the agent's view so far. Analysts and incident responders: use `cordon alert` and \
-             `cordon incident`, or the API, meanwhile.",
-        );
+    match signed.claims.role {
+        TokenRole::Agent => {}
+        TokenRole::Analyst | TokenRole::Admin => return super::analyst::home(&state, &signed).await,
+        TokenRole::Service => {
+            return render_problem(StatusCode::FORBIDDEN, "A service's token has no console.");
+        }
     }
     let tickets = match state.gateway.ticket_queue(&signed.claims, QUEUE_SHOWN) {
         Ok(tickets) => tickets,

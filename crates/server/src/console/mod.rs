@@ -7,6 +7,7 @@
 //! cached, no script runs inline, and no other site may frame a page.
 
 mod agent;
+mod analyst;
 mod pages;
 
 use std::sync::Arc;
@@ -40,6 +41,11 @@ pub(crate) fn router() -> Router<Arc<AppState>> {
         .route("/console/customers/{id}", get(agent::card))
         .route("/console/customers/{id}/reveal", post(agent::reveal))
         .route("/console/customers/{id}/verify", post(agent::verify))
+        .route("/console/alerts/{id}", get(analyst::alert))
+        .route("/console/alerts/{id}/dismiss", post(analyst::dismiss))
+        .route("/console/alerts/{id}/confirm", post(analyst::confirm))
+        .route("/console/agents/{id}/reinstate", post(analyst::reinstate))
+        .route("/console/agents/{id}/suspend", post(analyst::suspend))
         .route("/console/static/console.css", get(stylesheet))
         .layer(middleware::from_fn(headers))
 }
@@ -230,8 +236,13 @@ async fn login(
             Redirect::to("/console/"),
         )
             .into_response(),
+        // Refusals of the person (a bad or expired token, a service's, a suspended agent's)
+        // come back to the form, in words.
         Err(
-            error @ (GatewayError::Unauthenticated(_) | GatewayError::WrongRole { .. } | GatewayError::Denied { .. }),
+            error @ (GatewayError::Unauthenticated(_)
+            | GatewayError::WrongRole { .. }
+            | GatewayError::Denied { .. }
+            | GatewayError::Conflict(_)),
         ) => {
             let nonce = nonce().unwrap_or_default();
             (

@@ -135,3 +135,57 @@ pub(crate) struct CardPage {
     /// A refusal of the last action, in words.
     pub(crate) refusal: Option<String>,
 }
+
+/// A row of the risk board.
+pub(crate) struct BoardRow {
+    pub(crate) agent: String,
+    pub(crate) peer_group: String,
+    pub(crate) risk: String,
+    pub(crate) level: String,
+}
+
+/// An open alert in the analyst's list.
+pub(crate) struct AlertRow {
+    pub(crate) id: u64,
+    pub(crate) agent: String,
+    pub(crate) level: String,
+    pub(crate) time: String,
+    pub(crate) signals: String,
+}
+
+#[derive(Template)]
+#[template(path = "console/board.html")]
+pub(crate) struct Board {
+    pub(crate) page: Page,
+    pub(crate) agents: Vec<BoardRow>,
+    pub(crate) alerts: Vec<AlertRow>,
+}
+
+/// One signal of an alert, drawn as two bars: what was observed, and the baseline.
+pub(crate) struct SignalBar {
+    pub(crate) name: String,
+    pub(crate) observed: String,
+    pub(crate) baseline: String,
+    pub(crate) points: String,
+    pub(crate) y: u32,
+    pub(crate) observed_width: u32,
+    pub(crate) baseline_width: u32,
+}
+
+#[derive(Template)]
+#[template(path = "console/alert.html")]
+pub(crate) struct AlertPage {
+    pub(crate) page: Page,
+    pub(crate) id: u64,
+    pub(crate) agent: String,
+    pub(crate) level: String,
+    pub(crate) status: String,
+    pub(crate) time: String,
+    pub(crate) ledger_index: u64,
+    pub(crate) risk: String,
+    pub(crate) bars: Vec<SignalBar>,
+    pub(crate) chart_height: u32,
+    pub(crate) evidence: String,
+    pub(crate) reason: String,
+    pub(crate) decided_by: String,
+}

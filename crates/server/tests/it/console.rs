@@ -226,3 +226,76 @@ async fn an_agent_signs_in_reveals_under_a_watermark_and_signs_out() {
     assert!(page.body.contains("name=\"token\"") && !page.body.contains("data-watermark"), "{}", page.body);
     assert_eq!(harness.state.gateway.audit().size(), size, "an ended session reaches no customer");
 }
+
+/// Signs `token` in through the console's form; the browser then holds the session.
+async fn sign_in(harness: &Harness, browser: &mut Browser, token: &str) -> Page {
+    let login = browser.get(harness, "/console/login").await;
+    let nonce = login.hidden("nonce");
+    let page = browser.post(harness, "/console/login", &format!("token={}&nonce={nonce}", encoded(token))).await;
+    assert_eq!((page.status, page.location()), (StatusCode::SEE_OTHER, "/console/"), "{}", page.body);
+    browser.get(harness, "/console/").await
+}
+
+#[tokio::test]
+async fn an_analyst_sees_the_alert_explained_dismisses_it_and_reinstates_the_agent() {
+    let harness = Harness::new();
+    harness.put_assigned_ticket().await;
+    harness.put_canary("cus-999", crate::support::customer_fields("Cora Nary", "cora@example.org", 250_000.0)).await;
+    harness
+        .put_agent(
+            "ana-1",
+            serde_json::json!({"name": "Q", "team": "security", "site": "us-sf", "employer": "staff", "role": "analyst"}),
+        )
+        .await;
+    // The agent touches the canary: refused, an alert, suspended.
+    let agent = harness.agent_token("agt-1");
+    let (status, _) = harness.call(Method::GET, "/v1/customers/cus-999", Some(&agent), None).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+
+    let mut analyst = Browser::new();
+    let board = sign_in(&harness, &mut analyst, &harness.agent_token("ana-1")).await;
+    assert_eq!(board.status, StatusCode::OK, "{}", board.body);
+    let id: u64 = board.body.split("data-alert=\"").nth(1).unwrap().split('"').next().unwrap().parse().unwrap();
+    assert!(
+        board.body.contains("data-agent=\"agt-1\"") && board.body.contains("/console/agents/agt-1/reinstate"),
+        "{}",
+        board.body
+    );
+    assert!(!board.body.contains("data-watermark"), "the board shows no customer's data");
+
+    // The alert, explained: each signal against its baseline, as bars and as a table.
+    let shown = analyst.get(&harness, &format!("/console/alerts/{id}")).await;
+    assert_eq!(shown.status, StatusCode::OK, "{}", shown.body);
+    assert!(shown.body.contains("data-signal=\"canary\"") && shown.body.contains("data-observed=\""), "{}", shown.body);
+    let csrf = shown.hidden("csrf");
+
+    // The suspended agent, with the token it held before, gets no console session.
+    let mut insider = Browser::new();
+    let login = insider.get(&harness, "/console/login").await;
+    let refused = insider
+        .post(&harness, "/console/login", &format!("token={}&nonce={}", encoded(&agent), login.hidden("nonce")))
+        .await;
+    assert_eq!(refused.status, StatusCode::UNAUTHORIZED, "{}", refused.body);
+    assert!(refused.body.contains("suspended"), "{}", refused.body);
+
+    // Without the CSRF token, nothing; with it, dismissed, and the page says so.
+    let size = harness.state.gateway.audit().size();
+    let forged = analyst.post(&harness, &format!("/console/alerts/{id}/dismiss"), "reason=fine").await;
+    assert_eq!(forged.status, StatusCode::FORBIDDEN);
+    assert_eq!(harness.state.gateway.audit().size(), size);
+    let dismissed = analyst
+        .post(&harness, &format!("/console/alerts/{id}/dismiss"), &format!("csrf={csrf}&reason=drill%20canary"))
+        .await;
+    assert_eq!(
+        (dismissed.status, dismissed.location()),
+        (StatusCode::SEE_OTHER, format!("/console/alerts/{id}").as_str())
+    );
+    let after = analyst.get(&harness, &format!("/console/alerts/{id}")).await;
+    assert!(after.body.contains("dismissed") && after.body.contains("drill canary"), "{}", after.body);
+    assert!(!after.body.contains("/dismiss\""), "a decided alert offers no decision: {}", after.body);
+
+    // Reinstating from the board: the agent works again.
+    let reinstated = analyst.post(&harness, "/console/agents/agt-1/reinstate", &format!("csrf={csrf}")).await;
+    assert_eq!((reinstated.status, reinstated.location()), (StatusCode::SEE_OTHER, "/console/"), "{}", reinstated.body);
+    assert_eq!(harness.state.gateway.agent("agt-1").unwrap().unwrap().status.name(), "active");
+}
