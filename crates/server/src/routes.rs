@@ -31,6 +31,9 @@ pub struct AppState {
     pub metrics: Metrics,
     /// Permits for heavy work (see `heavy`).
     heavy: Arc<tokio::sync::Semaphore>,
+    /// One-click console sign-in for `cordon demo` (a label and the token it signs in with);
+    /// empty on every other server.
+    pub(crate) demo_sign_in: BTreeMap<String, String>,
 }
 
 impl AppState {
@@ -45,7 +48,15 @@ impl AppState {
             gateway,
             metrics: Metrics::default(),
             heavy: Arc::new(tokio::sync::Semaphore::new(heavy_at_once_max)),
+            demo_sign_in: BTreeMap::new(),
         }
+    }
+
+    /// A demo's server: `/console/demo/{label}` signs a browser in with the token of `label`
+    /// in one click (simulated data only; `cordon demo` alone sets this).
+    pub fn with_demo_sign_in(mut self, links: BTreeMap<String, String>) -> AppState {
+        self.demo_sign_in = links;
+        self
     }
 }
 

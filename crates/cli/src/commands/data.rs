@@ -23,11 +23,16 @@ pub fn init(dir: &Path, origin: Option<&str>) -> anyhow::Result<()> {
 
 pub fn serve(dir: &Path, listen: Option<String>, log_json: bool) -> anyhow::Result<()> {
     init_logging(log_json);
-    serve_quietly(dir, listen)
+    serve_quietly(dir, listen, std::collections::BTreeMap::new())
 }
 
 /// Serves without setting up logging (the demo sets it up, or leaves it off, itself).
-pub fn serve_quietly(dir: &Path, listen: Option<String>) -> anyhow::Result<()> {
+/// Serves `dir`; `demo_sign_in` (label → token) gives a demo's console one-click sign-in.
+pub fn serve_quietly(
+    dir: &Path,
+    listen: Option<String>,
+    demo_sign_in: std::collections::BTreeMap<String, String>,
+) -> anyhow::Result<()> {
     let data = DataDir::new(dir);
     let config = data.config()?;
     let listen = listen.unwrap_or(config.server.listen);
@@ -36,7 +41,7 @@ pub fn serve_quietly(dir: &Path, listen: Option<String>) -> anyhow::Result<()> {
     let runtime =
         tokio::runtime::Builder::new_multi_thread().enable_all().build().context("cannot start the runtime")?;
     runtime.block_on(async {
-        let state = Arc::new(AppState::new(gateway));
+        let state = Arc::new(AppState::new(gateway).with_demo_sign_in(demo_sign_in));
         let listener =
             tokio::net::TcpListener::bind(&listen).await.with_context(|| format!("cannot listen on `{listen}`"))?;
         let address = listener.local_addr().context("cannot read the listening address")?;

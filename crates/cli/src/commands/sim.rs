@@ -113,11 +113,17 @@ pub fn demo(
     println!("  curl -s -H \"authorization: Bearer $SERVICE_TOKEN\" {base}/metrics | grep cordon_decisions");
     println!("  cordon log verify {}/ledger --vkey {}/ledger/private/verifier-key", dir.display(), dir.display());
     print_incident_tour(&dir)?;
+    let sign_in = demo_sign_in(&data)?;
+    println!();
+    println!("Console      {base}/console/ (sign in with a token, or in one click on this demo:)");
+    for label in sign_in.keys() {
+        println!("  {base}/console/demo/{label}");
+    }
     if no_serve {
         return Ok(());
     }
     println!();
-    crate::commands::data::serve_quietly(&dir, Some(listen.to_string()))
+    crate::commands::data::serve_quietly(&dir, Some(listen.to_string()), sign_in)
 }
 
 /// Writes the leaked sample an extortion email would carry (masked renderings of the
@@ -150,6 +156,26 @@ fn print_incident_tour(dir: &Path) -> anyhow::Result<()> {
     println!("  cordon log verify-bundle inc-1.tar --vkey {}/ledger/private/verifier-key", dir.display());
     println!("  (docs/INCIDENT.md explains each answer)");
     Ok(())
+}
+
+/// The demo console's one-click identities: an honest agent still active (not an insider),
+/// and an analyst, who also works incidents.
+fn demo_sign_in(data: &DataDir) -> anyhow::Result<std::collections::BTreeMap<String, String>> {
+    let truth = cordon_sim::read_truth(&data.path(""))?;
+    let insiders: Vec<&str> = truth.insiders.iter().map(|insider| insider.agent.as_str()).collect();
+    let mut links = std::collections::BTreeMap::new();
+    for number in 1..200u32 {
+        let agent = format!("agt-{number:04}");
+        if insiders.contains(&agent.as_str()) {
+            continue;
+        }
+        if let Ok(token) = data.issue_token(Some(&agent), None, &SystemClock) {
+            links.insert("agent".to_string(), token);
+            break;
+        }
+    }
+    links.insert("analyst".to_string(), data.issue_token(None, Some(TokenRole::Analyst), &SystemClock)?);
+    Ok(links)
 }
 
 /// Where `cordon demo` writes the leaked sample, inside its folder.

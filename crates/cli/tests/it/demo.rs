@@ -61,6 +61,7 @@ fn the_story_matches_the_ledger() {
     };
     let (ok, story, errors) = demo(&[]);
     assert!(ok, "{errors}");
+    assert!(story.contains("/console/demo/agent") && story.contains("/console/demo/analyst"), "{story}");
 
     // The ledger, read here without the simulator's code.
     let reader = LogReader::new(&dir.join("ledger"));

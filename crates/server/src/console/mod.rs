@@ -37,6 +37,7 @@ pub(crate) fn router() -> Router<Arc<AppState>> {
         .route("/console/", get(agent::home))
         .route("/console/login", get(login_page).post(login))
         .route("/console/logout", post(logout))
+        .route("/console/demo/{label}", get(demo_sign_in))
         .route("/console/search", post(agent::search))
         .route("/console/customers/{id}", get(agent::card))
         .route("/console/customers/{id}/reveal", post(agent::reveal))
@@ -255,6 +256,28 @@ async fn login(
             )
                 .into_response()
         }
+        Err(error) => gateway_problem(error),
+    }
+}
+
+/// One-click sign-in on a demo's server (simulated data); elsewhere there is no such page.
+async fn demo_sign_in(
+    State(state): State<Arc<AppState>>,
+    parts: Parts,
+    axum::extract::Path(label): axum::extract::Path<String>,
+) -> Response {
+    let Some(token) = state.demo_sign_in.get(&label) else {
+        return render_problem(StatusCode::NOT_FOUND, "One-click sign-in is only on a server `cordon demo` started.");
+    };
+    match state.gateway.start_session(token, &request_id(&parts)).await {
+        Ok(started) => (
+            [(
+                header::SET_COOKIE,
+                format!("{SESSION_COOKIE}={}; Path=/console; HttpOnly; SameSite=Strict", started.secret),
+            )],
+            Redirect::to("/console/"),
+        )
+            .into_response(),
         Err(error) => gateway_problem(error),
     }
 }

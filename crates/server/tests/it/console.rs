@@ -299,3 +299,30 @@ async fn an_analyst_sees_the_alert_explained_dismisses_it_and_reinstates_the_age
     assert_eq!((reinstated.status, reinstated.location()), (StatusCode::SEE_OTHER, "/console/"), "{}", reinstated.body);
     assert_eq!(harness.state.gateway.agent("agt-1").unwrap().unwrap().status.name(), "active");
 }
+
+/// One-click sign-in exists only on a demo's server, for the identities the demo named.
+#[tokio::test]
+async fn one_click_sign_in_is_only_on_a_demo_server() {
+    let harness = Harness::new();
+    let mut browser = Browser::new();
+    let page = browser.get(&harness, "/console/demo/analyst").await;
+    assert_eq!(page.status, StatusCode::NOT_FOUND, "{}", page.body);
+    assert!(browser.cookies.iter().all(|(name, _)| name != "cordon_session"));
+
+    let dir = tempfile::tempdir().unwrap();
+    let data = cordon_gateway::DataDir::new(&dir.path().join("data"));
+    data.init(None, Arc::new(cordon_gateway::SystemClock)).unwrap();
+    let gateway = data.open(Arc::new(cordon_gateway::SystemClock)).unwrap();
+    let analyst = gateway.issue_role_token(cordon_gateway::TokenRole::Analyst).unwrap();
+    let state = Arc::new(
+        cordon_server::AppState::new(gateway)
+            .with_demo_sign_in([("analyst".to_string(), analyst)].into_iter().collect()),
+    );
+    let demo = Harness { state, ..harness };
+    let page = browser.get(&demo, "/console/demo/analyst").await;
+    assert_eq!((page.status, page.location()), (StatusCode::SEE_OTHER, "/console/"), "{}", page.body);
+    let board = browser.get(&demo, "/console/").await;
+    assert!(board.status == StatusCode::OK && board.body.contains("Risk"), "{}", board.body);
+    let page = Browser::new().get(&demo, "/console/demo/agent").await;
+    assert_eq!(page.status, StatusCode::NOT_FOUND, "no identity the demo did not name");
+}
