@@ -212,6 +212,23 @@ try {
   await board.waitForSelector('text=planted by the console test');
   check((await board.locator('h1').textContent()).includes('dismissed'), 'the alert is dismissed, with its reason');
   await board.screenshot({ path: join(out, 'analyst-dismissed.png'), fullPage: true });
+
+  // The incident responder (the same analyst): open an incident on the agent, scope it, and
+  // find the affected list under the watermark.
+  const analystCode = await board.locator('[data-session-code]').getAttribute('data-session-code');
+  await board.click('nav a[href="/console/incidents"]');
+  await board.fill('#title', 'extortion email');
+  await board.fill('#agents', agent);
+  await board.click('form.open-incident button');
+  await board.waitForSelector('form.scope');
+  await board.click('form.scope button');
+  await board.waitForSelector('section.affected');
+  check(await board.locator(`section.affected tr[data-customer="${customer}"]`).count() === 1, `the scope lists ${customer}`);
+  check(await board.locator('svg.chart rect[data-day]').count() > 0, 'the scope draws its days');
+  await checkWatermarks(board, 'scope', 'ana-mira', analystCode);
+  await board.screenshot({ path: join(out, 'incident-scope.png'), fullPage: true });
+  const download = await board.context().request.get(board.url().replace(/\/scope$/, '') + '/affected.csv');
+  check(download.ok() && (await download.text()).includes(`${customer},`), 'the affected list downloads as CSV');
 } finally {
   await browser.close();
 }

@@ -204,7 +204,9 @@ impl AuditLog for LedgerAudit {
             return Err(AuditError(format!("entries up to {to} were asked for and the ledger can show {size}")));
         }
         let mut refused = None;
-        let scanned = self.reader.for_each_entry(from.min(size), to.min(size), |index, bytes| {
+        // The tiles are those of the published tree: a range ending before it cannot name its
+        // own (its last partial tile may have been replaced by a wider one).
+        let scanned = self.reader.for_each_entry_of(size, from.min(size), to.min(size), |index, bytes| {
             visit(index, bytes).map_err(|reason| {
                 refused = Some(reason.clone());
                 LedgerError::Failed { reason }

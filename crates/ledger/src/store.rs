@@ -110,10 +110,25 @@ impl LogReader {
         &self,
         from: u64,
         size: u64,
+        visit: impl FnMut(u64, &[u8]) -> Result<(), LedgerError>,
+    ) -> Result<(), LedgerError> {
+        self.for_each_entry_of(size, from, size, visit)
+    }
+
+    /// Like [`LogReader::for_each_entry`], for the entries from `from` up to `to` of the tree
+    /// of `size` (a published size): the tiles are those of that tree. (A range that ends
+    /// before the tree does cannot name its own tree: the last tile of a tree of `to` entries
+    /// may have been replaced by a wider one since.)
+    pub fn for_each_entry_of(
+        &self,
+        size: u64,
+        from: u64,
+        to: u64,
         mut visit: impl FnMut(u64, &[u8]) -> Result<(), LedgerError>,
     ) -> Result<(), LedgerError> {
+        let to = to.min(size);
         let mut index = from;
-        while index < size {
+        while index < to {
             let tile = index / TILE_WIDTH as u64;
             let id = TileId::entries(tile, tile_width(size, 0, tile));
             let (bytes, fallback) = read_tile_file(&self.layout, id)?;
@@ -121,6 +136,9 @@ impl LogReader {
                 .map_err(|defect| LedgerError::corrupt(self.layout.path(id.path()), format!("{defect:?}")))?;
             let start = (index % TILE_WIDTH as u64) as usize;
             for entry in entries.iter().skip(start) {
+                if index >= to {
+                    break;
+                }
                 visit(index, entry)?;
                 index += 1;
             }

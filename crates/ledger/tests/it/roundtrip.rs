@@ -84,6 +84,20 @@ fn scans_visit_each_entry_once_in_order() {
         let expected: Vec<u64> = (from..size).collect();
         assert_eq!(seen, expected, "scan of {from}..{size}");
     }
+    // Regression: a range that ends inside the tree's last, partial tile was read from the
+    // tile of a tree of the range's own size, which the wider tile had replaced ("the tile is
+    // missing"): a console session's report of entries long published hit it.
+    for (from, to) in [(0, 520), (513, 599), (512, 513), (590, 600), (100, 550)] {
+        let mut seen = Vec::new();
+        reader
+            .for_each_entry_of(600, from, to, |index, entry| {
+                assert_eq!(entry, test_entry(index).as_slice(), "entry {index}");
+                seen.push(index);
+                Ok(())
+            })
+            .unwrap();
+        assert_eq!(seen, (from..to).collect::<Vec<_>>(), "scan of {from}..{to} in the tree of 600");
+    }
     let stop = reader.for_each_entry(0, 600, |index, _| {
         if index == 3 { Err(LedgerError::OutOfRange { index, size: 3 }) } else { Ok(()) }
     });

@@ -8,6 +8,7 @@
 
 mod agent;
 mod analyst;
+mod incident;
 mod pages;
 
 use std::sync::Arc;
@@ -47,6 +48,12 @@ pub(crate) fn router() -> Router<Arc<AppState>> {
         .route("/console/alerts/{id}/confirm", post(analyst::confirm))
         .route("/console/agents/{id}/reinstate", post(analyst::reinstate))
         .route("/console/agents/{id}/suspend", post(analyst::suspend))
+        .route("/console/incidents", get(incident::list).post(incident::open))
+        .route("/console/incidents/{id}", get(incident::show))
+        .route("/console/incidents/{id}/scope", post(incident::scope))
+        .route("/console/incidents/{id}/affected.csv", get(incident::affected_csv))
+        .route("/console/incidents/{id}/attribute", post(incident::attribute))
+        .route("/console/incidents/{id}/report", get(incident::report))
         .route("/console/static/console.css", get(stylesheet))
         .layer(middleware::from_fn(headers))
 }
@@ -300,6 +307,17 @@ async fn logout(
         Ok(()) => (clear_session(), Redirect::to("/console/login")).into_response(),
         Err(error) => gateway_problem(error),
     }
+}
+
+/// The API's bound on heavy work (`routes::heavy`: blocking threads, two at a time), its
+/// refusals as pages.
+pub(crate) async fn heavy_page<T, F, Fut>(state: &Arc<AppState>, work: F) -> Result<T, Response>
+where
+    F: FnOnce(Arc<AppState>) -> Fut + Send + 'static,
+    Fut: std::future::Future<Output = Result<T, GatewayError>>,
+    T: Send + 'static,
+{
+    crate::routes::heavy(state, work).await.map_err(|problem| render_problem(problem.status, &problem.detail))
 }
 
 /// The page layout's facts: who is signed in and the watermark they see.

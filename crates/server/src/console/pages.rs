@@ -189,3 +189,80 @@ pub(crate) struct AlertPage {
     pub(crate) reason: String,
     pub(crate) decided_by: String,
 }
+
+/// An incident in the list.
+pub(crate) struct IncidentListRow {
+    pub(crate) id: String,
+    pub(crate) title: String,
+    pub(crate) opened: String,
+    pub(crate) agents: String,
+}
+
+#[derive(Template)]
+#[template(path = "console/incidents.html")]
+pub(crate) struct IncidentList {
+    pub(crate) page: Page,
+    pub(crate) incidents: Vec<IncidentListRow>,
+}
+
+/// An event of an incident's timeline.
+pub(crate) struct TimelineRow {
+    pub(crate) time: String,
+    pub(crate) what: String,
+    pub(crate) entry: String,
+}
+
+/// One day of the scope's chart: customers shown for the first time that day.
+pub(crate) struct DayBar {
+    pub(crate) day: String,
+    pub(crate) new_customers: u64,
+    pub(crate) accesses: u64,
+    pub(crate) x: u32,
+    pub(crate) y: u32,
+    pub(crate) height: u32,
+}
+
+/// An affected customer: identifiers and field names, never a value.
+pub(crate) struct AffectedRow {
+    pub(crate) customer: String,
+    pub(crate) revealed: String,
+    pub(crate) masked_only: String,
+    pub(crate) agents: String,
+    pub(crate) first: String,
+}
+
+/// What a scope found, as the page shows it.
+pub(crate) struct ScopeFigures {
+    pub(crate) customers: usize,
+    pub(crate) accesses: u64,
+    pub(crate) high_balance: u64,
+    pub(crate) share: String,
+    pub(crate) days: Vec<DayBar>,
+    pub(crate) chart_width: u32,
+    pub(crate) affected: Vec<AffectedRow>,
+    /// Affected customers beyond those listed (in the CSV).
+    pub(crate) more: usize,
+}
+
+/// An agent's line of an attribution.
+pub(crate) struct AttributionRow {
+    pub(crate) agent: String,
+    pub(crate) explained: usize,
+    pub(crate) as_shown: u64,
+    pub(crate) chance: String,
+    pub(crate) blamed: bool,
+}
+
+#[derive(Template)]
+#[template(path = "console/incident.html")]
+pub(crate) struct IncidentPage {
+    pub(crate) page: Page,
+    pub(crate) id: String,
+    pub(crate) title: String,
+    pub(crate) agents: String,
+    pub(crate) window: String,
+    pub(crate) timeline: Vec<TimelineRow>,
+    pub(crate) scope: Option<ScopeFigures>,
+    pub(crate) attribution: Vec<AttributionRow>,
+    pub(crate) verdict: Option<String>,
+}

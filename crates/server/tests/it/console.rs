@@ -326,3 +326,75 @@ async fn one_click_sign_in_is_only_on_a_demo_server() {
     let page = Browser::new().get(&demo, "/console/demo/agent").await;
     assert_eq!(page.status, StatusCode::NOT_FOUND, "no identity the demo did not name");
 }
+
+#[tokio::test]
+async fn a_responder_opens_an_incident_scopes_it_attributes_a_sample_and_downloads_the_report() {
+    let harness = Harness::new();
+    harness.put_assigned_ticket().await;
+    let agent = harness.agent_token("agt-1");
+    let (status, answer) = harness
+        .call(
+            Method::POST,
+            "/v1/customers/cus-1/reveal",
+            Some(&agent),
+            Some(serde_json::json!({"fields": ["email"], "ticket": "t-1", "reason": "callback"})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{answer}");
+    let analyst = harness.state.gateway.issue_role_token(cordon_gateway::TokenRole::Analyst).unwrap();
+    let mut browser = Browser::new();
+    sign_in(&harness, &mut browser, &analyst).await;
+    let list = browser.get(&harness, "/console/incidents").await;
+    assert_eq!(list.status, StatusCode::OK, "{}", list.body);
+    let csrf = list.hidden("csrf");
+
+    // Opening: a form post, then the incident's page.
+    let size = harness.state.gateway.audit().size();
+    let opened = browser
+        .post(
+            &harness,
+            "/console/incidents",
+            &format!("csrf={csrf}&title=extortion%20email&agents=agt-1&since=&until="),
+        )
+        .await;
+    assert_eq!(opened.status, StatusCode::SEE_OTHER, "{}", opened.body);
+    let path = opened.location().to_string();
+    assert!(path.starts_with("/console/incidents/inc-"), "{path}");
+    assert_eq!(harness.state.gateway.audit().size(), size + 1, "the opening is one ledger entry");
+    let shown = browser.get(&harness, &path).await;
+    assert!(shown.body.contains("extortion email") && shown.body.contains("agt-1"), "{}", shown.body);
+
+    // Scope: figures, the per-day chart, and the affected list under the watermark.
+    let scoped = browser.post(&harness, &format!("{path}/scope"), &format!("csrf={csrf}")).await;
+    assert_eq!(scoped.status, StatusCode::OK, "{}", scoped.body);
+    assert!(scoped.body.contains("data-day=\"") && scoped.body.contains("data-new-customers=\"1\""), "{}", scoped.body);
+    let regions = watermarked_regions(&scoped.body);
+    assert!(regions.iter().any(|region| region.contains("data-customer=\"cus-1\"")), "{}", scoped.body);
+    assert!(!scoped.body.contains("nina@example.org"), "identifiers and field names only");
+    let forged = browser.post(&harness, &format!("{path}/scope"), "csrf=wrong").await;
+    assert_eq!(forged.status, StatusCode::FORBIDDEN);
+    let csv = browser.get(&harness, &format!("{path}/affected.csv")).await;
+    assert_eq!(csv.headers.get(header::CONTENT_TYPE).unwrap(), "text/csv; charset=utf-8");
+    assert!(csv.body.lines().nth(1).is_some_and(|line| line.starts_with("cus-1,")), "{}", csv.body);
+
+    // Attribution of a pasted sample: the verdict and the agents, as the API gives them.
+    let attributed = browser
+        .post(&harness, &format!("{path}/attribute"), &format!("csrf={csrf}&sample=account_id%0Acus-1%0A"))
+        .await;
+    assert_eq!(attributed.status, StatusCode::OK, "{}", attributed.body);
+    assert!(
+        attributed.body.contains("class=\"verdict\"") && attributed.body.contains("data-agent=\"agt-1\""),
+        "{}",
+        attributed.body
+    );
+    let bad = browser.post(&harness, &format!("{path}/attribute"), &format!("csrf={csrf}&sample=")).await;
+    assert_eq!(bad.status, StatusCode::BAD_REQUEST, "{}", bad.body);
+
+    // The report, a download (and a ledger entry); without a contact point it is a draft.
+    let size = harness.state.gateway.audit().size();
+    let report = browser.get(&harness, &format!("{path}/report")).await;
+    assert_eq!(report.status, StatusCode::OK, "{}", report.body);
+    assert!(report.headers.get(header::CONTENT_DISPOSITION).unwrap().to_str().unwrap().starts_with("attachment"));
+    assert!(report.body.contains("DRAFT"), "{}", report.body);
+    assert_eq!(harness.state.gateway.audit().size(), size + 1);
+}
