@@ -99,3 +99,14 @@ impl Gateway {
         Ok(approval)
     }
 }
+
+/// Approvals an analyst's queue shows at most.
+pub const APPROVALS_LISTED_MAX: usize = 200;
+
+impl Gateway {
+    /// Approvals waiting for a decision, oldest first (an analyst's queue).
+    pub async fn requested_approvals(&self, who: &Claims, request: &str) -> Result<Vec<Approval>, GatewayError> {
+        self.analyst(who, request).await?;
+        Ok(self.store.requested_approvals(APPROVALS_LISTED_MAX)?)
+    }
+}

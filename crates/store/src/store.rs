@@ -850,6 +850,23 @@ impl Store {
         rows.next().transpose().map_err(self.error("read an approval"))?.map(|raw| self.approval_from(raw)).transpose()
     }
 
+    /// Approvals waiting for a decision, oldest first, at most `limit`.
+    pub fn requested_approvals(&self, limit: usize) -> Result<Vec<Approval>, StoreError> {
+        let connection = self.read();
+        let mut statement = connection
+            .prepare_cached(
+                "SELECT id, kind, requester, customer_id, status, approver, created_at, decided_at, expires_at
+                 FROM approvals WHERE status = 'requested' ORDER BY created_at, id LIMIT ?1",
+            )
+            .map_err(self.error("list approvals"))?;
+        let rows = statement.query_map([limit as i64], approval_columns).map_err(self.error("list approvals"))?;
+        let mut found = Vec::new();
+        for row in rows {
+            found.push(self.approval_from(row.map_err(self.error("list approvals"))?)?);
+        }
+        Ok(found)
+    }
+
     /// The granted, unexpired approval of `kind` for `requester` on `customer`, if any. The
     /// query is plain equality, with expiry checked here: a range on a bound expiry made
     /// SQLite re-plan the statement on every call, and this runs on every data access.

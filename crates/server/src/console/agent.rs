@@ -97,6 +97,7 @@ pub(crate) struct CardQuery {
 }
 
 /// The card and what is drawn with it after a reveal or a verify.
+#[derive(Default)]
 struct Shown {
     revealed: Vec<RevealedValue>,
     revealed_entry: Option<u64>,
@@ -149,7 +150,7 @@ pub(crate) async fn card(
     query: Result<Query<CardQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Response {
     let ticket = query.map(|Query(query)| query.ticket).unwrap_or_default();
-    let shown = Shown { revealed: Vec::new(), revealed_entry: None, verified: None, refusal: None };
+    let shown = Shown::default();
     card_page(&state, &signed, &customer, ticket_of(&ticket), shown).await
 }
 
@@ -184,7 +185,7 @@ pub(crate) async fn reveal(
     }
     let ticket = ticket_of(value(&pairs, "ticket"));
     let fields: Vec<String> = pairs.iter().filter(|(key, _)| key == "field").map(|(_, field)| field.clone()).collect();
-    let mut shown = Shown { revealed: Vec::new(), revealed_entry: None, verified: None, refusal: None };
+    let mut shown = Shown::default();
     if fields.is_empty() {
         shown.refusal = Some("Choose the fields the ticket needs, then reveal.".into());
     } else {
@@ -225,7 +226,7 @@ pub(crate) async fn verify(
     }
     let ticket = ticket_of(value(&pairs, "ticket"));
     let field = value(&pairs, "field");
-    let mut shown = Shown { revealed: Vec::new(), revealed_entry: None, verified: None, refusal: None };
+    let mut shown = Shown::default();
     let label =
         field.parse::<Field>().map_or(field.to_string(), |field| cordon_incident::field_words(field).to_string());
     match state.gateway.verify(&signed.claims, &customer, ticket, field, value(&pairs, "value"), &signed.request).await
@@ -237,4 +238,38 @@ pub(crate) async fn verify(
         },
     }
     card_page(&state, &signed, &customer, ticket, shown).await
+}
+
+/// Asks for an approval to see a customer without a ticket of one's own (break-glass) or a
+/// second approver (a high-balance customer's sensitive field): policy decides who may ask,
+/// an analyst who is not the asker grants it, for at most an hour.
+pub(crate) async fn ask_approval(
+    State(state): State<Arc<AppState>>,
+    signed: Signed,
+    Path(customer): Path<String>,
+    form: Result<Form<Vec<(String, String)>>, FormRejection>,
+) -> Response {
+    let pairs = match pairs(form) {
+        Ok(pairs) => pairs,
+        Err(refused) => return refused.into_response(),
+    };
+    if let Err(refused) = signed.check_csrf(value(&pairs, "csrf")) {
+        return refused.into_response();
+    }
+    let Ok(kind) = value(&pairs, "kind").parse::<cordon_directory::ApprovalKind>() else {
+        return render_problem(StatusCode::BAD_REQUEST, "Choose break-glass or a second approver.");
+    };
+    // The card may not open until the approval is granted, so the answer is a page of its own.
+    match state.gateway.request_approval(&signed.claims, kind, &customer, &signed.request).await {
+        Ok(approval) => render_problem(
+            StatusCode::OK,
+            &format!(
+                "Asked for {} on {customer} ({}): an analyst other than you must approve it; it then lasts at most \
+                 an hour. Open the customer again once it is approved.",
+                approval.kind.to_string().replace('_', " "),
+                approval.id
+            ),
+        ),
+        Err(error) => gateway_problem(error),
+    }
 }

@@ -12,7 +12,7 @@ use axum::extract::{Path, State};
 use axum::response::{IntoResponse as _, Redirect, Response};
 use serde_json::Value;
 
-use super::pages::{AlertPage, AlertRow, Board, BoardRow, SignalBar, render};
+use super::pages::{AlertPage, AlertRow, ApprovalRow, Board, BoardRow, SignalBar, render};
 use super::{Signed, gateway_problem, page};
 use crate::routes::AppState;
 
@@ -39,8 +39,22 @@ pub(crate) async fn home(state: &AppState, signed: &Signed) -> Response {
         Ok(alerts) => alerts,
         Err(error) => return gateway_problem(error),
     };
+    let approvals = match state.gateway.requested_approvals(&signed.claims, &signed.request).await {
+        Ok(approvals) => approvals,
+        Err(error) => return gateway_problem(error),
+    };
     render(&Board {
         page: page(signed, "Risk"),
+        approvals: approvals
+            .into_iter()
+            .map(|approval| ApprovalRow {
+                kind: approval.kind.to_string().replace('_', " "),
+                requester: approval.requester,
+                customer: approval.customer,
+                asked: cordon_incident::iso_time(approval.created_at.saturating_mul(1000)),
+                id: approval.id,
+            })
+            .collect(),
         agents: board
             .iter()
             .take(BOARD_SHOWN)
@@ -190,6 +204,24 @@ pub(crate) async fn suspend(
         .set_agent_status(&signed.claims, &agent, cordon_directory::AgentStatus::Suspended, &signed.request)
         .await
     {
+        Ok(_) => Redirect::to("/console/").into_response(),
+        Err(error) => gateway_problem(error),
+    }
+}
+
+/// Approves an approval for the chosen time (at most an hour), as the posted form says.
+pub(crate) async fn approve(
+    State(state): State<Arc<AppState>>,
+    signed: Signed,
+    Path(id): Path<String>,
+    form: Result<Form<Vec<(String, String)>>, FormRejection>,
+) -> Response {
+    let pairs = posted(form);
+    if let Err(refused) = signed.check_csrf(value(&pairs, "csrf")) {
+        return refused.into_response();
+    }
+    let seconds: i64 = value(&pairs, "seconds").parse().unwrap_or(0);
+    match state.gateway.approve(&signed.claims, &id, seconds, &signed.request).await {
         Ok(_) => Redirect::to("/console/").into_response(),
         Err(error) => gateway_problem(error),
     }

@@ -48,6 +48,8 @@ pub(crate) fn router() -> Router<Arc<AppState>> {
         .route("/console/alerts/{id}/confirm", post(analyst::confirm))
         .route("/console/agents/{id}/reinstate", post(analyst::reinstate))
         .route("/console/agents/{id}/suspend", post(analyst::suspend))
+        .route("/console/approvals/{id}/approve", post(analyst::approve))
+        .route("/console/customers/{id}/approval", post(agent::ask_approval))
         .route("/console/incidents", get(incident::list).post(incident::open))
         .route("/console/incidents/{id}", get(incident::show))
         .route("/console/incidents/{id}/scope", post(incident::scope))

@@ -153,12 +153,22 @@ pub(crate) struct AlertRow {
     pub(crate) signals: String,
 }
 
+/// An approval waiting for an analyst.
+pub(crate) struct ApprovalRow {
+    pub(crate) id: String,
+    pub(crate) kind: String,
+    pub(crate) requester: String,
+    pub(crate) customer: String,
+    pub(crate) asked: String,
+}
+
 #[derive(Template)]
 #[template(path = "console/board.html")]
 pub(crate) struct Board {
     pub(crate) page: Page,
     pub(crate) agents: Vec<BoardRow>,
     pub(crate) alerts: Vec<AlertRow>,
+    pub(crate) approvals: Vec<ApprovalRow>,
 }
 
 /// One signal of an alert, drawn as two bars: what was observed, and the baseline.

@@ -398,3 +398,46 @@ async fn a_responder_opens_an_incident_scopes_it_attributes_a_sample_and_downloa
     assert!(report.body.contains("DRAFT"), "{}", report.body);
     assert_eq!(harness.state.gateway.audit().size(), size + 1);
 }
+
+#[tokio::test]
+async fn an_agent_asks_for_break_glass_and_an_analyst_approves_it_from_the_queue() {
+    let harness = Harness::new();
+    harness.put_assigned_ticket().await;
+    harness.put_customer("cus-2", crate::support::customer_fields("Ada Byron", "ada@example.org", 20.0)).await;
+    harness
+        .put_agent(
+            "ana-1",
+            serde_json::json!({"name": "Q", "team": "security", "site": "us-sf", "employer": "staff", "role": "analyst"}),
+        )
+        .await;
+    let mut agent = Browser::new();
+    let queue = sign_in(&harness, &mut agent, &harness.agent_token("agt-1")).await;
+    let agent_csrf = queue.hidden("csrf");
+    let refused = agent.get(&harness, "/console/customers/cus-2").await;
+    assert_eq!(refused.status, StatusCode::FORBIDDEN, "no ticket, no card: {}", refused.body);
+    let asked = agent
+        .post(&harness, "/console/customers/cus-2/approval", &format!("csrf={agent_csrf}&kind=break_glass&ticket="))
+        .await;
+    assert_eq!(asked.status, StatusCode::OK, "{}", asked.body);
+    assert!(asked.body.contains("Asked for break glass on cus-2"), "{}", asked.body);
+    let forged = agent.post(&harness, "/console/customers/cus-2/approval", "kind=break_glass").await;
+    assert_eq!(forged.status, StatusCode::FORBIDDEN);
+
+    let mut analyst = Browser::new();
+    let board = sign_in(&harness, &mut analyst, &harness.agent_token("ana-1")).await;
+    let id = board.body.split("data-approval=\"").nth(1).unwrap().split('"').next().unwrap().to_string();
+    assert!(board.body.contains("<td>agt-1</td><td>cus-2</td>"), "{}", board.body);
+    let approved = analyst
+        .post(
+            &harness,
+            &format!("/console/approvals/{id}/approve"),
+            &format!("csrf={}&seconds=900", board.hidden("csrf")),
+        )
+        .await;
+    assert_eq!((approved.status, approved.location()), (StatusCode::SEE_OTHER, "/console/"), "{}", approved.body);
+    let board = analyst.get(&harness, "/console/").await;
+    assert!(!board.body.contains(&format!("data-approval=\"{id}\"")), "an approved request leaves the queue");
+    let card = agent.get(&harness, "/console/customers/cus-2").await;
+    assert_eq!(card.status, StatusCode::OK, "approved, the card opens: {}", card.body);
+    assert!(!watermarked_regions(&card.body).is_empty());
+}
