@@ -468,3 +468,81 @@ impl crate::detection::ReplayFacts for StoredFacts<'_> {
         }
     }
 }
+
+/// Agents of a peer group whose daily volume is read, at most.
+const PEER_GROUP_READ_MAX: usize = 500;
+
+/// An agent's distinct customers per day against its peers', for an analyst's chart.
+#[derive(Debug, Clone, PartialEq)]
+pub struct VolumeAgainstPeers {
+    /// Team × site.
+    pub peer_group: String,
+    /// Other agents in the group.
+    pub peers: usize,
+    /// Per UTC day, oldest first: the day, this agent's distinct customers, and the median
+    /// of its peers' (each peer counted, zero on a day it was shown nobody).
+    pub days: Vec<(String, u64, f64)>,
+}
+
+impl Gateway {
+    /// `agent`'s distinct customers shown per day over the `days` days up to `until_ms`,
+    /// against the median of the other agents of its team and site: the chart beside an
+    /// alert. Read from the exposure index.
+    pub async fn volume_against_peers(
+        &self,
+        who: &Claims,
+        agent: &str,
+        until_ms: i64,
+        days: u32,
+        request: &str,
+    ) -> Result<VolumeAgainstPeers, GatewayError> {
+        self.analyst(who, request).await?;
+        let found = self.store.agent(agent)?.ok_or_else(|| GatewayError::NotFound {
+            what: "agent",
+            id: agent.to_string(),
+            ledger_index: None,
+        })?;
+        let mut group = self.store.peer_group(&found.team, &found.site, PEER_GROUP_READ_MAX)?;
+        if !group.iter().any(|member| member == agent) {
+            group.push(agent.to_string());
+        }
+        self.refresh_exposures()?;
+        let day_ms = 86_400_000i64;
+        let last_day = until_ms.div_euclid(day_ms);
+        let since_ms = (last_day - i64::from(days.max(1)) + 1) * day_ms;
+        let exposures = self.store.exposures_by_agents(&group, since_ms, until_ms)?;
+        // agent -> day -> customers
+        let mut seen: HashMap<&str, HashMap<i64, std::collections::HashSet<&str>>> = HashMap::new();
+        for exposure in &exposures {
+            seen.entry(exposure.agent_id.as_str())
+                .or_default()
+                .entry(exposure.time_ms.div_euclid(day_ms))
+                .or_default()
+                .insert(exposure.customer_id.as_str());
+        }
+        let peers: Vec<&str> = group.iter().map(String::as_str).filter(|member| *member != agent).collect();
+        let count =
+            |member: &str, day: i64| seen.get(member).and_then(|days| days.get(&day)).map_or(0, |set| set.len() as u64);
+        let rows = (last_day - i64::from(days.max(1)) + 1..=last_day)
+            .map(|day| {
+                let mut volumes: Vec<u64> = peers.iter().map(|peer| count(peer, day)).collect();
+                volumes.sort_unstable();
+                let median = match volumes.len() {
+                    0 => 0.0,
+                    n if n % 2 == 1 => volumes.get(n / 2).copied().unwrap_or(0) as f64,
+                    n => {
+                        let (low, high) =
+                            (volumes.get(n / 2 - 1).copied().unwrap_or(0), volumes.get(n / 2).copied().unwrap_or(0));
+                        (low + high) as f64 / 2.0
+                    }
+                };
+                (cordon_incident::day_of(day * day_ms), count(agent, day), median)
+            })
+            .collect();
+        Ok(VolumeAgainstPeers {
+            peer_group: format!("{} at {}", found.team, found.site),
+            peers: peers.len(),
+            days: rows,
+        })
+    }
+}

@@ -27,7 +27,7 @@ mod snapshot;
 mod statements;
 mod token;
 
-pub use analyst::replay_json;
+pub use analyst::{VolumeAgainstPeers, replay_json};
 pub use audit::{AuditError, AuditFuture, AuditLog, LedgerAudit};
 pub use clock::{Clock, SystemClock};
 pub use config::{Config, IncidentSettings, Limits};

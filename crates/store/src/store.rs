@@ -512,6 +512,18 @@ impl Store {
         transaction.commit().map_err(self.error("commit agents"))
     }
 
+    /// The ids of the agents of one team at one site (a peer group), at most `limit`.
+    pub fn peer_group(&self, team: &str, site: &str, limit: usize) -> Result<Vec<String>, StoreError> {
+        let connection = self.read();
+        let mut statement = connection
+            .prepare_cached("SELECT id FROM agents WHERE team = ?1 AND site = ?2 ORDER BY id LIMIT ?3")
+            .map_err(self.error("list a peer group"))?;
+        let rows = statement
+            .query_map(params![team, site, limit as i64], |row| row.get(0))
+            .map_err(self.error("list a peer group"))?;
+        rows.collect::<Result<_, _>>().map_err(self.error("list a peer group"))
+    }
+
     pub fn agent(&self, id: &str) -> Result<Option<Agent>, StoreError> {
         let row = self.query_one(
             "SELECT name, team, site, employer, shift_start, shift_end, role, status FROM agents WHERE id = ?1",

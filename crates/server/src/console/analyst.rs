@@ -12,7 +12,7 @@ use axum::extract::{Path, State};
 use axum::response::{IntoResponse as _, Redirect, Response};
 use serde_json::Value;
 
-use super::pages::{AlertPage, AlertRow, ApprovalRow, Board, BoardRow, SignalBar, render};
+use super::pages::{AlertPage, AlertRow, ApprovalRow, Board, BoardRow, SignalBar, VolumeDay, render};
 use super::{Signed, gateway_problem, page};
 use crate::routes::AppState;
 
@@ -21,6 +21,9 @@ const BOARD_SHOWN: usize = 20;
 const ALERTS_SHOWN: usize = 50;
 /// The chart's drawing width for the longest bar, in pixels.
 const BAR_WIDTH_MAX: f64 = 320.0;
+/// Days of volume drawn beside an alert, ending on its day; the volume chart's height.
+const VOLUME_DAYS: u32 = 14;
+const VOLUME_HEIGHT: f64 = 110.0;
 
 fn text(value: &Value, name: &str) -> String {
     value.get(name).and_then(Value::as_str).unwrap_or("").to_string()
@@ -119,8 +122,37 @@ pub(crate) async fn alert(State(state): State<Arc<AppState>>, signed: Signed, Pa
         .and_then(Value::as_array)
         .map(|all| all.iter().filter_map(Value::as_u64).map(|index| index.to_string()).collect::<Vec<_>>().join(", "))
         .unwrap_or_default();
+    let volume = match state
+        .gateway
+        .volume_against_peers(&signed.claims, &stored.agent, stored.time_ms, VOLUME_DAYS, &signed.request)
+        .await
+    {
+        Ok(volume) => volume,
+        Err(error) => return gateway_problem(error),
+    };
+    let tallest =
+        volume.days.iter().map(|(_, customers, median)| (*customers as f64).max(*median)).fold(1.0f64, f64::max);
+    let scaled = |value: f64| (value / tallest * VOLUME_HEIGHT).round() as u32;
+    let days = volume
+        .days
+        .iter()
+        .enumerate()
+        .map(|(at, (day, customers, median))| VolumeDay {
+            label: day.get(5..).unwrap_or(day).to_string(),
+            day: day.clone(),
+            customers: *customers,
+            peer_median: format!("{median:.1}"),
+            x: 10 + at as u32 * 34,
+            bar_y: 120 - scaled(*customers as f64),
+            bar_height: scaled(*customers as f64),
+            median_y: 120 - scaled(*median),
+        })
+        .collect();
     render(&AlertPage {
         page: page(&signed, &format!("Alert {id}")),
+        peer_group: volume.peer_group.clone(),
+        peers: volume.peers,
+        volume: days,
         id,
         agent: stored.agent.clone(),
         level: stored.level.clone(),

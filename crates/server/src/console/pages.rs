@@ -182,6 +182,19 @@ pub(crate) struct SignalBar {
     pub(crate) baseline_width: u32,
 }
 
+/// One day of an agent's volume against its peers' median.
+pub(crate) struct VolumeDay {
+    pub(crate) day: String,
+    /// `MM-DD`, under the bar.
+    pub(crate) label: String,
+    pub(crate) customers: u64,
+    pub(crate) peer_median: String,
+    pub(crate) x: u32,
+    pub(crate) bar_y: u32,
+    pub(crate) bar_height: u32,
+    pub(crate) median_y: u32,
+}
+
 #[derive(Template)]
 #[template(path = "console/alert.html")]
 pub(crate) struct AlertPage {
@@ -198,6 +211,9 @@ pub(crate) struct AlertPage {
     pub(crate) evidence: String,
     pub(crate) reason: String,
     pub(crate) decided_by: String,
+    pub(crate) peer_group: String,
+    pub(crate) peers: usize,
+    pub(crate) volume: Vec<VolumeDay>,
 }
 
 /// An incident in the list.

@@ -247,8 +247,34 @@ async fn an_analyst_sees_the_alert_explained_dismisses_it_and_reinstates_the_age
             serde_json::json!({"name": "Q", "team": "security", "site": "us-sf", "employer": "staff", "role": "analyst"}),
         )
         .await;
-    // The agent touches the canary: refused, an alert, suspended.
+    // A peer (same team and site) works two tickets' customers today.
+    harness
+        .put_agent("agt-2", serde_json::json!({"name": "B", "team": "l1-chat", "site": "us-sf", "employer": "staff"}))
+        .await;
+    for (customer, ticket) in [("cus-2", "t-2"), ("cus-3", "t-3")] {
+        harness.put_customer(customer, crate::support::customer_fields("Peer Work", "peer@example.org", 5.0)).await;
+        harness
+            .admin(
+                Method::PUT,
+                &format!("/v1/tickets/{ticket}"),
+                serde_json::json!({"requester": customer, "category": "general_inquiry", "assignee": "agt-2"}),
+            )
+            .await;
+        let (status, _) = harness
+            .call(
+                Method::GET,
+                &format!("/v1/customers/{customer}?ticket={ticket}"),
+                Some(&harness.agent_token("agt-2")),
+                None,
+            )
+            .await;
+        assert_eq!(status, StatusCode::OK);
+    }
+    // The agent opens its ticket's customer, then touches the canary: refused, an alert,
+    // suspended.
     let agent = harness.agent_token("agt-1");
+    let (status, _) = harness.call(Method::GET, "/v1/customers/cus-1?ticket=t-1", Some(&agent), None).await;
+    assert_eq!(status, StatusCode::OK);
     let (status, _) = harness.call(Method::GET, "/v1/customers/cus-999", Some(&agent), None).await;
     assert_eq!(status, StatusCode::FORBIDDEN);
 
@@ -267,6 +293,12 @@ async fn an_analyst_sees_the_alert_explained_dismisses_it_and_reinstates_the_age
     let shown = analyst.get(&harness, &format!("/console/alerts/{id}")).await;
     assert_eq!(shown.status, StatusCode::OK, "{}", shown.body);
     assert!(shown.body.contains("data-signal=\"canary\"") && shown.body.contains("data-observed=\""), "{}", shown.body);
+    // Beside it, fourteen days of the agent's distinct customers against its peers' median:
+    // today it was shown one (the ticket's customer; the canary was refused, so not shown),
+    // its one peer two.
+    assert_eq!(shown.body.matches("data-customers=\"").count(), 14, "{}", shown.body);
+    assert!(shown.body.contains("data-customers=\"1\" data-peer-median=\"2.0\""), "{}", shown.body);
+    assert!(shown.body.contains("its 1 peer (l1-chat at us-sf)"), "{}", shown.body);
     let csrf = shown.hidden("csrf");
 
     // The suspended agent, with the token it held before, gets no console session.
