@@ -227,6 +227,54 @@ impl Gateway {
         Ok(())
     }
 
+    /// Session `code` as its `session.start` and `session.end` entries record it, read from
+    /// the whole ledger (only when the store has no row for it).
+    fn session_from_ledger(&self, code: &str) -> Result<Option<StoredSession>, GatewayError> {
+        let mut found: Option<StoredSession> = None;
+        self.audit
+            .for_each_entry_from(0, self.audit.size(), &mut |index, bytes| {
+                let Ok(cordon_entry::Entry::Change(change)) = cordon_entry::decode(bytes) else { return Ok(()) };
+                if change.target != code {
+                    return Ok(());
+                }
+                let detail = change.detail.clone().unwrap_or_default();
+                let word_after = |word: &str| {
+                    let mut words = detail.split_whitespace();
+                    words.by_ref().find(|found| *found == word);
+                    words.next().map(str::to_string)
+                };
+                match change.change.as_str() {
+                    "session.start" if found.is_none() => {
+                        found = Some(StoredSession {
+                            code: code.to_string(),
+                            subject: change.actor.clone(),
+                            role: word_after("role").unwrap_or_default(),
+                            token_id: word_after("token").unwrap_or_default(),
+                            csrf: String::new(),
+                            started_ms: change.time_ms,
+                            expires_ms: word_after("until").and_then(|ms| ms.parse().ok()).unwrap_or(change.time_ms),
+                            last_seen_ms: change.time_ms,
+                            start_index: index,
+                            ended_ms: None,
+                            end_reason: None,
+                            end_index: None,
+                        });
+                    }
+                    "session.end" => {
+                        if let Some(session) = found.as_mut().filter(|session| session.ended_ms.is_none()) {
+                            session.ended_ms = Some(change.time_ms);
+                            session.end_reason = Some(detail.clone());
+                            session.end_index = Some(index);
+                        }
+                    }
+                    _ => {}
+                }
+                Ok(())
+            })
+            .map_err(GatewayError::AuditUnavailable)?;
+        Ok(found)
+    }
+
     /// Who held session `code`, when, and every customer it was shown (an analyst's answer
     /// to a photo of a screen). The customers are read from the ledger: the access entries
     /// between the session's start and its end (or now) that carry its code. The start entry
@@ -240,7 +288,12 @@ impl Gateway {
                 code.chars().take(40).collect::<String>().escape_debug()
             )));
         }
-        let stored = self.store.session_by_code(code)?.ok_or_else(not_found)?;
+        // The ledger is the record: a session the store no longer holds (a lost or restored
+        // database) is found from its entries.
+        let stored = match self.store.session_by_code(code)? {
+            Some(stored) => stored,
+            None => self.session_from_ledger(code)?.ok_or_else(not_found)?,
+        };
         let end = match stored.end_index {
             Some(index) => index.saturating_add(1),
             None => self.audit.size(),

@@ -147,3 +147,63 @@ async fn a_session_is_recorded_marks_its_accesses_and_ends_every_way_it_should()
     assert!(gateway.start_session(&suspended, "sign-in").await.is_err());
     assert!(gateway.session_claims("never-issued", "r9").await.is_err());
 }
+
+/// Regression: the report of a session came only from the store's session row, so a database
+/// restored from a backup taken before the session left its photographed code with no answer,
+/// though the ledger holds the session. After such a restore, the report is read from the
+/// ledger and is the same.
+#[tokio::test]
+async fn a_session_is_traced_from_the_ledger_when_the_store_was_restored_from_before_it() {
+    let harness = Harness::new();
+    harness.put_assigned_ticket().await;
+    let token = harness.agent_token("agt-1");
+    // The backup: the database as it was before the session.
+    let crate::support::Harness { dir, clock, state, admin } = harness;
+    drop(state);
+    let data = dir.path().join("data");
+    let backup = dir.path().join("backup");
+    std::fs::create_dir_all(&backup).unwrap();
+    let files = ["cordon.sqlite", "cordon.sqlite-wal", "cordon.sqlite-shm"];
+    for name in files {
+        if data.join(name).exists() {
+            std::fs::copy(data.join(name), backup.join(name)).unwrap();
+        }
+    }
+    let gateway = cordon_gateway::DataDir::new(&data).open(clock.clone()).unwrap();
+    let started = gateway.start_session(&token, "sign-in").await.unwrap();
+    let code = started.session.code.clone();
+    let (claims, _) = gateway.session_claims(&started.secret, "r1").await.unwrap();
+    gateway.view(&claims, "cus-1", Some("t-1"), "r2").await.unwrap();
+    gateway.end_session(&started.secret, "sign-out").await.unwrap();
+    let analyst = cordon_gateway::Claims::in_process(TokenRole::Analyst.identity(), TokenRole::Analyst, "t");
+    let before = cordon_gateway::session_json(&gateway.session_report(&analyst, &code, "r3").await.unwrap());
+    drop(gateway);
+
+    // The restore.
+    for name in files {
+        let _ = std::fs::remove_file(data.join(name));
+        if backup.join(name).exists() {
+            std::fs::copy(backup.join(name), data.join(name)).unwrap();
+        }
+    }
+    let reopened = cordon_gateway::DataDir::new(&data).open(clock.clone()).unwrap();
+    let after = cordon_gateway::session_json(&reopened.session_report(&analyst, &code, "r4").await.unwrap());
+    for key in [
+        "code",
+        "subject",
+        "role",
+        "started_at",
+        "start_entry",
+        "ended_at",
+        "end_reason",
+        "end_entry",
+        "expires_at",
+        "accesses",
+        "customers",
+    ] {
+        assert_eq!(after[key], before[key], "{key}: {after} against {before}");
+    }
+    assert_eq!(after["customers"][0]["customer"], "cus-1", "{after}");
+    assert!(reopened.session_claims(&started.secret, "r5").await.is_err(), "the session is not back in force");
+    drop(admin);
+}
