@@ -4,18 +4,16 @@
 
 use std::sync::Arc;
 
-use axum::Form;
-use axum::extract::rejection::FormRejection;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
-use axum::response::{IntoResponse as _, Response};
+use axum::response::Response;
 use cordon_gateway::{GatewayError, TokenRole};
 use cordon_vault::Field;
 use serde::Deserialize;
 use serde_json::Value;
 
 use super::pages::{CardField, CardPage, Hit, Queue, QueueTicket, RevealedValue, SearchResults, render};
-use super::{Refusal, Signed, gateway_problem, page, render_problem};
+use super::{Posted, Signed, field as value, gateway_problem, page, render_problem};
 use crate::routes::AppState;
 
 /// Tickets the queue shows.
@@ -45,48 +43,23 @@ pub(crate) async fn home(State(state): State<Arc<AppState>>, signed: Signed) -> 
     render(&Queue { page: page(&signed, "Your queue"), tickets })
 }
 
-/// A posted form as its pairs: repeated names (a reveal's fields) kept in order.
-fn pairs(form: Result<Form<Vec<(String, String)>>, FormRejection>) -> Result<Vec<(String, String)>, Refusal> {
-    form.map(|Form(pairs)| pairs).map_err(|_| Refusal {
-        status: StatusCode::BAD_REQUEST,
-        message: "The form could not be read; reload the page and try again.",
-    })
-}
-
-fn value<'a>(pairs: &'a [(String, String)], name: &str) -> &'a str {
-    pairs.iter().find(|(key, _)| key == name).map_or("", |(_, value)| value.as_str())
-}
-
 /// The ticket a form or link names, if any.
 fn ticket_of(text: &str) -> Option<&str> {
     let text = text.trim();
     (!text.is_empty()).then_some(text)
 }
 
-pub(crate) async fn search(
-    State(state): State<Arc<AppState>>,
-    signed: Signed,
-    form: Result<Form<Vec<(String, String)>>, FormRejection>,
-) -> Response {
-    let pairs = match pairs(form) {
-        Ok(pairs) => pairs,
-        Err(refused) => return refused.into_response(),
-    };
-    if let Err(refused) = signed.check_csrf(value(&pairs, "csrf")) {
-        return refused.into_response();
-    }
+pub(crate) async fn search(State(state): State<Arc<AppState>>, Posted { signed, fields: pairs }: Posted) -> Response {
     let by = value(&pairs, "by");
     let hits = match state.gateway.search(&signed.claims, by, value(&pairs, "value"), &signed.request).await {
         Ok(hits) => hits,
         Err(error) => return gateway_problem(error),
     };
-    let entry = state.gateway.audit().size().saturating_sub(1);
     render(&SearchResults {
         page: page(&signed, "Search"),
         by: by.replace('_', " "),
         hits: hits.into_iter().map(|hit| Hit { customer: hit.customer, masked_name: hit.masked_name }).collect(),
         ticket: value(&pairs, "ticket").trim().to_string(),
-        entry,
     })
 }
 
@@ -172,17 +145,9 @@ fn shown_value(value: &Value) -> String {
 
 pub(crate) async fn reveal(
     State(state): State<Arc<AppState>>,
-    signed: Signed,
     Path(customer): Path<String>,
-    form: Result<Form<Vec<(String, String)>>, FormRejection>,
+    Posted { signed, fields: pairs }: Posted,
 ) -> Response {
-    let pairs = match pairs(form) {
-        Ok(pairs) => pairs,
-        Err(refused) => return refused.into_response(),
-    };
-    if let Err(refused) = signed.check_csrf(value(&pairs, "csrf")) {
-        return refused.into_response();
-    }
     let ticket = ticket_of(value(&pairs, "ticket"));
     let fields: Vec<String> = pairs.iter().filter(|(key, _)| key == "field").map(|(_, field)| field.clone()).collect();
     let mut shown = Shown::default();
@@ -213,17 +178,9 @@ pub(crate) async fn reveal(
 
 pub(crate) async fn verify(
     State(state): State<Arc<AppState>>,
-    signed: Signed,
     Path(customer): Path<String>,
-    form: Result<Form<Vec<(String, String)>>, FormRejection>,
+    Posted { signed, fields: pairs }: Posted,
 ) -> Response {
-    let pairs = match pairs(form) {
-        Ok(pairs) => pairs,
-        Err(refused) => return refused.into_response(),
-    };
-    if let Err(refused) = signed.check_csrf(value(&pairs, "csrf")) {
-        return refused.into_response();
-    }
     let ticket = ticket_of(value(&pairs, "ticket"));
     let field = value(&pairs, "field");
     let mut shown = Shown::default();
@@ -245,17 +202,9 @@ pub(crate) async fn verify(
 /// an analyst who is not the asker grants it, for at most an hour.
 pub(crate) async fn ask_approval(
     State(state): State<Arc<AppState>>,
-    signed: Signed,
     Path(customer): Path<String>,
-    form: Result<Form<Vec<(String, String)>>, FormRejection>,
+    Posted { signed, fields: pairs }: Posted,
 ) -> Response {
-    let pairs = match pairs(form) {
-        Ok(pairs) => pairs,
-        Err(refused) => return refused.into_response(),
-    };
-    if let Err(refused) = signed.check_csrf(value(&pairs, "csrf")) {
-        return refused.into_response();
-    }
     let Ok(kind) = value(&pairs, "kind").parse::<cordon_directory::ApprovalKind>() else {
         return render_problem(StatusCode::BAD_REQUEST, "Choose break-glass or a second approver.");
     };

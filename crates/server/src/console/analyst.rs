@@ -6,14 +6,12 @@
 
 use std::sync::Arc;
 
-use axum::Form;
-use axum::extract::rejection::FormRejection;
 use axum::extract::{Path, State};
 use axum::response::{IntoResponse as _, Redirect, Response};
 use serde_json::Value;
 
 use super::pages::{AlertPage, AlertRow, ApprovalRow, Board, BoardRow, SignalBar, VolumeDay, render};
-use super::{Signed, gateway_problem, page};
+use super::{Posted, Signed, field as value, gateway_problem, page};
 use crate::routes::AppState;
 
 /// Agents the board shows, and open alerts listed.
@@ -168,53 +166,28 @@ pub(crate) async fn alert(State(state): State<Arc<AppState>>, signed: Signed, Pa
     })
 }
 
-fn posted(form: Result<Form<Vec<(String, String)>>, FormRejection>) -> Vec<(String, String)> {
-    form.map(|Form(pairs)| pairs).unwrap_or_default()
-}
-
-fn value<'a>(pairs: &'a [(String, String)], name: &str) -> &'a str {
-    pairs.iter().find(|(key, _)| key == name).map_or("", |(_, value)| value.as_str())
-}
-
 /// Dismisses or confirms alert `id` with the posted reason; back to the alert.
-async fn decide(state: &AppState, signed: &Signed, id: u64, confirm: bool, pairs: &[(String, String)]) -> Response {
-    if let Err(refused) = signed.check_csrf(value(pairs, "csrf")) {
-        return refused.into_response();
-    }
-    match state.gateway.decide_alert(&signed.claims, id, confirm, value(pairs, "reason"), &signed.request).await {
+async fn decide(state: &AppState, posted: Posted, id: u64, confirm: bool) -> Response {
+    let Posted { signed, fields } = posted;
+    match state.gateway.decide_alert(&signed.claims, id, confirm, value(&fields, "reason"), &signed.request).await {
         Ok(_) => Redirect::to(&format!("/console/alerts/{id}")).into_response(),
         Err(error) => gateway_problem(error),
     }
 }
 
-pub(crate) async fn dismiss(
-    State(state): State<Arc<AppState>>,
-    signed: Signed,
-    Path(id): Path<u64>,
-    form: Result<Form<Vec<(String, String)>>, FormRejection>,
-) -> Response {
-    decide(&state, &signed, id, false, &posted(form)).await
+pub(crate) async fn dismiss(State(state): State<Arc<AppState>>, Path(id): Path<u64>, posted: Posted) -> Response {
+    decide(&state, posted, id, false).await
 }
 
-pub(crate) async fn confirm(
-    State(state): State<Arc<AppState>>,
-    signed: Signed,
-    Path(id): Path<u64>,
-    form: Result<Form<Vec<(String, String)>>, FormRejection>,
-) -> Response {
-    decide(&state, &signed, id, true, &posted(form)).await
+pub(crate) async fn confirm(State(state): State<Arc<AppState>>, Path(id): Path<u64>, posted: Posted) -> Response {
+    decide(&state, posted, id, true).await
 }
 
 pub(crate) async fn reinstate(
     State(state): State<Arc<AppState>>,
-    signed: Signed,
     Path(agent): Path<String>,
-    form: Result<Form<Vec<(String, String)>>, FormRejection>,
+    Posted { signed, .. }: Posted,
 ) -> Response {
-    let pairs = posted(form);
-    if let Err(refused) = signed.check_csrf(value(&pairs, "csrf")) {
-        return refused.into_response();
-    }
     match state.gateway.reinstate_agent(&signed.claims, &agent, &signed.request).await {
         Ok(_) => Redirect::to("/console/").into_response(),
         Err(error) => gateway_problem(error),
@@ -223,14 +196,9 @@ pub(crate) async fn reinstate(
 
 pub(crate) async fn suspend(
     State(state): State<Arc<AppState>>,
-    signed: Signed,
     Path(agent): Path<String>,
-    form: Result<Form<Vec<(String, String)>>, FormRejection>,
+    Posted { signed, .. }: Posted,
 ) -> Response {
-    let pairs = posted(form);
-    if let Err(refused) = signed.check_csrf(value(&pairs, "csrf")) {
-        return refused.into_response();
-    }
     match state
         .gateway
         .set_agent_status(&signed.claims, &agent, cordon_directory::AgentStatus::Suspended, &signed.request)
@@ -244,14 +212,9 @@ pub(crate) async fn suspend(
 /// Approves an approval for the chosen time (at most an hour), as the posted form says.
 pub(crate) async fn approve(
     State(state): State<Arc<AppState>>,
-    signed: Signed,
     Path(id): Path<String>,
-    form: Result<Form<Vec<(String, String)>>, FormRejection>,
+    Posted { signed, fields: pairs }: Posted,
 ) -> Response {
-    let pairs = posted(form);
-    if let Err(refused) = signed.check_csrf(value(&pairs, "csrf")) {
-        return refused.into_response();
-    }
     let seconds: i64 = value(&pairs, "seconds").parse().unwrap_or(0);
     match state.gateway.approve(&signed.claims, &id, seconds, &signed.request).await {
         Ok(_) => Redirect::to("/console/").into_response(),

@@ -5,8 +5,6 @@
 
 use std::sync::Arc;
 
-use axum::Form;
-use axum::extract::rejection::FormRejection;
 use axum::extract::{Path, State};
 use axum::http::header;
 use axum::response::{IntoResponse as _, Redirect, Response};
@@ -15,21 +13,13 @@ use cordon_gateway::{IncidentSpec, IncidentStatus};
 use super::pages::{
     AffectedRow, AttributionRow, DayBar, IncidentList, IncidentListRow, IncidentPage, ScopeFigures, TimelineRow, render,
 };
-use super::{Signed, gateway_problem, heavy_page as heavy_blocking, page, render_problem};
+use super::{Posted, Signed, field as value, gateway_problem, heavy_page as heavy_blocking, page, render_problem};
 use crate::routes::AppState;
 
 /// Affected customers listed on the page; the CSV has them all.
 const AFFECTED_SHOWN: usize = 200;
 /// The timeline chart's height for the busiest day, in pixels.
 const DAY_BAR_HEIGHT_MAX: f64 = 120.0;
-
-fn posted(form: Result<Form<Vec<(String, String)>>, FormRejection>) -> Vec<(String, String)> {
-    form.map(|Form(pairs)| pairs).unwrap_or_default()
-}
-
-fn value<'a>(pairs: &'a [(String, String)], name: &str) -> &'a str {
-    pairs.iter().find(|(key, _)| key == name).map_or("", |(_, value)| value.as_str())
-}
 
 fn optional(text: &str) -> Option<&str> {
     let text = text.trim();
@@ -54,15 +44,7 @@ pub(crate) async fn list(State(state): State<Arc<AppState>>, signed: Signed) -> 
     }
 }
 
-pub(crate) async fn open(
-    State(state): State<Arc<AppState>>,
-    signed: Signed,
-    form: Result<Form<Vec<(String, String)>>, FormRejection>,
-) -> Response {
-    let pairs = posted(form);
-    if let Err(refused) = signed.check_csrf(value(&pairs, "csrf")) {
-        return refused.into_response();
-    }
+pub(crate) async fn open(State(state): State<Arc<AppState>>, Posted { signed, fields: pairs }: Posted) -> Response {
     let times = cordon_incident::parse_optional_time("since", optional(value(&pairs, "since")))
         .and_then(|since| Ok((since, cordon_incident::parse_optional_end("until", optional(value(&pairs, "until")))?)));
     let (since_ms, until_ms) = match times {
@@ -132,14 +114,9 @@ pub(crate) async fn show(State(state): State<Arc<AppState>>, signed: Signed, Pat
 
 pub(crate) async fn scope(
     State(state): State<Arc<AppState>>,
-    signed: Signed,
     Path(id): Path<String>,
-    form: Result<Form<Vec<(String, String)>>, FormRejection>,
+    Posted { signed, .. }: Posted,
 ) -> Response {
-    let pairs = posted(form);
-    if let Err(refused) = signed.check_csrf(value(&pairs, "csrf")) {
-        return refused.into_response();
-    }
     let (claims, request, wanted) = (signed.claims.clone(), signed.request.clone(), id.clone());
     let found = match heavy_blocking(&state, move |state| async move {
         state.gateway.incident_scope(&claims, &wanted, &request).await
@@ -225,14 +202,9 @@ fn sanitized(id: &str) -> String {
 
 pub(crate) async fn attribute(
     State(state): State<Arc<AppState>>,
-    signed: Signed,
     Path(id): Path<String>,
-    form: Result<Form<Vec<(String, String)>>, FormRejection>,
+    Posted { signed, fields: pairs }: Posted,
 ) -> Response {
-    let pairs = posted(form);
-    if let Err(refused) = signed.check_csrf(value(&pairs, "csrf")) {
-        return refused.into_response();
-    }
     let sample = match cordon_incident::read_sample("the pasted sample", value(&pairs, "sample")) {
         Ok(sample) => sample,
         Err(error) => return render_problem(axum::http::StatusCode::BAD_REQUEST, &error.to_string()),

@@ -154,6 +154,40 @@ impl FromRequestParts<Arc<AppState>> for Signed {
     }
 }
 
+/// A form posted by a signed-in person, its CSRF token checked. Every console route that
+/// changes anything takes one (as its last argument: it reads the body), so no form reaches a
+/// gateway call without the check.
+pub(crate) struct Posted {
+    pub(crate) signed: Signed,
+    /// The form's fields in order, repeated names kept (a reveal's fields).
+    pub(crate) fields: Vec<(String, String)>,
+}
+
+impl axum::extract::FromRequest<Arc<AppState>> for Posted {
+    type Rejection = Response;
+
+    async fn from_request(request: Request, state: &Arc<AppState>) -> Result<Posted, Response> {
+        let (mut parts, body) = request.into_parts();
+        let signed = Signed::from_request_parts(&mut parts, state).await?;
+        let request = Request::from_parts(parts, body);
+        let axum::Form(fields) =
+            axum::Form::<Vec<(String, String)>>::from_request(request, state).await.map_err(|_| {
+                Refusal {
+                    status: StatusCode::BAD_REQUEST,
+                    message: "The form could not be read; reload the page and try again.",
+                }
+                .into_response()
+            })?;
+        signed.check_csrf(field(&fields, "csrf")).map_err(IntoResponse::into_response)?;
+        Ok(Posted { signed, fields })
+    }
+}
+
+/// The first value of field `name` of a posted form, or nothing.
+pub(crate) fn field<'a>(fields: &'a [(String, String)], name: &str) -> &'a str {
+    fields.iter().find(|(key, _)| key == name).map_or("", |(_, value)| value.as_str())
+}
+
 /// Forgets the session cookie in the browser.
 fn clear_session() -> [(header::HeaderName, String); 1] {
     [(header::SET_COOKIE, format!("{SESSION_COOKIE}=; Path=/console; HttpOnly; SameSite=Strict; Max-Age=0"))]
@@ -291,20 +325,7 @@ async fn demo_sign_in(
     }
 }
 
-#[derive(serde::Deserialize)]
-pub(crate) struct CsrfForm {
-    csrf: String,
-}
-
-async fn logout(
-    State(state): State<Arc<AppState>>,
-    signed: Signed,
-    form: Result<axum::Form<CsrfForm>, axum::extract::rejection::FormRejection>,
-) -> Response {
-    let posted = form.map(|axum::Form(form)| form.csrf).unwrap_or_default();
-    if let Err(refused) = signed.check_csrf(&posted) {
-        return refused.into_response();
-    }
+async fn logout(State(state): State<Arc<AppState>>, Posted { signed, .. }: Posted) -> Response {
     match state.gateway.end_session(&signed.secret, &signed.request).await {
         Ok(()) => (clear_session(), Redirect::to("/console/login")).into_response(),
         Err(error) => gateway_problem(error),

@@ -102,7 +102,6 @@ pub(crate) struct SearchResults {
     pub(crate) by: String,
     pub(crate) hits: Vec<Hit>,
     pub(crate) ticket: String,
-    pub(crate) entry: u64,
 }
 
 /// A field of the card: its name for people, its name in forms, and its masked value.

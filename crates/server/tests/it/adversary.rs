@@ -5,7 +5,7 @@
 use axum::http::{Method, StatusCode};
 use serde_json::json;
 
-use crate::support::{Harness, problem_type};
+use crate::support::{Harness, entry_at, problem_type};
 
 /// Percent-encodes every byte outside unreserved characters, as a hostile client would.
 fn encode_path(text: &str) -> String {
@@ -104,21 +104,6 @@ async fn oversized_ids_are_refused_before_the_ledger_and_break_nothing_after() {
     let (status, card) = harness.call(Method::GET, "/v1/customers/cus-1?ticket=t-1", Some(&agent), None).await;
     assert_eq!(status, StatusCode::OK, "{card}");
     assert_eq!(card["ledger_index"].as_u64(), Some(last_index + 1));
-}
-
-/// The ledger entry at `index`, read back through the one decoder.
-fn entry_at(harness: &Harness, index: u64) -> cordon_entry::Entry {
-    let mut found = None;
-    harness
-        .state
-        .gateway
-        .audit()
-        .for_each_entry_from(index, index + 1, &mut |_, bytes| {
-            found = Some(cordon_entry::decode(bytes).map_err(|error| error.to_string())?);
-            Ok(())
-        })
-        .unwrap();
-    found.unwrap()
 }
 
 /// Regression: analyst and incident routes trusted the token's `role` claim, so a

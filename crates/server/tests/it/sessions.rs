@@ -7,21 +7,7 @@ use axum::http::{Method, StatusCode};
 use cordon_gateway::{SESSION_IDLE_MS, SESSION_LIFETIME_MS, TokenRole, is_session_code};
 use serde_json::json;
 
-use crate::support::{Harness, customer_fields, problem_type};
-
-fn entry_at(harness: &Harness, index: u64) -> cordon_entry::Entry {
-    let mut found = None;
-    harness
-        .state
-        .gateway
-        .audit()
-        .for_each_entry_from(index, index + 1, &mut |_, bytes| {
-            found = Some(cordon_entry::decode(bytes).map_err(|error| error.to_string())?);
-            Ok(())
-        })
-        .unwrap();
-    found.unwrap()
-}
+use crate::support::{Harness, customer_fields, entry_at, problem_type};
 
 fn change_at(harness: &Harness, index: u64) -> cordon_entry::ChangeEntry {
     match entry_at(harness, index) {

@@ -179,3 +179,18 @@ pub async fn call(
 pub fn problem_type(body: &Value) -> &str {
     body.get("type").and_then(Value::as_str).unwrap_or("")
 }
+
+/// The ledger entry at `index`, read back through the one decoder.
+pub fn entry_at(harness: &Harness, index: u64) -> cordon_entry::Entry {
+    let mut found = None;
+    harness
+        .state
+        .gateway
+        .audit()
+        .for_each_entry_from(index, index + 1, &mut |_, bytes| {
+            found = Some(cordon_entry::decode(bytes).map_err(|error| error.to_string())?);
+            Ok(())
+        })
+        .unwrap();
+    found.unwrap()
+}
