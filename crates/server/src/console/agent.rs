@@ -130,8 +130,8 @@ pub(crate) async fn card(
 /// A refusal the agent should read on the card: policy's reason, verify's limit, a step-up.
 fn refusal_words(error: &GatewayError) -> Option<String> {
     match error {
-        GatewayError::Denied { reason, .. } => Some(format!("Refused: {reason}.")),
-        GatewayError::VerifyLimit { .. } | GatewayError::BadRequest(_) => Some(error.to_string()),
+        GatewayError::Denied { reason, .. } => Some(super::printable(&format!("Refused: {reason}."))),
+        GatewayError::VerifyLimit { .. } | GatewayError::BadRequest(_) => Some(super::printable(&error.to_string())),
         _ => None,
     }
 }

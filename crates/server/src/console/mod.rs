@@ -207,7 +207,15 @@ impl IntoResponse for Refusal {
 
 /// A page that says what went wrong, in words.
 pub(crate) fn render_problem(status: StatusCode, message: &str) -> Response {
-    (status, render(&Problem { message: message.to_string() })).into_response()
+    (status, render(&Problem { message: printable(message) })).into_response()
+}
+
+/// `text` with its control characters written out (`\u{1b}`): an error can quote what the
+/// caller sent, and the page shows it, never acts on it. (The templates escape HTML.)
+pub(crate) fn printable(text: &str) -> String {
+    text.chars()
+        .map(|letter| if letter.is_control() { letter.escape_default().to_string() } else { letter.to_string() })
+        .collect()
 }
 
 /// A gateway error as a page: refusals say why; internal faults say only that they happened

@@ -473,3 +473,153 @@ async fn an_agent_asks_for_break_glass_and_an_analyst_approves_it_from_the_queue
     assert_eq!(card.status, StatusCode::OK, "approved, the card opens: {}", card.body);
     assert!(!watermarked_regions(&card.body).is_empty());
 }
+
+/// An insider with a valid session sends every console route the worst values it can: ids
+/// huge, escaped or full of control characters, another agent's customer, forms of 60 KiB,
+/// numbers out of range, a forged cookie. Each is answered (never a 5xx), nothing it sends is
+/// echoed unescaped, and the server restarts on the same data directory, serves and verifies.
+#[tokio::test]
+async fn hostile_console_input_is_answered_and_the_directory_reopens() {
+    let harness = Harness::new();
+    harness.put_assigned_ticket().await;
+    harness.put_customer("cus-2", crate::support::customer_fields("Ada Byron", "ada@example.org", 20.0)).await;
+    let mut agent = Browser::new();
+    let queue = sign_in(&harness, &mut agent, &harness.agent_token("agt-1")).await;
+    let csrf = queue.hidden("csrf");
+    let mut analyst = Browser::new();
+    sign_in(
+        &harness,
+        &mut analyst,
+        &harness.state.gateway.issue_role_token(cordon_gateway::TokenRole::Analyst).unwrap(),
+    )
+    .await;
+
+    let huge = "x".repeat(10_000);
+    let controls = encoded("\u{0}\u{1b}[31m<script>\r\n\u{7f}");
+    let wide = encoded(&"é,\"".repeat(20_000)); // about 60 KiB once encoded
+    let cases: Vec<(&str, Method, String, Option<String>)> = vec![
+        ("a huge customer id", Method::GET, format!("/console/customers/{huge}"), None),
+        (
+            "control characters in a customer id",
+            Method::GET,
+            format!("/console/customers/{controls}?ticket={controls}"),
+            None,
+        ),
+        ("another agent's customer", Method::GET, "/console/customers/cus-2?ticket=t-1".into(), None),
+        ("a huge ticket", Method::GET, format!("/console/customers/cus-1?ticket={huge}"), None),
+        (
+            "reveal of an unknown, huge field with a control-character reason",
+            Method::POST,
+            "/console/customers/cus-1/reveal".into(),
+            Some(format!("csrf={csrf}&ticket=t-1&field={huge}&field=email&reason={controls}")),
+        ),
+        (
+            "a 60 KiB reason",
+            Method::POST,
+            "/console/customers/cus-1/reveal".into(),
+            Some(format!("csrf={csrf}&ticket=t-1&field=email&reason={wide}")),
+        ),
+        (
+            "search by nothing known",
+            Method::POST,
+            "/console/search".into(),
+            Some(format!("csrf={csrf}&by=..%2F..&value={controls}")),
+        ),
+        (
+            "search with a huge value",
+            Method::POST,
+            "/console/search".into(),
+            Some(format!("csrf={csrf}&by=email&value={huge}")),
+        ),
+        (
+            "verify of a huge field",
+            Method::POST,
+            "/console/customers/cus-1/verify".into(),
+            Some(format!("csrf={csrf}&ticket=t-1&field={controls}&value={huge}")),
+        ),
+        (
+            "approval of an unknown kind",
+            Method::POST,
+            "/console/customers/cus-2/approval".into(),
+            Some(format!("csrf={csrf}&kind={controls}")),
+        ),
+        ("a form that is not a form", Method::POST, "/console/customers/cus-1/reveal".into(), Some("%ZZ&&==".into())),
+        ("one-click sign-in with a huge label", Method::GET, format!("/console/demo/{huge}"), None),
+    ];
+    for (what, method, path, form) in cases {
+        let page = agent.send(&harness, method, &path, form.as_deref()).await;
+        assert!(!page.status.is_server_error(), "{what}: {}", page.status);
+        assert!(!page.body.contains("<script>") && !page.body.contains('\u{1b}'), "{what}: echoed raw: {}", page.body);
+    }
+    let analyst_csrf = analyst.get(&harness, "/console/incidents").await.hidden("csrf");
+    let cases: Vec<(&str, Method, String, Option<String>)> = vec![
+        ("an alert id past u64", Method::GET, "/console/alerts/99999999999999999999999".into(), None),
+        (
+            "a negative alert id",
+            Method::POST,
+            "/console/alerts/-1/dismiss".into(),
+            Some(format!("csrf={analyst_csrf}&reason=x")),
+        ),
+        (
+            "an unknown alert",
+            Method::POST,
+            "/console/alerts/77/confirm".into(),
+            Some(format!("csrf={analyst_csrf}&reason={controls}")),
+        ),
+        (
+            "an approval for ever",
+            Method::POST,
+            format!("/console/approvals/{controls}/approve"),
+            Some(format!("csrf={analyst_csrf}&seconds=999999999999999999999")),
+        ),
+        (
+            "suspending a huge agent",
+            Method::POST,
+            format!("/console/agents/{huge}/suspend"),
+            Some(format!("csrf={analyst_csrf}")),
+        ),
+        (
+            "reinstating oneself",
+            Method::POST,
+            "/console/agents/role:analyst/reinstate".into(),
+            Some(format!("csrf={analyst_csrf}")),
+        ),
+        (
+            "an incident of control characters in year 99999999999",
+            Method::POST,
+            "/console/incidents".into(),
+            Some(format!("csrf={analyst_csrf}&title={controls}&agents={huge}&since=99999999999-01-01&until=")),
+        ),
+        (
+            "an incident with a 60 KiB title",
+            Method::POST,
+            "/console/incidents".into(),
+            Some(format!("csrf={analyst_csrf}&title={wide}&agents=&since=&until=")),
+        ),
+        (
+            "scope of an unknown incident",
+            Method::POST,
+            format!("/console/incidents/{controls}/scope"),
+            Some(format!("csrf={analyst_csrf}")),
+        ),
+        (
+            "a 60 KiB sample",
+            Method::POST,
+            "/console/incidents/inc-1/attribute".into(),
+            Some(format!("csrf={analyst_csrf}&sample={wide}")),
+        ),
+        ("the CSV of a huge incident id", Method::GET, format!("/console/incidents/{huge}/affected.csv"), None),
+        ("the report of an escaped id", Method::GET, "/console/incidents/..%2F..%2Fetc/report".into(), None),
+        ("a session code of control characters", Method::GET, format!("/v1/sessions/{controls}"), None),
+    ];
+    for (what, method, path, form) in cases {
+        let page = analyst.send(&harness, method, &path, form.as_deref()).await;
+        assert!(!page.status.is_server_error(), "{what}: {}", page.status);
+        assert!(!page.body.contains("<script>") && !page.body.contains('\u{1b}'), "{what}: echoed raw: {}", page.body);
+    }
+    // A forged cookie: a huge value, separators, another browser's name.
+    let mut forger = Browser { cookies: vec![("cordon_session".into(), format!("{huge};cordon_session=a=b"))] };
+    let page = forger.get(&harness, "/console/customers/cus-1?ticket=t-1").await;
+    assert!(!page.status.is_server_error() && !page.body.contains("data-watermark"), "{}", page.status);
+    harness.restart_and_verify().await;
+}
