@@ -371,16 +371,20 @@ pub enum ImportWhat {
 
 #[derive(Debug, Subcommand)]
 pub enum TokenCommand {
-    /// Print a signed, expiring bearer token for an agent or a role.
+    /// Print a signed, expiring bearer token for an agent, a role, or a customer.
     Issue {
         #[arg(long)]
         data: PathBuf,
         /// A directory agent; the token carries the agent's role.
-        #[arg(long, conflicts_with = "role", required_unless_present = "role")]
+        #[arg(long, conflicts_with_all = ["role", "customer"], required_unless_present_any = ["role", "customer"])]
         agent: Option<String>,
         /// A role identity: admin, analyst or service.
-        #[arg(long)]
+        #[arg(long, conflicts_with = "customer")]
         role: Option<String>,
+        /// A customer, for their own view of who viewed their data (`/console/`); it opens
+        /// nothing else, and lives `[customer_view] token_lifetime_seconds` (an hour).
+        #[arg(long)]
+        customer: Option<String>,
     },
 }
 

@@ -14,6 +14,10 @@ pub const ID_BYTES_MAX: usize = 128;
 /// `role:service`) start with this; no agent's may.
 pub const ROLE_ID_PREFIX: &str = "role:";
 
+/// The subjects of customers' own tokens (`customer:<id>`, for "who viewed my data") start
+/// with this; no agent's id may, so no customer's token can pass for an agent's.
+pub const CUSTOMER_SUBJECT_PREFIX: &str = "customer:";
+
 /// An identifier given by the exchange: non-empty, at most `ID_BYTES_MAX` bytes, printable
 /// ASCII without spaces, so it is safe in paths, logs and Cedar entity ids.
 pub fn check_id(kind: &'static str, id: &str) -> Result<(), DirectoryError> {
@@ -23,15 +27,16 @@ pub fn check_id(kind: &'static str, id: &str) -> Result<(), DirectoryError> {
 }
 
 /// Checks an agent's id: an id (above) that does not start with `role:`, which names the
-/// gateway's role identities (`role:admin`, `role:analyst`, `role:service`). An agent so
-/// named could pass for one of them.
+/// gateway's role identities (`role:admin`, `role:analyst`, `role:service`), or with
+/// `customer:`, which names customers' own tokens. An agent so named could pass for one.
 pub fn check_agent_id(id: &str) -> Result<(), DirectoryError> {
     check_id("agent", id)?;
-    if id.starts_with(ROLE_ID_PREFIX) {
+    if id.starts_with(ROLE_ID_PREFIX) || id.starts_with(CUSTOMER_SUBJECT_PREFIX) {
         return Err(DirectoryError::BadValue {
             what: "agent id",
             value: id.chars().take(64).collect(),
-            expected: "an id that does not start with `role:` (reserved for role identities)",
+            expected: "an id that starts with neither `role:` nor `customer:` (reserved for role identities and \
+                       customers' own tokens)",
         });
     }
     Ok(())

@@ -59,6 +59,11 @@ pub trait AuditLog: Send + Sync {
     fn prove_all(&self, _indexes: &[u64]) -> Result<Proven, AuditError> {
         Err(AuditError("this audit log cannot prove entries".into()))
     }
+    /// The consistency proof from the tree of `old` entries to that of `new`, both within
+    /// the published checkpoint (RFC 9162 section 2.1.4).
+    fn consistency_proof(&self, _old: u64, _new: u64) -> Result<Vec<cordon_ledger::Hash>, AuditError> {
+        Err(AuditError("this audit log cannot prove consistency".into()))
+    }
     /// The log's verifier key (`name+id+key`).
     fn verifier_key(&self) -> String {
         String::new()
@@ -196,6 +201,17 @@ impl AuditLog for LedgerAudit {
 
     fn verifier_key(&self) -> String {
         self.verifier.clone()
+    }
+
+    fn consistency_proof(&self, old: u64, new: u64) -> Result<Vec<cordon_ledger::Hash>, AuditError> {
+        let published = self.published_size();
+        if old == 0 || old > new || new > published {
+            return Err(AuditError(format!(
+                "no consistency proof from {old} to {new} entries: both must be within the published {published}, \
+                 the first at least 1 and not past the second"
+            )));
+        }
+        self.reader.consistency_proof(old, new).map_err(failed)
     }
 
     fn for_each_entry_from(&self, from: u64, to: u64, visit: &mut EntryVisitor<'_>) -> Result<(), AuditError> {

@@ -15,6 +15,7 @@ pub struct Config {
     pub policy: PolicyFiles,
     pub detection: DetectionSettings,
     pub incident: IncidentSettings,
+    pub customer_view: CustomerViewSettings,
     /// Ticket category → the field names it needs. Empty means the built-in table.
     pub categories: BTreeMap<String, Vec<String>>,
 }
@@ -117,6 +118,24 @@ impl Default for IncidentSettings {
     }
 }
 
+/// A customer's own view of who viewed their data.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct CustomerViewSettings {
+    /// Whether a customer sees the names of the staff who accessed their data. Team and site
+    /// are always shown; names are off unless the exchange chooses to show them (staff are
+    /// people too, and a name handed to an angry customer can be misused).
+    pub show_agent_names: bool,
+    /// How long a customer's token lives: long enough to open the page, no longer.
+    pub token_lifetime_seconds: i64,
+}
+
+impl Default for CustomerViewSettings {
+    fn default() -> CustomerViewSettings {
+        CustomerViewSettings { show_agent_names: false, token_lifetime_seconds: 3600 }
+    }
+}
+
 impl Default for ServerConfig {
     fn default() -> ServerConfig {
         ServerConfig { listen: "127.0.0.1:8080".into() }
@@ -174,6 +193,7 @@ impl Config {
         };
         let lifetime_max = crate::token::TOKEN_LIFETIME_SECONDS_MAX;
         in_range("[tokens] lifetime_seconds", self.tokens.lifetime_seconds, 60, lifetime_max)?;
+        in_range("[customer_view] token_lifetime_seconds", self.customer_view.token_lifetime_seconds, 60, 86_400)?;
         let limits = &self.limits;
         let size = |value: usize| i64::try_from(value).unwrap_or(i64::MAX);
         in_range("[limits] request_body_bytes_max", size(limits.request_body_bytes_max), 1024, 16 << 20)?;

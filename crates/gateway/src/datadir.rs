@@ -246,6 +246,7 @@ impl DataDir {
             answers_access: detection == Detection::Replay,
             webhook_url: Some(config.detection.webhook_url.clone()).filter(|url| !url.is_empty()),
             incident: config.incident.clone(),
+            customer_view: config.customer_view.clone(),
         };
         // Detection and verify's limit pick up where they left off: their state is a
         // function of the ledger.
@@ -259,6 +260,27 @@ impl DataDir {
             let _ = index;
         }
         Ok(gateway)
+    }
+
+    /// Issues a customer's own token (their view of who viewed their data) for a customer the
+    /// store holds.
+    pub fn issue_customer_token(&self, customer: &str, clock: &dyn Clock) -> Result<String, GatewayError> {
+        cordon_directory::check_id("customer", customer)
+            .map_err(|error| GatewayError::BadRequest(error.to_string()))?;
+        let config = self.config()?;
+        let key = TokenKey::new(&read_key(&self.path(KEYS_DIR).join(TOKEN_KEY))?)
+            .map_err(|error| GatewayError::Internal(format!("the token key: {error}")))?;
+        let store = Store::open(&self.path(DATABASE_FILE))?;
+        if store.customer(customer)?.is_none() {
+            return Err(GatewayError::NotFound { what: "customer", id: customer.to_string(), ledger_index: None });
+        }
+        issue(
+            &key,
+            &format!("{}{customer}", cordon_directory::CUSTOMER_SUBJECT_PREFIX),
+            TokenRole::Customer,
+            clock.now_seconds(),
+            config.customer_view.token_lifetime_seconds,
+        )
     }
 
     /// Issues a token without opening the ledger, so it works while the server runs: for a

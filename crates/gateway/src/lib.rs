@@ -11,6 +11,7 @@ mod approvals;
 mod audit;
 mod clock;
 mod config;
+mod customer_view;
 mod datadir;
 mod detection;
 mod directory_cache;
@@ -30,8 +31,11 @@ mod token;
 pub use analyst::{VolumeAgainstPeers, replay_json};
 pub use audit::{AuditError, AuditFuture, AuditLog, LedgerAudit};
 pub use clock::{Clock, SystemClock};
-pub use config::{Config, IncidentSettings, Limits};
+pub use config::{Config, CustomerViewSettings, IncidentSettings, Limits};
 pub use cordon_ledger::LedgerStats;
+pub use customer_view::{
+    AccessReason, AccessedBy, CUSTOMER_ACCESSES_PAGE, CustomerAccess, CustomerAccesses, CustomerReceipt, ReceiptCheck,
+};
 pub use datadir::{CONFIG_FILE, DATABASE_FILE, DataDir, Initialized, LEDGER_DIR, Rotated};
 pub use detection::{Replayed, containment};
 pub use error::GatewayError;

@@ -2,7 +2,7 @@
 //! every request (a directory agent as the directory says now, or a role identity), with
 //! policy deciding the actions that name no customer. A refused attempt is recorded.
 
-use cordon_directory::{Agent, AgentStatus, ROLE_ID_PREFIX};
+use cordon_directory::{Agent, AgentStatus, CUSTOMER_SUBJECT_PREFIX, ROLE_ID_PREFIX};
 use cordon_policy::{Action, AgentFacts};
 
 use crate::detection::AccessFacts;
@@ -130,6 +130,7 @@ impl Gateway {
     /// The directory agent behind a token, as policy sees it and as detection sees it (its
     /// peers, and whether it is on shift now), from one directory read.
     pub(crate) fn acting_agent(&self, who: &Claims) -> Result<(AgentFacts, AccessFacts), GatewayError> {
+        refuse_customer(who)?;
         if who.sub.starts_with(ROLE_ID_PREFIX) {
             return Err(GatewayError::WrongRole {
                 needed: "agent (a token issued for a directory agent)",
@@ -153,6 +154,7 @@ impl Gateway {
     /// identities (`role:admin`, `role:analyst`, `role:service`), whose token must name
     /// exactly that role.
     pub(crate) fn principal(&self, who: &Claims) -> Result<AgentFacts, GatewayError> {
+        refuse_customer(who)?;
         if let Some(role) = who.sub.strip_prefix(ROLE_ID_PREFIX) {
             if who.role == TokenRole::Agent || role != who.role.name() {
                 return Err(GatewayError::Unauthenticated(format!(
@@ -178,6 +180,19 @@ impl Gateway {
     pub fn may_read_metrics(&self, who: &Claims) -> Result<(), GatewayError> {
         self.require_role(who, &[TokenRole::Service, TokenRole::Admin], "service or admin").map(drop)
     }
+}
+
+/// A customer's own token opens no staff door: it is refused before any directory lookup,
+/// whatever its subject says (the directory refuses agent ids that look like a customer's
+/// subject, and this holds even if one were there).
+fn refuse_customer(who: &Claims) -> Result<(), GatewayError> {
+    if who.role == TokenRole::Customer || who.sub.starts_with(CUSTOMER_SUBJECT_PREFIX) {
+        return Err(GatewayError::WrongRole {
+            needed: "staff (an agent, analyst, admin or service)",
+            ledger_index: None,
+        });
+    }
+    Ok(())
 }
 
 pub(crate) fn agent_facts(agent: &Agent) -> AgentFacts {

@@ -95,6 +95,8 @@ pub struct Gateway {
     /// Incident response's settings: the exchange's name and contact, where protective
     /// actions go, how long they last.
     pub(crate) incident: crate::config::IncidentSettings,
+    /// What a customer's own view shows, and how long a customer's token lives.
+    pub(crate) customer_view: crate::config::CustomerViewSettings,
 }
 
 impl std::fmt::Debug for Gateway {

@@ -98,23 +98,24 @@ pub fn is_session_code(code: &str) -> bool {
     code.len() == SESSION_CODE_LENGTH && code.chars().all(|letter| SESSION_CODE_ALPHABET.contains(letter))
 }
 
-fn role_of(name: &str) -> Option<TokenRole> {
-    [TokenRole::Agent, TokenRole::Analyst, TokenRole::Admin, TokenRole::Service]
-        .into_iter()
-        .find(|role| role.name() == name)
-}
-
 impl Gateway {
     /// Starts a console session for the bearer of `token`: the `session.start` entry first,
     /// then the session row. Role tokens of services get none (a person signs in).
     pub async fn start_session(&self, token: &str, request: &str) -> Result<StartedSession, GatewayError> {
         let claims = self.authenticate(token)?;
         if claims.role == TokenRole::Service {
-            return Err(GatewayError::WrongRole { needed: "agent, analyst or admin", ledger_index: None });
+            return Err(GatewayError::WrongRole { needed: "agent, analyst, admin or customer", ledger_index: None });
         }
         if claims.role == TokenRole::Agent {
             // An agent no longer active gets no session (its token may still be unexpired).
             self.active_agent(&claims.sub)?;
+        }
+        if claims.role == TokenRole::Customer {
+            // A customer's token gets a session while the customer is on file.
+            let customer = self.customer_of(&claims)?;
+            if self.directory.customer(&self.store, &customer)?.is_none() {
+                return Err(GatewayError::NotFound { what: "customer", id: customer, ledger_index: None });
+            }
         }
         let now = self.clock.now_ms();
         let expires_ms = (now + SESSION_LIFETIME_MS).min(claims.exp.saturating_mul(1000));
@@ -172,7 +173,7 @@ impl Gateway {
         if stored.ended_ms.is_some() {
             return Err(refused());
         }
-        let role = role_of(&stored.role).ok_or_else(refused)?;
+        let role = TokenRole::from_name(&stored.role).ok_or_else(refused)?;
         let now = self.clock.now_ms();
         let revoked = self.revoked.read().unwrap_or_else(std::sync::PoisonError::into_inner).contains(&stored.token_id);
         let ending = if revoked {

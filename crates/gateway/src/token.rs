@@ -17,6 +17,9 @@ pub enum TokenRole {
     Analyst,
     Admin,
     Service,
+    /// A customer's own token (subject `customer:<id>`): it reads that customer's access
+    /// history and receipts and nothing else; every staff door refuses it.
+    Customer,
 }
 
 impl TokenRole {
@@ -31,7 +34,15 @@ impl TokenRole {
             TokenRole::Analyst => "analyst",
             TokenRole::Admin => "admin",
             TokenRole::Service => "service",
+            TokenRole::Customer => "customer",
         }
+    }
+
+    /// The role named `name` as sessions store it (every role, the customer's included).
+    pub fn from_name(name: &str) -> Option<TokenRole> {
+        [TokenRole::Agent, TokenRole::Analyst, TokenRole::Admin, TokenRole::Service, TokenRole::Customer]
+            .into_iter()
+            .find(|role| role.name() == name)
     }
 }
 
@@ -54,6 +65,7 @@ impl std::str::FromStr for TokenRole {
             "analyst" => Ok(TokenRole::Analyst),
             "admin" => Ok(TokenRole::Admin),
             "service" => Ok(TokenRole::Service),
+            // A customer's token names its customer: `cordon token issue --customer ID`.
             other => Err(format!("`{other}` is not a role: use admin, analyst or service")),
         }
     }

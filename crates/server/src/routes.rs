@@ -108,6 +108,7 @@ pub fn app(state: Arc<AppState>) -> Router {
         .route("/v1/customers/{id}/reveal", post(reveal))
         .route("/v1/customers/{id}/verify", post(verify))
         .route("/v1/customers/{id}/access-history", get(access_history))
+        .route("/v1/customers/{id}/token", post(customer_token))
         .route("/v1/agents/{id}", put(put_agent))
         .route("/v1/agents/{id}/suspend", post(suspend_agent))
         .route("/v1/agents/{id}/offboard", post(offboard_agent))
@@ -678,6 +679,31 @@ async fn agent_token(
     let (ledger_index, token) = state.gateway.grant_agent_token(&caller.claims, &id, &caller.request).await?;
     let claims = state.gateway.authenticate(&token)?;
     Ok(Json(AgentToken { agent: id, role: claims.role, token, ledger_index }))
+}
+
+#[derive(Serialize)]
+struct CustomerToken {
+    customer: String,
+    token: String,
+    expires_at: String,
+    ledger_index: u64,
+}
+
+/// A customer's own token, for the exchange's customer-facing app (service role) to hand the
+/// customer it has signed in: it opens their "who viewed my data" page and nothing else.
+async fn customer_token(
+    State(state): State<Arc<AppState>>,
+    caller: Caller,
+    Segment(id): Segment<String>,
+) -> Result<Json<CustomerToken>, Problem> {
+    let (ledger_index, token) = state.gateway.grant_customer_token(&caller.claims, &id, &caller.request).await?;
+    let claims = state.gateway.authenticate(&token)?;
+    Ok(Json(CustomerToken {
+        customer: id,
+        token,
+        expires_at: cordon_incident::iso_time(claims.exp.saturating_mul(1000)),
+        ledger_index,
+    }))
 }
 
 #[derive(Deserialize)]

@@ -12,4 +12,4 @@ mod store;
 
 pub use incident::{CustomerReachChange, Deliveries, Exposure, ProtectiveAction, StoredIncident, TimelineEvent};
 pub use session::StoredSession;
-pub use store::{AccessEvent, CustomerRow, OutboxItem, Store, StoreError, StoredAlert, StoredCustomer};
+pub use store::{AccessEvent, CustomerRow, OutboxItem, SearchHit, Store, StoreError, StoredAlert, StoredCustomer};

@@ -81,6 +81,16 @@ pub struct AccessEvent {
     pub request_id: String,
 }
 
+/// A search that showed a customer among its hits (its masked name), from the exposure index.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SearchHit {
+    pub ledger_index: u64,
+    pub time_ms: i64,
+    pub agent_id: String,
+    /// The customers the search showed in all, this one included.
+    pub customers_shown: u64,
+}
+
 /// An alert as analysts work it. The ledger's alert entry (`body`, its JSON) is the record;
 /// this row adds the analysts' decision.
 #[derive(Debug, Clone, PartialEq)]
@@ -1040,18 +1050,48 @@ impl Store {
 
     /// Every recorded access to `customer`, oldest first, at most `limit`.
     pub fn access_history(&self, customer: &str, limit: usize) -> Result<Vec<AccessEvent>, StoreError> {
+        self.history_rows(
+            "SELECT ledger_index, time, agent_id, customer_id, ticket_id, action, fields, allowed, policies, request_id
+             FROM access_events WHERE customer_id = ?1 AND ledger_index < ?2 ORDER BY ledger_index LIMIT ?3",
+            customer,
+            u64::MAX,
+            limit,
+        )
+    }
+
+    /// The accesses to `customer` recorded below ledger index `before`, newest first, at most
+    /// `limit`: a page of the customer's own view, which starts from the latest.
+    pub fn access_history_before(
+        &self,
+        customer: &str,
+        before: u64,
+        limit: usize,
+    ) -> Result<Vec<AccessEvent>, StoreError> {
+        self.history_rows(
+            "SELECT ledger_index, time, agent_id, customer_id, ticket_id, action, fields, allowed, policies, request_id
+             FROM access_events WHERE customer_id = ?1 AND ledger_index < ?2 ORDER BY ledger_index DESC LIMIT ?3",
+            customer,
+            before,
+            limit,
+        )
+    }
+
+    fn history_rows(
+        &self,
+        sql: &str,
+        customer: &str,
+        before: u64,
+        limit: usize,
+    ) -> Result<Vec<AccessEvent>, StoreError> {
         let connection = self.index.lock().unwrap_or_else(PoisonError::into_inner);
-        let mut statement = connection
-            .prepare_cached(
-                "SELECT ledger_index, time, agent_id, customer_id, ticket_id, action, fields, allowed, policies, request_id
-                 FROM access_events WHERE customer_id = ?1 ORDER BY ledger_index LIMIT ?2",
-            )
-            .map_err(self.error("read access history"))?;
+        let mut statement = connection.prepare_cached(sql).map_err(self.error("read access history"))?;
         let split = |text: String| -> Vec<String> {
             if text.is_empty() { Vec::new() } else { text.split(',').map(str::to_string).collect() }
         };
+        let before = i64::try_from(before).unwrap_or(i64::MAX);
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
         let events = statement
-            .query_map(params![customer, limit as i64], |row| {
+            .query_map(params![customer, before, limit], |row| {
                 Ok(AccessEvent {
                     ledger_index: row.get::<_, i64>(0)? as u64,
                     time: row.get(1)?,
@@ -1069,6 +1109,38 @@ impl Store {
             .collect::<Result<Vec<_>, _>>()
             .map_err(self.error("read access history"))?;
         Ok(events)
+    }
+
+    /// The searches that showed `customer` among their hits below ledger index `before`,
+    /// newest first, at most `limit`, each with how many customers it showed in all (from
+    /// the exposure index).
+    pub fn search_hits_before(&self, customer: &str, before: u64, limit: usize) -> Result<Vec<SearchHit>, StoreError> {
+        let connection = self.index.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut statement = connection
+            .prepare_cached(
+                "SELECT e.ledger_index, e.time, e.agent_id,
+                        (SELECT COUNT(*) FROM exposures o
+                         WHERE o.agent_id = e.agent_id AND o.time = e.time AND o.ledger_index = e.ledger_index)
+                 FROM exposures e
+                 WHERE e.customer_id = ?1 AND e.action = 'search' AND e.ledger_index < ?2
+                 ORDER BY e.ledger_index DESC LIMIT ?3",
+            )
+            .map_err(self.error("read search hits"))?;
+        let before = i64::try_from(before).unwrap_or(i64::MAX);
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        let hits = statement
+            .query_map(params![customer, before, limit], |row| {
+                Ok(SearchHit {
+                    ledger_index: row.get::<_, i64>(0)? as u64,
+                    time_ms: row.get(1)?,
+                    agent_id: row.get(2)?,
+                    customers_shown: row.get::<_, i64>(3)? as u64,
+                })
+            })
+            .map_err(self.error("read search hits"))?
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(self.error("read search hits"))?;
+        Ok(hits)
     }
 }
 

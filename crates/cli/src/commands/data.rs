@@ -129,7 +129,10 @@ pub fn import(what: ImportWhat, file: &Path, dir: &Path) -> anyhow::Result<()> {
 
 pub fn token(command: TokenCommand) -> anyhow::Result<()> {
     match command {
-        TokenCommand::Issue { data, agent, role } => {
+        TokenCommand::Issue { data, customer: Some(customer), .. } => {
+            println!("{}", DataDir::new(&data).issue_customer_token(&customer, &SystemClock)?);
+        }
+        TokenCommand::Issue { data, agent, role, customer: None } => {
             let role = role.map(|role| role.parse::<TokenRole>()).transpose().map_err(anyhow::Error::msg)?;
             if role == Some(TokenRole::Agent) {
                 bail!("`--role agent` needs a directory agent: use `--agent ID`");

@@ -23,6 +23,9 @@ pub(crate) async fn home(State(state): State<Arc<AppState>>, signed: Signed) -> 
     match signed.claims.role {
         TokenRole::Agent => {}
         TokenRole::Analyst | TokenRole::Admin => return super::analyst::home(&state, &signed).await,
+        TokenRole::Customer => {
+            return axum::response::IntoResponse::into_response(axum::response::Redirect::to("/console/me"));
+        }
         TokenRole::Service => {
             return render_problem(StatusCode::FORBIDDEN, "A service's token has no console.");
         }

@@ -76,8 +76,10 @@ async fn incident_page(state: &Arc<AppState>, signed: &Signed, id: &str, shown: 
         Ok(found) => found,
         Err(error) => return gateway_problem(error),
     };
+    let mut page = page(signed, &format!("Incident {id}"));
+    page.cover_rows(shown.scope.as_ref().map_or(0, |scope| scope.affected.len()));
     render(&IncidentPage {
-        page: page(signed, &format!("Incident {id}")),
+        page,
         id: incident.id.clone(),
         title: incident.title.clone(),
         agents: if incident.agents.is_empty() { "every agent".into() } else { incident.agents.join(", ") },

@@ -8,6 +8,7 @@
 
 mod agent;
 mod analyst;
+mod customer;
 mod incident;
 mod pages;
 
@@ -30,6 +31,8 @@ const SESSION_COOKIE: &str = "cordon_session";
 /// The sign-in form's nonce cookie: a sign-in is posted only from the console's own form.
 const LOGIN_COOKIE: &str = "cordon_login";
 const STYLESHEET: &str = include_str!("../../console/console.css");
+/// The customer's receipt check (`customer.rs`), an ES module with no build step.
+const RECEIPT_SCRIPT: &str = include_str!("../../console/receipt.js");
 
 /// The console's routes, under `/console/`.
 pub(crate) fn router() -> Router<Arc<AppState>> {
@@ -56,7 +59,12 @@ pub(crate) fn router() -> Router<Arc<AppState>> {
         .route("/console/incidents/{id}/affected.csv", get(incident::affected_csv))
         .route("/console/incidents/{id}/attribute", post(incident::attribute))
         .route("/console/incidents/{id}/report", get(incident::report))
+        .route("/console/me", get(customer::home))
+        .route("/console/me/receipts/check", post(customer::check))
+        .route("/console/me/receipts/{index}", get(customer::receipt))
+        .route("/console/ledger/consistency/{old}/{new}", get(customer::consistency))
         .route("/console/static/console.css", get(stylesheet))
+        .route("/console/static/receipt.js", get(receipt_script))
         .layer(middleware::from_fn(headers))
 }
 
@@ -82,6 +90,14 @@ async fn headers(request: Request, next: Next) -> Response {
 
 async fn stylesheet() -> Response {
     ([(header::CONTENT_TYPE, "text/css; charset=utf-8"), (header::CACHE_CONTROL, "public, max-age=300")], STYLESHEET)
+        .into_response()
+}
+
+async fn receipt_script() -> Response {
+    (
+        [(header::CONTENT_TYPE, "text/javascript; charset=utf-8"), (header::CACHE_CONTROL, "public, max-age=300")],
+        RECEIPT_SCRIPT,
+    )
         .into_response()
 }
 

@@ -49,6 +49,12 @@ impl Page {
         }
     }
 
+    /// Enough watermark tiles to cover a table of `rows` rows as well as a card: each row
+    /// adds about a line and a half of the tiled text across a wide screen.
+    pub(crate) fn cover_rows(&mut self, rows: usize) {
+        self.tiles = vec![(); WATERMARK_TILES + rows.saturating_mul(8)];
+    }
+
     /// The `data-watermark` value of a region: the agent and the session's code.
     pub(crate) fn mark(&self) -> String {
         format!("{} {}", self.subject, self.code)
@@ -290,4 +296,29 @@ pub(crate) struct IncidentPage {
     pub(crate) scope: Option<ScopeFigures>,
     pub(crate) attribution: Vec<AttributionRow>,
     pub(crate) verdict: Option<String>,
+}
+
+/// An access in the customer's own view, in words.
+pub(crate) struct AccessRow {
+    pub(crate) index: u64,
+    pub(crate) time: String,
+    pub(crate) who: String,
+    pub(crate) what: String,
+    pub(crate) why: String,
+    pub(crate) allowed: bool,
+    /// Why there is no receipt for this access, if there is none.
+    pub(crate) receipt_withheld: Option<String>,
+}
+
+#[derive(Template)]
+#[template(path = "console/customer.html")]
+pub(crate) struct CustomerPage {
+    pub(crate) page: Page,
+    pub(crate) customer: String,
+    pub(crate) rows: Vec<AccessRow>,
+    /// The ledger index the next, older page starts below.
+    pub(crate) older: Option<u64>,
+    pub(crate) newest_page: bool,
+    /// The log's verifier key, which the page's script checks checkpoints with.
+    pub(crate) verifier_key: String,
 }

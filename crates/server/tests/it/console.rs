@@ -623,3 +623,196 @@ async fn hostile_console_input_is_answered_and_the_directory_reopens() {
     assert!(!page.status.is_server_error() && !page.body.contains("data-watermark"), "{}", page.status);
     harness.restart_and_verify().await;
 }
+
+/// The customer's page: who viewed my data (team and site, names only if allowed), what and
+/// why, refused attempts included; receipts that verify under the log's key for what names this
+/// customer alone, withheld (with the reason) for a search that also showed another customer,
+/// refused for anyone else's entries; the server's check for browsers without Ed25519; and a
+/// customer's token opens no staff door, in the API or the console.
+#[tokio::test]
+async fn a_customer_sees_who_viewed_their_data_and_takes_receipts_that_verify() {
+    for show_names in [false, true] {
+        let harness = Harness::with_config(|config| config.customer_view.show_agent_names = show_names);
+        harness.put_assigned_ticket().await;
+        harness
+            .put_agent(
+                "agt-1",
+                serde_json::json!({"name": "Ada Lovelace", "team": "l1-chat", "site": "us-sf", "employer": "staff"}),
+            )
+            .await;
+        let agent = harness.agent_token("agt-1");
+        let call = |method: Method, path: &'static str, token: String, body: serde_json::Value| {
+            let harness = &harness;
+            async move { harness.call(method, path, Some(&token), Some(body)).await }
+        };
+        let search = serde_json::json!({"by": "email", "value": "nina@example.org"});
+        let (status, _) = call(Method::POST, "/v1/search", agent.clone(), search.clone()).await;
+        assert_eq!(status, StatusCode::OK);
+        let (status, _) =
+            call(Method::GET, "/v1/customers/cus-1?ticket=t-1", agent.clone(), serde_json::json!({})).await;
+        assert_eq!(status, StatusCode::OK);
+        let reveal = serde_json::json!({"ticket": "t-1", "fields": ["email"], "reason": "confirm contact"});
+        let (status, revealed) = call(Method::POST, "/v1/customers/cus-1/reveal", agent.clone(), reveal).await;
+        assert_eq!(status, StatusCode::OK, "{revealed}");
+        let reveal_index = revealed["ledger_index"].as_u64().unwrap();
+        let refused = serde_json::json!({"ticket": "t-1", "fields": ["bank_account"], "reason": "curious"});
+        let (status, _) = call(Method::POST, "/v1/customers/cus-1/reveal", agent.clone(), refused).await;
+        assert!(status.is_client_error(), "a reveal the ticket does not need is refused");
+        // Another customer with the same email: the next search shows both.
+        harness.put_customer("cus-2", crate::support::customer_fields("Nina Other", "nina@example.org", 5.0)).await;
+        let (_, shared) = call(Method::POST, "/v1/search", agent.clone(), search).await;
+        assert_eq!(shared["matches"].as_array().unwrap().len(), 2, "{shared}");
+        let shared_index = harness.state.gateway.audit().size() - 1;
+        let (_, other_card) = call(Method::GET, "/v1/customers/cus-2", agent.clone(), serde_json::json!({})).await;
+        let other_index = other_card["ledger_index"].as_u64().unwrap_or(harness.state.gateway.audit().size() - 1);
+
+        // The service role (the customer-facing app) asks for the customer's token: on record.
+        let service = harness.state.gateway.issue_role_token(cordon_gateway::TokenRole::Service).unwrap();
+        let (status, issued) =
+            call(Method::POST, "/v1/customers/cus-1/token", service.clone(), serde_json::json!({})).await;
+        assert_eq!(status, StatusCode::OK, "{issued}");
+        let customer = issued["token"].as_str().unwrap().to_string();
+        let entry = crate::support::entry_at(&harness, issued["ledger_index"].as_u64().unwrap());
+        assert!(format!("{entry:?}").contains("token.customer"), "{entry:?}");
+        for (why, method, path, token, wanted) in [
+            (
+                "an agent cannot mint customer tokens",
+                Method::POST,
+                "/v1/customers/cus-1/token",
+                agent.clone(),
+                StatusCode::FORBIDDEN,
+            ),
+            (
+                "no token for a customer not on file",
+                Method::POST,
+                "/v1/customers/cus-9/token",
+                service.clone(),
+                StatusCode::NOT_FOUND,
+            ),
+            (
+                "a customer's token reads no card",
+                Method::GET,
+                "/v1/customers/cus-1",
+                customer.clone(),
+                StatusCode::FORBIDDEN,
+            ),
+            ("nor searches", Method::POST, "/v1/search", customer.clone(), StatusCode::FORBIDDEN),
+            (
+                "nor reads the service's history",
+                Method::GET,
+                "/v1/customers/cus-1/access-history",
+                customer.clone(),
+                StatusCode::FORBIDDEN,
+            ),
+            ("nor alerts", Method::GET, "/v1/alerts", customer.clone(), StatusCode::FORBIDDEN),
+            ("nor mints tokens", Method::POST, "/v1/customers/cus-2/token", customer.clone(), StatusCode::FORBIDDEN),
+        ] {
+            let body = if method == Method::POST {
+                serde_json::json!({"by": "email", "value": "nina@example.org"})
+            } else {
+                serde_json::json!({})
+            };
+            let body = if path.ends_with("/token") { serde_json::json!({}) } else { body };
+            let (status, answer) = harness.call(method, path, Some(&token), Some(body)).await;
+            assert_eq!(status, wanted, "{why}: {answer}");
+        }
+
+        // The customer signs in and lands on their own page, under a watermark naming them.
+        let mut browser = Browser::new();
+        let home = sign_in(&harness, &mut browser, &customer).await;
+        assert_eq!((home.status, home.location()), (StatusCode::SEE_OTHER, "/console/me"));
+        let page = browser.get(&harness, "/console/me").await;
+        assert_eq!(page.status, StatusCode::OK, "{}", page.body);
+        let regions = watermarked_regions(&page.body);
+        assert_eq!(regions.len(), 1, "{}", page.body);
+        assert!(regions[0].contains("data-watermark=\"customer:cus-1 "), "{}", regions[0]);
+        for shown in [
+            "l1-chat team, us-sf",
+            "Opened your record, with every detail masked",
+            "Saw your email",
+            "Your support request about general inquiry",
+            "Asked to see your bank account and was refused",
+            "Your masked name was the result of a search",
+            "Your masked name was among 2 search results",
+            "not given: this search showed 1 other customers too",
+        ] {
+            assert!(page.body.contains(shown), "the page says {shown:?}: {}", page.body);
+        }
+        assert_eq!(page.body.contains("Ada Lovelace"), show_names, "names only where cordon.toml allows");
+        assert!(!page.body.contains("nina@example.org") && !page.body.contains("Nina"), "no value on the page");
+        assert!(page.body.contains(&format!("/console/me/receipts/{reveal_index}")));
+        assert!(!page.body.contains(&format!("/console/me/receipts/{shared_index}\"")));
+
+        // The reveal's receipt verifies under the log's key, and its entry is that reveal.
+        let file = browser.get(&harness, &format!("/console/me/receipts/{reveal_index}")).await;
+        assert_eq!(file.status, StatusCode::OK, "{}", file.body);
+        assert!(file.headers[header::CONTENT_DISPOSITION].to_str().unwrap().contains("attachment"));
+        let receipt = cordon_gateway::CustomerReceipt::parse(&file.body).unwrap();
+        let verifier = cordon_ledger::Verifier::parse(&harness.state.gateway.audit().verifier_key()).unwrap();
+        let entry = receipt.entry_bytes().unwrap();
+        let (index, _) = cordon_ledger::verify_receipt(&receipt.proof, &entry, &verifier).unwrap();
+        assert_eq!(index, reveal_index);
+        let cordon_entry::Entry::Access(access) = cordon_entry::decode(&entry).unwrap() else { panic!() };
+        assert_eq!((access.customer.as_deref(), access.action), (Some("cus-1"), cordon_entry::AccessAction::Reveal));
+
+        // Receipts of entries that are not this customer's alone are not given.
+        let past = harness.state.gateway.audit().size() + 10;
+        for (path, wanted) in [
+            (format!("/console/me/receipts/{shared_index}"), StatusCode::CONFLICT),
+            (format!("/console/me/receipts/{other_index}"), StatusCode::NOT_FOUND),
+            (format!("/console/me/receipts/{}", issued["ledger_index"]), StatusCode::NOT_FOUND),
+            (format!("/console/me/receipts/{past}"), StatusCode::NOT_FOUND),
+            ("/console/me/receipts/-1".to_string(), StatusCode::BAD_REQUEST),
+            ("/console/me/receipts/99999999999999999999999".to_string(), StatusCode::BAD_REQUEST),
+        ] {
+            let page = browser.get(&harness, &path).await;
+            assert_eq!(page.status, wanted, "{path}: {}", page.body);
+            assert!(!page.body.contains("cus-2"), "{path} names no other customer: {}", page.body);
+        }
+
+        // The server's check, for a browser without Ed25519: a true receipt verifies, one with
+        // its entry altered does not, and a check without the session's CSRF token is refused.
+        let csrf = page.hidden("csrf");
+        let checked = browser
+            .post(&harness, "/console/me/receipts/check", &format!("csrf={csrf}&receipt={}", encoded(&file.body)))
+            .await;
+        let answer: serde_json::Value = serde_json::from_str(&checked.body).unwrap();
+        assert_eq!(answer["verified"], true, "{answer}");
+        let mut altered = receipt.clone();
+        altered.entry = base64_of(&String::from_utf8(entry.clone()).unwrap().replace("\"email\"", "\"phone\""));
+        let altered = serde_json::to_string(&altered).unwrap();
+        let checked = browser
+            .post(&harness, "/console/me/receipts/check", &format!("csrf={csrf}&receipt={}", encoded(&altered)))
+            .await;
+        let answer: serde_json::Value = serde_json::from_str(&checked.body).unwrap();
+        assert_eq!(answer["verified"], false, "{answer}");
+        assert!(answer["problem"].as_str().unwrap().contains("not in the log"), "{answer}");
+        let forged =
+            browser.post(&harness, "/console/me/receipts/check", &format!("receipt={}", encoded(&file.body))).await;
+        assert_eq!(forged.status, StatusCode::FORBIDDEN);
+
+        // The consistency proof the page's script asks for, and its bounds.
+        let published = harness.state.gateway.audit().published_size();
+        let proof = browser.get(&harness, &format!("/console/ledger/consistency/1/{published}")).await;
+        assert_eq!(proof.status, StatusCode::OK, "{}", proof.body);
+        for path in [
+            format!("/console/ledger/consistency/0/{published}"),
+            format!("/console/ledger/consistency/1/{}", published + 1),
+        ] {
+            assert_eq!(browser.get(&harness, &path).await.status, StatusCode::BAD_REQUEST, "{path}");
+        }
+
+        // No staff page opens for a customer, and a refused attempt is told to them truly.
+        for path in ["/console/customers/cus-1", "/console/incidents", "/console/alerts/1"] {
+            let page = browser.get(&harness, path).await;
+            assert_eq!(page.status, StatusCode::FORBIDDEN, "{path}: {}", page.body);
+        }
+        let page = browser.get(&harness, "/console/me").await;
+        assert!(page.body.contains("You, signed in as a customer (refused)"), "{}", page.body);
+    }
+}
+
+fn base64_of(text: &str) -> String {
+    use base64::Engine as _;
+    base64::engine::general_purpose::STANDARD.encode(text)
+}
