@@ -3,16 +3,18 @@
 // the page), refusals in words, forms refused without the session's CSRF token, and a
 // signed-out session that opens nothing. Screenshots of each view go to OUT.
 //   CONSOLE_TEST_TOOLS=DIR node drive.mjs URL AGENT_TOKEN CUSTOMER TICKET FIELD VALUE OUT \
-//     ADMIN_TOKEN ANALYST_TOKEN OTHER_AGENT_TOKEN
+//     ADMIN_TOKEN ANALYST_TOKEN OTHER_AGENT_TOKEN CUSTOMER_TOKEN
 // (DIR holds node_modules/playwright-core, installed by `run`.) Then another agent touches a
-// canary through the API, and an analyst works the alert in the console.
+// canary through the API, an analyst works the alert in the console, reinstates the agent,
+// scopes an incident and downloads its report, and the customer lists who viewed their data
+// and verifies a receipt in the browser.
 import { createRequire } from 'node:module';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { inflateSync } from 'node:zlib';
 
 const { chromium } = createRequire(join(process.env.CONSOLE_TEST_TOOLS, 'package.json'))('playwright-core');
-const [url, token, customer, ticket, field, value, out, admin, analyst, other] = process.argv.slice(2);
+const [url, token, customer, ticket, field, value, out, admin, analyst, other, customerToken] = process.argv.slice(2);
 mkdirSync(out, { recursive: true });
 let failures = 0;
 function check(condition, what) {
@@ -201,6 +203,17 @@ try {
   const alertRow = board.locator('tr[data-alert]').first();
   check(await alertRow.count() === 1, 'the board lists the open alert');
   await board.screenshot({ path: join(out, 'analyst-board.png'), fullPage: true });
+
+  // The analyst reinstates the agent the canary contained, from the board.
+  const otherAgent = 'agt-lena'; // whose token `run` passes as OTHER_AGENT_TOKEN
+  const reinstate = board.locator(`tr[data-agent="${otherAgent}"] form[action$="/reinstate"] button`);
+  check(await reinstate.count() === 1, `the board offers to reinstate ${otherAgent}`);
+  await reinstate.click();
+  await board.waitForLoadState();
+  const back = await context.request.get(`${url}/v1/customers/${customer}`, { headers: { authorization: `Bearer ${other}` } });
+  check(back.status() !== 401 && await board.locator(`tr[data-agent="${otherAgent}"] form[action$="/reinstate"]`).count() === 0,
+    `${otherAgent} is reinstated (${back.status()})`);
+
   await alertRow.locator('a').click();
   await board.waitForSelector('svg.chart');
   const observed = await board.locator('svg.chart rect[data-observed]').count();
@@ -229,6 +242,71 @@ try {
   await board.screenshot({ path: join(out, 'incident-scope.png'), fullPage: true });
   const download = await board.context().request.get(board.url().replace(/\/scope$/, '') + '/affected.csv');
   check(download.ok() && (await download.text()).includes(`${customer},`), 'the affected list downloads as CSV');
+  const incidentUrl = board.url().replace(/\/scope$/, '');
+  const report = await board.context().request.get(`${incidentUrl}/report`);
+  const reportText = await report.text();
+  check(report.ok() && reportText.includes('extortion email') && (report.headers()['content-disposition'] || '').includes('attachment'),
+    `the regulator report downloads (${report.status()})`);
+
+  // The customer: who viewed my data, under a watermark naming them; a receipt verified in the
+  // browser; a tampered receipt refused; a browser without Ed25519 gets the server's check.
+  const customerContext = await browser.newContext({ viewport: { width: 1200, height: 900 }, acceptDownloads: true });
+  const mine = await customerContext.newPage();
+  const mineBlocked = [];
+  mine.on('console', (message) => { if (/Content Security Policy/.test(message.text())) mineBlocked.push(message.text()); });
+  await mine.goto(`${url}/console/login`);
+  await mine.fill('input[name=token]', customerToken);
+  await mine.click('button[type=submit]');
+  await mine.waitForURL(`${url}/console/me`);
+  const customerCode = await mine.locator('[data-session-code]').getAttribute('data-session-code');
+  const revealRow = mine.locator('tr[data-entry]', { hasText: `Saw your ${field}` }).first();
+  check(await revealRow.count() === 1, `the customer sees the reveal of their ${field}`);
+  check((await revealRow.textContent()).includes('team'), 'the access names a team and a site');
+  check(!(await mine.content()).includes(value), 'no value of theirs is on the page');
+  await checkWatermarks(mine, 'customer', `customer:${customer}`, customerCode);
+  const entryIndex = await revealRow.getAttribute('data-entry');
+  await revealRow.locator('button.verify-receipt').click();
+  const answer = revealRow.locator('output.receipt-answer');
+  await mine.waitForFunction((index) => document.querySelector(`output.receipt-answer[data-index="${index}"]`).dataset.verified !== undefined, entryIndex);
+  check(await answer.getAttribute('data-verified') === 'true' && await answer.getAttribute('data-checked-by') === 'browser',
+    `the receipt verifies in the browser: "${await answer.textContent()}"`);
+  await mine.screenshot({ path: join(out, 'customer.png'), fullPage: true });
+  const file = await (await customerContext.request.get(`${url}/console/me/receipts/${entryIndex}`)).text();
+  const tampered = JSON.parse(file);
+  tampered.entry = Buffer.from(Buffer.from(tampered.entry, 'base64').toString('utf8').replace(`"${field}"`, '"phone"')).toString('base64');
+  // The log grows past the kept receipt's checkpoint (a change, then the next checkpoint), so
+  // checking it needs the consistency proof from its checkpoint to the public one.
+  const grown = await context.request.put(`${url}/v1/customers/cus-later`, {
+    headers: { authorization: `Bearer ${admin}` }, data: { fields: { full_name: 'Lee Later', email: 'lee@example.org' } },
+  });
+  check(grown.ok(), `the log grows (${grown.status()})`);
+  await mine.waitForTimeout(1500);
+  for (const [what, text, wanted] of [['a tampered receipt', JSON.stringify(tampered), 'false'], ['the kept receipt', file, 'true']]) {
+    await mine.setInputFiles('#receipt-file', { name: `cordon-receipt-${entryIndex}.json`, mimeType: 'application/json', buffer: Buffer.from(text) });
+    const fileAnswer = mine.locator('#receipt-file-answer');
+    await mine.waitForFunction((want) => document.querySelector('#receipt-file-answer').dataset.verified === want, wanted);
+    check(await fileAnswer.getAttribute('data-verified') === wanted, `${what} ${wanted === 'true' ? 'verifies' : 'does not verify'}: "${await fileAnswer.textContent()}"`);
+  }
+  const [, kept, now] = ((await mine.locator('#receipt-file-answer').textContent()).match(/checkpoint of (\d+) entries, consistent with today's public checkpoint of (\d+)/) || []);
+  check(Number(now) > Number(kept), `the kept receipt's checkpoint (${kept}) is proven a prefix of the public one (${now})`);
+  check(mineBlocked.length === 0, `the customer's page breaks none of its own policy (${mineBlocked.length} reports)`);
+
+  // A browser whose WebCrypto has no Ed25519: the page asks the server, and says so.
+  const oldBrowser = await browser.newContext();
+  await oldBrowser.addInitScript(() => {
+    const importKey = crypto.subtle.importKey.bind(crypto.subtle);
+    crypto.subtle.importKey = (format, key, algorithm, ...rest) =>
+      (algorithm?.name ?? algorithm) === 'Ed25519' ? Promise.reject(new DOMException('unsupported', 'NotSupportedError')) : importKey(format, key, algorithm, ...rest);
+  });
+  await oldBrowser.addCookies(await customerContext.cookies());
+  const old = await oldBrowser.newPage();
+  await old.goto(`${url}/console/me`);
+  const oldRow = old.locator(`tr[data-entry="${entryIndex}"]`);
+  await oldRow.locator('button.verify-receipt').click();
+  await old.waitForFunction((index) => document.querySelector(`output.receipt-answer[data-index="${index}"]`).dataset.verified !== undefined, entryIndex);
+  const oldAnswer = oldRow.locator('output.receipt-answer');
+  check(await oldAnswer.getAttribute('data-verified') === 'true' && await oldAnswer.getAttribute('data-checked-by') === 'server',
+    `without Ed25519 the server checks the receipt: "${await oldAnswer.textContent()}"`);
 } finally {
   await browser.close();
 }

@@ -59,6 +59,7 @@ export async function verifyInclusion(index, size, leaf, proof, root) {
   index = BigInt(index);
   size = BigInt(size);
   if (index >= size) throw new Error(`index ${index} is outside a tree of ${size}`);
+  if (leaf.length !== 32 || root.length !== 32) throw new Error('a leaf hash and a root are 32 bytes');
   let position = index;
   let last = size - 1n;
   let running = leaf;
@@ -93,6 +94,7 @@ export async function verifyConsistency(size1, size2, proof, root1, root2) {
     if (!same(root1, root2)) throw new Error('two checkpoints of the same size have different roots');
     return;
   }
+  if (root1.length !== 32 || root2.length !== 32) throw new Error('a root is 32 bytes');
   const path = (size1 & (size1 - 1n)) === 0n ? [root1, ...proof] : [...proof];
   if (path.length === 0) throw new Error('the consistency proof is empty');
   let position = size1 - 1n;

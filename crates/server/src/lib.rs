@@ -13,5 +13,5 @@ mod routes;
 mod webhook;
 
 pub use metrics::Metrics;
-pub use routes::{AppState, app, serve};
+pub use routes::{AppState, DemoIdentity, DemoSignIn, app, serve};
 pub use webhook::{Delivery, backoff_ms, deliver_due};

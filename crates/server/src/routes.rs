@@ -31,9 +31,25 @@ pub struct AppState {
     pub metrics: Metrics,
     /// Permits for heavy work (see `heavy`).
     heavy: Arc<tokio::sync::Semaphore>,
-    /// One-click console sign-in for `cordon demo` (a label and the token it signs in with);
-    /// empty on every other server.
-    pub(crate) demo_sign_in: BTreeMap<String, String>,
+    /// One-click console sign-in for `cordon demo` (a label and who it signs in as); empty on
+    /// every other server.
+    pub(crate) demo_sign_in: BTreeMap<String, DemoSignIn>,
+}
+
+/// Who a demo's one-click link signs in as, and the page it lands on. The token is issued at
+/// the click, so a demo left running keeps its links working.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DemoSignIn {
+    pub identity: DemoIdentity,
+    /// A console path, e.g. `/console/incidents` for the incident responder.
+    pub landing: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DemoIdentity {
+    Agent(String),
+    Role(TokenRole),
+    Customer(String),
 }
 
 impl AppState {
@@ -52,9 +68,9 @@ impl AppState {
         }
     }
 
-    /// A demo's server: `/console/demo/{label}` signs a browser in with the token of `label`
-    /// in one click (simulated data only; `cordon demo` alone sets this).
-    pub fn with_demo_sign_in(mut self, links: BTreeMap<String, String>) -> AppState {
+    /// A demo's server: `/console/demo/{label}` signs a browser in as `label` names in one
+    /// click (simulated data only; `cordon demo` alone sets this).
+    pub fn with_demo_sign_in(mut self, links: BTreeMap<String, DemoSignIn>) -> AppState {
         self.demo_sign_in = links;
         self
     }

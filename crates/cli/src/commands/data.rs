@@ -27,11 +27,11 @@ pub fn serve(dir: &Path, listen: Option<String>, log_json: bool) -> anyhow::Resu
 }
 
 /// Serves without setting up logging (the demo sets it up, or leaves it off, itself).
-/// Serves `dir`; `demo_sign_in` (label → token) gives a demo's console one-click sign-in.
+/// Serves `dir`; `demo_sign_in` (label → who) gives a demo's console one-click sign-in.
 pub fn serve_quietly(
     dir: &Path,
     listen: Option<String>,
-    demo_sign_in: std::collections::BTreeMap<String, String>,
+    demo_sign_in: std::collections::BTreeMap<String, cordon_server::DemoSignIn>,
 ) -> anyhow::Result<()> {
     let data = DataDir::new(dir);
     let config = data.config()?;

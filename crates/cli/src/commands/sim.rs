@@ -113,7 +113,7 @@ pub fn demo(
     println!("  curl -s -H \"authorization: Bearer $SERVICE_TOKEN\" {base}/metrics | grep cordon_decisions");
     println!("  cordon log verify {}/ledger --vkey {}/ledger/private/verifier-key", dir.display(), dir.display());
     print_incident_tour(&dir)?;
-    let sign_in = demo_sign_in(&data)?;
+    let sign_in = demo_sign_in(&data, &touched)?;
     println!();
     println!("Console      {base}/console/ (sign in with a token, or in one click on this demo:)");
     for label in sign_in.keys() {
@@ -158,23 +158,32 @@ fn print_incident_tour(dir: &Path) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// The demo console's one-click identities: an honest agent still active (not an insider),
-/// and an analyst, who also works incidents.
-fn demo_sign_in(data: &DataDir) -> anyhow::Result<std::collections::BTreeMap<String, String>> {
+/// The demo console's one-click identities: an honest agent still active (not an insider), an
+/// analyst, the incident responder (an analyst too, landing on the incidents), and `customer`,
+/// a customer the insiders reached, who sees who viewed their data.
+fn demo_sign_in(
+    data: &DataDir,
+    customer: &str,
+) -> anyhow::Result<std::collections::BTreeMap<String, cordon_server::DemoSignIn>> {
+    use cordon_server::{DemoIdentity, DemoSignIn};
     let truth = cordon_sim::read_truth(&data.path(""))?;
     let insiders: Vec<&str> = truth.insiders.iter().map(|insider| insider.agent.as_str()).collect();
+    let link = |identity, landing: &str| DemoSignIn { identity, landing: landing.to_string() };
     let mut links = std::collections::BTreeMap::new();
     for number in 1..200u32 {
         let agent = format!("agt-{number:04}");
         if insiders.contains(&agent.as_str()) {
             continue;
         }
-        if let Ok(token) = data.issue_token(Some(&agent), None, &SystemClock) {
-            links.insert("agent".to_string(), token);
+        // An agent the directory holds and lets sign in (active).
+        if data.issue_token(Some(&agent), None, &SystemClock).is_ok() {
+            links.insert("agent".to_string(), link(DemoIdentity::Agent(agent), "/console/"));
             break;
         }
     }
-    links.insert("analyst".to_string(), data.issue_token(None, Some(TokenRole::Analyst), &SystemClock)?);
+    links.insert("analyst".to_string(), link(DemoIdentity::Role(TokenRole::Analyst), "/console/"));
+    links.insert("responder".to_string(), link(DemoIdentity::Role(TokenRole::Analyst), "/console/incidents"));
+    links.insert("customer".to_string(), link(DemoIdentity::Customer(customer.to_string()), "/console/me"));
     Ok(links)
 }
 

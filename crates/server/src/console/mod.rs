@@ -333,16 +333,25 @@ async fn demo_sign_in(
     parts: Parts,
     axum::extract::Path(label): axum::extract::Path<String>,
 ) -> Response {
-    let Some(token) = state.demo_sign_in.get(&label) else {
+    let Some(link) = state.demo_sign_in.get(&label) else {
         return render_problem(StatusCode::NOT_FOUND, "One-click sign-in is only on a server `cordon demo` started.");
     };
-    match state.gateway.start_session(token, &request_id(&parts)).await {
+    let token = match &link.identity {
+        crate::routes::DemoIdentity::Agent(agent) => state.gateway.issue_agent_token(agent),
+        crate::routes::DemoIdentity::Role(role) => state.gateway.issue_role_token(*role),
+        crate::routes::DemoIdentity::Customer(customer) => state.gateway.issue_customer_token(customer),
+    };
+    let started = match token {
+        Ok(token) => state.gateway.start_session(&token, &request_id(&parts)).await,
+        Err(error) => Err(error),
+    };
+    match started {
         Ok(started) => (
             [(
                 header::SET_COOKIE,
                 format!("{SESSION_COOKIE}={}; Path=/console; HttpOnly; SameSite=Strict", started.secret),
             )],
-            Redirect::to("/console/"),
+            Redirect::to(&link.landing),
         )
             .into_response(),
         Err(error) => gateway_problem(error),

@@ -345,16 +345,29 @@ async fn one_click_sign_in_is_only_on_a_demo_server() {
     let data = cordon_gateway::DataDir::new(&dir.path().join("data"));
     data.init(None, Arc::new(cordon_gateway::SystemClock)).unwrap();
     let gateway = data.open(Arc::new(cordon_gateway::SystemClock)).unwrap();
-    let analyst = gateway.issue_role_token(cordon_gateway::TokenRole::Analyst).unwrap();
-    let state = Arc::new(
-        cordon_server::AppState::new(gateway)
-            .with_demo_sign_in([("analyst".to_string(), analyst)].into_iter().collect()),
-    );
+    let link = |identity, landing: &str| cordon_server::DemoSignIn { identity, landing: landing.to_string() };
+    let links = [
+        (
+            "analyst".to_string(),
+            link(cordon_server::DemoIdentity::Role(cordon_gateway::TokenRole::Analyst), "/console/"),
+        ),
+        (
+            "responder".to_string(),
+            link(cordon_server::DemoIdentity::Role(cordon_gateway::TokenRole::Analyst), "/console/incidents"),
+        ),
+        ("customer".to_string(), link(cordon_server::DemoIdentity::Customer("cus-7".into()), "/console/me")),
+    ];
+    let state = Arc::new(cordon_server::AppState::new(gateway).with_demo_sign_in(links.into_iter().collect()));
     let demo = Harness { state, ..harness };
     let page = browser.get(&demo, "/console/demo/analyst").await;
     assert_eq!((page.status, page.location()), (StatusCode::SEE_OTHER, "/console/"), "{}", page.body);
     let board = browser.get(&demo, "/console/").await;
     assert!(board.status == StatusCode::OK && board.body.contains("Risk"), "{}", board.body);
+    let page = Browser::new().get(&demo, "/console/demo/responder").await;
+    assert_eq!((page.status, page.location()), (StatusCode::SEE_OTHER, "/console/incidents"), "{}", page.body);
+    // A customer link for a customer not on file signs no one in.
+    let page = Browser::new().get(&demo, "/console/demo/customer").await;
+    assert_eq!(page.status, StatusCode::NOT_FOUND, "{}", page.body);
     let page = Browser::new().get(&demo, "/console/demo/agent").await;
     assert_eq!(page.status, StatusCode::NOT_FOUND, "no identity the demo did not name");
 }
@@ -616,6 +629,46 @@ async fn hostile_console_input_is_answered_and_the_directory_reopens() {
         let page = analyst.send(&harness, method, &path, form.as_deref()).await;
         assert!(!page.status.is_server_error(), "{what}: {}", page.status);
         assert!(!page.body.contains("<script>") && !page.body.contains('\u{1b}'), "{what}: echoed raw: {}", page.body);
+    }
+    // A customer's session: their own routes with hostile values, and the staff's routes.
+    let mut customer = Browser::new();
+    let token = harness.state.gateway.issue_customer_token("cus-1").unwrap();
+    sign_in(&harness, &mut customer, &token).await;
+    let customer_csrf = customer.get(&harness, "/console/me").await.hidden("csrf");
+    let not_json = encoded("{\"format\":\"cordon-receipt/1\",\"index\":1e999,\"entry\":\"\u{1b}\"}");
+    let cases: Vec<(&str, Method, String, Option<String>)> = vec![
+        ("a page before no index", Method::GET, format!("/console/me?before={controls}"), None),
+        ("a page before index 0", Method::GET, "/console/me?before=0".into(), None),
+        ("a receipt past u64", Method::GET, "/console/me/receipts/99999999999999999999999".into(), None),
+        ("a receipt of control characters", Method::GET, format!("/console/me/receipts/{controls}"), None),
+        (
+            "a check of a 60 KiB receipt",
+            Method::POST,
+            "/console/me/receipts/check".into(),
+            Some(format!("csrf={customer_csrf}&receipt={wide}")),
+        ),
+        (
+            "a check of a receipt with impossible numbers",
+            Method::POST,
+            "/console/me/receipts/check".into(),
+            Some(format!("csrf={customer_csrf}&receipt={not_json}")),
+        ),
+        ("a consistency proof of huge sizes", Method::GET, format!("/console/ledger/consistency/{huge}/1"), None),
+        ("a consistency proof backwards", Method::GET, "/console/ledger/consistency/9/2".into(), None),
+        ("a consistency proof to u64::MAX", Method::GET, format!("/console/ledger/consistency/1/{}", u64::MAX), None),
+        (
+            "a staff search",
+            Method::POST,
+            "/console/search".into(),
+            Some(format!("csrf={customer_csrf}&by=email&value=nina%40example.org")),
+        ),
+        ("a staff card", Method::GET, "/console/customers/cus-1?ticket=t-1".into(), None),
+    ];
+    for (what, method, path, form) in cases {
+        let page = customer.send(&harness, method, &path, form.as_deref()).await;
+        assert!(!page.status.is_server_error(), "{what}: {}", page.status);
+        assert!(!page.body.contains("<script>") && !page.body.contains('\u{1b}'), "{what}: echoed raw: {}", page.body);
+        assert!(!page.body.contains("Nina") && !page.body.contains("nina@"), "{what}: a value shown: {}", page.body);
     }
     // A forged cookie: a huge value, separators, another browser's name.
     let mut forger = Browser { cookies: vec![("cordon_session".into(), format!("{huge};cordon_session=a=b"))] };
