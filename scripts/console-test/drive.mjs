@@ -243,6 +243,17 @@ try {
   const download = await board.context().request.get(board.url().replace(/\/scope$/, '') + '/affected.csv');
   check(download.ok() && (await download.text()).includes(`${customer},`), 'the affected list downloads as CSV');
   const incidentUrl = board.url().replace(/\/scope$/, '');
+  // Protection applied from the page, and how it stands; a leaked sample chosen as a file.
+  await board.click('form.protect-apply button');
+  await board.waitForSelector('p.step');
+  check((await board.locator('p.step').textContent()).startsWith('Protection applied for'), 'protection is applied from the incident page');
+  check(await board.locator('section.protection tr[data-action]').count() > 0, 'the page lists the protective actions recorded');
+  await board.setInputFiles('#sample-file', { name: 'leaked.csv', mimeType: 'text/csv', buffer: Buffer.from(`account_id\n${customer}\n`) });
+  await board.waitForFunction(() => document.getElementById('sample').value.includes('account_id'));
+  await board.click('form.attribute button');
+  await board.waitForSelector('p.verdict');
+  check(await board.locator(`tr[data-agent="${agent}"]`).count() === 1, `a sample file attributes: ${await board.locator('p.verdict').textContent()}`);
+  await board.screenshot({ path: join(out, 'incident-attributed.png'), fullPage: true });
   const report = await board.context().request.get(`${incidentUrl}/report`);
   const reportText = await report.text();
   check(report.ok() && reportText.includes('extortion email') && (report.headers()['content-disposition'] || '').includes('attachment'),

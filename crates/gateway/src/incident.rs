@@ -62,6 +62,21 @@ pub struct ProtectReport {
     pub recorded_before: u64,
 }
 
+/// How an incident's protection and notices stand: what the console's incident page shows.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProtectionStatus {
+    /// Customers each protective action was recorded for.
+    pub recorded: Vec<(String, u64)>,
+    /// How their messages to the exchange's account systems stand in the outbox.
+    pub deliveries: cordon_store::Deliveries,
+    /// Notices the last `incident.notify` wrote, if notices were written.
+    pub notices_written: Option<u64>,
+    /// Whether `[incident] contact` is set (without it notices are refused).
+    pub contact_set: bool,
+    /// Whether `[incident] protect_webhook_url` is set (without it messages wait in the outbox).
+    pub webhook_set: bool,
+}
+
 /// What `incident_protect` found or did, as the API and the command line show it: counts per
 /// action, never the customers.
 pub fn protect_json(report: &ProtectReport) -> Value {
@@ -894,6 +909,25 @@ impl Gateway {
             ),
         )?;
         Ok((notices, folder))
+    }
+
+    /// How incident `id`'s protection and notices stand (read only; a refusal is recorded).
+    pub async fn incident_protection_status(
+        &self,
+        who: &Claims,
+        id: &str,
+        request: &str,
+    ) -> Result<ProtectionStatus, GatewayError> {
+        self.analyst(who, request).await?;
+        let incident = self.stored_incident(id)?;
+        let events = self.store.timeline(&incident.id)?;
+        Ok(ProtectionStatus {
+            recorded: self.store.protective_action_counts(&incident.id)?,
+            deliveries: self.store.protect_deliveries(&incident.id)?,
+            notices_written: events.iter().rev().find(|event| event.kind == "notify").and_then(|event| event.count),
+            contact_set: self.contact_point().is_ok(),
+            webhook_set: !self.incident.protect_webhook_url.is_empty(),
+        })
     }
 
     /// The regulator report (GDPR Article 33(3), the 72-hour clock, a public disclosure

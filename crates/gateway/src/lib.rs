@@ -42,8 +42,8 @@ pub use error::GatewayError;
 pub use health::{Healed, Health};
 pub use import::{ImportKind, ImportReport, Rejected, import, import_agents};
 pub use incident::{
-    EvidenceBundle, HIGH_BALANCE_BAND, IncidentSpec, IncidentStatus, PROTECTIVE_ACTIONS, ProtectReport, alert_json,
-    incident_json, protect_json, protective_actions_for, risk_board_json,
+    EvidenceBundle, HIGH_BALANCE_BAND, IncidentSpec, IncidentStatus, PROTECTIVE_ACTIONS, ProtectReport,
+    ProtectionStatus, alert_json, incident_json, protect_json, protective_actions_for, risk_board_json,
 };
 pub use service::{Card, Gateway, Revealed, SearchHit, Verified};
 pub use session::{

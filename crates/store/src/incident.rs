@@ -475,6 +475,20 @@ impl Store {
         rows.collect::<Result<Vec<_>, _>>().map_err(self.error("read protective actions"))
     }
 
+    /// How many customers each protective action of an incident was recorded for.
+    pub fn protective_action_counts(&self, incident: &str) -> Result<Vec<(String, u64)>, StoreError> {
+        let connection = self.read();
+        let mut statement = connection
+            .prepare_cached(
+                "SELECT action, count(*) FROM protective_actions WHERE incident_id = ?1 GROUP BY action ORDER BY action",
+            )
+            .map_err(self.error("count protective actions"))?;
+        let rows = statement
+            .query_map([incident], |row| Ok((row.get::<_, String>(0)?, row.get::<_, i64>(1)?.max(0) as u64)))
+            .map_err(self.error("count protective actions"))?;
+        rows.collect::<Result<Vec<_>, _>>().map_err(self.error("count protective actions"))
+    }
+
     /// Records protective actions not recorded yet and queues each new one for the exchange's
     /// webhook (topic `protect`, body from `body`), in one transaction; returns how many were new.
     pub fn record_protective_actions(

@@ -1,7 +1,8 @@
 //! The incident responder's view: the incidents and a form to open one; an incident's record
 //! and timeline; its scope (figures, the affected customers per day as a chart, the affected
-//! list under the watermark, and the list as CSV); attribution of a pasted leaked sample; the
-//! regulator report. Every step is the API's gateway call, with its ledger entry.
+//! list under the watermark, and the list as CSV); attribution of a leaked sample (pasted, or a
+//! file read into the form); protection (proposed, then applied) and notices, with how they
+//! stand; the regulator report. Every step is the API's gateway call, with its ledger entry.
 
 use std::sync::Arc;
 
@@ -11,7 +12,8 @@ use axum::response::{IntoResponse as _, Redirect, Response};
 use cordon_gateway::{IncidentSpec, IncidentStatus};
 
 use super::pages::{
-    AffectedRow, AttributionRow, DayBar, IncidentList, IncidentListRow, IncidentPage, ScopeFigures, TimelineRow, render,
+    AffectedRow, AttributionRow, DayBar, IncidentList, IncidentListRow, IncidentPage, ProtectionPanel, ScopeFigures,
+    TimelineRow, render,
 };
 use super::{Posted, Signed, field as value, gateway_problem, heavy_page as heavy_blocking, page, render_problem};
 use crate::routes::AppState;
@@ -76,6 +78,19 @@ async fn incident_page(state: &Arc<AppState>, signed: &Signed, id: &str, shown: 
         Ok(found) => found,
         Err(error) => return gateway_problem(error),
     };
+    let status = match state.gateway.incident_protection_status(&signed.claims, id, &signed.request).await {
+        Ok(status) => status,
+        Err(error) => return gateway_problem(error),
+    };
+    let protection = ProtectionPanel {
+        recorded: status.recorded.iter().map(|(action, customers)| (action.replace('_', " "), *customers)).collect(),
+        queued: status.deliveries.queued,
+        delivered: status.deliveries.delivered,
+        last_error: status.deliveries.last_error.as_deref().map(super::printable),
+        notices_written: status.notices_written,
+        contact_set: status.contact_set,
+        webhook_set: status.webhook_set,
+    };
     let mut page = page(signed, &format!("Incident {id}"));
     page.cover_rows(shown.scope.as_ref().map_or(0, |scope| scope.affected.len()));
     render(&IncidentPage {
@@ -99,6 +114,8 @@ async fn incident_page(state: &Arc<AppState>, signed: &Signed, id: &str, shown: 
         scope: shown.scope,
         attribution: shown.attribution,
         verdict: shown.verdict,
+        step: shown.step,
+        protection,
     })
 }
 
@@ -108,6 +125,8 @@ struct Shown {
     scope: Option<ScopeFigures>,
     attribution: Vec<AttributionRow>,
     verdict: Option<String>,
+    /// What a protect or notify step did, in words.
+    step: Option<String>,
 }
 
 pub(crate) async fn show(State(state): State<Arc<AppState>>, signed: Signed, Path(id): Path<String>) -> Response {
@@ -234,6 +253,71 @@ pub(crate) async fn attribute(
         .collect();
     let shown = Shown { attribution: rows, verdict: Some(found.reason.clone()), ..Shown::default() };
     incident_page(&state, &signed, &id, shown).await
+}
+
+/// Protective actions for the affected customers: proposed (a dry run, nothing recorded) or
+/// applied (recorded and queued for the exchange's account systems).
+pub(crate) async fn protect(
+    State(state): State<Arc<AppState>>,
+    Path(id): Path<String>,
+    Posted { signed, fields: pairs }: Posted,
+) -> Response {
+    let apply = match value(&pairs, "apply") {
+        "yes" => true,
+        "no" => false,
+        _ => return render_problem(axum::http::StatusCode::BAD_REQUEST, "Choose to propose or to apply protection."),
+    };
+    let (claims, request, wanted) = (signed.claims.clone(), signed.request.clone(), id.clone());
+    let report = match heavy_blocking(&state, move |state| async move {
+        state.gateway.incident_protect(&claims, &wanted, apply, &request).await
+    })
+    .await
+    {
+        Ok(report) => report,
+        Err(response) => return response,
+    };
+    let mut per_action: std::collections::BTreeMap<&str, u64> = std::collections::BTreeMap::new();
+    for action in &report.actions {
+        *per_action.entry(action.action.as_str()).or_default() += 1;
+    }
+    let actions: Vec<String> =
+        per_action.iter().map(|(action, count)| format!("{} for {count}", action.replace('_', " "))).collect();
+    let step = if report.applied {
+        format!(
+            "Protection applied for {} customers: {} ({} recorded now, {} before).",
+            report.customers,
+            actions.join(", "),
+            report.recorded_now,
+            report.recorded_before
+        )
+    } else {
+        format!(
+            "Proposed, nothing recorded yet: {} for {} customers. Apply to record them and send them to the \
+             exchange's account systems.",
+            actions.join(", "),
+            report.customers
+        )
+    };
+    incident_page(&state, &signed, &id, Shown { step: Some(step), ..Shown::default() }).await
+}
+
+/// The customers' notices, written to the server's outbox (refused without a contact point).
+pub(crate) async fn notify(
+    State(state): State<Arc<AppState>>,
+    Path(id): Path<String>,
+    Posted { signed, .. }: Posted,
+) -> Response {
+    let (claims, request, wanted) = (signed.claims.clone(), signed.request.clone(), id.clone());
+    let written = match heavy_blocking(&state, move |state| async move {
+        state.gateway.incident_notify(&claims, &wanted, &request).await.map(|(notices, _)| notices.len())
+    })
+    .await
+    {
+        Ok(written) => written,
+        Err(response) => return response,
+    };
+    let step = format!("{written} customer notices written to the server's outbox, as text and HTML.");
+    incident_page(&state, &signed, &id, Shown { step: Some(step), ..Shown::default() }).await
 }
 
 /// The regulator report as a Markdown file (writing it is the `incident.report` entry).

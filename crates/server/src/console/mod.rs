@@ -33,6 +33,8 @@ const LOGIN_COOKIE: &str = "cordon_login";
 const STYLESHEET: &str = include_str!("../../console/console.css");
 /// The customer's receipt check (`customer.rs`), an ES module with no build step.
 const RECEIPT_SCRIPT: &str = include_str!("../../console/receipt.js");
+/// Reads a chosen sample file into the incident page's attribution form.
+const SAMPLE_SCRIPT: &str = include_str!("../../console/sample.js");
 
 /// The console's routes, under `/console/`.
 pub(crate) fn router() -> Router<Arc<AppState>> {
@@ -58,13 +60,16 @@ pub(crate) fn router() -> Router<Arc<AppState>> {
         .route("/console/incidents/{id}/scope", post(incident::scope))
         .route("/console/incidents/{id}/affected.csv", get(incident::affected_csv))
         .route("/console/incidents/{id}/attribute", post(incident::attribute))
+        .route("/console/incidents/{id}/protect", post(incident::protect))
+        .route("/console/incidents/{id}/notify", post(incident::notify))
         .route("/console/incidents/{id}/report", get(incident::report))
         .route("/console/me", get(customer::home))
         .route("/console/me/receipts/check", post(customer::check))
         .route("/console/me/receipts/{index}", get(customer::receipt))
         .route("/console/ledger/consistency/{old}/{new}", get(customer::consistency))
         .route("/console/static/console.css", get(stylesheet))
-        .route("/console/static/receipt.js", get(receipt_script))
+        .route("/console/static/receipt.js", get(|| async { script(RECEIPT_SCRIPT) }))
+        .route("/console/static/sample.js", get(|| async { script(SAMPLE_SCRIPT) }))
         .layer(middleware::from_fn(headers))
 }
 
@@ -93,11 +98,9 @@ async fn stylesheet() -> Response {
         .into_response()
 }
 
-async fn receipt_script() -> Response {
-    (
-        [(header::CONTENT_TYPE, "text/javascript; charset=utf-8"), (header::CACHE_CONTROL, "public, max-age=300")],
-        RECEIPT_SCRIPT,
-    )
+/// One of the console's scripts (static files in the binary; no inline script anywhere).
+fn script(text: &'static str) -> Response {
+    ([(header::CONTENT_TYPE, "text/javascript; charset=utf-8"), (header::CACHE_CONTROL, "public, max-age=300")], text)
         .into_response()
 }
 

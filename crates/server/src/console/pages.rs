@@ -284,6 +284,18 @@ pub(crate) struct AttributionRow {
     pub(crate) blamed: bool,
 }
 
+/// How an incident's protection and notices stand.
+pub(crate) struct ProtectionPanel {
+    /// Each protective action recorded, and for how many customers.
+    pub(crate) recorded: Vec<(String, u64)>,
+    pub(crate) queued: u64,
+    pub(crate) delivered: u64,
+    pub(crate) last_error: Option<String>,
+    pub(crate) notices_written: Option<u64>,
+    pub(crate) contact_set: bool,
+    pub(crate) webhook_set: bool,
+}
+
 #[derive(Template)]
 #[template(path = "console/incident.html")]
 pub(crate) struct IncidentPage {
@@ -296,6 +308,9 @@ pub(crate) struct IncidentPage {
     pub(crate) scope: Option<ScopeFigures>,
     pub(crate) attribution: Vec<AttributionRow>,
     pub(crate) verdict: Option<String>,
+    /// What the last protect or notify step did.
+    pub(crate) step: Option<String>,
+    pub(crate) protection: ProtectionPanel,
 }
 
 /// An access in the customer's own view, in words.

@@ -435,6 +435,32 @@ async fn a_responder_opens_an_incident_scopes_it_attributes_a_sample_and_downloa
     let bad = browser.post(&harness, &format!("{path}/attribute"), &format!("csrf={csrf}&sample=")).await;
     assert_eq!(bad.status, StatusCode::BAD_REQUEST, "{}", bad.body);
 
+    // Protection: proposed records nothing; applied records each action for the customer and
+    // queues it for the exchange's systems; the page says how they stand.
+    assert!(shown.body.contains("No protective action is recorded yet."), "{}", shown.body);
+    let size = harness.state.gateway.audit().size();
+    let proposed = browser.post(&harness, &format!("{path}/protect"), &format!("csrf={csrf}&apply=no")).await;
+    assert!(
+        proposed.body.contains("Proposed, nothing recorded yet") && proposed.body.contains("for 1 customers"),
+        "{}",
+        proposed.body
+    );
+    assert!(proposed.body.contains("No protective action is recorded yet."), "{}", proposed.body);
+    let applied = browser.post(&harness, &format!("{path}/protect"), &format!("csrf={csrf}&apply=yes")).await;
+    assert!(applied.body.contains("Protection applied for 1 customers"), "{}", applied.body);
+    for action in ["hold new address withdrawals", "step up high risk withdrawals", "scam warning banner"] {
+        let row = format!("<tr data-action=\"{action}\"><td>{action}</td><td>1</td></tr>");
+        assert!(applied.body.contains(&row), "a revealed email gets {action}: {}", applied.body);
+    }
+    assert!(applied.body.contains("data-queued=\"") && !applied.body.contains("data-queued=\"0\""), "{}", applied.body);
+    assert!(harness.state.gateway.audit().size() > size, "applying is on record");
+    let unknown = browser.post(&harness, &format!("{path}/protect"), &format!("csrf={csrf}&apply=maybe")).await;
+    assert_eq!(unknown.status, StatusCode::BAD_REQUEST);
+    // Notices need a contact point: refused in words without one, and the button says why.
+    assert!(applied.body.contains("Notices need a contact point"), "{}", applied.body);
+    let refused = browser.post(&harness, &format!("{path}/notify"), &format!("csrf={csrf}")).await;
+    assert!(refused.status.is_client_error() && refused.body.contains("contact"), "{}", refused.body);
+
     // The report, a download (and a ledger entry); without a contact point it is a draft.
     let size = harness.state.gateway.audit().size();
     let report = browser.get(&harness, &format!("{path}/report")).await;
@@ -442,6 +468,45 @@ async fn a_responder_opens_an_incident_scopes_it_attributes_a_sample_and_downloa
     assert!(report.headers.get(header::CONTENT_DISPOSITION).unwrap().to_str().unwrap().starts_with("attachment"));
     assert!(report.body.contains("DRAFT"), "{}", report.body);
     assert_eq!(harness.state.gateway.audit().size(), size + 1);
+}
+
+/// With a contact point set, the responder writes the customers' notices from the incident's
+/// page and the page counts them.
+#[tokio::test]
+async fn a_responder_writes_the_notices_and_the_page_counts_them() {
+    let harness = Harness::with_config(|config| config.incident.contact = "dpo@exchange.example".into());
+    harness.put_assigned_ticket().await;
+    let (status, _) = harness
+        .call(
+            Method::POST,
+            "/v1/customers/cus-1/reveal",
+            Some(&harness.agent_token("agt-1")),
+            Some(serde_json::json!({"fields": ["email"], "ticket": "t-1", "reason": "callback"})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let analyst = harness.state.gateway.issue_role_token(cordon_gateway::TokenRole::Analyst).unwrap();
+    let mut browser = Browser::new();
+    sign_in(&harness, &mut browser, &analyst).await;
+    let csrf = browser.get(&harness, "/console/incidents").await.hidden("csrf");
+    let opened = browser
+        .post(&harness, "/console/incidents", &format!("csrf={csrf}&title=leak&agents=agt-1&since=&until="))
+        .await;
+    let path = opened.location().to_string();
+    let shown = browser.get(&harness, &path).await;
+    assert!(
+        shown.body.contains("No customer notices written yet.") && !shown.body.contains("Notices need"),
+        "{}",
+        shown.body
+    );
+    let written = browser.post(&harness, &format!("{path}/notify"), &format!("csrf={csrf}")).await;
+    assert_eq!(written.status, StatusCode::OK, "{}", written.body);
+    assert!(
+        written.body.contains("1 customer notices written") && written.body.contains("Customer notices written: 1."),
+        "{}",
+        written.body
+    );
+    assert!(!written.body.contains("nina@example.org"), "no value on the page");
 }
 
 #[tokio::test]
