@@ -249,7 +249,7 @@ impl Gateway {
                 by,
             });
         }
-        accesses.sort_by(|a, b| b.ledger_index.cmp(&a.ledger_index));
+        accesses.sort_by_key(|access| std::cmp::Reverse(access.ledger_index));
         let older = (accesses.len() > page).then(|| accesses.get(page - 1).map(|last| last.ledger_index)).flatten();
         accesses.truncate(page);
         Ok(CustomerAccesses { customer, accesses, older })
@@ -305,7 +305,7 @@ impl Gateway {
             }
             AccessAction::Search => {
                 let matches = entry.matches.as_deref().unwrap_or_default();
-                if !matches.iter().any(|found| *found == customer) {
+                if !matches.contains(&customer) {
                     return Err(not_yours());
                 }
                 if matches.len() > 1 {
