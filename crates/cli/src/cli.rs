@@ -24,8 +24,14 @@ pub enum Command {
         /// The audit ledger's name in its checkpoints.
         #[arg(long)]
         origin: Option<String>,
+        /// Also make a self-signed authority and a server certificate for this host
+        /// (`tls/ca.pem`, `tls/cert.pem`, `tls/key.pem`) and serve HTTPS with them: for trying
+        /// TLS out; production uses the exchange's own certificate.
+        #[arg(long)]
+        tls: bool,
     },
-    /// Serve the HTTP API until SIGINT or SIGTERM.
+    /// Serve the HTTP API and the console until SIGINT or SIGTERM: HTTPS with `[server]
+    /// tls_cert` and `tls_key`, otherwise plain HTTP on a loopback address only.
     Serve {
         #[arg(long)]
         data: PathBuf,
@@ -35,6 +41,9 @@ pub enum Command {
         /// Write logs as JSON lines instead of text.
         #[arg(long)]
         log_json: bool,
+        /// Serve plain HTTP on a non-loopback address (only behind a proxy that terminates TLS).
+        #[arg(long)]
+        insecure_http: bool,
     },
     /// Bulk-load a JSONL file; bad lines are reported with their number and skipped.
     Import {
@@ -413,6 +422,12 @@ pub enum PolicyCommand {
 pub enum KeysCommand {
     /// Make a new key-encryption key and rewrap every customer's data key under it.
     Rotate {
+        #[arg(long)]
+        data: PathBuf,
+    },
+    /// Print the webhooks' signing secret, for the receivers to check `X-Cordon-Signature`
+    /// (docs/DEPLOY.md); made now if the directory has none yet.
+    WebhookSecret {
         #[arg(long)]
         data: PathBuf,
     },

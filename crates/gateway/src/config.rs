@@ -16,6 +16,7 @@ pub struct Config {
     pub detection: DetectionSettings,
     pub incident: IncidentSettings,
     pub customer_view: CustomerViewSettings,
+    pub webhooks: WebhookSettings,
     /// Ticket category → the field names it needs. Empty means the built-in table.
     pub categories: BTreeMap<String, Vec<String>>,
 }
@@ -24,6 +25,11 @@ pub struct Config {
 #[serde(deny_unknown_fields, default)]
 pub struct ServerConfig {
     pub listen: String,
+    /// The server's certificate chain (PEM, its own first) and private key (PEM), relative to
+    /// the data directory or absolute. Both set: `cordon serve` speaks HTTPS only. Neither:
+    /// plain HTTP, and only on a loopback address unless `--insecure-http` is given.
+    pub tls_cert: String,
+    pub tls_key: String,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -118,6 +124,16 @@ impl Default for IncidentSettings {
     }
 }
 
+/// How cordon's webhooks (detection's alerts, incident response's protective actions) reach
+/// their receivers.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Default)]
+#[serde(deny_unknown_fields, default)]
+pub struct WebhookSettings {
+    /// An authority (PEM) to trust for https receivers besides the web's roots, e.g. the
+    /// exchange's internal one; relative to the data directory or absolute.
+    pub ca_file: String,
+}
+
 /// A customer's own view of who viewed their data.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
@@ -138,7 +154,7 @@ impl Default for CustomerViewSettings {
 
 impl Default for ServerConfig {
     fn default() -> ServerConfig {
-        ServerConfig { listen: "127.0.0.1:8080".into() }
+        ServerConfig { listen: "127.0.0.1:8080".into(), tls_cert: String::new(), tls_key: String::new() }
     }
 }
 
@@ -221,6 +237,9 @@ impl Config {
                 thresholds.alert_risk, thresholds.step_up_risk, thresholds.suspend_risk
             ));
         }
+        if self.server.tls_cert.is_empty() != self.server.tls_key.is_empty() {
+            return Err("[server] tls_cert and tls_key go together: set both (HTTPS) or neither (HTTP)".into());
+        }
         for (name, url) in [
             ("[detection] webhook_url", &self.detection.webhook_url),
             ("[incident] protect_webhook_url", &self.incident.protect_webhook_url),
@@ -234,6 +253,20 @@ impl Config {
             }
         }
         Ok(())
+    }
+
+    /// The server's certificate and key files, resolved against the data directory `dir`, if
+    /// TLS is configured.
+    pub fn tls_files(&self, dir: &Path) -> Option<(std::path::PathBuf, std::path::PathBuf)> {
+        if self.server.tls_cert.is_empty() || self.server.tls_key.is_empty() {
+            return None;
+        }
+        Some((dir.join(&self.server.tls_cert), dir.join(&self.server.tls_key)))
+    }
+
+    /// The webhooks' extra authority, resolved against `dir`, if one is set.
+    pub fn webhook_ca(&self, dir: &Path) -> Option<std::path::PathBuf> {
+        (!self.webhooks.ca_file.is_empty()).then(|| dir.join(&self.webhooks.ca_file))
     }
 
     pub fn to_toml(&self) -> Result<String, String> {

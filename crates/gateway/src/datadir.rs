@@ -31,6 +31,9 @@ pub const LEDGER_DIR: &str = "ledger";
 pub const KEYS_DIR: &str = "keys";
 const BLIND_INDEX_KEY: &str = "blind-index";
 const TOKEN_KEY: &str = "token-signing";
+/// The webhooks' signing secret (`X-Cordon-Signature`); a directory made before it existed
+/// gets one at its next open.
+const WEBHOOK_KEY: &str = "webhook-signing";
 const CURRENT_KEK: &str = "kek.current";
 const NEXT_KEK: &str = "kek.next";
 const POLICY_HASH: &str = "policy.sha256";
@@ -82,11 +85,36 @@ impl DataDir {
     pub fn served_at(&self) -> Option<String> {
         let text = fs::read_to_string(self.path(SERVED_AT_FILE)).ok()?;
         let url = text.trim();
-        url.starts_with("http://").then(|| url.to_string())
+        (url.starts_with("http://") || url.starts_with("https://")).then(|| url.to_string())
     }
 
     pub fn path(&self, relative: &str) -> PathBuf {
         self.root.join(relative)
+    }
+
+    /// Writes `bytes` as the file `relative` in this directory, readable by its owner only
+    /// (0600), its folder created private (0700) if missing; atomically.
+    pub fn write_private(&self, relative: &str, bytes: &[u8]) -> Result<(), GatewayError> {
+        let path = self.path(relative);
+        if let Some(folder) = path.parent() {
+            create_private_dir(folder)?;
+        }
+        write_private_file(&path, bytes)
+    }
+
+    /// The webhooks' signing secret, as the receivers are given it (64 hex characters; the
+    /// HMAC key is this text), made now if this directory has none yet.
+    pub fn webhook_secret(&self) -> Result<Zeroizing<String>, GatewayError> {
+        let path = self.path(KEYS_DIR).join(WEBHOOK_KEY);
+        if !path.exists() {
+            match write_key(&path) {
+                // Another process made it first: read theirs.
+                Err(_) if path.exists() => {}
+                made => made?,
+            }
+        }
+        let key = read_key(&path)?;
+        Ok(Zeroizing::new(key.iter().map(|byte| format!("{byte:02x}")).collect()))
     }
 
     /// Checks `config` and writes it as this directory's `cordon.toml` (0600).
@@ -115,6 +143,7 @@ impl DataDir {
         write_key(&keys.join(&kek_id))?;
         write_key(&keys.join(BLIND_INDEX_KEY))?;
         write_key(&keys.join(TOKEN_KEY))?;
+        write_key(&keys.join(WEBHOOK_KEY))?;
         let verifier = Ledger::create(&self.path(LEDGER_DIR), &config.ledger.origin)
             .map_err(|error| GatewayError::Internal(error.to_string()))?;
         let store = Store::open(&self.path(DATABASE_FILE))?;
@@ -190,6 +219,9 @@ impl DataDir {
         let blind = BlindIndexKey::new(&read_key(&self.path(KEYS_DIR).join(BLIND_INDEX_KEY))?)?;
         let tokens = TokenKey::new(&read_key(&self.path(KEYS_DIR).join(TOKEN_KEY))?)
             .map_err(|error| GatewayError::Internal(format!("the token key: {error}")))?;
+        let webhook_mac =
+            <hmac::Hmac<sha2::Sha256> as hmac::KeyInit>::new_from_slice(self.webhook_secret()?.as_bytes())
+                .map_err(|error| GatewayError::Internal(format!("the webhook key: {error}")))?;
         let (policies, schema) = match (&config.policy.policies, &config.policy.schema) {
             (None, None) => (DEFAULT_POLICIES.to_string(), DEFAULT_SCHEMA.to_string()),
             (policies, schema) => {
@@ -247,6 +279,7 @@ impl DataDir {
             webhook_url: Some(config.detection.webhook_url.clone()).filter(|url| !url.is_empty()),
             incident: config.incident.clone(),
             customer_view: config.customer_view.clone(),
+            webhook_mac,
         };
         // Detection and verify's limit pick up where they left off: their state is a
         // function of the ledger.

@@ -97,6 +97,8 @@ pub struct Gateway {
     pub(crate) incident: crate::config::IncidentSettings,
     /// What a customer's own view shows, and how long a customer's token lives.
     pub(crate) customer_view: crate::config::CustomerViewSettings,
+    /// The webhooks' signing key (`X-Cordon-Signature`), keyed with the secret at open.
+    pub(crate) webhook_mac: hmac::Hmac<sha2::Sha256>,
 }
 
 impl std::fmt::Debug for Gateway {
@@ -213,6 +215,20 @@ impl Gateway {
 
     /// Where outbox messages of `topic` are posted, if anywhere: alerts to detection's
     /// webhook, protective actions to the exchange's account-protection webhook.
+    /// The `X-Cordon-Signature` of a webhook body sent at `timestamp` (Unix seconds):
+    /// `t=<timestamp>,v1=<hex HMAC-SHA256 of "<timestamp>.<body>" under the signing secret>`.
+    /// A receiver recomputes it, compares in constant time and refuses a timestamp outside
+    /// its window (docs/DEPLOY.md has the recipe), so a captured delivery cannot be replayed
+    /// later or altered.
+    pub fn webhook_signature(&self, timestamp: i64, body: &str) -> String {
+        use hmac::Mac as _;
+        let mut mac = self.webhook_mac.clone();
+        mac.update(format!("{timestamp}.").as_bytes());
+        mac.update(body.as_bytes());
+        let digest: String = mac.finalize().into_bytes().iter().map(|byte| format!("{byte:02x}")).collect();
+        format!("t={timestamp},v1={digest}")
+    }
+
     pub fn webhook_url_for(&self, topic: &str) -> Option<&str> {
         match topic {
             "alert" => self.webhook_url.as_deref(),

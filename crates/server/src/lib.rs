@@ -5,13 +5,15 @@
 //! response types and pages and converts them to and from the gateway's.
 
 mod analyst;
+pub mod client;
 mod console;
 mod incident;
 mod metrics;
 mod problem;
 mod routes;
+pub mod tls;
 mod webhook;
 
 pub use metrics::Metrics;
-pub use routes::{AppState, DemoIdentity, DemoSignIn, app, serve};
-pub use webhook::{Delivery, backoff_ms, deliver_due};
+pub use routes::{AppState, DemoIdentity, DemoSignIn, app, serve, serve_tls};
+pub use webhook::{Delivery, Outbound, backoff_ms, deliver_due};

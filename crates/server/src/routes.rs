@@ -34,6 +34,10 @@ pub struct AppState {
     /// One-click console sign-in for `cordon demo` (a label and who it signs in as); empty on
     /// every other server.
     pub(crate) demo_sign_in: BTreeMap<String, DemoSignIn>,
+    /// Whether the server speaks HTTPS: the console's cookies are then `Secure`.
+    pub(crate) tls: bool,
+    /// How the webhooks reach their receivers.
+    pub(crate) outbound: crate::webhook::Outbound,
 }
 
 /// Who a demo's one-click link signs in as, and the page it lands on. The token is issued at
@@ -65,6 +69,8 @@ impl AppState {
             metrics: Metrics::default(),
             heavy: Arc::new(tokio::sync::Semaphore::new(heavy_at_once_max)),
             demo_sign_in: BTreeMap::new(),
+            tls: false,
+            outbound: crate::webhook::Outbound::web(),
         }
     }
 
@@ -72,6 +78,18 @@ impl AppState {
     /// click (simulated data only; `cordon demo` alone sets this).
     pub fn with_demo_sign_in(mut self, links: BTreeMap<String, DemoSignIn>) -> AppState {
         self.demo_sign_in = links;
+        self
+    }
+
+    /// Webhooks reach https receivers trusting `outbound` (the web's roots by default).
+    pub fn with_outbound(mut self, outbound: crate::webhook::Outbound) -> AppState {
+        self.outbound = outbound;
+        self
+    }
+
+    /// A server that speaks HTTPS: the console marks its cookies `Secure`.
+    pub fn with_tls(mut self, tls: bool) -> AppState {
+        self.tls = tls;
         self
     }
 }
@@ -162,17 +180,83 @@ pub fn app(state: Arc<AppState>) -> Router {
         .with_state(state)
 }
 
-/// Serves until SIGINT or SIGTERM; in-flight requests finish, then the state (and with it
-/// the ledger, which publishes a final checkpoint) is dropped.
+/// Serves plain HTTP until SIGINT or SIGTERM; in-flight requests finish, then the state (and
+/// with it the ledger, which publishes a final checkpoint) is dropped.
 pub async fn serve(state: Arc<AppState>, listener: tokio::net::TcpListener) -> std::io::Result<()> {
-    if crate::webhook::has_receivers(&state.gateway) {
-        tokio::spawn(crate::webhook::run(Arc::downgrade(&state)));
-    }
-    tokio::spawn(heal_loop(Arc::downgrade(&state)));
+    start_background(&state);
     let router = app(Arc::clone(&state));
     axum::serve(listener, router.into_make_service_with_connect_info::<SocketAddr>())
         .with_graceful_shutdown(shutdown_signal())
         .await
+}
+
+/// Serves HTTPS with `tls` until SIGINT or SIGTERM, as [`serve`] does plain HTTP: each
+/// connection's handshake gets ten seconds, then HTTP/1.1 over it; at the signal no new
+/// connection is taken and the open ones finish their requests (thirty seconds at most).
+pub async fn serve_tls(
+    state: Arc<AppState>,
+    listener: tokio::net::TcpListener,
+    tls: Arc<rustls::ServerConfig>,
+) -> std::io::Result<()> {
+    start_background(&state);
+    let router = app(Arc::clone(&state));
+    let acceptor = tokio_rustls::TlsAcceptor::from(tls);
+    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    let shutdown = shutdown_signal();
+    tokio::pin!(shutdown);
+    loop {
+        let (stream, peer) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(accepted) => accepted,
+                Err(error) => {
+                    // Out of descriptors or the like: back off a little instead of spinning.
+                    tracing::warn!(%error, "accepting a connection failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+            () = &mut shutdown => break,
+        };
+        let _ = stream.set_nodelay(true);
+        let acceptor = acceptor.clone();
+        let service = hyper_util::service::TowerToHyperService::new(
+            router.clone().layer(axum::Extension(axum::extract::ConnectInfo(peer))),
+        );
+        let watcher = graceful.watcher();
+        tokio::spawn(async move {
+            let stream = match tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
+                Ok(Ok(stream)) => stream,
+                // A client that cannot or will not speak TLS (plain HTTP on this port, a scan).
+                Ok(Err(error)) => {
+                    tracing::info!(%peer, %error, "TLS handshake refused");
+                    return;
+                }
+                Err(_) => return,
+            };
+            let connection = hyper::server::conn::http1::Builder::new()
+                .serve_connection(hyper_util::rt::TokioIo::new(stream), service);
+            if let Err(error) = watcher.watch(connection).await {
+                tracing::debug!(%peer, %error, "connection ended");
+            }
+        });
+    }
+    drop(listener);
+    tokio::select! {
+        () = graceful.shutdown() => {},
+        () = tokio::time::sleep(Duration::from_secs(30)) => tracing::warn!("connections still open after 30 s; closing"),
+    }
+    Ok(())
+}
+
+/// How long a client has to complete the TLS handshake.
+const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The server's own loops: webhook delivery (if any webhook is set) and healing.
+fn start_background(state: &Arc<AppState>) {
+    if crate::webhook::has_receivers(&state.gateway) {
+        tokio::spawn(crate::webhook::run(Arc::downgrade(state)));
+    }
+    tokio::spawn(heal_loop(Arc::downgrade(state)));
 }
 
 async fn shutdown_signal() {

@@ -3,14 +3,20 @@
 //! queued, each retried with exponential backoff until the receiver answers 2xx. The queue
 //! is the store's outbox, written in the same transaction as the alert, so a restart picks
 //! up where delivery stopped; a receiver may see a message twice, never zero times.
+//!
+//! Each delivery is signed (`X-Cordon-Signature: t=<unix seconds>,v1=<hex HMAC-SHA256 of
+//! "<t>.<body>">`, see `Gateway::webhook_signature`) and carries its outbox id
+//! (`X-Cordon-Delivery`), so a receiver can refuse a forged, altered or replayed message and
+//! drop a repeat. An https receiver is reached over TLS, trusting the web's roots and the
+//! operator's `[webhooks] ca_file`.
 
 use std::sync::{Arc, Weak};
 use std::time::Duration;
 
 use cordon_gateway::Gateway;
-use http_body_util::{BodyExt as _, Full};
+use http_body_util::Full;
 use hyper::body::Bytes;
-use hyper_util::rt::TokioIo;
+use rustls::ClientConfig;
 
 use crate::routes::AppState;
 
@@ -43,23 +49,51 @@ pub(crate) fn has_receivers(gateway: &Gateway) -> bool {
     TOPICS.iter().any(|topic| gateway.webhook_url_for(topic).is_some())
 }
 
+/// How the webhooks reach their receivers: the TLS trust for https ones.
+#[derive(Debug, Clone)]
+pub struct Outbound {
+    tls: Option<Arc<ClientConfig>>,
+    /// Why there is no TLS trust, if building it failed (an https delivery then fails with it).
+    problem: Option<String>,
+}
+
+impl Outbound {
+    /// Trusting the web's roots and, if given, the authorities in `extra_ca` (PEM).
+    pub fn new(extra_ca: Option<&std::path::Path>) -> Result<Outbound, String> {
+        Ok(Outbound { tls: Some(crate::tls::client_config(extra_ca)?), problem: None })
+    }
+
+    /// The web's roots only; should even that fail, https deliveries fail with the reason.
+    pub fn web() -> Outbound {
+        Outbound::new(None).unwrap_or_else(|problem| Outbound { tls: None, problem: Some(problem) })
+    }
+}
+
 /// Tries every message due at `now_ms` once, topic by topic.
-pub async fn deliver_due(gateway: &Gateway, now_ms: i64) -> Result<Delivery, String> {
+pub async fn deliver_due(gateway: &Gateway, outbound: &Outbound, now_ms: i64) -> Result<Delivery, String> {
     let mut delivery = Delivery::default();
     for topic in TOPICS {
         let Some(url) = gateway.webhook_url_for(topic) else { continue };
-        let done = deliver_topic(gateway, topic, url, now_ms).await?;
+        let done = deliver_topic(gateway, outbound, topic, url, now_ms).await?;
         delivery.delivered += done.delivered;
         delivery.failed += done.failed;
     }
     Ok(delivery)
 }
 
-async fn deliver_topic(gateway: &Gateway, topic: &str, url: &str, now_ms: i64) -> Result<Delivery, String> {
+async fn deliver_topic(
+    gateway: &Gateway,
+    outbound: &Outbound,
+    topic: &str,
+    url: &str,
+    now_ms: i64,
+) -> Result<Delivery, String> {
     let due = gateway.outbox_due(topic, now_ms, BATCH_MAX).map_err(|error| error.to_string())?;
     let mut delivery = Delivery::default();
     for item in due {
-        match tokio::time::timeout(ATTEMPT_TIMEOUT, post_json(url, &item.body)).await {
+        let signature = gateway.webhook_signature(now_ms.div_euclid(1000), &item.body);
+        let sent = post_json(url, outbound, &item.body, &signature, item.id);
+        match tokio::time::timeout(ATTEMPT_TIMEOUT, sent).await {
             Ok(Ok(())) => {
                 gateway.outbox_delivered(item.id, now_ms).map_err(|error| error.to_string())?;
                 delivery.delivered += 1;
@@ -87,33 +121,27 @@ pub async fn run(state: Weak<AppState>) {
         tokio::time::sleep(POLL_INTERVAL).await;
         let Some(state) = state.upgrade() else { return };
         let now_ms = state.gateway.now_ms();
-        if let Err(error) = deliver_due(&state.gateway, now_ms).await {
+        if let Err(error) = deliver_due(&state.gateway, &state.outbound, now_ms).await {
             tracing::error!(%error, "webhook outbox");
         }
         drop::<Arc<AppState>>(state);
     }
 }
 
-/// POSTs `body` to `url` (`http://host:port/path`); Ok on a 2xx answer.
-async fn post_json(url: &str, body: &str) -> Result<(), String> {
-    let rest = url.strip_prefix("http://").ok_or_else(|| format!("`{url}` is not an http:// address"))?;
-    let (authority, path) = match rest.find('/') {
-        Some(slash) => rest.split_at(slash),
-        None => (rest, "/"),
-    };
-    let stream =
-        tokio::net::TcpStream::connect(authority).await.map_err(|error| format!("connect {authority}: {error}"))?;
-    let (mut sender, connection) =
-        hyper::client::conn::http1::handshake(TokioIo::new(stream)).await.map_err(|error| error.to_string())?;
-    tokio::spawn(connection);
-    let request = hyper::Request::post(path)
-        .header(hyper::header::HOST, authority)
+/// POSTs `body` to `url` (`http://` or `https://`), signed; Ok on a 2xx answer.
+async fn post_json(url: &str, outbound: &Outbound, body: &str, signature: &str, id: u64) -> Result<(), String> {
+    let endpoint = crate::client::Endpoint::parse(url)?;
+    if endpoint.tls && outbound.tls.is_none() {
+        return Err(outbound.problem.clone().unwrap_or_else(|| "no TLS settings for https receivers".into()));
+    }
+    let request = hyper::Request::post(endpoint.path.as_str())
+        .header(hyper::header::HOST, endpoint.authority())
         .header(hyper::header::CONTENT_TYPE, "application/json")
         .header("user-agent", "cordon-webhook")
+        .header("x-cordon-signature", signature)
+        .header("x-cordon-delivery", id.to_string())
         .body(Full::new(Bytes::from(body.to_string())))
         .map_err(|error| error.to_string())?;
-    let response = sender.send_request(request).await.map_err(|error| error.to_string())?;
-    let status = response.status();
-    let _ = response.into_body().collect().await;
-    if status.is_success() { Ok(()) } else { Err(format!("the receiver answered {status}")) }
+    let answer = crate::client::send(&endpoint, outbound.tls.as_ref(), request).await?;
+    if answer.status.is_success() { Ok(()) } else { Err(format!("the receiver answered {}", answer.status)) }
 }

@@ -12,36 +12,122 @@ use indicatif::{ProgressBar, ProgressStyle};
 
 use crate::cli::{ImportWhat, KeysCommand, TokenCommand};
 
-pub fn init(dir: &Path, origin: Option<&str>) -> anyhow::Result<()> {
-    let made = DataDir::new(dir).init(origin, Arc::new(SystemClock))?;
+pub fn init(dir: &Path, origin: Option<&str>, tls: bool) -> anyhow::Result<()> {
+    let data = DataDir::new(dir);
+    let made = data.init(origin, Arc::new(SystemClock))?;
     eprintln!("created cordon data directory `{}`", dir.display());
     eprintln!("audit ledger verifier key: {}", made.verifier_key);
+    if tls {
+        self_signed_tls(&data)?;
+        eprintln!(
+            "HTTPS: a self-signed authority `{}` and a certificate for localhost, 127.0.0.1 and ::1; trust the \
+             authority to try it (curl --cacert {} https://127.0.0.1:8080/v1/ledger/checkpoint)",
+            data.path(TLS_CA_FILE).display(),
+            data.path(TLS_CA_FILE).display()
+        );
+    }
     eprintln!("admin token (printed on standard output; keep it secret):");
     println!("{}", made.admin_token);
     Ok(())
 }
 
-pub fn serve(dir: &Path, listen: Option<String>, log_json: bool) -> anyhow::Result<()> {
+/// Where `cordon init --tls` puts its authority, certificate and key, inside the directory.
+const TLS_CA_FILE: &str = "tls/ca.pem";
+const TLS_CERT_FILE: &str = "tls/cert.pem";
+const TLS_KEY_FILE: &str = "tls/key.pem";
+
+/// A self-signed authority (its key discarded once it has signed) and a server certificate
+/// for this host's loopback names, valid from the start of this year for two years; then
+/// `[server] tls_cert` and `tls_key` point at them.
+fn self_signed_tls(data: &DataDir) -> anyhow::Result<()> {
+    use rcgen::{
+        BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair, KeyUsagePurpose,
+    };
+    let seconds = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |since| since.as_secs());
+    let year = 1970 + i32::try_from(seconds / 31_556_952).unwrap_or(0);
+    let validity = |params: &mut CertificateParams| {
+        params.not_before = rcgen::date_time_ymd(year, 1, 1);
+        params.not_after = rcgen::date_time_ymd(year + 2, 1, 1);
+    };
+    let failed = |error: rcgen::Error| anyhow::anyhow!("cannot make the self-signed certificate: {error}");
+    let mut authority = CertificateParams::new(Vec::<String>::new()).map_err(failed)?;
+    authority.distinguished_name.push(DnType::CommonName, "cordon self-signed authority (for trying TLS)");
+    authority.is_ca = IsCa::Ca(BasicConstraints::Constrained(0));
+    authority.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
+    validity(&mut authority);
+    let authority_key = KeyPair::generate().map_err(failed)?;
+    let authority_certificate = authority.self_signed(&authority_key).map_err(failed)?;
+    let issuer = Issuer::new(authority, authority_key);
+    let mut server = CertificateParams::new(vec!["localhost".to_string(), "127.0.0.1".to_string(), "::1".to_string()])
+        .map_err(failed)?;
+    server.distinguished_name.push(DnType::CommonName, "cordon");
+    server.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
+    server.key_usages = vec![KeyUsagePurpose::DigitalSignature];
+    validity(&mut server);
+    let server_key = KeyPair::generate().map_err(failed)?;
+    let server_certificate = server.signed_by(&server_key, &issuer).map_err(failed)?;
+    data.write_private(TLS_CA_FILE, authority_certificate.pem().as_bytes())?;
+    // The chain: the server's certificate, then the authority's.
+    data.write_private(
+        TLS_CERT_FILE,
+        format!("{}{}", server_certificate.pem(), authority_certificate.pem()).as_bytes(),
+    )?;
+    data.write_private(TLS_KEY_FILE, server_key.serialize_pem().as_bytes())?;
+    let mut config = data.config()?;
+    config.server.tls_cert = TLS_CERT_FILE.into();
+    config.server.tls_key = TLS_KEY_FILE.into();
+    data.write_config(&config)?;
+    Ok(())
+}
+
+pub fn serve(dir: &Path, listen: Option<String>, log_json: bool, insecure_http: bool) -> anyhow::Result<()> {
     init_logging(log_json);
-    serve_quietly(dir, listen, std::collections::BTreeMap::new())
+    serve_quietly(dir, listen, std::collections::BTreeMap::new(), insecure_http)
 }
 
 /// Serves without setting up logging (the demo sets it up, or leaves it off, itself).
 /// Serves `dir`; `demo_sign_in` (label → who) gives a demo's console one-click sign-in.
+/// With `[server] tls_cert` and `tls_key` set it speaks HTTPS only; without them it serves
+/// plain HTTP on a loopback address, and elsewhere only if `insecure_http`.
 pub fn serve_quietly(
     dir: &Path,
     listen: Option<String>,
     demo_sign_in: std::collections::BTreeMap<String, cordon_server::DemoSignIn>,
+    insecure_http: bool,
 ) -> anyhow::Result<()> {
     let data = DataDir::new(dir);
     let config = data.config()?;
-    let listen = listen.unwrap_or(config.server.listen);
+    let listen = listen.unwrap_or(config.server.listen.clone());
+    // Settled before the (slow) opening: a certificate that does not load, or plain HTTP
+    // where tokens and revealed values would cross a network, stops here.
+    let tls = match config.tls_files(dir) {
+        Some((cert, key)) => Some(cordon_server::tls::server_config(&cert, &key).map_err(anyhow::Error::msg)?),
+        None => {
+            let resolved: Vec<std::net::SocketAddr> = std::net::ToSocketAddrs::to_socket_addrs(listen.as_str())
+                .with_context(|| format!("`{listen}` is not an address to listen on"))?
+                .collect();
+            if !insecure_http && resolved.iter().any(|address| !address.ip().is_loopback()) {
+                bail!(
+                    "refusing to serve plain HTTP on `{listen}`, which is not a loopback address: bearer tokens \
+                     and revealed customer data would cross the network in the clear. Set [server] tls_cert and \
+                     tls_key in `{}` (`cordon init --tls` makes a self-signed pair to try it), listen on \
+                     127.0.0.1, or pass --insecure-http behind a TLS-terminating proxy",
+                    data.path(cordon_gateway::CONFIG_FILE).display()
+                );
+            }
+            None
+        }
+    };
+    let scheme = if tls.is_some() { "https" } else { "http" };
+    let outbound = cordon_server::Outbound::new(config.webhook_ca(dir).as_deref()).map_err(anyhow::Error::msg)?;
     // Opening replays the ledger (blocking work), so it happens before the runtime starts.
     let gateway = data.open(Arc::new(SystemClock))?;
     let runtime =
         tokio::runtime::Builder::new_multi_thread().enable_all().build().context("cannot start the runtime")?;
     runtime.block_on(async {
-        let state = Arc::new(AppState::new(gateway).with_demo_sign_in(demo_sign_in));
+        let state = Arc::new(
+            AppState::new(gateway).with_demo_sign_in(demo_sign_in).with_tls(tls.is_some()).with_outbound(outbound),
+        );
         let listener =
             tokio::net::TcpListener::bind(&listen).await.with_context(|| format!("cannot listen on `{listen}`"))?;
         let address = listener.local_addr().context("cannot read the listening address")?;
@@ -51,10 +137,13 @@ pub fn serve_quietly(
         } else {
             address
         };
-        data.record_served_at(&format!("http://{local}"))?;
-        eprintln!("cordon serving on http://{address} (data `{}`); Ctrl-C to stop", dir.display());
-        tracing::info!(%address, "serving");
-        let served = cordon_server::serve(Arc::clone(&state), listener).await;
+        data.record_served_at(&format!("{scheme}://{local}"))?;
+        eprintln!("cordon serving on {scheme}://{address} (data `{}`); Ctrl-C to stop", dir.display());
+        tracing::info!(%address, scheme, "serving");
+        let served = match tls {
+            Some(tls) => cordon_server::serve_tls(Arc::clone(&state), listener, tls).await,
+            None => cordon_server::serve(Arc::clone(&state), listener).await,
+        };
         data.clear_served_at();
         served.context("the server stopped with an error")?;
         // Says what the final checkpoint covers, or that it could not cover everything: a
@@ -146,6 +235,9 @@ pub fn token(command: TokenCommand) -> anyhow::Result<()> {
 
 pub fn keys(command: KeysCommand) -> anyhow::Result<()> {
     match command {
+        KeysCommand::WebhookSecret { data } => {
+            println!("{}", DataDir::new(&data).webhook_secret()?.as_str());
+        }
         KeysCommand::Rotate { data } => {
             let rotated = DataDir::new(&data).rotate_kek(Arc::new(SystemClock))?;
             println!(

@@ -44,8 +44,8 @@ pub(crate) fn option_end(option: &str, text: Option<&str>) -> anyhow::Result<Opt
 
 pub fn run(arguments: Arguments) -> anyhow::Result<()> {
     match arguments.command {
-        Command::Init { dir, origin } => data::init(&dir, origin.as_deref()),
-        Command::Serve { data, listen, log_json } => data::serve(&data, listen, log_json),
+        Command::Init { dir, origin, tls } => data::init(&dir, origin.as_deref(), tls),
+        Command::Serve { data, listen, log_json, insecure_http } => data::serve(&data, listen, log_json, insecure_http),
         Command::Import { kind, file, data } => data::import(kind, &file, &data),
         Command::Token(command) => data::token(command),
         Command::Keys(command) => data::keys(command),

@@ -7,10 +7,9 @@
 use std::path::Path;
 
 use anyhow::{Context as _, bail};
-use http_body_util::{BodyExt as _, Full};
+use http_body_util::Full;
 use hyper::body::Bytes;
 use hyper::{Method, Request};
-use hyper_util::rt::TokioIo;
 use serde_json::Value;
 
 use cordon_gateway::{DataDir, GatewayError, SystemClock, TokenRole};
@@ -43,7 +42,9 @@ const TOKEN_LIFETIME_SECONDS: i64 = 600;
 /// A running server's API, as an analyst.
 pub(crate) struct Remote {
     url: String,
-    authority: String,
+    endpoint: cordon_server::client::Endpoint,
+    /// For a server speaking HTTPS: trust in exactly the certificate its directory serves.
+    tls: Option<std::sync::Arc<rustls::ClientConfig>>,
     token: String,
 }
 
@@ -56,8 +57,18 @@ impl Remote {
         }
         let dir = DataDir::new(data);
         let Some(url) = dir.served_at() else { return Ok(None) };
-        let authority = url.trim_start_matches("http://").trim_end_matches('/').to_string();
-        let mut remote = Remote { url, authority, token: String::new() };
+        let endpoint = cordon_server::client::Endpoint::parse(url.trim_end_matches('/')).map_err(anyhow::Error::msg)?;
+        let tls = match (endpoint.tls, dir.config()?.tls_files(data)) {
+            (false, _) => None,
+            (true, Some((cert, _))) => {
+                Some(cordon_server::tls::pinned_client_config(&cert).map_err(anyhow::Error::msg)?)
+            }
+            (true, None) => bail!(
+                "`{}` is served over HTTPS at {url}, but its cordon.toml names no certificate to check the server by",
+                data.display()
+            ),
+        };
+        let mut remote = Remote { url, endpoint, tls, token: String::new() };
         remote.check_it_serves(data)?;
         remote.token = dir.issue_short_token(TokenRole::Analyst, &SystemClock, TOKEN_LIFETIME_SECONDS)?;
         eprintln!("`{}` is served by {}: asking it", data.display(), remote.url);
@@ -135,15 +146,11 @@ impl Remote {
         body: Option<&Value>,
     ) -> anyhow::Result<(hyper::StatusCode, Vec<u8>)> {
         let failed = || format!("{method} {}{path}", self.url);
-        let stream = tokio::net::TcpStream::connect(&self.authority).await.with_context(failed)?;
-        let (mut sender, connection) =
-            hyper::client::conn::http1::handshake(TokioIo::new(stream)).await.with_context(failed)?;
-        tokio::spawn(connection);
         let bytes = body.map(|body| body.to_string().into_bytes()).unwrap_or_default();
         let request = Request::builder()
             .method(method.clone())
             .uri(path)
-            .header(hyper::header::HOST, &self.authority)
+            .header(hyper::header::HOST, self.endpoint.authority())
             .header(hyper::header::CONTENT_TYPE, "application/json");
         let request = if self.token.is_empty() {
             request
@@ -151,10 +158,11 @@ impl Remote {
             request.header(hyper::header::AUTHORIZATION, format!("Bearer {}", self.token))
         };
         let request = request.body(Full::new(Bytes::from(bytes))).with_context(failed)?;
-        let response = sender.send_request(request).await.with_context(failed)?;
-        let status = response.status();
-        let collected = response.into_body().collect().await.with_context(failed)?;
-        Ok((status, collected.to_bytes().to_vec()))
+        let answer = cordon_server::client::send(&self.endpoint, self.tls.as_ref(), request)
+            .await
+            .map_err(anyhow::Error::msg)
+            .with_context(failed)?;
+        Ok((answer.status, answer.body))
     }
 }
 

@@ -123,7 +123,7 @@ pub fn demo(
         return Ok(());
     }
     println!();
-    crate::commands::data::serve_quietly(&dir, Some(listen.to_string()), sign_in)
+    crate::commands::data::serve_quietly(&dir, Some(listen.to_string()), sign_in, false)
 }
 
 /// Writes the leaked sample an extortion email would carry (masked renderings of the

@@ -11,3 +11,4 @@ mod incident;
 mod log;
 mod scripts;
 mod support;
+mod tls;

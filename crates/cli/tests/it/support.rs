@@ -40,8 +40,14 @@ pub fn http(address: &str, method: &str, path: &str, token: Option<&str>, body: 
 }
 
 pub fn start_server(data: &str) -> (Child, String, Arc<Mutex<String>>) {
+    start_server_with(data, &["--listen", "127.0.0.1:0"])
+}
+
+/// A server with these `serve` arguments; its address as it printed it (without the scheme).
+pub fn start_server_with(data: &str, arguments: &[&str]) -> (Child, String, Arc<Mutex<String>>) {
     let mut child = cordon()
-        .args(["serve", "--data", data, "--listen", "127.0.0.1:0"])
+        .args(["serve", "--data", data])
+        .args(arguments)
         .env("CORDON_LOG", "debug")
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
@@ -53,7 +59,8 @@ pub fn start_server(data: &str) -> (Child, String, Arc<Mutex<String>>) {
     let captured = Arc::clone(&log);
     std::thread::spawn(move || {
         for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            if let Some(rest) = line.strip_prefix("cordon serving on http://") {
+            let served = line.strip_prefix("cordon serving on http://");
+            if let Some(rest) = served.or_else(|| line.strip_prefix("cordon serving on https://")) {
                 let _ = address_sender.send(rest.split_whitespace().next().unwrap_or_default().to_string());
             }
             let mut log = captured.lock().unwrap();

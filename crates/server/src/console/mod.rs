@@ -166,7 +166,7 @@ impl FromRequestParts<Arc<AppState>> for Signed {
         match state.gateway.session_claims(secret, &request).await {
             Ok((claims, session)) => Ok(Signed { secret: secret.to_string(), claims, session, request }),
             Err(GatewayError::Unauthenticated(why)) => {
-                Err((clear_session(), render(&Login { problem: Some(why), nonce: String::new() })).into_response())
+                Err((clear_session(state), render(&Login { problem: Some(why), nonce: String::new() })).into_response())
             }
             Err(error) => Err(gateway_problem(error)),
         }
@@ -207,9 +207,28 @@ pub(crate) fn field<'a>(fields: &'a [(String, String)], name: &str) -> &'a str {
     fields.iter().find(|(key, _)| key == name).map_or("", |(_, value)| value.as_str())
 }
 
+/// A console cookie: `HttpOnly` and `SameSite=Strict` always, `Secure` when the server speaks
+/// HTTPS (a browser then never sends it in the clear).
+fn set_cookie(
+    state: &AppState,
+    name: &str,
+    value: &str,
+    path: &str,
+    max_age: Option<u32>,
+) -> [(header::HeaderName, String); 1] {
+    let mut cookie = format!("{name}={value}; Path={path}; HttpOnly; SameSite=Strict");
+    if let Some(seconds) = max_age {
+        cookie.push_str(&format!("; Max-Age={seconds}"));
+    }
+    if state.tls {
+        cookie.push_str("; Secure");
+    }
+    [(header::SET_COOKIE, cookie)]
+}
+
 /// Forgets the session cookie in the browser.
-fn clear_session() -> [(header::HeaderName, String); 1] {
-    [(header::SET_COOKIE, format!("{SESSION_COOKIE}=; Path=/console; HttpOnly; SameSite=Strict; Max-Age=0"))]
+fn clear_session(state: &AppState) -> [(header::HeaderName, String); 1] {
+    set_cookie(state, SESSION_COOKIE, "", "/console", Some(0))
 }
 
 /// A request the console turns down, as the page it shows.
@@ -251,18 +270,12 @@ pub(crate) fn gateway_problem(error: GatewayError) -> Response {
     render_problem(problem.status, &message)
 }
 
-async fn login_page() -> Response {
+async fn login_page(State(state): State<Arc<AppState>>) -> Response {
     let nonce = match nonce() {
         Ok(nonce) => nonce,
         Err(refused) => return refused.into_response(),
     };
-    (
-        [(
-            header::SET_COOKIE,
-            format!("{LOGIN_COOKIE}={nonce}; Path=/console/login; HttpOnly; SameSite=Strict; Max-Age=600"),
-        )],
-        render(&Login { problem: None, nonce }),
-    )
+    (set_cookie(&state, LOGIN_COOKIE, &nonce, "/console/login", Some(600)), render(&Login { problem: None, nonce }))
         .into_response()
 }
 
@@ -299,14 +312,10 @@ async fn login(
     }
     let request = request_id(&parts);
     match state.gateway.start_session(form.token.trim(), &request).await {
-        Ok(started) => (
-            [(
-                header::SET_COOKIE,
-                format!("{SESSION_COOKIE}={}; Path=/console; HttpOnly; SameSite=Strict", started.secret),
-            )],
-            Redirect::to("/console/"),
-        )
-            .into_response(),
+        Ok(started) => {
+            (set_cookie(&state, SESSION_COOKIE, &started.secret, "/console", None), Redirect::to("/console/"))
+                .into_response()
+        }
         // Refusals of the person (a bad or expired token, a service's, a suspended agent's)
         // come back to the form, in words.
         Err(
@@ -318,10 +327,7 @@ async fn login(
             let nonce = nonce().unwrap_or_default();
             (
                 StatusCode::UNAUTHORIZED,
-                [(
-                    header::SET_COOKIE,
-                    format!("{LOGIN_COOKIE}={nonce}; Path=/console/login; HttpOnly; SameSite=Strict; Max-Age=600"),
-                )],
+                set_cookie(&state, LOGIN_COOKIE, &nonce, "/console/login", Some(600)),
                 render(&Login { problem: Some(error.to_string()), nonce }),
             )
                 .into_response()
@@ -349,21 +355,17 @@ async fn demo_sign_in(
         Err(error) => Err(error),
     };
     match started {
-        Ok(started) => (
-            [(
-                header::SET_COOKIE,
-                format!("{SESSION_COOKIE}={}; Path=/console; HttpOnly; SameSite=Strict", started.secret),
-            )],
-            Redirect::to(&link.landing),
-        )
-            .into_response(),
+        Ok(started) => {
+            (set_cookie(&state, SESSION_COOKIE, &started.secret, "/console", None), Redirect::to(&link.landing))
+                .into_response()
+        }
         Err(error) => gateway_problem(error),
     }
 }
 
 async fn logout(State(state): State<Arc<AppState>>, Posted { signed, .. }: Posted) -> Response {
     match state.gateway.end_session(&signed.secret, &signed.request).await {
-        Ok(()) => (clear_session(), Redirect::to("/console/login")).into_response(),
+        Ok(()) => (clear_session(&state), Redirect::to("/console/login")).into_response(),
         Err(error) => gateway_problem(error),
     }
 }

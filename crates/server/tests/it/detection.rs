@@ -159,9 +159,9 @@ async fn the_webhook_gets_each_alert_through_refusals_and_a_restart() {
 
     let gateway = &harness.state.gateway;
     let now = gateway.now_ms();
-    let first = cordon_server::deliver_due(gateway, now).await.unwrap();
+    let first = cordon_server::deliver_due(gateway, &cordon_server::Outbound::web(), now).await.unwrap();
     assert_eq!((first.delivered, first.failed), (0, 1), "the receiver refused");
-    let early = cordon_server::deliver_due(gateway, now + 10).await.unwrap();
+    let early = cordon_server::deliver_due(gateway, &cordon_server::Outbound::web(), now + 10).await.unwrap();
     assert_eq!((early.delivered, early.failed), (0, 0), "nothing is due before the backoff");
 
     // A restart in between: the queue is in the store.
@@ -169,13 +169,112 @@ async fn the_webhook_gets_each_alert_through_refusals_and_a_restart() {
     let gateway = &harness.state.gateway;
     assert_eq!(gateway.outbox_pending().unwrap(), 1);
     let later = now + cordon_server::backoff_ms(0);
-    assert_eq!(cordon_server::deliver_due(gateway, later).await.unwrap().failed, 1, "refused a second time");
+    assert_eq!(
+        cordon_server::deliver_due(gateway, &cordon_server::Outbound::web(), later).await.unwrap().failed,
+        1,
+        "refused a second time"
+    );
     let last = later + cordon_server::backoff_ms(1);
-    assert_eq!(cordon_server::deliver_due(gateway, last).await.unwrap().delivered, 1);
+    assert_eq!(cordon_server::deliver_due(gateway, &cordon_server::Outbound::web(), last).await.unwrap().delivered, 1);
     assert_eq!(gateway.outbox_pending().unwrap(), 0);
     let bodies = received.lock().unwrap().clone();
     assert_eq!(bodies.len(), 1, "{bodies:?}");
     assert_eq!((bodies[0]["kind"].as_str(), bodies[0]["agent"].as_str()), (Some("alert"), Some("agt-1")));
     assert_eq!(bodies[0]["level"], "suspend");
     assert_eq!(bodies[0]["signals"][0]["name"], "canary");
+}
+
+/// An HTTPS webhook receiver with a certificate from its own authority: it records each
+/// delivery's signature header, delivery id and body. Returns its URL, the authority's PEM
+/// file and what it received.
+async fn tls_receiver(
+    dir: &std::path::Path,
+) -> (String, std::path::PathBuf, Arc<Mutex<Vec<(String, String, String)>>>) {
+    use rcgen::{BasicConstraints, CertificateParams, IsCa, Issuer, KeyPair};
+    let mut authority = CertificateParams::new(Vec::<String>::new()).unwrap();
+    authority.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    let authority_key = KeyPair::generate().unwrap();
+    let authority_pem = authority.self_signed(&authority_key).unwrap().pem();
+    let issuer = Issuer::new(authority, authority_key);
+    let server_key = KeyPair::generate().unwrap();
+    let server =
+        CertificateParams::new(vec!["localhost".to_string()]).unwrap().signed_by(&server_key, &issuer).unwrap();
+    let (ca, cert, key) = (dir.join("ca.pem"), dir.join("cert.pem"), dir.join("key.pem"));
+    std::fs::write(&ca, &authority_pem).unwrap();
+    std::fs::write(&cert, server.pem()).unwrap();
+    std::fs::write(&key, server_key.serialize_pem()).unwrap();
+    let acceptor = tokio_rustls::TlsAcceptor::from(cordon_server::tls::server_config(&cert, &key).unwrap());
+    let received: Arc<Mutex<Vec<(String, String, String)>>> = Arc::default();
+    let store = Arc::clone(&received);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    tokio::spawn(async move {
+        loop {
+            let Ok((stream, _)) = listener.accept().await else { return };
+            let (acceptor, store) = (acceptor.clone(), Arc::clone(&store));
+            tokio::spawn(async move {
+                let Ok(stream) = acceptor.accept(stream).await else { return };
+                let service = hyper::service::service_fn(move |request: hyper::Request<hyper::body::Incoming>| {
+                    let store = Arc::clone(&store);
+                    async move {
+                        let header = |name: &str| {
+                            request.headers().get(name).and_then(|value| value.to_str().ok()).unwrap_or("").to_string()
+                        };
+                        let (signature, delivery) = (header("x-cordon-signature"), header("x-cordon-delivery"));
+                        let body = http_body_util::BodyExt::collect(request.into_body()).await.unwrap().to_bytes();
+                        store.lock().unwrap().push((signature, delivery, String::from_utf8_lossy(&body).into_owned()));
+                        Ok::<_, std::convert::Infallible>(hyper::Response::new(http_body_util::Empty::<
+                            hyper::body::Bytes,
+                        >::new()))
+                    }
+                });
+                let _ = hyper::server::conn::http1::Builder::new()
+                    .serve_connection(hyper_util::rt::TokioIo::new(stream), service)
+                    .await;
+            });
+        }
+    });
+    (format!("https://localhost:{port}/hook"), ca, received)
+}
+
+/// Deliveries go over TLS to a receiver whose authority the operator names (and fail to one
+/// whose authority nobody trusts); each carries a signature the receiver can check with the
+/// secret `cordon keys webhook-secret` prints, over the timestamp and the exact body.
+#[tokio::test]
+async fn webhooks_go_over_tls_signed_so_the_receiver_can_check_them() {
+    let scratch = tempfile::tempdir().unwrap();
+    let (url, ca, received) = tls_receiver(scratch.path()).await;
+    let harness = Harness::with_config(|config| config.detection.webhook_url = url.clone());
+    with_canary(&harness).await;
+    let (status, _) =
+        harness.call(Method::GET, "/v1/customers/cus-999", Some(&harness.agent_token("agt-1")), None).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    let gateway = &harness.state.gateway;
+    let now = gateway.now_ms();
+
+    // Trusting only the web's roots, the receiver's certificate is refused: nothing is sent.
+    let refused = cordon_server::deliver_due(gateway, &cordon_server::Outbound::web(), now).await.unwrap();
+    assert_eq!((refused.delivered, refused.failed), (0, 1));
+    assert!(received.lock().unwrap().is_empty());
+    // Trusting the operator's authority, it is delivered, signed.
+    let outbound = cordon_server::Outbound::new(Some(&ca)).unwrap();
+    let later = now + cordon_server::backoff_ms(0);
+    let delivered = cordon_server::deliver_due(gateway, &outbound, later).await.unwrap();
+    assert_eq!((delivered.delivered, delivered.failed), (1, 0));
+    let (signature, delivery, body) = received.lock().unwrap()[0].clone();
+    assert!(!delivery.is_empty(), "the delivery id is sent");
+    let (timestamp, digest) = signature.strip_prefix("t=").and_then(|rest| rest.split_once(",v1=")).unwrap();
+    assert_eq!(timestamp.parse::<i64>().unwrap(), later / 1000, "{signature}");
+    // The receiver's recipe: HMAC-SHA256 under the secret's text, over "<t>.<body>".
+    let secret = harness.data().webhook_secret().unwrap();
+    let expected = |body: &str| {
+        use hmac::{KeyInit as _, Mac as _};
+        let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(secret.as_bytes()).unwrap();
+        mac.update(format!("{timestamp}.{body}").as_bytes());
+        mac.finalize().into_bytes().iter().map(|byte| format!("{byte:02x}")).collect::<String>()
+    };
+    assert_eq!(digest, expected(&body), "the signature checks out over the body as received");
+    assert_ne!(digest, expected(&body.replace("suspend", "normal")), "an altered body does not");
+    let alert: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(alert["agent"], "agt-1");
 }
