@@ -59,13 +59,16 @@ pub fn start_server_with(data: &str, arguments: &[&str]) -> (Child, String, Arc<
     let captured = Arc::clone(&log);
     std::thread::spawn(move || {
         for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            // Into the log first: a test that holds the address may read the line at once.
+            {
+                let mut log = captured.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+                log.push_str(&line);
+                log.push('\n');
+            }
             let served = line.strip_prefix("cordon serving on http://");
             if let Some(rest) = served.or_else(|| line.strip_prefix("cordon serving on https://")) {
                 let _ = address_sender.send(rest.split_whitespace().next().unwrap_or_default().to_string());
             }
-            let mut log = captured.lock().unwrap();
-            log.push_str(&line);
-            log.push('\n');
         }
     });
     let address = address.recv_timeout(std::time::Duration::from_secs(30)).expect("the server did not start");
