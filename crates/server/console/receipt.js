@@ -129,9 +129,12 @@ export async function verifyConsistency(size1, size2, proof, root1, root2) {
 
 /** A C2SP verifier key `name+hexid+base64(0x01 || key)`, its key ID checked. */
 export async function parseVerifierKey(text) {
-  const parts = text.trim().split('+');
-  if (parts.length !== 3) throw new Error('not a verifier key: expected name+id+key');
-  const [name, idHex, keyBase64] = parts;
+  // Split at the first two `+` only: the key's base64 may hold `+` itself.
+  const trimmed = text.trim();
+  const first = trimmed.indexOf('+');
+  const second = first < 0 ? -1 : trimmed.indexOf('+', first + 1);
+  if (first <= 0 || second < 0) throw new Error('not a verifier key: expected name+id+key');
+  const [name, idHex, keyBase64] = [trimmed.slice(0, first), trimmed.slice(first + 1, second), trimmed.slice(second + 1)];
   const typed = fromBase64(keyBase64);
   if (typed.length !== 33 || typed[0] !== 0x01) throw new Error('not an Ed25519 verifier key');
   const publicKey = typed.slice(1);
