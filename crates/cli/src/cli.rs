@@ -72,6 +72,9 @@ pub enum Command {
     /// Access policies: validate and test them before applying.
     #[command(subcommand)]
     Policy(PolicyCommand),
+    /// `cordon.toml`: check it as `serve` would read it (docs/CONFIG.md).
+    #[command(subcommand)]
+    Config(ConfigCommand),
     /// Encryption keys.
     #[command(subcommand)]
     Keys(KeysCommand),
@@ -415,6 +418,18 @@ pub enum PolicyCommand {
         policies: Option<PathBuf>,
         #[arg(long)]
         schema: Option<PathBuf>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ConfigCommand {
+    /// Read `cordon.toml` with the environment's overrides, check every value and every file
+    /// it names (the certificate and key load as a pair, the webhooks' authority, the
+    /// policies compile), and print the configuration in effect; exit non-zero with the first
+    /// problem otherwise, the same message `serve` refuses to start with.
+    Check {
+        #[arg(long)]
+        data: PathBuf,
     },
 }
 

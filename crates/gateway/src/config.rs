@@ -184,16 +184,42 @@ impl Default for TokenSettings {
 }
 
 impl Config {
-    /// Reads `path`, then applies `CORDON_LISTEN` from the environment if set.
+    /// Reads `path`, applies the environment's overrides (`CORDON_<SECTION>_<KEY>`, see
+    /// [`apply_environment`]) and checks the result.
     pub fn load(path: &Path) -> Result<Config, String> {
+        Config::load_with(path, std::env::vars())
+    }
+
+    /// [`Config::load`] with these environment variables in place of the process's.
+    pub fn load_with(path: &Path, variables: impl IntoIterator<Item = (String, String)>) -> Result<Config, String> {
         let text =
             std::fs::read_to_string(path).map_err(|error| format!("cannot read `{}`: {error}", path.display()))?;
-        let mut config: Config = toml::from_str(&text).map_err(|error| format!("`{}`: {error}", path.display()))?;
-        if let Ok(listen) = std::env::var("CORDON_LISTEN") {
-            config.server.listen = listen;
-        }
+        let mut table: toml::Table = toml::from_str(&text).map_err(|error| format!("`{}`: {error}", path.display()))?;
+        apply_environment(&mut table, variables)?;
+        let config: Config = toml::Value::Table(table).try_into().map_err(|error: toml::de::Error| {
+            format!("`{}` with the environment's overrides: {error}", path.display())
+        })?;
         config.check().map_err(|problem| format!("`{}`: {problem}", path.display()))?;
         Ok(config)
+    }
+
+    /// Checks the files the configuration names, against the data directory `dir` that
+    /// relative names are read from: each must exist and be a file.
+    pub fn check_files(&self, dir: &Path) -> Result<(), String> {
+        let named = [
+            ("[server] tls_cert", self.server.tls_cert.as_str()),
+            ("[server] tls_key", self.server.tls_key.as_str()),
+            ("[webhooks] ca_file", self.webhooks.ca_file.as_str()),
+            ("[policy] policies", self.policy.policies.as_deref().unwrap_or("")),
+            ("[policy] schema", self.policy.schema.as_deref().unwrap_or("")),
+        ];
+        for (key, name) in named.into_iter().filter(|(_, name)| !name.is_empty()) {
+            let path = dir.join(name);
+            if !path.is_file() {
+                return Err(format!("{key} = `{name}`: `{}` is not a file", path.display()));
+            }
+        }
+        Ok(())
     }
 
     /// Refuses values a deployment cannot mean: negative or zero limits and lifetimes,
@@ -272,4 +298,102 @@ impl Config {
     pub fn to_toml(&self) -> Result<String, String> {
         toml::to_string_pretty(self).map_err(|error| format!("the configuration cannot be written: {error}"))
     }
+}
+
+/// The sections whose keys the environment may set (`CORDON_<SECTION>_<KEY>`), as they are
+/// named in `cordon.toml`; `categories` is a table of the exchange's own names and is not.
+const OVERRIDABLE_SECTIONS: [&str; 11] = [
+    "server",
+    "ledger",
+    "limits",
+    "tokens",
+    "policy",
+    "detection",
+    "detection.thresholds",
+    "incident",
+    "customer_view",
+    "webhooks",
+    "categories",
+];
+
+/// Every key of `cordon.toml` with its default, by its environment name (`SERVER_LISTEN`):
+/// its path and the default's value, which gives the type an override is read as.
+fn environment_keys() -> Result<Vec<(String, Vec<String>, toml::Value)>, String> {
+    let defaults = toml::Table::try_from(Config::default()).map_err(|error| error.to_string())?;
+    let mut keys = Vec::new();
+    fn walk(table: &toml::Table, path: &mut Vec<String>, keys: &mut Vec<(String, Vec<String>, toml::Value)>) {
+        for (key, value) in table {
+            path.push(key.clone());
+            match value {
+                toml::Value::Table(inner) => walk(inner, path, keys),
+                other => keys.push((path.join("_").to_uppercase(), path.clone(), other.clone())),
+            }
+            path.pop();
+        }
+    }
+    walk(&defaults, &mut Vec::new(), &mut keys);
+    // Unset by default, so not in the serialized defaults: the policy files.
+    for key in ["policies", "schema"] {
+        keys.push((
+            format!("POLICY_{}", key.to_uppercase()),
+            vec!["policy".to_string(), key.to_string()],
+            toml::Value::String(String::new()),
+        ));
+    }
+    Ok(keys)
+}
+
+/// Applies the environment's `CORDON_<SECTION>_<KEY>` variables (and `CORDON_LISTEN`, the
+/// older name of `CORDON_SERVER_LISTEN`) to the file's `table`, each read as its key's type.
+/// A variable that names a section but no key of it, or whose value does not fit, is an error
+/// naming it; variables of no section (`CORDON_LOG`, `CORDON_DATA`) are not configuration.
+pub fn apply_environment(
+    table: &mut toml::Table,
+    variables: impl IntoIterator<Item = (String, String)>,
+) -> Result<Vec<String>, String> {
+    let keys = environment_keys()?;
+    let mut applied = Vec::new();
+    let mut variables: Vec<(String, String)> = variables.into_iter().collect();
+    variables.sort();
+    for (name, text) in variables {
+        let Some(rest) = name.strip_prefix("CORDON_") else { continue };
+        let rest = if rest == "LISTEN" { "SERVER_LISTEN" } else { rest };
+        let Some((_, path, default)) = keys.iter().find(|(env, _, _)| env == rest) else {
+            let section = OVERRIDABLE_SECTIONS
+                .iter()
+                .find(|section| rest.starts_with(&format!("{}_", section.replace('.', "_").to_uppercase())));
+            if let Some(section) = section {
+                return Err(format!(
+                    "the environment variable `{name}` names no key of [{section}] (see docs/CONFIG.md)"
+                ));
+            }
+            continue;
+        };
+        let bad = |kind: &str| format!("the environment variable `{name}` = `{text}` is not {kind}");
+        let value = match default {
+            toml::Value::Boolean(_) => match text.as_str() {
+                "true" => toml::Value::Boolean(true),
+                "false" => toml::Value::Boolean(false),
+                _ => return Err(bad("true or false")),
+            },
+            toml::Value::Integer(_) => toml::Value::Integer(text.trim().parse().map_err(|_| bad("a whole number"))?),
+            toml::Value::Float(_) => {
+                let number: f64 = text.trim().parse().map_err(|_| bad("a number"))?;
+                toml::Value::Float(number)
+            }
+            _ => toml::Value::String(text.clone()),
+        };
+        let (last, parents) = path.split_last().ok_or_else(|| format!("`{name}`: an empty key"))?;
+        let mut at = &mut *table;
+        for parent in parents {
+            at = at
+                .entry(parent.clone())
+                .or_insert_with(|| toml::Value::Table(toml::Table::new()))
+                .as_table_mut()
+                .ok_or_else(|| format!("[{parent}] in the file is not a section"))?;
+        }
+        at.insert(last.clone(), value);
+        applied.push(name.clone());
+    }
+    Ok(applied)
 }

@@ -225,7 +225,8 @@ impl DataDir {
         let (policies, schema) = match (&config.policy.policies, &config.policy.schema) {
             (None, None) => (DEFAULT_POLICIES.to_string(), DEFAULT_SCHEMA.to_string()),
             (policies, schema) => {
-                (read_text(policies.as_deref(), DEFAULT_POLICIES)?, read_text(schema.as_deref(), DEFAULT_SCHEMA)?)
+                let read = |path: &Option<String>, default| read_text(&self.root, path.as_deref(), default);
+                (read(policies, DEFAULT_POLICIES)?, read(schema, DEFAULT_SCHEMA)?)
             }
         };
         let policy =
@@ -458,9 +459,14 @@ fn read_key(path: &Path) -> Result<Zeroizing<Vec<u8>>, GatewayError> {
     }
 }
 
-fn read_text(path: Option<&str>, default: &str) -> Result<String, GatewayError> {
+/// The text of the file `path` names, read from the data directory `root` if relative (as
+/// every file `cordon.toml` names is), or `default` if none is named.
+fn read_text(root: &Path, path: Option<&str>, default: &str) -> Result<String, GatewayError> {
     match path {
-        Some(path) => fs::read_to_string(path).map_err(io_error(Path::new(path))),
+        Some(path) => {
+            let path = root.join(path);
+            fs::read_to_string(&path).map_err(io_error(&path))
+        }
         None => Ok(default.to_string()),
     }
 }

@@ -31,7 +31,7 @@ mod token;
 pub use analyst::{VolumeAgainstPeers, replay_json};
 pub use audit::{AuditError, AuditFuture, AuditLog, LedgerAudit};
 pub use clock::{Clock, SystemClock};
-pub use config::{Config, CustomerViewSettings, IncidentSettings, Limits};
+pub use config::{Config, CustomerViewSettings, IncidentSettings, Limits, apply_environment};
 pub use cordon_ledger::LedgerStats;
 pub use customer_view::{
     AccessReason, AccessedBy, CUSTOMER_ACCESSES_PAGE, CustomerAccess, CustomerAccesses, CustomerReceipt, ReceiptCheck,

@@ -80,6 +80,54 @@ fn self_signed_tls(data: &DataDir) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// The directory's configuration as `serve` reads it: the file with the environment's
+/// overrides, every value checked, and every file it names present and loading (the
+/// certificate with its key, the webhooks' authority, the policies).
+fn checked_config(data: &DataDir) -> anyhow::Result<cordon_gateway::Config> {
+    let config = data.config()?;
+    let dir = data.path("");
+    let in_file =
+        |problem: String| anyhow::anyhow!("`{}`: {problem}", data.path(cordon_gateway::CONFIG_FILE).display());
+    config.check_files(&dir).map_err(in_file)?;
+    if let Some((cert, key)) = config.tls_files(&dir) {
+        cordon_server::tls::server_config(&cert, &key).map_err(in_file)?;
+    }
+    cordon_server::Outbound::new(config.webhook_ca(&dir).as_deref()).map_err(in_file)?;
+    if config.policy.policies.is_some() || config.policy.schema.is_some() {
+        let read = |path: &Option<String>, default: &str| -> anyhow::Result<String> {
+            match path {
+                Some(path) => std::fs::read_to_string(dir.join(path)).with_context(|| format!("cannot read `{path}`")),
+                None => Ok(default.to_string()),
+            }
+        };
+        cordon_policy::PolicyEngine::load(
+            &read(&config.policy.policies, cordon_policy::DEFAULT_POLICIES)?,
+            &read(&config.policy.schema, cordon_policy::DEFAULT_SCHEMA)?,
+        )
+        .map_err(|error| in_file(format!("[policy]: {error}")))?;
+    }
+    Ok(config)
+}
+
+/// `cordon config check`: the configuration in effect on standard output, or the problem.
+pub fn check_config(dir: &Path) -> anyhow::Result<()> {
+    let data = DataDir::new(dir);
+    let config = checked_config(&data)?;
+    let overridden =
+        cordon_gateway::apply_environment(&mut toml::Table::new(), std::env::vars()).map_err(anyhow::Error::msg)?;
+    eprintln!(
+        "`{}` is valid{}",
+        data.path(cordon_gateway::CONFIG_FILE).display(),
+        if overridden.is_empty() {
+            String::new()
+        } else {
+            format!(", with {} set from the environment", overridden.join(", "))
+        }
+    );
+    print!("{}", config.to_toml().map_err(anyhow::Error::msg)?);
+    Ok(())
+}
+
 pub fn serve(dir: &Path, listen: Option<String>, log_json: bool, insecure_http: bool) -> anyhow::Result<()> {
     init_logging(log_json);
     serve_quietly(dir, listen, std::collections::BTreeMap::new(), insecure_http)
@@ -96,7 +144,7 @@ pub fn serve_quietly(
     insecure_http: bool,
 ) -> anyhow::Result<()> {
     let data = DataDir::new(dir);
-    let config = data.config()?;
+    let config = checked_config(&data)?;
     let listen = listen.unwrap_or(config.server.listen.clone());
     // Settled before the (slow) opening: a certificate that does not load, or plain HTTP
     // where tokens and revealed values would cross a network, stops here.

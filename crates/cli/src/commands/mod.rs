@@ -50,6 +50,7 @@ pub fn run(arguments: Arguments) -> anyhow::Result<()> {
         Command::Token(command) => data::token(command),
         Command::Keys(command) => data::keys(command),
         Command::Policy(command) => policy::run(command),
+        Command::Config(crate::cli::ConfigCommand::Check { data }) => data::check_config(&data),
         Command::Log(command) => log::run(command),
         Command::Alert(command) => alert::run(command),
         Command::Incident(command) => incident::run(command),

@@ -16,6 +16,7 @@ fn wait<F: std::future::Future>(call: F) -> F::Output {
     tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(call)
 }
 
+mod config;
 mod hostile_input;
 
 /// The store beside a gateway, read directly: tests look at the sealed rows themselves.
