@@ -7,7 +7,7 @@ use clap::{Parser, Subcommand};
 #[derive(Debug, Parser)]
 #[command(
     name = "cordon",
-    version,
+    version = concat!(env!("CARGO_PKG_VERSION"), " (commit ", env!("CORDON_COMMIT"), ")"),
     about = "The gate between support staff and customer data: masked by default, justified, audited, watched."
 )]
 pub struct Arguments {

@@ -34,7 +34,7 @@ impl Gateway {
                 (claims.jti, claims.exp)
             }
             // A bare id is kept as long as any token may live.
-            (None, Some(jti)) => (jti.to_string(), now + crate::token::TOKEN_LIFETIME_SECONDS_MAX),
+            (None, Some(jti)) => (jti.to_string(), now + crate::token::ANY_TOKEN_LIFETIME_SECONDS_MAX),
             _ => return Err(GatewayError::BadRequest("give either `token` or `jti`".into())),
         };
         cordon_directory::check_id("token", &jti).map_err(|error| GatewayError::BadRequest(error.to_string()))?;

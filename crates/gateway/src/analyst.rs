@@ -218,7 +218,7 @@ impl Gateway {
             std::thread::sleep(std::time::Duration::from_millis(5));
         }
         let mut rebuilt = rebuilt;
-        let oldest = self.clock.now_ms() - crate::token::TOKEN_LIFETIME_SECONDS_MAX * 1000;
+        let oldest = self.clock.now_ms() - crate::token::ANY_TOKEN_LIFETIME_SECONDS_MAX * 1000;
         rebuilt.recorded.forget_revocations_before(oldest);
         match crate::snapshot::write(path, self.audit.as_ref(), size, observe, rebuilt) {
             Ok(()) => {
@@ -265,7 +265,7 @@ impl Gateway {
         let mut revoked = self.revoked.write().unwrap_or_else(std::sync::PoisonError::into_inner);
         for (jti, time_ms) in &recorded.revocations {
             // A token lives at most this long after its revocation was recorded.
-            let expires_at = time_ms.div_euclid(1000) + crate::token::TOKEN_LIFETIME_SECONDS_MAX;
+            let expires_at = time_ms.div_euclid(1000) + crate::token::ANY_TOKEN_LIFETIME_SECONDS_MAX;
             // The store may hold it with the token's own (earlier) expiry, or have dropped it
             // once that passed; writing it again is harmless either way.
             if expires_at > now

@@ -57,7 +57,10 @@ pub struct Limits {
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct TokenSettings {
+    /// How long a person's token lives (an agent's, an analyst's, an administrator's).
     pub lifetime_seconds: i64,
+    /// How long a service's token lives (metrics scraping, the customer-facing app).
+    pub service_lifetime_seconds: i64,
 }
 
 /// Policy and schema files to load instead of the built-in defaults (from `policies/`).
@@ -179,7 +182,7 @@ impl Default for Limits {
 
 impl Default for TokenSettings {
     fn default() -> TokenSettings {
-        TokenSettings { lifetime_seconds: 12 * 3600 }
+        TokenSettings { lifetime_seconds: 12 * 3600, service_lifetime_seconds: 90 * 86_400 }
     }
 }
 
@@ -235,6 +238,12 @@ impl Config {
         };
         let lifetime_max = crate::token::TOKEN_LIFETIME_SECONDS_MAX;
         in_range("[tokens] lifetime_seconds", self.tokens.lifetime_seconds, 60, lifetime_max)?;
+        in_range(
+            "[tokens] service_lifetime_seconds",
+            self.tokens.service_lifetime_seconds,
+            60,
+            crate::token::SERVICE_TOKEN_LIFETIME_SECONDS_MAX,
+        )?;
         in_range("[customer_view] token_lifetime_seconds", self.customer_view.token_lifetime_seconds, 60, 86_400)?;
         let limits = &self.limits;
         let size = |value: usize| i64::try_from(value).unwrap_or(i64::MAX);

@@ -257,6 +257,7 @@ impl DataDir {
             limits: config.limits.clone(),
             tokens,
             token_lifetime_seconds: config.tokens.lifetime_seconds,
+            service_token_lifetime_seconds: config.tokens.service_lifetime_seconds,
             sequencer: std::sync::Mutex::new(crate::detection::Sequenced {
                 next_index: audit.size(),
                 resync: false,
@@ -347,7 +348,12 @@ impl DataDir {
             (None, Some(role)) => (role.identity(), role),
             _ => return Err(GatewayError::BadRequest("give either an agent or a role".into())),
         };
-        issue(&key, &subject, role, clock.now_seconds(), config.tokens.lifetime_seconds)
+        let lifetime = if role == TokenRole::Service {
+            config.tokens.service_lifetime_seconds
+        } else {
+            config.tokens.lifetime_seconds
+        };
+        issue(&key, &subject, role, clock.now_seconds(), lifetime)
     }
 
     /// A token for `role` that lives `lifetime_seconds` at most (the command line's calls on

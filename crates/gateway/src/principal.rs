@@ -23,9 +23,12 @@ impl Gateway {
         Ok(claims)
     }
 
-    /// Issues a token for a role that is not a directory agent (`admin`, `analyst`, `service`).
+    /// Issues a token for a role that is not a directory agent (`admin`, `analyst`, `service`);
+    /// a service's lives `[tokens] service_lifetime_seconds`, the others `lifetime_seconds`.
     pub fn issue_role_token(&self, role: TokenRole) -> Result<String, GatewayError> {
-        crate::token::issue(&self.tokens, &role.identity(), role, self.clock.now_seconds(), self.token_lifetime_seconds)
+        let lifetime =
+            if role == TokenRole::Service { self.service_token_lifetime_seconds } else { self.token_lifetime_seconds };
+        crate::token::issue(&self.tokens, &role.identity(), role, self.clock.now_seconds(), lifetime)
     }
 
     /// Issues a token for a directory agent; its role comes from the directory. Inactive

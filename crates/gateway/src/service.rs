@@ -76,6 +76,8 @@ pub struct Gateway {
     pub(crate) limits: Limits,
     pub(crate) tokens: TokenKey,
     pub(crate) token_lifetime_seconds: i64,
+    /// How long a service's token lives (`[tokens] service_lifetime_seconds`).
+    pub(crate) service_token_lifetime_seconds: i64,
     /// Orders every append and runs detection in that order.
     pub(crate) sequencer: Sequencer,
     /// Attribution's null model (`incident.rs` keeps it current).

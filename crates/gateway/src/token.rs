@@ -71,8 +71,19 @@ impl std::str::FromStr for TokenRole {
     }
 }
 
-/// The longest a token may live, whatever the configuration says.
+/// The longest a person's token (an agent's, an analyst's, an administrator's, a
+/// customer's) may live, whatever the configuration says.
 pub const TOKEN_LIFETIME_SECONDS_MAX: i64 = 30 * 86_400;
+/// The longest a service's token (metrics scraping, the customer-facing app) may live: a
+/// machine should not need a new token every few hours; it is revocable like any other.
+pub const SERVICE_TOKEN_LIFETIME_SECONDS_MAX: i64 = 366 * 86_400;
+/// The longest any token may live: how long a revocation must be remembered.
+pub const ANY_TOKEN_LIFETIME_SECONDS_MAX: i64 = SERVICE_TOKEN_LIFETIME_SECONDS_MAX;
+
+/// The longest a token of `role` may live.
+pub fn lifetime_max(role: TokenRole) -> i64 {
+    if role == TokenRole::Service { SERVICE_TOKEN_LIFETIME_SECONDS_MAX } else { TOKEN_LIFETIME_SECONDS_MAX }
+}
 
 /// How far a token's issue time may be ahead of this clock (clocks drift between hosts).
 const CLOCK_SKEW_SECONDS: i64 = 60;
@@ -85,9 +96,11 @@ pub fn issue(
     now: i64,
     lifetime_seconds: i64,
 ) -> Result<String, crate::error::GatewayError> {
-    if !(1..=TOKEN_LIFETIME_SECONDS_MAX).contains(&lifetime_seconds) {
+    let max = lifetime_max(role);
+    if !(1..=max).contains(&lifetime_seconds) {
         return Err(crate::error::GatewayError::BadRequest(format!(
-            "a token lifetime of {lifetime_seconds} s is outside 1 to {TOKEN_LIFETIME_SECONDS_MAX} s"
+            "a {} token lifetime of {lifetime_seconds} s is outside 1 to {max} s",
+            role.name()
         )));
     }
     key.issue(&Claims {
@@ -138,8 +151,8 @@ pub enum TokenError {
     Expired,
     #[error("the token is not valid yet (issued or valid from a time ahead of this clock)")]
     NotYetValid,
-    #[error("the token claims to live {seconds} s, longer than any token may ({TOKEN_LIFETIME_SECONDS_MAX} s)")]
-    TooLong { seconds: i64 },
+    #[error("the token claims to live {seconds} s, longer than a token of its role may ({max} s)")]
+    TooLong { seconds: i64, max: i64 },
     #[error("the token was revoked")]
     Revoked,
     #[error("a token key must be at least 32 bytes, not {0}")]
@@ -209,8 +222,9 @@ impl TokenKey {
         if claims.iat > now + CLOCK_SKEW_SECONDS || claims.nbf.is_some_and(|nbf| nbf > now + CLOCK_SKEW_SECONDS) {
             return Err(TokenError::NotYetValid);
         }
-        if claims.exp - claims.iat > TOKEN_LIFETIME_SECONDS_MAX {
-            return Err(TokenError::TooLong { seconds: claims.exp - claims.iat });
+        let max = lifetime_max(claims.role);
+        if claims.exp - claims.iat > max {
+            return Err(TokenError::TooLong { seconds: claims.exp - claims.iat, max });
         }
         Ok(claims)
     }

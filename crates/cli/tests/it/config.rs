@@ -54,3 +54,26 @@ fn config_check_prints_what_is_in_effect_or_the_refusal_serve_starts_with() {
         assert_eq!(serve.trim(), check.trim(), "{what}: serve refuses with the same message");
     }
 }
+
+/// `cordon --version` names the commit it was built from (an operator's first question).
+#[test]
+fn the_version_names_the_commit_it_was_built_from() {
+    let (ok, stdout, _) = run(&["--version"]);
+    assert!(ok);
+    let commit = stdout
+        .trim()
+        .strip_prefix(&format!("cordon {} (commit ", env!("CARGO_PKG_VERSION")))
+        .and_then(|rest| rest.strip_suffix(')'));
+    let commit = commit.unwrap_or_else(|| panic!("{stdout}"));
+    let head = std::process::Command::new("git")
+        .args(["rev-parse", "--short=12", "HEAD"])
+        .output()
+        .ok()
+        .filter(|output| output.status.success());
+    match head {
+        // Built from this checkout: its HEAD (or a commit made since the build, which would
+        // have rebuilt it: the build reruns when HEAD moves).
+        Some(head) => assert_eq!(commit, String::from_utf8_lossy(&head.stdout).trim()),
+        None => assert_eq!(commit, "unknown"),
+    }
+}

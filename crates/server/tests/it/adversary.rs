@@ -543,20 +543,37 @@ fn signed(harness: &Harness, claims: &cordon_gateway::Claims) -> String {
 async fn tokens_are_bounded_in_time_and_revocable() {
     let harness = Harness::new();
     let now = 1_795_000_000;
-    let claims = |iat: i64, nbf: Option<i64>, exp: i64| cordon_gateway::Claims {
-        sub: "role:service".into(),
-        role: cordon_gateway::TokenRole::Service,
+    let role_claims = |role: cordon_gateway::TokenRole, iat: i64, nbf: Option<i64>, exp: i64| cordon_gateway::Claims {
+        sub: role.identity(),
+        role,
         iat,
         nbf,
         exp,
         jti: format!("t-{iat}-{exp}"),
         session: None,
     };
+    let claims = |iat, nbf, exp| role_claims(cordon_gateway::TokenRole::Service, iat, nbf, exp);
+    let admin = |iat, nbf, exp| role_claims(cordon_gateway::TokenRole::Admin, iat, nbf, exp);
+    let day = 86_400;
     let cases = [
         ("valid", claims(now, Some(now), now + 3600), StatusCode::OK, ""),
         ("issued in the future", claims(now + 3600, None, now + 7200), StatusCode::UNAUTHORIZED, "not valid yet"),
         ("not before the future", claims(now, Some(now + 3600), now + 7200), StatusCode::UNAUTHORIZED, "not valid yet"),
-        ("a year long", claims(now, None, now + 365 * 86_400), StatusCode::UNAUTHORIZED, "longer than any token"),
+        // A service's token may live a year (a scraper is not re-keyed every few hours) ...
+        ("a service's year", claims(now, None, now + 365 * day), StatusCode::OK, ""),
+        (
+            "a service's longer",
+            claims(now, None, now + 400 * day),
+            StatusCode::UNAUTHORIZED,
+            "longer than a token of its role",
+        ),
+        // ... a person's at most 30 days, whatever the token claims.
+        (
+            "an administrator's 31 days",
+            admin(now, None, now + 31 * day),
+            StatusCode::UNAUTHORIZED,
+            "longer than a token of its role",
+        ),
         ("expired", claims(now - 7200, None, now - 3600), StatusCode::UNAUTHORIZED, "expired"),
     ];
     for (what, claims, expected, fragment) in cases {
@@ -566,8 +583,15 @@ async fn tokens_are_bounded_in_time_and_revocable() {
         assert!(answer.to_string().contains(fragment), "{what}: {answer}");
     }
 
-    // Revocation: by the token, or by its id; held across a restart.
+    // Revocation: by the token, or by its id; held across a restart. A service's token lives
+    // [tokens] service_lifetime_seconds (90 days by default), a person's lifetime_seconds.
     let service = harness.state.gateway.issue_role_token(cordon_gateway::TokenRole::Service).unwrap();
+    let lived = |token: &str| {
+        let claims = harness.state.gateway.authenticate(token).unwrap();
+        claims.exp - claims.iat
+    };
+    assert_eq!(lived(&service), 90 * day);
+    assert_eq!(lived(&harness.state.gateway.issue_role_token(cordon_gateway::TokenRole::Analyst).unwrap()), 12 * 3600);
     let analyst = harness.state.gateway.issue_role_token(cordon_gateway::TokenRole::Analyst).unwrap();
     assert_eq!(harness.call(Method::GET, "/metrics", Some(&service), None).await.0, StatusCode::OK);
     let revoked = harness.admin(Method::POST, "/v1/tokens/revoke", json!({"token": service})).await;
