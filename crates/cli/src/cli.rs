@@ -440,6 +440,15 @@ pub enum KeysCommand {
         #[arg(long)]
         data: PathBuf,
     },
+    /// Replace the token-signing key (with the server stopped). Tokens signed with the key
+    /// being replaced keep working until the next rotation, unless --revoke-outstanding (the
+    /// key leaked: every token stops at once, and everyone signs in again).
+    RotateTokenKey {
+        #[arg(long)]
+        data: PathBuf,
+        #[arg(long)]
+        revoke_outstanding: bool,
+    },
     /// Print the webhooks' signing secret, for the receivers to check `X-Cordon-Signature`
     /// (docs/DEPLOY.md); made now if the directory has none yet.
     WebhookSecret {

@@ -31,6 +31,8 @@ pub const LEDGER_DIR: &str = "ledger";
 pub const KEYS_DIR: &str = "keys";
 const BLIND_INDEX_KEY: &str = "blind-index";
 const TOKEN_KEY: &str = "token-signing";
+/// The token key before the last rotation, still accepted until the next one.
+const PREVIOUS_TOKEN_KEY: &str = "token-signing.previous";
 /// The webhooks' signing secret (`X-Cordon-Signature`); a directory made before it existed
 /// gets one at its next open.
 const WEBHOOK_KEY: &str = "webhook-signing";
@@ -100,6 +102,51 @@ impl DataDir {
             create_private_dir(folder)?;
         }
         write_private_file(&path, bytes)
+    }
+
+    /// The token key, accepting the one before the last rotation too if it was kept.
+    fn token_key(&self) -> Result<TokenKey, GatewayError> {
+        let bad = |error: crate::token::TokenError| GatewayError::Internal(format!("the token key: {error}"));
+        let key = TokenKey::new(&read_key(&self.path(KEYS_DIR).join(TOKEN_KEY))?).map_err(bad)?;
+        let previous = self.path(KEYS_DIR).join(PREVIOUS_TOKEN_KEY);
+        if previous.exists() { key.with_previous(&read_key(&previous)?).map_err(bad) } else { Ok(key) }
+    }
+
+    /// Replaces the token-signing key (the server stopped: this opens the directory). With
+    /// `keep_previous`, tokens signed with the key being replaced keep working until the next
+    /// rotation (a routine rotation); without, every outstanding token stops at once (the key
+    /// leaked). The key before that is dropped either way. The rotation is a ledger entry.
+    pub fn rotate_token_key(&self, clock: Arc<dyn Clock>, keep_previous: bool) -> Result<u64, GatewayError> {
+        let gateway = self.open(clock)?;
+        let keys = self.path(KEYS_DIR);
+        let (current, previous, next) =
+            (keys.join(TOKEN_KEY), keys.join(PREVIOUS_TOKEN_KEY), keys.join("token-signing.next"));
+        if next.exists() {
+            fs::remove_file(&next).map_err(io_error(&next))?;
+        }
+        write_key(&next)?;
+        // Each step leaves a current key in place, so a rotation cut short still opens.
+        if keep_previous {
+            let copied = keys.join("token-signing.previous.new");
+            fs::copy(&current, &copied).map_err(io_error(&copied))?;
+            fs::rename(&copied, &previous).map_err(io_error(&copied))?;
+        } else if previous.exists() {
+            fs::remove_file(&previous).map_err(io_error(&previous))?;
+        }
+        fs::rename(&next, &current).map_err(io_error(&next))?;
+        fs::File::open(&keys).and_then(|folder| folder.sync_all()).map_err(io_error(&keys))?;
+        let detail = if keep_previous {
+            "previous tokens accepted until the next rotation"
+        } else {
+            "every earlier token revoked"
+        };
+        futures_block_on(gateway.change_entry(
+            "cordon",
+            "keys.rotate-token",
+            TOKEN_KEY,
+            Some(detail.to_string()),
+            "rotate",
+        ))
     }
 
     /// The webhooks' signing secret, as the receivers are given it (64 hex characters; the
@@ -217,8 +264,7 @@ impl DataDir {
         let kek_bytes = read_key(&self.path(KEYS_DIR).join(&kek_id))?;
         let kek = LocalKek::new(&kek_id, &kek_bytes)?;
         let blind = BlindIndexKey::new(&read_key(&self.path(KEYS_DIR).join(BLIND_INDEX_KEY))?)?;
-        let tokens = TokenKey::new(&read_key(&self.path(KEYS_DIR).join(TOKEN_KEY))?)
-            .map_err(|error| GatewayError::Internal(format!("the token key: {error}")))?;
+        let tokens = self.token_key()?;
         let webhook_mac =
             <hmac::Hmac<sha2::Sha256> as hmac::KeyInit>::new_from_slice(self.webhook_secret()?.as_bytes())
                 .map_err(|error| GatewayError::Internal(format!("the webhook key: {error}")))?;
@@ -303,8 +349,7 @@ impl DataDir {
         cordon_directory::check_id("customer", customer)
             .map_err(|error| GatewayError::BadRequest(error.to_string()))?;
         let config = self.config()?;
-        let key = TokenKey::new(&read_key(&self.path(KEYS_DIR).join(TOKEN_KEY))?)
-            .map_err(|error| GatewayError::Internal(format!("the token key: {error}")))?;
+        let key = self.token_key()?;
         let store = Store::open(&self.path(DATABASE_FILE))?;
         if store.customer(customer)?.is_none() {
             return Err(GatewayError::NotFound { what: "customer", id: customer.to_string(), ledger_index: None });
@@ -327,8 +372,7 @@ impl DataDir {
         clock: &dyn Clock,
     ) -> Result<String, GatewayError> {
         let config = self.config()?;
-        let key = TokenKey::new(&read_key(&self.path(KEYS_DIR).join(TOKEN_KEY))?)
-            .map_err(|error| GatewayError::Internal(format!("the token key: {error}")))?;
+        let key = self.token_key()?;
         let (subject, role) = match (agent, role) {
             (Some(agent), None) => {
                 let store = Store::open(&self.path(DATABASE_FILE))?;
@@ -365,8 +409,7 @@ impl DataDir {
         lifetime_seconds: i64,
     ) -> Result<String, GatewayError> {
         let config = self.config()?;
-        let key = TokenKey::new(&read_key(&self.path(KEYS_DIR).join(TOKEN_KEY))?)
-            .map_err(|error| GatewayError::Internal(format!("the token key: {error}")))?;
+        let key = self.token_key()?;
         let lifetime = lifetime_seconds.min(config.tokens.lifetime_seconds);
         issue(&key, &role.identity(), role, clock.now_seconds(), lifetime)
     }

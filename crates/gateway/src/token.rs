@@ -164,6 +164,17 @@ pub enum TokenError {
 pub struct TokenKey {
     /// HMAC-SHA256 keyed once; each use clones it.
     mac: Hmac<Sha256>,
+    /// The key before the last rotation, still accepted (never used to sign) so tokens issued
+    /// under it live out their time; none after a rotation that revoked them.
+    previous: Option<Hmac<Sha256>>,
+}
+
+/// An HMAC-SHA256 key of at least 32 bytes.
+fn keyed(key: &[u8]) -> Result<Hmac<Sha256>, TokenError> {
+    if key.len() < 32 {
+        return Err(TokenError::ShortKey(key.len()));
+    }
+    Hmac::<Sha256>::new_from_slice(key).map_err(|_| TokenError::ShortKey(key.len()))
 }
 
 impl std::fmt::Debug for TokenKey {
@@ -175,11 +186,13 @@ impl std::fmt::Debug for TokenKey {
 impl TokenKey {
     /// A key of at least 32 bytes; a shorter one is refused, never padded or replaced.
     pub fn new(key: &[u8]) -> Result<TokenKey, TokenError> {
-        if key.len() < 32 {
-            return Err(TokenError::ShortKey(key.len()));
-        }
-        let mac = Hmac::<Sha256>::new_from_slice(key).map_err(|_| TokenError::ShortKey(key.len()))?;
-        Ok(TokenKey { mac })
+        Ok(TokenKey { mac: keyed(key)?, previous: None })
+    }
+
+    /// This key, also accepting tokens signed with `previous` (the key before a rotation).
+    pub fn with_previous(mut self, previous: &[u8]) -> Result<TokenKey, TokenError> {
+        self.previous = Some(keyed(previous)?);
+        Ok(self)
     }
 
     fn mac(&self) -> Hmac<Sha256> {
@@ -211,9 +224,14 @@ impl TokenKey {
             return Err(TokenError::Malformed);
         }
         let signature = BASE64URL.decode(signature).map_err(|_| TokenError::Malformed)?;
-        let mut mac = self.mac();
-        mac.update(format!("{header}.{payload}").as_bytes());
-        mac.verify_slice(&signature).map_err(|_| TokenError::BadSignature)?;
+        let signed_by = |key: &Hmac<Sha256>| {
+            let mut mac = key.clone();
+            mac.update(format!("{header}.{payload}").as_bytes());
+            mac.verify_slice(&signature).is_ok()
+        };
+        if !signed_by(&self.mac) && !self.previous.as_ref().is_some_and(signed_by) {
+            return Err(TokenError::BadSignature);
+        }
         let payload = BASE64URL.decode(payload).map_err(|_| TokenError::Malformed)?;
         let claims: Claims = serde_json::from_slice(&payload).map_err(|_| TokenError::Malformed)?;
         if claims.exp <= now {

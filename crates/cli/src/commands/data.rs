@@ -283,6 +283,17 @@ pub fn token(command: TokenCommand) -> anyhow::Result<()> {
 
 pub fn keys(command: KeysCommand) -> anyhow::Result<()> {
     match command {
+        KeysCommand::RotateTokenKey { data, revoke_outstanding } => {
+            let index = DataDir::new(&data).rotate_token_key(Arc::new(SystemClock), !revoke_outstanding)?;
+            println!(
+                "rotated the token-signing key (ledger entry {index}); {}",
+                if revoke_outstanding {
+                    "every earlier token is revoked: issue new ones"
+                } else {
+                    "earlier tokens keep working until the next rotation"
+                }
+            );
+        }
         KeysCommand::WebhookSecret { data } => {
             println!("{}", DataDir::new(&data).webhook_secret()?.as_str());
         }

@@ -106,3 +106,53 @@ fn a_handle_opened_for_analysis_answers_no_access_request() {
     assert!(answered.is_ok() || matches!(answered, Err(cordon_gateway::GatewayError::Denied { .. })), "{answered:?}");
     assert_eq!(gateway.audit().size(), size + 1, "the decision is a ledger entry");
 }
+
+/// A routine rotation of the token key keeps earlier tokens working until the next one; a
+/// rotation after a leak stops every earlier token at once; each is a ledger entry, and a
+/// token signed with a key never this directory's is refused throughout.
+#[test]
+fn rotating_the_token_key_keeps_or_revokes_earlier_tokens_as_asked() {
+    let scratch = tempfile::tempdir().unwrap();
+    let data = DataDir::new(&scratch.path().join("data"));
+    data.init(None, Arc::new(SystemClock)).unwrap();
+    let issue = || data.open(Arc::new(SystemClock)).unwrap().issue_role_token(TokenRole::Analyst).unwrap();
+    let accepted = |token: &str| data.open(Arc::new(SystemClock)).unwrap().authenticate(token).is_ok();
+    let stranger = cordon_gateway::TokenKey::new(&[9u8; 32])
+        .unwrap()
+        .issue(&cordon_gateway::Claims::in_process("role:analyst".into(), TokenRole::Analyst, "x"))
+        .unwrap();
+    let first = issue();
+    let entries = |data: &DataDir| {
+        let mut found = Vec::new();
+        let reader = cordon_ledger::LogReader::new(&data.path("ledger"));
+        let size = reader.checkpoint().unwrap().checkpoint.size;
+        reader
+            .for_each_entry(0, size, |_, bytes| {
+                if String::from_utf8_lossy(bytes).contains("keys.rotate-token") {
+                    found.push(String::from_utf8_lossy(bytes).into_owned());
+                }
+                Ok(())
+            })
+            .unwrap();
+        found
+    };
+
+    data.rotate_token_key(Arc::new(SystemClock), true).unwrap();
+    let second = issue();
+    assert!(accepted(&first), "a routine rotation keeps earlier tokens");
+    assert!(accepted(&second));
+    assert!(!accepted(&stranger));
+
+    data.rotate_token_key(Arc::new(SystemClock), true).unwrap();
+    assert!(!accepted(&first), "the key before the previous one is dropped");
+    assert!(accepted(&second));
+
+    data.rotate_token_key(Arc::new(SystemClock), false).unwrap();
+    let third = issue();
+    assert!(!accepted(&second), "a rotation after a leak revokes every earlier token");
+    assert!(accepted(&third));
+    assert!(!data.path("keys/token-signing.previous").exists());
+    let recorded = entries(&data);
+    assert_eq!(recorded.len(), 3, "{recorded:?}");
+    assert!(recorded[2].contains("every earlier token revoked"), "{}", recorded[2]);
+}
