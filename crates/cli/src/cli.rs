@@ -440,6 +440,12 @@ pub enum KeysCommand {
         #[arg(long)]
         data: PathBuf,
     },
+    /// Replace the blind-index key (with the server stopped): every customer's search entries
+    /// are computed anew under a new key and swapped in at once; the old key is removed.
+    RotateBlindIndexKey {
+        #[arg(long)]
+        data: PathBuf,
+    },
     /// Replace the token-signing key (with the server stopped). Tokens signed with the key
     /// being replaced keep working until the next rotation, unless --revoke-outstanding (the
     /// key leaked: every token stops at once, and everyone signs in again).

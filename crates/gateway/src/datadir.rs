@@ -29,7 +29,12 @@ pub const DATABASE_FILE: &str = "cordon.sqlite";
 pub const SERVED_AT_FILE: &str = "served-at";
 pub const LEDGER_DIR: &str = "ledger";
 pub const KEYS_DIR: &str = "keys";
+/// The blind-index key a directory starts with; after a rotation the store's meta names the
+/// current one (`blind-<id>`), so the key's name and the index made with it change in one
+/// transaction.
 const BLIND_INDEX_KEY: &str = "blind-index";
+const CURRENT_BLIND: &str = "current_blind_index_key";
+const NEXT_BLIND: &str = "next_blind_index_key";
 const TOKEN_KEY: &str = "token-signing";
 /// The token key before the last rotation, still accepted until the next one.
 const PREVIOUS_TOKEN_KEY: &str = "token-signing.previous";
@@ -263,7 +268,8 @@ impl DataDir {
             .ok_or_else(|| GatewayError::Internal("the database does not name its key-encryption key".into()))?;
         let kek_bytes = read_key(&self.path(KEYS_DIR).join(&kek_id))?;
         let kek = LocalKek::new(&kek_id, &kek_bytes)?;
-        let blind = BlindIndexKey::new(&read_key(&self.path(KEYS_DIR).join(BLIND_INDEX_KEY))?)?;
+        let blind_id = store.meta(CURRENT_BLIND)?.filter(|id| !id.is_empty()).unwrap_or_else(|| BLIND_INDEX_KEY.into());
+        let blind = BlindIndexKey::new(&read_key(&self.path(KEYS_DIR).join(&blind_id))?)?;
         let tokens = self.token_key()?;
         let webhook_mac =
             <hmac::Hmac<sha2::Sha256> as hmac::KeyInit>::new_from_slice(self.webhook_secret()?.as_bytes())
@@ -459,6 +465,58 @@ impl DataDir {
         }
         store.set_meta(NEXT_KEK, "")?;
         Ok(Rotated { from, to, customers })
+    }
+}
+
+impl DataDir {
+    /// Replaces the blind-index key (the server stopped: this opens the directory). Every
+    /// live customer's search entries are computed anew under a new key and staged beside the
+    /// live index, which is then swapped in one transaction that also names the new key; the
+    /// old key file is removed last. Resumable: a rotation cut short continues with the same
+    /// new key. A ledger entry records it. Returns the customers and entries written.
+    pub fn rotate_blind_index_key(&self, clock: Arc<dyn Clock>) -> Result<(u64, u64), GatewayError> {
+        let gateway = self.open(clock)?;
+        let store = &gateway.store;
+        let from = store.meta(CURRENT_BLIND)?.filter(|id| !id.is_empty()).unwrap_or_else(|| BLIND_INDEX_KEY.into());
+        let to = match store.meta(NEXT_BLIND)?.filter(|id| !id.is_empty()) {
+            Some(next) => next,
+            None => {
+                let next = format!("blind-{}", random_id()?);
+                write_key(&self.path(KEYS_DIR).join(&next))?;
+                store.set_meta(NEXT_BLIND, &next)?;
+                next
+            }
+        };
+        let vault = gateway.vault.with_blind_index(BlindIndexKey::new(&read_key(&self.path(KEYS_DIR).join(&to))?)?);
+        let mut after = String::new();
+        let mut customers = 0u64;
+        loop {
+            let batch = store.customers_after(&after, 1000)?;
+            let Some(last) = batch.last() else { break };
+            after = last.id.clone();
+            let mut staged = Vec::with_capacity(batch.len());
+            for customer in &batch {
+                let Some(sealed) = &customer.sealed else { continue };
+                let fields = vault.open(&customer.id, sealed, &cordon_vault::Vault::INDEXED_FIELDS)?;
+                staged.push((customer.id.clone(), vault.index_entries(&customer.id, &fields)));
+            }
+            customers += staged.len() as u64;
+            store.stage_search_entries(&staged)?;
+        }
+        let entries = store.swap_search_index(CURRENT_BLIND, &to)?;
+        futures_block_on(gateway.change_entry(
+            "cordon",
+            "keys.rotate-blind-index",
+            &to,
+            Some(format!("from {from}; {customers} customers, {entries} search entries")),
+            "rotate",
+        ))?;
+        let old = self.path(KEYS_DIR).join(&from);
+        if from != to && old.exists() {
+            fs::remove_file(&old).map_err(io_error(&old))?;
+        }
+        store.set_meta(NEXT_BLIND, "")?;
+        Ok((customers, entries))
     }
 }
 

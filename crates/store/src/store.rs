@@ -445,6 +445,76 @@ impl Store {
 
     /// Live customers after `after` (by id) whose data key is wrapped by a KEK other than
     /// `kek_id`, for rotation in batches.
+    /// Stages customers' search entries under a new blind-index key, beside the live index
+    /// (which searches keep using until [`Store::swap_search_index`]). Staging again for a
+    /// customer replaces what was staged for it, so a rebuild cut short can run again.
+    pub fn stage_search_entries(&self, customers: &[(String, Vec<(SearchKey, Digest)>)]) -> Result<(), StoreError> {
+        let mut connection = self.write();
+        let transaction = connection.transaction().map_err(self.error("stage search entries"))?;
+        transaction
+            .execute_batch(
+                "CREATE TABLE IF NOT EXISTS search_index_next (
+                     kind TEXT NOT NULL, digest BLOB NOT NULL, customer_id TEXT NOT NULL,
+                     PRIMARY KEY (kind, digest, customer_id)) WITHOUT ROWID;
+                 CREATE TABLE IF NOT EXISTS search_digests_next (customer_id TEXT PRIMARY KEY, digests BLOB NOT NULL);",
+            )
+            .map_err(self.error("stage search entries"))?;
+        {
+            let mut forget = transaction
+                .prepare_cached("DELETE FROM search_index_next WHERE customer_id = ?1")
+                .map_err(self.error("stage search entries"))?;
+            let mut add = transaction
+                .prepare_cached(
+                    "INSERT OR IGNORE INTO search_index_next (kind, digest, customer_id) VALUES (?1, ?2, ?3)",
+                )
+                .map_err(self.error("stage search entries"))?;
+            let mut digests = transaction
+                .prepare_cached("INSERT OR REPLACE INTO search_digests_next (customer_id, digests) VALUES (?1, ?2)")
+                .map_err(self.error("stage search entries"))?;
+            for (customer, entries) in customers {
+                forget.execute([customer]).map_err(self.error("stage search entries"))?;
+                for (kind, digest) in entries {
+                    add.execute(params![kind.name(), digest.as_slice(), customer])
+                        .map_err(self.error("stage search entries"))?;
+                }
+                digests
+                    .execute(params![customer, encode_digests(entries)])
+                    .map_err(self.error("stage search entries"))?;
+            }
+        }
+        transaction.commit().map_err(self.error("stage search entries"))
+    }
+
+    /// Makes the staged search entries the live index in one transaction, and records
+    /// `meta_key` = `meta_value` (the blind-index key they were made with) in it, so the index
+    /// and the name of its key never disagree. Customers deleted meanwhile keep no entries.
+    pub fn swap_search_index(&self, meta_key: &str, meta_value: &str) -> Result<u64, StoreError> {
+        let mut connection = self.write();
+        let transaction = connection.transaction().map_err(self.error("swap the search index"))?;
+        let rows = transaction
+            .execute_batch(
+                "DELETE FROM search_index;
+                 INSERT INTO search_index (kind, digest, customer_id)
+                     SELECT n.kind, n.digest, n.customer_id FROM search_index_next n
+                     JOIN customers c ON c.id = n.customer_id AND c.deleted_at IS NULL;
+                 UPDATE customers SET search_digests =
+                     (SELECT digests FROM search_digests_next WHERE customer_id = customers.id)
+                     WHERE deleted_at IS NULL AND id IN (SELECT customer_id FROM search_digests_next);
+                 DROP TABLE search_index_next;
+                 DROP TABLE search_digests_next;",
+            )
+            .and_then(|()| transaction.query_row("SELECT count(*) FROM search_index", [], |row| row.get::<_, i64>(0)))
+            .map_err(self.error("swap the search index"))?;
+        transaction
+            .execute(
+                "INSERT INTO meta (key, value) VALUES (?1, ?2) ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                params![meta_key, meta_value],
+            )
+            .map_err(self.error("swap the search index"))?;
+        transaction.commit().map_err(self.error("swap the search index"))?;
+        Ok(rows.max(0) as u64)
+    }
+
     pub fn customers_to_rewrap(
         &self,
         kek_id: &str,

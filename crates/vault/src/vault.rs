@@ -88,6 +88,12 @@ impl Vault {
         Ok(opened)
     }
 
+    /// The same vault (the same key-encryption key) with another blind-index key: what a
+    /// rotation of that key computes the new search entries with.
+    pub fn with_blind_index(&self, blind: BlindIndexKey) -> Vault {
+        Vault { kek: Arc::clone(&self.kek), blind: Arc::new(blind) }
+    }
+
     /// Re-wraps the data key under `new_kek`; the fields are untouched.
     pub fn rewrap(
         &self,
@@ -114,6 +120,9 @@ impl Vault {
     pub fn search_digest(&self, kind: SearchKey, value: &str) -> Option<Digest> {
         self.blind.digest(kind, value)
     }
+
+    /// The fields [`Vault::index_entries`] reads.
+    pub const INDEXED_FIELDS: [Field; 4] = [Field::Email, Field::Phone, Field::FullName, Field::WalletAddresses];
 
     /// The blind-index entries of a customer: its id, email, phone and every wallet address,
     /// for agents' searches; and its full name and the masked renderings of its name, email,

@@ -283,6 +283,10 @@ pub fn token(command: TokenCommand) -> anyhow::Result<()> {
 
 pub fn keys(command: KeysCommand) -> anyhow::Result<()> {
     match command {
+        KeysCommand::RotateBlindIndexKey { data } => {
+            let (customers, entries) = DataDir::new(&data).rotate_blind_index_key(Arc::new(SystemClock))?;
+            println!("rotated the blind-index key: {customers} customers, {entries} search entries computed anew");
+        }
         KeysCommand::RotateTokenKey { data, revoke_outstanding } => {
             let index = DataDir::new(&data).rotate_token_key(Arc::new(SystemClock), !revoke_outstanding)?;
             println!(

@@ -156,3 +156,69 @@ fn rotating_the_token_key_keeps_or_revokes_earlier_tokens_as_asked() {
     assert_eq!(recorded.len(), 3, "{recorded:?}");
     assert!(recorded[2].contains("every earlier token revoked"), "{}", recorded[2]);
 }
+
+/// Rotating the blind-index key recomputes every live customer's search entries under the new
+/// key (across batches), swaps them in with the key's name, and removes the old key: searches
+/// find the same customers by the new digests and nobody by the old ones, a deleted customer
+/// stays unfindable, and a later change of an email removes the email's new entry (the
+/// customer's own list of digests was rewritten too).
+#[test]
+fn rotating_the_blind_index_key_keeps_every_search_and_drops_the_old_digests() {
+    use cordon_vault::SearchKey;
+    let scratch = tempfile::tempdir().unwrap();
+    let data = DataDir::new(&scratch.path().join("data"));
+    data.init(None, Arc::new(SystemClock)).unwrap();
+    let email = |index: usize| format!("c{index}@example.org");
+    let old_digest = {
+        let gateway = data.open(Arc::new(SystemClock)).unwrap();
+        let admin = gateway.authenticate(&gateway.issue_role_token(TokenRole::Admin).unwrap()).unwrap();
+        for index in 0..1500 {
+            let fields = BTreeMap::from([
+                (Field::FullName, json!(format!("Customer {index}"))),
+                (Field::Email, json!(email(index))),
+                (Field::Phone, json!(format!("+353 86 555 {index:04}"))),
+            ]);
+            wait(gateway.put_customer(&admin, &format!("cus-{index}"), &fields, false, "test")).unwrap();
+        }
+        wait(gateway.delete_customer(&admin, "cus-9", "test")).unwrap();
+        gateway.vault().search_digest(SearchKey::Email, &email(1234)).unwrap()
+    };
+    assert_eq!(stored(&data).search(SearchKey::Email, &old_digest).unwrap(), ["cus-1234"]);
+
+    let (customers, entries) = data.rotate_blind_index_key(Arc::new(SystemClock)).unwrap();
+    assert_eq!(customers, 1499, "every live customer");
+    assert!(entries >= 1499 * 7, "{entries} entries");
+    let keys: Vec<String> = std::fs::read_dir(data.path("keys"))
+        .unwrap()
+        .map(|item| item.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|name| name.starts_with("blind"))
+        .collect();
+    assert!(keys.len() == 1 && keys[0].starts_with("blind-") && keys[0] != "blind-index", "{keys:?}");
+
+    let gateway = data.open(Arc::new(SystemClock)).unwrap();
+    let digest = |kind, value: &str| gateway.vault().search_digest(kind, value).unwrap();
+    assert_ne!(digest(SearchKey::Email, &email(1234)), old_digest);
+    let store = stored(&data);
+    assert_eq!(store.search(SearchKey::Email, &digest(SearchKey::Email, &email(1234))).unwrap(), ["cus-1234"]);
+    assert_eq!(store.search(SearchKey::Phone, &digest(SearchKey::Phone, "+353 86 555 0007")).unwrap(), ["cus-7"]);
+    assert_eq!(store.search(SearchKey::AccountId, &digest(SearchKey::AccountId, "cus-1499")).unwrap(), ["cus-1499"]);
+    assert!(store.search(SearchKey::Email, &old_digest).unwrap().is_empty(), "the old digests are gone");
+    assert!(
+        store.search(SearchKey::Email, &digest(SearchKey::Email, &email(9))).unwrap().is_empty(),
+        "deleted stays gone"
+    );
+
+    let admin = gateway.authenticate(&gateway.issue_role_token(TokenRole::Admin).unwrap()).unwrap();
+    let fields = BTreeMap::from([(Field::Email, json!("moved@example.org"))]);
+    wait(gateway.put_customer(&admin, "cus-1234", &fields, false, "test")).unwrap();
+    assert!(store.search(SearchKey::Email, &digest(SearchKey::Email, &email(1234))).unwrap().is_empty());
+    assert_eq!(store.search(SearchKey::Email, &digest(SearchKey::Email, "moved@example.org")).unwrap(), ["cus-1234"]);
+    drop(gateway);
+    let ledger = cordon_ledger::LogReader::new(&data.path("ledger"));
+    let size = ledger.checkpoint().unwrap().checkpoint.size;
+    let found = (0..size)
+        .rev()
+        .take(5)
+        .any(|index| String::from_utf8_lossy(&ledger.entry(index, size).unwrap()).contains("keys.rotate-blind-index"));
+    assert!(found, "the rotation is in the ledger");
+}
