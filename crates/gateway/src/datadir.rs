@@ -140,18 +140,16 @@ impl DataDir {
         }
         fs::rename(&next, &current).map_err(io_error(&next))?;
         fs::File::open(&keys).and_then(|folder| folder.sync_all()).map_err(io_error(&keys))?;
+        // A console session outlives the token that opened it: after a leak, end them all, so
+        // no one signed in with a forged token keeps a session.
+        let ended =
+            if keep_previous { 0 } else { futures_block_on(gateway.end_all_sessions("key-rotated", "rotate"))? };
         let detail = if keep_previous {
-            "previous tokens accepted until the next rotation"
+            "previous tokens accepted until the next rotation".to_string()
         } else {
-            "every earlier token revoked"
+            format!("every earlier token revoked; {ended} console sessions ended")
         };
-        futures_block_on(gateway.change_entry(
-            "cordon",
-            "keys.rotate-token",
-            TOKEN_KEY,
-            Some(detail.to_string()),
-            "rotate",
-        ))
+        futures_block_on(gateway.change_entry("cordon", "keys.rotate-token", TOKEN_KEY, Some(detail), "rotate"))
     }
 
     /// The webhooks' signing secret, as the receivers are given it (64 hex characters; the

@@ -221,6 +221,16 @@ impl Gateway {
         }
     }
 
+    /// Ends every open session with `reason` (each a `session.end` entry); how many. The token
+    /// key's rotation after a leak calls it: a session outlives the token that opened it.
+    pub(crate) async fn end_all_sessions(&self, reason: &str, request: &str) -> Result<usize, GatewayError> {
+        let open = self.store.open_sessions()?;
+        for stored in &open {
+            self.close_session(stored, reason, request).await?;
+        }
+        Ok(open.len())
+    }
+
     async fn close_session(&self, stored: &StoredSession, reason: &str, request: &str) -> Result<(), GatewayError> {
         let index =
             self.change_entry(&stored.subject, "session.end", &stored.code, Some(reason.to_string()), request).await?;

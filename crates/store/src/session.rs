@@ -87,6 +87,16 @@ impl Store {
         )
     }
 
+    /// Every session not ended yet (a rotation of the token key after a leak ends them all).
+    pub fn open_sessions(&self) -> Result<Vec<StoredSession>, StoreError> {
+        let connection = self.read();
+        let mut statement = connection
+            .prepare_cached(&format!("SELECT {COLUMNS} FROM console_sessions WHERE ended_ms IS NULL ORDER BY code"))
+            .map_err(self.error("read the open sessions"))?;
+        let rows = statement.query_map([], session_columns).map_err(self.error("read the open sessions"))?;
+        rows.collect::<Result<Vec<_>, _>>().map_err(self.error("read the open sessions"))
+    }
+
     /// The session with watermark code `code`.
     pub fn session_by_code(&self, code: &str) -> Result<Option<StoredSession>, StoreError> {
         self.query_one(

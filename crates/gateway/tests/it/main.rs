@@ -147,14 +147,23 @@ fn rotating_the_token_key_keeps_or_revokes_earlier_tokens_as_asked() {
     assert!(!accepted(&first), "the key before the previous one is dropped");
     assert!(accepted(&second));
 
+    // A console session opened with a token of the leaked key outlives no rotation after a leak.
+    let secret = {
+        let gateway = data.open(Arc::new(SystemClock)).unwrap();
+        wait(gateway.start_session(&second, "test")).unwrap().secret
+    };
+    let session_lives =
+        |secret: &str| wait(data.open(Arc::new(SystemClock)).unwrap().session_claims(secret, "test")).is_ok();
+    assert!(session_lives(&secret));
     data.rotate_token_key(Arc::new(SystemClock), false).unwrap();
+    assert!(!session_lives(&secret), "a rotation after a leak ends every console session");
     let third = issue();
     assert!(!accepted(&second), "a rotation after a leak revokes every earlier token");
     assert!(accepted(&third));
     assert!(!data.path("keys/token-signing.previous").exists());
     let recorded = entries(&data);
     assert_eq!(recorded.len(), 3, "{recorded:?}");
-    assert!(recorded[2].contains("every earlier token revoked"), "{}", recorded[2]);
+    assert!(recorded[2].contains("every earlier token revoked; 1 console sessions ended"), "{}", recorded[2]);
 }
 
 /// Rotating the blind-index key recomputes every live customer's search entries under the new
