@@ -299,6 +299,11 @@ impl Gateway {
             })
             .map_err(GatewayError::AuditUnavailable)?;
         let Ok(Entry::Access(entry)) = cordon_entry::decode(&bytes) else { return Err(not_yours()) };
+        // An entry made by another customer's token (older builds recorded those refusals)
+        // would name that customer: no receipt.
+        if entry.agent.starts_with(CUSTOMER_SUBJECT_PREFIX) && entry.agent != who.sub {
+            return Err(not_yours());
+        }
         let names_only_this_customer = match entry.action {
             AccessAction::View | AccessAction::Reveal | AccessAction::Verify => {
                 entry.customer.as_deref() == Some(customer.as_str())

@@ -113,6 +113,10 @@ impl Gateway {
         ticket: Option<&str>,
         request: &str,
     ) -> Result<(AgentFacts, AccessFacts), GatewayError> {
+        // A customer's own token is refused without an entry: recorded, it would name the
+        // customer it asked about and land in that customer's history (one customer writing
+        // into another's page, and growing the ledger at will). The server's log keeps it.
+        refuse_customer(who)?;
         let error = match self.acting_agent(who) {
             Ok(found) => return Ok(found),
             Err(error @ (GatewayError::WrongRole { .. } | GatewayError::Unauthenticated(_))) => error,

@@ -920,13 +920,19 @@ async fn a_customer_sees_who_viewed_their_data_and_takes_receipts_that_verify() 
             assert_eq!(browser.get(&harness, &path).await.status, StatusCode::BAD_REQUEST, "{path}");
         }
 
-        // No staff page opens for a customer, and a refused attempt is told to them truly.
-        for path in ["/console/customers/cus-1", "/console/incidents", "/console/alerts/1"] {
+        // No staff page opens for a customer; a customer's attempt at another customer's card
+        // writes nothing into that customer's history (nor the ledger).
+        let size = harness.state.gateway.audit().size();
+        for path in ["/console/customers/cus-2", "/console/customers/cus-1", "/console/incidents", "/console/alerts/1"]
+        {
             let page = browser.get(&harness, path).await;
             assert_eq!(page.status, StatusCode::FORBIDDEN, "{path}: {}", page.body);
         }
+        let (status, _) = harness.call(Method::GET, "/v1/customers/cus-2", Some(&customer), None).await;
+        assert_eq!(status, StatusCode::FORBIDDEN);
+        assert_eq!(harness.state.gateway.audit().size(), size, "a customer's refused attempts are not entries");
         let page = browser.get(&harness, "/console/me").await;
-        assert!(page.body.contains("You, signed in as a customer (refused)"), "{}", page.body);
+        assert!(!page.body.contains("signed in as a customer"), "{}", page.body);
     }
 }
 
