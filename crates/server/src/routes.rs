@@ -202,6 +202,7 @@ pub async fn serve_tls(
     let router = app(Arc::clone(&state));
     let acceptor = tokio_rustls::TlsAcceptor::from(tls);
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    let connections = Arc::new(tokio::sync::Semaphore::new(TLS_CONNECTIONS_MAX));
     let shutdown = shutdown_signal();
     tokio::pin!(shutdown);
     loop {
@@ -217,6 +218,12 @@ pub async fn serve_tls(
             },
             () = &mut shutdown => break,
         };
+        // A bounded number of connections: beyond it a new one is closed at once, so slow or
+        // idle clients cannot use up the process's file descriptors (the ledger needs some).
+        let Ok(permit) = Arc::clone(&connections).try_acquire_owned() else {
+            tracing::warn!(%peer, "connection refused: {TLS_CONNECTIONS_MAX} open already");
+            continue;
+        };
         let _ = stream.set_nodelay(true);
         let acceptor = acceptor.clone();
         let service = hyper_util::service::TowerToHyperService::new(
@@ -224,6 +231,7 @@ pub async fn serve_tls(
         );
         let watcher = graceful.watcher();
         tokio::spawn(async move {
+            let _permit = permit;
             let stream = match tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
                 Ok(Ok(stream)) => stream,
                 // A client that cannot or will not speak TLS (plain HTTP on this port, a scan).
@@ -233,7 +241,11 @@ pub async fn serve_tls(
                 }
                 Err(_) => return,
             };
+            // A request's head must arrive within the bound (hyper's timer must be set for it to
+            // apply, an idle kept-alive connection included).
             let connection = hyper::server::conn::http1::Builder::new()
+                .timer(hyper_util::rt::TokioTimer::new())
+                .header_read_timeout(TLS_HANDSHAKE_TIMEOUT)
                 .serve_connection(hyper_util::rt::TokioIo::new(stream), service);
             if let Err(error) = watcher.watch(connection).await {
                 tracing::debug!(%peer, %error, "connection ended");
@@ -248,8 +260,10 @@ pub async fn serve_tls(
     Ok(())
 }
 
-/// How long a client has to complete the TLS handshake.
+/// How long a client has to complete the TLS handshake, and then each request's head.
 const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+/// Open HTTPS connections at most (the unit allows 65,536 file descriptors).
+const TLS_CONNECTIONS_MAX: usize = 4096;
 
 /// The server's own loops: webhook delivery (if any webhook is set) and healing.
 fn start_background(state: &Arc<AppState>) {

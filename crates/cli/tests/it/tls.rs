@@ -61,6 +61,27 @@ fn a_self_signed_pair_is_served_over_https_and_plain_http_gets_nothing() {
     assert!(untrusted.contains("TLS") && untrusted.to_lowercase().contains("issuer"), "{untrusted}");
     assert!(!plain_http_answers(&address), "plain HTTP on the TLS port is not answered");
 
+    // A client that completes the handshake and then sends nothing is closed within the bound.
+    let idle_closed = {
+        let tls = cordon_server::tls::client_config(Some(&ca)).unwrap();
+        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        runtime.block_on(async {
+            use tokio::io::AsyncRead as _;
+            let tcp = tokio::net::TcpStream::connect(address.as_str()).await.unwrap();
+            let name = rustls::pki_types::ServerName::try_from("localhost").unwrap();
+            let mut stream = tokio_rustls::TlsConnector::from(tls).connect(name, tcp).await.unwrap();
+            let mut buffer = [0u8; 64];
+            let read = std::future::poll_fn(|context| {
+                let mut filled = tokio::io::ReadBuf::new(&mut buffer);
+                std::pin::Pin::new(&mut stream)
+                    .poll_read(context, &mut filled)
+                    .map(|outcome| outcome.map(|()| filled.filled().len()))
+            });
+            matches!(tokio::time::timeout(std::time::Duration::from_secs(20), read).await, Ok(Ok(0) | Err(_)))
+        })
+    };
+    assert!(idle_closed, "an idle connection is closed by the server");
+
     // The incident commands reach the server over TLS, trusting the certificate the directory names.
     let opened = cordon().args(["incident", "open", "--data", data_text, "--title", "over tls"]).output().unwrap();
     let stderr = String::from_utf8_lossy(&opened.stderr);
