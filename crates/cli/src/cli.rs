@@ -455,11 +455,14 @@ pub enum KeysCommand {
         #[arg(long)]
         revoke_outstanding: bool,
     },
-    /// Print the webhooks' signing secret, for the receivers to check `X-Cordon-Signature`
+    /// Print a webhook receiver's secret, for it to check `X-Cordon-Signature`
     /// (docs/DEPLOY.md); made now if the directory has none yet.
     WebhookSecret {
         #[arg(long)]
         data: PathBuf,
+        /// Whose secret: the alert receiver's or the protective actions' receiver's.
+        #[arg(long, value_parser = ["alert", "protect"])]
+        topic: String,
     },
 }
 

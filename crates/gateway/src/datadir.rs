@@ -152,9 +152,10 @@ impl DataDir {
         futures_block_on(gateway.change_entry("cordon", "keys.rotate-token", TOKEN_KEY, Some(detail), "rotate"))
     }
 
-    /// The webhooks' signing secret, as the receivers are given it (64 hex characters; the
-    /// HMAC key is this text), made now if this directory has none yet.
-    pub fn webhook_secret(&self) -> Result<Zeroizing<String>, GatewayError> {
+    /// The webhooks' signing key (`keys/webhook-signing`), made now if this directory has
+    /// none yet. Receivers never get it: each topic's receiver gets its own secret derived
+    /// from it ([`DataDir::webhook_secret`]).
+    fn webhook_key(&self) -> Result<hmac::Hmac<sha2::Sha256>, GatewayError> {
         let path = self.path(KEYS_DIR).join(WEBHOOK_KEY);
         if !path.exists() {
             match write_key(&path) {
@@ -163,8 +164,17 @@ impl DataDir {
                 made => made?,
             }
         }
-        let key = read_key(&path)?;
-        Ok(Zeroizing::new(key.iter().map(|byte| format!("{byte:02x}")).collect()))
+        <hmac::Hmac<sha2::Sha256> as hmac::KeyInit>::new_from_slice(&read_key(&path)?)
+            .map_err(|error| GatewayError::Internal(format!("the webhook key: {error}")))
+    }
+
+    /// The secret the receiver of `topic` (`alert` or `protect`) checks `X-Cordon-Signature`
+    /// with, as it is given it (64 hex characters; the HMAC key is this text).
+    pub fn webhook_secret(&self, topic: &str) -> Result<Zeroizing<String>, GatewayError> {
+        if !matches!(topic, "alert" | "protect") {
+            return Err(GatewayError::BadRequest(format!("`{topic}` is not a webhook topic: use alert or protect")));
+        }
+        Ok(crate::service::topic_secret(&self.webhook_key()?, topic))
     }
 
     /// Checks `config` and writes it as this directory's `cordon.toml` (0600).
@@ -269,9 +279,7 @@ impl DataDir {
         let blind_id = store.meta(CURRENT_BLIND)?.filter(|id| !id.is_empty()).unwrap_or_else(|| BLIND_INDEX_KEY.into());
         let blind = BlindIndexKey::new(&read_key(&self.path(KEYS_DIR).join(&blind_id))?)?;
         let tokens = self.token_key()?;
-        let webhook_mac =
-            <hmac::Hmac<sha2::Sha256> as hmac::KeyInit>::new_from_slice(self.webhook_secret()?.as_bytes())
-                .map_err(|error| GatewayError::Internal(format!("the webhook key: {error}")))?;
+        let webhook_mac = self.webhook_key()?;
         let (policies, schema) = match (&config.policy.policies, &config.policy.schema) {
             (None, None) => (DEFAULT_POLICIES.to_string(), DEFAULT_SCHEMA.to_string()),
             (policies, schema) => {

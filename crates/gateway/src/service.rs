@@ -215,22 +215,29 @@ impl Gateway {
         self.webhook_url.as_deref()
     }
 
-    /// Where outbox messages of `topic` are posted, if anywhere: alerts to detection's
-    /// webhook, protective actions to the exchange's account-protection webhook.
-    /// The `X-Cordon-Signature` of a webhook body sent at `timestamp` (Unix seconds):
-    /// `t=<timestamp>,v1=<hex HMAC-SHA256 of "<timestamp>.<body>" under the signing secret>`.
-    /// A receiver recomputes it, compares in constant time and refuses a timestamp outside
-    /// its window (docs/DEPLOY.md has the recipe), so a captured delivery cannot be replayed
-    /// later or altered.
-    pub fn webhook_signature(&self, timestamp: i64, body: &str) -> String {
-        use hmac::Mac as _;
-        let mut mac = self.webhook_mac.clone();
-        mac.update(format!("{timestamp}.").as_bytes());
-        mac.update(body.as_bytes());
-        let digest: String = mac.finalize().into_bytes().iter().map(|byte| format!("{byte:02x}")).collect();
+    /// The `X-Cordon-Signature` of delivery `id` of a `topic` message sent at `timestamp`
+    /// (Unix seconds): `t=<timestamp>,v1=<hex HMAC-SHA256 of "<timestamp>.<id>.<body>">`
+    /// under the topic's own secret ([`topic_secret`]), so the alert receiver, which holds the
+    /// alerts' secret, cannot sign a protective action, and a delivery replayed under another
+    /// id does not verify. A receiver recomputes it, compares in constant time and refuses a
+    /// timestamp outside its window (docs/DEPLOY.md has the recipe).
+    pub fn webhook_signature(&self, topic: &str, id: u64, timestamp: i64, body: &str) -> String {
+        use hmac::{KeyInit as _, Mac as _};
+        let secret = topic_secret(&self.webhook_mac, topic);
+        let digest: String = match <hmac::Hmac<sha2::Sha256>>::new_from_slice(secret.as_bytes()) {
+            Ok(mut mac) => {
+                mac.update(format!("{timestamp}.{id}.").as_bytes());
+                mac.update(body.as_bytes());
+                mac.finalize().into_bytes().iter().map(|byte| format!("{byte:02x}")).collect()
+            }
+            // HMAC takes a key of any length; no such failure exists, and none is signed.
+            Err(_) => String::new(),
+        };
         format!("t={timestamp},v1={digest}")
     }
 
+    /// Where outbox messages of `topic` are posted, if anywhere: alerts to detection's
+    /// webhook, protective actions to the exchange's account-protection webhook.
     pub fn webhook_url_for(&self, topic: &str) -> Option<&str> {
         match topic {
             "alert" => self.webhook_url.as_deref(),
@@ -297,4 +304,14 @@ pub(crate) fn too_large(error: cordon_entry::EntryError) -> GatewayError {
 
 pub(crate) fn denied(decision: Decision, ledger_index: u64) -> GatewayError {
     GatewayError::Denied { reason: decision.reason, policies: decision.policies, ledger_index }
+}
+
+/// The webhook secret of `topic` (`alert`, `protect`), as its receiver is given it (64 hex
+/// characters; the HMAC key is this text): HMAC-SHA256 of `cordon-webhook:<topic>` under the
+/// directory's webhook key, so each receiver holds a secret of its own.
+pub(crate) fn topic_secret(master: &hmac::Hmac<sha2::Sha256>, topic: &str) -> zeroize::Zeroizing<String> {
+    use hmac::Mac as _;
+    let mut mac = master.clone();
+    mac.update(format!("cordon-webhook:{topic}").as_bytes());
+    zeroize::Zeroizing::new(mac.finalize().into_bytes().iter().map(|byte| format!("{byte:02x}")).collect())
 }

@@ -4,10 +4,10 @@
 //! is the store's outbox, written in the same transaction as the alert, so a restart picks
 //! up where delivery stopped; a receiver may see a message twice, never zero times.
 //!
-//! Each delivery is signed (`X-Cordon-Signature: t=<unix seconds>,v1=<hex HMAC-SHA256 of
-//! "<t>.<body>">`, see `Gateway::webhook_signature`) and carries its outbox id
-//! (`X-Cordon-Delivery`), so a receiver can refuse a forged, altered or replayed message and
-//! drop a repeat. An https receiver is reached over TLS, trusting the web's roots and the
+//! Each delivery carries its outbox id (`X-Cordon-Delivery`) and is signed under its topic's
+//! own secret (`X-Cordon-Signature: t=<unix seconds>,v1=<hex HMAC-SHA256 of "<t>.<id>.<body>">`,
+//! see `Gateway::webhook_signature`), so a receiver can refuse a forged, altered or replayed
+//! message, drop a repeat, and no receiver can sign for the other topic. An https receiver is reached over TLS, trusting the web's roots and the
 //! operator's `[webhooks] ca_file`.
 
 use std::sync::{Arc, Weak};
@@ -91,7 +91,7 @@ async fn deliver_topic(
     let due = gateway.outbox_due(topic, now_ms, BATCH_MAX).map_err(|error| error.to_string())?;
     let mut delivery = Delivery::default();
     for item in due {
-        let signature = gateway.webhook_signature(now_ms.div_euclid(1000), &item.body);
+        let signature = gateway.webhook_signature(topic, item.id, now_ms.div_euclid(1000), &item.body);
         let sent = post_json(url, outbound, &item.body, &signature, item.id);
         match tokio::time::timeout(ATTEMPT_TIMEOUT, sent).await {
             Ok(Ok(())) => {

@@ -298,8 +298,8 @@ pub fn keys(command: KeysCommand) -> anyhow::Result<()> {
                 }
             );
         }
-        KeysCommand::WebhookSecret { data } => {
-            println!("{}", DataDir::new(&data).webhook_secret()?.as_str());
+        KeysCommand::WebhookSecret { data, topic } => {
+            println!("{}", DataDir::new(&data).webhook_secret(&topic)?.as_str());
         }
         KeysCommand::Rotate { data } => {
             let rotated = DataDir::new(&data).rotate_kek(Arc::new(SystemClock))?;

@@ -266,15 +266,22 @@ async fn webhooks_go_over_tls_signed_so_the_receiver_can_check_them() {
     let (timestamp, digest) = signature.strip_prefix("t=").and_then(|rest| rest.split_once(",v1=")).unwrap();
     assert_eq!(timestamp.parse::<i64>().unwrap(), later / 1000, "{signature}");
     // The receiver's recipe: HMAC-SHA256 under the secret's text, over "<t>.<body>".
-    let secret = harness.data().webhook_secret().unwrap();
-    let expected = |body: &str| {
+    let expected = |topic: &str, id: &str, body: &str| {
         use hmac::{KeyInit as _, Mac as _};
+        let secret = harness.data().webhook_secret(topic).unwrap();
         let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(secret.as_bytes()).unwrap();
-        mac.update(format!("{timestamp}.{body}").as_bytes());
+        mac.update(format!("{timestamp}.{id}.{body}").as_bytes());
         mac.finalize().into_bytes().iter().map(|byte| format!("{byte:02x}")).collect::<String>()
     };
-    assert_eq!(digest, expected(&body), "the signature checks out over the body as received");
-    assert_ne!(digest, expected(&body.replace("suspend", "normal")), "an altered body does not");
+    assert_eq!(digest, expected("alert", &delivery, &body), "the signature checks out over the body as received");
+    assert_ne!(digest, expected("alert", &delivery, &body.replace("suspend", "normal")), "an altered body does not");
+    assert_ne!(digest, expected("alert", "999", &body), "nor under another delivery id");
+    assert_ne!(digest, expected("protect", &delivery, &body), "nor with the other topic's secret");
+    assert_ne!(
+        *harness.data().webhook_secret("alert").unwrap(),
+        *harness.data().webhook_secret("protect").unwrap(),
+        "each receiver holds a secret of its own"
+    );
     let alert: Value = serde_json::from_str(&body).unwrap();
     assert_eq!(alert["agent"], "agt-1");
 }
