@@ -517,9 +517,15 @@ impl DataDir {
             Some(format!("from {from}; {customers} customers, {entries} search entries")),
             "rotate",
         ))?;
-        let old = self.path(KEYS_DIR).join(&from);
-        if from != to && old.exists() {
-            fs::remove_file(&old).map_err(io_error(&old))?;
+        // Every blind-index key file but the current one goes (the one replaced now, and any
+        // a rotation cut short after its swap left behind).
+        let keys = self.path(KEYS_DIR);
+        for item in fs::read_dir(&keys).map_err(io_error(&keys))? {
+            let name = item.map_err(io_error(&keys))?.file_name().to_string_lossy().into_owned();
+            if name.starts_with("blind") && name != to {
+                let old = keys.join(&name);
+                fs::remove_file(&old).map_err(io_error(&old))?;
+            }
         }
         store.set_meta(NEXT_BLIND, "")?;
         Ok((customers, entries))

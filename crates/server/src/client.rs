@@ -9,6 +9,11 @@ use hyper_util::rt::TokioIo;
 use rustls::ClientConfig;
 use rustls::pki_types::ServerName;
 
+/// How long a connection, and then its TLS handshake, may take.
+const CONNECT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+/// The largest answer read (an evidence bundle is the largest cordon asks its server for).
+const ANSWER_BYTES_MAX: usize = 1 << 30;
+
 /// Where a request goes: `http://host:port/path` or `https://host[:port]/path`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Endpoint {
@@ -82,8 +87,10 @@ pub async fn send(
     tls: Option<&Arc<ClientConfig>>,
     request: hyper::Request<Full<Bytes>>,
 ) -> Result<Answer, String> {
-    let stream = tokio::net::TcpStream::connect((endpoint.host.as_str(), endpoint.port))
+    let connecting = tokio::net::TcpStream::connect((endpoint.host.as_str(), endpoint.port));
+    let stream = tokio::time::timeout(CONNECT_TIMEOUT, connecting)
         .await
+        .map_err(|_| format!("connect {}: no answer within {} s", endpoint.authority(), CONNECT_TIMEOUT.as_secs()))?
         .map_err(|error| format!("connect {}: {error}", endpoint.authority()))?;
     let _ = stream.set_nodelay(true);
     if !endpoint.tls {
@@ -94,9 +101,10 @@ pub async fn send(
     };
     let name = ServerName::try_from(endpoint.host.clone())
         .map_err(|error| format!("`{}` is not a name TLS can check: {error}", endpoint.host))?;
-    let stream = tokio_rustls::TlsConnector::from(Arc::clone(config))
-        .connect(name, stream)
+    let handshake = tokio_rustls::TlsConnector::from(Arc::clone(config)).connect(name, stream);
+    let stream = tokio::time::timeout(CONNECT_TIMEOUT, handshake)
         .await
+        .map_err(|_| format!("TLS with {}: no handshake within {} s", endpoint.authority(), CONNECT_TIMEOUT.as_secs()))?
         .map_err(|error| format!("TLS with {}: {error}", endpoint.authority()))?;
     exchange(stream, request).await
 }
@@ -111,7 +119,12 @@ where
     let response = sender.send_request(request).await.map_err(|error| error.to_string())?;
     let status = response.status();
     let headers = response.headers().clone();
-    let body = response.into_body().collect().await.map_err(|error| error.to_string())?.to_bytes().to_vec();
+    let body = http_body_util::Limited::new(response.into_body(), ANSWER_BYTES_MAX)
+        .collect()
+        .await
+        .map_err(|error| format!("the answer could not be read (at most {ANSWER_BYTES_MAX} bytes): {error}"))?
+        .to_bytes()
+        .to_vec();
     Ok(Answer { status, headers, body })
 }
 

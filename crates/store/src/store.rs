@@ -493,7 +493,11 @@ impl Store {
         let transaction = connection.transaction().map_err(self.error("swap the search index"))?;
         let rows = transaction
             .execute_batch(
-                "DELETE FROM search_index;
+                "CREATE TABLE IF NOT EXISTS search_index_next (
+                     kind TEXT NOT NULL, digest BLOB NOT NULL, customer_id TEXT NOT NULL,
+                     PRIMARY KEY (kind, digest, customer_id)) WITHOUT ROWID;
+                 CREATE TABLE IF NOT EXISTS search_digests_next (customer_id TEXT PRIMARY KEY, digests BLOB NOT NULL);
+                 DELETE FROM search_index;
                  INSERT INTO search_index (kind, digest, customer_id)
                      SELECT n.kind, n.digest, n.customer_id FROM search_index_next n
                      JOIN customers c ON c.id = n.customer_id AND c.deleted_at IS NULL;

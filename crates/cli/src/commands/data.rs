@@ -37,17 +37,26 @@ const TLS_CERT_FILE: &str = "tls/cert.pem";
 const TLS_KEY_FILE: &str = "tls/key.pem";
 
 /// A self-signed authority (its key discarded once it has signed) and a server certificate
-/// for this host's loopback names, valid from the start of this year for two years; then
+/// for this host's loopback names, valid from yesterday for two years; then
 /// `[server] tls_cert` and `tls_key` point at them.
 fn self_signed_tls(data: &DataDir) -> anyhow::Result<()> {
     use rcgen::{
         BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair, KeyUsagePurpose,
     };
-    let seconds = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |since| since.as_secs());
-    let year = 1970 + i32::try_from(seconds / 31_556_952).unwrap_or(0);
+    // Valid from yesterday (a clock a little behind still accepts it) for two years.
+    let now_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |since| i64::try_from(since.as_millis()).unwrap_or(i64::MAX));
+    let yesterday = cordon_incident::iso_time(now_ms - 86_400_000);
+    let part = |range: std::ops::Range<usize>| yesterday.get(range).and_then(|text| text.parse::<i32>().ok());
+    let (Some(year), Some(month), Some(day)) = (part(0..4), part(5..7), part(8..10)) else {
+        bail!("cannot read today's date from the clock ({yesterday})");
+    };
+    let (month, day) = (u8::try_from(month).unwrap_or(1), u8::try_from(day).unwrap_or(1));
     let validity = |params: &mut CertificateParams| {
-        params.not_before = rcgen::date_time_ymd(year, 1, 1);
-        params.not_after = rcgen::date_time_ymd(year + 2, 1, 1);
+        params.not_before = rcgen::date_time_ymd(year, month, day);
+        // 29 February has no match two years on.
+        params.not_after = rcgen::date_time_ymd(year + 2, month, day.min(28));
     };
     let failed = |error: rcgen::Error| anyhow::anyhow!("cannot make the self-signed certificate: {error}");
     let mut authority = CertificateParams::new(Vec::<String>::new()).map_err(failed)?;
@@ -73,7 +82,9 @@ fn self_signed_tls(data: &DataDir) -> anyhow::Result<()> {
         format!("{}{}", server_certificate.pem(), authority_certificate.pem()).as_bytes(),
     )?;
     data.write_private(TLS_KEY_FILE, server_key.serialize_pem().as_bytes())?;
-    let mut config = data.config()?;
+    // The file as written, without the environment's overrides: they must not become permanent.
+    let mut config = cordon_gateway::Config::load_with(&data.path(cordon_gateway::CONFIG_FILE), Vec::new())
+        .map_err(anyhow::Error::msg)?;
     config.server.tls_cert = TLS_CERT_FILE.into();
     config.server.tls_key = TLS_KEY_FILE.into();
     data.write_config(&config)?;

@@ -194,6 +194,11 @@ fn rotating_the_blind_index_key_keeps_every_search_and_drops_the_old_digests() {
     };
     assert_eq!(stored(&data).search(SearchKey::Email, &old_digest).unwrap(), ["cus-1234"]);
 
+    // An empty directory rotates too (nothing staged, an empty index swapped in).
+    let empty = DataDir::new(&scratch.path().join("empty"));
+    empty.init(None, Arc::new(SystemClock)).unwrap();
+    assert_eq!(empty.rotate_blind_index_key(Arc::new(SystemClock)).unwrap(), (0, 0));
+
     let (customers, entries) = data.rotate_blind_index_key(Arc::new(SystemClock)).unwrap();
     assert_eq!(customers, 1499, "every live customer");
     assert!(entries >= 1499 * 7, "{entries} entries");
