@@ -824,6 +824,16 @@ async fn a_customer_sees_who_viewed_their_data_and_takes_receipts_that_verify() 
             ),
             ("nor alerts", Method::GET, "/v1/alerts", customer.clone(), StatusCode::FORBIDDEN),
             ("nor mints tokens", Method::POST, "/v1/customers/cus-2/token", customer.clone(), StatusCode::FORBIDDEN),
+            // Refused before any lookup: nothing learnt of which agents exist or are suspended.
+            ("nor learns of agents", Method::POST, "/v1/agents/agt-404/token", customer.clone(), StatusCode::FORBIDDEN),
+            (
+                "nor of agents' status",
+                Method::POST,
+                "/v1/agents/agt-404/suspend",
+                customer.clone(),
+                StatusCode::FORBIDDEN,
+            ),
+            ("an agent neither", Method::POST, "/v1/agents/agt-404/token", agent.clone(), StatusCode::FORBIDDEN),
         ] {
             let body = if method == Method::POST {
                 serde_json::json!({"by": "email", "value": "nina@example.org"})
