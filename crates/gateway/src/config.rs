@@ -135,6 +135,10 @@ pub struct WebhookSettings {
     /// An authority (PEM) to trust for https receivers besides the web's roots, e.g. the
     /// exchange's internal one; relative to the data directory or absolute.
     pub ca_file: String,
+    /// Let webhooks go over plain `http://` to hosts other than this one (a receiver behind a
+    /// TLS-terminating proxy on a private network). Off: alerts and protective actions name
+    /// agents and customers and go over HTTPS, or to a loopback address.
+    pub allow_insecure_http: bool,
 }
 
 /// A customer's own view of who viewed their data.
@@ -285,6 +289,24 @@ impl Config {
                     && !url.chars().any(|character| character.is_whitespace() || character.is_control()));
             if !valid {
                 return Err(format!("{name} = `{url}` is not an http:// or https:// URL"));
+            }
+            if let Some(rest) = url.strip_prefix("http://")
+                && !self.webhooks.allow_insecure_http
+            {
+                let authority = rest.split('/').next().unwrap_or_default();
+                let host = match authority.strip_prefix('[') {
+                    Some(bracketed) => bracketed.split(']').next().unwrap_or_default(),
+                    None => authority.rsplit_once(':').map_or(authority, |(host, _)| host),
+                };
+                let loopback =
+                    host == "localhost" || host.parse::<std::net::IpAddr>().is_ok_and(|address| address.is_loopback());
+                if !loopback {
+                    return Err(format!(
+                        "{name} = `{url}` is plain HTTP to another host: alerts and protective actions name agents \
+                         and customers; use https://, or set [webhooks] allow_insecure_http = true behind a \
+                         TLS-terminating proxy"
+                    ));
+                }
             }
         }
         Ok(())

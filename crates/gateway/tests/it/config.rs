@@ -39,6 +39,17 @@ fn the_environment_sets_any_key_as_its_type_or_is_refused_by_name() {
     assert_eq!(config.incident.contact, "dpo@exchange.example");
     assert_eq!(config.policy.policies.as_deref(), Some("policies/ours.cedar"));
     assert_eq!(read(&[("CORDON_LISTEN", "127.0.0.1:9")]).unwrap().server.listen, "127.0.0.1:9", "the older name");
+    for (url, allowed) in [
+        ("http://127.0.0.1:9000/hook", "false"),
+        ("http://[::1]:9000/hook", "false"),
+        ("http://localhost/hook", "false"),
+        ("https://hooks.exchange.example/cordon", "false"),
+        ("http://hooks.internal/cordon", "true"),
+    ] {
+        let config =
+            read(&[("CORDON_INCIDENT_PROTECT_WEBHOOK_URL", url), ("CORDON_WEBHOOKS_ALLOW_INSECURE_HTTP", allowed)]);
+        assert!(config.is_ok(), "{url}: {config:?}");
+    }
 
     let refused = [
         ("CORDON_DETECTION_ENABLED", "yes", "true or false"),
@@ -49,11 +60,13 @@ fn the_environment_sets_any_key_as_its_type_or_is_refused_by_name() {
         // A value of the right type that the checks refuse: thresholds out of order.
         ("CORDON_DETECTION_THRESHOLDS_ALERT_RISK", "20", "alert_risk (20) < step_up_risk"),
         ("CORDON_SERVER_TLS_CERT", "cert.pem", "go together"),
+        // Alerts name agents and customers: no plain HTTP to another host unless allowed.
+        ("CORDON_DETECTION_WEBHOOK_URL", "http://hooks.exchange.example/cordon", "plain HTTP to another host"),
     ];
     for (name, value, words) in refused {
         let error = read(&[(name, value)]).unwrap_err();
         assert!(error.contains(words), "{name}={value}: {error}");
-        if !words.contains('<') && !words.contains("together") {
+        if !words.contains('<') && !words.contains("together") && !words.contains("plain HTTP") {
             assert!(error.contains(name), "the error names the variable: {error}");
         }
     }
