@@ -152,6 +152,18 @@ impl DataDir {
         futures_block_on(gateway.change_entry("cordon", "keys.rotate-token", TOKEN_KEY, Some(detail), "rotate"))
     }
 
+    /// The policies `config` names (the built-in set where it names none), compiled.
+    pub fn policy_engine(&self, config: &Config) -> Result<PolicyEngine, GatewayError> {
+        let (policies, schema) = match (&config.policy.policies, &config.policy.schema) {
+            (None, None) => (DEFAULT_POLICIES.to_string(), DEFAULT_SCHEMA.to_string()),
+            (policies, schema) => {
+                let read = |path: &Option<String>, default| read_text(&self.root, path.as_deref(), default);
+                (read(policies, DEFAULT_POLICIES)?, read(schema, DEFAULT_SCHEMA)?)
+            }
+        };
+        PolicyEngine::load(&policies, &schema).map_err(|error| GatewayError::BadRequest(error.to_string()))
+    }
+
     /// The webhooks' signing key (`keys/webhook-signing`), made now if this directory has
     /// none yet. Receivers never get it: each topic's receiver gets its own secret derived
     /// from it ([`DataDir::webhook_secret`]).
@@ -280,15 +292,7 @@ impl DataDir {
         let blind = BlindIndexKey::new(&read_key(&self.path(KEYS_DIR).join(&blind_id))?)?;
         let tokens = self.token_key()?;
         let webhook_mac = self.webhook_key()?;
-        let (policies, schema) = match (&config.policy.policies, &config.policy.schema) {
-            (None, None) => (DEFAULT_POLICIES.to_string(), DEFAULT_SCHEMA.to_string()),
-            (policies, schema) => {
-                let read = |path: &Option<String>, default| read_text(&self.root, path.as_deref(), default);
-                (read(policies, DEFAULT_POLICIES)?, read(schema, DEFAULT_SCHEMA)?)
-            }
-        };
-        let policy =
-            PolicyEngine::load(&policies, &schema).map_err(|error| GatewayError::BadRequest(error.to_string()))?;
+        let policy = self.policy_engine(&config)?;
         let categories = if config.categories.is_empty() {
             CategoryTable::default()
         } else {

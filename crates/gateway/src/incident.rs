@@ -911,20 +911,17 @@ impl Gateway {
         Ok((notices, folder))
     }
 
-    /// How incident `id`'s protection and notices stand (read only; a refusal is recorded).
-    pub async fn incident_protection_status(
+    /// How `incident`'s protection and notices stand, with `timeline` its timeline as
+    /// [`Gateway::incident_and_timeline`] (which authorized the caller) just read it.
+    pub fn protection_status(
         &self,
-        who: &Claims,
-        id: &str,
-        request: &str,
+        incident: &StoredIncident,
+        timeline: &[TimelineEvent],
     ) -> Result<ProtectionStatus, GatewayError> {
-        self.analyst(who, request).await?;
-        let incident = self.stored_incident(id)?;
-        let events = self.store.timeline(&incident.id)?;
         Ok(ProtectionStatus {
             recorded: self.store.protective_action_counts(&incident.id)?,
             deliveries: self.store.protect_deliveries(&incident.id)?,
-            notices_written: events.iter().rev().find(|event| event.kind == "notify").and_then(|event| event.count),
+            notices_written: timeline.iter().rev().find(|event| event.kind == "notify").and_then(|event| event.count),
             contact_set: self.contact_point().is_ok(),
             webhook_set: !self.incident.protect_webhook_url.is_empty(),
         })

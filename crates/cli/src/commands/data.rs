@@ -91,39 +91,36 @@ fn self_signed_tls(data: &DataDir) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// A configuration as `serve` reads it, with what it names already loaded.
+struct Checked {
+    config: cordon_gateway::Config,
+    /// The certificate and key as a TLS setting, if the configuration names them.
+    tls: Option<Arc<rustls::ServerConfig>>,
+    outbound: cordon_server::Outbound,
+}
+
 /// The directory's configuration as `serve` reads it: the file with the environment's
 /// overrides, every value checked, and every file it names present and loading (the
 /// certificate with its key, the webhooks' authority, the policies).
-fn checked_config(data: &DataDir) -> anyhow::Result<cordon_gateway::Config> {
+fn checked_config(data: &DataDir) -> anyhow::Result<Checked> {
     let config = data.config()?;
     let dir = data.path("");
     let in_file =
         |problem: String| anyhow::anyhow!("`{}`: {problem}", data.path(cordon_gateway::CONFIG_FILE).display());
     config.check_files(&dir).map_err(in_file)?;
-    if let Some((cert, key)) = config.tls_files(&dir) {
-        cordon_server::tls::server_config(&cert, &key).map_err(in_file)?;
-    }
-    cordon_server::Outbound::new(config.webhook_ca(&dir).as_deref()).map_err(in_file)?;
-    if config.policy.policies.is_some() || config.policy.schema.is_some() {
-        let read = |path: &Option<String>, default: &str| -> anyhow::Result<String> {
-            match path {
-                Some(path) => std::fs::read_to_string(dir.join(path)).with_context(|| format!("cannot read `{path}`")),
-                None => Ok(default.to_string()),
-            }
-        };
-        cordon_policy::PolicyEngine::load(
-            &read(&config.policy.policies, cordon_policy::DEFAULT_POLICIES)?,
-            &read(&config.policy.schema, cordon_policy::DEFAULT_SCHEMA)?,
-        )
-        .map_err(|error| in_file(format!("[policy]: {error}")))?;
-    }
-    Ok(config)
+    let tls = match config.tls_files(&dir) {
+        Some((cert, key)) => Some(cordon_server::tls::server_config(&cert, &key).map_err(in_file)?),
+        None => None,
+    };
+    let outbound = cordon_server::Outbound::new(config.webhook_ca(&dir).as_deref()).map_err(in_file)?;
+    data.policy_engine(&config).map_err(|error| in_file(format!("[policy]: {error}")))?;
+    Ok(Checked { config, tls, outbound })
 }
 
 /// `cordon config check`: the configuration in effect on standard output, or the problem.
 pub fn check_config(dir: &Path) -> anyhow::Result<()> {
     let data = DataDir::new(dir);
-    let config = checked_config(&data)?;
+    let Checked { config, .. } = checked_config(&data)?;
     let overridden =
         cordon_gateway::apply_environment(&mut toml::Table::new(), std::env::vars()).map_err(anyhow::Error::msg)?;
     eprintln!(
@@ -155,30 +152,25 @@ pub fn serve_quietly(
     insecure_http: bool,
 ) -> anyhow::Result<()> {
     let data = DataDir::new(dir);
-    let config = checked_config(&data)?;
-    let listen = listen.unwrap_or(config.server.listen.clone());
     // Settled before the (slow) opening: a certificate that does not load, or plain HTTP
     // where tokens and revealed values would cross a network, stops here.
-    let tls = match config.tls_files(dir) {
-        Some((cert, key)) => Some(cordon_server::tls::server_config(&cert, &key).map_err(anyhow::Error::msg)?),
-        None => {
-            let resolved: Vec<std::net::SocketAddr> = std::net::ToSocketAddrs::to_socket_addrs(listen.as_str())
-                .with_context(|| format!("`{listen}` is not an address to listen on"))?
-                .collect();
-            if !insecure_http && resolved.iter().any(|address| !address.ip().is_loopback()) {
-                bail!(
-                    "refusing to serve plain HTTP on `{listen}`, which is not a loopback address: bearer tokens \
-                     and revealed customer data would cross the network in the clear. Set [server] tls_cert and \
-                     tls_key in `{}` (`cordon init --tls` makes a self-signed pair to try it), listen on \
-                     127.0.0.1, or pass --insecure-http behind a TLS-terminating proxy",
-                    data.path(cordon_gateway::CONFIG_FILE).display()
-                );
-            }
-            None
+    let Checked { config, tls, outbound } = checked_config(&data)?;
+    let listen = listen.unwrap_or(config.server.listen.clone());
+    if tls.is_none() {
+        let resolved: Vec<std::net::SocketAddr> = std::net::ToSocketAddrs::to_socket_addrs(listen.as_str())
+            .with_context(|| format!("`{listen}` is not an address to listen on"))?
+            .collect();
+        if !insecure_http && resolved.iter().any(|address| !address.ip().is_loopback()) {
+            bail!(
+                "refusing to serve plain HTTP on `{listen}`, which is not a loopback address: bearer tokens \
+                 and revealed customer data would cross the network in the clear. Set [server] tls_cert and \
+                 tls_key in `{}` (`cordon init --tls` makes a self-signed pair to try it), listen on \
+                 127.0.0.1, or pass --insecure-http behind a TLS-terminating proxy",
+                data.path(cordon_gateway::CONFIG_FILE).display()
+            );
         }
-    };
+    }
     let scheme = if tls.is_some() { "https" } else { "http" };
-    let outbound = cordon_server::Outbound::new(config.webhook_ca(dir).as_deref()).map_err(anyhow::Error::msg)?;
     // Opening replays the ledger (blocking work), so it happens before the runtime starts.
     let gateway = data.open(Arc::new(SystemClock))?;
     let runtime =

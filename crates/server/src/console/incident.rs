@@ -78,7 +78,7 @@ async fn incident_page(state: &Arc<AppState>, signed: &Signed, id: &str, shown: 
         Ok(found) => found,
         Err(error) => return gateway_problem(error),
     };
-    let status = match state.gateway.incident_protection_status(&signed.claims, id, &signed.request).await {
+    let status = match state.gateway.protection_status(&incident, &timeline) {
         Ok(status) => status,
         Err(error) => return gateway_problem(error),
     };

@@ -226,6 +226,11 @@ fn set_cookie(
     [(header::SET_COOKIE, cookie)]
 }
 
+/// A browser just signed in: its session cookie, and on to `landing`.
+fn signed_in(state: &AppState, secret: &str, landing: &str) -> Response {
+    (set_cookie(state, SESSION_COOKIE, secret, "/console", None), Redirect::to(landing)).into_response()
+}
+
 /// Forgets the session cookie in the browser.
 fn clear_session(state: &AppState) -> [(header::HeaderName, String); 1] {
     set_cookie(state, SESSION_COOKIE, "", "/console", Some(0))
@@ -312,10 +317,7 @@ async fn login(
     }
     let request = request_id(&parts);
     match state.gateway.start_session(form.token.trim(), &request).await {
-        Ok(started) => {
-            (set_cookie(&state, SESSION_COOKIE, &started.secret, "/console", None), Redirect::to("/console/"))
-                .into_response()
-        }
+        Ok(started) => signed_in(&state, &started.secret, "/console/"),
         // Refusals of the person (a bad or expired token, a service's, a suspended agent's)
         // come back to the form, in words.
         Err(
@@ -355,10 +357,7 @@ async fn demo_sign_in(
         Err(error) => Err(error),
     };
     match started {
-        Ok(started) => {
-            (set_cookie(&state, SESSION_COOKIE, &started.secret, "/console", None), Redirect::to(&link.landing))
-                .into_response()
-        }
+        Ok(started) => signed_in(&state, &started.secret, &link.landing),
         Err(error) => gateway_problem(error),
     }
 }
