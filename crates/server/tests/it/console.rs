@@ -687,6 +687,24 @@ async fn hostile_console_input_is_answered_and_the_directory_reopens() {
             Some(format!("csrf={analyst_csrf}&sample={wide}")),
         ),
         ("the CSV of a huge incident id", Method::GET, format!("/console/incidents/{huge}/affected.csv"), None),
+        (
+            "protection neither proposed nor applied",
+            Method::POST,
+            "/console/incidents/inc-1/protect".into(),
+            Some(format!("csrf={analyst_csrf}&apply={controls}")),
+        ),
+        (
+            "protection of an escaped incident id",
+            Method::POST,
+            "/console/incidents/..%2F..%2Fetc/protect".into(),
+            Some(format!("csrf={analyst_csrf}&apply=yes")),
+        ),
+        (
+            "notices for a huge incident id",
+            Method::POST,
+            format!("/console/incidents/{huge}/notify"),
+            Some(format!("csrf={analyst_csrf}")),
+        ),
         ("the report of an escaped id", Method::GET, "/console/incidents/..%2F..%2Fetc/report".into(), None),
         ("a session code of control characters", Method::GET, format!("/v1/sessions/{controls}"), None),
     ];
@@ -734,6 +752,15 @@ async fn hostile_console_input_is_answered_and_the_directory_reopens() {
         assert!(!page.status.is_server_error(), "{what}: {}", page.status);
         assert!(!page.body.contains("<script>") && !page.body.contains('\u{1b}'), "{what}: echoed raw: {}", page.body);
         assert!(!page.body.contains("Nina") && !page.body.contains("nina@"), "{what}: a value shown: {}", page.body);
+    }
+    // The service's customer-token call with the worst ids: refused in words, never a 5xx.
+    let service = harness.state.gateway.issue_role_token(cordon_gateway::TokenRole::Service).unwrap();
+    for id in [huge.as_str(), controls.as_str(), "..%2F..%2Fcus-1", "cus-404"] {
+        let (status, answer) = harness
+            .call(Method::POST, &format!("/v1/customers/{id}/token"), Some(&service), Some(serde_json::json!({})))
+            .await;
+        assert!(status.is_client_error(), "a customer token for `{id}`: {status} {answer}");
+        assert!(!answer.to_string().contains('\u{1b}'), "echoed raw: {answer}");
     }
     // A forged cookie: a huge value, separators, another browser's name.
     let mut forger = Browser { cookies: vec![("cordon_session".into(), format!("{huge};cordon_session=a=b"))] };
