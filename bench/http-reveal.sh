@@ -5,7 +5,9 @@
 #
 #   bench/http-reveal.sh [seconds] [connections] [customers]
 #
-# CORDON=PATH runs that binary instead of building this checkout.
+# CORDON=PATH runs that binary instead of building this checkout. KEK=hsm moves the
+# key-encryption key into a SoftHSM2 token (Debian package `softhsm2`; installed here if
+# missing) before serving, so every reveal unwraps its customer's data key inside the token.
 # Needs wrk (Debian package `wrk`; installed here if missing) and python3.
 set -euo pipefail
 seconds=${1:-15}
@@ -45,6 +47,22 @@ with open(f"{work}/agents.jsonl", "w") as out:
         out.write(json.dumps({"id": f"bench-{a}", "name": f"Bench Agent {a}", "team": "l1-chat", "site": "us-sf", "employer": "staff", "shift": [0, 0]}) + "\n")
 PY
 for kind in agents customers tickets; do "$cordon" import "$kind" "$work/$kind.jsonl" --data "$work/data" >/dev/null; done
+
+if [ "${KEK:-file}" = hsm ]; then
+  module=/usr/lib/softhsm/libsofthsm2.so
+  if [ ! -f "$module" ]; then
+    apt-get install -y -qq softhsm2 >/dev/null || { apt-get update -qq && apt-get install -y -qq softhsm2 >/dev/null; }
+  fi
+  mkdir -p "$work/softhsm/tokens"
+  printf 'directories.tokendir = %s\nobjectstore.backend = file\nlog.level = ERROR\n' "$work/softhsm/tokens" \
+    >"$work/softhsm/softhsm2.conf"
+  export SOFTHSM2_CONF="$work/softhsm/softhsm2.conf"
+  softhsm2-util --init-token --free --label cordon --pin 4711-bench --so-pin so-4711 >/dev/null
+  (umask 077 && echo 4711-bench >"$work/data/hsm-pin")
+  sed -i "s#^module = \"\"#module = \"$module\"#; s#^token_label = \"\"#token_label = \"cordon\"#; s#^pin_file = \"\"#pin_file = \"hsm-pin\"#" \
+    "$work/data/cordon.toml"
+  "$cordon" keys rotate --data "$work/data" --to hsm
+fi
 
 CORDON_LOG=warn "$cordon" serve --data "$work/data" --listen "127.0.0.1:$port" 2>"$work/server.log" &
 server=$!

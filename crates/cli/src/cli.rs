@@ -435,10 +435,14 @@ pub enum ConfigCommand {
 
 #[derive(Debug, Subcommand)]
 pub enum KeysCommand {
-    /// Make a new key-encryption key and rewrap every customer's data key under it.
+    /// Make a new key-encryption key and rewrap every customer's data key under it (with the
+    /// server stopped); the old key is destroyed. `--to hsm` makes it inside the PKCS#11 token
+    /// `[hsm]` names, `--to file` in `keys/`; by default where the current one is.
     Rotate {
         #[arg(long)]
         data: PathBuf,
+        #[arg(long, value_parser = ["file", "hsm"])]
+        to: Option<String>,
     },
     /// Replace the blind-index key (with the server stopped): every customer's search entries
     /// are computed anew under a new key and swapped in at once; the old key is removed.

@@ -36,6 +36,19 @@ impl Gateway {
             (true, Some(digest)) => self.store.search(kind, &digest)?,
             _ => Vec::new(),
         };
+        // Each hit's name is opened (and masked) before the entry is written, so that an entry
+        // listing the matches shown is never written for hits that could not be opened.
+        let today = self.today();
+        let mut hits = Vec::with_capacity(ids.len());
+        for id in &ids {
+            let Some(StoredCustomer { sealed: Some(sealed), .. }) = self.directory.customer(&self.store, id)? else {
+                continue;
+            };
+            let name = self.vault.open(id, &sealed, &[Field::FullName])?;
+            let masked_name =
+                name.get(&Field::FullName).map(|value| mask(Field::FullName, value, today)).unwrap_or_default();
+            hits.push(SearchHit { customer: id.clone(), masked_name });
+        }
         let mut recorded = self.recorded(request, who, &agent.id, Action::Search, &decision);
         recorded.entry.search_by = Some(kind.name().to_string());
         recorded.entry.matches = Some(ids.clone());
@@ -43,17 +56,6 @@ impl Gateway {
         self.record(recorded).await?.allowed_or(|index| denied(decision, index))?;
         if digest.is_none() {
             return Err(GatewayError::BadRequest(format!("the value is not a valid {}", kind.name())));
-        }
-        let today = self.today();
-        let mut hits = Vec::with_capacity(ids.len());
-        for id in ids {
-            let Some(StoredCustomer { sealed: Some(sealed), .. }) = self.directory.customer(&self.store, &id)? else {
-                continue;
-            };
-            let name = self.vault.open(&id, &sealed, &[Field::FullName])?;
-            let masked_name =
-                name.get(&Field::FullName).map(|value| mask(Field::FullName, value, today)).unwrap_or_default();
-            hits.push(SearchHit { customer: id, masked_name });
         }
         Ok(hits)
     }
@@ -68,12 +70,17 @@ impl Gateway {
     ) -> Result<Card, GatewayError> {
         let (agent, sealed, context) = self.customer_access(who, Action::View, customer, ticket, request).await?;
         let decision = self.policy.decide(&self.customer_request(&agent, Action::View, &context, None, ""));
+        // Opened and masked before the entry is written (as a reveal is), shown only after.
+        let masked = if decision.allowed {
+            let fields: Vec<Field> = sealed.record.fields().collect();
+            let values = self.vault.open(customer, &sealed, &fields)?;
+            let today = self.today();
+            values.iter().map(|(field, value)| (*field, mask(*field, value, today))).collect()
+        } else {
+            Default::default()
+        };
         let recorded = self.customer_decision(request, who, &agent, Action::View, &context, &decision);
         let index = self.record(recorded).await?.allowed_or(|index| denied(decision, index))?;
-        let fields: Vec<Field> = sealed.record.fields().collect();
-        let values = self.vault.open(customer, &sealed, &fields)?;
-        let today = self.today();
-        let masked = values.iter().map(|(field, value)| (*field, mask(*field, value, today))).collect();
         Ok(Card { customer: customer.to_string(), fields: masked, ledger_index: index })
     }
 
@@ -97,11 +104,15 @@ impl Gateway {
             })
             .collect();
         let decision = combine(&fields, decisions);
+        // Opened before the entry is written, so that an entry saying the fields were revealed
+        // is never written for fields that could not be opened (the HSM holding the KEK gone,
+        // a damaged record); the values leave only once the entry is durable.
+        let values = if decision.allowed { Some(self.vault.open(customer, &sealed, &fields)?) } else { None };
         let mut recorded = self.customer_decision(request, who, &agent, Action::Reveal, &context, &decision);
         recorded.entry.fields = fields.iter().map(|field| field.name().to_string()).collect();
         recorded.facts.beyond_need = beyond_need(&fields, context.ticket.as_ref());
         let index = self.record(recorded).await?.allowed_or(|index| denied(decision, index))?;
-        let values = self.vault.open(customer, &sealed, &fields)?;
+        let values = values.ok_or_else(|| GatewayError::Internal("an allowed reveal was not opened".into()))?;
         Ok(Revealed { values, ledger_index: index })
     }
 

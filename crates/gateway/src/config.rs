@@ -17,6 +17,7 @@ pub struct Config {
     pub incident: IncidentSettings,
     pub customer_view: CustomerViewSettings,
     pub webhooks: WebhookSettings,
+    pub hsm: HsmSettings,
     /// Ticket category → the field names it needs. Empty means the built-in table.
     pub categories: BTreeMap<String, Vec<String>>,
 }
@@ -141,6 +142,26 @@ pub struct WebhookSettings {
     pub allow_insecure_http: bool,
 }
 
+/// The HSM (PKCS#11 token) that holds the key-encryption key, when it is not a key file
+/// (`cordon keys rotate --to hsm` moves it there; docs/KEYS.md).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Default)]
+#[serde(deny_unknown_fields, default)]
+pub struct HsmSettings {
+    /// The PKCS#11 module (a shared library), e.g. `/usr/lib/softhsm/libsofthsm2.so`.
+    pub module: String,
+    /// The token's label.
+    pub token_label: String,
+    /// A file (readable by its owner only) holding the token user's PIN; relative to the data
+    /// directory or absolute.
+    pub pin_file: String,
+}
+
+impl HsmSettings {
+    pub fn is_set(&self) -> bool {
+        !(self.module.is_empty() && self.token_label.is_empty() && self.pin_file.is_empty())
+    }
+}
+
 /// A customer's own view of who viewed their data.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
@@ -217,6 +238,8 @@ impl Config {
             ("[server] tls_cert", self.server.tls_cert.as_str()),
             ("[server] tls_key", self.server.tls_key.as_str()),
             ("[webhooks] ca_file", self.webhooks.ca_file.as_str()),
+            ("[hsm] module", self.hsm.module.as_str()),
+            ("[hsm] pin_file", self.hsm.pin_file.as_str()),
             ("[policy] policies", self.policy.policies.as_deref().unwrap_or("")),
             ("[policy] schema", self.policy.schema.as_deref().unwrap_or("")),
         ];
@@ -278,6 +301,10 @@ impl Config {
         }
         if self.server.tls_cert.is_empty() != self.server.tls_key.is_empty() {
             return Err("[server] tls_cert and tls_key go together: set both (HTTPS) or neither (HTTP)".into());
+        }
+        let hsm = &self.hsm;
+        if hsm.is_set() && (hsm.module.is_empty() || hsm.token_label.is_empty() || hsm.pin_file.is_empty()) {
+            return Err("[hsm] module, token_label and pin_file go together: set all three (an HSM) or none".into());
         }
         for (name, url) in [
             ("[detection] webhook_url", &self.detection.webhook_url),

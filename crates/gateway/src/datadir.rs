@@ -12,13 +12,14 @@ use cordon_directory::AgentStatus;
 use cordon_ledger::{Ledger, LedgerConfig};
 use cordon_policy::{CategoryTable, DEFAULT_POLICIES, DEFAULT_SCHEMA, PolicyEngine};
 use cordon_store::Store;
-use cordon_vault::{BlindIndexKey, LocalKek, Vault};
+use cordon_vault::{BlindIndexKey, Vault};
 use zeroize::Zeroizing;
 
 use crate::audit::{AuditLog, LedgerAudit};
 use crate::clock::Clock;
 use crate::config::Config;
 use crate::error::GatewayError;
+use crate::kek::{self, KekHome};
 use crate::service::{Gateway, random_id};
 use crate::token::{TokenKey, TokenRole, issue};
 
@@ -43,6 +44,9 @@ const PREVIOUS_TOKEN_KEY: &str = "token-signing.previous";
 const WEBHOOK_KEY: &str = "webhook-signing";
 const CURRENT_KEK: &str = "kek.current";
 const NEXT_KEK: &str = "kek.next";
+/// The key a rotation replaces, destroyed at its end (named, so that a rotation cut short
+/// after the switch still destroys it when run again).
+const RETIRING_KEK: &str = "kek.retiring";
 const POLICY_HASH: &str = "policy.sha256";
 
 /// Whether opening replays detection's state from the ledger.
@@ -286,8 +290,7 @@ impl DataDir {
         let kek_id = store
             .meta(CURRENT_KEK)?
             .ok_or_else(|| GatewayError::Internal("the database does not name its key-encryption key".into()))?;
-        let kek_bytes = read_key(&self.path(KEYS_DIR).join(&kek_id))?;
-        let kek = LocalKek::new(&kek_id, &kek_bytes)?;
+        let kek = kek::load(&self.root, &config.hsm, &kek_id)?;
         let blind_id = store.meta(CURRENT_BLIND)?.filter(|id| !id.is_empty()).unwrap_or_else(|| BLIND_INDEX_KEY.into());
         let blind = BlindIndexKey::new(&read_key(&self.path(KEYS_DIR).join(&blind_id))?)?;
         let tokens = self.token_key()?;
@@ -311,7 +314,7 @@ impl DataDir {
                 !config.detection.webhook_url.is_empty(),
             )?,
             store,
-            vault: Vault::new(Arc::new(kek), blind),
+            vault: Vault::new(kek, blind),
             policy,
             categories,
             audit: Arc::clone(&audit),
@@ -335,6 +338,7 @@ impl DataDir {
             snapshot_path: Some(self.path(crate::snapshot::SNAPSHOT_FILE)),
             last_snapshot: std::sync::atomic::AtomicU64::new(0),
             store_probe: std::sync::Mutex::new((None, None)),
+            kek_probe: std::sync::Mutex::new((None, None)),
             revoked: std::sync::RwLock::new(revoked),
             deciding_alerts: std::sync::Mutex::default(),
             null_model: std::sync::Mutex::default(),
@@ -434,23 +438,37 @@ impl DataDir {
         Config::load(&self.path(CONFIG_FILE)).map_err(GatewayError::BadRequest)
     }
 
-    /// Generates a new key-encryption key and rewraps every customer's data key under it;
+    /// Makes a new key-encryption key, in `home` (a key file, or the HSM `[hsm]` names; by
+    /// default where the current one is), and rewraps every customer's data key under it;
     /// field ciphertexts are untouched. Resumable: a rotation cut short continues with the
-    /// same new key. The old key file is removed at the end.
-    pub fn rotate_kek(&self, clock: Arc<dyn Clock>) -> Result<Rotated, GatewayError> {
+    /// same new key. The old key (its file, or its object in the token) is destroyed at the
+    /// end, so a backup taken before the rotation needs the old key kept apart to be read.
+    pub fn rotate_kek(&self, clock: Arc<dyn Clock>, home: Option<KekHome>) -> Result<Rotated, GatewayError> {
+        let config = self.config()?;
         let gateway = self.open(clock)?;
         let store = &gateway.store;
         let from = store.meta(CURRENT_KEK)?.unwrap_or_default();
-        let to = match store.meta(NEXT_KEK)? {
-            Some(next) => next,
+        let to = match store.meta(NEXT_KEK)?.filter(|next| !next.is_empty()) {
+            Some(next) => {
+                if let Some(home) = home.filter(|home| *home != KekHome::of(&next)) {
+                    return Err(GatewayError::Conflict(format!(
+                        "a rotation to the key-encryption key `{next}` ({}) was cut short; finish it first \
+                         (run this again without --to {}, or with --to {})",
+                        KekHome::of(&next).name(),
+                        home.name(),
+                        KekHome::of(&next).name()
+                    )));
+                }
+                next
+            }
             None => {
-                let next = format!("kek-{}", random_id()?);
-                write_key(&self.path(KEYS_DIR).join(&next))?;
+                let next = kek::create(&self.root, &config.hsm, home.unwrap_or_else(|| KekHome::of(&from)))?;
+                store.set_meta(RETIRING_KEK, &from)?;
                 store.set_meta(NEXT_KEK, &next)?;
                 next
             }
         };
-        let new_kek = LocalKek::new(&to, &read_key(&self.path(KEYS_DIR).join(&to))?)?;
+        let new_kek = kek::load(&self.root, &config.hsm, &to)?;
         let mut after = String::new();
         let mut customers = 0u64;
         loop {
@@ -460,19 +478,25 @@ impl DataDir {
             let mut updates = Vec::with_capacity(batch.len());
             for customer in &batch {
                 if let Some(sealed) = &customer.sealed {
-                    let rewrapped = gateway.vault.rewrap(&customer.id, sealed, &new_kek)?;
+                    let rewrapped = gateway.vault.rewrap(&customer.id, sealed, new_kek.as_ref())?;
                     updates.push((customer.id.clone(), rewrapped.kek_id, rewrapped.wrapped_key));
                 }
             }
             customers += updates.len() as u64;
             store.set_wrapped_keys(&updates)?;
         }
-        store.set_meta(CURRENT_KEK, &to)?;
-        futures_block_on(gateway.change_entry("cordon", "keys.rotate", &to, Some(format!("from {from}")), "rotate"))?;
-        let old = self.path(KEYS_DIR).join(&from);
-        if from != to && old.exists() {
-            fs::remove_file(&old).map_err(io_error(&old))?;
+        let from = store.meta(RETIRING_KEK)?.filter(|retiring| !retiring.is_empty()).unwrap_or(from);
+        // Recorded before the switch: a rotation cut short between the two records it again
+        // when resumed, rather than not at all.
+        if store.meta(CURRENT_KEK)?.as_deref() != Some(to.as_str()) {
+            let detail = format!("from {from} ({}) to {to} ({})", KekHome::of(&from).name(), KekHome::of(&to).name());
+            futures_block_on(gateway.change_entry("cordon", "keys.rotate", &to, Some(detail), "rotate"))?;
+            store.set_meta(CURRENT_KEK, &to)?;
         }
+        if from != to {
+            kek::destroy(&self.root, &config.hsm, &from)?;
+        }
+        store.set_meta(RETIRING_KEK, "")?;
         store.set_meta(NEXT_KEK, "")?;
         Ok(Rotated { from, to, customers })
     }
@@ -560,7 +584,7 @@ pub(crate) fn futures_block_on<F: std::future::Future>(future: F) -> F::Output {
     }
 }
 
-fn write_key(path: &Path) -> Result<(), GatewayError> {
+pub(crate) fn write_key(path: &Path) -> Result<(), GatewayError> {
     let mut key = Zeroizing::new([0u8; 32]);
     getrandom::fill(key.as_mut()).map_err(|error| GatewayError::Internal(format!("random source failed: {error}")))?;
     let hex = Zeroizing::new(key.iter().map(|byte| format!("{byte:02x}")).collect::<String>());
@@ -569,7 +593,7 @@ fn write_key(path: &Path) -> Result<(), GatewayError> {
     file.sync_all().map_err(io_error(path))
 }
 
-fn read_key(path: &Path) -> Result<Zeroizing<Vec<u8>>, GatewayError> {
+pub(crate) fn read_key(path: &Path) -> Result<Zeroizing<Vec<u8>>, GatewayError> {
     let text = Zeroizing::new(fs::read_to_string(path).map_err(io_error(path))?);
     let hex = text.trim();
     let bytes: Option<Vec<u8>> = (0..hex.len())

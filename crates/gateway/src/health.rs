@@ -1,6 +1,7 @@
 //! Whether this node can do its job, and the way back when it cannot. Liveness is the
 //! process answering; readiness is whether the audit ledger and the store can commit now,
-//! since a node that cannot record refuses every data request. A failed ledger is reopened
+//! since a node that cannot record refuses every data request, and whether the
+//! key-encryption key answers (an HSM can go away), since without it nothing opens. A failed ledger is reopened
 //! (its tail re-verified) and statuses the store could not take are written again, by
 //! [`Gateway::heal`], which the server calls every second: once writes succeed again the
 //! node serves again, without a restart. Healing also takes a detection snapshot every
@@ -17,6 +18,8 @@ pub struct Health {
     pub ledger: Option<String>,
     /// Why the store cannot commit, if it cannot.
     pub store: Option<String>,
+    /// Why the key-encryption key cannot wrap and unwrap, if it cannot.
+    pub kek: Option<String>,
     /// Durable ledger entries the access index has not read yet.
     pub access_index_lag: u64,
     /// Agent statuses the ledger records that the store has not taken yet (they hold in
@@ -25,10 +28,23 @@ pub struct Health {
 }
 
 impl Health {
-    /// Ready to take traffic: the ledger and the store both commit.
+    /// Ready to take traffic: the ledger and the store both commit, and the KEK answers.
     pub fn ready(&self) -> bool {
-        self.ledger.is_none() && self.store.is_none()
+        self.ledger.is_none() && self.store.is_none() && self.kek.is_none()
     }
+}
+
+/// A probe's last failure, probed again by `probe` unless it ran within the second.
+pub(crate) type Probe = std::sync::Mutex<(Option<std::time::Instant>, Option<String>)>;
+
+fn probed(slot: &Probe, probe: impl FnOnce() -> Option<String>) -> Option<String> {
+    let mut slot = slot.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    let (probed_at, failure) = &mut *slot;
+    if probed_at.is_none_or(|at| at.elapsed() >= std::time::Duration::from_secs(1)) {
+        *failure = probe();
+        *probed_at = Some(std::time::Instant::now());
+    }
+    failure.clone()
 }
 
 /// What one round of healing did.
@@ -48,6 +64,7 @@ impl Gateway {
         Health {
             ledger: self.audit.failure(),
             store: self.probe_store(),
+            kek: probed(&self.kek_probe, || self.vault.probe_kek().err().map(|error| error.to_string())),
             access_index_lag,
             held_statuses: self.directory.held_statuses(),
         }
@@ -55,13 +72,7 @@ impl Gateway {
 
     /// Why the store cannot commit, if it cannot: probed now unless probed within the second.
     fn probe_store(&self) -> Option<String> {
-        let mut probe = self.store_probe.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        let (probed_at, failure) = &mut *probe;
-        if probed_at.is_none_or(|at| at.elapsed() >= std::time::Duration::from_secs(1)) {
-            *failure = self.store.probe_writes(self.clock.now_ms()).err().map(|error| error.to_string());
-            *probed_at = Some(std::time::Instant::now());
-        }
-        failure.clone()
+        probed(&self.store_probe, || self.store.probe_writes(self.clock.now_ms()).err().map(|error| error.to_string()))
     }
 
     /// Recovers what can be recovered now: a failed ledger is reopened (recovery re-verifies

@@ -20,6 +20,7 @@ mod health;
 mod import;
 mod incident;
 mod indexer;
+mod kek;
 mod principal;
 mod record;
 mod service;
@@ -45,6 +46,7 @@ pub use incident::{
     EvidenceBundle, HIGH_BALANCE_BAND, IncidentSpec, IncidentStatus, PROTECTIVE_ACTIONS, ProtectReport,
     ProtectionStatus, alert_json, incident_json, protect_json, protective_actions_for, risk_board_json,
 };
+pub use kek::KekHome;
 pub use service::{Card, Gateway, Revealed, SearchHit, Verified};
 pub use session::{
     ConsoleSession, SESSION_CODE_ALPHABET, SESSION_CODE_LENGTH, SESSION_IDLE_MS, SESSION_LIFETIME_MS, SessionReport,

@@ -66,7 +66,8 @@ pub struct Gateway {
     /// The size the last snapshot covers.
     pub(crate) last_snapshot: std::sync::atomic::AtomicU64,
     /// When the store's writes were last probed, and why they failed, if they did.
-    pub(crate) store_probe: std::sync::Mutex<(Option<std::time::Instant>, Option<String>)>,
+    pub(crate) store_probe: crate::health::Probe,
+    pub(crate) kek_probe: crate::health::Probe,
     pub(crate) directory: crate::directory_cache::DirectoryCache,
     pub(crate) vault: Vault,
     pub(crate) policy: PolicyEngine,

@@ -23,6 +23,7 @@ pub struct Metrics {
     ledger_commit_micros: Gauge,
     ledger_healthy: Gauge,
     store_healthy: Gauge,
+    kek_healthy: Gauge,
     access_index_lag: Gauge,
     held_statuses: Gauge,
 }
@@ -72,6 +73,12 @@ impl Default for Metrics {
             "1 while the store commits writes, 0 while it cannot",
             store_healthy.clone(),
         );
+        let kek_healthy = Gauge::default();
+        registry.register(
+            "cordon_kek_healthy",
+            "1 while the key-encryption key (a key file, or a key in the HSM) wraps and unwraps, 0 while it cannot",
+            kek_healthy.clone(),
+        );
         registry.register(
             "cordon_access_index_lag_entries",
             "Durable ledger entries the access index has not read yet",
@@ -86,6 +93,7 @@ impl Default for Metrics {
             registry: Mutex::new(registry),
             ledger_healthy,
             store_healthy,
+            kek_healthy,
             access_index_lag,
             held_statuses,
             requests,
@@ -111,6 +119,7 @@ impl Metrics {
     pub fn render(&self, stats: cordon_gateway::LedgerStats, health: &cordon_gateway::Health) -> String {
         self.ledger_healthy.set(i64::from(health.ledger.is_none()));
         self.store_healthy.set(i64::from(health.store.is_none()));
+        self.kek_healthy.set(i64::from(health.kek.is_none()));
         self.access_index_lag.set(health.access_index_lag as i64);
         self.held_statuses.set(health.held_statuses as i64);
         self.ledger_groups.set(stats.groups as i64);

@@ -439,6 +439,7 @@ async fn readyz(State(state): State<Arc<AppState>>) -> Result<Json<Value>, Probl
             "status": "ready",
             "ledger": "ok",
             "store": "ok",
+            "kek": "ok",
             "access_index_lag": health.access_index_lag,
             "held_agent_statuses": health.held_statuses,
         })));
@@ -451,6 +452,10 @@ async fn readyz(State(state): State<Arc<AppState>>) -> Result<Json<Value>, Probl
     if let Some(reason) = &health.store {
         tracing::warn!(%reason, "not ready: the store cannot commit");
         down.push("the store cannot commit writes");
+    }
+    if let Some(reason) = &health.kek {
+        tracing::warn!(%reason, "not ready: the key-encryption key does not answer");
+        down.push("the key-encryption key does not answer");
     }
     let mut problem =
         Problem::new(StatusCode::SERVICE_UNAVAILABLE, "not-ready", format!("not ready: {}", down.join("; ")));

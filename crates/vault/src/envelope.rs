@@ -11,7 +11,7 @@ use zeroize::Zeroizing;
 use crate::catalogue::Field;
 use crate::error::VaultError;
 
-const SEAL_VERSION: u8 = 1;
+pub(crate) const SEAL_VERSION: u8 = 1;
 pub(crate) const NONCE_SIZE: usize = 12;
 const FIELD_CONTEXT: &[u8] = b"cordon field v1";
 const WRAP_CONTEXT: &[u8] = b"cordon data key v1";
@@ -35,9 +35,14 @@ impl DataKey {
         DataKey::from_bytes(bytes)
     }
 
-    fn from_bytes(bytes: Zeroizing<[u8; 32]>) -> Result<DataKey, VaultError> {
+    pub(crate) fn from_bytes(bytes: Zeroizing<[u8; 32]>) -> Result<DataKey, VaultError> {
         let cipher = Aes256Gcm::new_from_slice(bytes.as_ref()).map_err(|_| VaultError::BadKey("data key"))?;
         Ok(DataKey { cipher, bytes })
+    }
+
+    /// The key's bytes, for a KEK to wrap.
+    pub(crate) fn bytes(&self) -> &[u8] {
+        self.bytes.as_ref()
     }
 
     /// Encrypts one field value of `customer`: `version || nonce || ciphertext and tag`.
@@ -67,13 +72,21 @@ impl DataKey {
     }
 }
 
-/// The key that wraps data keys. The default is a key file; an external KMS implements the
-/// same trait.
+/// The key that wraps data keys: a key file ([`LocalKek`]) or a key inside an HSM
+/// ([`crate::HsmKek`]).
 pub trait KeyEncryptionKey: Send + Sync {
     /// Names this key version, stored beside each wrapped DEK so rotation knows which to use.
     fn id(&self) -> &str;
     fn wrap(&self, customer: &str, key: &DataKey) -> Result<Vec<u8>, VaultError>;
     fn unwrap(&self, customer: &str, wrapped: &[u8]) -> Result<DataKey, VaultError>;
+
+    /// Whether the key answers now: a throwaway data key wrapped and unwrapped (an HSM can
+    /// go away; a key in memory always answers).
+    fn probe(&self) -> Result<(), VaultError> {
+        let key = DataKey::generate()?;
+        let back = self.unwrap("cordon probe", &self.wrap("cordon probe", &key)?)?;
+        if back.bytes() == key.bytes() { Ok(()) } else { Err(VaultError::BadKey("key-encryption key")) }
+    }
 }
 
 /// A KEK held in memory, read from a key file (32 random bytes).
@@ -170,7 +183,7 @@ fn field_context(customer: &str, field: Field) -> Vec<u8> {
     context
 }
 
-fn wrap_context(customer: &str) -> Vec<u8> {
+pub(crate) fn wrap_context(customer: &str) -> Vec<u8> {
     let mut context = WRAP_CONTEXT.to_vec();
     context.push(0);
     context.extend_from_slice(customer.as_bytes());

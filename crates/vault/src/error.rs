@@ -14,6 +14,10 @@ pub enum VaultError {
     BadRecord(&'static str),
     #[error("field `{field}` of customer `{customer}` is not {expected}")]
     BadValue { customer: String, field: String, expected: &'static str },
+    /// The HSM holding the key-encryption key failed or refused (the message names the
+    /// module, the token and the operation; never a PIN or a key).
+    #[error("HSM: {0}")]
+    Hsm(String),
     #[error("the system random source failed: {0}")]
     Randomness(String),
 }

@@ -41,6 +41,11 @@ impl Vault {
         self.kek.id()
     }
 
+    /// Whether the key-encryption key wraps and unwraps now (readiness asks).
+    pub fn probe_kek(&self) -> Result<(), VaultError> {
+        self.kek.probe()
+    }
+
     /// Checks every value's shape and seals them under a fresh data key.
     pub fn seal(&self, customer: &str, fields: &BTreeMap<Field, Value>) -> Result<SealedCustomer, VaultError> {
         for (field, value) in fields {

@@ -6,7 +6,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use anyhow::{Context as _, bail};
-use cordon_gateway::{DataDir, ImportKind, SystemClock, TokenRole};
+use cordon_gateway::{DataDir, ImportKind, KekHome, SystemClock, TokenRole};
 use cordon_server::AppState;
 use indicatif::{ProgressBar, ProgressStyle};
 
@@ -304,8 +304,9 @@ pub fn keys(command: KeysCommand) -> anyhow::Result<()> {
         KeysCommand::WebhookSecret { data, topic } => {
             println!("{}", DataDir::new(&data).webhook_secret(&topic)?.as_str());
         }
-        KeysCommand::Rotate { data } => {
-            let rotated = DataDir::new(&data).rotate_kek(Arc::new(SystemClock))?;
+        KeysCommand::Rotate { data, to } => {
+            let home = to.map(|to| if to == "hsm" { KekHome::Hsm } else { KekHome::File });
+            let rotated = DataDir::new(&data).rotate_kek(Arc::new(SystemClock), home)?;
             println!(
                 "rotated the key-encryption key `{}` to `{}`: {} data keys rewrapped",
                 rotated.from, rotated.to, rotated.customers

@@ -8,6 +8,7 @@ mod config;
 mod demo;
 mod export;
 mod gateway;
+mod hsm;
 mod incident;
 mod log;
 mod scripts;

@@ -45,7 +45,12 @@ pub fn start_server(data: &str) -> (Child, String, Arc<Mutex<String>>) {
 
 /// A server with these `serve` arguments; its address as it printed it (without the scheme).
 pub fn start_server_with(data: &str, arguments: &[&str]) -> (Child, String, Arc<Mutex<String>>) {
-    let mut child = cordon()
+    start_server_in(cordon(), data, arguments)
+}
+
+/// As [`start_server_with`], from `command` (with its environment, say).
+pub fn start_server_in(mut command: Command, data: &str, arguments: &[&str]) -> (Child, String, Arc<Mutex<String>>) {
+    let mut child = command
         .args(["serve", "--data", data])
         .args(arguments)
         .env("CORDON_LOG", "debug")

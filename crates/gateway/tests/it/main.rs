@@ -55,7 +55,7 @@ fn rotating_the_kek_rewraps_every_data_key_and_keeps_every_field() {
     let old_keys = key_files(&data);
     assert_eq!(old_keys, vec![before.1.clone()]);
 
-    let rotated = data.rotate_kek(Arc::new(SystemClock)).unwrap();
+    let rotated = data.rotate_kek(Arc::new(SystemClock), None).unwrap();
     assert_eq!((rotated.from.as_str(), rotated.customers), (before.1.as_str(), 2500));
     assert_eq!(key_files(&data), vec![rotated.to.clone()], "the old key file is gone");
 
