@@ -36,11 +36,32 @@ impl Gateway {
             (true, Some(digest)) => self.store.search(kind, &digest)?,
             _ => Vec::new(),
         };
-        // Each hit's name is opened (and masked) before the entry is written, so that an entry
-        // listing the matches shown is never written for hits that could not be opened.
+        // Each hit's name is opened (and masked) before the entry is written: an entry saying
+        // the matches were shown is never written for hits that could not be opened; that
+        // search is recorded as refused, with its matches, and answered with the failure.
+        let opened = self.search_hits(&ids);
+        let (decision, failure) = refuse_if_unopenable(decision, opened.as_ref().err());
+        let mut recorded = self.recorded(request, who, &agent.id, Action::Search, &decision);
+        recorded.entry.search_by = Some(kind.name().to_string());
+        recorded.entry.matches = Some(ids.clone());
+        recorded.facts = AccessFacts { canary: self.only_canaries(&ids)?, ..seen };
+        let outcome = self.record(recorded).await?;
+        if let Some(failure) = failure {
+            return Err(failure);
+        }
+        outcome.allowed_or(|index| denied(decision, index))?;
+        let hits = opened?;
+        if digest.is_none() {
+            return Err(GatewayError::BadRequest(format!("the value is not a valid {}", kind.name())));
+        }
+        Ok(hits)
+    }
+
+    /// Each hit's masked name.
+    fn search_hits(&self, ids: &[String]) -> Result<Vec<SearchHit>, GatewayError> {
         let today = self.today();
         let mut hits = Vec::with_capacity(ids.len());
-        for id in &ids {
+        for id in ids {
             let Some(StoredCustomer { sealed: Some(sealed), .. }) = self.directory.customer(&self.store, id)? else {
                 continue;
             };
@@ -48,14 +69,6 @@ impl Gateway {
             let masked_name =
                 name.get(&Field::FullName).map(|value| mask(Field::FullName, value, today)).unwrap_or_default();
             hits.push(SearchHit { customer: id.clone(), masked_name });
-        }
-        let mut recorded = self.recorded(request, who, &agent.id, Action::Search, &decision);
-        recorded.entry.search_by = Some(kind.name().to_string());
-        recorded.entry.matches = Some(ids.clone());
-        recorded.facts = AccessFacts { canary: self.only_canaries(&ids)?, ..seen };
-        self.record(recorded).await?.allowed_or(|index| denied(decision, index))?;
-        if digest.is_none() {
-            return Err(GatewayError::BadRequest(format!("the value is not a valid {}", kind.name())));
         }
         Ok(hits)
     }
@@ -70,18 +83,25 @@ impl Gateway {
     ) -> Result<Card, GatewayError> {
         let (agent, sealed, context) = self.customer_access(who, Action::View, customer, ticket, request).await?;
         let decision = self.policy.decide(&self.customer_request(&agent, Action::View, &context, None, ""));
-        // Opened and masked before the entry is written (as a reveal is), shown only after.
-        let masked = if decision.allowed {
+        // Opened and masked before the entry is written (as a reveal is), shown only after; a
+        // card that cannot be opened is recorded as refused and answered with the failure.
+        let masked = decision.allowed.then(|| {
             let fields: Vec<Field> = sealed.record.fields().collect();
-            let values = self.vault.open(customer, &sealed, &fields)?;
             let today = self.today();
-            values.iter().map(|(field, value)| (*field, mask(*field, value, today))).collect()
-        } else {
-            Default::default()
-        };
+            self.vault
+                .open(customer, &sealed, &fields)
+                .map(|values| values.iter().map(|(field, value)| (*field, mask(*field, value, today))).collect())
+        });
+        let failure = masked.as_ref().and_then(|opened| opened.as_ref().err()).cloned().map(GatewayError::from);
+        let (decision, failure) = refuse_if_unopenable(decision, failure.as_ref());
         let recorded = self.customer_decision(request, who, &agent, Action::View, &context, &decision);
-        let index = self.record(recorded).await?.allowed_or(|index| denied(decision, index))?;
-        Ok(Card { customer: customer.to_string(), fields: masked, ledger_index: index })
+        let outcome = self.record(recorded).await?;
+        if let Some(failure) = failure {
+            return Err(failure);
+        }
+        let index = outcome.allowed_or(|index| denied(decision, index))?;
+        let fields = masked.transpose()?.unwrap_or_default();
+        Ok(Card { customer: customer.to_string(), fields, ledger_index: index })
     }
 
     /// Reveals fields in the clear. Every field must be allowed, or none is revealed.
@@ -107,12 +127,20 @@ impl Gateway {
         // Opened before the entry is written, so that an entry saying the fields were revealed
         // is never written for fields that could not be opened (the HSM holding the KEK gone,
         // a damaged record); the values leave only once the entry is durable.
-        let values = if decision.allowed { Some(self.vault.open(customer, &sealed, &fields)?) } else { None };
+        // A reveal that cannot be opened is recorded as refused and answered with the failure.
+        let values = decision.allowed.then(|| self.vault.open(customer, &sealed, &fields));
+        let failure = values.as_ref().and_then(|opened| opened.as_ref().err()).cloned().map(GatewayError::from);
+        let (decision, failure) = refuse_if_unopenable(decision, failure.as_ref());
         let mut recorded = self.customer_decision(request, who, &agent, Action::Reveal, &context, &decision);
         recorded.entry.fields = fields.iter().map(|field| field.name().to_string()).collect();
         recorded.facts.beyond_need = beyond_need(&fields, context.ticket.as_ref());
-        let index = self.record(recorded).await?.allowed_or(|index| denied(decision, index))?;
-        let values = values.ok_or_else(|| GatewayError::Internal("an allowed reveal was not opened".into()))?;
+        let outcome = self.record(recorded).await?;
+        if let Some(failure) = failure {
+            return Err(failure);
+        }
+        let index = outcome.allowed_or(|index| denied(decision, index))?;
+        let values =
+            values.transpose()?.ok_or_else(|| GatewayError::Internal("an allowed reveal was not opened".into()))?;
         Ok(Revealed { values, ledger_index: index })
     }
 
@@ -463,5 +491,28 @@ pub(crate) fn leaves(value: &Value, into: &mut Vec<String>) {
         Value::Array(items) => items.iter().for_each(|item| leaves(item, into)),
         Value::Object(fields) => fields.values().for_each(|item| leaves(item, into)),
         Value::Null => {}
+    }
+}
+
+/// The policy id of a refusal because the customer's record could not be opened.
+pub(crate) const UNOPENABLE_POLICY: &str = "cordon:record-unopenable";
+
+/// `decision`, or, when an allowed access could not open the record (`failure`), a refusal
+/// saying so: the entry then says truly that nothing was shown, and the attempt is still
+/// recorded and scored. Returns the failure to answer with after recording.
+fn refuse_if_unopenable(decision: Decision, failure: Option<&GatewayError>) -> (Decision, Option<GatewayError>) {
+    match failure {
+        Some(failure) if decision.allowed => (
+            Decision {
+                allowed: false,
+                policies: vec![UNOPENABLE_POLICY.to_string()],
+                reason: "the customer's record could not be opened (the key-encryption key did not answer, or the \
+                         record is damaged); nothing was shown"
+                    .to_string(),
+                errors: Vec::new(),
+            },
+            Some(failure.clone()),
+        ),
+        _ => (decision, None),
     }
 }

@@ -18,6 +18,7 @@ pub struct Config {
     pub customer_view: CustomerViewSettings,
     pub webhooks: WebhookSettings,
     pub hsm: HsmSettings,
+    pub helpdesk: HelpdeskSettings,
     /// Ticket category → the field names it needs. Empty means the built-in table.
     pub categories: BTreeMap<String, Vec<String>>,
 }
@@ -162,6 +163,33 @@ impl HsmSettings {
     }
 }
 
+/// Tickets from the helpdesk's webhooks (Zendesk's ticket and user events, docs/DEPLOY.md).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct HelpdeskSettings {
+    /// A file (readable by its owner only) holding the Zendesk webhook's signing secret;
+    /// relative to the data directory or absolute. Empty: `POST /v1/helpdesk/zendesk` is off.
+    pub zendesk_secret_file: String,
+    /// How far a webhook's signed timestamp may be from now, in seconds; older deliveries
+    /// are refused as replays, and event ids are remembered for twice this long.
+    pub replay_window_seconds: i64,
+    /// The category of a ticket none of whose tags `categories` maps.
+    pub default_category: String,
+    /// Helpdesk tag → ticket category (one of `[categories]`, or the built-in ones).
+    pub categories: BTreeMap<String, String>,
+}
+
+impl Default for HelpdeskSettings {
+    fn default() -> HelpdeskSettings {
+        HelpdeskSettings {
+            zendesk_secret_file: String::new(),
+            replay_window_seconds: 300,
+            default_category: "general_inquiry".into(),
+            categories: BTreeMap::new(),
+        }
+    }
+}
+
 /// A customer's own view of who viewed their data.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
@@ -240,6 +268,7 @@ impl Config {
             ("[webhooks] ca_file", self.webhooks.ca_file.as_str()),
             ("[hsm] module", self.hsm.module.as_str()),
             ("[hsm] pin_file", self.hsm.pin_file.as_str()),
+            ("[helpdesk] zendesk_secret_file", self.helpdesk.zendesk_secret_file.as_str()),
             ("[policy] policies", self.policy.policies.as_deref().unwrap_or("")),
             ("[policy] schema", self.policy.schema.as_deref().unwrap_or("")),
         ];
@@ -271,6 +300,7 @@ impl Config {
             60,
             crate::token::SERVICE_TOKEN_LIFETIME_SECONDS_MAX,
         )?;
+        in_range("[helpdesk] replay_window_seconds", self.helpdesk.replay_window_seconds, 10, 3600)?;
         in_range("[customer_view] token_lifetime_seconds", self.customer_view.token_lifetime_seconds, 60, 86_400)?;
         let limits = &self.limits;
         let size = |value: usize| i64::try_from(value).unwrap_or(i64::MAX);

@@ -301,6 +301,14 @@ impl DataDir {
         } else {
             CategoryTable::from_names(&config.categories).map_err(GatewayError::BadRequest)?
         };
+        let helpdesk = if config.helpdesk.zendesk_secret_file.is_empty() {
+            None
+        } else {
+            crate::helpdesk::check_categories(&config.helpdesk, &categories)?;
+            let secret =
+                read_secret_file(&self.root, "[helpdesk] zendesk_secret_file", &config.helpdesk.zendesk_secret_file)?;
+            Some(crate::helpdesk::Zendesk::new(Zeroizing::new(secret.as_bytes().to_vec()), config.helpdesk.clone()))
+        };
         let policy_hash = policy.hash().to_string();
         let applied = store.meta(POLICY_HASH)?;
         let revoked = store.revoked_tokens(clock.now_seconds())?.into_iter().collect();
@@ -315,6 +323,7 @@ impl DataDir {
             )?,
             store,
             vault: Vault::new(kek, blind),
+            helpdesk,
             policy,
             categories,
             audit: Arc::clone(&audit),
@@ -462,13 +471,19 @@ impl DataDir {
                 next
             }
             None => {
-                let next = kek::create(&self.root, &config.hsm, home.unwrap_or_else(|| KekHome::of(&from)))?;
+                // Named before it is made: a rotation cut short in between makes the same key.
+                let next = kek::new_id(home.unwrap_or_else(|| KekHome::of(&from)))?;
                 store.set_meta(RETIRING_KEK, &from)?;
                 store.set_meta(NEXT_KEK, &next)?;
                 next
             }
         };
+        kek::create(&self.root, &config.hsm, &to)?;
         let new_kek = kek::load(&self.root, &config.hsm, &to)?;
+        // The new key must give back what it wraps before any data key depends on it, and
+        // each rewrapped key is opened again before it is stored: the old key is destroyed
+        // at the end.
+        new_kek.probe()?;
         let mut after = String::new();
         let mut customers = 0u64;
         loop {
@@ -479,6 +494,7 @@ impl DataDir {
             for customer in &batch {
                 if let Some(sealed) = &customer.sealed {
                     let rewrapped = gateway.vault.rewrap(&customer.id, sealed, new_kek.as_ref())?;
+                    new_kek.unwrap(&customer.id, &rewrapped.wrapped_key)?;
                     updates.push((customer.id.clone(), rewrapped.kek_id, rewrapped.wrapped_key));
                 }
             }
@@ -604,6 +620,28 @@ pub(crate) fn read_key(path: &Path) -> Result<Zeroizing<Vec<u8>>, GatewayError> 
         Some(bytes) if bytes.len() == 32 => Ok(Zeroizing::new(bytes)),
         _ => Err(GatewayError::Internal(format!("key file `{}` does not hold 32 hex-encoded bytes", path.display()))),
     }
+}
+
+/// A secret held in a file a setting names (relative to the data directory `root`, or
+/// absolute): its text without the line end. Refused, as ssh refuses a private key, if its
+/// group or others may read it, or if it is empty.
+pub(crate) fn read_secret_file(root: &Path, setting: &str, name: &str) -> Result<Zeroizing<String>, GatewayError> {
+    let path = root.join(name);
+    let unreadable =
+        |error: std::io::Error| GatewayError::BadRequest(format!("{setting} `{}`: {error}", path.display()));
+    let mode = fs::metadata(&path).map_err(unreadable)?.permissions().mode() & 0o777;
+    if mode & 0o077 != 0 {
+        return Err(GatewayError::BadRequest(format!(
+            "{setting} `{}` can be read by others (mode {mode:o}); make it its owner's alone (chmod 600)",
+            path.display()
+        )));
+    }
+    let text = Zeroizing::new(fs::read_to_string(&path).map_err(unreadable)?);
+    let secret = Zeroizing::new(text.trim_end_matches(['\n', '\r']).to_string());
+    if secret.is_empty() {
+        return Err(GatewayError::BadRequest(format!("{setting} `{}` is empty", path.display())));
+    }
+    Ok(secret)
 }
 
 /// The text of the file `path` names, read from the data directory `root` if relative (as

@@ -69,6 +69,9 @@ struct AgentLine {
     role: String,
     #[serde(default = "active")]
     status: String,
+    /// The agent's work email, which the helpdesk's webhooks name agents by.
+    #[serde(default)]
+    email: Option<String>,
 }
 
 fn agent_role() -> String {
@@ -216,6 +219,8 @@ fn import_lines(
 pub(crate) struct Batch {
     customers: Vec<cordon_store::CustomerRow>,
     agents: Vec<Agent>,
+    /// Agent id and work email, for the agents of this batch that gave one.
+    agent_emails: Vec<(String, String)>,
     tickets: Vec<Ticket>,
 }
 
@@ -249,6 +254,12 @@ impl Batch {
             ImportKind::Agents => {
                 let line: AgentLine = serde_json::from_str(line).map_err(|error| error.to_string())?;
                 cordon_directory::check_agent_id(&line.id).map_err(|error| error.to_string())?;
+                let email = line.email.as_deref().map(str::trim).filter(|email| !email.is_empty()).map(str::to_string);
+                if let Some(email) = &email
+                    && (email.len() > 254 || !email.contains('@') || email.chars().any(char::is_control))
+                {
+                    return Err(format!("agent `{}`: `email` is not an email address", line.id));
+                }
                 let [start, end] = line.shift.unwrap_or([0, 0]);
                 let role: Role = line.role.parse().map_err(|error| format!("agent `{}`: {error}", line.id))?;
                 let agent = Agent {
@@ -272,6 +283,9 @@ impl Batch {
                          POST /v1/agents/{}/suspend or /offboard (an analyst reinstates)",
                         agent.id, existing.status, agent.id
                     ));
+                }
+                if let Some(email) = email {
+                    self.agent_emails.push((agent.id.clone(), email));
                 }
                 self.agents.push(agent);
             }
@@ -302,7 +316,11 @@ impl Batch {
     fn flush(&mut self, gateway: &Gateway, kind: ImportKind) -> Result<u64, GatewayError> {
         match kind {
             ImportKind::Customers => store_customers(gateway, &std::mem::take(&mut self.customers)),
-            ImportKind::Agents => import_agents(gateway, &std::mem::take(&mut self.agents)),
+            ImportKind::Agents => {
+                let imported = import_agents(gateway, &std::mem::take(&mut self.agents))?;
+                gateway.store().put_agent_emails(&std::mem::take(&mut self.agent_emails))?;
+                Ok(imported)
+            }
             ImportKind::Tickets => store_tickets(gateway, &std::mem::take(&mut self.tickets)),
         }
     }

@@ -3,15 +3,13 @@
 //! one; its prefix says where to find it, so a rotation can move it either way.
 
 use std::fs;
-use std::os::unix::fs::PermissionsExt as _;
 use std::path::Path;
 use std::sync::Arc;
 
 use cordon_vault::{HSM_KEK_PREFIX, HsmToken, KeyEncryptionKey, LocalKek};
-use zeroize::Zeroizing;
 
 use crate::config::HsmSettings;
-use crate::datadir::{KEYS_DIR, read_key, write_key};
+use crate::datadir::{KEYS_DIR, read_key, read_secret_file, write_key};
 use crate::error::GatewayError;
 use crate::service::random_id;
 
@@ -45,20 +43,29 @@ pub(crate) fn load(root: &Path, hsm: &HsmSettings, id: &str) -> Result<Arc<dyn K
     })
 }
 
-/// Makes a new key-encryption key in `home` and returns its id.
-pub(crate) fn create(root: &Path, hsm: &HsmSettings, home: KekHome) -> Result<String, GatewayError> {
+/// A new key-encryption key's id in `home`: `kek-<random>` for a file, `hsm-<random>` in a token.
+pub(crate) fn new_id(home: KekHome) -> Result<String, GatewayError> {
     Ok(match home {
+        KekHome::File => format!("kek-{}", random_id()?),
+        KekHome::Hsm => format!("{HSM_KEK_PREFIX}{}", random_id()?),
+    })
+}
+
+/// Makes the key-encryption key `id` where its prefix says, unless it exists already (a
+/// rotation cut short makes it again with the same id).
+pub(crate) fn create(root: &Path, hsm: &HsmSettings, id: &str) -> Result<(), GatewayError> {
+    match KekHome::of(id) {
         KekHome::File => {
-            let id = format!("kek-{}", random_id()?);
-            write_key(&root.join(KEYS_DIR).join(&id))?;
-            id
+            let path = root.join(KEYS_DIR).join(id);
+            if !path.exists() {
+                write_key(&path)?;
+            }
         }
         KekHome::Hsm => {
-            let id = format!("{HSM_KEK_PREFIX}{}", random_id()?);
-            token(root, hsm, &id)?.generate_kek(&id)?;
-            id
+            token(root, hsm, id)?.generate_kek(id)?;
         }
-    })
+    }
+    Ok(())
 }
 
 /// Removes the key-encryption key `id` for good: its file, or its object in the token.
@@ -85,24 +92,6 @@ fn token(root: &Path, hsm: &HsmSettings, id: &str) -> Result<Arc<HsmToken>, Gate
              pin_file (docs/KEYS.md)"
         )));
     }
-    let pin_path = root.join(&hsm.pin_file);
-    let metadata = fs::metadata(&pin_path)
-        .map_err(|error| GatewayError::BadRequest(format!("[hsm] pin_file `{}`: {error}", pin_path.display())))?;
-    // As ssh does with a private key: a PIN others can read is refused, not used.
-    if metadata.permissions().mode() & 0o077 != 0 {
-        return Err(GatewayError::BadRequest(format!(
-            "[hsm] pin_file `{}` can be read by others (mode {:o}); make it its owner's alone (chmod 600)",
-            pin_path.display(),
-            metadata.permissions().mode() & 0o777
-        )));
-    }
-    let pin = Zeroizing::new(
-        fs::read_to_string(&pin_path)
-            .map_err(|error| GatewayError::BadRequest(format!("[hsm] pin_file `{}`: {error}", pin_path.display())))?,
-    );
-    let pin = pin.trim_end_matches(['\n', '\r']);
-    if pin.is_empty() {
-        return Err(GatewayError::BadRequest(format!("[hsm] pin_file `{}` is empty", pin_path.display())));
-    }
-    Ok(HsmToken::open(Path::new(&hsm.module), &hsm.token_label, pin)?)
+    let pin = read_secret_file(root, "[hsm] pin_file", &hsm.pin_file)?;
+    Ok(HsmToken::open(Path::new(&hsm.module), &hsm.token_label, &pin)?)
 }

@@ -17,6 +17,7 @@ mod detection;
 mod directory_cache;
 mod error;
 mod health;
+mod helpdesk;
 mod import;
 mod incident;
 mod indexer;
@@ -41,6 +42,7 @@ pub use datadir::{CONFIG_FILE, DATABASE_FILE, DataDir, Initialized, LEDGER_DIR, 
 pub use detection::{Replayed, containment};
 pub use error::GatewayError;
 pub use health::{Healed, Health};
+pub use helpdesk::{Delivery, HELPDESK_ACTOR, HelpdeskOutcome, TICKET_PREFIX, parse_utc};
 pub use import::{ImportKind, ImportReport, Rejected, import, import_agents};
 pub use incident::{
     EvidenceBundle, HIGH_BALANCE_BAND, IncidentSpec, IncidentStatus, PROTECTIVE_ACTIONS, ProtectReport,

@@ -68,6 +68,8 @@ pub struct Gateway {
     /// When the store's writes were last probed, and why they failed, if they did.
     pub(crate) store_probe: crate::health::Probe,
     pub(crate) kek_probe: crate::health::Probe,
+    /// The Zendesk webhook receiver, when `[helpdesk]` names its secret.
+    pub(crate) helpdesk: Option<crate::helpdesk::Zendesk>,
     pub(crate) directory: crate::directory_cache::DirectoryCache,
     pub(crate) vault: Vault,
     pub(crate) policy: PolicyEngine,

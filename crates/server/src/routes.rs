@@ -143,6 +143,7 @@ pub fn app(state: Arc<AppState>) -> Router {
         .route("/v1/customers/{id}/verify", post(verify))
         .route("/v1/customers/{id}/access-history", get(access_history))
         .route("/v1/customers/{id}/token", post(customer_token))
+        .route("/v1/helpdesk/zendesk", post(zendesk_webhook))
         .route("/v1/agents/{id}", put(put_agent))
         .route("/v1/agents/{id}/suspend", post(suspend_agent))
         .route("/v1/agents/{id}/offboard", post(offboard_agent))
@@ -892,6 +893,28 @@ struct TicketBody {
 
 fn open() -> String {
     "open".into()
+}
+
+/// Zendesk's webhook: ticket and user events, trusted by their signature (no bearer token:
+/// the helpdesk signs with the webhook's secret). Blocking (each applied event waits for its
+/// ledger entry under the receiver's lock), so it runs as heavy work.
+async fn zendesk_webhook(
+    State(state): State<Arc<AppState>>,
+    request_id: Option<axum::Extension<RequestId>>,
+    headers: axum::http::HeaderMap,
+    body: axum::body::Bytes,
+) -> Result<Json<cordon_gateway::HelpdeskOutcome>, Problem> {
+    let request = request_id.map(|axum::Extension(id)| id.0).unwrap_or_else(random_request_id);
+    let text = |name: &str| headers.get(name).and_then(|value| value.to_str().ok()).map(str::to_string);
+    let signature = text("x-zendesk-webhook-signature");
+    let timestamp = text("x-zendesk-webhook-signature-timestamp");
+    let outcome = heavy(&state, move |state| async move {
+        let delivery =
+            cordon_gateway::Delivery { signature: signature.as_deref(), timestamp: timestamp.as_deref(), body: &body };
+        state.gateway.zendesk_event(delivery, &request)
+    })
+    .await?;
+    Ok(Json(outcome))
 }
 
 async fn put_ticket(

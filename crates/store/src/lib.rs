@@ -5,11 +5,13 @@
 //! The store holds no plaintext customer value: customers arrive sealed by the vault and
 //! leave sealed. Secure delete is on, so a deleted customer's wrapped key is overwritten.
 
+mod helpdesk;
 mod incident;
 mod schema;
 mod session;
 mod store;
 
+pub use helpdesk::{HelpdeskTicket, HelpdeskUser};
 pub use incident::{CustomerReachChange, Deliveries, Exposure, ProtectiveAction, StoredIncident, TimelineEvent};
 pub use session::StoredSession;
 pub use store::{AccessEvent, CustomerRow, OutboxItem, SearchHit, Store, StoreError, StoredAlert, StoredCustomer};

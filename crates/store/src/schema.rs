@@ -150,6 +150,33 @@ CREATE TABLE IF NOT EXISTS console_sessions (
     end_reason TEXT,
     end_index INTEGER
 );
+-- The helpdesk's webhook events (Zendesk): each event id seen, kept for twice the replay
+-- window, so a redelivered event is applied once.
+CREATE TABLE IF NOT EXISTS helpdesk_events (
+    id TEXT PRIMARY KEY,
+    received_at INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS helpdesk_events_by_time ON helpdesk_events (received_at);
+-- The helpdesk's users as cordon knows them: a customer, an agent, or neither (no plaintext:
+-- an email was matched through the blind index or the agent directory when the user event came).
+CREATE TABLE IF NOT EXISTS helpdesk_users (
+    user_id TEXT PRIMARY KEY,
+    customer TEXT,
+    agent TEXT
+);
+-- Each helpdesk ticket's newest applied state (its `updated_at`, Unix seconds), so an older
+-- event arriving late does not undo a newer one, and who opened it.
+CREATE TABLE IF NOT EXISTS helpdesk_tickets (
+    ticket_id TEXT PRIMARY KEY,
+    updated_at INTEGER NOT NULL,
+    opened_by_agent INTEGER NOT NULL
+);
+-- Staff email addresses (lower case) from the agent directory's imports, for matching the
+-- helpdesk's agents; staff addresses, not customer data.
+CREATE TABLE IF NOT EXISTS agent_emails (
+    email TEXT PRIMARY KEY,
+    agent_id TEXT NOT NULL
+);
 "#;
 
 /// The access index lives in its own file: its steady stream of inserts would otherwise

@@ -1327,7 +1327,7 @@ fn connect(path: &Path) -> Result<Connection, StoreError> {
     Ok(connection)
 }
 
-fn sql_error(path: &Path, action: &'static str) -> impl Fn(rusqlite::Error) -> StoreError {
+pub(crate) fn sql_error(path: &Path, action: &'static str) -> impl Fn(rusqlite::Error) -> StoreError {
     let path = path.to_path_buf();
     move |error| StoreError::Sql { path: path.clone(), action, message: error.to_string() }
 }

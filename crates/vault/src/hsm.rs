@@ -63,8 +63,21 @@ impl std::fmt::Debug for HsmToken {
 }
 
 impl HsmToken {
-    /// Loads the module, finds the token labelled `token_label` and logs in with `pin`.
+    /// Loads the module, finds the token labelled `token_label` and logs in with `pin`. A
+    /// process opens each token once and keeps it (a PKCS#11 module is initialised once and
+    /// not unloaded under threads a vendor's library may run).
     pub fn open(module: &Path, token_label: &str, pin: &str) -> Result<Arc<HsmToken>, VaultError> {
+        static OPENED: Mutex<Vec<Arc<HsmToken>>> = Mutex::new(Vec::new());
+        let mut opened = OPENED.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some(token) = opened.iter().find(|token| token.module == module && token.label == token_label) {
+            return Ok(Arc::clone(token));
+        }
+        let token = HsmToken::open_new(module, token_label, pin)?;
+        opened.push(Arc::clone(&token));
+        Ok(token)
+    }
+
+    fn open_new(module: &Path, token_label: &str, pin: &str) -> Result<Arc<HsmToken>, VaultError> {
         let failed = |what: &str, error: Pkcs11Error| {
             VaultError::Hsm(format!("{what} (module `{}`, token `{token_label}`): {error}", module.display()))
         };
@@ -129,8 +142,12 @@ impl HsmToken {
             None => self.logged_in_session()?,
         };
         let result = work(&session);
-        if !result.as_ref().is_err_and(lost) {
-            self.sessions.lock().unwrap_or_else(std::sync::PoisonError::into_inner).push(session);
+        let mut pool = self.sessions.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if result.as_ref().is_err_and(lost) {
+            // A token that lost one session lost them all (it restarted or reconnected).
+            pool.clear();
+        } else {
+            pool.push(session);
         }
         result
     }
@@ -191,17 +208,38 @@ impl HsmToken {
             .with_session(|session| {
                 session.get_attributes(
                     handle,
-                    &[AttributeType::KeyType, AttributeType::Sensitive, AttributeType::Extractable],
+                    &[
+                        AttributeType::KeyType,
+                        AttributeType::ValueLen,
+                        AttributeType::Token,
+                        AttributeType::Sensitive,
+                        AttributeType::AlwaysSensitive,
+                        AttributeType::Extractable,
+                        AttributeType::NeverExtractable,
+                        AttributeType::Derive,
+                        AttributeType::Wrap,
+                    ],
                 )
             })
             .map_err(|error| self.error(&format!("cannot read key `{id}`"), error))?;
         let holds = |wanted: &Attribute| attributes.iter().any(|attribute| attribute == wanted);
-        if !(holds(&Attribute::KeyType(KeyType::AES))
-            && holds(&Attribute::Sensitive(true))
-            && holds(&Attribute::Extractable(false)))
-        {
+        // Generated in the token and never out of it: a key imported from known bytes and
+        // marked sensitive afterwards is not always-sensitive, and is refused.
+        let wanted = [
+            Attribute::KeyType(KeyType::AES),
+            Attribute::ValueLen(32.into()),
+            Attribute::Token(true),
+            Attribute::Sensitive(true),
+            Attribute::AlwaysSensitive(true),
+            Attribute::Extractable(false),
+            Attribute::NeverExtractable(true),
+            Attribute::Derive(false),
+            Attribute::Wrap(false),
+        ];
+        if !wanted.iter().all(holds) {
             return Err(VaultError::Hsm(format!(
-                "key `{id}` in token `{}` is not a sensitive, non-extractable AES key; cordon will not use it",
+                "key `{id}` in token `{}` is not a 256-bit AES key generated in the token, always sensitive and \
+                 never extractable, usable for nothing but encryption; cordon will not use it",
                 self.label
             )));
         }
@@ -274,9 +312,10 @@ impl KeyEncryptionKey for HsmKek {
                 session.encrypt(&Mechanism::AesGcm(params), handle, key.bytes())
             })
             .map_err(|error| self.token.error(&format!("cannot wrap the data key of customer `{customer}`"), error))?;
+        // A token may choose the IV itself and write it back: the IV stored is the one used.
         let mut wrapped = Vec::with_capacity(1 + NONCE_SIZE + ciphertext.len());
         wrapped.push(SEAL_VERSION);
-        wrapped.extend_from_slice(&nonce);
+        wrapped.extend_from_slice(&iv);
         wrapped.extend_from_slice(&ciphertext);
         Ok(wrapped)
     }
@@ -298,7 +337,13 @@ impl KeyEncryptionKey for HsmKek {
             Ok(bytes) => Zeroizing::new(bytes),
             // A wrong tag (altered, moved to another customer, another key) is the same
             // refusal a key file gives; anything else is the token's failure.
-            Err(Pkcs11Error::Pkcs11(RvError::EncryptedDataInvalid | RvError::EncryptedDataLenRange, _)) => {
+            // SoftHSM2 answers a wrong GCM tag with CKR_GENERAL_ERROR (others with
+            // CKR_ENCRYPTED_DATA_INVALID); the key answering the readiness probe tells the
+            // two apart for an operator.
+            Err(Pkcs11Error::Pkcs11(
+                RvError::EncryptedDataInvalid | RvError::EncryptedDataLenRange | RvError::GeneralError,
+                _,
+            )) => {
                 return Err(undecryptable());
             }
             Err(error) => {

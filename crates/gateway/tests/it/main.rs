@@ -17,6 +17,7 @@ fn wait<F: std::future::Future>(call: F) -> F::Output {
 }
 
 mod config;
+mod helpdesk;
 mod hostile_input;
 
 /// The store beside a gateway, read directly: tests look at the sealed rows themselves.

@@ -1,0 +1,354 @@
+//! Tickets from Zendesk's webhooks, through the gateway's public interface: deliveries in
+//! the shape Zendesk sends (event payloads, `X-Zendesk-Webhook-Signature` over the timestamp
+//! and the body), each refusal without effect, users mapped by external id and by email
+//! through the blind index, tickets applied in order and once, and the reveals they justify.
+
+use std::collections::BTreeMap;
+use std::os::unix::fs::PermissionsExt as _;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, Ordering};
+
+use base64::Engine as _;
+use cordon_directory::TicketStatus;
+use cordon_gateway::{Clock, DataDir, Delivery, Gateway, GatewayError, ImportKind, TokenRole, parse_utc};
+use cordon_vault::Field;
+use hmac::{KeyInit as _, Mac as _};
+use serde_json::{Value, json};
+
+use super::{stored, wait};
+
+const SECRET: &str = "dGhlIHplbmRlc2sgd2ViaG9vaydzIHNpZ25pbmcgc2VjcmV0";
+
+struct TestClock(AtomicI64);
+
+impl Clock for TestClock {
+    fn now_ms(&self) -> i64 {
+        self.0.load(Ordering::SeqCst)
+    }
+}
+
+fn utc(seconds: i64) -> String {
+    // Civil date from days (H. Hinnant's algorithm), for timestamps in Zendesk's format.
+    let (days, rest) = (seconds.div_euclid(86_400), seconds.rem_euclid(86_400));
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!("{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z", rest / 3600, rest % 3600 / 60, rest % 60)
+}
+
+fn sign(timestamp: &str, body: &[u8]) -> String {
+    let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(SECRET.as_bytes()).unwrap();
+    mac.update(timestamp.as_bytes());
+    mac.update(body);
+    base64::engine::general_purpose::STANDARD.encode(mac.finalize().into_bytes())
+}
+
+struct Desk {
+    gateway: Gateway,
+    clock: Arc<TestClock>,
+    _scratch: tempfile::TempDir,
+    data: DataDir,
+}
+
+impl Desk {
+    fn now(&self) -> i64 {
+        self.clock.now_seconds()
+    }
+
+    /// Delivers `event` signed now, as Zendesk does.
+    fn deliver(&self, event: &Value) -> Result<cordon_gateway::HelpdeskOutcome, GatewayError> {
+        let body = event.to_string();
+        let timestamp = utc(self.now());
+        let signature = sign(&timestamp, body.as_bytes());
+        self.gateway.zendesk_event(
+            Delivery { signature: Some(&signature), timestamp: Some(&timestamp), body: body.as_bytes() },
+            "test",
+        )
+    }
+
+    fn ledger_size(&self) -> u64 {
+        self.gateway.audit().size()
+    }
+}
+
+fn desk() -> Desk {
+    let scratch = tempfile::tempdir().unwrap();
+    let data = DataDir::new(&scratch.path().join("data"));
+    let clock = Arc::new(TestClock(AtomicI64::new(parse_utc("2026-12-04T06:00:00Z").unwrap() * 1000)));
+    data.init(None, clock.clone()).unwrap();
+    let secret = data.path("zendesk-secret");
+    std::fs::write(&secret, format!("{SECRET}\n")).unwrap();
+    std::fs::set_permissions(&secret, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let mut config = data.config().unwrap();
+    config.helpdesk.zendesk_secret_file = "zendesk-secret".into();
+    config.helpdesk.categories = BTreeMap::from([("recovery".to_string(), "account_recovery".to_string())]);
+    data.write_config(&config).unwrap();
+    let gateway = data.open(clock.clone()).unwrap();
+    let admin = gateway.authenticate(&gateway.issue_role_token(TokenRole::Admin).unwrap()).unwrap();
+    for (id, name, email) in
+        [("cus-1", "Ottilie Brandvoll", "ottilie@example.org"), ("cus-2", "Rasmus Quellenhof", "rasmus@example.org")]
+    {
+        let fields = BTreeMap::from([(Field::FullName, json!(name)), (Field::Email, json!(email))]);
+        wait(gateway.put_customer(&admin, id, &fields, false, "test")).unwrap();
+    }
+    let agents = concat!(
+        r#"{"id": "agt-1", "name": "Sam", "team": "l1", "site": "us", "employer": "staff", "email": "Sam@Exchange.example"}"#,
+        "\n",
+        r#"{"id": "agt-2", "name": "Kim", "team": "l1", "site": "us", "employer": "staff"}"#,
+        "\n"
+    );
+    cordon_gateway::import(&gateway, ImportKind::Agents, agents.as_bytes(), |_| {}).unwrap();
+    Desk { gateway, clock, _scratch: scratch, data }
+}
+
+fn user_event(id: &str, user: &str, role: &str, email: Option<&str>, external_id: Option<&str>) -> Value {
+    json!({
+        "type": "zen:event-type:user.created", "account_id": 88888888, "id": id, "time": "2026-12-04T05:59:00Z",
+        "zendesk_event_version": "2022-06-20", "subject": format!("zen:user:{user}"),
+        "detail": {"id": user, "email": email, "external_id": external_id, "role": role,
+                   "created_at": "2026-12-04T05:59:00Z", "updated_at": "2026-12-04T05:59:00Z"},
+        "event": {}
+    })
+}
+
+#[allow(clippy::too_many_arguments)]
+fn ticket_event(
+    id: &str,
+    kind: &str,
+    ticket: &str,
+    requester: &str,
+    submitter: &str,
+    assignee: Option<&str>,
+    status: &str,
+    updated_at: &str,
+    tags: &[&str],
+) -> Value {
+    json!({
+        "type": format!("zen:event-type:ticket.{kind}"), "account_id": 88888888, "id": id, "time": updated_at,
+        "zendesk_event_version": "2022-11-06", "subject": format!("zen:ticket:{ticket}"),
+        "detail": {"id": ticket, "requester_id": requester, "submitter_id": submitter, "assignee_id": assignee,
+                   "status": status, "tags": tags, "subject": "I cannot log in", "description": "Call me back",
+                   "created_at": "2026-12-04T05:58:00Z", "updated_at": updated_at, "via": {"channel": "web"}},
+        "event": {"meta": {"sequence": {"id": "seq-1", "position": 1}}}
+    })
+}
+
+#[test]
+fn a_delivery_that_is_not_zendesks_is_refused_without_effect() {
+    let desk = desk();
+    let body = user_event("ev-1", "501", "end-user", Some("ottilie@example.org"), None).to_string();
+    let now = desk.now();
+    let fresh = utc(now);
+    struct Case {
+        name: &'static str,
+        signature: Option<String>,
+        timestamp: Option<String>,
+        body: String,
+        says: &'static str,
+    }
+    let cases = [
+        Case {
+            name: "no signature",
+            signature: None,
+            timestamp: Some(fresh.clone()),
+            body: body.clone(),
+            says: "Signature is missing",
+        },
+        Case {
+            name: "no timestamp",
+            signature: Some(sign(&fresh, body.as_bytes())),
+            timestamp: None,
+            body: body.clone(),
+            says: "Timestamp is missing",
+        },
+        Case {
+            name: "another secret's signature",
+            signature: Some("c2lnbmVkIGJ5IHNvbWVvbmUgZWxzZQ==".into()),
+            timestamp: Some(fresh.clone()),
+            body: body.clone(),
+            says: "does not match",
+        },
+        Case {
+            name: "not base64",
+            signature: Some("%%%".into()),
+            timestamp: Some(fresh.clone()),
+            body: body.clone(),
+            says: "not base64",
+        },
+        Case {
+            name: "the body altered",
+            signature: Some(sign(&fresh, body.as_bytes())),
+            timestamp: Some(fresh.clone()),
+            body: body.replace("end-user", "admin"),
+            says: "does not match",
+        },
+        Case {
+            name: "the timestamp altered",
+            signature: Some(sign(&fresh, body.as_bytes())),
+            timestamp: Some(utc(now + 1)),
+            body: body.clone(),
+            says: "does not match",
+        },
+        Case {
+            name: "signed six minutes ago (a replay)",
+            signature: Some(sign(&utc(now - 360), body.as_bytes())),
+            timestamp: Some(utc(now - 360)),
+            body: body.clone(),
+            says: "more than 300 s from now",
+        },
+        Case {
+            name: "signed six minutes ahead",
+            signature: Some(sign(&utc(now + 360), body.as_bytes())),
+            timestamp: Some(utc(now + 360)),
+            body: body.clone(),
+            says: "more than 300 s from now",
+        },
+        Case {
+            name: "a timestamp that is no time",
+            signature: Some(sign("yesterday", body.as_bytes())),
+            timestamp: Some("yesterday".into()),
+            body: body.clone(),
+            says: "is not a UTC time",
+        },
+        Case {
+            name: "signed, but not an event",
+            signature: Some(sign(&fresh, b"[1,2]")),
+            timestamp: Some(fresh.clone()),
+            body: "[1,2]".into(),
+            says: "is not a Zendesk event",
+        },
+    ];
+    let before = desk.ledger_size();
+    for case in cases {
+        let refused = desk
+            .gateway
+            .zendesk_event(
+                Delivery {
+                    signature: case.signature.as_deref(),
+                    timestamp: case.timestamp.as_deref(),
+                    body: case.body.as_bytes(),
+                },
+                "test",
+            )
+            .unwrap_err();
+        assert!(refused.to_string().contains(case.says), "{}: `{refused}` should say `{}`", case.name, case.says);
+        assert!(!refused.to_string().contains("ottilie"), "{}: no address in the refusal", case.name);
+    }
+    assert_eq!(desk.ledger_size(), before, "no refused delivery is recorded");
+    assert_eq!(stored(&desk.data).helpdesk_user("501").unwrap(), None, "and none is applied");
+    // An event id that could not go into a ledger entry as it is.
+    let odd = user_event("ev 1\n", "501", "end-user", None, None);
+    assert!(desk.deliver(&odd).unwrap_err().to_string().contains("is not 1 to 64 letters"));
+}
+
+#[test]
+fn tickets_follow_the_helpdesk_in_order_once_each_and_justify_reveals() {
+    let desk = desk();
+    let store = || stored(&desk.data);
+    // Users: a customer by email (through the blind index), one by external id, an agent by
+    // the directory's work email (any case), one nobody matches.
+    for (event, user, role, email, external) in [
+        ("u-1", "501", "end-user", Some("OTTILIE@example.org"), None),
+        ("u-2", "502", "end-user", Some("someone-else@example.org"), Some("cus-2")),
+        ("u-3", "601", "agent", Some("sam@exchange.example"), None),
+        ("u-4", "602", "agent", Some("kim@exchange.example"), None),
+    ] {
+        let outcome = desk.deliver(&user_event(event, user, role, email, external)).unwrap();
+        assert_eq!(outcome.outcome, "applied");
+    }
+    let user = |id: &str| store().helpdesk_user(id).unwrap().unwrap();
+    assert_eq!(user("501").customer.as_deref(), Some("cus-1"));
+    assert_eq!(user("502").customer.as_deref(), Some("cus-2"));
+    assert_eq!(user("601").agent.as_deref(), Some("agt-1"));
+    assert_eq!((user("602").agent, user("602").customer), (None, None), "Kim has no email in the directory");
+
+    // A ticket the customer opened, tagged for account recovery, assigned to Sam.
+    let at = |seconds: i64| utc(desk.now() - 60 + seconds);
+    let opened =
+        ticket_event("t-ev-1", "created", "35436", "501", "501", Some("601"), "OPEN", &at(0), &["vip", "recovery"]);
+    let outcome = desk.deliver(&opened).unwrap();
+    assert_eq!((outcome.outcome, outcome.subject.as_deref()), ("applied", Some("zd-35436")));
+    let ticket = store().ticket("zd-35436").unwrap().unwrap();
+    assert_eq!(
+        (ticket.requester.as_str(), ticket.category.as_str(), ticket.status, ticket.assignee.as_deref()),
+        ("cus-1", "account_recovery", TicketStatus::Open, Some("agt-1"))
+    );
+    assert_eq!(desk.gateway.ticket_opened_by_agent("zd-35436").unwrap(), Some(false));
+
+    // Redelivered: answered, not applied again, not recorded again.
+    let size = desk.ledger_size();
+    assert_eq!(desk.deliver(&opened).unwrap().outcome, "duplicate");
+    assert_eq!(desk.ledger_size(), size);
+
+    // The ticket justifies Sam's reveal of the customer's email.
+    let sam = desk.gateway.authenticate(&desk.gateway.issue_agent_token("agt-1").unwrap()).unwrap();
+    let reveal = || {
+        wait(desk.gateway.reveal(&sam, "cus-1", Some("zd-35436"), &["email".to_string()], "caller lost access", "test"))
+    };
+    assert_eq!(reveal().unwrap().values[&Field::Email], json!("ottilie@example.org"));
+
+    // Solved at +40 s, then an update from +20 s arrives late: it does not reopen the ticket.
+    let solved =
+        ticket_event("t-ev-3", "status_changed", "35436", "501", "501", Some("601"), "SOLVED", &at(40), &["recovery"]);
+    assert_eq!(desk.deliver(&solved).unwrap().outcome, "applied");
+    let late = ticket_event(
+        "t-ev-2",
+        "agent_assignment_changed",
+        "35436",
+        "501",
+        "501",
+        Some("601"),
+        "OPEN",
+        &at(20),
+        &["recovery"],
+    );
+    let outcome = desk.deliver(&late).unwrap();
+    assert_eq!(outcome.outcome, "stale", "{outcome:?}");
+    assert!(outcome.ledger_index.is_some(), "a late event is recorded too");
+    assert_eq!(store().ticket("zd-35436").unwrap().unwrap().status, TicketStatus::Closed);
+    assert!(matches!(reveal().unwrap_err(), GatewayError::Denied { .. }), "a solved ticket justifies nothing");
+
+    // A ticket an agent opened for a customer is marked so, and stays so when updated.
+    let by_agent = ticket_event("t-ev-4", "created", "35437", "502", "601", Some("601"), "NEW", &at(50), &[]);
+    assert_eq!(desk.deliver(&by_agent).unwrap().outcome, "applied");
+    let updated = ticket_event("t-ev-5", "status_changed", "35437", "502", "502", Some("601"), "PENDING", &at(55), &[]);
+    assert_eq!(desk.deliver(&updated).unwrap().outcome, "applied");
+    assert_eq!(desk.gateway.ticket_opened_by_agent("zd-35437").unwrap(), Some(true));
+    let ticket = store().ticket("zd-35437").unwrap().unwrap();
+    assert_eq!(
+        (ticket.category.as_str(), ticket.status),
+        ("general_inquiry", TicketStatus::Pending),
+        "untagged: the default"
+    );
+
+    // A requester cordon cannot name yet: refused (Zendesk retries), applied once its user comes.
+    let early = ticket_event("t-ev-6", "created", "35438", "503", "503", None, "OPEN", &at(58), &[]);
+    let refused = desk.deliver(&early).unwrap_err();
+    assert!(
+        matches!(refused, GatewayError::Conflict(_)) && refused.to_string().contains("helpdesk user 503"),
+        "{refused}"
+    );
+    assert_eq!(store().ticket("zd-35438").unwrap(), None);
+    desk.deliver(&user_event("u-5", "503", "end-user", Some("rasmus@example.org"), None)).unwrap();
+    assert_eq!(desk.deliver(&early).unwrap().outcome, "applied", "the retry applies");
+    assert_eq!(store().ticket("zd-35438").unwrap().unwrap().requester, "cus-2");
+
+    // Every applied event is a ledger entry naming ids only: no address, no subject line.
+    drop(desk.gateway);
+    let ledger = cordon_ledger::LogReader::new(&desk.data.path("ledger"));
+    let size = ledger.checkpoint().unwrap().checkpoint.size;
+    let entries: String =
+        (0..size).map(|index| String::from_utf8_lossy(&ledger.entry(index, size).unwrap()).into_owned()).collect();
+    assert_eq!(entries.matches("\"change\":\"ticket.helpdesk\"").count(), 6, "{entries}");
+    assert_eq!(entries.matches("\"change\":\"helpdesk.user\"").count(), 5);
+    assert!(entries.contains("opened by an agent"), "{entries}");
+    for secret in ["ottilie@", "OTTILIE", "rasmus@", "sam@exchange", "I cannot log in", "Call me back"] {
+        assert!(!entries.contains(secret), "`{secret}` is not in the ledger");
+    }
+}

@@ -1,0 +1,112 @@
+//! What cordon keeps of the helpdesk's webhooks: the event ids it applied (for redeliveries),
+//! who the helpdesk's users are to cordon, each ticket's newest applied state, and the staff
+//! email addresses the helpdesk's agents are matched by.
+
+use rusqlite::{OptionalExtension as _, params};
+
+use crate::store::{Store, StoreError, sql_error};
+
+/// A helpdesk user as cordon resolved it when the user's event came.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct HelpdeskUser {
+    pub customer: Option<String>,
+    pub agent: Option<String>,
+}
+
+/// A helpdesk ticket's newest applied state.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HelpdeskTicket {
+    /// The helpdesk's `updated_at` of the state applied, Unix seconds.
+    pub updated_at: i64,
+    /// Opened by an agent rather than by the customer it names.
+    pub opened_by_agent: bool,
+}
+
+impl Store {
+    /// Whether the helpdesk event `id` was applied already.
+    pub fn helpdesk_event_seen(&self, id: &str) -> Result<bool, StoreError> {
+        Ok(self
+            .query_one("SELECT 1 FROM helpdesk_events WHERE id = ?1", [id], "read a helpdesk event", |_| Ok(()))?
+            .is_some())
+    }
+
+    /// Notes the helpdesk event `id` as applied at `now` (seconds), forgetting ids older than
+    /// `keep_seconds` (their timestamps fall outside the replay window, so they are refused
+    /// before their ids are looked up).
+    pub fn note_helpdesk_event(&self, id: &str, now: i64, keep_seconds: i64) -> Result<(), StoreError> {
+        let connection = self.write();
+        connection
+            .execute("INSERT OR IGNORE INTO helpdesk_events (id, received_at) VALUES (?1, ?2)", params![id, now])
+            .map_err(sql_error(&self.path, "note a helpdesk event"))?;
+        connection
+            .execute("DELETE FROM helpdesk_events WHERE received_at < ?1", [now.saturating_sub(keep_seconds)])
+            .map_err(sql_error(&self.path, "forget old helpdesk events"))?;
+        Ok(())
+    }
+
+    pub fn helpdesk_user(&self, user_id: &str) -> Result<Option<HelpdeskUser>, StoreError> {
+        self.query_one(
+            "SELECT customer, agent FROM helpdesk_users WHERE user_id = ?1",
+            [user_id],
+            "read a helpdesk user",
+            |row| Ok(HelpdeskUser { customer: row.get(0)?, agent: row.get(1)? }),
+        )
+    }
+
+    pub fn put_helpdesk_user(&self, user_id: &str, user: &HelpdeskUser) -> Result<(), StoreError> {
+        self.write()
+            .execute(
+                "INSERT OR REPLACE INTO helpdesk_users (user_id, customer, agent) VALUES (?1, ?2, ?3)",
+                params![user_id, user.customer, user.agent],
+            )
+            .map_err(sql_error(&self.path, "store a helpdesk user"))?;
+        Ok(())
+    }
+
+    pub fn helpdesk_ticket(&self, ticket_id: &str) -> Result<Option<HelpdeskTicket>, StoreError> {
+        self.query_one(
+            "SELECT updated_at, opened_by_agent FROM helpdesk_tickets WHERE ticket_id = ?1",
+            [ticket_id],
+            "read a helpdesk ticket",
+            |row| Ok(HelpdeskTicket { updated_at: row.get(0)?, opened_by_agent: row.get::<_, i64>(1)? != 0 }),
+        )
+    }
+
+    pub fn put_helpdesk_ticket(&self, ticket_id: &str, ticket: HelpdeskTicket) -> Result<(), StoreError> {
+        self.write()
+            .execute(
+                "INSERT OR REPLACE INTO helpdesk_tickets (ticket_id, updated_at, opened_by_agent) VALUES (?1, ?2, ?3)",
+                params![ticket_id, ticket.updated_at, i64::from(ticket.opened_by_agent)],
+            )
+            .map_err(sql_error(&self.path, "store a helpdesk ticket"))?;
+        Ok(())
+    }
+
+    /// The agent whose directory email is `email` (compared in lower case).
+    pub fn agent_by_email(&self, email: &str) -> Result<Option<String>, StoreError> {
+        let email = email.trim().to_lowercase();
+        let connection = self.read();
+        connection
+            .query_row("SELECT agent_id FROM agent_emails WHERE email = ?1", [email], |row| row.get(0))
+            .optional()
+            .map_err(sql_error(&self.path, "read an agent's email"))
+    }
+
+    /// Sets each agent's email (lower case), replacing any earlier address of that agent.
+    pub fn put_agent_emails(&self, emails: &[(String, String)]) -> Result<(), StoreError> {
+        let mut connection = self.write();
+        let transaction = connection.transaction().map_err(sql_error(&self.path, "begin"))?;
+        for (agent, email) in emails {
+            transaction
+                .execute("DELETE FROM agent_emails WHERE agent_id = ?1", [agent])
+                .map_err(sql_error(&self.path, "replace an agent's email"))?;
+            transaction
+                .execute(
+                    "INSERT OR REPLACE INTO agent_emails (email, agent_id) VALUES (?1, ?2)",
+                    params![email.trim().to_lowercase(), agent],
+                )
+                .map_err(sql_error(&self.path, "store an agent's email"))?;
+        }
+        transaction.commit().map_err(sql_error(&self.path, "commit agents' emails"))
+    }
+}
