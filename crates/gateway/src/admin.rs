@@ -149,6 +149,7 @@ impl Gateway {
         self.authorize_system(who, Action::Administer, request).await?;
         cordon_directory::check_id("ticket", &ticket.id)
             .map_err(|error| GatewayError::BadRequest(error.to_string()))?;
+        refuse_helpdesk_id(&ticket.id)?;
         if let Some(existing) = self.directory.ticket(&self.store, &ticket.id)? {
             ticket.created_at = existing.created_at;
         }
@@ -232,4 +233,16 @@ impl Gateway {
         let actor = self.authorize_system(who, Action::Administer, request).await?;
         self.change_entry(&actor.id, change, target, detail, request).await
     }
+}
+
+/// Ticket ids starting `zd-` are the helpdesk receiver's: put by hand, they could be
+/// overwritten by the helpdesk, or stand for a helpdesk ticket they are not.
+pub(crate) fn refuse_helpdesk_id(id: &str) -> Result<(), GatewayError> {
+    if id.starts_with(crate::helpdesk::TICKET_PREFIX) {
+        return Err(GatewayError::BadRequest(format!(
+            "ticket `{id}`: ids starting `{}` are the helpdesk receiver's (POST /v1/helpdesk/zendesk)",
+            crate::helpdesk::TICKET_PREFIX
+        )));
+    }
+    Ok(())
 }

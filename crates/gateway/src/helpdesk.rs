@@ -109,6 +109,8 @@ struct TicketDetail {
     tags: Vec<String>,
     created_at: Option<String>,
     updated_at: Option<String>,
+    /// Who in the helpdesk made the change.
+    actor_id: Option<Id>,
 }
 
 #[derive(Deserialize)]
@@ -131,7 +133,7 @@ impl Gateway {
             id: "zendesk (set [helpdesk] zendesk_secret_file)".into(),
             ledger_index: None,
         })?;
-        check_signature(zendesk, delivery, self.clock.now_seconds())?;
+        self.check_zendesk_delivery(delivery)?;
         let event: Event = serde_json::from_slice(delivery.body).map_err(|error| {
             GatewayError::BadRequest(format!("the body is not a Zendesk event (`id`, `type`, `detail`): {error}"))
         })?;
@@ -178,10 +180,19 @@ impl Gateway {
             .or(time(event.time.as_deref(), "time")?)
             .ok_or_else(|| GatewayError::BadRequest(format!("event `{}`: the ticket has no `updated_at`", event.id)))?;
         let previous = self.store.helpdesk_ticket(&ticket_id)?;
+        let existing = self.directory.ticket(&self.store, &ticket_id)?;
+        if previous.is_none() && existing.is_some() {
+            // `zd-` ids are the receiver's; a ticket of that id put by hand is not overwritten.
+            return Err(GatewayError::Conflict(format!(
+                "ticket `{ticket_id}` was not made by the helpdesk receiver; it is left as it is"
+            )));
+        }
         let subject = Some(ticket_id.clone());
-        if let Some(previous) = previous.filter(|previous| previous.updated_at > updated_at) {
+        let actor = id_text(detail.actor_id).filter(|actor| check_helpdesk_id("actor id", actor).is_ok());
+        let by = actor.as_deref().map(|actor| format!(" by helpdesk user {actor}")).unwrap_or_default();
+        if let Some(previous) = previous.as_ref().filter(|previous| previous.updated_at > updated_at) {
             let detail = format!(
-                "zendesk {} event {}: not applied, older ({updated_at}) than the state applied ({})",
+                "zendesk {} event {}{by}: not applied, older ({updated_at}) than the state applied ({})",
                 event.kind, event.id, previous.updated_at
             );
             let index = futures_block_on(self.change_entry(
@@ -202,12 +213,23 @@ impl Gateway {
             GatewayError::BadRequest(format!("event `{}`: the ticket has no `requester_id`", event.id))
         })?;
         check_helpdesk_id("requester id", &requester_user)?;
-        let requester = self.store.helpdesk_user(&requester_user)?.and_then(|user| user.customer).ok_or_else(|| {
-            GatewayError::Conflict(format!(
-                "ticket `{ticket_id}`: its requester, helpdesk user {requester_user}, is no customer cordon knows yet \
-                 (a user event maps it by external id or email); the event is not applied, so Zendesk retries it"
-            ))
-        })?;
+        // A ticket's customer is fixed when it is first applied. A later event naming another
+        // requester does not move the ticket (and the reveals it justifies) to another
+        // customer: it closes it, and says so; the helpdesk opens a new ticket for the other.
+        let (requester, requester_moved) = match (&previous, &existing) {
+            (Some(previous), Some(existing)) => (existing.requester.clone(), previous.requester_user != requester_user),
+            _ => {
+                let customer = self.store.helpdesk_user(&requester_user)?.and_then(|user| user.customer);
+                let customer = customer.ok_or_else(|| {
+                    GatewayError::Conflict(format!(
+                        "ticket `{ticket_id}`: its requester, helpdesk user {requester_user}, is no customer cordon \
+                         knows yet (a user event maps it by external id or email); the event is not applied, so \
+                         Zendesk retries it"
+                    ))
+                })?;
+                (customer, false)
+            }
+        };
         let assignee = match id_text(detail.assignee_id) {
             Some(user) => {
                 check_helpdesk_id("assignee id", &user)?;
@@ -215,34 +237,50 @@ impl Gateway {
             }
             None => None,
         };
-        let submitter = id_text(detail.submitter_id);
-        let opened_by_agent = match previous {
+        // Opened by an agent unless the helpdesk says the requester submitted it.
+        let opened_by_agent = match &previous {
             Some(previous) => previous.opened_by_agent,
-            None => submitter.is_some_and(|submitter| submitter != requester_user),
+            None => id_text(detail.submitter_id).is_none_or(|submitter| submitter != requester_user),
         };
-        let status = match detail.status.as_deref().map(str::to_ascii_lowercase).as_deref() {
+        let deleted = event.kind.contains("deleted");
+        let mut status = match detail.status.as_deref().map(str::to_ascii_lowercase).as_deref() {
+            _ if deleted || requester_moved => TicketStatus::Closed,
             Some("new" | "open") | None => TicketStatus::Open,
             Some("pending" | "hold" | "on-hold") => TicketStatus::Pending,
-            Some("solved" | "closed") => TicketStatus::Closed,
-            Some(other) => {
-                return Err(GatewayError::BadRequest(format!(
-                    "event `{}`: ticket status `{}` is not one of new, open, pending, hold, solved, closed",
-                    event.id,
-                    other.escape_debug().take(40).collect::<String>()
-                )));
-            }
+            // Solved, closed, and any status cordon does not know: no longer a reason to look.
+            Some(_) => TicketStatus::Closed,
         };
+        // Two states of the same second: the more restrictive one stands.
+        if let (Some(previous), Some(existing)) = (&previous, &existing)
+            && previous.updated_at == updated_at
+            && restrictiveness(existing.status) > restrictiveness(status)
+        {
+            status = existing.status;
+        }
         let category = category_of(&zendesk.settings, &detail.tags);
         if !self.categories.knows(&category) {
             return Err(GatewayError::Internal(format!("[helpdesk] maps to unknown category `{category}`")));
         }
-        let created_at = match self.directory.ticket(&self.store, &ticket_id)? {
+        let created_at = match &existing {
             Some(existing) => existing.created_at,
             None => time(detail.created_at.as_deref(), "detail.created_at")?.unwrap_or(updated_at),
         };
-        let ticket = Ticket { id: ticket_id.clone(), requester, category, status, assignee, created_at, updated_at };
+        let ticket = Ticket {
+            id: ticket_id.clone(),
+            requester: requester.clone(),
+            category,
+            status,
+            assignee,
+            created_at,
+            updated_at,
+        };
+        let moved = if requester_moved {
+            format!(" (closed: the helpdesk now names requester user {requester_user}, not this customer's)")
+        } else {
+            String::new()
+        };
         let entry_detail = format!(
-            "zendesk {} event {}: {} {} {} opened by {}",
+            "zendesk {} event {}{by}: {} for {requester} {} {} opened by {}{moved}",
             event.kind,
             event.id,
             ticket.status,
@@ -257,10 +295,10 @@ impl Gateway {
             Some(entry_detail),
             request,
         ))?;
-        let stored = self
-            .directory
-            .put_tickets(&self.store, &[ticket])
-            .and_then(|()| self.store.put_helpdesk_ticket(&ticket_id, HelpdeskTicket { updated_at, opened_by_agent }));
+        let requester_user = previous.map_or(requester_user, |previous| previous.requester_user);
+        let stored = self.directory.put_tickets(&self.store, &[ticket]).and_then(|()| {
+            self.store.put_helpdesk_ticket(&ticket_id, &HelpdeskTicket { updated_at, opened_by_agent, requester_user })
+        });
         futures_block_on(self.applied(index, stored, request))?;
         Ok(HelpdeskOutcome { event: event.id.clone(), outcome: "applied", subject, ledger_index: Some(index) })
     }
@@ -309,6 +347,18 @@ impl Gateway {
                 }
             }
         };
+        // A helpdesk user, once it names a customer or an agent, keeps naming them: an email
+        // or external id edited in the helpdesk to match someone else does not hand that
+        // person's tickets to whoever edited it. It is recorded, and kept as it was.
+        let before =
+            self.store.helpdesk_user(&user_id)?.filter(|before| before.customer.is_some() || before.agent.is_some());
+        let (user, how) = match before {
+            Some(before) if before != user => {
+                let now = user.customer.as_deref().or(user.agent.as_deref()).unwrap_or("nobody").to_string();
+                (before, format!("{how}: now matches {now}; kept as it was"))
+            }
+            _ => (user, how.to_string()),
+        };
         let target = format!("zendesk-user:{user_id}");
         let named = user.customer.as_deref().or(user.agent.as_deref()).unwrap_or("-");
         let detail = format!("zendesk {} event {}: {how}: {named}", event.kind, event.id);
@@ -324,10 +374,30 @@ impl Gateway {
         })
     }
 
+    /// Checks a delivery's signature and timestamp only (cheap: the server does it before
+    /// it gives the delivery a blocking thread, so unsigned floods hold none).
+    pub fn check_zendesk_delivery(&self, delivery: Delivery<'_>) -> Result<(), GatewayError> {
+        let zendesk = self.helpdesk.as_ref().ok_or_else(|| GatewayError::NotFound {
+            what: "helpdesk receiver",
+            id: "zendesk (set [helpdesk] zendesk_secret_file)".into(),
+            ledger_index: None,
+        })?;
+        check_signature(zendesk, delivery, self.clock.now_seconds())
+    }
+
     /// Whether helpdesk ticket `ticket` was opened by an agent rather than by its customer
     /// (`None`: not a helpdesk ticket).
     pub fn ticket_opened_by_agent(&self, ticket: &str) -> Result<Option<bool>, GatewayError> {
         Ok(self.store.helpdesk_ticket(ticket)?.map(|ticket| ticket.opened_by_agent))
+    }
+}
+
+/// How much a status holds back access: open the least, closed the most.
+fn restrictiveness(status: TicketStatus) -> u8 {
+    match status {
+        TicketStatus::Open => 0,
+        TicketStatus::Pending => 1,
+        TicketStatus::Closed => 2,
     }
 }
 

@@ -292,6 +292,7 @@ impl Batch {
             ImportKind::Tickets => {
                 let line: TicketLine = serde_json::from_str(line).map_err(|error| error.to_string())?;
                 cordon_directory::check_id("ticket", &line.id).map_err(|error| error.to_string())?;
+                crate::admin::refuse_helpdesk_id(&line.id).map_err(|error| error.to_string())?;
                 if !gateway.categories().knows(&line.category) {
                     return Err(format!("ticket `{}`: unknown category `{}`", line.id, line.category));
                 }

@@ -896,8 +896,9 @@ fn open() -> String {
 }
 
 /// Zendesk's webhook: ticket and user events, trusted by their signature (no bearer token:
-/// the helpdesk signs with the webhook's secret). Blocking (each applied event waits for its
-/// ledger entry under the receiver's lock), so it runs as heavy work.
+/// the helpdesk signs with the webhook's secret), which is checked here first. Applying is
+/// blocking (each applied event waits for its ledger entry under the receiver's lock), so it
+/// runs as heavy work; an unsigned delivery never gets that far.
 async fn zendesk_webhook(
     State(state): State<Arc<AppState>>,
     request_id: Option<axum::Extension<RequestId>>,
@@ -908,6 +909,11 @@ async fn zendesk_webhook(
     let text = |name: &str| headers.get(name).and_then(|value| value.to_str().ok()).map(str::to_string);
     let signature = text("x-zendesk-webhook-signature");
     let timestamp = text("x-zendesk-webhook-signature-timestamp");
+    state.gateway.check_zendesk_delivery(cordon_gateway::Delivery {
+        signature: signature.as_deref(),
+        timestamp: timestamp.as_deref(),
+        body: &body,
+    })?;
     let outcome = heavy(&state, move |state| async move {
         let delivery =
             cordon_gateway::Delivery { signature: signature.as_deref(), timestamp: timestamp.as_deref(), body: &body };

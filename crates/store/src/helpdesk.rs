@@ -14,12 +14,14 @@ pub struct HelpdeskUser {
 }
 
 /// A helpdesk ticket's newest applied state.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct HelpdeskTicket {
     /// The helpdesk's `updated_at` of the state applied, Unix seconds.
     pub updated_at: i64,
     /// Opened by an agent rather than by the customer it names.
     pub opened_by_agent: bool,
+    /// The helpdesk user who was the requester when the ticket was first applied.
+    pub requester_user: String,
 }
 
 impl Store {
@@ -65,18 +67,25 @@ impl Store {
 
     pub fn helpdesk_ticket(&self, ticket_id: &str) -> Result<Option<HelpdeskTicket>, StoreError> {
         self.query_one(
-            "SELECT updated_at, opened_by_agent FROM helpdesk_tickets WHERE ticket_id = ?1",
+            "SELECT updated_at, opened_by_agent, requester_user FROM helpdesk_tickets WHERE ticket_id = ?1",
             [ticket_id],
             "read a helpdesk ticket",
-            |row| Ok(HelpdeskTicket { updated_at: row.get(0)?, opened_by_agent: row.get::<_, i64>(1)? != 0 }),
+            |row| {
+                Ok(HelpdeskTicket {
+                    updated_at: row.get(0)?,
+                    opened_by_agent: row.get::<_, i64>(1)? != 0,
+                    requester_user: row.get(2)?,
+                })
+            },
         )
     }
 
-    pub fn put_helpdesk_ticket(&self, ticket_id: &str, ticket: HelpdeskTicket) -> Result<(), StoreError> {
+    pub fn put_helpdesk_ticket(&self, ticket_id: &str, ticket: &HelpdeskTicket) -> Result<(), StoreError> {
         self.write()
             .execute(
-                "INSERT OR REPLACE INTO helpdesk_tickets (ticket_id, updated_at, opened_by_agent) VALUES (?1, ?2, ?3)",
-                params![ticket_id, ticket.updated_at, i64::from(ticket.opened_by_agent)],
+                "INSERT OR REPLACE INTO helpdesk_tickets (ticket_id, updated_at, opened_by_agent, requester_user) \
+                 VALUES (?1, ?2, ?3, ?4)",
+                params![ticket_id, ticket.updated_at, i64::from(ticket.opened_by_agent), ticket.requester_user],
             )
             .map_err(sql_error(&self.path, "store a helpdesk ticket"))?;
         Ok(())

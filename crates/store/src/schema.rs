@@ -165,11 +165,13 @@ CREATE TABLE IF NOT EXISTS helpdesk_users (
     agent TEXT
 );
 -- Each helpdesk ticket's newest applied state (its `updated_at`, Unix seconds), so an older
--- event arriving late does not undo a newer one, and who opened it.
+-- event arriving late does not undo a newer one, who opened it, and the helpdesk user who was
+-- its requester (a ticket never moves to another customer).
 CREATE TABLE IF NOT EXISTS helpdesk_tickets (
     ticket_id TEXT PRIMARY KEY,
     updated_at INTEGER NOT NULL,
-    opened_by_agent INTEGER NOT NULL
+    opened_by_agent INTEGER NOT NULL,
+    requester_user TEXT NOT NULL
 );
 -- Staff email addresses (lower case) from the agent directory's imports, for matching the
 -- helpdesk's agents; staff addresses, not customer data.

@@ -8,6 +8,7 @@ mod config;
 mod demo;
 mod export;
 mod gateway;
+mod helpdesk;
 mod hsm;
 mod incident;
 mod log;
