@@ -93,7 +93,7 @@ impl Gateway {
                 .map(|values| values.iter().map(|(field, value)| (*field, mask(*field, value, today))).collect())
         });
         let failure = masked.as_ref().and_then(|opened| opened.as_ref().err()).cloned().map(GatewayError::from);
-        let (decision, failure) = refuse_if_unopenable(decision, failure.as_ref());
+        let (decision, failure) = refuse_if_unopenable(decision, context.unopenable.as_ref().or(failure.as_ref()));
         let recorded = self.customer_decision(request, who, &agent, Action::View, &context, &decision);
         let outcome = self.record(recorded).await?;
         if let Some(failure) = failure {
@@ -130,7 +130,7 @@ impl Gateway {
         // A reveal that cannot be opened is recorded as refused and answered with the failure.
         let values = decision.allowed.then(|| self.vault.open(customer, &sealed, &fields));
         let failure = values.as_ref().and_then(|opened| opened.as_ref().err()).cloned().map(GatewayError::from);
-        let (decision, failure) = refuse_if_unopenable(decision, failure.as_ref());
+        let (decision, failure) = refuse_if_unopenable(decision, context.unopenable.as_ref().or(failure.as_ref()));
         let mut recorded = self.customer_decision(request, who, &agent, Action::Reveal, &context, &decision);
         recorded.entry.fields = fields.iter().map(|field| field.name().to_string()).collect();
         recorded.facts.beyond_need = beyond_need(&fields, context.ticket.as_ref());
@@ -166,16 +166,23 @@ impl Gateway {
         let decision = self.policy.decide(&self.customer_request(&agent, Action::Verify, &context, Some(field), ""));
         // The check runs before the entry is written (it says how the check went), but its
         // answer leaves only once the entry is durable, and not at all if refused.
-        let matched = if decision.allowed {
-            let values = self.vault.open(customer, &sealed, &[field])?;
-            Some(values.get(&field).is_some_and(|value| statement_matches(field, value, stated)))
-        } else {
-            None
+        let opened = decision.allowed.then(|| self.vault.open(customer, &sealed, &[field]));
+        let failure = opened.as_ref().and_then(|opened| opened.as_ref().err()).cloned().map(GatewayError::from);
+        let (decision, failure) = refuse_if_unopenable(decision, context.unopenable.as_ref().or(failure.as_ref()));
+        let matched = match (&failure, opened) {
+            (None, Some(Ok(values))) => {
+                Some(values.get(&field).is_some_and(|value| statement_matches(field, value, stated)))
+            }
+            _ => None,
         };
         let mut recorded = self.customer_decision(request, who, &agent, Action::Verify, &context, &decision);
         recorded.entry.fields = vec![field.name().to_string()];
         recorded.statement = matched;
-        let index = self.record(recorded).await?.allowed_or(|index| denied(decision, index))?;
+        let outcome = self.record(recorded).await?;
+        if let Some(failure) = failure {
+            return Err(failure);
+        }
+        let index = outcome.allowed_or(|index| denied(decision, index))?;
         let matched = matched.ok_or_else(|| GatewayError::Internal("an allowed verify was not checked".into()))?;
         Ok(Verified { matched, ledger_index: index })
     }
@@ -268,8 +275,13 @@ impl Gateway {
         sealed: &SealedCustomer,
         ticket: Option<&str>,
     ) -> Result<AccessContext, GatewayError> {
-        let balance = self.vault.open(&stored.id, sealed, &[Field::BalanceUsd])?;
-        let balance_band = balance.get(&Field::BalanceUsd).and_then(Value::as_f64).and_then(BalanceBand::of);
+        // A record that cannot be opened (the KEK not answering, a damaged record) has no
+        // balance to decide on (none is claimed); the access itself then refuses it on the
+        // record, never unrecorded here.
+        let (balance_band, unopenable) = match self.vault.open(&stored.id, sealed, &[Field::BalanceUsd]) {
+            Ok(balance) => (balance.get(&Field::BalanceUsd).and_then(Value::as_f64).and_then(BalanceBand::of), None),
+            Err(error) => (None, Some(GatewayError::from(error))),
+        };
         let high_balance = balance_band == Some(BalanceBand::OverOneMillion);
         let ticket = match ticket {
             Some(id) => match self.directory.ticket(&self.store, id)? {
@@ -321,6 +333,7 @@ impl Gateway {
             ..seen.clone()
         };
         Ok(AccessContext {
+            unopenable,
             customer: CustomerFacts { id: stored.id.clone(), high_balance },
             facts,
             ticket,
@@ -390,6 +403,8 @@ pub(crate) struct AccessContext {
     approval_id: Option<String>,
     /// For detection.
     facts: AccessFacts,
+    /// Why the customer's record could not be opened, if it could not.
+    unopenable: Option<GatewayError>,
 }
 
 /// Fields a reveal asks for that its ticket's category does not need (none without a

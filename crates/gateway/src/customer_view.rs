@@ -211,7 +211,9 @@ impl Gateway {
                 Some(ticket) => match self.directory.ticket(&self.store, ticket)? {
                     Some(ticket) => AccessReason::Ticket {
                         category: ticket.category,
-                        raised_by_customer: ticket.requester == customer,
+                        // A helpdesk ticket an agent opened for the customer was not raised by them.
+                        raised_by_customer: ticket.requester == customer
+                            && self.store.helpdesk_ticket(&ticket.id)?.is_none_or(|helpdesk| !helpdesk.opened_by_agent),
                     },
                     None => AccessReason::UnknownTicket,
                 },

@@ -422,3 +422,66 @@ fn editing_the_helpdesk_does_not_move_a_ticket_to_another_customer() {
     let report = cordon_gateway::import(&desk.gateway, ImportKind::Tickets, tickets.as_bytes(), |_| {}).unwrap();
     assert_eq!(report.imported, 0, "{report:?}");
 }
+
+/// The customer's own page says a ticket an agent opened for them was not raised by them, and
+/// one they opened was; a record that cannot be opened is refused on the record, not shown.
+#[test]
+fn the_customer_sees_who_raised_the_ticket_and_an_unopenable_record_is_refused_on_the_record() {
+    let desk = desk();
+    for (event, user, role, email) in
+        [("u-1", "501", "end-user", "ottilie@example.org"), ("u-3", "601", "agent", "sam@exchange.example")]
+    {
+        desk.deliver(&user_event(event, user, role, Some(email), None)).unwrap();
+    }
+    let at = |seconds: i64| utc(desk.now() - 60 + seconds);
+    let by_agent = ticket_event("e-1", "created", "700", "501", "601", Some("601"), "OPEN", &at(0), &[]);
+    let by_customer = ticket_event("e-2", "created", "701", "501", "501", Some("601"), "OPEN", &at(1), &[]);
+    desk.deliver(&by_agent).unwrap();
+    desk.deliver(&by_customer).unwrap();
+    let sam = desk.gateway.authenticate(&desk.gateway.issue_agent_token("agt-1").unwrap()).unwrap();
+    for ticket in ["zd-700", "zd-701"] {
+        wait(desk.gateway.view(&sam, "cus-1", Some(ticket), "test")).unwrap();
+    }
+    let customer = desk.gateway.authenticate(&desk.gateway.issue_customer_token("cus-1").unwrap()).unwrap();
+    let page = desk.gateway.customer_accesses(&customer, None).unwrap();
+    let raised: Vec<bool> = page
+        .accesses
+        .iter()
+        .filter_map(|access| match &access.reason {
+            cordon_gateway::AccessReason::Ticket { raised_by_customer, .. } => Some(*raised_by_customer),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(raised, vec![true, false], "newest first: zd-701 the customer's, zd-700 the agent's");
+
+    // Another customer's wrapped data key put in cus-1's row: nothing opens, and each attempt
+    // is a refusal on the record, answered with the failure rather than a value.
+    let Desk { gateway, clock, _scratch, data } = desk;
+    drop(gateway);
+    let store = stored(&data);
+    let other = store.customer("cus-2").unwrap().unwrap().sealed.unwrap();
+    store.set_wrapped_keys(&[("cus-1".into(), other.kek_id.clone(), other.wrapped_key.clone())]).unwrap();
+    drop(store);
+    let gateway = data.open(clock).unwrap();
+    let sam = gateway.authenticate(&gateway.issue_agent_token("agt-1").unwrap()).unwrap();
+    let before = gateway.audit().size();
+    let refused = [
+        wait(gateway.view(&sam, "cus-1", Some("zd-701"), "test")).map(|_| ()),
+        wait(gateway.reveal(&sam, "cus-1", Some("zd-701"), &["email".to_string()], "caller lost access", "test"))
+            .map(|_| ()),
+        wait(gateway.search(&sam, "email", "ottilie@example.org", "test")).map(|_| ()),
+    ];
+    for outcome in refused {
+        let error = outcome.unwrap_err();
+        assert!(error.to_string().contains("cannot decrypt"), "{error}");
+    }
+    assert_eq!(gateway.audit().size(), before + 3, "each attempt is recorded");
+    drop(gateway);
+    let ledger = cordon_ledger::LogReader::new(&data.path("ledger"));
+    let size = ledger.checkpoint().unwrap().checkpoint.size;
+    assert!(size >= before + 3);
+    for index in before..before + 3 {
+        let entry = String::from_utf8(ledger.entry(index, size).unwrap()).unwrap();
+        assert!(entry.contains("\"deny\"") && entry.contains("cordon:record-unopenable"), "{entry}");
+    }
+}
