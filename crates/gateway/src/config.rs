@@ -171,7 +171,7 @@ pub struct HelpdeskSettings {
     /// relative to the data directory or absolute. Empty: `POST /v1/helpdesk/zendesk` is off.
     pub zendesk_secret_file: String,
     /// How far a webhook's signed timestamp may be from now, in seconds; older deliveries
-    /// are refused as replays, and event ids are remembered for twice this long.
+    /// are refused as replays (event ids are remembered for a week).
     pub replay_window_seconds: i64,
     /// The category of a ticket none of whose tags `categories` maps.
     pub default_category: String,

@@ -138,6 +138,18 @@ impl DirectoryCache {
         Ok(())
     }
 
+    /// Applies one helpdesk event's change (its ticket, if any, with the rest in the same
+    /// transaction), and forgets the cached ticket.
+    pub(crate) fn apply_helpdesk(
+        &self,
+        store: &Store,
+        change: &cordon_store::HelpdeskChange<'_>,
+    ) -> Result<(), StoreError> {
+        store.apply_helpdesk(change)?;
+        forget(&self.tickets, change.ticket.map(|(ticket, _)| ticket.id.as_str()));
+        Ok(())
+    }
+
     pub(crate) fn put_customers(&self, store: &Store, rows: &[CustomerRow], now: i64) -> Result<(), StoreError> {
         store.upsert_customers(rows, now)?;
         forget(&self.customers, rows.iter().map(|row| row.id.as_str()));

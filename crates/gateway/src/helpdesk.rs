@@ -15,7 +15,7 @@ use std::sync::Mutex;
 
 use base64::Engine as _;
 use cordon_directory::{Ticket, TicketStatus};
-use cordon_store::{HelpdeskTicket, HelpdeskUser};
+use cordon_store::{HelpdeskChange, HelpdeskTicket, HelpdeskUser};
 use cordon_vault::SearchKey;
 use hmac::{KeyInit as _, Mac as _};
 use serde::Deserialize;
@@ -142,11 +142,11 @@ impl Gateway {
         if self.store.helpdesk_event_seen(&event.id)? {
             return Ok(HelpdeskOutcome { event: event.id, outcome: "duplicate", subject: None, ledger_index: None });
         }
-        let keep = zendesk.settings.replay_window_seconds.saturating_mul(2);
+        let keep = keep_seconds(zendesk);
         let outcome = if event.kind.starts_with("zen:event-type:ticket.") {
             self.zendesk_ticket(zendesk, &event, request)?
         } else if event.kind.starts_with("zen:event-type:user.") {
-            self.zendesk_user(&event, request)?
+            self.zendesk_user(zendesk, &event, request)?
         } else {
             HelpdeskOutcome { event: event.id.clone(), outcome: "ignored", subject: None, ledger_index: None }
         };
@@ -296,14 +296,22 @@ impl Gateway {
             request,
         ))?;
         let requester_user = previous.map_or(requester_user, |previous| previous.requester_user);
-        let stored = self.directory.put_tickets(&self.store, &[ticket]).and_then(|()| {
-            self.store.put_helpdesk_ticket(&ticket_id, &HelpdeskTicket { updated_at, opened_by_agent, requester_user })
-        });
+        let state = HelpdeskTicket { updated_at, opened_by_agent, requester_user };
+        let stored = self.directory.apply_helpdesk(
+            &self.store,
+            &HelpdeskChange {
+                event_id: &event.id,
+                now: self.clock.now_seconds(),
+                keep_seconds: keep_seconds(zendesk),
+                ticket: Some((&ticket, &state)),
+                user: None,
+            },
+        );
         futures_block_on(self.applied(index, stored, request))?;
         Ok(HelpdeskOutcome { event: event.id.clone(), outcome: "applied", subject, ledger_index: Some(index) })
     }
 
-    fn zendesk_user(&self, event: &Event, request: &str) -> Result<HelpdeskOutcome, GatewayError> {
+    fn zendesk_user(&self, zendesk: &Zendesk, event: &Event, request: &str) -> Result<HelpdeskOutcome, GatewayError> {
         let detail: UserDetail = serde_json::from_value(event.detail.clone()).map_err(|error| {
             GatewayError::BadRequest(format!("event `{}` ({}): `detail` is not a user: {error}", event.id, event.kind))
         })?;
@@ -364,7 +372,16 @@ impl Gateway {
         let detail = format!("zendesk {} event {}: {how}: {named}", event.kind, event.id);
         let index =
             futures_block_on(self.change_entry(HELPDESK_ACTOR, "helpdesk.user", &target, Some(detail), request))?;
-        let stored = self.store.put_helpdesk_user(&user_id, &user);
+        let stored = self.directory.apply_helpdesk(
+            &self.store,
+            &HelpdeskChange {
+                event_id: &event.id,
+                now: self.clock.now_seconds(),
+                keep_seconds: keep_seconds(zendesk),
+                ticket: None,
+                user: Some((&user_id, &user)),
+            },
+        );
         futures_block_on(self.applied(index, stored, request))?;
         Ok(HelpdeskOutcome {
             event: event.id.clone(),
@@ -390,6 +407,14 @@ impl Gateway {
     pub fn ticket_opened_by_agent(&self, ticket: &str) -> Result<Option<bool>, GatewayError> {
         Ok(self.store.helpdesk_ticket(ticket)?.map(|ticket| ticket.opened_by_agent))
     }
+}
+
+/// How long applied event ids are remembered: a week, or twice the replay window if longer.
+/// A captured delivery cannot be replayed past the window (its signed timestamp ages), but
+/// the helpdesk re-signs a redelivery of the same event; one later than this would apply
+/// the same state again (a second entry, no other change).
+fn keep_seconds(zendesk: &Zendesk) -> i64 {
+    zendesk.settings.replay_window_seconds.saturating_mul(2).max(7 * 86_400)
 }
 
 /// How much a status holds back access: open the least, closed the most.

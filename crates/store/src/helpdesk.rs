@@ -4,6 +4,8 @@
 
 use rusqlite::{OptionalExtension as _, params};
 
+use cordon_directory::Ticket;
+
 use crate::store::{Store, StoreError, sql_error};
 
 /// A helpdesk user as cordon resolved it when the user's event came.
@@ -24,7 +26,73 @@ pub struct HelpdeskTicket {
     pub requester_user: String,
 }
 
+/// What one applied helpdesk event changes, written in one transaction: the event id (so a
+/// redelivery changes nothing), and the ticket with its helpdesk state, or the user's mapping.
+#[derive(Debug, Clone, Copy)]
+pub struct HelpdeskChange<'a> {
+    pub event_id: &'a str,
+    /// Unix seconds now; ids older than `keep_seconds` are forgotten.
+    pub now: i64,
+    pub keep_seconds: i64,
+    pub ticket: Option<(&'a Ticket, &'a HelpdeskTicket)>,
+    pub user: Option<(&'a str, &'a HelpdeskUser)>,
+}
+
 impl Store {
+    /// Applies `change` in one transaction: a crash leaves all of it or none (a redelivery
+    /// then applies it again).
+    pub fn apply_helpdesk(&self, change: &HelpdeskChange<'_>) -> Result<(), StoreError> {
+        let mut connection = self.write();
+        let transaction = connection.transaction().map_err(sql_error(&self.path, "begin"))?;
+        if let Some((ticket, state)) = change.ticket {
+            transaction
+                .execute(
+                    "INSERT INTO tickets (id, requester, category, status, assignee, created_at, updated_at)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
+                     ON CONFLICT (id) DO UPDATE SET requester = ?2, category = ?3, status = ?4, assignee = ?5,
+                        updated_at = ?7",
+                    params![
+                        ticket.id,
+                        ticket.requester,
+                        ticket.category,
+                        ticket.status.name(),
+                        ticket.assignee,
+                        ticket.created_at,
+                        ticket.updated_at
+                    ],
+                )
+                .map_err(sql_error(&self.path, "write a helpdesk ticket"))?;
+            transaction
+                .execute(
+                    "INSERT OR REPLACE INTO helpdesk_tickets (ticket_id, updated_at, opened_by_agent, requester_user) \
+                     VALUES (?1, ?2, ?3, ?4)",
+                    params![ticket.id, state.updated_at, i64::from(state.opened_by_agent), state.requester_user],
+                )
+                .map_err(sql_error(&self.path, "store a helpdesk ticket's state"))?;
+        }
+        if let Some((user_id, user)) = change.user {
+            transaction
+                .execute(
+                    "INSERT OR REPLACE INTO helpdesk_users (user_id, customer, agent) VALUES (?1, ?2, ?3)",
+                    params![user_id, user.customer, user.agent],
+                )
+                .map_err(sql_error(&self.path, "store a helpdesk user"))?;
+        }
+        transaction
+            .execute(
+                "INSERT OR IGNORE INTO helpdesk_events (id, received_at) VALUES (?1, ?2)",
+                params![change.event_id, change.now],
+            )
+            .map_err(sql_error(&self.path, "note a helpdesk event"))?;
+        transaction
+            .execute(
+                "DELETE FROM helpdesk_events WHERE received_at < ?1",
+                [change.now.saturating_sub(change.keep_seconds)],
+            )
+            .map_err(sql_error(&self.path, "forget old helpdesk events"))?;
+        transaction.commit().map_err(sql_error(&self.path, "commit a helpdesk event"))
+    }
+
     /// Whether the helpdesk event `id` was applied already.
     pub fn helpdesk_event_seen(&self, id: &str) -> Result<bool, StoreError> {
         Ok(self
@@ -55,16 +123,6 @@ impl Store {
         )
     }
 
-    pub fn put_helpdesk_user(&self, user_id: &str, user: &HelpdeskUser) -> Result<(), StoreError> {
-        self.write()
-            .execute(
-                "INSERT OR REPLACE INTO helpdesk_users (user_id, customer, agent) VALUES (?1, ?2, ?3)",
-                params![user_id, user.customer, user.agent],
-            )
-            .map_err(sql_error(&self.path, "store a helpdesk user"))?;
-        Ok(())
-    }
-
     pub fn helpdesk_ticket(&self, ticket_id: &str) -> Result<Option<HelpdeskTicket>, StoreError> {
         self.query_one(
             "SELECT updated_at, opened_by_agent, requester_user FROM helpdesk_tickets WHERE ticket_id = ?1",
@@ -78,17 +136,6 @@ impl Store {
                 })
             },
         )
-    }
-
-    pub fn put_helpdesk_ticket(&self, ticket_id: &str, ticket: &HelpdeskTicket) -> Result<(), StoreError> {
-        self.write()
-            .execute(
-                "INSERT OR REPLACE INTO helpdesk_tickets (ticket_id, updated_at, opened_by_agent, requester_user) \
-                 VALUES (?1, ?2, ?3, ?4)",
-                params![ticket_id, ticket.updated_at, i64::from(ticket.opened_by_agent), ticket.requester_user],
-            )
-            .map_err(sql_error(&self.path, "store a helpdesk ticket"))?;
-        Ok(())
     }
 
     /// The agent whose directory email is `email` (compared in lower case).

@@ -11,7 +11,7 @@ mod schema;
 mod session;
 mod store;
 
-pub use helpdesk::{HelpdeskTicket, HelpdeskUser};
+pub use helpdesk::{HelpdeskChange, HelpdeskTicket, HelpdeskUser};
 pub use incident::{CustomerReachChange, Deliveries, Exposure, ProtectiveAction, StoredIncident, TimelineEvent};
 pub use session::StoredSession;
 pub use store::{AccessEvent, CustomerRow, OutboxItem, SearchHit, Store, StoreError, StoredAlert, StoredCustomer};

@@ -309,3 +309,52 @@ fn a_wrong_hsm_setting_is_refused_in_words_and_changes_nothing() {
     assert!(ok, "{stderr}");
     reveal_both(&hsm, &text);
 }
+
+/// A wrapped data key altered in the database, or moved to another customer, is refused by
+/// the token's GCM tag check as undecryptable, not taken for a failing HSM; the refusal is on
+/// the record, and readiness stays ready (the key itself answers).
+#[test]
+fn a_wrapped_key_altered_or_moved_is_refused_by_the_token_and_readiness_stays_ready() {
+    let scratch = tempfile::tempdir().unwrap();
+    let hsm = SoftHsm::new(&scratch.path().join("softhsm"), "cordon");
+    let (data, text) = directory(scratch.path());
+    write_pin(&data, PIN, 0o600);
+    set_hsm(&data, MODULE, "cordon", "hsm-pin");
+    assert!(hsm.run(&["keys", "rotate", "--data", &text, "--to", "hsm"]).0);
+    // cus-1's wrapped key replaced by cus-2's (bound to cus-2), with the server stopped.
+    let database = data.join("cordon.sqlite");
+    let moved = Command::new("python3")
+        .args([
+            "-c",
+            "import sqlite3, sys\n\
+             db = sqlite3.connect(sys.argv[1])\n\
+             key = db.execute(\"SELECT wrapped_key FROM customers WHERE id = 'cus-2'\").fetchone()[0]\n\
+             db.execute(\"UPDATE customers SET wrapped_key = ? WHERE id = 'cus-1'\", (key,))\n\
+             db.commit()",
+            database.to_str().unwrap(),
+        ])
+        .output()
+        .unwrap();
+    assert!(moved.status.success(), "{}", String::from_utf8_lossy(&moved.stderr));
+    let agent = hsm.run(&["token", "issue", "--data", &text, "--agent", "agt-1"]).1.trim().to_string();
+    let (server, address, log) = start_server_in(hsm.cordon(), &text, &["--listen", "127.0.0.1:0"]);
+    let reveal = |customer: &str, ticket: &str| {
+        http(
+            &address,
+            "POST",
+            &format!("/v1/customers/{customer}/reveal"),
+            Some(&agent),
+            Some(&json!({"ticket": ticket, "fields": ["full_name"], "reason": "caller lost access"})),
+        )
+    };
+    let (status, refused) = reveal("cus-1", "t-1");
+    assert_eq!(status, 500, "{refused}");
+    assert!(!refused.to_string().contains("Rasmus") && !refused.to_string().contains("Ottilie"), "{refused}");
+    let (status, revealed) = reveal("cus-2", "t-2");
+    assert_eq!((status, revealed["values"]["full_name"].as_str()), (200, Some("Rasmus Quellenhof")));
+    let (status, ready) = http(&address, "GET", "/readyz", None, None);
+    assert_eq!((status, ready["kek"].as_str()), (200, Some("ok")), "{ready}");
+    stop_server(server);
+    let log = log.lock().unwrap().clone();
+    assert!(log.contains("cannot decrypt the data key of customer `cus-1`"), "{log}");
+}

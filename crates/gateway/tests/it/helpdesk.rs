@@ -286,9 +286,25 @@ fn tickets_follow_the_helpdesk_in_order_once_each_and_justify_reveals() {
     );
     assert_eq!(desk.gateway.ticket_opened_by_agent("zd-35436").unwrap(), Some(false));
 
-    // Redelivered: answered, not applied again, not recorded again.
+    // Redelivered: answered, not applied again, not recorded again; also re-signed an hour
+    // later, as the helpdesk signs each delivery anew. The delivery captured an hour ago is
+    // refused: its signed timestamp is outside the window.
     let size = desk.ledger_size();
     assert_eq!(desk.deliver(&opened).unwrap().outcome, "duplicate");
+    let captured_body = opened.to_string();
+    let captured_at = utc(desk.now());
+    let captured_signature = sign(&captured_at, captured_body.as_bytes());
+    desk.clock.0.fetch_add(3_600_000, Ordering::SeqCst);
+    assert_eq!(desk.deliver(&opened).unwrap().outcome, "duplicate");
+    let replayed = desk.gateway.zendesk_event(
+        Delivery {
+            signature: Some(&captured_signature),
+            timestamp: Some(&captured_at),
+            body: captured_body.as_bytes(),
+        },
+        "test",
+    );
+    assert!(replayed.unwrap_err().to_string().contains("more than 300 s from now"));
     assert_eq!(desk.ledger_size(), size);
 
     // The ticket justifies Sam's reveal of the customer's email.
