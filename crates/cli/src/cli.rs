@@ -78,6 +78,33 @@ pub enum Command {
     /// Encryption keys.
     #[command(subcommand)]
     Keys(KeysCommand),
+    /// Back a data directory up into a new file, while `cordon serve` runs (it asks the
+    /// server, as an administrator) or not: the store and the ledger consistent with one
+    /// another, the directory's keys sealed under its key-encryption key, which is not in
+    /// the backup (docs/DEPLOY.md). The file is checked whole before it gets its name.
+    Backup {
+        #[arg(long)]
+        data: PathBuf,
+        /// The backup file to write (it must not exist).
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// Restore a backup into a new data directory: every file checked against the
+    /// backup's manifest, the ledger verified, detection replayed, the restore recorded.
+    Restore {
+        /// The backup file (`cordon backup --out`).
+        #[arg(long)]
+        from: PathBuf,
+        /// The data directory to make (absent or empty).
+        #[arg(long)]
+        data: PathBuf,
+        /// The key-encryption key's file, for a backup whose KEK is a key file.
+        #[arg(long)]
+        kek_file: Option<PathBuf>,
+        /// The HSM token's PIN file, for a backup whose KEK is in the token its `[hsm]` names.
+        #[arg(long)]
+        hsm_pin_file: Option<PathBuf>,
+    },
     /// The tamper-evident audit ledger: create, append, prove, verify.
     #[command(subcommand)]
     Log(LogCommand),

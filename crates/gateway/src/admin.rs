@@ -38,6 +38,7 @@ impl Gateway {
             _ => return Err(GatewayError::BadRequest("give either `token` or `jti`".into())),
         };
         cordon_directory::check_id("token", &jti).map_err(|error| GatewayError::BadRequest(error.to_string()))?;
+        let _changing = self.changing().await;
         let index = self.administer(who, "token.revoke", &jti, None, request).await?;
         // In force from the next request, whether or not the store takes it now: a restart
         // rebuilds revocations from the ledger too.
@@ -81,6 +82,7 @@ impl Gateway {
             None => agent.status.to_string(),
         };
         let detail = format!("{} {} {} {status}", agent.team, agent.site, agent.role);
+        let _changing = self.changing().await;
         let index = self.administer(who, "agent.put", &agent.id, Some(detail), request).await?;
         let stored = self.directory.put_agents(&self.store, &[agent]);
         self.applied(index, stored, request).await?;
@@ -137,6 +139,7 @@ impl Gateway {
         if self.existing_agent(agent)?.status == AgentStatus::Offboarded {
             return Err(GatewayError::Conflict(format!("agent `{agent}` is offboarded, which is final")));
         }
+        let _changing = self.changing().await;
         let index = self.administer(who, change, agent, None, request).await?;
         self.hold_agent_status(agent, status, index);
         Ok(index)
@@ -158,6 +161,7 @@ impl Gateway {
         }
         self.check_ticket_people(&ticket)?;
         let detail = format!("{} {} {}", ticket.status, ticket.category, ticket.assignee.as_deref().unwrap_or("-"));
+        let _changing = self.changing().await;
         let index = self.administer(who, "ticket.put", &ticket.id, Some(detail), request).await?;
         let stored = self.directory.put_tickets(&self.store, &[ticket]);
         self.applied(index, stored, request).await?;
@@ -192,6 +196,7 @@ impl Gateway {
         request: &str,
     ) -> Result<u64, GatewayError> {
         let row = self.seal_customer(id, fields, canary)?;
+        let _changing = self.changing().await;
         let index = self.administer(who, "customer.put", id, None, request).await?;
         let stored = self.directory.put_customers(&self.store, &[row], self.clock.now_seconds());
         self.applied(index, stored, request).await?;
@@ -200,6 +205,7 @@ impl Gateway {
 
     /// Deletes a customer by destroying its data key; the audit trail keeps its id.
     pub async fn delete_customer(&self, who: &Claims, id: &str, request: &str) -> Result<u64, GatewayError> {
+        let _changing = self.changing().await;
         let index = self.administer(who, "customer.delete", id, None, request).await?;
         let deleted = self.directory.delete_customer(&self.store, id, self.clock.now_seconds());
         let deleted = self.applied(index, deleted, request).await?;

@@ -354,6 +354,7 @@ impl Gateway {
         let change = if confirm { "alert.confirm" } else { "alert.dismiss" };
         let now_ms = self.clock.now_ms();
         let agent = alert.agent.clone();
+        let _changing = self.changing().await;
         let index = self
             .change_entry_then(&actor, change, &agent, Some(format!("alert {id}")), request, |sequenced| {
                 if !confirm {
@@ -382,6 +383,7 @@ impl Gateway {
             return Err(GatewayError::Conflict(format!("agent `{agent}` is {}, not suspended", found.status)));
         }
         let now_ms = self.clock.now_ms();
+        let _changing = self.changing().await;
         let index = self
             .change_entry_then(&actor, "agent.reinstate", agent, None, request, |sequenced| {
                 sequenced.detector.clear(agent, now_ms)

@@ -44,6 +44,7 @@ impl Gateway {
             decided_at: None,
             expires_at: None,
         };
+        let _changing = self.changing().await;
         let index = self
             .change_entry(&agent.id, "approval.request", &approval.id, Some(format!("{kind} {customer}")), request)
             .await?;
@@ -88,6 +89,8 @@ impl Gateway {
         let mut recorded = self.recorded(request, who, &approver.id, Action::Approve, &decision);
         recorded.entry.customer = Some(approval.customer.clone());
         recorded.entry.approval = Some(approval.id.clone());
+        // An approval is an access decision whose outcome the store keeps.
+        let _changing = self.changing().await;
         let index = self.record(recorded).await?.allowed_or(|index| denied(decision, index))?;
         let now = self.clock.now_seconds();
         approval.status = ApprovalStatus::Approved;

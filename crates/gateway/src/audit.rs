@@ -33,6 +33,15 @@ pub trait AuditLog: Send + Sync {
     fn checkpoint(&self) -> Result<String, AuditError>;
     /// A tlog-proof receipt for entry `index`, publishing a checkpoint first if needed.
     fn receipt(&self, index: u64) -> Result<String, AuditError>;
+    /// A signed checkpoint covering `size` entries at least, published now if need be.
+    fn checkpoint_covering(&self, size: u64) -> Result<String, AuditError> {
+        let note = self.checkpoint()?;
+        if self.published_size() >= size {
+            Ok(note)
+        } else {
+            Err(AuditError(format!("no checkpoint covers {size} entries yet")))
+        }
+    }
     /// Group-commit counters, for metrics.
     fn stats(&self) -> cordon_ledger::LedgerStats {
         cordon_ledger::LedgerStats::default()
@@ -170,6 +179,10 @@ impl AuditLog for LedgerAudit {
     fn receipt(&self, index: u64) -> Result<String, AuditError> {
         self.covering(index.saturating_add(1))?;
         self.reader.receipt(index).map_err(failed)
+    }
+
+    fn checkpoint_covering(&self, size: u64) -> Result<String, AuditError> {
+        self.covering(size).map(|signed| signed.note)
     }
 
     fn stats(&self) -> cordon_ledger::LedgerStats {

@@ -322,6 +322,8 @@ impl DataDir {
                 !config.detection.webhook_url.is_empty(),
             )?,
             store,
+            root: Some(self.root.clone()),
+            changes: tokio::sync::RwLock::new(()),
             vault: Vault::new(kek, blind),
             helpdesk,
             policy,

@@ -134,6 +134,8 @@ impl Gateway {
             ledger_index: None,
         })?;
         self.check_zendesk_delivery(delivery)?;
+        // Its entries and store writes are changes (this runs on a blocking thread).
+        let _changing = self.changing_blocking();
         let event: Event = serde_json::from_slice(delivery.body).map_err(|error| {
             GatewayError::BadRequest(format!("the body is not a Zendesk event (`id`, `type`, `detail`): {error}"))
         })?;

@@ -302,6 +302,7 @@ impl Gateway {
             window(spec.since_ms),
             window(spec.until_ms)
         );
+        let _changing = self.changing().await;
         let index = self.change_entry(&actor, "incident.open", &id, Some(detail), request).await?;
         let incident = StoredIncident {
             id: id.clone(),
@@ -344,6 +345,7 @@ impl Gateway {
             status.set(name, value)?;
         }
         let names: Vec<&str> = changes.iter().map(|(name, _)| name.as_str()).collect();
+        let _changing = self.changing().await;
         let index = self.change_entry(&actor, "incident.status", id, Some(names.join(",")), request).await?;
         incident.status = status.to_json();
         self.store.set_incident_status(id, &incident.status)?;
@@ -671,6 +673,7 @@ impl Gateway {
             cordon_ledger::hex_sha256(manifest.as_bytes()),
             listed.len()
         );
+        let _changing = self.changing().await;
         let seal = self.change_entry(&actor, "incident.evidence", id, Some(seal_detail), request).await?;
         indexes.push(seal);
         let (checkpoint, proven) = self.audit.prove_all(&indexes)?;
@@ -798,6 +801,7 @@ impl Gateway {
             found.customers.iter().filter(|customer| !protective_actions_for(customer.exposure()).is_empty()).count()
                 as u64;
         let mut recorded_now = 0;
+        let _changing = self.changing().await;
         if apply {
             for batch in missing.chunks_mut(PROTECT_BATCH_ACTIONS) {
                 let changes = batch
@@ -895,6 +899,7 @@ impl Gateway {
                 crate::datadir::write_private_file(&path, body.as_bytes())?;
             }
         }
+        let _changing = self.changing().await;
         let index = self
             .change_entry(&actor, "incident.notify", id, Some(format!("notices {}", notices.len())), request)
             .await?;
@@ -992,6 +997,7 @@ impl Gateway {
         };
         let markdown = cordon_incident::report_markdown(&facts);
         let html = cordon_incident::report_html(&facts);
+        let _changing = self.changing().await;
         let index = self
             .change_entry(&actor, "incident.report", id, Some(format!("customers {}", found.customers.len())), request)
             .await?;

@@ -9,6 +9,7 @@ mod admin;
 mod analyst;
 mod approvals;
 mod audit;
+mod backup;
 mod clock;
 mod config;
 mod customer_view;
@@ -32,6 +33,10 @@ mod token;
 
 pub use analyst::{VolumeAgainstPeers, replay_json};
 pub use audit::{AuditError, AuditFuture, AuditLog, LedgerAudit};
+pub use backup::{
+    BACKUP_FORMAT, Backup, BackupSummary, Manifest as BackupManifest, ManifestFile, RestoreKeys, Restored,
+    check_backup, restore,
+};
 pub use clock::{Clock, SystemClock};
 pub use config::{Config, CustomerViewSettings, IncidentSettings, Limits, apply_environment};
 pub use cordon_ledger::LedgerStats;

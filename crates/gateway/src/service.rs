@@ -60,6 +60,11 @@ pub(crate) struct CachedNullModel {
 /// Everything the gateway works with.
 pub struct Gateway {
     pub(crate) store: Arc<Store>,
+    /// The data directory it was opened from.
+    pub(crate) root: Option<std::path::PathBuf>,
+    /// Held (shared) by every change from before its ledger entry until its store write is
+    /// done, and alone by a backup while it copies the store (`backup.rs`).
+    pub(crate) changes: tokio::sync::RwLock<()>,
     pub(crate) indexer: crate::indexer::Indexer,
     /// Where detection's snapshot is kept (the data directory's `detection.snapshot`).
     pub(crate) snapshot_path: Option<std::path::PathBuf>,

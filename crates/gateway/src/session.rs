@@ -135,6 +135,7 @@ impl Gateway {
             started_ms: now,
             expires_ms,
         };
+        let _changing = self.changing().await;
         let ledger_index = self
             .change_entry(
                 &claims.sub,
@@ -232,6 +233,7 @@ impl Gateway {
     }
 
     async fn close_session(&self, stored: &StoredSession, reason: &str, request: &str) -> Result<(), GatewayError> {
+        let _changing = self.changing().await;
         let index =
             self.change_entry(&stored.subject, "session.end", &stored.code, Some(reason.to_string()), request).await?;
         self.store.end_session(&stored.code, self.clock.now_ms(), reason, index)?;

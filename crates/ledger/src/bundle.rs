@@ -181,12 +181,24 @@ fn file_text<'a>(files: &'a BTreeMap<String, Vec<u8>>, name: &str) -> Result<&'a
 }
 
 fn add_file(out: &mut Vec<u8>, name: &str, contents: &[u8]) {
+    out.extend_from_slice(&tar_header(name, contents.len() as u64));
+    out.extend_from_slice(contents);
+    out.extend(std::iter::repeat_n(0u8, padding(contents.len())));
+}
+
+/// The size of a ustar block: headers, and the unit file contents are padded to.
+pub const TAR_BLOCK: usize = BLOCK;
+
+/// The one ustar header cordon writes for a regular file (mode 0644, no owner, time 0), for
+/// archives written as a stream (backups). `name` must fit in 100 bytes and `size` in 11
+/// octal digits; callers check.
+pub fn tar_header(name: &str, size: u64) -> [u8; BLOCK] {
     let mut header = [0u8; BLOCK];
     put(&mut header, 0, name.as_bytes());
     put(&mut header, 100, b"0000644\0");
     put(&mut header, 108, b"0000000\0");
     put(&mut header, 116, b"0000000\0");
-    put(&mut header, 124, format!("{:011o}\0", contents.len()).as_bytes());
+    put(&mut header, 124, format!("{size:011o}\0").as_bytes());
     put(&mut header, 136, b"00000000000\0");
     put(&mut header, 148, b"        ");
     put(&mut header, 156, b"0");
@@ -194,9 +206,7 @@ fn add_file(out: &mut Vec<u8>, name: &str, contents: &[u8]) {
     put(&mut header, 263, b"00");
     let checksum: u32 = header.iter().map(|byte| u32::from(*byte)).sum();
     put(&mut header, 148, format!("{checksum:06o}\0 ").as_bytes());
-    out.extend_from_slice(&header);
-    out.extend_from_slice(contents);
-    out.extend(std::iter::repeat_n(0u8, padding(contents.len())));
+    header
 }
 
 fn put(block: &mut [u8; BLOCK], at: usize, bytes: &[u8]) {

@@ -23,13 +23,13 @@ mod verify;
 mod wal;
 
 pub use bundle::{
-    BUNDLE_ENTRIES_MAX, BundleError, BundleParts, BundleSummary, SEAL_MARKER, bundle_chunks, hex_sha256, manifest,
-    verify_bundle, write_bundle,
+    BUNDLE_ENTRIES_MAX, BundleError, BundleParts, BundleSummary, SEAL_MARKER, TAR_BLOCK, bundle_chunks, hex_sha256,
+    manifest, tar_header, verify_bundle, write_bundle,
 };
 pub use checkpoint::{Checkpoint, CheckpointError, format_receipt, verify_receipt};
 pub use error::LedgerError;
 pub use hash::{HASH_SIZE, Hash, empty_root, leaf_hash, node_hash};
-pub use layout::{CHECKPOINT_FILE, SIGNING_KEY_FILE, VERIFIER_KEY_FILE};
+pub use layout::{CHECKPOINT_FILE, Layout, SIGNING_KEY_FILE, VERIFIER_KEY_FILE};
 pub use ledger::{Appending, Ledger, LedgerConfig, LedgerStats};
 pub use note::{NoteError, Signer, Verifier};
 pub use proof::{

@@ -150,6 +150,48 @@ impl LogReader {
     }
 }
 
+impl LogReader {
+    /// Calls `visit` with the path (relative to the log directory) and bytes of every tile
+    /// file of the tree of `size` (a published size): each hash tile and entry bundle at the
+    /// width that tree has, so a folder holding exactly these files and the checkpoint for
+    /// `size` is that log. A partial tile the log has since replaced by its full tile is
+    /// cut back from the full one. Backups copy a running log through here.
+    pub fn tree_files(
+        &self,
+        size: u64,
+        mut visit: impl FnMut(&Path, Vec<u8>) -> Result<(), LedgerError>,
+    ) -> Result<(), LedgerError> {
+        let mut level = 0u8;
+        loop {
+            let hashes_at_level = size >> (TILE_HEIGHT * u32::from(level));
+            if hashes_at_level == 0 {
+                break;
+            }
+            let tiles = hashes_at_level.div_ceil(TILE_WIDTH as u64);
+            for index in 0..tiles {
+                let width = tile_width(size, level, index);
+                let hashes = read_hash_tile(&self.layout, level, index, size)?;
+                visit(&TileId::hashes(level, index, width).path(), crate::tile::encode_hashes(&hashes))?;
+                if level == 0 {
+                    let id = TileId::entries(index, width);
+                    let (bytes, fallback) = read_tile_file(&self.layout, id)?;
+                    let entries = decode_bundle(&bytes, width, fallback)
+                        .map_err(|defect| LedgerError::corrupt(self.layout.path(id.path()), format!("{defect:?}")))?;
+                    let mut bundle = Vec::with_capacity(bytes.len());
+                    for entry in entries.iter().take(width) {
+                        crate::tile::push_bundle_entry(&mut bundle, entry);
+                    }
+                    visit(&id.path(), bundle)?;
+                }
+            }
+            level = level
+                .checked_add(1)
+                .ok_or_else(|| LedgerError::corrupt(self.layout.path("tile"), "the tree has too many levels"))?;
+        }
+        Ok(())
+    }
+}
+
 /// Width of tile `index` at `level` in a tree of `size`: 256 if full, else the partial width.
 pub fn tile_width(size: u64, level: u8, index: u64) -> usize {
     let hashes_at_level = size >> (TILE_HEIGHT * u32::from(level));

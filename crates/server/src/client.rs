@@ -87,6 +87,44 @@ pub async fn send(
     tls: Option<&Arc<ClientConfig>>,
     request: hyper::Request<Full<Bytes>>,
 ) -> Result<Answer, String> {
+    let response = connect(endpoint, tls).await?.send_request(request).await.map_err(|error| error.to_string())?;
+    let status = response.status();
+    let headers = response.headers().clone();
+    let body = read_limited(response.into_body()).await?;
+    Ok(Answer { status, headers, body })
+}
+
+/// As [`send`], for an answer too large to hold (a backup): a 2xx answer's body is written
+/// to `out` as it arrives, and the answer returned has an empty body; any other answer is
+/// read whole, as `send` reads it. A body cut short is an error.
+pub async fn send_into(
+    endpoint: &Endpoint,
+    tls: Option<&Arc<ClientConfig>>,
+    request: hyper::Request<Full<Bytes>>,
+    out: &mut (dyn std::io::Write + Send),
+) -> Result<Answer, String> {
+    let response = connect(endpoint, tls).await?.send_request(request).await.map_err(|error| error.to_string())?;
+    let status = response.status();
+    let headers = response.headers().clone();
+    if !status.is_success() {
+        let body = read_limited(response.into_body()).await?;
+        return Ok(Answer { status, headers, body });
+    }
+    let mut body = response.into_body();
+    while let Some(frame) = body.frame().await {
+        let frame = frame.map_err(|error| format!("the answer was cut short: {error}"))?;
+        if let Ok(data) = frame.into_data() {
+            out.write_all(&data).map_err(|error| format!("cannot write the answer: {error}"))?;
+        }
+    }
+    Ok(Answer { status, headers, body: Vec::new() })
+}
+
+/// A connection to `endpoint`, over TLS if it is https, ready for one request.
+async fn connect(
+    endpoint: &Endpoint,
+    tls: Option<&Arc<ClientConfig>>,
+) -> Result<hyper::client::conn::http1::SendRequest<Full<Bytes>>, String> {
     let connecting = tokio::net::TcpStream::connect((endpoint.host.as_str(), endpoint.port));
     let stream = tokio::time::timeout(CONNECT_TIMEOUT, connecting)
         .await
@@ -94,38 +132,38 @@ pub async fn send(
         .map_err(|error| format!("connect {}: {error}", endpoint.authority()))?;
     let _ = stream.set_nodelay(true);
     if !endpoint.tls {
-        return exchange(stream, request).await;
+        return handshake(stream).await;
     }
     let Some(config) = tls else {
         return Err(format!("{} is https, and no TLS settings were given", endpoint.authority()));
     };
     let name = ServerName::try_from(endpoint.host.clone())
         .map_err(|error| format!("`{}` is not a name TLS can check: {error}", endpoint.host))?;
-    let handshake = tokio_rustls::TlsConnector::from(Arc::clone(config)).connect(name, stream);
-    let stream = tokio::time::timeout(CONNECT_TIMEOUT, handshake)
+    let handshaking = tokio_rustls::TlsConnector::from(Arc::clone(config)).connect(name, stream);
+    let stream = tokio::time::timeout(CONNECT_TIMEOUT, handshaking)
         .await
         .map_err(|_| format!("TLS with {}: no handshake within {} s", endpoint.authority(), CONNECT_TIMEOUT.as_secs()))?
         .map_err(|error| format!("TLS with {}: {error}", endpoint.authority()))?;
-    exchange(stream, request).await
+    handshake(stream).await
 }
 
-async fn exchange<IO>(io: IO, request: hyper::Request<Full<Bytes>>) -> Result<Answer, String>
+async fn handshake<IO>(io: IO) -> Result<hyper::client::conn::http1::SendRequest<Full<Bytes>>, String>
 where
     IO: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
 {
-    let (mut sender, connection) =
+    let (sender, connection) =
         hyper::client::conn::http1::handshake(TokioIo::new(io)).await.map_err(|error| error.to_string())?;
     tokio::spawn(connection);
-    let response = sender.send_request(request).await.map_err(|error| error.to_string())?;
-    let status = response.status();
-    let headers = response.headers().clone();
-    let body = http_body_util::Limited::new(response.into_body(), ANSWER_BYTES_MAX)
+    Ok(sender)
+}
+
+async fn read_limited(body: hyper::body::Incoming) -> Result<Vec<u8>, String> {
+    Ok(http_body_util::Limited::new(body, ANSWER_BYTES_MAX)
         .collect()
         .await
         .map_err(|error| format!("the answer could not be read (at most {ANSWER_BYTES_MAX} bytes): {error}"))?
         .to_bytes()
-        .to_vec();
-    Ok(Answer { status, headers, body })
+        .to_vec())
 }
 
 #[cfg(test)]

@@ -151,6 +151,7 @@ pub fn app(state: Arc<AppState>) -> Router {
         .route("/v1/agents/{id}/token", post(agent_token))
         .route("/v1/tokens/revoke", post(revoke_token))
         .route("/v1/exports", post(record_export))
+        .route("/v1/backup", post(backup))
         .route("/v1/alerts", get(crate::analyst::list_alerts))
         .route("/v1/alerts/{id}", get(crate::analyst::show_alert))
         .route("/v1/alerts/{id}/dismiss", post(crate::analyst::dismiss_alert))
@@ -852,6 +853,78 @@ struct ExportBody {
     from_entry: Option<u64>,
     #[serde(default)]
     follow: bool,
+}
+
+/// A backup of the data directory, streamed as it is written (`cordon backup` asks for it
+/// while the server runs). Taking it is heavy work (the store is copied); the archive then
+/// goes out from a blocking thread, chunk by chunk, and a failure part-way ends the body with
+/// an error, so the receiver never holds a cut archive that looks whole (its manifest is last).
+async fn backup(State(state): State<Arc<AppState>>, caller: Caller) -> Result<Response, Problem> {
+    let Caller { claims, request } = caller;
+    let backup = heavy(&state, move |state| async move { state.gateway.backup(&claims, &request).await }).await?;
+    let (sender, receiver) = tokio::sync::mpsc::channel(8);
+    tokio::task::spawn_blocking(move || {
+        let mut out = ChannelWriter { sender, buffer: Vec::with_capacity(CHANNEL_CHUNK) };
+        match backup.write_to(&mut out) {
+            Ok(summary) => tracing::info!(bytes = summary.bytes, ledger_size = summary.ledger_size, "backup sent"),
+            Err(error) => {
+                tracing::error!(%error, "the backup could not be sent whole");
+                let _ = out.sender.blocking_send(Err(std::io::Error::other(error.to_string())));
+            }
+        }
+    });
+    Ok((
+        StatusCode::OK,
+        [
+            (header::CONTENT_TYPE, "application/x-tar".to_string()),
+            (header::CONTENT_DISPOSITION, "attachment; filename=\"cordon-backup.tar\"".to_string()),
+        ],
+        axum::body::Body::new(Received(receiver)),
+    )
+        .into_response())
+}
+
+const CHANNEL_CHUNK: usize = 256 * 1024;
+
+/// Writes into a channel a response body reads from, in chunks.
+struct ChannelWriter {
+    sender: tokio::sync::mpsc::Sender<std::io::Result<axum::body::Bytes>>,
+    buffer: Vec<u8>,
+}
+
+impl std::io::Write for ChannelWriter {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        self.buffer.extend_from_slice(bytes);
+        if self.buffer.len() >= CHANNEL_CHUNK {
+            self.flush()?;
+        }
+        Ok(bytes.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        if self.buffer.is_empty() {
+            return Ok(());
+        }
+        let chunk = axum::body::Bytes::from(std::mem::replace(&mut self.buffer, Vec::with_capacity(CHANNEL_CHUNK)));
+        self.sender
+            .blocking_send(Ok(chunk))
+            .map_err(|_| std::io::Error::new(std::io::ErrorKind::BrokenPipe, "the receiver went away"))
+    }
+}
+
+/// A response body read from a channel.
+struct Received(tokio::sync::mpsc::Receiver<std::io::Result<axum::body::Bytes>>);
+
+impl http_body::Body for Received {
+    type Data = axum::body::Bytes;
+    type Error = std::io::Error;
+
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        context: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<http_body::Frame<Self::Data>, Self::Error>>> {
+        self.0.poll_recv(context).map(|chunk| chunk.map(|chunk| chunk.map(http_body::Frame::data)))
+    }
 }
 
 /// Records an export of the audit record that a command line makes beside the running

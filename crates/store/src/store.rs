@@ -209,6 +209,41 @@ impl Store {
         }
     }
 
+    /// Copies the database, as one transaction saw it, to the new file `to` (mode 0600),
+    /// through SQLite's online backup API: writers go on meanwhile and are not in the copy.
+    /// The copy is synced before this returns. The access index (`cordon-access.sqlite`) is
+    /// not copied: it is a function of the ledger, rebuilt from it.
+    pub fn snapshot_to(&self, to: &Path) -> Result<(), StoreError> {
+        use std::os::unix::fs::OpenOptionsExt as _;
+        // Created here, owner-only, so the copy is never readable by anyone else, even briefly.
+        std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(to).map_err(|error| {
+            StoreError::Sql { path: to.to_path_buf(), action: "create", message: error.to_string() }
+        })?;
+        let mut copy = Connection::open(to).map_err(sql_error(to, "open the copy"))?;
+        {
+            let source = self.read();
+            let backup = rusqlite::backup::Backup::new(&source, &mut copy).map_err(sql_error(to, "start the copy"))?;
+            // All pages in one step: one read transaction, so one consistent state.
+            match backup.step(-1).map_err(sql_error(to, "copy"))? {
+                rusqlite::backup::StepResult::Done => {}
+                other => {
+                    return Err(StoreError::Sql {
+                        path: to.to_path_buf(),
+                        action: "copy",
+                        message: format!("the online backup stopped before the end ({other:?})"),
+                    });
+                }
+            }
+        }
+        copy.execute_batch("PRAGMA journal_mode = DELETE;").map_err(sql_error(to, "settle the copy"))?;
+        drop(copy);
+        std::fs::File::open(to).and_then(|file| file.sync_all()).map_err(|error| StoreError::Sql {
+            path: to.to_path_buf(),
+            action: "sync",
+            message: error.to_string(),
+        })
+    }
+
     /// Runs a single-row query on a reader connection; `None` when no row matches.
     pub(crate) fn query_one<T>(
         &self,
@@ -606,6 +641,14 @@ impl Store {
             .query_map(params![team, site, limit as i64], |row| row.get(0))
             .map_err(self.error("list a peer group"))?;
         rows.collect::<Result<_, _>>().map_err(self.error("list a peer group"))
+    }
+
+    /// How many agents the directory holds, whatever their status.
+    pub fn agent_count(&self) -> Result<u64, StoreError> {
+        Ok(self
+            .query_one("SELECT count(*) FROM agents", [], "count agents", |row| row.get::<_, i64>(0))?
+            .unwrap_or(0)
+            .max(0) as u64)
     }
 
     pub fn agent(&self, id: &str) -> Result<Option<Agent>, StoreError> {

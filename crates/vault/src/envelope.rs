@@ -72,6 +72,30 @@ impl DataKey {
     }
 }
 
+impl DataKey {
+    /// Encrypts bytes that are not a customer's field (a backup's copies of the data
+    /// directory's keys), bound to `context`: a domain of its own, so neither can be taken
+    /// for the other.
+    pub fn seal_bytes(&self, context: &str, plaintext: &[u8]) -> Result<Vec<u8>, VaultError> {
+        let mut nonce = [0u8; NONCE_SIZE];
+        random_fill(&mut nonce)?;
+        seal_with_nonce(&self.cipher, &bytes_context(context), plaintext, nonce)
+    }
+
+    /// Decrypts what `seal_bytes` produced under the same `context`.
+    pub fn open_bytes(&self, context: &str, sealed: &[u8]) -> Result<Zeroizing<Vec<u8>>, VaultError> {
+        open_with(&self.cipher, &bytes_context(context), sealed)
+            .ok_or_else(|| VaultError::UndecryptableBytes(context.to_string()))
+    }
+}
+
+fn bytes_context(context: &str) -> Vec<u8> {
+    let mut aad = b"cordon-sealed-bytes/1".to_vec();
+    aad.push(0);
+    aad.extend_from_slice(context.as_bytes());
+    aad
+}
+
 /// The key that wraps data keys: a key file ([`LocalKek`]) or a key inside an HSM
 /// ([`crate::HsmKek`]).
 pub trait KeyEncryptionKey: Send + Sync {

@@ -6,6 +6,8 @@ pub enum VaultError {
     BadKey(&'static str),
     #[error("cannot decrypt the {what} of customer `{customer}`: wrong key, or the ciphertext was altered or moved")]
     Undecryptable { customer: String, what: String },
+    #[error("cannot decrypt {0}: wrong key, or the ciphertext was altered")]
+    UndecryptableBytes(String),
     #[error(
         "the data key of customer `{customer}` is wrapped by key-encryption key `{kek_id}`, which is not the one loaded"
     )]

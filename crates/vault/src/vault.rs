@@ -37,6 +37,11 @@ impl Vault {
         Vault { kek, blind: Arc::new(blind) }
     }
 
+    /// The key-encryption key the vault wraps data keys with.
+    pub fn kek(&self) -> &Arc<dyn KeyEncryptionKey> {
+        &self.kek
+    }
+
     pub fn kek_id(&self) -> &str {
         self.kek.id()
     }

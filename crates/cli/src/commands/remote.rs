@@ -52,6 +52,11 @@ impl Remote {
     /// The server answering for `data`, if `error` (from opening it) says it is in use and
     /// the server recorded where it answers.
     pub(crate) fn for_busy(data: &Path, error: &GatewayError) -> anyhow::Result<Option<Remote>> {
+        Remote::for_busy_as(data, error, TokenRole::Analyst)
+    }
+
+    /// [`Remote::for_busy`], asking as `role`.
+    pub(crate) fn for_busy_as(data: &Path, error: &GatewayError, role: TokenRole) -> anyhow::Result<Option<Remote>> {
         if !matches!(error, GatewayError::Conflict(_)) {
             return Ok(None);
         }
@@ -70,7 +75,7 @@ impl Remote {
         };
         let mut remote = Remote { url, endpoint, tls, token: String::new() };
         remote.check_it_serves(data)?;
-        remote.token = dir.issue_short_token(TokenRole::Analyst, &SystemClock, TOKEN_LIFETIME_SECONDS)?;
+        remote.token = dir.issue_short_token(role, &SystemClock, TOKEN_LIFETIME_SECONDS)?;
         eprintln!("`{}` is served by {}: asking it", data.display(), remote.url);
         Ok(Some(remote))
     }
@@ -131,6 +136,40 @@ impl Remote {
             bail!("{method} {}{path}: {status}: {detail}", self.url);
         }
         Ok(bytes)
+    }
+
+    /// One request whose 2xx answer is written to `out` as it arrives (a backup); an error
+    /// with the server's own detail otherwise.
+    pub(crate) fn call_into(
+        &self,
+        method: Method,
+        path: &str,
+        out: &mut (dyn std::io::Write + Send),
+    ) -> anyhow::Result<()> {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .context("cannot start the HTTP client")?;
+        let failed = || format!("{method} {}{path}", self.url);
+        let request = Request::builder()
+            .method(method.clone())
+            .uri(path)
+            .header(hyper::header::HOST, self.endpoint.authority())
+            .header(hyper::header::AUTHORIZATION, format!("Bearer {}", self.token))
+            .body(Full::new(Bytes::new()))
+            .with_context(failed)?;
+        let answer = runtime
+            .block_on(cordon_server::client::send_into(&self.endpoint, self.tls.as_ref(), request, out))
+            .map_err(anyhow::Error::msg)
+            .with_context(failed)?;
+        if !answer.status.is_success() {
+            let detail = serde_json::from_slice::<Value>(&answer.body)
+                .ok()
+                .and_then(|problem| problem.get("detail").and_then(Value::as_str).map(str::to_string))
+                .unwrap_or_else(|| String::from_utf8_lossy(&answer.body).chars().take(300).collect());
+            bail!("{method} {}{path}: {}: {detail}", self.url, answer.status);
+        }
+        Ok(())
     }
 
     /// A request whose answer is JSON.
