@@ -101,8 +101,15 @@ pub enum Command {
         /// The key-encryption key's file, for a backup whose KEK is a key file.
         #[arg(long)]
         kek_file: Option<PathBuf>,
-        /// The HSM token's PIN file, for a backup whose KEK is in the token its `[hsm]` names.
-        #[arg(long)]
+        /// For a backup whose KEK is in an HSM: the token's PKCS#11 library (the backup's own
+        /// `[hsm] module` is never loaded: it must name this one).
+        #[arg(long, requires_all = ["hsm_token_label", "hsm_pin_file"])]
+        hsm_module: Option<String>,
+        /// The token's label.
+        #[arg(long, requires = "hsm_module")]
+        hsm_token_label: Option<String>,
+        /// The token user's PIN file (copied where the backup's `[hsm] pin_file` says).
+        #[arg(long, requires = "hsm_module")]
         hsm_pin_file: Option<PathBuf>,
     },
     /// The tamper-evident audit ledger: create, append, prove, verify.

@@ -65,6 +65,26 @@ pub struct TokenSettings {
     pub service_lifetime_seconds: i64,
 }
 
+/// A file `cordon.toml` names: the setting, the name as written (relative to the data
+/// directory, or absolute), and what it holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct NamedFile<'a> {
+    pub setting: &'static str,
+    pub name: &'a str,
+    pub kind: FileKind,
+}
+
+/// What a named file holds, as a backup treats it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FileKind {
+    /// Certificates and policies: copied as they are.
+    Public,
+    /// A private key or a secret: sealed, like the directory's keys.
+    Secret,
+    /// A system library (the HSM's module): the host's, never copied.
+    Library,
+}
+
 /// Policy and schema files to load instead of the built-in defaults (from `policies/`).
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Default)]
 #[serde(deny_unknown_fields, default)]
@@ -259,20 +279,29 @@ impl Config {
         Ok(config)
     }
 
+    /// Every file the configuration names (those set), with its setting and what it holds.
+    pub fn named_files(&self) -> Vec<NamedFile<'_>> {
+        use FileKind::{Library, Public, Secret};
+        [
+            ("[server] tls_cert", self.server.tls_cert.as_str(), Public),
+            ("[server] tls_key", self.server.tls_key.as_str(), Secret),
+            ("[webhooks] ca_file", self.webhooks.ca_file.as_str(), Public),
+            ("[hsm] module", self.hsm.module.as_str(), Library),
+            ("[hsm] pin_file", self.hsm.pin_file.as_str(), Secret),
+            ("[helpdesk] zendesk_secret_file", self.helpdesk.zendesk_secret_file.as_str(), Secret),
+            ("[policy] policies", self.policy.policies.as_deref().unwrap_or(""), Public),
+            ("[policy] schema", self.policy.schema.as_deref().unwrap_or(""), Public),
+        ]
+        .into_iter()
+        .filter(|(_, name, _)| !name.is_empty())
+        .map(|(setting, name, kind)| NamedFile { setting, name, kind })
+        .collect()
+    }
+
     /// Checks the files the configuration names, against the data directory `dir` that
     /// relative names are read from: each must exist and be a file.
     pub fn check_files(&self, dir: &Path) -> Result<(), String> {
-        let named = [
-            ("[server] tls_cert", self.server.tls_cert.as_str()),
-            ("[server] tls_key", self.server.tls_key.as_str()),
-            ("[webhooks] ca_file", self.webhooks.ca_file.as_str()),
-            ("[hsm] module", self.hsm.module.as_str()),
-            ("[hsm] pin_file", self.hsm.pin_file.as_str()),
-            ("[helpdesk] zendesk_secret_file", self.helpdesk.zendesk_secret_file.as_str()),
-            ("[policy] policies", self.policy.policies.as_deref().unwrap_or("")),
-            ("[policy] schema", self.policy.schema.as_deref().unwrap_or("")),
-        ];
-        for (key, name) in named.into_iter().filter(|(_, name)| !name.is_empty()) {
+        for NamedFile { setting: key, name, .. } in self.named_files() {
             let path = dir.join(name);
             if !path.is_file() {
                 return Err(format!("{key} = `{name}`: `{}` is not a file", path.display()));

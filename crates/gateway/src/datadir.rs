@@ -287,6 +287,8 @@ impl DataDir {
         detection: Detection,
     ) -> Result<Gateway, GatewayError> {
         let store = Store::open(&self.path(DATABASE_FILE))?;
+        // No backup runs while the directory is being opened: a staged copy is a leftover.
+        crate::backup::sweep_staging(&self.root);
         let kek_id = store
             .meta(CURRENT_KEK)?
             .ok_or_else(|| GatewayError::Internal("the database does not name its key-encryption key".into()))?;
@@ -324,6 +326,7 @@ impl DataDir {
             store,
             root: Some(self.root.clone()),
             changes: tokio::sync::RwLock::new(()),
+            backing_up: Arc::default(),
             vault: Vault::new(kek, blind),
             helpdesk,
             policy,

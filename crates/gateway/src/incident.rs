@@ -801,9 +801,10 @@ impl Gateway {
             found.customers.iter().filter(|customer| !protective_actions_for(customer.exposure()).is_empty()).count()
                 as u64;
         let mut recorded_now = 0;
-        let _changing = self.changing().await;
         if apply {
             for batch in missing.chunks_mut(PROTECT_BATCH_ACTIONS) {
+                // Per batch: a backup waits for one batch, not for all of them.
+                let _changing = self.changing().await;
                 let changes = batch
                     .iter()
                     .map(|action| {
@@ -824,6 +825,7 @@ impl Gateway {
                     self.store.record_protective_actions(id, batch, &|action| protect_message(id, action))? as u64;
             }
             if recorded_now > 0 {
+                let _changing = self.changing().await;
                 self.store.add_timeline(
                     id,
                     &timeline(

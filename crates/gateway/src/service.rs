@@ -65,6 +65,8 @@ pub struct Gateway {
     /// Held (shared) by every change from before its ledger entry until its store write is
     /// done, and alone by a backup while it copies the store (`backup.rs`).
     pub(crate) changes: tokio::sync::RwLock<()>,
+    /// Set while a backup is being taken and written out: one at a time.
+    pub(crate) backing_up: Arc<std::sync::atomic::AtomicBool>,
     pub(crate) indexer: crate::indexer::Indexer,
     /// Where detection's snapshot is kept (the data directory's `detection.snapshot`).
     pub(crate) snapshot_path: Option<std::path::PathBuf>,

@@ -176,6 +176,7 @@ pub fn app(state: Arc<AppState>) -> Router {
         .merge(crate::console::router())
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
+        .layer(middleware::from_fn(run_to_completion))
         .layer(DefaultBodyLimit::max(body_limit))
         .layer(middleware::from_fn(bounded_heads))
         .layer(middleware::from_fn_with_state(Arc::clone(&state), observe))
@@ -510,6 +511,19 @@ async fn method_not_allowed() -> Problem {
 /// 431 itself, without a body.)
 const URI_BYTES_MAX: usize = 8 * 1024;
 const HEADER_BYTES_MAX: usize = 16 * 1024;
+
+/// Every request runs to its end on a task of its own, even if its client goes away: a
+/// change is a ledger entry and then a store write, and a handler dropped between the two
+/// (hyper drops it when the connection closes) would leave the ledger ahead of the store.
+async fn run_to_completion(request: Request, next: Next) -> Response {
+    match tokio::spawn(next.run(request)).await {
+        Ok(response) => response,
+        Err(error) => {
+            tracing::error!(%error, "a request's handler failed");
+            Problem::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", "the request's handler failed").into_response()
+        }
+    }
+}
 
 async fn bounded_heads(request: Request, next: Next) -> Response {
     let uri = request.uri().path_and_query().map_or(0, |target| target.as_str().len());
@@ -869,7 +883,7 @@ async fn backup(State(state): State<Arc<AppState>>, caller: Caller) -> Result<Re
             Ok(summary) => tracing::info!(bytes = summary.bytes, ledger_size = summary.ledger_size, "backup sent"),
             Err(error) => {
                 tracing::error!(%error, "the backup could not be sent whole");
-                let _ = out.sender.blocking_send(Err(std::io::Error::other(error.to_string())));
+                let _ = out.sender.try_send(Err(std::io::Error::other(error.to_string())));
             }
         }
     });
@@ -885,6 +899,8 @@ async fn backup(State(state): State<Arc<AppState>>, caller: Caller) -> Result<Re
 }
 
 const CHANNEL_CHUNK: usize = 256 * 1024;
+/// How long a backup's receiver may read nothing before the backup is abandoned.
+const STALLED_RECEIVER: std::time::Duration = std::time::Duration::from_secs(60);
 
 /// Writes into a channel a response body reads from, in chunks.
 struct ChannelWriter {
@@ -905,10 +921,29 @@ impl std::io::Write for ChannelWriter {
         if self.buffer.is_empty() {
             return Ok(());
         }
-        let chunk = axum::body::Bytes::from(std::mem::replace(&mut self.buffer, Vec::with_capacity(CHANNEL_CHUNK)));
-        self.sender
-            .blocking_send(Ok(chunk))
-            .map_err(|_| std::io::Error::new(std::io::ErrorKind::BrokenPipe, "the receiver went away"))
+        let mut chunk =
+            Ok(axum::body::Bytes::from(std::mem::replace(&mut self.buffer, Vec::with_capacity(CHANNEL_CHUNK))));
+        // A receiver that stops reading does not hold the backup (its staged copy of the
+        // store, this thread) for ever.
+        let waiting_since = std::time::Instant::now();
+        loop {
+            match self.sender.try_send(chunk) {
+                Ok(()) => return Ok(()),
+                Err(tokio::sync::mpsc::error::TrySendError::Closed(_)) => {
+                    return Err(std::io::Error::new(std::io::ErrorKind::BrokenPipe, "the receiver went away"));
+                }
+                Err(tokio::sync::mpsc::error::TrySendError::Full(back)) => {
+                    if waiting_since.elapsed() > STALLED_RECEIVER {
+                        return Err(std::io::Error::new(
+                            std::io::ErrorKind::TimedOut,
+                            "the receiver read nothing for a minute",
+                        ));
+                    }
+                    chunk = back;
+                    std::thread::sleep(std::time::Duration::from_millis(5));
+                }
+            }
+        }
     }
 }
 

@@ -14,4 +14,6 @@ mod store;
 pub use helpdesk::{HelpdeskChange, HelpdeskTicket, HelpdeskUser};
 pub use incident::{CustomerReachChange, Deliveries, Exposure, ProtectiveAction, StoredIncident, TimelineEvent};
 pub use session::StoredSession;
-pub use store::{AccessEvent, CustomerRow, OutboxItem, SearchHit, Store, StoreError, StoredAlert, StoredCustomer};
+pub use store::{
+    AccessEvent, CustomerRow, OutboxItem, SearchHit, Store, StoreError, StoreSnapshot, StoredAlert, StoredCustomer,
+};

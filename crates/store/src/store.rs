@@ -57,6 +57,51 @@ pub struct CustomerRow {
     pub canary: bool,
 }
 
+/// The database as one read transaction sees it (see [`Store::begin_snapshot`]).
+pub struct StoreSnapshot {
+    connection: Connection,
+    path: PathBuf,
+}
+
+impl std::fmt::Debug for StoreSnapshot {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "StoreSnapshot({})", self.path.display())
+    }
+}
+
+impl StoreSnapshot {
+    /// Copies the state the snapshot fixed to the new file `to` (mode 0600), through
+    /// SQLite's online backup API, and syncs it. The access index (`cordon-access.sqlite`)
+    /// is not copied: it is a function of the ledger, rebuilt from it.
+    pub fn copy_to(self, to: &Path) -> Result<(), StoreError> {
+        use std::os::unix::fs::OpenOptionsExt as _;
+        let failed = |action: &'static str| {
+            move |error: std::io::Error| StoreError::Sql { path: to.to_path_buf(), action, message: error.to_string() }
+        };
+        // Created here, owner-only, so the copy is never readable by anyone else, even briefly.
+        std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(to).map_err(failed("create"))?;
+        let mut copy = Connection::open(to).map_err(sql_error(to, "open the copy"))?;
+        {
+            let backup =
+                rusqlite::backup::Backup::new(&self.connection, &mut copy).map_err(sql_error(to, "start the copy"))?;
+            // All pages in one step, read through the snapshot's open transaction.
+            match backup.step(-1).map_err(sql_error(to, "copy"))? {
+                rusqlite::backup::StepResult::Done => {}
+                other => {
+                    return Err(StoreError::Sql {
+                        path: to.to_path_buf(),
+                        action: "copy",
+                        message: format!("the online backup stopped before the end ({other:?})"),
+                    });
+                }
+            }
+        }
+        copy.execute_batch("PRAGMA journal_mode = DELETE;").map_err(sql_error(to, "settle the copy"))?;
+        drop(copy);
+        std::fs::File::open(to).and_then(|file| file.sync_all()).map_err(failed("sync"))
+    }
+}
+
 /// A customer as read back. `sealed` is `None` once the customer has been deleted.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StoredCustomer {
@@ -209,39 +254,15 @@ impl Store {
         }
     }
 
-    /// Copies the database, as one transaction saw it, to the new file `to` (mode 0600),
-    /// through SQLite's online backup API: writers go on meanwhile and are not in the copy.
-    /// The copy is synced before this returns. The access index (`cordon-access.sqlite`) is
-    /// not copied: it is a function of the ledger, rebuilt from it.
-    pub fn snapshot_to(&self, to: &Path) -> Result<(), StoreError> {
-        use std::os::unix::fs::OpenOptionsExt as _;
-        // Created here, owner-only, so the copy is never readable by anyone else, even briefly.
-        std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(to).map_err(|error| {
-            StoreError::Sql { path: to.to_path_buf(), action: "create", message: error.to_string() }
-        })?;
-        let mut copy = Connection::open(to).map_err(sql_error(to, "open the copy"))?;
-        {
-            let source = self.read();
-            let backup = rusqlite::backup::Backup::new(&source, &mut copy).map_err(sql_error(to, "start the copy"))?;
-            // All pages in one step: one read transaction, so one consistent state.
-            match backup.step(-1).map_err(sql_error(to, "copy"))? {
-                rusqlite::backup::StepResult::Done => {}
-                other => {
-                    return Err(StoreError::Sql {
-                        path: to.to_path_buf(),
-                        action: "copy",
-                        message: format!("the online backup stopped before the end ({other:?})"),
-                    });
-                }
-            }
-        }
-        copy.execute_batch("PRAGMA journal_mode = DELETE;").map_err(sql_error(to, "settle the copy"))?;
-        drop(copy);
-        std::fs::File::open(to).and_then(|file| file.sync_all()).map_err(|error| StoreError::Sql {
-            path: to.to_path_buf(),
-            action: "sync",
-            message: error.to_string(),
-        })
+    /// Fixes the database's state now, for a copy taken afterwards: a connection of its own
+    /// with a read transaction open, which writers do not disturb (WAL). Cheap: the copy
+    /// itself ([`StoreSnapshot::copy_to`]) is what takes time, and writers go on meanwhile.
+    pub fn begin_snapshot(&self) -> Result<StoreSnapshot, StoreError> {
+        let connection = connect(&self.path)?;
+        connection
+            .execute_batch("BEGIN; SELECT count(*) FROM sqlite_master;")
+            .map_err(self.error("begin a snapshot"))?;
+        Ok(StoreSnapshot { connection, path: self.path.clone() })
     }
 
     /// Runs a single-row query on a reader connection; `None` when no row matches.

@@ -53,9 +53,11 @@ pub fn run(arguments: Arguments) -> anyhow::Result<()> {
         Command::Policy(command) => policy::run(command),
         Command::Config(crate::cli::ConfigCommand::Check { data }) => data::check_config(&data),
         Command::Backup { data, out } => backup::backup(&data, &out),
-        Command::Restore { from, data, kek_file, hsm_pin_file } => {
-            backup::restore(&from, &data, cordon_gateway::RestoreKeys { kek_file, hsm_pin_file })
-        }
+        Command::Restore { from, data, kek_file, hsm_module, hsm_token_label, hsm_pin_file } => backup::restore(
+            &from,
+            &data,
+            cordon_gateway::RestoreKeys { kek_file, hsm_module, hsm_token_label, hsm_pin_file },
+        ),
         Command::Log(command) => log::run(command),
         Command::Alert(command) => alert::run(command),
         Command::Incident(command) => incident::run(command),

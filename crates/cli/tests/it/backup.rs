@@ -102,29 +102,48 @@ fn a_backup_taken_under_changes_restores_every_customer_the_directory_and_the_le
     let data_text = data.to_str().unwrap().to_string();
     let agent = run(&["token", "issue", "--data", &data_text, "--agent", "agt-1"]).1.trim().to_string();
     let (server, address, log) = start_server(&data_text);
+    // Only the administrator's role identity takes backups: not an agent, not an analyst.
+    let analyst = run(&["token", "issue", "--data", &data_text, "--role", "analyst"]).1.trim().to_string();
+    for token in [&agent, &analyst] {
+        let (status, problem) = http(&address, "POST", "/v1/backup", Some(token), None);
+        assert_eq!(status, 403, "{problem}");
+    }
 
-    // Changes (tickets, new customers) and reveals go on while the backup is taken.
+    // Changes (tickets, new customers) from four writers, and reveals, go on while three
+    // backups are taken.
+    const WRITERS: usize = 4;
     let stop = Arc::new(AtomicBool::new(false));
     let made = Arc::new(AtomicU64::new(0));
-    let load = {
-        let (stop, made, address, admin, agent) =
-            (Arc::clone(&stop), Arc::clone(&made), address.clone(), admin.clone(), agent.clone());
-        std::thread::spawn(move || {
+    let mut load = Vec::new();
+    for writer in 0..WRITERS {
+        let (stop, made, address, admin) = (Arc::clone(&stop), Arc::clone(&made), address.clone(), admin.clone());
+        load.push(std::thread::spawn(move || {
             let mut n = 0usize;
             while !stop.load(Ordering::Relaxed) {
                 let ticket = json!({"requester": format!("cus-{}", n % CUSTOMERS), "category": "account_recovery", "assignee": "agt-2"});
-                let (status, body) = http(&address, "PUT", &format!("/v1/tickets/bt-{n}"), Some(&admin), Some(&ticket));
+                let (status, body) =
+                    http(&address, "PUT", &format!("/v1/tickets/bt-{writer}-{n}"), Some(&admin), Some(&ticket));
                 assert_eq!(status, 200, "{body}");
-                let mut fields = customer(CUSTOMERS + n);
+                let mut fields = customer(CUSTOMERS + writer * 10_000 + n);
                 fields.as_object_mut().unwrap().remove("id");
                 let (status, body) = http(
                     &address,
                     "PUT",
-                    &format!("/v1/customers/new-{n}"),
+                    &format!("/v1/customers/new-{writer}-{n}"),
                     Some(&admin),
                     Some(&json!({"fields": fields})),
                 );
                 assert_eq!(status, 200, "{body}");
+                made.fetch_add(1, Ordering::Relaxed);
+                n += 1;
+            }
+            n
+        }));
+    }
+    let revealing = {
+        let (stop, address, agent) = (Arc::clone(&stop), address.clone(), agent.clone());
+        std::thread::spawn(move || {
+            while !stop.load(Ordering::Relaxed) {
                 let (status, body) = http(
                     &address,
                     "POST",
@@ -133,94 +152,111 @@ fn a_backup_taken_under_changes_restores_every_customer_the_directory_and_the_le
                     Some(&json!({"ticket": "t-1", "fields": ["email"], "reason": "caller verified"})),
                 );
                 assert_eq!(status, 200, "{body}");
-                made.fetch_add(1, Ordering::Relaxed);
-                n += 1;
             }
-            n
         })
     };
-    while made.load(Ordering::Relaxed) < 15 {
-        std::thread::sleep(std::time::Duration::from_millis(20));
+    let mut archives = Vec::new();
+    for backup in 0..3 {
+        let before = made.load(Ordering::Relaxed);
+        while made.load(Ordering::Relaxed) < before + 15 {
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+        let archive = scratch.path().join(format!("backup-{backup}.tar"));
+        let (ok, stdout, stderr) = run(&["backup", "--data", &data_text, "--out", archive.to_str().unwrap()]);
+        assert!(ok, "{stdout}{stderr}");
+        assert!(stderr.contains("is served by") && stdout.contains("backup written to"), "{stdout}{stderr}");
+        archives.push(archive);
     }
-    let archive = scratch.path().join("backup.tar");
-    let (ok, stdout, stderr) = run(&["backup", "--data", &data_text, "--out", archive.to_str().unwrap()]);
-    assert!(ok, "{stdout}{stderr}");
-    assert!(stderr.contains("is served by") && stdout.contains("backup written to"), "{stdout}{stderr}");
     let before_stop = made.load(Ordering::Relaxed);
     while made.load(Ordering::Relaxed) < before_stop + 10 {
-        std::thread::sleep(std::time::Duration::from_millis(20));
+        std::thread::sleep(std::time::Duration::from_millis(10));
     }
     stop.store(true, Ordering::Relaxed);
-    let rounds = load.join().unwrap();
+    let rounds: Vec<usize> = load.into_iter().map(|writer| writer.join().unwrap()).collect();
+    revealing.join().unwrap();
     stop_server(server);
-    assert!(log.lock().unwrap().contains("route=/v1/backup status=200"), "the server answered the backup");
-    assert!(!data.join("backup-staging").exists(), "the store's staged copy is removed once sent");
+    assert!(log.lock().unwrap().contains("route=/v1/backup status=200"), "the server answered the backups");
+    assert!(!data.join("backup-staging").exists(), "the store's staged copies are removed once sent");
 
-    let taken = manifest(&archive);
-    assert!(taken.store_at_ledger_size <= taken.ledger_size, "{taken:?}");
-    // The original log extends the backup's checkpoint: the same entries, the same root.
-    let original = cordon_ledger::verify_log(&data.join("ledger"), &verifier(&data), Some(&taken.checkpoint)).unwrap();
-    assert_eq!(original.consistent_with, Some(taken.ledger_size));
-
-    let restored = scratch.path().join("restored");
     let kek = kek_file(&data);
-    let (ok, stdout, stderr) = run(&[
-        "restore",
-        "--from",
-        archive.to_str().unwrap(),
-        "--data",
-        restored.to_str().unwrap(),
-        "--kek-file",
-        kek.to_str().unwrap(),
-    ]);
-    assert!(ok, "{stdout}{stderr}");
-    let summary =
-        cordon_ledger::verify_log(&restored.join("ledger"), &verifier(&data), Some(&taken.checkpoint)).unwrap();
-    assert_eq!(summary.consistent_with, Some(taken.ledger_size), "the restored log extends the backup's checkpoint");
-    assert_eq!(summary.size, taken.ledger_size + 1, "and records the restore, nothing else");
-    assert!(stdout.contains(&format!("ledger {} entries", summary.size)), "{stdout}");
-
-    // The store and the ledger agree change for change: every ticket and customer the
-    // restored ledger says was put is in the restored store, and nothing else is.
     let original_store = cordon_store::Store::open(&data.join("cordon.sqlite")).unwrap();
-    let restored_store = cordon_store::Store::open(&restored.join("cordon.sqlite")).unwrap();
-    let tickets_recorded = changed(&restored, "ticket.put", taken.ledger_size);
-    let customers_recorded = changed(&restored, "customer.put", taken.ledger_size);
-    let made_in_backup = tickets_recorded.iter().filter(|id| id.starts_with("bt-")).count();
-    assert!(made_in_backup >= 15 && made_in_backup < rounds, "{made_in_backup} of {rounds} rounds are in the backup");
-    for n in 0..rounds {
-        let ticket = format!("bt-{n}");
+    for (backup, archive) in archives.iter().enumerate() {
+        let taken = manifest(archive);
+        assert!(taken.store_at_ledger_size <= taken.ledger_size, "{taken:?}");
+        // The original log extends the backup's checkpoint: the same entries, the same root.
+        let original =
+            cordon_ledger::verify_log(&data.join("ledger"), &verifier(&data), Some(&taken.checkpoint)).unwrap();
+        assert_eq!(original.consistent_with, Some(taken.ledger_size));
+
+        let restored = scratch.path().join(format!("restored-{backup}"));
+        let (ok, stdout, stderr) = run(&[
+            "restore",
+            "--from",
+            archive.to_str().unwrap(),
+            "--data",
+            restored.to_str().unwrap(),
+            "--kek-file",
+            kek.to_str().unwrap(),
+        ]);
+        assert!(ok, "{stdout}{stderr}");
+        let summary =
+            cordon_ledger::verify_log(&restored.join("ledger"), &verifier(&data), Some(&taken.checkpoint)).unwrap();
         assert_eq!(
-            restored_store.ticket(&ticket).unwrap().is_some(),
-            tickets_recorded.contains(&ticket),
-            "ticket {ticket}: in the restored store exactly when its entry is in the restored ledger"
+            summary.consistent_with,
+            Some(taken.ledger_size),
+            "the restored log extends the backup's checkpoint"
         );
-        let new_customer = format!("new-{n}");
-        assert_eq!(
-            restored_store.customer(&new_customer).unwrap().is_some(),
-            customers_recorded.contains(&new_customer),
-            "customer {new_customer}: in the restored store exactly when its entry is in the restored ledger"
-        );
+        assert_eq!(summary.size, taken.ledger_size + 1, "and records the restore, nothing else");
+        assert!(stdout.contains(&format!("ledger {} entries", summary.size)), "{stdout}");
+
+        // The store and the ledger agree change for change: every ticket and customer the
+        // restored ledger says was put is in the restored store, and nothing else is.
+        let restored_store = cordon_store::Store::open(&restored.join("cordon.sqlite")).unwrap();
+        let tickets_recorded = changed(&restored, "ticket.put", taken.ledger_size);
+        let customers_recorded = changed(&restored, "customer.put", taken.ledger_size);
+        let in_backup = tickets_recorded.iter().filter(|id| id.starts_with("bt-")).count();
+        let all: usize = rounds.iter().sum();
+        assert!(in_backup >= 15 * (backup + 1) && in_backup < all, "backup {backup}: {in_backup} of {all} changes");
+        for (writer, made) in rounds.iter().enumerate() {
+            for n in 0..*made {
+                let ticket = format!("bt-{writer}-{n}");
+                assert_eq!(
+                    restored_store.ticket(&ticket).unwrap().is_some(),
+                    tickets_recorded.contains(&ticket),
+                    "backup {backup}, ticket {ticket}: in the restored store exactly when its entry is in the restored ledger"
+                );
+                let new_customer = format!("new-{writer}-{n}");
+                assert_eq!(
+                    restored_store.customer(&new_customer).unwrap().is_some(),
+                    customers_recorded.contains(&new_customer),
+                    "backup {backup}, customer {new_customer}: in the restored store exactly when its entry is in the restored ledger"
+                );
+            }
+        }
+        if backup > 0 {
+            continue;
+        }
+        // Every customer in the restored store is the original's, byte for byte (sealed).
+        let mut ids: Vec<String> = (0..CUSTOMERS).map(|index| format!("cus-{index}")).collect();
+        ids.extend(customers_recorded.iter().cloned());
+        for id in &ids {
+            let restored_row = restored_store.customer(id).unwrap().unwrap_or_else(|| panic!("{id} restored"));
+            assert_eq!(Some(restored_row), original_store.customer(id).unwrap(), "{id}");
+        }
+        assert_eq!(restored_store.customer_count().unwrap(), ids.len() as u64);
+        // The directory: each agent as the original has it, status included.
+        for n in 1..=3 {
+            let id = format!("agt-{n}");
+            assert_eq!(restored_store.agent(&id).unwrap(), original_store.agent(&id).unwrap(), "{id}");
+        }
+        assert_eq!(restored_store.agent_count().unwrap(), 3);
+        drop(restored_store);
     }
-    // Every customer in the restored store is the original's, byte for byte (sealed).
-    let mut ids: Vec<String> = (0..CUSTOMERS).map(|index| format!("cus-{index}")).collect();
-    ids.extend(customers_recorded.iter().cloned());
-    for id in &ids {
-        let restored_row = restored_store.customer(id).unwrap().unwrap_or_else(|| panic!("{id} restored"));
-        assert_eq!(Some(restored_row), original_store.customer(id).unwrap(), "{id}");
-    }
-    assert_eq!(restored_store.customer_count().unwrap(), ids.len() as u64);
-    // The directory: each agent as the original has it, status included.
-    for n in 1..=3 {
-        let id = format!("agt-{n}");
-        assert_eq!(restored_store.agent(&id).unwrap(), original_store.agent(&id).unwrap(), "{id}");
-    }
-    assert_eq!(restored_store.agent_count().unwrap(), 3);
-    drop((original_store, restored_store));
+    drop(original_store);
 
     // The restored directory serves: the original's agent token (the token key came back),
     // a search (the blind-index key), a reveal (the KEK and the data keys).
-    let restored_text = restored.to_str().unwrap().to_string();
+    let restored_text = scratch.path().join("restored-0").to_str().unwrap().to_string();
     let (server, address, _) = start_server(&restored_text);
     let (status, hits) = http(
         &address,
@@ -255,6 +291,67 @@ fn key_forms(text: &str) -> Vec<Vec<u8>> {
         forms.push(encoded.as_bytes().to_vec());
     }
     forms
+}
+
+/// The files of an archive cordon wrote, in order.
+fn entries(archive: &[u8]) -> Vec<(String, Vec<u8>)> {
+    let mut files = Vec::new();
+    let mut at = 0;
+    while archive[at..at + 512].iter().any(|byte| *byte != 0) {
+        let header = &archive[at..at + 512];
+        let name_length = header[..100].iter().position(|byte| *byte == 0).unwrap_or(100);
+        let name = String::from_utf8(header[..name_length].to_vec()).unwrap();
+        let size = usize::from_str_radix(std::str::from_utf8(&header[124..135]).unwrap(), 8).unwrap();
+        files.push((name, archive[at + 512..at + 512 + size].to_vec()));
+        at += 512 + size.div_ceil(512) * 512;
+    }
+    files
+}
+
+/// The archive again with each file's contents as `change` says, and the manifest's entry
+/// for each changed file made to match (as a forger who knows the format would).
+fn retar(archive: &[u8], change: impl Fn(&str, &[u8]) -> Vec<u8>) -> Vec<u8> {
+    let mut files: Vec<(String, Vec<u8>)> = entries(archive)
+        .into_iter()
+        .map(|(name, contents)| (change(&name, &contents), name))
+        .map(|(c, n)| (n, c))
+        .collect();
+    let sums: Vec<(String, usize, String)> = files
+        .iter()
+        .map(|(name, contents)| {
+            let digest = std::process::Command::new("sha256sum")
+                .stdin(std::process::Stdio::piped())
+                .stdout(std::process::Stdio::piped())
+                .spawn()
+                .and_then(|mut child| {
+                    use std::io::Write as _;
+                    child.stdin.take().unwrap().write_all(contents)?;
+                    child.wait_with_output()
+                })
+                .unwrap();
+            let hex = String::from_utf8(digest.stdout).unwrap().split_whitespace().next().unwrap().to_string();
+            (name.clone(), contents.len(), hex)
+        })
+        .collect();
+    for (name, contents) in files.iter_mut() {
+        if name == "manifest.json" {
+            let mut manifest: Value = serde_json::from_slice(contents).unwrap();
+            for listed in manifest["files"].as_array_mut().unwrap() {
+                let (_, size, hex) = sums.iter().find(|(sum_name, _, _)| listed["name"] == sum_name.as_str()).unwrap();
+                listed["size"] = json!(size);
+                listed["sha256"] = json!(hex);
+            }
+            *contents = serde_json::to_vec_pretty(&manifest).unwrap();
+        }
+    }
+    let mut out = Vec::new();
+    for (name, contents) in files {
+        out.extend_from_slice(&cordon_ledger::tar_header(&name, contents.len() as u64));
+        out.extend_from_slice(&contents);
+        out.extend(std::iter::repeat_n(0u8, (512 - contents.len() % 512) % 512));
+    }
+    out.extend_from_slice(&[0u8; 1024]);
+    out
 }
 
 /// A restore that must be refused: what is wrong, the archive, the KEK given, the target, and
@@ -321,6 +418,23 @@ fn a_backup_holds_no_plaintext_value_and_no_key_in_the_clear_and_a_damaged_one_i
     traversal.extend_from_slice(b"abc");
     traversal.extend_from_slice(&[0u8; 509]);
     traversal.extend_from_slice(&bytes);
+    // An insider with a stolen backup (no KEK) swaps in a database of their own and makes
+    // the manifest list it: the seal, which needs the KEK, gives it away.
+    let forged = retar(&bytes, |name, contents| match name {
+        "cordon.sqlite" => {
+            let mut changed = contents.to_vec();
+            changed[5000] ^= 0x01;
+            changed
+        }
+        _ => contents.to_vec(),
+    });
+    let other_archive = other.path().join("other.tar");
+    assert!(run(&["backup", "--data", other_data.to_str().unwrap(), "--out", other_archive.to_str().unwrap()]).0);
+    let other_bytes = std::fs::read(&other_archive).unwrap();
+    let other_seal = retar(&bytes, |name, contents| match name {
+        "manifest.seal" => entries(&other_bytes).into_iter().find(|(name, _)| name == "manifest.seal").unwrap().1,
+        _ => contents.to_vec(),
+    });
     let not_empty = scratch.path().join("not-empty");
     std::fs::create_dir(&not_empty).unwrap();
     std::fs::write(not_empty.join("something"), b"x").unwrap();
@@ -336,7 +450,9 @@ fn a_backup_holds_no_plaintext_value_and_no_key_in_the_clear_and_a_damaged_one_i
         ),
         ("a byte of the manifest", flipped(manifest_byte), Some(&kek), &target, "manifest"),
         ("a byte of the sealed keys", flipped(sealed_byte), Some(&kek), &target, "keys.sealed"),
-        ("a byte of a tile", flipped(tile_byte), Some(&kek), &target, "is not what its manifest lists"),
+        ("a byte of a tile", flipped(tile_byte), Some(&kek), &target, "tiles are not those its manifest lists"),
+        ("a store swapped in, the manifest made to match", forged, Some(&kek), &target, "seal covers"),
+        ("the seal of another backup", other_seal, Some(&kek), &target, "seal does not open"),
         ("cut short", bytes[..bytes.len() / 2].to_vec(), Some(&kek), &target, "cut short"),
         ("something after its end", appended, Some(&kek), &target, "after its end"),
         ("a path out of the directory", traversal, Some(&kek), &target, "which a backup never does"),

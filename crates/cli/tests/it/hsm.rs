@@ -189,6 +189,38 @@ fn the_kek_moves_into_the_hsm_and_back_and_every_customer_still_opens() {
     let (ok, stdout, stderr) = hsm.run(&["keys", "rotate", "--data", &text, "--to", "hsm"]);
     assert!(ok && stdout.contains("` to `hsm-"), "{stdout}{stderr}");
     reveal_both(&hsm, &text);
+
+    // A backup under the token's key restores with the token as the operator names it (the
+    // backup's own [hsm] is never what opens it), and every customer opens in the copy.
+    let archive = scratch.path().join("backup.tar");
+    let (ok, stdout, stderr) = hsm.run(&["backup", "--data", &text, "--out", archive.to_str().unwrap()]);
+    assert!(ok && stdout.contains("key-encryption key `hsm-"), "{stdout}{stderr}");
+    let restored = scratch.path().join("restored");
+    let pin = data.join("hsm-pin");
+    let restore = |module: &str| {
+        hsm.run(&[
+            "restore",
+            "--from",
+            archive.to_str().unwrap(),
+            "--data",
+            restored.to_str().unwrap(),
+            "--hsm-module",
+            module,
+            "--hsm-token-label",
+            "cordon",
+            "--hsm-pin-file",
+            pin.to_str().unwrap(),
+        ])
+    };
+    let (ok, _, stderr) =
+        hsm.run(&["restore", "--from", archive.to_str().unwrap(), "--data", restored.to_str().unwrap()]);
+    assert!(!ok && stderr.contains("--hsm-module"), "{stderr}");
+    let (ok, _, stderr) = restore("/usr/lib/x86_64-linux-gnu/libc.so.6");
+    assert!(!ok && !restored.exists(), "a library that is not the token's opens nothing: {stderr}");
+    let (ok, stdout, stderr) = restore(MODULE);
+    assert!(ok, "{stdout}{stderr}");
+    assert!(std::fs::read_to_string(restored.join("hsm-pin")).unwrap().contains(PIN));
+    reveal_both(&hsm, restored.to_str().unwrap());
 }
 
 /// The token goes away under a running server: readiness says the key does not answer, a
