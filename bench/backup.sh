@@ -65,7 +65,7 @@ backup_median=$(printf '%s\n' "${backup_times[@]}" | median)
 tar_median=$(printf '%s\n' "${tar_times[@]}" | median)
 echo "customers:                      $customers"
 echo "cordon backup (server running): median ${backup_median} ms over $runs runs (${backup_times[*]}), $size bytes"
-echo "changes paused for the copy:    median $(echo "$paused" | median) ms ($(echo $paused))"
+echo "changes paused (state fixed):  median $(echo "$paused" | median) ms ($(echo $paused))"
 echo "tar of the stopped directory:   median ${tar_median} ms over $runs runs (${tar_times[*]}), $plain bytes"
 echo "ratio backup / tar:             $(awk -v b="$backup_median" -v t="$tar_median" 'BEGIN { printf "%.2f", b / t }')"
 echo "restore: $(grep -c . "$work/restore.out") lines, every customer back, ledger verified"
