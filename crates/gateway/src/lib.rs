@@ -23,6 +23,7 @@ mod import;
 mod incident;
 mod indexer;
 mod kek;
+pub mod oidc;
 mod principal;
 mod record;
 mod service;

@@ -19,6 +19,7 @@ fn wait<F: std::future::Future>(call: F) -> F::Output {
 mod config;
 mod helpdesk;
 mod hostile_input;
+mod oidc;
 
 /// The store beside a gateway, read directly: tests look at the sealed rows themselves.
 fn stored(data: &DataDir) -> cordon_store::Store {
