@@ -123,7 +123,7 @@ impl Gateway {
                 self.policy.decide(&self.customer_request(&agent, Action::Reveal, &context, Some(*field), reason))
             })
             .collect();
-        let decision = combine(&fields, decisions);
+        let decision = self.require_sign_in(who, combine(&fields, decisions));
         // Opened before the entry is written, so that an entry saying the fields were revealed
         // is never written for fields that could not be opened (the HSM holding the KEK gone,
         // a damaged record); the values leave only once the entry is durable.

@@ -19,6 +19,7 @@ pub struct Config {
     pub webhooks: WebhookSettings,
     pub hsm: HsmSettings,
     pub helpdesk: HelpdeskSettings,
+    pub oidc: OidcSettings,
     /// Ticket category → the field names it needs. Empty means the built-in table.
     pub categories: BTreeMap<String, Vec<String>>,
 }
@@ -210,6 +211,49 @@ impl Default for HelpdeskSettings {
     }
 }
 
+/// Single sign-on through the exchange's OpenID provider (docs/DEPLOY.md): the API takes the
+/// provider's JWT access tokens (RFC 9068). The directory stays the authority: a claim names
+/// the agent, and the agent's role, status, team and site are the directory's.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct OidcSettings {
+    /// The provider's issuer URL (`https://`, or `http://` on a loopback address). Empty:
+    /// no single sign-on.
+    pub issuer: String,
+    /// The API's identifier in access tokens' `aud` (the resource the provider issues them for).
+    pub audience: String,
+    /// Which claim names the directory's agent: `email` (the agent's work email) or `sub`
+    /// (the agent's id).
+    pub agent_claim: String,
+    /// For a reveal, the sign-in must have used each of these methods (`amr`, space-separated,
+    /// e.g. `otp`); empty: any.
+    pub require_amr: String,
+    /// For a reveal, the sign-in's `acr` must be one of these (space-separated); empty: any.
+    pub require_acr: String,
+    /// How often the provider's keys are fetched again, in seconds (and at once, at most every
+    /// 30 s, when a token names a key the set lacks).
+    pub keys_refresh_seconds: i64,
+}
+
+impl Default for OidcSettings {
+    fn default() -> OidcSettings {
+        OidcSettings {
+            issuer: String::new(),
+            audience: String::new(),
+            agent_claim: "email".into(),
+            require_amr: String::new(),
+            require_acr: String::new(),
+            keys_refresh_seconds: 300,
+        }
+    }
+}
+
+impl OidcSettings {
+    pub fn is_set(&self) -> bool {
+        !self.issuer.is_empty()
+    }
+}
+
 /// A customer's own view of who viewed their data.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
@@ -365,6 +409,24 @@ impl Config {
         if hsm.is_set() && (hsm.module.is_empty() || hsm.token_label.is_empty() || hsm.pin_file.is_empty()) {
             return Err("[hsm] module, token_label and pin_file go together: set all three (an HSM) or none".into());
         }
+        let oidc = &self.oidc;
+        if oidc.is_set() {
+            if !web_url(&oidc.issuer) || !(oidc.issuer.starts_with("https://") || loopback_http(&oidc.issuer)) {
+                return Err(format!(
+                    "[oidc] issuer = `{}` must be an https:// URL (or http:// on a loopback address, for trying it)",
+                    oidc.issuer
+                ));
+            }
+            if oidc.audience.is_empty() {
+                return Err("[oidc] audience must name the API as the provider's access tokens do (their `aud`)".into());
+            }
+            if !["email", "sub"].contains(&oidc.agent_claim.as_str()) {
+                return Err(format!("[oidc] agent_claim = `{}` must be `email` or `sub`", oidc.agent_claim));
+            }
+            in_range("[oidc] keys_refresh_seconds", oidc.keys_refresh_seconds, 30, 86_400)?;
+        } else if *oidc != OidcSettings::default() {
+            return Err("[oidc] has settings but no issuer: set `issuer`, or remove the others".into());
+        }
         for (name, url) in [
             ("[detection] webhook_url", &self.detection.webhook_url),
             ("[incident] protect_webhook_url", &self.incident.protect_webhook_url),
@@ -417,9 +479,27 @@ impl Config {
     }
 }
 
+/// Whether `url` is an http:// or https:// URL with something after the scheme and no space.
+fn web_url(url: &str) -> bool {
+    (url.starts_with("http://") || url.starts_with("https://"))
+        && url.len() > "https://".len()
+        && !url.chars().any(|character| character.is_whitespace() || character.is_control())
+}
+
+/// Whether `url` is plain HTTP to this host.
+fn loopback_http(url: &str) -> bool {
+    let Some(rest) = url.strip_prefix("http://") else { return false };
+    let authority = rest.split('/').next().unwrap_or_default();
+    let host = match authority.strip_prefix('[') {
+        Some(bracketed) => bracketed.split(']').next().unwrap_or_default(),
+        None => authority.rsplit_once(':').map_or(authority, |(host, _)| host),
+    };
+    host == "localhost" || host.parse::<std::net::IpAddr>().is_ok_and(|address| address.is_loopback())
+}
+
 /// The sections whose keys the environment may set (`CORDON_<SECTION>_<KEY>`), as they are
 /// named in `cordon.toml`; `categories` is a table of the exchange's own names and is not.
-const OVERRIDABLE_SECTIONS: [&str; 11] = [
+const OVERRIDABLE_SECTIONS: [&str; 12] = [
     "server",
     "ledger",
     "limits",
@@ -430,6 +510,7 @@ const OVERRIDABLE_SECTIONS: [&str; 11] = [
     "incident",
     "customer_view",
     "webhooks",
+    "oidc",
     "categories",
 ];
 

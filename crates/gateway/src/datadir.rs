@@ -329,6 +329,7 @@ impl DataDir {
             backing_up: Arc::default(),
             vault: Vault::new(kek, blind),
             helpdesk,
+            sso: config.oidc.is_set().then(|| crate::sso::Sso::new(config.oidc.clone())),
             policy,
             categories,
             audit: Arc::clone(&audit),

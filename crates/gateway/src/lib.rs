@@ -29,6 +29,7 @@ mod record;
 mod service;
 mod session;
 mod snapshot;
+mod sso;
 mod statements;
 mod token;
 
@@ -39,7 +40,7 @@ pub use backup::{
     check_backup, restore,
 };
 pub use clock::{Clock, SystemClock};
-pub use config::{Config, CustomerViewSettings, IncidentSettings, Limits, apply_environment};
+pub use config::{Config, CustomerViewSettings, IncidentSettings, Limits, OidcSettings, apply_environment};
 pub use cordon_ledger::LedgerStats;
 pub use customer_view::{
     AccessReason, AccessedBy, CUSTOMER_ACCESSES_PAGE, CustomerAccess, CustomerAccesses, CustomerReceipt, ReceiptCheck,
@@ -61,4 +62,5 @@ pub use session::{
     StartedSession, is_session_code, session_json,
 };
 pub use snapshot::SNAPSHOT_FILE;
-pub use token::{Claims, TokenError, TokenKey, TokenRole};
+pub use sso::SIGN_IN_POLICY;
+pub use token::{Claims, SignIn, TokenError, TokenKey, TokenRole};

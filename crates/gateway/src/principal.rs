@@ -13,10 +13,13 @@ use crate::token::{Claims, TokenRole};
 impl Gateway {
     /// Verifies a bearer token.
     pub fn authenticate(&self, token: &str) -> Result<Claims, GatewayError> {
-        let claims = self
-            .tokens
-            .verify(token, self.clock.now_seconds())
-            .map_err(|error| GatewayError::Unauthenticated(error.to_string()))?;
+        let claims = if self.is_provider_token(token) {
+            self.authenticate_provider_token(token)?
+        } else {
+            self.tokens
+                .verify(token, self.clock.now_seconds())
+                .map_err(|error| GatewayError::Unauthenticated(error.to_string()))?
+        };
         if self.revoked.read().unwrap_or_else(std::sync::PoisonError::into_inner).contains(&claims.jti) {
             return Err(GatewayError::Unauthenticated(crate::token::TokenError::Revoked.to_string()));
         }

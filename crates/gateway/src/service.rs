@@ -75,6 +75,8 @@ pub struct Gateway {
     /// When the store's writes were last probed, and why they failed, if they did.
     pub(crate) store_probe: crate::health::Probe,
     pub(crate) kek_probe: crate::health::Probe,
+    /// Single sign-on, when `[oidc]` names a provider.
+    pub(crate) sso: Option<crate::sso::Sso>,
     /// The Zendesk webhook receiver, when `[helpdesk]` names its secret.
     pub(crate) helpdesk: Option<crate::helpdesk::Zendesk>,
     pub(crate) directory: crate::directory_cache::DirectoryCache,

@@ -202,6 +202,7 @@ impl Gateway {
             exp: stored.expires_ms / 1000,
             jti: stored.token_id.clone(),
             session: Some(stored.code.clone()),
+            sign_in: crate::token::SignIn::default(),
         };
         let session = ConsoleSession {
             code: stored.code,

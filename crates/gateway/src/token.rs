@@ -111,6 +111,7 @@ pub fn issue(
         exp: now + lifetime_seconds,
         jti: crate::service::random_id()?,
         session: None,
+        sign_in: SignIn::default(),
     })
     .map_err(|error| crate::error::GatewayError::Internal(error.to_string()))
 }
@@ -131,13 +132,33 @@ pub struct Claims {
     /// session cookie is presented; never part of a token.
     #[serde(skip)]
     pub session: Option<String>,
+    /// How the person signed in at the exchange's identity provider (`amr`, `acr`), when
+    /// these claims came from its token; empty for cordon's own tokens.
+    #[serde(skip)]
+    pub sign_in: SignIn,
+}
+
+/// How a person signed in at the identity provider, as its token says.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SignIn {
+    pub amr: Vec<String>,
+    pub acr: Option<String>,
 }
 
 impl Claims {
     /// The claims of an in-process caller that needs no token (the command line, the
     /// simulator, tests): `sub` acting as `role`, labelled `label` in place of a token id.
     pub fn in_process(sub: String, role: TokenRole, label: &str) -> Claims {
-        Claims { sub, role, iat: 0, nbf: None, exp: i64::MAX, jti: label.to_string(), session: None }
+        Claims {
+            sub,
+            role,
+            iat: 0,
+            nbf: None,
+            exp: i64::MAX,
+            jti: label.to_string(),
+            session: None,
+            sign_in: SignIn::default(),
+        }
     }
 }
 

@@ -11,6 +11,7 @@ mod incident;
 mod metrics;
 mod problem;
 mod routes;
+mod sso;
 pub mod tls;
 mod webhook;
 

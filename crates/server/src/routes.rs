@@ -273,6 +273,9 @@ fn start_background(state: &Arc<AppState>) {
     if crate::webhook::has_receivers(&state.gateway) {
         tokio::spawn(crate::webhook::run(Arc::downgrade(state)));
     }
+    if state.gateway.oidc_settings().is_some() {
+        tokio::spawn(crate::sso::run(Arc::downgrade(state)));
+    }
     tokio::spawn(heal_loop(Arc::downgrade(state)));
 }
 

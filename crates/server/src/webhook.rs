@@ -58,6 +58,11 @@ pub struct Outbound {
 }
 
 impl Outbound {
+    /// The TLS trust for https destinations, if it could be built.
+    pub(crate) fn tls(&self) -> Option<&Arc<ClientConfig>> {
+        self.tls.as_ref()
+    }
+
     /// Trusting the web's roots and, if given, the authorities in `extra_ca` (PEM).
     pub fn new(extra_ca: Option<&std::path::Path>) -> Result<Outbound, String> {
         Ok(Outbound { tls: Some(crate::tls::client_config(extra_ca)?), problem: None })

@@ -14,5 +14,6 @@ mod hsm;
 mod incident;
 mod log;
 mod scripts;
+mod sso;
 mod support;
 mod tls;

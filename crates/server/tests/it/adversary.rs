@@ -551,6 +551,7 @@ async fn tokens_are_bounded_in_time_and_revocable() {
         exp,
         jti: format!("t-{iat}-{exp}"),
         session: None,
+        sign_in: cordon_gateway::SignIn::default(),
     };
     let claims = |iat, nbf, exp| role_claims(cordon_gateway::TokenRole::Service, iat, nbf, exp);
     let admin = |iat, nbf, exp| role_claims(cordon_gateway::TokenRole::Admin, iat, nbf, exp);

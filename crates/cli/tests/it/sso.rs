@@ -1,0 +1,192 @@
+//! Single sign-on over real HTTP against a real OpenID provider (oidc-provider from npm,
+//! `scripts/oidc-provider`): the provider's access tokens are the API's bearer tokens, a
+//! claim names the directory's agent, and a reveal needs the second factor `[oidc]
+//! require_amr` names, whoever's token it is.
+
+use std::io::BufRead as _;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+
+use serde_json::{Value, json};
+
+use crate::support::{http, run, start_server, stop_server};
+
+const API: &str = "https://cordon.test/api";
+const SECRET: &str = "a-client-secret-for-tests";
+const REDIRECT: &str = "http://127.0.0.1:9/console/oidc/callback";
+
+fn provider_script() -> String {
+    format!("{}/../../scripts/oidc-provider/run", env!("CARGO_MANIFEST_DIR"))
+}
+
+/// A running oidc-provider, stopped when dropped.
+struct RealProvider {
+    child: Child,
+    issuer: String,
+}
+
+impl RealProvider {
+    fn start() -> RealProvider {
+        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let mut child = Command::new(provider_script())
+            .args(["provider", &port.to_string(), SECRET, REDIRECT, API])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .unwrap();
+        let mut lines = std::io::BufReader::new(child.stdout.take().unwrap()).lines();
+        assert!(lines.any(|line| line.is_ok_and(|line| line.contains("listening on"))), "oidc-provider did not start");
+        std::thread::spawn(move || lines.for_each(drop));
+        RealProvider { child, issuer: format!("http://127.0.0.1:{port}") }
+    }
+
+    /// The token endpoint's answer after signing in as `login` with `password`.
+    fn sign_in(&self, login: &str, password: &str) -> Value {
+        let output = Command::new(provider_script())
+            .args(["sign-in", &self.issuer, SECRET, REDIRECT, login, password])
+            .output()
+            .unwrap();
+        assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+        serde_json::from_slice(&output.stdout).unwrap()
+    }
+}
+
+impl Drop for RealProvider {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn write(path: &Path, lines: &[Value]) {
+    std::fs::write(path, lines.iter().map(Value::to_string).collect::<Vec<_>>().join("\n") + "\n").unwrap();
+}
+
+#[test]
+fn the_providers_access_tokens_sign_agents_in_to_the_api_and_a_reveal_needs_the_second_factor() {
+    let provider = RealProvider::start();
+    let scratch = tempfile::tempdir().unwrap();
+    let data = scratch.path().join("data");
+    let text = data.to_str().unwrap().to_string();
+    let (ok, admin, stderr) = run(&["init", &text]);
+    assert!(ok, "{stderr}");
+    let admin = admin.trim().to_string();
+    let files = scratch.path();
+    write(
+        &files.join("agents.jsonl"),
+        &[
+            json!({"id": "agt-1", "name": "Sam", "team": "l1-chat", "site": "us-sf", "employer": "staff", "email": "Sam@Exchange.example"}),
+            json!({"id": "agt-2", "name": "Lee", "team": "l1-chat", "site": "us-sf", "employer": "staff", "email": "lee@exchange.example"}),
+        ],
+    );
+    write(
+        &files.join("customers.jsonl"),
+        &[
+            json!({"id": "cus-1", "full_name": "Oswin Trelawney", "email": "oswin@example.org"}),
+            json!({"id": "cus-2", "full_name": "Perpetua Vane", "email": "perpetua@example.org"}),
+        ],
+    );
+    write(
+        &files.join("tickets.jsonl"),
+        &[
+            json!({"id": "t-1", "requester": "cus-1", "category": "account_recovery", "assignee": "agt-1"}),
+            json!({"id": "t-2", "requester": "cus-2", "category": "account_recovery", "assignee": "agt-2"}),
+        ],
+    );
+    for kind in ["agents", "customers", "tickets"] {
+        let file = files.join(format!("{kind}.jsonl"));
+        let (ok, stdout, stderr) = run(&["import", kind, file.to_str().unwrap(), "--data", &text]);
+        assert!(ok, "{stdout}{stderr}");
+    }
+    let config = data.join("cordon.toml");
+    let mut toml = std::fs::read_to_string(&config).unwrap();
+    toml = toml.replace(
+        "[oidc]\nissuer = \"\"\naudience = \"\"",
+        &format!("[oidc]\nissuer = \"{}\"\naudience = \"{API}\"", provider.issuer),
+    );
+    toml = toml.replace("require_amr = \"\"", "require_amr = \"otp\"");
+    std::fs::write(&config, &toml).unwrap();
+    let (ok, stdout, stderr) = run(&["config", "check", "--data", &text]);
+    assert!(ok && stdout.contains(&provider.issuer), "{stdout}{stderr}");
+
+    let (server, address, log) = start_server(&text);
+    let fetched = || log.lock().unwrap().contains("the identity provider's keys are fetched");
+    for _ in 0..100 {
+        if fetched() {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    assert!(fetched(), "the server fetched the provider's keys");
+
+    let sam = provider.sign_in("sam", "pw+otp");
+    let sam_access = sam["access_token"].as_str().unwrap().to_string();
+    let reveal = |token: &str, customer: &str, ticket: &str| {
+        http(
+            &address,
+            "POST",
+            &format!("/v1/customers/{customer}/reveal"),
+            Some(token),
+            Some(&json!({"ticket": ticket, "fields": ["full_name"], "reason": "caller verified"})),
+        )
+    };
+    // Sam signed in with a password and a one-time code: the email names agt-1 (in any case).
+    let (status, card) = http(&address, "GET", "/v1/customers/cus-1?ticket=t-1", Some(&sam_access), None);
+    assert_eq!(status, 200, "{card}");
+    let (status, revealed) = reveal(&sam_access, "cus-1", "t-1");
+    assert_eq!((status, revealed["values"]["full_name"].as_str()), (200, Some("Oswin Trelawney")), "{revealed}");
+
+    // Lee signed in with a password only: the card, yes; a reveal, refused on the record.
+    let lee = provider.sign_in("lee", "pw");
+    let lee_access = lee["access_token"].as_str().unwrap();
+    let (status, card) = http(&address, "GET", "/v1/customers/cus-2?ticket=t-2", Some(lee_access), None);
+    assert_eq!(status, 200, "{card}");
+    let (status, refused) = reveal(lee_access, "cus-2", "t-2");
+    assert_eq!(status, 403, "{refused}");
+    assert_eq!(refused["policies"][0].as_str(), Some(cordon_gateway::SIGN_IN_POLICY), "{refused}");
+    assert!(refused["detail"].as_str().unwrap_or_default().contains("otp"), "{refused}");
+    assert!(refused["ledger_index"].as_u64().is_some(), "the refusal is recorded: {refused}");
+    // cordon's own token for the same agent shows no second factor either.
+    let own = run(&["token", "issue", "--data", &text, "--agent", "agt-1"]).1.trim().to_string();
+    let (status, refused) = reveal(&own, "cus-1", "t-1");
+    assert_eq!((status, refused["policies"][0].as_str()), (403, Some(cordon_gateway::SIGN_IN_POLICY)), "{refused}");
+
+    // Tokens that name nobody, or are not access tokens for this API, authenticate nobody.
+    let ghost = provider.sign_in("ghost", "pw+otp");
+    let mut tampered = sam_access.clone().into_bytes();
+    let at = sam_access.find('.').unwrap() + 3;
+    tampered[at] = if tampered[at] == b'a' { b'b' } else { b'a' };
+    let cases: Vec<(&str, String, &str)> = vec![
+        ("an email no agent has", ghost["access_token"].as_str().unwrap().to_string(), "no directory agent"),
+        ("an ID token", sam["id_token"].as_str().unwrap().to_string(), "at+jwt"),
+        ("an altered token", String::from_utf8(tampered).unwrap(), "identity provider's token"),
+    ];
+    for (case, token, words) in cases {
+        let (status, problem) = http(&address, "GET", "/v1/customers/cus-1?ticket=t-1", Some(&token), None);
+        assert_eq!(status, 401, "{case}: {problem}");
+        assert!(problem["detail"].as_str().unwrap_or_default().contains(words), "{case}: {problem}");
+    }
+
+    // The directory stays the authority: a suspended agent's provider token opens nothing, and
+    // a revoked one authenticates nobody.
+    let (status, body) = http(&address, "POST", "/v1/agents/agt-2/suspend", Some(&admin), Some(&json!({})));
+    assert_eq!(status, 200, "{body}");
+    let (status, _) = http(&address, "GET", "/v1/customers/cus-2?ticket=t-2", Some(lee_access), None);
+    assert!(status == 401 || status == 403, "a suspended agent: {status}");
+    let jti = cordon_gateway::oidc::header(&sam_access).map(|_| ()).ok();
+    assert!(jti.is_some());
+    let claims: Value = {
+        use base64::Engine as _;
+        let part = sam_access.split('.').nth(1).unwrap();
+        serde_json::from_slice(&base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(part).unwrap()).unwrap()
+    };
+    let (status, body) =
+        http(&address, "POST", "/v1/tokens/revoke", Some(&admin), Some(&json!({"jti": claims["jti"]})));
+    assert_eq!(status, 200, "{body}");
+    let (status, problem) = http(&address, "GET", "/v1/customers/cus-1?ticket=t-1", Some(&sam_access), None);
+    assert_eq!(status, 401, "a revoked provider token: {problem}");
+
+    stop_server(server);
+    let log = log.lock().unwrap();
+    assert!(!log.contains(&sam_access), "no token in the server's log");
+}

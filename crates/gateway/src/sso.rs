@@ -1,0 +1,172 @@
+//! Single sign-on: the exchange's OpenID provider's access tokens as the API's bearer tokens.
+//! The server fetches the provider's key set (and again when a token names a key the set
+//! lacks); a token checked against it (`oidc.rs`) names a directory agent by a claim, and the
+//! agent's role and status are the directory's, as for cordon's own tokens. How the person
+//! signed in (`amr`, `acr`) comes along, and a reveal can require it.
+
+use std::sync::RwLock;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use cordon_policy::Decision;
+use sha2::{Digest as _, Sha256};
+
+use crate::config::OidcSettings;
+use crate::error::GatewayError;
+use crate::oidc::{Expect, KeySet, OidcError};
+use crate::service::Gateway;
+use crate::token::{Claims, SignIn, TokenRole};
+
+/// The policy id a reveal refused for its sign-in is recorded under.
+pub const SIGN_IN_POLICY: &str = "cordon:sign-in-strength";
+
+/// The provider as the gateway knows it: its settings and its keys as last fetched.
+#[derive(Debug)]
+pub(crate) struct Sso {
+    pub(crate) settings: OidcSettings,
+    keys: RwLock<Option<KeySet>>,
+    /// Set when a token named a key the set lacks: the server fetches the set again.
+    stale: AtomicBool,
+}
+
+impl Sso {
+    pub(crate) fn new(settings: OidcSettings) -> Sso {
+        Sso { settings, keys: RwLock::new(None), stale: AtomicBool::new(false) }
+    }
+}
+
+fn unauthenticated(why: impl std::fmt::Display) -> GatewayError {
+    GatewayError::Unauthenticated(format!("the identity provider's token: {why}"))
+}
+
+impl Gateway {
+    /// The single sign-on settings, for the server that fetches the provider's keys; none
+    /// without `[oidc]`.
+    pub fn oidc_settings(&self) -> Option<&OidcSettings> {
+        self.sso.as_ref().map(|sso| &sso.settings)
+    }
+
+    /// Puts the provider's key set, as the server fetched it, in force.
+    pub fn set_provider_keys(&self, keys: KeySet) {
+        if let Some(sso) = &self.sso {
+            *sso.keys.write().unwrap_or_else(std::sync::PoisonError::into_inner) = Some(keys);
+        }
+    }
+
+    /// Whether a token has named a key the set lacks since this was last asked.
+    pub fn provider_keys_wanted(&self) -> bool {
+        self.sso.as_ref().is_some_and(|sso| sso.stale.swap(false, Ordering::AcqRel))
+    }
+
+    /// Whether `token` is one for the provider to vouch for (signed with a public key), rather
+    /// than one of cordon's own (HS256).
+    pub(crate) fn is_provider_token(&self, token: &str) -> bool {
+        self.sso.is_some() && crate::oidc::header(token).is_ok_and(|header| header.alg != "HS256")
+    }
+
+    /// A provider's access token as the claims of the directory agent it names.
+    pub(crate) fn authenticate_provider_token(&self, token: &str) -> Result<Claims, GatewayError> {
+        let Some(sso) = &self.sso else { return Err(unauthenticated("single sign-on is not configured")) };
+        let settings = &sso.settings;
+        let now = self.clock.now_seconds();
+        let verified = {
+            let keys = sso.keys.read().unwrap_or_else(std::sync::PoisonError::into_inner);
+            let Some(keys) = keys.as_ref() else {
+                return Err(unauthenticated("the provider's keys have not been fetched yet; try again shortly"));
+            };
+            let expect = Expect::AccessToken { audience: &settings.audience };
+            match crate::oidc::verify(token, keys, &settings.issuer, &expect, now) {
+                Ok(verified) => verified,
+                Err(OidcError::UnknownKey(kid)) => {
+                    sso.stale.store(true, Ordering::Release);
+                    return Err(unauthenticated(format!(
+                        "it names a key (`{kid}`) the provider's key set does not hold; the set is being fetched again"
+                    )));
+                }
+                Err(error) => return Err(unauthenticated(error)),
+            }
+        };
+        let issued = verified.claims.get("iat").and_then(serde_json::Value::as_i64).unwrap_or(now);
+        if verified.expires_at() - issued > crate::token::TOKEN_LIFETIME_SECONDS_MAX {
+            return Err(unauthenticated(format!(
+                "it lives longer than a person's token may ({} s)",
+                crate::token::TOKEN_LIFETIME_SECONDS_MAX
+            )));
+        }
+        let claim = settings.agent_claim.as_str();
+        let named = verified
+            .text(claim)
+            .filter(|value| !value.is_empty())
+            .ok_or_else(|| unauthenticated(format!("it has no `{claim}`, which names the agent")))?;
+        let agent_id = if claim == "sub" {
+            named.to_string()
+        } else {
+            self.store
+                .agent_by_email(named)?
+                .ok_or_else(|| unauthenticated("no directory agent has the email it names"))?
+        };
+        cordon_directory::check_agent_id(&agent_id).map_err(|error| unauthenticated(error.to_string()))?;
+        let agent =
+            self.agent(&agent_id)?.ok_or_else(|| unauthenticated("the agent it names is not in the directory"))?;
+        // Revocation names the provider's token id; a token without one is named by its hash.
+        let jti = verified
+            .text("jti")
+            .filter(|jti| cordon_directory::check_id("token", jti).is_ok())
+            .map(str::to_string)
+            .unwrap_or_else(|| {
+                Sha256::digest(token.as_bytes()).iter().take(16).map(|byte| format!("{byte:02x}")).collect()
+            });
+        Ok(Claims {
+            sub: agent.id,
+            role: TokenRole::from(agent.role),
+            iat: issued,
+            nbf: verified.claims.get("nbf").and_then(serde_json::Value::as_i64),
+            exp: verified.expires_at(),
+            jti,
+            session: None,
+            sign_in: SignIn { amr: verified.amr(), acr: verified.text("acr").map(str::to_string) },
+        })
+    }
+
+    /// A reveal the policy allowed, refused if `[oidc]` requires a stronger sign-in than the
+    /// caller's (`require_amr`, `require_acr`): MFA is the identity provider's, and a token
+    /// that does not show it (cordon's own tokens show none) reveals nothing.
+    pub(crate) fn require_sign_in(&self, who: &Claims, decision: Decision) -> Decision {
+        let Some(sso) = &self.sso else { return decision };
+        if !decision.allowed {
+            return decision;
+        }
+        let settings = &sso.settings;
+        let missing: Vec<&str> = settings
+            .require_amr
+            .split_whitespace()
+            .filter(|method| !who.sign_in.amr.iter().any(|used| used == method))
+            .collect();
+        let levels: Vec<&str> = settings.require_acr.split_whitespace().collect();
+        let level_ok = levels.is_empty() || who.sign_in.acr.as_deref().is_some_and(|acr| levels.contains(&acr));
+        if missing.is_empty() && level_ok {
+            return decision;
+        }
+        let mut needs = Vec::new();
+        if !settings.require_amr.trim().is_empty() {
+            needs.push(format!(
+                "the methods {}",
+                settings.require_amr.split_whitespace().collect::<Vec<_>>().join(" and ")
+            ));
+        }
+        if !levels.is_empty() {
+            needs.push(format!("a level of {}", levels.join(" or ")));
+        }
+        Decision {
+            allowed: false,
+            policies: vec![SIGN_IN_POLICY.to_string()],
+            reason: format!(
+                "a reveal needs a sign-in at the exchange's identity provider with {}; this token shows methods [{}] and \
+                 level {}",
+                needs.join(" and "),
+                who.sign_in.amr.join(" "),
+                who.sign_in.acr.as_deref().unwrap_or("none")
+            ),
+            errors: Vec::new(),
+        }
+    }
+}
