@@ -7,7 +7,7 @@
 //   OIDC_PROVIDER_TOOLS=DIR node provider.mjs PORT CLIENT_SECRET REDIRECT_URI API_AUDIENCE
 //
 // Accounts: `sam` (sam@exchange.example), `lee` (lee@exchange.example), `ghost` (an email no
-// directory agent has). It prints `oidc-provider listening on http://127.0.0.1:PORT` once it
+// directory agent has), `mallory` (lee's address, not verified by the provider). It prints `oidc-provider listening on http://127.0.0.1:PORT` once it
 // answers.
 import { generateKeyPairSync, randomBytes } from 'node:crypto';
 import http from 'node:http';
@@ -29,6 +29,8 @@ const accounts = {
   sam: { email: 'sam@exchange.example' },
   lee: { email: 'lee@exchange.example' },
   ghost: { email: 'ghost@elsewhere.example' },
+  // Claims lee's address without the provider having verified it.
+  mallory: { email: 'lee@exchange.example', verified: false },
 };
 // How each account last signed in, for its access tokens' `amr` and `acr`.
 const lastLogin = new Map();
@@ -77,7 +79,7 @@ const provider = new Provider(issuer, {
   extraTokenClaims: async (_ctx, token) => {
     const login = lastLogin.get(token.accountId);
     const account = accounts[token.accountId];
-    return { email: account?.email, amr: login?.amr, acr: login?.acr };
+    return { email: account?.email, email_verified: account?.verified ?? true, amr: login?.amr, acr: login?.acr };
   },
   findAccount: async (_ctx, id) => (accounts[id] ? {
     accountId: id,

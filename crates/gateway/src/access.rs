@@ -163,7 +163,12 @@ impl Gateway {
             .ok_or_else(|| GatewayError::BadRequest("a field to verify is needed".into()))?;
         self.check_value_length(stated)?;
         let (agent, sealed, context) = self.customer_access(who, Action::Verify, customer, ticket, request).await?;
-        let decision = self.policy.decide(&self.customer_request(&agent, Action::Verify, &context, Some(field), ""));
+        // Verify answers whether a stated value is right: as telling as a reveal, over enough
+        // statements, so it asks the same of the sign-in.
+        let decision = self.require_sign_in(
+            who,
+            self.policy.decide(&self.customer_request(&agent, Action::Verify, &context, Some(field), "")),
+        );
         // The check runs before the entry is written (it says how the check went), but its
         // answer leaves only once the entry is durable, and not at all if refused.
         let opened = decision.allowed.then(|| self.vault.open(customer, &sealed, &[field]));

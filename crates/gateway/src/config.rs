@@ -222,6 +222,9 @@ pub struct OidcSettings {
     pub issuer: String,
     /// The API's identifier in access tokens' `aud` (the resource the provider issues them for).
     pub audience: String,
+    /// The provider's clients whose access tokens the API takes (their `client_id` or
+    /// `azp`), space-separated; empty: any client's.
+    pub clients: String,
     /// Which claim names the directory's agent: `email` (the agent's work email) or `sub`
     /// (the agent's id).
     pub agent_claim: String,
@@ -240,6 +243,7 @@ impl Default for OidcSettings {
         OidcSettings {
             issuer: String::new(),
             audience: String::new(),
+            clients: String::new(),
             agent_claim: "email".into(),
             require_amr: String::new(),
             require_acr: String::new(),

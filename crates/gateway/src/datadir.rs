@@ -311,6 +311,7 @@ impl DataDir {
                 read_secret_file(&self.root, "[helpdesk] zendesk_secret_file", &config.helpdesk.zendesk_secret_file)?;
             Some(crate::helpdesk::Zendesk::new(Zeroizing::new(secret.as_bytes().to_vec()), config.helpdesk.clone()))
         };
+        let sso = config.oidc.is_set().then(|| crate::sso::Sso::new(config.oidc.clone()));
         let policy_hash = policy.hash().to_string();
         let applied = store.meta(POLICY_HASH)?;
         let revoked = store.revoked_tokens(clock.now_seconds())?.into_iter().collect();
@@ -329,7 +330,7 @@ impl DataDir {
             backing_up: Arc::default(),
             vault: Vault::new(kek, blind),
             helpdesk,
-            sso: config.oidc.is_set().then(|| crate::sso::Sso::new(config.oidc.clone())),
+            sso,
             policy,
             categories,
             audit: Arc::clone(&audit),

@@ -95,50 +95,76 @@ fn decode_part(what: &str, text: Option<&str>) -> Result<Vec<u8>, OidcError> {
     BASE64URL.decode(text).map_err(|error| OidcError::KeySet(format!("a key's `{what}` is not base64url: {error}")))
 }
 
+/// The key a JWK describes, if it is one cordon checks signatures with.
+fn key_of(jwk: &Jwk) -> Result<Option<Key>, OidcError> {
+    Ok(Some(match (jwk.kty.as_str(), jwk.crv.as_deref()) {
+        ("RSA", _) => {
+            let n = decode_part("n", jwk.n.as_deref())?;
+            let significant = n.iter().skip_while(|byte| **byte == 0).count();
+            if significant < 256 {
+                return Err(OidcError::KeySet(format!("an RSA key of {} bits is too short", significant * 8)));
+            }
+            Key::Rsa { n, e: decode_part("e", jwk.e.as_deref())? }
+        }
+        ("EC", Some("P-256")) => {
+            let (x, y) = (decode_part("x", jwk.x.as_deref())?, decode_part("y", jwk.y.as_deref())?);
+            if x.len() != 32 || y.len() != 32 {
+                return Err(OidcError::KeySet("a P-256 key's coordinates are not 32 bytes".into()));
+            }
+            let mut point = vec![0x04];
+            point.extend_from_slice(&x);
+            point.extend_from_slice(&y);
+            Key::P256 { point }
+        }
+        ("OKP", Some("Ed25519")) => {
+            let x = decode_part("x", jwk.x.as_deref())?;
+            let public = <[u8; 32]>::try_from(x.as_slice())
+                .map_err(|_| OidcError::KeySet("an Ed25519 key is not 32 bytes".into()))?;
+            Key::Ed25519 { public }
+        }
+        _ => return Ok(None),
+    }))
+}
+
+/// An id or algorithm name from a token, as an error may quote it: short and printable.
+fn printable(text: &str) -> String {
+    text.chars().filter(|character| character.is_ascii_graphic()).take(64).collect()
+}
+
 impl KeySet {
-    /// Reads a JWKS document.
+    /// Reads a JWKS document. A key cordon cannot use (a short RSA key, a malformed point) is
+    /// left out, as are keys for encryption or other algorithms; the set must keep at least
+    /// one, and no two keys may share an id.
     pub fn parse(json: &[u8]) -> Result<KeySet, OidcError> {
         let set: JwkSet = serde_json::from_slice(json).map_err(|error| OidcError::KeySet(error.to_string()))?;
         let mut keys = BTreeMap::new();
+        let mut left_out = Vec::new();
         for jwk in set.keys {
             if jwk.usage.as_deref().is_some_and(|usage| usage != "sig") {
                 continue;
             }
-            let key = match (jwk.kty.as_str(), jwk.crv.as_deref()) {
-                ("RSA", _) => {
-                    let n = decode_part("n", jwk.n.as_deref())?;
-                    if n.len() < 256 {
-                        return Err(OidcError::KeySet(format!("an RSA key of {} bits is too short", n.len() * 8)));
-                    }
-                    Key::Rsa { n, e: decode_part("e", jwk.e.as_deref())? }
+            let key = match key_of(&jwk) {
+                Ok(Some(key)) => key,
+                Ok(None) => continue,
+                Err(OidcError::KeySet(why)) => {
+                    left_out.push(why);
+                    continue;
                 }
-                ("EC", Some("P-256")) => {
-                    let (x, y) = (decode_part("x", jwk.x.as_deref())?, decode_part("y", jwk.y.as_deref())?);
-                    if x.len() != 32 || y.len() != 32 {
-                        return Err(OidcError::KeySet("a P-256 key's coordinates are not 32 bytes".into()));
-                    }
-                    let mut point = vec![0x04];
-                    point.extend_from_slice(&x);
-                    point.extend_from_slice(&y);
-                    Key::P256 { point }
-                }
-                ("OKP", Some("Ed25519")) => {
-                    let x = decode_part("x", jwk.x.as_deref())?;
-                    let public = <[u8; 32]>::try_from(x.as_slice())
-                        .map_err(|_| OidcError::KeySet("an Ed25519 key is not 32 bytes".into()))?;
-                    Key::Ed25519 { public }
-                }
-                _ => continue,
+                Err(error) => return Err(error),
             };
             if let Some(alg) = jwk.alg.as_deref()
                 && alg != key.algorithm()
             {
                 continue;
             }
-            keys.insert(jwk.kid.unwrap_or_default(), key);
+            let kid = jwk.kid.unwrap_or_default();
+            if keys.insert(kid.clone(), key).is_some() {
+                return Err(OidcError::KeySet(format!("two keys share the id `{}`", printable(&kid))));
+            }
         }
         if keys.is_empty() {
-            return Err(OidcError::KeySet("it holds no RS256, ES256 or EdDSA signing key".into()));
+            let why = if left_out.is_empty() { String::new() } else { format!(" ({})", left_out.join("; ")) };
+            return Err(OidcError::KeySet(format!("it holds no RS256, ES256 or EdDSA signing key{why}")));
         }
         Ok(KeySet { keys })
     }
@@ -233,11 +259,11 @@ pub fn verify(token: &str, keys: &KeySet, issuer: &str, expect: &Expect<'_>, now
         return Err(OidcError::Malformed("it does not have exactly three parts".into()));
     };
     if !matches!(header.alg.as_str(), "RS256" | "ES256" | "EdDSA") {
-        return Err(OidcError::Algorithm(header.alg));
+        return Err(OidcError::Algorithm(printable(&header.alg)));
     }
-    let key = keys.keys.get(&header.kid).ok_or_else(|| OidcError::UnknownKey(header.kid.clone()))?;
+    let key = keys.keys.get(&header.kid).ok_or_else(|| OidcError::UnknownKey(printable(&header.kid)))?;
     if key.algorithm() != header.alg {
-        return Err(OidcError::Algorithm(header.alg));
+        return Err(OidcError::Algorithm(printable(&header.alg)));
     }
     let signature = BASE64URL
         .decode(encoded_signature)
@@ -257,7 +283,7 @@ pub fn verify(token: &str, keys: &KeySet, issuer: &str, expect: &Expect<'_>, now
             .is_ok(),
     };
     if !verified {
-        return Err(OidcError::Signature(header.kid));
+        return Err(OidcError::Signature(printable(&header.kid)));
     }
     let bytes =
         BASE64URL.decode(encoded_claims).map_err(|_| OidcError::Malformed("the claims are not base64url".into()))?;
@@ -286,16 +312,16 @@ fn check_claims(
     };
     let number = |claim: &'static str| token.claims.get(claim).and_then(Value::as_i64);
     let expires = number("exp").ok_or_else(|| wrong("exp", "it is missing".into()))?;
-    if expires + LEEWAY_SECONDS <= now {
+    if expires.saturating_add(LEEWAY_SECONDS) <= now {
         return Err(wrong("exp", "the token has expired".into()));
     }
     if let Some(not_before) = number("nbf")
-        && not_before - LEEWAY_SECONDS > now
+        && not_before.saturating_sub(LEEWAY_SECONDS) > now
     {
         return Err(wrong("nbf", "the token is not valid yet".into()));
     }
     let issued = number("iat").ok_or_else(|| wrong("iat", "it is missing".into()))?;
-    if issued - LEEWAY_SECONDS > now {
+    if issued.saturating_sub(LEEWAY_SECONDS) > now {
         return Err(wrong("iat", "the token was issued in the future".into()));
     }
     if token.text("sub").is_none_or(str::is_empty) {

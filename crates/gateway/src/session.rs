@@ -141,7 +141,13 @@ impl Gateway {
                 &claims.sub,
                 "session.start",
                 &code,
-                Some(format!("role {} token {} until {}", claims.role.name(), claims.jti, expires_ms)),
+                Some(format!(
+                    "role {} token {} until {}{}",
+                    claims.role.name(),
+                    claims.jti,
+                    expires_ms,
+                    claims.sign_in.describe()
+                )),
                 request,
             )
             .await?;
@@ -158,6 +164,7 @@ impl Gateway {
             ended_ms: None,
             end_reason: None,
             end_index: None,
+            sign_in: claims.sign_in.to_stored(),
         };
         if !self.store.insert_session(&secret_hash(&secret), &stored)? {
             return Err(GatewayError::Internal("a fresh session secret or code was already in use".into()));
@@ -202,7 +209,7 @@ impl Gateway {
             exp: stored.expires_ms / 1000,
             jti: stored.token_id.clone(),
             session: Some(stored.code.clone()),
-            sign_in: crate::token::SignIn::default(),
+            sign_in: crate::token::SignIn::from_stored(&stored.sign_in),
         };
         let session = ConsoleSession {
             code: stored.code,
@@ -272,6 +279,10 @@ impl Gateway {
                             ended_ms: None,
                             end_reason: None,
                             end_index: None,
+                            // Not taken from the entry's words: a session read back from
+                            // the ledger shows no second factor, so it reveals nothing that
+                            // needs one.
+                            sign_in: String::new(),
                         });
                     }
                     "session.end" => {

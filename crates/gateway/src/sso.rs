@@ -8,7 +8,6 @@ use std::sync::RwLock;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use cordon_policy::Decision;
-use sha2::{Digest as _, Sha256};
 
 use crate::config::OidcSettings;
 use crate::error::GatewayError;
@@ -86,11 +85,27 @@ impl Gateway {
             }
         };
         let issued = verified.claims.get("iat").and_then(serde_json::Value::as_i64).unwrap_or(now);
-        if verified.expires_at() - issued > crate::token::TOKEN_LIFETIME_SECONDS_MAX {
+        if verified.expires_at().saturating_sub(issued) > crate::token::TOKEN_LIFETIME_SECONDS_MAX {
             return Err(unauthenticated(format!(
                 "it lives longer than a person's token may ({} s)",
                 crate::token::TOKEN_LIFETIME_SECONDS_MAX
             )));
+        }
+        // Revocation names a token by its id (RFC 9068 requires one).
+        let jti = verified
+            .text("jti")
+            .filter(|jti| cordon_directory::check_id("token", jti).is_ok())
+            .ok_or_else(|| unauthenticated("it has no usable `jti`, by which it could be revoked"))?
+            .to_string();
+        // A person's token: not a machine's own (client credentials name the client as subject),
+        // and from a client the API takes tokens of.
+        let client = verified.text("client_id").or_else(|| verified.text("azp")).unwrap_or_default();
+        if !client.is_empty() && verified.text("sub") == Some(client) {
+            return Err(unauthenticated("it is a client's own token, with no person behind it"));
+        }
+        let clients: Vec<&str> = settings.clients.split_whitespace().collect();
+        if !clients.is_empty() && !clients.contains(&client) {
+            return Err(unauthenticated("it was issued to a client `[oidc] clients` does not name"));
         }
         let claim = settings.agent_claim.as_str();
         let named = verified
@@ -100,21 +115,22 @@ impl Gateway {
         let agent_id = if claim == "sub" {
             named.to_string()
         } else {
+            // An address a person can edit at the provider names nobody until it vouches for
+            // it; and only plain ASCII is compared (no case folding that maps another script's
+            // letters onto an agent's address).
+            if verified.claims.get("email_verified").and_then(serde_json::Value::as_bool) != Some(true) {
+                return Err(unauthenticated("its `email` is not marked verified (`email_verified`)"));
+            }
+            if !named.bytes().all(|byte| byte.is_ascii_graphic()) {
+                return Err(unauthenticated("its `email` is not plain ASCII"));
+            }
             self.store
-                .agent_by_email(named)?
+                .agent_by_email(&named.to_ascii_lowercase())?
                 .ok_or_else(|| unauthenticated("no directory agent has the email it names"))?
         };
         cordon_directory::check_agent_id(&agent_id).map_err(|error| unauthenticated(error.to_string()))?;
         let agent =
             self.agent(&agent_id)?.ok_or_else(|| unauthenticated("the agent it names is not in the directory"))?;
-        // Revocation names the provider's token id; a token without one is named by its hash.
-        let jti = verified
-            .text("jti")
-            .filter(|jti| cordon_directory::check_id("token", jti).is_ok())
-            .map(str::to_string)
-            .unwrap_or_else(|| {
-                Sha256::digest(token.as_bytes()).iter().take(16).map(|byte| format!("{byte:02x}")).collect()
-            });
         Ok(Claims {
             sub: agent.id,
             role: TokenRole::from(agent.role),

@@ -139,10 +139,37 @@ pub struct Claims {
 }
 
 /// How a person signed in at the identity provider, as its token says.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SignIn {
     pub amr: Vec<String>,
     pub acr: Option<String>,
+}
+
+impl SignIn {
+    /// As a console session's row keeps it: JSON, or empty for none.
+    pub fn to_stored(&self) -> String {
+        if *self == SignIn::default() { String::new() } else { serde_json::to_string(self).unwrap_or_default() }
+    }
+
+    /// What [`SignIn::to_stored`] kept; anything else reads as no sign-in at the provider.
+    pub fn from_stored(stored: &str) -> SignIn {
+        serde_json::from_str(stored).unwrap_or_default()
+    }
+
+    /// For a `session.start` entry: ` amr pwd,otp acr <level>`, or nothing.
+    pub fn describe(&self) -> String {
+        if *self == SignIn::default() {
+            return String::new();
+        }
+        let clean =
+            |text: &str| text.chars().filter(|character| character.is_ascii_graphic()).take(64).collect::<String>();
+        let amr: Vec<String> = self.amr.iter().take(8).map(|method| clean(method)).collect();
+        format!(
+            " amr {} acr {}",
+            if amr.is_empty() { "-".into() } else { amr.join(",") },
+            self.acr.as_deref().map_or("-".into(), clean)
+        )
+    }
 }
 
 impl Claims {

@@ -21,6 +21,7 @@ use crate::webhook::Outbound;
 
 const RETRY: Duration = Duration::from_secs(5);
 const REFETCH_AT_MOST_EVERY: Duration = Duration::from_secs(30);
+const ANSWER_BYTES_MAX: usize = 1 << 20;
 
 pub(crate) async fn run(state: Weak<AppState>) {
     let mut last_success: Option<Instant> = None;
@@ -62,6 +63,14 @@ async fn fetch(settings: &OidcSettings, outbound: &Outbound) -> Result<KeySet, S
         .get("jwks_uri")
         .and_then(Value::as_str)
         .ok_or_else(|| format!("`{discovery_url}` names no `jwks_uri`"))?;
+    // The keys decide whose tokens are taken: fetched over TLS, or from the issuer's own
+    // loopback address when the issuer itself is plain HTTP on this host (for trying it out).
+    let origin = |url: &str| url.splitn(4, '/').take(3).collect::<Vec<_>>().join("/");
+    if !(jwks_uri.starts_with("https://")
+        || (settings.issuer.starts_with("http://") && origin(jwks_uri) == origin(&settings.issuer)))
+    {
+        return Err(format!("`{discovery_url}` names `{jwks_uri}` for its keys, which is not https://"));
+    }
     KeySet::parse(&get(jwks_uri, outbound).await?).map_err(|error| format!("`{jwks_uri}`: {error}"))
 }
 
@@ -77,6 +86,12 @@ async fn get(url: &str, outbound: &Outbound) -> Result<Vec<u8>, String> {
         .map_err(|_| format!("`{url}` did not answer within 10 s"))??;
     if !answer.status.is_success() {
         return Err(format!("`{url}` answered {}", answer.status));
+    }
+    if answer.body.len() > ANSWER_BYTES_MAX {
+        return Err(format!(
+            "`{url}` answered {} bytes; a discovery document or key set is under {ANSWER_BYTES_MAX}",
+            answer.body.len()
+        ));
     }
     Ok(answer.body)
 }

@@ -148,7 +148,10 @@ CREATE TABLE IF NOT EXISTS console_sessions (
     start_index INTEGER NOT NULL,
     ended_ms INTEGER,
     end_reason TEXT,
-    end_index INTEGER
+    end_index INTEGER,
+    -- How the person signed in at the identity provider (the gateway's JSON), empty for a
+    -- session started with cordon's own token.
+    sign_in TEXT NOT NULL DEFAULT ''
 );
 -- The helpdesk's webhook events (Zendesk): each event id seen, kept for twice the replay
 -- window, so a redelivered event is applied once.

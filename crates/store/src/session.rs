@@ -22,10 +22,13 @@ pub struct StoredSession {
     pub ended_ms: Option<i64>,
     pub end_reason: Option<String>,
     pub end_index: Option<u64>,
+    /// How the person signed in at the identity provider (the gateway's JSON); empty for a
+    /// session started with cordon's own token.
+    pub sign_in: String,
 }
 
 const COLUMNS: &str = "code, subject, role, token_id, csrf, started_ms, expires_ms, last_seen_ms, start_index, ended_ms, \
-                       end_reason, end_index";
+                       end_reason, end_index, sign_in";
 
 fn session_columns(row: &rusqlite::Row<'_>) -> rusqlite::Result<StoredSession> {
     Ok(StoredSession {
@@ -41,6 +44,7 @@ fn session_columns(row: &rusqlite::Row<'_>) -> rusqlite::Result<StoredSession> {
         ended_ms: row.get(9)?,
         end_reason: row.get(10)?,
         end_index: row.get::<_, Option<i64>>(11)?.map(|index| index.max(0) as u64),
+        sign_in: row.get(12)?,
     })
 }
 
@@ -52,7 +56,8 @@ impl Store {
         let inserted = connection
             .execute(
                 "INSERT OR IGNORE INTO console_sessions (secret_sha256, code, subject, role, token_id, csrf, \
-                 started_ms, expires_ms, last_seen_ms, start_index) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+                 started_ms, expires_ms, last_seen_ms, start_index, sign_in) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
                 params![
                     secret_sha256,
                     session.code,
@@ -63,7 +68,8 @@ impl Store {
                     session.started_ms,
                     session.expires_ms,
                     session.last_seen_ms,
-                    session.start_index as i64
+                    session.start_index as i64,
+                    session.sign_in
                 ],
             )
             .map_err(self.error("store a session"))?;

@@ -198,6 +198,18 @@ impl Store {
             });
         }
         writer.execute_batch(SCHEMA).map_err(sql_error(path, "apply the schema"))?;
+        // Columns added since a table was first made (CREATE TABLE IF NOT EXISTS leaves an
+        // existing table as it was).
+        let (table, column, definition) = ("console_sessions", "sign_in", "TEXT NOT NULL DEFAULT ''");
+        let present = writer
+            .prepare(&format!("SELECT 1 FROM pragma_table_info('{table}') WHERE name = ?1"))
+            .and_then(|mut statement| statement.exists([column]))
+            .map_err(sql_error(path, "read the schema"))?;
+        if !present {
+            writer
+                .execute_batch(&format!("ALTER TABLE {table} ADD COLUMN {column} {definition}"))
+                .map_err(sql_error(path, "add a column"))?;
+        }
         // A directory made before the counter existed counts its customers once; after that
         // the counter is read, not recounted, at every open.
         let counted = writer

@@ -146,6 +146,15 @@ fn the_providers_access_tokens_sign_agents_in_to_the_api_and_a_reveal_needs_the_
     assert_eq!(refused["policies"][0].as_str(), Some(cordon_gateway::SIGN_IN_POLICY), "{refused}");
     assert!(refused["detail"].as_str().unwrap_or_default().contains("otp"), "{refused}");
     assert!(refused["ledger_index"].as_u64().is_some(), "the refusal is recorded: {refused}");
+    // Verify tells as much over enough statements: it asks the same.
+    let (status, refused) = http(
+        &address,
+        "POST",
+        "/v1/customers/cus-2/verify",
+        Some(lee_access),
+        Some(&json!({"ticket": "t-2", "field": "email", "value": "perpetua@example.org"})),
+    );
+    assert_eq!((status, refused["policies"][0].as_str()), (403, Some(cordon_gateway::SIGN_IN_POLICY)), "{refused}");
     // cordon's own token for the same agent shows no second factor either.
     let own = run(&["token", "issue", "--data", &text, "--agent", "agt-1"]).1.trim().to_string();
     let (status, refused) = reveal(&own, "cus-1", "t-1");
@@ -153,11 +162,17 @@ fn the_providers_access_tokens_sign_agents_in_to_the_api_and_a_reveal_needs_the_
 
     // Tokens that name nobody, or are not access tokens for this API, authenticate nobody.
     let ghost = provider.sign_in("ghost", "pw+otp");
+    let mallory = provider.sign_in("mallory", "pw+otp");
     let mut tampered = sam_access.clone().into_bytes();
     let at = sam_access.find('.').unwrap() + 3;
     tampered[at] = if tampered[at] == b'a' { b'b' } else { b'a' };
     let cases: Vec<(&str, String, &str)> = vec![
         ("an email no agent has", ghost["access_token"].as_str().unwrap().to_string(), "no directory agent"),
+        (
+            "another agent's email, unverified",
+            mallory["access_token"].as_str().unwrap().to_string(),
+            "not marked verified",
+        ),
         ("an ID token", sam["id_token"].as_str().unwrap().to_string(), "at+jwt"),
         ("an altered token", String::from_utf8(tampered).unwrap(), "identity provider's token"),
     ];

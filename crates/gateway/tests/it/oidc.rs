@@ -255,6 +255,20 @@ fn key_sets_keep_only_signing_keys_cordon_can_check() {
         ),
         ("not JSON", json!("keys"), Err("invalid type")),
         (
+            "two keys with one id",
+            json!({"keys": [
+            {"kty": "OKP", "crv": "Ed25519", "kid": "same", "x": BASE64URL.encode([7u8; 32])},
+            {"kty": "OKP", "crv": "Ed25519", "kid": "same", "x": BASE64URL.encode([8u8; 32])}]}),
+            Err("share the id `same`"),
+        ),
+        (
+            "a short RSA key beside a good one",
+            json!({"keys": [
+            {"kty": "RSA", "kid": "r", "n": BASE64URL.encode([1u8; 128]), "e": "AQAB"},
+            {"kty": "OKP", "crv": "Ed25519", "kid": "good", "x": BASE64URL.encode([7u8; 32])}]}),
+            Ok(1),
+        ),
+        (
             "one good key among others",
             json!({"keys": [
             {"kty": "oct", "kid": "s", "k": "c2VjcmV0"},
