@@ -225,6 +225,12 @@ pub struct OidcSettings {
     /// The provider's clients whose access tokens the API takes (their `client_id` or
     /// `azp`), space-separated; empty: any client's.
     pub clients: String,
+    /// The console's sign-in (authorization code with PKCE): cordon's client id at the
+    /// provider, the file (owner-only) holding its secret, and the console's callback as
+    /// registered there (`https://…/console/oidc/callback`). All three, or none.
+    pub client_id: String,
+    pub client_secret_file: String,
+    pub redirect_url: String,
     /// Which claim names the directory's agent: `email` (the agent's work email) or `sub`
     /// (the agent's id).
     pub agent_claim: String,
@@ -244,6 +250,9 @@ impl Default for OidcSettings {
             issuer: String::new(),
             audience: String::new(),
             clients: String::new(),
+            client_id: String::new(),
+            client_secret_file: String::new(),
+            redirect_url: String::new(),
             agent_claim: "email".into(),
             require_amr: String::new(),
             require_acr: String::new(),
@@ -255,6 +264,11 @@ impl Default for OidcSettings {
 impl OidcSettings {
     pub fn is_set(&self) -> bool {
         !self.issuer.is_empty()
+    }
+
+    /// Whether the console signs people in through the provider.
+    pub fn console(&self) -> bool {
+        self.is_set() && !self.client_id.is_empty()
     }
 }
 
@@ -337,6 +351,7 @@ impl Config {
             ("[hsm] module", self.hsm.module.as_str(), Library),
             ("[hsm] pin_file", self.hsm.pin_file.as_str(), Secret),
             ("[helpdesk] zendesk_secret_file", self.helpdesk.zendesk_secret_file.as_str(), Secret),
+            ("[oidc] client_secret_file", self.oidc.client_secret_file.as_str(), Secret),
             ("[policy] policies", self.policy.policies.as_deref().unwrap_or(""), Public),
             ("[policy] schema", self.policy.schema.as_deref().unwrap_or(""), Public),
         ]
@@ -428,6 +443,24 @@ impl Config {
                 return Err(format!("[oidc] agent_claim = `{}` must be `email` or `sub`", oidc.agent_claim));
             }
             in_range("[oidc] keys_refresh_seconds", oidc.keys_refresh_seconds, 30, 86_400)?;
+            let console = [&oidc.client_id, &oidc.client_secret_file, &oidc.redirect_url];
+            if console.iter().any(|value| value.is_empty()) && console.iter().any(|value| !value.is_empty()) {
+                return Err("[oidc] client_id, client_secret_file and redirect_url go together: set all three (the \
+                            console's sign-in) or none (the API's tokens only)"
+                    .into());
+            }
+            if !oidc.redirect_url.is_empty() && !web_url(&oidc.redirect_url) {
+                return Err(format!("[oidc] redirect_url = `{}` is not an http:// or https:// URL", oidc.redirect_url));
+            }
+            if !oidc.client_id.is_empty()
+                && !oidc.clients.trim().is_empty()
+                && !oidc.clients.split_whitespace().any(|client| client == oidc.client_id)
+            {
+                return Err(format!(
+                    "[oidc] clients = `{}` leaves out the console's own client `{}`: add it",
+                    oidc.clients, oidc.client_id
+                ));
+            }
         } else if *oidc != OidcSettings::default() {
             return Err("[oidc] has settings but no issuer: set `issuer`, or remove the others".into());
         }

@@ -311,7 +311,16 @@ impl DataDir {
                 read_secret_file(&self.root, "[helpdesk] zendesk_secret_file", &config.helpdesk.zendesk_secret_file)?;
             Some(crate::helpdesk::Zendesk::new(Zeroizing::new(secret.as_bytes().to_vec()), config.helpdesk.clone()))
         };
-        let sso = config.oidc.is_set().then(|| crate::sso::Sso::new(config.oidc.clone()));
+        let sso = if config.oidc.is_set() {
+            let secret = if config.oidc.console() {
+                Some(read_secret_file(&self.root, "[oidc] client_secret_file", &config.oidc.client_secret_file)?)
+            } else {
+                None
+            };
+            Some(crate::sso::Sso::new(config.oidc.clone(), secret))
+        } else {
+            None
+        };
         let policy_hash = policy.hash().to_string();
         let applied = store.meta(POLICY_HASH)?;
         let revoked = store.revoked_tokens(clock.now_seconds())?.into_iter().collect();

@@ -62,5 +62,5 @@ pub use session::{
     StartedSession, is_session_code, session_json,
 };
 pub use snapshot::SNAPSHOT_FILE;
-pub use sso::SIGN_IN_POLICY;
+pub use sso::{ConsoleClient, SIGN_IN_POLICY};
 pub use token::{Claims, SignIn, TokenError, TokenKey, TokenRole};

@@ -329,6 +329,9 @@ fn check_claims(
     }
     match expect {
         Expect::IdToken { client_id, nonce } => {
+            if header.typ.as_deref().is_some_and(|typ| typ.to_ascii_lowercase().ends_with("at+jwt")) {
+                return Err(OidcError::Malformed("an access token is not an ID token".into()));
+            }
             if !audiences.contains(client_id) {
                 return Err(wrong("aud", format!("it must name this client, `{client_id}`")));
             }

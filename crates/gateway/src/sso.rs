@@ -8,6 +8,7 @@ use std::sync::RwLock;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use cordon_policy::Decision;
+use zeroize::Zeroizing;
 
 use crate::config::OidcSettings;
 use crate::error::GatewayError;
@@ -19,17 +20,38 @@ use crate::token::{Claims, SignIn, TokenRole};
 pub const SIGN_IN_POLICY: &str = "cordon:sign-in-strength";
 
 /// The provider as the gateway knows it: its settings and its keys as last fetched.
-#[derive(Debug)]
 pub(crate) struct Sso {
     pub(crate) settings: OidcSettings,
+    /// The console client's secret, for the token endpoint.
+    client_secret: Option<Zeroizing<String>>,
     keys: RwLock<Option<KeySet>>,
     /// Set when a token named a key the set lacks: the server fetches the set again.
     stale: AtomicBool,
 }
 
+impl std::fmt::Debug for Sso {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Sso({})", self.settings.issuer)
+    }
+}
+
 impl Sso {
-    pub(crate) fn new(settings: OidcSettings) -> Sso {
-        Sso { settings, keys: RwLock::new(None), stale: AtomicBool::new(false) }
+    pub(crate) fn new(settings: OidcSettings, client_secret: Option<Zeroizing<String>>) -> Sso {
+        Sso { settings, client_secret, keys: RwLock::new(None), stale: AtomicBool::new(false) }
+    }
+}
+
+/// The console's client at the provider, for its sign-in.
+#[derive(Clone)]
+pub struct ConsoleClient {
+    pub client_id: String,
+    pub client_secret: Zeroizing<String>,
+    pub redirect_url: String,
+}
+
+impl std::fmt::Debug for ConsoleClient {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "ConsoleClient({})", self.client_id)
     }
 }
 
@@ -42,6 +64,35 @@ impl Gateway {
     /// without `[oidc]`.
     pub fn oidc_settings(&self) -> Option<&OidcSettings> {
         self.sso.as_ref().map(|sso| &sso.settings)
+    }
+
+    /// The console's client at the provider, when `[oidc]` configures the console's sign-in.
+    pub fn oidc_console_client(&self) -> Option<ConsoleClient> {
+        let sso = self.sso.as_ref()?;
+        Some(ConsoleClient {
+            client_id: sso.settings.client_id.clone(),
+            client_secret: sso.client_secret.clone()?,
+            redirect_url: sso.settings.redirect_url.clone(),
+        })
+    }
+
+    /// Checks the ID token of a console sign-in: the provider's, for the console's client,
+    /// with that sign-in's `nonce`. Returns its subject.
+    pub fn check_id_token(&self, token: &str, nonce: &str) -> Result<String, GatewayError> {
+        let Some(sso) = &self.sso else { return Err(unauthenticated("single sign-on is not configured")) };
+        let keys = sso.keys.read().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let Some(keys) = keys.as_ref() else {
+            return Err(unauthenticated("the provider's keys have not been fetched yet; try again shortly"));
+        };
+        let expect = Expect::IdToken { client_id: &sso.settings.client_id, nonce };
+        let verified = crate::oidc::verify(token, keys, &sso.settings.issuer, &expect, self.clock.now_seconds())
+            .map_err(|error| {
+                if matches!(error, OidcError::UnknownKey(_)) {
+                    sso.stale.store(true, Ordering::Release);
+                }
+                unauthenticated(error)
+            })?;
+        Ok(verified.text("sub").unwrap_or_default().to_string())
     }
 
     /// Puts the provider's key set, as the server fetched it, in force.

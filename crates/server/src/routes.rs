@@ -36,8 +36,12 @@ pub struct AppState {
     pub(crate) demo_sign_in: BTreeMap<String, DemoSignIn>,
     /// Whether the server speaks HTTPS: the console's cookies are then `Secure`.
     pub(crate) tls: bool,
-    /// How the webhooks reach their receivers.
+    /// How the webhooks reach their receivers (and the server the identity provider).
     pub(crate) outbound: crate::webhook::Outbound,
+    /// The identity provider's endpoints, as its discovery document gave them (`sso.rs`).
+    pub(crate) provider: std::sync::RwLock<Option<crate::sso::ProviderEndpoints>>,
+    /// Console sign-ins through the provider under way, by their `state`.
+    pub(crate) pending_sign_ins: std::sync::Mutex<std::collections::HashMap<String, crate::sso::PendingSignIn>>,
 }
 
 /// Who a demo's one-click link signs in as, and the page it lands on. The token is issued at
@@ -71,6 +75,8 @@ impl AppState {
             demo_sign_in: BTreeMap::new(),
             tls: false,
             outbound: crate::webhook::Outbound::web(),
+            provider: std::sync::RwLock::new(None),
+            pending_sign_ins: std::sync::Mutex::default(),
         }
     }
 

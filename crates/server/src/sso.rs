@@ -34,9 +34,10 @@ pub(crate) async fn run(state: Weak<AppState>) {
             && state.gateway.provider_keys_wanted();
         if Instant::now() >= next_fetch || wanted {
             match fetch(&settings, &state.outbound).await {
-                Ok(keys) => {
+                Ok((keys, endpoints)) => {
                     tracing::info!(keys = keys.len(), issuer = %settings.issuer, "the identity provider's keys are fetched");
                     state.gateway.set_provider_keys(keys);
+                    *state.provider.write().unwrap_or_else(std::sync::PoisonError::into_inner) = Some(endpoints);
                     last_success = Some(Instant::now());
                     next_fetch = Instant::now() + refresh;
                 }
@@ -51,30 +52,61 @@ pub(crate) async fn run(state: Weak<AppState>) {
     }
 }
 
-/// The provider's key set, through its discovery document.
-async fn fetch(settings: &OidcSettings, outbound: &Outbound) -> Result<KeySet, String> {
+/// Where the console sends a browser to sign in, and where it trades the code for tokens.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct ProviderEndpoints {
+    pub(crate) authorization: String,
+    pub(crate) token: String,
+}
+
+/// A console sign-in under way: what its callback must match, and when it began.
+#[derive(Debug, Clone)]
+pub(crate) struct PendingSignIn {
+    pub(crate) nonce: String,
+    pub(crate) verifier: String,
+    pub(crate) started: Instant,
+}
+
+/// How long a browser has from the console's sign-in link to its callback.
+pub(crate) const SIGN_IN_LIFETIME: Duration = Duration::from_secs(600);
+/// Sign-ins under way at once, at most: beyond it a new one is refused until some expire.
+pub(crate) const SIGN_INS_MAX: usize = 10_000;
+
+/// Whether `url` may carry what the provider's keys or tokens decide: https, or the issuer's
+/// own origin when the issuer is plain HTTP on this host.
+fn trusted(url: &str, issuer: &str) -> bool {
+    let origin = |url: &str| url.splitn(4, '/').take(3).collect::<Vec<_>>().join("/");
+    url.starts_with("https://") || (issuer.starts_with("http://") && origin(url) == origin(issuer))
+}
+
+/// The provider's key set and endpoints, through its discovery document.
+async fn fetch(settings: &OidcSettings, outbound: &Outbound) -> Result<(KeySet, ProviderEndpoints), String> {
     let discovery_url = format!("{}/.well-known/openid-configuration", settings.issuer.trim_end_matches('/'));
     let discovery: Value = serde_json::from_slice(&get(&discovery_url, outbound).await?)
         .map_err(|error| format!("`{discovery_url}` is not JSON: {error}"))?;
     if discovery.get("issuer").and_then(Value::as_str) != Some(settings.issuer.as_str()) {
         return Err(format!("`{discovery_url}` names another issuer than `{}`", settings.issuer));
     }
-    let jwks_uri = discovery
-        .get("jwks_uri")
-        .and_then(Value::as_str)
-        .ok_or_else(|| format!("`{discovery_url}` names no `jwks_uri`"))?;
-    // The keys decide whose tokens are taken: fetched over TLS, or from the issuer's own
-    // loopback address when the issuer itself is plain HTTP on this host (for trying it out).
-    let origin = |url: &str| url.splitn(4, '/').take(3).collect::<Vec<_>>().join("/");
-    if !(jwks_uri.starts_with("https://")
-        || (settings.issuer.starts_with("http://") && origin(jwks_uri) == origin(&settings.issuer)))
-    {
-        return Err(format!("`{discovery_url}` names `{jwks_uri}` for its keys, which is not https://"));
-    }
-    KeySet::parse(&get(jwks_uri, outbound).await?).map_err(|error| format!("`{jwks_uri}`: {error}"))
+    // The keys decide whose tokens are taken, the endpoints where codes and secrets go:
+    // over TLS, or the issuer's own loopback address when it is plain HTTP on this host.
+    let endpoint = |name: &str| -> Result<String, String> {
+        let url = discovery
+            .get(name)
+            .and_then(Value::as_str)
+            .ok_or_else(|| format!("`{discovery_url}` names no `{name}`"))?;
+        if !trusted(url, &settings.issuer) {
+            return Err(format!("`{discovery_url}` names `{url}` as its `{name}`, which is not https://"));
+        }
+        Ok(url.to_string())
+    };
+    let jwks_uri = endpoint("jwks_uri")?;
+    let endpoints =
+        ProviderEndpoints { authorization: endpoint("authorization_endpoint")?, token: endpoint("token_endpoint")? };
+    let keys = KeySet::parse(&get(&jwks_uri, outbound).await?).map_err(|error| format!("`{jwks_uri}`: {error}"))?;
+    Ok((keys, endpoints))
 }
 
-async fn get(url: &str, outbound: &Outbound) -> Result<Vec<u8>, String> {
+pub(crate) async fn get(url: &str, outbound: &Outbound) -> Result<Vec<u8>, String> {
     let endpoint = crate::client::Endpoint::parse(url)?;
     let request = hyper::Request::get(endpoint.path.as_str())
         .header(hyper::header::HOST, endpoint.authority())

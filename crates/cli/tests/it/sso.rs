@@ -9,11 +9,10 @@ use std::process::{Child, Command, Stdio};
 
 use serde_json::{Value, json};
 
-use crate::support::{http, run, start_server, stop_server};
+use crate::support::{http, run, start_server_with, stop_server};
 
 const API: &str = "https://cordon.test/api";
 const SECRET: &str = "a-client-secret-for-tests";
-const REDIRECT: &str = "http://127.0.0.1:9/console/oidc/callback";
 
 fn provider_script() -> String {
     format!("{}/../../scripts/oidc-provider/run", env!("CARGO_MANIFEST_DIR"))
@@ -23,13 +22,15 @@ fn provider_script() -> String {
 struct RealProvider {
     child: Child,
     issuer: String,
+    redirect: String,
 }
 
 impl RealProvider {
-    fn start() -> RealProvider {
-        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    /// A provider whose one client, the console, returns to `redirect`.
+    fn start(redirect: &str) -> RealProvider {
+        let port = free_port();
         let mut child = Command::new(provider_script())
-            .args(["provider", &port.to_string(), SECRET, REDIRECT, API])
+            .args(["provider", &port.to_string(), SECRET, redirect, API])
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
             .spawn()
@@ -37,13 +38,13 @@ impl RealProvider {
         let mut lines = std::io::BufReader::new(child.stdout.take().unwrap()).lines();
         assert!(lines.any(|line| line.is_ok_and(|line| line.contains("listening on"))), "oidc-provider did not start");
         std::thread::spawn(move || lines.for_each(drop));
-        RealProvider { child, issuer: format!("http://127.0.0.1:{port}") }
+        RealProvider { child, issuer: format!("http://127.0.0.1:{port}"), redirect: redirect.to_string() }
     }
 
     /// The token endpoint's answer after signing in as `login` with `password`.
     fn sign_in(&self, login: &str, password: &str) -> Value {
         let output = Command::new(provider_script())
-            .args(["sign-in", &self.issuer, SECRET, REDIRECT, login, password])
+            .args(["sign-in", &self.issuer, SECRET, &self.redirect, login, password])
             .output()
             .unwrap();
         assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
@@ -58,13 +59,45 @@ impl Drop for RealProvider {
     }
 }
 
+/// The details of the `change` entries in the published ledger of `data`.
+fn changed_detail(data: &Path, change: &str) -> Vec<String> {
+    let reader = cordon_ledger::LogReader::new(&data.join("ledger"));
+    let size = reader.checkpoint().unwrap().checkpoint.size;
+    let mut details = Vec::new();
+    reader
+        .for_each_entry(0, size, |_, bytes| {
+            if let Ok(cordon_entry::Entry::Change(entry)) = cordon_entry::decode(bytes)
+                && entry.change == change
+            {
+                details.push(entry.detail.unwrap_or_default());
+            }
+            Ok(())
+        })
+        .unwrap();
+    details
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+/// Signs in to the console at `address` through the provider as a browser would.
+fn console_sign_in(address: &str, login: &str, password: &str, then: &[&str]) -> Value {
+    let mut command = Command::new(provider_script());
+    command.args(["console-sign-in", &format!("http://{address}"), login, password]).args(then);
+    let output = command.output().unwrap();
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    serde_json::from_slice(&output.stdout).unwrap()
+}
+
 fn write(path: &Path, lines: &[Value]) {
     std::fs::write(path, lines.iter().map(Value::to_string).collect::<Vec<_>>().join("\n") + "\n").unwrap();
 }
 
 #[test]
 fn the_providers_access_tokens_sign_agents_in_to_the_api_and_a_reveal_needs_the_second_factor() {
-    let provider = RealProvider::start();
+    let cordon_address = format!("127.0.0.1:{}", free_port());
+    let provider = RealProvider::start(&format!("http://{cordon_address}/console/oidc/callback"));
     let scratch = tempfile::tempdir().unwrap();
     let data = scratch.path().join("data");
     let text = data.to_str().unwrap().to_string();
@@ -105,11 +138,23 @@ fn the_providers_access_tokens_sign_agents_in_to_the_api_and_a_reveal_needs_the_
         &format!("[oidc]\nissuer = \"{}\"\naudience = \"{API}\"", provider.issuer),
     );
     toml = toml.replace("require_amr = \"\"", "require_amr = \"otp\"");
+    toml = toml.replace(
+        "client_id = \"\"\nclient_secret_file = \"\"\nredirect_url = \"\"",
+        &format!(
+            "client_id = \"cordon-console\"\nclient_secret_file = \"oidc-secret\"\nredirect_url = \"{}\"",
+            provider.redirect
+        ),
+    );
+    {
+        use std::os::unix::fs::PermissionsExt as _;
+        std::fs::write(data.join("oidc-secret"), SECRET).unwrap();
+        std::fs::set_permissions(data.join("oidc-secret"), std::fs::Permissions::from_mode(0o600)).unwrap();
+    }
     std::fs::write(&config, &toml).unwrap();
     let (ok, stdout, stderr) = run(&["config", "check", "--data", &text]);
     assert!(ok && stdout.contains(&provider.issuer), "{stdout}{stderr}");
 
-    let (server, address, log) = start_server(&text);
+    let (server, address, log) = start_server_with(&text, &["--listen", &cordon_address]);
     let fetched = || log.lock().unwrap().contains("the identity provider's keys are fetched");
     for _ in 0..100 {
         if fetched() {
@@ -201,7 +246,34 @@ fn the_providers_access_tokens_sign_agents_in_to_the_api_and_a_reveal_needs_the_
     let (status, problem) = http(&address, "GET", "/v1/customers/cus-1?ticket=t-1", Some(&sam_access), None);
     assert_eq!(status, 401, "a revoked provider token: {problem}");
 
+    // The console: sam signs in through the provider (PKCE, a nonce, the state bound to the
+    // browser) and lands on the console as agt-1; the session keeps the second factor.
+    let signed = console_sign_in(&address, "sam", "pw+otp", &["--reveal", "cus-1", "t-1", "full_name"]);
+    assert_eq!(signed["callback_status"], 200, "{signed}");
+    assert_eq!(signed["console_status"], 200, "{signed}");
+    let page = signed["console_page"].as_str().unwrap_or_default();
+    assert!(page.contains("agt-1") || page.contains("Sam"), "the console is agt-1's: {page}");
+    // Its session keeps the second factor: a reveal in the console shows the value.
+    let revealed = &signed["reveal"];
+    assert_eq!((revealed["card_status"].as_u64(), revealed["status"].as_u64()), (Some(200), Some(200)), "{revealed}");
+    assert!(revealed["page"].as_str().unwrap_or_default().contains("Oswin Trelawney"), "{revealed}");
+    // A callback with another state than the one this browser began is refused.
+    let tampered = console_sign_in(&address, "sam", "pw+otp", &["--tamper-state"]);
+    assert_eq!(tampered["callback_status"], 403, "{tampered}");
+    assert!(tampered["callback_page"].as_str().unwrap_or_default().contains("not begun in this browser"), "{tampered}");
+    assert!(
+        tampered["console_page"].as_str().unwrap_or_default().contains("Sign in to cordon"),
+        "no session, so the console asks to sign in: {tampered}"
+    );
+    // Lee (suspended above) gets no session.
+    let suspended = console_sign_in(&address, "lee", "pw+otp", &[]);
+    assert_eq!(suspended["callback_status"], 401, "{suspended}");
+
     stop_server(server);
+    // The session's start entry says how sam signed in (read once the server's last
+    // checkpoint published it).
+    let session_start = changed_detail(&data, "session.start");
+    assert!(session_start.iter().any(|detail| detail.contains("amr pwd,otp")), "{session_start:?}");
     let log = log.lock().unwrap();
     assert!(!log.contains(&sam_access), "no token in the server's log");
 }

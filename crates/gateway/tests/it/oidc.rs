@@ -197,7 +197,7 @@ fn provider_tokens_are_read_when_right_and_refused_in_words_otherwise() {
                 &access,
                 "`aud`",
             ),
-            ("an access token as an ID token", good_access.clone(), &id, "`aud`"),
+            ("an access token as an ID token", good_access.clone(), &id, "not an ID token"),
             ("four parts", format!("{good_id}.x"), &id, "three parts"),
             ("huge", "a".repeat(20_000), &id, "over 16384 bytes"),
             (

@@ -11,6 +11,7 @@ mod analyst;
 mod customer;
 mod incident;
 mod pages;
+mod sso;
 
 use std::sync::Arc;
 
@@ -43,6 +44,8 @@ pub(crate) fn router() -> Router<Arc<AppState>> {
         .route("/console/", get(agent::home))
         .route("/console/login", get(login_page).post(login))
         .route("/console/logout", post(logout))
+        .route("/console/oidc/start", get(sso::start))
+        .route("/console/oidc/callback", get(sso::callback))
         .route("/console/demo/{label}", get(demo_sign_in))
         .route("/console/search", post(agent::search))
         .route("/console/customers/{id}", get(agent::card))
@@ -165,9 +168,15 @@ impl FromRequestParts<Arc<AppState>> for Signed {
         };
         match state.gateway.session_claims(secret, &request).await {
             Ok((claims, session)) => Ok(Signed { secret: secret.to_string(), claims, session, request }),
-            Err(GatewayError::Unauthenticated(why)) => {
-                Err((clear_session(state), render(&Login { problem: Some(why), nonce: String::new() })).into_response())
-            }
+            Err(GatewayError::Unauthenticated(why)) => Err((
+                clear_session(state),
+                render(&Login {
+                    problem: Some(why),
+                    nonce: String::new(),
+                    sso: state.gateway.oidc_console_client().is_some(),
+                }),
+            )
+                .into_response()),
             Err(error) => Err(gateway_problem(error)),
         }
     }
@@ -228,7 +237,12 @@ fn set_cookie(
 
 /// A browser just signed in: its session cookie, and on to `landing`.
 fn signed_in(state: &AppState, secret: &str, landing: &str) -> Response {
-    (set_cookie(state, SESSION_COOKIE, secret, "/console", None), Redirect::to(landing)).into_response()
+    (signed_in_cookie(state, secret), Redirect::to(landing)).into_response()
+}
+
+/// The session cookie of a browser that just signed in.
+fn signed_in_cookie(state: &AppState, secret: &str) -> [(header::HeaderName, String); 1] {
+    set_cookie(state, SESSION_COOKIE, secret, "/console", None)
 }
 
 /// Forgets the session cookie in the browser.
@@ -280,7 +294,10 @@ async fn login_page(State(state): State<Arc<AppState>>) -> Response {
         Ok(nonce) => nonce,
         Err(refused) => return refused.into_response(),
     };
-    (set_cookie(&state, LOGIN_COOKIE, &nonce, "/console/login", Some(600)), render(&Login { problem: None, nonce }))
+    (
+        set_cookie(&state, LOGIN_COOKIE, &nonce, "/console/login", Some(600)),
+        render(&Login { problem: None, nonce, sso: state.gateway.oidc_console_client().is_some() }),
+    )
         .into_response()
 }
 
@@ -330,7 +347,11 @@ async fn login(
             (
                 StatusCode::UNAUTHORIZED,
                 set_cookie(&state, LOGIN_COOKIE, &nonce, "/console/login", Some(600)),
-                render(&Login { problem: Some(error.to_string()), nonce }),
+                render(&Login {
+                    problem: Some(error.to_string()),
+                    nonce,
+                    sso: state.gateway.oidc_console_client().is_some(),
+                }),
             )
                 .into_response()
         }

@@ -72,6 +72,16 @@ fn now_ms() -> i64 {
 pub(crate) struct Login {
     pub(crate) problem: Option<String>,
     pub(crate) nonce: String,
+    /// Whether the console also signs in through the exchange's identity provider.
+    pub(crate) sso: bool,
+}
+
+/// The step after the identity provider's redirect: the session cookie is set here, and a
+/// new navigation from this page (same-site) carries it on to the console.
+#[derive(Template)]
+#[template(path = "console/signed-in.html")]
+pub(crate) struct SignedIn {
+    pub(crate) landing: String,
 }
 
 #[derive(Template)]
