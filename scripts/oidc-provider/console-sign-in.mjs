@@ -48,6 +48,10 @@ for (let hop = 0; hop < 20 && response.status >= 300 && response.status < 400; h
 }
 const callbackStatus = response.status;
 const callbackPage = await response.text();
+// The same callback again, as a replayed link would be: its state is used.
+const callbackUrl = url;
+const replayed = await go(callbackUrl);
+const replayStatus = replayed.status;
 let consoleUrl = `${cordon}/console/`;
 let consoleResponse = await go(consoleUrl);
 for (let hop = 0; hop < 5 && consoleResponse.status >= 300 && consoleResponse.status < 400; hop += 1) {
@@ -72,6 +76,7 @@ console.log(JSON.stringify({
   reveal,
   steps,
   callback_status: callbackStatus,
+  replay_status: replayStatus,
   callback_page: callbackPage.slice(0, 2000),
   console_status: consoleResponse.status,
   console_page: (await consoleResponse.text()).slice(0, 4000),

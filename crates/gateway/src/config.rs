@@ -449,8 +449,15 @@ impl Config {
                             console's sign-in) or none (the API's tokens only)"
                     .into());
             }
-            if !oidc.redirect_url.is_empty() && !web_url(&oidc.redirect_url) {
-                return Err(format!("[oidc] redirect_url = `{}` is not an http:// or https:// URL", oidc.redirect_url));
+            if !oidc.redirect_url.is_empty()
+                && !(web_url(&oidc.redirect_url)
+                    && (oidc.redirect_url.starts_with("https://") || loopback_http(&oidc.redirect_url)))
+            {
+                return Err(format!(
+                    "[oidc] redirect_url = `{}` must be an https:// URL (or http:// on a loopback address, for trying it): \
+                     the provider sends sign-in codes there",
+                    oidc.redirect_url
+                ));
             }
             if !oidc.client_id.is_empty()
                 && !oidc.clients.trim().is_empty()

@@ -47,6 +47,10 @@ pub struct ConsoleClient {
     pub client_id: String,
     pub client_secret: Zeroizing<String>,
     pub redirect_url: String,
+    /// The API, as the `resource` the console's access token is asked for.
+    pub audience: String,
+    /// `[oidc] require_acr`, asked of the provider as `acr_values`.
+    pub acr_values: String,
 }
 
 impl std::fmt::Debug for ConsoleClient {
@@ -73,6 +77,8 @@ impl Gateway {
             client_id: sso.settings.client_id.clone(),
             client_secret: sso.client_secret.clone()?,
             redirect_url: sso.settings.redirect_url.clone(),
+            audience: sso.settings.audience.clone(),
+            acr_values: sso.settings.require_acr.split_whitespace().collect::<Vec<_>>().join(" "),
         })
     }
 

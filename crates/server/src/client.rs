@@ -87,10 +87,21 @@ pub async fn send(
     tls: Option<&Arc<ClientConfig>>,
     request: hyper::Request<Full<Bytes>>,
 ) -> Result<Answer, String> {
+    send_limited(endpoint, tls, request, ANSWER_BYTES_MAX).await
+}
+
+/// As [`send`], reading at most `limit` bytes of the answer (an identity provider's answers
+/// are small; a larger one is refused before it is held).
+pub async fn send_limited(
+    endpoint: &Endpoint,
+    tls: Option<&Arc<ClientConfig>>,
+    request: hyper::Request<Full<Bytes>>,
+    limit: usize,
+) -> Result<Answer, String> {
     let response = connect(endpoint, tls).await?.send_request(request).await.map_err(|error| error.to_string())?;
     let status = response.status();
     let headers = response.headers().clone();
-    let body = read_limited(response.into_body()).await?;
+    let body = read_limited(response.into_body(), limit).await?;
     Ok(Answer { status, headers, body })
 }
 
@@ -107,7 +118,7 @@ pub async fn send_into(
     let status = response.status();
     let headers = response.headers().clone();
     if !status.is_success() {
-        let body = read_limited(response.into_body()).await?;
+        let body = read_limited(response.into_body(), ANSWER_BYTES_MAX).await?;
         return Ok(Answer { status, headers, body });
     }
     let mut body = response.into_body();
@@ -157,11 +168,11 @@ where
     Ok(sender)
 }
 
-async fn read_limited(body: hyper::body::Incoming) -> Result<Vec<u8>, String> {
-    Ok(http_body_util::Limited::new(body, ANSWER_BYTES_MAX)
+async fn read_limited(body: hyper::body::Incoming, limit: usize) -> Result<Vec<u8>, String> {
+    Ok(http_body_util::Limited::new(body, limit)
         .collect()
         .await
-        .map_err(|error| format!("the answer could not be read (at most {ANSWER_BYTES_MAX} bytes): {error}"))?
+        .map_err(|error| format!("the answer could not be read (at most {limit} bytes): {error}"))?
         .to_bytes()
         .to_vec())
 }

@@ -21,7 +21,8 @@ use crate::webhook::Outbound;
 
 const RETRY: Duration = Duration::from_secs(5);
 const REFETCH_AT_MOST_EVERY: Duration = Duration::from_secs(30);
-const ANSWER_BYTES_MAX: usize = 1 << 20;
+/// The largest answer the provider may give (a discovery document, a key set, tokens).
+pub(crate) const ANSWER_BYTES_MAX: usize = 1 << 20;
 
 pub(crate) async fn run(state: Weak<AppState>) {
     let mut last_success: Option<Instant> = None;
@@ -113,17 +114,14 @@ pub(crate) async fn get(url: &str, outbound: &Outbound) -> Result<Vec<u8>, Strin
         .header("user-agent", "cordon")
         .body(Full::new(Bytes::new()))
         .map_err(|error| error.to_string())?;
-    let answer = tokio::time::timeout(Duration::from_secs(10), crate::client::send(&endpoint, outbound.tls(), request))
-        .await
-        .map_err(|_| format!("`{url}` did not answer within 10 s"))??;
+    let answer = tokio::time::timeout(
+        Duration::from_secs(10),
+        crate::client::send_limited(&endpoint, outbound.tls(), request, ANSWER_BYTES_MAX),
+    )
+    .await
+    .map_err(|_| format!("`{url}` did not answer within 10 s"))??;
     if !answer.status.is_success() {
         return Err(format!("`{url}` answered {}", answer.status));
-    }
-    if answer.body.len() > ANSWER_BYTES_MAX {
-        return Err(format!(
-            "`{url}` answered {} bytes; a discovery document or key set is under {ANSWER_BYTES_MAX}",
-            answer.body.len()
-        ));
     }
     Ok(answer.body)
 }

@@ -251,6 +251,7 @@ fn the_providers_access_tokens_sign_agents_in_to_the_api_and_a_reveal_needs_the_
     let signed = console_sign_in(&address, "sam", "pw+otp", &["--reveal", "cus-1", "t-1", "full_name"]);
     assert_eq!(signed["callback_status"], 200, "{signed}");
     assert_eq!(signed["console_status"], 200, "{signed}");
+    assert_eq!(signed["replay_status"], 403, "the callback's state is used once: {signed}");
     let page = signed["console_page"].as_str().unwrap_or_default();
     assert!(page.contains("agt-1") || page.contains("Sam"), "the console is agt-1's: {page}");
     // Its session keeps the second factor: a reveal in the console shows the value.

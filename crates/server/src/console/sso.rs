@@ -80,15 +80,21 @@ pub(crate) async fn start(State(state): State<Arc<AppState>>) -> Response {
     }
     let challenge = BASE64URL.encode(Sha256::digest(verifier.as_bytes()));
     let separator = if endpoints.authorization.contains('?') { '&' } else { '?' };
-    let location = format!(
-        "{}{separator}response_type=code&client_id={}&redirect_uri={}&scope=openid%20email&state={}&nonce={}&code_challenge={}&code_challenge_method=S256",
+    // `prompt=login`: the person signs in now, with the methods the provider asks for now; a
+    // second factor used days ago in a session the provider kept does not count.
+    let mut location = format!(
+        "{}{separator}response_type=code&client_id={}&redirect_uri={}&scope=openid%20email&state={}&nonce={}&code_challenge={}&code_challenge_method=S256&prompt=login&resource={}",
         endpoints.authorization,
         encode(&client.client_id),
         encode(&client.redirect_url),
         encode(&sign_in_state),
         encode(&nonce),
         encode(&challenge),
+        encode(&client.audience),
     );
+    if !client.acr_values.is_empty() {
+        location.push_str(&format!("&acr_values={}", encode(&client.acr_values)));
+    }
     let mut cookie = set_cookie(&state, STATE_COOKIE, &sign_in_state, STATE_PATH, Some(600));
     cookie[0].1 = cookie[0].1.replace("SameSite=Strict", "SameSite=Lax");
     (StatusCode::SEE_OTHER, cookie, [(header::LOCATION, location)]).into_response()
@@ -110,15 +116,8 @@ pub(crate) async fn callback(
     let Ok(Query(query)) = query else {
         return render_problem(StatusCode::BAD_REQUEST, "The identity provider's answer is not one the console reads.");
     };
-    if let Some(error) = query.error {
-        let error: String = error.chars().take(100).collect();
-        return render_problem(
-            StatusCode::UNAUTHORIZED,
-            &format!("The identity provider did not sign you in: {error}."),
-        );
-    }
-    let (Some(code), Some(returned_state)) = (query.code, query.state) else {
-        return render_problem(StatusCode::BAD_REQUEST, "The identity provider's answer has no code or state.");
+    let Some(returned_state) = query.state else {
+        return render_problem(StatusCode::BAD_REQUEST, "The identity provider's answer has no state.");
     };
     // The state must be this browser's, and is used once.
     if cookie(&parts, STATE_COOKIE).is_none_or(|bound| bound != returned_state) {
@@ -132,6 +131,19 @@ pub(crate) async fn callback(
         .filter(|pending| pending.started.elapsed() < SIGN_IN_LIFETIME);
     let Some(pending) = pending else {
         return render_problem(StatusCode::FORBIDDEN, "This sign-in has expired or was used; begin it again.");
+    };
+    // The provider's own words are not shown: a link anyone can make would put them on the
+    // console's page.
+    if let Some(error) = query.error {
+        let message = match error.as_str() {
+            "access_denied" => "The identity provider did not sign you in (access denied).",
+            "login_required" | "interaction_required" => "The identity provider asks you to sign in again.",
+            _ => "The identity provider did not sign you in.",
+        };
+        return render_problem(StatusCode::UNAUTHORIZED, message);
+    }
+    let Some(code) = query.code else {
+        return render_problem(StatusCode::BAD_REQUEST, "The identity provider's answer has no code.");
     };
     match finish(&state, &code, &pending, &request_id(&parts)).await {
         Ok(secret) => {
@@ -188,7 +200,7 @@ async fn finish(
         .map_err(|error| unavailable(error.to_string()))?;
     let answer = tokio::time::timeout(
         std::time::Duration::from_secs(10),
-        crate::client::send(&endpoint, state.outbound.tls(), request_to_provider),
+        crate::client::send_limited(&endpoint, state.outbound.tls(), request_to_provider, crate::sso::ANSWER_BYTES_MAX),
     )
     .await
     .map_err(|_| unavailable("no answer within 10 s".into()))?
@@ -204,14 +216,25 @@ async fn finish(
         |name: &str| tokens.get(name).and_then(Value::as_str).ok_or_else(|| refused(format!("it has no `{name}`")));
     let (id_token, access_token) = (text("id_token")?, text("access_token")?);
     let subject = state.gateway.check_id_token(id_token, &pending.nonce).map_err(|error| refused(error.to_string()))?;
-    let access_subject = access_token
+    // The access token is the provider's (never one of cordon's own, which start_session
+    // would take too), the same person's, for this client; start_session then checks it in
+    // full (keys, audience, the agent it names).
+    let header = cordon_gateway::oidc::header(access_token).map_err(|error| refused(error.to_string()))?;
+    if header.alg == "HS256" {
+        return Err(refused("the access token is not the provider's".into()));
+    }
+    let claims = access_token
         .split('.')
         .nth(1)
         .and_then(|claims| BASE64URL.decode(claims).ok())
         .and_then(|bytes: Vec<u8>| serde_json::from_slice::<Value>(&bytes).ok())
-        .and_then(|claims| claims.get("sub").and_then(Value::as_str).map(str::to_string));
-    if access_subject.as_deref() != Some(subject.as_str()) {
+        .unwrap_or_default();
+    if claims.get("sub").and_then(Value::as_str) != Some(subject.as_str()) {
         return Err(refused("the access token is not the ID token's person's".into()));
+    }
+    let issued_to = claims.get("client_id").or_else(|| claims.get("azp")).and_then(Value::as_str);
+    if issued_to != Some(client.client_id.as_str()) {
+        return Err(refused("the access token was not issued to the console".into()));
     }
     // The access token is checked here in full (keys, audience, the agent it names).
     let started =
