@@ -7,7 +7,8 @@
 //   OIDC_PROVIDER_TOOLS=DIR node provider.mjs PORT CLIENT_SECRET REDIRECT_URI API_AUDIENCE
 //
 // Accounts: `sam` (sam@exchange.example), `lee` (lee@exchange.example), `ghost` (an email no
-// directory agent has), `mallory` (lee's address, not verified by the provider). It prints `oidc-provider listening on http://127.0.0.1:PORT` once it
+// directory agent has), `mallory` (lee's address, not verified by the provider), `olga`
+// (olga@exchange.example, whose tokens say she signed in two hours ago). It prints `oidc-provider listening on http://127.0.0.1:PORT` once it
 // answers.
 import { generateKeyPairSync, randomBytes } from 'node:crypto';
 import http from 'node:http';
@@ -31,6 +32,8 @@ const accounts = {
   ghost: { email: 'ghost@elsewhere.example' },
   // Claims lee's address without the provider having verified it.
   mallory: { email: 'lee@exchange.example', verified: false },
+  // Her tokens say she signed in two hours ago (a long-lived session at the provider).
+  olga: { email: 'olga@exchange.example', signedInLongAgo: true },
 };
 // How each account last signed in, for its access tokens' `amr` and `acr`.
 const lastLogin = new Map();
@@ -79,7 +82,8 @@ const provider = new Provider(issuer, {
   extraTokenClaims: async (_ctx, token) => {
     const login = lastLogin.get(token.accountId);
     const account = accounts[token.accountId];
-    return { email: account?.email, email_verified: account?.verified ?? true, amr: login?.amr, acr: login?.acr };
+    const authTime = login && (account?.signedInLongAgo ? login.at - 7200 : login.at);
+    return { email: account?.email, email_verified: account?.verified ?? true, amr: login?.amr, acr: login?.acr, auth_time: authTime };
   },
   findAccount: async (_ctx, id) => (accounts[id] ? {
     accountId: id,
@@ -118,7 +122,7 @@ const server = http.createServer(async (req, res) => {
     }
     const amr = password === 'pw+otp' ? ['pwd', 'otp'] : ['pwd'];
     const acr = password === 'pw+otp' ? 'urn:exchange:loa:2' : 'urn:exchange:loa:1';
-    lastLogin.set(accountId, { amr, acr });
+    lastLogin.set(accountId, { amr, acr, at: Math.floor(Date.now() / 1000) });
     const grant = new provider.Grant({ accountId, clientId: details.params.client_id });
     grant.addOIDCScope('openid email');
     grant.addResourceScope(audience, 'openid email');

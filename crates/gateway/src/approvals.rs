@@ -76,16 +76,21 @@ impl Gateway {
         }
         // A person approves: a directory analyst, never a shared role identity.
         let approver = self.data_agent(who, Action::Approve, Some(&approval.customer), None, request).await?.0;
-        let decision = self.policy.decide(&self.request(
-            &approver,
-            Action::Approve,
-            None,
-            None,
-            None,
-            "",
-            None,
-            Some(approval.requester.clone()),
-        ));
+        // A break-glass approval opens customer data to another person: it asks of the
+        // approver's sign-in what a reveal asks.
+        let decision = self.require_sign_in(
+            who,
+            self.policy.decide(&self.request(
+                &approver,
+                Action::Approve,
+                None,
+                None,
+                None,
+                "",
+                None,
+                Some(approval.requester.clone()),
+            )),
+        );
         let mut recorded = self.recorded(request, who, &approver.id, Action::Approve, &decision);
         recorded.entry.customer = Some(approval.customer.clone());
         recorded.entry.approval = Some(approval.id.clone());

@@ -239,6 +239,9 @@ pub struct OidcSettings {
     pub require_amr: String,
     /// For a reveal, the sign-in's `acr` must be one of these (space-separated); empty: any.
     pub require_acr: String,
+    /// For a reveal, the sign-in (`auth_time`) must be at most this many seconds old; 0: not
+    /// checked.
+    pub max_auth_age_seconds: i64,
     /// How often the provider's keys are fetched again, in seconds (and at once, at most every
     /// 30 s, when a token names a key the set lacks).
     pub keys_refresh_seconds: i64,
@@ -256,6 +259,7 @@ impl Default for OidcSettings {
             agent_claim: "email".into(),
             require_amr: String::new(),
             require_acr: String::new(),
+            max_auth_age_seconds: 0,
             keys_refresh_seconds: 300,
         }
     }
@@ -443,6 +447,7 @@ impl Config {
                 return Err(format!("[oidc] agent_claim = `{}` must be `email` or `sub`", oidc.agent_claim));
             }
             in_range("[oidc] keys_refresh_seconds", oidc.keys_refresh_seconds, 30, 86_400)?;
+            in_range("[oidc] max_auth_age_seconds", oidc.max_auth_age_seconds, 0, 30 * 86_400)?;
             let console = [&oidc.client_id, &oidc.client_secret_file, &oidc.redirect_url];
             if console.iter().any(|value| value.is_empty()) && console.iter().any(|value| !value.is_empty()) {
                 return Err("[oidc] client_id, client_secret_file and redirect_url go together: set all three (the \

@@ -196,7 +196,11 @@ impl Gateway {
             exp: verified.expires_at(),
             jti,
             session: None,
-            sign_in: SignIn { amr: verified.amr(), acr: verified.text("acr").map(str::to_string) },
+            sign_in: SignIn {
+                amr: verified.amr(),
+                acr: verified.text("acr").map(str::to_string),
+                auth_time: verified.claims.get("auth_time").and_then(serde_json::Value::as_i64),
+            },
         })
     }
 
@@ -216,7 +220,14 @@ impl Gateway {
             .collect();
         let levels: Vec<&str> = settings.require_acr.split_whitespace().collect();
         let level_ok = levels.is_empty() || who.sign_in.acr.as_deref().is_some_and(|acr| levels.contains(&acr));
-        if missing.is_empty() && level_ok {
+        let max_age = settings.max_auth_age_seconds;
+        let now = self.clock.now_seconds();
+        let recent = max_age == 0
+            || who
+                .sign_in
+                .auth_time
+                .is_some_and(|at| at <= now + crate::oidc::LEEWAY_SECONDS && now.saturating_sub(at) <= max_age);
+        if missing.is_empty() && level_ok && recent {
             return decision;
         }
         let mut needs = Vec::new();
@@ -229,15 +240,21 @@ impl Gateway {
         if !levels.is_empty() {
             needs.push(format!("a level of {}", levels.join(" or ")));
         }
+        if max_age > 0 {
+            needs.push(format!("a sign-in within the last {max_age} s"));
+        }
         Decision {
             allowed: false,
             policies: vec![SIGN_IN_POLICY.to_string()],
             reason: format!(
-                "a reveal needs a sign-in at the exchange's identity provider with {}; this token shows methods [{}] and \
-                 level {}",
+                "a reveal needs a sign-in at the exchange's identity provider with {}; this token shows methods [{}], \
+                 level {} and a sign-in {}",
                 needs.join(" and "),
                 who.sign_in.amr.join(" "),
-                who.sign_in.acr.as_deref().unwrap_or("none")
+                who.sign_in.acr.as_deref().unwrap_or("none"),
+                who.sign_in
+                    .auth_time
+                    .map_or("at an unknown time".to_string(), |at| format!("{} s ago", now.saturating_sub(at)))
             ),
             errors: Vec::new(),
         }

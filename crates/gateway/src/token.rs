@@ -143,6 +143,9 @@ pub struct Claims {
 pub struct SignIn {
     pub amr: Vec<String>,
     pub acr: Option<String>,
+    /// When the person signed in (Unix seconds), as the provider says (`auth_time`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub auth_time: Option<i64>,
 }
 
 impl SignIn {

@@ -110,6 +110,7 @@ fn the_providers_access_tokens_sign_agents_in_to_the_api_and_a_reveal_needs_the_
         &[
             json!({"id": "agt-1", "name": "Sam", "team": "l1-chat", "site": "us-sf", "employer": "staff", "email": "Sam@Exchange.example"}),
             json!({"id": "agt-2", "name": "Lee", "team": "l1-chat", "site": "us-sf", "employer": "staff", "email": "lee@exchange.example"}),
+            json!({"id": "agt-3", "name": "Olga", "team": "l1-chat", "site": "us-sf", "employer": "staff", "email": "olga@exchange.example"}),
         ],
     );
     write(
@@ -124,6 +125,7 @@ fn the_providers_access_tokens_sign_agents_in_to_the_api_and_a_reveal_needs_the_
         &[
             json!({"id": "t-1", "requester": "cus-1", "category": "account_recovery", "assignee": "agt-1"}),
             json!({"id": "t-2", "requester": "cus-2", "category": "account_recovery", "assignee": "agt-2"}),
+            json!({"id": "t-3", "requester": "cus-1", "category": "account_recovery", "assignee": "agt-3"}),
         ],
     );
     for kind in ["agents", "customers", "tickets"] {
@@ -138,6 +140,7 @@ fn the_providers_access_tokens_sign_agents_in_to_the_api_and_a_reveal_needs_the_
         &format!("[oidc]\nissuer = \"{}\"\naudience = \"{API}\"", provider.issuer),
     );
     toml = toml.replace("require_amr = \"\"", "require_amr = \"otp\"");
+    toml = toml.replace("max_auth_age_seconds = 0", "max_auth_age_seconds = 600");
     toml = toml.replace(
         "client_id = \"\"\nclient_secret_file = \"\"\nredirect_url = \"\"",
         &format!(
@@ -200,6 +203,11 @@ fn the_providers_access_tokens_sign_agents_in_to_the_api_and_a_reveal_needs_the_
         Some(&json!({"ticket": "t-2", "field": "email", "value": "perpetua@example.org"})),
     );
     assert_eq!((status, refused["policies"][0].as_str()), (403, Some(cordon_gateway::SIGN_IN_POLICY)), "{refused}");
+    // Olga used her second factor, but two hours ago: not within the last ten minutes.
+    let olga = provider.sign_in("olga", "pw+otp");
+    let (status, refused) = reveal(olga["access_token"].as_str().unwrap(), "cus-1", "t-3");
+    assert_eq!((status, refused["policies"][0].as_str()), (403, Some(cordon_gateway::SIGN_IN_POLICY)), "{refused}");
+    assert!(refused["detail"].as_str().unwrap_or_default().contains("within the last 600 s"), "{refused}");
     // cordon's own token for the same agent shows no second factor either.
     let own = run(&["token", "issue", "--data", &text, "--agent", "agt-1"]).1.trim().to_string();
     let (status, refused) = reveal(&own, "cus-1", "t-1");
