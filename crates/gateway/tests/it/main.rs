@@ -238,3 +238,29 @@ fn rotating_the_blind_index_key_keeps_every_search_and_drops_the_old_digests() {
         .any(|index| String::from_utf8_lossy(&ledger.entry(index, size).unwrap()).contains("keys.rotate-blind-index"));
     assert!(found, "the rotation is in the ledger");
 }
+
+#[test]
+fn backups_are_taken_one_at_a_time_and_only_by_the_administrators_identity() {
+    let scratch = tempfile::tempdir().unwrap();
+    let data = DataDir::new(&scratch.path().join("data"));
+    data.init(None, Arc::new(SystemClock)).unwrap();
+    let gateway = data.open(Arc::new(SystemClock)).unwrap();
+    let admin = gateway.authenticate(&gateway.issue_role_token(TokenRole::Admin).unwrap()).unwrap();
+    let analyst = gateway.authenticate(&gateway.issue_role_token(TokenRole::Analyst).unwrap()).unwrap();
+    assert!(matches!(wait(gateway.backup(&analyst, "test")), Err(cordon_gateway::GatewayError::WrongRole { .. })));
+    let first = wait(gateway.backup(&admin, "test")).unwrap();
+    // While the first is held (being written out), a second is refused.
+    match wait(gateway.backup(&admin, "test")) {
+        Err(cordon_gateway::GatewayError::Conflict(why)) => assert!(why.contains("one at a time"), "{why}"),
+        other => panic!("a second backup at once: {other:?}"),
+    }
+    assert!(data.path("backup-staging").exists(), "the first one's copy is staged");
+    let mut out = Vec::new();
+    let summary = first.write_to(&mut out).unwrap();
+    assert_eq!(summary.bytes as usize, out.len());
+    assert!(!data.path("backup-staging").exists(), "written out, its staged copy is gone");
+    // Then the next may start.
+    let next = wait(gateway.backup(&admin, "test")).unwrap();
+    drop(next);
+    assert!(!data.path("backup-staging").exists(), "dropped unwritten, its staged copy is gone too");
+}
