@@ -464,7 +464,7 @@ impl TarWriter<'_> {
         self.files.push(ManifestFile {
             name: name.to_string(),
             size: bytes.len() as u64,
-            sha256: hex(&Sha256::digest(bytes)),
+            sha256: cordon_ledger::hex_sha256(bytes),
         });
         Ok(())
     }
@@ -590,15 +590,17 @@ pub fn restore(
     }
     fs::rename(&staging.path, target).map_err(|error| io(target, "create", &error))?;
     staging.keep = true;
-    let verifier = cordon_ledger::Verifier::parse(read_text(&target.join(VERIFIER_KEY))?.trim())
-        .map_err(|error| GatewayError::Internal(format!("the ledger's verifier key: {error}")))?;
-    let summary = cordon_ledger::verify_log(&target.join(LEDGER_DIR), &verifier, Some(&manifest.checkpoint))
-        .map_err(|error| GatewayError::Internal(format!("the restored ledger does not verify: {error}")))?;
+    // The ledger was verified against the backup's checkpoint before it was opened; what it
+    // holds now is that and the restore's own entry, as its closing checkpoint says.
+    let summary = cordon_ledger::LogReader::new(&target.join(LEDGER_DIR))
+        .checkpoint()
+        .map_err(|error| GatewayError::Internal(format!("the restored ledger's checkpoint: {error}")))?
+        .checkpoint;
     Ok(Restored {
         customers,
         agents,
         ledger_size: summary.size,
-        ledger_root: hex(&summary.root.0),
+        ledger_root: summary.root.to_hex(),
         entries_after_store: manifest.ledger_size.saturating_sub(manifest.store_at_ledger_size),
         entry,
         manifest,
@@ -661,7 +663,7 @@ fn walk(
             let mut bytes = vec![0u8; usize::try_from(size).unwrap_or(usize::MAX)];
             input.read_exact(&mut bytes).map_err(|_| bad(format!("`{name}` is cut short")))?;
             if own == SEALED_KEYS {
-                files.push(ManifestFile { name: name.clone(), size, sha256: hex(&Sha256::digest(&bytes)) });
+                files.push(ManifestFile { name: name.clone(), size, sha256: cordon_ledger::hex_sha256(&bytes) });
             }
             small.insert(own, bytes);
         } else {
@@ -782,7 +784,7 @@ fn stage(archive: &Path, staging: &Path, keys: &RestoreKeys) -> Result<Manifest,
     let walked = walk(archive, |name, _, file| {
         let path = staging.join(file_path(name).map_err(bad)?);
         if let Some(folder) = path.parent() {
-            create_private_dir_all(folder)?;
+            create_private_dir(folder)?;
         }
         copy_out(file, &path).map_err(|why| bad(format!("`{name}`: {why}")))
     })?;
@@ -857,7 +859,7 @@ fn stage(archive: &Path, staging: &Path, keys: &RestoreKeys) -> Result<Manifest,
             let pin = Zeroizing::new(fs::read(pin_file).map_err(|error| io(pin_file, "read", &error))?);
             let to = staging.join(name);
             if let Some(folder) = to.parent() {
-                create_private_dir_all(folder)?;
+                create_private_dir(folder)?;
             }
             write_private_file(&to, &pin)?;
         }
@@ -879,7 +881,7 @@ fn stage(archive: &Path, staging: &Path, keys: &RestoreKeys) -> Result<Manifest,
             .map_err(|_| bad(format!("the sealed key `{name}` does not open (altered, or moved from another name)")))?;
         let path = staging.join(name);
         if let Some(folder) = path.parent() {
-            create_private_dir_all(folder)?;
+            create_private_dir(folder)?;
         }
         write_private_file(&path, &key)?;
     }
@@ -920,22 +922,6 @@ fn copy_out(input: &mut dyn Read, path: &Path) -> Result<(), String> {
         .map_err(|error| format!("cannot create it: {error}"))?;
     std::io::copy(input, &mut file).map_err(|error| format!("cannot copy it: {error}"))?;
     file.sync_all().map_err(|error| format!("cannot sync it: {error}"))
-}
-
-fn create_private_dir_all(path: &Path) -> Result<(), GatewayError> {
-    let mut missing = Vec::new();
-    let mut at = path;
-    while !at.exists() {
-        missing.push(at.to_path_buf());
-        match at.parent() {
-            Some(parent) => at = parent,
-            None => break,
-        }
-    }
-    for folder in missing.iter().rev() {
-        create_private_dir(folder)?;
-    }
-    Ok(())
 }
 
 fn read(path: &Path) -> Result<Vec<u8>, GatewayError> {

@@ -480,30 +480,15 @@ impl Config {
             ("[detection] webhook_url", &self.detection.webhook_url),
             ("[incident] protect_webhook_url", &self.incident.protect_webhook_url),
         ] {
-            let valid = url.is_empty()
-                || ((url.starts_with("http://") || url.starts_with("https://"))
-                    && url.len() > "https://".len()
-                    && !url.chars().any(|character| character.is_whitespace() || character.is_control()));
-            if !valid {
+            if !url.is_empty() && !web_url(url) {
                 return Err(format!("{name} = `{url}` is not an http:// or https:// URL"));
             }
-            if let Some(rest) = url.strip_prefix("http://")
-                && !self.webhooks.allow_insecure_http
-            {
-                let authority = rest.split('/').next().unwrap_or_default();
-                let host = match authority.strip_prefix('[') {
-                    Some(bracketed) => bracketed.split(']').next().unwrap_or_default(),
-                    None => authority.rsplit_once(':').map_or(authority, |(host, _)| host),
-                };
-                let loopback =
-                    host == "localhost" || host.parse::<std::net::IpAddr>().is_ok_and(|address| address.is_loopback());
-                if !loopback {
-                    return Err(format!(
-                        "{name} = `{url}` is plain HTTP to another host: alerts and protective actions name agents \
-                         and customers; use https://, or set [webhooks] allow_insecure_http = true behind a \
-                         TLS-terminating proxy"
-                    ));
-                }
+            if url.starts_with("http://") && !self.webhooks.allow_insecure_http && !loopback_http(url) {
+                return Err(format!(
+                    "{name} = `{url}` is plain HTTP to another host: alerts and protective actions name agents \
+                     and customers; use https://, or set [webhooks] allow_insecure_http = true behind a \
+                     TLS-terminating proxy"
+                ));
             }
         }
         Ok(())

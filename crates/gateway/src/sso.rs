@@ -36,6 +36,24 @@ impl std::fmt::Debug for Sso {
 }
 
 impl Sso {
+    /// `token` checked against the keys as last fetched; a token naming a key the set lacks
+    /// has the server fetch the set again.
+    fn verify(&self, token: &str, expect: &Expect<'_>, now: i64) -> Result<crate::oidc::Verified, GatewayError> {
+        let keys = self.keys.read().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let Some(keys) = keys.as_ref() else {
+            return Err(unauthenticated("the provider's keys have not been fetched yet; try again shortly"));
+        };
+        crate::oidc::verify(token, keys, &self.settings.issuer, expect, now).map_err(|error| {
+            if let OidcError::UnknownKey(kid) = &error {
+                self.stale.store(true, Ordering::Release);
+                return unauthenticated(format!(
+                    "it names a key (`{kid}`) the provider's key set does not hold; the set is being fetched again"
+                ));
+            }
+            unauthenticated(error)
+        })
+    }
+
     pub(crate) fn new(settings: OidcSettings, client_secret: Option<Zeroizing<String>>) -> Sso {
         Sso { settings, client_secret, keys: RwLock::new(None), stale: AtomicBool::new(false) }
     }
@@ -86,18 +104,8 @@ impl Gateway {
     /// with that sign-in's `nonce`. Returns its subject.
     pub fn check_id_token(&self, token: &str, nonce: &str) -> Result<String, GatewayError> {
         let Some(sso) = &self.sso else { return Err(unauthenticated("single sign-on is not configured")) };
-        let keys = sso.keys.read().unwrap_or_else(std::sync::PoisonError::into_inner);
-        let Some(keys) = keys.as_ref() else {
-            return Err(unauthenticated("the provider's keys have not been fetched yet; try again shortly"));
-        };
         let expect = Expect::IdToken { client_id: &sso.settings.client_id, nonce };
-        let verified = crate::oidc::verify(token, keys, &sso.settings.issuer, &expect, self.clock.now_seconds())
-            .map_err(|error| {
-                if matches!(error, OidcError::UnknownKey(_)) {
-                    sso.stale.store(true, Ordering::Release);
-                }
-                unauthenticated(error)
-            })?;
+        let verified = sso.verify(token, &expect, self.clock.now_seconds())?;
         Ok(verified.text("sub").unwrap_or_default().to_string())
     }
 
@@ -124,23 +132,7 @@ impl Gateway {
         let Some(sso) = &self.sso else { return Err(unauthenticated("single sign-on is not configured")) };
         let settings = &sso.settings;
         let now = self.clock.now_seconds();
-        let verified = {
-            let keys = sso.keys.read().unwrap_or_else(std::sync::PoisonError::into_inner);
-            let Some(keys) = keys.as_ref() else {
-                return Err(unauthenticated("the provider's keys have not been fetched yet; try again shortly"));
-            };
-            let expect = Expect::AccessToken { audience: &settings.audience };
-            match crate::oidc::verify(token, keys, &settings.issuer, &expect, now) {
-                Ok(verified) => verified,
-                Err(OidcError::UnknownKey(kid)) => {
-                    sso.stale.store(true, Ordering::Release);
-                    return Err(unauthenticated(format!(
-                        "it names a key (`{kid}`) the provider's key set does not hold; the set is being fetched again"
-                    )));
-                }
-                Err(error) => return Err(unauthenticated(error)),
-            }
-        };
+        let verified = sso.verify(token, &Expect::AccessToken { audience: &settings.audience }, now)?;
         let issued = verified.claims.get("iat").and_then(serde_json::Value::as_i64).unwrap_or(now);
         if verified.expires_at().saturating_sub(issued) > crate::token::TOKEN_LIFETIME_SECONDS_MAX {
             return Err(unauthenticated(format!(

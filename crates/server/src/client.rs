@@ -72,6 +72,17 @@ impl Endpoint {
     }
 }
 
+/// `text` with every byte outside RFC 3986's unreserved characters percent-encoded: a path
+/// segment, a query value or a form value that reads back as exactly `text`.
+pub fn percent_encode(text: &str) -> String {
+    text.bytes()
+        .map(|byte| match byte {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => (byte as char).to_string(),
+            _ => format!("%{byte:02X}"),
+        })
+        .collect()
+}
+
 /// An answer: its status and body.
 #[derive(Debug)]
 pub struct Answer {

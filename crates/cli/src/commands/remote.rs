@@ -207,10 +207,5 @@ impl Remote {
 
 /// A path segment with everything but unreserved characters percent-encoded.
 pub(crate) fn segment(text: &str) -> String {
-    text.bytes()
-        .map(|byte| match byte {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => (byte as char).to_string(),
-            _ => format!("%{byte:02X}"),
-        })
-        .collect()
+    cordon_server::client::percent_encode(text)
 }

@@ -21,6 +21,7 @@ use sha2::{Digest as _, Sha256};
 
 use super::pages::{SignedIn, render};
 use super::{cookie, render_problem, request_id, set_cookie, signed_in_cookie};
+use crate::client::percent_encode;
 use crate::routes::AppState;
 use crate::sso::{PendingSignIn, SIGN_IN_LIFETIME, SIGN_INS_MAX};
 
@@ -33,15 +34,6 @@ fn random() -> Option<String> {
     let mut bytes = [0u8; 32];
     getrandom::fill(&mut bytes).ok()?;
     Some(BASE64URL.encode(bytes))
-}
-
-fn encode(text: &str) -> String {
-    text.bytes()
-        .map(|byte| match byte {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => (byte as char).to_string(),
-            _ => format!("%{byte:02X}"),
-        })
-        .collect()
 }
 
 /// `GET /console/oidc/start`: off to the provider's sign-in page.
@@ -85,15 +77,15 @@ pub(crate) async fn start(State(state): State<Arc<AppState>>) -> Response {
     let mut location = format!(
         "{}{separator}response_type=code&client_id={}&redirect_uri={}&scope=openid%20email&state={}&nonce={}&code_challenge={}&code_challenge_method=S256&prompt=login&resource={}",
         endpoints.authorization,
-        encode(&client.client_id),
-        encode(&client.redirect_url),
-        encode(&sign_in_state),
-        encode(&nonce),
-        encode(&challenge),
-        encode(&client.audience),
+        percent_encode(&client.client_id),
+        percent_encode(&client.redirect_url),
+        percent_encode(&sign_in_state),
+        percent_encode(&nonce),
+        percent_encode(&challenge),
+        percent_encode(&client.audience),
     );
     if !client.acr_values.is_empty() {
-        location.push_str(&format!("&acr_values={}", encode(&client.acr_values)));
+        location.push_str(&format!("&acr_values={}", percent_encode(&client.acr_values)));
     }
     let mut cookie = set_cookie(&state, STATE_COOKIE, &sign_in_state, STATE_PATH, Some(600));
     cookie[0].1 = cookie[0].1.replace("SameSite=Strict", "SameSite=Lax");
@@ -180,15 +172,15 @@ async fn finish(
         .ok_or_else(|| unavailable("it has not answered yet".into()))?;
     let body = format!(
         "grant_type=authorization_code&code={}&redirect_uri={}&code_verifier={}",
-        encode(code),
-        encode(&client.redirect_url),
-        encode(&pending.verifier)
+        percent_encode(code),
+        percent_encode(&client.redirect_url),
+        percent_encode(&pending.verifier)
     );
     // RFC 6749 §2.3.1: HTTP Basic over the form-encoded client id and secret.
     let basic = base64::engine::general_purpose::STANDARD.encode(format!(
         "{}:{}",
-        encode(&client.client_id),
-        encode(&client.client_secret)
+        percent_encode(&client.client_id),
+        percent_encode(&client.client_secret)
     ));
     let endpoint = crate::client::Endpoint::parse(&endpoints.token).map_err(unavailable)?;
     let request_to_provider = hyper::Request::post(endpoint.path.as_str())
