@@ -278,7 +278,69 @@ fn the_providers_access_tokens_sign_agents_in_to_the_api_and_a_reveal_needs_the_
     let suspended = console_sign_in(&address, "lee", "pw+otp", &[]);
     assert_eq!(suspended["callback_status"], 401, "{suspended}");
 
+    // An insider's worst values at the sign-in's doors: refused in words, nothing echoed.
+    let huge = "s".repeat(20_000);
+    let callbacks = [
+        format!("/console/oidc/callback?state={huge}&code=x"),
+        "/console/oidc/callback?state=%1b%5b2J%00&code=%00%0d%0a".to_string(),
+        "/console/oidc/callback?code=x".to_string(),
+        "/console/oidc/callback?state=abc&error=%3Cscript%3Ealert(1)%3C%2Fscript%3E".to_string(),
+        "/console/oidc/callback?state=abc&state=def&code=x".to_string(),
+        "/console/oidc/start?state=x".to_string(),
+    ];
+    for path in &callbacks {
+        let (status, body) = http(&address, "GET", path, None, None);
+        let body = body.as_str().unwrap_or_default().to_string();
+        assert!(
+            [303, 400, 403, 414].contains(&status),
+            "{}: {status} {body}",
+            path.chars().take(80).collect::<String>()
+        );
+        assert!(!body.contains("<script>alert"), "nothing the link carries is put on the page: {body}");
+    }
+    use base64::Engine as _;
+    let b64 = |value: &Value| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(value.to_string());
+    let claims = b64(&json!({"iss": provider.issuer, "aud": API, "sub": "sam", "email": "sam@exchange.example",
+        "email_verified": true, "jti": "forged", "iat": 1, "exp": 4_000_000_000_i64, "amr": ["otp"]}));
+    let bearers = [
+        format!("{}.{claims}.", b64(&json!({"alg": "none", "typ": "at+jwt"}))),
+        format!("{}.{claims}.AAAA", b64(&json!({"alg": "HS256", "typ": "at+jwt", "kid": "x"}))),
+        format!("{}.{claims}.AAAA", b64(&json!({"alg": "RS256", "typ": "at+jwt", "kid": "\u{1b}[2J".repeat(500)}))),
+        format!("{}.{claims}.AAAA", b64(&json!({"alg": "ES256", "typ": "at+jwt", "kid": huge}))),
+    ];
+    for token in &bearers {
+        let (status, problem) = http(&address, "GET", "/v1/customers/cus-1?ticket=t-1", Some(token), None);
+        // 431 for the one whose header block is over the server's bound, before any check.
+        assert!(status == 401 || status == 431, "{status} {problem}");
+        let detail = problem["detail"].as_str().unwrap_or_default();
+        assert!(detail.len() < 600 && !detail.contains('\u{1b}'), "short and printable: {detail:?}");
+    }
+
     stop_server(server);
+    // The same directory opens again, serves a fresh sign-in, and its ledger verifies.
+    let (server, address, _) = start_server_with(&text, &["--listen", &cordon_address]);
+    for _ in 0..100 {
+        if http(&address, "GET", "/readyz", None, None).0 == 200 {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let fresh = provider.sign_in("sam", "pw+otp");
+    let mut revealed = (0, Value::Null);
+    for _ in 0..100 {
+        revealed = reveal(fresh["access_token"].as_str().unwrap(), "cus-1", "t-1");
+        if revealed.0 == 200 {
+            break;
+        }
+        // Until the restarted server has fetched the provider's keys.
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    assert_eq!(revealed.0, 200, "{}", revealed.1);
+    stop_server(server);
+    let ledger = data.join("ledger");
+    let key = ledger.join("private/verifier-key");
+    let (ok, stdout, stderr) = run(&["log", "verify", ledger.to_str().unwrap(), "--vkey", key.to_str().unwrap()]);
+    assert!(ok, "{stdout}{stderr}");
     // The session's start entry says how sam signed in (read once the server's last
     // checkpoint published it).
     let session_start = changed_detail(&data, "session.start");

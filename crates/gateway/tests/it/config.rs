@@ -70,6 +70,46 @@ fn the_environment_sets_any_key_as_its_type_or_is_refused_by_name() {
             assert!(error.contains(name), "the error names the variable: {error}");
         }
     }
+    // [oidc]: what an operator (or whoever can set the service's environment) might put there.
+    let issuer = ("CORDON_OIDC_ISSUER", "https://id.exchange.example");
+    let audience = ("CORDON_OIDC_AUDIENCE", "https://cordon.exchange.example/api");
+    assert!(read(&[issuer, audience]).is_ok());
+    let oidc_refused: [(&[(&str, &str)], &str); 11] = [
+        (&[("CORDON_OIDC_ISSUER", "http://id.exchange.example"), audience], "must be an https:// URL"),
+        (&[("CORDON_OIDC_ISSUER", "https://id.exchange.example/\u{1b}[2J"), audience], "must be an https:// URL"),
+        (&[("CORDON_OIDC_ISSUER", "ftp://id.exchange.example"), audience], "must be an https:// URL"),
+        (&[issuer], "audience must name the API"),
+        (&[issuer, audience, ("CORDON_OIDC_AGENT_CLAIM", "role")], "must be `email` or `sub`"),
+        (&[issuer, audience, ("CORDON_OIDC_KEYS_REFRESH_SECONDS", "1")], "keys_refresh_seconds = 1 is outside"),
+        (&[issuer, audience, ("CORDON_OIDC_MAX_AUTH_AGE_SECONDS", "-5")], "max_auth_age_seconds = -5 is outside"),
+        (&[issuer, audience, ("CORDON_OIDC_CLIENT_ID", "cordon-console")], "go together"),
+        (
+            &[
+                issuer,
+                audience,
+                ("CORDON_OIDC_CLIENT_ID", "cordon-console"),
+                ("CORDON_OIDC_CLIENT_SECRET_FILE", "oidc-secret"),
+                ("CORDON_OIDC_REDIRECT_URL", "http://cordon.exchange.example/console/oidc/callback"),
+            ],
+            "redirect_url",
+        ),
+        (
+            &[
+                issuer,
+                audience,
+                ("CORDON_OIDC_CLIENT_ID", "cordon-console"),
+                ("CORDON_OIDC_CLIENT_SECRET_FILE", "oidc-secret"),
+                ("CORDON_OIDC_REDIRECT_URL", "https://cordon.exchange.example/console/oidc/callback"),
+                ("CORDON_OIDC_CLIENTS", "support-tool"),
+            ],
+            "leaves out the console's own client",
+        ),
+        (&[("CORDON_OIDC_REQUIRE_AMR", "otp")], "has settings but no issuer"),
+    ];
+    for (pairs, words) in oidc_refused {
+        let error = read(pairs).unwrap_err();
+        assert!(error.contains(words), "{pairs:?}: {error}");
+    }
     // The file itself is never changed by an override.
     assert_eq!(std::fs::read_to_string(&path).unwrap(), Config::default().to_toml().unwrap());
 }
