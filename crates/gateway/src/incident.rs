@@ -1093,9 +1093,13 @@ impl Gateway {
         Ok(stopped)
     }
 
-    /// The data directory: where the database lives.
+    /// The data directory (notices are written under its `outbox/`): the one the gateway
+    /// was opened from, else the SQLite database's folder.
     fn data_folder(&self) -> std::path::PathBuf {
-        self.store.path().parent().map(std::path::Path::to_path_buf).unwrap_or_default()
+        self.root
+            .clone()
+            .or_else(|| self.store.path().and_then(std::path::Path::parent).map(std::path::Path::to_path_buf))
+            .unwrap_or_default()
     }
 }
 

@@ -2,11 +2,10 @@
 //! who the helpdesk's users are to cordon, each ticket's newest applied state, and the staff
 //! email addresses the helpdesk's agents are matched by.
 
-use rusqlite::{OptionalExtension as _, params};
-
 use cordon_directory::Ticket;
 
-use crate::store::{Store, StoreError, sql_error};
+use crate::db::{Sql as _, values};
+use crate::store::{Store, StoreError, write_ticket};
 
 /// A helpdesk user as cordon resolved it when the user's event came.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -42,61 +41,37 @@ impl Store {
     /// Applies `change` in one transaction: a crash leaves all of it or none (a redelivery
     /// then applies it again).
     pub fn apply_helpdesk(&self, change: &HelpdeskChange<'_>) -> Result<(), StoreError> {
-        let mut connection = self.write();
-        let transaction = connection.transaction().map_err(sql_error(&self.path, "begin"))?;
+        let mut connection = self.write()?;
+        let mut transaction = connection.transaction().map_err(self.error("begin"))?;
         if let Some((ticket, state)) = change.ticket {
+            write_ticket(&mut transaction, ticket).map_err(self.error("write a helpdesk ticket"))?;
             transaction
                 .execute(
-                    "INSERT INTO tickets (id, requester, category, status, assignee, created_at, updated_at)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
-                     ON CONFLICT (id) DO UPDATE SET requester = ?2, category = ?3, status = ?4, assignee = ?5,
-                        updated_at = ?7",
-                    params![
-                        ticket.id,
-                        ticket.requester,
-                        ticket.category,
-                        ticket.status.name(),
-                        ticket.assignee,
-                        ticket.created_at,
-                        ticket.updated_at
-                    ],
+                    "INSERT INTO helpdesk_tickets (ticket_id, updated_at, opened_by_agent, requester_user) \
+                     VALUES (?1, ?2, ?3, ?4) ON CONFLICT (ticket_id) DO UPDATE SET updated_at = excluded.updated_at, \
+                     opened_by_agent = excluded.opened_by_agent, requester_user = excluded.requester_user",
+                    values![ticket.id, state.updated_at, i64::from(state.opened_by_agent), state.requester_user],
                 )
-                .map_err(sql_error(&self.path, "write a helpdesk ticket"))?;
-            transaction
-                .execute(
-                    "INSERT OR REPLACE INTO helpdesk_tickets (ticket_id, updated_at, opened_by_agent, requester_user) \
-                     VALUES (?1, ?2, ?3, ?4)",
-                    params![ticket.id, state.updated_at, i64::from(state.opened_by_agent), state.requester_user],
-                )
-                .map_err(sql_error(&self.path, "store a helpdesk ticket's state"))?;
+                .map_err(self.error("store a helpdesk ticket's state"))?;
         }
         if let Some((user_id, user)) = change.user {
             transaction
                 .execute(
-                    "INSERT OR REPLACE INTO helpdesk_users (user_id, customer, agent) VALUES (?1, ?2, ?3)",
-                    params![user_id, user.customer, user.agent],
+                    "INSERT INTO helpdesk_users (user_id, customer, agent) VALUES (?1, ?2, ?3) \
+                     ON CONFLICT (user_id) DO UPDATE SET customer = excluded.customer, agent = excluded.agent",
+                    values![user_id, user.customer, user.agent],
                 )
-                .map_err(sql_error(&self.path, "store a helpdesk user"))?;
+                .map_err(self.error("store a helpdesk user"))?;
         }
-        transaction
-            .execute(
-                "INSERT OR IGNORE INTO helpdesk_events (id, received_at) VALUES (?1, ?2)",
-                params![change.event_id, change.now],
-            )
-            .map_err(sql_error(&self.path, "note a helpdesk event"))?;
-        transaction
-            .execute(
-                "DELETE FROM helpdesk_events WHERE received_at < ?1",
-                [change.now.saturating_sub(change.keep_seconds)],
-            )
-            .map_err(sql_error(&self.path, "forget old helpdesk events"))?;
-        transaction.commit().map_err(sql_error(&self.path, "commit a helpdesk event"))
+        note_event(&mut transaction, change.event_id, change.now, change.keep_seconds)
+            .map_err(self.error("note a helpdesk event"))?;
+        transaction.commit().map_err(self.error("commit a helpdesk event"))
     }
 
     /// Whether the helpdesk event `id` was applied already.
     pub fn helpdesk_event_seen(&self, id: &str) -> Result<bool, StoreError> {
         Ok(self
-            .query_one("SELECT 1 FROM helpdesk_events WHERE id = ?1", [id], "read a helpdesk event", |_| Ok(()))?
+            .query_one("SELECT 1 FROM helpdesk_events WHERE id = ?1", values![id], "read a helpdesk event", |_| Ok(()))?
             .is_some())
     }
 
@@ -104,20 +79,13 @@ impl Store {
     /// `keep_seconds` (their timestamps fall outside the replay window, so they are refused
     /// before their ids are looked up).
     pub fn note_helpdesk_event(&self, id: &str, now: i64, keep_seconds: i64) -> Result<(), StoreError> {
-        let connection = self.write();
-        connection
-            .execute("INSERT OR IGNORE INTO helpdesk_events (id, received_at) VALUES (?1, ?2)", params![id, now])
-            .map_err(sql_error(&self.path, "note a helpdesk event"))?;
-        connection
-            .execute("DELETE FROM helpdesk_events WHERE received_at < ?1", [now.saturating_sub(keep_seconds)])
-            .map_err(sql_error(&self.path, "forget old helpdesk events"))?;
-        Ok(())
+        note_event(&mut *self.write()?, id, now, keep_seconds).map_err(self.error("note a helpdesk event"))
     }
 
     pub fn helpdesk_user(&self, user_id: &str) -> Result<Option<HelpdeskUser>, StoreError> {
         self.query_one(
             "SELECT customer, agent FROM helpdesk_users WHERE user_id = ?1",
-            [user_id],
+            values![user_id],
             "read a helpdesk user",
             |row| Ok(HelpdeskUser { customer: row.get(0)?, agent: row.get(1)? }),
         )
@@ -126,12 +94,12 @@ impl Store {
     pub fn helpdesk_ticket(&self, ticket_id: &str) -> Result<Option<HelpdeskTicket>, StoreError> {
         self.query_one(
             "SELECT updated_at, opened_by_agent, requester_user FROM helpdesk_tickets WHERE ticket_id = ?1",
-            [ticket_id],
+            values![ticket_id],
             "read a helpdesk ticket",
             |row| {
                 Ok(HelpdeskTicket {
                     updated_at: row.get(0)?,
-                    opened_by_agent: row.get::<_, i64>(1)? != 0,
+                    opened_by_agent: row.get::<i64>(1)? != 0,
                     requester_user: row.get(2)?,
                 })
             },
@@ -141,28 +109,40 @@ impl Store {
     /// The agent whose directory email is `email` (compared in lower case).
     pub fn agent_by_email(&self, email: &str) -> Result<Option<String>, StoreError> {
         let email = email.trim().to_lowercase();
-        let connection = self.read();
-        connection
-            .query_row("SELECT agent_id FROM agent_emails WHERE email = ?1", [email], |row| row.get(0))
-            .optional()
-            .map_err(sql_error(&self.path, "read an agent's email"))
+        self.query_one(
+            "SELECT agent_id FROM agent_emails WHERE email = ?1",
+            values![email],
+            "read an agent's email",
+            |row| row.get(0),
+        )
     }
 
     /// Sets each agent's email (lower case), replacing any earlier address of that agent.
     pub fn put_agent_emails(&self, emails: &[(String, String)]) -> Result<(), StoreError> {
-        let mut connection = self.write();
-        let transaction = connection.transaction().map_err(sql_error(&self.path, "begin"))?;
+        let mut connection = self.write()?;
+        let mut transaction = connection.transaction().map_err(self.error("begin"))?;
         for (agent, email) in emails {
             transaction
-                .execute("DELETE FROM agent_emails WHERE agent_id = ?1", [agent])
-                .map_err(sql_error(&self.path, "replace an agent's email"))?;
+                .execute("DELETE FROM agent_emails WHERE agent_id = ?1", values![agent])
+                .map_err(self.error("replace an agent's email"))?;
             transaction
                 .execute(
-                    "INSERT OR REPLACE INTO agent_emails (email, agent_id) VALUES (?1, ?2)",
-                    params![email.trim().to_lowercase(), agent],
+                    "INSERT INTO agent_emails (email, agent_id) VALUES (?1, ?2) \
+                     ON CONFLICT (email) DO UPDATE SET agent_id = excluded.agent_id",
+                    values![email.trim().to_lowercase(), agent],
                 )
-                .map_err(sql_error(&self.path, "store an agent's email"))?;
+                .map_err(self.error("store an agent's email"))?;
         }
-        transaction.commit().map_err(sql_error(&self.path, "commit agents' emails"))
+        transaction.commit().map_err(self.error("commit agents' emails"))
     }
+}
+
+/// Notes the helpdesk event `id` as applied at `now`, and forgets ids older than `keep_seconds`.
+fn note_event(db: &mut impl crate::db::Sql, id: &str, now: i64, keep_seconds: i64) -> Result<(), crate::db::DbError> {
+    db.execute(
+        "INSERT INTO helpdesk_events (id, received_at) VALUES (?1, ?2) ON CONFLICT DO NOTHING",
+        values![id, now],
+    )?;
+    db.execute("DELETE FROM helpdesk_events WHERE received_at < ?1", values![now.saturating_sub(keep_seconds)])?;
+    Ok(())
 }

@@ -1,18 +1,24 @@
 //! cordon's storage: customers (sealed), the blind-index search table, agents, tickets,
 //! approvals, alerts and the webhook outbox, and the per-customer index of access events. This is the only crate that
-//! speaks SQL; the embedded default is SQLite (bundled, nothing to install).
+//! speaks SQL. The embedded default is SQLite (bundled, nothing to install); several gateways
+//! share one PostgreSQL database instead (`Store::open_postgres`). Both run the same queries
+//! through `db.rs`.
 //!
 //! The store holds no plaintext customer value: customers arrive sealed by the vault and
-//! leave sealed. Secure delete is on, so a deleted customer's wrapped key is overwritten.
+//! leave sealed. On SQLite secure delete is on, so a deleted customer's wrapped key is
+//! overwritten.
 
+mod db;
 mod helpdesk;
 mod incident;
+mod postgres;
 mod schema;
 mod session;
 mod store;
 
 pub use helpdesk::{HelpdeskChange, HelpdeskTicket, HelpdeskUser};
 pub use incident::{CustomerReachChange, Deliveries, Exposure, ProtectiveAction, StoredIncident, TimelineEvent};
+pub use postgres::{is_postgres_url, without_password};
 pub use session::StoredSession;
 pub use store::{
     AccessEvent, CustomerRow, OutboxItem, SearchHit, Store, StoreError, StoreSnapshot, StoredAlert, StoredCustomer,

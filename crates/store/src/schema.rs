@@ -1,4 +1,5 @@
-//! The SQLite schema, applied on open. `user_version` records which version a file has.
+//! The schemas: SQLite's, applied on open (`user_version` records which version a file has),
+//! and PostgreSQL's, as numbered migrations.
 
 pub const SCHEMA_VERSION: i64 = 1;
 
@@ -242,3 +243,201 @@ CREATE TABLE IF NOT EXISTS agent_volume (
     customers INTEGER NOT NULL
 );
 "#;
+
+/// The staging tables of a blind-index rebuild ([`crate::Store::stage_search_entries`]).
+pub(crate) fn staged_search_tables(dialect: crate::db::Dialect) -> &'static str {
+    dialect.pick(
+        "CREATE TABLE IF NOT EXISTS search_index_next (
+             kind TEXT NOT NULL, digest BLOB NOT NULL, customer_id TEXT NOT NULL,
+             PRIMARY KEY (kind, digest, customer_id)) WITHOUT ROWID;
+         CREATE TABLE IF NOT EXISTS search_digests_next (customer_id TEXT PRIMARY KEY, digests BLOB NOT NULL);",
+        "CREATE TABLE IF NOT EXISTS search_index_next (
+             kind TEXT NOT NULL, digest BYTEA NOT NULL, customer_id TEXT NOT NULL,
+             PRIMARY KEY (kind, digest, customer_id));
+         CREATE TABLE IF NOT EXISTS search_digests_next (customer_id TEXT PRIMARY KEY, digests BYTEA NOT NULL);",
+    )
+}
+
+/// PostgreSQL's migrations, in order: each version is applied once, in a transaction of its
+/// own, and recorded in `schema_migrations`. A released migration is never edited; a change
+/// is a new one. The tables are SQLite's (above, one database for both of its files), with
+/// PostgreSQL's types: BIGINT for every integer, BYTEA for bytes, sequences for row order.
+pub(crate) const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[(
+    1,
+    "the store: customers, directory, tickets, approvals, alerts, outbox, incidents, sessions, helpdesk, access and exposure indexes",
+    r#"
+CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE counters (name TEXT PRIMARY KEY, value BIGINT NOT NULL);
+CREATE TABLE customers (
+    id TEXT PRIMARY KEY,
+    kek_id TEXT NOT NULL,
+    wrapped_key BYTEA,
+    sealed BYTEA,
+    canary BIGINT NOT NULL DEFAULT 0,
+    search_digests BYTEA,
+    deleted_at BIGINT,
+    updated_at BIGINT NOT NULL
+);
+CREATE INDEX customers_deleted ON customers (deleted_at) WHERE deleted_at IS NOT NULL;
+CREATE TABLE search_index (
+    kind TEXT NOT NULL,
+    digest BYTEA NOT NULL,
+    customer_id TEXT NOT NULL,
+    PRIMARY KEY (kind, digest, customer_id)
+);
+CREATE TABLE agents (
+    id TEXT PRIMARY KEY,
+    name TEXT NOT NULL,
+    team TEXT NOT NULL,
+    site TEXT NOT NULL,
+    employer TEXT NOT NULL,
+    shift_start BIGINT NOT NULL,
+    shift_end BIGINT NOT NULL,
+    role TEXT NOT NULL,
+    status TEXT NOT NULL
+);
+CREATE TABLE tickets (
+    id TEXT PRIMARY KEY,
+    requester TEXT NOT NULL,
+    category TEXT NOT NULL,
+    status TEXT NOT NULL,
+    assignee TEXT,
+    created_at BIGINT NOT NULL,
+    updated_at BIGINT NOT NULL
+);
+CREATE INDEX tickets_by_assignee ON tickets (assignee, status);
+CREATE INDEX tickets_by_requester ON tickets (requester, assignee);
+CREATE TABLE revoked_tokens (jti TEXT PRIMARY KEY, expires_at BIGINT NOT NULL, revoked_at BIGINT NOT NULL);
+CREATE TABLE approvals (
+    id TEXT PRIMARY KEY,
+    kind TEXT NOT NULL,
+    requester TEXT NOT NULL,
+    customer_id TEXT NOT NULL,
+    status TEXT NOT NULL,
+    approver TEXT,
+    created_at BIGINT NOT NULL,
+    decided_at BIGINT,
+    expires_at BIGINT
+);
+CREATE INDEX approvals_in_force ON approvals (requester, customer_id, kind, status);
+CREATE TABLE alerts (
+    id BIGINT PRIMARY KEY,
+    agent TEXT NOT NULL,
+    level TEXT NOT NULL,
+    time_ms BIGINT NOT NULL,
+    ledger_index BIGINT NOT NULL,
+    body TEXT NOT NULL,
+    status TEXT NOT NULL,
+    reason TEXT,
+    decided_by TEXT,
+    decided_at_ms BIGINT
+);
+CREATE INDEX alerts_by_status ON alerts (status, id);
+CREATE TABLE outbox (
+    id BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    topic TEXT NOT NULL,
+    body TEXT NOT NULL,
+    attempts BIGINT NOT NULL,
+    next_attempt_ms BIGINT NOT NULL,
+    last_error TEXT,
+    delivered_at_ms BIGINT
+);
+CREATE INDEX outbox_due ON outbox (delivered_at_ms, next_attempt_ms);
+CREATE INDEX outbox_by_topic ON outbox (topic, delivered_at_ms, id);
+CREATE TABLE incidents (
+    id TEXT PRIMARY KEY,
+    title TEXT NOT NULL,
+    opened_at_ms BIGINT NOT NULL,
+    aware_at_ms BIGINT NOT NULL,
+    opened_by TEXT NOT NULL,
+    agents TEXT NOT NULL,
+    since_ms BIGINT,
+    until_ms BIGINT,
+    status TEXT NOT NULL,
+    ledger_index BIGINT NOT NULL
+);
+CREATE TABLE incident_timeline (
+    seq BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    incident_id TEXT NOT NULL,
+    time_ms BIGINT NOT NULL,
+    kind TEXT NOT NULL,
+    what TEXT NOT NULL,
+    count BIGINT,
+    ledger_index BIGINT
+);
+CREATE INDEX incident_timeline_by_incident ON incident_timeline (incident_id, time_ms);
+CREATE TABLE protective_actions (
+    incident_id TEXT NOT NULL,
+    customer_id TEXT NOT NULL,
+    action TEXT NOT NULL,
+    recorded_at_ms BIGINT NOT NULL,
+    until_ms BIGINT,
+    ledger_index BIGINT NOT NULL,
+    PRIMARY KEY (incident_id, customer_id, action)
+);
+CREATE TABLE console_sessions (
+    secret_sha256 TEXT PRIMARY KEY,
+    code TEXT NOT NULL UNIQUE,
+    subject TEXT NOT NULL,
+    role TEXT NOT NULL,
+    token_id TEXT NOT NULL,
+    csrf TEXT NOT NULL,
+    started_ms BIGINT NOT NULL,
+    expires_ms BIGINT NOT NULL,
+    last_seen_ms BIGINT NOT NULL,
+    start_index BIGINT NOT NULL,
+    ended_ms BIGINT,
+    end_reason TEXT,
+    end_index BIGINT,
+    sign_in TEXT NOT NULL DEFAULT ''
+);
+CREATE TABLE helpdesk_events (id TEXT PRIMARY KEY, received_at BIGINT NOT NULL);
+CREATE INDEX helpdesk_events_by_time ON helpdesk_events (received_at);
+CREATE TABLE helpdesk_users (user_id TEXT PRIMARY KEY, customer TEXT, agent TEXT);
+CREATE TABLE helpdesk_tickets (
+    ticket_id TEXT PRIMARY KEY,
+    updated_at BIGINT NOT NULL,
+    opened_by_agent BIGINT NOT NULL,
+    requester_user TEXT NOT NULL
+);
+CREATE TABLE agent_emails (email TEXT PRIMARY KEY, agent_id TEXT NOT NULL);
+
+CREATE TABLE access_events (
+    ledger_index BIGINT PRIMARY KEY,
+    time BIGINT NOT NULL,
+    agent_id TEXT NOT NULL,
+    customer_id TEXT,
+    ticket_id TEXT,
+    action TEXT NOT NULL,
+    fields TEXT NOT NULL,
+    allowed BIGINT NOT NULL,
+    policies TEXT NOT NULL,
+    request_id TEXT NOT NULL
+);
+CREATE INDEX access_events_by_customer ON access_events (customer_id, ledger_index);
+CREATE TABLE index_meta (key TEXT PRIMARY KEY, value BIGINT NOT NULL);
+CREATE TABLE exposures (
+    agent_id TEXT NOT NULL,
+    time BIGINT NOT NULL,
+    ledger_index BIGINT NOT NULL,
+    customer_id TEXT NOT NULL,
+    action TEXT NOT NULL,
+    fields TEXT NOT NULL,
+    PRIMARY KEY (agent_id, time, ledger_index, customer_id)
+);
+CREATE INDEX exposures_by_customer ON exposures (customer_id);
+CREATE TABLE agent_reach (
+    agent_id TEXT NOT NULL,
+    customer_id TEXT NOT NULL,
+    seen BIGINT NOT NULL DEFAULT 0,
+    PRIMARY KEY (agent_id, customer_id)
+);
+CREATE TABLE reach_log (
+    seq BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    agent_id TEXT NOT NULL,
+    customer_id TEXT NOT NULL,
+    before BIGINT
+);
+CREATE TABLE agent_volume (agent_id TEXT PRIMARY KEY, customers BIGINT NOT NULL);
+"#,
+)];

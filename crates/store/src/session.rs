@@ -2,8 +2,7 @@
 //! start and end; this table finds a session by its secret's hash (a request) or its code
 //! (a watermark in a photo).
 
-use rusqlite::params;
-
+use crate::db::{DbError, Row, Sql as _, values};
 use crate::store::{Store, StoreError};
 
 /// A console session as stored.
@@ -30,7 +29,7 @@ pub struct StoredSession {
 const COLUMNS: &str = "code, subject, role, token_id, csrf, started_ms, expires_ms, last_seen_ms, start_index, ended_ms, \
                        end_reason, end_index, sign_in";
 
-fn session_columns(row: &rusqlite::Row<'_>) -> rusqlite::Result<StoredSession> {
+fn session_columns(row: &Row<'_>) -> Result<StoredSession, DbError> {
     Ok(StoredSession {
         code: row.get(0)?,
         subject: row.get(1)?,
@@ -40,10 +39,10 @@ fn session_columns(row: &rusqlite::Row<'_>) -> rusqlite::Result<StoredSession> {
         started_ms: row.get(5)?,
         expires_ms: row.get(6)?,
         last_seen_ms: row.get(7)?,
-        start_index: row.get::<_, i64>(8)?.max(0) as u64,
+        start_index: row.get::<i64>(8)?.max(0) as u64,
         ended_ms: row.get(9)?,
         end_reason: row.get(10)?,
-        end_index: row.get::<_, Option<i64>>(11)?.map(|index| index.max(0) as u64),
+        end_index: row.get::<Option<i64>>(11)?.map(|index| index.max(0) as u64),
         sign_in: row.get(12)?,
     })
 }
@@ -52,13 +51,13 @@ impl Store {
     /// Stores a new session; a secret or a code already in use is an error (the caller draws
     /// another), never an overwrite.
     pub fn insert_session(&self, secret_sha256: &str, session: &StoredSession) -> Result<bool, StoreError> {
-        let connection = self.write();
-        let inserted = connection
+        let inserted = self
+            .write()?
             .execute(
-                "INSERT OR IGNORE INTO console_sessions (secret_sha256, code, subject, role, token_id, csrf, \
+                "INSERT INTO console_sessions (secret_sha256, code, subject, role, token_id, csrf, \
                  started_ms, expires_ms, last_seen_ms, start_index, sign_in) \
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
-                params![
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11) ON CONFLICT DO NOTHING",
+                values![
                     secret_sha256,
                     session.code,
                     session.subject,
@@ -79,7 +78,7 @@ impl Store {
     /// Whether a session already has `code`.
     pub fn session_code_taken(&self, code: &str) -> Result<bool, StoreError> {
         Ok(self
-            .query_one("SELECT 1 FROM console_sessions WHERE code = ?1", [code], "read a session", |_| Ok(()))?
+            .query_one("SELECT 1 FROM console_sessions WHERE code = ?1", values![code], "read a session", |_| Ok(()))?
             .is_some())
     }
 
@@ -87,7 +86,7 @@ impl Store {
     pub fn session_by_secret(&self, secret_sha256: &str) -> Result<Option<StoredSession>, StoreError> {
         self.query_one(
             &format!("SELECT {COLUMNS} FROM console_sessions WHERE secret_sha256 = ?1"),
-            [secret_sha256],
+            values![secret_sha256],
             "read a session",
             session_columns,
         )
@@ -95,19 +94,20 @@ impl Store {
 
     /// Every session not ended yet (a rotation of the token key after a leak ends them all).
     pub fn open_sessions(&self) -> Result<Vec<StoredSession>, StoreError> {
-        let connection = self.read();
-        let mut statement = connection
-            .prepare_cached(&format!("SELECT {COLUMNS} FROM console_sessions WHERE ended_ms IS NULL ORDER BY code"))
-            .map_err(self.error("read the open sessions"))?;
-        let rows = statement.query_map([], session_columns).map_err(self.error("read the open sessions"))?;
-        rows.collect::<Result<Vec<_>, _>>().map_err(self.error("read the open sessions"))
+        self.read()?
+            .query_map(
+                &format!("SELECT {COLUMNS} FROM console_sessions WHERE ended_ms IS NULL ORDER BY code"),
+                values![],
+                session_columns,
+            )
+            .map_err(self.error("read the open sessions"))
     }
 
     /// The session with watermark code `code`.
     pub fn session_by_code(&self, code: &str) -> Result<Option<StoredSession>, StoreError> {
         self.query_one(
             &format!("SELECT {COLUMNS} FROM console_sessions WHERE code = ?1"),
-            [code],
+            values![code],
             "read a session",
             session_columns,
         )
@@ -115,10 +115,10 @@ impl Store {
 
     /// Notes that the session was used at `now_ms` (idle expiry counts from the last use).
     pub fn touch_session(&self, code: &str, now_ms: i64) -> Result<(), StoreError> {
-        self.write()
+        self.write()?
             .execute(
-                "UPDATE console_sessions SET last_seen_ms = max(last_seen_ms, ?2) WHERE code = ?1 AND ended_ms IS NULL",
-                params![code, now_ms],
+                "UPDATE console_sessions SET last_seen_ms = ?2 WHERE code = ?1 AND ended_ms IS NULL AND last_seen_ms < ?2",
+                values![code, now_ms],
             )
             .map_err(self.error("note a session's use"))?;
         Ok(())
@@ -128,11 +128,11 @@ impl Store {
     /// already ended keeps its first end. Whether this call ended it.
     pub fn end_session(&self, code: &str, ended_ms: i64, reason: &str, end_index: u64) -> Result<bool, StoreError> {
         let changed = self
-            .write()
+            .write()?
             .execute(
                 "UPDATE console_sessions SET ended_ms = ?2, end_reason = ?3, end_index = ?4
                  WHERE code = ?1 AND ended_ms IS NULL",
-                params![code, ended_ms, reason, end_index as i64],
+                values![code, ended_ms, reason, end_index as i64],
             )
             .map_err(self.error("end a session"))?;
         Ok(changed == 1)

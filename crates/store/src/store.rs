@@ -1,5 +1,7 @@
-//! The SQLite store. One writer connection and a few readers, each behind its own lock;
-//! WAL mode lets the readers run while the writer commits.
+//! The store: one writer connection and a few readers, each behind its own lock, on either
+//! backend (see [`crate::db`]). On SQLite, WAL mode lets the readers run while the writer
+//! commits; on PostgreSQL every connection is the server's to schedule, and several gateways
+//! share one database.
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -7,14 +9,18 @@ use std::sync::{Mutex, MutexGuard, PoisonError};
 
 use cordon_directory::{Agent, AgentStatus, Approval, ApprovalKind, ApprovalStatus, Shift, Ticket};
 use cordon_vault::{Digest, SealedCustomer, SealedRecord, SearchKey};
-use rusqlite::{Connection, OptionalExtension as _, params};
+use rusqlite::Connection;
 
+use crate::db::{Conn, DbError, Dialect, Row, Sql, values};
 use crate::schema::{INDEX_SCHEMA, SCHEMA, SCHEMA_VERSION};
 
 const READERS: usize = 2;
+/// Readers of a PostgreSQL store: the reveal path reads customers, tickets and approvals on
+/// every request, and each read waits a round trip to the server.
+const POSTGRES_READERS: usize = 8;
 
 /// The counter of customers not crypto-shredded.
-const LIVE_CUSTOMERS: &str = "live_customers";
+pub(crate) const LIVE_CUSTOMERS: &str = "live_customers";
 /// `index_meta` key: the ledger index the access index has read up to.
 const ACCESS_THROUGH: &str = "access_through";
 const ADD_TO_COUNTER: &str = "UPDATE counters SET value = value + ?2 WHERE name = ?1";
@@ -23,7 +29,7 @@ const ADD_TO_COUNTER: &str = "UPDATE counters SET value = value + ?2 WHERE name 
 pub(crate) const CUSTOMER_WRITES: &str = "customer_writes";
 /// Adds `?2` to counter `?1`, creating it.
 const BUMP_COUNTER: &str =
-    "INSERT INTO counters (name, value) VALUES (?1, ?2) ON CONFLICT (name) DO UPDATE SET value = value + ?2";
+    "INSERT INTO counters (name, value) VALUES (?1, ?2) ON CONFLICT (name) DO UPDATE SET value = counters.value + ?2";
 
 const CUSTOMER_BY_ID: &str = "SELECT kek_id, wrapped_key, sealed, canary FROM customers WHERE id = ?1";
 
@@ -31,8 +37,8 @@ const CUSTOMER_BY_ID: &str = "SELECT kek_id, wrapped_key, sealed, canary FROM cu
 /// (both gone once crypto-shredded), and whether it is a canary.
 type CustomerColumns = (String, Option<Vec<u8>>, Option<Vec<u8>>, bool);
 
-fn customer_columns(row: &rusqlite::Row<'_>) -> rusqlite::Result<CustomerColumns> {
-    Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?))
+fn customer_columns(row: &Row<'_>) -> Result<CustomerColumns, DbError> {
+    Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get::<i64>(3)? != 0))
 }
 
 /// Queues a message of topic `?1` with body `?2`, due at `?3`, for the webhook; written in
@@ -42,10 +48,21 @@ pub(crate) const QUEUE_OUTBOX: &str =
 
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum StoreError {
-    #[error("database `{path}`: {action}: {message}")]
-    Sql { path: PathBuf, action: &'static str, message: String },
-    #[error("database `{path}` holds a damaged row: {reason}")]
-    Corrupt { path: PathBuf, reason: String },
+    #[error("database `{database}`: {action}: {message}")]
+    Sql { database: String, action: &'static str, message: String },
+    /// The database could not be reached (PostgreSQL stopped, or cut off from this process):
+    /// nothing was read or written; the connection is opened again on the next use.
+    #[error("database `{database}` is unreachable: {action}: {message}")]
+    Unavailable { database: String, action: &'static str, message: String },
+    #[error("database `{database}` holds a damaged row: {reason}")]
+    Corrupt { database: String, reason: String },
+}
+
+impl StoreError {
+    /// Whether the database could not be reached, rather than refusing a statement.
+    pub fn is_unavailable(&self) -> bool {
+        matches!(self, StoreError::Unavailable { .. })
+    }
 }
 
 /// A customer to write: sealed fields and their blind-index entries.
@@ -75,28 +92,34 @@ impl StoreSnapshot {
     /// is not copied: it is a function of the ledger, rebuilt from it.
     pub fn copy_to(self, to: &Path) -> Result<(), StoreError> {
         use std::os::unix::fs::OpenOptionsExt as _;
+        let database = to.display().to_string();
         let failed = |action: &'static str| {
-            move |error: std::io::Error| StoreError::Sql { path: to.to_path_buf(), action, message: error.to_string() }
+            let database = database.clone();
+            move |error: std::io::Error| StoreError::Sql {
+                database: database.clone(),
+                action,
+                message: error.to_string(),
+            }
         };
         // Created here, owner-only, so the copy is never readable by anyone else, even briefly.
         std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(to).map_err(failed("create"))?;
-        let mut copy = Connection::open(to).map_err(sql_error(to, "open the copy"))?;
+        let mut copy = Connection::open(to).map_err(sql_error(&database, "open the copy"))?;
         {
-            let backup =
-                rusqlite::backup::Backup::new(&self.connection, &mut copy).map_err(sql_error(to, "start the copy"))?;
+            let backup = rusqlite::backup::Backup::new(&self.connection, &mut copy)
+                .map_err(sql_error(&database, "start the copy"))?;
             // All pages in one step, read through the snapshot's open transaction.
-            match backup.step(-1).map_err(sql_error(to, "copy"))? {
+            match backup.step(-1).map_err(sql_error(&database, "copy"))? {
                 rusqlite::backup::StepResult::Done => {}
                 other => {
                     return Err(StoreError::Sql {
-                        path: to.to_path_buf(),
+                        database,
                         action: "copy",
                         message: format!("the online backup stopped before the end ({other:?})"),
                     });
                 }
             }
         }
-        copy.execute_batch("PRAGMA journal_mode = DELETE;").map_err(sql_error(to, "settle the copy"))?;
+        copy.execute_batch("PRAGMA journal_mode = DELETE;").map_err(sql_error(&database, "settle the copy"))?;
         drop(copy);
         std::fs::File::open(to).and_then(|file| file.sync_all()).map_err(failed("sync"))
     }
@@ -163,23 +186,33 @@ pub struct OutboxItem {
 }
 
 pub struct Store {
-    pub(crate) path: PathBuf,
-    writer: Mutex<Connection>,
-    readers: Vec<Mutex<Connection>>,
+    /// What errors name: the SQLite file, or the PostgreSQL URL without its password.
+    pub(crate) database: String,
+    backend: Backend,
+    writer: Mutex<Conn>,
+    readers: Vec<Mutex<Conn>>,
     next_reader: AtomicUsize,
-    /// The access index and the exposure index, in `<name>-access.sqlite` beside the main file.
-    pub(crate) index: Mutex<Connection>,
+    /// The access index and the exposure index: on SQLite in `<name>-access.sqlite` beside
+    /// the main file, on PostgreSQL tables of the same database on a connection of their own.
+    pub(crate) index: Mutex<Conn>,
+}
+
+/// Where the store lives, and how to open a connection to it again.
+enum Backend {
+    Sqlite(PathBuf),
+    Postgres(Box<postgres::Config>),
 }
 
 impl std::fmt::Debug for Store {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "Store({})", self.path.display())
+        write!(f, "Store({})", self.database)
     }
 }
 
 impl Store {
-    /// Opens (creating if needed) the database at `path` and applies the schema.
+    /// Opens (creating if needed) the SQLite database at `path` and applies the schema.
     pub fn open(path: &Path) -> Result<Store, StoreError> {
+        let database = path.display().to_string();
         let writer = connect(path)?;
         // Bulk writes checkpoint the WAL into the database less often (the default is every
         // 1,000 pages); readers are unaffected.
@@ -187,124 +220,179 @@ impl Store {
         // about 300 MB of randomly placed digests, and inserts into it missed the default cache.
         writer
             .execute_batch("PRAGMA wal_autocheckpoint = 10000; PRAGMA cache_size = -262144;")
-            .map_err(sql_error(path, "configure"))?;
+            .map_err(sql_error(&database, "configure"))?;
         let version: i64 = writer
             .query_row("PRAGMA user_version", [], |row| row.get(0))
-            .map_err(sql_error(path, "read the schema version"))?;
+            .map_err(sql_error(&database, "read the schema version"))?;
         if version > SCHEMA_VERSION {
             return Err(StoreError::Corrupt {
-                path: path.to_path_buf(),
+                database,
                 reason: format!("schema version {version} is newer than this cordon understands ({SCHEMA_VERSION})"),
             });
         }
-        writer.execute_batch(SCHEMA).map_err(sql_error(path, "apply the schema"))?;
+        writer.execute_batch(SCHEMA).map_err(sql_error(&database, "apply the schema"))?;
         // Columns added since a table was first made (CREATE TABLE IF NOT EXISTS leaves an
         // existing table as it was).
         let (table, column, definition) = ("console_sessions", "sign_in", "TEXT NOT NULL DEFAULT ''");
         let present = writer
             .prepare(&format!("SELECT 1 FROM pragma_table_info('{table}') WHERE name = ?1"))
             .and_then(|mut statement| statement.exists([column]))
-            .map_err(sql_error(path, "read the schema"))?;
+            .map_err(sql_error(&database, "read the schema"))?;
         if !present {
             writer
                 .execute_batch(&format!("ALTER TABLE {table} ADD COLUMN {column} {definition}"))
-                .map_err(sql_error(path, "add a column"))?;
+                .map_err(sql_error(&database, "add a column"))?;
         }
-        // A directory made before the counter existed counts its customers once; after that
-        // the counter is read, not recounted, at every open.
-        let counted = writer
-            .query_row("SELECT 1 FROM counters WHERE name = ?1", [LIVE_CUSTOMERS], |_| Ok(()))
-            .optional()
-            .map_err(sql_error(path, "read the customer count"))?
-            .is_some();
-        if !counted {
-            writer
-                .execute(
-                    "INSERT INTO counters (name, value)
-                     SELECT ?1, (SELECT count(*) FROM customers) - (SELECT count(*) FROM customers WHERE deleted_at IS NOT NULL)",
-                    [LIVE_CUSTOMERS],
-                )
-                .map_err(sql_error(path, "count customers"))?;
-        }
+        let mut writer = Conn::Sqlite(writer);
+        count_live_customers(&mut writer).map_err(db_error(&database, "count customers"))?;
         writer
-            .execute_batch(&format!("PRAGMA user_version = {SCHEMA_VERSION}"))
-            .map_err(sql_error(path, "record the schema version"))?;
-        let readers = (0..READERS).map(|_| connect(path).map(Mutex::new)).collect::<Result<Vec<_>, _>>()?;
+            .batch(&format!("PRAGMA user_version = {SCHEMA_VERSION}"))
+            .map_err(db_error(&database, "record the schema version"))?;
+        let readers = (0..READERS)
+            .map(|_| connect(path).map(|reader| Mutex::new(Conn::Sqlite(reader))))
+            .collect::<Result<_, _>>()?;
         let index_path = index_path(path);
+        let index_name = index_path.display().to_string();
         let index = connect(&index_path)?;
         // The exposure index of ten million ledger entries is a few GB of B-trees written in
         // customer order as well as agent order; with the default cache, building it spent
         // most of its time re-reading pages it had just evicted.
         index
             .execute_batch("PRAGMA wal_autocheckpoint = 10000; PRAGMA cache_size = -262144;")
-            .map_err(sql_error(&index_path, "configure"))?;
-        forget_reach_without_ways(&index).map_err(sql_error(&index_path, "upgrade the exposure index"))?;
-        forget_reach_log_without_before(&index).map_err(sql_error(&index_path, "upgrade the exposure index"))?;
-        index.execute_batch(INDEX_SCHEMA).map_err(sql_error(&index_path, "apply the index schema"))?;
+            .map_err(sql_error(&index_name, "configure"))?;
+        forget_reach_without_ways(&index).map_err(sql_error(&index_name, "upgrade the exposure index"))?;
+        forget_reach_log_without_before(&index).map_err(sql_error(&index_name, "upgrade the exposure index"))?;
+        index.execute_batch(INDEX_SCHEMA).map_err(sql_error(&index_name, "apply the index schema"))?;
         Ok(Store {
-            path: path.to_path_buf(),
+            database,
+            backend: Backend::Sqlite(path.to_path_buf()),
             writer: Mutex::new(writer),
             readers,
             next_reader: AtomicUsize::new(0),
-            index: Mutex::new(index),
+            index: Mutex::new(Conn::Sqlite(index)),
         })
     }
 
-    pub fn path(&self) -> &Path {
-        &self.path
+    /// Opens the PostgreSQL store at `url` (`postgres://...`), applying any migration it
+    /// lacks first (see [`Store::migrate_postgres`]).
+    pub fn open_postgres(url: &str) -> Result<Store, StoreError> {
+        let (config, database) = crate::postgres::config(url)?;
+        crate::postgres::migrate(&config, &database)?;
+        let connect = || Conn::postgres(&config).map(Mutex::new).map_err(db_error(&database, "connect"));
+        let writer = connect()?;
+        let readers = (0..POSTGRES_READERS).map(|_| connect()).collect::<Result<_, _>>()?;
+        let index = connect()?;
+        Ok(Store {
+            database,
+            backend: Backend::Postgres(Box::new(config)),
+            writer,
+            readers,
+            next_reader: AtomicUsize::new(0),
+            index,
+        })
     }
 
-    pub(crate) fn write(&self) -> MutexGuard<'_, Connection> {
-        self.writer.lock().unwrap_or_else(PoisonError::into_inner)
+    /// Applies to the PostgreSQL store at `url` the migrations it lacks, in order, in one
+    /// transaction, under a lock that makes gateways started together wait for one another;
+    /// the versions applied now (none when it was up to date).
+    pub fn migrate_postgres(url: &str) -> Result<Vec<i64>, StoreError> {
+        let (config, database) = crate::postgres::config(url)?;
+        crate::postgres::migrate(&config, &database)
     }
 
-    pub(crate) fn read(&self) -> MutexGuard<'_, Connection> {
+    /// The SQLite file, or `None` for a PostgreSQL store.
+    pub fn path(&self) -> Option<&Path> {
+        match &self.backend {
+            Backend::Sqlite(path) => Some(path),
+            Backend::Postgres(_) => None,
+        }
+    }
+
+    /// What the store's errors name it by: its file, or its URL without the password.
+    pub fn name(&self) -> &str {
+        &self.database
+    }
+
+    /// A connection, opened again first if it was lost (PostgreSQL restarted or was cut off);
+    /// an error if it cannot be.
+    fn take<'s>(&self, slot: &'s Mutex<Conn>) -> Result<MutexGuard<'s, Conn>, StoreError> {
+        let mut connection = slot.lock().unwrap_or_else(PoisonError::into_inner);
+        if connection.is_lost()
+            && let Backend::Postgres(config) = &self.backend
+        {
+            *connection = Conn::postgres(config).map_err(self.error("connect again"))?;
+        }
+        Ok(connection)
+    }
+
+    pub(crate) fn write(&self) -> Result<MutexGuard<'_, Conn>, StoreError> {
+        self.take(&self.writer)
+    }
+
+    pub(crate) fn read(&self) -> Result<MutexGuard<'_, Conn>, StoreError> {
         let slot = self.next_reader.fetch_add(1, Ordering::Relaxed) % self.readers.len().max(1);
         match self.readers.get(slot) {
-            Some(reader) => reader.lock().unwrap_or_else(PoisonError::into_inner),
+            Some(reader) => self.take(reader),
             None => self.write(),
         }
+    }
+
+    pub(crate) fn index(&self) -> Result<MutexGuard<'_, Conn>, StoreError> {
+        self.take(&self.index)
     }
 
     /// Fixes the database's state now, for a copy taken afterwards: a connection of its own
     /// with a read transaction open, which writers do not disturb (WAL). Cheap: the copy
     /// itself ([`StoreSnapshot::copy_to`]) is what takes time, and writers go on meanwhile.
+    /// SQLite only: a PostgreSQL store is backed up with PostgreSQL's own tools.
     pub fn begin_snapshot(&self) -> Result<StoreSnapshot, StoreError> {
-        let connection = connect(&self.path)?;
+        let Backend::Sqlite(path) = &self.backend else {
+            return Err(StoreError::Sql {
+                database: self.database.clone(),
+                action: "begin a snapshot",
+                message: "a PostgreSQL store is backed up with pg_dump or a base backup (docs/DEPLOY.md), not by cordon backup".into(),
+            });
+        };
+        let connection = connect(path)?;
         connection
             .execute_batch("BEGIN; SELECT count(*) FROM sqlite_master;")
-            .map_err(self.error("begin a snapshot"))?;
-        Ok(StoreSnapshot { connection, path: self.path.clone() })
+            .map_err(sql_error(&self.database, "begin a snapshot"))?;
+        Ok(StoreSnapshot { connection, path: path.clone() })
     }
 
     /// Runs a single-row query on a reader connection; `None` when no row matches.
     pub(crate) fn query_one<T>(
         &self,
         sql: &str,
-        parameters: impl rusqlite::Params,
+        values: &[&dyn crate::db::Value],
         action: &'static str,
-        row: impl FnOnce(&rusqlite::Row<'_>) -> rusqlite::Result<T>,
+        row: impl FnOnce(&Row<'_>) -> Result<T, DbError>,
     ) -> Result<Option<T>, StoreError> {
-        let connection = self.read();
-        let mut statement = connection.prepare_cached(sql).map_err(self.error(action))?;
-        statement.query_row(parameters, row).optional().map_err(self.error(action))
+        self.read()?.query_row(sql, values, row).map_err(self.error(action))
     }
 
-    pub(crate) fn error(&self, action: &'static str) -> impl Fn(rusqlite::Error) -> StoreError + '_ {
-        sql_error(&self.path, action)
+    pub(crate) fn error(&self, action: &'static str) -> impl Fn(DbError) -> StoreError + '_ {
+        db_error(&self.database, action)
+    }
+
+    pub(crate) fn dialect(&self) -> Dialect {
+        match self.backend {
+            Backend::Sqlite(_) => Dialect::Sqlite,
+            Backend::Postgres(_) => Dialect::Postgres,
+        }
     }
 
     // ---- meta ----
 
     pub fn meta(&self, key: &str) -> Result<Option<String>, StoreError> {
-        self.query_one("SELECT value FROM meta WHERE key = ?1", [key], "read a setting", |row| row.get(0))
+        self.query_one("SELECT value FROM meta WHERE key = ?1", values![key], "read a setting", |row| row.get(0))
     }
 
     pub fn set_meta(&self, key: &str, value: &str) -> Result<(), StoreError> {
-        self.write()
+        self.write()?
             .execute(
-                "INSERT INTO meta (key, value) VALUES (?1, ?2) ON CONFLICT (key) DO UPDATE SET value = ?2",
-                [key, value],
+                "INSERT INTO meta (key, value) VALUES (?1, ?2) ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                values![key, value],
             )
             .map(drop)
             .map_err(self.error("write a setting"))
@@ -315,75 +403,73 @@ impl Store {
     /// Writes customers in one transaction, replacing any with the same id (re-imports are
     /// safe) together with their search entries.
     pub fn upsert_customers(&self, rows: &[CustomerRow], now: i64) -> Result<(), StoreError> {
-        let mut connection = self.write();
-        let transaction = connection.transaction().map_err(self.error("begin a transaction"))?;
-        {
-            let mut old_digests = transaction
-                .prepare_cached("SELECT search_digests FROM customers WHERE id = ?1")
-                .map_err(self.error("prepare the customer upsert"))?;
-            let mut upsert = transaction
-                .prepare_cached(
+        let mut connection = self.write()?;
+        let mut transaction = connection.transaction().map_err(self.error("begin a transaction"))?;
+        // Locked on PostgreSQL, where another gateway may write the same customer at once:
+        // its old search entries are the ones removed.
+        let old_digests = self.dialect().pick(
+            "SELECT search_digests FROM customers WHERE id = ?1",
+            "SELECT search_digests FROM customers WHERE id = ?1 FOR UPDATE",
+        );
+        // New search rows go in after the customers, in key order: randomly placed
+        // digests inserted in order touch each index page once, not once per row.
+        let mut new_index: Vec<(&'static str, &Digest, &str)> = Vec::with_capacity(rows.len() * 4);
+        let mut newly_live = 0i64;
+        for row in rows {
+            let old: Option<Option<Vec<u8>>> = transaction
+                .query_row(old_digests, values![row.id], |found| found.get(0))
+                .map_err(self.error("read a customer"))?;
+            // New, or crypto-shredded before (its digests are gone): live from now on.
+            if !matches!(old, Some(Some(_))) {
+                newly_live += 1;
+            }
+            for (kind, digest) in decode_digests(old.flatten().as_deref().unwrap_or(&[])) {
+                transaction
+                    .execute(
+                        "DELETE FROM search_index WHERE kind = ?1 AND digest = ?2 AND customer_id = ?3",
+                        values![kind.name(), digest.as_slice(), row.id],
+                    )
+                    .map_err(self.error("update the search index"))?;
+            }
+            transaction
+                .execute(
                     "INSERT INTO customers (id, kek_id, wrapped_key, sealed, canary, search_digests, deleted_at, updated_at)
                      VALUES (?1, ?2, ?3, ?4, ?5, ?6, NULL, ?7)
                      ON CONFLICT (id) DO UPDATE SET kek_id = ?2, wrapped_key = ?3, sealed = ?4, canary = ?5,
                         search_digests = ?6, deleted_at = NULL, updated_at = ?7",
-                )
-                .map_err(self.error("prepare the customer upsert"))?;
-            let mut remove_index = transaction
-                .prepare_cached("DELETE FROM search_index WHERE kind = ?1 AND digest = ?2 AND customer_id = ?3")
-                .map_err(self.error("prepare the search index update"))?;
-            let mut add_index = transaction
-                .prepare_cached("INSERT OR IGNORE INTO search_index (kind, digest, customer_id) VALUES (?1, ?2, ?3)")
-                .map_err(self.error("prepare the search index update"))?;
-            // New search rows go in after the customers, in key order: randomly placed
-            // digests inserted in order touch each index page once, not once per row.
-            let mut new_index: Vec<(&'static str, &Digest, &str)> = Vec::with_capacity(rows.len() * 4);
-            let mut newly_live = 0i64;
-            for row in rows {
-                let old: Option<Option<Vec<u8>>> = old_digests
-                    .query_row([&row.id], |found| found.get(0))
-                    .optional()
-                    .map_err(self.error("read a customer"))?;
-                // New, or crypto-shredded before (its digests are gone): live from now on.
-                if !matches!(old, Some(Some(_))) {
-                    newly_live += 1;
-                }
-                for (kind, digest) in decode_digests(old.flatten().as_deref().unwrap_or(&[])) {
-                    remove_index
-                        .execute(params![kind.name(), digest.as_slice(), row.id])
-                        .map_err(self.error("update the search index"))?;
-                }
-                upsert
-                    .execute(params![
+                    values![
                         row.id,
                         row.sealed.kek_id,
                         row.sealed.wrapped_key,
                         row.sealed.record.encode(),
-                        row.canary,
+                        i64::from(row.canary),
                         encode_digests(&row.index),
                         now
-                    ])
-                    .map_err(self.error("write a customer"))?;
-                new_index.extend(row.index.iter().map(|(kind, digest)| (kind.name(), digest, row.id.as_str())));
-            }
-            new_index.sort_unstable();
-            for (kind, digest, id) in new_index {
-                add_index
-                    .execute(params![kind, digest.as_slice(), id])
-                    .map_err(self.error("update the search index"))?;
-            }
-            transaction
-                .execute(ADD_TO_COUNTER, params![LIVE_CUSTOMERS, newly_live])
-                .map_err(self.error("count customers"))?;
-            transaction
-                .execute(BUMP_COUNTER, params![CUSTOMER_WRITES, rows.len() as i64])
-                .map_err(self.error("count customers"))?;
+                    ],
+                )
+                .map_err(self.error("write a customer"))?;
+            new_index.extend(row.index.iter().map(|(kind, digest)| (kind.name(), digest, row.id.as_str())));
         }
+        new_index.sort_unstable();
+        for (kind, digest, id) in new_index {
+            transaction
+                .execute(
+                    "INSERT INTO search_index (kind, digest, customer_id) VALUES (?1, ?2, ?3) ON CONFLICT DO NOTHING",
+                    values![kind, digest.as_slice(), id],
+                )
+                .map_err(self.error("update the search index"))?;
+        }
+        transaction
+            .execute(ADD_TO_COUNTER, values![LIVE_CUSTOMERS, newly_live])
+            .map_err(self.error("count customers"))?;
+        transaction
+            .execute(BUMP_COUNTER, values![CUSTOMER_WRITES, rows.len() as i64])
+            .map_err(self.error("count customers"))?;
         transaction.commit().map_err(self.error("commit customers"))
     }
 
     pub fn customer(&self, id: &str) -> Result<Option<StoredCustomer>, StoreError> {
-        let row = self.query_one(CUSTOMER_BY_ID, [id], "read a customer", customer_columns)?;
+        let row = self.query_one(CUSTOMER_BY_ID, values![id], "read a customer", customer_columns)?;
         row.map(|row| self.stored_customer(id, row)).transpose()
     }
 
@@ -391,17 +477,15 @@ impl Store {
     /// connection: one lock and one snapshot for all of them, where a loop over `customer`
     /// pays both per id (incident scope reads thousands).
     pub fn customers(&self, ids: &[&str]) -> Result<Vec<StoredCustomer>, StoreError> {
-        let mut connection = self.read();
-        let transaction = connection.transaction().map_err(self.error("read customers"))?;
+        let mut connection = self.read()?;
+        let mut transaction = connection.transaction().map_err(self.error("read customers"))?;
         let mut found = Vec::with_capacity(ids.len());
-        {
-            let mut statement = transaction.prepare_cached(CUSTOMER_BY_ID).map_err(self.error("read customers"))?;
-            for id in ids {
-                if let Some(row) =
-                    statement.query_row([id], customer_columns).optional().map_err(self.error("read customers"))?
-                {
-                    found.push(self.stored_customer(id, row)?);
-                }
+        for id in ids {
+            if let Some(row) = transaction
+                .query_row(CUSTOMER_BY_ID, values![id], customer_columns)
+                .map_err(self.error("read customers"))?
+            {
+                found.push(self.stored_customer(id, row)?);
             }
         }
         transaction.commit().map_err(self.error("read customers"))?;
@@ -411,24 +495,16 @@ impl Store {
     /// Live customers after `after` (by id), at most `limit`, in id order: a walk over the
     /// whole base in pages (attribution's census of balance bands).
     pub fn customers_after(&self, after: &str, limit: usize) -> Result<Vec<StoredCustomer>, StoreError> {
-        let connection = self.read();
-        let mut statement = connection
-            .prepare_cached(
+        let rows = self
+            .read()?
+            .query_map(
                 "SELECT id, kek_id, wrapped_key, sealed, canary FROM customers
                  WHERE id > ?1 AND deleted_at IS NULL ORDER BY id LIMIT ?2",
+                values![after, limit as i64],
+                |row| Ok((row.get::<String>(0)?, (row.get(1)?, row.get(2)?, row.get(3)?, row.get::<i64>(4)? != 0))),
             )
             .map_err(self.error("list customers"))?;
-        let rows = statement
-            .query_map(params![after, limit as i64], |row| {
-                Ok((row.get::<_, String>(0)?, (row.get(1)?, row.get(2)?, row.get(3)?, row.get(4)?)))
-            })
-            .map_err(self.error("list customers"))?;
-        let mut found = Vec::with_capacity(limit.min(16_384));
-        for row in rows {
-            let (id, columns) = row.map_err(self.error("list customers"))?;
-            found.push(self.stored_customer(&id, columns)?);
-        }
-        Ok(found)
+        rows.into_iter().map(|(id, columns)| self.stored_customer(&id, columns)).collect()
     }
 
     fn stored_customer(&self, id: &str, row: CustomerColumns) -> Result<StoredCustomer, StoreError> {
@@ -436,7 +512,7 @@ impl Store {
         let sealed = match (wrapped_key, sealed) {
             (Some(wrapped_key), Some(sealed)) => {
                 let record = SealedRecord::decode(&sealed).map_err(|error| StoreError::Corrupt {
-                    path: self.path.clone(),
+                    database: self.database.clone(),
                     reason: format!("customer `{id}`: {error}"),
                 })?;
                 Some(SealedCustomer { kek_id, wrapped_key, record })
@@ -446,20 +522,27 @@ impl Store {
         Ok(StoredCustomer { id: id.to_string(), sealed, canary })
     }
 
-    /// Crypto-shreds a customer: the wrapped data key and sealed fields are erased (secure
-    /// delete overwrites them), the search entries removed; the id stays for the audit trail.
+    /// Crypto-shreds a customer: the wrapped data key and sealed fields are erased (on SQLite
+    /// secure delete overwrites them), the search entries removed; the id stays for the audit
+    /// trail.
     pub fn delete_customer(&self, id: &str, now: i64) -> Result<bool, StoreError> {
-        let mut connection = self.write();
-        let transaction = connection.transaction().map_err(self.error("begin a transaction"))?;
+        let mut connection = self.write()?;
+        let mut transaction = connection.transaction().map_err(self.error("begin a transaction"))?;
         let digests: Option<Option<Vec<u8>>> = transaction
-            .query_row("SELECT search_digests FROM customers WHERE id = ?1", [id], |row| row.get(0))
-            .optional()
+            .query_row(
+                self.dialect().pick(
+                    "SELECT search_digests FROM customers WHERE id = ?1",
+                    "SELECT search_digests FROM customers WHERE id = ?1 FOR UPDATE",
+                ),
+                values![id],
+                |row| row.get(0),
+            )
             .map_err(self.error("read a customer"))?;
         for (kind, digest) in decode_digests(digests.flatten().as_deref().unwrap_or(&[])) {
             transaction
                 .execute(
                     "DELETE FROM search_index WHERE kind = ?1 AND digest = ?2 AND customer_id = ?3",
-                    params![kind.name(), digest.as_slice(), id],
+                    values![kind.name(), digest.as_slice(), id],
                 )
                 .map_err(self.error("delete a customer's search entries"))?;
         }
@@ -467,12 +550,14 @@ impl Store {
             .execute(
                 "UPDATE customers SET wrapped_key = NULL, sealed = NULL, search_digests = NULL, deleted_at = ?2, updated_at = ?2
                  WHERE id = ?1 AND deleted_at IS NULL",
-                params![id, now],
+                values![id, now],
             )
             .map_err(self.error("delete a customer"))?;
         if changed > 0 {
-            transaction.execute(ADD_TO_COUNTER, params![LIVE_CUSTOMERS, -1]).map_err(self.error("count customers"))?;
-            transaction.execute(BUMP_COUNTER, params![CUSTOMER_WRITES, 1]).map_err(self.error("count customers"))?;
+            transaction
+                .execute(ADD_TO_COUNTER, values![LIVE_CUSTOMERS, -1i64])
+                .map_err(self.error("count customers"))?;
+            transaction.execute(BUMP_COUNTER, values![CUSTOMER_WRITES, 1i64]).map_err(self.error("count customers"))?;
         }
         transaction.commit().map_err(self.error("commit a deletion"))?;
         Ok(changed > 0)
@@ -487,68 +572,57 @@ impl Store {
     /// Customer ids matching a blind-index digest, at most `limit` (incident response reads
     /// every customer consistent with a masked rendering, which can be thousands).
     pub fn search_up_to(&self, kind: SearchKey, digest: &Digest, limit: usize) -> Result<Vec<String>, StoreError> {
-        let connection = self.read();
-        let mut statement = connection
-            .prepare_cached(
+        self.read()?
+            .query_map(
                 "SELECT customer_id FROM search_index WHERE kind = ?1 AND digest = ?2 ORDER BY customer_id LIMIT ?3",
+                values![kind.name(), digest.as_slice(), limit as i64],
+                |row| row.get(0),
             )
-            .map_err(self.error("prepare a search"))?;
-        let ids = statement
-            .query_map(params![kind.name(), digest.as_slice(), limit as i64], |row| row.get(0))
-            .map_err(self.error("search"))?
-            .collect::<Result<Vec<String>, _>>()
-            .map_err(self.error("search"))?;
-        Ok(ids)
+            .map_err(self.error("search"))
     }
 
     /// Live customers, from the counter every upsert and deletion keeps in its own
     /// transaction: counting the id index each time cost 3 ms warm and 30 ms from cold pages
     /// at a million customers (and filtering on `deleted_at` walked every sealed record).
     pub fn customer_count(&self) -> Result<u64, StoreError> {
-        self.read()
-            .query_row("SELECT value FROM counters WHERE name = ?1", [LIVE_CUSTOMERS], |row| row.get::<_, i64>(0))
-            .map(|count| count.max(0) as u64)
-            .map_err(self.error("count customers"))
+        Ok(self
+            .query_one(
+                "SELECT value FROM counters WHERE name = ?1",
+                values![LIVE_CUSTOMERS],
+                "count customers",
+                |row| row.get::<i64>(0),
+            )?
+            .unwrap_or(0)
+            .max(0) as u64)
     }
 
-    /// Live customers after `after` (by id) whose data key is wrapped by a KEK other than
-    /// `kek_id`, for rotation in batches.
     /// Stages customers' search entries under a new blind-index key, beside the live index
     /// (which searches keep using until [`Store::swap_search_index`]). Staging again for a
     /// customer replaces what was staged for it, so a rebuild cut short can run again.
     pub fn stage_search_entries(&self, customers: &[(String, Vec<(SearchKey, Digest)>)]) -> Result<(), StoreError> {
-        let mut connection = self.write();
-        let transaction = connection.transaction().map_err(self.error("stage search entries"))?;
-        transaction
-            .execute_batch(
-                "CREATE TABLE IF NOT EXISTS search_index_next (
-                     kind TEXT NOT NULL, digest BLOB NOT NULL, customer_id TEXT NOT NULL,
-                     PRIMARY KEY (kind, digest, customer_id)) WITHOUT ROWID;
-                 CREATE TABLE IF NOT EXISTS search_digests_next (customer_id TEXT PRIMARY KEY, digests BLOB NOT NULL);",
-            )
-            .map_err(self.error("stage search entries"))?;
-        {
-            let mut forget = transaction
-                .prepare_cached("DELETE FROM search_index_next WHERE customer_id = ?1")
+        let mut connection = self.write()?;
+        let dialect = connection.dialect();
+        let mut transaction = connection.transaction().map_err(self.error("stage search entries"))?;
+        transaction.batch(crate::schema::staged_search_tables(dialect)).map_err(self.error("stage search entries"))?;
+        for (customer, entries) in customers {
+            transaction
+                .execute("DELETE FROM search_index_next WHERE customer_id = ?1", values![customer])
                 .map_err(self.error("stage search entries"))?;
-            let mut add = transaction
-                .prepare_cached(
-                    "INSERT OR IGNORE INTO search_index_next (kind, digest, customer_id) VALUES (?1, ?2, ?3)",
-                )
-                .map_err(self.error("stage search entries"))?;
-            let mut digests = transaction
-                .prepare_cached("INSERT OR REPLACE INTO search_digests_next (customer_id, digests) VALUES (?1, ?2)")
-                .map_err(self.error("stage search entries"))?;
-            for (customer, entries) in customers {
-                forget.execute([customer]).map_err(self.error("stage search entries"))?;
-                for (kind, digest) in entries {
-                    add.execute(params![kind.name(), digest.as_slice(), customer])
-                        .map_err(self.error("stage search entries"))?;
-                }
-                digests
-                    .execute(params![customer, encode_digests(entries)])
+            for (kind, digest) in entries {
+                transaction
+                    .execute(
+                        "INSERT INTO search_index_next (kind, digest, customer_id) VALUES (?1, ?2, ?3) ON CONFLICT DO NOTHING",
+                        values![kind.name(), digest.as_slice(), customer],
+                    )
                     .map_err(self.error("stage search entries"))?;
             }
+            transaction
+                .execute(
+                    "INSERT INTO search_digests_next (customer_id, digests) VALUES (?1, ?2)
+                     ON CONFLICT (customer_id) DO UPDATE SET digests = excluded.digests",
+                    values![customer, encode_digests(entries)],
+                )
+                .map_err(self.error("stage search entries"))?;
         }
         transaction.commit().map_err(self.error("stage search entries"))
     }
@@ -557,15 +631,13 @@ impl Store {
     /// `meta_key` = `meta_value` (the blind-index key they were made with) in it, so the index
     /// and the name of its key never disagree. Customers deleted meanwhile keep no entries.
     pub fn swap_search_index(&self, meta_key: &str, meta_value: &str) -> Result<u64, StoreError> {
-        let mut connection = self.write();
-        let transaction = connection.transaction().map_err(self.error("swap the search index"))?;
-        let rows = transaction
-            .execute_batch(
-                "CREATE TABLE IF NOT EXISTS search_index_next (
-                     kind TEXT NOT NULL, digest BLOB NOT NULL, customer_id TEXT NOT NULL,
-                     PRIMARY KEY (kind, digest, customer_id)) WITHOUT ROWID;
-                 CREATE TABLE IF NOT EXISTS search_digests_next (customer_id TEXT PRIMARY KEY, digests BLOB NOT NULL);
-                 DELETE FROM search_index;
+        let mut connection = self.write()?;
+        let dialect = connection.dialect();
+        let mut transaction = connection.transaction().map_err(self.error("swap the search index"))?;
+        transaction.batch(crate::schema::staged_search_tables(dialect)).map_err(self.error("swap the search index"))?;
+        transaction
+            .batch(
+                "DELETE FROM search_index;
                  INSERT INTO search_index (kind, digest, customer_id)
                      SELECT n.kind, n.digest, n.customer_id FROM search_index_next n
                      JOIN customers c ON c.id = n.customer_id AND c.deleted_at IS NULL;
@@ -575,37 +647,37 @@ impl Store {
                  DROP TABLE search_index_next;
                  DROP TABLE search_digests_next;",
             )
-            .and_then(|()| transaction.query_row("SELECT count(*) FROM search_index", [], |row| row.get::<_, i64>(0)))
             .map_err(self.error("swap the search index"))?;
+        let rows = transaction
+            .query_row("SELECT count(*) FROM search_index", values![], |row| row.get::<i64>(0))
+            .map_err(self.error("swap the search index"))?
+            .unwrap_or(0);
         transaction
             .execute(
                 "INSERT INTO meta (key, value) VALUES (?1, ?2) ON CONFLICT (key) DO UPDATE SET value = excluded.value",
-                params![meta_key, meta_value],
+                values![meta_key, meta_value],
             )
             .map_err(self.error("swap the search index"))?;
         transaction.commit().map_err(self.error("swap the search index"))?;
         Ok(rows.max(0) as u64)
     }
 
+    /// Live customers after `after` (by id) whose data key is wrapped by a KEK other than
+    /// `kek_id`, for rotation in batches.
     pub fn customers_to_rewrap(
         &self,
         kek_id: &str,
         after: &str,
         limit: usize,
     ) -> Result<Vec<StoredCustomer>, StoreError> {
-        let ids: Vec<String> = {
-            let connection = self.read();
-            let mut statement = connection
-                .prepare_cached(
-                    "SELECT id FROM customers WHERE id > ?1 AND kek_id != ?2 AND deleted_at IS NULL ORDER BY id LIMIT ?3",
-                )
-                .map_err(self.error("list customers to rewrap"))?;
-            statement
-                .query_map(params![after, kek_id, limit as i64], |row| row.get(0))
-                .map_err(self.error("list customers to rewrap"))?
-                .collect::<Result<_, _>>()
-                .map_err(self.error("list customers to rewrap"))?
-        };
+        let ids: Vec<String> = self
+            .read()?
+            .query_map(
+                "SELECT id FROM customers WHERE id > ?1 AND kek_id != ?2 AND deleted_at IS NULL ORDER BY id LIMIT ?3",
+                values![after, kek_id, limit as i64],
+                |row| row.get(0),
+            )
+            .map_err(self.error("list customers to rewrap"))?;
         let mut customers = Vec::with_capacity(ids.len());
         for id in ids {
             customers.extend(self.customer(&id)?);
@@ -614,17 +686,15 @@ impl Store {
     }
 
     pub fn set_wrapped_keys(&self, updates: &[(String, String, Vec<u8>)]) -> Result<(), StoreError> {
-        let mut connection = self.write();
-        let transaction = connection.transaction().map_err(self.error("begin a transaction"))?;
-        {
-            let mut update = transaction
-                .prepare_cached(
+        let mut connection = self.write()?;
+        let mut transaction = connection.transaction().map_err(self.error("begin a transaction"))?;
+        for (id, kek_id, wrapped) in updates {
+            transaction
+                .execute(
                     "UPDATE customers SET kek_id = ?2, wrapped_key = ?3 WHERE id = ?1 AND deleted_at IS NULL",
+                    values![id, kek_id, wrapped],
                 )
-                .map_err(self.error("prepare a key update"))?;
-            for (id, kek_id, wrapped) in updates {
-                update.execute(params![id, kek_id, wrapped]).map_err(self.error("update a wrapped key"))?;
-            }
+                .map_err(self.error("update a wrapped key"))?;
         }
         transaction.commit().map_err(self.error("commit key updates"))
     }
@@ -634,52 +704,47 @@ impl Store {
     /// Adds agents, or updates existing ones except their status, which changes only
     /// through [`Store::set_agent_status`] (each change a ledger entry of its own).
     pub fn upsert_agents(&self, agents: &[Agent]) -> Result<(), StoreError> {
-        let mut connection = self.write();
-        let transaction = connection.transaction().map_err(self.error("begin a transaction"))?;
-        {
-            let mut upsert = transaction
-                .prepare_cached(
+        let mut connection = self.write()?;
+        let mut transaction = connection.transaction().map_err(self.error("begin a transaction"))?;
+        for agent in agents {
+            transaction
+                .execute(
                     "INSERT INTO agents (id, name, team, site, employer, shift_start, shift_end, role, status)
                      VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)
                      ON CONFLICT (id) DO UPDATE SET name = ?2, team = ?3, site = ?4, employer = ?5,
                         shift_start = ?6, shift_end = ?7, role = ?8",
-                )
-                .map_err(self.error("prepare the agent upsert"))?;
-            for agent in agents {
-                upsert
-                    .execute(params![
+                    values![
                         agent.id,
                         agent.name,
                         agent.team,
                         agent.site,
                         agent.employer,
-                        agent.shift.start_hour,
-                        agent.shift.end_hour,
+                        i64::from(agent.shift.start_hour),
+                        i64::from(agent.shift.end_hour),
                         agent.role.name(),
                         agent.status.name()
-                    ])
-                    .map_err(self.error("write an agent"))?;
-            }
+                    ],
+                )
+                .map_err(self.error("write an agent"))?;
         }
         transaction.commit().map_err(self.error("commit agents"))
     }
 
     /// The ids of the agents of one team at one site (a peer group), at most `limit`.
     pub fn peer_group(&self, team: &str, site: &str, limit: usize) -> Result<Vec<String>, StoreError> {
-        let connection = self.read();
-        let mut statement = connection
-            .prepare_cached("SELECT id FROM agents WHERE team = ?1 AND site = ?2 ORDER BY id LIMIT ?3")
-            .map_err(self.error("list a peer group"))?;
-        let rows = statement
-            .query_map(params![team, site, limit as i64], |row| row.get(0))
-            .map_err(self.error("list a peer group"))?;
-        rows.collect::<Result<_, _>>().map_err(self.error("list a peer group"))
+        self.read()?
+            .query_map(
+                "SELECT id FROM agents WHERE team = ?1 AND site = ?2 ORDER BY id LIMIT ?3",
+                values![team, site, limit as i64],
+                |row| row.get(0),
+            )
+            .map_err(self.error("list a peer group"))
     }
 
     /// How many agents the directory holds, whatever their status.
     pub fn agent_count(&self) -> Result<u64, StoreError> {
         Ok(self
-            .query_one("SELECT count(*) FROM agents", [], "count agents", |row| row.get::<_, i64>(0))?
+            .query_one("SELECT count(*) FROM agents", values![], "count agents", |row| row.get::<i64>(0))?
             .unwrap_or(0)
             .max(0) as u64)
     }
@@ -687,31 +752,34 @@ impl Store {
     pub fn agent(&self, id: &str) -> Result<Option<Agent>, StoreError> {
         let row = self.query_one(
             "SELECT name, team, site, employer, shift_start, shift_end, role, status FROM agents WHERE id = ?1",
-            [id],
+            values![id],
             "read an agent",
             |row| {
                 Ok((
-                    row.get::<_, String>(0)?,
-                    row.get::<_, String>(1)?,
-                    row.get::<_, String>(2)?,
-                    row.get::<_, String>(3)?,
-                    row.get::<_, u8>(4)?,
-                    row.get::<_, u8>(5)?,
-                    row.get::<_, String>(6)?,
-                    row.get::<_, String>(7)?,
+                    row.get::<String>(0)?,
+                    row.get::<String>(1)?,
+                    row.get::<String>(2)?,
+                    row.get::<String>(3)?,
+                    row.get::<i64>(4)?,
+                    row.get::<i64>(5)?,
+                    row.get::<String>(6)?,
+                    row.get::<String>(7)?,
                 ))
             },
         )?;
         let Some((name, team, site, employer, start, end, role, status)) = row else { return Ok(None) };
-        let corrupt =
-            |reason: String| StoreError::Corrupt { path: self.path.clone(), reason: format!("agent `{id}`: {reason}") };
+        let corrupt = |reason: String| StoreError::Corrupt {
+            database: self.database.clone(),
+            reason: format!("agent `{id}`: {reason}"),
+        };
+        let hour = |hour: i64| u8::try_from(hour).map_err(|_| corrupt(format!("shift hour {hour} is out of range")));
         Ok(Some(Agent {
             id: id.to_string(),
             name,
             team,
             site,
             employer,
-            shift: Shift::new(start, end).map_err(|error| corrupt(error.to_string()))?,
+            shift: Shift::new(hour(start)?, hour(end)?).map_err(|error| corrupt(error.to_string()))?,
             role: role.parse().map_err(|error: cordon_directory::DirectoryError| corrupt(error.to_string()))?,
             status: status.parse().map_err(|error: cordon_directory::DirectoryError| corrupt(error.to_string()))?,
         }))
@@ -719,8 +787,8 @@ impl Store {
 
     /// Sets an agent's status; false if there is no such agent.
     pub fn set_agent_status(&self, id: &str, status: AgentStatus) -> Result<bool, StoreError> {
-        self.write()
-            .execute("UPDATE agents SET status = ?2 WHERE id = ?1", params![id, status.name()])
+        self.write()?
+            .execute("UPDATE agents SET status = ?2 WHERE id = ?1", values![id, status.name()])
             .map(|changed| changed > 0)
             .map_err(self.error("update an agent"))
     }
@@ -728,30 +796,10 @@ impl Store {
     // ---- tickets ----
 
     pub fn upsert_tickets(&self, tickets: &[Ticket]) -> Result<(), StoreError> {
-        let mut connection = self.write();
-        let transaction = connection.transaction().map_err(self.error("begin a transaction"))?;
-        {
-            let mut upsert = transaction
-                .prepare_cached(
-                    "INSERT INTO tickets (id, requester, category, status, assignee, created_at, updated_at)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
-                     ON CONFLICT (id) DO UPDATE SET requester = ?2, category = ?3, status = ?4, assignee = ?5,
-                        updated_at = ?7",
-                )
-                .map_err(self.error("prepare the ticket upsert"))?;
-            for ticket in tickets {
-                upsert
-                    .execute(params![
-                        ticket.id,
-                        ticket.requester,
-                        ticket.category,
-                        ticket.status.name(),
-                        ticket.assignee,
-                        ticket.created_at,
-                        ticket.updated_at
-                    ])
-                    .map_err(self.error("write a ticket"))?;
-            }
+        let mut connection = self.write()?;
+        let mut transaction = connection.transaction().map_err(self.error("begin a transaction"))?;
+        for ticket in tickets {
+            write_ticket(&mut transaction, ticket).map_err(self.error("write a ticket"))?;
         }
         transaction.commit().map_err(self.error("commit tickets"))
     }
@@ -759,22 +807,22 @@ impl Store {
     pub fn ticket(&self, id: &str) -> Result<Option<Ticket>, StoreError> {
         let row = self.query_one(
             "SELECT requester, category, status, assignee, created_at, updated_at FROM tickets WHERE id = ?1",
-            [id],
+            values![id],
             "read a ticket",
             |row| {
                 Ok((
-                    row.get::<_, String>(0)?,
-                    row.get::<_, String>(1)?,
-                    row.get::<_, String>(2)?,
-                    row.get::<_, Option<String>>(3)?,
-                    row.get::<_, i64>(4)?,
-                    row.get::<_, i64>(5)?,
+                    row.get::<String>(0)?,
+                    row.get::<String>(1)?,
+                    row.get::<String>(2)?,
+                    row.get::<Option<String>>(3)?,
+                    row.get::<i64>(4)?,
+                    row.get::<i64>(5)?,
                 ))
             },
         )?;
         let Some((requester, category, status, assignee, created_at, updated_at)) = row else { return Ok(None) };
         let status = status.parse().map_err(|error: cordon_directory::DirectoryError| StoreError::Corrupt {
-            path: self.path.clone(),
+            database: self.database.clone(),
             reason: format!("ticket `{id}`: {error}"),
         })?;
         Ok(Some(Ticket { id: id.to_string(), requester, category, status, assignee, created_at, updated_at }))
@@ -782,19 +830,14 @@ impl Store {
 
     /// The open tickets assigned to `assignee`, most recently updated first, at most `limit`.
     pub fn open_tickets_of(&self, assignee: &str, limit: usize) -> Result<Vec<Ticket>, StoreError> {
-        let connection = self.read();
-        let mut statement = connection
-            .prepare_cached(
+        let ids: Vec<String> = self
+            .read()?
+            .query_map(
                 "SELECT id FROM tickets WHERE assignee = ?1 AND status = 'open' ORDER BY updated_at DESC, id LIMIT ?2",
+                values![assignee, limit as i64],
+                |row| row.get(0),
             )
             .map_err(self.error("list tickets"))?;
-        let ids: Vec<String> = statement
-            .query_map(params![assignee, limit as i64], |row| row.get(0))
-            .map_err(self.error("list tickets"))?
-            .collect::<Result<_, _>>()
-            .map_err(self.error("list tickets"))?;
-        drop(statement);
-        drop(connection);
         let mut tickets = Vec::with_capacity(ids.len());
         for id in ids {
             if let Some(ticket) = self.ticket(&id)? {
@@ -808,18 +851,19 @@ impl Store {
     /// after `since` (unix seconds): what makes a look without a ticket in hand a callback
     /// or a QA review rather than a look with no reason.
     pub fn ticket_since(&self, requester: &str, assignee: Option<&str>, since: i64) -> Result<bool, StoreError> {
+        let found = |_: &Row<'_>| Ok(());
         let row = match assignee {
             Some(assignee) => self.query_one(
                 "SELECT 1 FROM tickets WHERE requester = ?1 AND assignee = ?2 AND updated_at >= ?3 LIMIT 1",
-                params![requester, assignee, since],
+                values![requester, assignee, since],
                 "look up recent tickets",
-                |row| row.get::<_, i64>(0),
+                found,
             )?,
             None => self.query_one(
                 "SELECT 1 FROM tickets WHERE requester = ?1 AND updated_at >= ?2 LIMIT 1",
-                params![requester, since],
+                values![requester, since],
                 "look up recent tickets",
-                |row| row.get::<_, i64>(0),
+                found,
             )?,
         };
         Ok(row.is_some())
@@ -830,33 +874,30 @@ impl Store {
     /// Stores alerts not stored yet and, when `webhook` is set, queues each new one for it,
     /// in one transaction (a crash between ledger and store is mended by the next replay).
     pub fn record_alerts(&self, alerts: &[StoredAlert], webhook: bool, now_ms: i64) -> Result<usize, StoreError> {
-        let mut connection = self.write();
-        let transaction = connection.transaction().map_err(self.error("begin storing alerts"))?;
+        let mut connection = self.write()?;
+        let mut transaction = connection.transaction().map_err(self.error("begin storing alerts"))?;
         let mut added = 0;
-        {
-            let mut insert = transaction
-                .prepare_cached(
-                    "INSERT OR IGNORE INTO alerts (id, agent, level, time_ms, ledger_index, body, status)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, 'open')",
-                )
-                .map_err(self.error("store an alert"))?;
-            let mut queue = transaction.prepare_cached(QUEUE_OUTBOX).map_err(self.error("queue an alert"))?;
-            for alert in alerts {
-                let inserted = insert
-                    .execute(params![
+        for alert in alerts {
+            let inserted = transaction
+                .execute(
+                    "INSERT INTO alerts (id, agent, level, time_ms, ledger_index, body, status)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, 'open') ON CONFLICT DO NOTHING",
+                    values![
                         alert.id as i64,
                         alert.agent,
                         alert.level,
                         alert.time_ms,
                         alert.ledger_index as i64,
                         alert.body
-                    ])
-                    .map_err(self.error("store an alert"))?;
-                if inserted > 0 {
-                    added += 1;
-                    if webhook {
-                        queue.execute(params!["alert", alert.body, now_ms]).map_err(self.error("queue an alert"))?;
-                    }
+                    ],
+                )
+                .map_err(self.error("store an alert"))?;
+            if inserted > 0 {
+                added += 1;
+                if webhook {
+                    transaction
+                        .execute(QUEUE_OUTBOX, values!["alert", alert.body, now_ms])
+                        .map_err(self.error("queue an alert"))?;
                 }
             }
         }
@@ -866,25 +907,29 @@ impl Store {
 
     /// Alerts, newest first; only those with `status` if given.
     pub fn alerts(&self, status: Option<&str>, limit: usize) -> Result<Vec<StoredAlert>, StoreError> {
-        let connection = self.read();
-        let mut statement = connection
-            .prepare_cached(
+        let mut connection = self.read()?;
+        match status {
+            Some(status) => connection.query_map(
                 "SELECT id, agent, level, time_ms, ledger_index, body, status, reason, decided_by, decided_at_ms
-                 FROM alerts WHERE (?1 IS NULL OR status = ?1) ORDER BY id DESC LIMIT ?2",
-            )
-            .map_err(self.error("list alerts"))?;
-        statement
-            .query_map(params![status, limit as i64], alert_columns)
-            .map_err(self.error("list alerts"))?
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(self.error("list alerts"))
+                 FROM alerts WHERE status = ?1 ORDER BY id DESC LIMIT ?2",
+                values![status, limit as i64],
+                alert_columns,
+            ),
+            None => connection.query_map(
+                "SELECT id, agent, level, time_ms, ledger_index, body, status, reason, decided_by, decided_at_ms
+                 FROM alerts ORDER BY id DESC LIMIT ?1",
+                values![limit as i64],
+                alert_columns,
+            ),
+        }
+        .map_err(self.error("list alerts"))
     }
 
     pub fn alert(&self, id: u64) -> Result<Option<StoredAlert>, StoreError> {
         self.query_one(
             "SELECT id, agent, level, time_ms, ledger_index, body, status, reason, decided_by, decided_at_ms
              FROM alerts WHERE id = ?1",
-            [id as i64],
+            values![id as i64],
             "read an alert",
             alert_columns,
         )
@@ -893,56 +938,51 @@ impl Store {
     /// Records an analyst's decision on an open alert; false if it was not open.
     pub fn decide_alert(&self, id: u64, status: &str, reason: &str, by: &str, at_ms: i64) -> Result<bool, StoreError> {
         let changed = self
-            .write()
+            .write()?
             .execute(
                 "UPDATE alerts SET status = ?2, reason = ?3, decided_by = ?4, decided_at_ms = ?5
                  WHERE id = ?1 AND status = 'open'",
-                params![id as i64, status, reason, by, at_ms],
+                values![id as i64, status, reason, by, at_ms],
             )
             .map_err(self.error("decide an alert"))?;
         Ok(changed > 0)
     }
 
-    /// Messages due for delivery at `now_ms`, oldest first.
     /// Undelivered messages of `topic` due at `now_ms`, oldest first. Each topic is its own
     /// queue, so a receiver that is down holds up only its own messages.
     pub fn outbox_due(&self, topic: &str, now_ms: i64, limit: usize) -> Result<Vec<OutboxItem>, StoreError> {
-        let connection = self.read();
-        let mut statement = connection
-            .prepare_cached(
+        self.read()?
+            .query_map(
                 "SELECT id, topic, body, attempts FROM outbox
                  WHERE delivered_at_ms IS NULL AND topic = ?3 AND next_attempt_ms <= ?1 ORDER BY id LIMIT ?2",
+                values![now_ms, limit as i64, topic],
+                |row| {
+                    Ok(OutboxItem {
+                        id: row.get::<i64>(0)? as u64,
+                        topic: row.get(1)?,
+                        body: row.get(2)?,
+                        attempts: row.get::<i64>(3)? as u32,
+                    })
+                },
             )
-            .map_err(self.error("read the outbox"))?;
-        statement
-            .query_map(params![now_ms, limit as i64, topic], |row| {
-                Ok(OutboxItem {
-                    id: row.get::<_, i64>(0)? as u64,
-                    topic: row.get(1)?,
-                    body: row.get(2)?,
-                    attempts: row.get::<_, i64>(3)? as u32,
-                })
-            })
-            .map_err(self.error("read the outbox"))?
-            .collect::<Result<Vec<_>, _>>()
             .map_err(self.error("read the outbox"))
     }
 
     pub fn outbox_delivered(&self, id: u64, now_ms: i64) -> Result<(), StoreError> {
-        self.write()
+        self.write()?
             .execute(
                 "UPDATE outbox SET delivered_at_ms = ?2, attempts = attempts + 1 WHERE id = ?1",
-                params![id as i64, now_ms],
+                values![id as i64, now_ms],
             )
             .map_err(self.error("mark a message delivered"))?;
         Ok(())
     }
 
     pub fn outbox_retry(&self, id: u64, next_attempt_ms: i64, error: &str) -> Result<(), StoreError> {
-        self.write()
+        self.write()?
             .execute(
                 "UPDATE outbox SET attempts = attempts + 1, next_attempt_ms = ?2, last_error = ?3 WHERE id = ?1",
-                params![id as i64, next_attempt_ms, error],
+                values![id as i64, next_attempt_ms, error],
             )
             .map_err(self.error("reschedule a message"))?;
         Ok(())
@@ -951,10 +991,14 @@ impl Store {
     /// Messages not delivered yet.
     pub fn outbox_pending(&self) -> Result<u64, StoreError> {
         Ok(self
-            .query_one("SELECT COUNT(*) FROM outbox WHERE delivered_at_ms IS NULL", [], "count the outbox", |row| {
-                row.get::<_, i64>(0)
-            })?
-            .unwrap_or(0) as u64)
+            .query_one(
+                "SELECT count(*) FROM outbox WHERE delivered_at_ms IS NULL",
+                values![],
+                "count the outbox",
+                |row| row.get::<i64>(0),
+            )?
+            .unwrap_or(0)
+            .max(0) as u64)
     }
 
     // ---- revoked tokens ----
@@ -962,39 +1006,38 @@ impl Store {
     /// Records that the token `jti` is revoked (until `expires_at`, when it would have
     /// expired anyway), and forgets revocations that have run out.
     pub fn revoke_token(&self, jti: &str, expires_at: i64, now: i64) -> Result<(), StoreError> {
-        let connection = self.write();
+        let mut connection = self.write()?;
         connection
             .execute(
                 "INSERT INTO revoked_tokens (jti, expires_at, revoked_at) VALUES (?1, ?2, ?3)
-                 ON CONFLICT (jti) DO UPDATE SET expires_at = max(expires_at, ?2)",
-                params![jti, expires_at, now],
+                 ON CONFLICT (jti) DO UPDATE SET expires_at =
+                    CASE WHEN revoked_tokens.expires_at > excluded.expires_at THEN revoked_tokens.expires_at
+                         ELSE excluded.expires_at END",
+                values![jti, expires_at, now],
             )
             .map_err(self.error("revoke a token"))?;
         connection
-            .execute("DELETE FROM revoked_tokens WHERE expires_at <= ?1", [now])
+            .execute("DELETE FROM revoked_tokens WHERE expires_at <= ?1", values![now])
             .map(drop)
             .map_err(self.error("forget expired revocations"))
     }
 
     /// The ids of revoked tokens that have not expired by `now`.
     pub fn revoked_tokens(&self, now: i64) -> Result<Vec<String>, StoreError> {
-        let connection = self.read();
-        let mut statement = connection
-            .prepare_cached("SELECT jti FROM revoked_tokens WHERE expires_at > ?1")
-            .map_err(self.error("read revoked tokens"))?;
-        let rows = statement.query_map([now], |row| row.get(0)).map_err(self.error("read revoked tokens"))?;
-        rows.collect::<Result<Vec<String>, _>>().map_err(self.error("read revoked tokens"))
+        self.read()?
+            .query_map("SELECT jti FROM revoked_tokens WHERE expires_at > ?1", values![now], |row| row.get(0))
+            .map_err(self.error("read revoked tokens"))
     }
 
     // ---- approvals ----
 
     pub fn put_approval(&self, approval: &Approval) -> Result<(), StoreError> {
-        self.write()
+        self.write()?
             .execute(
                 "INSERT INTO approvals (id, kind, requester, customer_id, status, approver, created_at, decided_at, expires_at)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)
                  ON CONFLICT (id) DO UPDATE SET status = ?5, approver = ?6, decided_at = ?8, expires_at = ?9",
-                params![
+                values![
                     approval.id,
                     approval.kind.name(),
                     approval.requester,
@@ -1011,32 +1054,28 @@ impl Store {
     }
 
     pub fn approval(&self, id: &str) -> Result<Option<Approval>, StoreError> {
-        let connection = self.read();
-        let mut statement = connection
-            .prepare_cached(
-                "SELECT id, kind, requester, customer_id, status, approver, created_at, decided_at, expires_at
-                 FROM approvals WHERE id = ?1",
-            )
-            .map_err(self.error("read an approval"))?;
-        let mut rows = statement.query_map([id], approval_columns).map_err(self.error("read an approval"))?;
-        rows.next().transpose().map_err(self.error("read an approval"))?.map(|raw| self.approval_from(raw)).transpose()
+        let raw = self.query_one(
+            "SELECT id, kind, requester, customer_id, status, approver, created_at, decided_at, expires_at
+             FROM approvals WHERE id = ?1",
+            values![id],
+            "read an approval",
+            approval_columns,
+        )?;
+        raw.map(|raw| self.approval_from(raw)).transpose()
     }
 
     /// Approvals waiting for a decision, oldest first, at most `limit`.
     pub fn requested_approvals(&self, limit: usize) -> Result<Vec<Approval>, StoreError> {
-        let connection = self.read();
-        let mut statement = connection
-            .prepare_cached(
+        let raws = self
+            .read()?
+            .query_map(
                 "SELECT id, kind, requester, customer_id, status, approver, created_at, decided_at, expires_at
                  FROM approvals WHERE status = 'requested' ORDER BY created_at, id LIMIT ?1",
+                values![limit as i64],
+                approval_columns,
             )
             .map_err(self.error("list approvals"))?;
-        let rows = statement.query_map([limit as i64], approval_columns).map_err(self.error("list approvals"))?;
-        let mut found = Vec::new();
-        for row in rows {
-            found.push(self.approval_from(row.map_err(self.error("list approvals"))?)?);
-        }
-        Ok(found)
+        raws.into_iter().map(|raw| self.approval_from(raw)).collect()
     }
 
     /// The granted, unexpired approval of `kind` for `requester` on `customer`, if any. The
@@ -1049,20 +1088,15 @@ impl Store {
         kind: ApprovalKind,
         now: i64,
     ) -> Result<Option<Approval>, StoreError> {
-        let raws: Vec<RawApproval> = {
-            let connection = self.read();
-            let mut statement = connection
-                .prepare_cached(
-                    "SELECT id, kind, requester, customer_id, status, approver, created_at, decided_at, expires_at
-                     FROM approvals WHERE requester = ?1 AND customer_id = ?2 AND kind = ?3 AND status = 'approved'",
-                )
-                .map_err(self.error("look up approvals"))?;
-            statement
-                .query_map(params![requester, customer, kind.name()], approval_columns)
-                .map_err(self.error("look up approvals"))?
-                .collect::<Result<_, _>>()
-                .map_err(self.error("look up approvals"))?
-        };
+        let raws = self
+            .read()?
+            .query_map(
+                "SELECT id, kind, requester, customer_id, status, approver, created_at, decided_at, expires_at
+                 FROM approvals WHERE requester = ?1 AND customer_id = ?2 AND kind = ?3 AND status = 'approved'",
+                values![requester, customer, kind.name()],
+                approval_columns,
+            )
+            .map_err(self.error("look up approvals"))?;
         let mut best: Option<Approval> = None;
         for raw in raws {
             let approval = self.approval_from(raw)?;
@@ -1077,21 +1111,18 @@ impl Store {
 
     /// Agents who have been granted any approval.
     pub fn agents_with_granted_approvals(&self) -> Result<std::collections::HashSet<String>, StoreError> {
-        let connection = self.read();
-        let mut statement = connection
-            .prepare_cached("SELECT DISTINCT requester FROM approvals WHERE status = 'approved'")
+        let agents: Vec<String> = self
+            .read()?
+            .query_map("SELECT DISTINCT requester FROM approvals WHERE status = 'approved'", values![], |row| {
+                row.get(0)
+            })
             .map_err(self.error("list approvals"))?;
-        let agents = statement
-            .query_map([], |row| row.get(0))
-            .map_err(self.error("list approvals"))?
-            .collect::<Result<_, _>>()
-            .map_err(self.error("list approvals"))?;
-        Ok(agents)
+        Ok(agents.into_iter().collect())
     }
 
     fn approval_from(&self, raw: RawApproval) -> Result<Approval, StoreError> {
         let corrupt = |error: cordon_directory::DirectoryError| StoreError::Corrupt {
-            path: self.path.clone(),
+            database: self.database.clone(),
             reason: format!("approval `{}`: {error}", raw.0),
         };
         Ok(Approval {
@@ -1117,27 +1148,26 @@ impl Store {
 
     /// The ledger position a follower index stored under `key` in `index_meta` (0 if none).
     pub(crate) fn index_position(&self, key: &str) -> Result<u64, StoreError> {
-        let connection = self.index.lock().unwrap_or_else(PoisonError::into_inner);
-        connection
-            .query_row("SELECT value FROM index_meta WHERE key = ?1", [key], |row| row.get::<_, i64>(0))
-            .optional()
-            .map(|value| value.unwrap_or(0).max(0) as u64)
-            .map_err(self.error("read an index's position in the ledger"))
+        let value = self
+            .index()?
+            .query_row("SELECT value FROM index_meta WHERE key = ?1", values![key], |row| row.get::<i64>(0))
+            .map_err(self.error("read an index's position in the ledger"))?;
+        Ok(value.unwrap_or(0).max(0) as u64)
     }
 
     /// Records a follower index's `position` under `key`, in the caller's transaction, so
     /// the position moves with the rows it covers.
     pub(crate) fn set_index_position(
         &self,
-        connection: &Connection,
+        transaction: &mut impl Sql,
         key: &str,
         position: u64,
     ) -> Result<(), StoreError> {
-        connection
+        transaction
             .execute(
                 "INSERT INTO index_meta (key, value) VALUES (?1, ?2)
                  ON CONFLICT (key) DO UPDATE SET value = excluded.value",
-                params![key, position as i64],
+                values![key, position as i64],
             )
             .map(drop)
             .map_err(self.error("record an index's position in the ledger"))
@@ -1147,19 +1177,19 @@ impl Store {
     /// position, in one transaction: a crash leaves the index at its last whole batch, and
     /// reading the same entries again writes the same rows.
     pub fn add_access_events(&self, events: &[AccessEvent], through: u64) -> Result<(), StoreError> {
-        let mut connection = self.index.lock().unwrap_or_else(PoisonError::into_inner);
-        let transaction = connection.transaction().map_err(self.error("begin a transaction"))?;
-        {
-            let mut statement = transaction
-                .prepare_cached(
-                    "INSERT OR REPLACE INTO access_events
-                 (ledger_index, time, agent_id, customer_id, ticket_id, action, fields, allowed, policies, request_id)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
-                )
-                .map_err(self.error("prepare an access event"))?;
-            for event in events {
-                statement
-                    .execute(params![
+        let mut connection = self.index()?;
+        let mut transaction = connection.transaction().map_err(self.error("begin a transaction"))?;
+        for event in events {
+            transaction
+                .execute(
+                    "INSERT INTO access_events
+                     (ledger_index, time, agent_id, customer_id, ticket_id, action, fields, allowed, policies, request_id)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)
+                     ON CONFLICT (ledger_index) DO UPDATE SET time = excluded.time, agent_id = excluded.agent_id,
+                        customer_id = excluded.customer_id, ticket_id = excluded.ticket_id, action = excluded.action,
+                        fields = excluded.fields, allowed = excluded.allowed, policies = excluded.policies,
+                        request_id = excluded.request_id",
+                    values![
                         event.ledger_index as i64,
                         event.time,
                         event.agent_id,
@@ -1167,34 +1197,34 @@ impl Store {
                         event.ticket_id,
                         event.action,
                         event.fields.join(","),
-                        event.allowed,
+                        i64::from(event.allowed),
                         event.policies.join(","),
                         event.request_id
-                    ])
-                    .map_err(self.error("write an access event"))?;
-            }
+                    ],
+                )
+                .map_err(self.error("write an access event"))?;
         }
-        self.set_index_position(&transaction, ACCESS_THROUGH, through)?;
+        self.set_index_position(&mut transaction, ACCESS_THROUGH, through)?;
         transaction.commit().map_err(self.error("commit access events"))
     }
 
     /// Commits a small write to each database: whether the store can take writes now
-    /// (readiness asks; a full or failed volume answers with the error).
+    /// (readiness asks; a full or failed volume, or a database out of reach, answers with
+    /// the error).
     pub fn probe_writes(&self, now_ms: i64) -> Result<(), StoreError> {
-        let probes = [
-            (
-                &self.writer,
+        let now = now_ms.to_string();
+        self.write()?
+            .execute(
                 "INSERT INTO meta (key, value) VALUES ('write_probe', ?1) ON CONFLICT (key) DO UPDATE SET value = excluded.value",
-            ),
-            (
-                &self.index,
+                values![now],
+            )
+            .map_err(self.error("write a probe"))?;
+        self.index()?
+            .execute(
                 "INSERT INTO index_meta (key, value) VALUES ('write_probe', ?1) ON CONFLICT (key) DO UPDATE SET value = excluded.value",
-            ),
-        ];
-        for (connection, probe) in probes {
-            let connection = connection.lock().unwrap_or_else(PoisonError::into_inner);
-            connection.execute(probe, [now_ms.to_string()]).map_err(self.error("write a probe"))?;
-        }
+                values![now_ms],
+            )
+            .map_err(self.error("write a probe"))?;
         Ok(())
     }
 
@@ -1233,70 +1263,96 @@ impl Store {
         before: u64,
         limit: usize,
     ) -> Result<Vec<AccessEvent>, StoreError> {
-        let connection = self.index.lock().unwrap_or_else(PoisonError::into_inner);
-        let mut statement = connection.prepare_cached(sql).map_err(self.error("read access history"))?;
-        let split = |text: String| -> Vec<String> {
-            if text.is_empty() { Vec::new() } else { text.split(',').map(str::to_string).collect() }
-        };
         let before = i64::try_from(before).unwrap_or(i64::MAX);
         let limit = i64::try_from(limit).unwrap_or(i64::MAX);
-        let events = statement
-            .query_map(params![customer, before, limit], |row| {
+        self.index()?
+            .query_map(sql, values![customer, before, limit], |row| {
                 Ok(AccessEvent {
-                    ledger_index: row.get::<_, i64>(0)? as u64,
+                    ledger_index: row.get::<i64>(0)? as u64,
                     time: row.get(1)?,
                     agent_id: row.get(2)?,
                     customer_id: row.get(3)?,
                     ticket_id: row.get(4)?,
                     action: row.get(5)?,
-                    fields: split(row.get(6)?),
-                    allowed: row.get(7)?,
-                    policies: split(row.get(8)?),
+                    fields: split(&row.get::<String>(6)?),
+                    allowed: row.get::<i64>(7)? != 0,
+                    policies: split(&row.get::<String>(8)?),
                     request_id: row.get(9)?,
                 })
             })
-            .map_err(self.error("read access history"))?
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(self.error("read access history"))?;
-        Ok(events)
+            .map_err(self.error("read access history"))
     }
 
     /// The searches that showed `customer` among their hits below ledger index `before`,
     /// newest first, at most `limit`, each with how many customers it showed in all (from
     /// the exposure index).
     pub fn search_hits_before(&self, customer: &str, before: u64, limit: usize) -> Result<Vec<SearchHit>, StoreError> {
-        let connection = self.index.lock().unwrap_or_else(PoisonError::into_inner);
-        let mut statement = connection
-            .prepare_cached(
+        let before = i64::try_from(before).unwrap_or(i64::MAX);
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        self.index()?
+            .query_map(
                 "SELECT e.ledger_index, e.time, e.agent_id,
-                        (SELECT COUNT(*) FROM exposures o
+                        (SELECT count(*) FROM exposures o
                          WHERE o.agent_id = e.agent_id AND o.time = e.time AND o.ledger_index = e.ledger_index)
                  FROM exposures e
                  WHERE e.customer_id = ?1 AND e.action = 'search' AND e.ledger_index < ?2
                  ORDER BY e.ledger_index DESC LIMIT ?3",
+                values![customer, before, limit],
+                |row| {
+                    Ok(SearchHit {
+                        ledger_index: row.get::<i64>(0)? as u64,
+                        time_ms: row.get(1)?,
+                        agent_id: row.get(2)?,
+                        customers_shown: row.get::<i64>(3)? as u64,
+                    })
+                },
             )
-            .map_err(self.error("read search hits"))?;
-        let before = i64::try_from(before).unwrap_or(i64::MAX);
-        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
-        let hits = statement
-            .query_map(params![customer, before, limit], |row| {
-                Ok(SearchHit {
-                    ledger_index: row.get::<_, i64>(0)? as u64,
-                    time_ms: row.get(1)?,
-                    agent_id: row.get(2)?,
-                    customers_shown: row.get::<_, i64>(3)? as u64,
-                })
-            })
-            .map_err(self.error("read search hits"))?
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(self.error("read search hits"))?;
-        Ok(hits)
+            .map_err(self.error("read search hits"))
     }
+}
+
+/// Writes a ticket, replacing one with its id.
+pub(crate) fn write_ticket(transaction: &mut impl Sql, ticket: &Ticket) -> Result<u64, DbError> {
+    transaction.execute(
+        "INSERT INTO tickets (id, requester, category, status, assignee, created_at, updated_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
+         ON CONFLICT (id) DO UPDATE SET requester = ?2, category = ?3, status = ?4, assignee = ?5,
+            updated_at = ?7",
+        values![
+            ticket.id,
+            ticket.requester,
+            ticket.category,
+            ticket.status.name(),
+            ticket.assignee,
+            ticket.created_at,
+            ticket.updated_at
+        ],
+    )
+}
+
+/// Counts the live customers once, for a database made before the counter existed; after
+/// that the counter is read, not recounted, at every open.
+pub(crate) fn count_live_customers(db: &mut impl Sql) -> Result<(), DbError> {
+    let counted =
+        db.query_row("SELECT 1 FROM counters WHERE name = ?1", values![LIVE_CUSTOMERS], |_| Ok(()))?.is_some();
+    if !counted {
+        db.execute(
+            "INSERT INTO counters (name, value)
+             SELECT CAST(?1 AS TEXT), (SELECT count(*) FROM customers) - (SELECT count(*) FROM customers WHERE deleted_at IS NOT NULL)",
+            values![LIVE_CUSTOMERS],
+        )?;
+    }
+    Ok(())
+}
+
+/// A comma-joined list as stored, back into its items.
+pub(crate) fn split(text: &str) -> Vec<String> {
+    if text.is_empty() { Vec::new() } else { text.split(',').map(str::to_string).collect() }
 }
 
 type RawApproval = (String, String, String, String, String, Option<String>, i64, Option<i64>, Option<i64>);
 
-fn approval_columns(row: &rusqlite::Row<'_>) -> rusqlite::Result<RawApproval> {
+fn approval_columns(row: &Row<'_>) -> Result<RawApproval, DbError> {
     Ok((
         row.get(0)?,
         row.get(1)?,
@@ -1308,6 +1364,21 @@ fn approval_columns(row: &rusqlite::Row<'_>) -> rusqlite::Result<RawApproval> {
         row.get(7)?,
         row.get(8)?,
     ))
+}
+
+fn alert_columns(row: &Row<'_>) -> Result<StoredAlert, DbError> {
+    Ok(StoredAlert {
+        id: row.get::<i64>(0)? as u64,
+        agent: row.get(1)?,
+        level: row.get(2)?,
+        time_ms: row.get(3)?,
+        ledger_index: row.get::<i64>(4)? as u64,
+        body: row.get(5)?,
+        status: row.get(6)?,
+        reason: row.get(7)?,
+        decided_by: row.get(8)?,
+        decided_at_ms: row.get(9)?,
+    })
 }
 
 /// A customer's blind-index rows as stored beside it: a kind code and a digest, repeated.
@@ -1378,7 +1449,8 @@ fn index_path(path: &Path) -> PathBuf {
 }
 
 fn connect(path: &Path) -> Result<Connection, StoreError> {
-    let connection = Connection::open(path).map_err(sql_error(path, "open"))?;
+    let database = path.display().to_string();
+    let connection = Connection::open(path).map_err(sql_error(&database, "open"))?;
     // Sealed records are useless without the keys, but the database is still nobody else's.
     if let Ok(metadata) = std::fs::metadata(path) {
         use std::os::unix::fs::PermissionsExt as _;
@@ -1399,26 +1471,26 @@ fn connect(path: &Path) -> Result<Connection, StoreError> {
              PRAGMA cache_size = -16384;
              PRAGMA mmap_size = 17179869184;",
         )
-        .map_err(sql_error(path, "configure"))?;
+        .map_err(sql_error(&database, "configure"))?;
+    connection.set_prepared_statement_cache_capacity(64);
     Ok(connection)
 }
 
-pub(crate) fn sql_error(path: &Path, action: &'static str) -> impl Fn(rusqlite::Error) -> StoreError {
-    let path = path.to_path_buf();
-    move |error| StoreError::Sql { path: path.clone(), action, message: error.to_string() }
+/// A rusqlite error, with what was being done and the database's name.
+pub(crate) fn sql_error(database: &str, action: &'static str) -> impl Fn(rusqlite::Error) -> StoreError {
+    let database = database.to_string();
+    move |error| StoreError::Sql { database: database.clone(), action, message: error.to_string() }
 }
 
-fn alert_columns(row: &rusqlite::Row<'_>) -> rusqlite::Result<StoredAlert> {
-    Ok(StoredAlert {
-        id: row.get::<_, i64>(0)? as u64,
-        agent: row.get(1)?,
-        level: row.get(2)?,
-        time_ms: row.get(3)?,
-        ledger_index: row.get::<_, i64>(4)? as u64,
-        body: row.get(5)?,
-        status: row.get(6)?,
-        reason: row.get(7)?,
-        decided_by: row.get(8)?,
-        decided_at_ms: row.get(9)?,
-    })
+/// A failed statement of either backend, with what was being done and the database's name;
+/// a database out of reach is [`StoreError::Unavailable`].
+pub(crate) fn db_error(database: &str, action: &'static str) -> impl Fn(DbError) -> StoreError {
+    let database = database.to_string();
+    move |error| {
+        if error.unreachable {
+            StoreError::Unavailable { database: database.clone(), action, message: error.message }
+        } else {
+            StoreError::Sql { database: database.clone(), action, message: error.message }
+        }
+    }
 }

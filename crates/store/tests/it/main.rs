@@ -9,11 +9,9 @@ use std::collections::{BTreeMap, BTreeSet};
 use cordon_store::{AccessEvent, CustomerRow, Exposure, Store};
 use cordon_vault::{SealedCustomer, SealedRecord, SearchKey};
 
-fn store() -> (tempfile::TempDir, Store) {
-    let dir = tempfile::tempdir().unwrap();
-    let store = Store::open(&dir.path().join("cordon.sqlite")).unwrap();
-    (dir, store)
-}
+mod backends;
+
+use backends::{Backend, backends};
 
 fn customer(id: &str, digest: u8) -> CustomerRow {
     let mut record = SealedRecord::default();
@@ -28,7 +26,13 @@ fn customer(id: &str, digest: u8) -> CustomerRow {
 
 #[test]
 fn customers_upsert_search_and_shred() {
-    let (_dir, store) = store();
+    for backend in backends() {
+        customers_upsert_search_and_shred_on(&backend);
+    }
+}
+
+fn customers_upsert_search_and_shred_on(backend: &Backend) {
+    let store = backend.open();
     store.upsert_customers(&[customer("c-1", 1), customer("c-2", 2)], 100).unwrap();
     store.upsert_customers(&[customer("c-1", 3)], 101).unwrap();
     assert_eq!(store.customer_count().unwrap(), 2);
@@ -48,9 +52,13 @@ fn customers_upsert_search_and_shred() {
 
 #[test]
 fn the_live_customer_count_follows_imports_replacements_and_shredding() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("cordon.sqlite");
-    let store = Store::open(&path).unwrap();
+    for backend in backends() {
+        live_customer_count_on(&backend);
+    }
+}
+
+fn live_customer_count_on(backend: &Backend) {
+    let store = backend.open();
     // (step, what it does, expected live customers after it)
     type Step = (&'static str, Box<dyn Fn(&Store)>, u64);
     let steps: Vec<Step> = vec![
@@ -76,15 +84,21 @@ fn the_live_customer_count_follows_imports_replacements_and_shredding() {
     ];
     for (step, run, expected) in steps {
         run(&store);
-        assert_eq!(store.customer_count().unwrap(), expected, "after: {step}");
+        assert_eq!(store.customer_count().unwrap(), expected, "{backend}, after: {step}");
     }
     drop(store);
-    assert_eq!(Store::open(&path).unwrap().customer_count().unwrap(), 5, "the count survives a reopen");
+    assert_eq!(backend.open().customer_count().unwrap(), 5, "{backend}: the count survives a reopen");
 }
 
 #[test]
 fn directory_round_trips() {
-    let (_dir, store) = store();
+    for backend in backends() {
+        directory_round_trips_on(&backend);
+    }
+}
+
+fn directory_round_trips_on(backend: &Backend) {
+    let store = backend.open();
     let agent = Agent {
         id: "a-1".into(),
         name: "Agent One".into(),
@@ -118,7 +132,13 @@ fn directory_round_trips() {
 
 #[test]
 fn approvals_are_in_force_only_when_granted_and_unexpired() {
-    let (_dir, store) = store();
+    for backend in backends() {
+        approvals_are_in_force_only_when_granted_and_unexpired_on(&backend);
+    }
+}
+
+fn approvals_are_in_force_only_when_granted_and_unexpired_on(backend: &Backend) {
+    let store = backend.open();
     let mut approval = Approval {
         id: "ap-1".into(),
         kind: ApprovalKind::BreakGlass,
@@ -147,13 +167,19 @@ fn approvals_are_in_force_only_when_granted_and_unexpired() {
     ];
     for (requester, customer, kind, now, expected) in cases {
         let found = store.approval_in_force(requester, customer, kind, now).unwrap();
-        assert_eq!(found.is_some(), expected, "{requester} {customer} {kind} at {now}");
+        assert_eq!(found.is_some(), expected, "{backend}: {requester} {customer} {kind} at {now}");
     }
 }
 
 #[test]
 fn access_history_is_per_customer_in_ledger_order() {
-    let (_dir, store) = store();
+    for backend in backends() {
+        access_history_is_per_customer_in_ledger_order_on(&backend);
+    }
+}
+
+fn access_history_is_per_customer_in_ledger_order_on(backend: &Backend) {
+    let store = backend.open();
     for (index, customer) in [(5u64, "c-1"), (3, "c-1"), (4, "c-2")] {
         store
             .add_access_events(
@@ -201,7 +227,13 @@ fn reach_by_customer(store: &Store) -> (u64, BTreeMap<String, Vec<(String, u8)>>
 /// at the two moments, and every customer it leaves out must be unchanged.
 #[test]
 fn reach_changes_give_each_changed_customer_as_it_was_and_as_it_is() {
-    let (_dir, store) = store();
+    for backend in backends() {
+        reach_changes_give_each_changed_customer_as_it_was_and_as_it_is_on(&backend);
+    }
+}
+
+fn reach_changes_give_each_changed_customer_as_it_was_and_as_it_is_on(backend: &Backend) {
+    let store = backend.open();
     let mut state = 0x2545_F491_4F6C_DD1Du64;
     let mut next = |bound: u64| {
         state ^= state << 13;
@@ -261,4 +293,191 @@ fn reach_changes_give_each_changed_customer_as_it_was_and_as_it_is() {
             }
         }
     }
+}
+
+/// Every other table through the store's interface, on both backends: the SQL each backend
+/// runs differs in places (upserts, JSON, row order, integer types), and a statement that one
+/// accepts and the other refuses must fail here, not in a gateway.
+#[test]
+fn every_table_reads_back_what_was_written() {
+    for backend in backends() {
+        every_table_on(&backend);
+    }
+}
+
+fn every_table_on(backend: &Backend) {
+    use cordon_store::{
+        HelpdeskChange, HelpdeskTicket, HelpdeskUser, ProtectiveAction, StoredAlert, StoredIncident, StoredSession,
+        TimelineEvent,
+    };
+    let store = backend.open();
+    let at = |what: &str| format!("{backend}: {what}");
+
+    // Settings.
+    assert_eq!(store.meta("k").unwrap(), None);
+    store.set_meta("k", "one").unwrap();
+    store.set_meta("k", "two").unwrap();
+    assert_eq!(store.meta("k").unwrap().as_deref(), Some("two"), "{}", at("a setting is replaced"));
+
+    // Alerts and the outbox.
+    let alert = |id: u64| StoredAlert {
+        id,
+        agent: "a-1".into(),
+        level: "suspend".into(),
+        time_ms: 1_000 + id as i64,
+        ledger_index: 10 + id,
+        body: format!("{{\"alert\":{id}}}"),
+        status: "open".into(),
+        reason: None,
+        decided_by: None,
+        decided_at_ms: None,
+    };
+    assert_eq!(store.record_alerts(&[alert(1), alert(2)], true, 5).unwrap(), 2);
+    assert_eq!(store.record_alerts(&[alert(2), alert(3)], true, 6).unwrap(), 1, "{}", at("alert 2 is stored once"));
+    assert_eq!(store.alerts(None, 10).unwrap().iter().map(|a| a.id).collect::<Vec<_>>(), vec![3, 2, 1]);
+    assert!(store.decide_alert(2, "dismissed", "a test", "an-1", 7).unwrap());
+    assert!(!store.decide_alert(2, "confirmed", "again", "an-1", 8).unwrap(), "{}", at("decided once"));
+    assert_eq!(store.alerts(Some("open"), 10).unwrap().len(), 2);
+    assert_eq!(store.alert(2).unwrap().unwrap().decided_by.as_deref(), Some("an-1"));
+    assert_eq!(store.outbox_pending().unwrap(), 3);
+    let due = store.outbox_due("alert", 10, 10).unwrap();
+    assert_eq!(due.len(), 3, "{}", at("every queued alert is due"));
+    store.outbox_delivered(due[0].id, 11).unwrap();
+    store.outbox_retry(due[1].id, 100, "refused").unwrap();
+    assert_eq!(store.outbox_due("alert", 12, 10).unwrap().len(), 1, "{}", at("one delivered, one later"));
+    assert_eq!(store.outbox_pending().unwrap(), 2);
+
+    // Revocations: the later expiry wins; an expired one is forgotten.
+    store.revoke_token("jti-1", 500, 100).unwrap();
+    store.revoke_token("jti-1", 300, 101).unwrap();
+    store.revoke_token("jti-2", 150, 102).unwrap();
+    assert_eq!(store.revoked_tokens(200).unwrap(), vec!["jti-1"], "{}", at("revocations"));
+    store.revoke_token("jti-3", 900, 600).unwrap();
+    assert_eq!(store.revoked_tokens(600).unwrap(), vec!["jti-3"], "{}", at("jti-1 ran out at 500"));
+
+    // Incidents, their timelines and protective actions with their deliveries.
+    assert_eq!(store.next_incident_number().unwrap(), 1);
+    assert_eq!(store.next_incident_number().unwrap(), 2, "{}", at("numbers are never reused"));
+    let incident = StoredIncident {
+        id: "inc-1".into(),
+        title: "screens photographed".into(),
+        opened_at_ms: 1,
+        aware_at_ms: 2,
+        opened_by: "an-1".into(),
+        agents: vec!["a-1".into(), "a-2".into()],
+        since_ms: Some(0),
+        until_ms: None,
+        status: "{}".into(),
+        ledger_index: 40,
+    };
+    store.insert_incident(&incident).unwrap();
+    assert!(store.insert_incident(&incident).is_err(), "{}", at("an incident is never overwritten"));
+    store.set_incident_status("inc-1", "{\"notified\":true}").unwrap();
+    assert_eq!(store.incident("inc-1").unwrap().unwrap().status, "{\"notified\":true}");
+    assert_eq!(store.incidents().unwrap().len(), 1);
+    for (time_ms, kind) in [(5, "scope"), (5, "protect"), (3, "open")] {
+        let event = TimelineEvent { time_ms, kind: kind.into(), what: kind.into(), count: Some(2), ledger_index: None };
+        store.add_timeline("inc-1", &event).unwrap();
+    }
+    let kinds: Vec<String> = store.timeline("inc-1").unwrap().into_iter().map(|event| event.kind).collect();
+    assert_eq!(kinds, vec!["open", "scope", "protect"], "{}", at("by time, then in the order written"));
+    let action = |customer: &str| ProtectiveAction {
+        customer_id: customer.into(),
+        action: "hold-withdrawals".into(),
+        recorded_at_ms: 9,
+        until_ms: Some(99),
+        ledger_index: 41,
+    };
+    let body =
+        |action: &ProtectiveAction| format!("{{\"incident\":\"inc-1\",\"customer\":\"{}\"}}", action.customer_id);
+    assert_eq!(store.record_protective_actions("inc-1", &[action("c-1"), action("c-2")], &body).unwrap(), 2);
+    assert_eq!(store.record_protective_actions("inc-1", &[action("c-2")], &body).unwrap(), 0, "{}", at("once"));
+    assert_eq!(store.protective_actions("inc-1").unwrap().len(), 2);
+    assert_eq!(store.protective_action_counts("inc-1").unwrap(), vec![("hold-withdrawals".to_string(), 2)]);
+    let protect = store.outbox_due("protect", 10, 10).unwrap();
+    store.outbox_retry(protect[0].id, 50, "the exchange answered 503").unwrap();
+    let deliveries = store.protect_deliveries("inc-1").unwrap();
+    assert_eq!((deliveries.queued, deliveries.delivered), (2, 0), "{}", at("deliveries by the body's incident"));
+    assert_eq!(deliveries.last_error.as_deref(), Some("the exchange answered 503"));
+    assert_eq!(store.protect_deliveries("inc-2").unwrap().queued, 0);
+
+    // Console sessions.
+    let session = StoredSession {
+        code: "K7Q2".into(),
+        subject: "a-1".into(),
+        role: "agent".into(),
+        token_id: "jti-9".into(),
+        csrf: "csrf".into(),
+        started_ms: 100,
+        expires_ms: 1_000,
+        last_seen_ms: 100,
+        start_index: 50,
+        ended_ms: None,
+        end_reason: None,
+        end_index: None,
+        sign_in: String::new(),
+    };
+    assert!(store.insert_session("hash-1", &session).unwrap());
+    assert!(!store.insert_session("hash-2", &session).unwrap(), "{}", at("a code is one session's"));
+    assert!(store.session_code_taken("K7Q2").unwrap());
+    store.touch_session("K7Q2", 300).unwrap();
+    store.touch_session("K7Q2", 200).unwrap();
+    assert_eq!(store.session_by_secret("hash-1").unwrap().unwrap().last_seen_ms, 300, "{}", at("never goes back"));
+    assert_eq!(store.open_sessions().unwrap().len(), 1);
+    assert!(store.end_session("K7Q2", 400, "signed out", 51).unwrap());
+    assert!(!store.end_session("K7Q2", 500, "again", 52).unwrap(), "{}", at("the first end stays"));
+    assert_eq!(store.session_by_code("K7Q2").unwrap().unwrap().end_index, Some(51));
+    assert!(store.open_sessions().unwrap().is_empty());
+
+    // The helpdesk.
+    let ticket = Ticket {
+        id: "zd-1".into(),
+        requester: "c-1".into(),
+        category: "withdrawal".into(),
+        status: TicketStatus::Open,
+        assignee: Some("a-1".into()),
+        created_at: 1,
+        updated_at: 2,
+    };
+    let state = HelpdeskTicket { updated_at: 2, opened_by_agent: true, requester_user: "u-1".into() };
+    let user = HelpdeskUser { customer: Some("c-1".into()), agent: None };
+    let change = HelpdeskChange {
+        event_id: "ev-1",
+        now: 1_000,
+        keep_seconds: 100,
+        ticket: Some((&ticket, &state)),
+        user: Some(("u-1", &user)),
+    };
+    store.apply_helpdesk(&change).unwrap();
+    store.apply_helpdesk(&HelpdeskChange { event_id: "ev-2", ..change }).unwrap();
+    assert!(store.helpdesk_event_seen("ev-1").unwrap());
+    assert_eq!(store.helpdesk_ticket("zd-1").unwrap(), Some(state), "{}", at("helpdesk ticket"));
+    assert_eq!(store.helpdesk_user("u-1").unwrap(), Some(user));
+    assert_eq!(store.ticket("zd-1").unwrap(), Some(ticket));
+    store.note_helpdesk_event("ev-3", 2_000, 100).unwrap();
+    assert!(!store.helpdesk_event_seen("ev-1").unwrap(), "{}", at("old event ids are forgotten"));
+    store.put_agent_emails(&[("a-1".into(), "Sam@Exchange.example".into())]).unwrap();
+    store.put_agent_emails(&[("a-1".into(), "sam.k@exchange.example".into())]).unwrap();
+    assert_eq!(store.agent_by_email("SAM.K@exchange.example").unwrap().as_deref(), Some("a-1"));
+    assert_eq!(store.agent_by_email("sam@exchange.example").unwrap(), None, "{}", at("the old address is gone"));
+
+    // A rebuilt blind index replaces the live one whole, with the name of its key.
+    store.upsert_customers(&[customer("c-1", 1), customer("c-2", 2)], 1).unwrap();
+    store.stage_search_entries(&[("c-1".into(), vec![(SearchKey::Email, [7; 32])])]).unwrap();
+    store.stage_search_entries(&[("c-1".into(), vec![(SearchKey::Email, [8; 32])])]).unwrap();
+    assert_eq!(store.search(SearchKey::Email, &[1; 32]).unwrap(), vec!["c-1"], "{}", at("live until the swap"));
+    assert_eq!(store.swap_search_index("blind_key", "key-2").unwrap(), 1);
+    assert_eq!(store.search(SearchKey::Email, &[8; 32]).unwrap(), vec!["c-1"]);
+    assert!(store.search(SearchKey::Email, &[7; 32]).unwrap().is_empty(), "{}", at("staging again replaced"));
+    assert_eq!(store.meta("blind_key").unwrap().as_deref(), Some("key-2"));
+
+    // Keys rewrapped in batches.
+    let pending = store.customers_to_rewrap("kek-2", "", 10).unwrap();
+    assert_eq!(pending.len(), 2);
+    store.set_wrapped_keys(&[("c-1".into(), "kek-2".into(), vec![9; 48])]).unwrap();
+    let pending: Vec<String> = store.customers_to_rewrap("kek-2", "", 10).unwrap().into_iter().map(|c| c.id).collect();
+    assert_eq!(pending, vec!["c-2"], "{}", at("rewrapped"));
+    assert_eq!(store.customers(&["c-2", "nobody", "c-1"]).unwrap().len(), 2);
+    assert_eq!(store.customers_after("c-1", 10).unwrap().len(), 1);
+    store.probe_writes(1).unwrap();
 }

@@ -1,0 +1,416 @@
+//! One SQL interface over the store's two backends: embedded SQLite (the default) and
+//! PostgreSQL (several gateways sharing one store). The store's queries are written once, in
+//! the SQL both accept, with SQLite's `?N` parameters (PostgreSQL's `$N` are substituted at
+//! prepare time); the few statements that must differ pick by [`Dialect`].
+//!
+//! Parameters and columns are limited to the types both backends store the same way
+//! ([`Value`], [`Column`]): 64-bit integers, text and bytes. A `bool` or a `u32` would bind
+//! in SQLite and be refused (or mean something else) in PostgreSQL, so they do not compile.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+/// A failed statement, in words: the backend's message (for PostgreSQL its SQLSTATE code and
+/// message), and whether the database could not be reached at all.
+#[derive(Debug, Clone)]
+pub(crate) struct DbError {
+    pub message: String,
+    pub unreachable: bool,
+}
+
+impl From<rusqlite::Error> for DbError {
+    fn from(error: rusqlite::Error) -> Self {
+        DbError { message: error.to_string(), unreachable: false }
+    }
+}
+
+impl From<postgres::Error> for DbError {
+    fn from(error: postgres::Error) -> Self {
+        match error.as_db_error() {
+            Some(db) => DbError { message: format!("{} ({})", db.message(), db.code().code()), unreachable: false },
+            // No answer from the server: a closed connection, a refused or timed-out connect.
+            None => DbError { message: error.to_string(), unreachable: true },
+        }
+    }
+}
+
+/// Which SQL a statement is written in, where the two differ.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Dialect {
+    Sqlite,
+    Postgres,
+}
+
+impl Dialect {
+    /// `sqlite` on SQLite, `postgres` on PostgreSQL.
+    pub fn pick<'a>(self, sqlite: &'a str, postgres: &'a str) -> &'a str {
+        match self {
+            Dialect::Sqlite => sqlite,
+            Dialect::Postgres => postgres,
+        }
+    }
+}
+
+/// A statement parameter both backends bind the same way.
+pub(crate) trait Value {
+    fn sqlite(&self) -> &dyn rusqlite::ToSql;
+    fn postgres(&self) -> &(dyn postgres::types::ToSql + Sync);
+}
+
+macro_rules! value {
+    ($($type:ty),*) => {$(
+        impl Value for $type {
+            fn sqlite(&self) -> &dyn rusqlite::ToSql {
+                self
+            }
+            fn postgres(&self) -> &(dyn postgres::types::ToSql + Sync) {
+                self
+            }
+        }
+    )*};
+}
+
+value!(i64, String, &str, Vec<u8>, &[u8], Option<i64>, Option<String>, Option<&str>, Option<&String>);
+
+impl<T: Value + ?Sized> Value for &T {
+    fn sqlite(&self) -> &dyn rusqlite::ToSql {
+        (**self).sqlite()
+    }
+    fn postgres(&self) -> &(dyn postgres::types::ToSql + Sync) {
+        (**self).postgres()
+    }
+}
+
+/// The parameters of a statement: `values![a, b]` is `&[&a as &dyn Value, &b]`.
+macro_rules! values {
+    () => { &[] as &[&dyn $crate::db::Value] };
+    ($($value:expr),+ $(,)?) => { &[$(&$value as &dyn $crate::db::Value),+] as &[&dyn $crate::db::Value] };
+}
+pub(crate) use values;
+
+/// A column type both backends read back the same way.
+pub(crate) trait Column: Sized {
+    fn sqlite(row: &rusqlite::Row<'_>, index: usize) -> rusqlite::Result<Self>;
+    fn postgres(row: &postgres::Row, index: usize) -> Result<Self, postgres::Error>;
+}
+
+macro_rules! column {
+    ($($type:ty),*) => {$(
+        impl Column for $type {
+            fn sqlite(row: &rusqlite::Row<'_>, index: usize) -> rusqlite::Result<Self> {
+                row.get(index)
+            }
+            fn postgres(row: &postgres::Row, index: usize) -> Result<Self, postgres::Error> {
+                row.try_get(index)
+            }
+        }
+    )*};
+}
+
+column!(i64, String, Vec<u8>, Option<i64>, Option<String>, Option<Vec<u8>>);
+
+/// A result row of either backend.
+pub(crate) enum Row<'r> {
+    Sqlite(&'r rusqlite::Row<'r>),
+    Postgres(&'r postgres::Row),
+}
+
+impl Row<'_> {
+    pub fn get<T: Column>(&self, index: usize) -> Result<T, DbError> {
+        match self {
+            Row::Sqlite(row) => Ok(T::sqlite(row, index)?),
+            Row::Postgres(row) => Ok(T::postgres(row, index)?),
+        }
+    }
+
+    /// A text column read in place (millions of rows: no copies).
+    pub fn str(&self, index: usize) -> Result<&str, DbError> {
+        match self {
+            Row::Sqlite(row) => Ok(row.get_ref(index)?.as_str().map_err(rusqlite::Error::from)?),
+            Row::Postgres(row) => Ok(row.try_get::<_, &str>(index)?),
+        }
+    }
+}
+
+/// What a PostgreSQL connection keeps beside the client: its prepared statements, by the
+/// SQL they were written in.
+#[derive(Default)]
+pub(crate) struct Statements(HashMap<String, postgres::Statement>);
+
+impl Statements {
+    fn prepare(
+        &mut self,
+        sql: &str,
+        prepare: impl FnOnce(&str) -> Result<postgres::Statement, postgres::Error>,
+    ) -> Result<postgres::Statement, DbError> {
+        if let Some(statement) = self.0.get(sql) {
+            return Ok(statement.clone());
+        }
+        let statement = prepare(&postgres_parameters(sql))?;
+        self.0.insert(sql.to_string(), statement.clone());
+        Ok(statement)
+    }
+}
+
+/// `?1` → `$1`: SQLite's numbered parameters in PostgreSQL's spelling. The store's SQL has no
+/// `?` inside string literals.
+pub(crate) fn postgres_parameters(sql: &str) -> String {
+    let mut out = String::with_capacity(sql.len());
+    let mut chars = sql.chars().peekable();
+    while let Some(c) = chars.next() {
+        if c == '?' && chars.peek().is_some_and(char::is_ascii_digit) {
+            out.push('$');
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+/// A connection to either backend.
+pub(crate) enum Conn {
+    Sqlite(rusqlite::Connection),
+    Postgres { client: Box<postgres::Client>, statements: Statements },
+}
+
+/// A transaction on either backend; dropped without [`Tx::commit`], it rolls back.
+pub(crate) enum Tx<'c> {
+    Sqlite(rusqlite::Transaction<'c>),
+    Postgres { transaction: postgres::Transaction<'c>, statements: &'c mut Statements },
+}
+
+/// How long a PostgreSQL connection may wait for the server before it is given up: a
+/// gateway cut off from its database must say so (and fail closed) within seconds, not
+/// after the kernel's TCP timeout of minutes.
+pub(crate) const POSTGRES_TIMEOUT: Duration = Duration::from_secs(5);
+
+impl Conn {
+    pub fn postgres(config: &postgres::Config) -> Result<Conn, DbError> {
+        let client = config.connect(postgres::NoTls)?;
+        Ok(Conn::Postgres { client: Box::new(client), statements: Statements::default() })
+    }
+
+    pub fn dialect(&self) -> Dialect {
+        match self {
+            Conn::Sqlite(_) => Dialect::Sqlite,
+            Conn::Postgres { .. } => Dialect::Postgres,
+        }
+    }
+
+    /// Whether a PostgreSQL connection has been lost (the server went away or was cut off):
+    /// it must be opened again before use.
+    pub fn is_lost(&self) -> bool {
+        match self {
+            Conn::Sqlite(_) => false,
+            Conn::Postgres { client, .. } => client.is_closed(),
+        }
+    }
+
+    pub fn transaction(&mut self) -> Result<Tx<'_>, DbError> {
+        match self {
+            Conn::Sqlite(connection) => Ok(Tx::Sqlite(connection.transaction()?)),
+            Conn::Postgres { client, statements } => {
+                Ok(Tx::Postgres { transaction: client.transaction()?, statements })
+            }
+        }
+    }
+}
+
+impl Tx<'_> {
+    pub fn commit(self) -> Result<(), DbError> {
+        match self {
+            Tx::Sqlite(transaction) => Ok(transaction.commit()?),
+            Tx::Postgres { transaction, .. } => Ok(transaction.commit()?),
+        }
+    }
+}
+
+/// Statements on a connection or in a transaction.
+pub(crate) trait Sql {
+    fn dialect(&self) -> Dialect;
+
+    /// Runs one statement; the rows it changed.
+    fn execute(&mut self, sql: &str, values: &[&dyn Value]) -> Result<u64, DbError>;
+
+    /// Runs one query, calling `each` per row as it arrives.
+    fn each_row(
+        &mut self,
+        sql: &str,
+        values: &[&dyn Value],
+        each: &mut dyn FnMut(&Row<'_>) -> Result<(), DbError>,
+    ) -> Result<(), DbError>;
+
+    /// Runs statements without parameters (schema changes).
+    fn batch(&mut self, sql: &str) -> Result<(), DbError>;
+
+    /// The first row's `read`, or `None` without rows.
+    fn query_row<T>(
+        &mut self,
+        sql: &str,
+        values: &[&dyn Value],
+        read: impl FnOnce(&Row<'_>) -> Result<T, DbError>,
+    ) -> Result<Option<T>, DbError>
+    where
+        Self: Sized,
+    {
+        let mut read = Some(read);
+        let mut found = None;
+        self.each_row(sql, values, &mut |row| {
+            if let Some(read) = read.take() {
+                found = Some(read(row)?);
+            }
+            Ok(())
+        })?;
+        Ok(found)
+    }
+
+    /// Every row's `read`, in order.
+    fn query_map<T>(
+        &mut self,
+        sql: &str,
+        values: &[&dyn Value],
+        mut read: impl FnMut(&Row<'_>) -> Result<T, DbError>,
+    ) -> Result<Vec<T>, DbError>
+    where
+        Self: Sized,
+    {
+        let mut found = Vec::new();
+        self.each_row(sql, values, &mut |row| {
+            found.push(read(row)?);
+            Ok(())
+        })?;
+        Ok(found)
+    }
+}
+
+fn sqlite_values<'v>(values: &'v [&'v dyn Value]) -> impl rusqlite::Params + 'v {
+    rusqlite::params_from_iter(values.iter().map(|value| value.sqlite()))
+}
+
+fn sqlite_each(
+    connection: &rusqlite::Connection,
+    sql: &str,
+    values: &[&dyn Value],
+    each: &mut dyn FnMut(&Row<'_>) -> Result<(), DbError>,
+) -> Result<(), DbError> {
+    let mut statement = connection.prepare_cached(sql)?;
+    let mut rows = statement.query(sqlite_values(values))?;
+    while let Some(row) = rows.next()? {
+        each(&Row::Sqlite(row))?;
+    }
+    Ok(())
+}
+
+fn postgres_values<'v>(
+    values: &'v [&'v dyn Value],
+) -> impl ExactSizeIterator<Item = &'v (dyn postgres::types::ToSql + Sync)> {
+    values.iter().map(|value| value.postgres())
+}
+
+fn postgres_each(
+    rows: Result<postgres::RowIter<'_>, postgres::Error>,
+    each: &mut dyn FnMut(&Row<'_>) -> Result<(), DbError>,
+) -> Result<(), DbError> {
+    use postgres::fallible_iterator::FallibleIterator as _;
+    let mut rows = rows?;
+    while let Some(row) = rows.next()? {
+        each(&Row::Postgres(&row))?;
+    }
+    Ok(())
+}
+
+impl Sql for Conn {
+    fn dialect(&self) -> Dialect {
+        Conn::dialect(self)
+    }
+
+    fn execute(&mut self, sql: &str, values: &[&dyn Value]) -> Result<u64, DbError> {
+        match self {
+            Conn::Sqlite(connection) => Ok(connection.prepare_cached(sql)?.execute(sqlite_values(values))? as u64),
+            Conn::Postgres { client, statements } => {
+                let statement = statements.prepare(sql, |sql| client.prepare(sql))?;
+                Ok(client.execute(&statement, &postgres_values(values).collect::<Vec<_>>())?)
+            }
+        }
+    }
+
+    fn each_row(
+        &mut self,
+        sql: &str,
+        values: &[&dyn Value],
+        each: &mut dyn FnMut(&Row<'_>) -> Result<(), DbError>,
+    ) -> Result<(), DbError> {
+        match self {
+            Conn::Sqlite(connection) => sqlite_each(connection, sql, values, each),
+            Conn::Postgres { client, statements } => {
+                let statement = statements.prepare(sql, |sql| client.prepare(sql))?;
+                postgres_each(client.query_raw(&statement, postgres_values(values)), each)
+            }
+        }
+    }
+
+    fn batch(&mut self, sql: &str) -> Result<(), DbError> {
+        match self {
+            Conn::Sqlite(connection) => Ok(connection.execute_batch(sql)?),
+            Conn::Postgres { client, .. } => Ok(client.batch_execute(sql)?),
+        }
+    }
+}
+
+impl Sql for Tx<'_> {
+    fn dialect(&self) -> Dialect {
+        match self {
+            Tx::Sqlite(_) => Dialect::Sqlite,
+            Tx::Postgres { .. } => Dialect::Postgres,
+        }
+    }
+
+    fn execute(&mut self, sql: &str, values: &[&dyn Value]) -> Result<u64, DbError> {
+        match self {
+            Tx::Sqlite(transaction) => Ok(transaction.prepare_cached(sql)?.execute(sqlite_values(values))? as u64),
+            Tx::Postgres { transaction, statements } => {
+                let statement = statements.prepare(sql, |sql| transaction.prepare(sql))?;
+                Ok(transaction.execute(&statement, &postgres_values(values).collect::<Vec<_>>())?)
+            }
+        }
+    }
+
+    fn each_row(
+        &mut self,
+        sql: &str,
+        values: &[&dyn Value],
+        each: &mut dyn FnMut(&Row<'_>) -> Result<(), DbError>,
+    ) -> Result<(), DbError> {
+        match self {
+            Tx::Sqlite(transaction) => sqlite_each(transaction, sql, values, each),
+            Tx::Postgres { transaction, statements } => {
+                let statement = statements.prepare(sql, |sql| transaction.prepare(sql))?;
+                postgres_each(transaction.query_raw(&statement, postgres_values(values)), each)
+            }
+        }
+    }
+
+    fn batch(&mut self, sql: &str) -> Result<(), DbError> {
+        match self {
+            Tx::Sqlite(transaction) => Ok(transaction.execute_batch(sql)?),
+            Tx::Postgres { transaction, .. } => Ok(transaction.batch_execute(sql)?),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::postgres_parameters;
+
+    #[test]
+    fn numbered_parameters_are_respelled_and_nothing_else() {
+        let cases = [
+            ("SELECT a FROM t WHERE b = ?1 AND c = ?12", "SELECT a FROM t WHERE b = $1 AND c = $12"),
+            ("SELECT ? FROM t", "SELECT ? FROM t"),
+            ("SELECT 1", "SELECT 1"),
+        ];
+        for (sqlite, postgres) in cases {
+            assert_eq!(postgres_parameters(sqlite), postgres, "{sqlite}");
+        }
+    }
+}

@@ -1,0 +1,134 @@
+//! Reaching a PostgreSQL store: its URL read into a connection's settings, and its
+//! migrations applied.
+
+use std::str::FromStr as _;
+
+use crate::db::{Conn, POSTGRES_TIMEOUT, Sql, values};
+use crate::schema::POSTGRES_MIGRATIONS;
+use crate::store::{StoreError, count_live_customers, db_error};
+
+/// The advisory lock migrations are applied under (any fixed number; "cordon" in ASCII).
+const MIGRATION_LOCK: i64 = 0x636f_7264_6f6e;
+
+/// Whether `url` names a PostgreSQL store rather than a file.
+pub fn is_postgres_url(url: &str) -> bool {
+    url.starts_with("postgres://") || url.starts_with("postgresql://")
+}
+
+/// The settings of a connection to `url`, and the URL as errors name it (without its
+/// password). Timeouts are set unless the URL sets them: a gateway must find out within
+/// seconds that its database is gone, and fail closed, not wait on the kernel.
+pub(crate) fn config(url: &str) -> Result<(postgres::Config, String), StoreError> {
+    let database = without_password(url);
+    if !is_postgres_url(url) {
+        return Err(StoreError::Sql {
+            database,
+            action: "read the store URL",
+            message: "a PostgreSQL store URL starts with postgres:// or postgresql://".into(),
+        });
+    }
+    let mut config = postgres::Config::from_str(url).map_err(|error| StoreError::Sql {
+        database: database.clone(),
+        action: "read the store URL",
+        message: error.to_string(),
+    })?;
+    if config.get_connect_timeout().is_none() {
+        config.connect_timeout(POSTGRES_TIMEOUT);
+    }
+    if config.get_tcp_user_timeout().is_none() {
+        config.tcp_user_timeout(POSTGRES_TIMEOUT);
+    }
+    config.keepalives(true).keepalives_idle(POSTGRES_TIMEOUT);
+    if config.get_application_name().is_none() {
+        config.application_name("cordon");
+    }
+    Ok((config, database))
+}
+
+/// `postgres://user:secret@host/db` → `postgres://user@host/db`: what logs and errors show.
+pub fn without_password(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else { return url.to_string() };
+    let (authority, path) = match rest.find('/') {
+        Some(at) => rest.split_at(at),
+        None => (rest, ""),
+    };
+    match authority.rsplit_once('@') {
+        Some((credentials, host)) => {
+            let user = credentials.split_once(':').map_or(credentials, |(user, _)| user);
+            format!("{scheme}://{user}@{host}{}", strip_password_parameter(path))
+        }
+        None => format!("{scheme}://{authority}{}", strip_password_parameter(path)),
+    }
+}
+
+/// A `password=` query parameter left out.
+fn strip_password_parameter(path: &str) -> String {
+    let Some((path, query)) = path.split_once('?') else { return path.to_string() };
+    let kept: Vec<&str> = query.split('&').filter(|pair| !pair.starts_with("password=")).collect();
+    if kept.is_empty() { path.to_string() } else { format!("{path}?{}", kept.join("&")) }
+}
+
+/// Applies the migrations the database lacks, in one transaction, holding an advisory lock
+/// meanwhile so gateways started together apply each once (the others wait, then find
+/// nothing to do). Refuses a database
+/// migrated by a newer cordon. Returns the versions applied now.
+pub(crate) fn migrate(config: &postgres::Config, database: &str) -> Result<Vec<i64>, StoreError> {
+    let mut connection = Conn::postgres(config).map_err(db_error(database, "connect"))?;
+    let error = |action| db_error(database, action);
+    connection
+        .batch(
+            "CREATE TABLE IF NOT EXISTS schema_migrations (
+                 version BIGINT PRIMARY KEY,
+                 name TEXT NOT NULL,
+                 applied_at TIMESTAMPTZ NOT NULL DEFAULT now()
+             )",
+        )
+        .map_err(error("prepare migrations"))?;
+    let mut applied = Vec::new();
+    let mut transaction = connection.transaction().map_err(error("begin migrations"))?;
+    transaction
+        .query_row("SELECT pg_advisory_xact_lock(?1)", values![MIGRATION_LOCK], |_| Ok(()))
+        .map_err(error("wait for other gateways' migrations"))?;
+    let current = transaction
+        .query_row("SELECT coalesce(max(version), 0) FROM schema_migrations", values![], |row| row.get::<i64>(0))
+        .map_err(error("read the schema version"))?
+        .unwrap_or(0);
+    let newest = POSTGRES_MIGRATIONS.last().map_or(0, |(version, _, _)| *version);
+    if current > newest {
+        return Err(StoreError::Corrupt {
+            database: database.to_string(),
+            reason: format!(
+                "schema version {current} is newer than this cordon understands ({newest}): upgrade cordon"
+            ),
+        });
+    }
+    for (version, name, sql) in POSTGRES_MIGRATIONS.iter().filter(|(version, _, _)| *version > current) {
+        transaction.batch(sql).map_err(error("apply a migration"))?;
+        transaction
+            .execute("INSERT INTO schema_migrations (version, name) VALUES (?1, ?2)", values![*version, *name])
+            .map_err(error("record a migration"))?;
+        applied.push(*version);
+    }
+    count_live_customers(&mut transaction).map_err(error("count customers"))?;
+    transaction.commit().map_err(error("commit migrations"))?;
+    Ok(applied)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::without_password;
+
+    #[test]
+    fn passwords_never_reach_what_errors_name() {
+        let cases = [
+            ("postgres://cordon:s3cret@db.internal:5432/cordon", "postgres://cordon@db.internal:5432/cordon"),
+            ("postgresql://cordon@db/cordon", "postgresql://cordon@db/cordon"),
+            ("postgres://db/cordon?password=s3cret&sslmode=disable", "postgres://db/cordon?sslmode=disable"),
+            ("postgres://a:b:c@host", "postgres://a@host"),
+            ("postgres://host/db?password=x", "postgres://host/db"),
+        ];
+        for (url, shown) in cases {
+            assert_eq!(without_password(url), shown, "{url}");
+        }
+    }
+}
