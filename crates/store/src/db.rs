@@ -225,6 +225,78 @@ impl Tx<'_> {
     }
 }
 
+/// Statements prepared once for a loop over many rows (a bulk import runs a handful of
+/// statements per customer): looked up by position, not by their text each time.
+pub(crate) enum Prepared<'t, 'c> {
+    Sqlite(Vec<rusqlite::CachedStatement<'t>>),
+    Postgres { transaction: &'t mut postgres::Transaction<'c>, statements: Vec<postgres::Statement> },
+}
+
+impl<'c> Tx<'c> {
+    /// `sqls` prepared in this transaction; [`Prepared::execute`] and [`Prepared::query_row`]
+    /// name one by its position in `sqls`.
+    pub fn prepare<'t>(&'t mut self, sqls: &[&str]) -> Result<Prepared<'t, 'c>, DbError> {
+        match self {
+            Tx::Sqlite(transaction) => {
+                Ok(Prepared::Sqlite(sqls.iter().map(|sql| transaction.prepare_cached(sql)).collect::<Result<_, _>>()?))
+            }
+            Tx::Postgres { transaction, statements } => {
+                let prepared = sqls
+                    .iter()
+                    .map(|sql| statements.prepare(sql, |sql| transaction.prepare(sql)))
+                    .collect::<Result<_, _>>()?;
+                Ok(Prepared::Postgres { transaction, statements: prepared })
+            }
+        }
+    }
+}
+
+impl Prepared<'_, '_> {
+    fn missing(which: usize) -> DbError {
+        DbError { message: format!("no prepared statement {which}"), unreachable: false }
+    }
+
+    /// Runs statement `which`; the rows it changed.
+    pub fn execute(&mut self, which: usize, values: &[&dyn Value]) -> Result<u64, DbError> {
+        match self {
+            Prepared::Sqlite(statements) => {
+                let statement = statements.get_mut(which).ok_or_else(|| Self::missing(which))?;
+                Ok(statement.execute(sqlite_values(values))? as u64)
+            }
+            Prepared::Postgres { transaction, statements } => {
+                let statement = statements.get(which).ok_or_else(|| Self::missing(which))?;
+                Ok(transaction.execute(statement, &postgres_values(values).collect::<Vec<_>>())?)
+            }
+        }
+    }
+
+    /// Statement `which`'s first row, read by `read`.
+    pub fn query_row<T>(
+        &mut self,
+        which: usize,
+        values: &[&dyn Value],
+        read: impl FnOnce(&Row<'_>) -> Result<T, DbError>,
+    ) -> Result<Option<T>, DbError> {
+        match self {
+            Prepared::Sqlite(statements) => {
+                let statement = statements.get_mut(which).ok_or_else(|| Self::missing(which))?;
+                let mut rows = statement.query(sqlite_values(values))?;
+                match rows.next()? {
+                    Some(row) => Ok(Some(read(&Row::Sqlite(row))?)),
+                    None => Ok(None),
+                }
+            }
+            Prepared::Postgres { transaction, statements } => {
+                let statement = statements.get(which).ok_or_else(|| Self::missing(which))?;
+                match transaction.query_opt(statement, &postgres_values(values).collect::<Vec<_>>())? {
+                    Some(row) => Ok(Some(read(&Row::Postgres(&row))?)),
+                    None => Ok(None),
+                }
+            }
+        }
+    }
+}
+
 /// Statements on a connection or in a transaction.
 pub(crate) trait Sql {
     fn dialect(&self) -> Dialect;

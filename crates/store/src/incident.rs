@@ -86,62 +86,62 @@ impl Store {
         let mut connection = self.index()?;
         let mut transaction = connection.transaction().map_err(self.error("begin indexing exposures"))?;
         let mut changed = 0i64;
-        for (exposure, seen) in exposures {
-            transaction
-                .execute(
+        {
+            const INSERT: usize = 0;
+            const KNOWN: usize = 1;
+            const REACH: usize = 2;
+            const VOLUME: usize = 3;
+            const SEEN_MORE: usize = 4;
+            const LOG: usize = 5;
+            let mut statements = transaction
+                .prepare(&[
                     "INSERT INTO exposures (agent_id, time, ledger_index, customer_id, action, fields)
                      VALUES (?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT DO NOTHING",
-                    values![
-                        exposure.agent_id,
-                        exposure.time_ms,
-                        exposure.ledger_index as i64,
-                        exposure.customer_id,
-                        exposure.action,
-                        exposure.fields.join(",")
-                    ],
-                )
-                .map_err(self.error("index an exposure"))?;
-            let ways = i64::from(*seen);
-            let before: Option<i64> = transaction
-                .query_row(
                     "SELECT seen FROM agent_reach WHERE agent_id = ?1 AND customer_id = ?2",
-                    values![exposure.agent_id, exposure.customer_id],
-                    |row| row.get(0),
-                )
-                .map_err(self.error("index reach"))?;
-            match before {
-                None => {
-                    transaction
-                        .execute(
-                            "INSERT INTO agent_reach (agent_id, customer_id, seen) VALUES (?1, ?2, ?3)",
-                            values![exposure.agent_id, exposure.customer_id, ways],
-                        )
-                        .map_err(self.error("index reach"))?;
-                    transaction
-                        .execute(
-                            "INSERT INTO agent_volume (agent_id, customers) VALUES (?1, 1)
-                             ON CONFLICT (agent_id) DO UPDATE SET customers = agent_volume.customers + 1",
-                            values![exposure.agent_id],
-                        )
-                        .map_err(self.error("index reach"))?;
-                }
-                Some(before) if before & ways != ways => {
-                    transaction
-                        .execute(
-                            "UPDATE agent_reach SET seen = ?3 WHERE agent_id = ?1 AND customer_id = ?2",
-                            values![exposure.agent_id, exposure.customer_id, before | ways],
-                        )
-                        .map_err(self.error("index reach"))?;
-                }
-                Some(_) => continue,
-            }
-            transaction
-                .execute(
+                    "INSERT INTO agent_reach (agent_id, customer_id, seen) VALUES (?1, ?2, ?3)",
+                    "INSERT INTO agent_volume (agent_id, customers) VALUES (?1, 1)
+                     ON CONFLICT (agent_id) DO UPDATE SET customers = agent_volume.customers + 1",
+                    "UPDATE agent_reach SET seen = ?3 WHERE agent_id = ?1 AND customer_id = ?2",
                     "INSERT INTO reach_log (agent_id, customer_id, before) VALUES (?1, ?2, ?3)",
-                    values![exposure.agent_id, exposure.customer_id, before],
-                )
-                .map_err(self.error("index reach"))?;
-            changed += 1;
+                ])
+                .map_err(self.error("prepare the exposure index"))?;
+            for (exposure, seen) in exposures {
+                statements
+                    .execute(
+                        INSERT,
+                        values![
+                            exposure.agent_id,
+                            exposure.time_ms,
+                            exposure.ledger_index as i64,
+                            exposure.customer_id,
+                            exposure.action,
+                            exposure.fields.join(",")
+                        ],
+                    )
+                    .map_err(self.error("index an exposure"))?;
+                let ways = i64::from(*seen);
+                let pair = values![exposure.agent_id, exposure.customer_id];
+                let before: Option<i64> =
+                    statements.query_row(KNOWN, pair, |row| row.get(0)).map_err(self.error("index reach"))?;
+                match before {
+                    None => {
+                        statements
+                            .execute(REACH, values![exposure.agent_id, exposure.customer_id, ways])
+                            .map_err(self.error("index reach"))?;
+                        statements.execute(VOLUME, values![exposure.agent_id]).map_err(self.error("index reach"))?;
+                    }
+                    Some(before) if before & ways != ways => {
+                        statements
+                            .execute(SEEN_MORE, values![exposure.agent_id, exposure.customer_id, before | ways])
+                            .map_err(self.error("index reach"))?;
+                    }
+                    Some(_) => continue,
+                }
+                statements
+                    .execute(LOG, values![exposure.agent_id, exposure.customer_id, before])
+                    .map_err(self.error("index reach"))?;
+                changed += 1;
+            }
         }
         if changed > 0 {
             transaction

@@ -404,67 +404,76 @@ impl Store {
     /// safe) together with their search entries.
     pub fn upsert_customers(&self, rows: &[CustomerRow], now: i64) -> Result<(), StoreError> {
         let mut connection = self.write()?;
+        let dialect = connection.dialect();
         let mut transaction = connection.transaction().map_err(self.error("begin a transaction"))?;
-        // Locked on PostgreSQL, where another gateway may write the same customer at once:
-        // its old search entries are the ones removed.
-        let old_digests = self.dialect().pick(
-            "SELECT search_digests FROM customers WHERE id = ?1",
-            "SELECT search_digests FROM customers WHERE id = ?1 FOR UPDATE",
-        );
-        // New search rows go in after the customers, in key order: randomly placed
-        // digests inserted in order touch each index page once, not once per row.
-        let mut new_index: Vec<(&'static str, &Digest, &str)> = Vec::with_capacity(rows.len() * 4);
-        let mut newly_live = 0i64;
-        for row in rows {
-            let old: Option<Option<Vec<u8>>> = transaction
-                .query_row(old_digests, values![row.id], |found| found.get(0))
-                .map_err(self.error("read a customer"))?;
-            // New, or crypto-shredded before (its digests are gone): live from now on.
-            if !matches!(old, Some(Some(_))) {
-                newly_live += 1;
-            }
-            for (kind, digest) in decode_digests(old.flatten().as_deref().unwrap_or(&[])) {
-                transaction
-                    .execute(
-                        "DELETE FROM search_index WHERE kind = ?1 AND digest = ?2 AND customer_id = ?3",
-                        values![kind.name(), digest.as_slice(), row.id],
-                    )
-                    .map_err(self.error("update the search index"))?;
-            }
-            transaction
-                .execute(
+        {
+            const OLD_DIGESTS: usize = 0;
+            const REMOVE_INDEX: usize = 1;
+            const UPSERT: usize = 2;
+            const ADD_INDEX: usize = 3;
+            let mut statements = transaction
+                .prepare(&[
+                    // Locked on PostgreSQL, where another gateway may write the same customer at
+                    // once: its old search entries are the ones removed.
+                    dialect.pick(
+                        "SELECT search_digests FROM customers WHERE id = ?1",
+                        "SELECT search_digests FROM customers WHERE id = ?1 FOR UPDATE",
+                    ),
+                    "DELETE FROM search_index WHERE kind = ?1 AND digest = ?2 AND customer_id = ?3",
                     "INSERT INTO customers (id, kek_id, wrapped_key, sealed, canary, search_digests, deleted_at, updated_at)
                      VALUES (?1, ?2, ?3, ?4, ?5, ?6, NULL, ?7)
                      ON CONFLICT (id) DO UPDATE SET kek_id = ?2, wrapped_key = ?3, sealed = ?4, canary = ?5,
                         search_digests = ?6, deleted_at = NULL, updated_at = ?7",
-                    values![
-                        row.id,
-                        row.sealed.kek_id,
-                        row.sealed.wrapped_key,
-                        row.sealed.record.encode(),
-                        i64::from(row.canary),
-                        encode_digests(&row.index),
-                        now
-                    ],
-                )
-                .map_err(self.error("write a customer"))?;
-            new_index.extend(row.index.iter().map(|(kind, digest)| (kind.name(), digest, row.id.as_str())));
-        }
-        new_index.sort_unstable();
-        for (kind, digest, id) in new_index {
-            transaction
-                .execute(
                     "INSERT INTO search_index (kind, digest, customer_id) VALUES (?1, ?2, ?3) ON CONFLICT DO NOTHING",
-                    values![kind, digest.as_slice(), id],
-                )
-                .map_err(self.error("update the search index"))?;
+                ])
+                .map_err(self.error("prepare the customer upsert"))?;
+            // New search rows go in after the customers, in key order: randomly placed
+            // digests inserted in order touch each index page once, not once per row.
+            let mut new_index: Vec<(&'static str, &Digest, &str)> = Vec::with_capacity(rows.len() * 4);
+            let mut newly_live = 0i64;
+            for row in rows {
+                let old: Option<Option<Vec<u8>>> = statements
+                    .query_row(OLD_DIGESTS, values![row.id], |found| found.get(0))
+                    .map_err(self.error("read a customer"))?;
+                // New, or crypto-shredded before (its digests are gone): live from now on.
+                if !matches!(old, Some(Some(_))) {
+                    newly_live += 1;
+                }
+                for (kind, digest) in decode_digests(old.flatten().as_deref().unwrap_or(&[])) {
+                    statements
+                        .execute(REMOVE_INDEX, values![kind.name(), digest.as_slice(), row.id])
+                        .map_err(self.error("update the search index"))?;
+                }
+                statements
+                    .execute(
+                        UPSERT,
+                        values![
+                            row.id,
+                            row.sealed.kek_id,
+                            row.sealed.wrapped_key,
+                            row.sealed.record.encode(),
+                            i64::from(row.canary),
+                            encode_digests(&row.index),
+                            now
+                        ],
+                    )
+                    .map_err(self.error("write a customer"))?;
+                new_index.extend(row.index.iter().map(|(kind, digest)| (kind.name(), digest, row.id.as_str())));
+            }
+            new_index.sort_unstable();
+            for (kind, digest, id) in new_index {
+                statements
+                    .execute(ADD_INDEX, values![kind, digest.as_slice(), id])
+                    .map_err(self.error("update the search index"))?;
+            }
+            drop(statements);
+            transaction
+                .execute(ADD_TO_COUNTER, values![LIVE_CUSTOMERS, newly_live])
+                .map_err(self.error("count customers"))?;
+            transaction
+                .execute(BUMP_COUNTER, values![CUSTOMER_WRITES, rows.len() as i64])
+                .map_err(self.error("count customers"))?;
         }
-        transaction
-            .execute(ADD_TO_COUNTER, values![LIVE_CUSTOMERS, newly_live])
-            .map_err(self.error("count customers"))?;
-        transaction
-            .execute(BUMP_COUNTER, values![CUSTOMER_WRITES, rows.len() as i64])
-            .map_err(self.error("count customers"))?;
         transaction.commit().map_err(self.error("commit customers"))
     }
 
@@ -1179,30 +1188,35 @@ impl Store {
     pub fn add_access_events(&self, events: &[AccessEvent], through: u64) -> Result<(), StoreError> {
         let mut connection = self.index()?;
         let mut transaction = connection.transaction().map_err(self.error("begin a transaction"))?;
-        for event in events {
-            transaction
-                .execute(
-                    "INSERT INTO access_events
+        {
+            let mut statements = transaction
+                .prepare(&["INSERT INTO access_events
                      (ledger_index, time, agent_id, customer_id, ticket_id, action, fields, allowed, policies, request_id)
                      VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)
                      ON CONFLICT (ledger_index) DO UPDATE SET time = excluded.time, agent_id = excluded.agent_id,
                         customer_id = excluded.customer_id, ticket_id = excluded.ticket_id, action = excluded.action,
                         fields = excluded.fields, allowed = excluded.allowed, policies = excluded.policies,
-                        request_id = excluded.request_id",
-                    values![
-                        event.ledger_index as i64,
-                        event.time,
-                        event.agent_id,
-                        event.customer_id,
-                        event.ticket_id,
-                        event.action,
-                        event.fields.join(","),
-                        i64::from(event.allowed),
-                        event.policies.join(","),
-                        event.request_id
-                    ],
-                )
-                .map_err(self.error("write an access event"))?;
+                        request_id = excluded.request_id"])
+                .map_err(self.error("prepare an access event"))?;
+            for event in events {
+                statements
+                    .execute(
+                        0,
+                        values![
+                            event.ledger_index as i64,
+                            event.time,
+                            event.agent_id,
+                            event.customer_id,
+                            event.ticket_id,
+                            event.action,
+                            event.fields.join(","),
+                            i64::from(event.allowed),
+                            event.policies.join(","),
+                            event.request_id
+                        ],
+                    )
+                    .map_err(self.error("write an access event"))?;
+            }
         }
         self.set_index_position(&mut transaction, ACCESS_THROUGH, through)?;
         transaction.commit().map_err(self.error("commit access events"))
