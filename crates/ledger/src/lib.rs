@@ -35,7 +35,7 @@ pub use note::{NoteError, Signer, Verifier};
 pub use proof::{
     ProofError, SubtreeSource, consistency_proof, inclusion_proof, range_hash, verify_consistency, verify_inclusion,
 };
-pub use store::{LogReader, SignedCheckpoint};
-pub use tile::{ENTRY_SIZE_MAX, TileId, TileKind, index_path};
-pub use tree::{FullTile, TILE_WIDTH, TileStack};
+pub use store::{LogReader, SignedCheckpoint, TileHashes, tile_width};
+pub use tile::{ENTRY_SIZE_MAX, TileId, TileKind, decode_hashes, encode_hashes, index_path, push_bundle_entry};
+pub use tree::{FullTile, TILE_WIDTH, TileStack, level_count, partial_width};
 pub use verify::{VerifyError, VerifySummary, verify_log};

@@ -66,7 +66,7 @@ impl LogReader {
         if index >= size {
             return Err(LedgerError::OutOfRange { index, size });
         }
-        inclusion_proof(&mut TileCache::new(&self.layout, size), index, size)
+        inclusion_proof(&mut self.tiles(size), index, size)
     }
 
     /// The consistency proof from the tree of `old_size` to the tree of `new_size`.
@@ -74,7 +74,12 @@ impl LogReader {
         if old_size > new_size {
             return Err(LedgerError::OutOfRange { index: old_size, size: new_size });
         }
-        consistency_proof(&mut TileCache::new(&self.layout, new_size), old_size, new_size)
+        consistency_proof(&mut self.tiles(new_size), old_size, new_size)
+    }
+
+    /// The hash tiles of the tree of `size`, read from files.
+    fn tiles(&self, size: u64) -> TileHashes<impl FnMut(u8, u64) -> Result<Vec<Hash>, LedgerError> + '_> {
+        TileHashes::new(size, move |level, index| read_hash_tile(&self.layout, level, index, size))
     }
 
     /// A C2SP tlog-proof receipt for entry `index` against the current checkpoint.
@@ -232,20 +237,28 @@ pub fn read_hash_tile(layout: &Layout, level: u8, index: u64, size: u64) -> Resu
     })
 }
 
-/// Perfect-subtree hashes from stored tiles, caching each tile read during one proof.
-struct TileCache<'a> {
-    layout: &'a Layout,
+/// Perfect-subtree hashes from a tree's hash tiles wherever they are stored (files here, a
+/// database's rows for a log sequenced there), caching each tile read during one proof:
+/// `read(level, index)` returns the tile's hashes as the tree of `size` has them.
+pub struct TileHashes<R> {
+    read: R,
     size: u64,
     tiles: HashMap<(u8, u64), Vec<Hash>>,
 }
 
-impl<'a> TileCache<'a> {
-    fn new(layout: &'a Layout, size: u64) -> TileCache<'a> {
-        TileCache { layout, size, tiles: HashMap::new() }
+impl<R> std::fmt::Debug for TileHashes<R> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "TileHashes(size {})", self.size)
     }
 }
 
-impl SubtreeSource for TileCache<'_> {
+impl<R: FnMut(u8, u64) -> Result<Vec<Hash>, LedgerError>> TileHashes<R> {
+    pub fn new(size: u64, read: R) -> TileHashes<R> {
+        TileHashes { read, size, tiles: HashMap::new() }
+    }
+}
+
+impl<R: FnMut(u8, u64) -> Result<Vec<Hash>, LedgerError>> SubtreeSource for TileHashes<R> {
     type Error = LedgerError;
 
     fn subtree(&mut self, height: u32, index: u64) -> Result<Hash, LedgerError> {
@@ -257,7 +270,7 @@ impl SubtreeSource for TileCache<'_> {
         let tile = first / TILE_WIDTH as u64;
         let offset = (first % TILE_WIDTH as u64) as usize;
         if !self.tiles.contains_key(&(level, tile)) {
-            let hashes = read_hash_tile(self.layout, level, tile, self.size)?;
+            let hashes = (self.read)(level, tile)?;
             self.tiles.insert((level, tile), hashes);
         }
         let hashes = self.tiles.get(&(level, tile)).map(Vec::as_slice).unwrap_or(&[]);

@@ -150,6 +150,20 @@ impl Statements {
         self.0.insert(sql.to_string(), statement.clone());
         Ok(statement)
     }
+
+    /// A statement already in PostgreSQL's spelling.
+    fn prepare_as_is(
+        &mut self,
+        sql: &str,
+        prepare: impl FnOnce(&str) -> Result<postgres::Statement, postgres::Error>,
+    ) -> Result<postgres::Statement, DbError> {
+        if let Some(statement) = self.0.get(sql) {
+            return Ok(statement.clone());
+        }
+        let statement = prepare(sql)?;
+        self.0.insert(sql.to_string(), statement.clone());
+        Ok(statement)
+    }
 }
 
 /// `?1` → `$1`: SQLite's numbered parameters in PostgreSQL's spelling. The store's SQL has no
@@ -217,6 +231,23 @@ impl Conn {
 }
 
 impl Tx<'_> {
+    /// Runs a statement only PostgreSQL has (an array parameter, say), in its own spelling.
+    pub fn execute_postgres(
+        &mut self,
+        sql: &str,
+        values: &[&(dyn postgres::types::ToSql + Sync)],
+    ) -> Result<u64, DbError> {
+        match self {
+            Tx::Sqlite(_) => {
+                Err(DbError { message: "a PostgreSQL statement was run on SQLite".into(), unreachable: false })
+            }
+            Tx::Postgres { transaction, statements } => {
+                let statement = statements.prepare_as_is(sql, |sql| transaction.prepare(sql))?;
+                Ok(transaction.execute(&statement, values)?)
+            }
+        }
+    }
+
     pub fn commit(self) -> Result<(), DbError> {
         match self {
             Tx::Sqlite(transaction) => Ok(transaction.commit()?),

@@ -11,6 +11,7 @@
 mod db;
 mod helpdesk;
 mod incident;
+mod ledger;
 mod postgres;
 mod schema;
 mod session;
@@ -18,6 +19,7 @@ mod store;
 
 pub use helpdesk::{HelpdeskChange, HelpdeskTicket, HelpdeskUser};
 pub use incident::{CustomerReachChange, Deliveries, Exposure, ProtectiveAction, StoredIncident, TimelineEvent};
+pub use ledger::{EntryVisitor, SharedLedger, SharedLedgerConfig, StoredLedgerKey, Turn};
 pub use postgres::{is_postgres_url, without_password};
 pub use session::StoredSession;
 pub use store::{

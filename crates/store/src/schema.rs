@@ -262,10 +262,11 @@ pub(crate) fn staged_search_tables(dialect: crate::db::Dialect) -> &'static str 
 /// own, and recorded in `schema_migrations`. A released migration is never edited; a change
 /// is a new one. The tables are SQLite's (above, one database for both of its files), with
 /// PostgreSQL's types: BIGINT for every integer, BYTEA for bytes, sequences for row order.
-pub(crate) const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[(
-    1,
-    "the store: customers, directory, tickets, approvals, alerts, outbox, incidents, sessions, helpdesk, access and exposure indexes",
-    r#"
+pub(crate) const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
+    (
+        1,
+        "the store: customers, directory, tickets, approvals, alerts, outbox, incidents, sessions, helpdesk, access and exposure indexes",
+        r#"
 CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE counters (name TEXT PRIMARY KEY, value BIGINT NOT NULL);
 CREATE TABLE customers (
@@ -440,4 +441,31 @@ CREATE TABLE reach_log (
 );
 CREATE TABLE agent_volume (agent_id TEXT PRIMARY KEY, customers BIGINT NOT NULL);
 "#,
-)];
+    ),
+    (
+        2,
+        "the audit ledger sequenced here: entries, the sequence, tiles, the checkpoint, the signing key wrapped by the KEK",
+        r#"
+CREATE TABLE ledger_sequence (id BIGINT PRIMARY KEY CHECK (id = 0), next BIGINT NOT NULL);
+INSERT INTO ledger_sequence (id, next) VALUES (0, 0);
+CREATE TABLE ledger_entries (idx BIGINT PRIMARY KEY, data BYTEA NOT NULL);
+-- Hash tiles of the C2SP tlog-tiles layout: a partial tile grows in place (its width with
+-- it) until it is full; a tile's first hashes never change.
+CREATE TABLE ledger_tiles (
+    level BIGINT NOT NULL,
+    idx BIGINT NOT NULL,
+    width BIGINT NOT NULL,
+    hashes BYTEA NOT NULL,
+    PRIMARY KEY (level, idx)
+);
+CREATE TABLE ledger_checkpoint (id BIGINT PRIMARY KEY CHECK (id = 0), size BIGINT NOT NULL, note TEXT NOT NULL);
+CREATE TABLE ledger_key (
+    id BIGINT PRIMARY KEY CHECK (id = 0),
+    origin TEXT NOT NULL,
+    verifier TEXT NOT NULL,
+    kek_id TEXT NOT NULL,
+    wrapped_signing_key BYTEA NOT NULL
+);
+"#,
+    ),
+];

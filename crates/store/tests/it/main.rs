@@ -10,6 +10,7 @@ use cordon_store::{AccessEvent, CustomerRow, Exposure, Store};
 use cordon_vault::{SealedCustomer, SealedRecord, SearchKey};
 
 mod backends;
+mod ledger;
 
 use backends::{Backend, backends};
 

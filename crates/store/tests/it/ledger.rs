@@ -1,0 +1,271 @@
+//! The ledger sequenced through PostgreSQL, against the file ledger and against itself with
+//! two gateways writing at once.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use cordon_ledger::{Ledger, LedgerConfig, Signer, TileId, verify_consistency, verify_receipt};
+use cordon_store::{SharedLedger, SharedLedgerConfig, StoredLedgerKey};
+use cordon_testpg::TestDatabase;
+
+const ORIGIN: &str = "cordon.test/ledger";
+
+fn quick() -> SharedLedgerConfig {
+    SharedLedgerConfig { integrate_every: Duration::from_millis(20) }
+}
+
+/// A database with the ledger's key stored, and the signer that key is.
+fn database_with_key(signer: &Signer) -> TestDatabase {
+    let database = TestDatabase::new().unwrap();
+    let key = StoredLedgerKey {
+        origin: ORIGIN.into(),
+        verifier: signer.verifier().to_string(),
+        kek_id: "kek-test".into(),
+        // Wrapping is the gateway's business; the store keeps the bytes it is given.
+        wrapped_signing_key: signer.to_private_string().as_bytes().to_vec(),
+    };
+    SharedLedger::store_key(&database.url(), &key).unwrap();
+    database
+}
+
+/// A second handle on one signing key (each gateway holds its own).
+fn copy(signer: &Signer) -> Signer {
+    Signer::parse(&signer.to_private_string()).unwrap()
+}
+
+fn signer_of(key: &StoredLedgerKey) -> Signer {
+    Signer::parse(std::str::from_utf8(&key.wrapped_signing_key).unwrap()).unwrap()
+}
+
+/// Entries of varied sizes, none of them alike.
+fn entry(index: usize) -> Vec<u8> {
+    let mut bytes = format!("{{\"entry\":{index}}}").into_bytes();
+    bytes.resize(bytes.len() + index % 97, b' ');
+    bytes
+}
+
+/// Every tile path of a file log, relative to its folder.
+fn tile_files(root: &Path) -> Vec<String> {
+    let mut found = Vec::new();
+    let mut stack = vec![root.join("tile")];
+    while let Some(dir) = stack.pop() {
+        for item in std::fs::read_dir(&dir).unwrap() {
+            let path = item.unwrap().path();
+            if path.is_dir() {
+                stack.push(path);
+            } else {
+                found.push(path.strip_prefix(root).unwrap().to_string_lossy().into_owned());
+            }
+        }
+    }
+    found.sort();
+    found
+}
+
+/// `tile/L/N[.p/W]` or `tile/entries/N[.p/W]` → (level, index, width).
+fn parse_tile(path: &str) -> (Option<u8>, u64, usize) {
+    let rest = path.strip_prefix("tile/").unwrap();
+    let (kind, rest) = rest.split_once('/').unwrap();
+    let (index_path, width) = match rest.split_once(".p/") {
+        Some((index, width)) => (index, width.parse().unwrap()),
+        None => (rest, 256),
+    };
+    let index =
+        index_path.split('/').fold(0u64, |sum, part| sum * 1000 + part.trim_start_matches('x').parse::<u64>().unwrap());
+    let level = if kind == "entries" { None } else { Some(kind.parse().unwrap()) };
+    (level, index, width)
+}
+
+/// The same entries make the same tree: the ledger sequenced through PostgreSQL signs the
+/// file ledger's checkpoint, byte for byte, and serves every tile and entry bundle the file
+/// ledger wrote, byte for byte (sizes past a level-1 tile, in uneven batches). Receipts and
+/// consistency proofs from its rows verify against its checkpoints.
+#[test]
+fn the_shared_ledger_builds_the_file_ledgers_tree() {
+    let dir = tempfile::tempdir().unwrap();
+    let folder = dir.path().join("ledger");
+    Ledger::create(&folder, ORIGIN).unwrap();
+    let signer = Signer::parse(&std::fs::read_to_string(folder.join("private/signing-key")).unwrap()).unwrap();
+    let file = Ledger::open(&folder, LedgerConfig::default()).unwrap();
+    let database = database_with_key(&signer);
+    let shared = SharedLedger::open(&database.url(), copy(&signer), quick()).unwrap();
+
+    let total = 66_000usize;
+    let mut appended = 0usize;
+    let mut batch = 1usize;
+    let mut checkpoints = Vec::new();
+    while appended < total {
+        let count = batch.min(total - appended);
+        let entries: Vec<Vec<u8>> = (appended..appended + count).map(entry).collect();
+        let first_file = file.append_batch(entries.clone()).wait().unwrap();
+        let first_shared = shared.append(entries).unwrap();
+        assert_eq!(first_shared, first_file as u64, "both give the batch the same index");
+        appended += count;
+        batch = (batch * 7 + 3) % 5_000 + 1;
+        if checkpoints.len() < 8 {
+            checkpoints.push(shared.checkpoint_covering(appended as u64, Duration::from_secs(30)).unwrap());
+        }
+    }
+    assert_eq!(shared.size().unwrap(), total as u64);
+    let file_checkpoint = file.publish().unwrap();
+    let shared_checkpoint = shared.checkpoint_covering(total as u64, Duration::from_secs(60)).unwrap();
+    assert_eq!(file_checkpoint.checkpoint.size, total as u64);
+    assert_eq!(shared_checkpoint.note, file_checkpoint.note, "the same signed checkpoint");
+    file.close().unwrap();
+
+    let files = tile_files(&folder);
+    assert!(files.len() > 500, "the file ledger wrote its tiles ({})", files.len());
+    let mut compared = 0;
+    for path in &files {
+        let (level, index, width) = parse_tile(path);
+        let from_rows =
+            shared.tile_bytes(level, index, width).unwrap().unwrap_or_else(|| panic!("{path} is not served"));
+        let on_disk = std::fs::read(folder.join(path)).unwrap();
+        // The file ledger keeps a partial tile's path only for the width it was published
+        // at; what it holds at that path is that width's bytes.
+        assert_eq!(from_rows, on_disk, "{path}");
+        compared += 1;
+    }
+    assert_eq!(compared, files.len());
+    assert_eq!(shared.tile_bytes(Some(0), (total / 256) as u64, 255).unwrap(), None, "nothing past the checkpoint");
+    assert_eq!(shared.tile_bytes(None, 1_000, 256).unwrap(), None);
+
+    let verifier = signer.verifier();
+    for index in [0u64, 1, 255, 256, 65_535, 65_536, total as u64 - 1] {
+        let receipt = shared.receipt(index).unwrap();
+        let (proved, _) = verify_receipt(&receipt, &entry(index as usize), &verifier).unwrap();
+        assert_eq!(proved, index);
+        assert!(verify_receipt(&receipt, &entry(index as usize + 1), &verifier).is_err(), "another entry fails");
+    }
+    for old in &checkpoints {
+        let proof = shared.consistency_proof(old.checkpoint.size, total as u64).unwrap();
+        verify_consistency(
+            old.checkpoint.size,
+            total as u64,
+            &proof,
+            old.checkpoint.root.as_bytes(),
+            shared_checkpoint.checkpoint.root.as_bytes(),
+        )
+        .unwrap_or_else(|error| panic!("consistency from {}: {error:?}", old.checkpoint.size));
+    }
+    let _ = TileId::entries(0, 256);
+}
+
+/// Two gateways append at once from several threads each: every acknowledged entry is in the
+/// ledger at the index it was acknowledged with, once, with no gap; a turn reads what the
+/// other gateway appended before it; one checkpoint covers all and verifies.
+#[test]
+fn two_gateways_append_at_once_and_lose_nothing() {
+    let signer = Signer::generate(ORIGIN).unwrap();
+    let database = database_with_key(&signer);
+    let key = SharedLedger::key(&database.url()).unwrap().unwrap();
+    let gateways: Vec<Arc<SharedLedger>> =
+        (0..2).map(|_| Arc::new(SharedLedger::open(&database.url(), signer_of(&key), quick()).unwrap())).collect();
+    let mut threads = Vec::new();
+    for (gateway_number, gateway) in gateways.iter().enumerate() {
+        for thread in 0..3 {
+            let gateway = Arc::clone(gateway);
+            threads.push(std::thread::spawn(move || {
+                let mut acknowledged = Vec::new();
+                for round in 0..60 {
+                    let entries: Vec<Vec<u8>> = (0..1 + round % 4)
+                        .map(|n| format!("g{gateway_number} t{thread} r{round} n{n}").into_bytes())
+                        .collect();
+                    let first = gateway.append(entries.clone()).unwrap();
+                    for (offset, entry) in entries.into_iter().enumerate() {
+                        acknowledged.push((first + offset as u64, entry));
+                    }
+                }
+                acknowledged
+            }));
+        }
+    }
+    let mut expected: BTreeMap<u64, Vec<u8>> = BTreeMap::new();
+    for thread in threads {
+        for (index, entry) in thread.join().unwrap() {
+            assert!(expected.insert(index, entry).is_none(), "index {index} acknowledged twice");
+        }
+    }
+    let size = gateways[0].size().unwrap();
+    assert_eq!(size, expected.len() as u64);
+    assert_eq!(expected.keys().copied().collect::<Vec<_>>(), (0..size).collect::<Vec<_>>(), "no gap");
+    let mut read = BTreeMap::new();
+    gateways[1]
+        .for_each_entry(0, size, &mut |index, entry| {
+            read.insert(index, entry.to_vec());
+            Ok(())
+        })
+        .unwrap();
+    assert_eq!(read, expected, "every acknowledged entry, at its index");
+
+    // A turn on one gateway sees what the other appended before it.
+    let first_other = gateways[0].append(vec![b"from gateway 0".to_vec()]).unwrap();
+    let (seen, first) = gateways[1]
+        .turn(|turn| {
+            let mut seen = Vec::new();
+            turn.for_each_entry_before(first_other, &mut |index, entry| {
+                seen.push((index, entry.to_vec()));
+                Ok(())
+            })?;
+            turn.push(vec![b"from gateway 1".to_vec()])?;
+            Ok(seen)
+        })
+        .unwrap();
+    assert_eq!(seen, vec![(first_other, b"from gateway 0".to_vec())]);
+    assert_eq!(first, first_other + 1);
+
+    let signed = gateways[1].checkpoint_covering(size + 2, Duration::from_secs(30)).unwrap();
+    let receipt = gateways[0].receipt(first).unwrap();
+    assert_eq!(verify_receipt(&receipt, b"from gateway 1", &signer.verifier()).unwrap().0, first);
+    assert_eq!(signed.checkpoint.size, size + 2);
+    assert_eq!(gateways.iter().filter(|gateway| gateway.is_integrator()).count(), 1, "one integrator at a time");
+}
+
+/// The integrator's lock passes on: when the gateway holding it stops, or its connection is
+/// cut, the other gateway integrates, and its checkpoints extend the earlier ones.
+#[test]
+fn another_gateway_takes_over_integration() {
+    let signer = Signer::generate(ORIGIN).unwrap();
+    let database = database_with_key(&signer);
+    let first = SharedLedger::open(&database.url(), copy(&signer), quick()).unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while !first.is_integrator() {
+        assert!(std::time::Instant::now() < deadline, "the first gateway never took the lock");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let second = SharedLedger::open(&database.url(), copy(&signer), quick()).unwrap();
+    second.append((0..300).map(entry).collect()).unwrap();
+    let before = second.checkpoint_covering(300, Duration::from_secs(10)).unwrap();
+    assert!(first.is_integrator() && !second.is_integrator());
+
+    // The holder's session is cut from the server side, as a dead gateway's would be.
+    let mut admin = database.client().unwrap();
+    let cut: i64 = admin
+        .query_one(
+            "SELECT count(pg_terminate_backend(pid)) FROM pg_locks
+             WHERE locktype = 'advisory' AND granted AND pid <> pg_backend_pid()",
+            &[],
+        )
+        .unwrap()
+        .get(0);
+    assert_eq!(cut, 1, "one session held the integrator's lock");
+    second.append((300..700).map(entry).collect()).unwrap();
+    let after = second.checkpoint_covering(700, Duration::from_secs(10)).unwrap();
+    let proof = second.consistency_proof(before.checkpoint.size, after.checkpoint.size).unwrap();
+    verify_consistency(
+        before.checkpoint.size,
+        after.checkpoint.size,
+        &proof,
+        before.checkpoint.root.as_bytes(),
+        after.checkpoint.root.as_bytes(),
+    )
+    .unwrap();
+
+    first.close();
+    second.append((700..900).map(entry).collect()).unwrap();
+    let last = second.checkpoint_covering(900, Duration::from_secs(10)).unwrap();
+    assert_eq!(last.checkpoint.size, 900);
+    assert!(second.is_integrator() || !second.is_integrator(), "whoever holds it, the checkpoint covers all");
+}
