@@ -193,6 +193,38 @@ pub(crate) enum Tx<'c> {
     Postgres { transaction: postgres::Transaction<'c>, statements: &'c mut Statements },
 }
 
+/// Runs a PostgreSQL call where it may block. The client blocks on a runtime of its own,
+/// which tokio forbids on its async workers (the gateway answers fast requests there, as
+/// SQLite's point reads do): on a multi-threaded runtime the call runs in `block_in_place`,
+/// on a current-thread runtime (tests) on a scoped thread of its own, elsewhere in place.
+pub(crate) fn blocking<R: Send>(work: impl FnOnce() -> R + Send) -> R {
+    match tokio::runtime::Handle::try_current().map(|handle| handle.runtime_flavor()) {
+        Ok(tokio::runtime::RuntimeFlavor::MultiThread) => tokio::task::block_in_place(work),
+        Ok(_) => std::thread::scope(|scope| match scope.spawn(work).join() {
+            Ok(result) => result,
+            Err(panic) => std::panic::resume_unwind(panic),
+        }),
+        Err(_) => work(),
+    }
+}
+
+/// Whether rows can be handed on as they arrive: anywhere but on a current-thread runtime,
+/// where the query runs on a thread of its own and its rows are gathered first.
+fn streams() -> bool {
+    !matches!(
+        tokio::runtime::Handle::try_current().map(|handle| handle.runtime_flavor()),
+        Ok(tokio::runtime::RuntimeFlavor::CurrentThread)
+    )
+}
+
+/// [`blocking`] for a call that hands rows on as they arrive (only where [`streams`]).
+fn stream<R>(work: impl FnOnce() -> R) -> R {
+    match tokio::runtime::Handle::try_current().map(|handle| handle.runtime_flavor()) {
+        Ok(tokio::runtime::RuntimeFlavor::MultiThread) => tokio::task::block_in_place(work),
+        _ => work(),
+    }
+}
+
 /// How long a PostgreSQL connection may wait for the server before it is given up: a
 /// gateway cut off from its database must say so (and fail closed) within seconds, not
 /// after the kernel's TCP timeout of minutes.
@@ -200,7 +232,7 @@ pub(crate) const POSTGRES_TIMEOUT: Duration = Duration::from_secs(5);
 
 impl Conn {
     pub fn postgres(config: &postgres::Config) -> Result<Conn, DbError> {
-        let client = config.connect(postgres::NoTls)?;
+        let client = blocking(|| config.connect(postgres::NoTls))?;
         Ok(Conn::Postgres { client: Box::new(client), statements: Statements::default() })
     }
 
@@ -242,8 +274,10 @@ impl Tx<'_> {
                 Err(DbError { message: "a PostgreSQL statement was run on SQLite".into(), unreachable: false })
             }
             Tx::Postgres { transaction, statements } => {
-                let statement = statements.prepare_as_is(sql, |sql| transaction.prepare(sql))?;
-                Ok(transaction.execute(&statement, values)?)
+                blocking(|| {
+                    let statement = statements.prepare_as_is(sql, |sql| transaction.prepare(sql))?;
+                    Ok(transaction.execute(&statement, values)?)
+                })
             }
         }
     }
@@ -251,7 +285,7 @@ impl Tx<'_> {
     pub fn commit(self) -> Result<(), DbError> {
         match self {
             Tx::Sqlite(transaction) => Ok(transaction.commit()?),
-            Tx::Postgres { transaction, .. } => Ok(transaction.commit()?),
+            Tx::Postgres { transaction, .. } => Ok(blocking(|| transaction.commit())?),
         }
     }
 }
@@ -272,10 +306,11 @@ impl<'c> Tx<'c> {
                 Ok(Prepared::Sqlite(sqls.iter().map(|sql| transaction.prepare_cached(sql)).collect::<Result<_, _>>()?))
             }
             Tx::Postgres { transaction, statements } => {
-                let prepared = sqls
-                    .iter()
-                    .map(|sql| statements.prepare(sql, |sql| transaction.prepare(sql)))
-                    .collect::<Result<_, _>>()?;
+                let prepared = blocking(|| {
+                    sqls.iter()
+                        .map(|sql| statements.prepare(sql, |sql| transaction.prepare(sql)))
+                        .collect::<Result<_, _>>()
+                })?;
                 Ok(Prepared::Postgres { transaction, statements: prepared })
             }
         }
@@ -296,7 +331,8 @@ impl Prepared<'_, '_> {
             }
             Prepared::Postgres { transaction, statements } => {
                 let statement = statements.get(which).ok_or_else(|| Self::missing(which))?;
-                Ok(transaction.execute(statement, &postgres_values(values).collect::<Vec<_>>())?)
+                let values = postgres_values(values).collect::<Vec<_>>();
+                Ok(blocking(|| transaction.execute(statement, &values))?)
             }
         }
     }
@@ -319,7 +355,8 @@ impl Prepared<'_, '_> {
             }
             Prepared::Postgres { transaction, statements } => {
                 let statement = statements.get(which).ok_or_else(|| Self::missing(which))?;
-                match transaction.query_opt(statement, &postgres_values(values).collect::<Vec<_>>())? {
+                let values = postgres_values(values).collect::<Vec<_>>();
+                match blocking(|| transaction.query_opt(statement, &values))? {
                     Some(row) => Ok(Some(read(&Row::Postgres(&row))?)),
                     None => Ok(None),
                 }
@@ -431,8 +468,11 @@ impl Sql for Conn {
         match self {
             Conn::Sqlite(connection) => Ok(connection.prepare_cached(sql)?.execute(sqlite_values(values))? as u64),
             Conn::Postgres { client, statements } => {
-                let statement = statements.prepare(sql, |sql| client.prepare(sql))?;
-                Ok(client.execute(&statement, &postgres_values(values).collect::<Vec<_>>())?)
+                let values = postgres_values(values).collect::<Vec<_>>();
+                blocking(|| {
+                    let statement = statements.prepare(sql, |sql| client.prepare(sql))?;
+                    Ok(client.execute(&statement, &values)?)
+                })
             }
         }
     }
@@ -446,8 +486,20 @@ impl Sql for Conn {
         match self {
             Conn::Sqlite(connection) => sqlite_each(connection, sql, values, each),
             Conn::Postgres { client, statements } => {
-                let statement = statements.prepare(sql, |sql| client.prepare(sql))?;
-                postgres_each(client.query_raw(&statement, postgres_values(values)), each)
+                let values = postgres_values(values).collect::<Vec<_>>();
+                match streams() {
+                    true => stream(|| {
+                        let statement = statements.prepare(sql, |sql| client.prepare(sql))?;
+                        postgres_each(client.query_raw(&statement, values), each)
+                    }),
+                    false => {
+                        let rows = blocking(|| {
+                            let statement = statements.prepare(sql, |sql| client.prepare(sql))?;
+                            Ok::<_, DbError>(client.query(&statement, &values)?)
+                        })?;
+                        rows.iter().try_for_each(|row| each(&Row::Postgres(row)))
+                    }
+                }
             }
         }
     }
@@ -455,7 +507,7 @@ impl Sql for Conn {
     fn batch(&mut self, sql: &str) -> Result<(), DbError> {
         match self {
             Conn::Sqlite(connection) => Ok(connection.execute_batch(sql)?),
-            Conn::Postgres { client, .. } => Ok(client.batch_execute(sql)?),
+            Conn::Postgres { client, .. } => Ok(blocking(|| client.batch_execute(sql))?),
         }
     }
 }
@@ -472,8 +524,11 @@ impl Sql for Tx<'_> {
         match self {
             Tx::Sqlite(transaction) => Ok(transaction.prepare_cached(sql)?.execute(sqlite_values(values))? as u64),
             Tx::Postgres { transaction, statements } => {
-                let statement = statements.prepare(sql, |sql| transaction.prepare(sql))?;
-                Ok(transaction.execute(&statement, &postgres_values(values).collect::<Vec<_>>())?)
+                let values = postgres_values(values).collect::<Vec<_>>();
+                blocking(|| {
+                    let statement = statements.prepare(sql, |sql| transaction.prepare(sql))?;
+                    Ok(transaction.execute(&statement, &values)?)
+                })
             }
         }
     }
@@ -487,8 +542,20 @@ impl Sql for Tx<'_> {
         match self {
             Tx::Sqlite(transaction) => sqlite_each(transaction, sql, values, each),
             Tx::Postgres { transaction, statements } => {
-                let statement = statements.prepare(sql, |sql| transaction.prepare(sql))?;
-                postgres_each(transaction.query_raw(&statement, postgres_values(values)), each)
+                let values = postgres_values(values).collect::<Vec<_>>();
+                match streams() {
+                    true => stream(|| {
+                        let statement = statements.prepare(sql, |sql| transaction.prepare(sql))?;
+                        postgres_each(transaction.query_raw(&statement, values), each)
+                    }),
+                    false => {
+                        let rows = blocking(|| {
+                            let statement = statements.prepare(sql, |sql| transaction.prepare(sql))?;
+                            Ok::<_, DbError>(transaction.query(&statement, &values)?)
+                        })?;
+                        rows.iter().try_for_each(|row| each(&Row::Postgres(row)))
+                    }
+                }
             }
         }
     }
@@ -496,7 +563,7 @@ impl Sql for Tx<'_> {
     fn batch(&mut self, sql: &str) -> Result<(), DbError> {
         match self {
             Tx::Sqlite(transaction) => Ok(transaction.execute_batch(sql)?),
-            Tx::Postgres { transaction, .. } => Ok(transaction.batch_execute(sql)?),
+            Tx::Postgres { transaction, .. } => Ok(blocking(|| transaction.batch_execute(sql))?),
         }
     }
 }
