@@ -175,6 +175,11 @@ impl Gateway {
         sequenced.detector = rebuilt.detector;
         sequenced.statements = rebuilt.statements;
         sequenced.recorded = rebuilt.recorded;
+        // Other gateways append meanwhile: the states cover exactly `size` entries, and the
+        // next turn takes in those after it.
+        if self.audit.shared().is_some() {
+            sequenced.next_index = size;
+        }
         // Behind the ledger if it could not show every durable entry.
         sequenced.tainted = size < self.audit.size();
     }
@@ -438,6 +443,12 @@ impl Drop for AlertClaim<'_> {
 pub(crate) struct StoredFacts<'a> {
     gateway: &'a Gateway,
     customers: HashMap<String, (bool, bool)>,
+}
+
+impl<'a> StoredFacts<'a> {
+    pub(crate) fn new(gateway: &'a Gateway) -> StoredFacts<'a> {
+        StoredFacts { gateway, customers: HashMap::new() }
+    }
 }
 
 impl crate::detection::ReplayFacts for StoredFacts<'_> {

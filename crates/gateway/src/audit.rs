@@ -91,6 +91,11 @@ pub trait AuditLog: Send + Sync {
     fn close(&self) -> Result<u64, AuditError> {
         Ok(self.size())
     }
+    /// The ledger sequenced through the shared store, whose appends take its turn (several
+    /// gateways append to it); `None` for a log only this process writes.
+    fn shared(&self) -> Option<&crate::shared_audit::SharedAudit> {
+        None
+    }
 }
 
 /// The audit ledger as an `AuditLog`. It holds the writer behind a lock only so that a

@@ -9,6 +9,7 @@ use serde::{Deserialize, Serialize};
 #[serde(deny_unknown_fields, default)]
 pub struct Config {
     pub server: ServerConfig,
+    pub store: StoreSettings,
     pub ledger: LedgerSettings,
     pub limits: Limits,
     pub tokens: TokenSettings,
@@ -33,6 +34,24 @@ pub struct ServerConfig {
     /// plain HTTP, and only on a loopback address unless `--insecure-http` is given.
     pub tls_cert: String,
     pub tls_key: String,
+}
+
+/// Where the store and the ledger live: in the data directory (SQLite and the file ledger,
+/// the default), or in a PostgreSQL database several gateways share (docs/DEPLOY.md).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Default)]
+#[serde(deny_unknown_fields, default)]
+pub struct StoreSettings {
+    /// `postgres://user@host:5432/db?sslmode=...`; empty for the embedded default.
+    pub url: String,
+    /// A file (readable by its owner only) holding the database user's password, so the URL
+    /// in `cordon.toml` needs none; relative to the data directory or absolute.
+    pub password_file: String,
+}
+
+impl StoreSettings {
+    pub fn is_postgres(&self) -> bool {
+        !self.url.is_empty()
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -351,6 +370,7 @@ impl Config {
         [
             ("[server] tls_cert", self.server.tls_cert.as_str(), Public),
             ("[server] tls_key", self.server.tls_key.as_str(), Secret),
+            ("[store] password_file", self.store.password_file.as_str(), Secret),
             ("[webhooks] ca_file", self.webhooks.ca_file.as_str(), Public),
             ("[hsm] module", self.hsm.module.as_str(), Library),
             ("[hsm] pin_file", self.hsm.pin_file.as_str(), Secret),
@@ -406,6 +426,16 @@ impl Config {
         in_range("[limits] history_events_max", size(limits.history_events_max), 1, 1_000_000)?;
         in_range("[limits] verify_wrong_statements_max", limits.verify_wrong_statements_max.into(), 1, 100)?;
         in_range("[limits] verify_window_days", limits.verify_window_days.into(), 1, 3650)?;
+        if self.store.is_postgres() && !cordon_store::is_postgres_url(&self.store.url) {
+            return Err(format!(
+                "[store] url = `{}` is not a PostgreSQL URL (postgres://user@host:port/database); leave it empty \
+                 for the embedded store",
+                cordon_store::without_password(&self.store.url)
+            ));
+        }
+        if !self.store.password_file.is_empty() && !self.store.is_postgres() {
+            return Err("[store] password_file is set without a [store] url".into());
+        }
         let interval = i64::try_from(self.ledger.checkpoint_interval_ms).unwrap_or(i64::MAX);
         in_range("[ledger] checkpoint_interval_ms", interval, 1, 3_600_000)?;
         let thresholds = &self.detection.thresholds;
@@ -533,8 +563,9 @@ fn loopback_http(url: &str) -> bool {
 
 /// The sections whose keys the environment may set (`CORDON_<SECTION>_<KEY>`), as they are
 /// named in `cordon.toml`; `categories` is a table of the exchange's own names and is not.
-const OVERRIDABLE_SECTIONS: [&str; 12] = [
+const OVERRIDABLE_SECTIONS: [&str; 13] = [
     "server",
+    "store",
     "ledger",
     "limits",
     "tokens",

@@ -49,6 +49,17 @@ const NEXT_KEK: &str = "kek.next";
 const RETIRING_KEK: &str = "kek.retiring";
 const POLICY_HASH: &str = "policy.sha256";
 
+/// Which audit log a gateway opens with: one given (the directory's file ledger, or a test's
+/// log), or the ledger sequenced through the PostgreSQL store at this URL.
+enum Ledgers {
+    Given(Arc<dyn AuditLog>),
+    Shared(String),
+}
+
+fn detection_replay() -> Detection {
+    Detection::Replay
+}
+
 /// Whether opening replays detection's state from the ledger.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Detection {
@@ -202,17 +213,50 @@ impl DataDir {
 
     /// Creates a data directory in `root` (absent or empty) and returns an admin token.
     pub fn init(&self, origin: Option<&str>, clock: Arc<dyn Clock>) -> Result<Initialized, GatewayError> {
+        self.init_with_store(origin, None, clock)
+    }
+
+    /// Creates a data directory in `root` (absent or empty) with its keys and configuration,
+    /// and its store and ledger: in the directory (SQLite and the file ledger), or with
+    /// `store_url` in that PostgreSQL database, which must not belong to another deployment
+    /// yet (more gateways of one deployment get a copy of this directory). Returns an admin
+    /// token.
+    pub fn init_with_store(
+        &self,
+        origin: Option<&str>,
+        store_url: Option<&str>,
+        clock: Arc<dyn Clock>,
+    ) -> Result<Initialized, GatewayError> {
         if self.root.exists() && fs::read_dir(&self.root).map_err(io_error(&self.root))?.next().is_some() {
             return Err(GatewayError::Conflict(format!(
                 "`{}` exists and is not empty; cordon init needs a new folder",
                 self.root.display()
             )));
         }
-        create_private_dir(&self.root)?;
         let mut config = Config::default();
         if let Some(origin) = origin {
             config.ledger.origin = origin.to_string();
         }
+        if let Some(url) = store_url {
+            config.store.url = url.to_string();
+            config.check().map_err(GatewayError::BadRequest)?;
+        }
+        // A database another deployment uses is refused before anything is made.
+        let store = match store_url {
+            Some(url) => {
+                let store = Store::open_postgres(url)?;
+                if let Some(kek) = store.meta(CURRENT_KEK)? {
+                    return Err(GatewayError::Conflict(format!(
+                        "the database `{}` already holds a cordon deployment (its key-encryption key is `{kek}`); \
+                         a further gateway of that deployment gets a copy of its data directory (docs/DEPLOY.md)",
+                        store.name()
+                    )));
+                }
+                Some(store)
+            }
+            None => None,
+        };
+        create_private_dir(&self.root)?;
         let keys = self.path(KEYS_DIR);
         fs::DirBuilder::new().mode(0o700).create(&keys).map_err(io_error(&keys))?;
         let kek_id = format!("kek-{}", random_id()?);
@@ -220,15 +264,29 @@ impl DataDir {
         write_key(&keys.join(BLIND_INDEX_KEY))?;
         write_key(&keys.join(TOKEN_KEY))?;
         write_key(&keys.join(WEBHOOK_KEY))?;
-        let verifier = Ledger::create(&self.path(LEDGER_DIR), &config.ledger.origin)
-            .map_err(|error| GatewayError::Internal(error.to_string()))?;
-        let store = Store::open(&self.path(DATABASE_FILE))?;
+        let (store, verifier) = match store {
+            Some(store) => {
+                let kek = kek::load(&self.root, &config.hsm, &kek_id)?;
+                let verifier = crate::shared_audit::create_key(
+                    store_url.unwrap_or_default(),
+                    &config.ledger.origin,
+                    kek.as_ref(),
+                )?;
+                (store, verifier)
+            }
+            None => {
+                let verifier = Ledger::create(&self.path(LEDGER_DIR), &config.ledger.origin)
+                    .map_err(|error| GatewayError::Internal(error.to_string()))?
+                    .to_string();
+                (Store::open(&self.path(DATABASE_FILE))?, verifier)
+            }
+        };
         store.set_meta(CURRENT_KEK, &kek_id)?;
         drop(store);
         self.write_config(&config)?;
         let gateway = self.open(clock)?;
         let admin_token = gateway.issue_role_token(TokenRole::Admin)?;
-        Ok(Initialized { admin_token, verifier_key: verifier.to_string() })
+        Ok(Initialized { admin_token, verifier_key: verifier })
     }
 
     /// Opens the directory with its own audit ledger, replaying detection's state from it.
@@ -247,6 +305,9 @@ impl DataDir {
 
     fn open_ledger(&self, clock: Arc<dyn Clock>, detection: Detection) -> Result<Gateway, GatewayError> {
         let config = self.config()?;
+        if let Some(url) = self.store_url(&config)? {
+            return self.open_with(config, Ledgers::Shared(url), clock, detection);
+        }
         let ledger = Ledger::open(
             &self.path(LEDGER_DIR),
             LedgerConfig {
@@ -265,7 +326,7 @@ impl DataDir {
             )),
             error => GatewayError::Internal(error.to_string()),
         })?;
-        self.open_with(config, Arc::new(LedgerAudit::new(ledger)), clock, detection)
+        self.open_with(config, Ledgers::Given(Arc::new(LedgerAudit::new(ledger))), clock, detection)
     }
 
     /// Opens the directory with the given audit log in place of its ledger (tests use this to
@@ -276,23 +337,27 @@ impl DataDir {
         audit: Arc<dyn AuditLog>,
         clock: Arc<dyn Clock>,
     ) -> Result<Gateway, GatewayError> {
-        self.open_with(config, audit, clock, Detection::Replay)
+        self.open_with(config, Ledgers::Given(audit), clock, detection_replay())
     }
 
     fn open_with(
         &self,
         config: Config,
-        audit: Arc<dyn AuditLog>,
+        ledger: Ledgers,
         clock: Arc<dyn Clock>,
         detection: Detection,
     ) -> Result<Gateway, GatewayError> {
-        let store = Store::open(&self.path(DATABASE_FILE))?;
+        let store = self.open_store(&config)?;
         // No backup runs while the directory is being opened: a staged copy is a leftover.
         crate::backup::sweep_staging(&self.root);
         let kek_id = store
             .meta(CURRENT_KEK)?
             .ok_or_else(|| GatewayError::Internal("the database does not name its key-encryption key".into()))?;
         let kek = kek::load(&self.root, &config.hsm, &kek_id)?;
+        let audit: Arc<dyn AuditLog> = match ledger {
+            Ledgers::Given(audit) => audit,
+            Ledgers::Shared(url) => Arc::new(crate::shared_audit::open(&url, kek.as_ref())?),
+        };
         let blind_id = store.meta(CURRENT_BLIND)?.filter(|id| !id.is_empty()).unwrap_or_else(|| BLIND_INDEX_KEY.into());
         let blind = BlindIndexKey::new(&read_key(&self.path(KEYS_DIR).join(&blind_id))?)?;
         let tokens = self.token_key()?;
@@ -395,7 +460,7 @@ impl DataDir {
             .map_err(|error| GatewayError::BadRequest(error.to_string()))?;
         let config = self.config()?;
         let key = self.token_key()?;
-        let store = Store::open(&self.path(DATABASE_FILE))?;
+        let store = self.open_store(&config)?;
         if store.customer(customer)?.is_none() {
             return Err(GatewayError::NotFound { what: "customer", id: customer.to_string(), ledger_index: None });
         }
@@ -420,7 +485,7 @@ impl DataDir {
         let key = self.token_key()?;
         let (subject, role) = match (agent, role) {
             (Some(agent), None) => {
-                let store = Store::open(&self.path(DATABASE_FILE))?;
+                let store = self.open_store(&config)?;
                 let found = store.agent(agent)?.ok_or_else(|| GatewayError::NotFound {
                     what: "agent",
                     id: agent.to_string(),
@@ -461,6 +526,28 @@ impl DataDir {
 
     pub fn config(&self) -> Result<Config, GatewayError> {
         Config::load(&self.path(CONFIG_FILE)).map_err(GatewayError::BadRequest)
+    }
+
+    /// The store `config` names: the PostgreSQL database of `[store] url` (its password from
+    /// `[store] password_file` if set), else `cordon.sqlite` in this directory.
+    pub fn open_store(&self, config: &Config) -> Result<Store, GatewayError> {
+        match self.store_url(config)? {
+            Some(url) => Ok(Store::open_postgres(&url)?),
+            None => Ok(Store::open(&self.path(DATABASE_FILE))?),
+        }
+    }
+
+    /// `[store] url` with the password of `[store] password_file` put in; `None` for the
+    /// embedded store.
+    pub fn store_url(&self, config: &Config) -> Result<Option<String>, GatewayError> {
+        if !config.store.is_postgres() {
+            return Ok(None);
+        }
+        if config.store.password_file.is_empty() {
+            return Ok(Some(config.store.url.clone()));
+        }
+        let password = read_secret_file(&self.root, "[store] password_file", &config.store.password_file)?;
+        Ok(Some(cordon_store::with_password(&config.store.url, password.trim())))
     }
 
     /// Makes a new key-encryption key, in `home` (a key file, or the HSM `[hsm]` names; by

@@ -222,6 +222,13 @@ pub(crate) struct Pending {
     future: AuditFuture,
 }
 
+impl Pending {
+    /// Entries already durable at `first` (the shared ledger commits in its turn).
+    pub(crate) fn done(first: u64) -> Pending {
+        Pending { expected: first, future: Box::pin(async move { Ok(first) }) }
+    }
+}
+
 /// Waits until appended entries are durable and returns the first one's index. Should the
 /// log answer with another index than the one predicted, the entries are still the record
 /// (they are durable), so their real index is returned and the sequencer resyncs before

@@ -172,6 +172,18 @@ impl DirectoryCache {
         Ok(())
     }
 
+    /// Drops every cached agent, ticket and customer and reloads who holds approvals: another
+    /// gateway sharing the store changed something (its ledger entry says what, this cache
+    /// does not need to).
+    pub(crate) fn forget_all(&self, store: &Store) -> Result<(), StoreError> {
+        for cache in [&self.agents as &dyn Forget, &self.tickets, &self.customers] {
+            cache.forget_everything();
+        }
+        *self.approved_agents.write().unwrap_or_else(PoisonError::into_inner) =
+            store.agents_with_granted_approvals()?;
+        Ok(())
+    }
+
     pub(crate) fn may_hold_approval(&self, agent: &str) -> bool {
         self.approved_agents.read().unwrap_or_else(PoisonError::into_inner).contains(agent)
     }
@@ -217,6 +229,19 @@ fn cached<T: Clone>(
         entries.values.insert(id.to_string(), value.clone());
     }
     Ok(value)
+}
+
+/// A cache emptied whole, whatever it holds.
+trait Forget {
+    fn forget_everything(&self);
+}
+
+impl<T> Forget for Cache<T> {
+    fn forget_everything(&self) {
+        let mut entries = self.write().unwrap_or_else(PoisonError::into_inner);
+        entries.generation += 1;
+        entries.values.clear();
+    }
 }
 
 fn forget<'a, T>(cache: &Cache<T>, ids: impl IntoIterator<Item = &'a str>) {

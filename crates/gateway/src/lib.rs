@@ -28,6 +28,7 @@ mod principal;
 mod record;
 mod service;
 mod session;
+mod shared_audit;
 mod snapshot;
 mod sso;
 mod statements;
@@ -61,6 +62,7 @@ pub use session::{
     ConsoleSession, SESSION_CODE_ALPHABET, SESSION_CODE_LENGTH, SESSION_IDLE_MS, SESSION_LIFETIME_MS, SessionReport,
     StartedSession, is_session_code, session_json,
 };
+pub use shared_audit::SharedAudit;
 pub use snapshot::SNAPSHOT_FILE;
 pub use sso::{ConsoleClient, SIGN_IN_POLICY};
 pub use token::{Claims, SignIn, TokenError, TokenKey, TokenRole};

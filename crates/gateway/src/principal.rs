@@ -13,6 +13,9 @@ use crate::token::{Claims, TokenRole};
 impl Gateway {
     /// Verifies a bearer token.
     pub fn authenticate(&self, token: &str) -> Result<Claims, GatewayError> {
+        // Gateways sharing a store first take in each other's entries (a revocation there
+        // holds here).
+        self.keep_up()?;
         let claims = if self.is_provider_token(token) {
             self.authenticate_provider_token(token)?
         } else {

@@ -8,7 +8,7 @@ use cordon_policy::Decision;
 use cordon_store::StoredAlert;
 
 use crate::access::*;
-use crate::detection::{Sequenced, alert_entry, append_sequenced, containment, durable, observation, seen};
+use crate::detection::{Sequenced, alert_entry, containment, durable, observation, seen};
 use crate::error::GatewayError;
 use crate::service::*;
 use crate::token::Claims;
@@ -68,7 +68,7 @@ impl Gateway {
             .collect();
         let entries =
             changes.iter().map(|change| change.encode().map_err(too_large)).collect::<Result<Vec<Vec<u8>>, _>>()?;
-        let (pending, ()) = append_sequenced(&self.sequencer, self.audit.as_ref(), |first, sequenced| {
+        let (pending, ()) = self.append_in_order(|first, sequenced| {
             then(sequenced);
             for (change, index) in changes.iter().zip(first..) {
                 sequenced.recorded.note_change(change, index);
@@ -110,55 +110,70 @@ impl Gateway {
         // the ledger's order or reaches the detector.
         let unchanged = entry.encode_leaving_room().map_err(|error| GatewayError::BadRequest(error.to_string()))?;
         let search_found = entry.matches.as_ref().is_some_and(|matches| !matches.is_empty());
-        let (pending, (entry, verdict, alerts)) =
-            append_sequenced(&self.sequencer, self.audit.as_ref(), |index, sequenced| {
-                let policy_allowed = entry.allowed();
-                if let (Some(matched), Some(customer), Some(field)) = (statement, &entry.customer, entry.fields.first())
-                    && policy_allowed
-                {
-                    let outcome = sequenced.statements.check(&entry.agent, customer, field, entry.time_ms, matched);
-                    if outcome == VerifyOutcome::Refused {
-                        entry.decision = EntryDecision::Deny;
-                        entry.policies = vec![VERIFY_LIMIT_POLICY.to_string()];
-                    }
-                    entry.verify = Some(outcome);
-                }
-                let verdict = match seen(entry.action, search_found, entry.verify) {
-                    Some(action) if sequenced.enabled && observed => sequenced.detector.observe(&observation(
-                        index,
-                        entry.time_ms,
-                        &entry.agent,
-                        action,
-                        entry.customer.as_deref(),
-                        policy_allowed,
-                        &facts,
-                    )),
-                    _ => Default::default(),
-                };
-                if let Some(contained) = verdict.deny.and_then(containment)
-                    && entry.allowed()
-                {
+        let (pending, (entry, verdict, alerts)) = self.append_in_order(|index, sequenced| {
+            // The agent's status as the ledger records it now, in this entry's place:
+            // decided on a status read before a suspension or offboarding that took its
+            // place first (on this gateway or another sharing the ledger), the request
+            // is refused as policy refuses an inactive agent.
+            let mut refused_inactive = false;
+            if entry.allowed()
+                && sequenced
+                    .recorded
+                    .statuses
+                    .get(&entry.agent)
+                    .is_some_and(|(status, _)| *status != AgentStatus::Active)
+            {
+                entry.decision = EntryDecision::Deny;
+                entry.policies = vec![INACTIVE_AGENT_POLICY.to_string()];
+                refused_inactive = true;
+            }
+            let policy_allowed = entry.allowed();
+            if let (Some(matched), Some(customer), Some(field)) = (statement, &entry.customer, entry.fields.first())
+                && policy_allowed
+            {
+                let outcome = sequenced.statements.check(&entry.agent, customer, field, entry.time_ms, matched);
+                if outcome == VerifyOutcome::Refused {
                     entry.decision = EntryDecision::Deny;
-                    entry.contained = Some(contained);
-                    entry.policies = vec![contained.policy()];
+                    entry.policies = vec![VERIFY_LIMIT_POLICY.to_string()];
                 }
-                let alerts: Vec<AlertEntry> =
-                    verdict.alerts.iter().map(|alert| alert_entry(alert, &entry.request)).collect();
-                for (alert, alert_index) in alerts.iter().zip(index + 1..) {
-                    sequenced.recorded.note_alert(alert, alert_index);
-                }
-                // Encoded again only if verify's limit or detection changed it.
-                let bytes = if entry.verify.is_some() || entry.contained.is_some() {
-                    entry.encode().map_err(|error| GatewayError::Internal(error.to_string()))?
-                } else {
-                    unchanged
-                };
-                let mut entries = vec![bytes];
-                for alert in &alerts {
-                    entries.push(alert.encode().map_err(|error| GatewayError::Internal(error.to_string()))?);
-                }
-                Ok((entries, (entry, verdict, alerts)))
-            })?;
+                entry.verify = Some(outcome);
+            }
+            let verdict = match seen(entry.action, search_found, entry.verify) {
+                Some(action) if sequenced.enabled && observed => sequenced.detector.observe(&observation(
+                    index,
+                    entry.time_ms,
+                    &entry.agent,
+                    action,
+                    entry.customer.as_deref(),
+                    policy_allowed,
+                    &facts,
+                )),
+                _ => Default::default(),
+            };
+            if let Some(contained) = verdict.deny.and_then(containment)
+                && entry.allowed()
+            {
+                entry.decision = EntryDecision::Deny;
+                entry.contained = Some(contained);
+                entry.policies = vec![contained.policy()];
+            }
+            let alerts: Vec<AlertEntry> =
+                verdict.alerts.iter().map(|alert| alert_entry(alert, &entry.request)).collect();
+            for (alert, alert_index) in alerts.iter().zip(index + 1..) {
+                sequenced.recorded.note_alert(alert, alert_index);
+            }
+            // Encoded again only if the recorded status, verify's limit or detection changed it.
+            let bytes = if refused_inactive || entry.verify.is_some() || entry.contained.is_some() {
+                entry.encode().map_err(|error| GatewayError::Internal(error.to_string()))?
+            } else {
+                unchanged
+            };
+            let mut entries = vec![bytes];
+            for alert in &alerts {
+                entries.push(alert.encode().map_err(|error| GatewayError::Internal(error.to_string()))?);
+            }
+            Ok((entries, (entry, verdict, alerts)))
+        })?;
         let index = durable(&self.sequencer, pending).await?;
         // Containment first: it holds whatever the store says next.
         for (alert, alert_index) in verdict.alerts.iter().zip(index + 1..) {
@@ -190,6 +205,9 @@ impl Gateway {
         })
     }
 }
+
+/// The default policies' refusal of an agent that is not active.
+const INACTIVE_AGENT_POLICY: &str = "inactive-agent-does-nothing";
 
 /// What became of a recorded access decision, once its entry is durable.
 #[derive(Debug)]

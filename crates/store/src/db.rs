@@ -184,13 +184,58 @@ pub(crate) fn postgres_parameters(sql: &str) -> String {
 /// A connection to either backend.
 pub(crate) enum Conn {
     Sqlite(rusqlite::Connection),
-    Postgres { client: Box<postgres::Client>, statements: Statements },
+    Postgres { client: PgClient, statements: Statements },
+}
+
+/// A PostgreSQL client, closed (when dropped) where it may block, as every call is.
+pub(crate) struct PgClient(Option<Box<postgres::Client>>);
+
+impl PgClient {
+    fn get(&mut self) -> Result<&mut postgres::Client, DbError> {
+        self.0.as_deref_mut().ok_or_else(|| DbError { message: "the connection is closed".into(), unreachable: true })
+    }
+
+    fn is_closed(&self) -> bool {
+        self.0.as_ref().is_none_or(|client| client.is_closed())
+    }
+}
+
+impl Drop for PgClient {
+    fn drop(&mut self) {
+        if let Some(client) = self.0.take() {
+            blocking(move || drop(client));
+        }
+    }
+}
+
+/// A PostgreSQL transaction, rolled back (when dropped uncommitted) where it may block.
+pub(crate) struct PgTransaction<'c>(Option<postgres::Transaction<'c>>);
+
+impl<'c> PgTransaction<'c> {
+    fn get(&mut self) -> Result<&mut postgres::Transaction<'c>, DbError> {
+        self.0.as_mut().ok_or_else(|| DbError { message: "the transaction has ended".into(), unreachable: false })
+    }
+
+    fn commit(&mut self) -> Result<(), DbError> {
+        match self.0.take() {
+            Some(transaction) => Ok(blocking(move || transaction.commit())?),
+            None => Err(DbError { message: "the transaction has ended".into(), unreachable: false }),
+        }
+    }
+}
+
+impl Drop for PgTransaction<'_> {
+    fn drop(&mut self) {
+        if let Some(transaction) = self.0.take() {
+            blocking(move || drop(transaction));
+        }
+    }
 }
 
 /// A transaction on either backend; dropped without [`Tx::commit`], it rolls back.
 pub(crate) enum Tx<'c> {
     Sqlite(rusqlite::Transaction<'c>),
-    Postgres { transaction: postgres::Transaction<'c>, statements: &'c mut Statements },
+    Postgres { transaction: PgTransaction<'c>, statements: &'c mut Statements },
 }
 
 /// Runs a PostgreSQL call where it may block. The client blocks on a runtime of its own,
@@ -233,7 +278,7 @@ pub(crate) const POSTGRES_TIMEOUT: Duration = Duration::from_secs(5);
 impl Conn {
     pub fn postgres(config: &postgres::Config) -> Result<Conn, DbError> {
         let client = blocking(|| config.connect(postgres::NoTls))?;
-        Ok(Conn::Postgres { client: Box::new(client), statements: Statements::default() })
+        Ok(Conn::Postgres { client: PgClient(Some(Box::new(client))), statements: Statements::default() })
     }
 
     pub fn dialect(&self) -> Dialect {
@@ -256,7 +301,9 @@ impl Conn {
         match self {
             Conn::Sqlite(connection) => Ok(Tx::Sqlite(connection.transaction()?)),
             Conn::Postgres { client, statements } => {
-                Ok(Tx::Postgres { transaction: client.transaction()?, statements })
+                let client = client.get()?;
+                let transaction = blocking(|| client.transaction())?;
+                Ok(Tx::Postgres { transaction: PgTransaction(Some(transaction)), statements })
             }
         }
     }
@@ -274,6 +321,7 @@ impl Tx<'_> {
                 Err(DbError { message: "a PostgreSQL statement was run on SQLite".into(), unreachable: false })
             }
             Tx::Postgres { transaction, statements } => {
+                let transaction = transaction.get()?;
                 blocking(|| {
                     let statement = statements.prepare_as_is(sql, |sql| transaction.prepare(sql))?;
                     Ok(transaction.execute(&statement, values)?)
@@ -285,7 +333,7 @@ impl Tx<'_> {
     pub fn commit(self) -> Result<(), DbError> {
         match self {
             Tx::Sqlite(transaction) => Ok(transaction.commit()?),
-            Tx::Postgres { transaction, .. } => Ok(blocking(|| transaction.commit())?),
+            Tx::Postgres { mut transaction, .. } => transaction.commit(),
         }
     }
 }
@@ -306,6 +354,7 @@ impl<'c> Tx<'c> {
                 Ok(Prepared::Sqlite(sqls.iter().map(|sql| transaction.prepare_cached(sql)).collect::<Result<_, _>>()?))
             }
             Tx::Postgres { transaction, statements } => {
+                let transaction = transaction.get()?;
                 let prepared = blocking(|| {
                     sqls.iter()
                         .map(|sql| statements.prepare(sql, |sql| transaction.prepare(sql)))
@@ -468,6 +517,7 @@ impl Sql for Conn {
         match self {
             Conn::Sqlite(connection) => Ok(connection.prepare_cached(sql)?.execute(sqlite_values(values))? as u64),
             Conn::Postgres { client, statements } => {
+                let client = client.get()?;
                 let values = postgres_values(values).collect::<Vec<_>>();
                 blocking(|| {
                     let statement = statements.prepare(sql, |sql| client.prepare(sql))?;
@@ -486,6 +536,7 @@ impl Sql for Conn {
         match self {
             Conn::Sqlite(connection) => sqlite_each(connection, sql, values, each),
             Conn::Postgres { client, statements } => {
+                let client = client.get()?;
                 let values = postgres_values(values).collect::<Vec<_>>();
                 match streams() {
                     true => stream(|| {
@@ -507,7 +558,10 @@ impl Sql for Conn {
     fn batch(&mut self, sql: &str) -> Result<(), DbError> {
         match self {
             Conn::Sqlite(connection) => Ok(connection.execute_batch(sql)?),
-            Conn::Postgres { client, .. } => Ok(blocking(|| client.batch_execute(sql))?),
+            Conn::Postgres { client, .. } => {
+                let client = client.get()?;
+                Ok(blocking(|| client.batch_execute(sql))?)
+            }
         }
     }
 }
@@ -524,6 +578,7 @@ impl Sql for Tx<'_> {
         match self {
             Tx::Sqlite(transaction) => Ok(transaction.prepare_cached(sql)?.execute(sqlite_values(values))? as u64),
             Tx::Postgres { transaction, statements } => {
+                let transaction = transaction.get()?;
                 let values = postgres_values(values).collect::<Vec<_>>();
                 blocking(|| {
                     let statement = statements.prepare(sql, |sql| transaction.prepare(sql))?;
@@ -542,6 +597,7 @@ impl Sql for Tx<'_> {
         match self {
             Tx::Sqlite(transaction) => sqlite_each(transaction, sql, values, each),
             Tx::Postgres { transaction, statements } => {
+                let transaction = transaction.get()?;
                 let values = postgres_values(values).collect::<Vec<_>>();
                 match streams() {
                     true => stream(|| {
@@ -563,7 +619,10 @@ impl Sql for Tx<'_> {
     fn batch(&mut self, sql: &str) -> Result<(), DbError> {
         match self {
             Tx::Sqlite(transaction) => Ok(transaction.execute_batch(sql)?),
-            Tx::Postgres { transaction, .. } => Ok(blocking(|| transaction.batch_execute(sql))?),
+            Tx::Postgres { transaction, .. } => {
+                let transaction = transaction.get()?;
+                Ok(blocking(|| transaction.batch_execute(sql))?)
+            }
         }
     }
 }

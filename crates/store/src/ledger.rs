@@ -271,12 +271,7 @@ impl SharedLedger {
     }
 
     /// Calls `visit` with each committed entry from `from` up to `to`, in order.
-    pub fn for_each_entry(
-        &self,
-        from: u64,
-        to: u64,
-        visit: EntryVisitor<'_>,
-    ) -> Result<(), StoreError> {
+    pub fn for_each_entry(&self, from: u64, to: u64, visit: EntryVisitor<'_>) -> Result<(), StoreError> {
         let mut connection = self.connection(&self.reader)?;
         read_entries(&mut *connection, &self.database, from, to, visit)
     }
@@ -400,11 +395,7 @@ impl Turn<'_> {
 
     /// Calls `visit` with each committed entry from `from` up to this turn's first: what
     /// other gateways appended since the caller last looked.
-    pub fn for_each_entry_before(
-        &mut self,
-        from: u64,
-        visit: EntryVisitor<'_>,
-    ) -> Result<(), StoreError> {
+    pub fn for_each_entry_before(&mut self, from: u64, visit: EntryVisitor<'_>) -> Result<(), StoreError> {
         let first = self.first;
         read_entries(&mut self.transaction, self.database, from, first, visit)
     }

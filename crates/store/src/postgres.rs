@@ -61,6 +61,29 @@ pub fn without_password(url: &str) -> String {
     }
 }
 
+/// `url` with `password` as its user's password (percent-encoded), replacing any it had.
+pub fn with_password(url: &str, password: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else { return url.to_string() };
+    let (authority, path) = match rest.find('/') {
+        Some(at) => rest.split_at(at),
+        None => (rest, ""),
+    };
+    let encoded: String = password
+        .bytes()
+        .map(|byte| match byte {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => char::from(byte).to_string(),
+            _ => format!("%{byte:02X}"),
+        })
+        .collect();
+    match authority.rsplit_once('@') {
+        Some((credentials, host)) => {
+            let user = credentials.split_once(':').map_or(credentials, |(user, _)| user);
+            format!("{scheme}://{user}:{encoded}@{host}{path}")
+        }
+        None => format!("{scheme}://:{encoded}@{authority}{path}"),
+    }
+}
+
 /// A `password=` query parameter left out.
 fn strip_password_parameter(path: &str) -> String {
     let Some((path, query)) = path.split_once('?') else { return path.to_string() };
@@ -116,6 +139,8 @@ pub(crate) fn migrate(config: &postgres::Config, database: &str) -> Result<Vec<i
 
 #[cfg(test)]
 mod tests {
+    use std::str::FromStr as _;
+
     use super::without_password;
 
     #[test]
@@ -129,6 +154,23 @@ mod tests {
         ];
         for (url, shown) in cases {
             assert_eq!(without_password(url), shown, "{url}");
+        }
+    }
+
+    #[test]
+    fn a_password_from_a_file_goes_into_the_url_encoded() {
+        let cases = [
+            ("postgres://cordon@db/cordon", "p@ss:w/rd", "postgres://cordon:p%40ss%3Aw%2Frd@db/cordon"),
+            (
+                "postgres://cordon:old@db:5432/cordon?sslmode=require",
+                "new",
+                "postgres://cordon:new@db:5432/cordon?sslmode=require",
+            ),
+        ];
+        for (url, password, expected) in cases {
+            let with = super::with_password(url, password);
+            assert_eq!(with, expected, "{url}");
+            assert!(postgres::Config::from_str(&with).is_ok(), "{with} parses");
         }
     }
 }

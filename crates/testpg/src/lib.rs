@@ -49,9 +49,17 @@ impl Server {
         format!("postgres://{}:{}@{}:{}/{database}", self.user, self.password, self.host, self.port)
     }
 
-    fn admin(&self) -> Result<postgres::Client, String> {
-        postgres::Client::connect(&self.url("postgres"), postgres::NoTls)
-            .map_err(|error| format!("connecting to the test cluster at {}:{}: {error}", self.host, self.port))
+    /// Runs `sql` as the cluster's administrator, on a thread of its own: the client blocks on
+    /// a runtime of its own, which a test's tokio runtime does not allow on its thread.
+    fn administer(&self, sql: String) -> Result<(), String> {
+        let (url, place) = (self.url("postgres"), format!("{}:{}", self.host, self.port));
+        std::thread::spawn(move || {
+            let mut admin = postgres::Client::connect(&url, postgres::NoTls)
+                .map_err(|error| format!("connecting to the test cluster at {place}: {error}"))?;
+            admin.batch_execute(&sql).map_err(|error| format!("{sql}: {error}"))
+        })
+        .join()
+        .map_err(|_| "the administrator's thread panicked".to_string())?
     }
 }
 
@@ -62,10 +70,7 @@ impl TestDatabase {
         let mut random = [0u8; 8];
         getrandom::fill(&mut random).map_err(|error| error.to_string())?;
         let name = format!("cordon_test_{}", random.iter().map(|byte| format!("{byte:02x}")).collect::<String>());
-        server
-            .admin()?
-            .batch_execute(&format!("CREATE DATABASE {name}"))
-            .map_err(|error| format!("creating database {name}: {error}"))?;
+        server.administer(format!("CREATE DATABASE {name}"))?;
         Ok(TestDatabase { name, server })
     }
 
@@ -78,7 +83,8 @@ impl TestDatabase {
         &self.name
     }
 
-    /// A client of its own, for a test to look at or change the tables directly.
+    /// A client of its own, for a test to look at or change the tables directly (outside an
+    /// async runtime's thread).
     pub fn client(&self) -> Result<postgres::Client, String> {
         postgres::Client::connect(&self.url(), postgres::NoTls).map_err(|error| error.to_string())
     }
@@ -87,8 +93,6 @@ impl TestDatabase {
 impl Drop for TestDatabase {
     fn drop(&mut self) {
         // FORCE ends the connections a store under test left open.
-        if let Ok(mut admin) = self.server.admin() {
-            let _ = admin.batch_execute(&format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name));
-        }
+        let _ = self.server.administer(format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name));
     }
 }

@@ -12,4 +12,5 @@ mod incident;
 mod policy_cases;
 mod requests;
 mod sessions;
+mod shared;
 mod support;

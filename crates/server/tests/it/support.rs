@@ -72,6 +72,32 @@ impl Harness {
         Harness { state: Arc::new(AppState::new(gateway)), dir, clock, admin: made.admin_token }
     }
 
+    /// A harness whose store and ledger are the PostgreSQL database at `url`.
+    pub fn on_postgres(url: &str) -> Harness {
+        let dir = tempfile::tempdir().unwrap();
+        let clock = Arc::new(TestClock(AtomicI64::new(1_795_000_000_000)));
+        let data = DataDir::new(&dir.path().join("data"));
+        let made = data.init_with_store(None, Some(url), clock.clone()).unwrap();
+        let gateway = data.open(clock.clone()).unwrap();
+        Harness { state: Arc::new(AppState::new(gateway)), dir, clock, admin: made.admin_token }
+    }
+
+    /// A second gateway of this deployment, as another host runs it: a copy of the data
+    /// directory (its keys and configuration), opened on the same shared store, with the
+    /// same clock.
+    pub fn another_gateway(&self) -> Harness {
+        let dir = tempfile::tempdir().unwrap();
+        let copied = std::process::Command::new("cp")
+            .arg("-a")
+            .arg(self.dir.path().join("data"))
+            .arg(dir.path().join("data"))
+            .status()
+            .unwrap();
+        assert!(copied.success());
+        let gateway = DataDir::new(&dir.path().join("data")).open(self.clock.clone()).unwrap();
+        Harness { state: Arc::new(AppState::new(gateway)), dir, clock: self.clock.clone(), admin: self.admin.clone() }
+    }
+
     pub fn data(&self) -> DataDir {
         DataDir::new(&self.dir.path().join("data"))
     }

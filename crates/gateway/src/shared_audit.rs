@@ -1,0 +1,351 @@
+//! The audit log of gateways sharing a PostgreSQL store: the ledger sequenced through the
+//! database ([`cordon_store::SharedLedger`]). Appends do not go through [`AuditLog::append`]
+//! on the request path: the sequencer takes the ledger's turn (see `detection.rs`), so that
+//! detection first reads what other gateways appended and scores in the ledger's order.
+
+use std::sync::{Mutex, PoisonError};
+use std::time::Duration;
+
+use cordon_store::{SharedLedger, StoreError};
+
+use crate::audit::{AuditError, AuditFuture, AuditLog, EntryVisitor, Proven};
+use crate::detection::{Pending, Sequenced};
+use crate::error::GatewayError;
+
+/// How long a request for a checkpoint covering new entries waits for the integrator (on
+/// this gateway or another).
+const CHECKPOINT_WAIT: Duration = Duration::from_secs(10);
+
+#[derive(Debug)]
+pub struct SharedAudit {
+    ledger: SharedLedger,
+    verifier: String,
+    /// Why the database could not be reached at the last attempt, until an attempt succeeds.
+    failure: Mutex<Option<String>>,
+}
+
+impl SharedAudit {
+    pub fn new(ledger: SharedLedger, verifier: String) -> SharedAudit {
+        SharedAudit { ledger, verifier, failure: Mutex::new(None) }
+    }
+
+    /// Notes how an attempt went: an unreachable database is this log's failure (readiness
+    /// reports it) until an attempt gets through.
+    pub(crate) fn noted<T>(&self, result: Result<T, StoreError>) -> Result<T, AuditError> {
+        let mut failure = self.failure.lock().unwrap_or_else(PoisonError::into_inner);
+        match result {
+            Ok(value) => {
+                *failure = None;
+                Ok(value)
+            }
+            Err(error) => {
+                if error.is_unavailable() {
+                    *failure = Some(error.to_string());
+                }
+                Err(AuditError(error.to_string()))
+            }
+        }
+    }
+}
+
+impl AuditLog for SharedAudit {
+    fn append(&self, entries: Vec<Vec<u8>>) -> Result<AuditFuture, AuditError> {
+        let first = self.noted(self.ledger.append(entries))?;
+        Ok(Box::pin(async move { Ok(first) }))
+    }
+
+    fn checkpoint(&self) -> Result<String, AuditError> {
+        self.noted(self.ledger.checkpoint()).map(|signed| signed.note)
+    }
+
+    fn receipt(&self, index: u64) -> Result<String, AuditError> {
+        self.noted(self.ledger.checkpoint_covering(index.saturating_add(1), CHECKPOINT_WAIT))?;
+        self.noted(self.ledger.receipt(index))
+    }
+
+    fn checkpoint_covering(&self, size: u64) -> Result<String, AuditError> {
+        self.noted(self.ledger.checkpoint_covering(size, CHECKPOINT_WAIT)).map(|signed| signed.note)
+    }
+
+    fn size(&self) -> u64 {
+        self.noted(self.ledger.size()).unwrap_or_else(|_| self.published_size())
+    }
+
+    fn published_size(&self) -> u64 {
+        self.ledger.checkpoint().map_or(0, |signed| signed.checkpoint.size)
+    }
+
+    fn for_each_entry_from(&self, from: u64, to: u64, visit: &mut EntryVisitor<'_>) -> Result<(), AuditError> {
+        let mut refused = None;
+        let scanned = self.ledger.for_each_entry(from, to, &mut |index, bytes| {
+            visit(index, bytes).map_err(|reason| {
+                refused = Some(reason.clone());
+                StoreError::Sql { database: String::new(), action: "read the ledger", message: reason }
+            })
+        });
+        match (refused, scanned) {
+            (Some(reason), _) => Err(AuditError(reason)),
+            (None, scanned) => self.noted(scanned),
+        }
+    }
+
+    fn prove_all(&self, indexes: &[u64]) -> Result<Proven, AuditError> {
+        let size = self.size();
+        let signed = self.noted(self.ledger.checkpoint_covering(size, CHECKPOINT_WAIT))?;
+        let size = signed.checkpoint.size;
+        let mut proven = Vec::with_capacity(indexes.len());
+        for &index in indexes {
+            let mut bytes = None;
+            self.noted(self.ledger.for_each_entry(index, index.saturating_add(1), &mut |_, entry| {
+                bytes = Some(entry.to_vec());
+                Ok(())
+            }))?;
+            let bytes = bytes.ok_or_else(|| AuditError(format!("entry {index} is not in the ledger")))?;
+            let proof = self.noted(self.ledger.inclusion_proof(index, size))?;
+            proven.push((index, bytes, cordon_ledger::format_receipt(index, &proof, &signed.note)));
+        }
+        Ok((signed.note, proven))
+    }
+
+    fn consistency_proof(&self, old: u64, new: u64) -> Result<Vec<cordon_ledger::Hash>, AuditError> {
+        let published = self.published_size();
+        if old == 0 || old > new || new > published {
+            return Err(AuditError(format!(
+                "no consistency proof from {old} to {new} entries: both must be within the published {published}, \
+                 the first at least 1 and not past the second"
+            )));
+        }
+        self.noted(self.ledger.consistency_proof(old, new))
+    }
+
+    fn verifier_key(&self) -> String {
+        self.verifier.clone()
+    }
+
+    fn failure(&self) -> Option<String> {
+        self.failure.lock().unwrap_or_else(PoisonError::into_inner).clone()
+    }
+
+    /// Tries the database again: recovered once it answers.
+    fn heal(&self) -> Result<bool, AuditError> {
+        if self.failure().is_none() {
+            return Ok(false);
+        }
+        self.noted(self.ledger.size()).map(|_| true)
+    }
+
+    fn close(&self) -> Result<u64, AuditError> {
+        Ok(self.size())
+    }
+
+    fn shared(&self) -> Option<&SharedAudit> {
+        Some(self)
+    }
+}
+
+/// What the ledger's signing key is sealed under (with the KEK's wrapping of its data key).
+const LEDGER_KEY_CONTEXT: &str = "cordon ledger signing key";
+
+/// Makes the ledger's signing key named `origin` and stores it in the database at `url`,
+/// sealed under a data key the KEK wraps (a gateway without the KEK cannot sign); returns the
+/// verifier key. Refused if the database holds another key already.
+pub(crate) fn create_key(
+    url: &str,
+    origin: &str,
+    kek: &dyn cordon_vault::KeyEncryptionKey,
+) -> Result<String, GatewayError> {
+    let signer = cordon_ledger::Signer::generate(origin).map_err(|error| GatewayError::Internal(error.to_string()))?;
+    let data_key = cordon_vault::DataKey::generate()?;
+    let wrapped = kek.wrap(LEDGER_KEY_CONTEXT, &data_key)?;
+    let sealed = data_key.seal_bytes(LEDGER_KEY_CONTEXT, signer.to_private_string().as_bytes())?;
+    let length = u32::try_from(wrapped.len()).map_err(|_| GatewayError::Internal("a wrapped key too long".into()))?;
+    let mut blob = length.to_be_bytes().to_vec();
+    blob.extend_from_slice(&wrapped);
+    blob.extend_from_slice(&sealed);
+    let verifier = signer.verifier().to_string();
+    let key = cordon_store::StoredLedgerKey {
+        origin: origin.to_string(),
+        verifier: verifier.clone(),
+        kek_id: kek.id().to_string(),
+        wrapped_signing_key: blob,
+    };
+    let stored = cordon_store::SharedLedger::store_key(url, &key)?;
+    if stored.verifier != verifier {
+        return Err(GatewayError::Conflict(
+            "the database's ledger already has a signing key: another deployment was made in it at the same time"
+                .into(),
+        ));
+    }
+    Ok(verifier)
+}
+
+/// Opens the ledger in the database at `url`, its signing key opened with the KEK.
+pub(crate) fn open(url: &str, kek: &dyn cordon_vault::KeyEncryptionKey) -> Result<SharedAudit, GatewayError> {
+    let stored = cordon_store::SharedLedger::key(url)?.ok_or_else(|| {
+        GatewayError::Internal(format!(
+            "the database `{}` holds no ledger key: make the deployment with `cordon init --store`",
+            cordon_store::without_password(url)
+        ))
+    })?;
+    let unreadable =
+        || GatewayError::Internal("the ledger's signing key in the database cannot be opened with this KEK".into());
+    let (length, rest) = stored.wrapped_signing_key.split_first_chunk::<4>().ok_or_else(unreadable)?;
+    let (wrapped, sealed) = rest.split_at_checked(u32::from_be_bytes(*length) as usize).ok_or_else(unreadable)?;
+    let data_key = kek.unwrap(LEDGER_KEY_CONTEXT, wrapped).map_err(|_| unreadable())?;
+    let private = data_key.open_bytes(LEDGER_KEY_CONTEXT, sealed).map_err(|_| unreadable())?;
+    let private = std::str::from_utf8(&private).map_err(|_| unreadable())?;
+    let signer = cordon_ledger::Signer::parse(private).map_err(|_| unreadable())?;
+    if signer.verifier().to_string() != stored.verifier {
+        return Err(unreadable());
+    }
+    let ledger = SharedLedger::open(url, signer, cordon_store::SharedLedgerConfig::default())?;
+    Ok(SharedAudit::new(ledger, stored.verifier))
+}
+
+impl crate::service::Gateway {
+    /// Appends in the ledger's order, under the sequencer's lock: `build` gets the index the
+    /// first entry takes and the detector, and returns the entries. On the shared ledger this
+    /// happens in the ledger's turn, after detection has taken in what other gateways
+    /// appended: every gateway's detector sees every decision in one order, wherever it was
+    /// made, so a suspension by one holds on all of them.
+    pub(crate) fn append_in_order<T>(
+        &self,
+        build: impl FnOnce(u64, &mut Sequenced) -> Result<(Vec<Vec<u8>>, T), GatewayError>,
+    ) -> Result<(Pending, T), GatewayError> {
+        let Some(shared) = self.audit.shared() else {
+            return crate::detection::append_sequenced(&self.sequencer, self.audit.as_ref(), build);
+        };
+        let mut sequenced = self.lock_sequencer();
+        if sequenced.tainted {
+            // A turn that did not commit left its entries in the states: they are rebuilt
+            // from the ledger first.
+            let size = shared.noted(shared.ledger.size())?;
+            self.restore_into(Some(&mut sequenced), size)?;
+        }
+        let mut outcome: Option<Result<T, GatewayError>> = None;
+        let turned = shared.ledger.turn(|turn| {
+            self.catch_up(&mut sequenced, &mut |from, visit| turn.for_each_entry_before(from, visit))?;
+            sequenced.next_index = turn.first();
+            match build(turn.first(), &mut sequenced) {
+                Ok((entries, extra)) => {
+                    let count = entries.len() as u64;
+                    turn.push(entries)?;
+                    outcome = Some(Ok(extra));
+                    Ok(count)
+                }
+                Err(error) => {
+                    outcome = Some(Err(error));
+                    Err(StoreError::Sql {
+                        database: String::new(),
+                        action: "append to the ledger",
+                        message: "the entries were not made".into(),
+                    })
+                }
+            }
+        });
+        match (turned, outcome) {
+            (Ok((count, first)), Some(Ok(extra))) => {
+                sequenced.next_index = first + count;
+                Ok((Pending::done(first), extra))
+            }
+            // `build` may have taken in part of what it refused.
+            (_, Some(Err(error))) => {
+                sequenced.tainted = true;
+                Err(error)
+            }
+            (Err(error), _) => {
+                sequenced.tainted = true;
+                Err(GatewayError::AuditUnavailable(
+                    shared
+                        .noted::<()>(Err(error))
+                        .err()
+                        .unwrap_or_else(|| AuditError("the ledger's turn failed".into())),
+                ))
+            }
+            (Ok(_), None) => Err(GatewayError::Internal("the ledger's turn ended without its entries".into())),
+        }
+    }
+
+    /// Takes in what other gateways appended since this one last looked, before a request is
+    /// decided: an agent suspended, a token revoked or a ticket closed on another gateway
+    /// holds here from the next request. A database out of reach refuses the request.
+    pub(crate) fn keep_up(&self) -> Result<(), GatewayError> {
+        let Some(shared) = self.audit.shared() else { return Ok(()) };
+        let size = shared.noted(shared.ledger.size())?;
+        let mut sequenced = self.lock_sequencer();
+        if sequenced.next_index >= size {
+            return Ok(());
+        }
+        self.catch_up(&mut sequenced, &mut |from, visit| shared.ledger.for_each_entry(from, size, visit))
+            .map_err(|error| GatewayError::AuditUnavailable(AuditError(error.to_string())))
+    }
+
+    /// Replays the entries from `sequenced.next_index` that `read` gives into detection, verify's
+    /// counts and the recorded statuses, as a start's replay does, and drops what this
+    /// gateway holds in memory that they may have changed.
+    fn catch_up(
+        &self,
+        sequenced: &mut Sequenced,
+        read: &mut dyn FnMut(u64, cordon_store::EntryVisitor<'_>) -> Result<(), StoreError>,
+    ) -> Result<(), StoreError> {
+        let from = sequenced.next_index;
+        let mut foreign: Vec<(u64, Vec<u8>)> = Vec::new();
+        read(from, &mut |index, bytes| {
+            foreign.push((index, bytes.to_vec()));
+            Ok(())
+        })?;
+        let Some(&(last, _)) = foreign.last() else { return Ok(()) };
+        let thresholds = sequenced.detector.thresholds().clone();
+        let mut rebuilt = crate::detection::Rebuilt {
+            detector: std::mem::replace(&mut sequenced.detector, cordon_detect::Detector::new(thresholds)),
+            statements: std::mem::replace(&mut sequenced.statements, self.new_statements()),
+            recorded: std::mem::take(&mut sequenced.recorded),
+        };
+        let mut facts = crate::analyst::StoredFacts::new(self);
+        let replayed = crate::detection::replay(&mut rebuilt, sequenced.enabled, &mut facts, &mut |visit| {
+            foreign.iter().try_for_each(|(index, bytes)| visit(*index, bytes))
+        });
+        sequenced.detector = rebuilt.detector;
+        sequenced.statements = rebuilt.statements;
+        sequenced.recorded = rebuilt.recorded;
+        sequenced.next_index = last + 1;
+        if let Err(error) = replayed {
+            sequenced.tainted = true;
+            return Err(StoreError::Sql {
+                database: String::new(),
+                action: "take in other gateways' entries",
+                message: error.to_string(),
+            });
+        }
+        self.forget_what_changed(&foreign);
+        Ok(())
+    }
+
+    /// What this gateway keeps in memory in front of the store, dropped where another
+    /// gateway's entries changed it: the directory cache on any change or suspension (agents,
+    /// tickets, customers, approvals), and revoked tokens added.
+    fn forget_what_changed(&self, foreign: &[(u64, Vec<u8>)]) {
+        let mut directory_changed = false;
+        for (_, bytes) in foreign {
+            match cordon_entry::decode(bytes) {
+                Ok(cordon_entry::Entry::Change(change)) => {
+                    if change.change == "token.revoke" {
+                        self.revoked
+                            .write()
+                            .unwrap_or_else(std::sync::PoisonError::into_inner)
+                            .insert(change.target.clone());
+                    } else {
+                        directory_changed = true;
+                    }
+                }
+                Ok(cordon_entry::Entry::Alert(alert)) if alert.level == cordon_detect::Level::Suspend.name() => {
+                    directory_changed = true;
+                }
+                _ => {}
+            }
+        }
+        if directory_changed && let Err(error) = self.directory.forget_all(&self.store) {
+            tracing::error!(%error, "the directory cache could not be reloaded after another gateway's change");
+        }
+    }
+}
