@@ -24,11 +24,25 @@ pub enum Command {
         /// The audit ledger's name in its checkpoints.
         #[arg(long)]
         origin: Option<String>,
+        /// Keep the store and the ledger in this PostgreSQL database, for several gateways
+        /// (`postgres://user@host:5432/db`; the password from `PGPASSWORD`, or in the URL, which
+        /// init then moves to a file of its own). Further gateways get a copy of the folder.
+        #[arg(long, env = "CORDON_STORE_URL")]
+        store: Option<String>,
         /// Also make a self-signed authority and a server certificate for this host
         /// (`tls/ca.pem`, `tls/cert.pem`, `tls/key.pem`) and serve HTTPS with them: for trying
         /// TLS out; production uses the exchange's own certificate.
         #[arg(long)]
         tls: bool,
+    },
+    /// Apply the migrations a PostgreSQL store lacks, in order, and print what was applied
+    /// (`cordon serve` applies them at start too; running this first lets an upgrade be
+    /// checked before gateways restart).
+    Migrate {
+        /// The store: `postgres://user@host:5432/db` (the password from `PGPASSWORD` if the
+        /// URL has none).
+        #[arg(long, env = "CORDON_STORE_URL")]
+        store: String,
     },
     /// Serve the HTTP API and the console until SIGINT or SIGTERM: HTTPS with `[server]
     /// tls_cert` and `tls_key`, otherwise plain HTTP on a loopback address only.

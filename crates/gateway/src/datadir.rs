@@ -48,6 +48,8 @@ const NEXT_KEK: &str = "kek.next";
 /// after the switch still destroys it when run again).
 const RETIRING_KEK: &str = "kek.retiring";
 const POLICY_HASH: &str = "policy.sha256";
+/// Where `cordon init --store` keeps a password its URL carried.
+const STORE_PASSWORD_FILE: &str = "secrets/store-password";
 
 /// Which audit log a gateway opens with: one given (the directory's file ledger, or a test's
 /// log), or the ledger sequenced through the PostgreSQL store at this URL.
@@ -238,7 +240,9 @@ impl DataDir {
             config.ledger.origin = origin.to_string();
         }
         if let Some(url) = store_url {
-            config.store.url = url.to_string();
+            // `cordon.toml` keeps the URL without its password; a password given in it goes
+            // to a file of its own, readable by its owner only.
+            config.store.url = cordon_store::without_password(url);
             config.check().map_err(GatewayError::BadRequest)?;
         }
         // A database another deployment uses is refused before anything is made.
@@ -257,6 +261,10 @@ impl DataDir {
             None => None,
         };
         create_private_dir(&self.root)?;
+        if let Some(password) = store_url.and_then(cordon_store::url_password) {
+            self.write_private(STORE_PASSWORD_FILE, password.as_bytes())?;
+            config.store.password_file = STORE_PASSWORD_FILE.to_string();
+        }
         let keys = self.path(KEYS_DIR);
         fs::DirBuilder::new().mode(0o700).create(&keys).map_err(io_error(&keys))?;
         let kek_id = format!("kek-{}", random_id()?);

@@ -20,7 +20,7 @@ mod store;
 pub use helpdesk::{HelpdeskChange, HelpdeskTicket, HelpdeskUser};
 pub use incident::{CustomerReachChange, Deliveries, Exposure, ProtectiveAction, StoredIncident, TimelineEvent};
 pub use ledger::{EntryVisitor, SharedLedger, SharedLedgerConfig, StoredLedgerKey, Turn};
-pub use postgres::{is_postgres_url, with_password, without_password};
+pub use postgres::{is_postgres_url, url_password, with_password, without_password};
 pub use session::StoredSession;
 pub use store::{
     AccessEvent, CustomerRow, OutboxItem, SearchHit, Store, StoreError, StoreSnapshot, StoredAlert, StoredCustomer,

@@ -32,6 +32,12 @@ pub(crate) fn config(url: &str) -> Result<(postgres::Config, String), StoreError
         action: "read the store URL",
         message: error.to_string(),
     })?;
+    // As libpq does: a URL without a password takes the environment's.
+    if config.get_password().is_none()
+        && let Ok(password) = std::env::var("PGPASSWORD")
+    {
+        config.password(password);
+    }
     if config.get_connect_timeout().is_none() {
         config.connect_timeout(POSTGRES_TIMEOUT);
     }
@@ -59,6 +65,12 @@ pub fn without_password(url: &str) -> String {
         }
         None => format!("{scheme}://{authority}{}", strip_password_parameter(path)),
     }
+}
+
+/// The password `url` carries, if any (in its user part or as a `password=` parameter).
+pub fn url_password(url: &str) -> Option<String> {
+    let config = postgres::Config::from_str(url).ok()?;
+    config.get_password().map(|password| String::from_utf8_lossy(password).into_owned())
 }
 
 /// `url` with `password` as its user's password (percent-encoded), replacing any it had.

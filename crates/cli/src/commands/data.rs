@@ -12,10 +12,16 @@ use indicatif::{ProgressBar, ProgressStyle};
 
 use crate::cli::{ImportWhat, KeysCommand, TokenCommand};
 
-pub fn init(dir: &Path, origin: Option<&str>, tls: bool) -> anyhow::Result<()> {
+pub fn init(dir: &Path, origin: Option<&str>, tls: bool, store: Option<&str>) -> anyhow::Result<()> {
     let data = DataDir::new(dir);
-    let made = data.init(origin, Arc::new(SystemClock))?;
+    let made = data.init_with_store(origin, store, Arc::new(SystemClock))?;
     eprintln!("created cordon data directory `{}`", dir.display());
+    if let Some(store) = store {
+        eprintln!(
+            "store and ledger: {} (a further gateway of this deployment runs on a copy of this folder)",
+            cordon_store::without_password(store)
+        );
+    }
     eprintln!("audit ledger verifier key: {}", made.verifier_key);
     if tls {
         self_signed_tls(&data)?;
@@ -28,6 +34,18 @@ pub fn init(dir: &Path, origin: Option<&str>, tls: bool) -> anyhow::Result<()> {
     }
     eprintln!("admin token (printed on standard output; keep it secret):");
     println!("{}", made.admin_token);
+    Ok(())
+}
+
+/// `cordon migrate`: the PostgreSQL store's migrations applied.
+pub fn migrate(store: &str) -> anyhow::Result<()> {
+    let applied = cordon_store::Store::migrate_postgres(store)?;
+    if applied.is_empty() {
+        eprintln!("{} is up to date", cordon_store::without_password(store));
+    } else {
+        let versions: Vec<String> = applied.iter().map(ToString::to_string).collect();
+        eprintln!("{}: applied migrations {}", cordon_store::without_password(store), versions.join(", "));
+    }
     Ok(())
 }
 

@@ -45,7 +45,8 @@ pub(crate) fn option_end(option: &str, text: Option<&str>) -> anyhow::Result<Opt
 
 pub fn run(arguments: Arguments) -> anyhow::Result<()> {
     match arguments.command {
-        Command::Init { dir, origin, tls } => data::init(&dir, origin.as_deref(), tls),
+        Command::Init { dir, origin, tls, store } => data::init(&dir, origin.as_deref(), tls, store.as_deref()),
+        Command::Migrate { store } => data::migrate(&store),
         Command::Serve { data, listen, log_json, insecure_http } => data::serve(&data, listen, log_json, insecure_http),
         Command::Import { kind, file, data } => data::import(kind, &file, &data),
         Command::Token(command) => data::token(command),
