@@ -91,6 +91,12 @@ pub trait AuditLog: Send + Sync {
     fn close(&self) -> Result<u64, AuditError> {
         Ok(self.size())
     }
+    /// A file of the log's public C2SP tree as published: `checkpoint`, or a tile path
+    /// (`tile/0/x001/067.p/5`, `tile/entries/000`) within the published checkpoint; `None`
+    /// for any other path.
+    fn public_file(&self, _path: &str) -> Result<Option<Vec<u8>>, AuditError> {
+        Ok(None)
+    }
     /// The ledger sequenced through the shared store, whose appends take its turn (several
     /// gateways append to it); `None` for a log only this process writes.
     fn shared(&self) -> Option<&crate::shared_audit::SharedAudit> {
@@ -152,6 +158,18 @@ impl LedgerAudit {
             if published.checkpoint.size >= size { Ok(published) } else { ledger.publish() }
         })
     }
+}
+
+/// Whether tile `id` lies within the tree of `size` entries (at its width).
+pub(crate) fn within(id: cordon_ledger::TileId, size: u64) -> bool {
+    let available = match id.kind {
+        cordon_ledger::TileKind::Hashes { level } => size.checked_shr(8 * u32::from(level)).unwrap_or(0),
+        cordon_ledger::TileKind::Entries => size,
+    };
+    id.index
+        .checked_mul(cordon_ledger::TILE_WIDTH as u64)
+        .and_then(|first| first.checked_add(id.width as u64))
+        .is_some_and(|end| end <= available)
 }
 
 fn closed() -> AuditError {
@@ -250,6 +268,36 @@ impl AuditLog for LedgerAudit {
             (Some(reason), _) => Err(AuditError(reason)),
             (None, scanned) => scanned.map_err(failed),
         }
+    }
+
+    fn public_file(&self, path: &str) -> Result<Option<Vec<u8>>, AuditError> {
+        if path == cordon_ledger::CHECKPOINT_FILE {
+            return self.checkpoint().map(|note| Some(note.into_bytes()));
+        }
+        let Some(id) = cordon_ledger::TileId::parse(path) else { return Ok(None) };
+        if !within(id, self.published_size()) {
+            return Ok(None);
+        }
+        // A partial tile the log has replaced by a wider one (or completed) may be gone: the
+        // checkpoint's own partial tiles and every full tile are what a client asks for.
+        let Ok((bytes, fallback)) = cordon_ledger::read_tile_file(self.reader.layout(), id) else { return Ok(None) };
+        if !fallback {
+            return Ok(Some(bytes));
+        }
+        Ok(match id.kind {
+            cordon_ledger::TileKind::Hashes { .. } => {
+                bytes.get(..id.width * cordon_ledger::HASH_SIZE).map(<[u8]>::to_vec)
+            }
+            cordon_ledger::TileKind::Entries => {
+                cordon_ledger::decode_bundle(&bytes, id.width, true).ok().map(|entries| {
+                    let mut bundle = Vec::new();
+                    for entry in entries {
+                        cordon_ledger::push_bundle_entry(&mut bundle, entry);
+                    }
+                    bundle
+                })
+            }
+        })
     }
 
     fn failure(&self) -> Option<String> {

@@ -138,6 +138,18 @@ impl AuditLog for SharedAudit {
         Ok(self.size())
     }
 
+    fn public_file(&self, path: &str) -> Result<Option<Vec<u8>>, AuditError> {
+        if path == cordon_ledger::CHECKPOINT_FILE {
+            return self.checkpoint().map(|note| Some(note.into_bytes()));
+        }
+        let Some(id) = cordon_ledger::TileId::parse(path) else { return Ok(None) };
+        let level = match id.kind {
+            cordon_ledger::TileKind::Hashes { level } => Some(level),
+            cordon_ledger::TileKind::Entries => None,
+        };
+        self.noted(self.ledger.tile_bytes(level, id.index, id.width))
+    }
+
     fn shared(&self) -> Option<&SharedAudit> {
         Some(self)
     }

@@ -35,7 +35,9 @@ pub use note::{NoteError, Signer, Verifier};
 pub use proof::{
     ProofError, SubtreeSource, consistency_proof, inclusion_proof, range_hash, verify_consistency, verify_inclusion,
 };
-pub use store::{LogReader, SignedCheckpoint, TileHashes, tile_width};
-pub use tile::{ENTRY_SIZE_MAX, TileId, TileKind, decode_hashes, encode_hashes, index_path, push_bundle_entry};
+pub use store::{LogReader, SignedCheckpoint, TileHashes, read_tile_file, tile_width};
+pub use tile::{
+    ENTRY_SIZE_MAX, TileId, TileKind, decode_bundle, decode_hashes, encode_hashes, index_path, push_bundle_entry,
+};
 pub use tree::{FullTile, TILE_WIDTH, TileStack, level_count, partial_width};
 pub use verify::{VerifyError, VerifySummary, verify_log};

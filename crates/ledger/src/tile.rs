@@ -41,6 +41,48 @@ impl TileId {
         TileId { width: TILE_WIDTH, ..*self }
     }
 
+    /// Reads a C2SP tile path (`tile/0/x001/x234/067.p/5`, `tile/entries/000`) in its one
+    /// canonical spelling: anything else (a leading `/`, `..`, a width of 0 or 256 after
+    /// `.p/`, an index written another way, a level above 63) is `None`. What a server takes
+    /// from a URL.
+    pub fn parse(path: &str) -> Option<TileId> {
+        let rest = path.strip_prefix("tile/")?;
+        let (kind, rest) = rest.split_once('/')?;
+        let kind = match kind {
+            "entries" => TileKind::Entries,
+            level if level.len() <= 2 && level.bytes().all(|byte| byte.is_ascii_digit()) => {
+                let level: u8 = level.parse().ok()?;
+                if level > 63 {
+                    return None;
+                }
+                TileKind::Hashes { level }
+            }
+            _ => return None,
+        };
+        let (index_part, width) = match rest.split_once(".p/") {
+            Some((index, width)) if width.len() <= 3 && width.bytes().all(|byte| byte.is_ascii_digit()) => {
+                let width: usize = width.parse().ok()?;
+                if width == 0 || width >= TILE_WIDTH {
+                    return None;
+                }
+                (index, width)
+            }
+            Some(_) => return None,
+            None => (rest, TILE_WIDTH),
+        };
+        let mut index: u64 = 0;
+        for group in index_part.split('/') {
+            let digits = group.strip_prefix('x').unwrap_or(group);
+            if digits.len() != 3 || !digits.bytes().all(|byte| byte.is_ascii_digit()) {
+                return None;
+            }
+            index = index.checked_mul(1000)?.checked_add(digits.parse::<u64>().ok()?)?;
+        }
+        let id = TileId { kind, index, width };
+        // One spelling per tile: `x` on every group but the last, no leading zero groups.
+        (id.path().to_str() == Some(path)).then_some(id)
+    }
+
     /// The path relative to the log directory, e.g. `tile/0/x001/x234/067.p/5`.
     pub fn path(&self) -> PathBuf {
         let mut path = String::from("tile/");
@@ -60,6 +102,47 @@ impl TileId {
 impl std::fmt::Display for TileId {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "{}", self.path().display())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::TileId;
+
+    #[test]
+    fn tile_paths_are_read_only_in_their_canonical_spelling() {
+        let good = [
+            ("tile/0/000", TileId::hashes(0, 0, 256)),
+            ("tile/0/x001/x234/067.p/5", TileId::hashes(0, 1_234_067, 5)),
+            ("tile/entries/001.p/255", TileId::entries(1, 255)),
+            ("tile/2/x999/999", TileId::hashes(2, 999_999, 256)),
+        ];
+        for (path, id) in good {
+            assert_eq!(TileId::parse(path), Some(id), "{path}");
+        }
+        let bad = [
+            "/tile/0/000",
+            "tile/0/00",
+            "tile/0/0000",
+            "tile/0/x000/001",
+            "tile/0/001/x002",
+            "tile/0/000.p/0",
+            "tile/0/000.p/256",
+            "tile/0/000.p/05",
+            "tile/64/000",
+            "tile/00/000",
+            "tile/0/../000",
+            "tile/entries/",
+            "tile/0/x001",
+            "tile/-1/000",
+            "checkpoint",
+            "tile/0/000.p/",
+            "tile/0/000/",
+            "tile/0/x99999999999999999999/000",
+        ];
+        for path in bad {
+            assert_eq!(TileId::parse(path), None, "{path}");
+        }
     }
 }
 

@@ -178,6 +178,8 @@ pub fn app(state: Arc<AppState>) -> Router {
         .route("/v1/approvals", post(request_approval))
         .route("/v1/approvals/{id}/approve", post(approve))
         .route("/v1/ledger/checkpoint", get(checkpoint))
+        .route("/log/checkpoint", get(log_checkpoint))
+        .route("/log/tile/{*path}", get(log_tile))
         .route("/v1/ledger/proof/{index}", get(proof))
         .merge(crate::console::router())
         .fallback(not_found)
@@ -558,6 +560,40 @@ async fn bounded_heads(request: Request, next: Next) -> Response {
 async fn checkpoint(State(state): State<Arc<AppState>>) -> Result<Response, Problem> {
     let note = state.gateway.audit().checkpoint().map_err(GatewayError::AuditUnavailable)?;
     Ok(([(header::CONTENT_TYPE, "text/plain; charset=utf-8")], note).into_response())
+}
+
+/// The log's C2SP tlog-tiles tree, as every gateway of a deployment serves it (the same
+/// bytes from each: on PostgreSQL they are the shared rows), for auditors' own tools.
+async fn log_checkpoint(State(state): State<Arc<AppState>>) -> Result<Response, Problem> {
+    let note = state.gateway.audit().checkpoint().map_err(GatewayError::AuditUnavailable)?;
+    Ok(([(header::CONTENT_TYPE, "text/plain; charset=utf-8"), (header::CACHE_CONTROL, "no-cache")], note)
+        .into_response())
+}
+
+async fn log_tile(State(state): State<Arc<AppState>>, Path(path): Path<String>) -> Result<Response, Problem> {
+    let path = format!("tile/{path}");
+    let gateway = Arc::clone(&state);
+    let found = tokio::task::spawn_blocking(move || gateway.gateway.audit().public_file(&path))
+        .await
+        .map_err(|error| GatewayError::Internal(format!("reading a tile failed: {error}")))?
+        .map_err(GatewayError::AuditUnavailable)?;
+    match found {
+        // A tile's bytes never change once published: a full tile's, or a partial one's at
+        // its width.
+        Some(bytes) => Ok((
+            [
+                (header::CONTENT_TYPE, "application/octet-stream"),
+                (header::CACHE_CONTROL, "public, max-age=31536000, immutable"),
+            ],
+            bytes,
+        )
+            .into_response()),
+        None => Err(Problem::new(
+            StatusCode::NOT_FOUND,
+            "not-found",
+            "no such tile in the published tree (C2SP tlog-tiles paths: tile/L/N[.p/W], tile/entries/N[.p/W])",
+        )),
+    }
 }
 
 // ---- data access ----

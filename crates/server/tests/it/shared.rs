@@ -109,3 +109,101 @@ async fn what_one_gateway_changes_holds_on_the_other() {
     let (status, answer): (StatusCode, Value) = first.call(Method::GET, &card("t-2"), Some(&two), None).await;
     assert_eq!(status, StatusCode::FORBIDDEN, "suspended on the other gateway: {answer}");
 }
+
+/// Copies the log's public tree as `gateway` serves it (`/log/checkpoint`, `/log/tile/...`)
+/// into `into`: what an auditor's mirror holds. Returns the size it covers.
+async fn mirror(gateway: &Harness, into: &std::path::Path) -> u64 {
+    let fetch = |path: String| async move {
+        let (status, body) = raw(gateway, &format!("/log/{path}")).await;
+        assert_eq!(status, StatusCode::OK, "{path}");
+        let file = into.join(&path);
+        std::fs::create_dir_all(file.parent().unwrap()).unwrap();
+        std::fs::write(file, body).unwrap();
+    };
+    let (status, note) = raw(gateway, "/log/checkpoint").await;
+    assert_eq!(status, StatusCode::OK);
+    let note = String::from_utf8(note).unwrap();
+    let size: u64 = note.lines().nth(1).unwrap().parse().unwrap();
+    std::fs::create_dir_all(into).unwrap();
+    std::fs::write(into.join("checkpoint"), &note).unwrap();
+    let mut level = 0u8;
+    loop {
+        let hashes = size >> (8 * u32::from(level));
+        if hashes == 0 {
+            break;
+        }
+        for index in 0..hashes.div_ceil(256) {
+            let width = cordon_ledger::tile_width(size, level, index);
+            fetch(cordon_ledger::TileId::hashes(level, index, width).path().display().to_string()).await;
+            if level == 0 {
+                fetch(cordon_ledger::TileId::entries(index, width).path().display().to_string()).await;
+            }
+        }
+        level += 1;
+    }
+    size
+}
+
+/// The response's status and bytes as they are.
+async fn raw(gateway: &Harness, path: &str) -> (StatusCode, Vec<u8>) {
+    use http_body_util::BodyExt as _;
+    use tower::ServiceExt as _;
+    let request = axum::http::Request::builder().uri(path).body(axum::body::Body::empty()).unwrap();
+    let response = cordon_server::app(std::sync::Arc::clone(&gateway.state)).oneshot(request).await.unwrap();
+    let status = response.status();
+    (status, response.into_body().collect().await.unwrap().to_bytes().to_vec())
+}
+
+/// Each gateway serves the log's C2SP tree, the same bytes from either on PostgreSQL and from
+/// the file ledger on one: a mirror of what each serves verifies with the ledger's own
+/// verifier, and paths outside the published tree are 404.
+#[tokio::test]
+async fn every_gateway_serves_the_same_verifiable_tree() {
+    let database = TestDatabase::new().unwrap();
+    let first = Harness::on_postgres(&database.url());
+    let second = first.another_gateway();
+    let embedded = Harness::new();
+    for gateway in [&first, &second, &embedded] {
+        gateway.put_assigned_ticket().await;
+        for n in 0..300 {
+            gateway.put_customer(&format!("cus-{n}"), json!({"full_name": format!("N {n}")})).await;
+        }
+    }
+    let covered = first.state.gateway.audit().checkpoint_covering(first.state.gateway.audit().size()).unwrap();
+    let size = covered.lines().nth(1).unwrap().parse::<u64>().unwrap();
+    assert!(size > 600, "both gateways' entries: {size}");
+    let verifier = cordon_ledger::Verifier::parse(&first.state.gateway.audit().verifier_key()).unwrap();
+    let scratch = tempfile::tempdir().unwrap();
+    let mut mirrored = Vec::new();
+    for (name, gateway) in [("first", &first), ("second", &second)] {
+        let into = scratch.path().join(name);
+        let size = mirror(gateway, &into).await;
+        let summary =
+            cordon_ledger::verify_log(&into, &verifier, None).unwrap_or_else(|error| panic!("{name}: {error}"));
+        assert_eq!(summary.size, size);
+        mirrored.push(into);
+    }
+    let same = std::process::Command::new("diff").arg("-r").arg(&mirrored[0]).arg(&mirrored[1]).status().unwrap();
+    assert!(same.success(), "both gateways serve the same files");
+
+    embedded.state.gateway.audit().checkpoint_covering(embedded.state.gateway.audit().size()).unwrap();
+    let into = scratch.path().join("embedded");
+    mirror(&embedded, &into).await;
+    let key = embedded.state.gateway.audit().verifier_key();
+    cordon_ledger::verify_log(&into, &cordon_ledger::Verifier::parse(&key).unwrap(), None).unwrap();
+
+    for gateway in [&first, &embedded] {
+        for path in [
+            "/log/tile/0/999",
+            "/log/tile/0/000.p/0",
+            "/log/tile/../checkpoint",
+            "/log/tile/0/%2e%2e/000",
+            "/log/tile/entries/x001/000",
+            "/log/tile/64/000",
+            "/log/tile/0/000/",
+        ] {
+            let (status, _) = raw(gateway, path).await;
+            assert_eq!(status, StatusCode::NOT_FOUND, "{path}");
+        }
+    }
+}
