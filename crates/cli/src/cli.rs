@@ -569,6 +569,18 @@ pub enum LogCommand {
         #[arg(long)]
         trusted: Option<PathBuf>,
     },
+    /// Copy the published log of a PostgreSQL store (its checkpoint and every tile it names)
+    /// into a new folder in the C2SP layout: every other `cordon log` command, and any tlog
+    /// tool, then reads it as it reads a file ledger (`cordon log verify OUT --vkey ...`).
+    Export {
+        /// The store: `postgres://user@host:5432/db` (the password from `PGPASSWORD` if the
+        /// URL has none).
+        #[arg(long, env = "CORDON_STORE_URL")]
+        store: String,
+        /// Folder to write (absent or empty).
+        #[arg(long)]
+        out: PathBuf,
+    },
     /// Check an evidence bundle offline: the checkpoint's signature, every entry's
     /// inclusion proof, the manifest and its seal, and the archive byte for byte.
     VerifyBundle {

@@ -355,7 +355,7 @@ impl DataDir {
         clock: Arc<dyn Clock>,
         detection: Detection,
     ) -> Result<Gateway, GatewayError> {
-        let store = self.open_store(&config)?;
+        let store = Arc::new(self.open_store(&config)?);
         // No backup runs while the directory is being opened: a staged copy is a leftover.
         crate::backup::sweep_staging(&self.root);
         let kek_id = store
@@ -364,7 +364,7 @@ impl DataDir {
         let kek = kek::load(&self.root, &config.hsm, &kek_id)?;
         let audit: Arc<dyn AuditLog> = match ledger {
             Ledgers::Given(audit) => audit,
-            Ledgers::Shared(url) => Arc::new(crate::shared_audit::open(&url, kek.as_ref())?),
+            Ledgers::Shared(url) => Arc::new(crate::shared_audit::open(&url, kek.as_ref(), Arc::clone(&store))?),
         };
         let blind_id = store.meta(CURRENT_BLIND)?.filter(|id| !id.is_empty()).unwrap_or_else(|| BLIND_INDEX_KEY.into());
         let blind = BlindIndexKey::new(&read_key(&self.path(KEYS_DIR).join(&blind_id))?)?;
@@ -397,7 +397,6 @@ impl DataDir {
         let policy_hash = policy.hash().to_string();
         let applied = store.meta(POLICY_HASH)?;
         let revoked = store.revoked_tokens(clock.now_seconds())?.into_iter().collect();
-        let store = Arc::new(store);
         let gateway = Gateway {
             directory: crate::directory_cache::DirectoryCache::load(&store)?,
             indexer: crate::indexer::Indexer::start(

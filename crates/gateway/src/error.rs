@@ -53,6 +53,10 @@ impl GatewayError {
 
 impl From<StoreError> for GatewayError {
     fn from(error: StoreError) -> GatewayError {
+        // A shared store out of reach holds the ledger too: nothing can be audited.
+        if error.is_unavailable() {
+            return GatewayError::AuditUnavailable(AuditError(error.to_string()));
+        }
         GatewayError::Store(error)
     }
 }

@@ -20,13 +20,16 @@ const CHECKPOINT_WAIT: Duration = Duration::from_secs(10);
 pub struct SharedAudit {
     ledger: SharedLedger,
     verifier: String,
+    /// The store on the same database: its connections are opened again with the ledger's
+    /// once the database answers after an outage.
+    store: std::sync::Arc<cordon_store::Store>,
     /// Why the database could not be reached at the last attempt, until an attempt succeeds.
     failure: Mutex<Option<String>>,
 }
 
 impl SharedAudit {
-    pub fn new(ledger: SharedLedger, verifier: String) -> SharedAudit {
-        SharedAudit { ledger, verifier, failure: Mutex::new(None) }
+    pub fn new(ledger: SharedLedger, verifier: String, store: std::sync::Arc<cordon_store::Store>) -> SharedAudit {
+        SharedAudit { ledger, verifier, store, failure: Mutex::new(None) }
     }
 
     /// Notes how an attempt went: an unreachable database is this log's failure (readiness
@@ -35,7 +38,17 @@ impl SharedAudit {
         let mut failure = self.failure.lock().unwrap_or_else(PoisonError::into_inner);
         match result {
             Ok(value) => {
-                *failure = None;
+                if failure.take().is_some() {
+                    drop(failure);
+                    // Back after an outage: every pooled connection is opened afresh, so none
+                    // fails a request on its stale socket first.
+                    let reconnected = self.ledger.reconnect().and_then(|()| self.store.reconnect_all());
+                    if let Err(error) = reconnected {
+                        *self.failure.lock().unwrap_or_else(PoisonError::into_inner) = Some(error.to_string());
+                        return Err(AuditError(error.to_string()));
+                    }
+                    tracing::warn!("the shared store answers again; its connections were opened afresh");
+                }
                 Ok(value)
             }
             Err(error) => {
@@ -192,7 +205,11 @@ pub(crate) fn create_key(
 }
 
 /// Opens the ledger in the database at `url`, its signing key opened with the KEK.
-pub(crate) fn open(url: &str, kek: &dyn cordon_vault::KeyEncryptionKey) -> Result<SharedAudit, GatewayError> {
+pub(crate) fn open(
+    url: &str,
+    kek: &dyn cordon_vault::KeyEncryptionKey,
+    store: std::sync::Arc<cordon_store::Store>,
+) -> Result<SharedAudit, GatewayError> {
     let stored = cordon_store::SharedLedger::key(url)?.ok_or_else(|| {
         GatewayError::Internal(format!(
             "the database `{}` holds no ledger key: make the deployment with `cordon init --store`",
@@ -211,7 +228,7 @@ pub(crate) fn open(url: &str, kek: &dyn cordon_vault::KeyEncryptionKey) -> Resul
         return Err(unreadable());
     }
     let ledger = SharedLedger::open(url, signer, cordon_store::SharedLedgerConfig::default())?;
-    Ok(SharedAudit::new(ledger, stored.verifier))
+    Ok(SharedAudit::new(ledger, stored.verifier, store))
 }
 
 impl crate::service::Gateway {

@@ -37,7 +37,8 @@ pub use proof::{
 };
 pub use store::{LogReader, SignedCheckpoint, TileHashes, read_tile_file, tile_width};
 pub use tile::{
-    ENTRY_SIZE_MAX, TileId, TileKind, decode_bundle, decode_hashes, encode_hashes, index_path, push_bundle_entry,
+    ENTRY_SIZE_MAX, TileId, TileKind, decode_bundle, decode_hashes, encode_hashes, index_path, published_tiles,
+    push_bundle_entry,
 };
 pub use tree::{FullTile, TILE_WIDTH, TileStack, level_count, partial_width};
 pub use verify::{VerifyError, VerifySummary, verify_log};

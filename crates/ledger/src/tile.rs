@@ -105,6 +105,29 @@ impl std::fmt::Display for TileId {
     }
 }
 
+/// Every tile of the tree of `size` entries as a checkpoint at that size names them: the
+/// hash tiles of each level and the entry bundles, full ones and the partial one at each
+/// level's right edge, lowest level first. What a mirror of the log copies.
+pub fn published_tiles(size: u64) -> Vec<TileId> {
+    let mut tiles = Vec::new();
+    let mut level = 0u8;
+    loop {
+        let hashes = size.checked_shr(8 * u32::from(level)).unwrap_or(0);
+        if hashes == 0 {
+            break;
+        }
+        for index in 0..hashes.div_ceil(TILE_WIDTH as u64) {
+            let width = crate::store::tile_width(size, level, index);
+            tiles.push(TileId::hashes(level, index, width));
+            if level == 0 {
+                tiles.push(TileId::entries(index, width));
+            }
+        }
+        level += 1;
+    }
+    tiles
+}
+
 #[cfg(test)]
 mod tests {
     use super::TileId;

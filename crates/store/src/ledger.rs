@@ -179,6 +179,61 @@ impl SharedLedger {
         })
     }
 
+    /// Opens the ledger at `url` for reading only: no signing key, no integrator (an
+    /// auditor's export, a verification).
+    pub fn open_reader(url: &str) -> Result<SharedLedger, StoreError> {
+        let (config, database) = crate::postgres::config(url)?;
+        let connect = |action| durable_session(&config).map_err(db_error(&database, action));
+        let mut reader = connect("connect the ledger's reader")?;
+        let origin = read_key(&mut reader, &database)?.map(|key| key.origin).ok_or_else(|| StoreError::Corrupt {
+            database: database.clone(),
+            reason: "the database holds no ledger (make a deployment in it with `cordon init --store`)".into(),
+        })?;
+        Ok(SharedLedger {
+            origin,
+            writer: std::sync::Mutex::new(connect("connect the ledger's writer")?),
+            reader: std::sync::Mutex::new(reader),
+            database,
+            config,
+            integrator: None,
+            stop: Arc::new(AtomicBool::new(false)),
+            holds_lock: Arc::new(AtomicBool::new(false)),
+        })
+    }
+
+    /// Writes the published tree (the checkpoint and every tile it names) into `into`, in
+    /// the C2SP layout the file ledger uses: every `cordon log` command, and any tlog tool,
+    /// reads the copy as it reads a file ledger. The size it covers.
+    pub fn export(&self, into: &std::path::Path) -> Result<u64, StoreError> {
+        let failed = |error: std::io::Error| StoreError::Sql {
+            database: into.display().to_string(),
+            action: "write the exported log",
+            message: error.to_string(),
+        };
+        let signed = self.checkpoint()?;
+        let size = signed.checkpoint.size;
+        for id in cordon_ledger::published_tiles(size) {
+            let level = match id.kind {
+                cordon_ledger::TileKind::Hashes { level } => Some(level),
+                cordon_ledger::TileKind::Entries => None,
+            };
+            let bytes = self.tile_bytes(level, id.index, id.width)?.ok_or_else(|| StoreError::Corrupt {
+                database: self.database.clone(),
+                reason: format!(
+                    "the checkpoint of {size} names `{}`, which the database cannot give",
+                    id.path().display()
+                ),
+            })?;
+            let path = into.join(id.path());
+            if let Some(folder) = path.parent() {
+                std::fs::create_dir_all(folder).map_err(failed)?;
+            }
+            std::fs::write(&path, bytes).map_err(failed)?;
+        }
+        std::fs::write(into.join(cordon_ledger::CHECKPOINT_FILE), signed.note).map_err(failed)?;
+        Ok(size)
+    }
+
     pub fn origin(&self) -> &str {
         &self.origin
     }
@@ -194,6 +249,15 @@ impl SharedLedger {
             *connection = durable_session(&self.config).map_err(db_error(&self.database, "connect again"))?;
         }
         Ok(connection)
+    }
+
+    /// Opens this handle's connections again (after the server was unreachable).
+    pub fn reconnect(&self) -> Result<(), StoreError> {
+        for slot in [&self.writer, &self.reader] {
+            let fresh = durable_session(&self.config).map_err(db_error(&self.database, "connect again"))?;
+            *slot.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = fresh;
+        }
+        Ok(())
     }
 
     /// Takes the writers' turn: waits for the sequence row (another gateway's turn ends

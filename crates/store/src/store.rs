@@ -325,6 +325,18 @@ impl Store {
         Ok(connection)
     }
 
+    /// Opens every connection of a PostgreSQL store again: after the server was unreachable,
+    /// each pooled connection would otherwise fail its next statement once before it is
+    /// replaced. Nothing on SQLite.
+    pub fn reconnect_all(&self) -> Result<(), StoreError> {
+        let Backend::Postgres(config) = &self.backend else { return Ok(()) };
+        for slot in std::iter::once(&self.writer).chain(&self.readers).chain(std::iter::once(&self.index)) {
+            let fresh = Conn::postgres(config).map_err(self.error("connect again"))?;
+            *slot.lock().unwrap_or_else(PoisonError::into_inner) = fresh;
+        }
+        Ok(())
+    }
+
     pub(crate) fn write(&self) -> Result<MutexGuard<'_, Conn>, StoreError> {
         self.take(&self.writer)
     }

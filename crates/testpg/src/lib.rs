@@ -96,3 +96,137 @@ impl Drop for TestDatabase {
         let _ = self.server.administer(format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name));
     }
 }
+
+/// A PostgreSQL server of a test's own, which the test may stop and start again (the shared
+/// cluster of the test command must stay up for every other test): Debian's binaries, run as
+/// the `postgres` user, on a free loopback port, in a temporary folder; stopped when dropped.
+pub struct TestCluster {
+    dir: std::path::PathBuf,
+    _scratch: tempfile_dir::Scratch,
+    bin: std::path::PathBuf,
+    port: u16,
+}
+
+impl fmt::Debug for TestCluster {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "TestCluster(127.0.0.1:{})", self.port)
+    }
+}
+
+/// A temporary folder the `postgres` user can enter, removed when dropped.
+mod tempfile_dir {
+    #[derive(Debug)]
+    pub struct Scratch(pub std::path::PathBuf);
+
+    impl Drop for Scratch {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+}
+
+impl TestCluster {
+    /// Initialises and starts a cluster whose `cordon` user needs no password.
+    pub fn start() -> Result<TestCluster, String> {
+        let version = std::fs::read_dir("/usr/lib/postgresql")
+            .map_err(|error| {
+                format!("PostgreSQL is not installed (/usr/lib/postgresql: {error}); scripts/with-postgres installs it")
+            })?
+            .filter_map(|entry| entry.ok()?.file_name().to_str()?.parse::<u32>().ok())
+            .max()
+            .ok_or("no PostgreSQL version under /usr/lib/postgresql")?;
+        let bin = std::path::PathBuf::from(format!("/usr/lib/postgresql/{version}/bin"));
+        let mut random = [0u8; 6];
+        getrandom::fill(&mut random).map_err(|error| error.to_string())?;
+        let name: String = random.iter().map(|byte| format!("{byte:02x}")).collect();
+        let scratch = std::env::temp_dir().join(format!("cordon-pg-{name}"));
+        std::fs::create_dir(&scratch).map_err(|error| error.to_string())?;
+        let scratch = tempfile_dir::Scratch(scratch);
+        let dir = scratch.0.join("cluster");
+        std::fs::create_dir(&dir).map_err(|error| error.to_string())?;
+        run("chown", &["postgres:postgres".as_ref(), dir.as_os_str()])?;
+        run("chmod", &["0755".as_ref(), scratch.0.as_os_str()])?;
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|listener| listener.local_addr())
+            .map_err(|error| error.to_string())?
+            .port();
+        let data = dir.join("data");
+        as_postgres(
+            &bin.join("initdb"),
+            &[
+                "-D".as_ref(),
+                data.as_os_str(),
+                "-U".as_ref(),
+                "cordon".as_ref(),
+                "-A".as_ref(),
+                "trust".as_ref(),
+                "--no-sync".as_ref(),
+            ],
+        )?;
+        let settings = format!(
+            "listen_addresses = '127.0.0.1'\nport = {port}\nunix_socket_directories = '{}'\nmax_connections = 200\nfsync = on\n",
+            dir.display()
+        );
+        std::fs::OpenOptions::new()
+            .append(true)
+            .open(data.join("postgresql.conf"))
+            .and_then(|mut file| std::io::Write::write_all(&mut file, settings.as_bytes()))
+            .map_err(|error| error.to_string())?;
+        let cluster = TestCluster { dir, _scratch: scratch, bin, port };
+        cluster.start_again()?;
+        Ok(cluster)
+    }
+
+    /// `postgres://cordon@127.0.0.1:PORT/postgres`.
+    pub fn url(&self) -> String {
+        format!("postgres://cordon@127.0.0.1:{}/postgres", self.port)
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// Stops the server at once, as a crash or a kill would (`-m immediate`).
+    pub fn stop(&self) -> Result<(), String> {
+        self.pg_ctl(&["stop", "-m", "immediate", "-w"])
+    }
+
+    /// Starts the stopped server again (it recovers from its WAL).
+    pub fn start_again(&self) -> Result<(), String> {
+        self.pg_ctl(&["start", "-w", "-t", "60", "-l", &self.dir.join("log").display().to_string()])
+    }
+
+    fn pg_ctl(&self, arguments: &[&str]) -> Result<(), String> {
+        let data = self.dir.join("data");
+        let mut all: Vec<&std::ffi::OsStr> = vec!["-D".as_ref(), data.as_os_str()];
+        all.extend(arguments.iter().map(std::ffi::OsStr::new));
+        as_postgres(&self.bin.join("pg_ctl"), &all)
+    }
+}
+
+impl Drop for TestCluster {
+    fn drop(&mut self) {
+        let _ = self.stop();
+    }
+}
+
+fn run(program: &str, arguments: &[&std::ffi::OsStr]) -> Result<(), String> {
+    let status =
+        std::process::Command::new(program).args(arguments).status().map_err(|error| format!("{program}: {error}"))?;
+    if status.success() { Ok(()) } else { Err(format!("{program} {arguments:?} failed ({status})")) }
+}
+
+/// Runs a PostgreSQL program as the `postgres` user (initdb refuses root).
+fn as_postgres(program: &std::path::Path, arguments: &[&std::ffi::OsStr]) -> Result<(), String> {
+    let output = std::process::Command::new("runuser")
+        .args(["-u", "postgres", "--"])
+        .arg(program)
+        .args(arguments)
+        .output()
+        .map_err(|error| format!("runuser: {error}"))?;
+    if output.status.success() {
+        Ok(())
+    } else {
+        Err(format!("{} failed: {}", program.display(), String::from_utf8_lossy(&output.stderr)))
+    }
+}

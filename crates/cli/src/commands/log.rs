@@ -54,6 +54,20 @@ pub fn run(command: LogCommand) -> anyhow::Result<()> {
                 writeln!(stdout, "{hash}")?;
             }
         }
+        LogCommand::Export { store, out } => {
+            if out.exists() && fs::read_dir(&out)?.next().is_some() {
+                bail!("`{}` exists and is not empty; the export needs a new folder", out.display());
+            }
+            let ledger = cordon_store::SharedLedger::open_reader(&store)?;
+            let size = ledger.export(&out)?;
+            writeln!(
+                stdout,
+                "exported log `{}` at size {size} from {} to `{}`",
+                ledger.origin(),
+                cordon_store::without_password(&store),
+                out.display()
+            )?;
+        }
         LogCommand::VerifyBundle { file, vkey } => {
             let bytes = fs::read(&file).with_context(|| format!("cannot read bundle `{}`", file.display()))?;
             let trusted = vkey.as_deref().map(read_verifier).transpose()?;

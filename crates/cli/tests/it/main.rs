@@ -14,6 +14,7 @@ mod hsm;
 mod incident;
 mod log;
 mod scripts;
+mod shared;
 mod sso;
 mod support;
 mod tls;

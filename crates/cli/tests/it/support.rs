@@ -22,7 +22,19 @@ pub fn run(arguments: &[&str]) -> (bool, String, String) {
 
 /// A minimal HTTP/1.1 client: one request per connection.
 pub fn http(address: &str, method: &str, path: &str, token: Option<&str>, body: Option<&Value>) -> (u16, Value) {
-    let mut stream = TcpStream::connect(address).unwrap();
+    try_http(address, method, path, token, body)
+        .unwrap_or_else(|| panic!("no answer from {address} to {method} {path}"))
+}
+
+/// [`http`] to a server that may be gone: `None` when the connection fails or is cut.
+pub fn try_http(
+    address: &str,
+    method: &str,
+    path: &str,
+    token: Option<&str>,
+    body: Option<&Value>,
+) -> Option<(u16, Value)> {
+    let mut stream = TcpStream::connect(address).ok()?;
     let body = body.map(Value::to_string).unwrap_or_default();
     let authorization = token.map(|token| format!("authorization: Bearer {token}\r\n")).unwrap_or_default();
     write!(
@@ -30,13 +42,13 @@ pub fn http(address: &str, method: &str, path: &str, token: Option<&str>, body: 
         "{method} {path} HTTP/1.1\r\nhost: {address}\r\n{authorization}content-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
         body.len()
     )
-    .unwrap();
+    .ok()?;
     let mut response = String::new();
-    stream.read_to_string(&mut response).unwrap();
+    stream.read_to_string(&mut response).ok()?;
     let status = response.get(9..12).and_then(|code| code.parse().ok()).unwrap_or(0);
     let payload = response.split_once("\r\n\r\n").map(|(_, body)| body).unwrap_or_default();
     let value = serde_json::from_str(payload).unwrap_or_else(|_| Value::String(payload.to_string()));
-    (status, value)
+    Some((status, value))
 }
 
 pub fn start_server(data: &str) -> (Child, String, Arc<Mutex<String>>) {
