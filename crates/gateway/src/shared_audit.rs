@@ -3,7 +3,9 @@
 //! on the request path: the sequencer takes the ledger's turn (see `detection.rs`), so that
 //! detection first reads what other gateways appended and scores in the ledger's order.
 
-use std::sync::{Mutex, PoisonError};
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Condvar, Mutex, PoisonError};
 use std::time::Duration;
 
 use cordon_store::{SharedLedger, StoreError};
@@ -16,8 +18,35 @@ use crate::error::GatewayError;
 /// this gateway or another).
 const CHECKPOINT_WAIT: Duration = Duration::from_secs(10);
 
+/// The longest a turn's leader keeps the turn open for requests arriving to join it: every
+/// gateway's appends wait while a turn is held.
+const GATHER_FOR_AT_MOST: Duration = Duration::from_millis(2);
+
+/// Requests gathered into one turn of the ledger (group commit across requests).
+#[derive(Debug, Default)]
+pub(crate) struct Gathering {
+    /// Requests that have asked to append and not yet built or led.
+    arriving: AtomicUsize,
+    state: Mutex<Gathered>,
+    /// Signalled when a turn's outcomes are in.
+    decided: Condvar,
+}
+
+#[derive(Debug, Default)]
+struct Gathered {
+    /// A leader holds the ledger's turn and takes entries built in it.
+    open: bool,
+    entries: Vec<Vec<u8>>,
+    /// The members of the open turn, in the order they built: ticket and entry count.
+    members: Vec<(u64, usize)>,
+    next_ticket: u64,
+    /// Each member's outcome once its turn ended: its first index, or why it failed.
+    outcomes: HashMap<u64, Result<u64, String>>,
+}
+
 #[derive(Debug)]
 pub struct SharedAudit {
+    gathering: Gathering,
     ledger: SharedLedger,
     verifier: String,
     /// The store on the same database: its connections are opened again with the ledger's
@@ -29,7 +58,7 @@ pub struct SharedAudit {
 
 impl SharedAudit {
     pub fn new(ledger: SharedLedger, verifier: String, store: std::sync::Arc<cordon_store::Store>) -> SharedAudit {
-        SharedAudit { ledger, verifier, store, failure: Mutex::new(None) }
+        SharedAudit { gathering: Gathering::default(), ledger, verifier, store, failure: Mutex::new(None) }
     }
 
     /// Notes how an attempt went: an unreachable database is this log's failure (readiness
@@ -244,53 +273,149 @@ impl crate::service::Gateway {
         let Some(shared) = self.audit.shared() else {
             return crate::detection::append_sequenced(&self.sequencer, self.audit.as_ref(), build);
         };
+        let gathering = &shared.gathering;
+        gathering.arriving.fetch_add(1, Ordering::AcqRel);
         let mut sequenced = self.lock_sequencer();
-        if sequenced.tainted {
-            // A turn that did not commit left its entries in the states: they are rebuilt
-            // from the ledger first.
-            let size = shared.noted(shared.ledger.size())?;
-            self.restore_into(Some(&mut sequenced), size)?;
+        let joined = gathering.state.lock().unwrap_or_else(PoisonError::into_inner);
+        if joined.open {
+            // Another request leads a turn of the ledger now: this one builds in that turn,
+            // in the ledger's order, and waits for the turn's commit.
+            drop(joined);
+            gathering.arriving.fetch_sub(1, Ordering::AcqRel);
+            let first = sequenced.next_index;
+            let (entries, extra) = build(first, &mut sequenced).inspect_err(|_| sequenced.tainted = true)?;
+            sequenced.next_index += entries.len() as u64;
+            let mut state = gathering.state.lock().unwrap_or_else(PoisonError::into_inner);
+            let ticket = state.next_ticket;
+            state.next_ticket += 1;
+            state.members.push((ticket, entries.len()));
+            state.entries.extend(entries);
+            drop(sequenced);
+            loop {
+                if let Some(outcome) = state.outcomes.remove(&ticket) {
+                    return match outcome {
+                        Ok(index) if index == first => Ok((Pending::done(first), extra)),
+                        Ok(index) => Err(GatewayError::Internal(format!(
+                            "the ledger gave index {index} where {first} was built in its place"
+                        ))),
+                        Err(reason) => Err(GatewayError::AuditUnavailable(AuditError(reason))),
+                    };
+                }
+                state = gathering.decided.wait(state).unwrap_or_else(PoisonError::into_inner);
+            }
         }
-        let mut outcome: Option<Result<T, GatewayError>> = None;
+        drop(joined);
+        gathering.arriving.fetch_sub(1, Ordering::AcqRel);
+        self.lead_turn(shared, sequenced, build)
+    }
+
+    /// Leads a turn of the shared ledger: takes it (waiting for any other gateway's), takes in
+    /// what others appended, builds this request's entries, then keeps the turn open while
+    /// requests that arrived meanwhile build theirs in it (group commit: one commit for all),
+    /// commits them together, and tells each its outcome.
+    fn lead_turn<T>(
+        &self,
+        shared: &SharedAudit,
+        sequenced: std::sync::MutexGuard<'_, Sequenced>,
+        build: impl FnOnce(u64, &mut Sequenced) -> Result<(Vec<Vec<u8>>, T), GatewayError>,
+    ) -> Result<(Pending, T), GatewayError> {
+        let gathering = &shared.gathering;
+        let mut sequenced = Some(sequenced);
+        let mut outcome: Option<Result<(u64, T), GatewayError>> = None;
+        let mut members: Vec<(u64, usize)> = Vec::new();
+        let mut leader_end = 0u64;
         let turned = shared.ledger.turn(|turn| {
-            self.catch_up(&mut sequenced, &mut |from, visit| turn.for_each_entry_before(from, visit))?;
-            sequenced.next_index = turn.first();
-            match build(turn.first(), &mut sequenced) {
+            let Some(mut held) = sequenced.take() else {
+                return Err(StoreError::Sql {
+                    database: String::new(),
+                    action: "append",
+                    message: "no sequencer".into(),
+                });
+            };
+            // States ahead of the ledger (a turn that did not commit took its entries in, or a
+            // build failed part-way) are rebuilt from what the ledger holds below this turn.
+            if held.tainted || held.next_index > turn.first() {
+                self.restore_into(Some(&mut held), turn.first()).map_err(|error| StoreError::Sql {
+                    database: String::new(),
+                    action: "rebuild detection",
+                    message: error.to_string(),
+                })?;
+                held.tainted = false;
+                held.next_index = turn.first();
+            }
+            self.catch_up(&mut held, &mut |from, visit| turn.for_each_entry_before(from, visit))?;
+            held.next_index = turn.first();
+            match build(turn.first(), &mut held) {
                 Ok((entries, extra)) => {
-                    let count = entries.len() as u64;
+                    held.next_index += entries.len() as u64;
+                    leader_end = held.next_index;
                     turn.push(entries)?;
-                    outcome = Some(Ok(extra));
-                    Ok(count)
+                    outcome = Some(Ok((turn.first(), extra)));
                 }
                 Err(error) => {
+                    held.tainted = true;
                     outcome = Some(Err(error));
-                    Err(StoreError::Sql {
+                    return Err(StoreError::Sql {
                         database: String::new(),
-                        action: "append to the ledger",
-                        message: "the entries were not made".into(),
-                    })
+                        action: "append",
+                        message: "not built".into(),
+                    });
                 }
             }
+            // Open to the requests waiting now; closed once none is left arriving (or after
+            // the longest a request waits to join), under the sequencer's lock so that no
+            // build is half done.
+            gathering.state.lock().unwrap_or_else(PoisonError::into_inner).open = true;
+            drop(held);
+            let opened = std::time::Instant::now();
+            while gathering.arriving.load(Ordering::Acquire) > 0 && opened.elapsed() < GATHER_FOR_AT_MOST {
+                std::thread::yield_now();
+            }
+            let held = self.lock_sequencer();
+            let mut state = gathering.state.lock().unwrap_or_else(PoisonError::into_inner);
+            state.open = false;
+            members = std::mem::take(&mut state.members);
+            let entries = std::mem::take(&mut state.entries);
+            drop(state);
+            drop(held);
+            turn.push(entries)?;
+            Ok(())
         });
+        // Each member's index follows the leader's entries, in the order they were built.
+        let led = matches!(outcome, Some(Ok(_)));
+        let mut state = gathering.state.lock().unwrap_or_else(PoisonError::into_inner);
+        match (&turned, led) {
+            (Ok(((), _)), true) => {
+                let mut next = leader_end;
+                for (ticket, count) in &members {
+                    state.outcomes.insert(*ticket, Ok(next));
+                    next += *count as u64;
+                }
+            }
+            _ => {
+                let reason = match &turned {
+                    Err(error) => error.to_string(),
+                    Ok(_) => "the turn's first request was refused".into(),
+                };
+                for (ticket, _) in &members {
+                    state.outcomes.insert(*ticket, Err(reason.clone()));
+                }
+                // What the members built is in the states but not in the ledger.
+                if !members.is_empty() || turned.is_err() {
+                    drop(state);
+                    self.lock_sequencer().tainted = true;
+                    state = gathering.state.lock().unwrap_or_else(PoisonError::into_inner);
+                }
+            }
+        }
+        gathering.decided.notify_all();
+        drop(state);
         match (turned, outcome) {
-            (Ok((count, first)), Some(Ok(extra))) => {
-                sequenced.next_index = first + count;
-                Ok((Pending::done(first), extra))
-            }
-            // `build` may have taken in part of what it refused.
-            (_, Some(Err(error))) => {
-                sequenced.tainted = true;
-                Err(error)
-            }
-            (Err(error), _) => {
-                sequenced.tainted = true;
-                Err(GatewayError::AuditUnavailable(
-                    shared
-                        .noted::<()>(Err(error))
-                        .err()
-                        .unwrap_or_else(|| AuditError("the ledger's turn failed".into())),
-                ))
-            }
+            (Ok(_), Some(Ok((first, extra)))) => Ok((Pending::done(first), extra)),
+            (_, Some(Err(error))) => Err(error),
+            (Err(error), _) => Err(GatewayError::AuditUnavailable(
+                shared.noted::<()>(Err(error)).err().unwrap_or_else(|| AuditError("the ledger's turn failed".into())),
+            )),
             (Ok(_), None) => Err(GatewayError::Internal("the ledger's turn ended without its entries".into())),
         }
     }
@@ -302,6 +427,13 @@ impl crate::service::Gateway {
         let Some(shared) = self.audit.shared() else { return Ok(()) };
         let size = shared.noted(shared.ledger.size())?;
         let mut sequenced = self.lock_sequencer();
+        if sequenced.tainted {
+            // A turn that did not commit took its entries in: rebuilt from the ledger.
+            self.restore_into(Some(&mut sequenced), size)?;
+            sequenced.tainted = false;
+            sequenced.next_index = size;
+            return Ok(());
+        }
         if sequenced.next_index >= size {
             return Ok(());
         }

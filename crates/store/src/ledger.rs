@@ -33,6 +33,8 @@ use crate::store::{StoreError, db_error};
 
 /// The session advisory lock whose holder integrates ("cordon-i" in ASCII).
 const INTEGRATOR_LOCK: i64 = 0x636f_7264_6f6e_2d69;
+/// Reader connections of a gateway's ledger handle.
+const LEDGER_READERS: usize = 4;
 /// Entries integrated in one transaction, at most: a gateway that takes over a long
 /// backlog signs checkpoints as it goes.
 const INTEGRATE_BATCH: i64 = 65_536;
@@ -70,7 +72,9 @@ pub struct SharedLedger {
     config: postgres::Config,
     origin: String,
     writer: std::sync::Mutex<Conn>,
-    reader: std::sync::Mutex<Conn>,
+    /// Readers, taken in turn: every request of a gateway asks the ledger's size.
+    readers: Vec<std::sync::Mutex<Conn>>,
+    next_reader: std::sync::atomic::AtomicUsize,
     integrator: Option<JoinHandle<()>>,
     stop: Arc<AtomicBool>,
     holds_lock: Arc<AtomicBool>,
@@ -152,7 +156,9 @@ impl SharedLedger {
                 values![note],
             )
             .map_err(db_error(&database, "sign the empty tree"))?;
-        let reader = connect("connect the ledger's reader")?;
+        let readers = (0..LEDGER_READERS)
+            .map(|_| connect("connect the ledger's readers").map(std::sync::Mutex::new))
+            .collect::<Result<Vec<_>, _>>()?;
         let stop = Arc::new(AtomicBool::new(false));
         let holds_lock = Arc::new(AtomicBool::new(false));
         let integrator = {
@@ -172,7 +178,8 @@ impl SharedLedger {
             database,
             config,
             writer: std::sync::Mutex::new(writer),
-            reader: std::sync::Mutex::new(reader),
+            readers,
+            next_reader: std::sync::atomic::AtomicUsize::new(0),
             integrator: Some(integrator),
             stop,
             holds_lock,
@@ -192,7 +199,8 @@ impl SharedLedger {
         Ok(SharedLedger {
             origin,
             writer: std::sync::Mutex::new(connect("connect the ledger's writer")?),
-            reader: std::sync::Mutex::new(reader),
+            readers: vec![std::sync::Mutex::new(reader)],
+            next_reader: std::sync::atomic::AtomicUsize::new(0),
             database,
             config,
             integrator: None,
@@ -243,6 +251,15 @@ impl SharedLedger {
         self.holds_lock.load(Ordering::Acquire)
     }
 
+    /// The next reader connection in turn.
+    fn reader(&self) -> Result<std::sync::MutexGuard<'_, Conn>, StoreError> {
+        let slot = self.next_reader.fetch_add(1, Ordering::Relaxed) % self.readers.len().max(1);
+        match self.readers.get(slot) {
+            Some(reader) => self.connection(reader),
+            None => self.connection(&self.writer),
+        }
+    }
+
     fn connection<'s>(&self, slot: &'s std::sync::Mutex<Conn>) -> Result<std::sync::MutexGuard<'s, Conn>, StoreError> {
         let mut connection = slot.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         if connection.is_lost() {
@@ -253,7 +270,7 @@ impl SharedLedger {
 
     /// Opens this handle's connections again (after the server was unreachable).
     pub fn reconnect(&self) -> Result<(), StoreError> {
-        for slot in [&self.writer, &self.reader] {
+        for slot in std::iter::once(&self.writer).chain(&self.readers) {
             let fresh = durable_session(&self.config).map_err(db_error(&self.database, "connect again"))?;
             *slot.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = fresh;
         }
@@ -292,7 +309,7 @@ impl SharedLedger {
     /// Entries committed so far (every gateway's).
     pub fn size(&self) -> Result<u64, StoreError> {
         let size = self
-            .connection(&self.reader)?
+            .reader()?
             .query_row("SELECT next FROM ledger_sequence WHERE id = 0", values![], |row| row.get::<i64>(0))
             .map_err(db_error(&self.database, "read the ledger's size"))?
             .unwrap_or(0);
@@ -302,7 +319,7 @@ impl SharedLedger {
     /// The latest signed checkpoint.
     pub fn checkpoint(&self) -> Result<SignedCheckpoint, StoreError> {
         let note = self
-            .connection(&self.reader)?
+            .reader()?
             .query_row("SELECT note FROM ledger_checkpoint WHERE id = 0", values![], |row| row.get::<String>(0))
             .map_err(db_error(&self.database, "read the checkpoint"))?
             .ok_or_else(|| StoreError::Corrupt { database: self.database.clone(), reason: "no checkpoint".into() })?;
@@ -336,13 +353,13 @@ impl SharedLedger {
 
     /// Calls `visit` with each committed entry from `from` up to `to`, in order.
     pub fn for_each_entry(&self, from: u64, to: u64, visit: EntryVisitor<'_>) -> Result<(), StoreError> {
-        let mut connection = self.connection(&self.reader)?;
+        let mut connection = self.reader()?;
         read_entries(&mut *connection, &self.database, from, to, visit)
     }
 
     /// Hash tile `index` of `level` as the tree of `size` has it.
     pub fn hash_tile(&self, level: u8, index: u64, size: u64) -> Result<Vec<Hash>, StoreError> {
-        let mut connection = self.connection(&self.reader)?;
+        let mut connection = self.reader()?;
         hash_tile(&mut *connection, &self.database, level, index, size)
     }
 
@@ -353,7 +370,7 @@ impl SharedLedger {
             return Ok(None);
         }
         let published = self.checkpoint()?.checkpoint.size;
-        let mut connection = self.connection(&self.reader)?;
+        let mut connection = self.reader()?;
         match level {
             Some(level) => {
                 // The tree must reach this tile's width at its published size.
@@ -385,7 +402,7 @@ impl SharedLedger {
         if index >= size {
             return Err(self.out_of_range(index, size));
         }
-        let mut connection = self.connection(&self.reader)?;
+        let mut connection = self.reader()?;
         let database = self.database.clone();
         let mut tiles = TileHashes::new(size, |level, tile| {
             hash_tile(&mut *connection, &database, level, tile, size)
@@ -399,7 +416,7 @@ impl SharedLedger {
         if old_size > new_size {
             return Err(self.out_of_range(old_size, new_size));
         }
-        let mut connection = self.connection(&self.reader)?;
+        let mut connection = self.reader()?;
         let database = self.database.clone();
         let mut tiles = TileHashes::new(new_size, |level, tile| {
             hash_tile(&mut *connection, &database, level, tile, new_size)
