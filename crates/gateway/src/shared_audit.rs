@@ -176,7 +176,10 @@ impl AuditLog for SharedAudit {
         self.noted(self.ledger.size()).map(|_| true)
     }
 
+    /// Stops integrating here, leaving a checkpoint over every entry committed so far if this
+    /// gateway held the integrator's lock; the size committed.
     fn close(&self) -> Result<u64, AuditError> {
+        self.ledger.stop_integrating();
         Ok(self.size())
     }
 

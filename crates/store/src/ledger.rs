@@ -75,7 +75,7 @@ pub struct SharedLedger {
     /// Readers, taken in turn: every request of a gateway asks the ledger's size.
     readers: Vec<std::sync::Mutex<Conn>>,
     next_reader: std::sync::atomic::AtomicUsize,
-    integrator: Option<JoinHandle<()>>,
+    integrator: std::sync::Mutex<Option<JoinHandle<()>>>,
     stop: Arc<AtomicBool>,
     holds_lock: Arc<AtomicBool>,
 }
@@ -180,7 +180,7 @@ impl SharedLedger {
             writer: std::sync::Mutex::new(writer),
             readers,
             next_reader: std::sync::atomic::AtomicUsize::new(0),
-            integrator: Some(integrator),
+            integrator: std::sync::Mutex::new(Some(integrator)),
             stop,
             holds_lock,
         })
@@ -203,7 +203,7 @@ impl SharedLedger {
             next_reader: std::sync::atomic::AtomicUsize::new(0),
             database,
             config,
-            integrator: None,
+            integrator: std::sync::Mutex::new(None),
             stop: Arc::new(AtomicBool::new(false)),
             holds_lock: Arc::new(AtomicBool::new(false)),
         })
@@ -444,14 +444,17 @@ impl SharedLedger {
         StoreError::Corrupt { database: self.database.clone(), reason: error.to_string() }
     }
 
-    /// Stops this gateway's integrator (another gateway's takes over).
-    pub fn close(mut self) {
-        self.shut_down();
+    /// Stops this gateway's integrator, which first integrates what is committed if it holds
+    /// the lock (another gateway's integrator takes over from there).
+    pub fn close(self) {
+        self.stop_integrating();
     }
 
-    fn shut_down(&mut self) {
+    /// [`SharedLedger::close`] without giving the handle up (it still reads).
+    pub fn stop_integrating(&self) {
         self.stop.store(true, Ordering::Release);
-        if let Some(thread) = self.integrator.take() {
+        let thread = self.integrator.lock().unwrap_or_else(std::sync::PoisonError::into_inner).take();
+        if let Some(thread) = thread {
             let _ = thread.join();
         }
     }
@@ -459,7 +462,7 @@ impl SharedLedger {
 
 impl Drop for SharedLedger {
     fn drop(&mut self) {
-        self.shut_down();
+        self.stop_integrating();
     }
 }
 
@@ -673,6 +676,9 @@ fn integrate_loop(
     if let Some(mut connection) = session
         && holds_lock.swap(false, Ordering::AcqRel)
     {
+        // A gateway that stops while it integrates leaves a checkpoint covering every entry
+        // committed so far (the last gateway to stop leaves the log whole).
+        while let Ok(true) = integrate(&mut connection, database, signer, &mut stack) {}
         let _ = connection.query_row("SELECT pg_advisory_unlock(?1)::text", values![INTEGRATOR_LOCK], |_| Ok(()));
     }
 }
