@@ -182,3 +182,77 @@ fn gateways_ride_out_a_killed_gateway_and_a_stopped_database() {
     let log = second_log.lock().unwrap().clone();
     assert!(!log.contains("panicked"), "{log}");
 }
+
+/// Drops every packet to and from one loopback port while it lives (iptables), as a network
+/// cut between a gateway and its database does: nothing is refused or reset, packets simply
+/// go unanswered. The rules go with it, pass or fail.
+struct Partition(u16);
+
+impl Partition {
+    fn cut(port: u16) -> Partition {
+        for rule in Partition::rules(port) {
+            let status = std::process::Command::new("iptables").arg("-I").args(&rule).status().unwrap();
+            assert!(status.success(), "iptables -I {rule:?} (the test command installs iptables)");
+        }
+        Partition(port)
+    }
+
+    fn rules(port: u16) -> [Vec<String>; 2] {
+        let port = port.to_string();
+        let rule = |direction: &str| {
+            ["INPUT", "-i", "lo", "-p", "tcp", direction, &port, "-j", "DROP"].map(str::to_string).to_vec()
+        };
+        [rule("--dport"), rule("--sport")]
+    }
+}
+
+impl Drop for Partition {
+    fn drop(&mut self) {
+        for rule in Partition::rules(self.0) {
+            let _ = std::process::Command::new("iptables").arg("-D").args(&rule).status();
+        }
+    }
+}
+
+/// A network cut between a gateway and PostgreSQL behaves as the database stopping does: the
+/// gateway answers 503 `audit-unavailable` within seconds (its connections time out rather than
+/// wait on the kernel), readiness goes down, and once the network is back it serves again by
+/// itself.
+#[test]
+fn a_gateway_cut_off_from_its_database_refuses_and_comes_back() {
+    let cluster = TestCluster::start().unwrap();
+    let url = cluster.url();
+    let scratch = tempfile::tempdir().unwrap();
+    let data = scratch.path().join("gateway").display().to_string();
+    let (ok, admin, err) = run(&["init", &data, "--store", &url]);
+    assert!(ok, "{err}");
+    let admin = admin.trim().to_string();
+    let (server, address, log) = start_server(&data);
+    let _server = Running(Some(server));
+    for (path, body) in [
+        ("/v1/agents/agt-1", json!({"name": "A", "team": "l1-chat", "site": "us-sf", "employer": "staff"})),
+        ("/v1/customers/cus-1", json!({"fields": {"full_name": "Nina Simone", "email": "nina@example.org"}})),
+        ("/v1/tickets/t-1", json!({"requester": "cus-1", "category": "general_inquiry", "assignee": "agt-1"})),
+    ] {
+        let (status, answer) = http(&address, "PUT", path, Some(&admin), Some(&body));
+        assert_eq!(status, 200, "{path}: {answer}");
+    }
+    let (ok, agent, err) = run(&["token", "issue", "--data", &data, "--agent", "agt-1"]);
+    assert!(ok, "{err}");
+    let agent = agent.trim().to_string();
+    let card = "/v1/customers/cus-1?ticket=t-1";
+    assert_eq!(http(&address, "GET", card, Some(&agent), None).0, 200);
+
+    let partition = Partition::cut(cluster.port());
+    let started = Instant::now();
+    let (status, problem) = http(&address, "GET", card, Some(&agent), None);
+    let waited = started.elapsed();
+    assert_eq!(status, 503, "{problem}");
+    assert!(problem["type"].as_str().unwrap_or_default().ends_with("audit-unavailable"), "{problem}");
+    assert!(waited < Duration::from_secs(20), "refused after {waited:?}: a cut network must not hold a request");
+    wait_for("readiness down", Duration::from_secs(60), || http(&address, "GET", "/readyz", None, None).0 == 503);
+    drop(partition);
+    wait_for("readiness back", Duration::from_secs(60), || http(&address, "GET", "/readyz", None, None).0 == 200);
+    let (status, answer) = http(&address, "GET", card, Some(&agent), None);
+    assert_eq!(status, 200, "{answer}\n{}", log.lock().unwrap());
+}
