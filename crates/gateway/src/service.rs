@@ -185,6 +185,22 @@ impl Gateway {
         Ok(self.store.outbox_due(topic, now_ms, limit)?)
     }
 
+    /// Claims messages of `topic` due now for `lease_ms` (the server's webhook loop; gateways
+    /// sharing a store deliver each once).
+    pub fn outbox_claim(
+        &self,
+        topic: &str,
+        now_ms: i64,
+        lease_ms: i64,
+        limit: usize,
+    ) -> Result<Vec<cordon_store::OutboxItem>, GatewayError> {
+        Ok(self.store.outbox_claim(topic, now_ms, lease_ms, limit)?)
+    }
+
+    pub fn outbox_defer(&self, ids: &[u64], next_attempt_ms: i64) -> Result<(), GatewayError> {
+        Ok(self.store.outbox_defer(ids, next_attempt_ms)?)
+    }
+
     pub fn outbox_delivered(&self, id: u64, now_ms: i64) -> Result<(), GatewayError> {
         Ok(self.store.outbox_delivered(id, now_ms)?)
     }

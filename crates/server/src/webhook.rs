@@ -24,6 +24,9 @@ use crate::routes::AppState;
 const BATCH_MAX: usize = 100;
 /// How long one delivery may take.
 const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long a claimed batch is this gateway's to deliver: longer than a batch of attempts
+/// takes, so no other gateway sharing the store delivers it too.
+const CLAIM_LEASE: Duration = Duration::from_secs(BATCH_MAX as u64 * 10 + 60);
 const BACKOFF_FIRST_MS: i64 = 1_000;
 const BACKOFF_MAX_MS: i64 = 300_000;
 const POLL_INTERVAL: Duration = Duration::from_millis(500);
@@ -93,9 +96,10 @@ async fn deliver_topic(
     url: &str,
     now_ms: i64,
 ) -> Result<Delivery, String> {
-    let due = gateway.outbox_due(topic, now_ms, BATCH_MAX).map_err(|error| error.to_string())?;
+    let lease_ms = i64::try_from(CLAIM_LEASE.as_millis()).unwrap_or(i64::MAX);
+    let due = gateway.outbox_claim(topic, now_ms, lease_ms, BATCH_MAX).map_err(|error| error.to_string())?;
     let mut delivery = Delivery::default();
-    for item in due {
+    for (position, item) in due.iter().enumerate() {
         let signature = gateway.webhook_signature(topic, item.id, now_ms.div_euclid(1000), &item.body);
         let sent = post_json(url, outbound, &item.body, &signature, item.id);
         match tokio::time::timeout(ATTEMPT_TIMEOUT, sent).await {
@@ -112,7 +116,10 @@ async fn deliver_topic(
                 let next = now_ms + backoff_ms(item.attempts);
                 gateway.outbox_retry(item.id, next, &error).map_err(|error| error.to_string())?;
                 delivery.failed += 1;
-                // The receiver is down or refusing: later messages wait, keeping the order.
+                // The receiver is down or refusing: later messages wait with it, keeping the
+                // order (their claim is given back for the same time).
+                let later: Vec<u64> = due.iter().skip(position + 1).map(|item| item.id).collect();
+                gateway.outbox_defer(&later, next).map_err(|error| error.to_string())?;
                 break;
             }
         }

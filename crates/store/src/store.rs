@@ -989,6 +989,56 @@ impl Store {
             .map_err(self.error("read the outbox"))
     }
 
+    /// Claims up to `limit` undelivered messages of `topic` due at `now_ms`, oldest first, for
+    /// `lease_ms`: none is due again meanwhile, so gateways sharing a store deliver each once
+    /// (a gateway that dies holding a claim leaves its messages to another once it runs out).
+    pub fn outbox_claim(
+        &self,
+        topic: &str,
+        now_ms: i64,
+        lease_ms: i64,
+        limit: usize,
+    ) -> Result<Vec<OutboxItem>, StoreError> {
+        let mut connection = self.write()?;
+        let sql = connection.dialect().pick(
+            "UPDATE outbox SET next_attempt_ms = ?2 + ?3 WHERE id IN (
+                 SELECT id FROM outbox WHERE delivered_at_ms IS NULL AND topic = ?1 AND next_attempt_ms <= ?2
+                 ORDER BY id LIMIT ?4)
+             RETURNING id, topic, body, attempts",
+            "UPDATE outbox SET next_attempt_ms = ?2 + ?3 WHERE id IN (
+                 SELECT id FROM outbox WHERE delivered_at_ms IS NULL AND topic = ?1 AND next_attempt_ms <= ?2
+                 ORDER BY id LIMIT ?4 FOR UPDATE SKIP LOCKED)
+             RETURNING id, topic, body, attempts",
+        );
+        let mut claimed = connection
+            .query_map(sql, values![topic, now_ms, lease_ms, limit as i64], |row| {
+                Ok(OutboxItem {
+                    id: row.get::<i64>(0)? as u64,
+                    topic: row.get(1)?,
+                    body: row.get(2)?,
+                    attempts: row.get::<i64>(3)? as u32,
+                })
+            })
+            .map_err(self.error("claim outbox messages"))?;
+        claimed.sort_by_key(|item| item.id);
+        Ok(claimed)
+    }
+
+    /// Makes claimed messages due at `next_attempt_ms` (those a failed delivery held back,
+    /// due with it so they keep their order).
+    pub fn outbox_defer(&self, ids: &[u64], next_attempt_ms: i64) -> Result<(), StoreError> {
+        let mut connection = self.write()?;
+        for id in ids {
+            connection
+                .execute(
+                    "UPDATE outbox SET next_attempt_ms = ?2 WHERE id = ?1 AND delivered_at_ms IS NULL",
+                    values![*id as i64, next_attempt_ms],
+                )
+                .map_err(self.error("defer a message"))?;
+        }
+        Ok(())
+    }
+
     pub fn outbox_delivered(&self, id: u64, now_ms: i64) -> Result<(), StoreError> {
         self.write()?
             .execute(

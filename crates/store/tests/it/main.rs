@@ -482,3 +482,44 @@ fn every_table_on(backend: &Backend) {
     assert_eq!(store.customers_after("c-1", 10).unwrap().len(), 1);
     store.probe_writes(1).unwrap();
 }
+
+/// Regression: gateways sharing a store each delivered every webhook message. A claim takes
+/// messages for a lease: a second claimant (another gateway) gets none of them, gets them once
+/// the lease runs out (its holder died), and deferred ones keep their order.
+#[test]
+fn outbox_claims_give_each_message_to_one_deliverer() {
+    for backend in backends() {
+        let store = backend.open();
+        let alerts: Vec<cordon_store::StoredAlert> = (1..=5)
+            .map(|id| cordon_store::StoredAlert {
+                id,
+                agent: "a-1".into(),
+                level: "alert".into(),
+                time_ms: 1,
+                ledger_index: id,
+                body: format!("{{\"alert\":{id}}}"),
+                status: "open".into(),
+                reason: None,
+                decided_by: None,
+                decided_at_ms: None,
+            })
+            .collect();
+        store.record_alerts(&alerts, true, 100).unwrap();
+        let ids = |items: Vec<cordon_store::OutboxItem>| items.into_iter().map(|item| item.id).collect::<Vec<_>>();
+        let first = ids(store.outbox_claim("alert", 100, 1_000, 3).unwrap());
+        assert_eq!(first.len(), 3, "{backend}");
+        let second = ids(store.outbox_claim("alert", 100, 1_000, 10).unwrap());
+        assert_eq!(second.len(), 2, "{backend}: the other claimant gets only what is left");
+        assert!(first.iter().all(|id| !second.contains(id)), "{backend}: no message claimed twice");
+        assert!(store.outbox_claim("alert", 500, 1_000, 10).unwrap().is_empty(), "{backend}: all leased");
+        store.outbox_delivered(first[0], 200).unwrap();
+        store.outbox_defer(&first[1..], 300).unwrap();
+        assert_eq!(
+            ids(store.outbox_claim("alert", 300, 1_000, 10).unwrap()),
+            first[1..].to_vec(),
+            "{backend}: deferred ones"
+        );
+        let expired = ids(store.outbox_claim("alert", 1_100, 1_000, 10).unwrap());
+        assert_eq!(expired, second, "{backend}: a lease that ran out frees its messages");
+    }
+}
