@@ -150,6 +150,10 @@ pub enum Command {
         /// Use this seed instead of the scenario's.
         #[arg(long)]
         seed: Option<u64>,
+        /// With --data: keep the store and the ledger in this PostgreSQL database (an empty
+        /// one), as several gateways do; the ledger is exported into DIR/ledger at the end.
+        #[arg(long, conflicts_with = "http")]
+        store: Option<String>,
     },
     /// Score detection on scenario files, side by side with no detection and a static
     /// threshold, on the same event streams; `cordon eval attribution` scores attribution.
@@ -187,6 +191,10 @@ pub enum Command {
         /// Address to serve on.
         #[arg(long, default_value = "127.0.0.1:8080")]
         listen: String,
+        /// Keep the store and the ledger in this PostgreSQL database (an empty one), as
+        /// several gateways do.
+        #[arg(long)]
+        store: Option<String>,
     },
 }
 

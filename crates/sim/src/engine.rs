@@ -101,12 +101,54 @@ pub struct RunReport {
 
 /// Simulates `scenario` into `data` (absent or empty).
 pub fn run(scenario: &Scenario, data: &Path, progress: &mut dyn FnMut(Phase, u64, u64)) -> Result<RunReport, SimError> {
+    run_on(scenario, data, None, progress)
+}
+
+/// [`run`], with the store and the ledger in the PostgreSQL database `store` if given (a new
+/// one); its ledger is then exported into `data/ledger` when the run ends, with its verifier
+/// key, so the story and every `cordon log` command read it as they read a file ledger.
+pub fn run_on(
+    scenario: &Scenario,
+    data: &Path,
+    store: Option<&str>,
+    progress: &mut dyn FnMut(Phase, u64, u64),
+) -> Result<RunReport, SimError> {
+    let report = simulate(scenario, data, store, progress)?;
+    if let Some(url) = store {
+        export_ledger(url, data)?;
+    }
+    Ok(report)
+}
+
+/// The shared ledger at `url` written into `data/ledger` as files.
+fn export_ledger(url: &str, data: &Path) -> Result<(), SimError> {
+    let failed = |error: String| {
+        SimError::Internal(format!("exporting the ledger of {}: {error}", cordon_store::without_password(url)))
+    };
+    let ledger = cordon_store::SharedLedger::open_reader(url).map_err(|error| failed(error.to_string()))?;
+    let folder = data.join(cordon_gateway::LEDGER_DIR);
+    ledger.export(&folder).map_err(|error| failed(error.to_string()))?;
+    let key = cordon_store::SharedLedger::key(url)
+        .map_err(|error| failed(error.to_string()))?
+        .ok_or_else(|| failed("it holds no ledger key".into()))?;
+    let private = folder.join("private");
+    std::fs::create_dir_all(&private).map_err(|error| failed(error.to_string()))?;
+    std::fs::write(folder.join(cordon_ledger::VERIFIER_KEY_FILE), format!("{}\n", key.verifier))
+        .map_err(|error| failed(error.to_string()))
+}
+
+fn simulate(
+    scenario: &Scenario,
+    data: &Path,
+    store: Option<&str>,
+    progress: &mut dyn FnMut(Phase, u64, u64),
+) -> Result<RunReport, SimError> {
     let clock = Arc::new(SimClock::default());
     let people = People::new(scenario.seed, scenario.customers, scenario.canaries);
     let day0_ms = scenario.start.unix_days() * 86_400_000;
     clock.set(day0_ms - 3_600_000);
     let dir = DataDir::new(data);
-    dir.init(None, clock.clone())?;
+    dir.init_with_store(None, store, clock.clone())?;
     name_the_exchange(&dir)?;
     if scenario.policy == PolicyChoice::Permissive {
         use_permissive_policies(&dir, data)?;

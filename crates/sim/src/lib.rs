@@ -24,7 +24,7 @@ mod world;
 pub use attribution::{AttributionScore, OTHER_BLAMED_MAX_RATE, SOURCE_BLAMED_MIN_RATE, evaluate_attribution};
 pub use engine::{
     PERMISSIVE_POLICIES, Phase, RunReport, TRUTH_FILE, Truth, TruthInsider, TruthShown, import_customers, read_truth,
-    run,
+    run, run_on,
 };
 pub use eval::{InsiderScore, MethodScore, RunScore, Summary, evaluate, false_rates, percentile, summarize};
 pub use exec::SimClock;

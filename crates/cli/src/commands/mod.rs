@@ -69,13 +69,13 @@ pub fn run(arguments: Arguments) -> anyhow::Result<()> {
         Command::Eval { what: None, scenarios, seeds, json, features } => {
             eval::eval(&scenarios, seeds, json, features.as_deref())
         }
-        Command::Sim { scenario, data, http, token_file, truth, seed } => match (data, http, token_file) {
-            (Some(data), _, _) => sim::sim(&scenario, &data, seed),
+        Command::Sim { scenario, data, http, token_file, truth, seed, store } => match (data, http, token_file) {
+            (Some(data), _, _) => sim::sim(&scenario, &data, seed, store.as_deref()),
             (None, Some(url), Some(token_file)) => sim::sim_over_http(&scenario, &url, &token_file, &truth, seed),
             _ => anyhow::bail!("give --data DIR, or --http URL with --token-file FILE"),
         },
-        Command::Demo { dir, scenario, replace, no_serve, listen } => {
-            sim::demo(dir.as_deref(), scenario.as_deref(), replace, no_serve, &listen)
+        Command::Demo { dir, scenario, replace, no_serve, listen, store } => {
+            sim::demo(dir.as_deref(), scenario.as_deref(), replace, no_serve, &listen, store.as_deref())
         }
     }
 }

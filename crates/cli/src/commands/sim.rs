@@ -9,12 +9,12 @@ use std::path::{Path, PathBuf};
 /// The scenario `cordon demo` runs when given none.
 const DEMO_SCENARIO: &str = include_str!("../../../../scenarios/kraken-2026.toml");
 
-pub fn sim(scenario_path: &Path, data: &Path, seed: Option<u64>) -> anyhow::Result<()> {
+pub fn sim(scenario_path: &Path, data: &Path, seed: Option<u64>, store: Option<&str>) -> anyhow::Result<()> {
     let mut scenario = Scenario::load(scenario_path)?;
     if let Some(seed) = seed {
         scenario.seed = seed;
     }
-    let (story, report) = simulate(&scenario, data)?;
+    let (story, report) = simulate(&scenario, data, store)?;
     print!("{}", story.render(&scenario, &report));
     println!("Data         {} (ground truth in {})", data.display(), data.join(cordon_sim::TRUTH_FILE).display());
     Ok(())
@@ -71,6 +71,7 @@ pub fn demo(
     replace: bool,
     no_serve: bool,
     listen: &str,
+    store: Option<&str>,
 ) -> anyhow::Result<()> {
     let dir: PathBuf = dir.map(Path::to_path_buf).unwrap_or_else(|| PathBuf::from("cordon-demo"));
     let scenario = match scenario_path {
@@ -91,7 +92,7 @@ pub fn demo(
             .with_context(|| format!("cannot remove the earlier demo in `{}`", dir.display()))?;
     }
     println!("cordon demo: simulating `{}` into `{}`", scenario.name, dir.display());
-    let (story, report) = simulate(&scenario, &dir)?;
+    let (story, report) = simulate(&scenario, &dir, store)?;
     println!();
     print!("{}", story.render(&scenario, &report));
     println!();
@@ -191,9 +192,9 @@ fn demo_sign_in(
 const LEAKED_SAMPLE_FILE: &str = "leaked-sample.csv";
 
 /// Runs the simulation with a progress bar per phase, then reads the story back.
-fn simulate(scenario: &Scenario, data: &Path) -> anyhow::Result<(Story, cordon_sim::RunReport)> {
+fn simulate(scenario: &Scenario, data: &Path, store: Option<&str>) -> anyhow::Result<(Story, cordon_sim::RunReport)> {
     let bars = Bars::new(scenario);
-    let report = cordon_sim::run(scenario, data, &mut |phase, done, total| bars.show(phase, done, total))
+    let report = cordon_sim::run_on(scenario, data, store, &mut |phase, done, total| bars.show(phase, done, total))
         .with_context(|| format!("simulating `{}` into `{}`", scenario.name, data.display()))?;
     let story = cordon_sim::tell(scenario, data)?;
     Ok((story, report))

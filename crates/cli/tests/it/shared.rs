@@ -256,3 +256,35 @@ fn a_gateway_cut_off_from_its_database_refuses_and_comes_back() {
     let (status, answer) = http(&address, "GET", card, Some(&agent), None);
     assert_eq!(status, 200, "{answer}\n{}", log.lock().unwrap());
 }
+
+/// The same scenario simulated on PostgreSQL and on the embedded default writes the same
+/// ledger, entry for entry (the same root): every decision, the harvester's alerts and its
+/// suspension, in the same order; the exported one verifies. `cordon sim --store`.
+#[test]
+fn a_simulation_on_postgres_writes_the_embedded_ledger() {
+    let database = cordon_testpg::TestDatabase::new().unwrap();
+    let scratch = tempfile::tempdir().unwrap();
+    let scenario = scratch.path().join("harvester.toml");
+    let text =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../scenarios/behaviour-harvester.toml"))
+            .unwrap()
+            .replace("days = 14", "days = 6")
+            .replace("customers = 20000", "customers = 2000")
+            .replace("agents = 60", "agents = 20")
+            .replace("start_day = 2", "start_day = 1");
+    std::fs::write(&scenario, text).unwrap();
+    let ledger_line = |output: &str| output.lines().find(|line| line.starts_with("Ledger")).unwrap().to_string();
+    let contained = |output: &str| output.lines().any(|line| line.contains("suspended on day"));
+    let scenario = scenario.display().to_string();
+    let on_postgres = scratch.path().join("postgres").display().to_string();
+    let (ok, shared, err) = run(&["sim", "--scenario", &scenario, "--data", &on_postgres, "--store", &database.url()]);
+    assert!(ok, "{err}");
+    let embedded = scratch.path().join("embedded").display().to_string();
+    let (ok, alone, err) = run(&["sim", "--scenario", &scenario, "--data", &embedded]);
+    assert!(ok, "{err}");
+    assert_eq!(ledger_line(&shared), ledger_line(&alone), "{shared}\n{alone}");
+    assert!(contained(&shared) && contained(&alone), "the harvester is suspended on both: {shared}");
+    let ledger = format!("{on_postgres}/ledger");
+    let (ok, verified, err) = run(&["log", "verify", &ledger, "--vkey", &format!("{ledger}/private/verifier-key")]);
+    assert!(ok, "{verified}{err}");
+}
