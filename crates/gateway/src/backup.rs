@@ -209,6 +209,13 @@ impl Gateway {
                 ledger_index: None,
             });
         }
+        if self.store.path().is_none() {
+            return Err(GatewayError::Conflict(
+                "this deployment's store and ledger are in PostgreSQL: back it up with pg_dump or base backups, and \
+                 keep `cordon log export` copies of the ledger beside them (docs/DEPLOY.md §11)"
+                    .into(),
+            ));
+        }
         if self.backing_up.swap(true, Ordering::AcqRel) {
             return Err(GatewayError::Conflict("a backup is being taken already; one at a time".into()));
         }
