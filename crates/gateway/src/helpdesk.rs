@@ -141,6 +141,9 @@ impl Gateway {
         })?;
         check_helpdesk_id("event id", &event.id)?;
         let _one_at_a_time = zendesk.applying.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        // And one at a time across the gateways sharing a store: a redelivery that lands on
+        // another gateway meanwhile finds this one applied.
+        let _across_gateways = self.store.hold_exclusive("cordon helpdesk events")?;
         if self.store.helpdesk_event_seen(&event.id)? {
             return Ok(HelpdeskOutcome { event: event.id, outcome: "duplicate", subject: None, ledger_index: None });
         }

@@ -185,6 +185,16 @@ pub struct OutboxItem {
     pub attempts: u32,
 }
 
+/// A name held exclusively across processes ([`Store::hold_exclusive`]): released when
+/// dropped (its session ends).
+pub struct Exclusive(Option<Conn>);
+
+impl std::fmt::Debug for Exclusive {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Exclusive({})", if self.0.is_some() { "held" } else { "one process" })
+    }
+}
+
 pub struct Store {
     /// What errors name: the SQLite file, or the PostgreSQL URL without its password.
     pub(crate) database: String,
@@ -323,6 +333,19 @@ impl Store {
             *connection = Conn::postgres(config).map_err(self.error("connect again"))?;
         }
         Ok(connection)
+    }
+
+    /// Holds `name` exclusively across every process on this store until the guard is
+    /// dropped (a PostgreSQL advisory lock on a connection of its own; waits for another
+    /// holder). On SQLite one process owns the store, so there is nothing to hold: the
+    /// caller's own lock suffices.
+    pub fn hold_exclusive(&self, name: &str) -> Result<Exclusive, StoreError> {
+        let Backend::Postgres(config) = &self.backend else { return Ok(Exclusive(None)) };
+        let mut connection = Conn::postgres(config).map_err(self.error("connect"))?;
+        connection
+            .query_row("SELECT pg_advisory_lock(hashtextextended(?1, 0))::text", values![name], |_| Ok(()))
+            .map_err(self.error("take an exclusive lock"))?;
+        Ok(Exclusive(Some(connection)))
     }
 
     /// Opens every connection of a PostgreSQL store again: after the server was unreachable,

@@ -523,3 +523,26 @@ fn outbox_claims_give_each_message_to_one_deliverer() {
         assert_eq!(expired, second, "{backend}: a lease that ran out frees its messages");
     }
 }
+
+/// Gateways sharing a PostgreSQL store hold a name one at a time (the helpdesk applies each
+/// event once across them): a second holder waits until the first lets go; another name does
+/// not wait.
+#[test]
+fn an_exclusive_name_is_held_by_one_gateway_at_a_time() {
+    let database = cordon_testpg::TestDatabase::new().unwrap();
+    let first = Store::open_postgres(&database.url()).unwrap();
+    let second = std::sync::Arc::new(Store::open_postgres(&database.url()).unwrap());
+    let held = first.hold_exclusive("helpdesk").unwrap();
+    let (sender, taken) = std::sync::mpsc::channel();
+    let waiting = std::sync::Arc::clone(&second);
+    let thread = std::thread::spawn(move || {
+        let guard = waiting.hold_exclusive("helpdesk").unwrap();
+        sender.send(()).unwrap();
+        drop(guard);
+    });
+    assert!(taken.recv_timeout(std::time::Duration::from_millis(500)).is_err(), "the second holder waits");
+    second.hold_exclusive("another name").unwrap();
+    drop(held);
+    taken.recv_timeout(std::time::Duration::from_secs(10)).expect("the second holder gets it once the first lets go");
+    thread.join().unwrap();
+}
