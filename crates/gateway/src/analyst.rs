@@ -349,6 +349,8 @@ impl Gateway {
         // One decision per alert: a second analyst deciding at the same moment is refused
         // here, before either reaches the ledger; after the first, the alert is not open.
         let _deciding = self.claim_alert(id)?;
+        // And across the gateways sharing a store, until the decision is stored.
+        let _across_gateways = self.store.hold_exclusive(&format!("cordon alert {id}"))?;
         let alert = self.stored_alert(id)?;
         if alert.status != "open" {
             return Err(GatewayError::Conflict(format!("alert {id} is already {}", alert.status)));

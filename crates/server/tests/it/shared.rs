@@ -207,3 +207,58 @@ async fn every_gateway_serves_the_same_verifiable_tree() {
         }
     }
 }
+
+/// Two analysts deciding one alert at the same moment on two gateways: one decision is
+/// recorded, the other refused (the alert is no longer open), whichever comes first.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn one_alert_is_decided_once_across_gateways() {
+    let (_database, first, second) = pair();
+    first.put_assigned_ticket().await;
+    first.put_canary("cus-999", customer_fields("Cora Nary", "cora@example.org", 250_000.0)).await;
+    for (id, name) in [("ana-1", "Q"), ("ana-2", "R")] {
+        first
+            .put_agent(
+                id,
+                json!({"name": name, "team": "security", "site": "us-sf", "employer": "staff", "role": "analyst"}),
+            )
+            .await;
+    }
+    let agent = first.agent_token("agt-1");
+    let (status, _) = second.call(Method::GET, "/v1/customers/cus-999", Some(&agent), None).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    let analyst_one = first.agent_token("ana-1");
+    let analyst_two = first.agent_token("ana-2");
+    let (_, listed) = first.call(Method::GET, "/v1/alerts?status=open", Some(&analyst_one), None).await;
+    let id = listed["alerts"][0]["id"].as_u64().unwrap();
+    for round in 0..5 {
+        let confirm = format!("/v1/alerts/{id}/confirm");
+        let dismiss = format!("/v1/alerts/{id}/dismiss");
+        let body = json!({"reason": format!("round {round}")});
+        let ((one, a), (two, b)) = tokio::join!(
+            first.call(Method::POST, &confirm, Some(&analyst_one), Some(body.clone())),
+            second.call(Method::POST, &dismiss, Some(&analyst_two), Some(body.clone())),
+        );
+        let decided = [one, two].iter().filter(|status| status.is_success()).count();
+        if round == 0 {
+            assert_eq!(decided, 1, "exactly one decision: {one} {a} / {two} {b}");
+        } else {
+            assert_eq!(decided, 0, "decided already: {one} {a} / {two} {b}");
+        }
+    }
+    let mut decisions = 0;
+    let size = first.state.gateway.audit().size();
+    first
+        .state
+        .gateway
+        .audit()
+        .for_each_entry_from(0, size, &mut |_, bytes| {
+            if let Ok(cordon_entry::Entry::Change(change)) = cordon_entry::decode(bytes)
+                && change.change.starts_with("alert.")
+            {
+                decisions += 1;
+            }
+            Ok(())
+        })
+        .unwrap();
+    assert_eq!(decisions, 1, "one decision in the ledger");
+}
