@@ -160,16 +160,16 @@ impl LedgerAudit {
     }
 }
 
-/// Whether tile `id` lies within the tree of `size` entries (at its width).
-pub(crate) fn within(id: cordon_ledger::TileId, size: u64) -> bool {
-    let available = match id.kind {
-        cordon_ledger::TileKind::Hashes { level } => size.checked_shr(8 * u32::from(level)).unwrap_or(0),
-        cordon_ledger::TileKind::Entries => size,
-    };
-    id.index
-        .checked_mul(cordon_ledger::TILE_WIDTH as u64)
-        .and_then(|first| first.checked_add(id.width as u64))
-        .is_some_and(|end| end <= available)
+/// A consistency proof from `old` entries to `new` is asked of trees within the published
+/// checkpoint (`published`), the first at least 1 and not past the second.
+pub(crate) fn check_consistency_range(old: u64, new: u64, published: u64) -> Result<(), AuditError> {
+    if old == 0 || old > new || new > published {
+        return Err(AuditError(format!(
+            "no consistency proof from {old} to {new} entries: both must be within the published {published}, \
+             the first at least 1 and not past the second"
+        )));
+    }
+    Ok(())
 }
 
 fn closed() -> AuditError {
@@ -240,13 +240,7 @@ impl AuditLog for LedgerAudit {
     }
 
     fn consistency_proof(&self, old: u64, new: u64) -> Result<Vec<cordon_ledger::Hash>, AuditError> {
-        let published = self.published_size();
-        if old == 0 || old > new || new > published {
-            return Err(AuditError(format!(
-                "no consistency proof from {old} to {new} entries: both must be within the published {published}, \
-                 the first at least 1 and not past the second"
-            )));
-        }
+        check_consistency_range(old, new, self.published_size())?;
         self.reader.consistency_proof(old, new).map_err(failed)
     }
 
@@ -275,7 +269,7 @@ impl AuditLog for LedgerAudit {
             return self.checkpoint().map(|note| Some(note.into_bytes()));
         }
         let Some(id) = cordon_ledger::TileId::parse(path) else { return Ok(None) };
-        if !within(id, self.published_size()) {
+        if !id.within(self.published_size()) {
             return Ok(None);
         }
         // A partial tile the log has replaced by a wider one (or completed) may be gone: the

@@ -58,10 +58,6 @@ enum Ledgers {
     Shared(String),
 }
 
-fn detection_replay() -> Detection {
-    Detection::Replay
-}
-
 /// Whether opening replays detection's state from the ledger.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Detection {
@@ -345,7 +341,7 @@ impl DataDir {
         audit: Arc<dyn AuditLog>,
         clock: Arc<dyn Clock>,
     ) -> Result<Gateway, GatewayError> {
-        self.open_with(config, Ledgers::Given(audit), clock, detection_replay())
+        self.open_with(config, Ledgers::Given(audit), clock, Detection::Replay)
     }
 
     fn open_with(

@@ -150,13 +150,7 @@ impl AuditLog for SharedAudit {
     }
 
     fn consistency_proof(&self, old: u64, new: u64) -> Result<Vec<cordon_ledger::Hash>, AuditError> {
-        let published = self.published_size();
-        if old == 0 || old > new || new > published {
-            return Err(AuditError(format!(
-                "no consistency proof from {old} to {new} entries: both must be within the published {published}, \
-                 the first at least 1 and not past the second"
-            )));
-        }
+        crate::audit::check_consistency_range(old, new, self.published_size())?;
         self.noted(self.ledger.consistency_proof(old, new))
     }
 
@@ -188,11 +182,7 @@ impl AuditLog for SharedAudit {
             return self.checkpoint().map(|note| Some(note.into_bytes()));
         }
         let Some(id) = cordon_ledger::TileId::parse(path) else { return Ok(None) };
-        let level = match id.kind {
-            cordon_ledger::TileKind::Hashes { level } => Some(level),
-            cordon_ledger::TileKind::Entries => None,
-        };
-        self.noted(self.ledger.tile_bytes(level, id.index, id.width))
+        self.noted(self.ledger.tile_bytes(id))
     }
 
     fn shared(&self) -> Option<&SharedAudit> {

@@ -83,6 +83,19 @@ impl TileId {
         (id.path().to_str() == Some(path)).then_some(id)
     }
 
+    /// Whether this tile, at its width, lies within the tree of `size` entries (any level a
+    /// path can name, however high, and any index: no overflow).
+    pub fn within(&self, size: u64) -> bool {
+        let available = match self.kind {
+            TileKind::Hashes { level } => size.checked_shr(8 * u32::from(level)).unwrap_or(0),
+            TileKind::Entries => size,
+        };
+        self.index
+            .checked_mul(TILE_WIDTH as u64)
+            .and_then(|first| first.checked_add(self.width as u64))
+            .is_some_and(|end| end <= available)
+    }
+
     /// The path relative to the log directory, e.g. `tile/0/x001/x234/067.p/5`.
     pub fn path(&self) -> PathBuf {
         let mut path = String::from("tile/");

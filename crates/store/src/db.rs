@@ -150,20 +150,6 @@ impl Statements {
         self.0.insert(sql.to_string(), statement.clone());
         Ok(statement)
     }
-
-    /// A statement already in PostgreSQL's spelling.
-    fn prepare_as_is(
-        &mut self,
-        sql: &str,
-        prepare: impl FnOnce(&str) -> Result<postgres::Statement, postgres::Error>,
-    ) -> Result<postgres::Statement, DbError> {
-        if let Some(statement) = self.0.get(sql) {
-            return Ok(statement.clone());
-        }
-        let statement = prepare(sql)?;
-        self.0.insert(sql.to_string(), statement.clone());
-        Ok(statement)
-    }
 }
 
 /// `?1` → `$1`: SQLite's numbered parameters in PostgreSQL's spelling. The store's SQL has no
@@ -310,7 +296,8 @@ impl Conn {
 }
 
 impl Tx<'_> {
-    /// Runs a statement only PostgreSQL has (an array parameter, say), in its own spelling.
+    /// Runs a statement only PostgreSQL has (an array parameter, say), in its own spelling
+    /// (`$N`, which the respelling of `?N` leaves as it is).
     pub fn execute_postgres(
         &mut self,
         sql: &str,
@@ -323,7 +310,7 @@ impl Tx<'_> {
             Tx::Postgres { transaction, statements } => {
                 let transaction = transaction.get()?;
                 blocking(|| {
-                    let statement = statements.prepare_as_is(sql, |sql| transaction.prepare(sql))?;
+                    let statement = statements.prepare(sql, |sql| transaction.prepare(sql))?;
                     Ok(transaction.execute(&statement, values)?)
                 })
             }
@@ -508,6 +495,43 @@ fn postgres_each(
     Ok(())
 }
 
+/// One statement on a PostgreSQL client or transaction, prepared once per connection.
+fn postgres_execute(
+    client: &mut (impl postgres::GenericClient + Send),
+    statements: &mut Statements,
+    sql: &str,
+    values: &[&dyn Value],
+) -> Result<u64, DbError> {
+    let values = postgres_values(values).collect::<Vec<_>>();
+    blocking(|| {
+        let statement = statements.prepare(sql, |sql| client.prepare(sql))?;
+        Ok(client.execute(&statement, &values)?)
+    })
+}
+
+/// One query on a PostgreSQL client or transaction, its rows handed on as they arrive where
+/// that can be done (see [`streams`]), else gathered first.
+fn postgres_each_row(
+    client: &mut (impl postgres::GenericClient + Send),
+    statements: &mut Statements,
+    sql: &str,
+    values: &[&dyn Value],
+    each: &mut dyn FnMut(&Row<'_>) -> Result<(), DbError>,
+) -> Result<(), DbError> {
+    let values = postgres_values(values).collect::<Vec<_>>();
+    if streams() {
+        return stream(|| {
+            let statement = statements.prepare(sql, |sql| client.prepare(sql))?;
+            postgres_each(client.query_raw(&statement, values), each)
+        });
+    }
+    let rows = blocking(|| {
+        let statement = statements.prepare(sql, |sql| client.prepare(sql))?;
+        Ok::<_, DbError>(client.query(&statement, &values)?)
+    })?;
+    rows.iter().try_for_each(|row| each(&Row::Postgres(row)))
+}
+
 impl Sql for Conn {
     fn dialect(&self) -> Dialect {
         Conn::dialect(self)
@@ -516,14 +540,7 @@ impl Sql for Conn {
     fn execute(&mut self, sql: &str, values: &[&dyn Value]) -> Result<u64, DbError> {
         match self {
             Conn::Sqlite(connection) => Ok(connection.prepare_cached(sql)?.execute(sqlite_values(values))? as u64),
-            Conn::Postgres { client, statements } => {
-                let client = client.get()?;
-                let values = postgres_values(values).collect::<Vec<_>>();
-                blocking(|| {
-                    let statement = statements.prepare(sql, |sql| client.prepare(sql))?;
-                    Ok(client.execute(&statement, &values)?)
-                })
-            }
+            Conn::Postgres { client, statements } => postgres_execute(client.get()?, statements, sql, values),
         }
     }
 
@@ -535,23 +552,7 @@ impl Sql for Conn {
     ) -> Result<(), DbError> {
         match self {
             Conn::Sqlite(connection) => sqlite_each(connection, sql, values, each),
-            Conn::Postgres { client, statements } => {
-                let client = client.get()?;
-                let values = postgres_values(values).collect::<Vec<_>>();
-                match streams() {
-                    true => stream(|| {
-                        let statement = statements.prepare(sql, |sql| client.prepare(sql))?;
-                        postgres_each(client.query_raw(&statement, values), each)
-                    }),
-                    false => {
-                        let rows = blocking(|| {
-                            let statement = statements.prepare(sql, |sql| client.prepare(sql))?;
-                            Ok::<_, DbError>(client.query(&statement, &values)?)
-                        })?;
-                        rows.iter().try_for_each(|row| each(&Row::Postgres(row)))
-                    }
-                }
-            }
+            Conn::Postgres { client, statements } => postgres_each_row(client.get()?, statements, sql, values, each),
         }
     }
 
@@ -577,14 +578,7 @@ impl Sql for Tx<'_> {
     fn execute(&mut self, sql: &str, values: &[&dyn Value]) -> Result<u64, DbError> {
         match self {
             Tx::Sqlite(transaction) => Ok(transaction.prepare_cached(sql)?.execute(sqlite_values(values))? as u64),
-            Tx::Postgres { transaction, statements } => {
-                let transaction = transaction.get()?;
-                let values = postgres_values(values).collect::<Vec<_>>();
-                blocking(|| {
-                    let statement = statements.prepare(sql, |sql| transaction.prepare(sql))?;
-                    Ok(transaction.execute(&statement, &values)?)
-                })
-            }
+            Tx::Postgres { transaction, statements } => postgres_execute(transaction.get()?, statements, sql, values),
         }
     }
 
@@ -597,21 +591,7 @@ impl Sql for Tx<'_> {
         match self {
             Tx::Sqlite(transaction) => sqlite_each(transaction, sql, values, each),
             Tx::Postgres { transaction, statements } => {
-                let transaction = transaction.get()?;
-                let values = postgres_values(values).collect::<Vec<_>>();
-                match streams() {
-                    true => stream(|| {
-                        let statement = statements.prepare(sql, |sql| transaction.prepare(sql))?;
-                        postgres_each(transaction.query_raw(&statement, values), each)
-                    }),
-                    false => {
-                        let rows = blocking(|| {
-                            let statement = statements.prepare(sql, |sql| transaction.prepare(sql))?;
-                            Ok::<_, DbError>(transaction.query(&statement, &values)?)
-                        })?;
-                        rows.iter().try_for_each(|row| each(&Row::Postgres(row)))
-                    }
-                }
+                postgres_each_row(transaction.get()?, statements, sql, values, each)
             }
         }
     }

@@ -23,8 +23,8 @@ use std::thread::JoinHandle;
 use std::time::Duration;
 
 use cordon_ledger::{
-    Checkpoint, ENTRY_SIZE_MAX, FullTile, Hash, LedgerError, SignedCheckpoint, Signer, TILE_WIDTH, TileHashes,
-    TileStack, consistency_proof, decode_hashes, encode_hashes, format_receipt, inclusion_proof, leaf_hash,
+    Checkpoint, ENTRY_SIZE_MAX, FullTile, Hash, LedgerError, SignedCheckpoint, Signer, TILE_WIDTH, TileHashes, TileId,
+    TileKind, TileStack, consistency_proof, decode_hashes, encode_hashes, format_receipt, inclusion_proof, leaf_hash,
     level_count, partial_width, push_bundle_entry, tile_width,
 };
 
@@ -221,11 +221,7 @@ impl SharedLedger {
         let signed = self.checkpoint()?;
         let size = signed.checkpoint.size;
         for id in cordon_ledger::published_tiles(size) {
-            let level = match id.kind {
-                cordon_ledger::TileKind::Hashes { level } => Some(level),
-                cordon_ledger::TileKind::Entries => None,
-            };
-            let bytes = self.tile_bytes(level, id.index, id.width)?.ok_or_else(|| StoreError::Corrupt {
+            let bytes = self.tile_bytes_at(id, size)?.ok_or_else(|| StoreError::Corrupt {
                 database: self.database.clone(),
                 reason: format!(
                     "the checkpoint of {size} names `{}`, which the database cannot give",
@@ -363,32 +359,28 @@ impl SharedLedger {
         hash_tile(&mut *connection, &self.database, level, index, size)
     }
 
-    /// A C2SP tile path's bytes, as every gateway serves them: `tile/L/N[.p/W]` (hashes) or
-    /// `tile/entries/N[.p/W]` (an entry bundle), for a tree of at most the checkpoint's size.
-    pub fn tile_bytes(&self, level: Option<u8>, index: u64, width: usize) -> Result<Option<Vec<u8>>, StoreError> {
-        if width == 0 || width > TILE_WIDTH {
+    /// A C2SP tile's bytes, as every gateway serves them (`tile/L/N[.p/W]` hashes or
+    /// `tile/entries/N[.p/W]` an entry bundle), if it lies within the published tree.
+    pub fn tile_bytes(&self, id: TileId) -> Result<Option<Vec<u8>>, StoreError> {
+        let published = self.checkpoint()?.checkpoint.size;
+        self.tile_bytes_at(id, published)
+    }
+
+    /// [`SharedLedger::tile_bytes`] within the tree of `size` entries.
+    fn tile_bytes_at(&self, id: TileId, size: u64) -> Result<Option<Vec<u8>>, StoreError> {
+        if id.width == 0 || id.width > TILE_WIDTH || !id.within(size) {
             return Ok(None);
         }
-        let published = self.checkpoint()?.checkpoint.size;
         let mut connection = self.reader()?;
-        match level {
-            Some(level) => {
-                // The tree must reach this tile's width at its published size.
-                let hashes_at_level = published >> (8 * u32::from(level));
-                if index.saturating_mul(TILE_WIDTH as u64).saturating_add(width as u64) > hashes_at_level {
-                    return Ok(None);
-                }
-                let hashes = stored_tile(&mut *connection, &self.database, level, index)?;
-                Ok(hashes.get(..width).map(encode_hashes))
+        match id.kind {
+            TileKind::Hashes { level } => {
+                let hashes = stored_tile(&mut *connection, &self.database, level, id.index)?;
+                Ok(hashes.get(..id.width).map(encode_hashes))
             }
-            None => {
-                let first = index.saturating_mul(TILE_WIDTH as u64);
-                let end = first.saturating_add(width as u64);
-                if end > published {
-                    return Ok(None);
-                }
+            TileKind::Entries => {
+                let first = id.index * TILE_WIDTH as u64;
                 let mut bundle = Vec::new();
-                read_entries(&mut *connection, &self.database, first, end, &mut |_, entry| {
+                read_entries(&mut *connection, &self.database, first, first + id.width as u64, &mut |_, entry| {
                     push_bundle_entry(&mut bundle, entry);
                     Ok(())
                 })?;

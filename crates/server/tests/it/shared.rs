@@ -126,20 +126,8 @@ async fn mirror(gateway: &Harness, into: &std::path::Path) -> u64 {
     let size: u64 = note.lines().nth(1).unwrap().parse().unwrap();
     std::fs::create_dir_all(into).unwrap();
     std::fs::write(into.join("checkpoint"), &note).unwrap();
-    let mut level = 0u8;
-    loop {
-        let hashes = size >> (8 * u32::from(level));
-        if hashes == 0 {
-            break;
-        }
-        for index in 0..hashes.div_ceil(256) {
-            let width = cordon_ledger::tile_width(size, level, index);
-            fetch(cordon_ledger::TileId::hashes(level, index, width).path().display().to_string()).await;
-            if level == 0 {
-                fetch(cordon_ledger::TileId::entries(index, width).path().display().to_string()).await;
-            }
-        }
-        level += 1;
+    for id in cordon_ledger::published_tiles(size) {
+        fetch(id.path().display().to_string()).await;
     }
     size
 }
@@ -200,6 +188,8 @@ async fn every_gateway_serves_the_same_verifiable_tree() {
             "/log/tile/0/%2e%2e/000",
             "/log/tile/entries/x001/000",
             "/log/tile/64/000",
+            "/log/tile/8/000",
+            "/log/tile/63/x999/999",
             "/log/tile/0/000/",
         ] {
             let (status, _) = raw(gateway, path).await;

@@ -64,18 +64,9 @@ fn tile_files(root: &Path) -> Vec<String> {
     found
 }
 
-/// `tile/L/N[.p/W]` or `tile/entries/N[.p/W]` → (level, index, width).
-fn parse_tile(path: &str) -> (Option<u8>, u64, usize) {
-    let rest = path.strip_prefix("tile/").unwrap();
-    let (kind, rest) = rest.split_once('/').unwrap();
-    let (index_path, width) = match rest.split_once(".p/") {
-        Some((index, width)) => (index, width.parse().unwrap()),
-        None => (rest, 256),
-    };
-    let index =
-        index_path.split('/').fold(0u64, |sum, part| sum * 1000 + part.trim_start_matches('x').parse::<u64>().unwrap());
-    let level = if kind == "entries" { None } else { Some(kind.parse().unwrap()) };
-    (level, index, width)
+/// `tile/L/N[.p/W]` or `tile/entries/N[.p/W]` → its id.
+fn parse_tile(path: &str) -> cordon_ledger::TileId {
+    cordon_ledger::TileId::parse(path).unwrap_or_else(|| panic!("`{path}` is not a tile path"))
 }
 
 /// The same entries make the same tree: the ledger sequenced through PostgreSQL signs the
@@ -119,9 +110,7 @@ fn the_shared_ledger_builds_the_file_ledgers_tree() {
     assert!(files.len() > 500, "the file ledger wrote its tiles ({})", files.len());
     let mut compared = 0;
     for path in &files {
-        let (level, index, width) = parse_tile(path);
-        let from_rows =
-            shared.tile_bytes(level, index, width).unwrap().unwrap_or_else(|| panic!("{path} is not served"));
+        let from_rows = shared.tile_bytes(parse_tile(path)).unwrap().unwrap_or_else(|| panic!("{path} is not served"));
         let on_disk = std::fs::read(folder.join(path)).unwrap();
         // The file ledger keeps a partial tile's path only for the width it was published
         // at; what it holds at that path is that width's bytes.
@@ -129,8 +118,12 @@ fn the_shared_ledger_builds_the_file_ledgers_tree() {
         compared += 1;
     }
     assert_eq!(compared, files.len());
-    assert_eq!(shared.tile_bytes(Some(0), (total / 256) as u64, 255).unwrap(), None, "nothing past the checkpoint");
-    assert_eq!(shared.tile_bytes(None, 1_000, 256).unwrap(), None);
+    let past = cordon_ledger::TileId::hashes(0, (total / 256) as u64, 255);
+    assert_eq!(shared.tile_bytes(past).unwrap(), None, "nothing past the checkpoint");
+    assert_eq!(shared.tile_bytes(cordon_ledger::TileId::entries(1_000, 256)).unwrap(), None);
+    for level in [8u8, 63] {
+        assert_eq!(shared.tile_bytes(cordon_ledger::TileId::hashes(level, 0, 256)).unwrap(), None, "level {level}");
+    }
 
     let verifier = signer.verifier();
     for index in [0u64, 1, 255, 256, 65_535, 65_536, total as u64 - 1] {
