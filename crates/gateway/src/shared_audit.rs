@@ -374,6 +374,9 @@ impl crate::service::Gateway {
             turn.push(entries)?;
             Ok(())
         });
+        // A turn that failed before its work ran (the database out of reach at `BEGIN`) left
+        // the sequencer's lock in `sequenced`: let it go before taking it again below.
+        drop(sequenced);
         // Each member's index follows the leader's entries, in the order they were built.
         let led = matches!(outcome, Some(Ok(_)));
         let mut state = gathering.state.lock().unwrap_or_else(PoisonError::into_inner);

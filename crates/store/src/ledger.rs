@@ -266,9 +266,12 @@ impl SharedLedger {
 
     /// Opens this handle's connections again (after the server was unreachable).
     pub fn reconnect(&self) -> Result<(), StoreError> {
+        // A connection in use now (perhaps by this very thread, in a turn) is left to its user;
+        // a lost one is replaced when it is next taken.
         for slot in std::iter::once(&self.writer).chain(&self.readers) {
-            let fresh = durable_session(&self.config).map_err(db_error(&self.database, "connect again"))?;
-            *slot.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = fresh;
+            if let Ok(mut connection) = slot.try_lock() {
+                *connection = durable_session(&self.config).map_err(db_error(&self.database, "connect again"))?;
+            }
         }
         Ok(())
     }
@@ -632,14 +635,9 @@ fn integrate_loop(
         if session.as_ref().is_none_or(Conn::is_lost) {
             holds_lock.store(false, Ordering::Release);
             stack = None;
-            session = durable_session(config).ok().and_then(|mut connection| {
-                // The server notices a dead holder's connection within seconds, not hours,
-                // and frees the lock for another gateway.
-                connection
-                    .batch("SET tcp_keepalives_idle = 5; SET tcp_keepalives_interval = 2; SET tcp_keepalives_count = 3")
-                    .ok()
-                    .map(|()| connection)
-            });
+            // The server notices a dead holder's session within seconds (every session sets
+            // server-side keepalives: `postgres::config`) and frees the lock for another gateway.
+            session = durable_session(config).ok();
         }
         if let Some(connection) = session.as_mut() {
             if !holds_lock.load(Ordering::Acquire) {

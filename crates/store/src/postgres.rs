@@ -45,6 +45,15 @@ pub(crate) fn config(url: &str) -> Result<(postgres::Config, String), StoreError
         config.tcp_user_timeout(POSTGRES_TIMEOUT);
     }
     config.keepalives(true).keepalives_idle(POSTGRES_TIMEOUT);
+    // The server's side too: a session whose gateway was cut off ends within seconds, and
+    // with it the advisory locks it held (the integrator's, a helpdesk event's, an alert's),
+    // not after the kernel's two hours.
+    let server_side = "-c tcp_keepalives_idle=5 -c tcp_keepalives_interval=2 -c tcp_keepalives_count=3";
+    let options = match config.get_options() {
+        Some(given) => format!("{server_side} {given}"),
+        None => server_side.to_string(),
+    };
+    config.options(&options);
     if config.get_application_name().is_none() {
         config.application_name("cordon");
     }
@@ -54,16 +63,22 @@ pub(crate) fn config(url: &str) -> Result<(postgres::Config, String), StoreError
 /// `postgres://user:secret@host/db` → `postgres://user@host/db`: what logs and errors show.
 pub fn without_password(url: &str) -> String {
     let Some((scheme, rest)) = url.split_once("://") else { return url.to_string() };
-    let (authority, path) = match rest.find('/') {
+    // The credentials end at the first `@` (a password may hold a `/`, which must not be
+    // taken for the start of the path); the host ends at the next `/`.
+    let (credentials, rest) = match rest.split_once('@') {
+        Some((credentials, rest)) => (Some(credentials), rest),
+        None => (None, rest),
+    };
+    let (host, path) = match rest.find('/') {
         Some(at) => rest.split_at(at),
         None => (rest, ""),
     };
-    match authority.rsplit_once('@') {
-        Some((credentials, host)) => {
+    match credentials {
+        Some(credentials) => {
             let user = credentials.split_once(':').map_or(credentials, |(user, _)| user);
             format!("{scheme}://{user}@{host}{}", strip_password_parameter(path))
         }
-        None => format!("{scheme}://{authority}{}", strip_password_parameter(path)),
+        None => format!("{scheme}://{host}{}", strip_password_parameter(path)),
     }
 }
 
@@ -163,6 +178,8 @@ mod tests {
             ("postgres://db/cordon?password=s3cret&sslmode=disable", "postgres://db/cordon?sslmode=disable"),
             ("postgres://a:b:c@host", "postgres://a@host"),
             ("postgres://host/db?password=x", "postgres://host/db"),
+            ("postgres://u:ab/cd@db/x", "postgres://u@db/x"),
+            ("postgres://u:p?q#r@db:5432/x?sslmode=disable", "postgres://u@db:5432/x?sslmode=disable"),
         ];
         for (url, shown) in cases {
             assert_eq!(without_password(url), shown, "{url}");

@@ -353,9 +353,12 @@ impl Store {
     /// replaced. Nothing on SQLite.
     pub fn reconnect_all(&self) -> Result<(), StoreError> {
         let Backend::Postgres(config) = &self.backend else { return Ok(()) };
+        // A connection in use now is left to its user (this may be its own thread: waiting for
+        // it would never end); a lost one is replaced when it is next taken.
         for slot in std::iter::once(&self.writer).chain(&self.readers).chain(std::iter::once(&self.index)) {
-            let fresh = Conn::postgres(config).map_err(self.error("connect again"))?;
-            *slot.lock().unwrap_or_else(PoisonError::into_inner) = fresh;
+            if let Ok(mut connection) = slot.try_lock() {
+                *connection = Conn::postgres(config).map_err(self.error("connect again"))?;
+            }
         }
         Ok(())
     }
