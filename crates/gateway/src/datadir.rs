@@ -360,7 +360,12 @@ impl DataDir {
         let kek = kek::load(&self.root, &config.hsm, &kek_id)?;
         let audit: Arc<dyn AuditLog> = match ledger {
             Ledgers::Given(audit) => audit,
-            Ledgers::Shared(url) => Arc::new(crate::shared_audit::open(&url, kek.as_ref(), Arc::clone(&store))?),
+            Ledgers::Shared(url) => {
+                let load = |id: &str| -> Result<Arc<dyn cordon_vault::KeyEncryptionKey>, GatewayError> {
+                    if id == kek.id() { Ok(Arc::clone(&kek)) } else { kek::load(&self.root, &config.hsm, id) }
+                };
+                Arc::new(crate::shared_audit::open(&url, &load, Arc::clone(&store))?)
+            }
         };
         let blind_id = store.meta(CURRENT_BLIND)?.filter(|id| !id.is_empty()).unwrap_or_else(|| BLIND_INDEX_KEY.into());
         let blind = BlindIndexKey::new(&read_key(&self.path(KEYS_DIR).join(&blind_id))?)?;
@@ -616,6 +621,12 @@ impl DataDir {
             store.set_meta(CURRENT_KEK, &to)?;
         }
         if from != to {
+            // On a shared store the ledger's signing key is wrapped by the KEK too: it moves
+            // to the new key before the old one is gone.
+            if let Some(url) = self.store_url(&config)? {
+                let old_kek = kek::load(&self.root, &config.hsm, &from)?;
+                crate::shared_audit::rewrap_key(&url, old_kek.as_ref(), new_kek.as_ref())?;
+            }
             kek::destroy(&self.root, &config.hsm, &from)?;
         }
         store.set_meta(RETIRING_KEK, "")?;

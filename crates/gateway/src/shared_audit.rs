@@ -203,18 +203,13 @@ pub(crate) fn create_key(
 ) -> Result<String, GatewayError> {
     let signer = cordon_ledger::Signer::generate(origin).map_err(|error| GatewayError::Internal(error.to_string()))?;
     let data_key = cordon_vault::DataKey::generate()?;
-    let wrapped = kek.wrap(LEDGER_KEY_CONTEXT, &data_key)?;
     let sealed = data_key.seal_bytes(LEDGER_KEY_CONTEXT, signer.to_private_string().as_bytes())?;
-    let length = u32::try_from(wrapped.len()).map_err(|_| GatewayError::Internal("a wrapped key too long".into()))?;
-    let mut blob = length.to_be_bytes().to_vec();
-    blob.extend_from_slice(&wrapped);
-    blob.extend_from_slice(&sealed);
     let verifier = signer.verifier().to_string();
     let key = cordon_store::StoredLedgerKey {
         origin: origin.to_string(),
         verifier: verifier.clone(),
         kek_id: kek.id().to_string(),
-        wrapped_signing_key: blob,
+        wrapped_signing_key: key_blob(&kek.wrap(LEDGER_KEY_CONTEXT, &data_key)?, &sealed)?,
     };
     let stored = cordon_store::SharedLedger::store_key(url, &key)?;
     if stored.verifier != verifier {
@@ -226,22 +221,72 @@ pub(crate) fn create_key(
     Ok(verifier)
 }
 
-/// Opens the ledger in the database at `url`, its signing key opened with the KEK.
-pub(crate) fn open(
-    url: &str,
-    kek: &dyn cordon_vault::KeyEncryptionKey,
-    store: std::sync::Arc<cordon_store::Store>,
-) -> Result<SharedAudit, GatewayError> {
-    let stored = cordon_store::SharedLedger::key(url)?.ok_or_else(|| {
+/// The stored form of the signing key: the wrapped data key's length (4 bytes, big-endian),
+/// the wrapped data key, and the signing key sealed under it.
+fn key_blob(wrapped: &[u8], sealed: &[u8]) -> Result<Vec<u8>, GatewayError> {
+    let length = u32::try_from(wrapped.len()).map_err(|_| GatewayError::Internal("a wrapped key too long".into()))?;
+    let mut blob = length.to_be_bytes().to_vec();
+    blob.extend_from_slice(wrapped);
+    blob.extend_from_slice(sealed);
+    Ok(blob)
+}
+
+/// The stored signing key's wrapped data key and sealed signing key.
+fn key_parts(blob: &[u8]) -> Result<(&[u8], &[u8]), GatewayError> {
+    let unreadable = || GatewayError::Internal("the ledger's signing key in the database is damaged".into());
+    let (length, rest) = blob.split_first_chunk::<4>().ok_or_else(unreadable)?;
+    rest.split_at_checked(u32::from_be_bytes(*length) as usize).ok_or_else(unreadable)
+}
+
+fn stored_key(url: &str) -> Result<cordon_store::StoredLedgerKey, GatewayError> {
+    cordon_store::SharedLedger::key(url)?.ok_or_else(|| {
         GatewayError::Internal(format!(
             "the database `{}` holds no ledger key: make the deployment with `cordon init --store`",
             cordon_store::without_password(url)
         ))
-    })?;
-    let unreadable =
-        || GatewayError::Internal("the ledger's signing key in the database cannot be opened with this KEK".into());
-    let (length, rest) = stored.wrapped_signing_key.split_first_chunk::<4>().ok_or_else(unreadable)?;
-    let (wrapped, sealed) = rest.split_at_checked(u32::from_be_bytes(*length) as usize).ok_or_else(unreadable)?;
+    })
+}
+
+/// Wraps the ledger's signing key under the KEK `to` (it was under `from`): a KEK rotation
+/// does this before the old key is destroyed. Nothing to do if it is under `to` already (a
+/// rotation resumed).
+pub(crate) fn rewrap_key(
+    url: &str,
+    from: &dyn cordon_vault::KeyEncryptionKey,
+    to: &dyn cordon_vault::KeyEncryptionKey,
+) -> Result<(), GatewayError> {
+    let stored = stored_key(url)?;
+    if stored.kek_id == to.id() {
+        return Ok(());
+    }
+    let (wrapped, sealed) = key_parts(&stored.wrapped_signing_key)?;
+    let data_key = from.unwrap(LEDGER_KEY_CONTEXT, wrapped)?;
+    let rewrapped = to.wrap(LEDGER_KEY_CONTEXT, &data_key)?;
+    // Checked before it replaces the one that works.
+    to.unwrap(LEDGER_KEY_CONTEXT, &rewrapped)?;
+    Ok(cordon_store::SharedLedger::rewrap_key(url, &stored.kek_id, to.id(), &key_blob(&rewrapped, sealed)?)?)
+}
+
+/// Gives a key-encryption key by its id.
+pub(crate) type KekById<'a> =
+    dyn Fn(&str) -> Result<std::sync::Arc<dyn cordon_vault::KeyEncryptionKey>, GatewayError> + 'a;
+
+/// Opens the ledger in the database at `url`, its signing key opened with the KEK it is
+/// stored under (`load` gives a KEK by id: the current one, or mid-rotation the next).
+pub(crate) fn open(
+    url: &str,
+    load: &KekById<'_>,
+    store: std::sync::Arc<cordon_store::Store>,
+) -> Result<SharedAudit, GatewayError> {
+    let stored = stored_key(url)?;
+    let unreadable = || {
+        GatewayError::Internal(format!(
+            "the ledger's signing key in the database cannot be opened with the KEK `{}`",
+            stored.kek_id
+        ))
+    };
+    let kek = load(&stored.kek_id)?;
+    let (wrapped, sealed) = key_parts(&stored.wrapped_signing_key)?;
     let data_key = kek.unwrap(LEDGER_KEY_CONTEXT, wrapped).map_err(|_| unreadable())?;
     let private = data_key.open_bytes(LEDGER_KEY_CONTEXT, sealed).map_err(|_| unreadable())?;
     let private = std::str::from_utf8(&private).map_err(|_| unreadable())?;

@@ -122,6 +122,19 @@ impl SharedLedger {
         })
     }
 
+    /// Replaces the stored key's wrapping (a KEK rotation), if it is still under `from`.
+    pub fn rewrap_key(url: &str, from: &str, to: &str, wrapped_signing_key: &[u8]) -> Result<(), StoreError> {
+        let (config, database) = crate::postgres::config(url)?;
+        let mut connection = Conn::postgres(&config).map_err(db_error(&database, "connect"))?;
+        connection
+            .execute(
+                "UPDATE ledger_key SET kek_id = ?2, wrapped_signing_key = ?3 WHERE id = 0 AND kek_id = ?1",
+                values![from, to, wrapped_signing_key],
+            )
+            .map(drop)
+            .map_err(db_error(&database, "rewrap the ledger's key"))
+    }
+
     /// The ledger's stored key, if it has one yet.
     pub fn key(url: &str) -> Result<Option<StoredLedgerKey>, StoreError> {
         let (config, database) = crate::postgres::config(url)?;

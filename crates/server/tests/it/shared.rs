@@ -252,3 +252,21 @@ async fn one_alert_is_decided_once_across_gateways() {
         .unwrap();
     assert_eq!(decisions, 1, "one decision in the ledger");
 }
+
+/// Regression: a KEK rotation on a PostgreSQL deployment left the ledger's signing key wrapped
+/// by the key it destroyed, and no gateway opened again. It moves with the customers' keys:
+/// after the rotation the folder opens, serves, and signs with the same ledger key.
+#[tokio::test]
+async fn a_kek_rotation_moves_the_ledgers_signing_key_too() {
+    let database = TestDatabase::new().unwrap();
+    let harness = Harness::on_postgres(&database.url());
+    harness.put_assigned_ticket().await;
+    let verifier = harness.state.gateway.audit().verifier_key();
+    let rotated = harness.data().rotate_kek(harness.clock.clone(), None).unwrap();
+    assert_ne!(rotated.from, rotated.to);
+    let harness = harness.reopen();
+    assert_eq!(harness.state.gateway.audit().verifier_key(), verifier, "the same ledger key");
+    let agent = harness.agent_token("agt-1");
+    let (status, answer) = harness.call(Method::GET, "/v1/customers/cus-1?ticket=t-1", Some(&agent), None).await;
+    assert_eq!(status, StatusCode::OK, "{answer}");
+}
