@@ -87,6 +87,13 @@ impl Gateway {
 
     /// The caller, if policy lets it investigate (alerts, the risk board, incidents): an
     /// active analyst or administrator as the directory says now. A refusal is recorded.
+    /// Whether `who` may read the ledger's entries themselves (its entry bundles: who was
+    /// shown which customer, alerts, containment): what an investigator may, as policy decides;
+    /// a refusal is recorded.
+    pub async fn may_read_entries(&self, who: &Claims, request: &str) -> Result<(), GatewayError> {
+        self.analyst(who, request).await.map(drop)
+    }
+
     pub(crate) async fn analyst(&self, who: &Claims, request: &str) -> Result<String, GatewayError> {
         Ok(self.authorize_system(who, Action::Investigate, request).await?.id)
     }

@@ -180,6 +180,7 @@ pub fn app(state: Arc<AppState>) -> Router {
         .route("/v1/ledger/checkpoint", get(checkpoint))
         .route("/log/checkpoint", get(log_checkpoint))
         .route("/log/tile/{*path}", get(log_tile))
+        .route("/log/tile/entries/{*path}", get(log_entries))
         .route("/v1/ledger/proof/{index}", get(proof))
         .merge(crate::console::router())
         .fallback(not_found)
@@ -571,7 +572,21 @@ async fn log_checkpoint(State(state): State<Arc<AppState>>) -> Result<Response, 
 }
 
 async fn log_tile(State(state): State<Arc<AppState>>, Path(path): Path<String>) -> Result<Response, Problem> {
-    let path = format!("tile/{path}");
+    public_file(state, format!("tile/{path}")).await
+}
+
+/// Entry bundles hold the entries themselves (which agent was shown which customer, alerts):
+/// an investigator's to read, not the public's. Hash tiles and the checkpoint stay public.
+async fn log_entries(
+    State(state): State<Arc<AppState>>,
+    caller: Caller,
+    Path(path): Path<String>,
+) -> Result<Response, Problem> {
+    state.gateway.may_read_entries(&caller.claims, &caller.request).await?;
+    public_file(state, format!("tile/entries/{path}")).await
+}
+
+async fn public_file(state: Arc<AppState>, path: String) -> Result<Response, Problem> {
     let gateway = Arc::clone(&state);
     let found = tokio::task::spawn_blocking(move || gateway.gateway.audit().public_file(&path))
         .await

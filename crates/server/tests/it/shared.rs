@@ -113,8 +113,10 @@ async fn what_one_gateway_changes_holds_on_the_other() {
 /// Copies the log's public tree as `gateway` serves it (`/log/checkpoint`, `/log/tile/...`)
 /// into `into`: what an auditor's mirror holds. Returns the size it covers.
 async fn mirror(gateway: &Harness, into: &std::path::Path) -> u64 {
+    let analyst = gateway.state.gateway.issue_role_token(TokenRole::Analyst).unwrap();
+    let analyst = &analyst;
     let fetch = |path: String| async move {
-        let (status, body) = raw(gateway, &format!("/log/{path}")).await;
+        let (status, body) = raw_as(gateway, &format!("/log/{path}"), Some(analyst)).await;
         assert_eq!(status, StatusCode::OK, "{path}");
         let file = into.join(&path);
         std::fs::create_dir_all(file.parent().unwrap()).unwrap();
@@ -132,11 +134,19 @@ async fn mirror(gateway: &Harness, into: &std::path::Path) -> u64 {
     size
 }
 
-/// The response's status and bytes as they are.
+/// The response's status and bytes as they are, asked without a token.
 async fn raw(gateway: &Harness, path: &str) -> (StatusCode, Vec<u8>) {
+    raw_as(gateway, path, None).await
+}
+
+async fn raw_as(gateway: &Harness, path: &str, token: Option<&str>) -> (StatusCode, Vec<u8>) {
     use http_body_util::BodyExt as _;
     use tower::ServiceExt as _;
-    let request = axum::http::Request::builder().uri(path).body(axum::body::Body::empty()).unwrap();
+    let mut request = axum::http::Request::builder().uri(path);
+    if let Some(token) = token {
+        request = request.header("authorization", format!("Bearer {token}"));
+    }
+    let request = request.body(axum::body::Body::empty()).unwrap();
     let response = cordon_server::app(std::sync::Arc::clone(&gateway.state)).oneshot(request).await.unwrap();
     let status = response.status();
     (status, response.into_body().collect().await.unwrap().to_bytes().to_vec())
@@ -180,7 +190,16 @@ async fn every_gateway_serves_the_same_verifiable_tree() {
     let key = embedded.state.gateway.audit().verifier_key();
     cordon_ledger::verify_log(&into, &cordon_ledger::Verifier::parse(&key).unwrap(), None).unwrap();
 
+    // The entries themselves are an investigator's to read: not anyone's, not an agent's.
     for gateway in [&first, &embedded] {
+        let agent = gateway.agent_token("agt-1");
+        assert_eq!(raw(gateway, "/log/tile/entries/000").await.0, StatusCode::UNAUTHORIZED);
+        assert_eq!(raw_as(gateway, "/log/tile/entries/000", Some(&agent)).await.0, StatusCode::FORBIDDEN);
+        assert_eq!(raw(gateway, "/log/tile/0/000").await.0, StatusCode::OK, "hash tiles stay public");
+    }
+    // Asked by an investigator, so the paths themselves are what is refused.
+    for gateway in [&first, &embedded] {
+        let analyst = gateway.state.gateway.issue_role_token(TokenRole::Analyst).unwrap();
         for path in [
             "/log/tile/0/999",
             "/log/tile/0/000.p/0",
@@ -192,7 +211,7 @@ async fn every_gateway_serves_the_same_verifiable_tree() {
             "/log/tile/63/x999/999",
             "/log/tile/0/000/",
         ] {
-            let (status, _) = raw(gateway, path).await;
+            let (status, _) = raw_as(gateway, path, Some(&analyst)).await;
             assert_eq!(status, StatusCode::NOT_FOUND, "{path}");
         }
     }
