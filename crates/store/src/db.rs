@@ -55,10 +55,12 @@ impl Dialect {
 pub(crate) trait Value {
     fn sqlite(&self) -> &dyn rusqlite::ToSql;
     fn postgres(&self) -> &(dyn postgres::types::ToSql + Sync);
+    /// The value's text, if it is text (see [`NUL_IN_POSTGRES`]).
+    fn text(&self) -> Option<&str>;
 }
 
 macro_rules! value {
-    ($($type:ty),*) => {$(
+    ($($type:ty => $text:expr),*) => {$(
         impl Value for $type {
             fn sqlite(&self) -> &dyn rusqlite::ToSql {
                 self
@@ -66,11 +68,42 @@ macro_rules! value {
             fn postgres(&self) -> &(dyn postgres::types::ToSql + Sync) {
                 self
             }
+            fn text(&self) -> Option<&str> {
+                let text: for<'a> fn(&'a $type) -> Option<&'a str> = $text;
+                text(self)
+            }
         }
     )*};
 }
 
-value!(i64, String, &str, Vec<u8>, &[u8], Option<i64>, Option<String>, Option<&str>, Option<&String>);
+value!(
+    i64 => |_| None,
+    String => |text| Some(text),
+    &str => |text| Some(text),
+    Vec<u8> => |_| None,
+    &[u8] => |_| None,
+    Option<i64> => |_| None,
+    Option<String> => |text| text.as_deref(),
+    Option<&str> => |text| *text,
+    Option<&String> => |text| text.map(String::as_str)
+);
+
+/// PostgreSQL's text holds no NUL character, which any request may name (an id, a reason):
+/// in a text parameter the PostgreSQL backend writes U+FFFD, the replacement character, in
+/// its place, in a value stored and in a value looked up alike, so a hostile id is recorded
+/// and found again as on SQLite, which keeps it as given. No id the directory accepts holds
+/// either character, so none can stand for a real one.
+pub(crate) const NUL_IN_POSTGRES: char = '\u{FFFD}';
+
+/// Each text parameter that holds a NUL, respelled for PostgreSQL (`None`: used as given).
+fn postgres_texts(values: &[&dyn Value]) -> Vec<Option<String>> {
+    values
+        .iter()
+        .map(|value| {
+            value.text().filter(|text| text.contains('\0')).map(|text| text.replace('\0', &NUL_IN_POSTGRES.to_string()))
+        })
+        .collect()
+}
 
 impl<T: Value + ?Sized> Value for &T {
     fn sqlite(&self) -> &dyn rusqlite::ToSql {
@@ -78,6 +111,9 @@ impl<T: Value + ?Sized> Value for &T {
     }
     fn postgres(&self) -> &(dyn postgres::types::ToSql + Sync) {
         (**self).postgres()
+    }
+    fn text(&self) -> Option<&str> {
+        (**self).text()
     }
 }
 
@@ -367,7 +403,8 @@ impl Prepared<'_, '_> {
             }
             Prepared::Postgres { transaction, statements } => {
                 let statement = statements.get(which).ok_or_else(|| Self::missing(which))?;
-                let values = postgres_values(values).collect::<Vec<_>>();
+                let texts = postgres_texts(values);
+                let values = postgres_values(values, &texts);
                 Ok(blocking(|| transaction.execute(statement, &values))?)
             }
         }
@@ -391,7 +428,8 @@ impl Prepared<'_, '_> {
             }
             Prepared::Postgres { transaction, statements } => {
                 let statement = statements.get(which).ok_or_else(|| Self::missing(which))?;
-                let values = postgres_values(values).collect::<Vec<_>>();
+                let texts = postgres_texts(values);
+                let values = postgres_values(values, &texts);
                 match blocking(|| transaction.query_opt(statement, &values))? {
                     Some(row) => Ok(Some(read(&Row::Postgres(&row))?)),
                     None => Ok(None),
@@ -477,10 +515,20 @@ fn sqlite_each(
     Ok(())
 }
 
+/// The parameters as PostgreSQL takes them, a respelled text (from [`postgres_texts`]) in
+/// place of the one given.
 fn postgres_values<'v>(
     values: &'v [&'v dyn Value],
-) -> impl ExactSizeIterator<Item = &'v (dyn postgres::types::ToSql + Sync)> {
-    values.iter().map(|value| value.postgres())
+    texts: &'v [Option<String>],
+) -> Vec<&'v (dyn postgres::types::ToSql + Sync)> {
+    values
+        .iter()
+        .zip(texts)
+        .map(|(value, text)| match text {
+            Some(text) => text as &(dyn postgres::types::ToSql + Sync),
+            None => value.postgres(),
+        })
+        .collect()
 }
 
 fn postgres_each(
@@ -502,7 +550,8 @@ fn postgres_execute(
     sql: &str,
     values: &[&dyn Value],
 ) -> Result<u64, DbError> {
-    let values = postgres_values(values).collect::<Vec<_>>();
+    let texts = postgres_texts(values);
+    let values = postgres_values(values, &texts);
     blocking(|| {
         let statement = statements.prepare(sql, |sql| client.prepare(sql))?;
         Ok(client.execute(&statement, &values)?)
@@ -518,7 +567,8 @@ fn postgres_each_row(
     values: &[&dyn Value],
     each: &mut dyn FnMut(&Row<'_>) -> Result<(), DbError>,
 ) -> Result<(), DbError> {
-    let values = postgres_values(values).collect::<Vec<_>>();
+    let texts = postgres_texts(values);
+    let values = postgres_values(values, &texts);
     if streams() {
         return stream(|| {
             let statement = statements.prepare(sql, |sql| client.prepare(sql))?;

@@ -7,6 +7,35 @@
 
 use std::fmt;
 
+/// The store a suite that runs on either backend runs on this time: `CORDON_TEST_STORE`
+/// unset or `sqlite` is the embedded default, `postgres` a [`TestDatabase`] (the test command
+/// runs the gateway's and the server's suites once on each).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StoreUnderTest {
+    Embedded,
+    Postgres,
+}
+
+impl StoreUnderTest {
+    /// Reads `CORDON_TEST_STORE`; any other value is a mistake in the test command and an
+    /// error naming it, so a suite never runs on the wrong store unnoticed.
+    pub fn from_environment() -> Result<StoreUnderTest, String> {
+        match std::env::var("CORDON_TEST_STORE").as_deref() {
+            Err(std::env::VarError::NotPresent) | Ok("sqlite") | Ok("") => Ok(StoreUnderTest::Embedded),
+            Ok("postgres") => Ok(StoreUnderTest::Postgres),
+            other => Err(format!("CORDON_TEST_STORE is {other:?}: it is `sqlite` (or unset) or `postgres`")),
+        }
+    }
+
+    /// A fresh database for a test when the suite runs on PostgreSQL.
+    pub fn database(self) -> Result<Option<TestDatabase>, String> {
+        match self {
+            StoreUnderTest::Embedded => Ok(None),
+            StoreUnderTest::Postgres => TestDatabase::new().map(Some),
+        }
+    }
+}
+
 /// A database made for one test.
 pub struct TestDatabase {
     name: String,

@@ -253,37 +253,64 @@ fn refuse_uncovered(published: u64, recorded: u64) -> anyhow::Result<()> {
 /// one within a second or so of an append).
 const CHECKPOINT_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
 
-/// The directory's ledger as published: the entries a checkpoint signed by the directory's own
-/// key covers, read from the log's files without opening the directory, so an export runs
-/// beside a server as well as alone. Nothing a checkpoint does not cover is exported.
+/// The directory's ledger as published: the entries a checkpoint signed by the ledger's own
+/// key covers, read without opening the directory, so an export runs beside a server as well
+/// as alone. Nothing a checkpoint does not cover is exported.
 struct Published {
-    ledger: std::path::PathBuf,
     verifier: cordon_ledger::Verifier,
-    reader: cordon_ledger::LogReader,
+    source: Source,
+}
+
+/// Where the published ledger is read: the log's files in the directory, or the PostgreSQL
+/// database a deployment of several gateways sequences it through (`[store] url`).
+enum Source {
+    Files { ledger: std::path::PathBuf, reader: cordon_ledger::LogReader },
+    Shared { ledger: Box<cordon_store::SharedLedger>, database: String },
 }
 
 impl Published {
     fn of(data: &Path) -> anyhow::Result<Published> {
-        let ledger = data.join(cordon_gateway::LEDGER_DIR);
-        let key_path = ledger.join(cordon_ledger::VERIFIER_KEY_FILE);
-        let key =
-            std::fs::read_to_string(&key_path).with_context(|| format!("cannot read `{}`", key_path.display()))?;
-        let verifier = cordon_ledger::Verifier::parse(key.trim())
-            .map_err(|error| anyhow::anyhow!("`{}`: {error}", key_path.display()))?;
-        let published = Published { reader: cordon_ledger::LogReader::new(&ledger), ledger, verifier };
+        let dir = cordon_gateway::DataDir::new(data);
+        let config = dir.config()?;
+        let published = match dir.store_url(&config)? {
+            None => {
+                let ledger = data.join(cordon_gateway::LEDGER_DIR);
+                let key_path = ledger.join(cordon_ledger::VERIFIER_KEY_FILE);
+                let key = std::fs::read_to_string(&key_path)
+                    .with_context(|| format!("cannot read `{}`", key_path.display()))?;
+                let verifier = cordon_ledger::Verifier::parse(key.trim())
+                    .map_err(|error| anyhow::anyhow!("`{}`: {error}", key_path.display()))?;
+                Published { verifier, source: Source::Files { reader: cordon_ledger::LogReader::new(&ledger), ledger } }
+            }
+            Some(url) => {
+                // The verifier key the gateways sign under, which a gateway only opens with if
+                // the signing key stored beside it (wrapped by the KEK) is its own.
+                let database = cordon_store::without_password(&url);
+                let key = cordon_store::SharedLedger::key(&url)?
+                    .ok_or_else(|| anyhow::anyhow!("{database} holds no ledger: is it this deployment's store?"))?;
+                let verifier = cordon_ledger::Verifier::parse(&key.verifier)
+                    .map_err(|error| anyhow::anyhow!("the ledger key stored in {database}: {error}"))?;
+                let ledger = cordon_store::SharedLedger::open_reader(&url)?;
+                Published { verifier, source: Source::Shared { ledger: Box::new(ledger), database } }
+            }
+        };
         published.size()?;
         Ok(published)
     }
 
     /// The size of the published tree, its checkpoint checked against the key.
     fn size(&self) -> anyhow::Result<u64> {
-        let note_path = self.ledger.join(cordon_ledger::CHECKPOINT_FILE);
-        let note =
-            std::fs::read_to_string(&note_path).with_context(|| format!("cannot read `{}`", note_path.display()))?;
+        let (note, from) = match &self.source {
+            Source::Files { ledger, .. } => {
+                let note_path = ledger.join(cordon_ledger::CHECKPOINT_FILE);
+                let note = std::fs::read_to_string(&note_path)
+                    .with_context(|| format!("cannot read `{}`", note_path.display()))?;
+                (note, format!("`{}`", note_path.display()))
+            }
+            Source::Shared { ledger, database } => (ledger.checkpoint()?.note, format!("in {database}")),
+        };
         Ok(cordon_ledger::Checkpoint::open(&note, &self.verifier)
-            .map_err(|error| {
-                anyhow::anyhow!("the ledger's checkpoint `{}` does not verify: {error}", note_path.display())
-            })?
+            .map_err(|error| anyhow::anyhow!("the ledger's checkpoint {from} does not verify: {error}"))?
             .size)
     }
 
@@ -309,18 +336,45 @@ impl Published {
     ) -> anyhow::Result<u64> {
         let mut written = 0u64;
         let mut failed = None;
-        self.reader
-            .for_each_entry(from, to, |index, bytes| match each(index, bytes) {
-                Ok(wrote) => {
-                    written += u64::from(wrote);
-                    Ok(())
-                }
-                Err(error) => {
-                    failed = Some(error);
-                    Err(cordon_ledger::LedgerError::OutOfRange { index, size: to })
-                }
-            })
-            .map_err(|error| failed.take().unwrap_or_else(|| anyhow::anyhow!("reading the ledger: {error}")))?;
+        let mut visit = |index: u64, bytes: &[u8]| match each(index, bytes) {
+            Ok(wrote) => {
+                written += u64::from(wrote);
+                true
+            }
+            Err(error) => {
+                failed = Some(error);
+                false
+            }
+        };
+        let read = match &self.source {
+            Source::Files { reader, .. } => reader
+                .for_each_entry(from, to, |index, bytes| {
+                    if visit(index, bytes) {
+                        Ok(())
+                    } else {
+                        Err(cordon_ledger::LedgerError::OutOfRange { index, size: to })
+                    }
+                })
+                .map_err(|error| error.to_string()),
+            Source::Shared { ledger, .. } => ledger
+                .for_each_entry(from, to, &mut |index, bytes| {
+                    if visit(index, bytes) {
+                        Ok(())
+                    } else {
+                        // The export's own error (in `failed`) is the answer, not this one.
+                        Err(cordon_store::StoreError::Sql {
+                            database: String::new(),
+                            action: "export",
+                            message: "stopped".into(),
+                        })
+                    }
+                })
+                .map_err(|error| error.to_string()),
+        };
+        if let Some(error) = failed {
+            return Err(error);
+        }
+        read.map_err(|error| anyhow::anyhow!("reading the ledger: {error}"))?;
         Ok(written)
     }
 }

@@ -45,36 +45,65 @@ fn validate(file: &Path) -> (bool, String) {
     )
 }
 
-/// The ledger's access decisions, read without cordon's export code: (index, time).
-fn access_decisions(data: &Path) -> Vec<(u64, i64)> {
-    let reader = LogReader::new(&data.join("ledger"));
-    let size = reader.checkpoint().unwrap().checkpoint.size;
-    let mut decisions = Vec::new();
-    reader
-        .for_each_entry(0, size, |index, bytes| {
-            let entry: Value = serde_json::from_slice(bytes).unwrap();
-            if entry["kind"] == "access" {
-                decisions.push((index, entry["time_ms"].as_i64().unwrap()));
-            }
-            Ok(())
-        })
-        .unwrap();
-    decisions
+/// Every entry the ledger's checkpoint covers, read without cordon's export code: from the
+/// log's files, or from the PostgreSQL database at `store`.
+fn ledger(data: &Path, store: Option<&str>) -> Vec<(u64, Value)> {
+    let mut found = Vec::new();
+    let mut keep = |index: u64, bytes: &[u8]| found.push((index, serde_json::from_slice::<Value>(bytes).unwrap()));
+    match store {
+        None => {
+            let reader = LogReader::new(&data.join("ledger"));
+            let size = reader.checkpoint().unwrap().checkpoint.size;
+            reader
+                .for_each_entry(0, size, |index, bytes| {
+                    keep(index, bytes);
+                    Ok(())
+                })
+                .unwrap();
+        }
+        Some(url) => {
+            let reader = cordon_store::SharedLedger::open_reader(url).unwrap();
+            let size = reader.checkpoint().unwrap().checkpoint.size;
+            reader
+                .for_each_entry(0, size, &mut |index, bytes| {
+                    keep(index, bytes);
+                    Ok(())
+                })
+                .unwrap();
+        }
+    }
+    found
+}
+
+/// The ledger's access decisions: (index, time).
+fn access_decisions(data: &Path, store: Option<&str>) -> Vec<(u64, i64)> {
+    ledger(data, store)
+        .into_iter()
+        .filter(|(_, entry)| entry["kind"] == "access")
+        .map(|(index, entry)| (index, entry["time_ms"].as_i64().unwrap()))
+        .collect()
 }
 
 fn events(text: &str) -> Vec<Value> {
     text.lines().map(|line| serde_json::from_str(line).unwrap()).collect()
 }
 
+/// On the store the suite runs on: the embedded default, or PostgreSQL (the ledger sequenced
+/// through it; the incident commands and the export read it there).
 #[test]
 fn ocsf_export_is_valid_ocsf_and_covers_every_decision() {
     let work = tempfile::tempdir().unwrap();
     let scenario = work.path().join("scenario.toml");
     std::fs::write(&scenario, SCENARIO).unwrap();
     let data = work.path().join("data");
-    let (ok, _, errors) = cordon(&["sim", "--scenario", scenario.to_str().unwrap(), "--data", data.to_str().unwrap()]);
+    let database = cordon_testpg::StoreUnderTest::from_environment().unwrap().database().unwrap();
+    let url = database.as_ref().map(cordon_testpg::TestDatabase::url);
+    let store = url.as_deref();
+    let mut sim = vec!["sim", "--scenario", scenario.to_str().unwrap(), "--data", data.to_str().unwrap()];
+    sim.extend(store.map(|url| ["--store", url]).into_iter().flatten());
+    let (ok, _, errors) = cordon(&sim);
     assert!(ok, "{errors}");
-    let decisions = access_decisions(&data);
+    let decisions = access_decisions(&data, store);
     assert!(decisions.len() > 100, "the scenario made {} decisions", decisions.len());
 
     // Protective actions, so that Remediation Activity is exported and validated too.
@@ -87,8 +116,9 @@ fn ocsf_export_is_valid_ocsf_and_covers_every_decision() {
     let (ok, _, errors) = cordon(&["export", "ocsf", "--data", data.to_str().unwrap(), "--out", out.to_str().unwrap()]);
     assert!(ok, "{errors}");
     // Every entry, the export's own record among them (it is written first).
-    let all = entries(&data);
+    let all = entries(&data, store);
     assert!(errors.contains(&format!("{} events written", all.len())), "{errors}");
+    assert_eq!(all.last().map(|(.., change)| change.as_str()), Some("export.ocsf"), "the export is recorded last");
     let text = std::fs::read_to_string(&out).unwrap();
     let exported = events(&text);
     let sequences: Vec<u64> = exported.iter().map(|event| event["metadata"]["sequence"].as_u64().unwrap()).collect();
@@ -140,7 +170,7 @@ fn ocsf_export_is_valid_ocsf_and_covers_every_decision() {
     assert!(ok, "{errors}");
     let day = march_third();
     let expected: Vec<u64> =
-        entries(&data).iter().filter(|(_, time, ..)| day.contains(time)).map(|(index, ..)| *index).collect();
+        entries(&data, store).iter().filter(|(_, time, ..)| day.contains(time)).map(|(index, ..)| *index).collect();
     let windowed: Vec<u64> =
         events(&stdout).iter().map(|event| event["metadata"]["sequence"].as_u64().unwrap()).collect();
     assert!(!expected.is_empty());
@@ -162,23 +192,18 @@ fn ocsf_export_is_valid_ocsf_and_covers_every_decision() {
 
 /// 2026-03-03 in Unix milliseconds, UTC, computed here without cordon's time code.
 /// Every ledger entry, read without cordon's export code: (index, time, kind, change).
-fn entries(data: &Path) -> Vec<(u64, i64, String, String)> {
-    let reader = LogReader::new(&data.join("ledger"));
-    let size = reader.checkpoint().unwrap().checkpoint.size;
-    let mut found = Vec::new();
-    reader
-        .for_each_entry(0, size, |index, bytes| {
-            let entry: Value = serde_json::from_slice(bytes).unwrap();
-            found.push((
+fn entries(data: &Path, store: Option<&str>) -> Vec<(u64, i64, String, String)> {
+    ledger(data, store)
+        .into_iter()
+        .map(|(index, entry)| {
+            (
                 index,
                 entry["time_ms"].as_i64().unwrap(),
                 entry["kind"].as_str().unwrap().to_string(),
                 entry["change"].as_str().unwrap_or_default().to_string(),
-            ));
-            Ok(())
+            )
         })
-        .unwrap();
-    found
+        .collect()
 }
 
 /// The OCSF class an entry of `kind` (and `change`) is exported as.
@@ -241,7 +266,7 @@ fn ocsf_follow_resumes_from_its_cursor_while_the_server_runs() {
             cordon(&["export", "ocsf", "--data", data_text, "--out", out_text, "--cursor", cursor_text]);
         assert!(ok, "{errors}");
     }
-    let size = entries(&data).len() as u64;
+    let size = entries(&data, None).len() as u64;
     assert_eq!(sequences(), (0..size).collect::<Vec<_>>(), "every entry once, in order");
     assert_eq!(std::fs::read_to_string(&cursor).unwrap().trim(), size.to_string());
 

@@ -54,6 +54,8 @@ struct Desk {
     clock: Arc<TestClock>,
     _scratch: tempfile::TempDir,
     data: DataDir,
+    // Declared after the gateway, so dropped after it.
+    _database: Option<cordon_testpg::TestDatabase>,
 }
 
 impl Desk {
@@ -81,7 +83,7 @@ fn desk() -> Desk {
     let scratch = tempfile::tempdir().unwrap();
     let data = DataDir::new(&scratch.path().join("data"));
     let clock = Arc::new(TestClock(AtomicI64::new(parse_utc("2026-12-04T06:00:00Z").unwrap() * 1000)));
-    data.init(None, clock.clone()).unwrap();
+    let database = crate::init(&data, clock.clone());
     let secret = data.path("zendesk-secret");
     std::fs::write(&secret, format!("{SECRET}\n")).unwrap();
     std::fs::set_permissions(&secret, std::fs::Permissions::from_mode(0o600)).unwrap();
@@ -104,7 +106,7 @@ fn desk() -> Desk {
         "\n"
     );
     cordon_gateway::import(&gateway, ImportKind::Agents, agents.as_bytes(), |_| {}).unwrap();
-    Desk { gateway, clock, _scratch: scratch, data }
+    Desk { gateway, clock, _scratch: scratch, data, _database: database }
 }
 
 fn user_event(id: &str, user: &str, role: &str, email: Option<&str>, external_id: Option<&str>) -> Value {
@@ -362,10 +364,7 @@ fn tickets_follow_the_helpdesk_in_order_once_each_and_justify_reveals() {
 
     // Every applied event is a ledger entry naming ids only: no address, no subject line.
     drop(desk.gateway);
-    let ledger = cordon_ledger::LogReader::new(&desk.data.path("ledger"));
-    let size = ledger.checkpoint().unwrap().checkpoint.size;
-    let entries: String =
-        (0..size).map(|index| String::from_utf8_lossy(&ledger.entry(index, size).unwrap()).into_owned()).collect();
+    let entries: String = crate::ledger_texts(&desk.data).concat();
     assert_eq!(entries.matches("\"change\":\"ticket.helpdesk\"").count(), 6, "{entries}");
     assert_eq!(entries.matches("\"change\":\"helpdesk.user\"").count(), 5);
     assert!(entries.contains("opened by an agent"), "{entries}");
@@ -472,7 +471,7 @@ fn the_customer_sees_who_raised_the_ticket_and_an_unopenable_record_is_refused_o
 
     // Another customer's wrapped data key put in cus-1's row: nothing opens, and each attempt
     // is a refusal on the record, answered with the failure rather than a value.
-    let Desk { gateway, clock, _scratch, data } = desk;
+    let Desk { gateway, clock, _scratch, data, _database } = desk;
     drop(gateway);
     let store = stored(&data);
     let other = store.customer("cus-2").unwrap().unwrap().sealed.unwrap();
@@ -493,11 +492,9 @@ fn the_customer_sees_who_raised_the_ticket_and_an_unopenable_record_is_refused_o
     }
     assert_eq!(gateway.audit().size(), before + 3, "each attempt is recorded");
     drop(gateway);
-    let ledger = cordon_ledger::LogReader::new(&data.path("ledger"));
-    let size = ledger.checkpoint().unwrap().checkpoint.size;
-    assert!(size >= before + 3);
-    for index in before..before + 3 {
-        let entry = String::from_utf8(ledger.entry(index, size).unwrap()).unwrap();
+    let texts = crate::ledger_texts(&data);
+    assert!(texts.len() as u64 >= before + 3);
+    for entry in &texts[before as usize..before as usize + 3] {
         assert!(entry.contains("\"deny\"") && entry.contains("cordon:record-unopenable"), "{entry}");
     }
 }

@@ -67,7 +67,7 @@ proptest! {
 fn imports_of_any_shape_count_every_line_and_leave_a_directory_that_opens() {
     let scratch = tempfile::tempdir().unwrap();
     let data = DataDir::new(&scratch.path().join("data"));
-    data.init(None, Arc::new(SystemClock)).unwrap();
+    let _database = crate::init(&data, Arc::new(SystemClock));
     let gateway = data.open(Arc::new(SystemClock)).unwrap();
     let mut runner = proptest::test_runner::TestRunner::new(proptest::test_runner::Config {
         cases: 48,

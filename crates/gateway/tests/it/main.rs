@@ -7,6 +7,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use cordon_gateway::{DataDir, SystemClock, TokenRole};
+use cordon_testpg::{StoreUnderTest, TestDatabase};
 use cordon_vault::Field;
 use serde_json::json;
 
@@ -21,9 +22,31 @@ mod helpdesk;
 mod hostile_input;
 mod oidc;
 
-/// The store beside a gateway, read directly: tests look at the sealed rows themselves.
+/// Initialises `data` on the store the suite runs on (`CORDON_TEST_STORE`: the embedded
+/// default, or a PostgreSQL database of its own, which the caller keeps until it is done).
+fn init(data: &DataDir, clock: Arc<dyn cordon_gateway::Clock>) -> Option<TestDatabase> {
+    let database = StoreUnderTest::from_environment().unwrap().database().unwrap();
+    data.init_with_store(None, database.as_ref().map(TestDatabase::url).as_deref(), clock).unwrap();
+    database
+}
+
+/// The store of a gateway, read directly: tests look at the sealed rows themselves.
 fn stored(data: &DataDir) -> cordon_store::Store {
-    cordon_store::Store::open(&data.path(cordon_gateway::DATABASE_FILE)).unwrap()
+    data.open_store(&data.config().unwrap()).unwrap()
+}
+
+/// Every entry of the ledger as text, read through a gateway opened on it.
+fn ledger_texts(data: &DataDir) -> Vec<String> {
+    let gateway = data.open(Arc::new(SystemClock)).unwrap();
+    let mut texts = Vec::new();
+    gateway
+        .audit()
+        .for_each_entry(&mut |_, bytes| {
+            texts.push(String::from_utf8_lossy(bytes).into_owned());
+            Ok(())
+        })
+        .unwrap();
+    texts
 }
 
 fn key_files(data: &DataDir) -> Vec<String> {
@@ -40,7 +63,7 @@ fn key_files(data: &DataDir) -> Vec<String> {
 fn rotating_the_kek_rewraps_every_data_key_and_keeps_every_field() {
     let scratch = tempfile::tempdir().unwrap();
     let data = DataDir::new(&scratch.path().join("data"));
-    data.init(None, Arc::new(SystemClock)).unwrap();
+    let _database = init(&data, Arc::new(SystemClock));
     let before = {
         let gateway = data.open(Arc::new(SystemClock)).unwrap();
         let admin = gateway.authenticate(&gateway.issue_role_token(TokenRole::Admin).unwrap()).unwrap();
@@ -73,9 +96,7 @@ fn rotating_the_kek_rewraps_every_data_key_and_keeps_every_field() {
     }
     // The rotation is in the audit ledger.
     drop(gateway);
-    let ledger = cordon_ledger::LogReader::new(&data.path("ledger"));
-    let size = ledger.checkpoint().unwrap().checkpoint.size;
-    let last = String::from_utf8(ledger.entry(size - 1, size).unwrap()).unwrap();
+    let last = ledger_texts(&data).pop().unwrap();
     assert!(last.contains("\"change\":\"keys.rotate\""), "{last}");
     assert!(!last.contains("Customer"), "entries hold identifiers only: {last}");
 }
@@ -84,7 +105,7 @@ fn rotating_the_kek_rewraps_every_data_key_and_keeps_every_field() {
 fn a_handle_opened_for_analysis_answers_no_access_request() {
     let scratch = tempfile::tempdir().unwrap();
     let data = DataDir::new(&scratch.path().join("data"));
-    data.init(None, Arc::new(SystemClock)).unwrap();
+    let _database = init(&data, Arc::new(SystemClock));
     let agents = r#"{"id": "agt-sam", "name": "Sam Ortiz", "team": "l1-chat", "site": "us-sf", "employer": "staff", "shift": [0, 0]}"#;
     {
         let gateway = data.open(Arc::new(SystemClock)).unwrap();
@@ -116,7 +137,7 @@ fn a_handle_opened_for_analysis_answers_no_access_request() {
 fn rotating_the_token_key_keeps_or_revokes_earlier_tokens_as_asked() {
     let scratch = tempfile::tempdir().unwrap();
     let data = DataDir::new(&scratch.path().join("data"));
-    data.init(None, Arc::new(SystemClock)).unwrap();
+    let _database = init(&data, Arc::new(SystemClock));
     let issue = || data.open(Arc::new(SystemClock)).unwrap().issue_role_token(TokenRole::Analyst).unwrap();
     let accepted = |token: &str| data.open(Arc::new(SystemClock)).unwrap().authenticate(token).is_ok();
     let stranger = cordon_gateway::TokenKey::new(&[9u8; 32])
@@ -125,18 +146,7 @@ fn rotating_the_token_key_keeps_or_revokes_earlier_tokens_as_asked() {
         .unwrap();
     let first = issue();
     let entries = |data: &DataDir| {
-        let mut found = Vec::new();
-        let reader = cordon_ledger::LogReader::new(&data.path("ledger"));
-        let size = reader.checkpoint().unwrap().checkpoint.size;
-        reader
-            .for_each_entry(0, size, |_, bytes| {
-                if String::from_utf8_lossy(bytes).contains("keys.rotate-token") {
-                    found.push(String::from_utf8_lossy(bytes).into_owned());
-                }
-                Ok(())
-            })
-            .unwrap();
-        found
+        ledger_texts(data).into_iter().filter(|text| text.contains("keys.rotate-token")).collect::<Vec<_>>()
     };
 
     data.rotate_token_key(Arc::new(SystemClock), true).unwrap();
@@ -178,7 +188,7 @@ fn rotating_the_blind_index_key_keeps_every_search_and_drops_the_old_digests() {
     use cordon_vault::SearchKey;
     let scratch = tempfile::tempdir().unwrap();
     let data = DataDir::new(&scratch.path().join("data"));
-    data.init(None, Arc::new(SystemClock)).unwrap();
+    let _database = init(&data, Arc::new(SystemClock));
     let email = |index: usize| format!("c{index}@example.org");
     let old_digest = {
         let gateway = data.open(Arc::new(SystemClock)).unwrap();
@@ -198,7 +208,7 @@ fn rotating_the_blind_index_key_keeps_every_search_and_drops_the_old_digests() {
 
     // An empty directory rotates too (nothing staged, an empty index swapped in).
     let empty = DataDir::new(&scratch.path().join("empty"));
-    empty.init(None, Arc::new(SystemClock)).unwrap();
+    let _empty_database = init(&empty, Arc::new(SystemClock));
     assert_eq!(empty.rotate_blind_index_key(Arc::new(SystemClock)).unwrap(), (0, 0));
 
     let (customers, entries) = data.rotate_blind_index_key(Arc::new(SystemClock)).unwrap();
@@ -230,17 +240,14 @@ fn rotating_the_blind_index_key_keeps_every_search_and_drops_the_old_digests() {
     assert!(store.search(SearchKey::Email, &digest(SearchKey::Email, &email(1234))).unwrap().is_empty());
     assert_eq!(store.search(SearchKey::Email, &digest(SearchKey::Email, "moved@example.org")).unwrap(), ["cus-1234"]);
     drop(gateway);
-    let ledger = cordon_ledger::LogReader::new(&data.path("ledger"));
-    let size = ledger.checkpoint().unwrap().checkpoint.size;
-    let found = (0..size)
-        .rev()
-        .take(5)
-        .any(|index| String::from_utf8_lossy(&ledger.entry(index, size).unwrap()).contains("keys.rotate-blind-index"));
+    let found = ledger_texts(&data).iter().rev().take(5).any(|text| text.contains("keys.rotate-blind-index"));
     assert!(found, "the rotation is in the ledger");
 }
 
 #[test]
 fn backups_are_taken_one_at_a_time_and_only_by_the_administrators_identity() {
+    // A backup of the folder is the embedded default's (on PostgreSQL it refuses: a test of
+    // the shared store says so), so this runs on it whatever the suite runs on.
     let scratch = tempfile::tempdir().unwrap();
     let data = DataDir::new(&scratch.path().join("data"));
     data.init(None, Arc::new(SystemClock)).unwrap();

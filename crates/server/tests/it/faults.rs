@@ -2,6 +2,8 @@
 //! disk that fills up (a small tmpfs: the kernel's own `ENOSPC`). The record and the state
 //! must agree afterwards, a node that cannot commit must say so, and it must come back
 //! without a restart once it can. Each test is named by the failure it guards against.
+//! The tests of the embedded default's own files (its SQLite files, its ledger's disk) run
+//! on it whatever store the suite runs on.
 
 use std::path::Path;
 use std::process::Command;
@@ -18,12 +20,12 @@ use crate::support::Harness;
 
 /// Closes the server, runs `between` on the closed data directory, and opens it again.
 fn reopen_after(harness: Harness, between: impl FnOnce(&Path)) -> Harness {
-    let Harness { dir, clock, state, admin } = harness;
+    let Harness { dir, clock, state, admin, database } = harness;
     drop(state);
     let data = dir.path().join("data");
     between(&data);
     let gateway = DataDir::new(&data).open(clock.clone()).unwrap();
-    Harness { dir, clock, state: Arc::new(AppState::new(gateway)), admin }
+    Harness { dir, clock, state: Arc::new(AppState::new(gateway)), admin, database }
 }
 
 /// Awaits every call, concurrently, in order.
@@ -154,7 +156,7 @@ async fn reveal(harness: &Harness, token: &str) -> (StatusCode, Value) {
 /// entirely is read back from the ledger at the next start.
 #[tokio::test]
 async fn access_history_lost_to_a_crash_is_read_back_from_the_ledger() {
-    let harness = Harness::new();
+    let harness = Harness::embedded();
     harness.put_assigned_ticket().await;
     let agent = harness.agent_token("agt-1");
     assert_eq!(reveal(&harness, &agent).await.0, StatusCode::OK);
@@ -190,7 +192,7 @@ async fn access_history_lost_to_a_crash_is_read_back_from_the_ledger() {
 #[tokio::test]
 async fn a_suspension_recorded_while_the_store_is_full_holds_and_is_repaired_from_the_ledger() {
     let disk = SmallDisk::new(4 << 20).unwrap();
-    let harness = Harness::new();
+    let harness = Harness::embedded();
     harness.put_assigned_ticket().await;
     let harness = reopen_after(harness, store_onto(&disk));
     let agent = harness.agent_token("agt-1");
@@ -236,7 +238,7 @@ async fn a_suspension_recorded_while_the_store_is_full_holds_and_is_repaired_fro
 #[tokio::test]
 async fn a_full_ledger_disk_refuses_data_says_so_and_recovers_without_a_restart() {
     let disk = SmallDisk::new(4 << 20).unwrap();
-    let harness = Harness::new();
+    let harness = Harness::embedded();
     harness.put_assigned_ticket().await;
     let harness = reopen_after(harness, ledger_onto(&disk));
     let agent = harness.agent_token("agt-1");
@@ -281,7 +283,7 @@ async fn a_full_ledger_disk_refuses_data_says_so_and_recovers_without_a_restart(
 #[tokio::test]
 async fn a_refused_reveal_leaves_no_allowed_entry_after_a_crash() {
     let disk = SmallDisk::new(4 << 20).unwrap();
-    let harness = Harness::new();
+    let harness = Harness::embedded();
     harness.put_assigned_ticket().await;
     let harness = reopen_after(harness, ledger_onto(&disk));
     let agent = harness.agent_token("agt-1");
@@ -320,7 +322,7 @@ async fn a_refused_reveal_leaves_no_allowed_entry_after_a_crash() {
 #[tokio::test]
 async fn a_close_on_a_full_ledger_disk_is_an_error_and_loses_nothing() {
     let disk = SmallDisk::new(4 << 20).unwrap();
-    let harness = Harness::with_config(|config| config.ledger.checkpoint_interval_ms = 3_600_000);
+    let harness = Harness::embedded_with_config(|config| config.ledger.checkpoint_interval_ms = 3_600_000);
     harness.put_assigned_ticket().await;
     let harness = reopen_after(harness, ledger_onto(&disk));
     let (status, answer) = reveal(&harness, &harness.agent_token("agt-1")).await;
@@ -436,7 +438,7 @@ async fn a_snapshot_that_does_not_fit_is_not_used() {
 #[tokio::test]
 async fn a_detection_suspension_holds_while_the_store_is_full() {
     let disk = SmallDisk::new(4 << 20).unwrap();
-    let harness = Harness::new();
+    let harness = Harness::embedded();
     harness.put_assigned_ticket().await;
     harness.put_canary("cus-999", crate::support::customer_fields("Cora Nary", "cora@example.org", 250_000.0)).await;
     let harness = reopen_after(harness, store_onto(&disk));
@@ -491,7 +493,7 @@ async fn a_put_after_a_suspension_does_not_reinstate_at_restart_and_offboarding_
 #[tokio::test]
 async fn a_start_on_a_full_ledger_disk_opens_and_heals_when_space_returns() {
     let disk = SmallDisk::new(4 << 20).unwrap();
-    let harness = Harness::with_config(|config| config.ledger.checkpoint_interval_ms = 3_600_000);
+    let harness = Harness::embedded_with_config(|config| config.ledger.checkpoint_interval_ms = 3_600_000);
     harness.put_assigned_ticket().await;
     let harness = reopen_after(harness, ledger_onto(&disk));
     let agent = harness.agent_token("agt-1");
@@ -527,7 +529,7 @@ async fn the_exposure_index_follows_the_ledger_before_any_incident_command() {
     let agent = harness.agent_token("agt-1");
     assert_eq!(reveal(&harness, &agent).await.0, StatusCode::OK);
     let size = harness.state.gateway.audit().size();
-    let store = cordon_store::Store::open(&harness.data().path("cordon.sqlite")).unwrap();
+    let store = harness.store();
     let started = std::time::Instant::now();
     while store.exposures_through().unwrap() < size {
         assert!(started.elapsed() < std::time::Duration::from_secs(10), "the follower indexes exposures by itself");

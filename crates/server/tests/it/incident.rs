@@ -136,7 +136,7 @@ async fn heavy_requests_are_bounded_and_evidence_streams() {
 
     // With no room for heavy work, every heavy route says so; the rest answers.
     // The same gateway, behind a state with no room for heavy work.
-    let Harness { dir, clock, state, admin } = harness;
+    let Harness { dir, clock, state, admin, database } = harness;
     let gateway = std::sync::Arc::into_inner(state).unwrap().gateway;
     let bounded = std::sync::Arc::new(cordon_server::AppState::with_heavy_at_once(gateway, 0));
     let heavy = [
@@ -164,5 +164,5 @@ async fn heavy_requests_are_bounded_and_evidence_streams() {
     let (status, _) =
         crate::support::call(&bounded, Method::GET, "/v1/customers/cus-1?ticket=t-1", Some(&agent), None).await;
     assert_eq!(status, StatusCode::OK, "fast requests are not bounded by heavy ones");
-    drop((dir, clock, admin));
+    drop((bounded, dir, clock, admin, database));
 }

@@ -337,10 +337,18 @@ async fn an_admin_can_issue_an_agent_token_and_the_issue_is_on_record() {
     }
 
     let index = issued["ledger_index"].as_u64().unwrap();
-    let Harness { dir, state, .. } = harness;
-    drop(state);
-    let ledger = cordon_ledger::LogReader::new(&dir.path().join("data/ledger"));
-    let size = ledger.checkpoint().unwrap().checkpoint.size;
-    let entry: Value = serde_json::from_slice(&ledger.entry(index, size).unwrap()).unwrap();
+    let mut recorded = None;
+    harness
+        .state
+        .gateway
+        .audit()
+        .for_each_entry(&mut |at, bytes| {
+            if at == index {
+                recorded = Some(serde_json::from_slice::<Value>(bytes).map_err(|error| error.to_string())?);
+            }
+            Ok(())
+        })
+        .unwrap();
+    let entry = recorded.expect("the entry the answer names is in the ledger");
     assert_eq!((entry["change"].as_str(), entry["target"].as_str()), (Some("token.issue"), Some("agt-1")), "{entry}");
 }

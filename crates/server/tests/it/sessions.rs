@@ -140,11 +140,11 @@ async fn a_session_is_recorded_marks_its_accesses_and_ends_every_way_it_should()
 /// ledger and is the same.
 #[tokio::test]
 async fn a_session_is_traced_from_the_ledger_when_the_store_was_restored_from_before_it() {
-    let harness = Harness::new();
+    let harness = Harness::embedded();
     harness.put_assigned_ticket().await;
     let token = harness.agent_token("agt-1");
     // The backup: the database as it was before the session.
-    let crate::support::Harness { dir, clock, state, admin } = harness;
+    let crate::support::Harness { dir, clock, state, admin, .. } = harness;
     drop(state);
     let data = dir.path().join("data");
     let backup = dir.path().join("backup");

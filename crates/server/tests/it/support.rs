@@ -7,6 +7,7 @@ use axum::body::Body;
 use axum::http::{Method, Request, StatusCode};
 use cordon_gateway::{AuditLog, Clock, DataDir, Gateway};
 use cordon_server::{AppState, app};
+use cordon_testpg::{StoreUnderTest, TestDatabase};
 use http_body_util::BodyExt as _;
 use serde_json::{Value, json};
 use tower::ServiceExt as _;
@@ -32,6 +33,9 @@ pub struct Harness {
     pub clock: Arc<TestClock>,
     pub state: Arc<AppState>,
     pub admin: String,
+    /// The PostgreSQL database the store is in when the suite runs on PostgreSQL (declared
+    /// last: it is dropped after the server that uses it).
+    pub database: Option<cordon_testpg::TestDatabase>,
 }
 
 /// A full customer record with distinctive values.
@@ -55,31 +59,51 @@ pub fn customer_fields(name: &str, email: &str, balance_usd: f64) -> Value {
 }
 
 impl Harness {
+    /// A harness on the store the suite runs on (`CORDON_TEST_STORE`: the embedded default,
+    /// or a PostgreSQL database of its own).
     pub fn new() -> Harness {
         Harness::with_config(|_| {})
     }
 
-    /// A harness whose `cordon.toml` is edited before the server opens it.
+    /// A harness whose `cordon.toml` is edited before the server opens it, on the store the
+    /// suite runs on.
     pub fn with_config(edit: impl FnOnce(&mut cordon_gateway::Config)) -> Harness {
+        let database = StoreUnderTest::from_environment().unwrap().database().unwrap();
+        Harness::made(database, edit)
+    }
+
+    /// A harness on the embedded default whatever the suite runs on, for a test of what only
+    /// it has (the SQLite file, the ledger's files, a backup of the folder).
+    pub fn embedded_with_config(edit: impl FnOnce(&mut cordon_gateway::Config)) -> Harness {
+        Harness::made(None, edit)
+    }
+
+    pub fn embedded() -> Harness {
+        Harness::embedded_with_config(|_| {})
+    }
+
+    fn made(database: Option<TestDatabase>, edit: impl FnOnce(&mut cordon_gateway::Config)) -> Harness {
         let dir = tempfile::tempdir().unwrap();
         let clock = Arc::new(TestClock(AtomicI64::new(1_795_000_000_000)));
         let data = DataDir::new(&dir.path().join("data"));
-        let made = data.init(None, clock.clone()).unwrap();
+        let url = database.as_ref().map(TestDatabase::url);
+        let made = data.init_with_store(None, url.as_deref(), clock.clone()).unwrap();
         let mut config = data.config().unwrap();
         edit(&mut config);
         std::fs::write(data.path("cordon.toml"), config.to_toml().unwrap()).unwrap();
         let gateway = data.open(clock.clone()).unwrap();
-        Harness { state: Arc::new(AppState::new(gateway)), dir, clock, admin: made.admin_token }
+        Harness { state: Arc::new(AppState::new(gateway)), dir, clock, admin: made.admin_token, database }
     }
 
-    /// A harness whose store and ledger are the PostgreSQL database at `url`.
+    /// A harness whose store and ledger are the PostgreSQL database at `url` (a test of
+    /// several gateways, which makes its database itself).
     pub fn on_postgres(url: &str) -> Harness {
         let dir = tempfile::tempdir().unwrap();
         let clock = Arc::new(TestClock(AtomicI64::new(1_795_000_000_000)));
         let data = DataDir::new(&dir.path().join("data"));
         let made = data.init_with_store(None, Some(url), clock.clone()).unwrap();
         let gateway = data.open(clock.clone()).unwrap();
-        Harness { state: Arc::new(AppState::new(gateway)), dir, clock, admin: made.admin_token }
+        Harness { state: Arc::new(AppState::new(gateway)), dir, clock, admin: made.admin_token, database: None }
     }
 
     /// A second gateway of this deployment, as another host runs it: a copy of the data
@@ -95,11 +119,23 @@ impl Harness {
             .unwrap();
         assert!(copied.success());
         let gateway = DataDir::new(&dir.path().join("data")).open(self.clock.clone()).unwrap();
-        Harness { state: Arc::new(AppState::new(gateway)), dir, clock: self.clock.clone(), admin: self.admin.clone() }
+        Harness {
+            state: Arc::new(AppState::new(gateway)),
+            dir,
+            clock: self.clock.clone(),
+            admin: self.admin.clone(),
+            database: None,
+        }
     }
 
     pub fn data(&self) -> DataDir {
         DataDir::new(&self.dir.path().join("data"))
+    }
+
+    /// The gateway's store, opened apart from the server (as a test looks at its rows).
+    pub fn store(&self) -> cordon_store::Store {
+        let data = self.data();
+        data.open_store(&data.config().unwrap()).unwrap()
     }
 
     /// Another server over the same data directory, with `audit` in place of the ledger.
@@ -166,19 +202,39 @@ impl Harness {
         assert_eq!(status, StatusCode::OK);
         let (status, checkpoint) = harness.call(Method::GET, "/v1/ledger/checkpoint", None, None).await;
         assert_eq!(status, StatusCode::OK, "{checkpoint}");
-        let data = harness.data();
-        let key = std::fs::read_to_string(data.path("ledger/private/verifier-key")).unwrap();
-        let verifier = cordon_ledger::Verifier::parse(key.trim()).unwrap();
-        cordon_ledger::verify_log(&data.path("ledger"), &verifier, None).unwrap();
+        harness.verify_ledger();
         harness
+    }
+
+    /// Verifies the ledger from the tiles up under its own key: the file ledger in place, the
+    /// PostgreSQL one as `cordon log export` writes it out.
+    pub fn verify_ledger(&self) {
+        let data = self.data();
+        let config = data.config().unwrap();
+        match data.store_url(&config).unwrap() {
+            None => {
+                let key = std::fs::read_to_string(data.path("ledger/private/verifier-key")).unwrap();
+                let verifier = cordon_ledger::Verifier::parse(key.trim()).unwrap();
+                cordon_ledger::verify_log(&data.path("ledger"), &verifier, None).unwrap();
+            }
+            Some(url) => {
+                let verifier = cordon_ledger::Verifier::parse(&self.state.gateway.audit().verifier_key()).unwrap();
+                let exported = tempfile::tempdir().unwrap();
+                let out = exported.path().join("ledger");
+                let ledger = cordon_store::SharedLedger::open_reader(&url).unwrap();
+                let size = ledger.export(&out).unwrap();
+                let verified = cordon_ledger::verify_log(&out, &verifier, None).unwrap();
+                assert_eq!(verified.size, size, "the exported ledger verifies at the size exported");
+            }
+        }
     }
 
     /// Closes the server and opens the data directory again, as a restart does.
     pub fn reopen(self) -> Harness {
-        let Harness { dir, clock, state, admin } = self;
+        let Harness { dir, clock, state, admin, database } = self;
         drop(state);
         let gateway = DataDir::new(&dir.path().join("data")).open(clock.clone()).unwrap();
-        Harness { dir, clock, state: Arc::new(AppState::new(gateway)), admin }
+        Harness { dir, clock, state: Arc::new(AppState::new(gateway)), admin, database }
     }
 }
 

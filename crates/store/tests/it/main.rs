@@ -207,6 +207,38 @@ fn access_history_is_per_customer_in_ledger_order_on(backend: &Backend) {
     assert!(!history[0].allowed);
 }
 
+/// Regression: PostgreSQL's text holds no NUL, so a request naming a customer id with one
+/// (any agent may send it; it is recorded as asked for) failed in the store with 500 on
+/// PostgreSQL, and its access event could not be indexed, where SQLite kept it. On both, a
+/// hostile id is looked up (finding nothing) and indexed, and its history reads back.
+#[test]
+fn text_holding_nul_is_stored_and_found_again_on_both_backends() {
+    for backend in backends() {
+        let store = backend.open();
+        for (index, id) in [(0u64, "a\0b"), (1, "\0"), (2, "c-1")] {
+            assert_eq!(store.customer(id).unwrap(), None, "{backend}: {id:?} names nobody");
+            assert_eq!(store.ticket(id).unwrap(), None, "{backend}: {id:?}");
+            let event = AccessEvent {
+                ledger_index: index,
+                time: 1000,
+                agent_id: "a-1".into(),
+                customer_id: Some(id.into()),
+                ticket_id: Some(format!("t\0{index}")),
+                action: "view".into(),
+                fields: vec![],
+                allowed: false,
+                policies: vec!["customer-not-found".into()],
+                request_id: format!("r\0{index}"),
+            };
+            store.add_access_events(&[event], index + 1).unwrap();
+        }
+        let history = store.access_history("a\0b", 10).unwrap();
+        assert_eq!(history.iter().map(|event| event.ledger_index).collect::<Vec<_>>(), [0], "{backend}");
+        assert_eq!(store.access_history("\0", 10).unwrap().len(), 1, "{backend}");
+        assert_eq!(store.access_history("c-1", 10).unwrap().len(), 1, "{backend}: the others are apart");
+    }
+}
+
 /// Every agent's reach by customer, as `for_each_reach` reads it, and the last change it holds.
 fn reach_by_customer(store: &Store) -> (u64, BTreeMap<String, Vec<(String, u8)>>) {
     let mut reach: BTreeMap<String, Vec<(String, u8)>> = BTreeMap::new();
