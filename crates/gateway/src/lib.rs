@@ -57,6 +57,7 @@ pub use incident::{
     ProtectionStatus, alert_json, incident_json, protect_json, protective_actions_for, risk_board_json,
 };
 pub use kek::KekHome;
+pub use record::REVOKED_TOKEN_POLICY;
 pub use service::{Card, Gateway, Revealed, SearchHit, Verified};
 pub use session::{
     ConsoleSession, SESSION_CODE_ALPHABET, SESSION_CODE_LENGTH, SESSION_IDLE_MS, SESSION_LIFETIME_MS, SessionReport,

@@ -102,7 +102,7 @@ impl Gateway {
                     .into(),
             ));
         }
-        let Recorded { mut entry, facts, observed, statement } = recorded;
+        let Recorded { mut entry, facts, observed, statement, token } = recorded;
         entry.why = facts.why.map(|why| why.name().to_string());
         entry.beyond_need = facts.beyond_need.clone();
         entry.off_shift = facts.off_shift;
@@ -110,22 +110,27 @@ impl Gateway {
         // the ledger's order or reaches the detector.
         let unchanged = entry.encode_leaving_room().map_err(|error| GatewayError::BadRequest(error.to_string()))?;
         let search_found = entry.matches.as_ref().is_some_and(|matches| !matches.is_empty());
-        let (pending, (entry, verdict, alerts)) = self.append_in_order(|index, sequenced| {
+        let (pending, (entry, verdict, alerts, refused_in_place)) = self.append_in_order(|index, sequenced| {
             // The agent's status as the ledger records it now, in this entry's place:
             // decided on a status read before a suspension or offboarding that took its
             // place first (on this gateway or another sharing the ledger), the request
             // is refused as policy refuses an inactive agent.
-            let mut refused_inactive = false;
-            if entry.allowed()
-                && sequenced
-                    .recorded
-                    .statuses
-                    .get(&entry.agent)
-                    .is_some_and(|(status, _)| *status != AgentStatus::Active)
-            {
+            // Likewise a token the ledger records revoked before this place: the check at
+            // authentication read the revocations as they were then, and another gateway may
+            // have recorded one since.
+            let refused_in_place = match sequenced.recorded.statuses.get(&entry.agent) {
+                _ if !entry.allowed() => None,
+                Some((status, _)) if *status != AgentStatus::Active => {
+                    Some((INACTIVE_AGENT_POLICY, format!("the ledger records agent `{}` {status}", entry.agent)))
+                }
+                _ if sequenced.recorded.revocations.contains_key(&token) => {
+                    Some((REVOKED_TOKEN_POLICY, "the ledger records this token revoked".to_string()))
+                }
+                _ => None,
+            };
+            if let Some((policy, _)) = &refused_in_place {
                 entry.decision = EntryDecision::Deny;
-                entry.policies = vec![INACTIVE_AGENT_POLICY.to_string()];
-                refused_inactive = true;
+                entry.policies = vec![policy.to_string()];
             }
             let policy_allowed = entry.allowed();
             if let (Some(matched), Some(customer), Some(field)) = (statement, &entry.customer, entry.fields.first())
@@ -163,7 +168,7 @@ impl Gateway {
                 sequenced.recorded.note_alert(alert, alert_index);
             }
             // Encoded again only if the recorded status, verify's limit or detection changed it.
-            let bytes = if refused_inactive || entry.verify.is_some() || entry.contained.is_some() {
+            let bytes = if refused_in_place.is_some() || entry.verify.is_some() || entry.contained.is_some() {
                 entry.encode().map_err(|error| GatewayError::Internal(error.to_string()))?
             } else {
                 unchanged
@@ -172,7 +177,7 @@ impl Gateway {
             for alert in &alerts {
                 entries.push(alert.encode().map_err(|error| GatewayError::Internal(error.to_string()))?);
             }
-            Ok((entries, (entry, verdict, alerts)))
+            Ok((entries, (entry, verdict, alerts, refused_in_place)))
         })?;
         let index = durable(&self.sequencer, pending).await?;
         // Containment first: it holds whatever the store says next.
@@ -193,6 +198,9 @@ impl Gateway {
                 tracing::error!(%error, index, "alerts could not be stored now; the ledger follower stores them later");
             }
         }
+        if let Some((_, reason)) = refused_in_place {
+            return Ok(Outcome::RefusedInPlace { reason, policies: entry.policies, index });
+        }
         Ok(match (entry.contained, entry.verify, entry.decision) {
             (Some(level), _, _) => Outcome::Contained { level, agent: entry.agent, policies: entry.policies, index },
             (None, Some(VerifyOutcome::Refused), _) => Outcome::VerifyRefused {
@@ -209,6 +217,9 @@ impl Gateway {
 /// The default policies' refusal of an agent that is not active.
 const INACTIVE_AGENT_POLICY: &str = "inactive-agent-does-nothing";
 
+/// The refusal of a request whose token the ledger records revoked before the decision's place.
+pub const REVOKED_TOKEN_POLICY: &str = "revoked-token-does-nothing";
+
 /// What became of a recorded access decision, once its entry is durable.
 #[derive(Debug)]
 pub(crate) enum Outcome {
@@ -221,6 +232,10 @@ pub(crate) enum Outcome {
     Contained { level: Containment, agent: String, policies: Vec<String>, index: u64 },
     /// Policy allowed a verify; its limit on wrong statements refused to check.
     VerifyRefused { field: String, customer: String, index: u64 },
+    /// Policy allowed it on what the caller's checks read, but the ledger records, before the
+    /// decision's place, the agent inactive or the token revoked (by another request, or
+    /// another gateway sharing the ledger): refused there.
+    RefusedInPlace { reason: String, policies: Vec<String>, index: u64 },
 }
 
 impl Outcome {
@@ -228,7 +243,9 @@ impl Outcome {
     pub(crate) fn index(&self) -> u64 {
         match self {
             Outcome::Allowed(index) | Outcome::Denied(index) => *index,
-            Outcome::Contained { index, .. } | Outcome::VerifyRefused { index, .. } => *index,
+            Outcome::Contained { index, .. }
+            | Outcome::VerifyRefused { index, .. }
+            | Outcome::RefusedInPlace { index, .. } => *index,
         }
     }
 
@@ -249,6 +266,9 @@ impl Outcome {
             }
             Outcome::VerifyRefused { field, customer, index } => {
                 Err(GatewayError::VerifyLimit { field, customer, ledger_index: index })
+            }
+            Outcome::RefusedInPlace { reason, policies, index } => {
+                Err(GatewayError::Denied { reason, policies, ledger_index: index })
             }
         }
     }

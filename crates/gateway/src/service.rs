@@ -134,6 +134,9 @@ pub(crate) struct Recorded {
     /// entry is written, but answered only once it is durable, and not at all if verify's
     /// limit or detection refuses.
     pub(crate) statement: Option<bool>,
+    /// The id (`jti`) of the token the request came with: a revocation the ledger records
+    /// before the decision's place refuses it there (not written in the entry).
+    pub(crate) token: String,
 }
 
 impl Recorded {
@@ -158,7 +161,7 @@ impl Recorded {
     pub(crate) fn refusal(time_ms: i64, request: &str, who: &Claims, agent: &str, action: Action) -> Recorded {
         let mut entry = AccessEntry::new(time_ms, request, agent, action, EntryDecision::Deny);
         entry.session = who.session.clone();
-        Recorded { entry, facts: AccessFacts::default(), observed: true, statement: None }
+        Recorded { entry, facts: AccessFacts::default(), observed: true, statement: None, token: who.jti.clone() }
     }
 }
 

@@ -110,6 +110,38 @@ async fn what_one_gateway_changes_holds_on_the_other() {
     assert_eq!(status, StatusCode::FORBIDDEN, "suspended on the other gateway: {answer}");
 }
 
+/// Regression: a revocation was checked only when a token was authenticated, so a request
+/// authenticated on one gateway just before another recorded the token's revocation was still
+/// answered, after it in the ledger. The decision's turn takes in the revocation and refuses it
+/// in its place (two cases: a card and a reveal).
+#[tokio::test]
+async fn a_revocation_recorded_after_authentication_refuses_the_decision_in_its_place() {
+    let (_database, first, second) = pair();
+    first.put_assigned_ticket().await;
+    let gateway = &first.state.gateway;
+    for case in ["card", "reveal"] {
+        let token = first.agent_token("agt-1");
+        let claims = gateway.authenticate(&token).unwrap();
+        let (status, answer) = second
+            .call(Method::POST, "/v1/tokens/revoke", Some(&second.admin.clone()), Some(json!({ "token": token })))
+            .await;
+        assert_eq!(status, StatusCode::OK, "{answer}");
+        let refused = match case {
+            "card" => gateway.view(&claims, "cus-1", Some("t-1"), "r-card").await.map(|_| ()),
+            _ => gateway
+                .reveal(&claims, "cus-1", Some("t-1"), &["email".to_string()], "callback", "r-reveal")
+                .await
+                .map(|_| ()),
+        };
+        match refused {
+            Err(cordon_gateway::GatewayError::Denied { policies, .. }) => {
+                assert_eq!(policies, [cordon_gateway::REVOKED_TOKEN_POLICY], "{case}")
+            }
+            other => panic!("{case}: a revoked token's request is refused in its place: {other:?}"),
+        }
+    }
+}
+
 /// Copies the log's public tree as `gateway` serves it (`/log/checkpoint`, `/log/tile/...`)
 /// into `into`: what an auditor's mirror holds. Returns the size it covers.
 async fn mirror(gateway: &Harness, into: &std::path::Path) -> u64 {
