@@ -277,8 +277,19 @@ impl Gateway {
         }
     }
 
+    /// The sequencer. Should a panic have left it poisoned (detection's state maybe half
+    /// changed by a build), the state is marked to be rebuilt from the ledger before the
+    /// next turn of a shared ledger (and at the next heal of the file ledger).
     pub(crate) fn lock_sequencer(&self) -> std::sync::MutexGuard<'_, Sequenced> {
-        self.sequencer.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+        match self.sequencer.lock() {
+            Ok(sequenced) => sequenced,
+            Err(poisoned) => {
+                let mut sequenced = poisoned.into_inner();
+                sequenced.tainted = true;
+                self.sequencer.clear_poison();
+                sequenced
+            }
+        }
     }
 
     #[allow(clippy::too_many_arguments)]

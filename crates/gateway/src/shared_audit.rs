@@ -44,6 +44,34 @@ struct Gathered {
     outcomes: HashMap<u64, Result<u64, String>>,
 }
 
+impl Gathering {
+    /// Ends a turn whose leader stopped without settling it: it is closed to new requests,
+    /// and each request that built in it is told it failed (its entries were not committed).
+    fn abandon(&self, why: &str) {
+        let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
+        state.open = false;
+        state.entries.clear();
+        for (ticket, _) in std::mem::take(&mut state.members) {
+            state.outcomes.insert(ticket, Err(why.to_string()));
+        }
+        drop(state);
+        self.decided.notify_all();
+    }
+}
+
+/// Held by a turn's leader: should the leader unwind (a panic anywhere in the turn), the turn
+/// is abandoned rather than left open, where the requests that built in it, and every request
+/// after them, would wait for it for ever. The leader's own caller gets the panic's 500.
+struct LeaderUnwinds<'g>(&'g Gathering);
+
+impl Drop for LeaderUnwinds<'_> {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            self.0.abandon("the turn's leader failed before it committed");
+        }
+    }
+}
+
 #[derive(Debug)]
 pub struct SharedAudit {
     gathering: Gathering,
@@ -358,6 +386,8 @@ impl crate::service::Gateway {
         build: impl FnOnce(u64, &mut Sequenced) -> Result<(Vec<Vec<u8>>, T), GatewayError>,
     ) -> Result<(Pending, T), GatewayError> {
         let gathering = &shared.gathering;
+        // Declared before the sequencer's guard, so dropped after it when unwinding.
+        let _unwinds = LeaderUnwinds(gathering);
         let mut sequenced = Some(sequenced);
         let mut outcome: Option<Result<(u64, T), GatewayError>> = None;
         let mut members: Vec<(u64, usize)> = Vec::new();
@@ -549,5 +579,51 @@ impl crate::service::Gateway {
         if directory_changed && let Err(error) = self.directory.forget_all(&self.store) {
             tracing::error!(%error, "the directory cache could not be reloaded after another gateway's change");
         }
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::panic)]
+mod tests {
+    use super::*;
+
+    /// Regression: a turn's leader that panicked after opening its turn left it open, so the
+    /// requests that had built in it, and every one after them, waited for ever. Two members
+    /// built in a turn whose leader then panics: both are told it failed, and the turn is
+    /// closed to the next request.
+    #[test]
+    fn a_leader_that_panics_abandons_its_turn() {
+        let gathering = Gathering::default();
+        {
+            let mut state = gathering.state.lock().unwrap_or_else(PoisonError::into_inner);
+            state.open = true;
+            state.members = vec![(7, 1), (8, 2)];
+            state.entries = vec![vec![1], vec![2], vec![3]];
+        }
+        let unwound = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            let _unwinds = LeaderUnwinds(&gathering);
+            std::panic::panic_any("the leader fails");
+        }));
+        assert!(unwound.is_err());
+        let state = gathering.state.lock().unwrap_or_else(PoisonError::into_inner);
+        assert!(!state.open, "closed to the next request");
+        assert!(state.entries.is_empty() && state.members.is_empty());
+        for ticket in [7, 8] {
+            assert!(
+                matches!(state.outcomes.get(&ticket), Some(Err(_))),
+                "member {ticket} is told: {:?}",
+                state.outcomes
+            );
+        }
+    }
+
+    /// A leader that settles its turn as it should leaves the outcomes it wrote alone.
+    #[test]
+    fn a_leader_that_returns_leaves_its_outcomes() {
+        let gathering = Gathering::default();
+        gathering.state.lock().unwrap_or_else(PoisonError::into_inner).outcomes.insert(3, Ok(40));
+        drop(LeaderUnwinds(&gathering));
+        let state = gathering.state.lock().unwrap_or_else(PoisonError::into_inner);
+        assert_eq!(state.outcomes.get(&3), Some(&Ok(40)));
     }
 }
