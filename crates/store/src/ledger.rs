@@ -644,6 +644,8 @@ fn integrate_loop(
 ) {
     let mut session: Option<Conn> = None;
     let mut stack: Option<TileStack> = None;
+    // A refusal to sign is said once, not at every try.
+    let mut refused: Option<String> = None;
     while !stop.load(Ordering::Acquire) {
         if session.as_ref().is_none_or(Conn::is_lost) {
             holds_lock.store(false, Ordering::Release);
@@ -667,6 +669,14 @@ fn integrate_loop(
                 match integrate(connection, database, signer, &mut stack) {
                     Ok(true) => continue,
                     Ok(false) => {}
+                    Err(error @ StoreError::Corrupt { .. }) => {
+                        let said = error.to_string();
+                        if refused.as_ref() != Some(&said) {
+                            tracing::error!(%error, "the ledger cannot be integrated: no checkpoint is signed");
+                            refused = Some(said);
+                        }
+                        stack = None;
+                    }
                     Err(error) => {
                         tracing::warn!(%error, "integrating the ledger failed; trying again");
                         stack = None;
@@ -696,11 +706,13 @@ fn integrate(
 ) -> Result<bool, StoreError> {
     let error = db_error(database, "integrate the ledger");
     let mut transaction = connection.transaction().map_err(&error)?;
-    let size = transaction
-        .query_row("SELECT size FROM ledger_checkpoint WHERE id = 0 FOR UPDATE", values![], |row| row.get::<i64>(0))
+    let (size, note) = transaction
+        .query_row("SELECT size, note FROM ledger_checkpoint WHERE id = 0 FOR UPDATE", values![], |row| {
+            Ok((row.get::<i64>(0)?, row.get::<String>(1)?))
+        })
         .map_err(&error)?
-        .ok_or_else(|| StoreError::Corrupt { database: database.to_string(), reason: "no checkpoint".into() })?
-        .max(0) as u64;
+        .ok_or_else(|| StoreError::Corrupt { database: database.to_string(), reason: "no checkpoint".into() })?;
+    let size = size.max(0) as u64;
     let next = transaction
         .query_row("SELECT next FROM ledger_sequence WHERE id = 0", values![], |row| row.get::<i64>(0))
         .map_err(&error)?
@@ -711,7 +723,11 @@ fn integrate(
     }
     let mut stack = match cached.take() {
         Some(stack) if stack.size() == size => stack,
-        _ => load_stack(&mut transaction, database, size)?,
+        _ => {
+            let stack = load_stack(&mut transaction, database, size)?;
+            check_against_checkpoint(&stack, &note, signer, database)?;
+            stack
+        }
     };
     let end = next.min(size + INTEGRATE_BATCH as u64);
     let mut full: Vec<FullTile> = Vec::new();
@@ -749,6 +765,29 @@ fn integrate(
     transaction.commit().map_err(&error)?;
     *cached = Some(stack);
     Ok(end < next)
+}
+
+/// Before an integrator signs over a tree's right edge read from the tables, the edge must
+/// make the root the signed checkpoint names: else a changed tile (by someone with write
+/// access to the database) would be signed over, and every later checkpoint would carry it.
+/// An integrator that refuses signs nothing; appends still commit, unproven, until the
+/// tables are put right (restored, or checked with `cordon log export` and `cordon log verify`).
+fn check_against_checkpoint(stack: &TileStack, note: &str, signer: &Signer, database: &str) -> Result<(), StoreError> {
+    let corrupt = |reason: String| StoreError::Corrupt { database: database.to_string(), reason };
+    let signed = Checkpoint::open(note, &signer.verifier()).map_err(|failure| {
+        corrupt(format!("the stored checkpoint does not verify under the ledger's key: {failure}"))
+    })?;
+    if signed.size != stack.size() || signed.root != stack.root() {
+        return Err(corrupt(format!(
+            "the stored tiles make root {} at size {}, but the signed checkpoint says {} at size {}: the ledger's \
+             tables were changed outside cordon; no checkpoint is signed over them",
+            stack.root(),
+            stack.size(),
+            signed.root,
+            signed.size
+        )));
+    }
+    Ok(())
 }
 
 /// The tree's right edge at `size`, from its stored partial tiles.

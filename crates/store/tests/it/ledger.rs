@@ -267,3 +267,37 @@ fn another_gateway_takes_over_integration() {
         std::thread::sleep(Duration::from_millis(10));
     }
 }
+
+/// Regression: an integrator taking over read the tree's right edge from the stored tiles and
+/// signed over it unchecked, so a tile changed in the database (by anyone with write access to
+/// it) went into every later checkpoint. The edge must make the signed checkpoint's root: a
+/// changed partial tile stops the signing (the checkpoint stays where it was), and the same
+/// tile put back lets it go on.
+#[test]
+fn an_integrator_signs_nothing_over_tiles_changed_in_the_database() {
+    let signer = Signer::generate(ORIGIN).unwrap();
+    let database = database_with_key(&signer);
+    let first = SharedLedger::open(&database.url(), copy(&signer), quick()).unwrap();
+    first.append((0..300).map(entry).collect()).unwrap();
+    let before = first.checkpoint_covering(300, Duration::from_secs(10)).unwrap();
+    first.close();
+
+    // The partial tile of level 0 (entries 256 to 299): one hash changed.
+    let mut admin = database.client().unwrap();
+    let stored: Vec<u8> =
+        admin.query_one("SELECT hashes FROM ledger_tiles WHERE level = 0 AND idx = 1", &[]).unwrap().get(0);
+    let mut changed = stored.clone();
+    changed[5] ^= 1;
+    admin.execute("UPDATE ledger_tiles SET hashes = $1 WHERE level = 0 AND idx = 1", &[&changed]).unwrap();
+
+    let second = SharedLedger::open(&database.url(), copy(&signer), quick()).unwrap();
+    second.append((300..350).map(entry).collect()).unwrap();
+    let refused = second.checkpoint_covering(350, Duration::from_secs(2));
+    assert!(refused.is_err(), "a checkpoint was signed over a changed tile: {refused:?}");
+    assert_eq!(second.checkpoint().unwrap().note, before.note, "the checkpoint stays the one signed before");
+
+    admin.execute("UPDATE ledger_tiles SET hashes = $1 WHERE level = 0 AND idx = 1", &[&stored]).unwrap();
+    let after = second.checkpoint_covering(350, Duration::from_secs(10)).unwrap();
+    let proof = second.consistency_proof(300, 350).unwrap();
+    verify_consistency(300, 350, &proof, before.checkpoint.root.as_bytes(), after.checkpoint.root.as_bytes()).unwrap();
+}
