@@ -176,9 +176,16 @@ impl Gateway {
         sequenced.statements = rebuilt.statements;
         sequenced.recorded = rebuilt.recorded;
         // Other gateways append meanwhile: the states cover exactly `size` entries, and the
-        // next turn takes in those after it.
+        // next turn takes in those after it. What the rebuild took in of theirs was not seen
+        // change by change: the revocations it holds hold at authentication too, and the
+        // directory is read afresh.
         if self.audit.shared().is_some() {
             sequenced.next_index = size;
+            self.revoked
+                .write()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .extend(sequenced.recorded.revocations.keys().cloned());
+            self.directory.forget_all(crate::directory_cache::SETTLING_AFTER_ANOTHER_GATEWAYS_CHANGE);
         }
         // Behind the ledger if it could not show every durable entry.
         sequenced.tainted = size < self.audit.size();

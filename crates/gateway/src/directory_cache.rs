@@ -1,12 +1,14 @@
 //! Agents, tickets, sealed customer records and who holds approvals, kept in memory in
-//! front of the store. Every
-//! data access needs the agent and the ticket; reading them from SQLite was most of a
-//! reveal's database time. While a gateway serves, it is the only writer of the directory
-//! (the ledger's lock keeps any other process out), and its writes go through here, each
-//! replacing the cached copy, so a suspension holds from the agent's very next request.
+//! front of the store. Every data access needs the agent and the ticket; reading them from
+//! SQLite was most of a reveal's database time. A gateway's own writes go through here, each
+//! replacing the cached copy, so a suspension holds from the agent's very next request. On
+//! the embedded store it is the only writer (the ledger's lock keeps any other process out);
+//! on a store several gateways share, another gateway's change reaches this one as a ledger
+//! entry, which drops the cache, and rows are not kept until the change has settled.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::{PoisonError, RwLock};
+use std::time::{Duration, Instant};
 
 use cordon_directory::{Agent, AgentStatus, Approval, ApprovalStatus, Ticket};
 use cordon_store::{CustomerRow, Store, StoreError, StoredCustomer};
@@ -16,6 +18,12 @@ const TICKETS_CACHED_MAX: usize = 1_000_000;
 /// Sealed customer records (ciphertext only) kept for the customers worked on now; past
 /// this many the cache starts over.
 const CUSTOMERS_CACHED_MAX: usize = 100_000;
+
+/// After another gateway's change, how long this one keeps no row it loads: the change's
+/// ledger entry reaches this gateway before the other's store write has landed (it lands
+/// milliseconds later), and a row loaded in between is the old one, which a cache would keep
+/// until the next change (a closed ticket still open here, for hours).
+pub(crate) const SETTLING_AFTER_ANOTHER_GATEWAYS_CHANGE: Duration = Duration::from_secs(5);
 
 #[derive(Default)]
 pub(crate) struct DirectoryCache {
@@ -33,6 +41,9 @@ pub(crate) struct DirectoryCache {
     /// Per agent, the index of the status change last written to the store; status writes
     /// take this lock in turn, so one that arrives late never overwrites a newer one.
     status_writes: std::sync::Mutex<HashMap<String, u64>>,
+    /// Until when another gateway's change may not have reached the store yet: rows loaded
+    /// meanwhile are used but not kept, and approvals are looked up for every agent.
+    settling_until: RwLock<Option<Instant>>,
 }
 
 impl DirectoryCache {
@@ -44,7 +55,7 @@ impl DirectoryCache {
     }
 
     pub(crate) fn agent(&self, store: &Store, id: &str) -> Result<Option<Agent>, StoreError> {
-        let mut agent = cached(&self.agents, id, usize::MAX, || store.agent(id))?;
+        let mut agent = cached(&self.agents, id, usize::MAX, self.settled(), || store.agent(id))?;
         let held = self.held_statuses.read().unwrap_or_else(PoisonError::into_inner);
         if !held.is_empty()
             && let (Some(agent), Some((status, _))) = (agent.as_mut(), held.get(id))
@@ -55,11 +66,11 @@ impl DirectoryCache {
     }
 
     pub(crate) fn ticket(&self, store: &Store, id: &str) -> Result<Option<Ticket>, StoreError> {
-        cached(&self.tickets, id, TICKETS_CACHED_MAX, || store.ticket(id))
+        cached(&self.tickets, id, TICKETS_CACHED_MAX, self.settled(), || store.ticket(id))
     }
 
     pub(crate) fn customer(&self, store: &Store, id: &str) -> Result<Option<StoredCustomer>, StoreError> {
-        cached(&self.customers, id, CUSTOMERS_CACHED_MAX, || store.customer(id))
+        cached(&self.customers, id, CUSTOMERS_CACHED_MAX, self.settled(), || store.customer(id))
     }
 
     // Writes go through here, each replacing the cached copies it makes stale, so no
@@ -172,20 +183,47 @@ impl DirectoryCache {
         Ok(())
     }
 
-    /// Drops every cached agent, ticket and customer and reloads who holds approvals: another
-    /// gateway sharing the store changed something (its ledger entry says what, this cache
-    /// does not need to).
-    pub(crate) fn forget_all(&self, store: &Store) -> Result<(), StoreError> {
+    /// Drops every cached agent, ticket and customer: another gateway sharing the store
+    /// changed something (its ledger entry says what, this cache does not need to). For
+    /// `settling` after, rows are loaded afresh for each request and not kept, and who holds
+    /// approvals is read again once it is over ([`DirectoryCache::settle`]).
+    pub(crate) fn forget_all(&self, settling: Duration) {
+        let until = Instant::now() + settling;
+        {
+            let mut settling_until = self.settling_until.write().unwrap_or_else(PoisonError::into_inner);
+            *settling_until = Some(settling_until.map_or(until, |earlier| earlier.max(until)));
+        }
         for cache in [&self.agents as &dyn Forget, &self.tickets, &self.customers] {
             cache.forget_everything();
         }
-        *self.approved_agents.write().unwrap_or_else(PoisonError::into_inner) =
-            store.agents_with_granted_approvals()?;
+    }
+
+    /// Ends a settling time that is over: who holds approvals is read again, and rows loaded
+    /// from now on are kept. Cheap when there is nothing to end (every request calls it).
+    pub(crate) fn settle(&self, store: &Store) -> Result<(), StoreError> {
+        let Some(until) = *self.settling_until.read().unwrap_or_else(PoisonError::into_inner) else { return Ok(()) };
+        if Instant::now() < until {
+            return Ok(());
+        }
+        let approved = store.agents_with_granted_approvals()?;
+        *self.approved_agents.write().unwrap_or_else(PoisonError::into_inner) = approved;
+        let mut settling_until = self.settling_until.write().unwrap_or_else(PoisonError::into_inner);
+        // Unless another change began a settling time meanwhile.
+        if *settling_until == Some(until) {
+            *settling_until = None;
+        }
         Ok(())
     }
 
+    fn settled(&self) -> bool {
+        self.settling_until.read().unwrap_or_else(PoisonError::into_inner).is_none_or(|until| Instant::now() >= until)
+    }
+
+    /// Whether `agent` may hold an approval, so that approvals are looked up: every agent
+    /// may while another gateway's change settles (a grant there may be in the store, and
+    /// not yet in the set read here).
     pub(crate) fn may_hold_approval(&self, agent: &str) -> bool {
-        self.approved_agents.read().unwrap_or_else(PoisonError::into_inner).contains(agent)
+        !self.settled() || self.approved_agents.read().unwrap_or_else(PoisonError::into_inner).contains(agent)
     }
 }
 
@@ -204,13 +242,14 @@ impl<T> Default for Entries<T> {
     }
 }
 
-/// The cached value for `id`, or `load` it and keep it, unless a write came in between;
-/// past `entries_max` the cache starts over. Absence is cached too, until a write for that
-/// id says otherwise.
+/// The cached value for `id`, or `load` it and keep it (if `keep`), unless a write came in
+/// between; past `entries_max` the cache starts over. Absence is cached too, until a write
+/// for that id says otherwise.
 fn cached<T: Clone>(
     cache: &Cache<T>,
     id: &str,
     entries_max: usize,
+    keep: bool,
     load: impl FnOnce() -> Result<Option<T>, StoreError>,
 ) -> Result<Option<T>, StoreError> {
     let generation = {
@@ -221,6 +260,9 @@ fn cached<T: Clone>(
         entries.generation
     };
     let value = load()?;
+    if !keep {
+        return Ok(value);
+    }
     let mut entries = cache.write().unwrap_or_else(PoisonError::into_inner);
     if entries.generation == generation {
         if entries.values.len() >= entries_max {
@@ -264,16 +306,16 @@ mod tests {
     #[test]
     fn a_load_racing_a_write_is_not_kept() {
         let cache: Cache<&'static str> = Cache::default();
-        let answered = cached(&cache, "agt-1", usize::MAX, || {
+        let answered = cached(&cache, "agt-1", usize::MAX, true, || {
             // The write lands while the load is under way.
             forget(&cache, ["agt-1"]);
             Ok(Some("active"))
         })
         .unwrap();
         assert_eq!(answered, Some("active"), "the racing request sees what it read");
-        let next = cached(&cache, "agt-1", usize::MAX, || Ok(Some("suspended"))).unwrap();
+        let next = cached(&cache, "agt-1", usize::MAX, true, || Ok(Some("suspended"))).unwrap();
         assert_eq!(next, Some("suspended"), "the next request reads the store again");
-        let cached_now = cached(&cache, "agt-1", usize::MAX, || Ok(Some("never read"))).unwrap();
+        let cached_now = cached(&cache, "agt-1", usize::MAX, true, || Ok(Some("never read"))).unwrap();
         assert_eq!(cached_now, Some("suspended"), "an undisturbed load is kept");
     }
 
@@ -325,5 +367,64 @@ mod tests {
         cache.set_agent_status(&store, "agt-1", AgentStatus::Offboarded, 301).unwrap();
         cache.set_agent_status(&store, "agt-1", AgentStatus::Suspended, 302).unwrap();
         assert_eq!(store.agent("agt-1").unwrap().unwrap().status, AgentStatus::Offboarded);
+    }
+
+    /// Regression: on a store several gateways share, a gateway that took in another's
+    /// change (a ticket closed) dropped its cache, then loaded the ticket before the other's
+    /// store write had landed, and kept the old row until the next change: the closed ticket
+    /// stayed open here. While a change settles, rows are used but not kept; after, they are
+    /// kept again; and approvals are looked up for every agent until who holds them is read
+    /// again.
+    #[test]
+    fn rows_loaded_while_another_gateways_change_settles_are_not_kept() {
+        use cordon_directory::{Approval, ApprovalKind, TicketStatus};
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("cordon.sqlite")).unwrap();
+        let open = Ticket {
+            id: "t-1".into(),
+            requester: "c-1".into(),
+            category: "general_inquiry".into(),
+            status: TicketStatus::Open,
+            assignee: Some("a-1".into()),
+            created_at: 10,
+            updated_at: 10,
+        };
+        store.upsert_tickets(std::slice::from_ref(&open)).unwrap();
+        let cache = DirectoryCache::load(&store).unwrap();
+        assert_eq!(cache.ticket(&store, "t-1").unwrap().unwrap().status, TicketStatus::Open);
+
+        // The other gateway's entry arrives; its store write has not landed yet.
+        let settling = Duration::from_millis(300);
+        cache.forget_all(settling);
+        assert_eq!(cache.ticket(&store, "t-1").unwrap().unwrap().status, TicketStatus::Open, "the old row, used");
+        // Now it lands (and the other gateway grants an approval).
+        let closed = Ticket { status: TicketStatus::Closed, updated_at: 20, ..open.clone() };
+        store.upsert_tickets(std::slice::from_ref(&closed)).unwrap();
+        let approval = Approval {
+            id: "ap-1".into(),
+            kind: ApprovalKind::BreakGlass,
+            requester: "a-2".into(),
+            customer: "c-1".into(),
+            status: ApprovalStatus::Approved,
+            approver: Some("a-9".into()),
+            created_at: 100,
+            decided_at: Some(110),
+            expires_at: Some(4000),
+        };
+        store.put_approval(&approval).unwrap();
+        assert_eq!(cache.ticket(&store, "t-1").unwrap().unwrap().status, TicketStatus::Closed, "not kept: read again");
+        assert!(cache.may_hold_approval("a-2") && cache.may_hold_approval("a-3"), "looked up for anyone meanwhile");
+        cache.settle(&store).unwrap();
+        assert!(cache.may_hold_approval("a-3"), "not settled before its time");
+
+        std::thread::sleep(settling);
+        cache.settle(&store).unwrap();
+        assert!(cache.may_hold_approval("a-2"), "the grant is read once settled");
+        assert!(!cache.may_hold_approval("a-3"));
+        assert_eq!(cache.ticket(&store, "t-1").unwrap().unwrap().status, TicketStatus::Closed);
+        // Kept again: a row changed behind the cache's back (as no write here does) is not read.
+        let reopened = Ticket { status: TicketStatus::Open, updated_at: 30, ..open };
+        store.upsert_tickets(std::slice::from_ref(&reopened)).unwrap();
+        assert_eq!(cache.ticket(&store, "t-1").unwrap().unwrap().status, TicketStatus::Closed, "kept once settled");
     }
 }

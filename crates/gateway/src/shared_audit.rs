@@ -496,6 +496,7 @@ impl crate::service::Gateway {
     /// holds here from the next request. A database out of reach refuses the request.
     pub(crate) fn keep_up(&self) -> Result<(), GatewayError> {
         let Some(shared) = self.audit.shared() else { return Ok(()) };
+        self.directory.settle(&self.store)?;
         let size = shared.noted(shared.ledger.size())?;
         let mut sequenced = self.lock_sequencer();
         if sequenced.tainted {
@@ -576,8 +577,8 @@ impl crate::service::Gateway {
                 _ => {}
             }
         }
-        if directory_changed && let Err(error) = self.directory.forget_all(&self.store) {
-            tracing::error!(%error, "the directory cache could not be reloaded after another gateway's change");
+        if directory_changed {
+            self.directory.forget_all(crate::directory_cache::SETTLING_AFTER_ANOTHER_GATEWAYS_CHANGE);
         }
     }
 }
