@@ -301,3 +301,40 @@ fn an_integrator_signs_nothing_over_tiles_changed_in_the_database() {
     let proof = second.consistency_proof(300, 350).unwrap();
     verify_consistency(300, 350, &proof, before.checkpoint.root.as_bytes(), after.checkpoint.root.as_bytes()).unwrap();
 }
+
+/// Regression: a long scan of the ledger (the access index catching up, every few seconds
+/// under load) held its reader connection while its visitor worked, and the short reads of
+/// requests given that connection waited behind it: audited reveals on PostgreSQL had a p99
+/// of about a second. While one thread scans slowly, another's reads of the ledger's size
+/// answer at once.
+#[test]
+fn a_slow_scan_does_not_hold_up_short_reads() {
+    let signer = Signer::generate(ORIGIN).unwrap();
+    let database = database_with_key(&signer);
+    let ledger = SharedLedger::open(&database.url(), copy(&signer), quick()).unwrap();
+    ledger.append((0..600).map(entry).collect()).unwrap();
+    let scanning = std::sync::atomic::AtomicBool::new(true);
+    let slowest = std::thread::scope(|scope| {
+        scope.spawn(|| {
+            ledger
+                .for_each_entry(0, 600, &mut |_, _| {
+                    std::thread::sleep(Duration::from_millis(1));
+                    Ok(())
+                })
+                .unwrap();
+            scanning.store(false, std::sync::atomic::Ordering::Release);
+        });
+        let mut slowest = Duration::ZERO;
+        let mut reads = 0;
+        while scanning.load(std::sync::atomic::Ordering::Acquire) {
+            let started = std::time::Instant::now();
+            assert_eq!(ledger.size().unwrap(), 600);
+            slowest = slowest.max(started.elapsed());
+            reads += 1;
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        assert!(reads > 20, "{reads} reads during the scan");
+        slowest
+    });
+    assert!(slowest < Duration::from_millis(150), "a read waited {slowest:?} behind the scan");
+}
