@@ -28,8 +28,20 @@ impl From<postgres::Error> for DbError {
     fn from(error: postgres::Error) -> Self {
         match error.as_db_error() {
             Some(db) => DbError { message: format!("{} ({})", db.message(), db.code().code()), unreachable: false },
-            // No answer from the server: a closed connection, a refused or timed-out connect.
-            None => DbError { message: error.to_string(), unreachable: true },
+            // No answer from the server: a closed connection, a refused or timed-out connect,
+            // a certificate refused (its reason is the error's source).
+            None => {
+                let mut message = error.to_string();
+                let mut source = std::error::Error::source(&error);
+                while let Some(cause) = source {
+                    let cause_text = cause.to_string();
+                    if !message.contains(&cause_text) {
+                        message = format!("{message}: {cause_text}");
+                    }
+                    source = cause.source();
+                }
+                DbError { message, unreachable: true }
+            }
         }
     }
 }
@@ -298,8 +310,8 @@ fn stream<R>(work: impl FnOnce() -> R) -> R {
 pub(crate) const POSTGRES_TIMEOUT: Duration = Duration::from_secs(5);
 
 impl Conn {
-    pub fn postgres(config: &postgres::Config) -> Result<Conn, DbError> {
-        let client = blocking(|| config.connect(postgres::NoTls))?;
+    pub(crate) fn postgres(server: &crate::postgres::Server) -> Result<Conn, DbError> {
+        let client = blocking(|| server.connect())?;
         Ok(Conn::Postgres { client: PgClient(Some(Box::new(client))), statements: Statements::default() })
     }
 

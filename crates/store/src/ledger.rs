@@ -69,7 +69,7 @@ impl Default for SharedLedgerConfig {
 /// A gateway's handle on the ledger sequenced through PostgreSQL.
 pub struct SharedLedger {
     database: String,
-    config: postgres::Config,
+    config: crate::postgres::Server,
     origin: String,
     writer: std::sync::Mutex<Conn>,
     /// Readers, taken in turn: every request of a gateway asks the ledger's size.
@@ -569,7 +569,7 @@ impl Turn<'_> {
 
 /// A connection whose commits are durable on the server before they return, whatever the
 /// server's default: an acknowledged entry must survive the server's crash.
-fn durable_session(config: &postgres::Config) -> Result<Conn, DbError> {
+fn durable_session(config: &crate::postgres::Server) -> Result<Conn, DbError> {
     let mut connection = Conn::postgres(config)?;
     connection.batch("SET synchronous_commit = on")?;
     Ok(connection)
@@ -671,7 +671,7 @@ fn hash_tile(db: &mut impl Sql, database: &str, level: u8, index: u64, size: u64
 /// The integrator: while not stopped, holds (or tries to take) the advisory lock on a session
 /// of its own, and integrates whatever is committed.
 fn integrate_loop(
-    config: &postgres::Config,
+    config: &crate::postgres::Server,
     database: &str,
     signer: &Signer,
     settings: &SharedLedgerConfig,

@@ -18,7 +18,7 @@ pub fn is_postgres_url(url: &str) -> bool {
 /// The settings of a connection to `url`, and the URL as errors name it (without its
 /// password). Timeouts are set unless the URL sets them: a gateway must find out within
 /// seconds that its database is gone, and fail closed, not wait on the kernel.
-pub(crate) fn config(url: &str) -> Result<(postgres::Config, String), StoreError> {
+pub(crate) fn config(url: &str) -> Result<(Server, String), StoreError> {
     let database = without_password(url);
     if !is_postgres_url(url) {
         return Err(StoreError::Sql {
@@ -27,7 +27,11 @@ pub(crate) fn config(url: &str) -> Result<(postgres::Config, String), StoreError
             message: "a PostgreSQL store URL starts with postgres:// or postgresql://".into(),
         });
     }
-    let mut config = postgres::Config::from_str(url).map_err(|error| StoreError::Sql {
+    let refused =
+        |message: String| StoreError::Sql { database: database.clone(), action: "read the store URL", message };
+    let (url, tls) = split_tls(url).map_err(refused)?;
+    let tls = tls.map(|root| client_tls(&root)).transpose().map_err(refused)?;
+    let mut config = postgres::Config::from_str(&url).map_err(|error| StoreError::Sql {
         database: database.clone(),
         action: "read the store URL",
         message: error.to_string(),
@@ -57,7 +61,110 @@ pub(crate) fn config(url: &str) -> Result<(postgres::Config, String), StoreError
     if config.get_application_name().is_none() {
         config.application_name("cordon");
     }
-    Ok((config, database))
+    if tls.is_some() {
+        // Never a fall-back to a connection without TLS.
+        config.ssl_mode(postgres::config::SslMode::Require);
+    }
+    Ok((Server { config, tls }, database))
+}
+
+/// How a gateway reaches its database: the connection's settings and, when the URL asks for
+/// `sslmode=verify-full`, the TLS that checks the server's certificate.
+#[derive(Clone)]
+pub(crate) struct Server {
+    pub(crate) config: postgres::Config,
+    tls: Option<tokio_postgres_rustls::MakeRustlsConnect>,
+}
+
+impl Server {
+    pub(crate) fn connect(&self) -> Result<postgres::Client, postgres::Error> {
+        match &self.tls {
+            None => self.config.connect(postgres::NoTls),
+            Some(tls) => self.config.connect(tls.clone()),
+        }
+    }
+}
+
+/// `url` without its TLS parameters, and the CA file to check the server's certificate
+/// against if it asks for TLS. As libpq spells them: `sslmode=verify-full` with
+/// `sslrootcert=PATH` (PEM) checks that a CA there signed the server's certificate and that
+/// the certificate names the host; `sslmode=disable`, or none, is a connection without TLS
+/// (for a database on the same host or a private network). The modes that would not check the
+/// certificate, or would fall back to no TLS (`allow`, `prefer`, `require`, `verify-ca`), are
+/// refused: on a connection someone on the network can read or answer, the ledger and the
+/// directory (who is suspended, which ticket is open) would be theirs to change.
+fn split_tls(url: &str) -> Result<(String, Option<String>), String> {
+    let Some((base, query)) = url.split_once('?') else { return Ok((url.to_string(), None)) };
+    let mut kept = Vec::new();
+    let (mut mode, mut root) = (None, None);
+    for pair in query.split('&') {
+        match pair.split_once('=') {
+            Some(("sslmode", value)) => mode = Some(percent_decoded(value)),
+            Some(("sslrootcert", value)) => root = Some(percent_decoded(value)),
+            _ => kept.push(pair),
+        }
+    }
+    let url = if kept.is_empty() { base.to_string() } else { format!("{base}?{}", kept.join("&")) };
+    match (mode.as_deref(), root) {
+        (None | Some("disable"), None) => Ok((url, None)),
+        (Some("verify-full"), Some(root)) => Ok((url, Some(root))),
+        (Some("verify-full"), None) => {
+            Err("sslmode=verify-full needs sslrootcert=PATH: the CA certificate (PEM) that signed the server's".into())
+        }
+        (None | Some("disable"), Some(_)) => {
+            Err("sslrootcert is given without sslmode=verify-full: say which (TLS checked, or none)".into())
+        }
+        (Some(other), _) => Err(format!(
+            "sslmode={other} is not one cordon connects with: use sslmode=verify-full with sslrootcert=PATH (the \
+             server's certificate checked, and its name), or sslmode=disable on a host or network no one else reaches"
+        )),
+    }
+}
+
+/// `%XX` escapes decoded (a path in a URL parameter).
+fn percent_decoded(text: &str) -> String {
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut at = 0;
+    while at < bytes.len() {
+        let hex = |offset: usize| bytes.get(at + offset).and_then(|byte| char::from(*byte).to_digit(16));
+        match (bytes.get(at), hex(1), hex(2)) {
+            (Some(b'%'), Some(high), Some(low)) => {
+                out.push((high * 16 + low) as u8);
+                at += 3;
+            }
+            (Some(byte), _, _) => {
+                out.push(*byte);
+                at += 1;
+            }
+            (None, _, _) => break,
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// TLS that trusts only the CA certificates in the PEM file `root`.
+fn client_tls(root: &str) -> Result<tokio_postgres_rustls::MakeRustlsConnect, String> {
+    use rustls::pki_types::CertificateDer;
+    use rustls::pki_types::pem::PemObject as _;
+    let mut roots = rustls::RootCertStore::empty();
+    let certificates = CertificateDer::pem_file_iter(root)
+        .map_err(|error| format!("sslrootcert `{root}` cannot be read: {error}"))?
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|error| format!("sslrootcert `{root}` is not PEM certificates: {error}"))?;
+    if certificates.is_empty() {
+        return Err(format!("sslrootcert `{root}` holds no certificate"));
+    }
+    for certificate in certificates {
+        roots.add(certificate).map_err(|error| format!("sslrootcert `{root}`: {error}"))?;
+    }
+    let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+    let config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|error| error.to_string())?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    Ok(tokio_postgres_rustls::MakeRustlsConnect::new(config))
 }
 
 /// `postgres://user:secret@host/db` → `postgres://user@host/db`: what logs and errors show.
@@ -84,7 +191,8 @@ pub fn without_password(url: &str) -> String {
 
 /// The password `url` carries, if any (in its user part or as a `password=` parameter).
 pub fn url_password(url: &str) -> Option<String> {
-    let config = postgres::Config::from_str(url).ok()?;
+    let (url, _) = split_tls(url).ok()?;
+    let config = postgres::Config::from_str(&url).ok()?;
     config.get_password().map(|password| String::from_utf8_lossy(password).into_owned())
 }
 
@@ -122,7 +230,7 @@ fn strip_password_parameter(path: &str) -> String {
 /// meanwhile so gateways started together apply each once (the others wait, then find
 /// nothing to do). Refuses a database
 /// migrated by a newer cordon. Returns the versions applied now.
-pub(crate) fn migrate(config: &postgres::Config, database: &str) -> Result<Vec<i64>, StoreError> {
+pub(crate) fn migrate(config: &Server, database: &str) -> Result<Vec<i64>, StoreError> {
     let mut connection = Conn::postgres(config).map_err(db_error(database, "connect"))?;
     let error = |action| db_error(database, action);
     connection

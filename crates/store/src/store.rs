@@ -210,7 +210,7 @@ pub struct Store {
 /// Where the store lives, and how to open a connection to it again.
 enum Backend {
     Sqlite(PathBuf),
-    Postgres(Box<postgres::Config>),
+    Postgres(Box<crate::postgres::Server>),
 }
 
 impl std::fmt::Debug for Store {

@@ -134,6 +134,8 @@ pub struct TestCluster {
     _scratch: tempfile_dir::Scratch,
     bin: std::path::PathBuf,
     port: u16,
+    /// With TLS: the CA that signed the server's certificate (PEM).
+    tls_root: Option<std::path::PathBuf>,
 }
 
 impl fmt::Debug for TestCluster {
@@ -157,6 +159,22 @@ mod tempfile_dir {
 impl TestCluster {
     /// Initialises and starts a cluster whose `cordon` user needs no password.
     pub fn start() -> Result<TestCluster, String> {
+        TestCluster::start_with(false)
+    }
+
+    /// A cluster that takes connections over TLS only (`hostssl`; any other is rejected), its
+    /// certificate (for `localhost` and 127.0.0.1) signed by a CA made for it with Debian's
+    /// openssl: [`TestCluster::tls_root`].
+    pub fn start_with_tls() -> Result<TestCluster, String> {
+        TestCluster::start_with(true)
+    }
+
+    /// The CA certificate a TLS cluster's certificate was signed by (PEM).
+    pub fn tls_root(&self) -> Option<&std::path::Path> {
+        self.tls_root.as_deref()
+    }
+
+    fn start_with(tls: bool) -> Result<TestCluster, String> {
         let version = std::fs::read_dir("/usr/lib/postgresql")
             .map_err(|error| {
                 format!("PostgreSQL is not installed (/usr/lib/postgresql: {error}); scripts/with-postgres installs it")
@@ -192,16 +210,32 @@ impl TestCluster {
                 "--no-sync".as_ref(),
             ],
         )?;
-        let settings = format!(
+        let mut settings = format!(
             "listen_addresses = '127.0.0.1'\nport = {port}\nunix_socket_directories = '{}'\nmax_connections = 200\nfsync = on\n",
             dir.display()
         );
+        let tls_root = if tls {
+            let root = certificates(&scratch.0, &dir)?;
+            settings.push_str(&format!(
+                "ssl = on\nssl_cert_file = '{}'\nssl_key_file = '{}'\n",
+                dir.join("server.pem").display(),
+                dir.join("server.key").display()
+            ));
+            std::fs::write(
+                data.join("pg_hba.conf"),
+                "local all all trust\nhostssl all all 127.0.0.1/32 trust\nhostnossl all all 127.0.0.1/32 reject\n",
+            )
+            .map_err(|error| error.to_string())?;
+            Some(root)
+        } else {
+            None
+        };
         std::fs::OpenOptions::new()
             .append(true)
             .open(data.join("postgresql.conf"))
             .and_then(|mut file| std::io::Write::write_all(&mut file, settings.as_bytes()))
             .map_err(|error| error.to_string())?;
-        let cluster = TestCluster { dir, _scratch: scratch, bin, port };
+        let cluster = TestCluster { dir, _scratch: scratch, bin, port, tls_root };
         cluster.start_again()?;
         Ok(cluster)
     }
@@ -243,6 +277,48 @@ fn run(program: &str, arguments: &[&std::ffi::OsStr]) -> Result<(), String> {
     let status =
         std::process::Command::new(program).args(arguments).status().map_err(|error| format!("{program}: {error}"))?;
     if status.success() { Ok(()) } else { Err(format!("{program} {arguments:?} failed ({status})")) }
+}
+
+/// A CA in `scratch` (its certificate returned) and a server certificate and key it signed in
+/// `cluster` (the key the `postgres` user's own, 0600, as the server insists).
+fn certificates(scratch: &std::path::Path, cluster: &std::path::Path) -> Result<std::path::PathBuf, String> {
+    let at = |name: &str| scratch.join(name).display().to_string();
+    let (ca_key, ca, csr, ext) = (at("ca.key"), at("ca.pem"), at("server.csr"), at("server.ext"));
+    let key = cluster.join("server.key").display().to_string();
+    let certificate = cluster.join("server.pem").display().to_string();
+    std::fs::write(&ext, "subjectAltName=DNS:localhost,IP:127.0.0.1\n").map_err(|error| error.to_string())?;
+    let openssl = |arguments: &[&str]| {
+        let arguments: Vec<&std::ffi::OsStr> = arguments.iter().map(std::ffi::OsStr::new).collect();
+        run("openssl", &arguments)
+    };
+    let ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"];
+    openssl(
+        &[&["req", "-x509"][..], &ec, &["-keyout", &ca_key, "-out", &ca, "-days", "2", "-subj", "/CN=cordon test CA"]]
+            .concat(),
+    )?;
+    openssl(&[&["req"][..], &ec, &["-keyout", &key, "-out", &csr, "-subj", "/CN=localhost"]].concat())?;
+    openssl(&[
+        "x509",
+        "-req",
+        "-in",
+        &csr,
+        "-CA",
+        &ca,
+        "-CAkey",
+        &ca_key,
+        "-CAcreateserial",
+        "-out",
+        &certificate,
+        "-days",
+        "2",
+        "-extfile",
+        &ext,
+    ])?;
+    for file in [&key, &certificate] {
+        run("chown", &["postgres:postgres".as_ref(), file.as_ref()])?;
+    }
+    run("chmod", &["0600".as_ref(), key.as_ref()])?;
+    Ok(scratch.join("ca.pem"))
 }
 
 /// Runs a PostgreSQL program as the `postgres` user (initdb refuses root).

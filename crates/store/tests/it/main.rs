@@ -578,3 +578,43 @@ fn an_exclusive_name_is_held_by_one_gateway_at_a_time() {
     taken.recv_timeout(std::time::Duration::from_secs(10)).expect("the second holder gets it once the first lets go");
     thread.join().unwrap();
 }
+
+/// TLS to PostgreSQL, as libpq's URL parameters ask for it: `sslmode=verify-full` with
+/// `sslrootcert` connects to a server whose certificate that CA signed and which names the
+/// host; a certificate from another CA is refused, as is a server that takes only TLS asked
+/// without it; the modes that would not check the certificate, or would fall back to no TLS,
+/// are refused by name before anything is sent.
+#[test]
+fn tls_to_postgres_is_checked_or_refused() {
+    let cluster = cordon_testpg::TestCluster::start_with_tls().unwrap();
+    let root = cluster.tls_root().unwrap().display().to_string();
+    let other = cordon_testpg::TestCluster::start_with_tls().unwrap();
+    let other_root = other.tls_root().unwrap().display().to_string();
+    let port = cluster.port();
+    let url = |host: &str, query: &str| format!("postgres://cordon@{host}:{port}/postgres{query}");
+    for host in ["127.0.0.1", "localhost"] {
+        let store = Store::open_postgres(&url(host, &format!("?sslmode=verify-full&sslrootcert={root}"))).unwrap();
+        store.upsert_customers(&[customer("c-tls", 7)], 100).unwrap();
+        assert!(store.customer("c-tls").unwrap().is_some(), "{host}: read back over TLS");
+    }
+    // The ledger's connections are made the same way.
+    let tls = url("localhost", &format!("?sslmode=verify-full&sslrootcert={root}"));
+    assert!(cordon_store::SharedLedger::key(&tls).unwrap().is_none(), "no ledger key stored yet");
+    let refused: [(&str, String, &str); 6] = [
+        ("another CA's", format!("?sslmode=verify-full&sslrootcert={other_root}"), "certificate"),
+        ("no TLS to a server that takes only TLS", String::new(), "no encryption"),
+        ("a mode that checks nothing", "?sslmode=require".into(), "sslmode=require is not one cordon connects with"),
+        ("a mode that falls back", "?sslmode=prefer".into(), "sslmode=prefer is not one"),
+        ("verify-full without its CA", "?sslmode=verify-full".into(), "needs sslrootcert"),
+        ("a CA without the mode", format!("?sslrootcert={root}"), "without sslmode=verify-full"),
+    ];
+    for (what, query, expected) in refused {
+        let error = Store::open_postgres(&url("127.0.0.1", &query)).map(|_| ()).unwrap_err().to_string();
+        assert!(error.contains(expected), "{what}: `{expected}` in: {error}");
+    }
+    let missing = Store::open_postgres(&url("127.0.0.1", "?sslmode=verify-full&sslrootcert=/nowhere/ca.pem"))
+        .map(|_| ())
+        .unwrap_err()
+        .to_string();
+    assert!(missing.contains("/nowhere/ca.pem"), "{missing}");
+}
