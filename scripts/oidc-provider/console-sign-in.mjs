@@ -6,12 +6,17 @@
 // With `--reveal CUSTOMER TICKET FIELD` it then opens the customer's card in the console and
 // submits its reveal form for that field, and prints the answer's status and page too.
 //
-//   node console-sign-in.mjs CORDON_URL LOGIN PASSWORD [--tamper-state | --reveal CUSTOMER TICKET FIELD]
-const [cordon, login, password, option, ...rest] = process.argv.slice(2);
+//   node console-sign-in.mjs CORDON_URL[,CORDON_URL...] LOGIN PASSWORD [--tamper-state | --reveal CUSTOMER TICKET FIELD]
+const [gateways, login, password, option, ...rest] = process.argv.slice(2);
+// Several gateways, comma-separated, are one site behind a load balancer: one cookie jar for
+// them all, the sign-in begun (and the console opened) at the first.
+const cordons = gateways.split(',');
+const cordon = cordons[0];
 const tamper = option;
 const jars = new Map();
 const jar = (url) => {
-  const origin = new URL(url).origin;
+  let origin = new URL(url).origin;
+  if (cordons.some((gateway) => new URL(gateway).origin === origin)) origin = cordon;
   if (!jars.has(origin)) jars.set(origin, new Map());
   return jars.get(origin);
 };

@@ -93,6 +93,45 @@ fn secret_hash(secret: &str) -> String {
     Sha256::digest(secret.as_bytes()).iter().map(|byte| format!("{byte:02x}")).collect()
 }
 
+impl Gateway {
+    /// Keeps a console sign-in through the identity provider under way, by a hash of its
+    /// `state`, in the store, so that the callback may come back to any gateway of the
+    /// deployment; false if `at_most` are under way already (those older than `lifetime`
+    /// are dropped first).
+    pub fn begin_sign_in(
+        &self,
+        state: &str,
+        nonce: &str,
+        verifier: &str,
+        lifetime: std::time::Duration,
+        at_most: usize,
+    ) -> Result<bool, GatewayError> {
+        let now = self.clock.now_ms();
+        let pending =
+            cordon_store::PendingSignIn { nonce: nonce.to_string(), verifier: verifier.to_string(), started_ms: now };
+        let at_most = i64::try_from(at_most).unwrap_or(i64::MAX);
+        Ok(self.store.begin_sign_in(&secret_hash(state), &pending, now - lifetime_ms(lifetime), at_most)?)
+    }
+
+    /// The sign-in `state` names, taken once: its nonce and PKCE verifier; none if it is
+    /// unknown, was taken, or is older than `lifetime`.
+    pub fn take_sign_in(
+        &self,
+        state: &str,
+        lifetime: std::time::Duration,
+    ) -> Result<Option<(String, String)>, GatewayError> {
+        let expired_before = self.clock.now_ms() - lifetime_ms(lifetime);
+        Ok(self
+            .store
+            .take_sign_in(&secret_hash(state), expired_before)?
+            .map(|pending| (pending.nonce, pending.verifier)))
+    }
+}
+
+fn lifetime_ms(lifetime: std::time::Duration) -> i64 {
+    i64::try_from(lifetime.as_millis()).unwrap_or(i64::MAX / 2)
+}
+
 /// Whether `code` has a session code's shape (checked before it reaches the store or a log).
 pub fn is_session_code(code: &str) -> bool {
     code.len() == SESSION_CODE_LENGTH && code.chars().all(|letter| SESSION_CODE_ALPHABET.contains(letter))

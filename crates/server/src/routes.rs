@@ -40,8 +40,6 @@ pub struct AppState {
     pub(crate) outbound: crate::webhook::Outbound,
     /// The identity provider's endpoints, as its discovery document gave them (`sso.rs`).
     pub(crate) provider: std::sync::RwLock<Option<crate::sso::ProviderEndpoints>>,
-    /// Console sign-ins through the provider under way, by their `state`.
-    pub(crate) pending_sign_ins: std::sync::Mutex<std::collections::HashMap<String, crate::sso::PendingSignIn>>,
 }
 
 /// Who a demo's one-click link signs in as, and the page it lands on. The token is issued at
@@ -76,7 +74,6 @@ impl AppState {
             tls: false,
             outbound: crate::webhook::Outbound::web(),
             provider: std::sync::RwLock::new(None),
-            pending_sign_ins: std::sync::Mutex::default(),
         }
     }
 

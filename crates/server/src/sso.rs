@@ -60,12 +60,12 @@ pub(crate) struct ProviderEndpoints {
     pub(crate) token: String,
 }
 
-/// A console sign-in under way: what its callback must match, and when it began.
+/// A console sign-in under way (kept in the store: `Gateway::begin_sign_in`): what its
+/// callback must match.
 #[derive(Debug, Clone)]
 pub(crate) struct PendingSignIn {
     pub(crate) nonce: String,
     pub(crate) verifier: String,
-    pub(crate) started: Instant,
 }
 
 /// How long a browser has from the console's sign-in link to its callback.

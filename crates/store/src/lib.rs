@@ -21,7 +21,7 @@ pub use helpdesk::{HelpdeskChange, HelpdeskTicket, HelpdeskUser};
 pub use incident::{CustomerReachChange, Deliveries, Exposure, ProtectiveAction, StoredIncident, TimelineEvent};
 pub use ledger::{EntryVisitor, SharedLedger, SharedLedgerConfig, StoredLedgerKey, Turn};
 pub use postgres::{is_postgres_url, url_password, with_password, without_password};
-pub use session::StoredSession;
+pub use session::{PendingSignIn, StoredSession};
 pub use store::{
     AccessEvent, CustomerRow, Exclusive, OutboxItem, SearchHit, Store, StoreError, StoreSnapshot, StoredAlert,
     StoredCustomer,

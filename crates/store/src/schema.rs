@@ -154,6 +154,15 @@ CREATE TABLE IF NOT EXISTS console_sessions (
     -- session started with cordon's own token.
     sign_in TEXT NOT NULL DEFAULT ''
 );
+-- Console sign-ins through the identity provider under way, by a hash of their `state`:
+-- what the callback must match (the nonce, the PKCE verifier), on whichever gateway the
+-- browser comes back to; taken once, and gone after their lifetime.
+CREATE TABLE IF NOT EXISTS pending_sign_ins (
+    state_sha256 TEXT PRIMARY KEY,
+    nonce TEXT NOT NULL,
+    verifier TEXT NOT NULL,
+    started_ms INTEGER NOT NULL
+);
 -- The helpdesk's webhook events (Zendesk): each event id seen, kept for twice the replay
 -- window, so a redelivered event is applied once.
 CREATE TABLE IF NOT EXISTS helpdesk_events (
@@ -465,6 +474,18 @@ CREATE TABLE ledger_key (
     verifier TEXT NOT NULL,
     kek_id TEXT NOT NULL,
     wrapped_signing_key BYTEA NOT NULL
+);
+"#,
+    ),
+    (
+        3,
+        "console sign-ins through the identity provider under way, shared by every gateway",
+        r#"
+CREATE TABLE pending_sign_ins (
+    state_sha256 TEXT PRIMARY KEY,
+    nonce TEXT NOT NULL,
+    verifier TEXT NOT NULL,
+    started_ms BIGINT NOT NULL
 );
 "#,
     ),

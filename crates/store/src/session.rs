@@ -47,7 +47,65 @@ fn session_columns(row: &Row<'_>) -> Result<StoredSession, DbError> {
     })
 }
 
+/// A console sign-in through the identity provider under way: what its callback must match.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PendingSignIn {
+    pub nonce: String,
+    /// The PKCE code verifier, sent to the provider with the code.
+    pub verifier: String,
+    pub started_ms: i64,
+}
+
 impl Store {
+    /// Stores a sign-in under way, by a hash of its `state`, once those begun before
+    /// `expired_before_ms` are dropped; false (nothing stored) if `at_most` are under way.
+    pub fn begin_sign_in(
+        &self,
+        state_sha256: &str,
+        pending: &PendingSignIn,
+        expired_before_ms: i64,
+        at_most: i64,
+    ) -> Result<bool, StoreError> {
+        let mut connection = self.write()?;
+        let error = self.error("store a sign-in");
+        connection
+            .execute("DELETE FROM pending_sign_ins WHERE started_ms < ?1", values![expired_before_ms])
+            .map_err(&error)?;
+        let under_way = connection
+            .query_row("SELECT count(*) FROM pending_sign_ins", values![], |row| row.get::<i64>(0))
+            .map_err(&error)?
+            .unwrap_or(0);
+        if under_way >= at_most {
+            return Ok(false);
+        }
+        let inserted = connection
+            .execute(
+                "INSERT INTO pending_sign_ins (state_sha256, nonce, verifier, started_ms) VALUES (?1, ?2, ?3, ?4) \
+                 ON CONFLICT DO NOTHING",
+                values![state_sha256, pending.nonce, pending.verifier, pending.started_ms],
+            )
+            .map_err(&error)?;
+        Ok(inserted == 1)
+    }
+
+    /// Takes the sign-in whose `state` hashes to `state_sha256`, once (whichever gateway asks,
+    /// it is gone after); none if there is none, or it began before `expired_before_ms`.
+    pub fn take_sign_in(
+        &self,
+        state_sha256: &str,
+        expired_before_ms: i64,
+    ) -> Result<Option<PendingSignIn>, StoreError> {
+        let taken = self
+            .write()?
+            .query_row(
+                "DELETE FROM pending_sign_ins WHERE state_sha256 = ?1 RETURNING nonce, verifier, started_ms",
+                values![state_sha256],
+                |row| Ok(PendingSignIn { nonce: row.get(0)?, verifier: row.get(1)?, started_ms: row.get(2)? }),
+            )
+            .map_err(self.error("take a sign-in"))?;
+        Ok(taken.filter(|pending| pending.started_ms >= expired_before_ms))
+    }
+
     /// Stores a new session; a secret or a code already in use is an error (the caller draws
     /// another), never an overwrite.
     pub fn insert_session(&self, secret_sha256: &str, session: &StoredSession) -> Result<bool, StoreError> {

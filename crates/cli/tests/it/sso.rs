@@ -81,13 +81,42 @@ fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
 
-/// Signs in to the console at `address` through the provider as a browser would.
+/// Signs in to the console at `address` through the provider as a browser would. Several
+/// addresses, comma-separated, are gateways behind one load balancer: one cookie jar for all,
+/// the sign-in begun at the first.
 fn console_sign_in(address: &str, login: &str, password: &str, then: &[&str]) -> Value {
+    let urls: Vec<String> = address.split(',').map(|address| format!("http://{address}")).collect();
     let mut command = Command::new(provider_script());
-    command.args(["console-sign-in", &format!("http://{address}"), login, password]).args(then);
+    command.args(["console-sign-in", &urls.join(","), login, password]).args(then);
     let output = command.output().unwrap();
     assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
     serde_json::from_slice(&output.stdout).unwrap()
+}
+
+/// `data`'s `[oidc]` set to `provider`: its issuer, the API audience, the second factor a
+/// reveal needs, and the console as its client.
+fn configure(data: &Path, provider: &RealProvider) {
+    let config = data.join("cordon.toml");
+    let mut toml = std::fs::read_to_string(&config).unwrap();
+    toml = toml.replace(
+        "[oidc]\nissuer = \"\"\naudience = \"\"",
+        &format!("[oidc]\nissuer = \"{}\"\naudience = \"{API}\"", provider.issuer),
+    );
+    toml = toml.replace("require_amr = \"\"", "require_amr = \"otp\"");
+    toml = toml.replace("max_auth_age_seconds = 0", "max_auth_age_seconds = 600");
+    toml = toml.replace(
+        "client_id = \"\"\nclient_secret_file = \"\"\nredirect_url = \"\"",
+        &format!(
+            "client_id = \"cordon-console\"\nclient_secret_file = \"oidc-secret\"\nredirect_url = \"{}\"",
+            provider.redirect
+        ),
+    );
+    {
+        use std::os::unix::fs::PermissionsExt as _;
+        std::fs::write(data.join("oidc-secret"), SECRET).unwrap();
+        std::fs::set_permissions(data.join("oidc-secret"), std::fs::Permissions::from_mode(0o600)).unwrap();
+    }
+    std::fs::write(&config, &toml).unwrap();
 }
 
 fn write(path: &Path, lines: &[Value]) {
@@ -133,27 +162,7 @@ fn the_providers_access_tokens_sign_agents_in_to_the_api_and_a_reveal_needs_the_
         let (ok, stdout, stderr) = run(&["import", kind, file.to_str().unwrap(), "--data", &text]);
         assert!(ok, "{stdout}{stderr}");
     }
-    let config = data.join("cordon.toml");
-    let mut toml = std::fs::read_to_string(&config).unwrap();
-    toml = toml.replace(
-        "[oidc]\nissuer = \"\"\naudience = \"\"",
-        &format!("[oidc]\nissuer = \"{}\"\naudience = \"{API}\"", provider.issuer),
-    );
-    toml = toml.replace("require_amr = \"\"", "require_amr = \"otp\"");
-    toml = toml.replace("max_auth_age_seconds = 0", "max_auth_age_seconds = 600");
-    toml = toml.replace(
-        "client_id = \"\"\nclient_secret_file = \"\"\nredirect_url = \"\"",
-        &format!(
-            "client_id = \"cordon-console\"\nclient_secret_file = \"oidc-secret\"\nredirect_url = \"{}\"",
-            provider.redirect
-        ),
-    );
-    {
-        use std::os::unix::fs::PermissionsExt as _;
-        std::fs::write(data.join("oidc-secret"), SECRET).unwrap();
-        std::fs::set_permissions(data.join("oidc-secret"), std::fs::Permissions::from_mode(0o600)).unwrap();
-    }
-    std::fs::write(&config, &toml).unwrap();
+    configure(&data, &provider);
     let (ok, stdout, stderr) = run(&["config", "check", "--data", &text]);
     assert!(ok && stdout.contains(&provider.issuer), "{stdout}{stderr}");
 
@@ -347,4 +356,55 @@ fn the_providers_access_tokens_sign_agents_in_to_the_api_and_a_reveal_needs_the_
     assert!(session_start.iter().any(|detail| detail.contains("amr pwd,otp")), "{session_start:?}");
     let log = log.lock().unwrap();
     assert!(!log.contains(&sam_access), "no token in the server's log");
+}
+
+/// Regression: a console sign-in under way was kept in the memory of the gateway that began it,
+/// so behind a load balancer a provider's callback reaching another gateway was refused as
+/// expired. With two gateways on PostgreSQL, a sign-in begun on the first finishes on the
+/// second (the provider's redirect), its state used once there, and the session it starts
+/// opens the console on the first.
+#[test]
+fn a_sign_in_begun_on_one_gateway_finishes_on_another() {
+    let database = cordon_testpg::TestDatabase::new().unwrap();
+    let first_address = format!("127.0.0.1:{}", free_port());
+    let second_address = format!("127.0.0.1:{}", free_port());
+    let provider = RealProvider::start(&format!("http://{second_address}/console/oidc/callback"));
+    let scratch = tempfile::tempdir().unwrap();
+    let first = scratch.path().join("first");
+    let second = scratch.path().join("second");
+    let (ok, _, stderr) = run(&["init", first.to_str().unwrap(), "--store", &database.url()]);
+    assert!(ok, "{stderr}");
+    let agents = scratch.path().join("agents.jsonl");
+    write(
+        &agents,
+        &[
+            json!({"id": "agt-1", "name": "Sam", "team": "l1-chat", "site": "us-sf", "employer": "staff", "email": "sam@exchange.example"}),
+        ],
+    );
+    let (ok, stdout, stderr) = run(&["import", "agents", agents.to_str().unwrap(), "--data", first.to_str().unwrap()]);
+    assert!(ok, "{stdout}{stderr}");
+    configure(&first, &provider);
+    assert!(Command::new("cp").arg("-a").arg(&first).arg(&second).status().unwrap().success());
+    let mut servers = Vec::new();
+    for (data, address) in [(&first, &first_address), (&second, &second_address)] {
+        let (server, _, log) = start_server_with(data.to_str().unwrap(), &["--listen", address]);
+        let fetched = || log.lock().unwrap().contains("the identity provider's keys are fetched");
+        for _ in 0..100 {
+            if fetched() {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+        assert!(fetched(), "{}", log.lock().unwrap());
+        servers.push(server);
+    }
+    let signed = console_sign_in(&format!("{first_address},{second_address}"), "sam", "pw+otp", &[]);
+    assert_eq!(signed["callback_status"], 200, "the callback on the other gateway: {signed}");
+    assert_eq!(signed["replay_status"], 403, "the state is used once: {signed}");
+    assert_eq!(signed["console_status"], 200, "{signed}");
+    let page = signed["console_page"].as_str().unwrap_or_default();
+    assert!(page.contains("agt-1") || page.contains("Sam"), "the console on the first gateway is agt-1's: {page}");
+    for server in servers {
+        stop_server(server);
+    }
 }

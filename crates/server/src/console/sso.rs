@@ -5,7 +5,6 @@
 //! person signed in, and a reveal can require the second factor.
 
 use std::sync::Arc;
-use std::time::Instant;
 
 use axum::extract::{Query, State};
 use axum::http::request::Parts;
@@ -56,19 +55,31 @@ pub(crate) async fn start(State(state): State<Arc<AppState>>) -> Response {
             "The server has no random source now; try again shortly.",
         );
     };
-    {
-        let mut pending = state.pending_sign_ins.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        pending.retain(|_, sign_in| sign_in.started.elapsed() < SIGN_IN_LIFETIME);
-        if pending.len() >= SIGN_INS_MAX {
+    // In the store, so that the browser may come back to any gateway of the deployment.
+    let begun = {
+        let (sign_in_state, nonce, verifier) = (sign_in_state.clone(), nonce.clone(), verifier.clone());
+        let state = Arc::clone(&state);
+        tokio::task::spawn_blocking(move || {
+            state.gateway.begin_sign_in(&sign_in_state, &nonce, &verifier, SIGN_IN_LIFETIME, SIGN_INS_MAX)
+        })
+        .await
+    };
+    match begun {
+        Ok(Ok(true)) => {}
+        Ok(Ok(false)) => {
             return render_problem(
                 StatusCode::SERVICE_UNAVAILABLE,
                 "Too many sign-ins are under way; try again shortly.",
             );
         }
-        pending.insert(
-            sign_in_state.clone(),
-            PendingSignIn { nonce: nonce.clone(), verifier: verifier.clone(), started: Instant::now() },
-        );
+        Ok(Err(error)) => {
+            tracing::error!(%error, "a sign-in could not be kept");
+            return render_problem(StatusCode::SERVICE_UNAVAILABLE, "Sign-in is not available now; try again shortly.");
+        }
+        Err(error) => {
+            tracing::error!(%error, "a sign-in could not be kept");
+            return render_problem(StatusCode::INTERNAL_SERVER_ERROR, "Sign-in failed; try again.");
+        }
     }
     let challenge = BASE64URL.encode(Sha256::digest(verifier.as_bytes()));
     let separator = if endpoints.authorization.contains('?') { '&' } else { '?' };
@@ -115,12 +126,21 @@ pub(crate) async fn callback(
     if cookie(&parts, STATE_COOKIE).is_none_or(|bound| bound != returned_state) {
         return render_problem(StatusCode::FORBIDDEN, "This sign-in was not begun in this browser; begin it again.");
     }
-    let pending = state
-        .pending_sign_ins
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner)
-        .remove(&returned_state)
-        .filter(|pending| pending.started.elapsed() < SIGN_IN_LIFETIME);
+    let taken = {
+        let state = Arc::clone(&state);
+        tokio::task::spawn_blocking(move || state.gateway.take_sign_in(&returned_state, SIGN_IN_LIFETIME)).await
+    };
+    let pending = match taken {
+        Ok(Ok(taken)) => taken.map(|(nonce, verifier)| PendingSignIn { nonce, verifier }),
+        Ok(Err(error)) => {
+            tracing::error!(%error, "a sign-in could not be read");
+            return render_problem(StatusCode::SERVICE_UNAVAILABLE, "Sign-in is not available now; try again shortly.");
+        }
+        Err(error) => {
+            tracing::error!(%error, "a sign-in could not be read");
+            return render_problem(StatusCode::INTERNAL_SERVER_ERROR, "Sign-in failed; try again.");
+        }
+    };
     let Some(pending) = pending else {
         return render_problem(StatusCode::FORBIDDEN, "This sign-in has expired or was used; begin it again.");
     };

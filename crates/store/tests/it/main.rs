@@ -618,3 +618,55 @@ fn tls_to_postgres_is_checked_or_refused() {
         .to_string();
     assert!(missing.contains("/nowhere/ca.pem"), "{missing}");
 }
+
+/// Console sign-ins under way are kept in the store, so the browser may come back to any
+/// gateway: taken once (a second take, from anywhere, finds nothing), not after their
+/// lifetime, and no more than the limit at once.
+#[test]
+fn sign_ins_under_way_are_taken_once_on_both_backends() {
+    for backend in backends() {
+        let first = backend.open();
+        let second = backend.open();
+        let pending =
+            |started_ms| cordon_store::PendingSignIn { nonce: "n-1".into(), verifier: "v-1".into(), started_ms };
+        assert!(first.begin_sign_in("s-1", &pending(1_000), 0, 3).unwrap(), "{backend}");
+        assert!(!first.begin_sign_in("s-1", &pending(1_000), 0, 3).unwrap(), "{backend}: a state is never reused");
+        assert_eq!(second.take_sign_in("s-1", 0).unwrap(), Some(pending(1_000)), "{backend}: taken elsewhere");
+        assert_eq!(first.take_sign_in("s-1", 0).unwrap(), None, "{backend}: taken once");
+        assert!(first.begin_sign_in("s-2", &pending(1_000), 0, 3).unwrap());
+        assert_eq!(second.take_sign_in("s-2", 1_001).unwrap(), None, "{backend}: expired");
+        for (state, begun) in [("s-3", true), ("s-4", true), ("s-5", true), ("s-6", false)] {
+            assert_eq!(first.begin_sign_in(state, &pending(2_000), 1_500, 3).unwrap(), begun, "{backend}: {state}");
+        }
+        assert!(first.begin_sign_in("s-7", &pending(9_000), 2_001, 3).unwrap(), "{backend}: the expired make room");
+    }
+}
+
+/// PostgreSQL's schema is its numbered migrations: a fresh database gets every one, a second
+/// run none, a database of an earlier release (here, before the third) the ones it lacks, and
+/// a database a newer cordon migrated is refused, naming both versions, with nothing applied.
+#[test]
+fn postgres_migrations_apply_what_is_missing_and_refuse_a_newer_schema() {
+    let database = cordon_testpg::TestDatabase::new().unwrap();
+    let url = database.url();
+    let all = Store::migrate_postgres(&url).unwrap();
+    assert_eq!(all, [1, 2, 3]);
+    assert!(Store::migrate_postgres(&url).unwrap().is_empty(), "nothing twice");
+    let mut admin = database.client().unwrap();
+    admin.batch_execute("DROP TABLE pending_sign_ins; DELETE FROM schema_migrations WHERE version = 3").unwrap();
+    assert_eq!(Store::migrate_postgres(&url).unwrap(), [3], "an earlier release's database is brought up");
+    Store::open_postgres(&url)
+        .unwrap()
+        .begin_sign_in(
+            "s",
+            &cordon_store::PendingSignIn { nonce: "n".into(), verifier: "v".into(), started_ms: 1 },
+            0,
+            10,
+        )
+        .unwrap();
+    admin.batch_execute("INSERT INTO schema_migrations (version, name) VALUES (99, 'from the future')").unwrap();
+    for refused in [Store::migrate_postgres(&url).map(|_| ()), Store::open_postgres(&url).map(|_| ())] {
+        let message = refused.unwrap_err().to_string();
+        assert!(message.contains("schema version 99") && message.contains("(3)"), "{message}");
+    }
+}
