@@ -41,7 +41,7 @@ call(ports[0], "PUT", "/v1/agents/agt-1", admin, {"name": "A", "team": "l1-chat"
 call(ports[1], "PUT", "/v1/customers/cus-1", admin, {"fields": {"full_name": "Nina Simone", "email": "nina@example.org"}})
 call(ports[0], "PUT", "/v1/tickets/t-1", admin, {"requester": "cus-1", "category": "general_inquiry", "assignee": "agt-1"})
 agent = call(ports[0], "POST", "/v1/agents/agt-1/token", admin, {})[1]["token"]
-acknowledged, failures, lock = [], [], threading.Lock()
+acknowledged, failures, broken, lock = [], [], [], threading.Lock()
 stop, killed_at = threading.Event(), [None]
 def worker(offset):
     n = offset
@@ -53,6 +53,9 @@ def worker(offset):
             with lock: acknowledged.append(card["ledger_index"])
         except (urllib.error.URLError, ConnectionError, OSError):
             with lock: failures.append((time.monotonic(), port))
+        except Exception as error:  # an answer that is not a card: the run is not valid
+            with lock: broken.append(f"{port}: {error!r}")
+            return
 threads = [threading.Thread(target=worker, args=(i,)) for i in range(4)]
 for thread in threads: thread.start()
 time.sleep(before)
@@ -68,6 +71,7 @@ integrated = time.monotonic() - killed_at[0]
 time.sleep(max(0.0, after - integrated))
 stop.set()
 for thread in threads: thread.join()
+assert not broken, f"unexpected answers: {broken[:5]}"
 failed = [port for at, port in failures if at >= killed_at[0]]
 to_survivor = sum(1 for port in failed if port == 18302)
 print(f"requests acknowledged: {len(acknowledged)}; after the kill, failed at the dead gateway: "

@@ -44,9 +44,9 @@ PY
 make() {
   local name=$1 store=${2:-}
   if [ -n "$store" ]; then
-    "$cordon" init "$work/$name" --store "$store" >"$work/$name.admin" 2>/dev/null
+    "$cordon" init "$work/$name" --store "$store" >"$work/$name.admin" 2>"$work/$name.init"
   else
-    "$cordon" init "$work/$name" >"$work/$name.admin" 2>/dev/null
+    "$cordon" init "$work/$name" >"$work/$name.admin" 2>"$work/$name.init"
   fi
   for kind in agents customers tickets; do "$cordon" import "$kind" "$work/$kind.jsonl" --data "$work/$name" >/dev/null; done
 }
@@ -72,13 +72,17 @@ PY
 # prints the summed requests/s and the worst p99; fails on any response but 200.
 load() {
   local label=$1 total=$2; shift 2
-  local each=$(( total / $# )) files=()
+  local each=$(( total / $# )) files=() clients=()
   for port in "$@"; do
     sed "s#TOKENS#$work/tokens.txt#" "$work/reveal.lua.in" >"$work/reveal-$port.lua"
     wrk -t1 -c"$each" -d"${seconds}s" --latency -s "$work/reveal-$port.lua" "http://127.0.0.1:$port" >"$work/$label-$port.txt" &
+    clients+=($!)
     files+=("$work/$label-$port.txt")
   done
-  wait_wrk
+  # These wrk processes, not any other on the machine; one that failed fails the run.
+  for client in "${clients[@]}"; do
+    wait "$client" || { echo "shared-reveal: wrk failed ($label)" >&2; exit 1; }
+  done
   if grep -qE "Non-2xx|Socket errors" "${files[@]}"; then
     cat "${files[@]}" >&2
     echo "shared-reveal: unexpected responses ($label); the figures are not valid" >&2
@@ -97,7 +101,6 @@ print(f"{label}: {rate:,.0f} audited reveals/s, p99 {p99:.2f} ms")
 open(f"{files[0]}.rate", "w").write(f"{rate}\n")
 PY
 }
-wait_wrk() { while pgrep -x wrk >/dev/null; do sleep 0.2; done; }
 cat >"$work/reveal.lua.in" <<LUA
 local customers = $customers
 local agents = $agents
@@ -132,8 +135,11 @@ serve "$work/shared-2" 18203
 load postgres-2 "$connections" 18202 18203
 for pid in "${servers[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done; wait || true
 "$cordon" log export --store "$url" --out "$work/export" >/dev/null
-verifier=$(grep -o 'cordon.local/audit+[^ ]*' "$work/server-18202.log" | head -1 || true)
-"$cordon" log verify "$work/export" --vkey "$(psql -d cordon_bench -tA -c 'SELECT verifier FROM ledger_key')"
+# Checked against the verifier key `cordon init` printed, not one read from the database.
+verifier=$(sed -n 's/^audit ledger verifier key: //p' "$work/shared.init")
+[ -n "$verifier" ] || { echo "shared-reveal: cordon init printed no verifier key" >&2; exit 1; }
+echo "$verifier" >"$work/shared.vkey"
+"$cordon" log verify "$work/export" --vkey "$work/shared.vkey"
 psql -q -c "DROP DATABASE cordon_bench"
 python3 - "$work" <<'PY'
 import sys
