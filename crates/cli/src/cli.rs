@@ -475,6 +475,14 @@ pub enum PolicyCommand {
         #[arg(long)]
         schema: Option<PathBuf>,
     },
+    /// On a deployment of several gateways (a PostgreSQL store), make this folder's rules
+    /// (its policies, schema, ticket categories and [detection] settings) the deployment's,
+    /// recorded in the ledger; gateways with other rules then refuse to start until given
+    /// these. Restart each gateway with them.
+    Adopt {
+        #[arg(long)]
+        data: PathBuf,
+    },
 }
 
 #[derive(Debug, Subcommand)]

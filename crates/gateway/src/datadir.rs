@@ -63,7 +63,16 @@ enum Ledgers {
 enum Detection {
     Replay,
     NotLoaded,
+    /// Not replayed, and on a shared store the rules neither checked against the
+    /// deployment's nor recorded as them: for `init` (the rules are recorded when a gateway
+    /// first serves, after the operator has edited `cordon.toml`) and for adopting this
+    /// folder's rules as the deployment's (they are about to become them).
+    RulesUnchecked,
 }
+
+/// The store's record of the rules every gateway of a shared deployment runs: a digest of the
+/// policies, the schema, the ticket categories and the detection settings.
+const DEPLOYMENT_RULES: &str = "deployment_rules";
 
 /// What `init` made.
 #[derive(Debug)]
@@ -167,14 +176,79 @@ impl DataDir {
 
     /// The policies `config` names (the built-in set where it names none), compiled.
     pub fn policy_engine(&self, config: &Config) -> Result<PolicyEngine, GatewayError> {
-        let (policies, schema) = match (&config.policy.policies, &config.policy.schema) {
+        let (policies, schema) = self.policy_texts(config)?;
+        PolicyEngine::load(&policies, &schema).map_err(|error| GatewayError::BadRequest(error.to_string()))
+    }
+
+    /// The policies and the schema `config` names, as text.
+    fn policy_texts(&self, config: &Config) -> Result<(String, String), GatewayError> {
+        Ok(match (&config.policy.policies, &config.policy.schema) {
             (None, None) => (DEFAULT_POLICIES.to_string(), DEFAULT_SCHEMA.to_string()),
             (policies, schema) => {
                 let read = |path: &Option<String>, default| read_text(&self.root, path.as_deref(), default);
                 (read(policies, DEFAULT_POLICIES)?, read(schema, DEFAULT_SCHEMA)?)
             }
+        })
+    }
+
+    /// A digest of what decides and scores a request here: the policies, the schema, the
+    /// ticket categories and the detection settings. Gateways sharing a store must agree on
+    /// it, or the same request would be allowed by one and refused by another, and their
+    /// detectors (each a replay of the one ledger) would raise different alerts.
+    pub fn rules_digest(&self, config: &Config) -> Result<String, GatewayError> {
+        use sha2::Digest as _;
+        let (policies, schema) = self.policy_texts(config)?;
+        let settings = |value: Result<String, toml::ser::Error>| {
+            value.map_err(|error| GatewayError::Internal(format!("the settings do not serialise: {error}")))
         };
-        PolicyEngine::load(&policies, &schema).map_err(|error| GatewayError::BadRequest(error.to_string()))
+        let mut digest = sha2::Sha256::new();
+        for part in [
+            policies,
+            schema,
+            settings(toml::to_string(&config.categories))?,
+            settings(toml::to_string(&config.detection))?,
+        ] {
+            digest.update((part.len() as u64).to_be_bytes());
+            digest.update(part.as_bytes());
+        }
+        Ok(digest.finalize().iter().take(8).map(|byte| format!("{byte:02x}")).collect())
+    }
+
+    /// On a shared store, this folder's rules must be the deployment's: the first gateway's
+    /// are recorded, and a gateway whose rules differ does not open.
+    fn check_deployment_rules(&self, store: &Store, config: &Config) -> Result<(), GatewayError> {
+        let here = self.rules_digest(config)?;
+        let recorded = store.meta_or_set(DEPLOYMENT_RULES, &here)?;
+        if recorded == here {
+            return Ok(());
+        }
+        Err(GatewayError::Conflict(format!(
+            "this gateway's rules (its policies, schema, ticket categories and [detection] settings: digest {here}) \
+             are not the deployment's (digest {recorded}), which every gateway on its database runs: copy \
+             cordon.toml and the policy files from a gateway of the deployment, or make these the deployment's \
+             rules with `cordon policy adopt --data {}` and restart the other gateways with them",
+            self.root.display()
+        )))
+    }
+
+    /// Makes this folder's rules the deployment's on its shared store, recorded in the ledger
+    /// (`rules.adopt`, naming the digests before and after); gateways with other rules then
+    /// refuse to open until given these. Returns (before, after).
+    pub fn adopt_rules(&self, clock: Arc<dyn Clock>) -> Result<(Option<String>, String), GatewayError> {
+        let config = self.config()?;
+        if self.store_url(&config)?.is_none() {
+            return Err(GatewayError::BadRequest(
+                "this deployment's store is the embedded one, where one gateway runs: its rules are its own".into(),
+            ));
+        }
+        let gateway = self.open_ledger(clock, Detection::RulesUnchecked)?;
+        let here = self.rules_digest(&config)?;
+        let before = gateway.store.meta(DEPLOYMENT_RULES)?;
+        let detail = format!("from {} to {here}", before.as_deref().unwrap_or("none"));
+        futures_block_on(gateway.change_entry("cordon", "rules.adopt", &here, Some(detail), "adopt"))?;
+        gateway.store.set_meta(DEPLOYMENT_RULES, &here)?;
+        gateway.close()?;
+        Ok((before, here))
     }
 
     /// The webhooks' signing key (`keys/webhook-signing`), made now if this directory has
@@ -288,7 +362,7 @@ impl DataDir {
         store.set_meta(CURRENT_KEK, &kek_id)?;
         drop(store);
         self.write_config(&config)?;
-        let gateway = self.open(clock)?;
+        let gateway = self.open_ledger(clock, Detection::RulesUnchecked)?;
         let admin_token = gateway.issue_role_token(TokenRole::Admin)?;
         Ok(Initialized { admin_token, verifier_key: verifier })
     }
@@ -358,6 +432,9 @@ impl DataDir {
             .meta(CURRENT_KEK)?
             .ok_or_else(|| GatewayError::Internal("the database does not name its key-encryption key".into()))?;
         let kek = kek::load(&self.root, &config.hsm, &kek_id)?;
+        if matches!(ledger, Ledgers::Shared(_)) && detection != Detection::RulesUnchecked {
+            self.check_deployment_rules(&store, &config)?;
+        }
         let audit: Arc<dyn AuditLog> = match ledger {
             Ledgers::Given(audit) => audit,
             Ledgers::Shared(url) => {

@@ -426,6 +426,15 @@ impl Store {
         self.query_one("SELECT value FROM meta WHERE key = ?1", values![key], "read a setting", |row| row.get(0))
     }
 
+    /// The setting `key`, set to `value` first if it has none: of several processes doing
+    /// this at once, the first one's value is every one's answer.
+    pub fn meta_or_set(&self, key: &str, value: &str) -> Result<String, StoreError> {
+        self.write()?
+            .execute("INSERT INTO meta (key, value) VALUES (?1, ?2) ON CONFLICT (key) DO NOTHING", values![key, value])
+            .map_err(self.error("write a setting"))?;
+        Ok(self.meta(key)?.unwrap_or_else(|| value.to_string()))
+    }
+
     pub fn set_meta(&self, key: &str, value: &str) -> Result<(), StoreError> {
         self.write()?
             .execute(

@@ -1,4 +1,5 @@
-//! `cordon policy validate|test`: check a policy set before it is applied.
+//! `cordon policy validate|test`: check a policy set before it is applied; `cordon policy
+//! adopt`: make a folder's rules those of a deployment of several gateways.
 
 use std::fs;
 use std::io::Write as _;
@@ -44,6 +45,17 @@ pub fn run(command: PolicyCommand) -> anyhow::Result<()> {
             if failed > 0 {
                 bail!("{failed} of {} policy cases in `{}` failed", outcomes.len(), file.display());
             }
+        }
+        PolicyCommand::Adopt { data } => {
+            let (before, after) = cordon_gateway::DataDir::new(&data)
+                .adopt_rules(std::sync::Arc::new(cordon_gateway::SystemClock))
+                .map_err(|error| anyhow::anyhow!("`{}`: {error}", data.display()))?;
+            writeln!(
+                stdout,
+                "the deployment's rules are now `{}`'s (digest {after}; they were {}): restart each gateway with them",
+                data.display(),
+                before.as_deref().unwrap_or("not recorded")
+            )?;
         }
     }
     Ok(())

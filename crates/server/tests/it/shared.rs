@@ -321,3 +321,47 @@ async fn a_kek_rotation_moves_the_ledgers_signing_key_too() {
     let (status, answer) = harness.call(Method::GET, "/v1/customers/cus-1?ticket=t-1", Some(&agent), None).await;
     assert_eq!(status, StatusCode::OK, "{answer}");
 }
+
+/// Regression: gateways on one database could run different rules (a policy file, a ticket
+/// category or a detection threshold changed on one host only), so one gateway allowed what
+/// another refused, and their detectors, each a replay of the one ledger, raised different
+/// alerts. A gateway whose rules are not the deployment's does not open, naming both digests;
+/// `cordon policy adopt` makes its rules the deployment's (a ledger entry), after which the
+/// gateways with the old ones do not open until given the new.
+#[tokio::test]
+async fn a_gateway_with_other_rules_does_not_open_until_they_are_adopted() {
+    let (_database, first, _second) = pair();
+    let clock: std::sync::Arc<dyn cordon_gateway::Clock> = first.clock.clone();
+    let scratch = tempfile::tempdir().unwrap();
+    let changed = scratch.path().join("data");
+    assert!(
+        std::process::Command::new("cp").arg("-a").arg(first.data().path("")).arg(&changed).status().unwrap().success()
+    );
+    let changed = cordon_gateway::DataDir::new(&changed);
+    let mut config = changed.config().unwrap();
+    config.detection.thresholds.alert_risk += 1.0;
+    changed.write_config(&config).unwrap();
+
+    let refused = changed.open(clock.clone()).map(|_| ()).unwrap_err().to_string();
+    assert!(refused.contains("not the deployment's") && refused.contains("policy adopt"), "{refused}");
+    let (before, after) = changed.adopt_rules(clock.clone()).unwrap();
+    assert_ne!(before.as_deref(), Some(after.as_str()));
+    let gateway = changed.open(clock.clone()).unwrap();
+    let mut adopted = Vec::new();
+    gateway
+        .audit()
+        .for_each_entry(&mut |_, bytes| {
+            if let Ok(cordon_entry::Entry::Change(change)) = cordon_entry::decode(bytes)
+                && change.change == "rules.adopt"
+            {
+                adopted.push((change.target, change.detail.unwrap_or_default()));
+            }
+            Ok(())
+        })
+        .unwrap();
+    assert_eq!(adopted.len(), 1, "{adopted:?}");
+    assert_eq!(adopted[0].0, after);
+    assert!(adopted[0].1.contains(before.as_deref().unwrap()), "{adopted:?}");
+    let refused = first.data().open(clock).map(|_| ()).unwrap_err().to_string();
+    assert!(refused.contains(&after) && refused.contains(before.as_deref().unwrap()), "the old rules now: {refused}");
+}
