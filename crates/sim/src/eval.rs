@@ -6,7 +6,10 @@
 //! honest agent it suspends by mistake). The stream without detection is scored by the
 //! baselines: nothing at all (today's situation), and a static threshold learned from the
 //! first week. Exposure is counted from the ledger: distinct customers the insider's own
-//! moves reached (allowed view, reveal or verify) before containment.
+//! moves reached (allowed view, reveal or verify). For cordon, over the whole live run: what
+//! a contained insider was still shown (a stepped-up agent still sees cards) counts; the
+//! figure before containment is kept beside it. A baseline's containment is hypothetical (the
+//! stream without detection goes on), so its exposure stops at it, as if it were perfect.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::io::Write as _;
@@ -38,9 +41,12 @@ pub struct InsiderScore {
     pub caught: bool,
     /// From the insider's first move to containment.
     pub hours_to_contain: Option<f64>,
-    /// Distinct customers its moves reached (card shown or field revealed) before containment.
+    /// Distinct customers its moves reached (card shown or field revealed): for cordon over
+    /// the whole live run, containment and all; for a baseline until its containment.
     pub customers_exposed: u64,
-    /// Of those, with a field revealed in the clear.
+    /// Of those, the ones reached before containment.
+    pub customers_exposed_before_containment: u64,
+    /// Of the exposed, with a field revealed in the clear.
     pub customers_revealed: u64,
     pub high_balance_exposed: u64,
     pub canaries_touched: u64,
@@ -164,7 +170,7 @@ pub fn score_run(scenario: &Scenario, work: &Path, features: Option<&Path>) -> R
         .count();
     methods.push(MethodScore {
         method: "cordon".into(),
-        insiders: exposures(&live, &live_malicious, &contained, &high_balance, &canary),
+        insiders: exposures(&live, &live_malicious, &contained, Counted::WholeRun, &high_balance, &canary),
         false_suspensions: suspended.iter().filter(|agent| !insiders.contains(agent.as_str())).count() as u64,
         false_alerts: alerted,
         // Without insiders there is nothing to be precise about.
@@ -174,7 +180,7 @@ pub fn score_run(scenario: &Scenario, work: &Path, features: Option<&Path>) -> R
     // No detection: nobody is contained.
     methods.push(MethodScore {
         method: "none".into(),
-        insiders: exposures(&stream, &malicious, &HashMap::new(), &high_balance, &canary),
+        insiders: exposures(&stream, &malicious, &HashMap::new(), Counted::UntilContained, &high_balance, &canary),
         false_suspensions: 0,
         false_alerts: 0,
         flagged_precision: None,
@@ -184,7 +190,7 @@ pub fn score_run(scenario: &Scenario, work: &Path, features: Option<&Path>) -> R
     let false_suspensions = contained.keys().filter(|agent| !insiders.contains(agent.as_str())).count() as u64;
     methods.push(MethodScore {
         method: "static".into(),
-        insiders: exposures(&stream, &malicious, &contained, &high_balance, &canary),
+        insiders: exposures(&stream, &malicious, &contained, Counted::UntilContained, &high_balance, &canary),
         false_suspensions,
         false_alerts: false_suspensions,
         flagged_precision: None,
@@ -202,15 +208,28 @@ pub fn score_run(scenario: &Scenario, work: &Path, features: Option<&Path>) -> R
     })
 }
 
-/// Each insider's exposure before its containment time (if any).
+/// Which of an insider's accesses its exposure counts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Counted {
+    /// Every access the run allowed: a live run, whose containment is real and whose
+    /// ledger says what the insider was shown after it too.
+    WholeRun,
+    /// Those before containment: a baseline's containment is hypothetical, on a stream that
+    /// went on without it, and assumed to stop the insider at once.
+    UntilContained,
+}
+
+/// Each insider's exposure, counted as `counted` says, and before its containment (if any).
 fn exposures(
     read: &Read,
     malicious: &HashMap<&str, usize>,
     contained: &HashMap<String, i64>,
+    counted: Counted,
     high_balance: &dyn Fn(&str) -> bool,
     canary: &dyn Fn(&str) -> bool,
 ) -> Vec<InsiderScore> {
     let mut exposed: Vec<BTreeSet<&str>> = vec![BTreeSet::new(); read.truth.insiders.len()];
+    let mut before: Vec<BTreeSet<&str>> = vec![BTreeSet::new(); read.truth.insiders.len()];
     let mut revealed: Vec<BTreeSet<&str>> = vec![BTreeSet::new(); read.truth.insiders.len()];
     let mut first_move: Vec<Option<i64>> = vec![None; read.truth.insiders.len()];
     for entry in &read.entries {
@@ -219,11 +238,15 @@ fn exposures(
             first.get_or_insert(entry.time_ms);
         }
         let until = contained.get(&entry.agent).copied().unwrap_or(i64::MAX);
-        if !entry.allowed_access() || entry.time_ms >= until {
+        let before_containment = entry.time_ms < until;
+        if !entry.allowed_access() || (counted == Counted::UntilContained && !before_containment) {
             continue;
         }
         let Some(customer) = entry.customer.as_deref() else { continue };
         if let Some(set) = exposed.get_mut(position) {
+            set.insert(customer);
+        }
+        if before_containment && let Some(set) = before.get_mut(position) {
             set.insert(customer);
         }
         if matches!(entry.action.as_str(), "reveal" | "verify")
@@ -250,6 +273,7 @@ fn exposures(
                     _ => None,
                 },
                 customers_exposed: reached.len() as u64,
+                customers_exposed_before_containment: before.get(position).map_or(0, |set| set.len() as u64),
                 customers_revealed: revealed.get(position).map_or(0, |set| set.len() as u64),
                 high_balance_exposed: reached.iter().filter(|customer| high_balance(customer)).count() as u64,
                 canaries_touched: reached.iter().filter(|customer| canary(customer)).count() as u64,
@@ -426,6 +450,9 @@ pub struct Summary {
     pub caught: u64,
     pub exposed_median: f64,
     pub exposed_p95: f64,
+    /// The median exposure before containment (for cordon, what a containment that stopped
+    /// everything at once would have left).
+    pub exposed_before_median: f64,
     pub high_balance_median: f64,
     pub canaries_max: u64,
     pub hours_median: Option<f64>,
@@ -436,6 +463,7 @@ pub struct Summary {
 struct Outcome {
     caught: bool,
     exposed: u64,
+    exposed_before: u64,
     high_balance: u64,
     canaries: u64,
     hours: Option<f64>,
@@ -446,6 +474,7 @@ impl Outcome {
         Outcome {
             caught: insider.caught,
             exposed: insider.customers_exposed,
+            exposed_before: insider.customers_exposed_before_containment,
             high_balance: insider.high_balance_exposed,
             canaries: insider.canaries_touched,
             hours: insider.hours_to_contain,
@@ -457,6 +486,7 @@ impl Outcome {
         Outcome {
             caught: self.caught || member.caught,
             exposed: self.exposed + member.exposed,
+            exposed_before: self.exposed_before + member.exposed_before,
             high_balance: self.high_balance + member.high_balance,
             canaries: self.canaries + member.canaries,
             hours: match (self.hours, member.hours) {
@@ -493,6 +523,7 @@ pub fn summarize(scores: &[RunScore]) -> Vec<Summary> {
         .into_iter()
         .map(|((behaviour, method), items)| {
             let exposed: Vec<f64> = items.iter().map(|item| item.exposed as f64).collect();
+            let before: Vec<f64> = items.iter().map(|item| item.exposed_before as f64).collect();
             let high: Vec<f64> = items.iter().map(|item| item.high_balance as f64).collect();
             let hours: Vec<f64> = items.iter().filter_map(|item| item.hours).collect();
             Summary {
@@ -502,6 +533,7 @@ pub fn summarize(scores: &[RunScore]) -> Vec<Summary> {
                 caught: items.iter().filter(|item| item.caught).count() as u64,
                 exposed_median: percentile(&exposed, 0.5),
                 exposed_p95: percentile(&exposed, 0.95),
+                exposed_before_median: percentile(&before, 0.5),
                 high_balance_median: percentile(&high, 0.5),
                 canaries_max: items.iter().map(|item| item.canaries).max().unwrap_or(0),
                 hours_median: (!hours.is_empty()).then(|| percentile(&hours, 0.5)),
@@ -534,4 +566,80 @@ pub fn percentile(values: &[f64], quantile: f64) -> f64 {
     sorted.sort_by(f64::total_cmp);
     let rank = ((sorted.len() as f64 * quantile).ceil() as usize).saturating_sub(1);
     sorted.get(rank).copied().unwrap_or(0.0)
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::indexing_slicing)]
+
+    use super::*;
+    use crate::engine::TruthInsider;
+
+    fn access(time_ms: i64, request: &str, customer: &str, decision: &str) -> Entry {
+        Entry {
+            kind: "access".into(),
+            time_ms,
+            request: request.into(),
+            agent: "agt-9".into(),
+            action: "reveal".into(),
+            customer: Some(customer.into()),
+            decision: decision.into(),
+            ..Entry::default()
+        }
+    }
+
+    /// Regression: a live run's exposure was counted only until the insider's first
+    /// containment, though a stepped-up insider is still shown cards and the ledger says so
+    /// (1 to 3 more customers each, recounted for eleven insiders). The live count covers the
+    /// whole run with the figure before containment beside it; a baseline's stops at its
+    /// (hypothetical) containment; a refusal is never exposure.
+    #[test]
+    fn a_live_run_counts_what_the_insider_was_shown_after_containment_too() {
+        let insider = TruthInsider {
+            agent: "agt-9".into(),
+            label: "insider-1".into(),
+            behaviour: "harvester".into(),
+            team: "l1-chat".into(),
+            site: "us-sf".into(),
+            start_day: 0,
+            stop_day: 1,
+            stopped_day: None,
+            malicious_requests: vec!["r-1".into(), "r-2".into(), "r-3".into(), "r-4".into()],
+            shown: Vec::new(),
+        };
+        let read = Read {
+            entries: vec![
+                access(50, "r-1", "cus-1", "allow"),
+                access(150, "r-2", "cus-2", "allow"),
+                access(160, "r-3", "cus-3", "deny"),
+                access(170, "r-4", "cus-1", "allow"),
+                access(180, "r-honest", "cus-4", "allow"),
+            ],
+            truth: Truth {
+                scenario: "test".into(),
+                seed: 1,
+                policy: "default".into(),
+                customers: 4,
+                canaries: Vec::new(),
+                high_balance_usd: 100_000.0,
+                insiders: vec![insider],
+            },
+        };
+        let malicious = read.truth.malicious_requests();
+        let contained = HashMap::from([("agt-9".to_string(), 100)]);
+        let cases = [
+            (Counted::WholeRun, 2, 1, "the live run: cus-1 and cus-2 (after containment)"),
+            (Counted::UntilContained, 1, 1, "a baseline: cus-1 only"),
+        ];
+        for (counted, exposed, before, what) in cases {
+            let scores = exposures(&read, &malicious, &contained, counted, &|_| false, &|_| false);
+            let score = &scores[0];
+            assert_eq!(
+                (score.customers_exposed, score.customers_exposed_before_containment),
+                (exposed, before),
+                "{what}"
+            );
+            assert!(score.caught && score.hours_to_contain.is_some(), "{what}");
+        }
+    }
 }

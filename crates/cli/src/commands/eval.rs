@@ -135,12 +135,13 @@ fn render(title: &str, runs: &[RunScore]) -> String {
     let _ = writeln!(out, "\n{title}: {} runs, {agent_days} agent-days, {seconds:.0} s", runs.len());
     let _ = writeln!(
         out,
-        "  {:<15} {:<7} {:>8} {:>16} {:>12} {:>20} {:>9} {:>13}",
+        "  {:<15} {:<7} {:>8} {:>16} {:>12} {:>15} {:>20} {:>9} {:>13}",
         "behaviour",
         "method",
         "caught",
         "exposed median",
         "exposed p95",
+        "before contain.",
         "high-balance median",
         "canaries",
         "hours median"
@@ -152,6 +153,7 @@ fn render(title: &str, runs: &[RunScore]) -> String {
         caught,
         exposed_median,
         exposed_p95,
+        exposed_before_median,
         high_balance_median,
         canaries_max,
         hours_median,
@@ -160,7 +162,7 @@ fn render(title: &str, runs: &[RunScore]) -> String {
         let hours = hours_median.map_or("-".to_string(), |hours| format!("{hours:.1}"));
         let _ = writeln!(
             out,
-            "  {behaviour:<15} {method:<7} {:>8} {exposed_median:>16.0} {exposed_p95:>12.0} {high_balance_median:>20.0} {canaries_max:>9} {hours:>13}",
+            "  {behaviour:<15} {method:<7} {:>8} {exposed_median:>16.0} {exposed_p95:>12.0} {exposed_before_median:>15.0} {high_balance_median:>20.0} {canaries_max:>9} {hours:>13}",
             format!("{caught}/{insiders}")
         );
     }

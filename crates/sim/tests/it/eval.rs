@@ -35,6 +35,17 @@ fn detection_meets_its_targets_at_test_size() {
     let scores: Vec<RunScore> = evaluate(&scenarios, 1, work.path(), None, &mut |_| {}).unwrap();
     let summaries = summarize(&scores);
     let table = format!("{summaries:#?}");
+    // cordon's exposure is the whole live run's, its figure before containment beside it; a
+    // baseline's containment is hypothetical, so its exposure ends there.
+    for method in scores.iter().flat_map(|score| &score.methods) {
+        for insider in &method.insiders {
+            let (whole, before) = (insider.customers_exposed, insider.customers_exposed_before_containment);
+            match method.method.as_str() {
+                "cordon" => assert!(whole >= before, "{}: {whole} < {before}", insider.agent),
+                _ => assert_eq!(whole, before, "{} under {}", insider.agent, method.method),
+            }
+        }
+    }
 
     for behaviour in behaviours {
         let cordon = summary(&summaries, behaviour, "cordon");
