@@ -167,6 +167,10 @@ pub enum Command {
         /// Seeds per scenario: its own, then the next ones.
         #[arg(long, default_value_t = 1)]
         seeds: u32,
+        /// Score held-out seeds instead (each scenario's own plus 1,000,003, then the next
+        /// ones), which detection's tuning never used: report them apart.
+        #[arg(long)]
+        held_out: bool,
         /// Print JSON instead of tables.
         #[arg(long)]
         json: bool,

@@ -412,6 +412,19 @@ fn write_features(
     out.flush().map_err(|error| SimError::Internal(format!("`{}`: {error}", path.display())))
 }
 
+/// How far held-out seeds start from a scenario's own: detection's thresholds are tuned on
+/// each scenario's own seed and the next few (`cordon eval --seeds 5`, and the test suite's
+/// evaluation), never on seeds this far off, so `cordon eval --held-out` scores what tuning
+/// never saw.
+pub const HELD_OUT_SEED_OFFSET: u64 = 1_000_003;
+
+/// `scenario` moved to its held-out seeds (see [`HELD_OUT_SEED_OFFSET`]).
+pub fn held_out(scenario: &Scenario) -> Scenario {
+    let mut held_out = scenario.clone();
+    held_out.seed = scenario.seed.wrapping_add(HELD_OUT_SEED_OFFSET);
+    held_out
+}
+
 /// Scores each scenario with `seeds` seeds (its own, then the next ones), in `work`.
 pub fn evaluate(
     scenarios: &[Scenario],

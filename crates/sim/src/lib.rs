@@ -26,7 +26,10 @@ pub use engine::{
     PERMISSIVE_POLICIES, Phase, RunReport, TRUTH_FILE, Truth, TruthInsider, TruthShown, import_customers, read_truth,
     run, run_on,
 };
-pub use eval::{InsiderScore, MethodScore, RunScore, Summary, evaluate, false_rates, percentile, summarize};
+pub use eval::{
+    HELD_OUT_SEED_OFFSET, InsiderScore, MethodScore, RunScore, Summary, evaluate, false_rates, held_out, percentile,
+    summarize,
+};
 pub use exec::SimClock;
 pub use http::{HttpTarget, run_over_http};
 pub use leak::{LeakColumn, LeakSource, leak_rows, leak_sample};

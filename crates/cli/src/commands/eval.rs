@@ -10,10 +10,11 @@ use cordon_sim::{
     evaluate_attribution, false_rates, summarize,
 };
 
-pub fn eval(paths: &[PathBuf], seeds: u32, json: bool, features: Option<&Path>) -> anyhow::Result<()> {
+pub fn eval(paths: &[PathBuf], seeds: u32, held_out: bool, json: bool, features: Option<&Path>) -> anyhow::Result<()> {
     let scenarios = paths
         .iter()
         .map(|path| Scenario::load(path).with_context(|| format!("scenario `{}`", path.display())))
+        .map(|scenario| scenario.map(|scenario| if held_out { cordon_sim::held_out(&scenario) } else { scenario }))
         .collect::<anyhow::Result<Vec<Scenario>>>()?;
     let work = std::env::temp_dir().join(format!("cordon-eval-{}", std::process::id()));
     let scores = evaluate(&scenarios, seeds, &work, features, &mut |score| {
@@ -40,7 +41,8 @@ pub fn eval(paths: &[PathBuf], seeds: u32, json: bool, features: Option<&Path>) 
         print!("{}", render(&scenario.name, &runs));
     }
     if scenarios.len() > 1 {
-        print!("{}", render("all scenarios", &scores));
+        let all = if held_out { "all scenarios, held-out seeds" } else { "all scenarios" };
+        print!("{}", render(all, &scores));
     }
     if let Some(path) = features {
         println!(

@@ -66,8 +66,8 @@ pub fn run(arguments: Arguments) -> anyhow::Result<()> {
         Command::Eval { what: Some(EvalCommand::Attribution { scenarios, samples, json }), .. } => {
             eval::attribution(&scenarios, samples, json)
         }
-        Command::Eval { what: None, scenarios, seeds, json, features } => {
-            eval::eval(&scenarios, seeds, json, features.as_deref())
+        Command::Eval { what: None, scenarios, seeds, held_out, json, features } => {
+            eval::eval(&scenarios, seeds, held_out, json, features.as_deref())
         }
         Command::Sim { scenario, data, http, token_file, truth, seed, store } => match (data, http, token_file) {
             (Some(data), _, _) => sim::sim(&scenario, &data, seed, store.as_deref()),
