@@ -55,7 +55,7 @@ impl DirectoryCache {
     }
 
     pub(crate) fn agent(&self, store: &Store, id: &str) -> Result<Option<Agent>, StoreError> {
-        let mut agent = cached(&self.agents, id, usize::MAX, self.settled(), || store.agent(id))?;
+        let mut agent = cached(&self.agents, id, usize::MAX, || self.settled(), || store.agent(id))?;
         let held = self.held_statuses.read().unwrap_or_else(PoisonError::into_inner);
         if !held.is_empty()
             && let (Some(agent), Some((status, _))) = (agent.as_mut(), held.get(id))
@@ -66,11 +66,11 @@ impl DirectoryCache {
     }
 
     pub(crate) fn ticket(&self, store: &Store, id: &str) -> Result<Option<Ticket>, StoreError> {
-        cached(&self.tickets, id, TICKETS_CACHED_MAX, self.settled(), || store.ticket(id))
+        cached(&self.tickets, id, TICKETS_CACHED_MAX, || self.settled(), || store.ticket(id))
     }
 
     pub(crate) fn customer(&self, store: &Store, id: &str) -> Result<Option<StoredCustomer>, StoreError> {
-        cached(&self.customers, id, CUSTOMERS_CACHED_MAX, self.settled(), || store.customer(id))
+        cached(&self.customers, id, CUSTOMERS_CACHED_MAX, || self.settled(), || store.customer(id))
     }
 
     // Writes go through here, each replacing the cached copies it makes stale, so no
@@ -242,14 +242,14 @@ impl<T> Default for Entries<T> {
     }
 }
 
-/// The cached value for `id`, or `load` it and keep it (if `keep`), unless a write came in
-/// between; past `entries_max` the cache starts over. Absence is cached too, until a write
-/// for that id says otherwise.
+/// The cached value for `id`, or `load` it and keep it (if `keep` says so, asked only on a
+/// miss, off the hit path), unless a write came in between; past `entries_max` the cache
+/// starts over. Absence is cached too, until a write for that id says otherwise.
 fn cached<T: Clone>(
     cache: &Cache<T>,
     id: &str,
     entries_max: usize,
-    keep: bool,
+    keep: impl FnOnce() -> bool,
     load: impl FnOnce() -> Result<Option<T>, StoreError>,
 ) -> Result<Option<T>, StoreError> {
     let generation = {
@@ -260,7 +260,7 @@ fn cached<T: Clone>(
         entries.generation
     };
     let value = load()?;
-    if !keep {
+    if !keep() {
         return Ok(value);
     }
     let mut entries = cache.write().unwrap_or_else(PoisonError::into_inner);
@@ -306,16 +306,22 @@ mod tests {
     #[test]
     fn a_load_racing_a_write_is_not_kept() {
         let cache: Cache<&'static str> = Cache::default();
-        let answered = cached(&cache, "agt-1", usize::MAX, true, || {
-            // The write lands while the load is under way.
-            forget(&cache, ["agt-1"]);
-            Ok(Some("active"))
-        })
+        let answered = cached(
+            &cache,
+            "agt-1",
+            usize::MAX,
+            || true,
+            || {
+                // The write lands while the load is under way.
+                forget(&cache, ["agt-1"]);
+                Ok(Some("active"))
+            },
+        )
         .unwrap();
         assert_eq!(answered, Some("active"), "the racing request sees what it read");
-        let next = cached(&cache, "agt-1", usize::MAX, true, || Ok(Some("suspended"))).unwrap();
+        let next = cached(&cache, "agt-1", usize::MAX, || true, || Ok(Some("suspended"))).unwrap();
         assert_eq!(next, Some("suspended"), "the next request reads the store again");
-        let cached_now = cached(&cache, "agt-1", usize::MAX, true, || Ok(Some("never read"))).unwrap();
+        let cached_now = cached(&cache, "agt-1", usize::MAX, || true, || Ok(Some("never read"))).unwrap();
         assert_eq!(cached_now, Some("suspended"), "an undisturbed load is kept");
     }
 

@@ -58,28 +58,20 @@ pub(crate) async fn start(State(state): State<Arc<AppState>>) -> Response {
     // In the store, so that the browser may come back to any gateway of the deployment.
     let begun = {
         let (sign_in_state, nonce, verifier) = (sign_in_state.clone(), nonce.clone(), verifier.clone());
-        let state = Arc::clone(&state);
-        tokio::task::spawn_blocking(move || {
-            state.gateway.begin_sign_in(&sign_in_state, &nonce, &verifier, SIGN_IN_LIFETIME, SIGN_INS_MAX)
+        in_store(&state, "kept", move |gateway| {
+            gateway.begin_sign_in(&sign_in_state, &nonce, &verifier, SIGN_IN_LIFETIME, SIGN_INS_MAX)
         })
         .await
     };
     match begun {
-        Ok(Ok(true)) => {}
-        Ok(Ok(false)) => {
+        Ok(true) => {}
+        Ok(false) => {
             return render_problem(
                 StatusCode::SERVICE_UNAVAILABLE,
                 "Too many sign-ins are under way; try again shortly.",
             );
         }
-        Ok(Err(error)) => {
-            tracing::error!(%error, "a sign-in could not be kept");
-            return render_problem(StatusCode::SERVICE_UNAVAILABLE, "Sign-in is not available now; try again shortly.");
-        }
-        Err(error) => {
-            tracing::error!(%error, "a sign-in could not be kept");
-            return render_problem(StatusCode::INTERNAL_SERVER_ERROR, "Sign-in failed; try again.");
-        }
+        Err(refused) => return refused,
     }
     let challenge = BASE64URL.encode(Sha256::digest(verifier.as_bytes()));
     let separator = if endpoints.authorization.contains('?') { '&' } else { '?' };
@@ -101,6 +93,27 @@ pub(crate) async fn start(State(state): State<Arc<AppState>>) -> Response {
     let mut cookie = set_cookie(&state, STATE_COOKIE, &sign_in_state, STATE_PATH, Some(600));
     cookie[0].1 = cookie[0].1.replace("SameSite=Strict", "SameSite=Lax");
     (StatusCode::SEE_OTHER, cookie, [(header::LOCATION, location)]).into_response()
+}
+
+/// A sign-in's store work, off the async workers; its failure as the page to answer with
+/// (logged as a sign-in that could not be `done`).
+async fn in_store<T: Send + 'static>(
+    state: &Arc<AppState>,
+    done: &'static str,
+    work: impl FnOnce(&cordon_gateway::Gateway) -> Result<T, cordon_gateway::GatewayError> + Send + 'static,
+) -> Result<T, Response> {
+    let state = Arc::clone(state);
+    match tokio::task::spawn_blocking(move || work(&state.gateway)).await {
+        Ok(Ok(value)) => Ok(value),
+        Ok(Err(error)) => {
+            tracing::error!(%error, "a sign-in could not be {done}");
+            Err(render_problem(StatusCode::SERVICE_UNAVAILABLE, "Sign-in is not available now; try again shortly."))
+        }
+        Err(error) => {
+            tracing::error!(%error, "a sign-in could not be {done}");
+            Err(render_problem(StatusCode::INTERNAL_SERVER_ERROR, "Sign-in failed; try again."))
+        }
+    }
 }
 
 #[derive(Deserialize)]
@@ -126,20 +139,10 @@ pub(crate) async fn callback(
     if cookie(&parts, STATE_COOKIE).is_none_or(|bound| bound != returned_state) {
         return render_problem(StatusCode::FORBIDDEN, "This sign-in was not begun in this browser; begin it again.");
     }
-    let taken = {
-        let state = Arc::clone(&state);
-        tokio::task::spawn_blocking(move || state.gateway.take_sign_in(&returned_state, SIGN_IN_LIFETIME)).await
-    };
+    let taken = in_store(&state, "read", move |gateway| gateway.take_sign_in(&returned_state, SIGN_IN_LIFETIME)).await;
     let pending = match taken {
-        Ok(Ok(taken)) => taken.map(|(nonce, verifier)| PendingSignIn { nonce, verifier }),
-        Ok(Err(error)) => {
-            tracing::error!(%error, "a sign-in could not be read");
-            return render_problem(StatusCode::SERVICE_UNAVAILABLE, "Sign-in is not available now; try again shortly.");
-        }
-        Err(error) => {
-            tracing::error!(%error, "a sign-in could not be read");
-            return render_problem(StatusCode::INTERNAL_SERVER_ERROR, "Sign-in failed; try again.");
-        }
+        Ok(taken) => taken.map(|(nonce, verifier)| PendingSignIn { nonce, verifier }),
+        Err(refused) => return refused,
     };
     let Some(pending) = pending else {
         return render_problem(StatusCode::FORBIDDEN, "This sign-in has expired or was used; begin it again.");
