@@ -65,6 +65,8 @@ fn observation(index: usize, event: &Event) -> Observation<'_> {
         action: event.action,
         customer: Some(&event.customer),
         why: event.why,
+        opened_by: None,
+        assigned_by: None,
         fields_beyond_need: 0,
         high_balance: event.high_balance,
         canary: false,

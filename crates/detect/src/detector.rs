@@ -43,12 +43,15 @@ impl Level {
 }
 
 /// Every signal's name, as [`Signal::name`] carries it.
-pub const SIGNAL_NAMES: [&str; 17] = [
+pub const SIGNAL_NAMES: [&str; 20] = [
+    "arranged-drift",
+    "arranged-reasons",
     "beyond-need",
     "canary",
     "daily-volume",
     "hard-cap-customers",
     "hard-cap-unexplained",
+    "handoff-pair",
     "high-balance-share",
     "hourly-burst",
     "off-shift",
@@ -139,6 +142,8 @@ mod signals_as_tuples {
 struct DayRecord {
     customers: f64,
     unexplained: f64,
+    #[serde(default)]
+    arranged: f64,
     high_balance: f64,
     busiest_hour: f64,
 }
@@ -151,6 +156,7 @@ const HIGH_BALANCE: u8 = 8;
 const OTHER_REQUESTER: u8 = 16;
 const OFF_SHIFT: u8 = 32;
 const BEYOND_NEED: u8 = 64;
+const ARRANGED: u8 = 128;
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 struct Today {
@@ -159,6 +165,9 @@ struct Today {
     distinct: u32,
     unexplained: f64,
     unexplained_distinct: u32,
+    /// Customers reached through reasons an agent arranged, weighted.
+    #[serde(default)]
+    arranged: f64,
     high_balance: u32,
     hour: i64,
     hour_distinct: u32,
@@ -172,6 +181,10 @@ struct Today {
     burst_scored: f64,
     high_balance_scored: f64,
     drift_scored: f64,
+    #[serde(default)]
+    arranged_scored: f64,
+    #[serde(default)]
+    arranged_drift_scored: f64,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -182,6 +195,9 @@ struct AgentState {
     history: VecDeque<DayRecord>,
     /// Cumulative sum of unexplained counts above baseline, over closed days.
     drift: f64,
+    /// The same for arranged reasons.
+    #[serde(default)]
+    arranged_drift: f64,
     risk: f64,
     risk_time_ms: i64,
     level: Level,
@@ -203,6 +219,7 @@ impl AgentState {
             today: Today { day: observation.time_ms.div_euclid(DAY_MS), ..Today::default() },
             history: VecDeque::new(),
             drift: 0.0,
+            arranged_drift: 0.0,
             risk: 0.0,
             risk_time_ms: observation.time_ms,
             level: Level::Normal,
@@ -229,6 +246,8 @@ impl AgentState {
                 customers: own.customers.max(peers.customers),
                 unexplained: own.unexplained.min(peers.unexplained),
                 unexplained_spread: own.unexplained_spread.min(peers.unexplained_spread),
+                arranged: own.arranged.min(peers.arranged),
+                arranged_spread: own.arranged_spread.min(peers.arranged_spread),
                 busiest_hour: own.busiest_hour,
             },
             Some(own) => own,
@@ -236,6 +255,8 @@ impl AgentState {
                 customers: peers.customers,
                 unexplained: peers.unexplained,
                 unexplained_spread: peers.unexplained_spread,
+                arranged: peers.arranged,
+                arranged_spread: peers.arranged_spread,
                 busiest_hour: 0.0,
             },
         }
@@ -248,6 +269,10 @@ struct Usual {
     customers: f64,
     unexplained: f64,
     unexplained_spread: f64,
+    #[serde(default)]
+    arranged: f64,
+    #[serde(default)]
+    arranged_spread: f64,
     busiest_hour: f64,
 }
 
@@ -257,6 +282,10 @@ struct PeerFigures {
     customers: f64,
     unexplained: f64,
     unexplained_spread: f64,
+    #[serde(default)]
+    arranged: f64,
+    #[serde(default)]
+    arranged_spread: f64,
     high_balance_share: f64,
 }
 
@@ -271,6 +300,9 @@ pub struct Detector {
     peers: HashMap<String, PeerFigures>,
     /// Per site: unexplained customers and who reached them on which day, for rings.
     rings: HashMap<String, HashMap<u64, Vec<(usize, i64)>>>,
+    /// Per agent who handed tickets over: to whom (agent index), which customer, which day.
+    #[serde(default)]
+    handoffs: HashMap<String, Vec<(usize, u64, i64)>>,
     day: i64,
     alerts: u64,
     observed: u64,
@@ -284,6 +316,7 @@ impl Detector {
             by_id: HashMap::new(),
             peers: HashMap::new(),
             rings: HashMap::new(),
+            handoffs: HashMap::new(),
             day: i64::MIN,
             alerts: 0,
             observed: 0,
@@ -333,6 +366,8 @@ impl Detector {
             state.risk_time_ms = now_ms;
             state.drift = 0.0;
             state.today.drift_scored = 0.0;
+            state.arranged_drift = 0.0;
+            state.today.arranged_drift_scored = 0.0;
             state.pending.clear();
             state.evidence.clear();
         }
@@ -392,6 +427,18 @@ impl Detector {
                     verdict.alerts.push(alert);
                 }
             }
+        }
+        // Handoffs: customers another agent routed to this one, pair by pair.
+        if scored.arranged
+            && let (Some(customer), Some(giver)) = (observation.customer, handed_by(observation))
+            && let Some(signal) = self.handoff(giver, index, hash(customer), day)
+        {
+            if let Some(&partner) = self.by_id.get(giver)
+                && let Some(alert) = self.add(partner, observation, vec![signal.clone()], false)
+            {
+                verdict.alerts.push(alert);
+            }
+            signals.push(signal);
         }
         if let Some(alert) = self.add(index, observation, signals, forced) {
             verdict.alerts.insert(0, alert);
@@ -490,6 +537,28 @@ impl Detector {
         partners
     }
 
+    /// Notes that `giver` handed customer `customer` to agent `receiver`; past the pair's
+    /// floor, while the pair is most of what the giver handed, a signal for both.
+    fn handoff(&mut self, giver: &str, receiver: usize, customer: u64, day: i64) -> Option<Signal> {
+        let window = i64::from(self.thresholds.ring_window_days);
+        let handed = self.handoffs.entry(giver.to_string()).or_default();
+        handed.retain(|(_, _, when)| day - *when <= window);
+        if handed.iter().any(|&(to, handed_customer, _)| to == receiver && handed_customer == customer) {
+            return None;
+        }
+        handed.push((receiver, customer, day));
+        let pair = handed.iter().filter(|(to, _, _)| *to == receiver).count();
+        let share = pair as f64 / handed.len() as f64;
+        (pair > self.thresholds.handoff_pair_floor as usize && share >= self.thresholds.handoff_pair_share).then(|| {
+            Signal {
+                name: "handoff-pair",
+                observed: pair as f64,
+                baseline: f64::from(self.thresholds.handoff_pair_floor),
+                points: self.thresholds.handoff_points,
+            }
+        })
+    }
+
     /// A new day began: close every agent's previous day, then refresh peer figures.
     fn close_days(&mut self, day: i64) {
         let previous = self.peers.clone();
@@ -514,6 +583,7 @@ impl Detector {
             };
             let customers = per_member(|record| record.customers);
             let unexplained = per_member(|record| record.unexplained);
+            let arranged = per_member(|record| record.arranged);
             let high_balance: f64 =
                 with_history.iter().flat_map(|state| state.history.iter().map(|record| record.high_balance)).sum();
             let touched: f64 =
@@ -524,12 +594,18 @@ impl Detector {
                     customers: median(&customers),
                     unexplained: median(&unexplained),
                     unexplained_spread: mad(&unexplained),
+                    arranged: median(&arranged),
+                    arranged_spread: mad(&arranged),
                     high_balance_share: if touched > 0.0 { high_balance / touched } else { 0.0 },
                 },
             );
         }
         self.peers = peers;
         let window = i64::from(self.thresholds.ring_window_days);
+        self.handoffs.retain(|_, handed| {
+            handed.retain(|(_, _, when)| day - *when <= window);
+            !handed.is_empty()
+        });
         for site in self.rings.values_mut() {
             site.retain(|_, reached| {
                 reached.retain(|(_, when)| day - *when <= window);
@@ -547,12 +623,15 @@ fn close_day(state: &mut AgentState, day: i64, thresholds: &Thresholds, peers: &
     if today.distinct == 0 && today.misses == 0 {
         return;
     }
-    let base = state.usual(peers).unexplained;
-    state.drift = (state.drift + today.unexplained - (base + thresholds.drift_slack_per_day)).max(0.0);
+    let usual = state.usual(peers);
+    state.drift = (state.drift + today.unexplained - (usual.unexplained + thresholds.drift_slack_per_day)).max(0.0);
     state.today.drift_scored = (state.drift - thresholds.drift_limit).max(0.0);
+    state.arranged_drift = (state.arranged_drift + today.arranged - arranged_slack(&usual, thresholds)).max(0.0);
+    state.today.arranged_drift_scored = (state.arranged_drift - thresholds.drift_limit).max(0.0);
     state.history.push_back(DayRecord {
         customers: f64::from(today.distinct),
         unexplained: today.unexplained,
+        arranged: today.arranged,
         high_balance: f64::from(today.high_balance),
         busiest_hour: f64::from(today.busiest_hour),
     });
@@ -562,10 +641,13 @@ fn close_day(state: &mut AgentState, day: i64, thresholds: &Thresholds, peers: &
     state.own = (state.history.len() >= thresholds.baseline_days_min.max(1)).then(|| {
         let pick = |field: fn(&DayRecord) -> f64| state.history.iter().map(field).collect::<Vec<f64>>();
         let unexplained = pick(|record| record.unexplained);
+        let arranged = pick(|record| record.arranged);
         Usual {
             customers: median(&pick(|record| record.customers)),
             unexplained: median(&unexplained),
             unexplained_spread: mad(&unexplained),
+            arranged: median(&arranged),
+            arranged_spread: mad(&arranged),
             busiest_hour: median(&pick(|record| record.busiest_hour)),
         }
     });
@@ -578,6 +660,8 @@ struct Scored {
     forced: bool,
     /// A customer newly reached without a reason: check it against the site's other agents.
     ring_check: bool,
+    /// A customer newly reached through a reason an agent arranged.
+    arranged: bool,
 }
 
 /// Scores one observation into `signals`.
@@ -591,6 +675,7 @@ fn score(
     let mut scored = Scored::default();
     let usual = state.usual(peers);
     let drift = state.drift;
+    let arranged_drift = state.arranged_drift;
     let today = &mut state.today;
     let hour = observation.time_ms.div_euclid(HOUR_MS);
     if hour != today.hour {
@@ -614,7 +699,11 @@ fn score(
             )
         };
         signals.extend(signal);
-        return scored;
+        // A hit that nothing explains showed the agent who is a customer: counted below as
+        // a masked look at the first one found.
+        if !(matched && observation.why == Why::Unexplained) {
+            return scored;
+        }
     }
     let Some(customer) = observation.customer else { return scored };
     if !observation.allowed {
@@ -722,6 +811,30 @@ fn score(
             }
         }
     }
+    // Reasons an agent arranged rather than the customer: counted once a customer a day,
+    // at the weight of the strongest arrangement.
+    let weight = arranged_weight(observation, thresholds);
+    if weight > 0.0 && *flags & ARRANGED == 0 {
+        *flags |= ARRANGED;
+        scored.arranged = true;
+        today.arranged += weight;
+        let limit = thresholds.arranged_floor_per_day.max(usual.arranged + 3.0 * usual.arranged_spread + 1.0);
+        signals.extend(excess(
+            "arranged-reasons",
+            today.arranged,
+            limit,
+            thresholds.arranged_points,
+            &mut today.arranged_scored,
+        ));
+        let running = arranged_drift + (today.arranged - arranged_slack(&usual, thresholds)).max(0.0);
+        signals.extend(excess(
+            "arranged-drift",
+            running,
+            thresholds.drift_limit,
+            thresholds.drift_points,
+            &mut today.arranged_drift_scored,
+        ));
+    }
     if observation.why == Why::OtherRequester && *flags & OTHER_REQUESTER == 0 {
         *flags |= OTHER_REQUESTER;
         signals.push(Signal {
@@ -789,6 +902,34 @@ fn score(
         }
     }
     scored
+}
+
+/// How much of an access's reason an agent arranged (0: the customer's own ticket, routed
+/// to the agent, or no reason at all, which counts as unexplained instead).
+fn arranged_weight(observation: &Observation<'_>, thresholds: &Thresholds) -> f64 {
+    match observation.why {
+        Why::Callback => thresholds.callback_weight,
+        Why::Ticket if observation.opened_by.is_some() => 1.0,
+        Why::Ticket if observation.assigned_by == Some(observation.agent) => {
+            if observation.high_balance { 1.0 } else { thresholds.taken_weight }
+        }
+        Why::Ticket if observation.assigned_by.is_some() => thresholds.handed_weight,
+        _ => 0.0,
+    }
+}
+
+/// What an agent may arrange in a day without drifting: its usual, a spread and the slack.
+fn arranged_slack(usual: &Usual, thresholds: &Thresholds) -> f64 {
+    usual.arranged + usual.arranged_spread + thresholds.drift_slack_per_day
+}
+
+/// The other agent who routed this access's ticket to the agent: who assigned it, else who
+/// opened it.
+fn handed_by<'a>(observation: &Observation<'a>) -> Option<&'a str> {
+    if observation.why != Why::Ticket {
+        return None;
+    }
+    [observation.assigned_by, observation.opened_by].into_iter().flatten().find(|other| *other != observation.agent)
 }
 
 /// Points for how far `observed` has grown above `limit` since it last scored: repeating

@@ -90,9 +90,13 @@ pub struct Observation<'a> {
     pub peer_group: &'a str,
     pub site: &'a str,
     pub action: Action,
-    /// For searches, the customers found; otherwise the customer accessed.
+    /// For searches, the first customer found; otherwise the customer accessed.
     pub customer: Option<&'a str>,
     pub why: Why,
+    /// When `why` is the agent's own ticket: the agent who opened it for the customer
+    /// (none: the customer raised it) and who put it in this agent's queue (none: routing).
+    pub opened_by: Option<&'a str>,
+    pub assigned_by: Option<&'a str>,
     /// Fields revealed beyond what the ticket's category needs.
     pub fields_beyond_need: u32,
     pub high_balance: bool,

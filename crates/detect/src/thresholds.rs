@@ -62,6 +62,24 @@ pub struct Thresholds {
     pub verify_wrong_points: f64,
     /// Each verify refused for too many wrong statements: a strong signal of guessing.
     pub verify_refused_points: f64,
+    /// Customers a day reached through reasons an agent arranged rather than the customer:
+    /// a ticket an agent opened (weight 1), one the agent took into its own queue
+    /// (`taken_weight`, or 1 for a high-balance customer), one another agent handed it
+    /// (`handed_weight`), a callback (`callback_weight`). Past max(floor, the usual plus
+    /// three spreads plus one) each further one scores; over days they drift as unexplained
+    /// reach does (`drift_slack_per_day`, `drift_limit`, `drift_points`), with one spread
+    /// more of slack: honest agents open, take and call back at rates that vary day to day.
+    pub arranged_floor_per_day: f64,
+    pub arranged_points: f64,
+    pub taken_weight: f64,
+    pub handed_weight: f64,
+    pub callback_weight: f64,
+    /// Customers one agent handed another within `ring_window_days`: past this many, and
+    /// when they are at least `handoff_pair_share` of all the giver handed, each further
+    /// one scores `handoff_points` for both (a ring routing its targets to one another).
+    pub handoff_pair_floor: u32,
+    pub handoff_pair_share: f64,
+    pub handoff_points: f64,
     /// Unexplained customers shared with another agent of the same site within this many
     /// days count towards a ring.
     pub ring_window_days: u32,
@@ -107,6 +125,14 @@ impl Default for Thresholds {
             verify_wrong_floor_per_day: 3,
             verify_wrong_points: 1.0,
             verify_refused_points: 4.0,
+            arranged_floor_per_day: 4.0,
+            arranged_points: 1.5,
+            taken_weight: 0.25,
+            handed_weight: 0.5,
+            callback_weight: 0.5,
+            handoff_pair_floor: 3,
+            handoff_pair_share: 0.5,
+            handoff_points: 2.0,
             ring_window_days: 14,
             ring_overlap_min: 2,
             ring_points: 3.0,

@@ -190,6 +190,13 @@ pub struct Ticket {
     pub category: String,
     pub status: TicketStatus,
     pub assignee: Option<String>,
+    /// The agent who opened it for the customer; none when the customer raised it (by
+    /// email, chat, web form or a call the helpdesk recorded). An agent-opened ticket with
+    /// no contact behind it explains nothing but the agent's own wish to look.
+    pub opened_by: Option<String>,
+    /// Who put it in the assignee's queue: none for the helpdesk's routing, the assignee
+    /// itself when it took the ticket, another agent when that agent handed it over.
+    pub assigned_by: Option<String>,
     /// Unix seconds.
     pub created_at: i64,
     pub updated_at: i64,

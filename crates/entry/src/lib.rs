@@ -198,6 +198,14 @@ pub struct AccessEntry {
     /// not customer data, kept so detection can be replayed from the ledger.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub why: Option<String>,
+    /// For an access under the agent's own open ticket: the agent who opened that ticket
+    /// for the customer (none: the customer raised it) and who put it in this agent's queue
+    /// (none: the helpdesk's routing). Who arranged the reason, kept so detection can be
+    /// replayed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub opened_by: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub assigned_by: Option<String>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub beyond_need: Vec<String>,
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
@@ -234,6 +242,8 @@ impl AccessEntry {
             matches: None,
             approval: None,
             why: None,
+            opened_by: None,
+            assigned_by: None,
             beyond_need: Vec::new(),
             off_shift: false,
             verify: None,

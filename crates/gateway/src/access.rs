@@ -44,7 +44,8 @@ impl Gateway {
         let mut recorded = self.recorded(request, who, &agent.id, Action::Search, &decision);
         recorded.entry.search_by = Some(kind.name().to_string());
         recorded.entry.matches = Some(ids.clone());
-        recorded.facts = AccessFacts { canary: self.only_canaries(&ids)?, ..seen };
+        let why = if ids.is_empty() { None } else { Some(self.search_reason(&agent, &ids)?) };
+        recorded.facts = AccessFacts { canary: self.only_canaries(&ids)?, why, ..seen };
         let outcome = self.record(recorded).await?;
         if let Some(failure) = failure {
             return Err(failure);
@@ -55,6 +56,28 @@ impl Gateway {
             return Err(GatewayError::BadRequest(format!("the value is not a valid {}", kind.name())));
         }
         Ok(hits)
+    }
+
+    /// Why the agent could be looking for whom a search found: a ticket of one of them it
+    /// worked within the callback window (its own open ticket among them), an analyst's
+    /// review, or nothing. A hit that explains nothing tells the agent who is a customer:
+    /// what an insider checking a list of outside emails and phones is after.
+    fn search_reason(&self, agent: &AgentFacts, ids: &[String]) -> Result<Why, GatewayError> {
+        let since = self.clock.now_seconds() - CALLBACK_WINDOW_SECONDS;
+        // A value shared by many (a phone of a household) is checked on its first few.
+        for id in ids.iter().take(SEARCH_REASON_HITS_MAX) {
+            if self.store.ticket_since(id, Some(&agent.id), since)? {
+                return Ok(Why::Ticket);
+            }
+        }
+        if agent.role == "analyst" {
+            for id in ids.iter().take(SEARCH_REASON_HITS_MAX) {
+                if self.store.ticket_since(id, None, since)? {
+                    return Ok(Why::Review);
+                }
+            }
+        }
+        Ok(Why::Unexplained)
     }
 
     /// Each hit's masked name.
@@ -133,7 +156,7 @@ impl Gateway {
         let (decision, failure) = refuse_if_unopenable(decision, context.unopenable.as_ref().or(failure.as_ref()));
         let mut recorded = self.customer_decision(request, who, &agent, Action::Reveal, &context, &decision);
         recorded.entry.fields = fields.iter().map(|field| field.name().to_string()).collect();
-        recorded.facts.beyond_need = beyond_need(&fields, context.ticket.as_ref());
+        recorded.facts.beyond_need = beyond_need(&fields, context.ticket.as_ref(), context.facts.why);
         let outcome = self.record(recorded).await?;
         if let Some(failure) = failure {
             return Err(failure);
@@ -288,9 +311,13 @@ impl Gateway {
             Err(error) => (None, Some(GatewayError::from(error))),
         };
         let high_balance = balance_band == Some(BalanceBand::OverOneMillion);
+        let mut provenance = (None, None);
         let ticket = match ticket {
             Some(id) => match self.directory.ticket(&self.store, id)? {
-                Some(ticket) => Some(self.ticket_facts(&ticket)),
+                Some(ticket) => {
+                    provenance = (ticket.opened_by.clone(), ticket.assigned_by.clone());
+                    Some(self.ticket_facts(&ticket))
+                }
                 // An unknown ticket id is kept in the request so the denial names it.
                 None => Some(TicketFacts {
                     id: id.to_string(),
@@ -331,8 +358,12 @@ impl Gateway {
                 }
             }
         };
+        // Who arranged the ticket matters only where the ticket is the reason.
+        let (opened_by, assigned_by) = if why == Why::Ticket { provenance } else { (None, None) };
         let facts = AccessFacts {
             why: Some(why),
+            opened_by,
+            assigned_by,
             high_balance: balance_band >= Some(BalanceBand::OneHundredThousandToOneMillion),
             canary: stored.canary,
             ..seen.clone()
@@ -412,17 +443,23 @@ pub(crate) struct AccessContext {
     unopenable: Option<GatewayError>,
 }
 
-/// Fields a reveal asks for that its ticket's category does not need (none without a
-/// ticket: an unexplained reveal is scored as such).
-pub(crate) fn beyond_need(fields: &[Field], ticket: Option<&TicketFacts>) -> Vec<String> {
-    let Some(ticket) = ticket else { return Vec::new() };
-    fields
-        .iter()
-        .map(|field| field.name())
-        .filter(|name| !ticket.needed_fields.iter().any(|needed| needed == name))
-        .map(str::to_string)
-        .collect()
+/// Fields a reveal asks for that its reason does not need: its ticket's category's, or for a
+/// callback, the ways to reach the customer again (none for no reason at all: an
+/// unexplained reveal is scored as such).
+pub(crate) fn beyond_need(fields: &[Field], ticket: Option<&TicketFacts>, why: Option<Why>) -> Vec<String> {
+    let needed = |field: &Field| match (ticket, why) {
+        (Some(ticket), _) => ticket.needed_fields.iter().any(|needed| needed == field.name()),
+        (None, Some(Why::Callback)) => CALLBACK_FIELDS.contains(field),
+        (None, _) => true,
+    };
+    fields.iter().filter(|field| !needed(field)).map(|field| field.name().to_string()).collect()
 }
+
+/// What a callback needs: whom to ask for, and how to reach them.
+const CALLBACK_FIELDS: [Field; 3] = [Field::FullName, Field::Phone, Field::Email];
+
+/// Hits of one search whose tickets are looked up for its reason.
+const SEARCH_REASON_HITS_MAX: usize = 4;
 
 /// How long after working a customer's ticket a look without one counts as a callback.
 pub(crate) const CALLBACK_WINDOW_SECONDS: i64 = 7 * 86_400;

@@ -168,7 +168,8 @@ impl Gateway {
         Ok(index)
     }
 
-    /// A ticket names people who exist: its requester a customer, its assignee an agent.
+    /// A ticket names people who exist: its requester a customer; its assignee, who opened
+    /// it and who assigned it, agents.
     pub(crate) fn check_ticket_people(&self, ticket: &Ticket) -> Result<(), GatewayError> {
         if self.directory.customer(&self.store, &ticket.requester)?.is_none() {
             return Err(GatewayError::BadRequest(format!(
@@ -176,11 +177,20 @@ impl Gateway {
                 ticket.id, ticket.requester
             )));
         }
-        if let Some(assignee) = &ticket.assignee
-            && self.directory.agent(&self.store, assignee)?.is_none()
-        {
+        let agents = [("assignee", &ticket.assignee), ("opened_by", &ticket.opened_by), ("assigned_by", &ticket.assigned_by)];
+        for (role, agent) in agents {
+            if let Some(agent) = agent
+                && self.directory.agent(&self.store, agent)?.is_none()
+            {
+                return Err(GatewayError::BadRequest(format!(
+                    "ticket `{}`: {role} `{agent}` is not an agent",
+                    ticket.id
+                )));
+            }
+        }
+        if ticket.assigned_by.is_some() && ticket.assignee.is_none() {
             return Err(GatewayError::BadRequest(format!(
-                "ticket `{}`: assignee `{assignee}` is not an agent",
+                "ticket `{}`: `assigned_by` names who assigned it, but it has no assignee",
                 ticket.id
             )));
         }

@@ -9,7 +9,7 @@ use std::collections::HashMap;
 use std::sync::Mutex;
 
 use cordon_detect::{Action as Seen, Alert, Checked, Detector, Level, Observation, Verdict, Why};
-use cordon_entry::{AccessAction, AlertEntry, Entry, SignalEntry, VERSION, VerifyOutcome};
+use cordon_entry::{AccessAction, AccessEntry, AlertEntry, Entry, SignalEntry, VERSION, VerifyOutcome};
 
 use cordon_directory::AgentStatus;
 
@@ -94,6 +94,10 @@ pub(crate) type Sequencer = Mutex<Sequenced>;
 #[derive(Debug, Clone, Default)]
 pub(crate) struct AccessFacts {
     pub why: Option<Why>,
+    /// Under the agent's own open ticket: who opened it and who assigned it (see
+    /// [`cordon_entry::AccessEntry::opened_by`]).
+    pub opened_by: Option<String>,
+    pub assigned_by: Option<String>,
     pub beyond_need: Vec<String>,
     pub off_shift: bool,
     pub high_balance: bool,
@@ -161,6 +165,11 @@ pub(crate) fn seen(action: AccessAction, matched: bool, verify: Option<VerifyOut
     }
 }
 
+/// The customer an entry shows detection: the one it was about, or a search's first hit.
+pub(crate) fn observed_customer(entry: &AccessEntry) -> Option<&str> {
+    entry.customer.as_deref().or_else(|| entry.matches.as_ref().and_then(|matches| matches.first()).map(String::as_str))
+}
+
 /// An access decision as the detector sees it.
 pub(crate) fn observation<'a>(
     index: u64,
@@ -180,6 +189,8 @@ pub(crate) fn observation<'a>(
         action,
         customer,
         why: facts.why.unwrap_or(Why::Unexplained),
+        opened_by: facts.opened_by.as_deref(),
+        assigned_by: facts.assigned_by.as_deref(),
         fields_beyond_need: facts.beyond_need.len() as u32,
         high_balance: facts.high_balance,
         canary: facts.canary,
@@ -340,7 +351,7 @@ pub(crate) fn replay(
             }
         };
         match entry {
-            Entry::Access(entry) => {
+            Entry::Access(mut entry) => {
                 let allowed = entry.policy_allowed();
                 if entry.verify == Some(VerifyOutcome::NoMatch)
                     && let (Some(customer), Some(field)) = (&entry.customer, entry.fields.first())
@@ -366,14 +377,16 @@ pub(crate) fn replay(
                 }
                 let Some(access) = agents.get_mut(&entry.agent) else { return Ok(()) };
                 access.why = entry.why.as_deref().and_then(Why::parse);
-                access.beyond_need = entry.beyond_need;
+                access.opened_by.clone_from(&entry.opened_by);
+                access.assigned_by.clone_from(&entry.assigned_by);
+                access.beyond_need = std::mem::take(&mut entry.beyond_need);
                 access.off_shift = entry.off_shift;
                 access.high_balance = high_balance;
                 access.canary = canary;
                 let access = &*access;
                 replayed.observations += 1;
                 let observation =
-                    observation(index, entry.time_ms, &entry.agent, action, entry.customer.as_deref(), allowed, access);
+                    observation(index, entry.time_ms, &entry.agent, action, observed_customer(&entry), allowed, access);
                 let verdict: Verdict = rebuilt.detector.observe(&observation);
                 for alert in verdict.alerts {
                     replayed.alerts.push(alert_entry(&alert, &entry.request));

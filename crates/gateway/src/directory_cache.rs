@@ -392,6 +392,8 @@ mod tests {
             category: "general_inquiry".into(),
             status: TicketStatus::Open,
             assignee: Some("a-1".into()),
+            opened_by: None,
+            assigned_by: None,
             created_at: 10,
             updated_at: 10,
         };

@@ -107,11 +107,22 @@ struct TicketDetail {
     status: Option<String>,
     #[serde(default)]
     tags: Vec<String>,
+    /// How the ticket came in (`via.channel`: `voice`, `chat`, `web`, `api`, ...).
+    via: Option<Via>,
     created_at: Option<String>,
     updated_at: Option<String>,
     /// Who in the helpdesk made the change.
     actor_id: Option<Id>,
 }
+
+#[derive(Deserialize)]
+struct Via {
+    channel: Option<String>,
+}
+
+/// Channels on which the customer reached support: a ticket an agent opened on one of them
+/// (a call taken, a chat answered) has a contact behind it, so the customer raised it.
+const CUSTOMER_CONTACT_CHANNELS: [&str; 6] = ["voice", "chat", "native_messaging", "sms", "whatsapp", "email"];
 
 #[derive(Deserialize)]
 struct UserDetail {
@@ -242,10 +253,37 @@ impl Gateway {
             }
             None => None,
         };
-        // Opened by an agent unless the helpdesk says the requester submitted it.
-        let opened_by_agent = match &previous {
-            Some(previous) => previous.opened_by_agent,
-            None => id_text(detail.submitter_id).is_none_or(|submitter| submitter != requester_user),
+        let agent_of = |user: Option<&str>| -> Result<Option<String>, GatewayError> {
+            match user {
+                Some(user) if check_helpdesk_id("user id", user).is_ok() => {
+                    Ok(self.store.helpdesk_user(user)?.and_then(|user| user.agent))
+                }
+                _ => Ok(None),
+            }
+        };
+        let submitter = id_text(detail.submitter_id);
+        let contact = detail
+            .via
+            .as_ref()
+            .and_then(|via| via.channel.as_deref())
+            .is_some_and(|channel| CUSTOMER_CONTACT_CHANNELS.contains(&channel));
+        // Opened by an agent unless the helpdesk says the requester submitted it; and then
+        // for detection, by which agent, unless a call or chat with the customer is behind it.
+        let (opened_by_agent, opened_by) = match (&previous, &existing) {
+            (Some(previous), Some(existing)) => (previous.opened_by_agent, existing.opened_by.clone()),
+            _ => {
+                let by_agent = submitter.as_deref().is_none_or(|submitter| submitter != requester_user);
+                let opened_by = if by_agent && !contact { agent_of(submitter.as_deref())? } else { None };
+                (by_agent, opened_by)
+            }
+        };
+        // Who put the ticket in its assignee's queue: the actor of the event that changed
+        // the assignee, when that actor is an agent (a trigger or routing is nobody); kept
+        // while the assignee stays.
+        let assigned_by = match &existing {
+            Some(existing) if existing.assignee == assignee => existing.assigned_by.clone(),
+            _ if assignee.is_some() => agent_of(actor.as_deref())?,
+            _ => None,
         };
         let deleted = event.kind.contains("deleted");
         let mut status = match detail.status.as_deref().map(str::to_ascii_lowercase).as_deref() {
@@ -276,6 +314,8 @@ impl Gateway {
             category,
             status,
             assignee,
+            opened_by,
+            assigned_by,
             created_at,
             updated_at,
         };

@@ -91,6 +91,10 @@ struct TicketLine {
     #[serde(default = "open")]
     status: String,
     assignee: Option<String>,
+    /// The agent who opened it for the customer (absent: the customer raised it).
+    opened_by: Option<String>,
+    /// Who put it in the assignee's queue (absent: the helpdesk's routing).
+    assigned_by: Option<String>,
     created_at: Option<i64>,
 }
 
@@ -303,6 +307,8 @@ impl Batch {
                     requester: line.requester,
                     category: line.category,
                     assignee: line.assignee.filter(|assignee| !assignee.is_empty()),
+                    opened_by: line.opened_by.filter(|agent| !agent.is_empty()),
+                    assigned_by: line.assigned_by.filter(|agent| !agent.is_empty()),
                     created_at: line.created_at.unwrap_or(now),
                     updated_at: now,
                 };

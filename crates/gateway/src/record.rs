@@ -8,7 +8,7 @@ use cordon_policy::Decision;
 use cordon_store::StoredAlert;
 
 use crate::access::*;
-use crate::detection::{Sequenced, alert_entry, containment, durable, observation, seen};
+use crate::detection::{Sequenced, alert_entry, containment, durable, observation, observed_customer, seen};
 use crate::error::GatewayError;
 use crate::service::*;
 use crate::token::Claims;
@@ -104,6 +104,8 @@ impl Gateway {
         }
         let Recorded { mut entry, facts, observed, statement, token } = recorded;
         entry.why = facts.why.map(|why| why.name().to_string());
+        entry.opened_by.clone_from(&facts.opened_by);
+        entry.assigned_by.clone_from(&facts.assigned_by);
         entry.beyond_need = facts.beyond_need.clone();
         entry.off_shift = facts.off_shift;
         // A request whose entry could not be recorded is refused before it takes a place in
@@ -149,7 +151,7 @@ impl Gateway {
                     entry.time_ms,
                     &entry.agent,
                     action,
-                    entry.customer.as_deref(),
+                    observed_customer(&entry),
                     policy_allowed,
                     &facts,
                 )),

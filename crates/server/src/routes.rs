@@ -1061,6 +1061,10 @@ struct TicketBody {
     #[serde(default = "open")]
     status: String,
     assignee: Option<String>,
+    /// The agent who opened it for the customer (absent: the customer raised it).
+    opened_by: Option<String>,
+    /// Who put it in the assignee's queue (absent: the helpdesk's routing).
+    assigned_by: Option<String>,
 }
 
 fn open() -> String {
@@ -1109,6 +1113,8 @@ async fn put_ticket(
         category: body.category,
         status: body.status.parse::<TicketStatus>().map_err(|error| Problem::bad_request(error.to_string()))?,
         assignee: body.assignee.filter(|assignee| !assignee.is_empty()),
+        opened_by: body.opened_by.filter(|agent| !agent.is_empty()),
+        assigned_by: body.assigned_by.filter(|agent| !agent.is_empty()),
         updated_at: now,
     };
     let index = state.gateway.put_ticket(&caller.claims, ticket, &caller.request).await?;

@@ -434,6 +434,8 @@ fn request_for(act: Act) -> (Method, String, Option<Value>) {
                 "category": ticket.category,
                 "status": ticket.status.name(),
                 "assignee": ticket.assignee,
+                "opened_by": ticket.opened_by,
+                "assigned_by": ticket.assigned_by,
             })),
         ),
         Act::Search { by, value } => (Method::POST, "/v1/search".into(), Some(json!({"by": by, "value": value}))),

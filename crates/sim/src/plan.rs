@@ -260,6 +260,8 @@ impl<'a> Planner<'a> {
             category: category.to_string(),
             status: TicketStatus::Open,
             assignee: Some(agent.agent.id.clone()),
+            opened_by: None,
+            assigned_by: None,
             created_at: time / 1000,
             updated_at: time / 1000,
         };

@@ -51,6 +51,8 @@ CREATE TABLE IF NOT EXISTS tickets (
     category TEXT NOT NULL,
     status TEXT NOT NULL,
     assignee TEXT,
+    opened_by TEXT,
+    assigned_by TEXT,
     created_at INTEGER NOT NULL,
     updated_at INTEGER NOT NULL
 );
@@ -489,4 +491,20 @@ CREATE TABLE pending_sign_ins (
 );
 "#,
     ),
+    (
+        4,
+        "tickets say who opened them for the customer and who put them in the assignee's queue",
+        r#"
+ALTER TABLE tickets ADD COLUMN opened_by TEXT;
+ALTER TABLE tickets ADD COLUMN assigned_by TEXT;
+"#,
+    ),
+];
+
+/// Columns SQLite's tables gained after they were first made (`CREATE TABLE IF NOT EXISTS`
+/// leaves an existing table as it was): added on open where missing.
+pub const SQLITE_ADDED_COLUMNS: &[(&str, &str, &str)] = &[
+    ("console_sessions", "sign_in", "TEXT NOT NULL DEFAULT ''"),
+    ("tickets", "opened_by", "TEXT"),
+    ("tickets", "assigned_by", "TEXT"),
 ];

@@ -12,7 +12,7 @@ use cordon_vault::{Digest, SealedCustomer, SealedRecord, SearchKey};
 use rusqlite::Connection;
 
 use crate::db::{Conn, DbError, Dialect, Row, Sql, values};
-use crate::schema::{INDEX_SCHEMA, SCHEMA, SCHEMA_VERSION};
+use crate::schema::{INDEX_SCHEMA, SCHEMA, SCHEMA_VERSION, SQLITE_ADDED_COLUMNS};
 
 const READERS: usize = 2;
 /// Readers of a PostgreSQL store: the reveal path reads customers, tickets and approvals on
@@ -243,15 +243,16 @@ impl Store {
         writer.execute_batch(SCHEMA).map_err(sql_error(&database, "apply the schema"))?;
         // Columns added since a table was first made (CREATE TABLE IF NOT EXISTS leaves an
         // existing table as it was).
-        let (table, column, definition) = ("console_sessions", "sign_in", "TEXT NOT NULL DEFAULT ''");
-        let present = writer
-            .prepare(&format!("SELECT 1 FROM pragma_table_info('{table}') WHERE name = ?1"))
-            .and_then(|mut statement| statement.exists([column]))
-            .map_err(sql_error(&database, "read the schema"))?;
-        if !present {
-            writer
-                .execute_batch(&format!("ALTER TABLE {table} ADD COLUMN {column} {definition}"))
-                .map_err(sql_error(&database, "add a column"))?;
+        for (table, column, definition) in SQLITE_ADDED_COLUMNS {
+            let present = writer
+                .prepare(&format!("SELECT 1 FROM pragma_table_info('{table}') WHERE name = ?1"))
+                .and_then(|mut statement| statement.exists([column]))
+                .map_err(sql_error(&database, "read the schema"))?;
+            if !present {
+                writer
+                    .execute_batch(&format!("ALTER TABLE {table} ADD COLUMN {column} {definition}"))
+                    .map_err(sql_error(&database, "add a column"))?;
+            }
         }
         let mut writer = Conn::Sqlite(writer);
         count_live_customers(&mut writer).map_err(db_error(&database, "count customers"))?;
@@ -862,26 +863,37 @@ impl Store {
 
     pub fn ticket(&self, id: &str) -> Result<Option<Ticket>, StoreError> {
         let row = self.query_one(
-            "SELECT requester, category, status, assignee, created_at, updated_at FROM tickets WHERE id = ?1",
+            "SELECT requester, category, status, assignee, opened_by, assigned_by, created_at, updated_at
+             FROM tickets WHERE id = ?1",
             values![id],
             "read a ticket",
             |row| {
                 Ok((
-                    row.get::<String>(0)?,
-                    row.get::<String>(1)?,
-                    row.get::<String>(2)?,
-                    row.get::<Option<String>>(3)?,
-                    row.get::<i64>(4)?,
-                    row.get::<i64>(5)?,
+                    (row.get::<String>(0)?, row.get::<String>(1)?, row.get::<String>(2)?),
+                    (row.get::<Option<String>>(3)?, row.get::<Option<String>>(4)?, row.get::<Option<String>>(5)?),
+                    (row.get::<i64>(6)?, row.get::<i64>(7)?),
                 ))
             },
         )?;
-        let Some((requester, category, status, assignee, created_at, updated_at)) = row else { return Ok(None) };
+        let Some(((requester, category, status), (assignee, opened_by, assigned_by), (created_at, updated_at))) = row
+        else {
+            return Ok(None);
+        };
         let status = status.parse().map_err(|error: cordon_directory::DirectoryError| StoreError::Corrupt {
             database: self.database.clone(),
             reason: format!("ticket `{id}`: {error}"),
         })?;
-        Ok(Some(Ticket { id: id.to_string(), requester, category, status, assignee, created_at, updated_at }))
+        Ok(Some(Ticket {
+            id: id.to_string(),
+            requester,
+            category,
+            status,
+            assignee,
+            opened_by,
+            assigned_by,
+            created_at,
+            updated_at,
+        }))
     }
 
     /// The open tickets assigned to `assignee`, most recently updated first, at most `limit`.
@@ -1425,10 +1437,10 @@ impl Store {
 /// Writes a ticket, replacing one with its id.
 pub(crate) fn write_ticket(transaction: &mut impl Sql, ticket: &Ticket) -> Result<u64, DbError> {
     transaction.execute(
-        "INSERT INTO tickets (id, requester, category, status, assignee, created_at, updated_at)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
+        "INSERT INTO tickets (id, requester, category, status, assignee, created_at, updated_at, opened_by, assigned_by)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)
          ON CONFLICT (id) DO UPDATE SET requester = ?2, category = ?3, status = ?4, assignee = ?5,
-            updated_at = ?7",
+            updated_at = ?7, opened_by = ?8, assigned_by = ?9",
         values![
             ticket.id,
             ticket.requester,
@@ -1436,7 +1448,9 @@ pub(crate) fn write_ticket(transaction: &mut impl Sql, ticket: &Ticket) -> Resul
             ticket.status.name(),
             ticket.assignee,
             ticket.created_at,
-            ticket.updated_at
+            ticket.updated_at,
+            ticket.opened_by,
+            ticket.assigned_by
         ],
     )
 }

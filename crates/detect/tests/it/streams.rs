@@ -15,6 +15,8 @@ struct Event {
     action: Action,
     customer: Option<String>,
     why: Why,
+    opened_by: Option<String>,
+    assigned_by: Option<String>,
     beyond: u32,
     high_balance: bool,
     canary: bool,
@@ -31,6 +33,8 @@ impl Event {
             action: self.action,
             customer: self.customer.as_deref(),
             why: self.why,
+            opened_by: self.opened_by.as_deref(),
+            assigned_by: self.assigned_by.as_deref(),
             fields_beyond_need: self.beyond,
             high_balance: self.high_balance,
             canary: self.canary,
@@ -48,6 +52,8 @@ fn access(day: i64, minute: i64, agent: &str, action: Action, customer: u64, why
         action,
         customer: Some(format!("cus-{customer:07}")),
         why,
+        opened_by: None,
+        assigned_by: None,
         beyond: 0,
         high_balance: false,
         canary: false,
@@ -74,8 +80,22 @@ fn honest(agents: usize, days: i64, seed: u64) -> Vec<Event> {
             let name = format!("agt-{agent:03}");
             for ticket in 0..12 + rng.below(6) as i64 {
                 let customer = 1 + rng.below(100_000);
-                events.push(access(day, ticket * 30, &name, Action::View, customer, Why::Ticket));
-                events.push(access(day, ticket * 30 + 2, &name, Action::Reveal, customer, Why::Ticket));
+                // Now and then a ticket the agent opened for a caller, or took from the queue.
+                let (opened_by, assigned_by) = match rng.below(40) {
+                    0 => (Some(name.clone()), None),
+                    1..=4 => (None, Some(name.clone())),
+                    _ => (None, None),
+                };
+                for (minute, action) in [(0, Action::View), (2, Action::Reveal)] {
+                    let mut event = access(day, ticket * 30 + minute, &name, action, customer, Why::Ticket);
+                    event.opened_by.clone_from(&opened_by);
+                    event.assigned_by.clone_from(&assigned_by);
+                    events.push(event);
+                }
+            }
+            if rng.below(4) == 0 {
+                let customer = 1 + rng.below(100_000);
+                events.push(access(day, 420, &name, Action::Reveal, customer, Why::Callback));
             }
             if rng.below(3) == 0 {
                 let customer = 1 + rng.below(100_000);
@@ -169,6 +189,8 @@ fn each_insider_pattern_is_contained_within_its_budget() {
             .into_iter()
             .map(|mut event| {
                 event.agent = "agt-900".into();
+                event.opened_by = event.opened_by.map(|_| "agt-900".to_string());
+                event.assigned_by = event.assigned_by.map(|_| "agt-900".to_string());
                 event
             })
             .collect();
@@ -183,6 +205,81 @@ fn each_insider_pattern_is_contained_within_its_budget() {
         assert!(reached["agt-900"] > 0);
         let exposed = insider_exposure(&events, &alerts);
         assert!(exposed <= budget, "{what}: {exposed} customers exposed before containment, budget {budget}");
+    }
+}
+
+/// Insiders who make their accesses look explained: each access is under the agent's own
+/// open ticket (or a callback), but the agent, or a colleague, arranged the reason rather
+/// than the customer. Each is contained within its budget, honest agents (who open, take
+/// and call back now and then) stay quiet, and the contained alert names the arrangement.
+#[test]
+fn insiders_who_arrange_their_own_reasons_are_contained() {
+    type Arrange = fn(&mut Event);
+    let cases: [(&str, u64, Arrange, &str, usize); 5] = [
+        ("ticket forger", 6, |event| event.opened_by = Some("agt-900".into()), "arranged-", 20),
+        ("slow ticket forger", 2, |event| event.opened_by = Some("agt-900".into()), "arranged-", 25),
+        (
+            "queue grabber of rich customers",
+            4,
+            |event| {
+                event.assigned_by = Some("agt-900".into());
+                event.high_balance = true;
+            },
+            "arranged-",
+            25,
+        ),
+        ("callback abuser", 6, |event| event.why = Why::Callback, "arranged-", 25),
+        (
+            "ring member handed its targets",
+            3,
+            |event| {
+                event.opened_by = Some("agt-901".into());
+                event.assigned_by = Some("agt-901".into());
+            },
+            "handoff-pair",
+            25,
+        ),
+    ];
+    for (what, per_day, arrange, signal, budget) in cases {
+        let moves: Vec<Event> = insider_moves(per_day, 7..30, |number, day| (500_000 + day as u64 * 10 + number, Why::Ticket))
+            .into_iter()
+            .map(|mut event| {
+                arrange(&mut event);
+                event
+            })
+            .collect();
+        let cover = |agent: &str, seed| -> Vec<Event> {
+            honest(1, 30, seed)
+                .into_iter()
+                .map(|mut event| {
+                    event.agent = agent.into();
+                    event.opened_by = event.opened_by.map(|_| agent.to_string());
+                    event.assigned_by = event.assigned_by.map(|_| agent.to_string());
+                    event
+                })
+                .collect()
+        };
+        let events = merged(merged(merged(honest(30, 30, 3), cover("agt-900", 99)), cover("agt-901", 98)), moves);
+        let (alerts, _) = run(&events);
+        let contained = containment(&alerts, "agt-900").unwrap_or_else(|| panic!("{what}: never contained"));
+        let named: Vec<&str> = alerts
+            .iter()
+            .filter(|alert| alert.agent == "agt-900" && alert.time_ms <= contained.time_ms)
+            .flat_map(|alert| alert.signals.iter().map(|signal| signal.name))
+            .collect();
+        assert!(named.iter().any(|name| name.starts_with(signal)), "{what}: the alerts name {signal}: {named:?}");
+        let honest_alerts: Vec<&Alert> =
+            alerts.iter().filter(|alert| !alert.agent.starts_with("agt-90")).collect();
+        assert!(honest_alerts.is_empty(), "{what}: honest agents stay quiet: {honest_alerts:#?}");
+        let exposed = insider_exposure(&events, &alerts);
+        assert!(exposed <= budget, "{what}: {exposed} customers exposed before containment, budget {budget}");
+        if signal == "handoff-pair" {
+            let giver = alerts.iter().find(|alert| alert.agent == "agt-901");
+            assert!(
+                giver.is_some_and(|alert| alert.signals.iter().any(|signal| signal.name == "handoff-pair")),
+                "{what}: the member who handed them is flagged too: {giver:#?}"
+            );
+        }
     }
 }
 

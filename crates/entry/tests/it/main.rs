@@ -19,6 +19,8 @@ fn access(text: &str) -> Entry {
         matches: Some(vec![text.to_string(), String::new()]),
         approval: Some(text.to_string()),
         why: Some(text.to_string()),
+        opened_by: Some(text.to_string()),
+        assigned_by: Some(text.to_string()),
         beyond_need: vec![text.to_string()],
         off_shift: true,
         verify: Some(VerifyOutcome::Refused),

@@ -428,6 +428,8 @@ fn editing_the_helpdesk_does_not_move_a_ticket_to_another_customer() {
         category: "account_recovery".into(),
         status: TicketStatus::Open,
         assignee: Some("agt-1".into()),
+        opened_by: None,
+        assigned_by: None,
         created_at: desk.now(),
         updated_at: desk.now(),
     };

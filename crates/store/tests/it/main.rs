@@ -122,10 +122,13 @@ fn directory_round_trips_on(backend: &Backend) {
         category: "general_inquiry".into(),
         status: TicketStatus::Open,
         assignee: Some("a-1".into()),
+        opened_by: Some("a-2".into()),
+        assigned_by: Some("a-1".into()),
         created_at: 10,
         updated_at: 10,
     };
     store.upsert_tickets(std::slice::from_ref(&ticket)).unwrap();
+    assert_eq!(store.ticket("t-1").unwrap(), Some(ticket.clone()), "who opened and who assigned are kept");
     let closed = Ticket { status: TicketStatus::Closed, updated_at: 20, ..ticket.clone() };
     store.upsert_tickets(std::slice::from_ref(&closed)).unwrap();
     assert_eq!(store.ticket("t-1").unwrap(), Some(closed));
@@ -469,6 +472,8 @@ fn every_table_on(backend: &Backend) {
         category: "withdrawal".into(),
         status: TicketStatus::Open,
         assignee: Some("a-1".into()),
+        opened_by: None,
+        assigned_by: None,
         created_at: 1,
         updated_at: 2,
     };
@@ -650,11 +655,16 @@ fn postgres_migrations_apply_what_is_missing_and_refuse_a_newer_schema() {
     let database = cordon_testpg::TestDatabase::new().unwrap();
     let url = database.url();
     let all = Store::migrate_postgres(&url).unwrap();
-    assert_eq!(all, [1, 2, 3]);
+    assert_eq!(all, [1, 2, 3, 4]);
     assert!(Store::migrate_postgres(&url).unwrap().is_empty(), "nothing twice");
     let mut admin = database.client().unwrap();
-    admin.batch_execute("DROP TABLE pending_sign_ins; DELETE FROM schema_migrations WHERE version = 3").unwrap();
-    assert_eq!(Store::migrate_postgres(&url).unwrap(), [3], "an earlier release's database is brought up");
+    admin
+        .batch_execute(
+            "DROP TABLE pending_sign_ins; ALTER TABLE tickets DROP COLUMN opened_by, DROP COLUMN assigned_by;
+             DELETE FROM schema_migrations WHERE version >= 3",
+        )
+        .unwrap();
+    assert_eq!(Store::migrate_postgres(&url).unwrap(), [3, 4], "an earlier release's database is brought up");
     Store::open_postgres(&url)
         .unwrap()
         .begin_sign_in(
@@ -667,6 +677,26 @@ fn postgres_migrations_apply_what_is_missing_and_refuse_a_newer_schema() {
     admin.batch_execute("INSERT INTO schema_migrations (version, name) VALUES (99, 'from the future')").unwrap();
     for refused in [Store::migrate_postgres(&url).map(|_| ()), Store::open_postgres(&url).map(|_| ())] {
         let message = refused.unwrap_err().to_string();
-        assert!(message.contains("schema version 99") && message.contains("(3)"), "{message}");
+        assert!(message.contains("schema version 99") && message.contains("(4)"), "{message}");
     }
+}
+
+/// A store file made before tickets said who opened and assigned them opens, gains the
+/// columns, and reads its old tickets as customer-raised and routed.
+#[test]
+fn a_store_from_before_ticket_provenance_opens_with_its_tickets() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("cordon.sqlite");
+    {
+        let old = rusqlite::Connection::open(&path).unwrap();
+        old.execute_batch(
+            "CREATE TABLE tickets (id TEXT PRIMARY KEY, requester TEXT NOT NULL, category TEXT NOT NULL,
+                 status TEXT NOT NULL, assignee TEXT, created_at INTEGER NOT NULL, updated_at INTEGER NOT NULL);
+             INSERT INTO tickets VALUES ('t-old', 'c-1', 'general_inquiry', 'open', 'a-1', 5, 6);",
+        )
+        .unwrap();
+    }
+    let store = Store::open(&path).unwrap();
+    let ticket = store.ticket("t-old").unwrap().unwrap();
+    assert_eq!((ticket.opened_by, ticket.assigned_by, ticket.updated_at), (None, None, 6));
 }
