@@ -14,6 +14,12 @@ const HOUR_MS: i64 = 3_600_000;
 const HISTORY_DAYS: usize = 28;
 /// Customer numbers remembered per agent to spot walks through consecutive ids.
 const RECENT_NUMBERS: usize = 8;
+/// Other members with history a group needs to be an agent's baseline; with fewer, the agent
+/// is compared with everyone.
+const PEERS_MIN: usize = 3;
+/// Past this many members, a group's figures are computed once for all of them: one member
+/// moves the median of so many little.
+const LEAVE_ONE_OUT_MAX: usize = 64;
 /// Ledger indexes kept per agent as evidence for its next alert.
 const EVIDENCE_MAX: usize = 24;
 
@@ -43,7 +49,7 @@ impl Level {
 }
 
 /// Every signal's name, as [`Signal::name`] carries it.
-pub const SIGNAL_NAMES: [&str; 20] = [
+pub const SIGNAL_NAMES: [&str; 21] = [
     "arranged-drift",
     "arranged-reasons",
     "beyond-need",
@@ -62,6 +68,7 @@ pub const SIGNAL_NAMES: [&str; 20] = [
     "sequential-ids",
     "slow-drift",
     "unexplained-access",
+    "unexplained-hits",
     "verify-refused",
     "verify-wrong",
 ];
@@ -148,20 +155,28 @@ struct DayRecord {
     busiest_hour: f64,
 }
 
+impl DayRecord {
+    fn arranged_share(&self) -> f64 {
+        if self.customers > 0.0 { self.arranged / self.customers } else { 0.0 }
+    }
+}
+
 // Per customer and day, what has been counted already.
-const SEEN: u8 = 1;
-const UNEXPLAINED_VIEW: u8 = 2;
-const UNEXPLAINED_REVEAL: u8 = 4;
-const HIGH_BALANCE: u8 = 8;
-const OTHER_REQUESTER: u8 = 16;
-const OFF_SHIFT: u8 = 32;
-const BEYOND_NEED: u8 = 64;
-const ARRANGED: u8 = 128;
+const SEEN: u16 = 1;
+const UNEXPLAINED_VIEW: u16 = 2;
+const UNEXPLAINED_REVEAL: u16 = 4;
+const HIGH_BALANCE: u16 = 8;
+const OTHER_REQUESTER: u16 = 16;
+const OFF_SHIFT: u16 = 32;
+const BEYOND_NEED: u16 = 64;
+const ARRANGED: u16 = 128;
+const UNEXPLAINED_HIT: u16 = 256;
+const UNEXPLAINED_LOOKS: u16 = UNEXPLAINED_VIEW | UNEXPLAINED_REVEAL | UNEXPLAINED_HIT;
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 struct Today {
     day: i64,
-    customers: HashMap<u64, u8>,
+    customers: HashMap<u64, u16>,
     distinct: u32,
     unexplained: f64,
     unexplained_distinct: u32,
@@ -174,6 +189,8 @@ struct Today {
     busiest_hour: u32,
     misses: u32,
     hits: u32,
+    #[serde(default)]
+    unexplained_hits: u32,
     wrong_statements: u32,
     // Amounts above each threshold already scored today.
     unexplained_scored: f64,
@@ -209,6 +226,9 @@ struct AgentState {
     evidence: VecDeque<u64>,
     #[serde(with = "signals_as_tuples")]
     pending: Vec<Signal>,
+    /// Whom the agent is compared with, as of the last closed day.
+    #[serde(default)]
+    peers: PeerFigures,
 }
 
 impl AgentState {
@@ -228,6 +248,7 @@ impl AgentState {
             sequential: 0,
             evidence: VecDeque::new(),
             pending: Vec::new(),
+            peers: PeerFigures::default(),
         }
     }
 
@@ -246,8 +267,7 @@ impl AgentState {
                 customers: own.customers.max(peers.customers),
                 unexplained: own.unexplained.min(peers.unexplained),
                 unexplained_spread: own.unexplained_spread.min(peers.unexplained_spread),
-                arranged: own.arranged.min(peers.arranged),
-                arranged_spread: own.arranged_spread.min(peers.arranged_spread),
+                arranged_share: own.arranged_share.min(peers.arranged_share),
                 busiest_hour: own.busiest_hour,
             },
             Some(own) => own,
@@ -255,8 +275,7 @@ impl AgentState {
                 customers: peers.customers,
                 unexplained: peers.unexplained,
                 unexplained_spread: peers.unexplained_spread,
-                arranged: peers.arranged,
-                arranged_spread: peers.arranged_spread,
+                arranged_share: peers.arranged_share,
                 busiest_hour: 0.0,
             },
         }
@@ -269,10 +288,9 @@ struct Usual {
     customers: f64,
     unexplained: f64,
     unexplained_spread: f64,
+    /// Of the customers of a day, how many (weighted) were reached through arranged reasons.
     #[serde(default)]
-    arranged: f64,
-    #[serde(default)]
-    arranged_spread: f64,
+    arranged_share: f64,
     busiest_hour: f64,
 }
 
@@ -282,10 +300,9 @@ struct PeerFigures {
     customers: f64,
     unexplained: f64,
     unexplained_spread: f64,
+    /// Of the customers of a day, how many (weighted) were reached through arranged reasons.
     #[serde(default)]
-    arranged: f64,
-    #[serde(default)]
-    arranged_spread: f64,
+    arranged_share: f64,
     high_balance_share: f64,
 }
 
@@ -297,7 +314,6 @@ pub struct Detector {
     thresholds: Thresholds,
     agents: Vec<AgentState>,
     by_id: HashMap<String, usize>,
-    peers: HashMap<String, PeerFigures>,
     /// Per site: unexplained customers and who reached them on which day, for rings.
     rings: HashMap<String, HashMap<u64, Vec<(usize, i64)>>>,
     /// Per agent who handed tickets over: to whom (agent index), which customer, which day.
@@ -314,7 +330,6 @@ impl Detector {
             thresholds,
             agents: Vec::new(),
             by_id: HashMap::new(),
-            peers: HashMap::new(),
             rings: HashMap::new(),
             handoffs: HashMap::new(),
             day: i64::MIN,
@@ -395,7 +410,7 @@ impl Detector {
             verdict.deny = Some(Level::Suspend);
             return verdict;
         }
-        let peers = self.peers.get(&state.peer_group).copied().unwrap_or_default();
+        let peers = state.peers;
         let mut signals: Vec<Signal> = Vec::new();
         let mut scored = Scored::default();
         let mut ring_partners: Vec<usize> = Vec::new();
@@ -559,48 +574,76 @@ impl Detector {
         })
     }
 
-    /// A new day began: close every agent's previous day, then refresh peer figures.
+    /// A new day began: close every agent's previous day, then refresh whom each agent is
+    /// compared with: the other members of its group (itself left out, so an insider in a
+    /// small team does not set its own bar), or everyone when its group has too few others.
     fn close_days(&mut self, day: i64) {
-        let previous = self.peers.clone();
         for state in &mut self.agents {
             if state.today.day < day {
-                let peers = previous.get(&state.peer_group).copied().unwrap_or_default();
+                let peers = state.peers;
                 close_day(state, day, &self.thresholds, &peers);
             }
         }
-        let mut groups: HashMap<&str, Vec<&AgentState>> = HashMap::new();
-        for state in &self.agents {
-            groups.entry(state.peer_group.as_str()).or_default().push(state);
-        }
-        let mut peers = HashMap::new();
-        for (group, members) in groups {
-            let with_history: Vec<&&AgentState> = members.iter().filter(|state| !state.history.is_empty()).collect();
-            if with_history.is_empty() {
-                continue;
+        let medians: Vec<Option<[f64; 3]>> = self
+            .agents
+            .iter()
+            .map(|state| {
+                (!state.history.is_empty()).then(|| {
+                    let of = |pick: fn(&DayRecord) -> f64| median(&state.history.iter().map(pick).collect::<Vec<f64>>());
+                    [of(|record| record.customers), of(|record| record.unexplained), of(DayRecord::arranged_share)]
+                })
+            })
+            .collect();
+        let mut groups: HashMap<&str, Vec<usize>> = HashMap::new();
+        for (index, state) in self.agents.iter().enumerate() {
+            if medians.get(index).is_some_and(Option::is_some) {
+                groups.entry(state.peer_group.as_str()).or_default().push(index);
             }
-            let per_member = |pick: fn(&DayRecord) -> f64| -> Vec<f64> {
-                with_history.iter().map(|state| median(&state.history.iter().map(pick).collect::<Vec<f64>>())).collect()
-            };
-            let customers = per_member(|record| record.customers);
-            let unexplained = per_member(|record| record.unexplained);
-            let arranged = per_member(|record| record.arranged);
-            let high_balance: f64 =
-                with_history.iter().flat_map(|state| state.history.iter().map(|record| record.high_balance)).sum();
-            let touched: f64 =
-                with_history.iter().flat_map(|state| state.history.iter().map(|record| record.customers)).sum();
-            peers.insert(
-                group.to_string(),
-                PeerFigures {
-                    customers: median(&customers),
-                    unexplained: median(&unexplained),
-                    unexplained_spread: mad(&unexplained),
-                    arranged: median(&arranged),
-                    arranged_spread: mad(&arranged),
-                    high_balance_share: if touched > 0.0 { high_balance / touched } else { 0.0 },
+        }
+        let figures_of = |members: &mut dyn Iterator<Item = usize>| -> PeerFigures {
+            let rows: Vec<[f64; 3]> = members.filter_map(|index| medians.get(index).copied().flatten()).collect();
+            let column = |at: usize| rows.iter().map(|row| row[at]).collect::<Vec<f64>>();
+            let (unexplained, arranged) = (column(1), column(2));
+            PeerFigures {
+                customers: median(&column(0)),
+                unexplained: median(&unexplained),
+                unexplained_spread: mad(&unexplained),
+                arranged_share: median(&arranged),
+                high_balance_share: 0.0,
+            }
+        };
+        let everyone = figures_of(&mut groups.values().flatten().copied());
+        let mut assigned: Vec<PeerFigures> = vec![PeerFigures::default(); self.agents.len()];
+        for members in groups.values() {
+            // A desk that serves whales has a high share: kept per group, as a share of all
+            // its members' customers.
+            let (high_balance, touched) = members.iter().filter_map(|&index| self.agents.get(index)).fold(
+                (0.0, 0.0),
+                |(high, touched), state| {
+                    let high_here: f64 = state.history.iter().map(|record| record.high_balance).sum();
+                    let touched_here: f64 = state.history.iter().map(|record| record.customers).sum();
+                    (high + high_here, touched + touched_here)
                 },
             );
+            let share = if touched > 0.0 { high_balance / touched } else { 0.0 };
+            let whole = (members.len() > LEAVE_ONE_OUT_MAX).then(|| figures_of(&mut members.iter().copied()));
+            for &index in members {
+                let mut figures = match whole {
+                    Some(whole) => whole,
+                    None if members.len() > PEERS_MIN => {
+                        figures_of(&mut members.iter().copied().filter(|&other| other != index))
+                    }
+                    None => everyone,
+                };
+                figures.high_balance_share = share;
+                if let Some(slot) = assigned.get_mut(index) {
+                    *slot = figures;
+                }
+            }
         }
-        self.peers = peers;
+        for (state, figures) in self.agents.iter_mut().zip(assigned) {
+            state.peers = figures;
+        }
         let window = i64::from(self.thresholds.ring_window_days);
         self.handoffs.retain(|_, handed| {
             handed.retain(|(_, _, when)| day - *when <= window);
@@ -626,7 +669,8 @@ fn close_day(state: &mut AgentState, day: i64, thresholds: &Thresholds, peers: &
     let usual = state.usual(peers);
     state.drift = (state.drift + today.unexplained - (usual.unexplained + thresholds.drift_slack_per_day)).max(0.0);
     state.today.drift_scored = (state.drift - thresholds.drift_limit).max(0.0);
-    state.arranged_drift = (state.arranged_drift + today.arranged - arranged_slack(&usual, thresholds)).max(0.0);
+    let slack = arranged_slack(&usual, f64::from(today.distinct), thresholds);
+    state.arranged_drift = (state.arranged_drift + today.arranged - slack).max(0.0);
     state.today.arranged_drift_scored = (state.arranged_drift - thresholds.drift_limit).max(0.0);
     state.history.push_back(DayRecord {
         customers: f64::from(today.distinct),
@@ -641,13 +685,11 @@ fn close_day(state: &mut AgentState, day: i64, thresholds: &Thresholds, peers: &
     state.own = (state.history.len() >= thresholds.baseline_days_min.max(1)).then(|| {
         let pick = |field: fn(&DayRecord) -> f64| state.history.iter().map(field).collect::<Vec<f64>>();
         let unexplained = pick(|record| record.unexplained);
-        let arranged = pick(|record| record.arranged);
         Usual {
             customers: median(&pick(|record| record.customers)),
             unexplained: median(&unexplained),
             unexplained_spread: mad(&unexplained),
-            arranged: median(&arranged),
-            arranged_spread: mad(&arranged),
+            arranged_share: median(&pick(DayRecord::arranged_share)),
             busiest_hour: median(&pick(|record| record.busiest_hour)),
         }
     });
@@ -699,11 +741,18 @@ fn score(
             )
         };
         signals.extend(signal);
-        // A hit that nothing explains showed the agent who is a customer: counted below as
-        // a masked look at the first one found.
-        if !(matched && observation.why == Why::Unexplained) {
+        // A hit that nothing explains told the agent who is a customer: what a list checker
+        // is after. Past a few a day each scores, and it counts below as a look at the first
+        // one found.
+        if !(matched && observation.why == Why::Unexplained && observation.allowed) {
             return scored;
         }
+        signals.extend(one_more(
+            "unexplained-hits",
+            &mut today.unexplained_hits,
+            thresholds.unexplained_hit_floor_per_day,
+            thresholds.unexplained_hit_points,
+        ));
     }
     let Some(customer) = observation.customer else { return scored };
     if !observation.allowed {
@@ -760,22 +809,16 @@ fn score(
             }
         }
     }
-    // Unexplained reach: reveals count in full, masked views in part.
+    // Unexplained reach: a customer counts as much as the most it was shown, reveals in
+    // full, search hits and masked views in part.
     if !observation.why.explained() && observation.why != Why::OtherRequester {
-        let before = *flags & (UNEXPLAINED_VIEW | UNEXPLAINED_REVEAL);
-        let weight = if reveals {
-            *flags |= UNEXPLAINED_REVEAL;
-            match before {
-                0 => 1.0,
-                UNEXPLAINED_VIEW => 1.0 - thresholds.masked_view_weight,
-                _ => 0.0,
-            }
-        } else if before == 0 {
-            *flags |= UNEXPLAINED_VIEW;
-            thresholds.masked_view_weight
-        } else {
-            0.0
+        let before = *flags & UNEXPLAINED_LOOKS;
+        *flags |= match observation.action {
+            _ if reveals => UNEXPLAINED_REVEAL,
+            Action::Search { .. } => UNEXPLAINED_HIT,
+            _ => UNEXPLAINED_VIEW,
         };
+        let weight = (looked(*flags, thresholds) - looked(before, thresholds)).max(0.0);
         if before == 0 && weight > 0.0 {
             today.unexplained_distinct += 1;
             scored.ring_check = true;
@@ -818,7 +861,9 @@ fn score(
         *flags |= ARRANGED;
         scored.arranged = true;
         today.arranged += weight;
-        let limit = thresholds.arranged_floor_per_day.max(usual.arranged + 3.0 * usual.arranged_spread + 1.0);
+        // Expected from the day's customers so far: a surge brings more of everything.
+        let expected = usual.arranged_share * f64::from(today.distinct);
+        let limit = thresholds.arranged_floor_per_day.max(expected + 3.0 * expected.sqrt() + 1.0);
         signals.extend(excess(
             "arranged-reasons",
             today.arranged,
@@ -826,7 +871,8 @@ fn score(
             thresholds.arranged_points,
             &mut today.arranged_scored,
         ));
-        let running = arranged_drift + (today.arranged - arranged_slack(&usual, thresholds)).max(0.0);
+        let slack = arranged_slack(&usual, f64::from(today.distinct), thresholds);
+        let running = arranged_drift + (today.arranged - slack).max(0.0);
         signals.extend(excess(
             "arranged-drift",
             running,
@@ -904,6 +950,16 @@ fn score(
     scored
 }
 
+/// How much of an unexplained customer the agent was shown, by what it did (`flags`).
+fn looked(flags: u16, thresholds: &Thresholds) -> f64 {
+    if flags & UNEXPLAINED_REVEAL != 0 {
+        return 1.0;
+    }
+    let view = if flags & UNEXPLAINED_VIEW != 0 { thresholds.masked_view_weight } else { 0.0 };
+    let hit = if flags & UNEXPLAINED_HIT != 0 { thresholds.unexplained_hit_weight } else { 0.0 };
+    view.max(hit)
+}
+
 /// How much of an access's reason an agent arranged (0: the customer's own ticket, routed
 /// to the agent, or no reason at all, which counts as unexplained instead).
 fn arranged_weight(observation: &Observation<'_>, thresholds: &Thresholds) -> f64 {
@@ -918,9 +974,11 @@ fn arranged_weight(observation: &Observation<'_>, thresholds: &Thresholds) -> f6
     }
 }
 
-/// What an agent may arrange in a day without drifting: its usual, a spread and the slack.
-fn arranged_slack(usual: &Usual, thresholds: &Thresholds) -> f64 {
-    usual.arranged + usual.arranged_spread + thresholds.drift_slack_per_day
+/// What an agent may arrange in a day of `customers` without drifting: its usual share of
+/// them, half a standard deviation of a count of that size, and the slack.
+fn arranged_slack(usual: &Usual, customers: f64, thresholds: &Thresholds) -> f64 {
+    let expected = usual.arranged_share * customers;
+    expected + 0.5 * expected.sqrt() + thresholds.drift_slack_per_day
 }
 
 /// The other agent who routed this access's ticket to the agent: who assigned it, else who

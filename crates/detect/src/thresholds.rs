@@ -57,6 +57,12 @@ pub struct Thresholds {
     /// a list of outside emails and phones confirms who is a customer with hits.
     pub search_hit_floor_per_day: u32,
     pub search_hit_points: f64,
+    /// Searches whose hits nothing explains (no ticket of theirs the agent worked lately), a
+    /// day, before each further one scores; each such hit's customer also counts as this
+    /// much unexplained reach.
+    pub unexplained_hit_floor_per_day: u32,
+    pub unexplained_hit_points: f64,
+    pub unexplained_hit_weight: f64,
     /// Wrong statements checked by verify, a day, before each further one scores.
     pub verify_wrong_floor_per_day: u32,
     pub verify_wrong_points: f64,
@@ -105,7 +111,7 @@ impl Default for Thresholds {
             drift_limit: 4.0,
             drift_points: 3.0,
             other_requester_points: 2.5,
-            beyond_need_points: 1.0,
+            beyond_need_points: 1.5,
             volume_floor_per_day: 80.0,
             volume_factor: 3.0,
             volume_points: 0.5,
@@ -122,6 +128,9 @@ impl Default for Thresholds {
             search_miss_points: 1.0,
             search_hit_floor_per_day: 60,
             search_hit_points: 0.25,
+            unexplained_hit_floor_per_day: 5,
+            unexplained_hit_points: 1.0,
+            unexplained_hit_weight: 0.5,
             verify_wrong_floor_per_day: 3,
             verify_wrong_points: 1.0,
             verify_refused_points: 4.0,
@@ -130,9 +139,9 @@ impl Default for Thresholds {
             taken_weight: 0.25,
             handed_weight: 0.5,
             callback_weight: 0.5,
-            handoff_pair_floor: 3,
-            handoff_pair_share: 0.5,
-            handoff_points: 2.0,
+            handoff_pair_floor: 2,
+            handoff_pair_share: 0.25,
+            handoff_points: 3.0,
             ring_window_days: 14,
             ring_overlap_min: 2,
             ring_points: 3.0,

@@ -393,10 +393,16 @@ fn choose_insiders(scenario: &Scenario, agents: &[SimAgent]) -> Result<Vec<Insid
     let mut rng = Rng::stream(scenario.seed, "insiders");
     let mut chosen: Vec<InsiderAgent> = Vec::new();
     for (position, spec) in scenario.insiders.iter().enumerate() {
-        // A ring's members share a site: a vendor site unless the scenario names one.
-        let site = match (&spec.site, spec.behaviour) {
+        // A ring's members share a site: a vendor site unless the scenario names one. Members
+        // who hand tickets to one another share a team too.
+        let site = match (&spec.site, spec.behaviour.is_group()) {
             (Some(site), _) => Some(site.clone()),
-            (None, Behaviour::Ring) => Some("vendor-bpo-1".to_string()),
+            (None, true) => Some("vendor-bpo-1".to_string()),
+            (None, false) => None,
+        };
+        let team = match (&spec.team, spec.behaviour) {
+            (Some(team), _) => Some(team.clone()),
+            (None, Behaviour::HandoffRing) => Some("l1-chat".to_string()),
             (None, _) => None,
         };
         let mut candidates: Vec<usize> = agents
@@ -405,7 +411,7 @@ fn choose_insiders(scenario: &Scenario, agents: &[SimAgent]) -> Result<Vec<Insid
             .filter(|(index, agent)| {
                 agent.agent.role == Role::Agent
                     && agent.joins_day == 0
-                    && spec.team.as_ref().is_none_or(|team| &agent.agent.team == team)
+                    && team.as_ref().is_none_or(|team| &agent.agent.team == team)
                     && site.as_ref().is_none_or(|site| &agent.agent.site == site)
                     && !chosen.iter().any(|insider| insider.agent == *index)
             })
@@ -418,7 +424,7 @@ fn choose_insiders(scenario: &Scenario, agents: &[SimAgent]) -> Result<Vec<Insid
                 position + 1,
                 spec.behaviour.name(),
                 candidates.len(),
-                spec.team.as_deref().unwrap_or("any"),
+                team.as_deref().unwrap_or("any"),
                 site.as_deref().unwrap_or("any"),
                 spec.agents
             )));

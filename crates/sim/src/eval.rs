@@ -242,17 +242,24 @@ fn exposures(
         if !entry.allowed_access() || (counted == Counted::UntilContained && !before_containment) {
             continue;
         }
-        let Some(customer) = entry.customer.as_deref() else { continue };
-        if let Some(set) = exposed.get_mut(position) {
-            set.insert(customer);
-        }
-        if before_containment && let Some(set) = before.get_mut(position) {
-            set.insert(customer);
-        }
-        if matches!(entry.action.as_str(), "reveal" | "verify")
-            && let Some(set) = revealed.get_mut(position)
-        {
-            set.insert(customer);
+        // A search's hits count: each told the insider who is a customer.
+        let shown: Vec<&str> = match (entry.customer.as_deref(), &entry.matches) {
+            (Some(customer), _) => vec![customer],
+            (None, Some(matches)) => matches.iter().map(String::as_str).collect(),
+            (None, None) => Vec::new(),
+        };
+        for customer in shown {
+            if let Some(set) = exposed.get_mut(position) {
+                set.insert(customer);
+            }
+            if before_containment && let Some(set) = before.get_mut(position) {
+                set.insert(customer);
+            }
+            if matches!(entry.action.as_str(), "reveal" | "verify")
+                && let Some(set) = revealed.get_mut(position)
+            {
+                set.insert(customer);
+            }
         }
     }
     read.truth
@@ -515,10 +522,10 @@ pub fn summarize(scores: &[RunScore]) -> Vec<Summary> {
     let mut groups: BTreeMap<(String, String), Vec<Outcome>> = BTreeMap::new();
     for score in scores {
         for method in &score.methods {
-            let mut rings: BTreeMap<&str, Outcome> = BTreeMap::new();
+            let mut rings: BTreeMap<(&str, &str), Outcome> = BTreeMap::new();
             for insider in &method.insiders {
-                if insider.behaviour == "ring" {
-                    let ring = rings.entry(insider.label.as_str()).or_default();
+                if insider.behaviour == "ring" || insider.behaviour == "handoff_ring" {
+                    let ring = rings.entry((insider.behaviour.as_str(), insider.label.as_str())).or_default();
                     *ring = ring.join(Outcome::of(insider));
                 } else {
                     groups
@@ -527,8 +534,8 @@ pub fn summarize(scores: &[RunScore]) -> Vec<Summary> {
                         .push(Outcome::of(insider));
                 }
             }
-            for ring in rings.into_values() {
-                groups.entry(("ring".into(), method.method.clone())).or_default().push(ring);
+            for ((behaviour, _), ring) in rings {
+                groups.entry((behaviour.to_string(), method.method.clone())).or_default().push(ring);
             }
         }
     }

@@ -65,8 +65,9 @@ pub struct Planner<'a> {
     pub day0_unix_ms: i64,
     pub weekday_of_day0: u32,
     pub tickets: u64,
-    /// Requesters of the latest closed tickets and the day each closed, for QA reviews.
-    pub recently_closed: VecDeque<(u64, u32)>,
+    /// Requesters of the latest closed tickets, the day each closed and who worked it, for
+    /// QA reviews and callbacks.
+    pub recently_closed: VecDeque<(u64, u32, usize)>,
 }
 
 /// Closed tickets a QA review samples from.
@@ -90,7 +91,7 @@ impl<'a> Planner<'a> {
             .insiders
             .iter()
             .map(|spec| {
-                if spec.behaviour != Behaviour::Ring {
+                if !spec.behaviour.is_group() {
                     return Vec::new();
                 }
                 // Members draw from one list, so their customers overlap.
@@ -150,8 +151,8 @@ impl<'a> Planner<'a> {
         let reviewable: Vec<u64> = self
             .recently_closed
             .iter()
-            .filter(|(_, closed)| *closed < day && closed + REVIEW_DAYS_MAX >= day)
-            .map(|(number, _)| *number)
+            .filter(|(_, closed, _)| *closed < day && closed + REVIEW_DAYS_MAX >= day)
+            .map(|(number, _, _)| *number)
             .collect();
         // New hires are put into the directory as their first day starts.
         for (index, agent) in self.agents.iter().enumerate() {
@@ -265,6 +266,14 @@ impl<'a> Planner<'a> {
             created_at: time / 1000,
             updated_at: time / 1000,
         };
+        // Most tickets are the customer's, routed; some the agent opened itself (a follow-up
+        // with no contact behind it), some it took from the queue.
+        let traffic = &self.scenario.traffic;
+        if rng.chance(traffic.agent_opened_share) {
+            ticket.opened_by = Some(agent.agent.id.clone());
+        } else if rng.chance(traffic.self_assign_share) {
+            ticket.assigned_by = Some(agent.agent.id.clone());
+        }
         self.push(plan, time, first, true, Act::PutTicket(ticket.clone()), None);
         // Backlog: some tickets move to a teammate on shift before anyone works them.
         let mut handler = first;
@@ -278,6 +287,8 @@ impl<'a> Planner<'a> {
                 handler = other;
                 time += 1_200_000 + rng.below(3_600_000) as i64;
                 ticket.assignee = self.agents.get(other).map(|other| other.agent.id.clone());
+                // Handed over by its first assignee, or moved by routing.
+                ticket.assigned_by = rng.chance(0.5).then(|| agent.agent.id.clone());
                 ticket.updated_at = time / 1000;
                 // Keyed to the new handler: its own requests on this ticket then start in a
                 // later wave. Keyed to the old one, the two could share a wave, and whether the
@@ -381,11 +392,15 @@ impl<'a> Planner<'a> {
         ticket.status = TicketStatus::Closed;
         ticket.updated_at = time / 1000;
         self.push(plan, time, handler, true, Act::PutTicket(ticket), None);
-        self.recently_closed.push_back((number, day));
+        self.note_closed(number, day, handler);
+        (number, time)
+    }
+
+    fn note_closed(&mut self, number: u64, day: u32, agent: usize) {
+        self.recently_closed.push_back((number, day, agent));
         if self.recently_closed.len() > RECENTLY_CLOSED_MAX {
             self.recently_closed.pop_front();
         }
-        (number, time)
     }
 
     /// The fields of a category that this agent may reveal under cordon's rules; a benign
@@ -422,10 +437,10 @@ impl<'a> Planner<'a> {
         let Some(spec) = self.insider_spec(position).cloned() else { return 1 };
         for _ in 0..64 {
             let number = match spec.behaviour {
-                Behaviour::Targeted if !self.high_balance.is_empty() => {
+                Behaviour::Targeted | Behaviour::QueueGrabber if !self.high_balance.is_empty() => {
                     rng.pick(&self.high_balance).copied().unwrap_or(1)
                 }
-                Behaviour::Ring => {
+                Behaviour::Ring | Behaviour::HandoffRing => {
                     let pool = self.insiders.get(position).and_then(|insider| self.ring_pools.get(insider.spec));
                     match pool.and_then(|pool| rng.pick(pool)) {
                         Some(&number) => number,
@@ -510,6 +525,138 @@ impl<'a> Planner<'a> {
                     self.insider_touch(plan, time + 25_000, index, position, number, &fields);
                 }
             }
+            (Behaviour::TicketForger, _) => {
+                let mut time = day_start + self.shift_offset_ms(rng, agent);
+                for _ in 0..count {
+                    let number = self.fresh_target(rng, position);
+                    let mut ticket = self.new_ticket(rng, day, time, index, number, &fields);
+                    ticket.opened_by.clone_from(&ticket.assignee);
+                    self.push(plan, time, index, true, Act::PutTicket(ticket.clone()), None);
+                    time = self.insider_ticket(rng, plan, day, time, index, position, ticket, &fields);
+                    time += 60_000 + rng.below(900_000) as i64;
+                }
+            }
+            (Behaviour::QueueGrabber, _) => {
+                let mut time = day_start + self.shift_offset_ms(rng, agent);
+                for _ in 0..count {
+                    // A rich customer's ticket arrives in the team's queue, unassigned ...
+                    let number = self.fresh_target(rng, position);
+                    let mut ticket = self.new_ticket(rng, day, time, index, number, &fields);
+                    ticket.assignee = None;
+                    self.push(plan, time, index, true, Act::PutTicket(ticket.clone()), None);
+                    // ... and the insider takes it into its own queue.
+                    time += 120_000 + rng.below(1_200_000) as i64;
+                    ticket.assignee = Some(agent.agent.id.clone());
+                    ticket.assigned_by = ticket.assignee.clone();
+                    ticket.updated_at = time / 1000;
+                    self.push(plan, time, index, true, Act::PutTicket(ticket.clone()), None);
+                    time = self.insider_ticket(rng, plan, day, time, index, position, ticket, &fields);
+                    time += 60_000 + rng.below(900_000) as i64;
+                }
+            }
+            (Behaviour::CallbackAbuser, _) => {
+                // Customers of its own tickets closed this past week, and of its teammates'.
+                let team = &agent.agent.team;
+                let (own, teammates): (Vec<(u64, u32, usize)>, Vec<(u64, u32, usize)>) = self
+                    .recently_closed
+                    .iter()
+                    .copied()
+                    .filter(|(_, closed, worker)| {
+                        *closed + REVIEW_DAYS_MAX >= day
+                            && self.agents.get(*worker).is_some_and(|other| &other.agent.team == team)
+                    })
+                    .partition(|(_, _, worker)| *worker == index);
+                let mut time = day_start + self.shift_offset_ms(rng, agent);
+                for _ in 0..count {
+                    let pool = if rng.chance(0.7) && !own.is_empty() { &own } else { &teammates };
+                    let Some(&(number, _, _)) = rng.pick(pool) else { break };
+                    if let Some(state) = self.insiders.get_mut(position)
+                        && !state.taken.insert(number)
+                    {
+                        continue;
+                    }
+                    let customer = customer_id(number);
+                    let view = Act::View { customer: customer.clone(), ticket: None };
+                    self.push(plan, time, index, false, view, Some(position));
+                    let act = Act::Reveal { customer, ticket: None, fields: fields.clone(), reason: "callback" };
+                    self.push(plan, time + 40_000, index, false, act, Some(position));
+                    time += 300_000 + rng.below(1_800_000) as i64;
+                }
+            }
+            (Behaviour::VerifyProber, _) => {
+                let mut time = day_start + self.shift_offset_ms(rng, agent);
+                for _ in 0..count {
+                    let number = self.fresh_target(rng, position);
+                    let fake = self.people.customer(number);
+                    let customer = customer_id(number);
+                    for field in &fields {
+                        let stored = fake.record.get(field.as_str()).and_then(|value| value.as_str()).unwrap_or_default();
+                        // Dates of birth are guessed, twice, staying under verify's limit;
+                        // anything else is confirmed from an outside list.
+                        let statements: Vec<String> = if field == "date_of_birth" {
+                            (0..2)
+                                .map(|_| {
+                                    format!("{:04}-{:02}-{:02}", 1950 + rng.below(50), 1 + rng.below(12), 1 + rng.below(28))
+                                })
+                                .collect()
+                        } else {
+                            vec![stored.to_string()]
+                        };
+                        for value in statements {
+                            let act = Act::Verify { customer: customer.clone(), ticket: None, field: field.clone(), value };
+                            self.push(plan, time, index, false, act, Some(position));
+                            time += 20_000 + rng.below(40_000) as i64;
+                        }
+                    }
+                    time += 120_000 + rng.below(1_200_000) as i64;
+                }
+            }
+            (Behaviour::ListChecker, _) => {
+                // Emails and phones from a list bought outside: most belong to customers.
+                let mut time = day_start + self.shift_offset_ms(rng, agent);
+                for _ in 0..count {
+                    let (by, value) = if rng.chance(0.8) {
+                        let fake = self.people.customer(self.fresh_target(rng, position));
+                        if rng.chance(0.6) { ("email", fake.email) } else { ("phone", fake.phone) }
+                    } else {
+                        ("email", self.people.guessed_email(rng))
+                    };
+                    self.push(plan, time, index, false, Act::Search { by, value }, Some(position));
+                    time += 30_000 + rng.below(600_000) as i64;
+                }
+            }
+            (Behaviour::HandoffRing, _) => {
+                // Opens tickets for the ring's targets and hands each to another member on
+                // shift, who works it.
+                let members: Vec<(usize, usize)> = self
+                    .insiders
+                    .iter()
+                    .enumerate()
+                    .filter(|(other, member)| {
+                        *other != position
+                            && member.spec == insider.spec
+                            && !stopped.contains(&member.agent)
+                            && self.agents.get(member.agent).is_some_and(|agent| agent.works(day, self.weekday_of_day0))
+                    })
+                    .map(|(other, member)| (other, member.agent))
+                    .collect();
+                let mut time = day_start + self.shift_offset_ms(rng, agent);
+                for _ in 0..count {
+                    let Some(&(receiver_position, receiver)) = rng.pick(&members) else { break };
+                    let Some(receiver_id) = self.agents.get(receiver).map(|agent| agent.agent.id.clone()) else {
+                        break;
+                    };
+                    let number = self.fresh_target(rng, receiver_position);
+                    let mut ticket = self.new_ticket(rng, day, time, receiver, number, &fields);
+                    ticket.opened_by = Some(agent.agent.id.clone());
+                    ticket.assigned_by = Some(agent.agent.id.clone());
+                    ticket.assignee = Some(receiver_id);
+                    self.push(plan, time, receiver, true, Act::PutTicket(ticket.clone()), None);
+                    let worked = time + 300_000 + rng.below(1_800_000) as i64;
+                    self.insider_ticket(rng, plan, day, worked, receiver, receiver_position, ticket, &fields);
+                    time += 600_000 + rng.below(1_800_000) as i64;
+                }
+            }
             _ => {
                 let mut targets: Vec<u64> = Vec::new();
                 if spec.behaviour == Behaviour::CanaryToucher && day == spec.start_day {
@@ -530,6 +677,82 @@ impl<'a> Planner<'a> {
                 }
             }
         }
+    }
+
+    /// A ticket from customer `number` for `agent`, in the agent's team's category that
+    /// needs most of `wanted` (an insider picks the one that justifies what it is after).
+    fn new_ticket(&mut self, rng: &mut Rng, day: u32, time: i64, agent: usize, number: u64, wanted: &[String]) -> Ticket {
+        let Some(worker) = self.agents.get(agent) else {
+            unreachable!("insiders are agents of the world")
+        };
+        let covered = |category: &str| {
+            self.allowed_needs(worker, category).iter().filter(|field| wanted.iter().any(|name| name == field.name())).count()
+        };
+        let categories = team_categories(&worker.agent.team);
+        let best = categories.iter().map(|(category, _)| covered(category)).max().unwrap_or(0);
+        let choices: Vec<&str> =
+            categories.iter().filter(|(category, _)| covered(category) == best).map(|(category, _)| *category).collect();
+        let category = rng.pick(&choices).copied().unwrap_or("general_inquiry");
+        self.tickets += 1;
+        Ticket {
+            id: format!("tkt-{day:03}-{:07}", self.tickets),
+            requester: customer_id(number),
+            category: category.to_string(),
+            status: TicketStatus::Open,
+            assignee: Some(worker.agent.id.clone()),
+            opened_by: None,
+            assigned_by: None,
+            created_at: time / 1000,
+            updated_at: time / 1000,
+        }
+    }
+
+    /// An insider works a ticket it arranged as an honest agent works one: searches the
+    /// customer, opens the card, reveals what it wants of what the category needs, closes
+    /// it. Returns when it closed.
+    #[allow(clippy::too_many_arguments)]
+    fn insider_ticket(
+        &mut self,
+        rng: &mut Rng,
+        plan: &mut Vec<Planned>,
+        day: u32,
+        mut time: i64,
+        agent: usize,
+        position: usize,
+        mut ticket: Ticket,
+        wanted: &[String],
+    ) -> i64 {
+        let Some(worker) = self.agents.get(agent) else { return time };
+        let number = crate::people::customer_number(&ticket.requester).unwrap_or(1);
+        let fake = self.people.customer(number);
+        let needs = self.allowed_needs(worker, &ticket.category);
+        let mut fields: Vec<String> =
+            needs.iter().map(|field| field.name().to_string()).filter(|name| wanted.contains(name)).collect();
+        if fields.is_empty() {
+            fields = needs.iter().take(2).map(|field| field.name().to_string()).collect();
+        }
+        time += 30_000 + rng.below(90_000) as i64;
+        let search = Act::Search { by: "email", value: fake.email.clone() };
+        self.push(plan, time, agent, false, search, Some(position));
+        time += 20_000 + rng.below(40_000) as i64;
+        let view = Act::View { customer: ticket.requester.clone(), ticket: Some(ticket.id.clone()) };
+        self.push(plan, time, agent, false, view, Some(position));
+        if !fields.is_empty() {
+            time += 30_000 + rng.below(150_000) as i64;
+            let act = Act::Reveal {
+                customer: ticket.requester.clone(),
+                ticket: Some(ticket.id.clone()),
+                fields,
+                reason: "ticket work",
+            };
+            self.push(plan, time, agent, false, act, Some(position));
+        }
+        time += 180_000 + rng.below(720_000) as i64;
+        ticket.status = TicketStatus::Closed;
+        ticket.updated_at = time / 1000;
+        self.push(plan, time, agent, true, Act::PutTicket(ticket), None);
+        self.note_closed(number, day, agent);
+        time
     }
 
     /// An insider opens a customer's card and, unless only browsing, reveals fields.

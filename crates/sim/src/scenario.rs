@@ -41,6 +41,18 @@ pub enum Behaviour {
     Enumerator,
     MaskedBrowser,
     CanaryToucher,
+    /// Opens tickets itself for the customers it wants, and works them like real ones.
+    TicketForger,
+    /// Takes customer tickets of rich customers into its own queue, then reveals within need.
+    QueueGrabber,
+    /// Extra lookups passed off as callbacks to customers of its own and teammates' tickets.
+    CallbackAbuser,
+    /// Confirms and guesses values with verify instead of revealing them.
+    VerifyProber,
+    /// Searches a list of outside emails and phones to learn who is a customer.
+    ListChecker,
+    /// A ring whose members open tickets for their targets and hand them to one another.
+    HandoffRing,
 }
 
 impl Behaviour {
@@ -54,7 +66,18 @@ impl Behaviour {
             Behaviour::Enumerator => "enumerator",
             Behaviour::MaskedBrowser => "masked_browser",
             Behaviour::CanaryToucher => "canary_toucher",
+            Behaviour::TicketForger => "ticket_forger",
+            Behaviour::QueueGrabber => "queue_grabber",
+            Behaviour::CallbackAbuser => "callback_abuser",
+            Behaviour::VerifyProber => "verify_prober",
+            Behaviour::ListChecker => "list_checker",
+            Behaviour::HandoffRing => "handoff_ring",
         }
+    }
+
+    /// Several agents acting together (`agents` members at one site).
+    pub fn is_group(self) -> bool {
+        matches!(self, Behaviour::Ring | Behaviour::HandoffRing)
     }
 
     /// Customers a day when the scenario does not say.
@@ -68,6 +91,12 @@ impl Behaviour {
             Behaviour::Enumerator => 40,
             Behaviour::MaskedBrowser => 50,
             Behaviour::CanaryToucher => 5,
+            Behaviour::TicketForger => 5,
+            Behaviour::QueueGrabber => 5,
+            Behaviour::CallbackAbuser => 6,
+            Behaviour::VerifyProber => 5,
+            Behaviour::ListChecker => 30,
+            Behaviour::HandoffRing => 3,
         }
     }
 
@@ -79,7 +108,12 @@ impl Behaviour {
                 &[FullName, Email, Phone]
             }
             Behaviour::Targeted => &[FullName, Email, Phone, BalanceUsd, WalletAddresses],
-            Behaviour::MaskedBrowser => &[],
+            Behaviour::MaskedBrowser | Behaviour::ListChecker => &[],
+            Behaviour::TicketForger | Behaviour::CallbackAbuser => &[FullName, Email, Phone, PostalAddress],
+            Behaviour::QueueGrabber => &[FullName, Email, Phone, BalanceUsd, WalletAddresses],
+            Behaviour::HandoffRing => &[FullName, Email, Phone],
+            // What it verifies: guessed dates of birth, and emails from an outside list.
+            Behaviour::VerifyProber => &[DateOfBirth, Email],
         }
     }
 }
@@ -140,8 +174,15 @@ pub struct Traffic {
     /// Days (0-based) when an outage multiplies ticket volume by `surge_factor`.
     pub surge_days: Vec<u32>,
     pub surge_factor: f64,
-    /// Share of tickets moved from their first assignee to another agent of the team.
+    /// Share of tickets moved from their first assignee to another agent of the team (half
+    /// handed over by that agent, half by routing).
     pub reassign_share: f64,
+    /// Share of tickets an agent opens itself with no customer contact behind them
+    /// (proactive follow-ups).
+    pub agent_opened_share: f64,
+    /// Share of tickets an agent takes from the team's queue itself, rather than routing
+    /// assigning them.
+    pub self_assign_share: f64,
     /// Cohorts of new agents: on `day`, `agents` join `l1-chat` at a vendor site.
     pub new_hires: Vec<NewHires>,
     /// Days when a QA reviewer opens the cards of `qa_sweep_customers` recently closed tickets.
@@ -159,6 +200,8 @@ impl Default for Traffic {
             surge_days: Vec::new(),
             surge_factor: 3.0,
             reassign_share: 0.02,
+            agent_opened_share: 0.02,
+            self_assign_share: 0.1,
             new_hires: Vec::new(),
             qa_sweep_days: Vec::new(),
             qa_sweep_customers: 40,
@@ -264,6 +307,8 @@ impl Scenario {
             ("traffic.unexplained_share", traffic.unexplained_share),
             ("traffic.verify_share", traffic.verify_share),
             ("traffic.reassign_share", traffic.reassign_share),
+            ("traffic.agent_opened_share", traffic.agent_opened_share),
+            ("traffic.self_assign_share", traffic.self_assign_share),
         ] {
             if !(0.0..=1.0).contains(&share) {
                 return bad(format!("`{name}` must be between 0 and 1, not {share}"));
@@ -309,11 +354,11 @@ impl Scenario {
                     .map(|name| name.parse::<Field>().map_err(|error| SimError::Scenario(format!("{what}: {error}"))))
                     .collect::<Result<Vec<_>, _>>()?,
             };
-            let agents = insider.agents.unwrap_or(if behaviour == Behaviour::Ring { 3 } else { 1 });
-            if behaviour == Behaviour::Ring && !(2..=20).contains(&agents) {
+            let agents = insider.agents.unwrap_or(if behaviour.is_group() { 3 } else { 1 });
+            if behaviour.is_group() && !(2..=20).contains(&agents) {
                 return bad(format!("{what}: a ring needs `agents` between 2 and 20, not {agents}"));
             }
-            if behaviour != Behaviour::Ring && agents != 1 {
+            if !behaviour.is_group() && agents != 1 {
                 return bad(format!("{what}: `agents` is only for a ring"));
             }
             let share = insider.share.unwrap_or(0.5);

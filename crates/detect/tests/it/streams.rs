@@ -217,7 +217,7 @@ fn insiders_who_arrange_their_own_reasons_are_contained() {
     type Arrange = fn(&mut Event);
     let cases: [(&str, u64, Arrange, &str, usize); 5] = [
         ("ticket forger", 6, |event| event.opened_by = Some("agt-900".into()), "arranged-", 20),
-        ("slow ticket forger", 2, |event| event.opened_by = Some("agt-900".into()), "arranged-", 25),
+        ("slower ticket forger", 3, |event| event.opened_by = Some("agt-900".into()), "arranged-", 25),
         (
             "queue grabber of rich customers",
             4,
@@ -273,6 +273,7 @@ fn insiders_who_arrange_their_own_reasons_are_contained() {
         assert!(honest_alerts.is_empty(), "{what}: honest agents stay quiet: {honest_alerts:#?}");
         let exposed = insider_exposure(&events, &alerts);
         assert!(exposed <= budget, "{what}: {exposed} customers exposed before containment, budget {budget}");
+        eprintln!("{what}: {exposed} customers exposed before containment");
         if signal == "handoff-pair" {
             let giver = alerts.iter().find(|alert| alert.agent == "agt-901");
             assert!(
@@ -357,19 +358,28 @@ fn search_sweeps_are_caught_by_their_misses() {
 }
 
 /// Regression: searches that hit were never scored, so an insider with a list of outside
-/// emails and phones confirmed 300 customers without an alert.
+/// emails and phones confirmed 300 customers without an alert. Hits no ticket explains are
+/// suspended within a few dozen; hits of customers whose tickets the agent worked, on volume.
 #[test]
 fn a_list_checker_is_caught_by_its_hits() {
-    let mut events = honest(10, 8, 5);
-    for hit in 0..300 {
-        let mut event = access(7, 100 + hit, "agt-900", Action::Search { matched: true }, 0, Why::Unexplained);
-        event.customer = None;
-        events.push(event);
+    for (why, signal, within) in [(Why::Unexplained, "unexplained-hits", 30), (Why::Ticket, "search-hits", 300)] {
+        let mut events = honest(10, 8, 5);
+        for hit in 0..300 {
+            let mut event = access(7, 100 + hit, "agt-900", Action::Search { matched: true }, 0, why);
+            event.customer = Some(format!("cus-{:07}", 500_000 + hit * 7));
+            events.push(event);
+        }
+        events.sort_by_key(|event| event.time_ms);
+        let (alerts, _) = run(&events);
+        let suspended = suspension(&alerts, "agt-900").unwrap_or_else(|| panic!("{why:?}: suspended"));
+        assert!(suspended.signals.iter().any(|candidate| candidate.name == signal), "{why:?}: {suspended:#?}");
+        let searched_before = events
+            .iter()
+            .filter(|event| event.agent == "agt-900" && event.time_ms <= suspended.time_ms && event.customer.is_some())
+            .filter(|event| matches!(event.action, Action::Search { .. }))
+            .count();
+        assert!(searched_before <= within, "{why:?}: {searched_before} hits before suspension, at most {within}");
     }
-    events.sort_by_key(|event| event.time_ms);
-    let (alerts, _) = run(&events);
-    let suspended = suspension(&alerts, "agt-900").expect("suspended");
-    assert!(suspended.signals.iter().any(|signal| signal.name == "search-hits"), "{suspended:#?}");
 }
 
 /// Regression: verify was an undetected oracle. Wrong statements beyond a few a day, and
