@@ -14,8 +14,8 @@ const HOUR_MS: i64 = 3_600_000;
 const HISTORY_DAYS: usize = 28;
 /// Customer numbers remembered per agent to spot walks through consecutive ids.
 const RECENT_NUMBERS: usize = 8;
-/// Other members with history a group needs to be an agent's baseline; with fewer, the agent
-/// is compared with everyone.
+/// Other members with history a group needs to be an agent's baseline; with fewer, its team
+/// at every site stands in, then everyone.
 const PEERS_MIN: usize = 3;
 /// Past this many members, a group's figures are computed once for all of them: one member
 /// moves the median of so many little.
@@ -576,7 +576,8 @@ impl Detector {
 
     /// A new day began: close every agent's previous day, then refresh whom each agent is
     /// compared with: the other members of its group (itself left out, so an insider in a
-    /// small team does not set its own bar), or everyone when its group has too few others.
+    /// small team does not set its own bar); when the group has too few others, its team at
+    /// every site; when that has too few, everyone.
     fn close_days(&mut self, day: i64) {
         for state in &mut self.agents {
             if state.today.day < day {
@@ -613,8 +614,14 @@ impl Detector {
             }
         };
         let everyone = figures_of(&mut groups.values().flatten().copied());
+        // The same team at every site: the next best comparison for a small group.
+        let mut teams: HashMap<&str, Vec<usize>> = HashMap::new();
+        for (group, members) in &groups {
+            let team = group.split_once('@').map_or(*group, |(team, _)| team);
+            teams.entry(team).or_default().extend(members.iter().copied());
+        }
         let mut assigned: Vec<PeerFigures> = vec![PeerFigures::default(); self.agents.len()];
-        for members in groups.values() {
+        for (group, members) in &groups {
             // A desk that serves whales has a high share: kept per group, as a share of all
             // its members' customers.
             let (high_balance, touched) = members.iter().filter_map(|&index| self.agents.get(index)).fold(
@@ -626,14 +633,21 @@ impl Detector {
                 },
             );
             let share = if touched > 0.0 { high_balance / touched } else { 0.0 };
-            let whole = (members.len() > LEAVE_ONE_OUT_MAX).then(|| figures_of(&mut members.iter().copied()));
+            let team = teams.get(group.split_once('@').map_or(*group, |(team, _)| team)).map_or(&[][..], Vec::as_slice);
+            let without = |pool: &[usize], index: usize| -> PeerFigures {
+                if pool.len() > LEAVE_ONE_OUT_MAX {
+                    figures_of(&mut pool.iter().copied())
+                } else {
+                    figures_of(&mut pool.iter().copied().filter(|&other| other != index))
+                }
+            };
             for &index in members {
-                let mut figures = match whole {
-                    Some(whole) => whole,
-                    None if members.len() > PEERS_MIN => {
-                        figures_of(&mut members.iter().copied().filter(|&other| other != index))
-                    }
-                    None => everyone,
+                let mut figures = if members.len() > PEERS_MIN {
+                    without(members, index)
+                } else if team.len() > PEERS_MIN {
+                    without(team, index)
+                } else {
+                    everyone
                 };
                 figures.high_balance_share = share;
                 if let Some(slot) = assigned.get_mut(index) {
@@ -856,7 +870,7 @@ fn score(
     }
     // Reasons an agent arranged rather than the customer: counted once a customer a day,
     // at the weight of the strongest arrangement.
-    let weight = arranged_weight(observation, thresholds);
+    let weight = arranged_weight(observation, peers, thresholds);
     if weight > 0.0 && *flags & ARRANGED == 0 {
         *flags |= ARRANGED;
         scored.arranged = true;
@@ -962,13 +976,16 @@ fn looked(flags: u16, thresholds: &Thresholds) -> f64 {
 
 /// How much of an access's reason an agent arranged (0: the customer's own ticket, routed
 /// to the agent, or no reason at all, which counts as unexplained instead).
-fn arranged_weight(observation: &Observation<'_>, thresholds: &Thresholds) -> f64 {
+fn arranged_weight(observation: &Observation<'_>, peers: &PeerFigures, thresholds: &Thresholds) -> f64 {
     match observation.why {
         Why::Callback => thresholds.callback_weight,
         Why::Ticket if observation.opened_by.is_some() => 1.0,
-        Why::Ticket if observation.assigned_by == Some(observation.agent) => {
-            if observation.high_balance { 1.0 } else { thresholds.taken_weight }
+        // Taking a rich customer's ticket counts in full where rich customers are rare (not
+        // at a desk that serves them).
+        Why::Ticket if observation.assigned_by == Some(observation.agent) && observation.high_balance => {
+            thresholds.taken_weight + (1.0 - thresholds.taken_weight) * (1.0 - peers.high_balance_share).clamp(0.0, 1.0)
         }
+        Why::Ticket if observation.assigned_by == Some(observation.agent) => thresholds.taken_weight,
         Why::Ticket if observation.assigned_by.is_some() => thresholds.handed_weight,
         _ => 0.0,
     }
@@ -981,13 +998,14 @@ fn arranged_slack(usual: &Usual, customers: f64, thresholds: &Thresholds) -> f64
     expected + 0.5 * expected.sqrt() + thresholds.drift_slack_per_day
 }
 
-/// The other agent who routed this access's ticket to the agent: who assigned it, else who
-/// opened it.
+/// The other agent who opened this access's ticket and let the agent work it. Handing over
+/// a customer's ticket is everyday backlog work (in a small team, to the same few people);
+/// opening a ticket with no customer contact behind it for someone else is not.
 fn handed_by<'a>(observation: &Observation<'a>) -> Option<&'a str> {
     if observation.why != Why::Ticket {
         return None;
     }
-    [observation.assigned_by, observation.opened_by].into_iter().flatten().find(|other| *other != observation.agent)
+    observation.opened_by.filter(|other| *other != observation.agent)
 }
 
 /// Points for how far `observed` has grown above `limit` since it last scored: repeating

@@ -70,7 +70,8 @@ pub struct Thresholds {
     pub verify_refused_points: f64,
     /// Customers a day reached through reasons an agent arranged rather than the customer:
     /// a ticket an agent opened (weight 1), one the agent took into its own queue
-    /// (`taken_weight`, or 1 for a high-balance customer), one another agent handed it
+    /// (`taken_weight`; a high-balance customer's counts up to 1 as the peers' share of
+    /// high-balance customers is low), one another agent handed it
     /// (`handed_weight`), a callback (`callback_weight`). Past max(floor, the usual plus
     /// three spreads plus one) each further one scores; over days they drift as unexplained
     /// reach does (`drift_slack_per_day`, `drift_limit`, `drift_points`), with one spread
@@ -80,9 +81,10 @@ pub struct Thresholds {
     pub taken_weight: f64,
     pub handed_weight: f64,
     pub callback_weight: f64,
-    /// Customers one agent handed another within `ring_window_days`: past this many, and
-    /// when they are at least `handoff_pair_share` of all the giver handed, each further
-    /// one scores `handoff_points` for both (a ring routing its targets to one another).
+    /// Customers one agent handed another on tickets it opened itself (no customer contact
+    /// behind them) within `ring_window_days`: past this many, and when they are at least
+    /// `handoff_pair_share` of all the giver handed, each further one scores
+    /// `handoff_points` for both (a ring routing its targets to one another).
     pub handoff_pair_floor: u32,
     pub handoff_pair_share: f64,
     pub handoff_points: f64,
@@ -137,7 +139,7 @@ impl Default for Thresholds {
             arranged_floor_per_day: 4.0,
             arranged_points: 1.5,
             taken_weight: 0.25,
-            handed_weight: 0.5,
+            handed_weight: 0.25,
             callback_weight: 0.5,
             handoff_pair_floor: 2,
             handoff_pair_share: 0.25,

@@ -124,6 +124,78 @@ fn each_behaviour_does_what_its_documentation_says() {
             assert_eq!(touched.iter().filter(|customer| canaries.contains(customer)).count(), 1, "one canary");
             assert!(touched.len() > 5, "among ordinary lookups");
         }),
+        ("ticket_forger", "customers_per_day = 5", |run| {
+            let agent = run.truth.insiders[0].agent.as_str();
+            let moves = run.malicious(0);
+            let looked: Vec<&&Value> = moves.iter().filter(|entry| entry["action"] != "search").collect();
+            assert!(looked.len() >= 20, "works many forged tickets: {}", looked.len());
+            for entry in looked {
+                assert_eq!(entry["why"], "ticket", "under its own open ticket: {entry}");
+                assert_eq!(entry["opened_by"], agent, "a ticket it opened itself: {entry}");
+                assert!(entry.get("beyond_need").is_none(), "reveals within the category's need: {entry}");
+            }
+        }),
+        ("queue_grabber", "customers_per_day = 5", |run| {
+            let agent = run.truth.insiders[0].agent.as_str();
+            let people = People::new(21, 3000, 5);
+            let moves = run.malicious(0);
+            let viewed = Run::customers(&moves, "view");
+            assert!(viewed.len() >= 20, "takes many tickets: {}", viewed.len());
+            for entry in moves.iter().filter(|entry| entry["action"] == "view") {
+                assert_eq!(entry["why"], "ticket", "{entry}");
+                assert_eq!(entry["assigned_by"], agent, "a ticket it took into its own queue: {entry}");
+                assert!(entry.get("opened_by").is_none(), "raised by the customer: {entry}");
+            }
+            for customer in viewed {
+                assert!(people.summary(number(&customer)).balance_usd >= 100_000.0, "{customer} is rich");
+            }
+        }),
+        ("callback_abuser", "customers_per_day = 6", |run| {
+            let moves = run.malicious(0);
+            let whys: BTreeSet<&str> = moves.iter().filter_map(|entry| entry["why"].as_str()).collect();
+            assert_eq!(whys, BTreeSet::from(["callback", "unexplained"]), "its own and its teammates' customers");
+            assert!(moves.iter().all(|entry| entry.get("ticket").is_none()), "no ticket in hand");
+            let beyond = moves
+                .iter()
+                .filter(|entry| entry["why"] == "callback" && entry["action"] == "reveal")
+                .all(|entry| entry["beyond_need"] == serde_json::json!(["postal_address"]));
+            assert!(beyond, "a callback needs no address");
+        }),
+        ("verify_prober", "customers_per_day = 5", |run| {
+            let moves = run.malicious(0);
+            assert!(moves.len() >= 40 && moves.iter().all(|entry| entry["action"] == "verify"), "only verifies");
+            let mut wrong: BTreeMap<(String, String), usize> = BTreeMap::new();
+            for entry in &moves {
+                if entry["verify"] == "no-match" {
+                    let key = (entry["customer"].as_str().unwrap().to_string(), entry["fields"][0].to_string());
+                    *wrong.entry(key).or_default() += 1;
+                }
+            }
+            assert!(!wrong.is_empty(), "guesses that miss");
+            assert!(wrong.values().all(|&count| count <= 2), "never past verify's limit: {wrong:?}");
+            assert!(moves.iter().any(|entry| entry["verify"] == "match"), "confirmations from its list");
+        }),
+        ("list_checker", "customers_per_day = 30", |run| {
+            let moves = run.malicious(0);
+            assert!(moves.len() >= 100 && moves.iter().all(|entry| entry["action"] == "search"), "only searches");
+            let hits = moves.iter().filter(|entry| entry["matches"].as_array().is_some_and(|found| !found.is_empty()));
+            let hits = hits.count();
+            assert!(hits * 10 >= moves.len() * 6, "most of its list are customers: {hits} of {}", moves.len());
+        }),
+        ("handoff_ring", "agents = 3\ncustomers_per_day = 3", |run| {
+            let members: BTreeSet<&str> = run.truth.insiders.iter().map(|insider| insider.agent.as_str()).collect();
+            assert_eq!(members.len(), 3);
+            let teams: BTreeSet<(&str, &str)> =
+                run.truth.insiders.iter().map(|insider| (insider.team.as_str(), insider.site.as_str())).collect();
+            assert_eq!(teams.len(), 1, "one team at one site: {teams:?}");
+            for (position, insider) in run.truth.insiders.iter().enumerate() {
+                for entry in run.malicious(position).iter().filter(|entry| entry["action"] == "view") {
+                    let giver = entry["opened_by"].as_str().unwrap();
+                    assert_eq!(entry["assigned_by"], giver, "{entry}");
+                    assert!(giver != insider.agent && members.contains(giver), "handed by another member: {entry}");
+                }
+            }
+        }),
     ];
     for (behaviour, parameters, check) in cases {
         let insider = format!("[[insider]]\nbehaviour = \"{behaviour}\"\nstart_day = 1\n{parameters}\n");

@@ -96,3 +96,28 @@ fn detection_meets_its_targets_at_test_size() {
         assert!(score.benign_explained_share >= 0.9, "{}: {}", score.scenario, score.benign_explained_share);
     }
 }
+
+/// Insiders who make their accesses look explained (tickets they opened or took, callbacks,
+/// verify, list checks, handoffs within a ring) are each contained with a median exposure of
+/// at most 25 customers over the whole live run, while honest agents stay unsuspended.
+#[test]
+fn insiders_who_arrange_their_reasons_meet_the_targets_at_test_size() {
+    let work = tempfile::tempdir().unwrap();
+    let behaviours = ["ticket_forger", "queue_grabber", "callback_abuser", "verify_prober", "list_checker", "handoff_ring"];
+    let scenarios: Vec<Scenario> =
+        behaviours.iter().map(|behaviour| shrunk(&format!("behaviour-{behaviour}.toml"), 4_000, 60, 10)).collect();
+    let scores: Vec<RunScore> = evaluate(&scenarios, 1, work.path(), None, &mut |_| {}).unwrap();
+    let summaries = summarize(&scores);
+    let table = format!("{summaries:#?}");
+    for behaviour in behaviours {
+        let cordon = summary(&summaries, behaviour, "cordon");
+        let none = summary(&summaries, behaviour, "none");
+        assert_eq!(cordon.caught, cordon.insiders, "{behaviour}: every insider contained\n{table}");
+        assert_eq!(none.caught, 0, "{behaviour}: without detection nobody is\n{table}");
+        assert!(cordon.exposed_median <= 25.0, "{behaviour}: median exposure {}\n{table}", cordon.exposed_median);
+        assert!(cordon.exposed_median < none.exposed_median, "{behaviour}: detection cuts exposure\n{table}");
+    }
+    let (suspensions, alerts) = false_rates(&scores)["cordon"];
+    assert!(suspensions <= 0.1, "false suspensions {suspensions:.2} per 1,000 agent-days\n{table}");
+    assert!(alerts <= 5.0, "alerts {alerts:.2} per 1,000 agent-days on honest agents\n{table}");
+}
