@@ -590,7 +590,8 @@ impl Detector {
             .iter()
             .map(|state| {
                 (!state.history.is_empty()).then(|| {
-                    let of = |pick: fn(&DayRecord) -> f64| median(&state.history.iter().map(pick).collect::<Vec<f64>>());
+                    let of =
+                        |pick: fn(&DayRecord) -> f64| median(&state.history.iter().map(pick).collect::<Vec<f64>>());
                     [of(|record| record.customers), of(|record| record.unexplained), of(DayRecord::arranged_share)]
                 })
             })
@@ -603,7 +604,7 @@ impl Detector {
         }
         let figures_of = |members: &mut dyn Iterator<Item = usize>| -> PeerFigures {
             let rows: Vec<[f64; 3]> = members.filter_map(|index| medians.get(index).copied().flatten()).collect();
-            let column = |at: usize| rows.iter().map(|row| row[at]).collect::<Vec<f64>>();
+            let column = |at: usize| rows.iter().filter_map(|row| row.get(at).copied()).collect::<Vec<f64>>();
             let (unexplained, arranged) = (column(1), column(2));
             PeerFigures {
                 customers: median(&column(0)),

@@ -177,7 +177,8 @@ impl Gateway {
                 ticket.id, ticket.requester
             )));
         }
-        let agents = [("assignee", &ticket.assignee), ("opened_by", &ticket.opened_by), ("assigned_by", &ticket.assigned_by)];
+        let agents =
+            [("assignee", &ticket.assignee), ("opened_by", &ticket.opened_by), ("assigned_by", &ticket.assigned_by)];
         for (role, agent) in agents {
             if let Some(agent) = agent
                 && self.directory.agent(&self.store, agent)?.is_none()

@@ -40,6 +40,9 @@ pub struct Planned {
     pub insider: Option<usize>,
 }
 
+/// A closed ticket: its requester's number, the day it closed and the agent who worked it.
+pub type Closed = (u64, u32, usize);
+
 /// An insider agent as the simulation runs it.
 #[derive(Debug, Clone)]
 pub struct InsiderAgent {
@@ -67,7 +70,7 @@ pub struct Planner<'a> {
     pub tickets: u64,
     /// Requesters of the latest closed tickets, the day each closed and who worked it, for
     /// QA reviews and callbacks.
-    pub recently_closed: VecDeque<(u64, u32, usize)>,
+    pub recently_closed: VecDeque<Closed>,
 }
 
 /// Closed tickets a QA review samples from.
@@ -557,7 +560,7 @@ impl<'a> Planner<'a> {
             (Behaviour::CallbackAbuser, _) => {
                 // Customers of its own tickets closed this past week, and of its teammates'.
                 let team = &agent.agent.team;
-                let (own, teammates): (Vec<(u64, u32, usize)>, Vec<(u64, u32, usize)>) = self
+                let (own, teammates): (Vec<Closed>, Vec<Closed>) = self
                     .recently_closed
                     .iter()
                     .copied()
@@ -590,20 +593,27 @@ impl<'a> Planner<'a> {
                     let fake = self.people.customer(number);
                     let customer = customer_id(number);
                     for field in &fields {
-                        let stored = fake.record.get(field.as_str()).and_then(|value| value.as_str()).unwrap_or_default();
+                        let stored =
+                            fake.record.get(field.as_str()).and_then(|value| value.as_str()).unwrap_or_default();
                         // Dates of birth are guessed, twice, staying under verify's limit;
                         // anything else is confirmed from an outside list.
                         let statements: Vec<String> = if field == "date_of_birth" {
                             (0..2)
                                 .map(|_| {
-                                    format!("{:04}-{:02}-{:02}", 1950 + rng.below(50), 1 + rng.below(12), 1 + rng.below(28))
+                                    format!(
+                                        "{:04}-{:02}-{:02}",
+                                        1950 + rng.below(50),
+                                        1 + rng.below(12),
+                                        1 + rng.below(28)
+                                    )
                                 })
                                 .collect()
                         } else {
                             vec![stored.to_string()]
                         };
                         for value in statements {
-                            let act = Act::Verify { customer: customer.clone(), ticket: None, field: field.clone(), value };
+                            let act =
+                                Act::Verify { customer: customer.clone(), ticket: None, field: field.clone(), value };
                             self.push(plan, time, index, false, act, Some(position));
                             time += 20_000 + rng.below(40_000) as i64;
                         }
@@ -681,17 +691,29 @@ impl<'a> Planner<'a> {
 
     /// A ticket from customer `number` for `agent`, in the agent's team's category that
     /// needs most of `wanted` (an insider picks the one that justifies what it is after).
-    fn new_ticket(&mut self, rng: &mut Rng, day: u32, time: i64, agent: usize, number: u64, wanted: &[String]) -> Ticket {
-        let Some(worker) = self.agents.get(agent) else {
-            unreachable!("insiders are agents of the world")
-        };
+    fn new_ticket(
+        &mut self,
+        rng: &mut Rng,
+        day: u32,
+        time: i64,
+        agent: usize,
+        number: u64,
+        wanted: &[String],
+    ) -> Ticket {
+        let Some(worker) = self.agents.get(agent) else { unreachable!("insiders are agents of the world") };
         let covered = |category: &str| {
-            self.allowed_needs(worker, category).iter().filter(|field| wanted.iter().any(|name| name == field.name())).count()
+            self.allowed_needs(worker, category)
+                .iter()
+                .filter(|field| wanted.iter().any(|name| name == field.name()))
+                .count()
         };
         let categories = team_categories(&worker.agent.team);
         let best = categories.iter().map(|(category, _)| covered(category)).max().unwrap_or(0);
-        let choices: Vec<&str> =
-            categories.iter().filter(|(category, _)| covered(category) == best).map(|(category, _)| *category).collect();
+        let choices: Vec<&str> = categories
+            .iter()
+            .filter(|(category, _)| covered(category) == best)
+            .map(|(category, _)| *category)
+            .collect();
         let category = rng.pick(&choices).copied().unwrap_or("general_inquiry");
         self.tickets += 1;
         Ticket {

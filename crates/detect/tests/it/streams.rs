@@ -241,13 +241,14 @@ fn insiders_who_arrange_their_own_reasons_are_contained() {
         ),
     ];
     for (what, per_day, arrange, signal, budget) in cases {
-        let moves: Vec<Event> = insider_moves(per_day, 7..30, |number, day| (500_000 + day as u64 * 10 + number, Why::Ticket))
-            .into_iter()
-            .map(|mut event| {
-                arrange(&mut event);
-                event
-            })
-            .collect();
+        let moves: Vec<Event> =
+            insider_moves(per_day, 7..30, |number, day| (500_000 + day as u64 * 10 + number, Why::Ticket))
+                .into_iter()
+                .map(|mut event| {
+                    arrange(&mut event);
+                    event
+                })
+                .collect();
         let cover = |agent: &str, seed| -> Vec<Event> {
             honest(1, 30, seed)
                 .into_iter()
@@ -268,8 +269,7 @@ fn insiders_who_arrange_their_own_reasons_are_contained() {
             .flat_map(|alert| alert.signals.iter().map(|signal| signal.name))
             .collect();
         assert!(named.iter().any(|name| name.starts_with(signal)), "{what}: the alerts name {signal}: {named:?}");
-        let honest_alerts: Vec<&Alert> =
-            alerts.iter().filter(|alert| !alert.agent.starts_with("agt-90")).collect();
+        let honest_alerts: Vec<&Alert> = alerts.iter().filter(|alert| !alert.agent.starts_with("agt-90")).collect();
         assert!(honest_alerts.is_empty(), "{what}: honest agents stay quiet: {honest_alerts:#?}");
         let exposed = insider_exposure(&events, &alerts);
         assert!(exposed <= budget, "{what}: {exposed} customers exposed before containment, budget {budget}");

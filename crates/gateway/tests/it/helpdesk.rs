@@ -500,3 +500,90 @@ fn the_customer_sees_who_raised_the_ticket_and_an_unopenable_record_is_refused_o
         assert!(entry.contains("\"deny\"") && entry.contains("cordon:record-unopenable"), "{entry}");
     }
 }
+
+/// Who opened a helpdesk ticket for its customer and who put it in its assignee's queue follow
+/// Zendesk's submitter (unless a call or chat with the customer is behind it), and the agent
+/// whose event changed the assignee (a trigger or routing is nobody); kept while the
+/// assignee stays.
+#[test]
+fn who_opened_and_assigned_a_helpdesk_ticket_follows_submitter_channel_and_actor() {
+    let desk = desk();
+    for (event, user, role, email, external) in [
+        ("u-1", "501", "end-user", Some("ottilie@example.org"), None),
+        ("u-2", "502", "end-user", None, Some("cus-2")),
+        ("u-3", "601", "agent", Some("sam@exchange.example"), None),
+        ("u-4", "603", "agent", None, Some("agt-2")),
+    ] {
+        assert_eq!(desk.deliver(&user_event(event, user, role, email, external)).unwrap().outcome, "applied");
+    }
+    let at = |seconds: i64| utc(desk.now() - 60 + seconds);
+    #[allow(clippy::too_many_arguments)]
+    let event = |id: &str,
+                 ticket: &str,
+                 requester: &str,
+                 submitter: &str,
+                 assignee: &str,
+                 channel: &str,
+                 actor: Option<&str>,
+                 seconds| {
+        let mut event = ticket_event(
+            id,
+            "agent_assignment_changed",
+            ticket,
+            requester,
+            submitter,
+            Some(assignee),
+            "OPEN",
+            &at(seconds),
+            &[],
+        );
+        event["detail"]["via"]["channel"] = json!(channel);
+        if let Some(actor) = actor {
+            event["detail"]["actor_id"] = json!(actor);
+        }
+        event
+    };
+    let cases = [
+        (
+            "raised by the customer, routed",
+            event("e-1", "901", "501", "501", "601", "web", None, 0),
+            "zd-901",
+            None,
+            None,
+        ),
+        (
+            "opened by an agent with no contact, taken by it",
+            event("e-2", "902", "502", "601", "601", "web", Some("601"), 1),
+            "zd-902",
+            Some("agt-1"),
+            Some("agt-1"),
+        ),
+        (
+            "opened by an agent on a call",
+            event("e-3", "903", "502", "601", "601", "voice", Some("601"), 2),
+            "zd-903",
+            None,
+            Some("agt-1"),
+        ),
+        (
+            "handed to a colleague",
+            event("e-4", "901", "501", "501", "603", "web", Some("601"), 3),
+            "zd-901",
+            None,
+            Some("agt-1"),
+        ),
+        (
+            "updated by its new assignee: who assigned it stays",
+            event("e-5", "901", "501", "501", "603", "web", Some("603"), 4),
+            "zd-901",
+            None,
+            Some("agt-1"),
+        ),
+        ("moved by a trigger", event("e-6", "902", "502", "601", "603", "web", None, 5), "zd-902", Some("agt-1"), None),
+    ];
+    for (what, event, ticket, opened_by, assigned_by) in cases {
+        assert_eq!(desk.deliver(&event).unwrap().outcome, "applied", "{what}");
+        let stored = stored(&desk.data).ticket(ticket).unwrap().unwrap();
+        assert_eq!((stored.opened_by.as_deref(), stored.assigned_by.as_deref()), (opened_by, assigned_by), "{what}");
+    }
+}

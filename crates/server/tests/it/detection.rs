@@ -285,3 +285,117 @@ async fn webhooks_go_over_tls_signed_so_the_receiver_can_check_them() {
     let alert: Value = serde_json::from_str(&body).unwrap();
     assert_eq!(alert["agent"], "agt-1");
 }
+
+/// The newest access entry in the ledger.
+fn last_access(harness: &Harness) -> cordon_entry::AccessEntry {
+    let size = harness.state.gateway.audit().size();
+    (0..size)
+        .rev()
+        .find_map(|index| match crate::support::entry_at(harness, index) {
+            cordon_entry::Entry::Access(access) => Some(access),
+            _ => None,
+        })
+        .expect("an access entry")
+}
+
+/// Who arranged a ticket (opened it for the customer, put it in the agent's queue) is checked
+/// when the ticket is put, and every access under it records both for detection's replay; a
+/// search records why its hits could be looked for; a callback's reveal records what a
+/// callback does not need. Each fact is read back from the ledger entry the request wrote.
+#[tokio::test]
+async fn who_arranged_an_accesss_reason_is_checked_and_recorded() {
+    let harness = Harness::new();
+    harness.put_assigned_ticket().await;
+    harness.put_agent("agt-2", json!({"name": "B", "team": "l1-chat", "site": "us-sf", "employer": "staff"})).await;
+    harness.put_customer("cus-2", customer_fields("Otis Redding", "otis@example.org", 10.0)).await;
+    let admin = harness.admin.clone();
+
+    // Refused: names that are not agents, and an assigner with nobody assigned.
+    let refusals = [
+        (
+            json!({"requester": "cus-1", "category": "general_inquiry", "assignee": "agt-1", "opened_by": "agt-404"}),
+            "opened_by `agt-404` is not an agent",
+        ),
+        (
+            json!({"requester": "cus-1", "category": "general_inquiry", "assignee": "agt-1", "assigned_by": "agt-404"}),
+            "assigned_by `agt-404` is not an agent",
+        ),
+        (json!({"requester": "cus-1", "category": "general_inquiry", "assigned_by": "agt-2"}), "it has no assignee"),
+    ];
+    for (body, expected) in refusals {
+        let (status, answer) = harness.call(Method::PUT, "/v1/tickets/t-bad", Some(&admin), Some(body)).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{answer}");
+        assert!(answer["detail"].as_str().unwrap_or_default().contains(expected), "{expected}: {answer}");
+    }
+
+    // A ticket agt-2 opened for cus-2 and handed to agt-1.
+    let handed = json!({"requester": "cus-2", "category": "general_inquiry", "assignee": "agt-1", "opened_by": "agt-2", "assigned_by": "agt-2"});
+    harness.admin(Method::PUT, "/v1/tickets/t-2", handed).await;
+    let agent = harness.agent_token("agt-1");
+    let other = harness.agent_token("agt-2");
+    // What the entry says: why, who opened the ticket, who assigned it, fields beyond need.
+    type Recorded<'a> = (&'a str, Option<&'a str>, Option<&'a str>, &'a [&'a str]);
+    let cases: Vec<(&str, &str, Method, String, Value, Recorded<'_>)> = vec![
+        (
+            "the customer's routed ticket",
+            "agt-1",
+            Method::GET,
+            "/v1/customers/cus-1?ticket=t-1".into(),
+            Value::Null,
+            ("ticket", None, None, &[]),
+        ),
+        (
+            "a ticket a colleague opened and handed over",
+            "agt-1",
+            Method::GET,
+            "/v1/customers/cus-2?ticket=t-2".into(),
+            Value::Null,
+            ("ticket", Some("agt-2"), Some("agt-2"), &[]),
+        ),
+        (
+            "a search whose hit has the agent's ticket",
+            "agt-1",
+            Method::POST,
+            "/v1/search".into(),
+            json!({"by": "email", "value": "nina@example.org"}),
+            ("ticket", None, None, &[]),
+        ),
+        (
+            "a search whose hit nothing explains",
+            "agt-2",
+            Method::POST,
+            "/v1/search".into(),
+            json!({"by": "email", "value": "nina@example.org"}),
+            ("unexplained", None, None, &[]),
+        ),
+        (
+            "a callback revealing an address",
+            "agt-1",
+            Method::POST,
+            "/v1/customers/cus-1/reveal".into(),
+            json!({"fields": ["phone", "postal_address"], "reason": "callback"}),
+            ("callback", None, None, &["postal_address"]),
+        ),
+    ];
+    for (what, who, method, path, body, (why, opened_by, assigned_by, beyond)) in cases {
+        let token = if who == "agt-1" { &agent } else { &other };
+        let body = (!body.is_null()).then_some(body);
+        let (status, answer) = harness.call(method, &path, Some(token), body).await;
+        // cordon's own policies refuse a reveal with no ticket in hand; its entry still
+        // records what detection scores.
+        let expected = if why == "callback" { StatusCode::FORBIDDEN } else { StatusCode::OK };
+        assert_eq!(status, expected, "{what}: {answer}");
+        let entry = last_access(&harness);
+        assert_eq!(entry.agent, who, "{what}");
+        assert_eq!(entry.why.as_deref(), Some(why), "{what}");
+        assert_eq!((entry.opened_by.as_deref(), entry.assigned_by.as_deref()), (opened_by, assigned_by), "{what}");
+        assert_eq!(entry.beyond_need, beyond, "{what}");
+    }
+    // A search that finds nobody has no reason to record.
+    let (status, _) = harness
+        .call(Method::POST, "/v1/search", Some(&agent), Some(json!({"by": "email", "value": "nobody@example.org"})))
+        .await;
+    assert!(status.is_success());
+    assert_eq!(last_access(&harness).why, None);
+    harness.restart_and_verify().await;
+}

@@ -103,7 +103,8 @@ fn detection_meets_its_targets_at_test_size() {
 #[test]
 fn insiders_who_arrange_their_reasons_meet_the_targets_at_test_size() {
     let work = tempfile::tempdir().unwrap();
-    let behaviours = ["ticket_forger", "queue_grabber", "callback_abuser", "verify_prober", "list_checker", "handoff_ring"];
+    let behaviours =
+        ["ticket_forger", "queue_grabber", "callback_abuser", "verify_prober", "list_checker", "handoff_ring"];
     let scenarios: Vec<Scenario> =
         behaviours.iter().map(|behaviour| shrunk(&format!("behaviour-{behaviour}.toml"), 4_000, 60, 10)).collect();
     let scores: Vec<RunScore> = evaluate(&scenarios, 1, work.path(), None, &mut |_| {}).unwrap();
