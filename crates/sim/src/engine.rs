@@ -430,7 +430,13 @@ fn choose_insiders(scenario: &Scenario, agents: &[SimAgent]) -> Result<Vec<Insid
             )));
         }
         for &agent in candidates.iter().take(spec.agents as usize) {
-            chosen.push(InsiderAgent { spec: position, agent, taken: BTreeSet::new(), next_number: 0 });
+            chosen.push(InsiderAgent {
+                spec: position,
+                agent,
+                taken: BTreeSet::new(),
+                next_number: 0,
+                canaries_touched: false,
+            });
         }
     }
     Ok(chosen)

@@ -52,6 +52,10 @@ pub struct InsiderAgent {
     pub taken: BTreeSet<u64>,
     /// Where a sequential enumerator continues.
     pub next_number: u64,
+    /// Whether a canary toucher has touched its canaries (on its first working day, which
+    /// need not be its `start_day`: an agent off that day touched none, and was then
+    /// caught only later, by other signals).
+    pub canaries_touched: bool,
 }
 
 /// Shared state between days.
@@ -669,9 +673,12 @@ impl<'a> Planner<'a> {
             }
             _ => {
                 let mut targets: Vec<u64> = Vec::new();
-                if spec.behaviour == Behaviour::CanaryToucher && day == spec.start_day {
+                if spec.behaviour == Behaviour::CanaryToucher && !insider.canaries_touched {
                     targets
                         .extend((0..u64::from(spec.canaries)).map(|canary| self.people.ordinary_count() + 1 + canary));
+                    if let Some(state) = self.insiders.get_mut(position) {
+                        state.canaries_touched = true;
+                    }
                 }
                 for _ in 0..count {
                     targets.push(self.fresh_target(rng, position));
