@@ -49,7 +49,7 @@ fn incident_commands_answer_while_the_server_runs_and_agree_with_the_stopped_dir
     let (listed, _) = succeed(&["incident", "list", "--data", data]);
     assert!(listed.contains(&id) && listed.contains("extortion email"), "{listed}");
     succeed(&["incident", "status", &id, "--data", data, "--set", "extortion_demand=received, not paid"]);
-    // An honest agent reveals the email of a customer in the sample while the server runs: the
+    // An honest agent reveals a customer in the sample while the server runs: the
     // server's null model takes the change in without a rebuild, and must answer as a model
     // built afresh from the stopped directory does (compared below).
     let first: serde_json::Value = {
@@ -60,7 +60,8 @@ fn incident_commands_answer_while_the_server_runs_and_agree_with_the_stopped_dir
     let honest = "agt-0001";
     assert!(first["agents"][0]["agent"] != honest);
     let (token, _) = succeed(&["token", "issue", "--data", data, "--agent", honest]);
-    let body = serde_json::json!({"fields": ["email"], "reason": "callback"});
+    // Every column the sample shows (name, email, phone), so the row is as this agent saw it.
+    let body = serde_json::json!({"fields": ["full_name", "email", "phone"], "reason": "callback"});
     let (status, answer) = crate::support::http(
         &_address,
         "POST",
