@@ -618,8 +618,7 @@ impl Detector {
         // The same team at every site: the next best comparison for a small group.
         let mut teams: HashMap<&str, Vec<usize>> = HashMap::new();
         for (group, members) in &groups {
-            let team = group.split_once('@').map_or(*group, |(team, _)| team);
-            teams.entry(team).or_default().extend(members.iter().copied());
+            teams.entry(team_of(group)).or_default().extend(members.iter().copied());
         }
         let mut assigned: Vec<PeerFigures> = vec![PeerFigures::default(); self.agents.len()];
         for (group, members) in &groups {
@@ -634,7 +633,7 @@ impl Detector {
                 },
             );
             let share = if touched > 0.0 { high_balance / touched } else { 0.0 };
-            let team = teams.get(group.split_once('@').map_or(*group, |(team, _)| team)).map_or(&[][..], Vec::as_slice);
+            let team = teams.get(team_of(group)).map_or(&[][..], Vec::as_slice);
             let without = |pool: &[usize], index: usize| -> PeerFigures {
                 if pool.len() > LEAVE_ONE_OUT_MAX {
                     figures_of(&mut pool.iter().copied())
@@ -674,6 +673,11 @@ impl Detector {
     }
 }
 
+/// The team of a peer group (`team@site`).
+fn team_of(group: &str) -> &str {
+    group.split_once('@').map_or(group, |(team, _)| team)
+}
+
 /// Closes an agent's day into its history and carries its drift.
 fn close_day(state: &mut AgentState, day: i64, thresholds: &Thresholds, peers: &PeerFigures) {
     let today = std::mem::take(&mut state.today);
@@ -682,11 +686,10 @@ fn close_day(state: &mut AgentState, day: i64, thresholds: &Thresholds, peers: &
         return;
     }
     let usual = state.usual(peers);
-    state.drift = (state.drift + today.unexplained - (usual.unexplained + thresholds.drift_slack_per_day)).max(0.0);
-    state.today.drift_scored = (state.drift - thresholds.drift_limit).max(0.0);
+    let slack = usual.unexplained + thresholds.drift_slack_per_day;
+    carry_drift(&mut state.drift, &mut state.today.drift_scored, today.unexplained, slack, thresholds);
     let slack = arranged_slack(&usual, f64::from(today.distinct), thresholds);
-    state.arranged_drift = (state.arranged_drift + today.arranged - slack).max(0.0);
-    state.today.arranged_drift_scored = (state.arranged_drift - thresholds.drift_limit).max(0.0);
+    carry_drift(&mut state.arranged_drift, &mut state.today.arranged_drift_scored, today.arranged, slack, thresholds);
     state.history.push_back(DayRecord {
         customers: f64::from(today.distinct),
         unexplained: today.unexplained,
@@ -849,13 +852,13 @@ fn score(
                 thresholds.unexplained_points,
                 &mut today.unexplained_scored,
             ));
-            // Slow drift: the cumulative sum so far plus today's excess over the usual.
-            let running = drift + (today.unexplained - (usual.unexplained + thresholds.drift_slack_per_day)).max(0.0);
-            signals.extend(excess(
+            let slack = usual.unexplained + thresholds.drift_slack_per_day;
+            signals.extend(drift_signal(
                 "slow-drift",
-                running,
-                thresholds.drift_limit,
-                thresholds.drift_points,
+                drift,
+                today.unexplained,
+                slack,
+                thresholds,
                 &mut today.drift_scored,
             ));
             if today.unexplained_distinct > thresholds.hard_cap_unexplained_per_day {
@@ -887,14 +890,8 @@ fn score(
             &mut today.arranged_scored,
         ));
         let slack = arranged_slack(&usual, f64::from(today.distinct), thresholds);
-        let running = arranged_drift + (today.arranged - slack).max(0.0);
-        signals.extend(excess(
-            "arranged-drift",
-            running,
-            thresholds.drift_limit,
-            thresholds.drift_points,
-            &mut today.arranged_drift_scored,
-        ));
+        let scored_today = &mut today.arranged_drift_scored;
+        signals.extend(drift_signal("arranged-drift", arranged_drift, today.arranged, slack, thresholds, scored_today));
     }
     if observation.why == Why::OtherRequester && *flags & OTHER_REQUESTER == 0 {
         *flags |= OTHER_REQUESTER;
@@ -1007,6 +1004,27 @@ fn handed_by<'a>(observation: &Observation<'a>) -> Option<&'a str> {
         return None;
     }
     observation.opened_by.filter(|other| *other != observation.agent)
+}
+
+/// Closes a day into a cumulative sum of daily amounts above `slack` (never below zero); what
+/// is above the limit already is not scored again the next day.
+fn carry_drift(sum: &mut f64, scored_tomorrow: &mut f64, amount: f64, slack: f64, thresholds: &Thresholds) {
+    *sum = (*sum + amount - slack).max(0.0);
+    *scored_tomorrow = (*sum - thresholds.drift_limit).max(0.0);
+}
+
+/// A drift signal: the cumulative sum over closed days plus today's amount above `slack`,
+/// scored past the drift limit.
+fn drift_signal(
+    name: &'static str,
+    sum: f64,
+    amount: f64,
+    slack: f64,
+    thresholds: &Thresholds,
+    scored: &mut f64,
+) -> Option<Signal> {
+    let running = sum + (amount - slack).max(0.0);
+    excess(name, running, thresholds.drift_limit, thresholds.drift_points, scored)
 }
 
 /// Points for how far `observed` has grown above `limit` since it last scored: repeating

@@ -63,21 +63,27 @@ impl Gateway {
     /// review, or nothing. A hit that explains nothing tells the agent who is a customer:
     /// what an insider checking a list of outside emails and phones is after.
     fn search_reason(&self, agent: &AgentFacts, ids: &[String]) -> Result<Why, GatewayError> {
-        let since = self.clock.now_seconds() - CALLBACK_WINDOW_SECONDS;
         // A value shared by many (a phone of a household) is checked on its first few.
         for id in ids.iter().take(SEARCH_REASON_HITS_MAX) {
-            if self.store.ticket_since(id, Some(&agent.id), since)? {
+            if self.ticket_lately(id, Some(&agent.id))? {
                 return Ok(Why::Ticket);
             }
         }
         if agent.role == "analyst" {
             for id in ids.iter().take(SEARCH_REASON_HITS_MAX) {
-                if self.store.ticket_since(id, None, since)? {
+                if self.ticket_lately(id, None)? {
                     return Ok(Why::Review);
                 }
             }
         }
         Ok(Why::Unexplained)
+    }
+
+    /// Whether a ticket from `customer` (worked by `agent`, if given) moved within the
+    /// callback window: what makes a look without a ticket in hand a callback or a review.
+    fn ticket_lately(&self, customer: &str, agent: Option<&str>) -> Result<bool, GatewayError> {
+        let since = self.clock.now_seconds() - CALLBACK_WINDOW_SECONDS;
+        Ok(self.store.ticket_since(customer, agent, since)?)
     }
 
     /// Each hit's masked name.
@@ -348,10 +354,9 @@ impl Gateway {
                 }
             }
             (None, None) => {
-                let since = self.clock.now_seconds() - CALLBACK_WINDOW_SECONDS;
-                if self.store.ticket_since(&stored.id, Some(&agent.id), since)? {
+                if self.ticket_lately(&stored.id, Some(&agent.id))? {
                     Why::Callback
-                } else if agent.role == "analyst" && self.store.ticket_since(&stored.id, None, since)? {
+                } else if agent.role == "analyst" && self.ticket_lately(&stored.id, None)? {
                     Why::Review
                 } else {
                     Why::Unexplained

@@ -258,21 +258,10 @@ impl<'a> Planner<'a> {
         } else {
             self.any_customer(rng)
         };
-        self.tickets += 1;
-        let ticket_id = format!("tkt-{day:03}-{:07}", self.tickets);
         let customer = customer_id(number);
         let mut time = day_start + self.shift_offset_ms(rng, agent);
-        let mut ticket = Ticket {
-            id: ticket_id.clone(),
-            requester: customer.clone(),
-            category: category.to_string(),
-            status: TicketStatus::Open,
-            assignee: Some(agent.agent.id.clone()),
-            opened_by: None,
-            assigned_by: None,
-            created_at: time / 1000,
-            updated_at: time / 1000,
-        };
+        let mut ticket = self.open_ticket(day, time, agent, number, category);
+        let ticket_id = ticket.id.clone();
         // Most tickets are the customer's, routed; some the agent opened itself (a follow-up
         // with no contact behind it), some it took from the queue.
         let traffic = &self.scenario.traffic;
@@ -722,13 +711,18 @@ impl<'a> Planner<'a> {
             .map(|(category, _)| *category)
             .collect();
         let category = rng.pick(&choices).copied().unwrap_or("general_inquiry");
+        self.open_ticket(day, time, worker, number, category)
+    }
+
+    /// The next ticket, from customer `number`, open, assigned to `assignee` by routing.
+    fn open_ticket(&mut self, day: u32, time: i64, assignee: &SimAgent, number: u64, category: &str) -> Ticket {
         self.tickets += 1;
         Ticket {
             id: format!("tkt-{day:03}-{:07}", self.tickets),
             requester: customer_id(number),
             category: category.to_string(),
             status: TicketStatus::Open,
-            assignee: Some(worker.agent.id.clone()),
+            assignee: Some(assignee.agent.id.clone()),
             opened_by: None,
             assigned_by: None,
             created_at: time / 1000,

@@ -303,7 +303,7 @@ fn last_access(harness: &Harness) -> cordon_entry::AccessEntry {
 /// search records why its hits could be looked for; a callback's reveal records what a
 /// callback does not need. Each fact is read back from the ledger entry the request wrote.
 #[tokio::test]
-async fn who_arranged_an_accesss_reason_is_checked_and_recorded() {
+async fn who_arranged_an_access_reason_is_checked_and_recorded() {
     let harness = Harness::new();
     harness.put_assigned_ticket().await;
     harness.put_agent("agt-2", json!({"name": "B", "team": "l1-chat", "site": "us-sf", "employer": "staff"})).await;
