@@ -151,3 +151,62 @@ impl Default for Thresholds {
         }
     }
 }
+
+impl Thresholds {
+    /// Refuses settings detection cannot mean: a number that is not finite or is negative
+    /// (negative points would lower an agent's risk for what should raise it), or a weight or
+    /// share above 1. The error names the key and its value.
+    pub fn check(&self) -> Result<(), String> {
+        let numbers = [
+            ("half_life_hours", self.half_life_hours),
+            ("alert_risk", self.alert_risk),
+            ("step_up_risk", self.step_up_risk),
+            ("suspend_risk", self.suspend_risk),
+            ("unexplained_floor_per_day", self.unexplained_floor_per_day),
+            ("unexplained_points", self.unexplained_points),
+            ("drift_slack_per_day", self.drift_slack_per_day),
+            ("drift_limit", self.drift_limit),
+            ("drift_points", self.drift_points),
+            ("other_requester_points", self.other_requester_points),
+            ("beyond_need_points", self.beyond_need_points),
+            ("arranged_floor_per_day", self.arranged_floor_per_day),
+            ("arranged_points", self.arranged_points),
+            ("handoff_points", self.handoff_points),
+            ("volume_floor_per_day", self.volume_floor_per_day),
+            ("volume_factor", self.volume_factor),
+            ("volume_points", self.volume_points),
+            ("burst_floor_per_hour", self.burst_floor_per_hour),
+            ("burst_points", self.burst_points),
+            ("high_balance_floor_per_day", self.high_balance_floor_per_day),
+            ("high_balance_factor", self.high_balance_factor),
+            ("high_balance_points", self.high_balance_points),
+            ("off_shift_points", self.off_shift_points),
+            ("sequential_points", self.sequential_points),
+            ("search_miss_points", self.search_miss_points),
+            ("search_hit_points", self.search_hit_points),
+            ("unexplained_hit_points", self.unexplained_hit_points),
+            ("verify_wrong_points", self.verify_wrong_points),
+            ("verify_refused_points", self.verify_refused_points),
+            ("ring_points", self.ring_points),
+        ];
+        let shares = [
+            ("masked_view_weight", self.masked_view_weight),
+            ("unexplained_hit_weight", self.unexplained_hit_weight),
+            ("taken_weight", self.taken_weight),
+            ("handed_weight", self.handed_weight),
+            ("callback_weight", self.callback_weight),
+            ("handoff_pair_share", self.handoff_pair_share),
+        ];
+        for (name, value) in numbers {
+            if !(value.is_finite() && value >= 0.0) {
+                return Err(format!("[detection.thresholds] {name} = {value} must be a number of 0 or more"));
+            }
+        }
+        for (name, value) in shares {
+            if !(value.is_finite() && (0.0..=1.0).contains(&value)) {
+                return Err(format!("[detection.thresholds] {name} = {value} must be between 0 and 1"));
+            }
+        }
+        Ok(())
+    }
+}

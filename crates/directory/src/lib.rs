@@ -23,7 +23,10 @@ pub const CUSTOMER_SUBJECT_PREFIX: &str = "customer:";
 pub fn check_id(kind: &'static str, id: &str) -> Result<(), DirectoryError> {
     let valid =
         !id.is_empty() && id.len() <= ID_BYTES_MAX && id.bytes().all(|byte| byte.is_ascii_graphic() && byte != b'"');
-    if valid { Ok(()) } else { Err(DirectoryError::BadId { kind, id: id.chars().take(64).collect() }) }
+    // The refusal repeats the id cut short and escaped: it may hold control characters, and
+    // it goes into answers and logs.
+    let shown = || id.chars().take(64).collect::<String>().escape_debug().to_string();
+    if valid { Ok(()) } else { Err(DirectoryError::BadId { kind, id: shown() }) }
 }
 
 /// Checks an agent's id: an id (above) that does not start with `role:`, which names the

@@ -169,8 +169,14 @@ impl Gateway {
     }
 
     /// A ticket names people who exist: its requester a customer; its assignee, who opened
-    /// it and who assigned it, agents.
+    /// it and who assigned it, agents. A name that cannot be an id (empty, too long, control
+    /// characters) is refused as such, by the field, before it is looked up or repeated.
     pub(crate) fn check_ticket_people(&self, ticket: &Ticket) -> Result<(), GatewayError> {
+        let shaped = |field: &str, kind: &'static str, id: &str| {
+            cordon_directory::check_id(kind, id)
+                .map_err(|error| GatewayError::BadRequest(format!("ticket `{}`: {field}: {error}", ticket.id)))
+        };
+        shaped("requester", "customer", &ticket.requester)?;
         if self.directory.customer(&self.store, &ticket.requester)?.is_none() {
             return Err(GatewayError::BadRequest(format!(
                 "ticket `{}`: requester `{}` is not a customer",
@@ -180,9 +186,9 @@ impl Gateway {
         let agents =
             [("assignee", &ticket.assignee), ("opened_by", &ticket.opened_by), ("assigned_by", &ticket.assigned_by)];
         for (role, agent) in agents {
-            if let Some(agent) = agent
-                && self.directory.agent(&self.store, agent)?.is_none()
-            {
+            let Some(agent) = agent else { continue };
+            shaped(role, "agent", agent)?;
+            if self.directory.agent(&self.store, agent)?.is_none() {
                 return Err(GatewayError::BadRequest(format!(
                     "ticket `{}`: {role} `{agent}` is not an agent",
                     ticket.id

@@ -439,6 +439,7 @@ impl Config {
         let interval = i64::try_from(self.ledger.checkpoint_interval_ms).unwrap_or(i64::MAX);
         in_range("[ledger] checkpoint_interval_ms", interval, 1, 3_600_000)?;
         let thresholds = &self.detection.thresholds;
+        thresholds.check()?;
         let risks = [
             ("alert_risk", thresholds.alert_risk),
             ("step_up_risk", thresholds.step_up_risk),

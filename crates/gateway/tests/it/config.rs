@@ -70,6 +70,18 @@ fn the_environment_sets_any_key_as_its_type_or_is_refused_by_name() {
             assert!(error.contains(name), "the error names the variable: {error}");
         }
     }
+    // Detection's numbers: none negative or not a number (negative points would lower the risk
+    // of what should raise it), weights and shares at most 1. The error names the key.
+    let thresholds_refused = [
+        ("CORDON_DETECTION_THRESHOLDS_ARRANGED_POINTS", "-1", "arranged_points = -1 must be a number of 0 or more"),
+        ("CORDON_DETECTION_THRESHOLDS_DRIFT_LIMIT", "inf", "drift_limit = inf must be a number of 0 or more"),
+        ("CORDON_DETECTION_THRESHOLDS_TAKEN_WEIGHT", "1.5", "taken_weight = 1.5 must be between 0 and 1"),
+        ("CORDON_DETECTION_THRESHOLDS_HANDOFF_PAIR_SHARE", "NaN", "handoff_pair_share = NaN must be between 0 and 1"),
+    ];
+    for (name, value, words) in thresholds_refused {
+        let error = read(&[(name, value)]).unwrap_err();
+        assert!(error.contains(words), "{name}={value}: {error}");
+    }
     // [oidc]: what an operator (or whoever can set the service's environment) might put there.
     let issuer = ("CORDON_OIDC_ISSUER", "https://id.exchange.example");
     let audience = ("CORDON_OIDC_AUDIENCE", "https://cordon.exchange.example/api");
