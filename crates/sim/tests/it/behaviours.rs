@@ -224,6 +224,8 @@ fn scenario_errors_name_the_problem() {
         ("days = 0", "`days` must be between 1 and 366"),
         ("policy = \"open\"", "unknown variant `open`"),
         ("wat = 1", "unknown field `wat`"),
+        ("[traffic]\nself_assign_share = 2", "`traffic.self_assign_share` must be between 0 and 1, not 2"),
+        ("[traffic]\nagent_opened_share = -0.5", "`traffic.agent_opened_share` must be between 0 and 1, not -0.5"),
     ];
     for (line, expected) in cases {
         let text = format!(
@@ -236,6 +238,13 @@ fn scenario_errors_name_the_problem() {
     let ring = "name = \"t\"\nseed = 1\nstart = \"2026-04-06\"\ndays = 10\ncustomers = 3000\nagents = 40\n[[insider]]\nbehaviour = \"ring\"\nagents = 1\n";
     assert!(
         cordon_sim::Scenario::parse(ring).unwrap_err().to_string().contains("a ring needs `agents` between 2 and 20")
+    );
+    let handing = ring.replace("\"ring\"", "\"handoff_ring\"");
+    assert!(
+        cordon_sim::Scenario::parse(&handing)
+            .unwrap_err()
+            .to_string()
+            .contains("a ring needs `agents` between 2 and 20")
     );
     let site = "name = \"t\"\nseed = 1\nstart = \"2026-04-06\"\ndays = 10\ncustomers = 3000\nagents = 40\n[[insider]]\nbehaviour = \"harvester\"\nsite = \"mars\"\n";
     assert!(cordon_sim::Scenario::parse(site).unwrap_err().to_string().contains("unknown site `mars`"));
