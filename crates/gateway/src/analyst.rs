@@ -152,9 +152,10 @@ impl Gateway {
     ) -> Result<(crate::detection::Rebuilt, Replayed), GatewayError> {
         let mut facts = StoredFacts { gateway: self, customers: HashMap::new() };
         let audit = Arc::clone(&self.audit);
-        let mut replayed = crate::detection::replay(&mut rebuilt, observe, &mut facts, &mut |visit| {
-            audit.for_each_entry_from(from, to, visit).map_err(|error| error.0)
-        })?;
+        let mut replayed =
+            crate::detection::replay(&mut rebuilt, observe, &mut facts, to.saturating_sub(from), &mut |visit| {
+                audit.for_each_entry_from(from, to, visit).map_err(|error| error.0)
+            })?;
         replayed.from = from;
         for (index, reason) in &replayed.unreadable {
             tracing::warn!(index, %reason, "a ledger entry this build does not read was skipped by detection's replay");
@@ -460,27 +461,53 @@ impl<'a> StoredFacts<'a> {
     }
 }
 
+impl StoredFacts<'_> {
+    /// (canary, high balance) of a stored customer: its balance opened through the vault.
+    fn flags(&self, customer: &StoredCustomer) -> (bool, bool) {
+        let Some(sealed) = &customer.sealed else { return (customer.canary, false) };
+        let balance = self.gateway.vault.open(&customer.id, sealed, &[Field::BalanceUsd]).ok();
+        let band = balance
+            .as_ref()
+            .and_then(|values| values.get(&Field::BalanceUsd))
+            .and_then(Value::as_f64)
+            .and_then(BalanceBand::of);
+        (customer.canary, band >= Some(BalanceBand::OneHundredThousandToOneMillion))
+    }
+}
+
 impl crate::detection::ReplayFacts for StoredFacts<'_> {
     fn customer(&mut self, id: &str) -> (bool, bool) {
         if let Some(&flags) = self.customers.get(id) {
             return flags;
         }
-        let gateway = self.gateway;
-        let flags = match gateway.directory.customer(&gateway.store, id) {
-            Ok(Some(StoredCustomer { sealed: Some(sealed), canary, .. })) => {
-                let balance = gateway.vault.open(id, &sealed, &[Field::BalanceUsd]).ok();
-                let band = balance
-                    .as_ref()
-                    .and_then(|values| values.get(&Field::BalanceUsd))
-                    .and_then(Value::as_f64)
-                    .and_then(BalanceBand::of);
-                (canary, band >= Some(BalanceBand::OneHundredThousandToOneMillion))
-            }
-            Ok(Some(customer)) => (customer.canary, false),
+        // Straight from the store, not through the directory cache: a replay reads every
+        // customer once (its own map keeps the flags), and cached copies of each sealed
+        // record would cost a clone apiece and fill the cache with the whole base.
+        let flags = match self.gateway.store.customer(id) {
+            Ok(Some(customer)) => self.flags(&customer),
             _ => (false, false),
         };
         self.customers.insert(id.to_string(), flags);
         flags
+    }
+
+    fn read_ahead(&mut self, ids: &[&str]) {
+        let mut unknown: Vec<&str> = ids.iter().copied().filter(|id| !self.customers.contains_key(*id)).collect();
+        // In id order, the B-tree pages one lookup reads are those the next one needs.
+        unknown.sort_unstable();
+        unknown.dedup();
+        // A store that cannot answer now leaves each id to its own lookup.
+        let Ok(found) = self.gateway.store.customers(&unknown) else { return };
+        for customer in &found {
+            let flags = self.flags(customer);
+            self.customers.insert(customer.id.clone(), flags);
+        }
+        // Those the store does not hold are customers of nothing.
+        for id in unknown {
+            if !self.customers.contains_key(id) {
+                self.customers.insert(id.to_string(), (false, false));
+            }
+        }
     }
 
     fn agent(&mut self, id: &str) -> (String, String) {

@@ -535,9 +535,10 @@ impl crate::service::Gateway {
             recorded: std::mem::take(&mut sequenced.recorded),
         };
         let mut facts = crate::analyst::StoredFacts::new(self);
-        let replayed = crate::detection::replay(&mut rebuilt, sequenced.enabled, &mut facts, &mut |visit| {
-            foreign.iter().try_for_each(|(index, bytes)| visit(*index, bytes))
-        });
+        let replayed =
+            crate::detection::replay(&mut rebuilt, sequenced.enabled, &mut facts, foreign.len() as u64, &mut |visit| {
+                foreign.iter().try_for_each(|(index, bytes)| visit(*index, bytes))
+            });
         sequenced.detector = rebuilt.detector;
         sequenced.statements = rebuilt.statements;
         sequenced.recorded = rebuilt.recorded;
