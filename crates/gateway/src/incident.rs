@@ -24,6 +24,8 @@ const CANDIDATES_PER_VALUE_MAX: usize = 100_000;
 const THREADS_MAX: usize = 4;
 /// The fewest customer records worth a thread of their own.
 const FACTS_PER_THREAD_MIN: usize = 256;
+/// Customers per transaction when attribution writes what is left of the match index.
+const MATCH_INDEX_BATCH_CUSTOMERS: usize = 20_000;
 /// A customer with at least this balance counts as high-balance (the detector's threshold).
 pub const HIGH_BALANCE_BAND: BalanceBand = BalanceBand::OneHundredThousandToOneMillion;
 
@@ -516,6 +518,7 @@ impl Gateway {
     /// the attribution evaluation runs thousands of samples through this.
     pub fn attribution_of(&self, sample: &Sample) -> Result<Attribution, GatewayError> {
         self.refresh_exposures()?;
+        self.write_pending_match_index()?;
         // Rows are independent, and a masked row reads thousands of candidates per value.
         let rows = on_every_core(&sample.rows, 1, |part| part.iter().map(|row| self.match_row(row)).collect())?;
         let customers: Vec<String> =
@@ -611,6 +614,22 @@ impl Gateway {
         let Some(sealed) = &stored.sealed else { return Ok(None) };
         let balance = self.vault.open(&stored.id, sealed, &[Field::BalanceUsd])?;
         Ok(balance.get(&Field::BalanceUsd).and_then(Value::as_f64).and_then(BalanceBand::of))
+    }
+
+    /// The match-only search entries of customers imported since they were last written,
+    /// written now: imports leave them to the server's idle moments, and what those have not
+    /// written yet to the first sample that needs it.
+    fn write_pending_match_index(&self) -> Result<(), GatewayError> {
+        let started = std::time::Instant::now();
+        let customers = self.store.index_pending_matches(u64::MAX, MATCH_INDEX_BATCH_CUSTOMERS)?;
+        if customers > 0 {
+            tracing::info!(
+                customers,
+                seconds = started.elapsed().as_secs_f64(),
+                "match index written for the customers imported since the last attribution"
+            );
+        }
+        Ok(())
     }
 
     /// The customers consistent with every value of one sample row.

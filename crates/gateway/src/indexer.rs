@@ -4,7 +4,9 @@
 //! customer" quickly. It is a function of the ledger: it records how far into the ledger it
 //! has read, in the same transaction as the rows it wrote, and reads on from there, at open
 //! (so a crash, or an index written by an older build, loses nothing), continuously while
-//! the gateway runs, and to the last durable entry before a history is answered.
+//! the gateway runs, and to the last durable entry before a history is answered. While no
+//! customer is being written, the same thread also writes the match-index rows imports leave
+//! for later (see `Store::index_pending_matches`).
 
 use std::sync::Arc;
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError, SyncSender};
@@ -21,6 +23,12 @@ use crate::error::GatewayError;
 const FOLLOW_INTERVAL: Duration = Duration::from_millis(250);
 /// Entries read per transaction.
 const BATCH_ENTRIES_MAX: usize = 4096;
+/// Idle rounds (no customer written) before the follower writes what imports left of the
+/// match index: five seconds, so it never competes with an import's own writes.
+const QUIET_ROUNDS_BEFORE_MATCH_INDEX: u32 = 20;
+/// Customers whose match-index rows one idle round writes: one short transaction (tens of
+/// milliseconds), so a ticket or approval write waits little behind it.
+const MATCH_INDEX_CUSTOMERS_PER_ROUND: usize = 5_000;
 
 /// Whether an access entry belongs in its customer's history: the accesses that name one
 /// customer (a card, a reveal, a verify), allowed or refused.
@@ -231,11 +239,36 @@ impl Follower {
     fn catch_up(&self, to: u64) -> Result<(), GatewayError> {
         catch_up(&self.store, self.audit.as_ref(), to, self.webhook, self.clock.now_ms())
     }
+
+    /// Writes some of what imports left of the match index, once no customer has been
+    /// written for a while; attribution writes whatever is left when it needs it.
+    fn write_match_index_when_idle(&self, idle: &mut Idle) -> Result<(), GatewayError> {
+        let writes = self.store.customer_writes()?;
+        if idle.customer_writes != Some(writes) {
+            *idle = Idle { customer_writes: Some(writes), quiet_rounds: 0 };
+            return Ok(());
+        }
+        idle.quiet_rounds = idle.quiet_rounds.saturating_add(1);
+        if idle.quiet_rounds >= QUIET_ROUNDS_BEFORE_MATCH_INDEX {
+            self.store
+                .index_pending_matches(MATCH_INDEX_CUSTOMERS_PER_ROUND as u64, MATCH_INDEX_CUSTOMERS_PER_ROUND)?;
+        }
+        Ok(())
+    }
+}
+
+/// How long the customers have gone unwritten, counted in the follower's rounds.
+#[derive(Default)]
+struct Idle {
+    customer_writes: Option<u64>,
+    quiet_rounds: u32,
 }
 
 fn follow(follower: &Follower, requests: &Receiver<Request>) {
     let audit = &follower.audit;
     let mut behind = false;
+    let mut idle = Idle::default();
+    let mut match_index_failing = false;
     let mut note = |result: &Result<(), GatewayError>| {
         let was_behind = std::mem::replace(&mut behind, result.is_err());
         match result {
@@ -256,6 +289,15 @@ fn follow(follower: &Follower, requests: &Receiver<Request>) {
                 // Only what is published: following never forces a checkpoint.
                 let result = follower.catch_up(audit.published_size());
                 note(&result);
+                if result.is_ok() {
+                    let written = follower.write_match_index_when_idle(&mut idle);
+                    if let Err(error) = &written
+                        && !match_index_failing
+                    {
+                        tracing::warn!(%error, "the match index cannot be written now; attribution will write it");
+                    }
+                    match_index_failing = written.is_err();
+                }
             }
             Err(RecvTimeoutError::Disconnected) => break,
         }

@@ -51,6 +51,106 @@ fn customers_upsert_search_and_shred_on(backend: &Backend) {
     assert_eq!(store.customer("nobody").unwrap(), None);
 }
 
+/// A customer with an agents' search entry (email, digest `digest`) and a match-only one
+/// (masked email, digest `digest + 100`).
+fn customer_with_match(id: &str, digest: u8) -> CustomerRow {
+    let mut row = customer(id, digest);
+    row.index.push((SearchKey::MaskedEmail, [digest + 100; 32]));
+    row
+}
+
+#[test]
+fn match_entries_are_written_at_the_first_attribution_not_at_import() {
+    for backend in backends() {
+        match_entries_on(&backend);
+    }
+}
+
+fn match_entries_on(backend: &Backend) {
+    let mut store = backend.open();
+    let masked =
+        |store: &Store, digest: u8| store.search_up_to(SearchKey::MaskedEmail, &[digest + 100; 32], 10).unwrap();
+    // (step, what it does, customers the match index then takes,
+    //  (digest, customers it finds before the index is written, and after))
+    type Finds = Vec<(u8, Vec<&'static str>, Vec<&'static str>)>;
+    type Step = (&'static str, Box<dyn Fn(&Store)>, u64, Finds);
+    let steps: Vec<Step> = vec![
+        (
+            "import two",
+            Box::new(|s| {
+                s.upsert_customers(&[customer_with_match("c-1", 1), customer_with_match("c-2", 2)], 1).unwrap()
+            }),
+            2,
+            vec![(1, vec![], vec!["c-1"]), (2, vec![], vec!["c-2"])],
+        ),
+        ("nothing new", Box::new(|_| {}), 0, vec![(1, vec!["c-1"], vec!["c-1"])]),
+        (
+            "replace one",
+            Box::new(|s| s.upsert_customers(&[customer_with_match("c-1", 3)], 2).unwrap()),
+            1,
+            vec![(1, vec![], vec![]), (3, vec![], vec!["c-1"]), (2, vec!["c-2"], vec!["c-2"])],
+        ),
+        (
+            "import one and shred it before any attribution",
+            Box::new(|s| {
+                s.upsert_customers(&[customer_with_match("c-4", 4)], 3).unwrap();
+                assert!(s.delete_customer("c-4", 4).unwrap());
+            }),
+            1,
+            vec![(4, vec![], vec![])],
+        ),
+        (
+            "shred one already indexed",
+            Box::new(|s| assert!(s.delete_customer("c-2", 5).unwrap())),
+            0,
+            vec![(2, vec![], vec![])],
+        ),
+        (
+            "the same id twice in a batch",
+            Box::new(|s| {
+                s.upsert_customers(&[customer_with_match("c-5", 5), customer_with_match("c-5", 6)], 6).unwrap()
+            }),
+            1,
+            vec![(5, vec![], vec![]), (6, vec![], vec!["c-5"])],
+        ),
+        (
+            "import one without match entries",
+            Box::new(|s| s.upsert_customers(&[customer("c-7", 7)], 7).unwrap()),
+            0,
+            vec![],
+        ),
+    ];
+    for (step, run, written, finds) in steps {
+        run(&store);
+        for (digest, before, _) in &finds {
+            assert_eq!(&masked(&store, *digest), before, "{backend}, {step}: before the match index is written");
+        }
+        assert_eq!(store.index_pending_matches(u64::MAX, 2).unwrap(), written, "{backend}, after: {step}");
+        for (digest, _, after) in finds {
+            assert_eq!(masked(&store, digest), after, "{backend}, after: {step}, digest {digest}");
+        }
+    }
+    assert_eq!(
+        store.search(SearchKey::Email, &[7; 32]).unwrap(),
+        ["c-7"],
+        "{backend}: agents' search needs no attribution"
+    );
+    store.upsert_customers(&[customer_with_match("c-8", 8)], 8).unwrap();
+    assert_eq!(
+        store.search(SearchKey::Email, &[8; 32]).unwrap(),
+        ["c-8"],
+        "{backend}: agents' search needs no attribution"
+    );
+    drop(store);
+    store = backend.open();
+    assert_eq!(
+        store.index_pending_matches(u64::MAX, 2).unwrap(),
+        1,
+        "{backend}: what is still to write survives a reopen"
+    );
+    assert_eq!(masked(&store, 8), ["c-8"]);
+}
+
 #[test]
 fn the_live_customer_count_follows_imports_replacements_and_shredding() {
     for backend in backends() {
@@ -655,16 +755,16 @@ fn postgres_migrations_apply_what_is_missing_and_refuse_a_newer_schema() {
     let database = cordon_testpg::TestDatabase::new().unwrap();
     let url = database.url();
     let all = Store::migrate_postgres(&url).unwrap();
-    assert_eq!(all, [1, 2, 3, 4]);
+    assert_eq!(all, [1, 2, 3, 4, 5]);
     assert!(Store::migrate_postgres(&url).unwrap().is_empty(), "nothing twice");
     let mut admin = database.client().unwrap();
     admin
         .batch_execute(
             "DROP TABLE pending_sign_ins; ALTER TABLE tickets DROP COLUMN opened_by, DROP COLUMN assigned_by;
-             DELETE FROM schema_migrations WHERE version >= 3",
+             DROP TABLE match_pending; DELETE FROM schema_migrations WHERE version >= 3",
         )
         .unwrap();
-    assert_eq!(Store::migrate_postgres(&url).unwrap(), [3, 4], "an earlier release's database is brought up");
+    assert_eq!(Store::migrate_postgres(&url).unwrap(), [3, 4, 5], "an earlier release's database is brought up");
     Store::open_postgres(&url)
         .unwrap()
         .begin_sign_in(
@@ -677,7 +777,7 @@ fn postgres_migrations_apply_what_is_missing_and_refuse_a_newer_schema() {
     admin.batch_execute("INSERT INTO schema_migrations (version, name) VALUES (99, 'from the future')").unwrap();
     for refused in [Store::migrate_postgres(&url).map(|_| ()), Store::open_postgres(&url).map(|_| ())] {
         let message = refused.unwrap_err().to_string();
-        assert!(message.contains("schema version 99") && message.contains("(4)"), "{message}");
+        assert!(message.contains("schema version 99") && message.contains("(5)"), "{message}");
     }
 }
 
