@@ -518,7 +518,7 @@ impl Gateway {
     /// the attribution evaluation runs thousands of samples through this.
     pub fn attribution_of(&self, sample: &Sample) -> Result<Attribution, GatewayError> {
         self.refresh_exposures()?;
-        self.write_pending_match_index()?;
+        self.write_match_index()?;
         // Rows are independent, and a masked row reads thousands of candidates per value.
         let rows = on_every_core(&sample.rows, 1, |part| part.iter().map(|row| self.match_row(row)).collect())?;
         let customers: Vec<String> =
@@ -617,11 +617,16 @@ impl Gateway {
     }
 
     /// The match-only search entries of customers imported since they were last written,
-    /// written now: imports leave them to the server's idle moments, and what those have not
-    /// written yet to the first sample that needs it.
-    fn write_pending_match_index(&self) -> Result<(), GatewayError> {
+    /// written now (waiting for another gateway writing some of them): imports leave them to
+    /// the server's idle moments, and what those have not written yet to the first sample
+    /// that needs it. Returns how many customers' entries it wrote.
+    pub fn write_match_index(&self) -> Result<u64, GatewayError> {
         let started = std::time::Instant::now();
-        let customers = self.store.index_pending_matches(u64::MAX, MATCH_INDEX_BATCH_CUSTOMERS)?;
+        let customers = self.store.index_pending_matches(
+            u64::MAX,
+            MATCH_INDEX_BATCH_CUSTOMERS,
+            cordon_store::OthersAtWork::WaitForThem,
+        )?;
         if customers > 0 {
             tracing::info!(
                 customers,
@@ -629,7 +634,7 @@ impl Gateway {
                 "match index written for the customers imported since the last attribution"
             );
         }
-        Ok(())
+        Ok(customers)
     }
 
     /// The customers consistent with every value of one sample row.

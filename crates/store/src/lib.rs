@@ -23,6 +23,6 @@ pub use ledger::{EntryVisitor, SharedLedger, SharedLedgerConfig, StoredLedgerKey
 pub use postgres::{is_postgres_url, url_password, with_password, without_password};
 pub use session::{PendingSignIn, StoredSession};
 pub use store::{
-    AccessEvent, CustomerRow, Exclusive, OutboxItem, SearchHit, Store, StoreError, StoreSnapshot, StoredAlert,
-    StoredCustomer,
+    AccessEvent, CustomerRow, Exclusive, OthersAtWork, OutboxItem, SearchHit, Store, StoreError, StoreSnapshot,
+    StoredAlert, StoredCustomer,
 };

@@ -511,7 +511,7 @@ ALTER TABLE tickets ADD COLUMN assigned_by TEXT;
     ),
     (
         5,
-        "customers whose match-only search rows are written at the first attribution rather than at import",
+        "customers whose match-only search rows are still to be written after an import (by a gateway's idle rounds or the first attribution)",
         r#"
 CREATE TABLE match_pending (seq BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY, customers BYTEA NOT NULL);
 "#,

@@ -653,60 +653,85 @@ impl Store {
 
     /// Writes the match-only search entries (full names, masked renderings: what incident
     /// response matches a leaked sample on) of customers written since they were last
-    /// written, from the digests kept beside each, at most about `customers_max` customers
-    /// in transactions of at most `customers_per_batch`; returns how many it took. Imports
-    /// leave this to the server's idle moments and the first attribution: five more randomly
-    /// placed rows per customer made a million-customer import 36% slower.
-    pub fn index_pending_matches(&self, customers_max: u64, customers_per_batch: usize) -> Result<u64, StoreError> {
+    /// written, from the digests kept beside each: of the writes pending when it starts (so a
+    /// continuing import elsewhere does not keep it going), at most about `customers_max`
+    /// customers, in transactions of at most `customers_per_batch`; returns how many it took.
+    /// Imports leave this to the server's idle moments and the first attribution: five more
+    /// randomly placed rows per customer made a million-customer import 36% slower.
+    pub fn index_pending_matches(
+        &self,
+        customers_max: u64,
+        customers_per_batch: usize,
+        others: OthersAtWork,
+    ) -> Result<u64, StoreError> {
+        let through = self
+            .query_one("SELECT max(seq) FROM match_pending", values![], "read the match index", |row| {
+                row.get::<Option<i64>>(0)
+            })?
+            .flatten();
+        let Some(through) = through else { return Ok(0) };
         let mut taken = 0u64;
-        while taken < customers_max && self.match_index_pending()? {
+        while taken < customers_max {
             let batch = customers_per_batch.min(usize::try_from(customers_max - taken).unwrap_or(usize::MAX)).max(1);
-            taken += self.index_pending_matches_batch(batch)?;
+            match self.index_pending_matches_batch(batch, through, others)? {
+                Some(took) => taken += took,
+                None => break,
+            }
         }
         Ok(taken)
     }
 
-    /// Whether some customers' match-only entries are still to be written.
-    fn match_index_pending(&self) -> Result<bool, StoreError> {
-        Ok(self
-            .query_one("SELECT seq FROM match_pending LIMIT 1", values![], "read the match index", |row| {
-                row.get::<i64>(0)
-            })?
-            .is_some())
-    }
-
     /// One transaction of [`Store::index_pending_matches`]: up to `customers` of the oldest
-    /// pending write's customers; returns how many it took.
-    fn index_pending_matches_batch(&self, customers: usize) -> Result<u64, StoreError> {
+    /// pending write's (at most `through`); how many it took, or `None` when none is left.
+    fn index_pending_matches_batch(
+        &self,
+        customers: usize,
+        through: i64,
+        others: OthersAtWork,
+    ) -> Result<Option<u64>, StoreError> {
         const DIGESTS: usize = 0;
         const ADD_INDEX: usize = 1;
         let mut connection = self.write()?;
         let dialect = connection.dialect();
         let mut transaction = connection.transaction().map_err(self.error("write the match index"))?;
-        // Locked on PostgreSQL (other gateways' followers do this too): a second one waits here
-        // holding nothing, then finds the row gone or shorter.
-        let Some((seq, ids)) = transaction
-            .query_row(
-                dialect.pick(
-                    "SELECT seq, customers FROM match_pending ORDER BY seq LIMIT 1",
-                    "SELECT seq, customers FROM match_pending ORDER BY seq LIMIT 1 FOR UPDATE",
-                ),
-                values![],
-                |row| Ok((row.get::<i64>(0)?, row.get::<Vec<u8>>(1)?)),
-            )
-            .map_err(self.error("write the match index"))?
-        else {
+        // On PostgreSQL another gateway may be writing the same pending row: attribution
+        // waits for it (its answer needs those rows), a follower's idle round takes another.
+        let head = match others {
+            OthersAtWork::WaitForThem => dialect.pick(
+                "SELECT seq, customers FROM match_pending WHERE seq <= ?1 ORDER BY seq LIMIT 1",
+                "SELECT seq, customers FROM match_pending WHERE seq <= ?1 ORDER BY seq LIMIT 1 FOR UPDATE",
+            ),
+            OthersAtWork::LeaveTheirsToThem => dialect.pick(
+                "SELECT seq, customers FROM match_pending WHERE seq <= ?1 ORDER BY seq LIMIT 1",
+                "SELECT seq, customers FROM match_pending WHERE seq <= ?1 ORDER BY seq LIMIT 1 FOR UPDATE SKIP LOCKED",
+            ),
+        };
+        let found = transaction
+            .query_row(head, values![through], |row| Ok((row.get::<i64>(0)?, row.get::<Vec<u8>>(1)?)))
+            .map_err(self.error("write the match index"))?;
+        let Some((seq, ids)) = found else {
+            // Waiting for a row another gateway then deleted finds nothing, though later
+            // rows may be left.
+            let left = others == OthersAtWork::WaitForThem
+                && dialect == crate::db::Dialect::Postgres
+                && transaction
+                    .query_row("SELECT seq FROM match_pending WHERE seq <= ?1 LIMIT 1", values![through], |row| {
+                        row.get::<i64>(0)
+                    })
+                    .map_err(self.error("write the match index"))?
+                    .is_some();
             transaction.commit().map_err(self.error("write the match index"))?;
-            return Ok(0);
+            return Ok(left.then_some(0));
         };
         let ids = decode_ids(&ids);
         let (now, later) = ids.split_at(customers.min(ids.len()));
+        let mut skipped: Vec<&str> = Vec::new();
         {
             let mut statements = transaction
                 .prepare(&[
-                    // A customer another gateway is writing right now is locked: skipped, not
-                    // waited for (waiting could deadlock with an import that locks its batch in
-                    // file order), since that write lists it again (or shreds it).
+                    // A customer row another transaction holds (an import, a rewrap) is
+                    // skipped rather than waited for, since waiting could deadlock with an
+                    // import that locks its batch in file order; it is listed again, below.
                     dialect.pick(
                         "SELECT search_digests FROM customers WHERE id = ?1",
                         "SELECT search_digests FROM customers WHERE id = ?1 FOR UPDATE SKIP LOCKED",
@@ -719,6 +744,12 @@ impl Store {
                 let digests: Option<Option<Vec<u8>>> = statements
                     .query_row(DIGESTS, values![id], |row| row.get(0))
                     .map_err(self.error("write the match index"))?;
+                // A customer row is never removed (shredding keeps its id), so on PostgreSQL
+                // no row means locked.
+                if digests.is_none() && dialect == crate::db::Dialect::Postgres {
+                    skipped.push(id);
+                    continue;
+                }
                 // The digests as they are now: a customer replaced since is written as it is
                 // (its old rows went with the replacement), a shredded one has none.
                 rows.extend(
@@ -744,8 +775,14 @@ impl Store {
                 .execute("UPDATE match_pending SET customers = ?2 WHERE seq = ?1", values![seq, encode_ids(&later)])
         }
         .map_err(self.error("write the match index"))?;
+        if !skipped.is_empty() {
+            // A pending row of their own, after this pass's last: written by the next pass.
+            transaction
+                .execute("INSERT INTO match_pending (customers) VALUES (?1)", values![encode_ids(&skipped)])
+                .map_err(self.error("write the match index"))?;
+        }
         transaction.commit().map_err(self.error("write the match index"))?;
-        Ok(now.len() as u64)
+        Ok(Some(now.len() as u64))
     }
 
     /// Live customers, from the counter every upsert and deletion keeps in its own
@@ -1629,6 +1666,16 @@ fn encode_digests(entries: &[(SearchKey, Digest)]) -> Vec<u8> {
 
 /// Customer ids as `match_pending` keeps them: each a big-endian u16 length and its bytes
 /// (an id is at most a few hundred bytes; a longer one is cut, and then matches no customer).
+/// What writing the pending match index does about pending rows another gateway is
+/// writing at the same moment (PostgreSQL; on SQLite one writer does everything in turn).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OthersAtWork {
+    /// Wait for them: attribution's answer needs those rows.
+    WaitForThem,
+    /// Take other rows: an idle round must not hold up this gateway's writes.
+    LeaveTheirsToThem,
+}
+
 fn encode_ids(ids: &[&str]) -> Vec<u8> {
     let mut bytes = Vec::with_capacity(ids.iter().map(|id| id.len() + 2).sum());
     for id in ids {

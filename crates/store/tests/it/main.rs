@@ -6,7 +6,7 @@
 use cordon_directory::{Agent, AgentStatus, Approval, ApprovalKind, ApprovalStatus, Role, Shift, Ticket, TicketStatus};
 use std::collections::{BTreeMap, BTreeSet};
 
-use cordon_store::{AccessEvent, CustomerRow, Exposure, Store};
+use cordon_store::{AccessEvent, CustomerRow, Exposure, OthersAtWork, Store};
 use cordon_vault::{SealedCustomer, SealedRecord, SearchKey};
 
 mod backends;
@@ -119,13 +119,26 @@ fn match_entries_on(backend: &Backend) {
             0,
             vec![],
         ),
+        (
+            "replace one in a second import before any attribution",
+            Box::new(|s| {
+                s.upsert_customers(&[customer_with_match("c-9", 9)], 8).unwrap();
+                s.upsert_customers(&[customer_with_match("c-9", 10)], 9).unwrap();
+            }),
+            2,
+            vec![(9, vec![], vec![]), (10, vec![], vec!["c-9"])],
+        ),
     ];
     for (step, run, written, finds) in steps {
         run(&store);
         for (digest, before, _) in &finds {
             assert_eq!(&masked(&store, *digest), before, "{backend}, {step}: before the match index is written");
         }
-        assert_eq!(store.index_pending_matches(u64::MAX, 2).unwrap(), written, "{backend}, after: {step}");
+        assert_eq!(
+            store.index_pending_matches(u64::MAX, 2, OthersAtWork::WaitForThem).unwrap(),
+            written,
+            "{backend}, after: {step}"
+        );
         for (digest, _, after) in finds {
             assert_eq!(masked(&store, digest), after, "{backend}, after: {step}, digest {digest}");
         }
@@ -135,6 +148,14 @@ fn match_entries_on(backend: &Backend) {
         ["c-7"],
         "{backend}: agents' search needs no attribution"
     );
+    // An idle round takes at most what it is given; the rest of a write stays pending.
+    let five: Vec<CustomerRow> = (11..16).map(|digest| customer_with_match(&format!("c-{digest}"), digest)).collect();
+    store.upsert_customers(&five, 10).unwrap();
+    assert_eq!(store.index_pending_matches(3, 2, OthersAtWork::LeaveTheirsToThem).unwrap(), 3, "{backend}");
+    let found = |store: &Store| (11..16).filter(|digest| !masked(store, *digest).is_empty()).collect::<Vec<u8>>();
+    assert_eq!(found(&store), [11, 12, 13], "{backend}: the first three of the write, no more");
+    assert_eq!(store.index_pending_matches(u64::MAX, 2, OthersAtWork::LeaveTheirsToThem).unwrap(), 2, "{backend}");
+    assert_eq!(found(&store), [11, 12, 13, 14, 15], "{backend}: then the rest");
     store.upsert_customers(&[customer_with_match("c-8", 8)], 8).unwrap();
     assert_eq!(
         store.search(SearchKey::Email, &[8; 32]).unwrap(),
@@ -144,11 +165,32 @@ fn match_entries_on(backend: &Backend) {
     drop(store);
     store = backend.open();
     assert_eq!(
-        store.index_pending_matches(u64::MAX, 2).unwrap(),
+        store.index_pending_matches(u64::MAX, 2, OthersAtWork::WaitForThem).unwrap(),
         1,
         "{backend}: what is still to write survives a reopen"
     );
     assert_eq!(masked(&store, 8), ["c-8"]);
+}
+
+/// On PostgreSQL a customer another transaction holds (an import, a rewrap on another
+/// gateway) is skipped rather than waited for, and stays listed: a later pass writes its
+/// match rows, whether or not that other write commits.
+#[test]
+fn a_customer_locked_by_another_write_keeps_its_match_rows_pending() {
+    let database = cordon_testpg::TestDatabase::new().unwrap();
+    let store = Store::open_postgres(&database.url()).unwrap();
+    let masked = |digest: u8| store.search_up_to(SearchKey::MaskedEmail, &[digest + 100; 32], 10).unwrap();
+    store.upsert_customers(&[customer_with_match("c-1", 1), customer_with_match("c-2", 2)], 1).unwrap();
+    let mut other = database.client().unwrap();
+    let mut holding = other.transaction().unwrap();
+    holding.execute("SELECT 1 FROM customers WHERE id = 'c-2' FOR UPDATE", &[]).unwrap();
+    assert_eq!(store.index_pending_matches(u64::MAX, 10, OthersAtWork::WaitForThem).unwrap(), 2);
+    assert_eq!(masked(1), ["c-1"]);
+    assert!(masked(2).is_empty(), "held by another transaction: skipped, not waited for");
+    holding.rollback().unwrap();
+    assert_eq!(store.index_pending_matches(u64::MAX, 10, OthersAtWork::WaitForThem).unwrap(), 1, "listed again");
+    assert_eq!(masked(2), ["c-2"]);
+    assert_eq!(store.index_pending_matches(u64::MAX, 10, OthersAtWork::WaitForThem).unwrap(), 0);
 }
 
 #[test]
