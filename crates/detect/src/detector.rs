@@ -49,7 +49,7 @@ impl Level {
 }
 
 /// Every signal's name, as [`Signal::name`] carries it.
-pub const SIGNAL_NAMES: [&str; 21] = [
+pub const SIGNAL_NAMES: [&str; 22] = [
     "arranged-drift",
     "arranged-reasons",
     "beyond-need",
@@ -67,6 +67,7 @@ pub const SIGNAL_NAMES: [&str; 21] = [
     "search-misses",
     "sequential-ids",
     "slow-drift",
+    "taken-drift",
     "unexplained-access",
     "unexplained-hits",
     "verify-refused",
@@ -153,6 +154,9 @@ struct DayRecord {
     arranged: f64,
     high_balance: f64,
     busiest_hour: f64,
+    /// Customers reached through tickets the agent took from the queue itself.
+    #[serde(default)]
+    taken: f64,
 }
 
 impl DayRecord {
@@ -171,6 +175,7 @@ const OFF_SHIFT: u16 = 32;
 const BEYOND_NEED: u16 = 64;
 const ARRANGED: u16 = 128;
 const UNEXPLAINED_HIT: u16 = 256;
+const TAKEN: u16 = 512;
 const UNEXPLAINED_LOOKS: u16 = UNEXPLAINED_VIEW | UNEXPLAINED_REVEAL | UNEXPLAINED_HIT;
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -202,6 +207,11 @@ struct Today {
     arranged_scored: f64,
     #[serde(default)]
     arranged_drift_scored: f64,
+    /// Customers reached through tickets the agent took from the queue itself.
+    #[serde(default)]
+    taken: u32,
+    #[serde(default)]
+    taken_drift_scored: f64,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -215,6 +225,9 @@ struct AgentState {
     /// The same for arranged reasons.
     #[serde(default)]
     arranged_drift: f64,
+    /// The same for tickets taken from the queue, against the agent's peers alone.
+    #[serde(default)]
+    taken_drift: f64,
     risk: f64,
     risk_time_ms: i64,
     level: Level,
@@ -240,6 +253,7 @@ impl AgentState {
             history: VecDeque::new(),
             drift: 0.0,
             arranged_drift: 0.0,
+            taken_drift: 0.0,
             risk: 0.0,
             risk_time_ms: observation.time_ms,
             level: Level::Normal,
@@ -304,6 +318,9 @@ struct PeerFigures {
     #[serde(default)]
     arranged_share: f64,
     high_balance_share: f64,
+    /// Of the customers of a day, how many were reached through tickets taken from the queue.
+    #[serde(default)]
+    taken_share: f64,
 }
 
 /// Insider detection over a stream of observations, in ledger order. Its state serializes
@@ -383,6 +400,8 @@ impl Detector {
             state.today.drift_scored = 0.0;
             state.arranged_drift = 0.0;
             state.today.arranged_drift_scored = 0.0;
+            state.taken_drift = 0.0;
+            state.today.taken_drift_scored = 0.0;
             state.pending.clear();
             state.evidence.clear();
         }
@@ -612,6 +631,7 @@ impl Detector {
                 unexplained_spread: mad(&unexplained),
                 arranged_share: median(&arranged),
                 high_balance_share: 0.0,
+                taken_share: 0.0,
             }
         };
         let everyone = figures_of(&mut groups.values().flatten().copied());
@@ -620,6 +640,21 @@ impl Detector {
         for (group, members) in &groups {
             teams.entry(team_of(group)).or_default().extend(members.iter().copied());
         }
+        // Tickets taken from the queue, pooled: each agent's (taken, customers) over its
+        // history, summed over a pool, and the agent's own taken out again. A pooled share,
+        // not a median of medians: taking is rare enough that most agents' median day has
+        // none, which would leave an honest agent's one or two a day above a bar of zero.
+        let sums: Vec<(f64, f64)> = self
+            .agents
+            .iter()
+            .map(|state| {
+                state.history.iter().fold((0.0, 0.0), |(taken, all), day| (taken + day.taken, all + day.customers))
+            })
+            .collect();
+        let pooled = |pool: &mut dyn Iterator<Item = usize>| {
+            pool.filter_map(|index| sums.get(index)).fold((0.0, 0.0), |(taken, all), (t, c)| (taken + t, all + c))
+        };
+        let everyone_taken = pooled(&mut groups.values().flatten().copied());
         let mut assigned: Vec<PeerFigures> = vec![PeerFigures::default(); self.agents.len()];
         for (group, members) in &groups {
             // A desk that serves whales has a high share: kept per group, as a share of all
@@ -641,15 +676,19 @@ impl Detector {
                     figures_of(&mut pool.iter().copied().filter(|&other| other != index))
                 }
             };
+            let (members_taken, team_taken) = (pooled(&mut members.iter().copied()), pooled(&mut team.iter().copied()));
             for &index in members {
-                let mut figures = if members.len() > PEERS_MIN {
-                    without(members, index)
+                let (mut figures, pool_taken) = if members.len() > PEERS_MIN {
+                    (without(members, index), members_taken)
                 } else if team.len() > PEERS_MIN {
-                    without(team, index)
+                    (without(team, index), team_taken)
                 } else {
-                    everyone
+                    (everyone, everyone_taken)
                 };
                 figures.high_balance_share = share;
+                let (own_taken, own_customers) = sums.get(index).copied().unwrap_or_default();
+                let (taken, customers) = (pool_taken.0 - own_taken, pool_taken.1 - own_customers);
+                figures.taken_share = if customers > 0.0 { (taken / customers).clamp(0.0, 1.0) } else { 0.0 };
                 if let Some(slot) = assigned.get_mut(index) {
                     *slot = figures;
                 }
@@ -690,12 +729,15 @@ fn close_day(state: &mut AgentState, day: i64, thresholds: &Thresholds, peers: &
     carry_drift(&mut state.drift, &mut state.today.drift_scored, today.unexplained, slack, thresholds);
     let slack = arranged_slack(&usual, f64::from(today.distinct), thresholds);
     carry_drift(&mut state.arranged_drift, &mut state.today.arranged_drift_scored, today.arranged, slack, thresholds);
+    let slack = taken_slack(peers, f64::from(today.distinct), thresholds);
+    carry_drift(&mut state.taken_drift, &mut state.today.taken_drift_scored, f64::from(today.taken), slack, thresholds);
     state.history.push_back(DayRecord {
         customers: f64::from(today.distinct),
         unexplained: today.unexplained,
         arranged: today.arranged,
         high_balance: f64::from(today.high_balance),
         busiest_hour: f64::from(today.busiest_hour),
+        taken: f64::from(today.taken),
     });
     if state.history.len() > HISTORY_DAYS {
         state.history.pop_front();
@@ -736,6 +778,7 @@ fn score(
     let usual = state.usual(peers);
     let drift = state.drift;
     let arranged_drift = state.arranged_drift;
+    let taken_drift = state.taken_drift;
     let today = &mut state.today;
     let hour = observation.time_ms.div_euclid(HOUR_MS);
     if hour != today.hour {
@@ -893,6 +936,23 @@ fn score(
         let scored_today = &mut today.arranged_drift_scored;
         signals.extend(drift_signal("arranged-drift", arranged_drift, today.arranged, slack, thresholds, scored_today));
     }
+    // Taking tickets from the queue, against how often the agent's peers take them: at a
+    // desk where every customer is rich, a grabber's taken tickets weigh little among its
+    // arranged reasons, but it takes far more of them than its colleagues.
+    if observation.why == Why::Ticket && observation.assigned_by == Some(observation.agent) && *flags & TAKEN == 0 {
+        *flags |= TAKEN;
+        today.taken += 1;
+        let slack = taken_slack(peers, f64::from(today.distinct), thresholds);
+        let scored_today = &mut today.taken_drift_scored;
+        signals.extend(drift_signal(
+            "taken-drift",
+            taken_drift,
+            f64::from(today.taken),
+            slack,
+            thresholds,
+            scored_today,
+        ));
+    }
     if observation.why == Why::OtherRequester && *flags & OTHER_REQUESTER == 0 {
         *flags |= OTHER_REQUESTER;
         signals.push(Signal {
@@ -993,6 +1053,15 @@ fn arranged_weight(observation: &Observation<'_>, peers: &PeerFigures, threshold
 /// them, half a standard deviation of a count of that size, and the slack.
 fn arranged_slack(usual: &Usual, customers: f64, thresholds: &Thresholds) -> f64 {
     let expected = usual.arranged_share * customers;
+    expected + 0.5 * expected.sqrt() + thresholds.drift_slack_per_day
+}
+
+/// How many customers of a day of `customers` an agent may reach through tickets it took
+/// itself without drifting: its peers' share of them, half a standard deviation of a count
+/// of that size, and the slack. Its own history is left out: an insider from its first day
+/// would set its own bar.
+fn taken_slack(peers: &PeerFigures, customers: f64, thresholds: &Thresholds) -> f64 {
+    let expected = peers.taken_share * customers;
     expected + 0.5 * expected.sqrt() + thresholds.drift_slack_per_day
 }
 

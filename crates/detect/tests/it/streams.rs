@@ -284,6 +284,48 @@ fn insiders_who_arrange_their_own_reasons_are_contained() {
     }
 }
 
+/// At a desk where every customer is rich, taking a rich customer's ticket from the queue is
+/// the desk's ordinary work and weighs little among arranged reasons (0.25); a grabber there
+/// still takes several times more of them than its colleagues, and that rate contains it.
+#[test]
+fn a_queue_grabber_at_a_desk_of_rich_customers_is_contained_by_how_often_it_takes() {
+    let at_the_desk = |mut event: Event| {
+        event.high_balance = true;
+        event.peer_group = "vip-desk@us-sf".into();
+        event
+    };
+    let moves: Vec<Event> = insider_moves(4, 7..30, |number, day| (500_000 + day as u64 * 10 + number, Why::Ticket))
+        .into_iter()
+        .map(|mut event| {
+            event.assigned_by = Some("agt-900".into());
+            at_the_desk(event)
+        })
+        .collect();
+    let cover: Vec<Event> = honest(1, 30, 99)
+        .into_iter()
+        .map(|mut event| {
+            event.agent = "agt-900".into();
+            event.opened_by = event.opened_by.map(|_| "agt-900".to_string());
+            event.assigned_by = event.assigned_by.map(|_| "agt-900".to_string());
+            at_the_desk(event)
+        })
+        .collect();
+    let desk: Vec<Event> = honest(30, 30, 3).into_iter().map(at_the_desk).collect();
+    let events = merged(merged(desk, cover), moves);
+    let (alerts, _) = run(&events);
+    let contained = containment(&alerts, "agt-900").expect("the grabber is contained");
+    let named: Vec<&str> = alerts
+        .iter()
+        .filter(|alert| alert.agent == "agt-900" && alert.time_ms <= contained.time_ms)
+        .flat_map(|alert| alert.signals.iter().map(|signal| signal.name))
+        .collect();
+    assert!(named.contains(&"taken-drift"), "the alerts name taken-drift: {named:?}");
+    let honest_alerts: Vec<&Alert> = alerts.iter().filter(|alert| alert.agent != "agt-900").collect();
+    assert!(honest_alerts.is_empty(), "the desk's honest agents stay quiet: {honest_alerts:#?}");
+    let exposed = insider_exposure(&events, &alerts);
+    assert!(exposed <= 25, "{exposed} customers exposed before containment, budget 25");
+}
+
 /// Customers the insider's own moves (customer numbers of 500,000 and up) reached before
 /// it was contained.
 fn insider_exposure(events: &[Event], alerts: &[Alert]) -> usize {
