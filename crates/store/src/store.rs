@@ -696,18 +696,13 @@ impl Store {
         let mut transaction = connection.transaction().map_err(self.error("write the match index"))?;
         // On PostgreSQL another gateway may be writing the same pending row: attribution
         // waits for it (its answer needs those rows), a follower's idle round takes another.
-        let head = match others {
-            OthersAtWork::WaitForThem => dialect.pick(
-                "SELECT seq, customers FROM match_pending WHERE seq <= ?1 ORDER BY seq LIMIT 1",
-                "SELECT seq, customers FROM match_pending WHERE seq <= ?1 ORDER BY seq LIMIT 1 FOR UPDATE",
-            ),
-            OthersAtWork::LeaveTheirsToThem => dialect.pick(
-                "SELECT seq, customers FROM match_pending WHERE seq <= ?1 ORDER BY seq LIMIT 1",
-                "SELECT seq, customers FROM match_pending WHERE seq <= ?1 ORDER BY seq LIMIT 1 FOR UPDATE SKIP LOCKED",
-            ),
+        let lock = match others {
+            OthersAtWork::WaitForThem => dialect.pick("", " FOR UPDATE"),
+            OthersAtWork::LeaveTheirsToThem => dialect.pick("", " FOR UPDATE SKIP LOCKED"),
         };
+        let head = format!("SELECT seq, customers FROM match_pending WHERE seq <= ?1 ORDER BY seq LIMIT 1{lock}");
         let found = transaction
-            .query_row(head, values![through], |row| Ok((row.get::<i64>(0)?, row.get::<Vec<u8>>(1)?)))
+            .query_row(&head, values![through], |row| Ok((row.get::<i64>(0)?, row.get::<Vec<u8>>(1)?)))
             .map_err(self.error("write the match index"))?;
         let Some((seq, ids)) = found else {
             // Waiting for a row another gateway then deleted finds nothing, though later
@@ -1664,8 +1659,6 @@ fn encode_digests(entries: &[(SearchKey, Digest)]) -> Vec<u8> {
     bytes
 }
 
-/// Customer ids as `match_pending` keeps them: each a big-endian u16 length and its bytes
-/// (an id is at most a few hundred bytes; a longer one is cut, and then matches no customer).
 /// What writing the pending match index does about pending rows another gateway is
 /// writing at the same moment (PostgreSQL; on SQLite one writer does everything in turn).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -1676,6 +1669,9 @@ pub enum OthersAtWork {
     LeaveTheirsToThem,
 }
 
+/// Customer ids as `match_pending` keeps them: each a big-endian u16 length and its bytes
+/// (ids are checked to at most 128 bytes on the way in; a longer one would be cut, and then
+/// match no customer).
 fn encode_ids(ids: &[&str]) -> Vec<u8> {
     let mut bytes = Vec::with_capacity(ids.iter().map(|id| id.len() + 2).sum());
     for id in ids {

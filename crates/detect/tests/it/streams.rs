@@ -108,6 +108,20 @@ fn honest(agents: usize, days: i64, seed: u64) -> Vec<Event> {
     events
 }
 
+/// One honest agent's work for `days`, as `agent` (an insider's cover): the tickets it opened
+/// or took are its own.
+fn honest_as(agent: &str, days: i64, seed: u64) -> Vec<Event> {
+    honest(1, days, seed)
+        .into_iter()
+        .map(|mut event| {
+            event.agent = agent.into();
+            event.opened_by = event.opened_by.map(|_| agent.to_string());
+            event.assigned_by = event.assigned_by.map(|_| agent.to_string());
+            event
+        })
+        .collect()
+}
+
 /// Runs a stream; returns the alerts and, per agent, the distinct customers it reached
 /// (allowed, not denied by the detector) before it was suspended.
 fn run(events: &[Event]) -> (Vec<Alert>, std::collections::BTreeMap<String, usize>) {
@@ -185,15 +199,7 @@ fn each_insider_pattern_is_contained_within_its_budget() {
     ];
     for (what, moves, budget) in cases {
         // The insider also does honest work before and during.
-        let cover: Vec<Event> = honest(1, 30, 99)
-            .into_iter()
-            .map(|mut event| {
-                event.agent = "agt-900".into();
-                event.opened_by = event.opened_by.map(|_| "agt-900".to_string());
-                event.assigned_by = event.assigned_by.map(|_| "agt-900".to_string());
-                event
-            })
-            .collect();
+        let cover = honest_as("agt-900", 30, 99);
         let events = merged(merged(honest(30, 30, 3), cover), moves);
         let (alerts, reached) = run(&events);
         let contained = containment(&alerts, "agt-900").unwrap_or_else(|| panic!("{what}: never contained"));
@@ -249,18 +255,10 @@ fn insiders_who_arrange_their_own_reasons_are_contained() {
                     event
                 })
                 .collect();
-        let cover = |agent: &str, seed| -> Vec<Event> {
-            honest(1, 30, seed)
-                .into_iter()
-                .map(|mut event| {
-                    event.agent = agent.into();
-                    event.opened_by = event.opened_by.map(|_| agent.to_string());
-                    event.assigned_by = event.assigned_by.map(|_| agent.to_string());
-                    event
-                })
-                .collect()
-        };
-        let events = merged(merged(merged(honest(30, 30, 3), cover("agt-900", 99)), cover("agt-901", 98)), moves);
+        let events = merged(
+            merged(merged(honest(30, 30, 3), honest_as("agt-900", 30, 99)), honest_as("agt-901", 30, 98)),
+            moves,
+        );
         let (alerts, _) = run(&events);
         let contained = containment(&alerts, "agt-900").unwrap_or_else(|| panic!("{what}: never contained"));
         let named: Vec<&str> = alerts
@@ -301,15 +299,7 @@ fn a_queue_grabber_at_a_desk_of_rich_customers_is_contained_by_how_often_it_take
             at_the_desk(event)
         })
         .collect();
-    let cover: Vec<Event> = honest(1, 30, 99)
-        .into_iter()
-        .map(|mut event| {
-            event.agent = "agt-900".into();
-            event.opened_by = event.opened_by.map(|_| "agt-900".to_string());
-            event.assigned_by = event.assigned_by.map(|_| "agt-900".to_string());
-            at_the_desk(event)
-        })
-        .collect();
+    let cover: Vec<Event> = honest_as("agt-900", 30, 99).into_iter().map(at_the_desk).collect();
     let desk: Vec<Event> = honest(30, 30, 3).into_iter().map(at_the_desk).collect();
     let events = merged(merged(desk, cover), moves);
     let (alerts, _) = run(&events);
