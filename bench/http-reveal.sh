@@ -24,7 +24,7 @@ if [ -z "${CORDON:-}" ]; then cargo build --release -q -p cordon-cli --manifest-
 cordon="${CORDON:-$root/target/release/cordon}"
 
 work=$(mktemp -d)
-trap 'kill "$server" 2>/dev/null || true; rm -rf "$work"' EXIT
+trap 'kill "${server:-}" 2>/dev/null && wait "$server" 2>/dev/null; rm -rf "$work"' EXIT
 admin=$("$cordon" init "$work/data" 2>/dev/null)
 # A realistic load: an agent per 20 customers, each revealing its own tickets' customers.
 # (One agent revealing thousands of customers is what detection exists to stop: it was
@@ -88,17 +88,33 @@ request = function()
   local body = '{"ticket":"t-' .. i .. '","fields":["email"],"reason":"benchmark"}'
   return wrk.format("POST", "/v1/customers/cus-" .. i .. "/reveal", headers, body)
 end
+-- Every answer must be the asked customer's email in the clear: a 200 that says anything
+-- else (a masked value, another customer's) is counted and fails the run.
+local threads = {}
+function setup(thread) table.insert(threads, thread) end
+function init(args) unexpected = 0 end
+function response(status, headers, body)
+  local asked, value = string.match(body, '^{"customer":"cus%-(%d+)","values":{"email":"customer(%d+)@example%.org"}')
+  if status ~= 200 or asked == nil or asked ~= value then unexpected = unexpected + 1 end
+end
+function done(summary, latency, requests)
+  local total = 0
+  for _, thread in ipairs(threads) do total = total + thread:get("unexpected") end
+  io.write(string.format("Unexpected answers: %d of %d\n", total, summary.requests))
+end
 LUA
 
 run() { wrk -t2 -c"$connections" -d"${seconds}s" --latency "$@"; }
 echo "== /healthz, $connections connections, ${seconds}s"
 run "http://127.0.0.1:$port/healthz" | tee "$work/healthz.txt" | grep -E "Requests/sec|50%|99%|Non-2xx"
 echo "== audited reveal, $connections connections, ${seconds}s, $customers customers"
-run -s "$work/reveal.lua" "http://127.0.0.1:$port" | tee "$work/reveal.txt" | grep -E "Requests/sec|50%|99%|Non-2xx|Socket errors"
+run -s "$work/reveal.lua" "http://127.0.0.1:$port" | tee "$work/reveal.txt" \
+  | grep -E "Requests/sec|50%|99%|Non-2xx|Socket errors|Unexpected answers"
 
 # Every reveal must have been answered 200 with the value: wrk reports any other status and
-# socket errors, and either fails the run.
-if grep -qE "Non-2xx|Socket errors" "$work/reveal.txt" "$work/healthz.txt"; then
+# socket errors, the script any answer that is not the customer's email, and each fails the run.
+if grep -qE "Non-2xx|Socket errors" "$work/reveal.txt" "$work/healthz.txt" \
+  || ! grep -q "^Unexpected answers: 0 of" "$work/reveal.txt"; then
   echo "http-reveal: unexpected responses; the figures above are not valid" >&2
   exit 1
 fi

@@ -69,7 +69,8 @@ for a in range(agents):
 PY
 }
 # load LABEL CONNECTIONS PORT...: wrk against each port at once (connections split evenly);
-# prints the summed requests/s and the worst p99; fails on any response but 200.
+# prints the summed requests/s and the worst p99; fails on any response but 200 with the
+# asked customer's email.
 load() {
   local label=$1 total=$2; shift 2
   local each=$(( total / $# )) files=() clients=()
@@ -83,7 +84,7 @@ load() {
   for client in "${clients[@]}"; do
     wait "$client" || { echo "shared-reveal: wrk failed ($label)" >&2; exit 1; }
   done
-  if grep -qE "Non-2xx|Socket errors" "${files[@]}"; then
+  if grep -qE "Non-2xx|Socket errors" "${files[@]}" || [ "$(grep -Hc "^Unexpected answers: 0 of" "${files[@]}" | grep -c ':1$')" != "$#" ]; then
     cat "${files[@]}" >&2
     echo "shared-reveal: unexpected responses ($label); the figures are not valid" >&2
     exit 1
@@ -111,6 +112,20 @@ request = function()
   local headers = {["content-type"] = "application/json", ["authorization"] = "Bearer " .. tokens[(i % agents) + 1]}
   local body = '{"ticket":"t-' .. i .. '","fields":["email"],"reason":"benchmark"}'
   return wrk.format("POST", "/v1/customers/cus-" .. i .. "/reveal", headers, body)
+end
+-- Every answer must be the asked customer's email in the clear: a 200 that says anything
+-- else (a masked value, another customer's) is counted and fails the run.
+local threads = {}
+function setup(thread) table.insert(threads, thread) end
+function init(args) unexpected = 0 end
+function response(status, headers, body)
+  local asked, value = string.match(body, '^{"customer":"cus%-(%d+)","values":{"email":"customer(%d+)@example%.org"}')
+  if status ~= 200 or asked == nil or asked ~= value then unexpected = unexpected + 1 end
+end
+function done(summary, latency, requests)
+  local total = 0
+  for _, thread in ipairs(threads) do total = total + thread:get("unexpected") end
+  io.write(string.format("Unexpected answers: %d of %d\n", total, summary.requests))
 end
 LUA
 
