@@ -11,6 +11,7 @@
 mod db;
 mod helpdesk;
 mod incident;
+mod index_file;
 mod ledger;
 mod postgres;
 mod schema;

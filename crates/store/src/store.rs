@@ -205,6 +205,17 @@ pub struct Store {
     /// The access index and the exposure index: on SQLite in `<name>-access.sqlite` beside
     /// the main file, on PostgreSQL tables of the same database on a connection of their own.
     pub(crate) index: Mutex<Conn>,
+    /// On SQLite, the index file's open marker (index_file.rs), cleared by the last to close.
+    index_marker: Option<crate::index_file::OpenMarker>,
+}
+
+impl Drop for Store {
+    fn drop(&mut self) {
+        let Some(marker) = &mut self.index_marker else { return };
+        if let Conn::Sqlite(connection) = self.index.get_mut().unwrap_or_else(PoisonError::into_inner) {
+            marker.close(connection);
+        }
+    }
 }
 
 /// Where the store lives, and how to open a connection to it again.
@@ -264,7 +275,24 @@ impl Store {
             .collect::<Result<_, _>>()?;
         let index_path = index_path(path);
         let index_name = index_path.display().to_string();
+        // Written without waiting for the disk, and rebuilt after a machine stop (index_file.rs).
+        let index_marker = match crate::index_file::boot_id() {
+            Some(boot) => {
+                let (removed, marker) = crate::index_file::mark_open(&index_path, &boot)?;
+                if removed {
+                    tracing::warn!(
+                        index = %index_name,
+                        "the machine stopped while the access index was open; it is written again from the ledger"
+                    );
+                }
+                Some(marker)
+            }
+            None => None,
+        };
         let index = connect(&index_path)?;
+        if index_marker.is_some() {
+            index.execute_batch("PRAGMA synchronous = OFF;").map_err(sql_error(&index_name, "configure"))?;
+        }
         // The exposure index of ten million ledger entries is a few GB of B-trees written in
         // customer order as well as agent order; with the default cache, building it spent
         // most of its time re-reading pages it had just evicted.
@@ -281,6 +309,7 @@ impl Store {
             readers,
             next_reader: AtomicUsize::new(0),
             index: Mutex::new(Conn::Sqlite(index)),
+            index_marker,
         })
     }
 
@@ -300,6 +329,7 @@ impl Store {
             readers,
             next_reader: AtomicUsize::new(0),
             index,
+            index_marker: None,
         })
     }
 

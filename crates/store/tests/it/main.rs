@@ -842,3 +842,76 @@ fn a_store_from_before_ticket_provenance_opens_with_its_tickets() {
     let ticket = store.ticket("t-old").unwrap().unwrap();
     assert_eq!((ticket.opened_by, ticket.assigned_by, ticket.updated_at), (None, None, 6));
 }
+
+/// Regression: the index file is written without fsync (its checkpoints' syncs stalled the
+/// ledger's on the same disk), so a machine that stops while it is open may leave it torn.
+/// Each case leaves the marker as a past run would have, reopens, and checks whether the
+/// index was kept or removed for the ledger follower to write again (from position 0).
+#[test]
+fn an_index_left_open_when_the_machine_stopped_is_written_again_from_the_ledger() {
+    let Ok(boot) = std::fs::read_to_string("/proc/sys/kernel/random/boot_id") else {
+        panic!("these tests run on Linux, where the boot id is what the marker compares");
+    };
+    let boot = boot.trim().to_string();
+    let cases = [
+        ("closed cleanly, any boot since", Some(""), true),
+        ("the process stopped, this boot", Some(boot.as_str()), true),
+        ("the machine stopped while it was open", Some("another-boot"), false),
+        ("no marker: written by an older build", None, true),
+    ];
+    for (case, marker, kept) in cases {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("cordon.sqlite");
+        let event = AccessEvent {
+            ledger_index: 0,
+            time: 1000,
+            agent_id: "a-1".into(),
+            customer_id: Some("c-1".into()),
+            ticket_id: None,
+            action: "reveal".into(),
+            fields: vec!["email".into()],
+            allowed: true,
+            policies: vec![],
+            request_id: "r-0".into(),
+        };
+        {
+            let store = Store::open(&path).unwrap();
+            store.add_access_events(&[event], 1).unwrap();
+            assert_eq!(
+                std::fs::read_to_string(dir.path().join("cordon-access.open")).unwrap(),
+                boot,
+                "{case}: marked with this boot while open"
+            );
+        }
+        let marker_path = dir.path().join("cordon-access.open");
+        assert_eq!(std::fs::read_to_string(&marker_path).unwrap(), "", "{case}: cleared by the last to close");
+        match marker {
+            Some(text) => std::fs::write(&marker_path, text).unwrap(),
+            None => std::fs::remove_file(&marker_path).unwrap(),
+        }
+        let store = Store::open(&path).unwrap();
+        let through = store.access_through().unwrap();
+        let history = store.access_history("c-1", 10).unwrap().len();
+        if kept {
+            assert_eq!((through, history), (1, 1), "{case}: the index is kept");
+        } else {
+            assert_eq!((through, history), (0, 0), "{case}: the index is written again from the ledger's start");
+        }
+        assert_eq!(std::fs::read_to_string(&marker_path).unwrap(), boot, "{case}: marked again");
+    }
+}
+
+/// Two stores open on one file (a server and a command beside it): the first to close leaves
+/// the marker for the other, which clears it when it closes.
+#[test]
+fn the_index_marker_is_cleared_by_the_last_store_to_close() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("cordon.sqlite");
+    let marker = dir.path().join("cordon-access.open");
+    let first = Store::open(&path).unwrap();
+    let second = Store::open(&path).unwrap();
+    drop(first);
+    assert!(!std::fs::read_to_string(&marker).unwrap().is_empty(), "still open in the second");
+    drop(second);
+    assert_eq!(std::fs::read_to_string(&marker).unwrap(), "");
+}
