@@ -590,6 +590,8 @@ pub fn restore(
     ));
     let counted = recorded.and_then(|entry| Ok((entry, gateway.store.customer_count()?, gateway.store.agent_count()?)));
     let closed = gateway.close();
+    // Closed before the folder takes the target's name: its store syncs files by their paths.
+    drop(gateway);
     let (entry, customers, agents) = counted?;
     closed?;
     if target.exists() {

@@ -11,12 +11,14 @@
 //! was opened in (Linux's `boot_id`); the last process to close it makes it durable and
 //! clears the marker. A store opened in another boot than the one its marker names removes
 //! the file, and the ledger follower writes it again from the start of the ledger.
-//! Without a boot id to compare (no `/proc`), the file is written at `NORMAL` as before.
+//! Without a boot id to compare (no `/proc`), or a marker this process may not write, the
+//! file is written at `NORMAL` as before; a marker it cannot read then costs the file.
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{Read as _, Seek as _, SeekFrom, Write as _};
-use std::os::unix::fs::OpenOptionsExt as _;
+use std::os::unix::fs::{MetadataExt as _, OpenOptionsExt as _};
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use rusqlite::Connection;
 
@@ -24,11 +26,29 @@ use crate::store::{StoreError, sql_error};
 
 const BOOT_ID: &str = "/proc/sys/kernel/random/boot_id";
 /// Rounds of marking before giving up; each waits for the holders of the moment.
-const MARK_TRIES_MAX: usize = 100;
+const MARK_TRIES_MAX: u32 = 100;
+/// The pause between rounds, so that processes opening together take turns.
+const MARK_RETRY_PAUSE: Duration = Duration::from_millis(10);
 
 /// This boot's id, if the system says.
 pub(crate) fn boot_id() -> Option<String> {
     fs::read_to_string(BOOT_ID).ok().map(|id| id.trim().to_string()).filter(|id| !id.is_empty())
+}
+
+/// How the index file is to be written, decided as it is opened.
+#[derive(Debug)]
+pub(crate) enum IndexSync {
+    /// Without fsync, marked open in this boot (this process holds the marker).
+    Unsynced(OpenMarker),
+    /// At `NORMAL`: no boot id to mark it with, or a marker this process may not write.
+    Synced,
+}
+
+/// What opening decided, and whether a torn file was removed first.
+#[derive(Debug)]
+pub(crate) struct Prepared {
+    pub(crate) sync: IndexSync,
+    pub(crate) removed: bool,
 }
 
 /// The marker of an index file held open by this process: a shared lock on it for as long
@@ -37,6 +57,7 @@ pub(crate) fn boot_id() -> Option<String> {
 pub(crate) struct OpenMarker {
     file: File,
     path: PathBuf,
+    index: PathBuf,
 }
 
 fn marker_path(index: &Path) -> PathBuf {
@@ -48,36 +69,67 @@ fn io_error(path: &Path, action: &'static str) -> impl Fn(std::io::Error) -> Sto
     move |error| StoreError::Sql { database: database.clone(), action, message: error.to_string() }
 }
 
-/// Before the index file at `index` is opened under boot `boot`: removes it if a machine
-/// stopped while it was open (its marker names another boot), and marks it open in this
-/// boot. Returns whether the file was removed, and the marker to hold while it is open.
-pub(crate) fn mark_open(index: &Path, boot: &str) -> Result<(bool, OpenMarker), StoreError> {
+/// The index file at `index` and what SQLite keeps beside it, each path with its suffix.
+fn index_files(index: &Path) -> impl Iterator<Item = PathBuf> + '_ {
+    ["", "-wal", "-shm"].into_iter().map(move |suffix| {
+        let mut name = index.as_os_str().to_owned();
+        name.push(suffix);
+        PathBuf::from(name)
+    })
+}
+
+/// Removes the index file and SQLite's files beside it; whether there was one.
+fn remove_index(index: &Path) -> Result<bool, StoreError> {
+    let mut removed = false;
+    for path in index_files(index) {
+        match fs::remove_file(&path) {
+            Ok(()) => removed = true,
+            Err(error) if error.kind() == std::io::ErrorKind::NotFound => {}
+            Err(error) => return Err(io_error(&path, "remove the index left torn")(error)),
+        }
+    }
+    Ok(removed)
+}
+
+/// Before the index file at `index` is opened under boot `boot` (none: unknown): removes it
+/// if a machine stopped while it was open (its marker names another boot) and decides how
+/// it is written.
+pub(crate) fn prepare(index: &Path, boot: Option<&str>) -> Result<Prepared, StoreError> {
     let path = marker_path(index);
-    let mut file = OpenOptions::new()
-        .read(true)
-        .write(true)
-        .create(true)
-        .truncate(false)
-        .mode(0o600)
-        .open(&path)
-        .map_err(io_error(&path, "open the index's marker"))?;
-    // Alone, this process reads the marker and acts on it. If another holds it, the other
-    // runs in this boot and has marked the file with it, unless it was closing: then the
-    // marker reads empty once it has, and this process marks it again.
+    let Some(boot) = boot else {
+        // Nothing to compare a marker with: one that names any boot may be a torn file's.
+        let marked = fs::read_to_string(&path).map(|text| !text.trim().is_empty());
+        let removed = match marked {
+            Ok(false) => false,
+            Err(error) if error.kind() == std::io::ErrorKind::NotFound => false,
+            Ok(true) | Err(_) => remove_index(index)?,
+        };
+        return Ok(Prepared { sync: IndexSync::Synced, removed });
+    };
     let mut removed = false;
     for _ in 0..MARK_TRIES_MAX {
+        let opened = OpenOptions::new().read(true).write(true).create(true).truncate(false).mode(0o600).open(&path);
+        let mut file = match opened {
+            Ok(file) => file,
+            Err(error) if error.kind() == std::io::ErrorKind::PermissionDenied => {
+                // Made by another user (a command run as root before the server). Unread, it
+                // may name a stopped machine's boot.
+                let readable = fs::read_to_string(&path).map(|text| text.trim().is_empty() || text.trim() == boot);
+                if !readable.unwrap_or(false) {
+                    removed |= remove_index(index)?;
+                }
+                tracing::warn!(marker = %path.display(), %error, "the access index is synced as it is written: its marker is not this process's to write");
+                return Ok(Prepared { sync: IndexSync::Synced, removed });
+            }
+            Err(error) => return Err(io_error(&path, "open the index's marker")(error)),
+        };
+        // Alone, this process reads the marker and acts on it. If another holds it, the other
+        // runs in this boot and has marked the file with it, unless it was closing: then the
+        // marker reads empty once it has, and this process marks it again.
         if file.try_lock().is_ok() {
             let previous = read_marker(&mut file, &path)?;
             if !previous.is_empty() && previous != boot {
-                for suffix in ["", "-wal", "-shm"] {
-                    let mut name = index.as_os_str().to_owned();
-                    name.push(suffix);
-                    match fs::remove_file(&name) {
-                        Ok(()) => removed = true,
-                        Err(error) if error.kind() == std::io::ErrorKind::NotFound => {}
-                        Err(error) => return Err(io_error(index, "remove the index left torn")(error)),
-                    }
-                }
+                removed |= remove_index(index)?;
             }
             if previous != boot {
                 write_marker(&mut file, &path, boot)?;
@@ -85,10 +137,14 @@ pub(crate) fn mark_open(index: &Path, boot: &str) -> Result<(bool, OpenMarker), 
             file.unlock().map_err(io_error(&path, "unlock the index's marker"))?;
         }
         file.lock_shared().map_err(io_error(&path, "lock the index's marker"))?;
-        if read_marker(&mut file, &path)? == boot {
-            return Ok((removed, OpenMarker { file, path }));
+        // The marker held must be the one at the path (not one removed or replaced since it
+        // was opened) and must name this boot.
+        if is_at(&file, &path) && read_marker(&mut file, &path)? == boot {
+            let marker = OpenMarker { file, path, index: index.to_path_buf() };
+            return Ok(Prepared { sync: IndexSync::Unsynced(marker), removed });
         }
-        file.unlock().map_err(io_error(&path, "unlock the index's marker"))?;
+        drop(file);
+        std::thread::sleep(MARK_RETRY_PAUSE);
     }
     // Only a process of another machine sharing this folder could keep it so.
     Err(StoreError::Sql {
@@ -96,6 +152,14 @@ pub(crate) fn mark_open(index: &Path, boot: &str) -> Result<(bool, OpenMarker), 
         action: "mark the index open",
         message: format!("{} stays marked by another boot while held open", path.display()),
     })
+}
+
+/// Whether `file` is the file now at `path`.
+fn is_at(file: &File, path: &Path) -> bool {
+    match (file.metadata(), fs::metadata(path)) {
+        (Ok(held), Ok(there)) => held.dev() == there.dev() && held.ino() == there.ino(),
+        _ => false,
+    }
 }
 
 fn read_marker(file: &mut File, path: &Path) -> Result<String, StoreError> {
@@ -118,19 +182,80 @@ fn write_marker(file: &mut File, path: &Path, boot: &str) -> Result<(), StoreErr
 }
 
 impl OpenMarker {
-    /// At close: if no other process has the file open, checkpoints it into the database
-    /// file with every sync (`FULL`) and clears the marker. Failing that, the marker stays,
-    /// which costs a rebuild only if the machine stops before this boot ends.
+    /// At close: if no other process has the file open, checkpoints the whole of it into the
+    /// database file, syncs that file and what SQLite keeps beside it, and clears the marker.
+    /// Failing any of it, the marker stays, which costs a rebuild only if the machine stops
+    /// before this boot ends.
     pub(crate) fn close(&mut self, connection: &Connection) {
-        if self.file.try_lock().is_err() {
-            return;
-        }
-        let durable = connection
-            .execute_batch("PRAGMA synchronous = FULL; PRAGMA wal_checkpoint(TRUNCATE);")
-            .map_err(sql_error(&self.path.display().to_string(), "checkpoint the index"));
-        let cleared = durable.and_then(|()| write_marker(&mut self.file, &self.path, ""));
-        if let Err(error) = cleared {
+        if let Err(error) = self.try_close(connection) {
             tracing::warn!(%error, "the access index stays marked open; a machine stop before the next boot rebuilds it");
+        }
+    }
+
+    fn try_close(&mut self, connection: &Connection) -> Result<(), StoreError> {
+        if self.file.try_lock().is_err() {
+            return Ok(());
+        }
+        let database = self.index.display().to_string();
+        let busy: i64 = connection
+            .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |row| row.get(0))
+            .map_err(sql_error(&database, "checkpoint the index"))?;
+        if busy != 0 {
+            return Err(StoreError::Sql {
+                database,
+                action: "checkpoint the index",
+                message: "another connection kept part of it in the write-ahead log".into(),
+            });
+        }
+        // SQLite syncs the database file only when the checkpoint copied something, and not
+        // at all at `OFF`: an earlier automatic checkpoint may have copied it all unsynced.
+        // The database file and its write-ahead log, that is (the shared-memory file is not data).
+        for path in index_files(&self.index).take(2) {
+            match File::open(&path).and_then(|file| file.sync_all()) {
+                Ok(()) => {}
+                Err(error) if error.kind() == std::io::ErrorKind::NotFound => {}
+                Err(error) => return Err(io_error(&path, "sync the index")(error)),
+            }
+        }
+        write_marker(&mut self.file, &self.path, "")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::panic)]
+
+    use super::*;
+
+    /// What opening does with each marker a past run may leave, with and without a boot id.
+    #[test]
+    fn a_marker_of_another_boot_or_of_none_known_costs_the_index_file() {
+        // (case, marker's content (None: no marker), boot, removed, written unsynced)
+        let cases = [
+            ("no marker, this boot", None, Some("b-1"), false, true),
+            ("closed cleanly", Some(""), Some("b-1"), false, true),
+            ("this boot: a process stopped", Some("b-1"), Some("b-1"), false, true),
+            ("another boot: the machine stopped", Some("b-0"), Some("b-1"), true, true),
+            ("no boot id, no marker", None, None, false, false),
+            ("no boot id, closed cleanly", Some(""), None, false, false),
+            ("no boot id, marked by some boot", Some("b-0"), None, true, false),
+        ];
+        for (case, marker, boot, removed, unsynced) in cases {
+            let dir = tempfile::tempdir().unwrap();
+            let index = dir.path().join("cordon-access.sqlite");
+            fs::write(&index, b"pages").unwrap();
+            fs::write(dir.path().join("cordon-access.sqlite-wal"), b"frames").unwrap();
+            if let Some(text) = marker {
+                fs::write(dir.path().join("cordon-access.open"), text).unwrap();
+            }
+            let prepared = prepare(&index, boot).unwrap();
+            assert_eq!(prepared.removed, removed, "{case}");
+            assert_eq!(index.exists(), !removed, "{case}");
+            assert_eq!(dir.path().join("cordon-access.sqlite-wal").exists(), !removed, "{case}");
+            assert_eq!(matches!(prepared.sync, IndexSync::Unsynced(_)), unsynced, "{case}");
+            if unsynced {
+                assert_eq!(fs::read_to_string(dir.path().join("cordon-access.open")).unwrap(), "b-1", "{case}");
+            }
         }
     }
 }

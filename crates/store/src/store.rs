@@ -276,23 +276,21 @@ impl Store {
         let index_path = index_path(path);
         let index_name = index_path.display().to_string();
         // Written without waiting for the disk, and rebuilt after a machine stop (index_file.rs).
-        let index_marker = match crate::index_file::boot_id() {
-            Some(boot) => {
-                let (removed, marker) = crate::index_file::mark_open(&index_path, &boot)?;
-                if removed {
-                    tracing::warn!(
-                        index = %index_name,
-                        "the machine stopped while the access index was open; it is written again from the ledger"
-                    );
-                }
+        let prepared = crate::index_file::prepare(&index_path, crate::index_file::boot_id().as_deref())?;
+        if prepared.removed {
+            tracing::warn!(
+                index = %index_name,
+                "the machine stopped while the access index was open; it is written again from the ledger"
+            );
+        }
+        let index = connect(&index_path)?;
+        let index_marker = match prepared.sync {
+            crate::index_file::IndexSync::Unsynced(marker) => {
+                index.execute_batch("PRAGMA synchronous = OFF;").map_err(sql_error(&index_name, "configure"))?;
                 Some(marker)
             }
-            None => None,
+            crate::index_file::IndexSync::Synced => None,
         };
-        let index = connect(&index_path)?;
-        if index_marker.is_some() {
-            index.execute_batch("PRAGMA synchronous = OFF;").map_err(sql_error(&index_name, "configure"))?;
-        }
         // The exposure index of ten million ledger entries is a few GB of B-trees written in
         // customer order as well as agent order; with the default cache, building it spent
         // most of its time re-reading pages it had just evicted.

@@ -914,4 +914,6 @@ fn the_index_marker_is_cleared_by_the_last_store_to_close() {
     assert!(!std::fs::read_to_string(&marker).unwrap().is_empty(), "still open in the second");
     drop(second);
     assert_eq!(std::fs::read_to_string(&marker).unwrap(), "");
+    let wal = dir.path().join("cordon-access.sqlite-wal");
+    assert!(std::fs::metadata(&wal).map_or(true, |wal| wal.len() == 0), "the whole index is in its file");
 }
