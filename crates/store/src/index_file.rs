@@ -11,8 +11,9 @@
 //! was opened in (Linux's `boot_id`); the last process to close it makes it durable and
 //! clears the marker. A store opened in another boot than the one its marker names removes
 //! the file, and the ledger follower writes it again from the start of the ledger.
-//! Without a boot id to compare (no `/proc`), or a marker this process may not write, the
-//! file is written at `NORMAL` as before; a marker it cannot read then costs the file.
+//! Without a boot id to compare (no `/proc`), the file is written at `NORMAL` as before, and
+//! a marker an earlier run left set (and no process holds now) costs the file once. A marker
+//! this process may not open (another user's) is an error that says what to do.
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{Read as _, Seek as _, SeekFrom, Write as _};
@@ -97,32 +98,27 @@ fn remove_index(index: &Path) -> Result<bool, StoreError> {
 pub(crate) fn prepare(index: &Path, boot: Option<&str>) -> Result<Prepared, StoreError> {
     let path = marker_path(index);
     let Some(boot) = boot else {
-        // Nothing to compare a marker with: one that names any boot may be a torn file's.
-        let marked = fs::read_to_string(&path).map(|text| !text.trim().is_empty());
-        let removed = match marked {
-            Ok(false) => false,
-            Err(error) if error.kind() == std::io::ErrorKind::NotFound => false,
-            Ok(true) | Err(_) => remove_index(index)?,
+        // Nothing to compare a marker with: one that names a boot may be a torn file's, unless
+        // a process holds it now (it is open in this boot, then). Once removed, the file is
+        // marked closed, so the next open does not remove it again.
+        let mut file = match OpenOptions::new().read(true).write(true).open(&path) {
+            Ok(file) => file,
+            Err(error) if error.kind() == std::io::ErrorKind::NotFound => {
+                return Ok(Prepared { sync: IndexSync::Synced, removed: false });
+            }
+            Err(error) => return Err(not_ours(&path, error)),
         };
+        let mut removed = false;
+        if file.try_lock().is_ok() && !read_marker(&mut file, &path)?.is_empty() {
+            removed = remove_index(index)?;
+            write_marker(&mut file, &path, "")?;
+        }
         return Ok(Prepared { sync: IndexSync::Synced, removed });
     };
     let mut removed = false;
     for _ in 0..MARK_TRIES_MAX {
         let opened = OpenOptions::new().read(true).write(true).create(true).truncate(false).mode(0o600).open(&path);
-        let mut file = match opened {
-            Ok(file) => file,
-            Err(error) if error.kind() == std::io::ErrorKind::PermissionDenied => {
-                // Made by another user (a command run as root before the server). Unread, it
-                // may name a stopped machine's boot.
-                let readable = fs::read_to_string(&path).map(|text| text.trim().is_empty() || text.trim() == boot);
-                if !readable.unwrap_or(false) {
-                    removed |= remove_index(index)?;
-                }
-                tracing::warn!(marker = %path.display(), %error, "the access index is synced as it is written: its marker is not this process's to write");
-                return Ok(Prepared { sync: IndexSync::Synced, removed });
-            }
-            Err(error) => return Err(io_error(&path, "open the index's marker")(error)),
-        };
+        let mut file = opened.map_err(|error| not_ours(&path, error))?;
         // Alone, this process reads the marker and acts on it. If another holds it, the other
         // runs in this boot and has marked the file with it, unless it was closing: then the
         // marker reads empty once it has, and this process marks it again.
@@ -154,6 +150,19 @@ pub(crate) fn prepare(index: &Path, boot: Option<&str>) -> Result<Prepared, Stor
     })
 }
 
+/// The marker could not be opened: most often made by another user (a command run as root
+/// before the server), which this process may not read or write.
+fn not_ours(path: &Path, error: std::io::Error) -> StoreError {
+    StoreError::Sql {
+        database: path.display().to_string(),
+        action: "open the index's marker",
+        message: format!(
+            "{error} (it and the index file beside it must belong to the user cordon runs as: chown them, or remove \
+             both for the ledger to write the index again)"
+        ),
+    }
+}
+
 /// Whether `file` is the file now at `path`.
 fn is_at(file: &File, path: &Path) -> bool {
     match (file.metadata(), fs::metadata(path)) {
@@ -182,17 +191,19 @@ fn write_marker(file: &mut File, path: &Path, boot: &str) -> Result<(), StoreErr
 }
 
 impl OpenMarker {
-    /// At close: if no other process has the file open, checkpoints the whole of it into the
-    /// database file, syncs that file and what SQLite keeps beside it, and clears the marker.
-    /// Failing any of it, the marker stays, which costs a rebuild only if the machine stops
-    /// before this boot ends.
-    pub(crate) fn close(&mut self, connection: &Connection) {
+    /// At close, given the index's connection: if no other process has the file open,
+    /// checkpoints the whole of it into the database file, closes the connection, syncs the
+    /// database file and its log, and clears the marker. Failing any of it, the marker stays,
+    /// which costs a rebuild only if the machine stops before this boot ends.
+    pub(crate) fn close(&mut self, connection: Connection) {
         if let Err(error) = self.try_close(connection) {
             tracing::warn!(%error, "the access index stays marked open; a machine stop before the next boot rebuilds it");
         }
     }
 
-    fn try_close(&mut self, connection: &Connection) -> Result<(), StoreError> {
+    fn try_close(&mut self, connection: Connection) -> Result<(), StoreError> {
+        // Fails if another process holds the marker (and, on Linux, gives up this one's
+        // shared hold: harmless, nothing is written after this).
         if self.file.try_lock().is_err() {
             return Ok(());
         }
@@ -207,14 +218,22 @@ impl OpenMarker {
                 message: "another connection kept part of it in the write-ahead log".into(),
             });
         }
-        // SQLite syncs the database file only when the checkpoint copied something, and not
-        // at all at `OFF`: an earlier automatic checkpoint may have copied it all unsynced.
-        // The database file and its write-ahead log, that is (the shared-memory file is not data).
-        for path in index_files(&self.index).take(2) {
-            match File::open(&path).and_then(|file| file.sync_all()) {
+        // Closed before its files are opened again to sync them: closing a second handle on
+        // a file drops the process's locks on it, SQLite's included.
+        connection.close().map_err(|(_, error)| sql_error(&database, "close the index")(error))?;
+        // SQLite syncs the database file only when a checkpoint copied something, and not at
+        // all at `OFF`: an earlier automatic checkpoint may have copied it all unsynced. The
+        // database file must be there (a folder moved away while open is not synced here);
+        // its log may be gone, removed by SQLite at the close.
+        let mut files = index_files(&self.index);
+        if let Some(file) = files.next() {
+            File::open(&file).and_then(|file| file.sync_all()).map_err(io_error(&file, "sync the index"))?;
+        }
+        if let Some(log) = files.next() {
+            match File::open(&log).and_then(|file| file.sync_all()) {
                 Ok(()) => {}
                 Err(error) if error.kind() == std::io::ErrorKind::NotFound => {}
-                Err(error) => return Err(io_error(&path, "sync the index")(error)),
+                Err(error) => return Err(io_error(&log, "sync the index's log")(error)),
             }
         }
         write_marker(&mut self.file, &self.path, "")
@@ -253,9 +272,29 @@ mod tests {
             assert_eq!(index.exists(), !removed, "{case}");
             assert_eq!(dir.path().join("cordon-access.sqlite-wal").exists(), !removed, "{case}");
             assert_eq!(matches!(prepared.sync, IndexSync::Unsynced(_)), unsynced, "{case}");
-            if unsynced {
-                assert_eq!(fs::read_to_string(dir.path().join("cordon-access.open")).unwrap(), "b-1", "{case}");
+            let marked = fs::read_to_string(dir.path().join("cordon-access.open")).ok();
+            match (unsynced, marker) {
+                (true, _) => assert_eq!(marked.as_deref(), Some("b-1"), "{case}"),
+                // Without a boot id a removed file is marked closed, so it is removed once.
+                (false, Some(_)) => assert_eq!(marked.as_deref(), Some(""), "{case}"),
+                (false, None) => assert_eq!(marked, None, "{case}"),
             }
         }
+    }
+
+    /// Without a boot id, a marker another process holds is a file open in this boot: kept.
+    #[test]
+    fn without_a_boot_id_a_marker_held_open_keeps_the_index_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let index = dir.path().join("cordon-access.sqlite");
+        fs::write(&index, b"pages").unwrap();
+        let marker = dir.path().join("cordon-access.open");
+        fs::write(&marker, "b-0").unwrap();
+        let holder = File::open(&marker).unwrap();
+        holder.lock_shared().unwrap();
+        let prepared = prepare(&index, None).unwrap();
+        assert!(!prepared.removed && index.exists(), "kept while held");
+        drop(holder);
+        assert!(prepare(&index, None).unwrap().removed, "removed once no one holds it");
     }
 }

@@ -210,9 +210,17 @@ pub struct Store {
 }
 
 impl Drop for Store {
+    /// The last store to close the index file makes it durable and clears its marker
+    /// (index_file.rs); it closes the index's connection to do so. The marker's lock is held
+    /// until the field drops, after this.
     fn drop(&mut self) {
         let Some(marker) = &mut self.index_marker else { return };
-        if let Conn::Sqlite(connection) = self.index.get_mut().unwrap_or_else(PoisonError::into_inner) {
+        let index = self.index.get_mut().unwrap_or_else(PoisonError::into_inner);
+        if !matches!(index, Conn::Sqlite(_)) {
+            return;
+        }
+        let Ok(placeholder) = Connection::open_in_memory() else { return };
+        if let Conn::Sqlite(connection) = std::mem::replace(index, Conn::Sqlite(placeholder)) {
             marker.close(connection);
         }
     }
