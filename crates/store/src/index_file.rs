@@ -23,7 +23,7 @@ use std::time::Duration;
 
 use rusqlite::Connection;
 
-use crate::store::{StoreError, sql_error};
+use crate::store::{StoreError, io_error, sql_error};
 
 const BOOT_ID: &str = "/proc/sys/kernel/random/boot_id";
 /// Rounds of marking before giving up; each waits for the holders of the moment.
@@ -36,19 +36,11 @@ pub(crate) fn boot_id() -> Option<String> {
     fs::read_to_string(BOOT_ID).ok().map(|id| id.trim().to_string()).filter(|id| !id.is_empty())
 }
 
-/// How the index file is to be written, decided as it is opened.
-#[derive(Debug)]
-pub(crate) enum IndexSync {
-    /// Without fsync, marked open in this boot (this process holds the marker).
-    Unsynced(OpenMarker),
-    /// At `NORMAL`: no boot id to mark it with, or a marker this process may not write.
-    Synced,
-}
-
-/// What opening decided, and whether a torn file was removed first.
+/// What opening decided: the marker this process holds while the file is written without
+/// fsync (none: written at `NORMAL`), and whether a torn file was removed first.
 #[derive(Debug)]
 pub(crate) struct Prepared {
-    pub(crate) sync: IndexSync,
+    pub(crate) marker: Option<OpenMarker>,
     pub(crate) removed: bool,
 }
 
@@ -63,11 +55,6 @@ pub(crate) struct OpenMarker {
 
 fn marker_path(index: &Path) -> PathBuf {
     index.with_extension("open")
-}
-
-fn io_error(path: &Path, action: &'static str) -> impl Fn(std::io::Error) -> StoreError {
-    let database = path.display().to_string();
-    move |error| StoreError::Sql { database: database.clone(), action, message: error.to_string() }
 }
 
 /// The index file at `index` and what SQLite keeps beside it, each path with its suffix.
@@ -104,7 +91,7 @@ pub(crate) fn prepare(index: &Path, boot: Option<&str>) -> Result<Prepared, Stor
         let mut file = match OpenOptions::new().read(true).write(true).open(&path) {
             Ok(file) => file,
             Err(error) if error.kind() == std::io::ErrorKind::NotFound => {
-                return Ok(Prepared { sync: IndexSync::Synced, removed: false });
+                return Ok(Prepared { marker: None, removed: false });
             }
             Err(error) => return Err(not_ours(&path, error)),
         };
@@ -113,7 +100,7 @@ pub(crate) fn prepare(index: &Path, boot: Option<&str>) -> Result<Prepared, Stor
             removed = remove_index(index)?;
             write_marker(&mut file, &path, "")?;
         }
-        return Ok(Prepared { sync: IndexSync::Synced, removed });
+        return Ok(Prepared { marker: None, removed });
     };
     let mut removed = false;
     for _ in 0..MARK_TRIES_MAX {
@@ -137,7 +124,7 @@ pub(crate) fn prepare(index: &Path, boot: Option<&str>) -> Result<Prepared, Stor
         // was opened) and must name this boot.
         if is_at(&file, &path) && read_marker(&mut file, &path)? == boot {
             let marker = OpenMarker { file, path, index: index.to_path_buf() };
-            return Ok(Prepared { sync: IndexSync::Unsynced(marker), removed });
+            return Ok(Prepared { marker: Some(marker), removed });
         }
         drop(file);
         std::thread::sleep(MARK_RETRY_PAUSE);
@@ -225,15 +212,12 @@ impl OpenMarker {
         // all at `OFF`: an earlier automatic checkpoint may have copied it all unsynced. The
         // database file must be there (a folder moved away while open is not synced here);
         // its log may be gone, removed by SQLite at the close.
-        let mut files = index_files(&self.index);
-        if let Some(file) = files.next() {
-            File::open(&file).and_then(|file| file.sync_all()).map_err(io_error(&file, "sync the index"))?;
-        }
-        if let Some(log) = files.next() {
-            match File::open(&log).and_then(|file| file.sync_all()) {
-                Ok(()) => {}
-                Err(error) if error.kind() == std::io::ErrorKind::NotFound => {}
-                Err(error) => return Err(io_error(&log, "sync the index's log")(error)),
+        for (file, must_be_there) in index_files(&self.index).zip([true, false]) {
+            match File::open(&file).and_then(|file| file.sync_all()) {
+                Err(error) if must_be_there || error.kind() != std::io::ErrorKind::NotFound => {
+                    return Err(io_error(&file, "sync the index")(error));
+                }
+                _ => {}
             }
         }
         write_marker(&mut self.file, &self.path, "")
@@ -271,7 +255,7 @@ mod tests {
             assert_eq!(prepared.removed, removed, "{case}");
             assert_eq!(index.exists(), !removed, "{case}");
             assert_eq!(dir.path().join("cordon-access.sqlite-wal").exists(), !removed, "{case}");
-            assert_eq!(matches!(prepared.sync, IndexSync::Unsynced(_)), unsynced, "{case}");
+            assert_eq!(prepared.marker.is_some(), unsynced, "{case}");
             let marked = fs::read_to_string(dir.path().join("cordon-access.open")).ok();
             match (unsynced, marker) {
                 (true, _) => assert_eq!(marked.as_deref(), Some("b-1"), "{case}"),

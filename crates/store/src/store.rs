@@ -93,16 +93,8 @@ impl StoreSnapshot {
     pub fn copy_to(self, to: &Path) -> Result<(), StoreError> {
         use std::os::unix::fs::OpenOptionsExt as _;
         let database = to.display().to_string();
-        let failed = |action: &'static str| {
-            let database = database.clone();
-            move |error: std::io::Error| StoreError::Sql {
-                database: database.clone(),
-                action,
-                message: error.to_string(),
-            }
-        };
         // Created here, owner-only, so the copy is never readable by anyone else, even briefly.
-        std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(to).map_err(failed("create"))?;
+        std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(to).map_err(io_error(to, "create"))?;
         let mut copy = Connection::open(to).map_err(sql_error(&database, "open the copy"))?;
         {
             let backup = rusqlite::backup::Backup::new(&self.connection, &mut copy)
@@ -121,7 +113,7 @@ impl StoreSnapshot {
         }
         copy.execute_batch("PRAGMA journal_mode = DELETE;").map_err(sql_error(&database, "settle the copy"))?;
         drop(copy);
-        std::fs::File::open(to).and_then(|file| file.sync_all()).map_err(failed("sync"))
+        std::fs::File::open(to).and_then(|file| file.sync_all()).map_err(io_error(to, "sync"))
     }
 }
 
@@ -215,14 +207,9 @@ impl Drop for Store {
     /// until the field drops, after this.
     fn drop(&mut self) {
         let Some(marker) = &mut self.index_marker else { return };
-        let index = self.index.get_mut().unwrap_or_else(PoisonError::into_inner);
-        if !matches!(index, Conn::Sqlite(_)) {
-            return;
-        }
+        let Conn::Sqlite(connection) = self.index.get_mut().unwrap_or_else(PoisonError::into_inner) else { return };
         let Ok(placeholder) = Connection::open_in_memory() else { return };
-        if let Conn::Sqlite(connection) = std::mem::replace(index, Conn::Sqlite(placeholder)) {
-            marker.close(connection);
-        }
+        marker.close(std::mem::replace(connection, placeholder));
     }
 }
 
@@ -292,13 +279,9 @@ impl Store {
             );
         }
         let index = connect(&index_path)?;
-        let index_marker = match prepared.sync {
-            crate::index_file::IndexSync::Unsynced(marker) => {
-                index.execute_batch("PRAGMA synchronous = OFF;").map_err(sql_error(&index_name, "configure"))?;
-                Some(marker)
-            }
-            crate::index_file::IndexSync::Synced => None,
-        };
+        if prepared.marker.is_some() {
+            index.execute_batch("PRAGMA synchronous = OFF;").map_err(sql_error(&index_name, "configure"))?;
+        }
         // The exposure index of ten million ledger entries is a few GB of B-trees written in
         // customer order as well as agent order; with the default cache, building it spent
         // most of its time re-reading pages it had just evicted.
@@ -315,7 +298,7 @@ impl Store {
             readers,
             next_reader: AtomicUsize::new(0),
             index: Mutex::new(Conn::Sqlite(index)),
-            index_marker,
+            index_marker: prepared.marker,
         })
     }
 
@@ -1811,6 +1794,12 @@ fn connect(path: &Path) -> Result<Connection, StoreError> {
         .map_err(sql_error(&database, "configure"))?;
     connection.set_prepared_statement_cache_capacity(64);
     Ok(connection)
+}
+
+/// A file error, with what was being done and the file's name.
+pub(crate) fn io_error(path: &Path, action: &'static str) -> impl Fn(std::io::Error) -> StoreError {
+    let database = path.display().to_string();
+    move |error| StoreError::Sql { database: database.clone(), action, message: error.to_string() }
 }
 
 /// A rusqlite error, with what was being done and the database's name.

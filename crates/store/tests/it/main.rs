@@ -843,6 +843,22 @@ fn a_store_from_before_ticket_provenance_opens_with_its_tickets() {
     assert_eq!((ticket.opened_by, ticket.assigned_by, ticket.updated_at), (None, None, 6));
 }
 
+/// The ledger's first entry as the access index keeps it: a reveal of `c-1`'s email.
+fn first_reveal() -> AccessEvent {
+    AccessEvent {
+        ledger_index: 0,
+        time: 1000,
+        agent_id: "a-1".into(),
+        customer_id: Some("c-1".into()),
+        ticket_id: None,
+        action: "reveal".into(),
+        fields: vec!["email".into()],
+        allowed: true,
+        policies: vec![],
+        request_id: "r-0".into(),
+    }
+}
+
 /// Regression: the index file is written without fsync (its checkpoints' syncs stalled the
 /// ledger's on the same disk), so a machine that stops while it is open may leave it torn.
 /// Each case leaves the marker as a past run would have, reopens, and checks whether the
@@ -862,21 +878,9 @@ fn an_index_left_open_when_the_machine_stopped_is_written_again_from_the_ledger(
     for (case, marker, kept) in cases {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("cordon.sqlite");
-        let event = AccessEvent {
-            ledger_index: 0,
-            time: 1000,
-            agent_id: "a-1".into(),
-            customer_id: Some("c-1".into()),
-            ticket_id: None,
-            action: "reveal".into(),
-            fields: vec!["email".into()],
-            allowed: true,
-            policies: vec![],
-            request_id: "r-0".into(),
-        };
         {
             let store = Store::open(&path).unwrap();
-            store.add_access_events(&[event], 1).unwrap();
+            store.add_access_events(&[first_reveal()], 1).unwrap();
             assert_eq!(
                 std::fs::read_to_string(dir.path().join("cordon-access.open")).unwrap(),
                 boot,
@@ -924,19 +928,7 @@ fn a_close_whose_checkpoint_is_kept_from_finishing_leaves_the_index_marked() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("cordon.sqlite");
     let store = Store::open(&path).unwrap();
-    let event = AccessEvent {
-        ledger_index: 0,
-        time: 1000,
-        agent_id: "a-1".into(),
-        customer_id: Some("c-1".into()),
-        ticket_id: None,
-        action: "reveal".into(),
-        fields: vec!["email".into()],
-        allowed: true,
-        policies: vec![],
-        request_id: "r-0".into(),
-    };
-    store.add_access_events(&[event], 1).unwrap();
+    store.add_access_events(&[first_reveal()], 1).unwrap();
     let reader = rusqlite::Connection::open(dir.path().join("cordon-access.sqlite")).unwrap();
     reader.execute_batch("BEGIN; SELECT count(*) FROM access_events;").unwrap();
     drop(store);
