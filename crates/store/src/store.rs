@@ -94,7 +94,12 @@ impl StoreSnapshot {
         use std::os::unix::fs::OpenOptionsExt as _;
         let database = to.display().to_string();
         // Created here, owner-only, so the copy is never readable by anyone else, even briefly.
-        std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(to).map_err(io_error(to, "create"))?;
+        std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(to)
+            .map_err(io_error(to, "create"))?;
         let mut copy = Connection::open(to).map_err(sql_error(&database, "open the copy"))?;
         {
             let backup = rusqlite::backup::Backup::new(&self.connection, &mut copy)
