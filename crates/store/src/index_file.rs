@@ -28,6 +28,8 @@ use crate::store::{StoreError, io_error, sql_error};
 const BOOT_ID: &str = "/proc/sys/kernel/random/boot_id";
 /// Rounds of marking before giving up; each waits for the holders of the moment.
 const MARK_TRIES_MAX: u32 = 100;
+/// Bytes of a marker read: a boot id with room to spare.
+const MARKER_READ_MAX: usize = 256;
 /// The pause between rounds, so that processes opening together take turns.
 const MARK_RETRY_PAUSE: Duration = Duration::from_millis(10);
 
@@ -158,11 +160,14 @@ fn is_at(file: &File, path: &Path) -> bool {
     }
 }
 
+/// The marker's first bytes, as text: a boot id is 36 characters, so anything longer, or not
+/// text, names no boot this machine had (a damaged or planted marker costs the file, never
+/// the open).
 fn read_marker(file: &mut File, path: &Path) -> Result<String, StoreError> {
-    let mut text = String::new();
+    let mut bytes = Vec::with_capacity(MARKER_READ_MAX);
     file.seek(SeekFrom::Start(0)).map_err(io_error(path, "read the index's marker"))?;
-    file.read_to_string(&mut text).map_err(io_error(path, "read the index's marker"))?;
-    Ok(text.trim().to_string())
+    file.take(MARKER_READ_MAX as u64).read_to_end(&mut bytes).map_err(io_error(path, "read the index's marker"))?;
+    Ok(String::from_utf8_lossy(&bytes).trim().to_string())
 }
 
 /// Replaces the marker's content with `boot` (empty: closed), durably, with its folder.
@@ -234,14 +239,19 @@ mod tests {
     #[test]
     fn a_marker_of_another_boot_or_of_none_known_costs_the_index_file() {
         // (case, marker's content (None: no marker), boot, removed, written unsynced)
-        let cases = [
+        let huge = vec![0xff_u8; 1 << 20];
+        type Case<'a> = (&'a str, Option<&'a [u8]>, Option<&'a str>, bool, bool);
+        let cases: [Case; 10] = [
             ("no marker, this boot", None, Some("b-1"), false, true),
-            ("closed cleanly", Some(""), Some("b-1"), false, true),
-            ("this boot: a process stopped", Some("b-1"), Some("b-1"), false, true),
-            ("another boot: the machine stopped", Some("b-0"), Some("b-1"), true, true),
+            ("closed cleanly", Some(b""), Some("b-1"), false, true),
+            ("this boot: a process stopped", Some(b"b-1"), Some("b-1"), false, true),
+            ("another boot: the machine stopped", Some(b"b-0"), Some("b-1"), true, true),
+            ("not text: damaged or planted", Some(&[0xff, 0xfe, 0x00, 0x1b, b'\n']), Some("b-1"), true, true),
+            ("a megabyte of junk", Some(&huge), Some("b-1"), true, true),
+            ("this boot with control characters after it", Some(b"b-1\x00\x1b[2J"), Some("b-1"), true, true),
             ("no boot id, no marker", None, None, false, false),
-            ("no boot id, closed cleanly", Some(""), None, false, false),
-            ("no boot id, marked by some boot", Some("b-0"), None, true, false),
+            ("no boot id, closed cleanly", Some(b""), None, false, false),
+            ("no boot id, marked by some boot", Some(b"b-0"), None, true, false),
         ];
         for (case, marker, boot, removed, unsynced) in cases {
             let dir = tempfile::tempdir().unwrap();

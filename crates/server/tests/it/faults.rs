@@ -183,6 +183,32 @@ async fn access_history_lost_to_a_crash_is_read_back_from_the_ledger() {
     harness.restart_and_verify().await;
 }
 
+/// The index file is written without fsync and marked with the boot it is open in. A marker
+/// of another boot, or damaged or planted (not text, a megabyte, control characters), costs
+/// the index, never the start: the server opens, the history equals the ledger again, it
+/// serves, and it restarts and verifies.
+#[tokio::test]
+async fn an_index_marked_by_another_boot_or_damaged_is_read_back_from_the_ledger() {
+    let cases: [(&str, Vec<u8>); 4] = [
+        ("another boot", b"0b0e0000-0000-4000-8000-000000000000".to_vec()),
+        ("not text", vec![0xff, 0xfe, 0x00, 0x1b]),
+        ("a megabyte", vec![b'x'; 1 << 20]),
+        ("control characters", b"\x1b[2J\r\n\x00\x07".to_vec()),
+    ];
+    for (case, marker) in cases {
+        let harness = Harness::embedded();
+        harness.put_assigned_ticket().await;
+        assert_eq!(reveal(&harness, &harness.agent_token("agt-1")).await.0, StatusCode::OK, "{case}");
+        let before = history_in_ledger(&harness, "cus-1");
+        assert_eq!(before.len(), 1, "{case}: {before:?}");
+        let harness = reopen_after(harness, |data| std::fs::write(data.join("cordon-access.open"), &marker).unwrap());
+        assert_eq!(as_rows(&history(&harness, "cus-1").await), before, "{case}: the history equals the ledger");
+        assert_eq!(reveal(&harness, &harness.agent_token("agt-1")).await.0, StatusCode::OK, "{case}: it serves");
+        assert_eq!(as_rows(&history(&harness, "cus-1").await), history_in_ledger(&harness, "cus-1"), "{case}");
+        harness.restart_and_verify().await;
+    }
+}
+
 /// Regression: with the store's disk full, a suspension answered 500 but was in the signed
 /// ledger, and the agent went on revealing, even after a restart; a ticket change behaved
 /// the same. A recorded status change is in force from the next request whatever the
