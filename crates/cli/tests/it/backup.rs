@@ -286,8 +286,10 @@ fn key_forms(text: &str) -> Vec<Vec<u8>> {
     if text.len() == 64 && text.bytes().all(|byte| byte.is_ascii_hexdigit()) {
         forms.push((0..32).map(|at| u8::from_str_radix(&text[2 * at..2 * at + 2], 16).unwrap()).collect());
     }
-    // The ledger's signing key: `PRIVATE+KEY+<name>+<id>+<base64>`; its base64 part too.
-    if let Some(encoded) = text.rsplit('+').next().filter(|_| text.starts_with("PRIVATE+KEY+")) {
+    // The ledger's signing key: `PRIVATE+KEY+<name>+<id>+<base64>`; its base64 part too,
+    // whole: base64 has `+` of its own, and the text after its last one (a few characters)
+    // was found by chance in the backup's random bytes.
+    if let Some(encoded) = text.splitn(5, '+').nth(4).filter(|_| text.starts_with("PRIVATE+KEY+")) {
         forms.push(encoded.as_bytes().to_vec());
     }
     forms
